@@ -1,0 +1,1959 @@
+/*
+ * http.c: kvstore's HTTP/1.1 server. One thread runs one poll() loop over the
+ * listening socket, a self-pipe (http_wake, http_stop), the fds the program
+ * watches (http_watch) and every client connection. Connections live in a
+ * table indexed by fd; each owns an input buffer (the request being parsed,
+ * its body, and pipelined bytes after it) and an output buffer (responses
+ * queued in order, written with one send() per loop pass). The parser
+ * (http_parse, http_dechunk) is pure and is what tests/http_test.c drives.
+ * The module never knows what a key is: the program's handler answers each
+ * request, at once or later (deferred) through the request's id.
+ */
+
+/*
+ * The accepted subset of HTTP/1.1 (RFC 9112; RFC 9110 for semantics).
+ *
+ *   request   = *( CRLF ) request-line *( field-line ) CRLF [ body ]
+ *   request-line = method SP request-target SP "HTTP/1." DIGIT CRLF
+ *
+ * - Empty lines before the request line are skipped (9112 2.2). A line may
+ *   end in CRLF or a lone LF (2.2 allows LF); a CR not followed by LF is
+ *   refused (400) everywhere, in the head and in chunk lines.
+ * - The method is a token (9110 5.6.2). The target is origin-form ("/..."),
+ *   asterisk-form ("*", reported as path "*"), or absolute-form
+ *   ("http://host/path", 9112 3.2.2), of which only the path and query are
+ *   kept. Authority-form (CONNECT) is refused. Target bytes are visible ASCII
+ *   or obs-text (0x80-0xff, passed through as is); anything else is 400.
+ *   Targets over MAX_TARGET_BYTES (8 KiB; 9112 3 asks for at least 8000)
+ *   get 414.
+ * - The version is "HTTP/1." and one digit; a higher minor is served as
+ *   1.1 (9110 2.5). Another well-formed major gets 505; anything else 400.
+ * - Field lines are token ":" OWS value OWS (9112 5). Whitespace before the
+ *   colon (5.1), a line starting with SP or HT (obs-fold, 5.2, and the
+ *   whitespace after the start line that 2.2 warns of), an empty name, and
+ *   a NUL, CTL or DEL in the head (HT is allowed in values) get 400. Values
+ *   may carry obs-text. At most HTTP_MAX_HEADERS fields and
+ *   MAX_HEAD_BYTES (16 KiB, counting leading empty lines and the final
+ *   CRLF) for the whole head; beyond either, 431 (RFC 6585 5).
+ * - HTTP/1.1 needs exactly one Host (9112 3.2); two Hosts get 400 on any
+ *   version. The Host value itself is not checked.
+ * - Framing (9112 6): Content-Length is digits only, at most INT64_MAX; a
+ *   list or repeated field of equal values ("1, 1") is taken as one value
+ *   (9110 8.6), differing values are 400. Transfer-Encoding must be exactly
+ *   "chunked" (case-insensitive); another coding is 501, chunked twice is
+ *   400, an empty value is 400, and so is Transfer-Encoding in an HTTP/1.0
+ *   request (9112 6.1 calls that framing faulty). Both Content-Length and
+ *   Transfer-Encoding: 400 (6.3 allows rejecting; it is how smuggling
+ *   starts). Neither: no body.
+ * - Chunked bodies (9112 7.1): 1 to 16 hex digits, no leading whitespace,
+ *   optional BWS and extensions (ignored, each line at most MAX_CHUNK_LINE),
+ *   data, CRLF; trailer fields are read and discarded (MAX_HEAD_BYTES in
+ *   all).
+ * - Connection: "close" ends the connection after the response; HTTP/1.0
+ *   persists only with "keep-alive", echoed back (9112 9.3). Expect:
+ *   "100-continue" on 1.1 gets an interim 100 when the body has not arrived
+ *   yet; another expectation is 417; on 1.0 expectations are ignored (9110
+ *   10.1.1).
+ * - A body over max_body gets 413: at once from Content-Length, or while
+ *   decoding chunks. After any error answered here (400, 408, 413, 414,
+ *   417, 431, 501, 503, 505) the response says Connection: close and the
+ *   connection closes gracefully: send, shutdown(SHUT_WR), read and discard
+ *   for up to LINGER_MS, close (9112 9.6), so that the client reads the
+ *   error instead of a reset.
+ * - Responses are HTTP/1.1 with Date, Server, and Content-Length (none for
+ *   204 and 304), or chunked from http_stream (to a 1.0 client: no length,
+ *   then close). HEAD gets the head GET would get. Pipelined requests are
+ *   answered in order (9112 9.3.2): the next is parsed only once the
+ *   previous reply is fully queued.
+ * - Timeouts (9112 9.5): the whole head must arrive within
+ *   header_timeout_ms of its first byte (408; slowloris), body bytes within
+ *   body_timeout_ms of each other (408), the next request within
+ *   idle_timeout_ms (silent close), and a client must accept some output
+ *   every idle_timeout_ms.
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http.h"
+
+#define MAX_HEAD_BYTES	16384	/* whole head; nginx's 4 x 8k; Node's 16k */
+#define MAX_TARGET_BYTES 8192	/* 9112 3: support at least 8000 */
+#define MAX_CHUNK_DIGITS 16	/* 16 hex digits fill a uint64_t */
+#define MAX_CHUNK_LINE	4096	/* a size line with its extensions */
+#define IN_INIT		4096	/* most heads fit; grows to the state's limit */
+#define IN_SLACK	4096	/* room to read pipelined bytes with a body */
+#define IN_KEEP		65536	/* shrink a buffer above this once idle */
+#define OUT_HIGH	(256 * 1024)	/* stop reading with this much queued */
+#define STREAM_LOW	(64 * 1024)	/* refill a stream below this */
+#define STREAM_PIECE	16384	/* one producer call, one chunk */
+#define CHUNK_HDR	18	/* 16 hex digits + CRLF */
+#define LINGER_MS	2000	/* discard input this long after our FIN */
+#define TICK_MS		10	/* cfg->tick cadence and timer resolution */
+#define PAUSE_MS	100	/* listener rest after EMFILE/ENFILE */
+#define WARN_EVERY_MS	1000	/* accept errors come in floods */
+#define ACCEPT_BATCH	64	/* accepts per pass, so reads are not starved */
+#define LISTEN_BACKLOG	511	/* Redis's, nginx's; Linux caps: somaxconn */
+#define MAX_WATCHES	16
+
+/* Defaults for zero fields of struct http_config. */
+#define DEF_MAX_CONNS	1024
+#define DEF_MAX_BODY	(1024 * 1024)
+#define DEF_HEADER_MS	10000
+#define DEF_BODY_MS	30000
+#define DEF_IDLE_MS	60000
+#define DEF_DRAIN_MS	10000
+
+enum state {
+	S_HEAD,		/* reading or parsing a request head */
+	S_BODY,		/* reading the body of c_req */
+	S_WAIT,		/* the handler has the request; no reply yet */
+	S_STREAM,	/* http_stream's producer is filling c_out */
+	S_CLOSING,	/* no more requests: flush c_out, then half-close */
+	S_LINGER,	/* half-closed: discard input until EOF or LINGER_MS */
+	S_DEAD		/* to be closed by the loop (c_why says why) */
+};
+
+enum chunk_phase {
+	CH_SIZE,	/* zeroed state starts here */
+	CH_SIZE_WS,	/* BWS after the size, before ';' */
+	CH_EXT,
+	CH_SIZE_LF,
+	CH_DATA,
+	CH_DATA_CR,
+	CH_DATA_LF,
+	CH_TRAILER,
+	CH_TRAILER_LF,
+	CH_DONE
+};
+
+struct conn {
+	int		 c_fd;
+	enum state	 c_state;
+	uint32_t	 c_gen;		/* of the request in S_WAIT; in r.id */
+	int		 c_live;	/* counted against max_conns */
+	const char	*c_why;		/* close reason, once decided */
+
+	char		*c_in;
+	size_t		 c_incap;
+	size_t		 c_inoff;	/* start of the current request */
+	size_t		 c_inlen;	/* end of the bytes read */
+	int		 c_rdeof;
+
+	char		*c_out;
+	size_t		 c_outcap;
+	size_t		 c_outoff;	/* first byte not yet sent */
+	size_t		 c_outlen;
+
+	struct http_request c_req;
+	size_t		 c_headlen;
+	size_t		 c_reqlen;	/* head + body bytes, from c_inoff */
+	size_t		 c_bodylen;	/* decoded so far (chunked) */
+	struct http_chunk_state c_chunk;
+	int		 c_minor;
+	int		 c_head_only;	/* a HEAD request: no body in replies */
+	int		 c_keepalive;
+	int		 c_more;	/* input may hold a request to parse */
+	int		 c_served;	/* requests answered so far */
+
+	http_producer	*c_fn;
+	void		*c_fnarg;
+	int		 c_chunked;	/* stream framing; else close at end */
+
+	int64_t		 c_t_head;	/* first byte of this head, or -1 */
+	int64_t		 c_t_read;	/* last body bytes */
+	int64_t		 c_t_idle;	/* last request finished */
+	int64_t		 c_t_write;	/* last output progress */
+	int64_t		 c_t_linger;
+};
+
+struct watch {
+	int		 w_fd;
+	void		(*w_fn)(void *);
+	void		*w_arg;
+};
+
+static void	 accept_conns(void);
+static void	 begin_close(struct conn *, const char *);
+static int	 ci_eq(const char *, size_t, const char *);
+static struct conn *conn_by_id(uint64_t);
+static void	 conn_close(struct conn *, const char *);
+static void	 conn_open(int);
+static void	 dispatch(struct conn *);
+static void	 drain_start(void);
+static void	 fill_stream(struct conn *);
+static void	 finish_request(struct conn *);
+static void	 flush_out(struct conn *);
+static int	 hexval(int);
+static int	 in_room(struct conn *);
+static size_t	 in_limit(const struct conn *);
+static int	 is_tchar(int);
+static int	 next_token(const char **, const char *, const char **,
+		    size_t *);
+static void	 make_date(time_t);
+static int64_t	 mono_ms(void);
+static int	 open_listener(int, int);
+static int	 out_append(struct conn *, const void *, size_t);
+static int	 out_printf(struct conn *, const char *, ...);
+static size_t	 out_pending(const struct conn *);
+static int	 out_reserve(struct conn *, size_t);
+static int	 parse_cl(const char *, size_t, int64_t *);
+static void	 process(struct conn *);
+static void	 read_conn(struct conn *);
+static int	 reply_head(struct conn *, int, const char *, const char *,
+		    const char *, size_t);
+static void	 send_error(struct conn *, int, const char *);
+static int	 set_nonblock(int);
+static void	 timers(int64_t *);
+static int	 wants_read(const struct conn *);
+
+static struct http_config cfg;
+static int	 lfd = -1;		/* listener; -1 once draining */
+static int	 wake_rd = -1, wake_wr = -1;
+static volatile sig_atomic_t stop_flag;
+static int	 draining;
+static int64_t	 drain_deadline;
+static int64_t	 pause_until;		/* listener rests until then */
+static int64_t	 warned_at = -1;	/* last accept warning */
+static int	 unwarned;		/* accept errors not logged since */
+static int64_t	 now;			/* this pass's monotonic ms */
+static struct conn **conns;		/* by fd */
+static int	 nslots;
+static int	 nconns, nlive;
+static uint32_t	 gen_seq;
+static int	 work_pending;		/* a reply made a conn runnable */
+static struct watch watches[MAX_WATCHES];
+static int	 nwatches;
+static struct pollfd *pfds;
+static int	 npfds;
+static time_t	 date_sec = -1;
+static char	 date_buf[40];
+
+/* ---- Character classes ---- */
+
+/* tchar (RFC 9110 5.6.2); a switch keeps it free of locale and tables. */
+static int
+is_tchar(int ch)
+{
+	if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	    (ch >= '0' && ch <= '9'))
+		return 1;
+	switch (ch) {
+	case '!': case '#': case '$': case '%': case '&': case '\'':
+	case '*': case '+': case '-': case '.': case '^': case '_':
+	case '`': case '|': case '~':
+		return 1;
+	}
+	return 0;
+}
+
+static int
+hexval(int ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* Does s[0..len) equal the lower-case word w, ignoring case? */
+static int
+ci_eq(const char *s, size_t len, const char *w)
+{
+	return strlen(w) == len && strncasecmp(s, w, len) == 0;
+}
+
+/* ---- Request parsing ---- */
+
+/*
+ * The next element of a comma-separated list (RFC 9110 5.6.1) in
+ * [*p, end), OWS trimmed; empty elements are skipped, as 5.6.1 asks.
+ * Returns 0 at the end of the list.
+ */
+static int
+next_token(const char **p, const char *end, const char **tok, size_t *len)
+{
+	const char	*s, *e, *comma;
+
+	while (*p < end) {
+		if ((comma = memchr(*p, ',', end - *p)) == NULL)
+			comma = end;
+		s = *p;
+		e = comma;
+		*p = comma < end ? comma + 1 : end;
+		while (s < e && (*s == ' ' || *s == '\t'))
+			s++;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e > s) {
+			*tok = s;
+			*len = e - s;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Content-Length, as a list of one or more equal values (RFC 9110 8.6).
+ * Sets *v on the first call (*v == -1) or checks equality after. Returns 0,
+ * or -1 if any element is not plain digits, overflows, or differs.
+ */
+static int
+parse_cl(const char *s, size_t len, int64_t *v)
+{
+	size_t	 i = 0, digits;
+	int64_t	 n;
+
+	for (;;) {
+		while (i < len && (s[i] == ' ' || s[i] == '\t'))
+			i++;
+		n = 0;
+		digits = 0;
+		while (i < len && s[i] >= '0' && s[i] <= '9') {
+			if (n > (INT64_MAX - (s[i] - '0')) / 10)
+				return -1;
+			n = n * 10 + (s[i] - '0');
+			digits++;
+			i++;
+		}
+		if (digits == 0)
+			return -1;
+		if (*v != -1 && *v != n)
+			return -1;
+		*v = n;
+		while (i < len && (s[i] == ' ' || s[i] == '\t'))
+			i++;
+		if (i == len)
+			return 0;
+		if (s[i] != ',')
+			return -1;
+		i++;
+	}
+}
+
+#define BAD(st, why)	do {						\
+		r->status = (st);					\
+		r->error = (why);					\
+		return -1;						\
+	} while (0)
+
+int
+http_parse(const char *buf, size_t len, struct http_request *r)
+{
+	const char	*p, *end, *start, *t, *te;
+	const char	*vs, *ve;
+	size_t		 i, tlen, ntok;
+	int		 hosts = 0, te_seen = 0, te_unknown = 0;
+	int		 cl_seen = 0, conn_close_tok = 0, conn_ka = 0;
+	int		 exp_100 = 0, exp_other = 0;
+	struct http_header *h;
+
+	memset(r, 0, sizeof(*r));	/* no stale fields survive a -1 or -2 */
+	r->content_length = -1;
+	p = buf;
+	/* Bytes past the limit are never read: running out there is 431. */
+	end = buf + (len < MAX_HEAD_BYTES ? len : MAX_HEAD_BYTES);
+
+#define NEED(n)	do {							\
+		if (end - p < (ptrdiff_t)(n))				\
+			goto incomplete;				\
+	} while (0)
+
+	/* Empty lines before the request line (RFC 9112 2.2). */
+	for (;;) {
+		NEED(1);
+		if (*p == '\n') {
+			p++;
+			continue;
+		}
+		if (*p != '\r')
+			break;
+		NEED(2);
+		if (p[1] != '\n')
+			BAD(400, "bare CR");
+		p += 2;
+	}
+
+	start = p;
+	while (p < end && is_tchar((unsigned char)*p))
+		p++;
+	NEED(1);
+	if (*p != ' ' || p == start)
+		BAD(400, "invalid method");
+	r->method = start;
+	r->method_len = p - start;
+	p++;
+
+	start = p;
+	while (p < end && (unsigned char)*p > ' ' && *p != 0x7f) {
+		p++;
+		if (p - start > MAX_TARGET_BYTES)
+			BAD(414, "request-target too long");
+	}
+	NEED(1);
+	if (*p != ' ' || p == start)
+		BAD(400, "invalid request-target");
+	t = start;
+	te = p;
+	p++;
+	if (*t == '*' && te - t == 1) {
+		r->path = t;
+		r->path_len = 1;
+	} else {
+		if (*t != '/') {
+			/* absolute-form: keep only the path and query. */
+			if (te - t > 7 && strncasecmp(t, "http://", 7) == 0)
+				t += 7;
+			else if (te - t > 8 &&
+			    strncasecmp(t, "https://", 8) == 0)
+				t += 8;
+			else
+				BAD(400, "invalid request-target");
+			while (t < te && *t != '/' && *t != '?')
+				t++;
+		}
+		for (vs = t; vs < te && *vs != '?'; vs++)
+			;
+		if (vs == t) {
+			r->path = "/";	/* "http://host" or "http://host?q" */
+			r->path_len = 1;
+		} else {
+			r->path = t;
+			r->path_len = vs - t;
+		}
+		if (vs < te) {
+			r->query = vs + 1;
+			r->query_len = te - vs - 1;
+		}
+	}
+
+	for (i = 0; i < 8; i++) {
+		NEED(i + 1);
+		if (i < 5 ? p[i] != "HTTP/"[i] :
+		    i == 6 ? p[i] != '.' : (p[i] < '0' || p[i] > '9'))
+			BAD(400, "invalid HTTP version");
+	}
+	if (p[5] != '1')
+		BAD(505, "HTTP version not supported");
+	r->minor = p[7] - '0';
+	p += 8;
+	NEED(1);
+	if (*p == '\r') {
+		NEED(2);
+		if (p[1] != '\n')
+			BAD(400, "bare CR");
+		p += 2;
+	} else if (*p == '\n')
+		p++;
+	else
+		BAD(400, "invalid request line");
+
+	for (;;) {
+		NEED(1);
+		if (*p == '\r') {
+			NEED(2);
+			if (p[1] != '\n')
+				BAD(400, "bare CR");
+			p += 2;
+			break;
+		}
+		if (*p == '\n') {
+			p++;
+			break;
+		}
+		if (*p == ' ' || *p == '\t')
+			BAD(400, "obs-fold or whitespace before a field name");
+		start = p;
+		while (p < end && is_tchar((unsigned char)*p))
+			p++;
+		NEED(1);
+		if (*p != ':') {
+			if (*p == ' ' || *p == '\t')
+				BAD(400, "whitespace before colon");
+			BAD(400, "invalid header line");
+		}
+		if (p == start)
+			BAD(400, "empty field name");
+		if (r->nheaders == HTTP_MAX_HEADERS)
+			BAD(431, "too many header fields");
+		h = &r->headers[r->nheaders];
+		h->name = start;
+		h->name_len = p - start;
+		p++;
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		vs = p;
+		while (p < end && *p != '\r' && *p != '\n') {
+			if (((unsigned char)*p < ' ' && *p != '\t') ||
+			    *p == 0x7f)
+				BAD(400, "invalid character in field value");
+			p++;
+		}
+		NEED(1);
+		ve = p;
+		if (*p == '\r') {
+			NEED(2);
+			if (p[1] != '\n')
+				BAD(400, "bare CR");
+			p++;
+		}
+		p++;
+		while (ve > vs && (ve[-1] == ' ' || ve[-1] == '\t'))
+			ve--;
+		h->value = vs;
+		h->value_len = ve - vs;
+		r->nheaders++;
+	}
+#undef NEED
+
+	/* The fields that frame the message or steer the connection. */
+	for (i = 0; i < r->nheaders; i++) {
+		h = &r->headers[i];
+		if (ci_eq(h->name, h->name_len, "host"))
+			hosts++;
+		else if (ci_eq(h->name, h->name_len, "content-length")) {
+			cl_seen = 1;
+			if (parse_cl(h->value, h->value_len,
+			    &r->content_length) == -1)
+				BAD(400, "invalid Content-Length");
+		} else if (ci_eq(h->name, h->name_len, "connection")) {
+			t = h->value;
+			while (next_token(&t, h->value + h->value_len, &vs,
+			    &tlen)) {
+				if (ci_eq(vs, tlen, "close"))
+					conn_close_tok = 1;
+				else if (ci_eq(vs, tlen, "keep-alive"))
+					conn_ka = 1;
+			}
+		} else if (ci_eq(h->name, h->name_len, "transfer-encoding")) {
+			te_seen = 1;
+			ntok = 0;
+			t = h->value;
+			while (next_token(&t, h->value + h->value_len, &vs,
+			    &tlen)) {
+				ntok++;
+				if (r->chunked)	/* 9112 6.1: only last, once */
+					BAD(400, "chunked is not the last "
+					    "coding");
+				if (ci_eq(vs, tlen, "chunked"))
+					r->chunked = 1;
+				else
+					te_unknown = 1;
+			}
+			if (ntok == 0)
+				BAD(400, "empty Transfer-Encoding");
+		} else if (ci_eq(h->name, h->name_len, "expect")) {
+			if (ci_eq(h->value, h->value_len, "100-continue"))
+				exp_100 = 1;
+			else
+				exp_other = 1;
+		}
+	}
+	if (cl_seen && te_seen)
+		BAD(400, "both Content-Length and Transfer-Encoding");
+	if (te_seen && r->minor == 0)
+		BAD(400, "Transfer-Encoding in HTTP/1.0");
+	if (te_unknown)
+		BAD(501, "transfer coding not implemented");
+	if (hosts > 1)
+		BAD(400, "duplicate Host");
+	if (hosts == 0 && r->minor >= 1)
+		BAD(400, "missing Host");
+	if (r->minor >= 1) {
+		if (exp_other)
+			BAD(417, "expectation not supported");
+		r->expect_continue = exp_100;
+		r->keep_alive = !conn_close_tok;
+	} else
+		r->keep_alive = conn_ka && !conn_close_tok;
+	return (int)(p - buf);
+
+incomplete:
+	if (len >= MAX_HEAD_BYTES)
+		BAD(431, "request head too large");
+	return -2;
+}
+
+#undef BAD
+
+int
+http_dechunk(struct http_chunk_state *st, const char *buf, size_t len,
+    char *dst, size_t *consumed, size_t *out)
+{
+	size_t		 i = 0, o = 0, n;
+	int		 ch, d, ret = 0;
+
+	while (i < len && ret == 0) {
+		ch = (unsigned char)buf[i];
+		switch (st->phase) {
+		case CH_SIZE:
+			if ((d = hexval(ch)) != -1) {
+				if (st->linelen == MAX_CHUNK_DIGITS) {
+					ret = -1;
+					break;
+				}
+				st->remaining = st->remaining << 4 |
+				    (uint64_t)d;
+				st->linelen++;
+				i++;
+				break;
+			}
+			if (st->linelen == 0) {
+				ret = -1;	/* whitespace or garbage */
+				break;
+			}
+			if (ch == ';')
+				st->phase = CH_EXT;
+			else if (ch == ' ' || ch == '\t')
+				st->phase = CH_SIZE_WS;
+			else if (ch == '\r')
+				st->phase = CH_SIZE_LF;
+			else if (ch == '\n')
+				goto size_line_end;
+			else {
+				ret = -1;
+				break;
+			}
+			i++;
+			break;
+		case CH_SIZE_WS:
+			if (ch == ';')
+				st->phase = CH_EXT;
+			else if (ch != ' ' && ch != '\t') {
+				ret = -1;
+				break;
+			}
+			if (++st->linelen > MAX_CHUNK_LINE) {
+				ret = -1;
+				break;
+			}
+			i++;
+			break;
+		case CH_EXT:
+			if (ch == '\r')
+				st->phase = CH_SIZE_LF;
+			else if (ch == '\n')
+				goto size_line_end;
+			else if ((ch < ' ' && ch != '\t') || ch == 0x7f ||
+			    ++st->linelen > MAX_CHUNK_LINE) {
+				ret = -1;
+				break;
+			}
+			i++;
+			break;
+		case CH_SIZE_LF:
+			if (ch != '\n') {
+				ret = -1;
+				break;
+			}
+		size_line_end:
+			i++;
+			st->linelen = 0;
+			if (st->remaining == 0) {
+				st->phase = CH_TRAILER;
+				break;
+			}
+			if (st->remaining > st->max - st->total) {
+				ret = -2;
+				break;
+			}
+			st->phase = CH_DATA;
+			break;
+		case CH_DATA:
+			n = len - i;
+			if (n > st->remaining)
+				n = (size_t)st->remaining;
+			memmove(dst + o, buf + i, n);	/* dst may be buf */
+			i += n;
+			o += n;
+			st->remaining -= n;
+			st->total += n;
+			if (st->remaining == 0)
+				st->phase = CH_DATA_CR;
+			break;
+		case CH_DATA_CR:
+		case CH_DATA_LF:
+			if (ch == '\r' && st->phase == CH_DATA_CR)
+				st->phase = CH_DATA_LF;
+			else if (ch == '\n') {
+				st->phase = CH_SIZE;
+				st->linelen = 0;
+				st->remaining = 0;
+			} else {
+				ret = -1;
+				break;
+			}
+			i++;
+			break;
+		case CH_TRAILER:
+		case CH_TRAILER_LF:
+			/* remaining counts trailer bytes in this phase. */
+			if (ch == '\n') {
+				i++;
+				if (st->linelen == 0) {
+					st->phase = CH_DONE;
+					ret = 1;
+					break;
+				}
+				st->linelen = 0;
+				st->phase = CH_TRAILER;
+			} else if (st->phase == CH_TRAILER_LF) {
+				ret = -1;
+			} else if (ch == '\r') {
+				st->phase = CH_TRAILER_LF;
+				i++;
+			} else if ((ch < ' ' && ch != '\t') || ch == 0x7f) {
+				ret = -1;
+			} else {
+				st->linelen++;
+				i++;
+			}
+			if (ret == 0 && ++st->remaining > MAX_HEAD_BYTES)
+				ret = -1;
+			break;
+		case CH_DONE:
+			ret = 1;
+			break;
+		}
+	}
+	if (st->phase == CH_DONE)
+		ret = 1;
+	*consumed = i;
+	*out = o;
+	return ret;
+}
+
+ssize_t
+http_unescape(const char *src, size_t len, char *dst)
+{
+	size_t	 i, o = 0;
+	int	 hi, lo;
+
+	for (i = 0; i < len; i++) {
+		if (src[i] == '\0')
+			return -1;
+		if (src[i] != '%') {
+			dst[o++] = src[i];
+			continue;
+		}
+		if (len - i < 3 ||
+		    (hi = hexval((unsigned char)src[i + 1])) == -1 ||
+		    (lo = hexval((unsigned char)src[i + 2])) == -1)
+			return -1;
+		if (hi == 0 && lo == 0)
+			return -1;	/* a NUL would cut the key short in C */
+		dst[o++] = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	return (ssize_t)o;
+}
+
+const char *
+http_header(const struct http_request *r, const char *name, size_t *len)
+{
+	size_t	 i, nlen = strlen(name);
+
+	for (i = 0; i < r->nheaders; i++) {
+		if (r->headers[i].name_len == nlen &&
+		    strncasecmp(r->headers[i].name, name, nlen) == 0) {
+			if (len != NULL)
+				*len = r->headers[i].value_len;
+			return r->headers[i].value;
+		}
+	}
+	return NULL;
+}
+
+const char *
+http_query(const struct http_request *r, const char *name, size_t *len)
+{
+	const char	*p, *end, *amp, *eq;
+	size_t		 nlen = strlen(name);
+
+	if (r->query == NULL)
+		return NULL;
+	end = r->query + r->query_len;
+	for (p = r->query; p <= end; p = amp + 1) {
+		if ((amp = memchr(p, '&', end - p)) == NULL)
+			amp = end;
+		if ((eq = memchr(p, '=', amp - p)) == NULL)
+			eq = amp;
+		if ((size_t)(eq - p) == nlen && memcmp(p, name, nlen) == 0) {
+			if (len != NULL)
+				*len = eq == amp ? 0 : (size_t)(amp - eq - 1);
+			return eq == amp ? amp : eq + 1;
+		}
+		if (amp == end)
+			break;
+	}
+	return NULL;
+}
+
+const char *
+http_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 206: return "Partial Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 411: return "Length Required";
+	case 412: return "Precondition Failed";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 416: return "Range Not Satisfiable";
+	case 417: return "Expectation Failed";
+	case 422: return "Unprocessable Content";
+	case 425: return "Too Early";
+	case 428: return "Precondition Required";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	case 507: return "Insufficient Storage";
+	}
+	return "Unknown";
+}
+
+/* ---- Time ---- */
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* IMF-fixdate (RFC 9110 5.6.7), by hand so no locale can change it. */
+static void
+make_date(time_t t)
+{
+	static const char days[7][4] = {
+		"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"
+	};
+	static const char months[12][4] = {
+		"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+		"Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
+	};
+	struct tm	 tm;
+
+	if (t == date_sec)
+		return;
+	date_sec = t;
+	if (gmtime_r(&t, &tm) == NULL)
+		memset(&tm, 0, sizeof(tm));
+	snprintf(date_buf, sizeof(date_buf),
+	    "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7],
+	    tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900,
+	    tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* ---- Output ---- */
+
+static size_t
+out_pending(const struct conn *c)
+{
+	return c->c_outlen - c->c_outoff;
+}
+
+static int
+out_reserve(struct conn *c, size_t n)
+{
+	size_t	 cap;
+	char	*p;
+
+	if (c->c_outcap - c->c_outlen >= n)
+		return 0;
+	if (c->c_outoff > 0) {
+		memmove(c->c_out, c->c_out + c->c_outoff, out_pending(c));
+		c->c_outlen -= c->c_outoff;
+		c->c_outoff = 0;
+		if (c->c_outcap - c->c_outlen >= n)
+			return 0;
+	}
+	cap = c->c_outcap ? c->c_outcap : 1024;
+	while (cap - c->c_outlen < n)
+		cap *= 2;
+	if ((p = realloc(c->c_out, cap)) == NULL)
+		return -1;
+	c->c_out = p;
+	c->c_outcap = cap;
+	return 0;
+}
+
+static int
+out_append(struct conn *c, const void *p, size_t n)
+{
+	if (out_reserve(c, n) == -1)
+		return -1;
+	if (out_pending(c) == 0)
+		c->c_t_write = now;	/* the stall clock starts now */
+	if (n > 0)
+		memcpy(c->c_out + c->c_outlen, p, n);
+	c->c_outlen += n;
+	return 0;
+}
+
+static int
+out_printf(struct conn *c, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || out_reserve(c, (size_t)n + 1) == -1)
+		return -1;
+	if (out_pending(c) == 0)
+		c->c_t_write = now;
+	va_start(ap, fmt);
+	vsnprintf(c->c_out + c->c_outlen, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	c->c_outlen += n;
+	return 0;
+}
+
+/*
+ * Queue a status line and the common fields. len is the Content-Length, or
+ * (size_t)-1 for a stream (chunked, or close-delimited for HTTP/1.0).
+ */
+static int
+reply_head(struct conn *c, int status, const char *ctype, const char *extra,
+    const char *conn_hdr, size_t len)
+{
+	if (out_printf(c, "HTTP/1.1 %d %s\r\nServer: kvstore\r\nDate: %s\r\n",
+	    status, http_reason(status), date_buf) == -1)
+		return -1;
+	if (ctype != NULL && *ctype != '\0' &&
+	    out_printf(c, "Content-Type: %s\r\n", ctype) == -1)
+		return -1;
+	if (len == (size_t)-1) {
+		if (c->c_chunked &&
+		    out_printf(c, "Transfer-Encoding: chunked\r\n") == -1)
+			return -1;
+	} else if (status != 204 && status != 304 &&
+	    out_printf(c, "Content-Length: %zu\r\n", len) == -1)
+		return -1;
+	if (conn_hdr != NULL && out_printf(c, "Connection: %s\r\n",
+	    conn_hdr) == -1)
+		return -1;
+	if (extra != NULL && out_printf(c, "%s", extra) == -1)
+		return -1;
+	return out_append(c, "\r\n", 2);
+}
+
+/*
+ * An error answered by http.c itself: one readable line, then close. msg is
+ * a static string; it is also the reason logged when the conn closes.
+ */
+static void
+send_error(struct conn *c, int status, const char *msg)
+{
+	const char	*pre = status == 400 ? "bad request: " : "";
+	size_t		 plen = strlen(pre), len = strlen(msg);
+
+	c->c_keepalive = 0;
+	if (reply_head(c, status, "text/plain", NULL, "close",
+	    plen + len + 1) == -1 ||
+	    (!c->c_head_only && (out_append(c, pre, plen) == -1 ||
+	    out_append(c, msg, len) == -1 ||
+	    out_append(c, "\n", 1) == -1))) {
+		c->c_state = S_DEAD;
+		c->c_why = "out of memory";
+		return;
+	}
+	begin_close(c, msg);
+}
+
+/* Wrap producer output as chunks until STREAM_LOW is queued or it ends. */
+static void
+fill_stream(struct conn *c)
+{
+	char	 hdr[CHUNK_HDR + 1];
+	ssize_t	 n;
+	int	 hl;
+	char	*p;
+
+	while (c->c_state == S_STREAM && out_pending(c) < STREAM_LOW) {
+		if (out_reserve(c, CHUNK_HDR + STREAM_PIECE + 2) == -1) {
+			c->c_state = S_DEAD;
+			c->c_why = "out of memory";
+			return;
+		}
+		p = c->c_out + c->c_outlen;
+		n = c->c_fn(c->c_fnarg, p + CHUNK_HDR, STREAM_PIECE);
+		if (n < 0 || n > STREAM_PIECE) {
+			c->c_fn = NULL;	/* the producer freed its arg */
+			c->c_state = S_DEAD;
+			c->c_why = "stream aborted by producer";
+			return;
+		}
+		if (out_pending(c) == 0)
+			c->c_t_write = now;
+		if (n == 0) {
+			c->c_fn = NULL;
+			if (c->c_chunked)
+				out_append(c, "0\r\n\r\n", 5);	/* reserved */
+			else
+				c->c_keepalive = 0;	/* 1.0: EOF ends it */
+			finish_request(c);
+			return;
+		}
+		if (!c->c_chunked) {
+			memmove(p, p + CHUNK_HDR, (size_t)n);
+			c->c_outlen += (size_t)n;
+			continue;
+		}
+		hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", (size_t)n);
+		memcpy(p, hdr, (size_t)hl);
+		memmove(p + hl, p + CHUNK_HDR, (size_t)n);
+		memcpy(p + hl + n, "\r\n", 2);
+		c->c_outlen += (size_t)hl + (size_t)n + 2;
+	}
+}
+
+/* One send per pass: everything queued, as far as the socket takes it. */
+static void
+flush_out(struct conn *c)
+{
+	ssize_t	 n;
+
+	if (c->c_state == S_STREAM)
+		fill_stream(c);
+	if (c->c_state == S_DEAD) {
+		conn_close(c, c->c_why);
+		return;
+	}
+	if (out_pending(c) > 0) {
+		n = send(c->c_fd, c->c_out + c->c_outoff, out_pending(c),
+		    MSG_NOSIGNAL);
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK ||
+			    errno == EINTR)
+				return;
+			conn_close(c, strerror(errno));
+			return;
+		}
+		c->c_outoff += (size_t)n;
+		c->c_t_write = now;
+		if (out_pending(c) > 0)
+			return;
+		c->c_outoff = c->c_outlen = 0;
+		if (c->c_outcap > OUT_HIGH) {
+			/* A big reply is gone; idle connections stay small. */
+			free(c->c_out);
+			c->c_out = NULL;
+			c->c_outcap = 0;
+		}
+		if (c->c_state == S_STREAM)
+			fill_stream(c);	/* next pass writes it */
+	}
+	if (c->c_state == S_CLOSING && out_pending(c) == 0) {
+		if (c->c_rdeof) {
+			conn_close(c, c->c_why);
+			return;
+		}
+		/* Lingering close (RFC 9112 9.6): our FIN, then drain. */
+		shutdown(c->c_fd, SHUT_WR);
+		c->c_state = S_LINGER;
+		c->c_t_linger = now;
+	}
+}
+
+/* ---- Connections ---- */
+
+static int
+set_nonblock(int fd)
+{
+	int	 fl;
+
+	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
+		return -1;
+	return 0;
+}
+
+static void
+conn_open(int fd)
+{
+	struct conn	**t;
+	struct conn	 *c;
+	int		  n, one = 1;
+
+	if (fd >= nslots) {
+		n = nslots ? nslots : 64;
+		while (n <= fd)
+			n *= 2;
+		if ((t = realloc(conns, n * sizeof(*t))) == NULL)
+			goto fail;
+		memset(t + nslots, 0, (n - nslots) * sizeof(*t));
+		conns = t;
+		nslots = n;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		goto fail;
+	/* Replies go out in one send; Nagle would only add delay. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->c_fd = fd;
+	c->c_state = S_HEAD;
+	c->c_t_head = -1;
+	c->c_t_idle = c->c_t_read = c->c_t_write = now;
+	conns[fd] = c;
+	nconns++;
+	if (nlive >= cfg.max_conns) {
+		/* Exhaustion is a state: say so, then close gracefully. */
+		send_error(c, 503, "server busy: too many connections");
+		return;
+	}
+	c->c_live = 1;
+	nlive++;
+	return;
+fail:
+	kv_log("warn", "http: accept: out of memory");
+	close(fd);
+}
+
+/* The only way a connection ends: frees what it owns, logs why once. */
+static void
+conn_close(struct conn *c, const char *why)
+{
+	kv_log("debug", "http: fd %d closed: %s", c->c_fd,
+	    why != NULL ? why : "unknown");
+	if (c->c_fn != NULL)
+		c->c_fn(c->c_fnarg, NULL, 0);	/* lets the app free arg */
+	if (c->c_live)
+		nlive--;
+	nconns--;
+	conns[c->c_fd] = NULL;
+	close(c->c_fd);
+	free(c->c_in);
+	free(c->c_out);
+	free(c);
+}
+
+/* Stop taking requests; the loop flushes, half-closes and lingers. */
+static void
+begin_close(struct conn *c, const char *why)
+{
+	if (c->c_state == S_DEAD)
+		return;
+	c->c_state = S_CLOSING;
+	if (c->c_why == NULL)
+		c->c_why = why;
+	if (c->c_live) {
+		c->c_live = 0;	/* a closing conn no longer blocks new ones */
+		nlive--;
+	}
+}
+
+static struct conn *
+conn_by_id(uint64_t id)
+{
+	uint32_t	 fd = (uint32_t)id;
+	struct conn	*c;
+
+	if (fd >= (uint32_t)nslots || (c = conns[fd]) == NULL ||
+	    c->c_gen != (uint32_t)(id >> 32) || c->c_state != S_WAIT)
+		return NULL;
+	return c;
+}
+
+/* The request is answered: drop its bytes, go on to the next or close. */
+static void
+finish_request(struct conn *c)
+{
+	c->c_inoff += c->c_reqlen;
+	c->c_reqlen = 0;
+	c->c_gen = 0;
+	c->c_head_only = 0;
+	c->c_served++;
+	if (!c->c_keepalive || draining)
+		begin_close(c, "connection not persistent");
+	else {
+		c->c_state = S_HEAD;
+		c->c_t_head = -1;
+		c->c_t_idle = now;
+	}
+	c->c_more = 1;
+	work_pending = 1;
+}
+
+/* Hand the request in c_in to the handler. */
+static void
+dispatch(struct conn *c)
+{
+	struct http_request	*r = &c->c_req;
+	char			*base = c->c_in + c->c_inoff;
+
+	/* Reading the body may have moved c_in; parse again for pointers. */
+	http_parse(base, c->c_headlen, r);
+	if (r->chunked) {
+		r->body_len = c->c_bodylen;
+		c->c_reqlen = c->c_headlen + c->c_bodylen;
+	} else if (r->content_length > 0) {
+		r->body_len = (size_t)r->content_length;
+		c->c_reqlen = c->c_headlen + r->body_len;
+	} else
+		c->c_reqlen = c->c_headlen;
+	r->body = base + c->c_headlen;
+	if (++gen_seq == 0)
+		gen_seq = 1;
+	c->c_gen = gen_seq;
+	r->id = (uint64_t)c->c_gen << 32 | (uint32_t)c->c_fd;
+	c->c_state = S_WAIT;
+	cfg.handler(r);
+}
+
+/* Parse and dispatch buffered requests until one is pending or input ends. */
+static void
+process(struct conn *c)
+{
+	struct http_request	*r = &c->c_req;
+	char			*base;
+	size_t			 avail, used, made;
+	int			 n;
+
+	c->c_more = 0;
+	for (;;) {
+		base = c->c_in + c->c_inoff;
+		avail = c->c_inlen - c->c_inoff;
+		switch (c->c_state) {
+		case S_HEAD:
+			/*
+			 * XXX The head is parsed again from its start after
+			 * every read: quadratic for a head trickled a byte at
+			 * a time, bounded by MAX_HEAD_BYTES and the header
+			 * timeout. picohttpparser's last_len would fix it.
+			 */
+			if (out_pending(c) > OUT_HIGH) {
+				c->c_more = 1;	/* again once it reads */
+				return;
+			}
+			n = http_parse(base, avail, r);
+			if (n == -2) {
+				if (c->c_rdeof)
+					begin_close(c, avail ? "peer closed "
+					    "mid-request" : "peer closed");
+				else if (avail > 0 && c->c_t_head == -1)
+					c->c_t_head = now;
+				return;
+			}
+			c->c_head_only = n > 0 && r->method_len == 4 &&
+			    memcmp(r->method, "HEAD", 4) == 0;
+			if (n == -1) {
+				send_error(c, r->status, r->error);
+				return;
+			}
+			c->c_headlen = (size_t)n;
+			c->c_minor = r->minor;
+			c->c_keepalive = r->keep_alive;
+			c->c_bodylen = 0;
+			c->c_t_head = -1;
+			if (r->content_length > 0 &&
+			    (uint64_t)r->content_length > cfg.max_body) {
+				send_error(c, 413, "request body too large");
+				return;
+			}
+			if (!r->chunked && r->content_length <= 0) {
+				dispatch(c);
+				break;
+			}
+			memset(&c->c_chunk, 0, sizeof(c->c_chunk));
+			c->c_chunk.max = cfg.max_body;
+			c->c_t_read = now;
+			c->c_state = S_BODY;
+			if (r->expect_continue && avail == (size_t)n &&
+			    out_append(c, "HTTP/1.1 100 Continue\r\n\r\n",
+			    25) == -1) {
+				c->c_state = S_DEAD;
+				c->c_why = "out of memory";
+				return;
+			}
+			break;
+		case S_BODY:
+			if (!r->chunked) {
+				if (avail - c->c_headlen <
+				    (size_t)r->content_length)
+					goto more;
+				dispatch(c);
+				break;
+			}
+			/*
+			 * Decode in place: decoded bytes follow the head, and
+			 * raw bytes not yet decoded always follow them.
+			 */
+			n = http_dechunk(&c->c_chunk,
+			    base + c->c_headlen + c->c_bodylen,
+			    avail - c->c_headlen - c->c_bodylen,
+			    base + c->c_headlen + c->c_bodylen, &used, &made);
+			if (n == -1) {
+				send_error(c, 400, "invalid chunked encoding");
+				return;
+			}
+			if (n == -2) {
+				send_error(c, 413, "request body too large");
+				return;
+			}
+			memmove(base + c->c_headlen + c->c_bodylen + made,
+			    base + c->c_headlen + c->c_bodylen + used,
+			    avail - c->c_headlen - c->c_bodylen - used);
+			c->c_inlen -= used - made;
+			c->c_bodylen += made;
+			if (n == 0)
+				goto more;
+			dispatch(c);
+			break;
+		default:
+			return;
+		}
+	}
+more:
+	if (c->c_rdeof)
+		begin_close(c, "peer closed mid-body");
+}
+
+/* How far c_in may grow in this state (offsets from c_inoff). */
+static size_t
+in_limit(const struct conn *c)
+{
+	switch (c->c_state) {
+	case S_HEAD:
+		return MAX_HEAD_BYTES;
+	case S_BODY:
+		if (c->c_req.chunked)
+			return c->c_headlen + cfg.max_body + IN_SLACK;
+		return c->c_headlen + (size_t)c->c_req.content_length +
+		    IN_SLACK;
+	case S_WAIT:
+		return c->c_reqlen + MAX_HEAD_BYTES;
+	default:
+		return 0;
+	}
+}
+
+/* Make room to read into c_in; returns 0 if the state's limit is reached. */
+static int
+in_room(struct conn *c)
+{
+	size_t	 lim, cap;
+	char	*p;
+
+	if (c->c_inoff > 0) {
+		memmove(c->c_in, c->c_in + c->c_inoff,
+		    c->c_inlen - c->c_inoff);
+		c->c_inlen -= c->c_inoff;
+		c->c_inoff = 0;
+	}
+	lim = in_limit(c);
+	if (c->c_state == S_HEAD && c->c_incap > IN_KEEP &&
+	    c->c_inlen < IN_INIT &&
+	    (p = realloc(c->c_in, IN_INIT)) != NULL) {
+		/* Give back what a big body took once the conn is idle. */
+		c->c_in = p;
+		c->c_incap = IN_INIT;
+	}
+	if (c->c_incap - c->c_inlen >= IN_INIT / 4 || c->c_incap >= lim)
+		return c->c_incap > c->c_inlen;
+	cap = c->c_incap ? c->c_incap * 2 : IN_INIT;
+	if (cap < c->c_inlen + IN_INIT)
+		cap = c->c_inlen + IN_INIT;
+	if (cap > lim)
+		cap = lim;
+	if (cap <= c->c_incap)
+		return c->c_incap > c->c_inlen;
+	/* XXX Out of memory with a full buffer: POLLIN spins until freed. */
+	if ((p = realloc(c->c_in, cap)) == NULL)
+		return c->c_incap > c->c_inlen;
+	c->c_in = p;
+	c->c_incap = cap;
+	return 1;
+}
+
+static int
+wants_read(const struct conn *c)
+{
+	switch (c->c_state) {
+	case S_HEAD:
+	case S_BODY:
+		if (out_pending(c) > OUT_HIGH)
+			return 0;
+		/* FALLTHROUGH */
+	case S_WAIT:
+		/*
+		 * XXX With the input limit reached (S_WAIT), or while
+		 * streaming, a FIN from the peer goes unseen until a send
+		 * fails or poll says POLLHUP: POLLRDHUP is not POSIX.
+		 */
+		return !c->c_rdeof && (c->c_incap > c->c_inlen ||
+		    c->c_incap - c->c_inoff < in_limit(c));
+	case S_CLOSING:
+	case S_LINGER:
+		return !c->c_rdeof;
+	default:
+		return 0;
+	}
+}
+
+static void
+read_conn(struct conn *c)
+{
+	char	 junk[4096];
+	ssize_t	 n;
+
+	if (c->c_state == S_CLOSING || c->c_state == S_LINGER) {
+		n = read(c->c_fd, junk, sizeof(junk));
+		if (n == 0 || (n == -1 && errno != EAGAIN &&
+		    errno != EWOULDBLOCK && errno != EINTR)) {
+			c->c_rdeof = 1;
+			if (c->c_state == S_LINGER || out_pending(c) == 0)
+				conn_close(c, c->c_why);
+		}
+		return;
+	}
+	if (!in_room(c))
+		return;
+	n = read(c->c_fd, c->c_in + c->c_inlen, c->c_incap - c->c_inlen);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		conn_close(c, strerror(errno));
+		return;
+	}
+	if (n == 0) {
+		c->c_rdeof = 1;
+		if (c->c_state == S_WAIT) {
+			/* The client gave up; a deferred reply is lost. */
+			conn_close(c, "peer closed while waiting for reply");
+			return;
+		}
+	}
+	c->c_inlen += (size_t)n;
+	if (c->c_state == S_BODY)
+		c->c_t_read = now;
+	process(c);
+}
+
+/* ---- Timers ---- */
+
+/* Expire deadlines; *next gets the earliest one still ahead. */
+static void
+timers(int64_t *next)
+{
+	struct conn	*c;
+	int64_t		 dl, t;
+	int		 fd, ms;
+
+#define AT(when, ms)	((dl = (when) + (ms)) <= now)
+#define AHEAD()		do { if (dl < *next) *next = dl; } while (0)
+
+	for (fd = 0; fd < nslots; fd++) {
+		if ((c = conns[fd]) == NULL)
+			continue;
+		if (out_pending(c) > 0) {
+			if (AT(c->c_t_write, cfg.idle_timeout_ms)) {
+				conn_close(c, "send timeout");
+				continue;
+			}
+			AHEAD();
+		}
+		switch (c->c_state) {
+		case S_HEAD:
+			if (c->c_t_head != -1) {
+				if (AT(c->c_t_head, cfg.header_timeout_ms)) {
+					send_error(c, 408, "request timeout");
+					break;
+				}
+				AHEAD();
+			} else if (c->c_inlen == c->c_inoff &&
+			    out_pending(c) == 0) {
+				t = c->c_t_idle > c->c_t_write ?
+				    c->c_t_idle : c->c_t_write;
+				/*
+				 * A conn that never sent a byte gets no more
+				 * time than a slow head would: else silent
+				 * conns hold every slot of max_conns.
+				 */
+				ms = cfg.idle_timeout_ms;
+				if (c->c_served == 0 &&
+				    cfg.header_timeout_ms < ms)
+					ms = cfg.header_timeout_ms;
+				if (AT(t, ms)) {
+					conn_close(c, "idle timeout");
+					break;
+				}
+				AHEAD();
+			}
+			break;
+		case S_BODY:
+			if (AT(c->c_t_read, cfg.body_timeout_ms)) {
+				send_error(c, 408, "request timeout");
+				break;
+			}
+			AHEAD();
+			break;
+		case S_LINGER:
+			if (AT(c->c_t_linger, LINGER_MS)) {
+				conn_close(c, c->c_why);
+				break;
+			}
+			AHEAD();
+			break;
+		default:
+			break;
+		}
+	}
+#undef AT
+#undef AHEAD
+}
+
+/* ---- Listening ---- */
+
+static int
+open_listener(int family, int port)
+{
+	struct sockaddr_in6	 sin6;
+	struct sockaddr_in	 sin;
+	struct sockaddr		*sa;
+	socklen_t		 salen;
+	int			 fd, one = 1, zero = 0, saved;
+
+	if ((fd = socket(family, SOCK_STREAM, 0)) == -1)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
+		goto fail;
+	if (family == AF_INET6) {
+		/* One socket for both families; some systems default to 1. */
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero,
+		    sizeof(zero)) == -1)
+			goto fail;
+		memset(&sin6, 0, sizeof(sin6));
+		sin6.sin6_family = AF_INET6;
+		sin6.sin6_port = htons((uint16_t)port);
+		sin6.sin6_addr = in6addr_any;
+		sa = (struct sockaddr *)&sin6;
+		salen = sizeof(sin6);
+	} else {
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons((uint16_t)port);
+		sin.sin_addr.s_addr = htonl(INADDR_ANY);
+		sa = (struct sockaddr *)&sin;
+		salen = sizeof(sin);
+	}
+	if (bind(fd, sa, salen) == -1 || listen(fd, LISTEN_BACKLOG) == -1 ||
+	    set_nonblock(fd) == -1)
+		goto fail;
+	return fd;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+int
+http_init(const struct http_config *c)
+{
+	char	*end;
+	long	 port;
+	int	 p[2];
+
+	if (c == NULL || c->handler == NULL || c->port == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	errno = 0;
+	port = strtol(c->port, &end, 10);
+	if (*c->port == '\0' || *end != '\0' || port < 0 || port > 65535 ||
+	    errno != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	cfg = *c;
+	if (cfg.max_conns <= 0)
+		cfg.max_conns = DEF_MAX_CONNS;
+	if (cfg.max_body == 0)
+		cfg.max_body = DEF_MAX_BODY;
+	if (cfg.header_timeout_ms <= 0)
+		cfg.header_timeout_ms = DEF_HEADER_MS;
+	if (cfg.body_timeout_ms <= 0)
+		cfg.body_timeout_ms = DEF_BODY_MS;
+	if (cfg.idle_timeout_ms <= 0)
+		cfg.idle_timeout_ms = DEF_IDLE_MS;
+	if (cfg.drain_timeout_ms <= 0)
+		cfg.drain_timeout_ms = DEF_DRAIN_MS;
+
+	if ((lfd = open_listener(AF_INET6, (int)port)) == -1) {
+		/*
+		 * No IPv6 in this kernel or namespace: IPv4 only.
+		 * XXX Tested only where IPv6 works.
+		 */
+		if (errno != EAFNOSUPPORT && errno != EPROTONOSUPPORT &&
+		    errno != EADDRNOTAVAIL && errno != EINVAL)
+			return -1;
+		if ((lfd = open_listener(AF_INET, (int)port)) == -1)
+			return -1;
+	}
+	if (pipe(p) == -1 || set_nonblock(p[0]) == -1 ||
+	    set_nonblock(p[1]) == -1) {
+		close(lfd);
+		lfd = -1;
+		return -1;
+	}
+	wake_rd = p[0];
+	wake_wr = p[1];
+	now = mono_ms();
+	make_date(time(NULL));
+	return 0;
+}
+
+static void
+accept_conns(void)
+{
+	int	 fd, i;
+
+	for (i = 0; i < ACCEPT_BATCH; i++) {
+		if ((fd = accept(lfd, NULL, NULL)) == -1) {
+			switch (errno) {
+			case EINTR:
+			case ECONNABORTED:
+			case EPROTO:
+				continue;
+			case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+			case EWOULDBLOCK:
+#endif
+				return;
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				/* Out of fds: rest instead of spinning. */
+				pause_until = now + PAUSE_MS;
+				/* FALLTHROUGH */
+			default:
+				/* Once a second at most: it lasts a while. */
+				if (warned_at != -1 &&
+				    now - warned_at < WARN_EVERY_MS) {
+					unwarned++;
+					return;
+				}
+				kv_log("warn", "http: accept: %s (%d more "
+				    "since last said)", strerror(errno),
+				    unwarned);
+				warned_at = now;
+				unwarned = 0;
+				return;
+			}
+		}
+		if (set_nonblock(fd) == -1) {
+			kv_log("warn", "http: accept: %s", strerror(errno));
+			close(fd);
+			continue;
+		}
+		conn_open(fd);
+	}
+}
+
+/* ---- The loop ---- */
+
+static void
+drain_start(void)
+{
+	struct conn	*c;
+	int		 fd;
+
+	draining = 1;
+	drain_deadline = now + cfg.drain_timeout_ms;
+	if (lfd != -1) {
+		close(lfd);
+		lfd = -1;
+	}
+	for (fd = 0; fd < nslots; fd++) {
+		if ((c = conns[fd]) == NULL)
+			continue;
+		c->c_keepalive = 0;
+		/* Nothing in flight: no need to linger. */
+		if (c->c_state == S_HEAD && c->c_inlen == c->c_inoff &&
+		    out_pending(c) == 0)
+			conn_close(c, "shutting down");
+	}
+}
+
+int
+http_run(void)
+{
+	struct conn	*c;
+	int64_t		 next;
+	char		 buf[64];
+	int		 i, n, fd, timeout, base, fired;
+
+	for (;;) {
+		now = mono_ms();
+		make_date(time(NULL));
+		if (stop_flag && !draining)
+			drain_start();
+		if (draining) {
+			if (nconns == 0)
+				return 0;
+			if (now >= drain_deadline) {
+				for (fd = 0; fd < nslots; fd++)
+					if ((c = conns[fd]) != NULL)
+						conn_close(c, "drain timeout");
+				return 0;
+			}
+		}
+
+		next = now + 1000;
+		timers(&next);
+
+		if (npfds < 2 + nwatches + nconns) {
+			n = 2 + nwatches + nconns + 64;
+			if ((pfds = realloc(pfds, n * sizeof(*pfds))) == NULL) {
+				npfds = 0;
+				errno = ENOMEM;
+				return -1;
+			}
+			npfds = n;
+		}
+		n = 0;
+		pfds[n].fd = wake_rd;
+		pfds[n++].events = POLLIN;
+		if (lfd != -1 && now >= pause_until) {
+			pfds[n].fd = lfd;
+			pfds[n++].events = POLLIN;
+		}
+		for (i = 0; i < nwatches; i++) {
+			pfds[n].fd = watches[i].w_fd;
+			pfds[n++].events = POLLIN;
+		}
+		base = n;
+		for (fd = 0; fd < nslots; fd++) {
+			if ((c = conns[fd]) == NULL)
+				continue;
+			pfds[n].fd = fd;
+			pfds[n].events = (wants_read(c) ? POLLIN : 0) |
+			    (out_pending(c) > 0 ? POLLOUT : 0);
+			n++;
+		}
+
+		timeout = work_pending ? 0 : (int)(next - now);
+		if (timeout < 0)
+			timeout = 0;
+		if (cfg.tick != NULL && timeout > TICK_MS)
+			timeout = TICK_MS;
+		if (lfd != -1 && now < pause_until && timeout > PAUSE_MS)
+			timeout = PAUSE_MS;
+		if (draining && timeout > TICK_MS)
+			timeout = TICK_MS;
+		work_pending = 0;
+		if (poll(pfds, (nfds_t)n, timeout) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		now = mono_ms();
+
+		for (i = 0; i < base; i++) {
+			if (pfds[i].revents == 0)
+				continue;
+			if (pfds[i].fd == wake_rd) {
+				while (read(wake_rd, buf, sizeof(buf)) > 0)
+					;
+			} else if (pfds[i].fd == lfd)
+				accept_conns();
+			else {
+				for (fired = 0; fired < nwatches; fired++)
+					if (watches[fired].w_fd == pfds[i].fd) {
+						watches[fired].w_fn(
+						    watches[fired].w_arg);
+						break;
+					}
+			}
+		}
+		for (i = base; i < n; i++) {
+			if (pfds[i].revents == 0 ||
+			    (c = conns[pfds[i].fd]) == NULL)
+				continue;
+			if (pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+				if (wants_read(c))
+					read_conn(c);
+				else if (c->c_state == S_WAIT &&
+				    pfds[i].revents & (POLLHUP | POLLERR))
+					conn_close(c, "peer hung up");
+			}
+		}
+		if (cfg.tick != NULL)
+			cfg.tick();
+		for (fd = 0; fd < nslots; fd++) {
+			if ((c = conns[fd]) == NULL)
+				continue;
+			if (c->c_more)
+				process(c);
+			flush_out(c);
+		}
+		if (draining) {
+			for (fd = 0; fd < nslots; fd++)
+				if ((c = conns[fd]) != NULL &&
+				    c->c_state == S_HEAD &&
+				    c->c_inlen == c->c_inoff &&
+				    out_pending(c) == 0)
+					conn_close(c, "shutting down");
+		}
+	}
+}
+
+void
+http_stop(void)
+{
+	stop_flag = 1;
+	http_wake();
+}
+
+void
+http_wake(void)
+{
+	int	 saved = errno;	/* a signal handler must not change it */
+
+	if (wake_wr != -1)
+		(void)!write(wake_wr, "", 1);	/* full pipe: already awake */
+	errno = saved;
+}
+
+/* ---- Replies ---- */
+
+int
+http_reply(uint64_t id, int status, const char *ctype, const char *extra,
+    const void *body, size_t len)
+{
+	struct conn	*c;
+	const char	*conn_hdr = NULL;
+
+	if ((c = conn_by_id(id)) == NULL) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	if (draining)
+		c->c_keepalive = 0;
+	if (!c->c_keepalive)
+		conn_hdr = "close";
+	else if (c->c_minor == 0)
+		conn_hdr = "keep-alive";	/* ab -k waits for it */
+	c->c_chunked = 0;
+	if (reply_head(c, status, ctype, extra, conn_hdr, len) == -1 ||
+	    (!c->c_head_only && status != 204 && status != 304 &&
+	    out_append(c, body, len) == -1)) {
+		c->c_state = S_DEAD;
+		c->c_why = "out of memory";
+		work_pending = 1;
+		return 0;	/* the reply was accepted; the conn died */
+	}
+	finish_request(c);
+	return 0;
+}
+
+int
+http_stream(uint64_t id, int status, const char *ctype, const char *extra,
+    http_producer *fn, void *arg)
+{
+	struct conn	*c;
+	const char	*conn_hdr = NULL;
+
+	if ((c = conn_by_id(id)) == NULL) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	if (draining)
+		c->c_keepalive = 0;
+	c->c_chunked = c->c_minor >= 1;
+	if (!c->c_chunked)
+		c->c_keepalive = 0;	/* the end of the body is our FIN */
+	if (!c->c_keepalive)
+		conn_hdr = "close";
+	if (reply_head(c, status, ctype, extra, conn_hdr, (size_t)-1) == -1) {
+		c->c_state = S_DEAD;
+		c->c_why = "out of memory";
+		c->c_fn = fn;		/* conn_close frees arg */
+		c->c_fnarg = arg;
+		work_pending = 1;
+		return 0;
+	}
+	if (c->c_head_only) {
+		fn(arg, NULL, 0);
+		finish_request(c);
+		return 0;
+	}
+	c->c_fn = fn;
+	c->c_fnarg = arg;
+	c->c_state = S_STREAM;
+	work_pending = 1;
+	return 0;
+}
+
+int
+http_watch(int fd, void (*fn)(void *), void *arg)
+{
+	if (nwatches == MAX_WATCHES || fn == NULL || fd < 0) {
+		errno = nwatches == MAX_WATCHES ? ENOSPC : EINVAL;
+		return -1;
+	}
+	watches[nwatches].w_fd = fd;
+	watches[nwatches].w_fn = fn;
+	watches[nwatches].w_arg = arg;
+	nwatches++;
+	return 0;
+}
+
+int
+http_conns(void)
+{
+	return nconns;
+}

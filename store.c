@@ -1,0 +1,2126 @@
+/*
+ * store.c: kvstore's storage engine. One file holds a header page, a
+ * fixed-size open-addressing hash table and an append-only log of records,
+ * and the whole file is mmap'd: a GET is a hash, a probe or two and a pointer
+ * into the page cache, and opening a cleanly closed store reads one page
+ * whatever its size. No key or value is ever copied to the heap. A write
+ * appends a checksummed record and repoints a bucket; after a crash, open
+ * rebuilds the buckets by replaying the log. Compaction copies the live
+ * records into a new file a slice at a time, between and alongside requests,
+ * and renames it over the old one; that reclaims space and doubles the
+ * buckets. An internal thread runs fdatasync for the fsync policy, so the
+ * caller never waits for the disk except in the short last step of a
+ * compaction.
+ */
+
+/*
+ * THE ON-DISK FORMAT, version 1. Integers are little-endian, the native order
+ * of every target we build for (store_open refuses a big-endian host).
+ *
+ *      0 +-----------------------------------------------------------+
+ *        | header page, 4096 bytes                                   |
+ *        |   0 magic "KVSTORE\0"          8 u32 version (1)          |
+ *        |  12 u32 flags (1: synced)     16 u64 nbuckets (2^n, >=1024)|
+ *        |  24 u64 data_start            32 u8  seed[16]             |
+ *        |  48 u8  repl_id[16]           64 u64 base_seq             |
+ *        |  72 u32 icrc = CRC-32C of bytes 0..71                     |
+ *        | 128 u32 mcrc = CRC-32C of bytes 132..175                  |
+ *        | 132 u32 clean (1: closed cleanly)                         |
+ *        | 136 u64 data_end   144 u64 last_seq    152 u64 keys       |
+ *        | 160 u64 live_bytes 168 u64 garbage_bytes                  |
+ *        | all other bytes are zero                                  |
+ *   4096 +-----------------------------------------------------------+
+ *        | buckets: nbuckets x { u64 hash, u64 record offset },      |
+ *        | offset 0 means empty                                      |
+ *   data_start = 4096 + 16 * nbuckets -------------------------------+
+ *        | records, back to back, each starting 8-byte aligned:      |
+ *        |   0 u32 crc = CRC-32C of bytes 4 .. 20+klen+vlen-1        |
+ *        |   4 u8  type: 'P' put, 'D' delete (tombstone), 0 = end    |
+ *        |   5 u8  0          6 u16 klen (1..1024)                   |
+ *        |   8 u32 vlen (0 for 'D', at most 2^31)                    |
+ *        |  12 u64 seq: the write that made the record               |
+ *        |  20 key, then value, then zeros up to a multiple of 8     |
+ *   data_end ---------------------------------------------------------+
+ *        | zeros up to the end of the file (preallocated)            |
+ *        +-----------------------------------------------------------+
+ *
+ * The first part of the header is written once, when the file is made, and
+ * guarded by icrc: if it is wrong the file is damaged and store_open refuses
+ * it rather than guess. The second part is rewritten at open (clean = 0,
+ * synced before the first write) and at close (clean = 1, written only after
+ * everything else is synced); while the store is open, its counters are
+ * stale. A header with clean = 1 and a good mcrc is trusted together with
+ * the buckets, so open reads nothing else. Otherwise the log is the truth:
+ * open zeroes the buckets and replays the records from data_start in order
+ * (a later record of a key overrides an earlier one, a tombstone deletes it),
+ * stopping at the first record that is zero, malformed, past the end of the
+ * file or fails its CRC; everything after that point is zeroed, so it can
+ * never be taken for data later. last_seq is then the largest of base_seq
+ * and the seqs replayed.
+ *
+ * A key's hash is SipHash-2-4 keyed by seed (read as two little-endian u64s),
+ * with UINT64_MAX folded to UINT64_MAX - 1 (store_scan uses UINT64_MAX for
+ * "done"). A key's home bucket is hash >> (64 - log2 nbuckets), so bucket
+ * order is hash order. Collisions probe linearly and wrap at the end;
+ * deletion shifts the entries after it back, so an entry always lies between
+ * its home and the first empty bucket after that. store_scan relies on both.
+ *
+ * Records are never overwritten. Replacing or deleting a key turns its
+ * record into garbage (garbage_bytes counts them, and tombstones). When the
+ * garbage outweighs the live records, or the buckets are 3/4 full, the live
+ * records are copied into "<path>.compact" (same seed and repl_id, twice the
+ * buckets when needed), which is synced and renamed over the file. Its
+ * base_seq is last_seq at the moment of the rename, so sequence numbers
+ * never go back even when the newest records were tombstones the copy left
+ * out. A ".compact" file found at open is an unfinished copy and is deleted.
+ */
+
+#define _GNU_SOURCE		/* mremap(2), which musl and glibc both have */
+
+#include <sys/types.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store.h"
+
+#define FORMAT_VERSION	1
+#define MAGIC		"KVSTORE"	/* 8 bytes with its NUL */
+#define PAGE		4096		/* the format's unit, not the host's */
+#define MIN_BUCKETS	1024		/* 16 KiB of buckets in a new file */
+#define MAX_BUCKETS	((uint64_t)1 << 40)	/* beyond: a corrupt header */
+#define REC_HDR		20		/* crc, type, pad, klen, vlen, seq */
+#define FLAG_SYNCED	0x1		/* the data set came whole from a primary */
+#define REC_PUT		'P'
+#define REC_DEL		'D'
+#define MAX_KEY_BYTES	1024		/* the product's limit; klen is a u16 */
+#define MAX_VALUE_BYTES	((uint64_t)1 << 31)	/* fits vlen, a u32 */
+#define GROW_MIN	((uint64_t)1 << 20)	/* so small stores don't grow
+						   on every write */
+#define COMPACT_MIN_DATA ((uint64_t)1 << 20)	/* below it, garbage is not
+						   worth a copy */
+#define COMPACT_RETRY_NSEC (10 * NSEC_PER_SEC)	/* after a failed compaction */
+#define COPY_FACTOR	2	/* old-log bytes copied per byte written: the
+				   copy gains on the writers by one byte */
+#define STEP_BYTES	((uint64_t)1 << 20)	/* about 1 ms of hash+memcpy */
+#define STEP_NSEC	1000000
+#define UNMAP_CHUNK	((uint64_t)8 << 20)	/* about 1 ms of munmap */
+#define SYNC_DELTA	256	/* records copied after a background sync
+				   that the final one may write: ~1 ms */
+#define SYNC_ROUNDS	4	/* background syncs before finishing anyway */
+#define NSEC_PER_SEC	1000000000ULL
+
+enum { C_NONE, C_COPY, C_SYNC };	/* compaction phases */
+
+struct hdr {
+	/* Written once when the file is made; guarded by h_icrc. */
+	char		 h_magic[8];
+	uint32_t	 h_version;
+	uint32_t	 h_flags;
+	uint64_t	 h_nbuckets;
+	uint64_t	 h_data_start;
+	uint8_t		 h_seed[16];
+	uint8_t		 h_repl_id[16];
+	uint64_t	 h_base_seq;
+	uint32_t	 h_icrc;
+	uint32_t	 h_pad;
+	char		 h_pad2[48];
+	/* Rewritten at open and close; guarded by h_mcrc. */
+	uint32_t	 h_mcrc;
+	uint32_t	 h_clean;
+	uint64_t	 h_data_end;
+	uint64_t	 h_last_seq;
+	uint64_t	 h_keys;
+	uint64_t	 h_live_bytes;
+	uint64_t	 h_garbage_bytes;
+};
+
+/* The picture above is the contract: fail to compile if the struct drifts. */
+typedef char hdr_layout_check[sizeof(struct hdr) == 176 &&
+    offsetof(struct hdr, h_icrc) == 72 &&
+    offsetof(struct hdr, h_mcrc) == 128 ? 1 : -1];
+
+struct bucket {
+	uint64_t	 b_hash;
+	uint64_t	 b_off;
+};
+
+/* One mapped store file: the live one, or the target of a compaction. */
+struct kvfile {
+	int		 f_fd;
+	char		*f_map;
+	uint64_t	 f_size;	/* of the file, all of it mapped */
+	uint64_t	 f_nbuckets;
+	unsigned	 f_shift;	/* 64 - log2(f_nbuckets) */
+	uint64_t	 f_start;	/* data_start */
+	uint64_t	 f_end;		/* data_end: the next record's offset */
+	uint64_t	 f_keys;
+	uint64_t	 f_live;	/* key + value bytes of live records */
+	uint64_t	 f_garbage;	/* record bytes no bucket points at */
+};
+
+struct rec {
+	uint32_t	 r_crc;
+	int		 r_type;
+	size_t		 r_klen;
+	size_t		 r_vlen;
+	uint64_t	 r_seq;
+	const char	*r_key;
+	const char	*r_val;
+	uint64_t	 r_size;	/* with header and padding */
+};
+
+struct store {
+	struct kvfile	 s_f;		/* the store */
+	struct kvfile	 s_c;		/* the compaction's new file */
+	char		*s_path;
+	char		*s_cpath;	/* s_path + ".compact" */
+	enum store_fsync s_policy;
+	uint64_t	 s_k0, s_k1;	/* SipHash key, from the file's seed */
+	uint64_t	 s_last_seq;
+	int		 s_failed;	/* latched flush error: no writes */
+	int		 s_loading;	/* store_create's: seqs at or below base */
+	int		 s_cphase;
+	uint64_t	 s_cpos;	/* next old-log record to copy */
+	uint64_t	 s_cdelta;	/* records copied since the last sync */
+	uint64_t	 s_cprev;	/* and during the sync before */
+	uint64_t	 s_ccaught;	/* old log's end when first caught up */
+	int		 s_crounds;	/* background syncs of this copy */
+	char		*s_old;		/* a replaced mapping, being unmapped */
+	uint64_t	 s_oldsize;	/* what is left of it */
+	int		 s_oldfd;	/* its file, closed after it */
+	uint64_t	 s_cretry;	/* no new compaction before (ns) */
+	uint64_t	 s_compactions;
+	uint64_t	 s_recovered_records;
+	uint64_t	 s_dropped_bytes;
+	int		 s_recovered;
+	int		 s_pipe[2];	/* to the poll loop: durable moved */
+	pthread_t	 s_tid;
+	/* The rest is shared with the flusher, under s_mu. */
+	pthread_mutex_t	 s_mu;
+	pthread_cond_t	 s_cv;
+	int		 s_stop;
+	int		 s_syncfd;	/* what ALWAYS and EVERYSEC sync */
+	int		 s_busyfd;	/* being synced right now, or -1 */
+	int		 s_closefd;	/* close after the sync of s_busyfd */
+	int		 s_retirefd;	/* a replaced file for the flusher to
+					   close: freeing it takes time */
+	uint64_t	 s_want;	/* newest seq written */
+	uint64_t	 s_durable;	/* newest seq known to be on disk */
+	uint64_t	 s_fsyncs;
+	int		 s_ioerr;	/* errno of the first failed flush */
+	int		 s_bgfd;	/* compaction file to sync, or -1 */
+	unsigned	 s_bgreq;	/* number of that request */
+	unsigned	 s_bgdone;	/* number of the last one finished */
+	int		 s_bgerr;	/* and its errno */
+};
+
+static void	 crc_init(void);
+static uint32_t	 crc32c(const void *, size_t);
+static uint64_t	 siphash(uint64_t, uint64_t, const unsigned char *, size_t);
+static uint64_t	 hash_key(const struct store *, const char *, size_t);
+static uint64_t	 now_ns(void);
+static void	 seterr(char *, size_t, const char *, ...);
+static uint64_t	 round_up(uint64_t, uint64_t);
+static uint64_t	 data_start(uint64_t);
+static unsigned	 shift_for(uint64_t);
+static uint32_t	 hdr_icrc(const struct hdr *);
+static uint32_t	 hdr_mcrc(const struct hdr *);
+static void	 hdr_init(struct hdr *, uint64_t, const uint8_t *,
+		    const uint8_t *, uint64_t, uint32_t);
+static void	 hdr_store(struct kvfile *, uint64_t, int);
+static int	 extend(int, uint64_t, uint64_t);
+static int	 reserve(struct kvfile *, uint64_t);
+static int	 lock_file(int);
+static int	 sync_dir(const char *);
+static int	 random_bytes(uint8_t *, size_t);
+static int	 write_all(int, const void *, size_t, off_t);
+static uint64_t	 rec_size(uint64_t, uint64_t);
+static void	 rec_read(const struct kvfile *, uint64_t, struct rec *);
+static int	 rec_valid(const struct kvfile *, uint64_t, struct rec *);
+static uint64_t	 home(const struct kvfile *, uint64_t);
+static uint64_t	 cap(const struct kvfile *);
+static int	 find(const struct kvfile *, uint64_t, const char *, size_t,
+		    uint64_t *);
+static void	 unlink_slot(struct kvfile *, uint64_t);
+static int	 index_put(struct kvfile *, int, uint64_t, uint64_t, uint64_t,
+		    uint64_t);
+static void	 index_del(struct kvfile *, uint64_t, uint64_t);
+static uint64_t	 append(struct kvfile *, int, const char *, size_t,
+		    const char *, size_t, uint64_t);
+static uint64_t	 append_raw(struct kvfile *, const char *, uint64_t);
+static int	 check_header(const struct hdr *, uint64_t, const char *,
+		    char *, size_t);
+static int	 create_file(struct store *, const uint8_t *, uint64_t,
+		    uint32_t, char *, size_t);
+static int	 recover(struct store *, const char *, char *, size_t);
+static void	 destroy(struct store *);
+static void	*flusher(void *);
+static void	 flush_fd(struct store *, int, int *);
+static void	 release_fd(struct store *, int);
+static void	 retire_fd(struct store *, int);
+static void	 notify(struct store *);
+static void	 note_failure(struct store *, int);
+static int	 want_compact(const struct store *);
+static void	 maybe_compact(struct store *);
+static int	 compact_start(struct store *);
+static int	 compact_work(struct store *, uint64_t, uint64_t, int);
+static int	 compact_finish(struct store *);
+static void	 compact_abort(struct store *, const char *, const char *);
+static int	 make_room(struct store *);
+static void	 unmap_old(struct store *, uint64_t);
+static int	 check_write(struct store *, size_t, size_t, uint64_t);
+static void	 wrote(struct store *, uint64_t);
+
+#define HDR(f)	((struct hdr *)(void *)(f)->f_map)
+#define BKT(f)	((struct bucket *)(void *)((f)->f_map + PAGE))
+
+static uint32_t		crc_table[8][256];
+static pthread_once_t	crc_once = PTHREAD_ONCE_INIT;
+
+/* ---- Checksums and hashing ---- */
+
+/*
+ * CRC-32C (Castagnoli, reflected polynomial 0x82f63b78), sliced by 8: about
+ * 1.5 GB/s in software, which keeps replaying a big log at open quick.
+ */
+static void
+crc_init(void)
+{
+	uint32_t c;
+	int i, j;
+
+	for (i = 0; i < 256; i++) {
+		c = i;
+		for (j = 0; j < 8; j++)
+			c = c & 1 ? (c >> 1) ^ 0x82f63b78 : c >> 1;
+		crc_table[0][i] = c;
+	}
+	for (i = 0; i < 256; i++)
+		for (j = 1; j < 8; j++)
+			crc_table[j][i] = (crc_table[j - 1][i] >> 8) ^
+			    crc_table[0][crc_table[j - 1][i] & 0xff];
+}
+
+static uint32_t
+crc32c(const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	uint32_t c = 0xffffffff;
+	uint64_t w;
+
+	for (; len >= 8; p += 8, len -= 8) {
+		memcpy(&w, p, 8);	/* little-endian: first byte lowest */
+		w ^= c;
+		c = crc_table[7][w & 0xff] ^
+		    crc_table[6][(w >> 8) & 0xff] ^
+		    crc_table[5][(w >> 16) & 0xff] ^
+		    crc_table[4][(w >> 24) & 0xff] ^
+		    crc_table[3][(w >> 32) & 0xff] ^
+		    crc_table[2][(w >> 40) & 0xff] ^
+		    crc_table[1][(w >> 48) & 0xff] ^
+		    crc_table[0][w >> 56];
+	}
+	while (len-- > 0)
+		c = crc_table[0][(c ^ *p++) & 0xff] ^ (c >> 8);
+	return c ^ 0xffffffff;
+}
+
+#define ROTL(x, b)	(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND do {							\
+	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);	\
+	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;				\
+	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;				\
+	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);	\
+} while (0)
+
+/*
+ * SipHash-2-4 (Aumasson and Bernstein), keyed per file: clients choose the
+ * keys, and a fixed hash would let them pile every key into one cluster.
+ */
+static uint64_t
+siphash(uint64_t k0, uint64_t k1, const unsigned char *p, size_t len)
+{
+	uint64_t v0 = k0 ^ 0x736f6d6570736575ULL;
+	uint64_t v1 = k1 ^ 0x646f72616e646f6dULL;
+	uint64_t v2 = k0 ^ 0x6c7967656e657261ULL;
+	uint64_t v3 = k1 ^ 0x7465646279746573ULL;
+	uint64_t m, b = (uint64_t)len << 56;
+	size_t i;
+
+	for (; len >= 8; p += 8, len -= 8) {
+		memcpy(&m, p, 8);
+		v3 ^= m;
+		SIPROUND;
+		SIPROUND;
+		v0 ^= m;
+	}
+	for (i = 0; i < len; i++)
+		b |= (uint64_t)p[i] << (8 * i);
+	v3 ^= b;
+	SIPROUND;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+static uint64_t
+hash_key(const struct store *s, const char *key, size_t klen)
+{
+	uint64_t h;
+
+	h = siphash(s->s_k0, s->s_k1, (const unsigned char *)key, klen);
+	return h == UINT64_MAX ? h - 1 : h;
+}
+
+/* ---- Files: headers, growth, syncing ---- */
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+static void
+seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static uint64_t
+round_up(uint64_t n, uint64_t to)
+{
+	return (n + to - 1) / to * to;
+}
+
+static uint64_t
+data_start(uint64_t nbuckets)
+{
+	return PAGE + round_up(nbuckets * sizeof(struct bucket), PAGE);
+}
+
+static unsigned
+shift_for(uint64_t nbuckets)
+{
+	unsigned bits = 0;
+
+	while (((uint64_t)1 << bits) < nbuckets)
+		bits++;
+	return 64 - bits;
+}
+
+static uint32_t
+hdr_icrc(const struct hdr *h)
+{
+	return crc32c(h, offsetof(struct hdr, h_icrc));
+}
+
+static uint32_t
+hdr_mcrc(const struct hdr *h)
+{
+	return crc32c(&h->h_clean, sizeof(*h) - offsetof(struct hdr, h_clean));
+}
+
+static void
+hdr_init(struct hdr *h, uint64_t nbuckets, const uint8_t *seed,
+    const uint8_t *repl_id, uint64_t base_seq, uint32_t flags)
+{
+	memset(h, 0, sizeof(*h));
+	memcpy(h->h_magic, MAGIC, sizeof(h->h_magic));
+	h->h_version = FORMAT_VERSION;
+	h->h_flags = flags;
+	h->h_nbuckets = nbuckets;
+	h->h_data_start = data_start(nbuckets);
+	memcpy(h->h_seed, seed, sizeof(h->h_seed));
+	memcpy(h->h_repl_id, repl_id, sizeof(h->h_repl_id));
+	h->h_base_seq = base_seq;
+	h->h_icrc = hdr_icrc(h);
+	h->h_data_end = h->h_data_start;
+	h->h_last_seq = base_seq;
+	h->h_mcrc = hdr_mcrc(h);
+}
+
+/* Write f's counters into its mapped header; the caller syncs it. */
+static void
+hdr_store(struct kvfile *f, uint64_t last_seq, int clean)
+{
+	struct hdr *h = HDR(f);
+
+	h->h_clean = clean;
+	h->h_data_end = f->f_end;
+	h->h_last_seq = last_seq;
+	h->h_keys = f->f_keys;
+	h->h_live_bytes = f->f_live;
+	h->h_garbage_bytes = f->f_garbage;
+	h->h_mcrc = hdr_mcrc(h);
+}
+
+/*
+ * Grow fd from size to newsize with blocks allocated, so that a full disk
+ * shows here as ENOSPC and not later as SIGBUS on a store to the mapping.
+ * On failure the file keeps its size.
+ */
+static int
+extend(int fd, uint64_t size, uint64_t newsize)
+{
+	int r;
+
+	r = posix_fallocate(fd, (off_t)size, (off_t)(newsize - size));
+	if (r == EINVAL || r == EOPNOTSUPP || r == ENOTSUP) {
+		/*
+		 * XXX: this filesystem cannot preallocate, so a full disk
+		 * will kill the process with SIGBUS instead of failing a put.
+		 * Copy-on-write filesystems (btrfs) can do so even after a
+		 * successful fallocate.
+		 */
+		return ftruncate(fd, (off_t)newsize);
+	}
+	if (r != 0) {
+		/* A failed fallocate may leave part of the range behind. */
+		if (ftruncate(fd, (off_t)size) == -1)
+			kv_log("warn", "ftruncate back to %" PRIu64 ": %s",
+			    size, strerror(errno));
+		errno = r;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Make room for need more bytes of log in f: grow the file by a quarter, at
+ * least 1 MiB, so appends cost amortised O(1) syscalls. On failure nothing
+ * changed.
+ */
+static int
+reserve(struct kvfile *f, uint64_t need)
+{
+	uint64_t grow, newsize;
+	void *p;
+	int e;
+
+	if (f->f_end + need <= f->f_size)
+		return 0;
+	grow = f->f_end + need - f->f_size;
+	if (grow < f->f_size / 4)
+		grow = f->f_size / 4;
+	if (grow < GROW_MIN)
+		grow = GROW_MIN;
+	newsize = round_up(f->f_size + grow, PAGE);
+	if ((size_t)newsize != newsize) {
+		errno = EFBIG;
+		return -1;
+	}
+	if (extend(f->f_fd, f->f_size, newsize) == -1)
+		return -1;
+	p = mremap(f->f_map, f->f_size, newsize, MREMAP_MAYMOVE);
+	if (p == MAP_FAILED) {
+		e = errno;
+		if (ftruncate(f->f_fd, (off_t)f->f_size) == -1)
+			kv_log("warn", "ftruncate back to %" PRIu64 ": %s",
+			    f->f_size, strerror(errno));
+		errno = e;
+		return -1;
+	}
+	f->f_map = p;
+	f->f_size = newsize;
+	return 0;
+}
+
+/*
+ * Two processes writing one store would corrupt it. An fcntl lock is
+ * per-process, so it does not stop a second store_open in this process.
+ */
+static int
+lock_file(int fd)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	return fcntl(fd, F_SETLK, &fl);
+}
+
+/* A rename is durable only once its directory is synced. */
+static int
+sync_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int fd, r, e;
+
+	if (slash == NULL)
+		dir = strdup(".");
+	else if (slash == path)
+		dir = strdup("/");
+	else
+		dir = strndup(path, slash - path);
+	if (dir == NULL)
+		return -1;
+	fd = open(dir, O_RDONLY | O_CLOEXEC);
+	free(dir);
+	if (fd == -1)
+		return -1;
+	r = fsync(fd);
+	e = errno;
+	(void)close(fd);	/* read-only; the fsync said all there is */
+	errno = e;
+	return r;
+}
+
+static int
+random_bytes(uint8_t *buf, size_t len)
+{
+	ssize_t n;
+	size_t got = 0;
+	int fd, e;
+
+	if ((fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	while (got < len) {
+		n = read(fd, buf + got, len - got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			e = n == 0 ? EIO : errno;
+			(void)close(fd);
+			errno = e;
+			return -1;
+		}
+		got += n;
+	}
+	(void)close(fd);
+	return 0;
+}
+
+static int
+write_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		n = pwrite(fd, p, len, off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* ---- Records and the index ---- */
+
+static uint64_t
+rec_size(uint64_t klen, uint64_t vlen)
+{
+	return round_up(REC_HDR + klen + vlen, 8);
+}
+
+/* Decode the record at off; the caller knows its header is in the file. */
+static void
+rec_read(const struct kvfile *f, uint64_t off, struct rec *r)
+{
+	const char *p = f->f_map + off;
+	uint16_t klen;
+	uint32_t vlen;
+
+	memcpy(&r->r_crc, p, 4);
+	r->r_type = (unsigned char)p[4];
+	memcpy(&klen, p + 6, 2);
+	memcpy(&vlen, p + 8, 4);
+	memcpy(&r->r_seq, p + 12, 8);
+	r->r_klen = klen;
+	r->r_vlen = vlen;
+	r->r_key = p + REC_HDR;
+	r->r_val = r->r_key + klen;
+	r->r_size = rec_size(klen, vlen);
+}
+
+/* 1 if a whole, well-formed record with a good CRC starts at off. */
+static int
+rec_valid(const struct kvfile *f, uint64_t off, struct rec *r)
+{
+	if (off + REC_HDR > f->f_size)
+		return 0;
+	rec_read(f, off, r);
+	if (r->r_type != REC_PUT && r->r_type != REC_DEL)
+		return 0;
+	if (r->r_klen == 0 || r->r_klen > MAX_KEY_BYTES ||
+	    r->r_vlen > MAX_VALUE_BYTES ||
+	    (r->r_type == REC_DEL && r->r_vlen != 0))
+		return 0;
+	if (r->r_size > f->f_size - off)
+		return 0;
+	return crc32c(f->f_map + off + 4, REC_HDR - 4 + r->r_klen +
+	    r->r_vlen) == r->r_crc;
+}
+
+static uint64_t
+home(const struct kvfile *f, uint64_t h)
+{
+	return h >> f->f_shift;
+}
+
+/*
+ * Inserts stop at 15/16 full: every probe then ends at an empty bucket, and
+ * clusters stay short enough for GET to be O(1).
+ */
+static uint64_t
+cap(const struct kvfile *f)
+{
+	return f->f_nbuckets - f->f_nbuckets / 16;
+}
+
+/*
+ * Find key in f's buckets. Returns 1 with *slotp its bucket, or 0 with
+ * *slotp the empty bucket where it would go.
+ */
+static int
+find(const struct kvfile *f, uint64_t h, const char *key, size_t klen,
+    uint64_t *slotp)
+{
+	const struct bucket *b = BKT(f);
+	uint64_t i, mask = f->f_nbuckets - 1;
+	uint16_t kl;
+
+	for (i = home(f, h);; i = (i + 1) & mask) {
+		if (b[i].b_off == 0)
+			break;
+		if (b[i].b_hash != h)
+			continue;
+		memcpy(&kl, f->f_map + b[i].b_off + 6, 2);
+		if (kl == klen && memcmp(f->f_map + b[i].b_off + REC_HDR,
+		    key, klen) == 0) {
+			*slotp = i;
+			return 1;
+		}
+	}
+	*slotp = i;
+	return 0;
+}
+
+/*
+ * Empty bucket i by shifting back the entries after it that may move
+ * (Knuth 6.4, algorithm R), which keeps every entry between its home and
+ * the next empty bucket without tombstones in the table.
+ */
+static void
+unlink_slot(struct kvfile *f, uint64_t i)
+{
+	struct bucket *b = BKT(f);
+	uint64_t j = i, k, mask = f->f_nbuckets - 1;
+
+	for (;;) {
+		j = (j + 1) & mask;
+		if (b[j].b_off == 0)
+			break;
+		k = home(f, b[j].b_hash);
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;	/* its home is after the hole */
+		b[i] = b[j];
+		i = j;
+	}
+	b[i].b_hash = 0;
+	b[i].b_off = 0;
+}
+
+/*
+ * Point bucket i (found: holding the key; not: where it goes) at the record
+ * at off, carrying kvlen bytes of key and value. Returns 1 if the key is new.
+ */
+static int
+index_put(struct kvfile *f, int found, uint64_t i, uint64_t h, uint64_t off,
+    uint64_t kvlen)
+{
+	struct bucket *b = BKT(f) + i;
+	struct rec old;
+
+	if (found) {
+		rec_read(f, b->b_off, &old);
+		f->f_garbage += old.r_size;
+		f->f_live -= old.r_klen + old.r_vlen;
+	} else {
+		b->b_hash = h;
+		f->f_keys++;
+	}
+	b->b_off = off;
+	f->f_live += kvlen;
+	return !found;
+}
+
+/* Drop the key in bucket i, whose tombstone of tsize bytes is logged. */
+static void
+index_del(struct kvfile *f, uint64_t i, uint64_t tsize)
+{
+	struct rec old;
+
+	rec_read(f, BKT(f)[i].b_off, &old);
+	f->f_garbage += old.r_size + tsize;
+	f->f_live -= old.r_klen + old.r_vlen;
+	f->f_keys--;
+	unlink_slot(f, i);
+}
+
+/* Append a record; the caller reserved the room. Returns its offset. */
+static uint64_t
+append(struct kvfile *f, int type, const char *key, size_t klen,
+    const char *val, size_t vlen, uint64_t seq)
+{
+	char *p = f->f_map + f->f_end;
+	uint64_t off = f->f_end, size = rec_size(klen, vlen);
+	uint16_t kl = klen;
+	uint32_t vl = vlen, crc;
+
+	p[4] = type;
+	p[5] = 0;
+	memcpy(p + 6, &kl, 2);
+	memcpy(p + 8, &vl, 4);
+	memcpy(p + 12, &seq, 8);
+	memcpy(p + REC_HDR, key, klen);
+	if (vlen > 0)
+		memcpy(p + REC_HDR + klen, val, vlen);
+	memset(p + REC_HDR + klen + vlen, 0, size - REC_HDR - klen - vlen);
+	crc = crc32c(p + 4, REC_HDR - 4 + klen + vlen);
+	memcpy(p, &crc, 4);
+	f->f_end += size;
+	return off;
+}
+
+static uint64_t
+append_raw(struct kvfile *f, const char *rec, uint64_t size)
+{
+	uint64_t off = f->f_end;
+
+	memcpy(f->f_map + off, rec, size);
+	f->f_end += size;
+	return off;
+}
+
+/* ---- Open and recovery ---- */
+
+/* Refuse, with a message of its own, any header we did not write. */
+static int
+check_header(const struct hdr *h, uint64_t size, const char *path,
+    char *err, size_t errlen)
+{
+	if (memcmp(h->h_magic, MAGIC, sizeof(h->h_magic)) != 0) {
+		seterr(err, errlen, "%s: not a kvstore file (bad magic)",
+		    path);
+		return -1;
+	}
+	if (h->h_version != FORMAT_VERSION) {
+		seterr(err, errlen, "%s: unsupported format version %" PRIu32
+		    " (this program reads version %d)", path, h->h_version,
+		    FORMAT_VERSION);
+		return -1;
+	}
+	if (h->h_icrc != hdr_icrc(h)) {
+		seterr(err, errlen, "%s: header checksum mismatch", path);
+		return -1;
+	}
+	if (h->h_nbuckets < MIN_BUCKETS || h->h_nbuckets > MAX_BUCKETS ||
+	    (h->h_nbuckets & (h->h_nbuckets - 1)) != 0 ||
+	    h->h_data_start != data_start(h->h_nbuckets)) {
+		seterr(err, errlen, "%s: corrupt header: %" PRIu64
+		    " buckets, data at %" PRIu64, path, h->h_nbuckets,
+		    h->h_data_start);
+		return -1;
+	}
+	if (size < h->h_data_start) {
+		seterr(err, errlen, "%s: file too short (%" PRIu64
+		    " bytes, its buckets end at %" PRIu64 ")", path, size,
+		    h->h_data_start);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Make a new, empty, cleanly closed store at s_path. It is built beside it
+ * and renamed into place, so a crash never leaves a half-made file there
+ * for the next open to refuse.
+ */
+static int
+create_file(struct store *s, const uint8_t *repl_id, uint64_t base_seq,
+    uint32_t flags, char *err, size_t errlen)
+{
+	struct hdr h;
+	uint8_t rnd[32];
+	uint64_t size = data_start(MIN_BUCKETS) + GROW_MIN;
+	const char *what = "read /dev/urandom";
+	int fd = -1, e;
+
+	if (random_bytes(rnd, sizeof(rnd)) == -1)
+		goto fail;
+	hdr_init(&h, MIN_BUCKETS, rnd, repl_id != NULL ? repl_id : rnd + 16,
+	    base_seq, flags);
+	h.h_clean = 1;
+	h.h_mcrc = hdr_mcrc(&h);
+	what = "create the .compact file";
+	fd = open(s->s_cpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1)
+		goto fail;
+	what = "write the .compact file";
+	if (extend(fd, 0, size) == -1 ||
+	    write_all(fd, &h, sizeof(h), 0) == -1 || fsync(fd) == -1)
+		goto fail;
+	e = close(fd);
+	fd = -1;
+	if (e == -1)
+		goto fail;
+	what = "rename it into place";
+	if (rename(s->s_cpath, s->s_path) == -1 || sync_dir(s->s_path) == -1)
+		goto fail;
+	return 0;
+fail:
+	e = errno;
+	seterr(err, errlen, "create %s: %s: %s", s->s_path, what,
+	    strerror(e));
+	if (fd != -1)
+		(void)close(fd);
+	(void)unlink(s->s_cpath);
+	errno = e;
+	return -1;
+}
+
+/*
+ * Rebuild the buckets and counters of s_f from its log (see the format
+ * comment), cut the log after the last good record and sync the result.
+ * why says what made the header untrustworthy.
+ */
+static int
+recover(struct store *s, const char *why, char *err, size_t errlen)
+{
+	struct kvfile *f = &s->s_f;
+	struct rec r;
+	const char *stop = "end of log";
+	uint64_t off, i, h, last, newsize, n = 0;
+	uint64_t maxseq = HDR(f)->h_base_seq;
+	void *p;
+	int found;
+
+	memset(BKT(f), 0, f->f_nbuckets * sizeof(struct bucket));
+	f->f_keys = f->f_live = f->f_garbage = 0;
+	for (off = f->f_start;; off += r.r_size) {
+		if (off + REC_HDR > f->f_size) {
+			if (off < f->f_size)
+				stop = "record cut short by end of file";
+			break;
+		}
+		if (f->f_map[off + 4] == 0)
+			break;
+		if (!rec_valid(f, off, &r)) {
+			stop = "torn or corrupt record";
+			break;
+		}
+		h = hash_key(s, r.r_key, r.r_klen);
+		found = find(f, h, r.r_key, r.r_klen, &i);
+		if (r.r_type == REC_PUT) {
+			if (!found && f->f_keys + 1 >= f->f_nbuckets) {
+				seterr(err, errlen, "%s: corrupt log: more "
+				    "keys than buckets", s->s_path);
+				return -1;
+			}
+			index_put(f, found, i, h, off, r.r_klen + r.r_vlen);
+		} else if (found)
+			index_del(f, i, r.r_size);
+		else
+			f->f_garbage += r.r_size;
+		if (r.r_seq > maxseq)
+			maxseq = r.r_seq;
+		n++;
+	}
+	f->f_end = off;
+	s->s_last_seq = maxseq;
+
+	/* Reading the preallocated zeros costs a page fault per 4 KiB. */
+	for (last = f->f_size; last > off && f->f_map[last - 1] == 0; last--)
+		;
+	newsize = round_up(f->f_size, PAGE);
+	if (last > off || newsize != f->f_size) {
+		/* Cut and regrow: the kernel zeroes what was cut. */
+		if (ftruncate(f->f_fd, (off_t)off) == -1 ||
+		    extend(f->f_fd, off, newsize) == -1 ||
+		    fsync(f->f_fd) == -1) {
+			seterr(err, errlen, "%s: zero the log after offset %"
+			    PRIu64 ": %s", s->s_path, off, strerror(errno));
+			return -1;
+		}
+		if (newsize != f->f_size) {
+			p = mremap(f->f_map, f->f_size, newsize,
+			    MREMAP_MAYMOVE);
+			if (p == MAP_FAILED) {
+				seterr(err, errlen, "mremap %s: %s",
+				    s->s_path, strerror(errno));
+				return -1;
+			}
+			f->f_map = p;
+			f->f_size = newsize;
+		}
+	}
+	s->s_recovered = 1;
+	s->s_recovered_records = n;
+	s->s_dropped_bytes = last - off;
+	kv_log("warn", "%s: %s; replayed %" PRIu64 " records (%" PRIu64
+	    " keys) up to offset %" PRIu64 ", dropped %" PRIu64
+	    " bytes after it (%s)", s->s_path, why, n, f->f_keys, off,
+	    last - off, stop);
+	return 0;
+}
+
+/* Free everything s holds; the flusher must be stopped. */
+static void
+destroy(struct store *s)
+{
+	if (s->s_cphase != C_NONE) {
+		(void)munmap(s->s_c.f_map, s->s_c.f_size);
+		(void)close(s->s_c.f_fd);
+		(void)unlink(s->s_cpath);
+	}
+	unmap_old(s, UINT64_MAX);
+	if (s->s_retirefd != -1)
+		(void)close(s->s_retirefd);
+	if (s->s_f.f_map != NULL)
+		(void)munmap(s->s_f.f_map, s->s_f.f_size);
+	/* Synced already, or we are failing anyway: close cannot add news. */
+	if (s->s_f.f_fd != -1)
+		(void)close(s->s_f.f_fd);
+	if (s->s_pipe[0] != -1)
+		(void)close(s->s_pipe[0]);
+	if (s->s_pipe[1] != -1)
+		(void)close(s->s_pipe[1]);
+	pthread_mutex_destroy(&s->s_mu);
+	pthread_cond_destroy(&s->s_cv);
+	free(s->s_path);
+	free(s->s_cpath);
+	free(s);
+}
+
+/* ---- The flusher thread ---- */
+
+/*
+ * The only other thread. It syncs the store file for the ALWAYS and
+ * EVERYSEC policies, and the compaction file once the copy first catches
+ * up, so that the final sync in the main thread has little left to write.
+ * Each fdatasync covers every write made before it began, so writes that
+ * arrive during one share the next (group commit).
+ *
+ * fdatasync on the fd, not msync on the mapping: the main thread may
+ * mremap the mapping at any time. XXX: only Linux promises that fdatasync
+ * also writes back pages dirtied through a shared mapping; POSIX promises
+ * it of msync alone.
+ */
+static void *
+flusher(void *arg)
+{
+	struct store *s = arg;
+	struct timespec ts;
+	uint64_t next = now_ns() + NSEC_PER_SEC, target, t;
+	unsigned req;
+	int fd, e;
+
+	pthread_mutex_lock(&s->s_mu);
+	for (;;) {
+		if (s->s_retirefd != -1) {
+			fd = s->s_retirefd;
+			s->s_retirefd = -1;
+			pthread_mutex_unlock(&s->s_mu);
+			(void)close(fd);	/* replaced and unlinked */
+			pthread_mutex_lock(&s->s_mu);
+			continue;
+		}
+		if (s->s_bgfd != -1) {
+			fd = s->s_bgfd;
+			req = s->s_bgreq;
+			s->s_bgfd = -1;
+			flush_fd(s, fd, &e);
+			s->s_bgdone = req;
+			s->s_bgerr = e;
+			continue;
+		}
+		if (s->s_stop)
+			break;
+		if (s->s_want > s->s_durable && s->s_ioerr == 0 &&
+		    (s->s_policy == STORE_FSYNC_ALWAYS ||
+		    (s->s_policy == STORE_FSYNC_EVERYSEC &&
+		    now_ns() >= next))) {
+			target = s->s_want;
+			flush_fd(s, s->s_syncfd, &e);
+			if (e != 0 && s->s_ioerr == 0)
+				s->s_ioerr = e;
+			if (e == 0 && target > s->s_durable) {
+				s->s_durable = target;
+				notify(s);
+			}
+			next = now_ns() + NSEC_PER_SEC;
+			continue;
+		}
+		if (s->s_policy == STORE_FSYNC_EVERYSEC) {
+			if ((t = now_ns()) >= next)
+				next = t + NSEC_PER_SEC;
+			ts.tv_sec = next / NSEC_PER_SEC;
+			ts.tv_nsec = next % NSEC_PER_SEC;
+			pthread_cond_timedwait(&s->s_cv, &s->s_mu, &ts);
+		} else
+			pthread_cond_wait(&s->s_cv, &s->s_mu);
+	}
+	pthread_mutex_unlock(&s->s_mu);
+	return NULL;
+}
+
+/*
+ * fdatasync fd without s_mu held; called and returns with it held. While
+ * the sync runs, fd is s_busyfd, and release_fd leaves its closing to us.
+ */
+static void
+flush_fd(struct store *s, int fd, int *errp)
+{
+	int r, e;
+
+	s->s_busyfd = fd;
+	pthread_mutex_unlock(&s->s_mu);
+	r = fdatasync(fd);
+	e = errno;
+	pthread_mutex_lock(&s->s_mu);
+	s->s_busyfd = -1;
+	if (s->s_closefd != -1) {
+		(void)close(s->s_closefd);	/* synced or abandoned */
+		s->s_closefd = -1;
+	}
+	if (r == 0)
+		s->s_fsyncs++;
+	*errp = r == -1 ? e : 0;
+}
+
+/* Close fd, or have the flusher close it if it is syncing it. Under s_mu. */
+static void
+release_fd(struct store *s, int fd)
+{
+	if (fd == s->s_busyfd)
+		s->s_closefd = fd;
+	else
+		(void)close(fd);	/* a synced or abandoned file */
+}
+
+/*
+ * The last close of a replaced, unlinked file frees its page cache and
+ * blocks, which takes time in proportion to its size (~25 ms for 200 MB):
+ * leave that to the flusher. Under s_mu.
+ */
+static void
+retire_fd(struct store *s, int fd)
+{
+	if (fd == s->s_busyfd)
+		s->s_closefd = fd;
+	else if (s->s_retirefd == -1) {
+		s->s_retirefd = fd;
+		pthread_cond_signal(&s->s_cv);
+	} else
+		(void)close(fd);
+}
+
+/* Under s_mu. */
+static void
+notify(struct store *s)
+{
+	char c = 0;
+
+	/* EAGAIN: the pipe is full, so the poll loop is due to wake anyway. */
+	while (write(s->s_pipe[1], &c, 1) == -1 && errno == EINTR)
+		;
+}
+
+/*
+ * The first flush error stops all writes: none could be acknowledged.
+ * XXX: writes already waiting on store_durable_seq are not told; the
+ * interface has no error channel, so their clients time out.
+ */
+static void
+note_failure(struct store *s, int e)
+{
+	if (e == 0 || s->s_failed != 0)
+		return;
+	s->s_failed = e;
+	kv_log("error", "%s: flush failed: %s; refusing writes from now on",
+	    s->s_path, strerror(e));
+}
+
+/* ---- Compaction ---- */
+
+static int
+want_compact(const struct store *s)
+{
+	const struct kvfile *f = &s->s_f;
+	uint64_t used = f->f_end - f->f_start;
+
+	return (f->f_garbage > used - f->f_garbage &&
+	    used > COMPACT_MIN_DATA) || f->f_keys > f->f_nbuckets / 4 * 3;
+}
+
+static void
+maybe_compact(struct store *s)
+{
+	if (s->s_cphase != C_NONE || s->s_failed != 0 || !want_compact(s) ||
+	    now_ns() < s->s_cretry)
+		return;
+	if (compact_start(s) == -1) {
+		kv_log("warn", "%s: cannot start compaction: %s", s->s_cpath,
+		    strerror(errno));
+		s->s_cretry = now_ns() + COMPACT_RETRY_NSEC;
+	}
+}
+
+/*
+ * Create the compaction file, with twice the buckets while keys would fill
+ * more than half of them, and room for the live records and a margin.
+ */
+static int
+compact_start(struct store *s)
+{
+	struct kvfile *f = &s->s_f, *c = &s->s_c;
+	uint64_t nb = f->f_nbuckets, live, size;
+	void *p;
+	int fd, e;
+
+	while (f->f_keys > nb / 2)
+		nb *= 2;
+	live = f->f_end - f->f_start - f->f_garbage;
+	size = data_start(nb) + round_up(live + live / 4 + GROW_MIN, PAGE);
+	fd = open(s->s_cpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1)
+		return -1;
+	if (lock_file(fd) == -1 || extend(fd, 0, size) == -1)
+		goto fail;
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		goto fail;
+	memset(c, 0, sizeof(*c));
+	c->f_fd = fd;
+	c->f_map = p;
+	c->f_size = size;
+	c->f_nbuckets = nb;
+	c->f_shift = shift_for(nb);
+	c->f_start = c->f_end = data_start(nb);
+	hdr_init(HDR(c), nb, HDR(f)->h_seed, HDR(f)->h_repl_id,
+	    s->s_last_seq, HDR(f)->h_flags);
+	s->s_cpos = f->f_start;
+	s->s_cdelta = 0;
+	s->s_cprev = UINT64_MAX;
+	s->s_crounds = 0;
+	s->s_cphase = C_COPY;
+	return 0;
+fail:
+	e = errno;
+	(void)close(fd);
+	(void)unlink(s->s_cpath);
+	errno = e;
+	return -1;
+}
+
+/*
+ * Copy old-log records from s_cpos into the new file until budget bytes of
+ * the old log are read or, if deadline is not 0, the clock passes it. A put
+ * is copied if the old buckets still point at it; a tombstone is copied,
+ * and applied, if its key is in the new file. Once the copy has caught up,
+ * ask the flusher to sync the new file; once that is done (or at once if
+ * force), finish. Returns -1 after abandoning the compaction, else 0.
+ */
+static int
+compact_work(struct store *s, uint64_t budget, uint64_t deadline, int force)
+{
+	struct kvfile *f = &s->s_f, *c = &s->s_c;
+	struct rec r;
+	uint64_t h, i, off, n = 0;
+	unsigned done;
+	int found, e;
+
+	while (s->s_cpos < f->f_end && budget > 0) {
+		rec_read(f, s->s_cpos, &r);
+		h = hash_key(s, r.r_key, r.r_klen);
+		if (r.r_type == REC_PUT) {
+			if (find(f, h, r.r_key, r.r_klen, &i) &&
+			    BKT(f)[i].b_off == s->s_cpos) {
+				found = find(c, h, r.r_key, r.r_klen, &i);
+				if (!found && c->f_keys + 1 > cap(c)) {
+					errno = ENOSPC;
+					goto fail;
+				}
+				if (reserve(c, r.r_size) == -1)
+					goto fail;
+				off = append_raw(c, f->f_map + s->s_cpos,
+				    r.r_size);
+				index_put(c, found, i, h, off,
+				    r.r_klen + r.r_vlen);
+				s->s_cdelta++;
+			}
+		} else if (find(c, h, r.r_key, r.r_klen, &i)) {
+			if (reserve(c, r.r_size) == -1)
+				goto fail;
+			(void)append_raw(c, f->f_map + s->s_cpos, r.r_size);
+			index_del(c, i, r.r_size);
+			s->s_cdelta++;
+		}
+		s->s_cpos += r.r_size;
+		budget = budget > r.r_size ? budget - r.r_size : 0;
+		if (deadline != 0 && (++n & 63) == 0 && now_ns() >= deadline)
+			break;
+	}
+	if (s->s_cpos < f->f_end)
+		return 0;
+	if (!force) {
+		/*
+		 * Every record copied dirties a random bucket page, so let
+		 * the flusher sync again while much was copied during its
+		 * last sync, and the delta still halves each time (else the
+		 * writers outrun the disk, and the old file grows while we
+		 * wait): the final sync, which blocks, stays small.
+		 */
+		if (s->s_cphase == C_COPY)
+			s->s_ccaught = f->f_end;
+		pthread_mutex_lock(&s->s_mu);
+		done = s->s_bgdone == s->s_bgreq && s->s_bgfd == -1;
+		e = s->s_bgerr;
+		if (s->s_cphase == C_SYNC && f->f_end - s->s_ccaught >
+		    COMPACT_MIN_DATA && f->f_end - s->s_ccaught >
+		    c->f_end - c->f_start) {
+			/* A slow disk: stop the old file growing, and
+			 * pay for a bigger final sync. s_bgerr is news
+			 * only if the last request is done. */
+			if (!done)
+				e = 0;
+			done = 1;
+		} else if (s->s_cphase == C_COPY || (done && e == 0 &&
+		    s->s_cdelta > SYNC_DELTA && s->s_cdelta < s->s_cprev / 2 &&
+		    s->s_crounds < SYNC_ROUNDS)) {
+			s->s_cprev = s->s_cphase == C_COPY ? UINT64_MAX :
+			    s->s_cdelta;
+			s->s_cphase = C_SYNC;
+			s->s_cdelta = 0;
+			s->s_crounds++;
+			s->s_bgfd = c->f_fd;
+			s->s_bgreq++;
+			pthread_cond_signal(&s->s_cv);
+			done = 0;
+		}
+		pthread_mutex_unlock(&s->s_mu);
+		if (!done)
+			return 0;
+		if (e != 0) {
+			errno = e;
+			goto fail;
+		}
+	}
+	if (compact_finish(s) == -1)
+		goto fail;
+	return 0;
+fail:
+	compact_abort(s, "warn", strerror(errno));
+	return -1;
+}
+
+/*
+ * Sync the new file, rename it over the old one and switch to it. Nothing
+ * is written to the store in between, so the new file holds every write.
+ * Returns -1 before the rename only; after it there is no going back.
+ *
+ * XXX: the msync here blocks the caller for whatever the background syncs
+ * left: measured 1.5-8 ms at 200 MB under 100k puts/s, up to ~25 ms when
+ * writes come as fast as memcpy. So do page faults on the new file's fresh
+ * pages while the flusher syncs it. Applying each write to both files once
+ * the copy has caught up, and acknowledging only after both are synced,
+ * would make the final sync unnecessary.
+ */
+static int
+compact_finish(struct store *s)
+{
+	struct kvfile *f = &s->s_f, *c = &s->s_c, old;
+	struct hdr *h = HDR(c);
+	int e = 0;
+
+	if (c->f_keys != f->f_keys || c->f_live != f->f_live) {
+		kv_log("error", "%s: copy has %" PRIu64 " keys, store %" PRIu64
+		    "; keeping the store", s->s_cpath, c->f_keys, f->f_keys);
+		errno = EINVAL;
+		return -1;
+	}
+	h->h_base_seq = s->s_last_seq;
+	h->h_icrc = hdr_icrc(h);
+	hdr_store(c, s->s_last_seq, 0);
+	if (msync(c->f_map, c->f_size, MS_SYNC) == -1)
+		return -1;
+	if (rename(s->s_cpath, s->s_path) == -1)
+		return -1;
+	if (sync_dir(s->s_path) == -1) {
+		/* The rename may not survive a power cut; writes to the new
+		 * file could then vanish, so none may be acknowledged. */
+		e = errno;
+		note_failure(s, e);
+	}
+	old = *f;
+	*f = *c;
+	s->s_cphase = C_NONE;
+	s->s_compactions++;
+	pthread_mutex_lock(&s->s_mu);
+	s->s_syncfd = f->f_fd;
+	if (s->s_bgfd == f->f_fd)
+		s->s_bgfd = -1;	/* a forced finish overtook it */
+	s->s_fsyncs++;
+	if (e != 0 && s->s_ioerr == 0)
+		s->s_ioerr = e;
+	if (e == 0 && s->s_durable < s->s_last_seq) {
+		s->s_durable = s->s_last_seq;
+		notify(s);
+	}
+	pthread_mutex_unlock(&s->s_mu);
+	/* Unmapping 1 GiB takes ~100 ms; do it in slices from now on. */
+	unmap_old(s, UINT64_MAX);
+	s->s_old = old.f_map;
+	s->s_oldsize = old.f_size;
+	s->s_oldfd = old.f_fd;
+	kv_log("info", "%s: compacted to %" PRIu64 " keys in %" PRIu64
+	    " buckets, %" PRIu64 " -> %" PRIu64 " bytes", s->s_path,
+	    f->f_keys, f->f_nbuckets, old.f_size, f->f_size);
+	return 0;
+}
+
+static void
+compact_abort(struct store *s, const char *level, const char *why)
+{
+	struct kvfile *c = &s->s_c;
+
+	kv_log(level, "%s: compaction abandoned: %s", s->s_cpath, why);
+	pthread_mutex_lock(&s->s_mu);
+	if (s->s_bgfd == c->f_fd)
+		s->s_bgfd = -1;
+	release_fd(s, c->f_fd);
+	pthread_mutex_unlock(&s->s_mu);
+	(void)munmap(c->f_map, c->f_size);
+	if (unlink(s->s_cpath) == -1)
+		kv_log("warn", "unlink %s: %s", s->s_cpath, strerror(errno));
+	c->f_fd = -1;
+	c->f_map = NULL;
+	s->s_cphase = C_NONE;
+	s->s_cretry = now_ns() + COMPACT_RETRY_NSEC;
+}
+
+/*
+ * The buckets are at their cap: finish a compaction now, starting one if
+ * need be; a second round covers one that began with too few buckets.
+ * This is the one place a request may wait on a whole copy, and it is
+ * reached only if the copy fell behind the inserts.
+ */
+static int
+make_room(struct store *s)
+{
+	int i;
+
+	for (i = 0; i < 2 && s->s_f.f_keys + 1 > cap(&s->s_f); i++) {
+		if (s->s_cphase == C_NONE && compact_start(s) == -1)
+			return -1;
+		if (compact_work(s, UINT64_MAX, 0, 1) == -1)
+			return -1;
+	}
+	if (s->s_f.f_keys + 1 > cap(&s->s_f)) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return 0;
+}
+
+/* Unmap up to max bytes of the replaced mapping, from its end. */
+static void
+unmap_old(struct store *s, uint64_t max)
+{
+	uint64_t n;
+
+	if (s->s_old == NULL)
+		return;
+	n = s->s_oldsize;
+	if (n > max)
+		n = round_up(n - max, UNMAP_CHUNK);	/* page-aligned */
+	else
+		n = 0;
+	if (munmap(s->s_old + n, s->s_oldsize - n) == -1)
+		kv_log("warn", "munmap: %s", strerror(errno));
+	s->s_oldsize = n;
+	if (n > 0)
+		return;
+	s->s_old = NULL;
+	pthread_mutex_lock(&s->s_mu);
+	retire_fd(s, s->s_oldfd);
+	pthread_mutex_unlock(&s->s_mu);
+	s->s_oldfd = -1;
+}
+
+/* ---- Writes ---- */
+
+static int
+check_write(struct store *s, size_t klen, size_t vlen, uint64_t seq)
+{
+	if (klen == 0 || klen > MAX_KEY_BYTES ||
+	    (!s->s_loading && seq != 0 && seq <= s->s_last_seq) ||
+	    (s->s_loading && (seq == 0 || seq > s->s_last_seq))) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (vlen > MAX_VALUE_BYTES) {
+		errno = EFBIG;
+		return -1;
+	}
+	if (s->s_failed != 0) {
+		errno = s->s_failed;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * After appending nbytes: tell the flusher, then copy a slice of the
+ * compaction, twice what was written, or more as free buckets run out, so
+ * the copy finishes before the old buckets fill up.
+ */
+static void
+wrote(struct store *s, uint64_t nbytes)
+{
+	struct kvfile *f = &s->s_f;
+	uint64_t slack, left, budget;
+	int e;
+
+	pthread_mutex_lock(&s->s_mu);
+	s->s_want = s->s_last_seq;
+	if (s->s_policy == STORE_FSYNC_ALWAYS)
+		pthread_cond_signal(&s->s_cv);
+	e = s->s_ioerr;
+	pthread_mutex_unlock(&s->s_mu);
+	note_failure(s, e);
+	unmap_old(s, UNMAP_CHUNK);
+
+	if (s->s_cphase == C_NONE) {
+		maybe_compact(s);
+		return;
+	}
+	slack = cap(f) > f->f_keys ? cap(f) - f->f_keys : 0;
+	left = f->f_end - s->s_cpos;
+	budget = COPY_FACTOR * nbytes;
+	if (slack == 0)
+		budget = left;
+	else if (left / slack > budget)
+		budget = left / slack;
+	(void)compact_work(s, budget, 0, 0);
+}
+
+/* ---- Exported functions ---- */
+
+struct store *
+store_open(const char *path, enum store_fsync policy, char *err,
+    size_t errlen)
+{
+	struct store *s;
+	struct kvfile *f;
+	struct stat st;
+	struct hdr h, *hm;
+	pthread_condattr_t ca;
+	const char *why = NULL;
+	uint32_t one = 1;
+	ssize_t n;
+	void *p;
+	int i, fl, e;
+
+	if (errlen > 0)
+		err[0] = '\0';
+	if (*(unsigned char *)&one != 1) {
+		seterr(err, errlen, "big-endian hosts are not supported");
+		errno = ENOTSUP;
+		return NULL;
+	}
+	pthread_once(&crc_once, crc_init);
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		seterr(err, errlen, "%s", strerror(errno));
+		return NULL;
+	}
+	f = &s->s_f;
+	f->f_fd = s->s_c.f_fd = -1;
+	s->s_pipe[0] = s->s_pipe[1] = -1;
+	s->s_busyfd = s->s_closefd = s->s_bgfd = s->s_retirefd = -1;
+	s->s_oldfd = -1;
+	s->s_policy = policy;
+	pthread_mutex_init(&s->s_mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->s_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	s->s_path = strdup(path);
+	s->s_cpath = malloc(strlen(path) + sizeof(".compact"));
+	if (s->s_path == NULL || s->s_cpath == NULL) {
+		seterr(err, errlen, "%s", strerror(errno));
+		goto fail;
+	}
+	memcpy(s->s_cpath, path, strlen(path));
+	memcpy(s->s_cpath + strlen(path), ".compact", sizeof(".compact"));
+
+	f->f_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (f->f_fd == -1 && errno == ENOENT) {
+		if (create_file(s, NULL, 0, 0, err, errlen) == -1)
+			goto fail;
+		f->f_fd = open(path, O_RDWR | O_CLOEXEC);
+	}
+	if (f->f_fd == -1) {
+		seterr(err, errlen, "open %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (lock_file(f->f_fd) == -1) {
+		if (errno == EACCES || errno == EAGAIN)
+			seterr(err, errlen, "%s: in use by another process",
+			    path);
+		else
+			seterr(err, errlen, "lock %s: %s", path,
+			    strerror(errno));
+		goto fail;
+	}
+	if (fstat(f->f_fd, &st) == -1) {
+		seterr(err, errlen, "stat %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (st.st_size < PAGE) {
+		seterr(err, errlen, "%s: file too short (%lld bytes, a "
+		    "header takes %d)", path, (long long)st.st_size, PAGE);
+		errno = EINVAL;
+		goto fail;
+	}
+	n = pread(f->f_fd, &h, sizeof(h), 0);
+	if (n != (ssize_t)sizeof(h)) {
+		seterr(err, errlen, "read %s: %s", path,
+		    n == -1 ? strerror(errno) : "short read");
+		goto fail;
+	}
+	if (check_header(&h, st.st_size, path, err, errlen) == -1) {
+		errno = EINVAL;
+		goto fail;
+	}
+	if ((uint64_t)(size_t)st.st_size != (uint64_t)st.st_size) {
+		seterr(err, errlen, "%s: too big to map", path);
+		errno = EFBIG;
+		goto fail;
+	}
+	/* Only now is the file known to be ours to change. */
+	if (unlink(s->s_cpath) == -1 && errno != ENOENT) {
+		seterr(err, errlen, "unlink %s: %s", s->s_cpath,
+		    strerror(errno));
+		goto fail;
+	}
+	p = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+	    f->f_fd, 0);
+	if (p == MAP_FAILED) {
+		seterr(err, errlen, "mmap %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	f->f_map = p;
+	f->f_size = st.st_size;
+	f->f_nbuckets = h.h_nbuckets;
+	f->f_shift = shift_for(h.h_nbuckets);
+	f->f_start = h.h_data_start;
+	memcpy(&s->s_k0, h.h_seed, 8);
+	memcpy(&s->s_k1, h.h_seed + 8, 8);
+
+	hm = HDR(f);
+	if (hm->h_clean != 1)
+		why = "not closed cleanly";
+	else if (hm->h_mcrc != hdr_mcrc(hm))
+		why = "header counters fail their checksum";
+	else if (hm->h_data_end < f->f_start ||
+	    hm->h_data_end > f->f_size || hm->h_data_end % 8 != 0 ||
+	    hm->h_keys >= f->f_nbuckets || hm->h_last_seq < hm->h_base_seq ||
+	    hm->h_garbage_bytes > hm->h_data_end - f->f_start)
+		why = "header counters out of range";
+	if (why != NULL) {
+		if (recover(s, why, err, errlen) == -1)
+			goto fail;
+		hm = HDR(f);
+	} else {
+		f->f_end = hm->h_data_end;
+		f->f_keys = hm->h_keys;
+		f->f_live = hm->h_live_bytes;
+		f->f_garbage = hm->h_garbage_bytes;
+		s->s_last_seq = hm->h_last_seq;
+	}
+	/* A crash from here on must be detected, whatever gets written. */
+	hdr_store(f, s->s_last_seq, 0);
+	if (msync(f->f_map, PAGE, MS_SYNC) == -1) {
+		seterr(err, errlen, "msync %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	s->s_want = s->s_durable = s->s_last_seq;
+	s->s_syncfd = f->f_fd;
+
+	if (pipe(s->s_pipe) == -1) {
+		seterr(err, errlen, "pipe: %s", strerror(errno));
+		goto fail;
+	}
+	for (i = 0; i < 2; i++) {
+		fl = fcntl(s->s_pipe[i], F_GETFL);
+		if (fl == -1 ||
+		    fcntl(s->s_pipe[i], F_SETFL, fl | O_NONBLOCK) == -1 ||
+		    fcntl(s->s_pipe[i], F_SETFD, FD_CLOEXEC) == -1) {
+			seterr(err, errlen, "pipe: %s", strerror(errno));
+			goto fail;
+		}
+	}
+	if ((e = pthread_create(&s->s_tid, NULL, flusher, s)) != 0) {
+		seterr(err, errlen, "pthread_create: %s", strerror(e));
+		errno = e;
+		goto fail;
+	}
+	return s;
+fail:
+	e = errno;
+	destroy(s);
+	errno = e;
+	return NULL;
+}
+
+int
+store_close(struct store *s)
+{
+	struct kvfile *f;
+	int e = 0;
+
+	if (s == NULL)
+		return 0;
+	f = &s->s_f;
+	pthread_mutex_lock(&s->s_mu);
+	s->s_stop = 1;
+	s->s_bgfd = -1;		/* an unstarted sync of a copy to drop */
+	pthread_cond_signal(&s->s_cv);
+	pthread_mutex_unlock(&s->s_mu);
+	pthread_join(s->s_tid, NULL);
+	if (s->s_cphase != C_NONE)
+		compact_abort(s, "info", "the store is closing");
+
+	/* Everything else reaches the disk before clean = 1 does. */
+	if (s->s_ioerr != 0)
+		e = s->s_ioerr;
+	else if (msync(f->f_map, f->f_size, MS_SYNC) == -1)
+		e = errno;
+	else {
+		hdr_store(f, s->s_last_seq, 1);
+		if (msync(f->f_map, PAGE, MS_SYNC) == -1)
+			e = errno;
+	}
+	if (e != 0)
+		kv_log("error", "%s: close: flush failed: %s", s->s_path,
+		    strerror(e));
+	destroy(s);
+	if (e != 0) {
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+parse_id(const char *hex, uint8_t *id)
+{
+	static const char digits[] = "0123456789abcdef";
+	const char *hi, *lo;
+	int i;
+
+	if (strlen(hex) != 32)
+		return -1;
+	for (i = 0; i < 16; i++) {
+		if ((hi = strchr(digits, hex[2 * i])) == NULL ||
+		    (lo = strchr(digits, hex[2 * i + 1])) == NULL ||
+		    hex[2 * i] == '\0' || hex[2 * i + 1] == '\0')
+			return -1;
+		id[i] = (uint8_t)((hi - digits) << 4 | (lo - digits));
+	}
+	return 0;
+}
+
+struct store *
+store_create(const char *path, const char *repl_id, uint64_t seq,
+    enum store_fsync policy, char *err, size_t errlen)
+{
+	struct store tmp;	/* create_file reads the two paths only */
+	struct store *s;
+	uint8_t id[16];
+	int rc;
+
+	pthread_once(&crc_once, crc_init);
+	if (parse_id(repl_id, id) == -1) {
+		seterr(err, errlen, "bad replication id \"%.40s\"", repl_id);
+		errno = EINVAL;
+		return NULL;
+	}
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.s_path = (char *)path;
+	if ((tmp.s_cpath = malloc(strlen(path) + sizeof(".compact"))) ==
+	    NULL) {
+		seterr(err, errlen, "%s", strerror(errno));
+		return NULL;
+	}
+	memcpy(tmp.s_cpath, path, strlen(path));
+	memcpy(tmp.s_cpath + strlen(path), ".compact", sizeof(".compact"));
+	rc = create_file(&tmp, id, seq, FLAG_SYNCED, err, errlen);
+	free(tmp.s_cpath);
+	if (rc == -1 || (s = store_open(path, policy, err, errlen)) == NULL)
+		return NULL;
+	s->s_loading = 1;
+	return s;
+}
+
+struct store *
+store_adopt(struct store *cur, struct store *fresh, char *err,
+    size_t errlen)
+{
+	struct store *s;
+	char *from;
+
+	if ((from = strdup(fresh->s_path)) == NULL) {
+		seterr(err, errlen, "%s", strerror(errno));
+		store_discard(fresh);
+		return NULL;
+	}
+	/* The new file takes the name; a copy of the old one is moot. */
+	if (cur->s_cphase != C_NONE)
+		compact_abort(cur, "info", "a full sync replaces the store");
+	fresh->s_loading = 0;
+	if (store_close(fresh) == -1) {
+		seterr(err, errlen, "close %s: %s", from, strerror(errno));
+		(void)unlink(from);
+		goto fail;
+	}
+	if (rename(from, cur->s_path) == -1 || sync_dir(cur->s_path) == -1) {
+		seterr(err, errlen, "rename %s to %s: %s", from, cur->s_path,
+		    strerror(errno));
+		goto fail;
+	}
+	/* cur keeps serving the old, now unnamed, file if this fails. */
+	if ((s = store_open(cur->s_path, cur->s_policy, err, errlen)) == NULL)
+		goto fail;
+	(void)store_close(cur);
+	free(from);
+	return s;
+fail:
+	free(from);
+	return NULL;
+}
+
+void
+store_discard(struct store *s)
+{
+	char *path = strdup(s->s_path);
+
+	(void)store_close(s);
+	if (path != NULL)
+		(void)unlink(path);
+	free(path);
+}
+
+/*
+ * XXX: the CRC is checked at recovery only: a cleanly closed file is
+ * trusted, so bit rot in it is served as data.
+ */
+int
+store_get(struct store *s, const char *key, size_t klen,
+    struct store_value *v)
+{
+	struct kvfile *f = &s->s_f;
+	struct rec r;
+	uint64_t i;
+
+	if (klen == 0 || klen > MAX_KEY_BYTES ||
+	    !find(f, hash_key(s, key, klen), key, klen, &i))
+		return 0;
+	rec_read(f, BKT(f)[i].b_off, &r);
+	v->data = r.r_val;
+	v->len = r.r_vlen;
+	v->seq = r.r_seq;
+	return 1;
+}
+
+int
+store_put(struct store *s, const char *key, size_t klen, const char *val,
+    size_t vlen, uint64_t seq, uint64_t *seqp)
+{
+	struct kvfile *f = &s->s_f;
+	uint64_t h, i, size, off;
+	int found, created;
+
+	if (seqp != NULL)
+		*seqp = 0;
+	if (check_write(s, klen, vlen, seq) == -1)
+		return -1;
+	h = hash_key(s, key, klen);
+	found = find(f, h, key, klen, &i);
+	if (!found && f->f_keys + 1 > cap(f)) {
+		if (make_room(s) == -1)
+			return -1;
+		found = find(f, h, key, klen, &i);
+	}
+	size = rec_size(klen, vlen);
+	if (reserve(f, size) == -1)
+		return -1;
+	if (seq == 0)
+		seq = s->s_last_seq + 1;
+	off = append(f, REC_PUT, key, klen, val, vlen, seq);
+	created = index_put(f, found, i, h, off, klen + vlen);
+	if (!s->s_loading)
+		s->s_last_seq = seq;
+	wrote(s, size);
+	if (seqp != NULL)
+		*seqp = seq;
+	return created;
+}
+
+int
+store_del(struct store *s, const char *key, size_t klen, uint64_t seq,
+    uint64_t *seqp)
+{
+	struct kvfile *f = &s->s_f;
+	uint64_t h, i, size;
+	int found;
+
+	if (seqp != NULL)
+		*seqp = 0;
+	if (check_write(s, klen, 0, seq) == -1)
+		return -1;
+	h = hash_key(s, key, klen);
+	found = find(f, h, key, klen, &i);
+	if (!found && seq == 0)
+		return 0;
+	/*
+	 * With an explicit seq, a missing key still gets a tombstone: it
+	 * carries seq, so a replica's position survives a crash.
+	 */
+	size = rec_size(klen, 0);
+	if (reserve(f, size) == -1)
+		return -1;
+	if (seq == 0)
+		seq = s->s_last_seq + 1;
+	(void)append(f, REC_DEL, key, klen, NULL, 0, seq);
+	if (found)
+		index_del(f, i, size);
+	else
+		f->f_garbage += size;
+	if (!s->s_loading)
+		s->s_last_seq = seq;
+	wrote(s, size);
+	if (seqp != NULL)
+		*seqp = seq;
+	return found;
+}
+
+struct cand {
+	uint64_t	 c_hash;
+	uint64_t	 c_off;
+};
+
+static int	 cand_cmp(const void *, const void *);
+
+static int
+cand_cmp(const void *a, const void *b)
+{
+	uint64_t x = ((const struct cand *)a)->c_hash;
+	uint64_t y = ((const struct cand *)b)->c_hash;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Walk the buckets from home(lo), keeping entries with hash >= lo. Reaching
+ * an empty bucket k, every key hashed in [lo, k << shift) has been seen: its
+ * home is in [home(lo), k) and it cannot lie past an empty bucket. So stop
+ * at the first empty bucket with limit such keys in hand, sort them and
+ * visit the smallest. Entries seen before k that belong past it are those of
+ * a cluster wrapping around the end of the table; they are needed, and
+ * picked up, only when the walk reaches the end. The cursor is a hash, not
+ * a bucket, so it survives any change to the table. The buffer holds limit
+ * entries plus those of one cluster.
+ */
+size_t
+store_scan(struct store *s, uint64_t *cursor, size_t limit,
+    void (*fn)(void *arg, const char *key, size_t klen,
+    const struct store_value *v), void *arg)
+{
+	struct kvfile *f = &s->s_f;
+	const struct bucket *b = BKT(f);
+	struct cand *cv = NULL, *ncv;
+	struct store_value v;
+	struct rec r;
+	uint64_t lo = *cursor, start, i, bound;
+	size_t n = 0, ncv_max = 0, nfit = 0, m, k, j;
+	int all = 0;
+
+	if (lo == UINT64_MAX || limit == 0)
+		return 0;
+	start = home(f, lo);
+	for (i = start;; i++) {
+		if (i == f->f_nbuckets) {
+			all = 1;
+			break;
+		}
+		if (b[i].b_off == 0) {
+			if (nfit >= limit)
+				break;
+			continue;
+		}
+		if (b[i].b_hash < lo)
+			continue;
+		if (n == ncv_max) {
+			ncv_max = ncv_max == 0 ? (limit < 4096 ? limit : 4096) +
+			    64 : ncv_max * 2;
+			if ((ncv = realloc(cv, ncv_max * sizeof(*cv))) == NULL)
+				goto fail;
+			cv = ncv;
+		}
+		cv[n].c_hash = b[i].b_hash;
+		cv[n++].c_off = b[i].b_off;
+		if (home(f, b[i].b_hash) <= i)
+			nfit++;
+	}
+	if (all) {
+		/* The cluster that wrapped from the end to the front. */
+		for (i = 0; i < start && b[i].b_off != 0; i++) {
+			if (b[i].b_hash < lo)
+				continue;
+			if (n == ncv_max) {
+				ncv_max = ncv_max == 0 ? 64 : ncv_max * 2;
+				ncv = realloc(cv, ncv_max * sizeof(*cv));
+				if (ncv == NULL)
+					goto fail;
+				cv = ncv;
+			}
+			cv[n].c_hash = b[i].b_hash;
+			cv[n++].c_off = b[i].b_off;
+		}
+		m = n;
+	} else {
+		bound = i << f->f_shift;
+		for (j = m = 0; j < n; j++)
+			if (cv[j].c_hash < bound)
+				cv[m++] = cv[j];
+	}
+	if (m > 1)
+		qsort(cv, m, sizeof(*cv), cand_cmp);
+	k = m < limit ? m : limit;
+	if (k > 0 && k < m && cv[k].c_hash == cv[k - 1].c_hash) {
+		/* Never split keys of equal hash across pages. */
+		for (j = k - 1; j > 0 && cv[j - 1].c_hash == cv[k].c_hash; j--)
+			;
+		if (j > 0)
+			k = j;
+		else
+			while (k < m && cv[k].c_hash == cv[0].c_hash)
+				k++;
+	}
+	for (j = 0; j < k; j++) {
+		rec_read(f, cv[j].c_off, &r);
+		v.data = r.r_val;
+		v.len = r.r_vlen;
+		v.seq = r.r_seq;
+		fn(arg, r.r_key, r.r_klen, &v);
+	}
+	if (all && k == m)
+		*cursor = UINT64_MAX;
+	else
+		*cursor = cv[k - 1].c_hash + 1;
+	free(cv);
+	return k;
+fail:
+	free(cv);
+	errno = ENOMEM;
+	return 0;
+}
+
+/*
+ * XXX: usually well under 1 ms, but starting a compaction (fallocate of the
+ * new file, ~2-3 ms at 200 MB) and finishing one (see compact_finish) can
+ * take longer.
+ */
+void
+store_step(struct store *s)
+{
+	int e;
+
+	pthread_mutex_lock(&s->s_mu);
+	e = s->s_ioerr;
+	pthread_mutex_unlock(&s->s_mu);
+	note_failure(s, e);
+	unmap_old(s, UNMAP_CHUNK);
+	maybe_compact(s);
+	if (s->s_cphase != C_NONE)
+		(void)compact_work(s, STEP_BYTES, now_ns() + STEP_NSEC, 0);
+}
+
+int
+store_notify_fd(struct store *s)
+{
+	return s->s_pipe[0];
+}
+
+uint64_t
+store_durable_seq(struct store *s)
+{
+	char buf[64];
+	uint64_t d;
+
+	while (read(s->s_pipe[0], buf, sizeof(buf)) > 0)
+		;
+	pthread_mutex_lock(&s->s_mu);
+	d = s->s_durable;
+	pthread_mutex_unlock(&s->s_mu);
+	return d;
+}
+
+void
+store_stats(struct store *s, struct store_stats *st)
+{
+	const uint8_t *id = HDR(&s->s_f)->h_repl_id;
+	int i;
+
+	memset(st, 0, sizeof(*st));
+	st->keys = s->s_f.f_keys;
+	st->live_bytes = s->s_f.f_live;
+	st->file_bytes = s->s_f.f_size +
+	    (s->s_cphase != C_NONE ? s->s_c.f_size : 0);
+	st->last_seq = s->s_last_seq;
+	pthread_mutex_lock(&s->s_mu);
+	st->durable_seq = s->s_durable;
+	st->fsyncs = s->s_fsyncs;
+	pthread_mutex_unlock(&s->s_mu);
+	st->compactions = s->s_compactions;
+	st->recovered_records = s->s_recovered_records;
+	st->dropped_bytes = s->s_dropped_bytes;
+	st->recovered = s->s_recovered;
+	st->synced = (HDR(&s->s_f)->h_flags & FLAG_SYNCED) != 0;
+	for (i = 0; i < 16; i++)
+		snprintf(st->repl_id + 2 * i, 3, "%02x", id[i]);
+}

@@ -1,0 +1,124 @@
+/*
+ * store.h: the mmap'd fixed-bucket hash file. One store is one file; only
+ * the main thread calls these functions (the store's own flusher thread is
+ * internal). Pointers into the mapping are valid until the next call that
+ * mutates the store (store_put, store_del, store_step).
+ */
+
+enum store_fsync {
+	STORE_FSYNC_NO,		/* the kernel writes back when it likes */
+	STORE_FSYNC_EVERYSEC,	/* the flusher syncs once a second if dirty */
+	STORE_FSYNC_ALWAYS	/* a write is durable once store_durable_seq >= it */
+};
+
+struct store;
+
+struct store_value {
+	const char	*data;		/* into the mapping */
+	size_t		 len;
+	uint64_t	 seq;		/* the write that made this value */
+};
+
+struct store_stats {
+	uint64_t	 keys;
+	uint64_t	 live_bytes;	/* key + value bytes of live records */
+	uint64_t	 file_bytes;	/* with the compaction file, if any */
+	uint64_t	 last_seq;	/* newest write in the store */
+	uint64_t	 durable_seq;	/* newest write known to be on disk */
+	uint64_t	 fsyncs;
+	uint64_t	 compactions;
+	uint64_t	 recovered_records;	/* scanned at open after a crash */
+	uint64_t	 dropped_bytes;	/* torn tail cut at open */
+	int		 recovered;	/* 1 if the last shutdown was not clean */
+	int		 synced;	/* 1 if made by store_create (a full sync) */
+	char		 repl_id[33];	/* 32 hex digits, random per data set */
+};
+
+/* Supplied by the program: one log line at level "error", "warn", "info"... */
+void	kv_log(const char *level, const char *fmt, ...);
+
+/*
+ * Open or create the store file at path. Returns NULL on failure with a
+ * one-line reason in err (bad magic, wrong version, short file, corrupt
+ * header, or the failing syscall and path). Never modifies a file it does
+ * not recognise. A file not closed cleanly is recovered before returning.
+ */
+struct store *store_open(const char *path, enum store_fsync policy,
+	    char *err, size_t errlen);
+
+/*
+ * Create a fresh store at path, replacing any file there, that continues
+ * replication id repl_id (32 hex digits) from sequence seq, marked synced.
+ * Until store_adopt, it is loading: store_put and store_del take explicit
+ * seqs from 1 to seq, in any order, and last_seq stays seq.
+ */
+struct store *store_create(const char *path, const char *repl_id,
+	    uint64_t seq, enum store_fsync policy, char *err, size_t errlen);
+
+/*
+ * Close fresh (from store_create) cleanly, rename its file over cur's and
+ * reopen it there. Returns the new store, cur closed; or NULL with err set,
+ * fresh gone and cur still serving its old data.
+ */
+struct store *store_adopt(struct store *cur, struct store *fresh,
+	    char *err, size_t errlen);
+
+/* Close s and delete its file: an abandoned store_create. */
+void	store_discard(struct store *s);
+
+/* Flush everything, mark the file clean, unmap, free. -1 if a flush failed. */
+int	store_close(struct store *s);
+
+/* 1 and *v filled if key exists, 0 if not (or klen is not 1..1024). */
+int	store_get(struct store *s, const char *key, size_t klen,
+	    struct store_value *v);
+
+/*
+ * Write key=val with sequence number seq, or the next one when seq is 0.
+ * Returns 1 if the key was created, 0 if replaced, -1 with errno (ENOSPC,
+ * EIO, ...) when nothing was written. *seqp gets the write's sequence.
+ * EINVAL: klen not 1..1024, or seq not 0 and not above every earlier seq
+ * (durable_seq must stay meaningful). EFBIG: vlen over 2^31. After a failed
+ * flush every write fails with that flush's errno. key and val must not
+ * point into the mapping (a write may move it). seqp may be NULL; it gets
+ * 0 when nothing was written.
+ */
+int	store_put(struct store *s, const char *key, size_t klen,
+	    const char *val, size_t vlen, uint64_t seq, uint64_t *seqp);
+
+/*
+ * As store_put: 1 if deleted, 0 if the key did not exist, -1 with errno.
+ * A missing key writes nothing when seq is 0; with an explicit seq it
+ * still logs a tombstone, so a replica's position survives a crash.
+ */
+int	store_del(struct store *s, const char *key, size_t klen,
+	    uint64_t seq, uint64_t *seqp);
+
+/*
+ * Keys in hash order from *cursor (0 to start): calls fn for at most limit
+ * keys and advances *cursor; *cursor is UINT64_MAX when none are left. A key
+ * present for the whole walk is visited exactly once, whatever writes,
+ * growth or compaction happen between calls. fn's pointers are valid only
+ * during the call, and fn must not call store functions. Returns the number
+ * of keys visited; 0 with *cursor unchanged and errno ENOMEM if out of
+ * memory. The cursor belongs to the file's hash seed: it stays valid across
+ * reopen and compaction, not across a resync to another data set.
+ */
+size_t	store_scan(struct store *s, uint64_t *cursor, size_t limit,
+	    void (*fn)(void *arg, const char *key, size_t klen,
+	    const struct store_value *v), void *arg);
+
+/*
+ * Do a bounded slice of background work (compaction, growth); call it from
+ * the event loop every few milliseconds. Never takes more than ~2 ms.
+ */
+void	store_step(struct store *s);
+
+/*
+ * Durability under FSYNC=always: the fd becomes readable whenever
+ * store_durable_seq advances; call store_durable_seq to drain it.
+ */
+int	store_notify_fd(struct store *s);
+uint64_t store_durable_seq(struct store *s);
+
+void	store_stats(struct store *s, struct store_stats *st);

@@ -1,0 +1,603 @@
+#!/bin/bash
+# kvstore's test suite: the C unit tests, then real servers on loopback
+# driven with curl and raw sockets, then crash and torn-file cases.
+# Run it with `make test`; it ends with the line "N passed, M failed".
+
+# ---- Unit tests (C, from tests/) ----
+
+testHttpParserUnitTests() {
+  out=$(tests/http_test 2>&1)
+  assertTrue "http_test failed: ${out}" $?
+  echo "${out}" | tail -n 1
+}
+
+testStoreUnitTests() {
+  mkdir -p "${SHUNIT_TMPDIR}/unit"
+  out=$(tests/store_test "${SHUNIT_TMPDIR}/unit" 2>&1)
+  assertTrue "store_test failed: ${out}" $?
+  echo "${out}" | tail -n 1
+}
+
+# ---- The spec's API ----
+
+testSpecCurlSessionOnOnePrimary() {
+  put name alice
+  assertEquals 'PUT new key' 201 "${code}"
+  get name
+  assertEquals 'GET status' 200 "${code}"
+  assertEquals 'GET body' alice "$(cat "${body}")"
+  list
+  assertContains 'listing has the key' "$(cat "${body}")" '"name"'
+  del name
+  assertEquals 'DELETE status' 200 "${code}"
+  get name
+  assertEquals 'GET after DELETE' 404 "${code}"
+  assertEquals 'role' primary "$(curl -s "${url}/role")"
+  call GET /health
+  assertEquals 'health' 200 "${code}"
+  call GET /ready
+  assertEquals 'ready' 200 "${code}"
+  assertContains 'ready names the role' "$(cat "${body}")" '"role":"primary"'
+  assertContains 'ready counts keys' "$(cat "${body}")" '"keys":'
+}
+
+testPutReplacingAKeyAnswers200() {
+  put replaced one
+  assertEquals 'first PUT' 201 "${code}"
+  put replaced two
+  assertEquals 'second PUT' 200 "${code}"
+  get replaced
+  assertEquals 'value' two "$(cat "${body}")"
+}
+
+testEmptyValueIsStoredAndReturned() {
+  put empty ''
+  assertEquals 'PUT empty' 201 "${code}"
+  get empty
+  assertEquals 'GET empty' 200 "${code}"
+  assertEquals 'empty body' 0 "$(wc -c <"${body}")"
+}
+
+testBinaryValueRoundTripsExactly() {
+  printf 'a\0b\r\nc\377\n' >"${SHUNIT_TMPDIR}/bin"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT \
+    --data-binary "@${SHUNIT_TMPDIR}/bin" "${url}/kv/binary")
+  assertEquals 'PUT binary' 201 "${code}"
+  get binary
+  cmp -s "${SHUNIT_TMPDIR}/bin" "${body}"
+  assertTrue 'value bytes unchanged' $?
+  ctype=$(curl -s -o /dev/null -w '%{content_type}' "${url}/kv/binary")
+  assertEquals 'content type' application/octet-stream "${ctype}"
+}
+
+testDeleteOfMissingKeyAnswers404() {
+  del never-written
+  assertEquals 'DELETE missing' 404 "${code}"
+  assertContains 'says why' "$(cat "${body}")" 'not found'
+}
+
+testKeysArePercentDecodedOnce() {
+  put 'a%2Fb' slash
+  get 'a/b'
+  assertEquals '%2F and / name the same key' slash "$(cat "${body}")"
+  put 'with%20space' sp
+  list
+  assertContains 'space' "$(cat "${body}")" '"with space"'
+  put '%C3%A9t%C3%A9' summer
+  get 'été'
+  assertEquals 'UTF-8 key' summer "$(cat "${body}")"
+  put '100%2525' pct
+  get '100%25'
+  assertEquals 'decoded exactly once' 404 "${code}"
+  get '100%2525'
+  assertEquals 'double-escaped key' pct "$(cat "${body}")"
+}
+
+testBadKeysAreRefused() {
+  put 'bad%G1' x
+  assertEquals 'invalid escape' 400 "${code}"
+  put 'nul%00byte' x
+  assertEquals 'NUL in key' 400 "${code}"
+  put 'half%4' x
+  assertEquals 'truncated escape' 400 "${code}"
+  put "$(printf 'k%.0s' $(seq 1 1024))" x
+  assertEquals '1024-byte key' 201 "${code}"
+  put "$(printf 'k%.0s' $(seq 1 1025))" x
+  assertEquals '1025-byte key' 414 "${code}"
+  assertContains 'says the limit' "$(cat "${body}")" 1024
+  call PUT /kv/
+  assertEquals 'empty key' 405 "${code}"
+}
+
+testListingIsStreamedJsonWithEscapedKeys() {
+  put 'q%22uote' 1
+  put 'back%5Cslash' 1
+  put 'ctl%01' 1
+  put 'raw%FFbyte' 1
+  list
+  listing=$(cat "${body}")
+  assertContains 'quote' "${listing}" '"q\"uote"'
+  assertContains 'backslash' "${listing}" '"back\\slash"'
+  assertContains 'control byte' "${listing}" '"ctl\u0001"'
+  assertContains 'invalid UTF-8' "${listing}" '"raw\udcffbyte"'
+  te=$(curl -s -D - -o /dev/null "${url}/kv/" | tr -d '\r' |
+    grep -i '^transfer-encoding')
+  assertEquals 'chunked' 'Transfer-Encoding: chunked' "${te}"
+}
+
+testListingOfManyKeysHasEachKeyOnce() {
+  start lst FSYNC=no
+  for i in $(seq 1 3000); do
+    echo "url = \"http://127.0.0.1:${sport}/kv/many-${i}\""
+    echo 'output = "/dev/null"'
+  done >"${SHUNIT_TMPDIR}/urls"
+  curl -s -o /dev/null -X PUT --data-binary v -K "${SHUNIT_TMPDIR}/urls"
+  curl -s "http://127.0.0.1:${sport}/kv/" | tr ',' '\n' |
+    tr -d '[]"' | sort >"${SHUNIT_TMPDIR}/listed"
+  assertEquals 'keys listed' 3000 "$(wc -l <"${SHUNIT_TMPDIR}/listed")"
+  assertEquals 'no duplicates' 3000 \
+    "$(sort -u "${SHUNIT_TMPDIR}/listed" | wc -l)"
+  stop "${spid}"
+}
+
+testValueLimitAnswers413BeforeTheBody() {
+  head -c 1048576 /dev/zero >"${SHUNIT_TMPDIR}/mib"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT \
+    --data-binary "@${SHUNIT_TMPDIR}/mib" "${url}/kv/onemib")
+  assertEquals 'exactly MAX_VALUE_BYTES' 201 "${code}"
+  # Only the head is sent: the 413 must come without the body.
+  out=$(raw "${port}" 'PUT /kv/big HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n')
+  assertEquals 'over the limit' 413 "$(status_code "${out}")"
+}
+
+testReplicaRefusesWritesNamingThePrimary() {
+  start rep ROLE=replica PRIMARY_URL=http://primary.example:8080
+  surl="http://127.0.0.1:${sport}"
+  assertEquals 'role' replica "$(curl -s "${surl}/role")"
+  code=$(curl -s -o "${body}" -w '%{http_code}' -X PUT -d v "${surl}/kv/k")
+  assertEquals 'PUT on replica' 403 "${code}"
+  assertContains 'names the primary' "$(cat "${body}")" \
+    'http://primary.example:8080'
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "${surl}/kv/k")
+  assertEquals 'DELETE on replica' 403 "${code}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "${surl}/kv/k")
+  assertEquals 'GET on replica' 404 "${code}"
+  stop "${spid}"
+}
+
+testWrongMethodAnswers405WithAllow() {
+  allow=$(curl -s -D - -o /dev/null -X POST -d x "${url}/kv/k" |
+    tr -d '\r' | grep -i '^allow:')
+  assertEquals 'Allow on /kv/k' 'Allow: GET, HEAD, PUT, DELETE' "${allow}"
+  call DELETE /health
+  assertEquals 'DELETE /health' 405 "${code}"
+  call GET /nowhere
+  assertEquals 'unknown path' 404 "${code}"
+}
+
+testHeadSendsTheHeadOnly() {
+  put headkey 12345
+  out=$(curl -s -I "${url}/kv/headkey" | tr -d '\r')
+  assertContains 'status' "${out}" 'HTTP/1.1 200'
+  assertContains 'length of the GET body' "${out}" 'Content-Length: 5'
+  assertContains 'Date header' "${out}" 'Date: '
+  out=$(raw "${port}" 'HEAD /kv/headkey HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+  assertEquals 'no body after the head' '' "$(printf '%s' "${out}" |
+    sed '1,/^\r$/d')"
+}
+
+# ---- HTTP/1.1 as clients speak it ----
+
+testKeepAliveReusesOneConnection() {
+  n=$(curl -s -o /dev/null -o /dev/null -w '%{num_connects}\n' \
+    "${url}/health" "${url}/health" | tail -n 1)
+  assertEquals 'second request made no new connection' 0 "${n}"
+}
+
+testPipelinedRequestsAreAnsweredInOrder() {
+  put pipe1 first
+  put pipe2 second
+  out=$(raw "${port}" 'GET /kv/pipe1 HTTP/1.1\r\nHost: x\r\n\r\nGET /kv/pipe2 HTTP/1.1\r\nHost: x\r\n\r\nGET /role HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+  assertEquals 'three responses' 3 "$(count_status "${out}" 200)"
+  assertEquals 'in order' 'first second primary' "$(printf '%s' "${out}" |
+    grep -a -o 'first\|second\|primary' | tr '\n' ' ' | sed 's/ $//')"
+}
+
+testPipelinedPutBodiesDoNotLeakIntoTheNextRequest() {
+  out=$(raw "${port}" 'PUT /kv/pb1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcPUT /kv/pb2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nde\r\n0\r\n\r\nGET /kv/pb1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+  assertEquals 'three responses' 3 "$(count_status "${out}" '20[01]')"
+  get pb2
+  assertEquals 'chunked body' de "$(cat "${body}")"
+}
+
+testHttp10KeepAliveIsHonouredAndAnnounced() {
+  out=$(raw "${port}" 'GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /role HTTP/1.0\r\n\r\n')
+  assertContains 'keep-alive echoed' "${out}" 'Connection: keep-alive'
+  assertEquals 'both answered' 2 "$(count_status "${out}" 200)"
+  start=$(date +%s%N)
+  raw "${port}" 'GET /health HTTP/1.0\r\n\r\n' >/dev/null
+  elapsed=$((($(date +%s%N) - start) / 1000000))
+  assertTrue "HTTP/1.0 without keep-alive is closed (${elapsed} ms)" \
+    "[ ${elapsed} -lt 2500 ]"
+}
+
+testExpect100ContinueIsAnsweredBeforeTheBody() {
+  exec 3<>"/dev/tcp/127.0.0.1/${port}"
+  printf 'PUT /kv/expect HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n' >&3
+  IFS= read -r -t 3 line <&3
+  assertEquals 'interim response' 'HTTP/1.1 100 Continue' "${line%$'\r'}"
+  printf 'hello' >&3
+  IFS= read -r -t 3 line <&3
+  IFS= read -r -t 3 line <&3
+  assertEquals 'final response' 'HTTP/1.1 201 Created' "${line%$'\r'}"
+  exec 3<&-
+  get expect
+  assertEquals 'stored' hello "$(cat "${body}")"
+}
+
+testChunkedUploadFromAPipeIsStored() {
+  code=$(printf 'from a pipe' | curl -s -o /dev/null -w '%{http_code}' \
+    -T - "${url}/kv/piped")
+  assertEquals 'PUT -T -' 201 "${code}"
+  get piped
+  assertEquals 'value' 'from a pipe' "$(cat "${body}")"
+}
+
+testMalformedRequestsAreRefused() {
+  check_raw 'bad chunk size' 400 'PUT /kv/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n'
+  check_raw 'CL and TE' 400 'PUT /kv/c HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n'
+  check_raw 'differing CLs' 400 'PUT /kv/c HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc'
+  check_raw 'no Host' 400 'GET /health HTTP/1.1\r\n\r\n'
+  check_raw 'two Hosts' 400 'GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'
+  check_raw 'bare CR' 400 'GET /health HTTP/1.1\r\nHost: x\rX: y\r\n\r\n'
+  check_raw 'space before colon' 400 'GET /health HTTP/1.1\r\nHost : x\r\n\r\n'
+  check_raw 'obs-fold' 400 'GET /health HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n'
+  check_raw 'HTTP/2.0' 505 'GET /health HTTP/2.0\r\nHost: x\r\n\r\n'
+  check_raw 'garbage' 400 'HELLO\r\n\r\n'
+  check_raw 'gzip coding' 501 'PUT /kv/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n'
+  check_raw 'bad CL' 400 'PUT /kv/c HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n'
+  check_raw 'HTTP/1.0 needs no Host' 200 'GET /health HTTP/1.0\r\n\r\n'
+  check_raw 'empty line first' 200 '\r\nGET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+  call GET /health
+  assertEquals 'still serving' 200 "${code}"
+}
+
+testOversizedHeadAndTargetAreRefused() {
+  filler=$(head -c 17000 /dev/zero | tr '\0' a)
+  check_raw 'head over 16 KiB' 431 "GET /health HTTP/1.1\r\nHost: x\r\nX: ${filler}\r\n\r\n"
+  check_raw 'target over 8 KiB' 414 "GET /kv/${filler:0:9000} HTTP/1.1\r\nHost: x\r\n\r\n"
+}
+
+testEveryResponseHasADateAndAServer() {
+  out=$(curl -s -D - -o /dev/null "${url}/kv/nothing-here" | tr -d '\r')
+  assertContains 'Date' "${out}" 'Date: '
+  assertContains 'length' "${out}" 'Content-Length: '
+}
+
+testConnectionCapAnswers503AndRecovers() {
+  start cap MAX_CONNS=3
+  exec 4<>"/dev/tcp/127.0.0.1/${sport}" 5<>"/dev/tcp/127.0.0.1/${sport}" \
+    6<>"/dev/tcp/127.0.0.1/${sport}"
+  sleep 0.2
+  out=$(raw "${sport}" 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n')
+  assertEquals 'over the cap' 503 "$(status_code "${out}")"
+  exec 4<&- 5<&- 6<&-
+  sleep 0.2
+  code=$(curl -s -o /dev/null -w '%{http_code}' \
+    "http://127.0.0.1:${sport}/health")
+  assertEquals 'serves again below the cap' 200 "${code}"
+  stop "${spid}"
+}
+
+testSlowHeaderTimesOutWith408() {
+  start slow HEADER_TIMEOUT_MS=300
+  out=$(raw "${sport}" 'GET /health HTTP/1.1\r\nHost: x\r\n')
+  assertEquals 'slow head' 408 "$(status_code "${out}")"
+  stop "${spid}"
+}
+
+testIdleKeepAliveConnectionIsClosed() {
+  start idle IDLE_TIMEOUT_MS=300
+  begin=$(date +%s%N)
+  out=$(raw "${sport}" 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n')
+  elapsed=$((($(date +%s%N) - begin) / 1000000))
+  assertContains 'answered' "${out}" 'HTTP/1.1 200'
+  assertTrue "closed by the server after idling (${elapsed} ms)" \
+    "[ ${elapsed} -lt 2500 ]"
+  stop "${spid}"
+}
+
+testListensOnIPv6Too() {
+  if ! grep -q . /proc/net/if_inet6 2>/dev/null; then
+    startSkipping
+  fi
+  code=$(curl -s -g -o /dev/null -w '%{http_code}' "http://[::1]:${port}/health")
+  assertEquals 'GET over ::1' 200 "${code}"
+}
+
+testClientThatHangsUpMidResponseDoesNotKillTheServer() {
+  for _ in 1 2 3 4 5; do
+    timeout 1 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"; printf "GET /kv/onemib HTTP/1.1\r\nHost: x\r\n\r\n" >&3; exec 3<&-' _ "${port}"
+  done
+  call GET /health
+  assertEquals 'alive after SIGPIPE-prone hang-ups' 200 "${code}"
+}
+
+# ---- Configuration ----
+
+testBadConfigurationExitsWithOneClearLine() {
+  check_bad_env 'PORT=abc' PORT=abc
+  check_bad_env 'PORT=70000' PORT=70000
+  check_bad_env 'ROLE=boss' ROLE=boss
+  check_bad_env 'FSYNC=sometimes' FSYNC=sometimes
+  check_bad_env 'MAX_VALUE_BYTES=' MAX_VALUE_BYTES=-1
+  check_bad_env 'LOG_LEVEL=loud' LOG_LEVEL=loud
+  check_bad_env 'DATA_DIR' DATA_DIR=/etc/passwd/sub
+}
+
+testForeignDbFileIsRefusedAndLeftUntouched() {
+  mkdir -p "${SHUNIT_TMPDIR}/foreign"
+  head -c 65536 /dev/urandom >"${SHUNIT_TMPDIR}/foreign/kvstore.db"
+  before=$(cksum <"${SHUNIT_TMPDIR}/foreign/kvstore.db")
+  out=$(PORT=$((port + 40)) DATA_DIR="${SHUNIT_TMPDIR}/foreign" \
+    timeout 5 ./kvstore 2>&1)
+  assertEquals 'exit status' 1 $?
+  assertContains 'says why' "${out}" 'not a kvstore file'
+  assertEquals 'file unchanged' "${before}" \
+    "$(cksum <"${SHUNIT_TMPDIR}/foreign/kvstore.db")"
+}
+
+testRoleAutoFollowsTheStatefulSetOrdinal() {
+  if ! unshare --uts true 2>/dev/null; then
+    startSkipping
+    return
+  fi
+  aport=$((port + 41))
+  roles=
+  for host in kvstore-0 kvstore-3; do
+    rm -rf "${SHUNIT_TMPDIR}/auto"
+    ROLE=auto PORT="${aport}" DATA_DIR="${SHUNIT_TMPDIR}/auto" \
+      unshare --uts sh -c 'hostname "$1" && exec ./kvstore' _ "${host}" \
+      >/dev/null 2>&1 &
+    apid=$!
+    wait_up "${aport}"
+    roles="${roles} ${host}=$(curl -s "http://127.0.0.1:${aport}/role")"
+    stop "${apid}"
+  done
+  assertEquals 'roles by ordinal' ' kvstore-0=primary kvstore-3=replica' \
+    "${roles}"
+  out=$(ROLE=auto PORT="${aport}" DATA_DIR="${SHUNIT_TMPDIR}/auto" \
+    unshare --uts sh -c 'hostname nodash && exec ./kvstore' 2>&1)
+  assertEquals 'no ordinal: exit status' 1 $?
+  assertContains 'no ordinal: says why' "${out}" 'ordinal'
+}
+
+testStartupLogStatesRoleFsyncAndKeys() {
+  assertContains 'role' "$(cat "${log}")" 'role=primary'
+  assertContains 'fsync' "$(cat "${log}")" 'fsync=everysec'
+  assertContains 'keys' "$(cat "${log}")" 'keys='
+  assertContains 'data file' "$(cat "${log}")" 'kvstore.db'
+}
+
+# ---- Durability ----
+
+testSigtermShutsDownCleanlyAndKeepsData() {
+  start term
+  curl -s -o /dev/null -X PUT -d kept "http://127.0.0.1:${sport}/kv/t"
+  kill -TERM "${spid}"
+  wait "${spid}"
+  assertEquals 'exit status after SIGTERM' 0 $?
+  assertContains 'logged' "$(cat "${slog}")" 'stopped cleanly'
+  start term
+  assertEquals 'data kept' kept \
+    "$(curl -s "http://127.0.0.1:${sport}/kv/t")"
+  assertNotContains 'no recovery after a clean stop' "$(cat "${slog}")" \
+    'recovered'
+  stop "${spid}"
+}
+
+testFsyncAlwaysAcknowledgesDurableWrites() {
+  start always FSYNC=always
+  writers=
+  for i in 1 2 3 4; do
+    (for j in $(seq 1 25); do
+      curl -s -o /dev/null -w '%{http_code}\n' -X PUT -d "v${i}.${j}" \
+        "http://127.0.0.1:${sport}/kv/a${i}.${j}"
+    done) >"${SHUNIT_TMPDIR}/always.${i}" &
+    writers="${writers} $!"
+  done
+  for w in ${writers}; do wait "${w}"; done
+  cat "${SHUNIT_TMPDIR}"/always.? >"${SHUNIT_TMPDIR}/always.codes"
+  assertEquals 'every write acknowledged' 100 \
+    "$(grep -c '^201$' "${SHUNIT_TMPDIR}/always.codes")"
+  ready=$(curl -s "http://127.0.0.1:${sport}/ready")
+  seq=$(json_num "${ready}" seq)
+  assertEquals 'durable up to the last write' "${seq}" \
+    "$(json_num "${ready}" durable_seq)"
+  stop "${spid}"
+}
+
+testKill9UnderWriteLoadLosesNoAcknowledgedWrite() {
+  : >"${SHUNIT_TMPDIR}/acked"
+  rounds=8
+  for round in $(seq 1 "${rounds}"); do
+    start crash FSYNC=always
+    writer "${sport}" "${round}" >>"${SHUNIT_TMPDIR}/acked" &
+    wpid=$!
+    sleep "0.$((RANDOM % 6 + 2))"
+    kill -9 "${spid}"
+    wait "${spid}" 2>/dev/null
+    wait "${wpid}"
+  done
+  start crash FSYNC=always
+  assertContains 'recovered after kill -9' "$(cat "${slog}")" 'recovered'
+  acked=$(wc -l <"${SHUNIT_TMPDIR}/acked")
+  assertTrue "writes were acknowledged (${acked})" "[ ${acked} -gt ${rounds} ]"
+  missing=0
+  while read -r key; do
+    [ "$(curl -s "http://127.0.0.1:${sport}/kv/${key}")" = "value-${key}" ] ||
+      missing=$((missing + 1))
+  done <"${SHUNIT_TMPDIR}/acked"
+  assertEquals "acknowledged writes lost (of ${acked})" 0 "${missing}"
+  stop "${spid}"
+}
+
+testTornTailIsCutAndEarlierWritesKept() {
+  for damage in truncate garble; do
+    rm -rf "${SHUNIT_TMPDIR}/torn"
+    start torn FSYNC=no DATA_DIR="${SHUNIT_TMPDIR}/torn"
+    for i in 1 2 3; do
+      curl -s -o /dev/null -X PUT -d "early-${i}" \
+        "http://127.0.0.1:${sport}/kv/early${i}"
+    done
+    curl -s -o /dev/null -X PUT -d 'LAST-RECORD-MARKER' \
+      "http://127.0.0.1:${sport}/kv/last"
+    kill -9 "${spid}"
+    wait "${spid}" 2>/dev/null
+    db="${SHUNIT_TMPDIR}/torn/kvstore.db"
+    at=$(grep -abo 'LAST-RECORD-MARKER' "${db}" | tail -n 1 | cut -d: -f1)
+    if [ "${damage}" = truncate ]; then
+      truncate -s $((at + 4)) "${db}"
+    else
+      printf 'XXXX' | dd of="${db}" bs=1 seek=$((at + 2)) conv=notrunc \
+        2>/dev/null
+    fi
+    start torn FSYNC=no DATA_DIR="${SHUNIT_TMPDIR}/torn"
+    assertContains "${damage}: drop logged" "$(cat "${slog}")" 'dropped'
+    assertEquals "${damage}: earlier write kept" early-3 \
+      "$(curl -s "http://127.0.0.1:${sport}/kv/early3")"
+    code=$(curl -s -o /dev/null -w '%{http_code}' \
+      "http://127.0.0.1:${sport}/kv/last")
+    assertEquals "${damage}: torn record gone" 404 "${code}"
+    curl -s -o /dev/null -X PUT -d again "http://127.0.0.1:${sport}/kv/last"
+    assertEquals "${damage}: writable after" again \
+      "$(curl -s "http://127.0.0.1:${sport}/kv/last")"
+    stop "${spid}"
+  done
+}
+
+testCorruptHeaderRefusesToStart() {
+  rm -rf "${SHUNIT_TMPDIR}/hdr"
+  start hdr DATA_DIR="${SHUNIT_TMPDIR}/hdr"
+  stop "${spid}"
+  db="${SHUNIT_TMPDIR}/hdr/kvstore.db"
+  printf '\377' | dd of="${db}" bs=1 seek=20 conv=notrunc 2>/dev/null
+  before=$(cksum <"${db}")
+  out=$(PORT=$((port + 42)) DATA_DIR="${SHUNIT_TMPDIR}/hdr" \
+    timeout 5 ./kvstore 2>&1)
+  assertEquals 'exit status' 1 $?
+  assertContains 'says why' "${out}" 'header'
+  assertEquals 'file unchanged' "${before}" "$(cksum <"${db}")"
+}
+
+# ---- Helpers ----
+
+# call METHOD PATH: the status in ${code}, the body in ${body}.
+call() {
+  code=$(curl -s -o "${body}" -w '%{http_code}' -X "$1" "${url}$2")
+}
+put() {
+  code=$(curl -s -o "${body}" -w '%{http_code}' -X PUT --data-binary "$2" \
+    "${url}/kv/$1")
+}
+get() { code=$(curl -s -o "${body}" -w '%{http_code}' "${url}/kv/$1"); }
+del() { code=$(curl -s -o "${body}" -w '%{http_code}' -X DELETE "${url}/kv/$1"); }
+list() { code=$(curl -s -o "${body}" -w '%{http_code}' "${url}/kv/"); }
+
+# raw PORT BYTES: send BYTES (printf %b escapes) on a fresh connection and
+# print what comes back until the server closes or 3 seconds pass.
+raw() {
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    printf "%b" "$2" >&3; cat <&3' _ "$1" "$2"
+}
+status_line() { printf '%s\n' "$1" | head -n 1 | tr -d '\r'; }
+status_code() { status_line "$1" | cut -d' ' -f2; }
+# count_status TEXT CODE: how many responses with CODE are in TEXT.
+count_status() { printf '%s' "$1" | grep -ao "HTTP/1.1 $2 " | wc -l; }
+
+# check_raw NAME STATUS BYTES: BYTES get STATUS.
+check_raw() {
+  out=$(raw "${port}" "$3")
+  assertEquals "$1" "$2" "$(status_code "${out}")"
+}
+
+# check_bad_env NAME VAR=VALUE...: the server exits 1 with one log line.
+check_bad_env() {
+  out=$(env PORT=$((port + 43)) DATA_DIR="${SHUNIT_TMPDIR}/badenv" "${@:2}" \
+    timeout 5 ./kvstore 2>&1)
+  assertEquals "$1: exit status" 1 $?
+  assertEquals "$1: one line" 1 "$(printf '%s\n' "${out}" | wc -l)"
+  assertContains "$1: an error line" "${out}" 'error'
+}
+
+json_num() { printf '%s' "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }
+
+# writer PORT ROUND: PUT keys until the server dies; print each key whose
+# write was acknowledged.
+writer() {
+  i=0
+  while [ "${i}" -lt 100000 ]; do
+    i=$((i + 1))
+    key="r$2-${i}"
+    c=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X PUT \
+      -d "value-${key}" "http://127.0.0.1:$1/kv/${key}") || break
+    case "${c}" in 20[01]) echo "${key}" ;; *) break ;; esac
+  done
+}
+
+
+# wait_up PORT: until /health answers, at most 5 seconds.
+wait_up() {
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$1/health" && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# start NAME [VAR=VALUE...]: a server of its own on a new port; sets
+# ${spid}, ${sport} and ${slog}.
+start() {
+  sport=$((port + 1 + $(next_port)))
+  slog="${SHUNIT_TMPDIR}/$1.log"
+  env PORT="${sport}" ROLE=primary DATA_DIR="${SHUNIT_TMPDIR}/$1" \
+    "${@:2}" ./kvstore >"${slog}" 2>&1 &
+  spid=$!
+  echo "${spid}" >>"${SHUNIT_TMPDIR}/pids"
+  wait_up "${sport}" || fail "$1 did not start: $(cat "${slog}")"
+}
+next_port() { nports=$(((${nports:-0} + 1) % 30)); echo "${nports}"; }
+
+stop() {
+  kill "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+}
+
+# ---- Fixtures ----
+
+oneTimeSetUp() {
+  cd "$(dirname "$0")" || return 1
+  port=$((20000 + $$ % 20000))
+  url="http://127.0.0.1:${port}"
+  body="${SHUNIT_TMPDIR}/body"
+  log="${SHUNIT_TMPDIR}/primary.log"
+  : >"${SHUNIT_TMPDIR}/pids"
+  PORT="${port}" ROLE=primary DATA_DIR="${SHUNIT_TMPDIR}/primary" \
+    ./kvstore >"${log}" 2>&1 &
+  pid=$!
+  echo "${pid}" >>"${SHUNIT_TMPDIR}/pids"
+  wait_up "${port}" || { cat "${log}"; return 1; }
+  # shunit2 prints its own report; the last line is the count CI reads.
+  # shellcheck disable=SC2154
+  trap 'printf "%s passed, %s failed\n" "${__shunit_testsPassed}" \
+    "${__shunit_testsFailed}"; _shunit_cleanup EXIT' 0
+}
+
+oneTimeTearDown() {
+  while read -r p; do
+    kill "${p}" 2>/dev/null && wait "${p}" 2>/dev/null
+  done <"${SHUNIT_TMPDIR}/pids"
+  return 0
+}
+
+. "$(command -v shunit2 || echo /usr/share/shunit2/shunit2)"

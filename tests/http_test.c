@@ -1,0 +1,767 @@
+/*
+ * http_test.c: table tests for the pure parts of http.c (http_parse,
+ * http_dechunk, http_unescape, http_query, http_header), in the manner of
+ * picohttpparser's test.c: raw input, expected outcome, one line per case,
+ * plus generated cases (every prefix, every hostile byte in every position,
+ * every split point, each limit and one past it). Prints one line per
+ * failure with the input escaped and ends with a count; exits 0 only if all
+ * passed. Build: cc -I. -o tests/http_test tests/http_test.c http.c
+ */
+
+#include <sys/types.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+#define WHOLE	(-100)	/* expected consumed: the whole input */
+#define HEAD_LIMIT	16384
+#define TARGET_LIMIT	8192
+
+struct pcase {
+	const char	*name;
+	const char	*in;
+	int		 want;		/* consumed, WHOLE, -2, or -1 */
+	int		 status;	/* when want is -1 */
+};
+
+static const struct pcase pcases[] = {
+	{ "simple GET", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", WHOLE, 0 },
+	{ "PUT with CL", "PUT /kv/a HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: 5\r\n\r\nhello", 50, 0 },
+	{ "LF-only lines", "GET / HTTP/1.1\nHost: a\n\n", WHOLE, 0 },
+	{ "mixed CRLF and LF", "GET / HTTP/1.1\r\nHost: a\n\r\n", WHOLE, 0 },
+	{ "leading CRLF ignored", "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+	    WHOLE, 0 },
+	{ "several leading CRLF", "\r\n\r\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+	    WHOLE, 0 },
+	{ "leading bare CR", "\rGET / HTTP/1.1\r\nHost: a\r\n\r\n", -1, 400 },
+	{ "HTTP/1.0 without Host", "GET / HTTP/1.0\r\n\r\n", WHOLE, 0 },
+	{ "HTTP/1.1 without Host", "GET / HTTP/1.1\r\n\r\n", -1, 400 },
+	{ "duplicate Host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+	    -1, 400 },
+	{ "duplicate Host 1.0", "GET / HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n",
+	    -1, 400 },
+	{ "empty Host ok", "GET / HTTP/1.1\r\nHost:\r\n\r\n", WHOLE, 0 },
+	{ "HTTP/2.0", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", -1, 505 },
+	{ "HTTP/0.9 version", "GET / HTTP/0.9\r\nHost: a\r\n\r\n", -1, 505 },
+	{ "HTTP/1.2 as 1.x", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", WHOLE, 0 },
+	{ "HTTP/x", "GET / HTTP/x\r\nHost: a\r\n\r\n", -1, 400 },
+	{ "HTTP/1.10", "GET / HTTP/1.10\r\nHost: a\r\n\r\n", -1, 400 },
+	{ "HTTP/11", "GET / HTTP/11\r\nHost: a\r\n\r\n", -1, 400 },
+	{ "lower-case http", "GET / http/1.1\r\nHost: a\r\n\r\n", -1, 400 },
+	{ "no version (0.9)", "GET /\r\n\r\n", -1, 400 },
+	{ "two SP after method", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
+	    -1, 400 },
+	{ "two SP after target", "GET /  HTTP/1.1\r\nHost: a\r\n\r\n",
+	    -1, 400 },
+	{ "HT as separator", "GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n", -1, 400 },
+	{ "trailing SP after version", "GET / HTTP/1.1 \r\nHost: a\r\n\r\n",
+	    -1, 400 },
+	{ "method not a token", "G(T / HTTP/1.1\r\nHost: a\r\n\r\n", -1, 400 },
+	{ "method obs-text", "G\xe9T / HTTP/1.1\r\nHost: a\r\n\r\n", -1, 400 },
+	{ "custom method token", "PURGE / HTTP/1.1\r\nHost: a\r\n\r\n",
+	    WHOLE, 0 },
+	{ "empty method", " / HTTP/1.1\r\nHost: a\r\n\r\n", -1, 400 },
+	{ "target asterisk", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+	    WHOLE, 0 },
+	{ "target relative", "GET kv/a HTTP/1.1\r\nHost: a\r\n\r\n", -1, 400 },
+	{ "target authority-form", "CONNECT a:80 HTTP/1.1\r\nHost: a\r\n\r\n",
+	    -1, 400 },
+	{ "target absolute-form", "GET http://h/kv/a?x=1 HTTP/1.1\r\n"
+	    "Host: h\r\n\r\n", WHOLE, 0 },
+	{ "target absolute no path", "GET http://h HTTP/1.1\r\nHost: h\r\n\r\n",
+	    WHOLE, 0 },
+	{ "target obs-text ok", "GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n",
+	    WHOLE, 0 },
+	{ "value obs-text ok",
+	    "GET / HTTP/1.1\r\nHost: a\r\nX: \xff\x80\r\n\r\n",
+	    WHOLE, 0 },
+	{ "value HT ok", "GET / HTTP/1.1\r\nHost: a\r\nX: a\tb\t\r\n\r\n",
+	    WHOLE, 0 },
+	{ "name obs-text", "GET / HTTP/1.1\r\nHost: a\r\nX\xe9: 1\r\n\r\n",
+	    -1, 400 },
+	{ "space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", -1, 400 },
+	{ "HT before colon", "GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", -1, 400 },
+	{ "obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n",
+	    -1, 400 },
+	{ "obs-fold HT", "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n\t2\r\n\r\n",
+	    -1, 400 },
+	{ "SP before first field", "GET / HTTP/1.1\r\n Host: a\r\n\r\n",
+	    -1, 400 },
+	{ "empty field name", "GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n",
+	    -1, 400 },
+	{ "no colon", "GET / HTTP/1.1\r\nHost: a\r\nfoo\r\n\r\n", -1, 400 },
+	{ "bare CR in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n",
+	    -1, 400 },
+	{ "bare CR ends head", "GET / HTTP/1.1\r\nHost: a\r\n\r\r\n", -1, 400 },
+	{ "CL+TE", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n", -1, 400 },
+	{ "TE+CL", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+	    -1, 400 },
+	{ "CL+TE gzip", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+	    "Transfer-Encoding: gzip\r\n\r\n", -1, 400 },
+	{ "two differing CL", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: 1\r\nContent-Length: 2\r\n\r\n", -1, 400 },
+	{ "two equal CL", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: 2\r\nContent-Length: 2\r\n\r\n", WHOLE, 0 },
+	{ "CL list equal", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: 1,1\r\n\r\n", WHOLE, 0 },
+	{ "CL list equal OWS", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: 1 , 1\r\n\r\n", WHOLE, 0 },
+	{ "CL list differing", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: 1,2\r\n\r\n", -1, 400 },
+	{ "CL empty element", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: 1,,1\r\n\r\n", -1, 400 },
+	{ "CL empty", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n",
+	    -1, 400 },
+	{ "CL negative", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: -1\r\n\r\n", -1, 400 },
+	{ "CL plus sign", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: +1\r\n\r\n", -1, 400 },
+	{ "CL hex", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: 0x10\r\n\r\n", -1, 400 },
+	{ "CL trailing junk", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: 10a\r\n\r\n", -1, 400 },
+	{ "CL inner space", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: 1 0\r\n\r\n", -1, 400 },
+	{ "CL INT64_MAX ok", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: 9223372036854775807\r\n\r\n", WHOLE, 0 },
+	{ "CL overflow", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: 9223372036854775808\r\n\r\n", -1, 400 },
+	{ "CL huge overflow", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: 99999999999999999999999\r\n\r\n", -1, 400 },
+	{ "CL leading zeros", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: 000000000000000000000007\r\n\r\n", WHOLE, 0 },
+	{ "TE gzip", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Transfer-Encoding: gzip\r\n\r\n", -1, 501 },
+	{ "TE gzip, chunked", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Transfer-Encoding: gzip, chunked\r\n\r\n", -1, 501 },
+	{ "TE chunked, gzip", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Transfer-Encoding: chunked, gzip\r\n\r\n", -1, 400 },
+	{ "TE chunked twice", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    -1, 400 },
+	{ "TE empty", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Transfer-Encoding:\r\n\r\n", -1, 400 },
+	{ "TE chunked mixed case", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "transfer-ENCODING: ChUnKeD\r\n\r\n", WHOLE, 0 },
+	{ "TE chunked in 1.0", "POST / HTTP/1.0\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n", -1, 400 },
+	{ "TE chunked;ext", "POST / HTTP/1.1\r\nHost: a\r\n"
+	    "Transfer-Encoding: chunked;q=1\r\n\r\n", -1, 501 },
+	{ "Expect 417", "PUT / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n"
+	    "Content-Length: 1\r\n\r\n", -1, 417 },
+	{ "Expect other on 1.0 ignored", "PUT / HTTP/1.0\r\nExpect: magic\r\n"
+	    "Content-Length: 1\r\n\r\n", WHOLE, 0 },
+	{ "too many fields", NULL, -1, 431 },	/* built below */
+	{ "64 fields ok", NULL, WHOLE, 0 },	/* built below */
+};
+
+struct fcase {
+	const char	*name;
+	const char	*in;
+	int		 ka;
+	int		 chunked;
+	int		 expect;
+	int64_t		 cl;
+	int		 minor;
+	const char	*path;
+	const char	*query;		/* NULL: none */
+};
+
+static const struct fcase fcases[] = {
+	{ "1.1 default keep-alive", "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+	    1, 0, 0, -1, 1, "/", NULL },
+	{ "1.1 close", "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+	    0, 0, 0, -1, 1, "/", NULL },
+	{ "1.1 Close case",
+	    "GET / HTTP/1.1\r\nHost: a\r\nconnection: CLOSE\r\n\r\n",
+	    0, 0, 0, -1, 1, "/", NULL },
+	{ "1.1 close in list", "GET / HTTP/1.1\r\nHost: a\r\n"
+	    "Connection: Upgrade, close\r\n\r\n", 0, 0, 0, -1, 1, "/", NULL },
+	{ "1.1 keep-alive, Upgrade", "GET / HTTP/1.1\r\nHost: a\r\n"
+	    "Connection: keep-alive, Upgrade\r\n\r\n",
+	    1, 0, 0, -1, 1, "/", NULL },
+	{ "1.0 default close", "GET / HTTP/1.0\r\n\r\n",
+	    0, 0, 0, -1, 0, "/", NULL },
+	{ "1.0 keep-alive", "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+	    1, 0, 0, -1, 0, "/", NULL },
+	{ "1.0 keep-alive, Upgrade", "GET / HTTP/1.0\r\n"
+	    "Connection: keep-alive, Upgrade\r\n\r\n",
+	    1, 0, 0, -1, 0, "/", NULL },
+	{ "1.0 keep-alive and close", "GET / HTTP/1.0\r\n"
+	    "Connection: keep-alive\r\nConnection: close\r\n\r\n",
+	    0, 0, 0, -1, 0, "/", NULL },
+	{ "1.0 keep-alive-ish token", "GET / HTTP/1.0\r\n"
+	    "Connection: keep-alived\r\n\r\n", 0, 0, 0, -1, 0, "/", NULL },
+	{ "chunked flag", "PUT /k HTTP/1.1\r\nHost: a\r\n"
+	    "Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
+	    1, 1, 1, -1, 1, "/k", NULL },
+	{ "expect case", "PUT /k HTTP/1.1\r\nHost: a\r\n"
+	    "Expect: 100-Continue\r\nContent-Length: 3\r\n\r\n",
+	    1, 0, 1, 3, 1, "/k", NULL },
+	{ "expect on 1.0 ignored", "PUT /k HTTP/1.0\r\n"
+	    "Expect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+	    0, 0, 0, 3, 0, "/k", NULL },
+	{ "CL zero", "PUT /k HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+	    1, 0, 0, 0, 1, "/k", NULL },
+	{ "query split", "GET /kv/a?x=1&y HTTP/1.1\r\nHost: a\r\n\r\n",
+	    1, 0, 0, -1, 1, "/kv/a", "x=1&y" },
+	{ "empty query", "GET /kv? HTTP/1.1\r\nHost: a\r\n\r\n",
+	    1, 0, 0, -1, 1, "/kv", "" },
+	{ "asterisk path", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+	    1, 0, 0, -1, 1, "*", NULL },
+	{ "absolute path", "GET http://h:80/kv/a?q HTTP/1.1\r\nHost: h\r\n\r\n",
+	    1, 0, 0, -1, 1, "/kv/a", "q" },
+	{ "absolute https", "GET HTTPS://h HTTP/1.1\r\nHost: h\r\n\r\n",
+	    1, 0, 0, -1, 1, "/", NULL },
+	{ "absolute query only", "GET http://h?z HTTP/1.1\r\nHost: h\r\n\r\n",
+	    1, 0, 0, -1, 1, "/", "z" },
+	{ "1.2 keep-alive", "GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+	    1, 0, 0, -1, 2, "/", NULL },
+};
+
+struct dcase {
+	const char	*name;
+	const char	*in;
+	size_t		 max;
+	int		 want;		/* http_dechunk's return */
+	const char	*out;		/* decoded, when want is 1 */
+	size_t		 rest;		/* left unconsumed when want is 1 */
+};
+
+static const struct dcase dcases[] = {
+	{ "simple", "5\r\nhello\r\n0\r\n\r\n", 100, 1, "hello", 0 },
+	{ "multi", "5\r\nhello\r\n1\r\n \r\n6\r\nworld!\r\n0\r\n\r\n", 100, 1,
+	    "hello world!", 0 },
+	{ "hex upper/lower", "a\r\n0123456789\r\nA\r\nabcdefghij\r\n0\r\n\r\n",
+	    100, 1, "0123456789abcdefghij", 0 },
+	{ "leading zeros", "0005\r\nhello\r\n000\r\n\r\n", 100, 1, "hello", 0 },
+	{ "extensions", "5;a=b;c=\"d e\"\r\nhello\r\n0;z\r\n\r\n", 100, 1,
+	    "hello", 0 },
+	{ "BWS before ext", "5 \t;a\r\nhello\r\n0\r\n\r\n", 100, 1,
+	    "hello", 0 },
+	{ "trailers", "5\r\nhello\r\n0\r\nX-A: 1\r\nX-B: 2\r\n\r\n", 100, 1,
+	    "hello", 0 },
+	{ "LF only", "5\nhello\n0\n\n", 100, 1, "hello", 0 },
+	{ "pipelined rest", "2\r\nhi\r\n0\r\n\r\nGET /", 100, 1, "hi", 5 },
+	{ "exact limit", "5\r\nhello\r\n0\r\n\r\n", 5, 1, "hello", 0 },
+	{ "empty body", "0\r\n\r\n", 0, 1, "", 0 },
+	{ "over the limit", "5\r\nhello\r\n0\r\n\r\n", 4, -2, NULL, 0 },
+	{ "over the limit later", "3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n", 5, -2,
+	    NULL, 0 },
+	{ "bad hex", "g\r\nhello\r\n0\r\n\r\n", 100, -1, NULL, 0 },
+	{ "size then junk", "5x\r\nhello\r\n0\r\n\r\n", 100, -1, NULL, 0 },
+	{ "leading space", " 5\r\nhello\r\n0\r\n\r\n", 100, -1, NULL, 0 },
+	{ "WS then CRLF", "5 \r\nhello\r\n0\r\n\r\n", 100, -1, NULL, 0 },
+	{ "negative", "-5\r\nhello\r\n0\r\n\r\n", 100, -1, NULL, 0 },
+	{ "0x prefix", "0x5\r\nhello\r\n0\r\n\r\n", 100, -1, NULL, 0 },
+	{ "empty size line", "\r\nhello\r\n0\r\n\r\n", 100, -1, NULL, 0 },
+	{ "missing CRLF after data", "5\r\nhelloX\r\n0\r\n\r\n", 100, -1,
+	    NULL, 0 },
+	{ "CR then junk after data", "5\r\nhello\rX0\r\n\r\n", 100, -1,
+	    NULL, 0 },
+	{ "bare CR in size line", "5\rhello\r\n0\r\n\r\n", 100, -1, NULL, 0 },
+	{ "bare CR in trailer", "0\r\nX: 1\r2\r\n\r\n", 100, -1, NULL, 0 },
+	{ "NUL in ext", "5;a\0b\r\nhello\r\n0\r\n\r\n", 100, -1, NULL, 0 },
+	{ "16 digits over limit", "FFFFFFFFFFFFFFFF\r\n", 100, -2, NULL, 0 },
+	{ "17 digits overflow", "10000000000000000\r\n", 100, -1, NULL, 0 },
+	{ "17 zeros", "00000000000000005\r\nhello\r\n0\r\n\r\n", 100, -1,
+	    NULL, 0 },
+};
+
+struct ucase {
+	const char	*name;
+	const char	*in;
+	ssize_t		 want;
+	const char	*out;
+};
+
+static const struct ucase ucases[] = {
+	{ "plain", "abc", 3, "abc" },
+	{ "empty", "", 0, "" },
+	{ "%2F", "a%2Fb", 3, "a/b" },
+	{ "%2f", "a%2fb", 3, "a/b" },
+	{ "%20", "a%20b", 3, "a b" },
+	{ "UTF-8", "%C3%A9", 2, "\xc3\xa9" },
+	{ "plus unchanged", "a+b", 3, "a+b" },
+	{ "%25", "%25", 1, "%" },
+	{ "%FF", "%FF", 1, "\xff" },
+	{ "%G1", "%G1", -1, NULL },
+	{ "%1G", "%1G", -1, NULL },
+	{ "lone %", "%", -1, NULL },
+	{ "% at end", "ab%", -1, NULL },
+	{ "%4 truncated", "%4", -1, NULL },
+	{ "%00", "a%00b", -1, NULL },
+	{ "%+1", "%+1", -1, NULL },
+};
+
+static int	 passed, failed;
+
+void	kv_log(const char *, const char *, ...);
+
+void
+kv_log(const char *level, const char *fmt, ...)
+{
+	(void)level;
+	(void)fmt;
+}
+
+/* Print s[0..len) with non-printables escaped, at most 160 bytes of it. */
+static void
+put_escaped(const char *s, size_t len)
+{
+	size_t	 i, lim = len > 160 ? 160 : len;
+
+	for (i = 0; i < lim; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '\r')
+			fputs("\\r", stdout);
+		else if (ch == '\n')
+			fputs("\\n", stdout);
+		else if (ch == '\\')
+			fputs("\\\\", stdout);
+		else if (ch < 0x20 || ch >= 0x7f)
+			printf("\\x%02x", ch);
+		else
+			putchar(ch);
+	}
+	if (lim < len)
+		printf("...(%zu bytes)", len);
+}
+
+static void
+check(int ok, const char *name, const char *in, size_t len, const char *fmt,
+    ...)
+{
+	va_list	 ap;
+
+	if (ok) {
+		passed++;
+		return;
+	}
+	failed++;
+	printf("FAIL %s: ", name);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf(" input \"");
+	put_escaped(in, len);
+	printf("\"\n");
+}
+
+static void
+parse_one(const char *name, const char *in, size_t len, int want, int status)
+{
+	struct http_request	 r;
+	int			 n;
+
+	/* Parse a heap copy so ASan catches any read past len. */
+	char	*copy = malloc(len ? len : 1);
+
+	if (copy == NULL)
+		abort();
+	memcpy(copy, in, len);
+	n = http_parse(copy, len, &r);
+	if (want == WHOLE)
+		want = (int)len;
+	if (want == -1)
+		check(n == -1 && r.status == status, name, in, len,
+		    "got %d status %d (%s), want -1 status %d", n, r.status,
+		    r.error ? r.error : "", status);
+	else
+		check(n == want, name, in, len,
+		    "got %d status %d (%s), want %d", n, r.status,
+		    r.error ? r.error : "", want);
+	free(copy);
+}
+
+/* "GET / HTTP/1.1\r\nHost: a\r\n" + fields X<i>: v + "\r\n". */
+static char *
+many_fields(int n, size_t *len)
+{
+	char	*s = malloc(64 + (size_t)n * 16);
+	int	 i, o;
+
+	if (s == NULL)
+		abort();
+	o = sprintf(s, "GET / HTTP/1.1\r\nHost: a\r\n");
+	for (i = 0; i < n; i++)
+		o += sprintf(s + o, "X%d: v\r\n", i);
+	o += sprintf(s + o, "\r\n");
+	*len = (size_t)o;
+	return s;
+}
+
+static void
+test_parse_table(void)
+{
+	size_t	 i, len;
+	char	*s;
+
+	for (i = 0; i < sizeof(pcases) / sizeof(pcases[0]); i++) {
+		if (pcases[i].in != NULL) {
+			parse_one(pcases[i].name, pcases[i].in,
+			    strlen(pcases[i].in), pcases[i].want,
+			    pcases[i].status);
+			continue;
+		}
+		/* Host plus 63 more is the 64-field limit; plus 64 is over. */
+		s = many_fields(pcases[i].want == -1 ? 64 : 63, &len);
+		parse_one(pcases[i].name, s, len, pcases[i].want,
+		    pcases[i].status);
+		free(s);
+	}
+	/* Embedded NUL cases need explicit lengths. */
+	parse_one("NUL in value", "GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n", 29,
+	    -1, 400);
+	parse_one("NUL in target", "GET /\0 HTTP/1.1\r\nHost: a\r\n\r\n", 28,
+	    -1, 400);
+	parse_one("NUL before request", "\0GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+	    28, -1, 400);
+}
+
+static void
+test_fields(void)
+{
+	struct http_request	 r;
+	size_t			 i, len;
+	const struct fcase	*f;
+	int			 n;
+	const char		*v;
+
+	for (i = 0; i < sizeof(fcases) / sizeof(fcases[0]); i++) {
+		f = &fcases[i];
+		len = strlen(f->in);
+		n = http_parse(f->in, len, &r);
+		check(n == (int)len, f->name, f->in, len, "got %d (%s)", n,
+		    r.error ? r.error : "");
+		if (n != (int)len)
+			continue;
+		check(r.keep_alive == f->ka && r.chunked == f->chunked &&
+		    r.expect_continue == f->expect &&
+		    r.content_length == f->cl && r.minor == f->minor,
+		    f->name, f->in, len, "flags ka %d chunked %d expect %d "
+		    "cl %lld minor %d", r.keep_alive, r.chunked,
+		    r.expect_continue, (long long)r.content_length, r.minor);
+		check(r.path_len == strlen(f->path) &&
+		    memcmp(r.path, f->path, r.path_len) == 0, f->name, f->in,
+		    len, "path %.*s", (int)r.path_len, r.path);
+		check(f->query == NULL ? r.query == NULL : (r.query != NULL &&
+		    r.query_len == strlen(f->query) &&
+		    memcmp(r.query, f->query, r.query_len) == 0),
+		    f->name, f->in, len, "query %.*s", (int)r.query_len,
+		    r.query ? r.query : "(null)");
+	}
+
+	/* Field values: OWS trimmed; lookup is case-insensitive, first wins. */
+	v = "GET /p?a=1&b=&c&a=2&dd=x%20y HTTP/1.1\r\nHost: h\r\n"
+	    "X-Thing:  \t two words \t\r\nx-thing: second\r\n\r\n";
+	n = http_parse(v, strlen(v), &r);
+	check(n == (int)strlen(v), "lookup head", v, strlen(v), "got %d", n);
+	if (n <= 0)
+		return;
+	v = http_header(&r, "x-THING", &len);
+	check(v != NULL && len == 9 && memcmp(v, "two words", 9) == 0,
+	    "http_header first, trimmed", "", 0, "got %.*s", v ? (int)len : 4,
+	    v ? v : "NULL");
+	v = http_header(&r, "x-thin", &len);
+	check(v == NULL, "http_header prefix is not a match", "", 0, "found");
+	v = http_header(&r, "host", &len);
+	check(v != NULL && len == 1 && *v == 'h', "http_header host", "", 0,
+	    "wrong");
+	v = http_query(&r, "a", &len);
+	check(v != NULL && len == 1 && *v == '1', "http_query first a", "", 0,
+	    "wrong");
+	v = http_query(&r, "b", &len);
+	check(v != NULL && len == 0, "http_query empty b=", "", 0, "wrong");
+	v = http_query(&r, "c", &len);
+	check(v != NULL && len == 0, "http_query bare c", "", 0, "wrong");
+	v = http_query(&r, "dd", &len);
+	check(v != NULL && len == 5 && memcmp(v, "x%20y", 5) == 0,
+	    "http_query raw value", "", 0, "wrong");
+	v = http_query(&r, "d", &len);
+	check(v == NULL, "http_query prefix is not a match", "", 0, "found");
+	v = http_query(&r, "z", &len);
+	check(v == NULL, "http_query absent", "", 0, "found");
+	r.query = NULL;
+	check(http_query(&r, "a", &len) == NULL, "http_query no query", "", 0,
+	    "found");
+}
+
+/* Every proper prefix of a valid request is incomplete. */
+static void
+test_prefixes(void)
+{
+	static const char *const reqs[] = {
+		"GET /kv/a?x=1 HTTP/1.1\r\nHost: example\r\n"
+		    "Accept: */*\r\n\r\n",
+		"PUT /kv/a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+		    "Expect: 100-continue\r\n\r\n",
+		"\r\nGET / HTTP/1.0\nConnection: keep-alive\n\n",
+	};
+	char	 name[64];
+	size_t	 i, k, len;
+
+	for (i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		len = strlen(reqs[i]);
+		parse_one("full request", reqs[i], len, WHOLE, 0);
+		for (k = 0; k < len; k++) {
+			snprintf(name, sizeof(name), "prefix %zu of req %zu",
+			    k, i);
+			parse_one(name, reqs[i], k, -2, 0);
+		}
+	}
+}
+
+/*
+ * Each hostile byte in each position of the request line and a header
+ * field gives 400. HT is hostile in the request line and in names only;
+ * the positions where it is legal (inside or around a value) are skipped.
+ */
+static void
+test_hostile(void)
+{
+	static const char req[] =
+	    "GET /a HTTP/1.1\r\nHost: a\r\nX-Y: zz\r\n\r\n";
+	static const unsigned char bad[] = {
+		0x00, 0x01, 0x08, 0x0b, 0x0c, 0x1b, 0x1f, 0x7f, '\r', '\t'
+	};
+	char	 buf[sizeof(req)], name[64];
+	size_t	 len = sizeof(req) - 1, i, b, vstart, vend, hstart;
+
+	hstart = strstr(req, "Host:") - req + 5;	/* " a" */
+	vstart = strstr(req, "X-Y:") - req + 4;		/* " zz" */
+	vend = vstart + 3;
+	for (i = 0; i < len; i++) {
+		for (b = 0; b < sizeof(bad); b++) {
+			if (req[i] == (char)bad[b])
+				continue;
+			/*
+			 * HT is legal in values, and in place of the CR
+			 * that ends one it is trailing OWS before a bare LF.
+			 */
+			if (bad[b] == '\t' && ((i >= vstart && i <= vend) ||
+			    (i >= hstart && i <= hstart + 2)))
+				continue;
+			memcpy(buf, req, len);
+			buf[i] = (char)bad[b];
+			snprintf(name, sizeof(name), "byte 0x%02x at %zu",
+			    bad[b], i);
+			parse_one(name, buf, len, -1, 400);
+		}
+	}
+	/* HT inside and around a value is accepted (RFC 9110 5.5). */
+	for (i = vstart; i < vend; i++) {
+		memcpy(buf, req, len);
+		buf[i] = '\t';
+		snprintf(name, sizeof(name), "HT in value at %zu", i);
+		parse_one(name, buf, len, WHOLE, 0);
+	}
+	/* obs-text in a value is accepted, in a name refused. */
+	memcpy(buf, req, len);
+	buf[vstart + 1] = (char)0x80;
+	parse_one("obs-text 0x80 in value", buf, len, WHOLE, 0);
+	memcpy(buf, req, len);
+	buf[vstart - 2] = (char)0xff;
+	parse_one("obs-text 0xff in name", buf, len, -1, 400);
+}
+
+/* Each limit and one past it. */
+static void
+test_limits(void)
+{
+	const char	*pre = "GET / HTTP/1.1\r\nHost: a\r\nX: ";
+	char		*s;
+	size_t		 plen = strlen(pre), len, pad;
+
+	/* A head of exactly HEAD_LIMIT bytes, then one more. */
+	if ((s = malloc(HEAD_LIMIT + 16)) == NULL)
+		abort();
+	pad = HEAD_LIMIT - plen - 4;
+	memcpy(s, pre, plen);
+	memset(s + plen, 'v', pad);
+	memcpy(s + plen + pad, "\r\n\r\n", 4);
+	len = HEAD_LIMIT;
+	parse_one("head of 16 KiB", s, len, WHOLE, 0);
+	parse_one("head of 16 KiB, cut", s, len - 1, -2, 0);
+	memcpy(s, pre, plen);
+	memset(s + plen, 'v', pad + 1);
+	memcpy(s + plen + pad + 1, "\r\n\r\n", 4);
+	parse_one("head of 16 KiB + 1", s, len + 1, -1, 431);
+	parse_one("16 KiB prefix of a longer head", s, len, -1, 431);
+	/* Leading empty lines count toward the head. */
+	memset(s, '\n', HEAD_LIMIT);
+	parse_one("16 KiB of empty lines", s, HEAD_LIMIT, -1, 431);
+	free(s);
+
+	/* A target of exactly TARGET_LIMIT bytes, then one more. */
+	if ((s = malloc(TARGET_LIMIT + 64)) == NULL)
+		abort();
+	memcpy(s, "GET /", 5);
+	memset(s + 5, 'a', TARGET_LIMIT - 1);
+	len = 4 + TARGET_LIMIT;
+	len += sprintf(s + len, " HTTP/1.1\r\nHost: a\r\n\r\n");
+	parse_one("target of 8 KiB", s, len, WHOLE, 0);
+	memcpy(s, "GET /", 5);
+	memset(s + 5, 'a', TARGET_LIMIT);
+	len = 5 + TARGET_LIMIT;
+	len += sprintf(s + len, " HTTP/1.1\r\nHost: a\r\n\r\n");
+	parse_one("target of 8 KiB + 1", s, len, -1, 414);
+	parse_one("target of 8 KiB + 1, incomplete", s, 5 + TARGET_LIMIT, -1,
+	    414);
+	free(s);
+}
+
+/* The one case with a NUL inside needs its length spelled out. */
+static size_t
+dlen(const struct dcase *d)
+{
+	return strcmp(d->name, "NUL in ext") == 0 ? 19 : strlen(d->in);
+}
+
+static void
+dechunk_run(const struct dcase *d, size_t split, int bytewise)
+{
+	struct http_chunk_state	 st;
+	char			 out[256], name[96];
+	size_t			 len = strlen(d->in), off = 0, olen = 0;
+	size_t			 used, made, n;
+	int			 ret = 0;
+
+	len = dlen(d);
+	memset(&st, 0, sizeof(st));
+	st.max = d->max;
+	while (off < len) {
+		n = bytewise ? 1 : (off < split ? split - off : len - off);
+		ret = http_dechunk(&st, d->in + off, n, out + olen, &used,
+		    &made);
+		olen += made;
+		if (ret != 0)
+			break;
+		if (used != n) {
+			ret = 99;	/* 0 means "all consumed, need more" */
+			break;
+		}
+		off += used;
+	}
+	if (ret == 1)
+		off += used;
+	if (bytewise)
+		snprintf(name, sizeof(name), "dechunk %s, bytewise", d->name);
+	else
+		snprintf(name, sizeof(name), "dechunk %s, split %zu", d->name,
+		    split);
+	if (d->want == 1)
+		check(ret == 1 && olen == strlen(d->out) &&
+		    memcmp(out, d->out, olen) == 0 && len - off == d->rest,
+		    name, d->in, len, "ret %d out \"%.*s\" rest %zu", ret,
+		    (int)olen, out, len - off);
+	else
+		check(ret == d->want, name, d->in, len, "ret %d, want %d", ret,
+		    d->want);
+}
+
+static void
+test_dechunk(void)
+{
+	struct http_chunk_state	 st;
+	char			 buf[64];
+	size_t			 i, k, used, made;
+	int			 ret;
+	const char		*in =
+	    "3\r\nabc\r\n2;x\r\nde\r\n0\r\nT: 1\r\n\r\n";
+
+	for (i = 0; i < sizeof(dcases) / sizeof(dcases[0]); i++) {
+		dechunk_run(&dcases[i], 0, 0);
+		dechunk_run(&dcases[i], 0, 1);
+		for (k = 1; k < dlen(&dcases[i]); k++)
+			dechunk_run(&dcases[i], k, 0);
+	}
+
+	/* In place, as the server uses it: dst is buf. */
+	memset(&st, 0, sizeof(st));
+	st.max = 100;
+	strcpy(buf, in);
+	ret = http_dechunk(&st, buf, strlen(in), buf, &used, &made);
+	check(ret == 1 && made == 5 && memcmp(buf, "abcde", 5) == 0 &&
+	    used == strlen(in), "dechunk in place", in, strlen(in),
+	    "ret %d made %zu", ret, made);
+	/* After the end, more calls consume nothing and still say done. */
+	ret = http_dechunk(&st, "GET", 3, buf, &used, &made);
+	check(ret == 1 && used == 0 && made == 0, "dechunk after end", "GET", 3,
+	    "ret %d used %zu", ret, used);
+	/* A long extension is refused rather than read without end. */
+	memset(&st, 0, sizeof(st));
+	st.max = 100;
+	{
+		char	*big = malloc(8192);
+
+		if (big == NULL)
+			abort();
+		memset(big, 'x', 8192);
+		big[0] = '1';
+		big[1] = ';';
+		ret = http_dechunk(&st, big, 8192, big, &used, &made);
+		check(ret == -1, "dechunk endless extension", "1;xxx...", 8,
+		    "ret %d", ret);
+		free(big);
+	}
+}
+
+static void
+test_unescape(void)
+{
+	char	 out[64];
+	ssize_t	 n;
+	size_t	 i;
+
+	for (i = 0; i < sizeof(ucases) / sizeof(ucases[0]); i++) {
+		n = http_unescape(ucases[i].in, strlen(ucases[i].in), out);
+		if (ucases[i].want == -1)
+			check(n == -1, ucases[i].name, ucases[i].in,
+			    strlen(ucases[i].in), "got %zd", n);
+		else
+			check(n == ucases[i].want &&
+			    memcmp(out, ucases[i].out, (size_t)n) == 0,
+			    ucases[i].name, ucases[i].in, strlen(ucases[i].in),
+			    "got %zd", n);
+	}
+	n = http_unescape("a\0b", 3, out);
+	check(n == -1, "raw NUL", "a\0b", 3, "got %zd", n);
+}
+
+static void
+test_reason(void)
+{
+	check(strcmp(http_reason(200), "OK") == 0, "reason 200", "", 0, "");
+	check(strcmp(http_reason(413), "Content Too Large") == 0, "reason 413",
+	    "", 0, "");
+	check(strcmp(http_reason(431), "Request Header Fields Too Large") == 0,
+	    "reason 431", "", 0, "");
+	check(strcmp(http_reason(299), "Unknown") == 0, "reason 299", "", 0,
+	    "");
+}
+
+int
+main(void)
+{
+	test_parse_table();
+	test_fields();
+	test_prefixes();
+	test_hostile();
+	test_limits();
+	test_dechunk();
+	test_unescape();
+	test_reason();
+	printf("http_test: %d passed, %d failed\n", passed, failed);
+	return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,1729 @@
+/*
+ * store_test.c: tests of store.c, run as "store_test SCRATCH_DIR". Each case
+ * works on its own file in the scratch directory. A failed check prints one
+ * line naming the case; the last line counts the checks, and the exit
+ * status is 0 only if all passed. The format checks re-derive CRC-32C and
+ * SipHash here, independently of store.c, because the file is the contract.
+ * Set STORE_TEST_VERBOSE=1 to see the store's log lines.
+ */
+
+#include <sys/types.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store.h"
+
+#define MIB		(1024 * 1024)
+#define PAGE		4096	/* the format's header page */
+
+static int		 passed, failed;
+static const char	*tcase = "setup";
+static const char	*scratch;
+static int		 verbose;
+static int		 nwarn;		/* kv_log "warn" lines so far */
+static char		 lastlog[1024];
+
+/* ---- Harness ---- */
+
+#define CHECK(cond)	check((cond) != 0, #cond, __LINE__)
+
+static int	check(int, const char *, int);
+
+static int
+check(int ok, const char *what, int line)
+{
+	if (ok)
+		passed++;
+	else {
+		failed++;
+		printf("FAIL %s: %s (line %d)\n", tcase, what, line);
+		fflush(stdout);
+	}
+	return ok;
+}
+
+void
+kv_log(const char *level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(lastlog, sizeof(lastlog), fmt, ap);
+	va_end(ap);
+	if (strcmp(level, "warn") == 0)
+		nwarn++;
+	if (verbose)
+		fprintf(stderr, "  [%s] %s\n", level, lastlog);
+}
+
+static char	*path_for(const char *);
+static void	 remove_store(const char *);
+static struct store *xopen(const char *, enum store_fsync);
+static double	 now_sec(void);
+static uint32_t	 rnd(uint32_t *);
+static char	*read_file(const char *, size_t *);
+static int	 write_file(const char *, const char *, size_t);
+static int	 exists(const char *);
+static size_t	 fill_value(char *, unsigned, unsigned, size_t);
+static uint64_t	 u64at(const char *);
+static uint32_t	 u32at(const char *);
+static uint32_t	 ref_crc32c(const void *, size_t);
+static uint64_t	 ref_siphash(const unsigned char *, const unsigned char *,
+		    size_t);
+
+static char *
+path_for(const char *name)
+{
+	static char buf[4][1024];
+	static int n;
+	char *p = buf[n++ % 4];
+
+	snprintf(p, sizeof(buf[0]), "%s/%s.db", scratch, name);
+	return p;
+}
+
+static void
+remove_store(const char *path)
+{
+	char c[1100];
+
+	snprintf(c, sizeof(c), "%s.compact", path);
+	(void)unlink(path);
+	(void)unlink(c);
+}
+
+static struct store *
+xopen(const char *path, enum store_fsync policy)
+{
+	struct store *s;
+	char err[256];
+
+	if ((s = store_open(path, policy, err, sizeof(err))) == NULL) {
+		failed++;
+		printf("FAIL %s: store_open: %s\n", tcase, err);
+	}
+	return s;
+}
+
+static double
+now_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* xorshift32: deterministic, so a failure replays. */
+static uint32_t
+rnd(uint32_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
+}
+
+static char *
+read_file(const char *path, size_t *lenp)
+{
+	struct stat st;
+	char *buf;
+	size_t got = 0;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY)) == -1 || fstat(fd, &st) == -1)
+		return NULL;
+	if ((buf = malloc(st.st_size + 1)) == NULL)
+		abort();
+	while (got < (size_t)st.st_size &&
+	    (n = read(fd, buf + got, st.st_size - got)) > 0)
+		got += n;
+	close(fd);
+	*lenp = got;
+	return buf;
+}
+
+static int
+write_file(const char *path, const char *buf, size_t len)
+{
+	ssize_t n;
+	size_t done = 0;
+	int fd;
+
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) == -1)
+		return -1;
+	while (done < len && (n = write(fd, buf + done, len - done)) > 0)
+		done += n;
+	return close(fd) == 0 && done == len ? 0 : -1;
+}
+
+static int
+exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+/*
+ * A value that names its key and its write, padded to len with a byte that
+ * depends on both, so a value from the wrong write or key never matches.
+ */
+static size_t
+fill_value(char *buf, unsigned key, unsigned op, size_t len)
+{
+	char head[32];
+	size_t n, i;
+
+	n = snprintf(head, sizeof(head), "%u:%u:", key, op);
+	for (i = 0; i < len; i++)
+		buf[i] = i < n ? head[i] : (char)(key * 31 + op + i);
+	return len;
+}
+
+static uint64_t
+u64at(const char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static uint32_t
+u32at(const char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+/* Bit by bit from the polynomial, unlike store.c's sliced tables. */
+static uint32_t
+ref_crc32c(const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	uint32_t c = 0xffffffff;
+	int k;
+
+	while (len-- > 0) {
+		c ^= *p++;
+		for (k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0x82f63b78 & (0 - (c & 1)));
+	}
+	return ~c;
+}
+
+/* SipHash-2-4 as in the paper, byte by byte. */
+static uint64_t
+ref_siphash(const unsigned char *key, const unsigned char *m, size_t len)
+{
+	uint64_t k0 = 0, k1 = 0, v0, v1, v2, v3, b = 0, w;
+	size_t i, j;
+	int r;
+
+	for (i = 0; i < 8; i++) {
+		k0 |= (uint64_t)key[i] << (8 * i);
+		k1 |= (uint64_t)key[8 + i] << (8 * i);
+	}
+	v0 = k0 ^ 0x736f6d6570736575ULL;
+	v1 = k1 ^ 0x646f72616e646f6dULL;
+	v2 = k0 ^ 0x6c7967656e657261ULL;
+	v3 = k1 ^ 0x7465646279746573ULL;
+#define R(x, n)	(((x) << (n)) | ((x) >> (64 - (n))))
+#define ROUND do {							\
+	v0 += v1; v1 = R(v1, 13); v1 ^= v0; v0 = R(v0, 32);		\
+	v2 += v3; v3 = R(v3, 16); v3 ^= v2;				\
+	v0 += v3; v3 = R(v3, 21); v3 ^= v0;				\
+	v2 += v1; v1 = R(v1, 17); v1 ^= v2; v2 = R(v2, 32);		\
+} while (0)
+	for (i = 0; i + 8 <= len; i += 8) {
+		for (w = 0, j = 0; j < 8; j++)
+			w |= (uint64_t)m[i + j] << (8 * j);
+		v3 ^= w;
+		ROUND;
+		ROUND;
+		v0 ^= w;
+	}
+	for (j = 0; i + j < len; j++)
+		b |= (uint64_t)m[i + j] << (8 * j);
+	b |= (uint64_t)len << 56;
+	v3 ^= b;
+	ROUND;
+	ROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	for (r = 0; r < 4; r++)
+		ROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+#undef ROUND
+#undef R
+}
+
+/* ---- Basic operations ---- */
+
+static char bigkey[1025];	/* 'x' * 1025; klen picks 1024 or 1025 */
+
+static const struct op {
+	const char	*name;
+	char		 op;		/* Put, Get, Del */
+	const char	*key;		/* NULL: bigkey */
+	size_t		 klen;
+	const char	*val;
+	size_t		 vlen;
+	int		 want;		/* return value */
+	int		 werrno;	/* errno when want is -1 */
+} basic_ops[] = {
+	{ "put creates", 'P', "a", 1, "1", 1, 1, 0 },
+	{ "put replaces", 'P', "a", 1, "22", 2, 0, 0 },
+	{ "get sees the replacement", 'G', "a", 1, "22", 2, 1, 0 },
+	{ "del deletes", 'D', "a", 1, NULL, 0, 1, 0 },
+	{ "del of a missing key", 'D', "a", 1, NULL, 0, 0, 0 },
+	{ "get of a deleted key", 'G', "a", 1, NULL, 0, 0, 0 },
+	{ "put after del creates", 'P', "a", 1, "333", 3, 1, 0 },
+	{ "get after re-put", 'G', "a", 1, "333", 3, 1, 0 },
+	{ "empty value", 'P', "e", 1, "", 0, 1, 0 },
+	{ "get empty value", 'G', "e", 1, "", 0, 1, 0 },
+	{ "NULs in key and value", 'P', "k\0z", 3, "v\0\0w", 4, 1, 0 },
+	{ "get NULs", 'G', "k\0z", 3, "v\0\0w", 4, 1, 0 },
+	{ "a key's prefix is another key", 'G', "k", 1, NULL, 0, 0, 0 },
+	{ "key with NUL differs", 'G', "k\0y", 3, NULL, 0, 0, 0 },
+	{ "byte 0xff in key", 'P', "\xff\x00\xff", 3, "\xff", 1, 1, 0 },
+	{ "get byte 0xff", 'G', "\xff\x00\xff", 3, "\xff", 1, 1, 0 },
+	{ "empty key refused", 'P', "", 0, "x", 1, -1, EINVAL },
+	{ "empty key del refused", 'D', "", 0, NULL, 0, -1, EINVAL },
+	{ "empty key get", 'G', "", 0, NULL, 0, 0, 0 },
+	{ "1024-byte key", 'P', NULL, 1024, "big", 3, 1, 0 },
+	{ "get 1024-byte key", 'G', NULL, 1024, "big", 3, 1, 0 },
+	{ "1023-byte key is another", 'G', NULL, 1023, NULL, 0, 0, 0 },
+	{ "1025-byte key refused", 'P', NULL, 1025, "big", 3, -1, EINVAL },
+	{ "1025-byte key del refused", 'D', NULL, 1025, NULL, 0, -1, EINVAL },
+	{ "1025-byte key get", 'G', NULL, 1025, NULL, 0, 0, 0 },
+	{ "value over 2^31 refused", 'P', "h", 1, "x",
+	    ((size_t)1 << 31) + 1, -1, EFBIG },
+	{ "del 1024-byte key", 'D', NULL, 1024, NULL, 0, 1, 0 },
+};
+
+static void
+test_basic(void)
+{
+	const struct op *o;
+	struct store_value v;
+	struct store_stats st;
+	struct store *s;
+	const char *path = path_for("basic"), *key;
+	uint64_t seq;
+	size_t i;
+	int r;
+
+	tcase = "basic";
+	remove_store(path);
+	memset(bigkey, 'x', sizeof(bigkey));
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	for (i = 0; i < sizeof(basic_ops) / sizeof(basic_ops[0]); i++) {
+		o = &basic_ops[i];
+		tcase = o->name;
+		key = o->key != NULL ? o->key : bigkey;
+		errno = 0;
+		seq = 12345;
+		switch (o->op) {
+		case 'P':
+			r = store_put(s, key, o->klen, o->val, o->vlen, 0,
+			    &seq);
+			break;
+		case 'D':
+			r = store_del(s, key, o->klen, 0, &seq);
+			break;
+		default:
+			r = store_get(s, key, o->klen, &v);
+			break;
+		}
+		CHECK(r == o->want);
+		if (o->want == -1)
+			CHECK(errno == o->werrno);
+		if (o->op != 'G')
+			CHECK((r == 1 || (r == 0 && o->op == 'P')) ?
+			    seq > 0 : seq == 0);
+		if (o->op == 'G' && r == 1)
+			CHECK(v.len == o->vlen && v.data != NULL &&
+			    memcmp(v.data, o->val, o->vlen) == 0);
+	}
+	tcase = "basic";
+	store_stats(s, &st);
+	CHECK(st.keys == 4);	/* a, e, k\0z, \xff\0\xff */
+	CHECK(st.live_bytes == 1 + 3 + 1 + 0 + 3 + 4 + 3 + 1);
+	CHECK(store_close(s) == 0);
+}
+
+/* ---- Sequence numbers, reopening, the file format ---- */
+
+static void
+test_seq(void)
+{
+	struct store_value v;
+	struct store_stats st, st2;
+	struct store *s;
+	const char *path = path_for("seq");
+	uint64_t seq;
+	int i, hex;
+
+	tcase = "sequence numbers";
+	remove_store(path);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	CHECK(store_put(s, "a", 1, "1", 1, 0, &seq) == 1 && seq == 1);
+	CHECK(store_put(s, "b", 1, "2", 1, 0, &seq) == 1 && seq == 2);
+	CHECK(store_del(s, "a", 1, 0, &seq) == 1 && seq == 3);
+	CHECK(store_get(s, "b", 1, &v) == 1 && v.seq == 2);
+	CHECK(store_put(s, "b", 1, "22", 2, 0, &seq) == 0 && seq == 4);
+	CHECK(store_get(s, "b", 1, &v) == 1 && v.seq == 4);
+
+	tcase = "explicit seq";
+	CHECK(store_put(s, "c", 1, "3", 1, 100, &seq) == 1 && seq == 100);
+	CHECK(store_get(s, "c", 1, &v) == 1 && v.seq == 100);
+	CHECK(store_put(s, "d", 1, "4", 1, 0, &seq) == 1 && seq == 101);
+	errno = 0;
+	CHECK(store_put(s, "e", 1, "5", 1, 50, &seq) == -1 &&
+	    errno == EINVAL && seq == 0);
+	CHECK(store_put(s, "e", 1, "5", 1, 101, NULL) == -1);
+	CHECK(store_get(s, "e", 1, &v) == 0);
+	CHECK(store_del(s, "zz", 2, 200, &seq) == 0 && seq == 200);
+	CHECK(store_del(s, "zz", 2, 0, &seq) == 0 && seq == 0);
+	store_stats(s, &st);
+	CHECK(st.last_seq == 200);
+	CHECK(st.keys == 3);
+	CHECK(st.recovered == 0);
+	CHECK(strlen(st.repl_id) == 32);
+	for (i = 0, hex = 1; i < 32; i++)
+		hex &= strchr("0123456789abcdef", st.repl_id[i]) != NULL;
+	CHECK(hex);
+	CHECK(store_close(s) == 0);
+
+	tcase = "reopen after clean close";
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(s, &st2);
+	CHECK(st2.recovered == 0);
+	CHECK(st2.last_seq == 200);
+	CHECK(st2.keys == 3);
+	CHECK(strcmp(st.repl_id, st2.repl_id) == 0);
+	CHECK(store_get(s, "b", 1, &v) == 1 && v.seq == 4 && v.len == 2 &&
+	    memcmp(v.data, "22", 2) == 0);
+	CHECK(store_get(s, "c", 1, &v) == 1 && v.seq == 100);
+	CHECK(store_get(s, "a", 1, &v) == 0);
+	CHECK(store_put(s, "f", 1, "6", 1, 0, &seq) == 1 && seq == 201);
+	CHECK(store_close(s) == 0);
+
+	tcase = "new files get new ids";
+	remove_store(path_for("seq2"));
+	if ((s = xopen(path_for("seq2"), STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(s, &st2);
+	CHECK(strcmp(st.repl_id, st2.repl_id) != 0);
+	CHECK(st2.last_seq == 0 && st2.keys == 0);
+	CHECK(store_close(s) == 0);
+}
+
+/*
+ * Read a cleanly closed store file with code of our own and hold it to the
+ * format comment in store.c: header fields and checksums, every record's
+ * CRC, every bucket's hash, and the linear-probing invariant.
+ */
+static void
+check_format(const char *path, uint64_t want_keys)
+{
+	const unsigned char vkey[16] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+	    12, 13, 14, 15 };
+	char *buf;
+	size_t len;
+	uint64_t nb, start, end, off, i, j, h, hm, nkeys = 0, nrec = 0;
+	uint64_t bad_rec = 0, bad_hash = 0, bad_probe = 0, bad_off = 0;
+	unsigned shift = 64;
+	uint32_t klen, vlen;
+
+	CHECK(ref_crc32c("123456789", 9) == 0xe3069283);
+	CHECK(ref_siphash(vkey, vkey, 15) == 0xa129ca6149be45e5ULL);
+	if ((buf = read_file(path, &len)) == NULL) {
+		CHECK(!"read the store file");
+		return;
+	}
+	if (!CHECK(len >= PAGE)) {
+		free(buf);
+		return;
+	}
+	CHECK(memcmp(buf, "KVSTORE\0", 8) == 0);
+	CHECK(u32at(buf + 8) == 1);
+	CHECK(u32at(buf + 72) == ref_crc32c(buf, 72));
+	CHECK(u32at(buf + 128) == ref_crc32c(buf + 132, 176 - 132));
+	CHECK(u32at(buf + 132) == 1);
+	nb = u64at(buf + 16);
+	start = u64at(buf + 24);
+	end = u64at(buf + 136);
+	CHECK(nb >= 1024 && (nb & (nb - 1)) == 0);
+	CHECK(start == PAGE + 16 * nb);
+	CHECK(start <= end && end <= len && end % 8 == 0);
+	CHECK(u64at(buf + 152) == want_keys);
+	if (nb < 2 || (nb & (nb - 1)) != 0 || end > len || start > end) {
+		free(buf);
+		return;
+	}
+	for (h = nb; h > 1; h >>= 1)
+		shift--;
+	for (off = start; off < end; nrec++) {
+		klen = (unsigned char)buf[off + 6] |
+		    (unsigned char)buf[off + 7] << 8;
+		vlen = u32at(buf + off + 8);
+		if (off + 20 + klen + vlen > end ||
+		    (buf[off + 4] != 'P' && buf[off + 4] != 'D') ||
+		    u32at(buf + off) != ref_crc32c(buf + off + 4,
+		    16 + klen + vlen)) {
+			bad_rec++;
+			break;
+		}
+		off += (20 + klen + vlen + 7) / 8 * 8;
+	}
+	CHECK(bad_rec == 0 && off == end);
+	for (i = 0; i < nb; i++) {
+		off = u64at(buf + PAGE + 16 * i + 8);
+		h = u64at(buf + PAGE + 16 * i);
+		if (off == 0)
+			continue;
+		nkeys++;
+		if (off < start || off >= end || buf[off + 4] != 'P') {
+			bad_off++;
+			continue;
+		}
+		klen = (unsigned char)buf[off + 6] |
+		    (unsigned char)buf[off + 7] << 8;
+		hm = ref_siphash((unsigned char *)buf + 32,
+		    (unsigned char *)buf + off + 20, klen);
+		if (hm == UINT64_MAX)
+			hm--;
+		bad_hash += hm != h;
+		/* No empty bucket between its home and it. */
+		for (j = h >> shift; j != i; j = (j + 1) & (nb - 1))
+			if (u64at(buf + PAGE + 16 * j + 8) == 0) {
+				bad_probe++;
+				break;
+			}
+	}
+	CHECK(nkeys == want_keys);
+	CHECK(bad_off == 0);
+	CHECK(bad_hash == 0);
+	CHECK(bad_probe == 0);
+	CHECK(nrec >= nkeys);
+	free(buf);
+}
+
+static void
+test_format(void)
+{
+	struct store *s;
+	const char *path = path_for("format");
+	char key[32], val[300];
+	int i;
+
+	tcase = "file format";
+	remove_store(path);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	for (i = 0; i < 2000; i++) {
+		snprintf(key, sizeof(key), "key%d", i);
+		store_put(s, key, strlen(key), val,
+		    fill_value(val, i, i, i % 300), 0, NULL);
+	}
+	for (i = 0; i < 2000; i += 3) {
+		snprintf(key, sizeof(key), "key%d", i);
+		store_del(s, key, strlen(key), 0, NULL);
+	}
+	CHECK(store_close(s) == 0);
+	check_format(path, 2000 - 667);
+}
+
+/* ---- Growth, rehash, space reclaim ---- */
+
+static void
+test_many(void)
+{
+	struct store_value v;
+	struct store_stats st;
+	struct store *s;
+	const char *path = path_for("many");
+	char key[32], val[64];
+	int i, n = 100000, bad = 0, round;
+	double t;
+
+	tcase = "100,000 keys";
+	remove_store(path);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "key:%d", i);
+		bad += store_put(s, key, strlen(key), val,
+		    fill_value(val, i, 0, 10 + i % 50), 0, NULL) != 1;
+		if (i % 1000 == 0)
+			store_step(s);
+	}
+	CHECK(bad == 0);
+	store_stats(s, &st);
+	CHECK(st.keys == (uint64_t)n);
+	CHECK(st.compactions >= 5);	/* 1024 buckets to 262144 */
+	for (round = 0; round < 2; round++) {
+		for (i = 0, bad = 0; i < n; i++) {
+			snprintf(key, sizeof(key), "key:%d", i);
+			fill_value(val, i, 0, 10 + i % 50);
+			bad += store_get(s, key, strlen(key), &v) != 1 ||
+			    v.len != (size_t)(10 + i % 50) ||
+			    memcmp(v.data, val, v.len) != 0 ||
+			    v.seq != (uint64_t)i + 1;
+		}
+		CHECK(bad == 0);
+		CHECK(store_close(s) == 0);
+		if (round == 1)
+			break;
+		tcase = "100,000 keys after reopen";
+		t = now_sec();
+		if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+			return;
+		t = now_sec() - t;
+		CHECK(t < 0.5);		/* a mmap and one page, not a load */
+		store_stats(s, &st);
+		CHECK(st.keys == (uint64_t)n && st.recovered == 0);
+	}
+	check_format(path, n);
+}
+
+static void
+test_overwrite(void)
+{
+	struct store_value v;
+	struct store_stats st;
+	struct store *s;
+	const char *path = path_for("overwrite");
+	char key[32], val[64];
+	uint64_t maxfile = 0;
+	int k, r, bad = 0, n = 0;
+
+	tcase = "1,000 keys overwritten 1,000 times";
+	remove_store(path);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	for (r = 0; r < 1000; r++) {
+		for (k = 0; k < 1000; k++) {
+			snprintf(key, sizeof(key), "k%d", k);
+			bad += store_put(s, key, strlen(key), val,
+			    fill_value(val, k, r, 24 + k % 16), 0, NULL) !=
+			    (r == 0);
+			if (++n % 997 == 0)
+				store_step(s);
+		}
+		store_stats(s, &st);
+		if (st.file_bytes > maxfile)
+			maxfile = st.file_bytes;
+	}
+	CHECK(bad == 0);
+	CHECK(maxfile < 8 * MIB);
+	CHECK(st.compactions > 0);
+	CHECK(st.keys == 1000);
+	for (k = 0, bad = 0; k < 1000; k++) {
+		snprintf(key, sizeof(key), "k%d", k);
+		fill_value(val, k, 999, 24 + k % 16);
+		bad += store_get(s, key, strlen(key), &v) != 1 ||
+		    v.len != (size_t)(24 + k % 16) ||
+		    memcmp(v.data, val, v.len) != 0;
+	}
+	CHECK(bad == 0);
+	CHECK(store_close(s) == 0);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(s, &st);
+	CHECK(st.keys == 1000 && st.last_seq == 1000000);
+	CHECK(st.file_bytes < 8 * MIB);
+	CHECK(store_close(s) == 0);
+}
+
+/* ---- A reference model under random writes and compactions ---- */
+
+#define MODEL_KEYS	3000
+#define MODEL_MAXVAL	1500
+
+struct model {
+	int		 present[MODEL_KEYS];
+	unsigned	 op[MODEL_KEYS];	/* of the last put */
+	size_t		 len[MODEL_KEYS];
+	uint64_t	 seq[MODEL_KEYS];
+	uint64_t	 last_seq;
+};
+
+/* Number of keys whose state in s differs from m. */
+static int
+model_diff(struct store *s, const struct model *m)
+{
+	struct store_value v;
+	struct store_stats st;
+	char key[32], val[MODEL_MAXVAL];
+	int k, bad = 0, n = 0;
+
+	for (k = 0; k < MODEL_KEYS; k++) {
+		snprintf(key, sizeof(key), "m%d", k);
+		if (store_get(s, key, strlen(key), &v) != m->present[k]) {
+			bad++;
+			continue;
+		}
+		if (!m->present[k])
+			continue;
+		n++;
+		fill_value(val, k, m->op[k], m->len[k]);
+		bad += v.len != m->len[k] || v.seq != m->seq[k] ||
+		    memcmp(v.data, val, v.len) != 0;
+	}
+	store_stats(s, &st);
+	bad += st.keys != (uint64_t)n || st.last_seq != m->last_seq;
+	return bad;
+}
+
+static void
+test_model(void)
+{
+	static struct model m;
+	struct store_stats st;
+	struct store *s;
+	const char *path = path_for("model");
+	char key[32], val[MODEL_MAXVAL];
+	uint32_t x = 2463534242u;
+	uint64_t seq;
+	unsigned op;
+	size_t len;
+	int k, r, bad = 0, nops = 150000;
+
+	tcase = "writes during compaction match a model";
+	remove_store(path);
+	memset(&m, 0, sizeof(m));
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	for (op = 1; op <= (unsigned)nops; op++) {
+		k = rnd(&x) % MODEL_KEYS;
+		snprintf(key, sizeof(key), "m%d", k);
+		if (rnd(&x) % 10 < 7) {
+			len = rnd(&x) % MODEL_MAXVAL;
+			fill_value(val, k, op, len);
+			r = store_put(s, key, strlen(key), val, len, 0, &seq);
+			bad += r != !m.present[k];
+			m.present[k] = 1;
+			m.op[k] = op;
+			m.len[k] = len;
+			m.seq[k] = seq;
+		} else {
+			r = store_del(s, key, strlen(key), 0, &seq);
+			bad += r != m.present[k];
+			m.present[k] = 0;
+		}
+		if (seq != 0)
+			m.last_seq = seq;
+		if (op % 37 == 0)
+			store_step(s);
+		if (op % 25000 == 0)
+			bad += model_diff(s, &m);
+	}
+	CHECK(bad == 0);
+	CHECK(model_diff(s, &m) == 0);
+	store_stats(s, &st);
+	CHECK(st.compactions >= 10);
+	CHECK(store_close(s) == 0);
+
+	tcase = "model after reopen";
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	CHECK(model_diff(s, &m) == 0);
+	CHECK(store_close(s) == 0);
+}
+
+/* ---- Crashes ---- */
+
+static struct store *child_store;	/* reachable at _exit, for valgrind */
+
+/*
+ * Fork a child that puts n keys "c<i>" (deleting every 10th again), then
+ * _exits without closing: the store sees what kill -9 leaves behind.
+ */
+static int
+crash_child(const char *path, int n)
+{
+	char key[32], val[128];
+	pid_t pid;
+	int i, status;
+
+	fflush(stdout);
+	if ((pid = fork()) == -1)
+		return -1;
+	if (pid == 0) {
+		if ((child_store = store_open(path, STORE_FSYNC_EVERYSEC,
+		    NULL, 0)) == NULL)
+			_exit(2);
+		for (i = 0; i < n; i++) {
+			snprintf(key, sizeof(key), "c%d", i);
+			if (store_put(child_store, key, strlen(key), val,
+			    fill_value(val, i, 7, 5 + i % 100), 0, NULL) != 1)
+				_exit(3);
+			if (i % 10 == 9 && store_del(child_store, key,
+			    strlen(key), 0, NULL) != 1)
+				_exit(4);
+		}
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) == -1)
+		return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* Number of keys "c<i>", i < n, that differ from what crash_child wrote. */
+static int
+crash_diff(struct store *s, int from, int to, int present)
+{
+	struct store_value v;
+	char key[32], val[128];
+	int i, bad = 0, want;
+
+	for (i = from; i < to; i++) {
+		snprintf(key, sizeof(key), "c%d", i);
+		want = present && i % 10 != 9;
+		if (store_get(s, key, strlen(key), &v) != want) {
+			bad++;
+			continue;
+		}
+		if (want)
+			bad += v.len != (size_t)(5 + i % 100) ||
+			    memcmp(v.data, val, fill_value(val, i, 7,
+			    5 + i % 100)) != 0;
+	}
+	return bad;
+}
+
+static void
+test_crash_exit(void)
+{
+	struct store_stats st;
+	struct store *s;
+	const char *path = path_for("crash");
+	int n = 5000, w;
+
+	tcase = "crash: _exit without close";
+	remove_store(path);
+	if (!CHECK(crash_child(path, n) == 0))
+		return;
+	w = nwarn;
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(s, &st);
+	CHECK(st.recovered == 1);
+	CHECK(nwarn > w && strstr(lastlog, "replayed") != NULL);
+	CHECK(st.dropped_bytes == 0);
+	CHECK(st.last_seq == (uint64_t)(n + n / 10));
+	CHECK(st.keys == (uint64_t)(n - n / 10));
+	CHECK(crash_diff(s, 0, n, 1) == 0);
+	CHECK(store_close(s) == 0);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(s, &st);
+	CHECK(st.recovered == 0);
+	CHECK(crash_diff(s, 0, n, 1) == 0);
+	CHECK(store_close(s) == 0);
+}
+
+/*
+ * The last write is a tombstone for a missing key (explicit seq, as a
+ * replica writes), and a compaction that was running leaves it out of the
+ * new file. After a crash, last_seq must still be that write's.
+ */
+static void
+test_crash_base_seq(void)
+{
+	struct store_stats st;
+	struct stat sb;
+	struct store *s;
+	const char *path = path_for("baseseq");
+	char key[32], val[600];
+	uint64_t c0, ghost = 1000000;
+	pid_t pid;
+	int i, k, status;
+	double end;
+
+	tcase = "crash: last_seq survives a compaction dropping it";
+	remove_store(path);
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		if ((s = child_store = store_open(path, STORE_FSYNC_NO, NULL,
+		    0)) == NULL)
+			_exit(2);
+		/* Overwrite until a compaction is running... */
+		for (i = 0;; i++) {
+			k = i % 1000;
+			snprintf(key, sizeof(key), "g%d", k);
+			store_put(s, key, strlen(key), val,
+			    fill_value(val, k, i, sizeof(val)), 0, NULL);
+			store_stats(s, &st);
+			if (stat(path, &sb) == 0 &&
+			    st.file_bytes > (uint64_t)sb.st_size)
+				break;
+			if (i > 100000)
+				_exit(3);
+		}
+		/* ...then write the tombstone and let the copy finish. */
+		c0 = st.compactions;
+		if (store_del(s, "ghost", 5, ghost, NULL) != 0)
+			_exit(4);
+		end = now_sec() + 60;	/* valgrind runs one thread at a time */
+		do {
+			store_step(s);
+			store_stats(s, &st);
+		} while (st.compactions == c0 && now_sec() < end);
+		_exit(st.compactions > c0 ? 0 : 5);
+	}
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid &&
+	    WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(s, &st);
+	CHECK(st.recovered == 1);
+	CHECK(st.last_seq == ghost);
+	CHECK(store_put(s, "after", 5, "v", 1, 0, &c0) == 1 &&
+	    c0 == ghost + 1);
+	CHECK(store_close(s) == 0);
+}
+
+#define KILL_KEYS	500
+
+/* Op i of the kill child puts or deletes key i % KILL_KEYS: one record. */
+static int
+kill_op_is_put(unsigned i)
+{
+	/* The first round only puts, so every delete finds its key. */
+	return i < KILL_KEYS || i % 7 != 3;
+}
+
+static size_t
+kill_len(unsigned i)
+{
+	return (i * 7919u) % 4000;
+}
+
+static void
+test_crash_kill(void)
+{
+	struct store_value v;
+	struct store_stats st;
+	struct store *s;
+	const char *path = path_for("kill");
+	static char val[4000];
+	char key[32], cpath[1100];
+	unsigned i, done = 0, buf[256], want_op, k, stopat;
+	int pfd[2], status, bad = 0, ok;
+	ssize_t n;
+	uint32_t x = 12345;
+	pid_t pid;
+
+	tcase = "crash: kill -9 during writes and compactions";
+	remove_store(path);
+	if (!CHECK(pipe(pfd) == 0))
+		return;
+	fflush(stdout);
+	if ((pid = fork()) == -1) {
+		CHECK(!"fork");
+		return;
+	}
+	if (pid == 0) {
+		close(pfd[0]);
+		if ((child_store = store_open(path, STORE_FSYNC_NO, NULL,
+		    0)) == NULL)
+			_exit(2);
+		for (i = 0; i < 2000000; i++) {
+			k = i % KILL_KEYS;
+			snprintf(key, sizeof(key), "x%u", k);
+			if (kill_op_is_put(i))
+				ok = store_put(child_store, key, strlen(key),
+				    val, fill_value(val, k, i, kill_len(i)), 0,
+				    NULL) >= 0;
+			else
+				ok = store_del(child_store, key, strlen(key),
+				    0, NULL) >= 0;
+			if (!ok)
+				_exit(3);
+			if (i % 50 == 0)
+				store_step(child_store);
+			/* i + 1 writes are done (the report may lag). */
+			if (write(pfd[1], &i, sizeof(i)) != sizeof(i))
+				_exit(4);
+		}
+		_exit(0);
+	}
+	close(pfd[1]);
+	stopat = 20000 + rnd(&x) % 20000;
+	while (done < stopat && (n = read(pfd[0], buf, sizeof(buf))) > 0)
+		done = buf[n / sizeof(unsigned) - 1] + 1;
+	kill(pid, SIGKILL);
+	while ((n = read(pfd[0], buf, sizeof(buf))) > 0)
+		done = buf[n / sizeof(unsigned) - 1] + 1;
+	close(pfd[0]);
+	waitpid(pid, &status, 0);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	if (!CHECK(done > 0))
+		return;
+
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	snprintf(cpath, sizeof(cpath), "%s.compact", path);
+	CHECK(!exists(cpath));
+	store_stats(s, &st);
+	CHECK(st.recovered == 1);
+	/* Ops 0..done-1 are done; op done may be too. */
+	CHECK(st.last_seq == done || st.last_seq == done + 1);
+	for (k = 0; k < KILL_KEYS; k++) {
+		snprintf(key, sizeof(key), "x%u", k);
+		if (done <= k)
+			continue;
+		want_op = done - 1 - (done - 1 - k) % KILL_KEYS;
+		if (st.last_seq == done + 1 && done % KILL_KEYS == k)
+			want_op = done;
+		if (store_get(s, key, strlen(key), &v) !=
+		    kill_op_is_put(want_op)) {
+			bad++;
+			continue;
+		}
+		if (kill_op_is_put(want_op))
+			bad += v.len != kill_len(want_op) ||
+			    v.seq != (uint64_t)want_op + 1 ||
+			    memcmp(v.data, val, fill_value(val, k, want_op,
+			    kill_len(want_op))) != 0;
+	}
+	CHECK(bad == 0);
+	CHECK(store_close(s) == 0);
+}
+
+/* Offset and size of the last record of a store file, and the count. */
+static int
+last_record(const char *buf, size_t len, uint64_t *offp, uint64_t *sizep,
+    int *countp)
+{
+	uint64_t off = u64at(buf + 24), size = 0, last = 0;
+	uint32_t klen, vlen;
+	int n = 0;
+
+	while (off + 20 <= len && buf[off + 4] != 0) {
+		klen = (unsigned char)buf[off + 6] |
+		    (unsigned char)buf[off + 7] << 8;
+		vlen = u32at(buf + off + 8);
+		last = off;
+		size = (20 + klen + vlen + 7) / 8 * 8;
+		off += size;
+		n++;
+	}
+	*offp = last;
+	*sizep = size;
+	*countp = n;
+	return n > 0 ? 0 : -1;
+}
+
+enum { TORN_CUT, TORN_SMASH, TORN_AFTER, TORN_MIDDLE, TORN_MCRC };
+
+static const struct torn {
+	const char	*name;
+	int		 how;
+	int		 from_clean;	/* close cleanly first */
+	int		 lost;		/* trailing records lost */
+} torn_cases[] = {
+	{ "torn tail: file cut mid-record", TORN_CUT, 0, 1 },
+	{ "torn tail: last bytes overwritten", TORN_SMASH, 0, 1 },
+	{ "torn tail: garbage after the end", TORN_AFTER, 0, 0 },
+	{ "torn tail: corrupt record mid-log", TORN_MIDDLE, 0, -1 },
+	{ "torn tail: header counters damaged", TORN_MCRC, 1, 0 },
+};
+
+static void
+test_torn(void)
+{
+	const struct torn *t;
+	struct store_stats st;
+	struct store_value v;
+	struct store *s;
+	const char *path = path_for("torn");
+	char *buf, *buf2;
+	size_t len, len2, i;
+	uint64_t off, size, end;
+	int n = 305, nrec, keep, w, zero;
+
+	for (i = 0; i < sizeof(torn_cases) / sizeof(torn_cases[0]); i++) {
+		t = &torn_cases[i];
+		tcase = t->name;
+		remove_store(path);
+		if (!CHECK(crash_child(path, n) == 0))
+			continue;
+		if (t->from_clean) {
+			if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+				continue;
+			CHECK(store_close(s) == 0);
+		}
+		if ((buf = read_file(path, &len)) == NULL ||
+		    last_record(buf, len, &off, &size, &nrec) == -1) {
+			CHECK(!"read the records back");
+			free(buf);
+			continue;
+		}
+		end = off + size;
+		/* Records are c0..c(n-1) with a delete after every 10th. */
+		keep = nrec;
+		switch (t->how) {
+		case TORN_CUT:
+			CHECK(truncate(path, off + 13) == 0);
+			keep = nrec - 1;
+			break;
+		case TORN_SMASH:
+			/* The last 5 bytes of its value, not its padding. */
+			memset(buf + off + 20 + (unsigned char)buf[off + 6] +
+			    u32at(buf + off + 8) - 5, 0xa5, 5);
+			CHECK(write_file(path, buf, len) == 0);
+			keep = nrec - 1;
+			break;
+		case TORN_AFTER:
+			memset(buf + end + 64, 0xab, 100);
+			CHECK(write_file(path, buf, len) == 0);
+			break;
+		case TORN_MIDDLE:
+			/* c100's record is the 111th (10 deletes). */
+			keep = 110;
+			{
+				uint64_t o = u64at(buf + 24);
+				int r;
+				uint32_t kl, vl;
+
+				for (r = 0; r < keep; r++) {
+					kl = (unsigned char)buf[o + 6];
+					vl = u32at(buf + o + 8);
+					o += (20 + kl + vl + 7) / 8 * 8;
+				}
+				buf[o + 22] ^= 0x40;
+			}
+			CHECK(write_file(path, buf, len) == 0);
+			break;
+		case TORN_MCRC:
+			buf[140] ^= 1;		/* data_end */
+			CHECK(write_file(path, buf, len) == 0);
+			break;
+		}
+		free(buf);
+		w = nwarn;
+		if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+			continue;
+		store_stats(s, &st);
+		CHECK(st.recovered == 1);
+		CHECK(nwarn > w);
+		CHECK(st.recovered_records == (uint64_t)keep);
+		switch (t->how) {
+		case TORN_CUT:
+			CHECK(st.dropped_bytes >= 1 && st.dropped_bytes <= 13);
+			CHECK(crash_diff(s, 0, n - 1, 1) == 0);
+			CHECK(crash_diff(s, n - 1, n, 0) == 0);
+			break;
+		case TORN_SMASH:
+			CHECK(st.dropped_bytes >= 1 &&
+			    st.dropped_bytes <= size);
+			CHECK(crash_diff(s, 0, n - 1, 1) == 0);
+			CHECK(crash_diff(s, n - 1, n, 0) == 0);
+			break;
+		case TORN_AFTER:
+			CHECK(st.dropped_bytes == 164);
+			CHECK(crash_diff(s, 0, n, 1) == 0);
+			break;
+		case TORN_MIDDLE:
+			CHECK(st.dropped_bytes > 0);
+			CHECK(crash_diff(s, 0, 100, 1) == 0);
+			CHECK(crash_diff(s, 100, n, 0) == 0);
+			break;
+		case TORN_MCRC:
+			CHECK(st.dropped_bytes == 0);
+			CHECK(crash_diff(s, 0, n, 1) == 0);
+			break;
+		}
+		/* New writes land where the damage was, and nothing dropped
+		 * comes back, however often we reopen. */
+		CHECK(store_put(s, "new", 3, "v", 1, 0, NULL) == 1);
+		CHECK(store_close(s) == 0);
+		if ((buf2 = read_file(path, &len2)) != NULL) {
+			for (zero = 1, off = end + 64; off < end + 164 &&
+			    off < len2; off++)
+				zero &= buf2[off] == 0 ||
+				    t->how != TORN_AFTER;
+			CHECK(zero);
+			CHECK(len2 % PAGE == 0);
+			free(buf2);
+		}
+		if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+			continue;
+		store_stats(s, &st);
+		CHECK(st.recovered == 0);
+		CHECK(store_get(s, "new", 3, &v) == 1);
+		if (t->how == TORN_MIDDLE)
+			CHECK(crash_diff(s, 100, n, 0) == 0);
+		else if (t->how == TORN_CUT || t->how == TORN_SMASH)
+			CHECK(crash_diff(s, n - 1, n, 0) == 0);
+		CHECK(store_close(s) == 0);
+	}
+}
+
+/* ---- Headers we must refuse ---- */
+
+enum { BAD_MAGIC, BAD_VERSION, BAD_VERSION_CRC, BAD_SEED, BAD_ICRC,
+    BAD_SHORT0, BAD_SHORT100, BAD_SHORTBKT, BAD_NBUCKETS, BAD_TEXT };
+
+static const struct bad {
+	const char	*name;
+	int		 how;
+	const char	*msg;
+} bad_cases[] = {
+	{ "refuse: bad magic", BAD_MAGIC, "not a kvstore file (bad magic)" },
+	{ "refuse: version 2", BAD_VERSION, "unsupported format version 2" },
+	{ "refuse: version 2, good crc", BAD_VERSION_CRC,
+	    "unsupported format version 2" },
+	{ "refuse: seed changed", BAD_SEED, "header checksum mismatch" },
+	{ "refuse: icrc changed", BAD_ICRC, "header checksum mismatch" },
+	{ "refuse: empty file", BAD_SHORT0, "file too short" },
+	{ "refuse: 100 bytes", BAD_SHORT100, "file too short" },
+	{ "refuse: cut in the buckets", BAD_SHORTBKT, "file too short" },
+	{ "refuse: bucket count 1000", BAD_NBUCKETS, "corrupt header" },
+	{ "refuse: a text file", BAD_TEXT, "not a kvstore file" },
+};
+
+static void
+test_bad_header(void)
+{
+	const struct bad *b;
+	struct store *s;
+	const char *path = path_for("bad");
+	char *good, *buf, *after, err[256], cpath[1100];
+	size_t glen, len, alen, i;
+	uint32_t v, crc;
+	uint64_t nb;
+
+	tcase = "refuse: setup";
+	remove_store(path);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_put(s, "k", 1, "v", 1, 0, NULL);
+	CHECK(store_close(s) == 0);
+	if ((good = read_file(path, &glen)) == NULL || glen < 3 * PAGE) {
+		CHECK(!"read the good file");
+		return;
+	}
+	snprintf(cpath, sizeof(cpath), "%s.compact", path);
+	for (i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		b = &bad_cases[i];
+		tcase = b->name;
+		if ((buf = malloc(glen)) == NULL)
+			abort();
+		memcpy(buf, good, glen);
+		len = glen;
+		switch (b->how) {
+		case BAD_MAGIC:
+			buf[0] ^= 0x20;
+			break;
+		case BAD_VERSION:
+		case BAD_VERSION_CRC:
+			v = 2;
+			memcpy(buf + 8, &v, 4);
+			if (b->how == BAD_VERSION_CRC) {
+				crc = ref_crc32c(buf, 72);
+				memcpy(buf + 72, &crc, 4);
+			}
+			break;
+		case BAD_SEED:
+			buf[40] ^= 1;
+			break;
+		case BAD_ICRC:
+			buf[73] ^= 1;
+			break;
+		case BAD_SHORT0:
+			len = 0;
+			break;
+		case BAD_SHORT100:
+			len = 100;
+			break;
+		case BAD_SHORTBKT:
+			len = PAGE + 100;
+			break;
+		case BAD_NBUCKETS:
+			nb = 1000;
+			memcpy(buf + 16, &nb, 8);
+			crc = ref_crc32c(buf, 72);
+			memcpy(buf + 72, &crc, 4);
+			break;
+		case BAD_TEXT:
+			memset(buf, 'a', len);
+			break;
+		}
+		CHECK(write_file(path, buf, len) == 0);
+		err[0] = '\0';
+		s = store_open(path, STORE_FSYNC_NO, err, sizeof(err));
+		CHECK(s == NULL);
+		if (s != NULL)
+			store_close(s);
+		if (!CHECK(strstr(err, b->msg) != NULL))
+			printf("  got \"%s\"\n", err);
+		CHECK(strstr(err, path) != NULL);
+		after = read_file(path, &alen);
+		CHECK(after != NULL && alen == len &&
+		    memcmp(after, buf, len) == 0);
+		CHECK(!exists(cpath));
+		free(after);
+		free(buf);
+	}
+	free(good);
+}
+
+static void
+test_open_errors(void)
+{
+	struct store *s;
+	const char *path = path_for("inuse");
+	char err[256], cpath[1100];
+	pid_t pid;
+	int status;
+
+	tcase = "open: leftover .compact is deleted";
+	remove_store(path);
+	snprintf(cpath, sizeof(cpath), "%s.compact", path);
+	CHECK(write_file(cpath, "junk", 4) == 0);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	CHECK(!exists(cpath));
+	CHECK(store_put(s, "k", 1, "v", 1, 0, NULL) == 1);
+
+	tcase = "open: a store in use by another process";
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		err[0] = '\0';
+		if (store_open(path, STORE_FSYNC_NO, err, sizeof(err)) !=
+		    NULL)
+			_exit(1);
+		_exit(strstr(err, "in use by another process") != NULL ?
+		    0 : 2);
+	}
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid &&
+	    WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(store_close(s) == 0);
+
+	tcase = "open: missing directory";
+	err[0] = '\0';
+	snprintf(cpath, sizeof(cpath), "%s/no/such/dir/x.db", scratch);
+	CHECK(store_open(cpath, STORE_FSYNC_NO, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "No such file") != NULL);
+}
+
+/* ---- Scanning ---- */
+
+#define SCAN_KEYS	10000
+#define SCAN_TEMP	60000
+
+struct seen {
+	unsigned char	 stable[SCAN_KEYS];
+	unsigned char	 temp[SCAN_TEMP];
+	int		 other;
+	int		 badval;
+};
+
+static void
+scan_fn(void *arg, const char *key, size_t klen, const struct store_value *v)
+{
+	struct seen *sn = arg;
+	char buf[32];
+	int i;
+
+	if (klen >= sizeof(buf)) {
+		sn->other++;
+		return;
+	}
+	memcpy(buf, key, klen);
+	buf[klen] = '\0';
+	i = atoi(buf + 1);
+	if (buf[0] == 's' && i >= 0 && i < SCAN_KEYS) {
+		if (sn->stable[i] < 255)
+			sn->stable[i]++;
+		if (v->len < 1 || v->data[0] != 's')
+			sn->badval++;
+	} else if (buf[0] == 't' && i >= 0 && i < SCAN_TEMP) {
+		if (sn->temp[i] < 255)
+			sn->temp[i]++;
+	} else
+		sn->other++;
+}
+
+static void
+test_scan(void)
+{
+	static struct seen sn;
+	struct store_stats st0, st;
+	struct store *s;
+	const char *path = path_for("scan");
+	char key[32], val[400];
+	uint64_t cursor;
+	uint32_t x = 99;
+	size_t got, total;
+	uint64_t maxkeys = 0;
+	int i, j, bad, over, calls, tnext = 0, tdel = 0, once, twice;
+
+	tcase = "scan: empty store";
+	remove_store(path);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	cursor = 0;
+	CHECK(store_scan(s, &cursor, 7, scan_fn, &sn) == 0);
+	CHECK(cursor == UINT64_MAX);
+	cursor = UINT64_MAX;
+	CHECK(store_scan(s, &cursor, 7, scan_fn, &sn) == 0);
+
+	for (i = 0; i < SCAN_KEYS; i++) {
+		snprintf(key, sizeof(key), "s%d", i);
+		store_put(s, key, strlen(key), "s", 1, 0, NULL);
+	}
+	{
+		static const size_t limits[] = { 7, 1, 1000, 100000 };
+		size_t li;
+
+		for (li = 0; li < 4; li++) {
+			tcase = "scan: every key once";
+			memset(&sn, 0, sizeof(sn));
+			cursor = 0;
+			over = calls = 0;
+			total = 0;
+			do {
+				got = store_scan(s, &cursor, limits[li],
+				    scan_fn, &sn);
+				over += got > limits[li];
+				total += got;
+				calls++;
+			} while (cursor != UINT64_MAX && calls < 20000);
+			for (i = 0, bad = 0; i < SCAN_KEYS; i++)
+				bad += sn.stable[i] != 1;
+			CHECK(bad == 0);
+			CHECK(over == 0);
+			CHECK(total == SCAN_KEYS);
+			CHECK(sn.other == 0 && sn.badval == 0);
+			if (limits[li] == 100000)
+				CHECK(calls == 1);
+		}
+	}
+
+	/*
+	 * Between pages: overwrite stable keys with bigger values (garbage,
+	 * so compactions), add temporary keys faster than they are deleted
+	 * (growth and rehash). Stable keys must come exactly once, and no
+	 * key twice.
+	 */
+	tcase = "scan: exactly once under writes and compactions";
+	memset(&sn, 0, sizeof(sn));
+	memset(val, 's', sizeof(val));
+	store_stats(s, &st0);
+	cursor = 0;
+	calls = 0;
+	do {
+		store_scan(s, &cursor, 7, scan_fn, &sn);
+		calls++;
+		for (j = 0; j < 10; j++) {
+			i = rnd(&x) % SCAN_KEYS;
+			snprintf(key, sizeof(key), "s%d", i);
+			store_put(s, key, strlen(key), val,
+			    1 + rnd(&x) % sizeof(val), 0, NULL);
+		}
+		for (j = 0; j < 30 && tnext < SCAN_TEMP; j++) {
+			snprintf(key, sizeof(key), "t%d", tnext++);
+			store_put(s, key, strlen(key), "t", 1, 0, NULL);
+		}
+		for (j = 0; j < 10 && tdel < tnext; j++) {
+			snprintf(key, sizeof(key), "t%d", tdel++);
+			store_del(s, key, strlen(key), 0, NULL);
+		}
+		store_step(s);
+		store_stats(s, &st);
+		if (st.keys > maxkeys)
+			maxkeys = st.keys;
+	} while (cursor != UINT64_MAX && calls < 100000);
+	store_stats(s, &st);
+	for (i = 0, bad = 0; i < SCAN_KEYS; i++)
+		bad += sn.stable[i] != 1;
+	CHECK(bad == 0);
+	for (i = 0, twice = 0, once = 0; i < SCAN_TEMP; i++) {
+		twice += sn.temp[i] > 1;
+		once += sn.temp[i] == 1;
+	}
+	CHECK(twice == 0);
+	CHECK(once > 0);
+	CHECK(sn.other == 0 && sn.badval == 0);
+	CHECK(st.compactions >= st0.compactions + 2);
+	CHECK(maxkeys > 4 * st0.keys);	/* 16384 buckets to 131072 */
+	CHECK(store_close(s) == 0);
+}
+
+/*
+ * A cluster that wraps from the last bucket to the first holds the keys
+ * with the largest hashes; the last page of a scan must find them. The seed
+ * is random, so make fresh stores at 3/4 load until the file shows a wrapped
+ * entry in bucket 0 (about one in three does).
+ */
+static void
+test_scan_wrap(void)
+{
+	static struct seen sn;
+	static const size_t limits[] = { 7, 1, 50 };
+	struct store *s;
+	const char *path = path_for("wrap");
+	char key[32], *buf;
+	size_t len, li;
+	uint64_t cursor, nb, h;
+	unsigned shift;
+	int i, try, wrapped = 0, bad, n = 760;	/* 768 starts a rehash */
+
+	tcase = "scan: cluster wrapping the table end";
+	for (try = 0; try < 40 && !wrapped; try++) {
+		remove_store(path);
+		if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+			return;
+		for (i = 0; i < n; i++) {
+			snprintf(key, sizeof(key), "s%d", i);
+			store_put(s, key, strlen(key), "s", 1, 0, NULL);
+		}
+		if (store_close(s) != 0)
+			CHECK(!"store_close");	/* counted on failure only */
+		if ((buf = read_file(path, &len)) == NULL)
+			return;
+		nb = u64at(buf + 16);
+		for (shift = 64; nb > 1; nb >>= 1)
+			shift--;
+		h = u64at(buf + PAGE);
+		wrapped = u64at(buf + PAGE + 8) != 0 && (h >> shift) > 0;
+		free(buf);
+	}
+	if (!CHECK(wrapped))
+		return;
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	for (li = 0; li < sizeof(limits) / sizeof(limits[0]); li++) {
+		memset(&sn, 0, sizeof(sn));
+		cursor = 0;
+		for (i = 0; i < 10000 && cursor != UINT64_MAX; i++)
+			store_scan(s, &cursor, limits[li], scan_fn, &sn);
+		for (i = 0, bad = 0; i < n; i++)
+			bad += sn.stable[i] != 1;
+		CHECK(bad == 0);
+		CHECK(sn.other == 0);
+	}
+	CHECK(store_close(s) == 0);
+}
+
+/* ---- Durability ---- */
+
+/* Wait up to secs for store_durable_seq to reach seq, by polling the fd. */
+static int
+wait_durable(struct store *s, uint64_t seq, double secs, int *wokep)
+{
+	struct pollfd pfd;
+	double end = now_sec() + secs;
+
+	/* Poll first: store_durable_seq drains the wake-up we look for. */
+	*wokep = 0;
+	for (;;) {
+		pfd.fd = store_notify_fd(s);
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 100) > 0 && (pfd.revents & POLLIN))
+			*wokep = 1;
+		if (store_durable_seq(s) >= seq)
+			return 0;
+		if (now_sec() > end)
+			return -1;
+	}
+}
+
+static void
+test_fsync(void)
+{
+	struct store_stats st;
+	struct store *s;
+	const char *path = path_for("fsync");
+	char key[32];
+	uint64_t seq = 0, before;
+	int i, woke;
+
+	tcase = "fsync always: durable_seq catches up";
+	remove_store(path);
+	if ((s = xopen(path, STORE_FSYNC_ALWAYS)) == NULL)
+		return;
+	CHECK(store_notify_fd(s) >= 0);
+	CHECK(store_put(s, "a", 1, "1", 1, 0, &seq) == 1);
+	CHECK(wait_durable(s, seq, 3, &woke) == 0);
+	CHECK(woke);
+	for (i = 0; i < 200; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		store_put(s, key, strlen(key), "v", 1, 0, &seq);
+	}
+	CHECK(store_del(s, "a", 1, 0, &seq) == 1);
+	CHECK(wait_durable(s, seq, 3, &woke) == 0);
+	store_stats(s, &st);
+	CHECK(st.durable_seq == st.last_seq);
+	CHECK(st.fsyncs >= 2);
+	CHECK(store_close(s) == 0);
+
+	tcase = "fsync everysec: durable within about a second";
+	if ((s = xopen(path, STORE_FSYNC_EVERYSEC)) == NULL)
+		return;
+	CHECK(store_put(s, "b", 1, "2", 1, 0, &seq) == 1);
+	CHECK(wait_durable(s, seq, 3, &woke) == 0);
+	CHECK(woke);
+	CHECK(store_close(s) == 0);
+
+	tcase = "fsync no: durable_seq stays put";
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	before = store_durable_seq(s);
+	CHECK(store_put(s, "c", 1, "3", 1, 0, &seq) == 1);
+	{
+		struct timespec ts = { 0, 200000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	CHECK(store_durable_seq(s) == before && before < seq);
+	CHECK(store_close(s) == 0);
+}
+
+/*
+ * A full disk, simulated by RLIMIT_FSIZE: growing the file fails with
+ * EFBIG, the put fails, and the store is as it was and still works.
+ */
+static void
+test_full_disk(void)
+{
+	struct store_stats st0, st;
+	struct store_value v;
+	struct store *s;
+	struct rlimit rl, old;
+	const char *path = path_for("full");
+	char key[32], *big;
+	size_t bigl = 3 * MIB;
+	int i, r, e, r2, bad = 0;
+
+	tcase = "full disk: put fails, store unchanged";
+	remove_store(path);
+	if ((big = malloc(bigl)) == NULL)
+		abort();
+	memset(big, 'B', bigl);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL) {
+		free(big);
+		return;
+	}
+	for (i = 0; i < 10; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		store_put(s, key, strlen(key), "v", 1, 0, NULL);
+	}
+	store_stats(s, &st0);
+	signal(SIGXFSZ, SIG_IGN);
+	getrlimit(RLIMIT_FSIZE, &old);
+	rl = old;
+	rl.rlim_cur = st0.file_bytes + 4096;
+	if (!CHECK(setrlimit(RLIMIT_FSIZE, &rl) == 0)) {
+		store_close(s);
+		free(big);
+		return;
+	}
+	/* Nothing printed until the limit is lifted. */
+	errno = 0;
+	r = store_put(s, "big", 3, big, bigl, 0, NULL);
+	e = errno;
+	r2 = store_put(s, "small", 5, "s", 1, 0, NULL);
+	setrlimit(RLIMIT_FSIZE, &old);
+	CHECK(r == -1);
+	CHECK(e == EFBIG || e == ENOSPC);
+	store_stats(s, &st);
+	CHECK(st.keys == st0.keys + 1 && st.last_seq == st0.last_seq + 1);
+	CHECK(st.file_bytes == st0.file_bytes);
+	CHECK(r2 == 1);
+	CHECK(store_get(s, "big", 3, &v) == 0);
+	for (i = 0; i < 10; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		bad += store_get(s, key, strlen(key), &v) != 1 || v.len != 1;
+	}
+	CHECK(bad == 0);
+	CHECK(store_put(s, "big", 3, big, bigl, 0, NULL) == 1);
+	CHECK(store_close(s) == 0);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL) {
+		free(big);
+		return;
+	}
+	CHECK(store_get(s, "big", 3, &v) == 1 && v.len == bigl &&
+	    memcmp(v.data, big, bigl) == 0);
+	CHECK(store_get(s, "small", 5, &v) == 1);
+	CHECK(store_close(s) == 0);
+	free(big);
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct {
+		const char	*name;
+		void		(*fn)(void);
+	} tests[] = {
+		{ "basic", test_basic },
+		{ "seq", test_seq },
+		{ "format", test_format },
+		{ "bad_header", test_bad_header },
+		{ "open_errors", test_open_errors },
+		{ "fsync", test_fsync },
+		{ "full_disk", test_full_disk },
+		{ "crash_exit", test_crash_exit },
+		{ "crash_base_seq", test_crash_base_seq },
+		{ "torn", test_torn },
+		{ "crash_kill", test_crash_kill },
+		{ "scan", test_scan },
+		{ "scan_wrap", test_scan_wrap },
+		{ "model", test_model },
+		{ "overwrite", test_overwrite },
+		{ "many", test_many },
+	};
+	const char *only;
+	size_t i;
+	double t;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: store_test SCRATCH_DIR\n");
+		return 2;
+	}
+	scratch = argv[1];
+	verbose = getenv("STORE_TEST_VERBOSE") != NULL;
+	only = getenv("STORE_TEST_ONLY");
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		if (only != NULL && strcmp(only, tests[i].name) != 0)
+			continue;
+		t = now_sec();
+		tests[i].fn();
+		if (verbose)
+			fprintf(stderr, "%s: %.2f s\n", tests[i].name,
+			    now_sec() - t);
+	}
+	printf("store_test: %d passed, %d failed\n", passed, failed);
+	return failed == 0 ? 0 : 1;
+}

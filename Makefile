@@ -6,8 +6,8 @@ LDFLAGS = -static -s
 LDLIBS  = -lpthread
 ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
-OBJ = kvstore.o http.o store.o
-TESTS = tests/http_test tests/store_test
+OBJ = kvstore.o http.o repl.o store.o
+TESTS = tests/http_test tests/repl_test tests/store_test
 
 all: kvstore
 
@@ -18,20 +18,25 @@ kvstore: $(OBJ)
 	@sh tests/need.sh $(CC)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(OBJ): http.h store.h
+$(OBJ): http.h repl.h store.h
 
 tests/http_test: tests/http_test.c http.c http.h
 	@sh tests/need.sh $(CC)
 	$(CC) $(ALL_CFLAGS) -I. $(LDFLAGS) -o $@ tests/http_test.c http.c
+
+tests/repl_test: tests/repl_test.c repl.c repl.h
+	@sh tests/need.sh $(CC)
+	$(CC) $(ALL_CFLAGS) -I. $(LDFLAGS) -o $@ tests/repl_test.c repl.c \
+	    $(LDLIBS)
 
 tests/store_test: tests/store_test.c store.c store.h
 	@sh tests/need.sh $(CC)
 	$(CC) $(ALL_CFLAGS) -I. $(LDFLAGS) -o $@ tests/store_test.c store.c \
 	    $(LDLIBS)
 
-# A primary on 8081 with its data in ./data/primary.
+# A primary on 8081 and replicas on 8082 and 8083, data in ./data.
 run: kvstore
-	PORT=8081 ROLE=primary DATA_DIR=./data/primary ./kvstore
+	./tests/cluster.sh
 
 test: kvstore $(TESTS)
 	@sh tests/need.sh shunit2 curl

@@ -54,7 +54,7 @@
  *   "100-continue" on 1.1 gets an interim 100 when the body has not arrived
  *   yet; another expectation is 417; on 1.0 expectations are ignored (9110
  *   10.1.1).
- * - A body over max_body gets 413: at once from Content-Length, or while
+ * - A body over max_body (or what body_limit says for the request) gets 413: at once from Content-Length, or while
  *   decoding chunks. After any error answered here (400, 408, 413, 414,
  *   417, 431, 501, 503, 505) the response says Connection: close and the
  *   connection closes gracefully: send, shutdown(SHUT_WR), read and discard
@@ -165,6 +165,7 @@ struct conn {
 
 	struct http_request c_req;
 	size_t		 c_headlen;
+	size_t		 c_maxbody;	/* this request's body limit */
 	size_t		 c_reqlen;	/* head + body bytes, from c_inoff */
 	size_t		 c_bodylen;	/* decoded so far (chunked) */
 	struct http_chunk_state c_chunk;
@@ -1297,8 +1298,10 @@ process(struct conn *c)
 			c->c_keepalive = r->keep_alive;
 			c->c_bodylen = 0;
 			c->c_t_head = -1;
+			c->c_maxbody = cfg.body_limit != NULL ?
+			    cfg.body_limit(r) : cfg.max_body;
 			if (r->content_length > 0 &&
-			    (uint64_t)r->content_length > cfg.max_body) {
+			    (uint64_t)r->content_length > c->c_maxbody) {
 				send_error(c, 413, "request body too large");
 				return;
 			}
@@ -1307,7 +1310,7 @@ process(struct conn *c)
 				break;
 			}
 			memset(&c->c_chunk, 0, sizeof(c->c_chunk));
-			c->c_chunk.max = cfg.max_body;
+			c->c_chunk.max = c->c_maxbody;
 			c->c_t_read = now;
 			c->c_state = S_BODY;
 			if (r->expect_continue && avail == (size_t)n &&
@@ -1369,7 +1372,7 @@ in_limit(const struct conn *c)
 		return MAX_HEAD_BYTES;
 	case S_BODY:
 		if (c->c_req.chunked)
-			return c->c_headlen + cfg.max_body + IN_SLACK;
+			return c->c_headlen + c->c_maxbody + IN_SLACK;
 		return c->c_headlen + (size_t)c->c_req.content_length +
 		    IN_SLACK;
 	case S_WAIT:
@@ -1950,6 +1953,18 @@ http_watch(int fd, void (*fn)(void *), void *arg)
 	watches[nwatches].w_arg = arg;
 	nwatches++;
 	return 0;
+}
+
+void
+http_unwatch(int fd)
+{
+	int i;
+
+	for (i = 0; i < nwatches; i++)
+		if (watches[i].w_fd == fd) {
+			watches[i] = watches[--nwatches];
+			return;
+		}
 }
 
 int

@@ -55,6 +55,8 @@ struct http_config {
 	const char	*port;			/* decimal */
 	int		 max_conns;		/* above it: 503 and close */
 	size_t		 max_body;		/* above it: 413 */
+	/* Optional: the body limit for this request, from its head. */
+	size_t		(*body_limit)(const struct http_request *r);
 	int		 header_timeout_ms;	/* whole head must arrive */
 	int		 body_timeout_ms;	/* between body bytes */
 	int		 idle_timeout_ms;	/* keep-alive wait */
@@ -144,6 +146,9 @@ int	http_stream(uint64_t id, int status, const char *ctype,
 
 /* Call fn(arg) when fd becomes readable; fn must drain it. At most 16. */
 int	http_watch(int fd, void (*fn)(void *arg), void *arg);
+
+/* Stop watching fd (before it is closed or replaced). */
+void	http_unwatch(int fd);
 
 /* Open connections right now. */
 int	http_conns(void);

@@ -35,12 +35,19 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "repl.h"
 #include "store.h"
 
 #define KVSTORE_VERSION	"0.1.0"
 #define MAX_KEY_BYTES	1024		/* the API's documented key limit */
 #define LIST_BATCH	256		/* keys fetched per listing step */
 #define JSON_KEY_MAX	(MAX_KEY_BYTES * 6 + 3)	/* every byte as \uXXXX */
+#define REPL_BATCH_BYTES (1 << 20)	/* one push: ~8,000 small writes */
+#define SNAPSHOT_STAGE_BYTES (4 << 20)	/* a snapshot's staging buffer */
+#define SNAPSHOT_FIRST_BYTES (64 << 10)	/* grown for big values */
+#define PRIMARY_UP_MS	3000		/* heartbeats come every second */
+#define MAX_PEERS_SHOWN	64		/* in /ready */
+#define REPL_DRAIN_MS	3000		/* SIGTERM: deliver pending writes */
 
 enum role { ROLE_PRIMARY, ROLE_REPLICA };
 
@@ -56,6 +63,12 @@ struct config {
 	int		 max_conns;
 	int		 header_timeout_ms;
 	int		 idle_timeout_ms;
+	const char	*repl_token;
+	char		 advertise_url[300];
+	char		 self_url[64];
+	size_t		 backlog_bytes;
+	int		 repl_timeout_ms;
+	int		 recover_wait_ms;
 };
 
 /* A write under FSYNC=always, answered once the flusher passes its seq. */
@@ -82,15 +95,33 @@ static void	die(const char *fmt, ...);
 static void	load_config(void);
 static void	handle(struct http_request *r);
 static void	tick(void);
+static void	on_durable(void *arg);
 
 static struct config	 cfg;
 static struct store	*store;
+/* The full sync in progress on this node: a fresh store beside the live. */
+static struct store	*sync_store;
+static char		 sync_id[33];
+static uint64_t		 sync_seq;
+static uint64_t		 primary_heard_ms;	/* replica: last push */
+static uint64_t		 primary_seq;		/* replica: as last told */
+static int		 recovery_pending;	/* primary: started empty */
+static int		 started_empty;		/* and recovered nothing */
 static struct pending	*pending_head, *pending_tail;
 static volatile sig_atomic_t stopping;
 
 static const char *const log_levels[] = { "debug", "info", "warn", "error" };
 
 /* ---- Logging and fatal errors ---- */
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int
 level_index(const char *level)
@@ -247,6 +278,48 @@ fsync_name(enum store_fsync f)
 	    f == STORE_FSYNC_NO ? "no" : "everysec";
 }
 
+/* url[0..len) is a URL the replication client can use: http://host:port. */
+static void
+check_url(const char *name, const char *url, size_t len)
+{
+	if (len > 0 && (strncmp(url, "http://", 7) != 0 || len <= 7 ||
+	    len > 255))
+		die("%s: \"%.*s\" is not a URL of the form http://host:port",
+		    name, (int)(len > 255 ? 255 : len), url);
+}
+
+/* Call fn for each non-empty element of a comma-separated list. */
+static void
+each_url(const char *list, void (*fn)(const char *url, size_t len))
+{
+	const char *p;
+	size_t n;
+
+	for (p = list;; p += n + 1) {
+		if ((n = strcspn(p, ",")) > 0)
+			fn(p, n);
+		if (p[n] == '\0')
+			break;
+	}
+}
+
+static void
+check_replica_url(const char *url, size_t len)
+{
+	check_url("REPLICA_URLS", url, len);
+}
+
+static void
+add_replica_url(const char *url, size_t len)
+{
+	char buf[256];
+
+	memcpy(buf, url, len);
+	buf[len] = '\0';
+	if (repl_add_replica(buf, 0) == -1)
+		die("REPLICA_URLS: cannot feed %s:", buf);
+}
+
 static void
 load_config(void)
 {
@@ -269,6 +342,27 @@ load_config(void)
 	cfg.header_timeout_ms = env_int("HEADER_TIMEOUT_MS", 10000, 1,
 	    3600000);
 	cfg.idle_timeout_ms = env_int("IDLE_TIMEOUT_MS", 60000, 1, 86400000);
+	cfg.repl_token = env("REPL_TOKEN", "");
+	cfg.backlog_bytes = env_int("REPL_BACKLOG_BYTES", 16 << 20, 1 << 16,
+	    1LL << 40);
+	cfg.repl_timeout_ms = env_int("REPL_TIMEOUT_MS", 5000, 100, 600000);
+	cfg.recover_wait_ms = env_int("RECOVER_WAIT_MS", 5000, 0, 3600000);
+	check_url("PRIMARY_URL", cfg.primary_url, strlen(cfg.primary_url));
+	each_url(cfg.replica_urls, check_replica_url);
+	snprintf(cfg.self_url, sizeof(cfg.self_url), "http://127.0.0.1:%s",
+	    cfg.port);
+	if ((v = env("ADVERTISE_URL", NULL)) != NULL) {
+		check_url("ADVERTISE_URL", v, strlen(v));
+		snprintf(cfg.advertise_url, sizeof(cfg.advertise_url), "%s", v);
+	} else {
+		char host[256];
+
+		if (gethostname(host, sizeof(host)) == -1)
+			die("ADVERTISE_URL unset and gethostname failed:");
+		host[sizeof(host) - 1] = '\0';
+		snprintf(cfg.advertise_url, sizeof(cfg.advertise_url),
+		    "http://%s:%s", host, cfg.port);
+	}
 }
 
 /* mkdir -p, then prove the directory is writable by making a file in it. */
@@ -624,6 +718,7 @@ put_key(struct http_request *r, const char *key, size_t klen)
 		reply_store_error(r, "write");
 		return;
 	}
+	repl_enqueue(REPL_PUT, seq, key, klen, r->body, r->body_len);
 	if (rc == 1)
 		ack_write(r, 201, "created", seq);
 	else
@@ -644,6 +739,7 @@ delete_key(struct http_request *r, const char *key, size_t klen)
 		reply_text(r->id, 404, "", "key not found");
 		return;
 	}
+	repl_enqueue(REPL_DEL, seq, key, klen, NULL, 0);
 	ack_write(r, 200, "deleted", seq);
 }
 
@@ -670,6 +766,10 @@ route_kv(struct http_request *r)
 		get_key(r, key, klen);
 	else if (cfg.role != ROLE_PRIMARY)
 		reply_readonly(r);
+	else if (repl_recovering())
+		reply_text(r->id, 503, "Retry-After: 1\r\n", "this primary "
+		    "started empty and is recovering its data from a replica; "
+		    "writes resume when that is done");
 	else if (method_is(r, "PUT"))
 		put_key(r, key, klen);
 	else
@@ -684,26 +784,511 @@ role_name(void)
 	return cfg.role == ROLE_PRIMARY ? "primary" : "replica";
 }
 
+/* Why this node is not ready, or NULL if it is. */
+static const char *
+not_ready(const struct store_stats *st)
+{
+	if (stopping)
+		return "stopping";
+	if (cfg.role == ROLE_PRIMARY && repl_recovering())
+		return "recovering";
+	if (cfg.role == ROLE_REPLICA && !st->synced)
+		return "syncing";
+	return NULL;
+}
+
+/* Append the replication part of /ready to b (room for all of it). */
+static size_t
+ready_repl(char *b, const struct store_stats *st)
+{
+	struct repl_peer peers[MAX_PEERS_SHOWN];
+	size_t n, i, o = 0;
+	uint64_t now = now_ms();
+
+	if (cfg.role == ROLE_REPLICA) {
+		o += sprintf(b + o, ",\"primary\":{\"url\":");
+		o += json_string(b + o, cfg.primary_url, strlen(cfg.primary_url));
+		o += sprintf(b + o, ",\"link\":\"%s\",\"last_heard_ms\":",
+		    primary_heard_ms != 0 &&
+		    now - primary_heard_ms < PRIMARY_UP_MS ? "up" : "down");
+		o += primary_heard_ms == 0 ? sprintf(b + o, "null") :
+		    sprintf(b + o, "%llu",
+		    (unsigned long long)(now - primary_heard_ms));
+		o += sprintf(b + o, ",\"applied_seq\":%llu,\"primary_seq\":%llu,"
+		    "\"lag_writes\":%llu}", (unsigned long long)st->last_seq,
+		    (unsigned long long)primary_seq,
+		    (unsigned long long)(primary_seq > st->last_seq ?
+		    primary_seq - st->last_seq : 0));
+		return o;
+	}
+	n = repl_peers(peers, MAX_PEERS_SHOWN);
+	o += sprintf(b + o, ",\"replicas\":[");
+	for (i = 0; i < n && i < MAX_PEERS_SHOWN; i++) {
+		o += sprintf(b + o, "%s{\"url\":", i > 0 ? "," : "");
+		o += json_string(b + o, peers[i].url, strlen(peers[i].url));
+		o += sprintf(b + o, ",\"state\":\"%s\",\"acked_seq\":%llu,"
+		    "\"lag_writes\":%llu,\"lag_ms\":%llu,"
+		    "\"last_contact_ms\":%llu,\"full_syncs\":%llu,"
+		    "\"partial_syncs\":%llu,\"registered\":%s}",
+		    peers[i].state, (unsigned long long)peers[i].acked_seq,
+		    (unsigned long long)peers[i].lag_writes,
+		    (unsigned long long)peers[i].lag_ms,
+		    (unsigned long long)peers[i].last_contact_ms,
+		    (unsigned long long)peers[i].full_syncs,
+		    (unsigned long long)peers[i].partial_syncs,
+		    peers[i].registered ? "true" : "false");
+	}
+	o += sprintf(b + o, "]");
+	return o;
+}
+
 static void
 ready(struct http_request *r)
 {
 	struct store_stats st;
-	char body[512];
-	int n;
+	const char *why;
+	char *b;
+	size_t o;
 
+	/* Each peer's entry is under 256 bytes beyond its JSON'd URL. */
+	if ((b = malloc(2048 + MAX_PEERS_SHOWN * (256 + 6 * 256))) == NULL) {
+		reply_text(r->id, 503, "", "out of memory");
+		return;
+	}
 	store_stats(store, &st);
-	n = snprintf(body, sizeof(body), "{\"status\":\"%s\",\"role\":\"%s\","
+	why = not_ready(&st);
+	o = sprintf(b, "{\"status\":\"%s\",\"role\":\"%s\","
 	    "\"keys\":%llu,\"seq\":%llu,\"durable_seq\":%llu,"
 	    "\"data_bytes\":%llu,\"file_bytes\":%llu,\"fsync\":\"%s\","
-	    "\"connections\":%d,\"repl_id\":\"%s\"}\n",
-	    stopping ? "stopping" : "ready", role_name(),
+	    "\"connections\":%d,\"repl_id\":\"%s\"",
+	    why != NULL ? why : "ready", role_name(),
 	    (unsigned long long)st.keys, (unsigned long long)st.last_seq,
 	    (unsigned long long)st.durable_seq,
 	    (unsigned long long)st.live_bytes,
 	    (unsigned long long)st.file_bytes, fsync_name(cfg.fsync),
 	    http_conns(), st.repl_id);
-	http_reply(r->id, stopping ? 503 : 200, "application/json", "", body,
-	    n);
+	if (started_empty)
+		o += sprintf(b + o, ",\"warning\":\"this primary started "
+		    "with an empty store and no replica answered within "
+		    "RECOVER_WAIT_MS; any older data on replicas was not "
+		    "recovered\"");
+	o += ready_repl(b + o, &st);
+	o += sprintf(b + o, "}\n");
+	http_reply(r->id, why != NULL ? 503 : 200, "application/json", "", b,
+	    o);
+	free(b);
+}
+
+/* ---- Replication endpoints ---- */
+
+/*
+ * The server side of repl.c's protocol (described at the top of repl.c).
+ * A replica applies pushes here, on the main thread, in sequence order:
+ * a record at or below the applied sequence is skipped (a repeated batch
+ * is harmless) and a batch that starts past applied + 1 is a gap, refused
+ * with 409 so that the pusher resynchronises.
+ */
+
+
+/* Constant-time comparison: the time taken says nothing of the token. */
+static int
+token_ok(const struct http_request *r)
+{
+	const char *v;
+	size_t len, i, n;
+	unsigned char diff;
+
+	if (*cfg.repl_token == '\0')
+		return 1;
+	if ((v = http_header(r, "X-Kv-Repl-Token", &len)) == NULL)
+		return 0;
+	n = strlen(cfg.repl_token);
+	diff = len != n;
+	for (i = 0; i < n; i++)
+		diff |= (unsigned char)cfg.repl_token[i] ^
+		    (unsigned char)(i < len ? v[i] : 0);
+	return diff == 0;
+}
+
+/* Query parameter name as a decimal u64; -1 if absent or not a number. */
+static int
+query_u64(const struct http_request *r, const char *name, uint64_t *out)
+{
+	const char *v;
+	size_t len, i;
+	uint64_t n = 0;
+
+	if ((v = http_query(r, name, &len)) == NULL || len == 0 || len > 20)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9' || n > (UINT64_MAX - 9) / 10)
+			return -1;
+		n = n * 10 + (v[i] - '0');
+	}
+	*out = n;
+	return 0;
+}
+
+/* The id parameter: 32 hex digits, copied into id[33]. */
+static int
+query_id(const struct http_request *r, char *id)
+{
+	const char *v;
+	size_t len, i;
+
+	if ((v = http_query(r, "id", &len)) == NULL || len != 32)
+		return -1;
+	for (i = 0; i < len; i++)
+		if (strchr("0123456789abcdef", v[i]) == NULL || v[i] == '\0')
+			return -1;
+	memcpy(id, v, 32);
+	id[32] = '\0';
+	return 0;
+}
+
+static void
+repl_state(struct http_request *r)
+{
+	struct store_stats st;
+	char body[256];
+	int n;
+
+	store_stats(store, &st);
+	n = snprintf(body, sizeof(body), "{\"role\":\"%s\",\"repl_id\":\"%s\","
+	    "\"seq\":%llu,\"keys\":%llu,\"synced\":%s}\n", role_name(),
+	    st.repl_id, (unsigned long long)st.last_seq,
+	    (unsigned long long)st.keys, st.synced ? "true" : "false");
+	http_reply(r->id, 200, "application/json", "", body, n);
+}
+
+/*
+ * Apply the records of body to s. Streaming (s is the store): a record at
+ * or below *applied is skipped and the next must be *applied + 1. Loading
+ * a full sync (s is sync_store, taken at sync_seq): a record newer than
+ * sync_seq was written while the snapshot was read, and the stream replays
+ * it from sync_seq + 1; it is stored as of sync_seq meanwhile (so readers
+ * never miss the key), or skipped when sync_seq is 0 (nothing existed
+ * then). Returns 0, or -1 with a reason.
+ */
+static int
+apply_records(struct store *s, const char *body, size_t len,
+    uint64_t *applied, const char **why)
+{
+	struct repl_record rec;
+	uint64_t seq, dummy;
+	ssize_t n;
+	size_t off;
+	int rc;
+
+	for (off = 0; off < len; off += n) {
+		if ((n = repl_decode(body + off, len - off, &rec)) <= 0) {
+			*why = "malformed record";
+			return -1;
+		}
+		if (rec.op == REPL_END)
+			continue;
+		seq = rec.seq;
+		if (s == sync_store && seq > sync_seq) {
+			if (sync_seq == 0)
+				continue;
+			seq = sync_seq;
+		} else if (s != sync_store && seq <= *applied) {
+			continue;
+		} else if (s != sync_store && seq != *applied + 1) {
+			*why = "gap in the sequence";
+			return -1;
+		}
+		rc = rec.op == REPL_PUT ? store_put(s, rec.key, rec.klen,
+		    rec.val, rec.vlen, seq, &dummy) : store_del(s, rec.key,
+		    rec.klen, seq, &dummy);
+		if (rc == -1) {
+			*why = strerror(errno);
+			return -1;
+		}
+		if (s != sync_store)
+			*applied = seq;
+	}
+	return 0;
+}
+
+static void
+repl_apply(struct http_request *r)
+{
+	struct store_stats st;
+	char id[33];
+	const char *why = NULL;
+	uint64_t from, applied, pseq;
+
+	store_stats(store, &st);
+	if (query_id(r, id) == -1 || query_u64(r, "from", &from) == -1) {
+		reply_text(r->id, 400, "", "apply needs id and from");
+		return;
+	}
+	if (query_u64(r, "primary_seq", &pseq) == 0)
+		primary_seq = pseq;
+	applied = st.last_seq;
+	if (strcmp(id, st.repl_id) != 0 || !st.synced) {
+		reply_text(r->id, 409, "", "resync: this replica follows %s",
+		    st.synced ? st.repl_id : "nothing yet");
+		return;
+	}
+	if (r->body_len > 0 && from > applied + 1) {
+		reply_text(r->id, 409, "", "resync: gap, applied %llu, batch "
+		    "starts at %llu", (unsigned long long)applied,
+		    (unsigned long long)from);
+		return;
+	}
+	if (apply_records(store, r->body, r->body_len, &applied, &why) == -1) {
+		reply_text(r->id, errno == ENOSPC ? 507 : 409, "",
+		    "resync: %s after seq %llu", why,
+		    (unsigned long long)applied);
+		return;
+	}
+	reply_text(r->id, 200, "", "%llu", (unsigned long long)applied);
+}
+
+static void
+sync_begin(struct http_request *r)
+{
+	char path[PATH_MAX], id[33], err[256];
+	uint64_t seq;
+
+	if (query_id(r, id) == -1 || query_u64(r, "seq", &seq) == -1) {
+		reply_text(r->id, 400, "", "sync/begin needs id and seq");
+		return;
+	}
+	if (sync_store != NULL)
+		store_discard(sync_store);
+	snprintf(path, sizeof(path), "%s/kvstore.db.sync", cfg.data_dir);
+	if ((sync_store = store_create(path, id, seq, STORE_FSYNC_NO, err,
+	    sizeof(err))) == NULL) {
+		kv_log("error", "full sync: %s", err);
+		reply_text(r->id, 507, "", "cannot start a full sync: %s", err);
+		return;
+	}
+	memcpy(sync_id, id, sizeof(sync_id));
+	sync_seq = seq;
+	kv_log("info", "full sync from %s begins at seq %llu; serving the "
+	    "old data until it ends", id, (unsigned long long)seq);
+	reply_text(r->id, 200, "", "ok");
+}
+
+/* The sync named by the request's id is the one in progress. */
+static int
+sync_current(struct http_request *r)
+{
+	char id[33];
+
+	if (query_id(r, id) == -1 || sync_store == NULL ||
+	    strcmp(id, sync_id) != 0) {
+		reply_text(r->id, 409, "", "resync: no full sync of that id "
+		    "in progress");
+		return 0;
+	}
+	return 1;
+}
+
+static void
+sync_data(struct http_request *r)
+{
+	const char *why = NULL;
+	uint64_t applied = 0;
+
+	if (!sync_current(r))
+		return;
+	if (apply_records(sync_store, r->body, r->body_len, &applied,
+	    &why) == -1) {
+		reply_text(r->id, 409, "", "resync: %s", why);
+		return;
+	}
+	reply_text(r->id, 200, "", "ok");
+}
+
+static void
+sync_end(struct http_request *r)
+{
+	struct store *adopted;
+	struct store_stats st;
+	char err[256];
+
+	if (!sync_current(r))
+		return;
+	http_unwatch(store_notify_fd(store));
+	if ((adopted = store_adopt(store, sync_store, err,
+	    sizeof(err))) == NULL) {
+		if (http_watch(store_notify_fd(store), on_durable, NULL) == -1)
+			die("cannot watch the store's flush notifications:");
+		kv_log("error", "full sync: cannot swap the new store in: %s",
+		    err);
+		sync_store = NULL;
+		reply_text(r->id, 500, "", "resync: %s", err);
+		return;
+	}
+	store = adopted;
+	sync_store = NULL;
+	if (http_watch(store_notify_fd(store), on_durable, NULL) == -1)
+		die("cannot watch the store's flush notifications:");
+	store_stats(store, &st);
+	if (primary_seq < st.last_seq)
+		primary_seq = st.last_seq;
+	kv_log("info", "full sync done: %llu keys at seq %llu from %s",
+	    (unsigned long long)st.keys, (unsigned long long)st.last_seq,
+	    st.repl_id);
+	if (cfg.role == ROLE_PRIMARY)
+		repl_reset(st.repl_id, st.last_seq);
+	reply_text(r->id, 200, "", "%llu", (unsigned long long)st.last_seq);
+}
+
+/* A snapshot being streamed: records of every key, then an END record. */
+struct snapshot {
+	uint64_t	 cursor;
+	uint64_t	 seq;		/* the node's seq when it began */
+	int		 finished;
+	char		*buf;
+	size_t		 len, off, cap;
+	int		 failed;
+};
+
+static void
+snapshot_key(void *arg, const char *key, size_t klen,
+    const struct store_value *v)
+{
+	struct snapshot *sn = arg;
+	size_t need = repl_encoded_len(klen, v->len);
+	char *p;
+
+	/* Keep room for the END record after the last key. */
+	need += repl_encoded_len(0, 0);
+	if (sn->len + need > sn->cap) {
+		if ((p = realloc(sn->buf, sn->len + need)) == NULL) {
+			sn->failed = 1;
+			return;
+		}
+		sn->buf = p;
+		sn->cap = sn->len + need;
+	}
+	sn->len += repl_encode(sn->buf + sn->len, sn->cap - sn->len, REPL_PUT,
+	    v->seq, key, klen, v->data, v->len);
+}
+
+static ssize_t
+snapshot_produce(void *arg, char *buf, size_t cap)
+{
+	struct snapshot *sn = arg;
+	size_t n, batch;
+
+	if (buf == NULL || (sn->off == sn->len && sn->finished)) {
+		free(sn->buf);
+		free(sn);
+		return 0;
+	}
+	if (sn->off == sn->len) {
+		sn->off = sn->len = 0;
+		/* Bound the staging buffer: a few MiB even for big values. */
+		batch = SNAPSHOT_STAGE_BYTES / (cfg.max_value + 1100);
+		store_scan(store, &sn->cursor, batch < 1 ? 1 : batch > 256 ?
+		    256 : batch, snapshot_key, sn);
+		if (sn->failed)
+			return -1;
+		if (sn->cursor == UINT64_MAX) {
+			/* The staging buffer always has room for a header. */
+			sn->len += repl_encode(sn->buf + sn->len,
+			    sn->cap - sn->len, REPL_END, sn->seq, "", 0, "", 0);
+			sn->finished = 1;
+		}
+	}
+	n = sn->len - sn->off < cap ? sn->len - sn->off : cap;
+	memcpy(buf, sn->buf + sn->off, n);
+	sn->off += n;
+	return (ssize_t)n;
+}
+
+static void
+snapshot(struct http_request *r)
+{
+	struct store_stats st;
+	struct snapshot *sn;
+	char extra[128];
+
+	if ((sn = calloc(1, sizeof(*sn))) == NULL ||
+	    (sn->buf = malloc(SNAPSHOT_FIRST_BYTES)) == NULL) {
+		free(sn);
+		reply_text(r->id, 503, "", "out of memory");
+		return;
+	}
+	sn->cap = SNAPSHOT_FIRST_BYTES;
+	store_stats(store, &st);
+	sn->seq = st.last_seq;
+	snprintf(extra, sizeof(extra), "X-Kv-Repl-Id: %s\r\nX-Kv-Seq: %llu\r\n",
+	    st.repl_id, (unsigned long long)st.last_seq);
+	kv_log("info", "snapshot of %llu keys at seq %llu requested",
+	    (unsigned long long)st.keys, (unsigned long long)st.last_seq);
+	if (http_stream(r->id, 200, "application/octet-stream", extra,
+	    snapshot_produce, sn) == -1) {
+		free(sn->buf);
+		free(sn);
+	}
+}
+
+static void
+register_replica(struct http_request *r)
+{
+	char url[300];
+
+	if (cfg.role != ROLE_PRIMARY) {
+		reply_text(r->id, 409, "", "this node is a replica; register "
+		    "with the primary");
+		return;
+	}
+	if (r->body_len == 0 || r->body_len >= sizeof(url) ||
+	    memchr(r->body, '\0', r->body_len) != NULL) {
+		reply_text(r->id, 400, "", "register needs the replica's URL "
+		    "as the body");
+		return;
+	}
+	memcpy(url, r->body, r->body_len);
+	url[r->body_len] = '\0';
+	if (strncmp(url, "http://", 7) != 0 || repl_add_replica(url, 1) == -1) {
+		reply_text(r->id, 400, "", "cannot feed %s: %s", url,
+		    strncmp(url, "http://", 7) != 0 ? "not an http:// URL" :
+		    strerror(errno));
+		return;
+	}
+	reply_text(r->id, 200, "", "ok");
+}
+
+static void
+route_repl(struct http_request *r)
+{
+	int get = is_read(r), post = method_is(r, "POST");
+
+	if (!token_ok(r)) {
+		reply_text(r->id, 401, "", "replication needs the right "
+		    "X-Kv-Repl-Token");
+		return;
+	}
+	if (post && cfg.role == ROLE_REPLICA &&
+	    !path_is(r, "/repl/register"))
+		primary_heard_ms = now_ms();
+	if (path_is(r, "/repl/state") && get)
+		repl_state(r);
+	else if (path_is(r, "/repl/snapshot") && get)
+		snapshot(r);
+	else if (path_is(r, "/repl/apply") && post) {
+		if (cfg.role == ROLE_PRIMARY)
+			reply_text(r->id, 409, "", "this node is the primary");
+		else
+			repl_apply(r);
+	} else if (path_is(r, "/repl/sync/begin") && post)
+		sync_begin(r);
+	else if (path_is(r, "/repl/sync/data") && post)
+		sync_data(r);
+	else if (path_is(r, "/repl/sync/end") && post)
+		sync_end(r);
+	else if (path_is(r, "/repl/register") && post)
+		register_replica(r);
+	else
+		reply_text(r->id, 404, "", "no such replication endpoint");
 }
 
 /* ---- Routing ---- */
@@ -711,6 +1296,10 @@ ready(struct http_request *r)
 static void
 handle(struct http_request *r)
 {
+	if (r->path_len >= 6 && memcmp(r->path, "/repl/", 6) == 0) {
+		route_repl(r);
+		return;
+	}
 	if (r->path_len >= 4 && memcmp(r->path, "/kv/", 4) == 0) {
 		route_kv(r);
 		return;
@@ -742,8 +1331,71 @@ handle(struct http_request *r)
 static void
 tick(void)
 {
+	struct store_stats st;
+
 	store_step(store);
 	flush_pending();
+	if (recovery_pending && !repl_recovering()) {
+		recovery_pending = 0;
+		store_stats(store, &st);
+		if (st.keys == 0 && st.last_seq == 0) {
+			started_empty = 1;
+			kv_log("warn", "STARTING EMPTY: this primary's store is "
+			    "new and no replica with data answered within "
+			    "%d ms; if replicas held older data, it was not "
+			    "recovered", cfg.recover_wait_ms);
+		}
+	}
+}
+
+/* Replication batches may be bigger than one value; client bodies not. */
+static size_t
+body_limit(const struct http_request *r)
+{
+	if (r->path_len >= 6 && memcmp(r->path, "/repl/", 6) == 0)
+		return REPL_BATCH_BYTES > cfg.max_value + 2048 ?
+		    REPL_BATCH_BYTES : cfg.max_value + 2048;
+	return cfg.max_value;
+}
+
+/*
+ * Start the replication threads. A primary whose store is brand new first
+ * looks for a replica holding the data set (its volume was lost): see
+ * repl_recover. Static replicas are added after that, as repl.h asks.
+ */
+static void
+start_replication(void)
+{
+	struct repl_config rc;
+	struct store_stats st;
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/kvstore.db.sync", cfg.data_dir);
+	(void)unlink(path);	/* a full sync cut short by a crash */
+	memset(&rc, 0, sizeof(rc));
+	rc.token = cfg.repl_token;
+	rc.self_url = cfg.self_url;
+	rc.advertise_url = cfg.advertise_url;
+	rc.primary_url = cfg.primary_url;
+	rc.backlog_bytes = cfg.backlog_bytes;
+	rc.batch_bytes = REPL_BATCH_BYTES;
+	rc.timeout_ms = cfg.repl_timeout_ms;
+	rc.recover_wait_ms = cfg.recover_wait_ms;
+	store_stats(store, &st);
+	if (repl_init(&rc, st.repl_id, st.last_seq) == -1)
+		die("cannot start replication:");
+	if (cfg.role == ROLE_PRIMARY) {
+		if (st.keys == 0 && st.last_seq == 0 && !st.synced) {
+			kv_log("info", "the store is new: asking replicas for "
+			    "an existing data set for up to %d ms before "
+			    "taking writes", cfg.recover_wait_ms);
+			if (repl_recover() == -1)
+				die("cannot start recovery:");
+			recovery_pending = 1;
+		}
+		each_url(cfg.replica_urls, add_replica_url);
+	} else if (*cfg.primary_url != '\0' && repl_announce() == -1)
+		die("cannot start announcing to %s:", cfg.primary_url);
 }
 
 static void
@@ -814,10 +1466,12 @@ main(int argc, char **argv)
 	hc.drain_timeout_ms = 5000;
 	hc.handler = handle;
 	hc.tick = tick;
+	hc.body_limit = body_limit;
 	if (http_init(&hc) == -1)
 		die("cannot listen on port %s:", cfg.port);
 	if (http_watch(store_notify_fd(store), on_durable, NULL) == -1)
 		die("cannot watch the store's flush notifications:");
+	start_replication();
 
 	store_stats(store, &st);
 	kv_log("info", "kvstore %s starting: role=%s port=%s data=%s keys=%llu "
@@ -829,7 +1483,11 @@ main(int argc, char **argv)
 
 	if (http_run() == -1)
 		kv_log("error", "event loop failed: %s", strerror(errno));
-	kv_log("info", "shutting down: flushing the store");
+	kv_log("info", "shutting down: delivering pending writes to replicas");
+	repl_shutdown(REPL_DRAIN_MS);
+	if (sync_store != NULL)
+		store_discard(sync_store);
+	kv_log("info", "flushing the store");
 	flush_pending();
 	if (store_close(store) == -1)
 		die("closing the store failed; the next start will recover:");

@@ -490,6 +490,200 @@ testCorruptHeaderRefusesToStart() {
   assertEquals 'file unchanged' "${before}" "$(cksum <"${db}")"
 }
 
+# ---- Replication ----
+
+testSpecTwoNodeSession() {
+  node p "${rp}" primary REPLICA_URLS="http://127.0.0.1:${rr1}"
+  node r1 "${rr1}" replica
+  wait_ready "${rr1}" || fail "replica not ready: $(cat "${SHUNIT_TMPDIR}/r1.log")"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d alice \
+    "http://127.0.0.1:${rp}/kv/name")
+  assertEquals 'PUT on the primary' 201 "${code}"
+  wait_seq "${rr1}" "$(node_seq "${rp}")"
+  assertEquals 'read from the replica' alice \
+    "$(curl -s "http://127.0.0.1:${rr1}/kv/name")"
+  code=$(curl -s -o "${body}" -w '%{http_code}' -X PUT -d bob \
+    "http://127.0.0.1:${rr1}/kv/name")
+  assertEquals 'PUT on the replica' 403 "${code}"
+  assertEquals 'roles' 'primary replica' \
+    "$(curl -s "http://127.0.0.1:${rp}/role") $(curl -s "http://127.0.0.1:${rr1}/role")"
+  ready=$(curl -s "http://127.0.0.1:${rp}/ready")
+  assertContains 'primary lists the replica' "${ready}" \
+    "\"url\":\"http://127.0.0.1:${rr1}\",\"state\":\"streaming\""
+  ready=$(curl -s "http://127.0.0.1:${rr1}/ready")
+  assertContains 'replica shows its primary link' "${ready}" '"link":"up"'
+  stop_nodes
+}
+
+testReplicaKilledAndRestartedCatchesUpPartially() {
+  node p "${rp}" primary
+  node r1 "${rr1}" replica
+  wait_ready "${rr1}"
+  load "${rp}" 2000 k >/dev/null &
+  lpid=$!
+  sleep 0.3
+  kill -9 "$(pid_of r1)"
+  sleep 0.5
+  node r1 "${rr1}" replica
+  wait "${lpid}"
+  assert_converged "${rp}" "${rr1}" 'after kill -9 and restart'
+  ready=$(curl -s "http://127.0.0.1:${rp}/ready")
+  assertEquals "resumed without another full sync: ${ready}" 1 \
+    "$(json_num "${ready}" full_syncs)"
+  stop_nodes
+}
+
+testWipedReplicaFullSyncsWhileWritesContinue() {
+  node p "${rp}" primary
+  node r1 "${rr1}" replica
+  wait_ready "${rr1}"
+  load "${rp}" 3000 w >/dev/null
+  stop_node r1
+  rm -rf "${SHUNIT_TMPDIR}/r1"
+  load "${rp}" 3000 x >/dev/null &
+  lpid=$!
+  node r1 "${rr1}" replica
+  wait "${lpid}"
+  assert_converged "${rp}" "${rr1}" 'after wiping the replica'
+  stop_nodes
+}
+
+testStoppedReplicaBeyondTheBacklogFullSyncs() {
+  node p "${rp}" primary REPL_BACKLOG_BYTES=65536
+  node r1 "${rr1}" replica
+  wait_ready "${rr1}"
+  kill -STOP "$(pid_of r1)"
+  load "${rp}" 3000 s >/dev/null
+  kill -CONT "$(pid_of r1)"
+  assert_converged "${rp}" "${rr1}" 'after SIGSTOP past the backlog'
+  full=$(json_num "$(curl -s "http://127.0.0.1:${rp}/ready")" full_syncs)
+  assertTrue "needed a second full sync (${full})" "[ ${full:-0} -ge 2 ]"
+  stop_nodes
+}
+
+testPrimaryRestartKeepsReplicationGoing() {
+  node p "${rp}" primary
+  node r1 "${rr1}" replica
+  wait_ready "${rr1}"
+  load "${rp}" 1000 a >/dev/null
+  stop_node p
+  node p "${rp}" primary
+  load "${rp}" 1000 b >/dev/null
+  assert_converged "${rp}" "${rr1}" 'after a primary restart'
+  stop_nodes
+}
+
+testReplicaStartedLaterAnnouncesItself() {
+  node p "${rp}" primary
+  load "${rp}" 500 l >/dev/null
+  node r2 "${rr2}" replica
+  assert_converged "${rp}" "${rr2}" 'a replica that registered itself'
+  ready=$(curl -s "http://127.0.0.1:${rp}/ready")
+  assertContains 'listed as registered' "${ready}" '"registered":true'
+  stop_nodes
+}
+
+testThreeReplicasConvergeUnderConcurrentLoad() {
+  node p "${rp}" primary
+  for r in r1:"${rr1}" r2:"${rr2}" r3:"${rr3}"; do
+    node "${r%%:*}" "${r##*:}" replica
+  done
+  for r in "${rr1}" "${rr2}" "${rr3}"; do wait_ready "${r}"; done
+  lpids=
+  for part in 1 2 3 4; do
+    load "${rp}" 5000 "c${part}" >/dev/null &
+    lpids="${lpids} $!"
+  done
+  for l in ${lpids}; do wait "${l}"; done
+  for r in "${rr1}" "${rr2}" "${rr3}"; do
+    assert_converged "${rp}" "${r}" "replica ${r} after 20,000 writes"
+  done
+  stop_nodes
+}
+
+testFullSyncOfDataFarLargerThanTheBacklog() {
+  node p "${rp}" primary REPL_BACKLOG_BYTES=65536
+  head -c 4096 /dev/zero | tr '\0' v >"${SHUNIT_TMPDIR}/4k"
+  for i in $(seq 1 2000); do
+    printf 'url = "http://127.0.0.1:%s/kv/big%s"\nupload-file = "%s"\noutput = "/dev/null"\n' \
+      "${rp}" "${i}" "${SHUNIT_TMPDIR}/4k"
+  done >"${SHUNIT_TMPDIR}/bigcfg"
+  curl -s -K "${SHUNIT_TMPDIR}/bigcfg"
+  node r1 "${rr1}" replica
+  assert_converged "${rp}" "${rr1}" '8 MB through a 64 KiB backlog'
+  stop_nodes
+}
+
+testEmptyPrimaryRecoversFromItsReplicas() {
+  node p "${rp}" primary
+  node r1 "${rr1}" replica
+  wait_ready "${rr1}"
+  load "${rp}" 1000 e >/dev/null
+  wait_seq "${rr1}" "$(node_seq "${rp}")"
+  before=$(node_seq "${rp}")
+  stop_node p
+  rm -rf "${SHUNIT_TMPDIR}/p"
+  node p "${rp}" primary RECOVER_WAIT_MS=8000
+  wait_ready "${rp}" 12
+  assertContains 'logged' "$(cat "${SHUNIT_TMPDIR}/p.log")" 'recovered from'
+  assertEquals 'sequence kept' "${before}" "$(node_seq "${rp}")"
+  assert_converged "${rp}" "${rr1}" 'after the primary lost its volume'
+  assertTrue 'nothing was wiped' "[ $(key_count "${rp}") -gt 0 ]"
+  stop_nodes
+}
+
+testReplicationNeedsTheToken() {
+  node p "${rp}" primary REPL_TOKEN=s3cret
+  node r1 "${rr1}" replica REPL_TOKEN=s3cret
+  wait_ready "${rr1}"
+  curl -s -o /dev/null -X PUT -d v "http://127.0.0.1:${rp}/kv/tok"
+  wait_seq "${rr1}" "$(node_seq "${rp}")"
+  assertEquals 'replicated with the token' v \
+    "$(curl -s "http://127.0.0.1:${rr1}/kv/tok")"
+  for path in "apply?id=00000000000000000000000000000000&from=1" \
+    "sync/begin?id=00000000000000000000000000000000&seq=1" register; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d x \
+      "http://127.0.0.1:${rr1}/repl/${path}")
+    assertEquals "no token: ${path%%\?*}" 401 "${code}"
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d x \
+      -H 'X-Kv-Repl-Token: wrong' "http://127.0.0.1:${rr1}/repl/${path}")
+    assertEquals "wrong token: ${path%%\?*}" 401 "${code}"
+  done
+  assertNotContains 'token never logged' \
+    "$(cat "${SHUNIT_TMPDIR}/p.log" "${SHUNIT_TMPDIR}/r1.log")" s3cret
+  stop_nodes
+}
+
+testReplicaReadinessFollowsItsFirstSync() {
+  node r1 "${rr1}" replica
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${rr1}/ready")
+  assertEquals 'not ready before any sync' 503 "${code}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${rr1}/health")
+  assertEquals 'but alive' 200 "${code}"
+  node p "${rp}" primary
+  wait_ready "${rr1}"
+  assertTrue 'ready after the first sync' $?
+  stop_node p
+  sleep 3.5
+  ready=$(curl -s -w '%{http_code}' "http://127.0.0.1:${rr1}/ready")
+  assertContains 'still ready with the primary down' "${ready}" '}
+200'
+  assertContains 'says the link is down' "${ready}" '"link":"down"'
+  stop_nodes
+}
+
+testSigtermOnThePrimaryDeliversPendingWrites() {
+  node p "${rp}" primary
+  node r1 "${rr1}" replica
+  wait_ready "${rr1}"
+  load "${rp}" 2000 t >/dev/null
+  seq=$(node_seq "${rp}")
+  stop_node p
+  assertEquals 'exit status' 0 "${stopped}"
+  assertEquals 'replica has every write' "${seq}" "$(node_seq "${rr1}")"
+  stop_nodes
+}
+
 # ---- Helpers ----
 
 # call METHOD PATH: the status in ${code}, the body in ${body}.
@@ -546,6 +740,108 @@ writer() {
 }
 
 
+# node NAME PORT ROLE [VAR=VALUE...]: a cluster member on PORT with its
+# data in ${SHUNIT_TMPDIR}/NAME; replicas follow the primary on ${rp}.
+node() {
+  env PORT="$2" ROLE="$3" DATA_DIR="${SHUNIT_TMPDIR}/$1" \
+    PRIMARY_URL="http://127.0.0.1:${rp}" ADVERTISE_URL="http://127.0.0.1:$2" \
+    RECOVER_WAIT_MS=1000 LOG_LEVEL=debug "${@:4}" ./kvstore \
+    >>"${SHUNIT_TMPDIR}/$1.log" 2>&1 &
+  echo "$1 $!" >>"${SHUNIT_TMPDIR}/nodes"
+  echo "$!" >>"${SHUNIT_TMPDIR}/pids"
+  wait_up "$2" || fail "$1 did not start: $(tail -n 5 "${SHUNIT_TMPDIR}/$1.log")"
+  [ "$3" = replica ] || wait_ready "$2" 12
+}
+pid_of() { awk -v n="$1" '$1 == n { p = $2 } END { print p }' "${SHUNIT_TMPDIR}/nodes"; }
+# stop_node NAME: SIGTERM, wait; its exit status in ${stopped}.
+stop_node() {
+  p=$(pid_of "$1")
+  kill "${p}" 2>/dev/null
+  wait "${p}" 2>/dev/null
+  stopped=$?
+}
+stop_nodes() {
+  sort -u -k1,1 "${SHUNIT_TMPDIR}/nodes" >"${SHUNIT_TMPDIR}/nodes.u"
+  while read -r n _; do
+    stop_node "${n}"
+  done <"${SHUNIT_TMPDIR}/nodes.u"
+  : >"${SHUNIT_TMPDIR}/nodes"
+  rm -rf "${SHUNIT_TMPDIR:?}/p" "${SHUNIT_TMPDIR:?}"/r[0-9]
+  for f in "${SHUNIT_TMPDIR}"/p.log "${SHUNIT_TMPDIR}"/r[0-9].log; do
+    [ -f "${f}" ] && mv "${f}" "${f}.${_shunit_test_:-old}"
+  done
+}
+
+node_seq() { json_num "$(curl -s "http://127.0.0.1:$1/ready")" seq; }
+key_count() { json_num "$(curl -s "http://127.0.0.1:$1/ready")" keys; }
+
+# wait_ready PORT [SECONDS]: until /ready answers 200.
+wait_ready() {
+  for _ in $(seq 1 $((${2:-10} * 20))); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' \
+      "http://127.0.0.1:$1/ready")" = 200 ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# wait_seq PORT SEQ: until the node has applied SEQ, at most 30 seconds.
+wait_seq() {
+  for _ in $(seq 1 600); do
+    [ "$(node_seq "$1")" = "$2" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# load PORT N PREFIX: N writes on one keep-alive connection: puts over a
+# pool of N/4 keys (so many are overwrites) and every fifth a delete.
+load() {
+  cfg="${SHUNIT_TMPDIR}/load.$3"
+  pool=$(($2 / 4 + 1))
+  for i in $(seq 1 "$2"); do
+    k=$((i * 7919 % pool))
+    [ "${i}" -gt 1 ] && echo next
+    if [ $((i % 5)) -eq 0 ]; then
+      printf 'url = "http://127.0.0.1:%s/kv/%s-%s"\nrequest = "DELETE"\noutput = "/dev/null"\n' "$1" "$3" "${k}"
+    else
+      printf 'url = "http://127.0.0.1:%s/kv/%s-%s"\nrequest = "PUT"\ndata-binary = "%s.%s"\noutput = "/dev/null"\n' "$1" "$3" "${k}" "$3" "${i}"
+    fi
+  done >"${cfg}"
+  curl -s -K "${cfg}"
+}
+
+# dump PORT: the node's keys, sorted, each followed by its value.
+dump() {
+  curl -s "http://127.0.0.1:$1/kv/" | tr -d '[]"' | tr ',' '\n' | sort |
+    sed '/^$/d' >"${SHUNIT_TMPDIR}/keys.$1"
+  cat "${SHUNIT_TMPDIR}/keys.$1"
+  [ -s "${SHUNIT_TMPDIR}/keys.$1" ] || return 0
+  sed "s|.*|url = \"http://127.0.0.1:$1/kv/&\"|" "${SHUNIT_TMPDIR}/keys.$1" |
+    curl -s -K - -w '\n'
+}
+
+# assert_converged PRIMARY REPLICA NAME: within 30 seconds the replica has
+# the primary's sequence and exactly its keys and values; prints the time.
+assert_converged() {
+  begin=$(date +%s%N)
+  ok=1
+  for _ in $(seq 1 150); do
+    seq=$(node_seq "$1")
+    if [ -n "${seq}" ] && [ "$(node_seq "$2")" = "${seq}" ] &&
+      dump "$1" >"${SHUNIT_TMPDIR}/dump.p" &&
+      dump "$2" >"${SHUNIT_TMPDIR}/dump.r" &&
+      cmp -s "${SHUNIT_TMPDIR}/dump.p" "${SHUNIT_TMPDIR}/dump.r"; then
+      ok=0
+      break
+    fi
+    sleep 0.2
+  done
+  echo "  $3: converged in $((($(date +%s%N) - begin) / 1000000)) ms" \
+    "($(wc -l <"${SHUNIT_TMPDIR}/keys.$1") keys, seq ${seq})"
+  assertTrue "$3: replica identical to the primary" "${ok}"
+}
+
 # wait_up PORT: until /health answers, at most 5 seconds.
 wait_up() {
   for _ in $(seq 1 100); do
@@ -561,10 +857,14 @@ start() {
   sport=$((port + 1 + $(next_port)))
   slog="${SHUNIT_TMPDIR}/$1.log"
   env PORT="${sport}" ROLE=primary DATA_DIR="${SHUNIT_TMPDIR}/$1" \
-    "${@:2}" ./kvstore >"${slog}" 2>&1 &
+    RECOVER_WAIT_MS=0 "${@:2}" ./kvstore >"${slog}" 2>&1 &
   spid=$!
   echo "${spid}" >>"${SHUNIT_TMPDIR}/pids"
   wait_up "${sport}" || fail "$1 did not start: $(cat "${slog}")"
+  case " ${*:2} " in
+    *' ROLE=replica '*) ;;
+    *) wait_ready "${sport}" ;;
+  esac
 }
 next_port() { nports=$(((${nports:-0} + 1) % 30)); echo "${nports}"; }
 
@@ -578,15 +878,17 @@ stop() {
 oneTimeSetUp() {
   cd "$(dirname "$0")" || return 1
   port=$((20000 + $$ % 20000))
+  rp=$((port + 50)) rr1=$((port + 51)) rr2=$((port + 52)) rr3=$((port + 53))
+  : >"${SHUNIT_TMPDIR}/nodes"
   url="http://127.0.0.1:${port}"
   body="${SHUNIT_TMPDIR}/body"
   log="${SHUNIT_TMPDIR}/primary.log"
   : >"${SHUNIT_TMPDIR}/pids"
   PORT="${port}" ROLE=primary DATA_DIR="${SHUNIT_TMPDIR}/primary" \
-    ./kvstore >"${log}" 2>&1 &
+    RECOVER_WAIT_MS=0 ./kvstore >"${log}" 2>&1 &
   pid=$!
   echo "${pid}" >>"${SHUNIT_TMPDIR}/pids"
-  wait_up "${port}" || { cat "${log}"; return 1; }
+  wait_ready "${port}" || { cat "${log}"; return 1; }
   # shunit2 prints its own report; the last line is the count CI reads.
   # shellcheck disable=SC2154
   trap 'printf "%s passed, %s failed\n" "${__shunit_testsPassed}" \

@@ -1,0 +1,2045 @@
+/*
+ * repl.c: replication for kvstore. On the primary, a backlog of recent
+ * writes and one pusher thread per replica that streams them; a recovery
+ * thread that refills a fresh, empty primary from its most advanced
+ * replica. On a replica, an announcer thread that registers it with the
+ * primary. Every thread here is a small blocking HTTP/1.1 client; the
+ * requests it makes are answered by the nodes' poll loops (kvstore.c routes
+ * /repl/...). The record codec below is the format both sides speak.
+ *
+ * WIRE PROTOCOL
+ *
+ * Every request carries "X-Kv-Repl-Token: <token>" when REPL_TOKEN is set
+ * (the token is never logged). Bodies have a Content-Length; answers must
+ * too, except the snapshot, which is read to EOF.
+ *
+ *   GET  /repl/state            200 {"role":..,"repl_id":"<hex>","seq":N,..}
+ *   POST /repl/apply?id=I&from=F&primary_seq=P
+ *                               body: records F, F+1, ... (empty: heartbeat)
+ *                               200 "<applied seq>\n"; 409 "resync: why"
+ *   POST /repl/sync/begin?id=I&seq=S    start a fresh store beside the old
+ *   POST /repl/sync/data?id=I           body: records, any number of times
+ *   POST /repl/sync/end?id=I&seq=S      swap it in; applied seq becomes S
+ *   GET  /repl/snapshot (HTTP/1.0)      headers X-Kv-Repl-Id, X-Kv-Seq: S;
+ *                               body: every live key as a 'P' record, then
+ *                               one 'E' record with seq S; EOF ends it, and
+ *                               no 'E' record means it was cut short
+ *   POST /repl/register         body: the replica's advertise URL
+ *
+ * A record, little-endian, written byte by byte (no struct packing):
+ *
+ *   0    1          9       11      15          15+klen
+ *   +----+----------+-------+-------+-----------+-------------+
+ *   | op |   seq    | klen  | vlen  | key bytes | value bytes |
+ *   | u8 |   u64    | u16   | u32   |           |             |
+ *   +----+----------+-------+-------+-----------+-------------+
+ *
+ * op is 'P' (put: key 1..1024 bytes, value below 2^31), 'D' (delete: key
+ * 1..1024 bytes, no value) or 'E' (end of snapshot: no key, no value, seq
+ * is the snapshot's). A batch is records back to back, seq ascending and
+ * contiguous.
+ *
+ * Handshake (Redis PSYNC's shape): a pusher asks the replica's state. Same
+ * repl id and a seq in [oldest seq in the backlog - 1, our seq]: partial
+ * sync, streaming from its seq + 1. Otherwise full sync: the pusher reads
+ * GET /repl/snapshot from this node's own loop (self_url) and forwards it to
+ * the replica as begin/data.../end, then streams the backlog from the
+ * snapshot's seq + 1; if that has already left the backlog, it backs off
+ * and full-syncs again.
+ *
+ * THREAD MODEL
+ *
+ *   main thread   repl_init, repl_enqueue after each store write,
+ *                 repl_add_replica, repl_reset, repl_peers, repl_recover,
+ *                 repl_announce, repl_shutdown. Never does I/O here; it
+ *                 only takes the mutex for a copy or a short scan.
+ *   pusher (one per replica url)   handshake, sync, stream, back off.
+ *   recovery (fresh primary)       poll candidates, full-sync self.
+ *   announcer (replica)            register with the primary every 3 s.
+ *
+ * Why threads that block, as Redis syncio.c does for its synchronous
+ * replication I/O: a replica's conversation is strictly sequential (ask,
+ * wait, send, wait for the ack), so a blocking client on its own thread is
+ * a few hundred lines where a state machine on the poll loop would be
+ * thousands, and a slow replica then stalls only its own thread. Every
+ * blocking call has a timeout (SO_RCVTIMEO, SO_SNDTIMEO, connect through
+ * poll), and repl_shutdown unblocks the threads with shutdown(2).
+ *
+ * The threads share one thing, the state below (backlog, peer table and a
+ * few flags), behind one mutex and one condition variable. The condition
+ * variable is broadcast on every change: new records, acks (for the drain),
+ * the end of recovery, and stop. Nothing blocks on I/O with the mutex held.
+ *
+ * The backlog is a ring of backlog_bytes holding [u64 enqueue ms][record]
+ * slots. Positions are absolute 64-bit byte offsets (the ring index is the
+ * position modulo its size), so a pusher's position stays meaningful as the
+ * ring wraps and "pos < start" says it fell behind. When full, the oldest
+ * slots are dropped. A record bigger than the whole ring empties it and the
+ * backlog restarts after that seq: pushers behind it full-sync, which the
+ * snapshot serves from the store. A seq that does not follow the last one
+ * (the store skipped) also restarts the backlog at that seq, so seqs in the
+ * backlog are always contiguous.
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "repl.h"
+
+#define REC_HEAD	15		/* op u8, seq u64, klen u16, vlen u32 */
+#define SLOT_HEAD	8		/* enqueue time in front of a ring record */
+#define MAX_KEY		1024		/* the API's key limit */
+#define MAX_VAL		0x7fffffffUL	/* values below 2^31 */
+#define DEF_BACKLOG	(16UL << 20)	/* REPL_BACKLOG_BYTES default */
+#define DEF_BATCH	(256UL << 10)	/* bytes per push when unset */
+#define DEF_TIMEOUT_MS	5000
+#define HEARTBEAT_MS	1000		/* idle pushers prove the primary lives */
+#define BACKOFF_MIN_MS	100
+#define BACKOFF_MAX_MS	3000
+#define DROP_AFTER_MS	60000		/* a registered peer silent this long goes */
+#define ANNOUNCE_MS	3000		/* a restarted primary relearns in 3 s */
+#define RECOVER_POLL_MS	500
+#define MAX_RESYNCS	3		/* then back off: no full-sync storm */
+#define MAX_RESP_HEAD	16384		/* as http.c's request head limit */
+#define MAX_RESP_BODY	65536		/* non-snapshot answers are one line */
+#define READ_CHUNK	65536
+#define REQ_HEAD_MAX	4096		/* request line, Host, token, length */
+#define ID_MAX		65		/* ids are 32 hex digits; room for 64 */
+#define URL_MAX		256		/* struct repl_peer's url */
+#define ERR_MAX		256
+
+#define LOCK()		(void)pthread_mutex_lock(&mu)
+#define UNLOCK()	(void)pthread_mutex_unlock(&mu)
+
+/* A blocking HTTP/1.1 connection to one URL, reopened on demand. */
+struct conn {
+	int		 c_fd;
+	int		*c_slot;	/* where repl_shutdown finds c_fd */
+	const char	*c_url;
+	char		 c_host[URL_MAX];
+	char		 c_port[8];
+	char		 c_hosthdr[URL_MAX + 8];
+	char		*c_buf;		/* read, not yet consumed: [off, len) */
+	size_t		 c_cap;
+	size_t		 c_off;
+	size_t		 c_len;
+	char		*c_body;	/* the last answer's body, NUL-ended */
+	char		 c_err[ERR_MAX];
+};
+
+/* The parts of an answer the clients use. */
+struct resp {
+	int		 status;
+	int		 close;		/* the server closes after this one */
+	int		 has_len;
+	uint64_t	 clen;
+	int		 chunked;
+	char		 id[ID_MAX];	/* X-Kv-Repl-Id */
+	int		 has_seq;
+	uint64_t	 seq;		/* X-Kv-Seq */
+	const char	*body;
+	size_t		 blen;
+};
+
+/* An outgoing batch, grown only for a record bigger than batch_bytes. */
+struct batch {
+	char		*b_buf;
+	size_t		 b_cap;
+	size_t		 b_len;
+};
+
+struct peer {
+	char		 url[URL_MAX];
+	int		 is_static;
+	int		 registered;
+	const char	*state;
+	uint64_t	 acked_seq;
+	uint64_t	 ack_pos;	/* ring position of acked_seq + 1 */
+	uint64_t	 ack_epoch;	/* ack_pos is valid in this epoch only */
+	int		 ack_ok;
+	uint64_t	 added;		/* monotonic ms */
+	uint64_t	 last_contact;	/* monotonic ms, 0 if never */
+	uint64_t	 last_seen;	/* last answer or registration */
+	uint64_t	 full_syncs;
+	uint64_t	 partial_syncs;
+	int		 fd;		/* the replica socket */
+	int		 sfd;		/* the snapshot socket during a full sync */
+	int		 gone;		/* dropped; waits in the dead list */
+	pthread_t	 thread;
+	struct peer	*next;
+};
+
+/* A pusher's private state; only its thread touches it. */
+struct push {
+	struct peer	*p;
+	struct conn	 rc;		/* to the replica */
+	struct conn	 sc;		/* to self_url, for the snapshot */
+	struct batch	 out;
+	uint64_t	 epoch;
+	uint64_t	 pos;		/* ring position of next_seq */
+	uint64_t	 next_seq;
+	int		 force_full;
+	int		 streamed;	/* an apply succeeded: reset the backoff */
+	int		 resyncs;	/* in a row, without an apply between */
+	int		 down;		/* logged as down; log the way back */
+	unsigned	 seed;
+	char		 err[ERR_MAX];
+};
+
+/* What a full sync moved, for the logs and the caller. */
+struct sync_result {
+	char		 id[ID_MAX];
+	uint64_t	 seq;
+	uint64_t	 keys;
+	uint64_t	 bytes;
+};
+
+enum { S_ERR = -1, S_STOP = 0, S_RESYNC = 1 };
+
+static void	*pusher(void *);
+static void	*recoverer(void *);
+static void	*announcer(void *);
+
+/* ---- Shared state (all of it behind mu) ---- */
+
+static pthread_mutex_t	 mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	 cv;	/* every change is broadcast */
+static int		 inited;
+static int		 stopping;	/* threads leave at their next check */
+static int		 draining;	/* repl_shutdown started: no new work */
+static int		 recovering;	/* pushers wait while it is set */
+static struct repl_config cfg;	/* set before any thread starts */
+
+static struct {
+	char		*buf;
+	size_t		 cap;
+	uint64_t	 start;		/* absolute position of the oldest slot */
+	uint64_t	 end;		/* absolute position after the newest */
+	uint64_t	 first_seq;	/* seq at start; last_seq + 1 if empty */
+	uint64_t	 last_seq;	/* this node's seq */
+	uint64_t	 epoch;		/* bumped by repl_reset */
+	char		 id[ID_MAX];
+} bl;
+
+static struct peer	*peers;		/* live, in repl_peers order */
+static struct peer	*dead;		/* dropped, waiting to be joined */
+static pthread_t	 rec_thread, ann_thread;
+static int		 rec_started, ann_started;
+static int		 rec_fd[2] = { -1, -1 };
+static int		 ann_fd = -1;
+
+/* ---- Small helpers ---- */
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		return 0;	/* cannot fail with a valid clock id */
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Wait on cv with mu held until signalled or the monotonic deadline. */
+static void
+wait_until(uint64_t deadline)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)(deadline / 1000);
+	ts.tv_nsec = (long)(deadline % 1000) * 1000000L;
+	(void)pthread_cond_timedwait(&cv, &mu, &ts);
+}
+
+static void
+put16(unsigned char *p, uint16_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+}
+
+static void
+put32(unsigned char *p, uint32_t v)
+{
+	int i;
+
+	for (i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void
+put64(unsigned char *p, uint64_t v)
+{
+	int i;
+
+	for (i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t
+get_le(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = n - 1; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void
+seterr(char *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(err, ERR_MAX, fmt, ap);
+	va_end(ap);
+}
+
+/* Parse decimal digits at s into *v; returns the end, or NULL if none. */
+static const char *
+parse_u64(const char *s, uint64_t *v)
+{
+	uint64_t n = 0;
+	const char *p;
+
+	for (p = s; *p >= '0' && *p <= '9'; p++) {
+		if (n > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return NULL;
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	if (p == s)
+		return NULL;
+	*v = n;
+	return p;
+}
+
+/* A repl id goes into URLs and logs: hex digits only, or refuse it. */
+static int
+copy_id(char *dst, const char *src, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len >= ID_MAX)
+		return -1;
+	for (i = 0; i < len; i++)
+		if (strchr("0123456789abcdefABCDEF", src[i]) == NULL ||
+		    src[i] == '\0')
+			return -1;
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+	return 0;
+}
+
+/*
+ * The tiny scanner for /repl/state: find "name": in a flat JSON object. No
+ * JSON library: the answer's shape is ours and has no nesting.
+ */
+static const char *
+json_field(const char *s, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p;
+
+	for (p = s; (p = strchr(p, '"')) != NULL; p++) {
+		if (strncmp(p + 1, name, n) != 0 || p[n + 1] != '"')
+			continue;
+		p += n + 2;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p != ':')
+			continue;
+		p++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		return p;
+	}
+	return NULL;
+}
+
+static int
+parse_state(const char *body, char *id, uint64_t *seq)
+{
+	const char *p, *q;
+
+	if ((p = json_field(body, "repl_id")) == NULL || *p != '"')
+		return -1;
+	p++;
+	if ((q = strchr(p, '"')) == NULL || copy_id(id, p, (size_t)(q - p)))
+		return -1;
+	if ((p = json_field(body, "seq")) == NULL ||
+	    parse_u64(p, seq) == NULL)
+		return -1;
+	return 0;
+}
+
+/* Copy an answer body's first line, printable bytes only, for a log. */
+static void
+reason(char *dst, size_t cap, const char *body, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len && n + 1 < cap && i < 120; i++) {
+		if (body[i] == '\n' || body[i] == '\r')
+			break;
+		dst[n++] = (body[i] >= 0x20 && body[i] < 0x7f) ? body[i] : '?';
+	}
+	dst[n] = '\0';
+}
+
+static char *
+dupstr(const char *s)
+{
+	return strdup(s == NULL ? "" : s);
+}
+
+/* ---- Record codec ---- */
+
+size_t
+repl_encoded_len(size_t klen, size_t vlen)
+{
+	if (klen > MAX_KEY || vlen > MAX_VAL)
+		return SIZE_MAX;	/* never fits; no overflow below */
+	return REC_HEAD + klen + vlen;
+}
+
+/* The length rules of each op, shared by encode and decode. */
+static int
+valid(int op, uint64_t klen, uint64_t vlen)
+{
+	switch (op) {
+	case REPL_PUT:
+		return klen >= 1 && klen <= MAX_KEY && vlen <= MAX_VAL;
+	case REPL_DEL:
+		return klen >= 1 && klen <= MAX_KEY && vlen == 0;
+	case REPL_END:
+		return klen == 0 && vlen == 0;
+	default:
+		return 0;
+	}
+}
+
+size_t
+repl_encode(char *buf, size_t cap, int op, uint64_t seq, const char *key,
+    size_t klen, const char *val, size_t vlen)
+{
+	unsigned char *p = (unsigned char *)buf;
+	size_t n;
+
+	if (!valid(op, klen, vlen) ||
+	    (n = repl_encoded_len(klen, vlen)) > cap)
+		return 0;
+	p[0] = (unsigned char)op;
+	put64(p + 1, seq);
+	put16(p + 9, (uint16_t)klen);
+	put32(p + 11, (uint32_t)vlen);
+	if (klen > 0)
+		memcpy(p + REC_HEAD, key, klen);
+	if (vlen > 0)
+		memcpy(p + REC_HEAD + klen, val, vlen);
+	return n;
+}
+
+ssize_t
+repl_decode(const char *buf, size_t len, struct repl_record *rec)
+{
+	const unsigned char *p = (const unsigned char *)buf;
+	uint64_t klen, vlen;
+
+	memset(rec, 0, sizeof(*rec));	/* no stale fields after 0 or -1 */
+	if (len == 0)
+		return 0;
+	if (p[0] != REPL_PUT && p[0] != REPL_DEL && p[0] != REPL_END)
+		return -1;	/* say so at once: a stream can stop early */
+	if (len < REC_HEAD)
+		return 0;
+	klen = get_le(p + 9, 2);
+	vlen = get_le(p + 11, 4);
+	if (!valid(p[0], klen, vlen))
+		return -1;
+	if (len - REC_HEAD < klen + vlen)
+		return 0;
+	rec->op = p[0];
+	rec->seq = get_le(p + 1, 8);
+	rec->key = buf + REC_HEAD;
+	rec->klen = (size_t)klen;
+	rec->val = buf + REC_HEAD + klen;
+	rec->vlen = (size_t)vlen;
+	return (ssize_t)(REC_HEAD + klen + vlen);
+}
+
+/* ---- HTTP client ---- */
+
+/*
+ * Split "http://host[:port][/]" (IPv6 literals in brackets) into c's host,
+ * port (default 80) and Host header. Returns 0, or -1 with c_err set.
+ */
+static int
+url_split(struct conn *c, const char *url)
+{
+	const char *p = url, *h, *he, *pt = "80";
+	size_t hl, pl = 2;
+
+	if (strncmp(p, "http://", 7) != 0)
+		goto bad;
+	p += 7;
+	if (*p == '[') {
+		h = p + 1;
+		if ((he = strchr(h, ']')) == NULL)
+			goto bad;
+		p = he + 1;
+	} else {
+		h = p;
+		p += strcspn(p, ":/");
+		he = p;
+	}
+	hl = (size_t)(he - h);
+	if (*p == ':') {
+		pt = ++p;
+		p += strspn(p, "0123456789");
+		pl = (size_t)(p - pt);
+		if (pl == 0 || pl > 5 || atoi(pt) < 1 || atoi(pt) > 65535)
+			goto bad;
+	}
+	if (*p == '/')
+		p++;
+	if (*p != '\0' || hl == 0 || hl >= sizeof(c->c_host))
+		goto bad;
+	memcpy(c->c_host, h, hl);
+	c->c_host[hl] = '\0';
+	memcpy(c->c_port, pt, pl);
+	c->c_port[pl] = '\0';
+	(void)snprintf(c->c_hosthdr, sizeof(c->c_hosthdr),
+	    strchr(c->c_host, ':') != NULL ? "[%s]:%s" : "%s:%s",
+	    c->c_host, c->c_port);
+	return 0;
+bad:
+	seterr(c->c_err, "bad URL %s: expected http://host[:port]", url);
+	return -1;
+}
+
+/* Prepare c for url; no socket yet. slot is set to the fd while open. */
+static int
+conn_init(struct conn *c, const char *url, int *slot)
+{
+	memset(c, 0, sizeof(*c));
+	c->c_fd = -1;
+	c->c_slot = slot;
+	c->c_url = url;
+	if (url_split(c, url) == -1)
+		return -1;
+	c->c_cap = READ_CHUNK;
+	if ((c->c_buf = malloc(c->c_cap)) == NULL ||
+	    (c->c_body = malloc(MAX_RESP_BODY + 1)) == NULL) {
+		free(c->c_buf);
+		c->c_buf = NULL;
+		seterr(c->c_err, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+conn_close(struct conn *c)
+{
+	if (c->c_fd == -1)
+		return;
+	LOCK();		/* repl_shutdown must never see a reused fd */
+	*c->c_slot = -1;
+	UNLOCK();
+	(void)close(c->c_fd);
+	c->c_fd = -1;
+	c->c_off = c->c_len = 0;
+}
+
+static void
+conn_free(struct conn *c)
+{
+	conn_close(c);
+	free(c->c_buf);
+	free(c->c_body);
+	c->c_buf = c->c_body = NULL;
+}
+
+/* Connect one address within timeout_ms; fd is already published. */
+static int
+dial(int fd, const struct addrinfo *ai, char *err)
+{
+	struct pollfd pfd;
+	struct timeval tv;
+	socklen_t sl;
+	int fl, one = 1, soerr = 0, rc;
+
+	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
+		seterr(err, "fcntl: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == -1) {
+		if (errno != EINPROGRESS && errno != EINTR) {
+			seterr(err, "connect: %s", strerror(errno));
+			return -1;
+		}
+		pfd.fd = fd;
+		pfd.events = POLLOUT;
+		while ((rc = poll(&pfd, 1, cfg.timeout_ms)) == -1 &&
+		    errno == EINTR)
+			;
+		if (rc == -1) {
+			seterr(err, "poll: %s", strerror(errno));
+			return -1;
+		}
+		if (rc == 0) {
+			seterr(err, "connect: timed out after %d ms",
+			    cfg.timeout_ms);
+			return -1;
+		}
+		sl = sizeof(soerr);
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1)
+			soerr = errno;
+		if (soerr != 0) {
+			seterr(err, "connect: %s", strerror(soerr));
+			return -1;
+		}
+	}
+	tv.tv_sec = cfg.timeout_ms / 1000;
+	tv.tv_usec = (cfg.timeout_ms % 1000) * 1000;
+	if (fcntl(fd, F_SETFL, fl) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == -1 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1) {
+		seterr(err, "socket options: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Resolve c's host again (pod IPs change; an address is never cached) and
+ * connect to the first address that answers.
+ * XXX getaddrinfo has no timeout of its own; musl's resolver gives up after
+ * resolv.conf's timeout x attempts (5 s x 2 by default).
+ */
+static int
+conn_open(struct conn *c)
+{
+	struct addrinfo hints, *res, *ai;
+	int fd, rc, stop;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	if ((rc = getaddrinfo(c->c_host, c->c_port, &hints, &res)) != 0) {
+		seterr(c->c_err, "resolve %s: %s", c->c_host,
+		    rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		return -1;
+	}
+	seterr(c->c_err, "resolve %s: no address", c->c_host);
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if ((fd = socket(ai->ai_family, ai->ai_socktype,
+		    ai->ai_protocol)) == -1) {
+			seterr(c->c_err, "socket: %s", strerror(errno));
+			continue;
+		}
+		LOCK();
+		if (!(stop = stopping))
+			*c->c_slot = fd;
+		UNLOCK();
+		if (stop) {
+			(void)close(fd);
+			seterr(c->c_err, "stopping");
+			break;
+		}
+		c->c_fd = fd;
+		if (dial(fd, ai, c->c_err) == 0)
+			break;
+		conn_close(c);
+	}
+	freeaddrinfo(res);
+	c->c_off = c->c_len = 0;
+	return c->c_fd == -1 ? -1 : 0;
+}
+
+static int
+send_all(struct conn *c, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		if ((w = send(c->c_fd, p, n, MSG_NOSIGNAL)) == -1) {
+			if (errno == EINTR)
+				continue;
+			seterr(c->c_err, "send: %s", errno == EAGAIN ||
+			    errno == EWOULDBLOCK ? "timed out" :
+			    strerror(errno));
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Make room for need unread bytes in c_buf (grows for big records). */
+static int
+conn_reserve(struct conn *c, size_t need)
+{
+	char *nb;
+	size_t ncap;
+
+	if (c->c_off > 0) {
+		memmove(c->c_buf, c->c_buf + c->c_off, c->c_len - c->c_off);
+		c->c_len -= c->c_off;
+		c->c_off = 0;
+	}
+	if (need <= c->c_cap)
+		return 0;
+	ncap = c->c_cap * 2 > need ? c->c_cap * 2 : need;
+	if ((nb = realloc(c->c_buf, ncap)) == NULL) {
+		seterr(c->c_err, "out of memory for a %zu-byte record", need);
+		return -1;
+	}
+	c->c_buf = nb;
+	c->c_cap = ncap;
+	return 0;
+}
+
+/* Read more into c_buf. Returns bytes read, 0 at EOF, -1 with c_err. */
+static ssize_t
+conn_fill(struct conn *c)
+{
+	ssize_t n;
+
+	if (c->c_len == c->c_cap &&
+	    conn_reserve(c, c->c_off > 0 ? 0 : c->c_cap * 2) == -1)
+		return -1;
+	while ((n = recv(c->c_fd, c->c_buf + c->c_len, c->c_cap - c->c_len,
+	    0)) == -1 && errno == EINTR)
+		;
+	if (n == -1) {
+		seterr(c->c_err, "recv: %s", errno == EAGAIN ||
+		    errno == EWOULDBLOCK ? "timed out" : strerror(errno));
+		return -1;
+	}
+	c->c_len += (size_t)n;
+	return n;
+}
+
+/* Case-insensitive "does the header value list this token". */
+static int
+has_token(const char *v, size_t len, const char *tok)
+{
+	size_t n = strlen(tok), i;
+
+	for (i = 0; i + n <= len; i++)
+		if (strncasecmp(v + i, tok, n) == 0)
+			return 1;
+	return 0;
+}
+
+/* Read and parse one answer's head; c_off moves past it. */
+static int
+read_head(struct conn *c, struct resp *r)
+{
+	char *h, *e, *line, *next, *colon, *v;
+	size_t hl, nl, vl;
+	int minor, ka = 0;
+	ssize_t n;
+
+	for (;;) {
+		h = c->c_buf + c->c_off;
+		for (e = h; e + 3 < c->c_buf + c->c_len; e++)
+			if (memcmp(e, "\r\n\r\n", 4) == 0)
+				goto found;
+		if (c->c_len - c->c_off >= MAX_RESP_HEAD) {
+			seterr(c->c_err, "answer head over %d bytes",
+			    MAX_RESP_HEAD);
+			return -1;
+		}
+		if ((n = conn_fill(c)) == -1)
+			return -1;
+		if (n == 0) {
+			seterr(c->c_err, "connection closed before an answer");
+			return -1;
+		}
+	}
+found:
+	hl = (size_t)(e - h) + 4;
+	*e = '\0';	/* the head is parsed as a string */
+	if (strncmp(h, "HTTP/1.", 7) != 0 || (h[7] != '0' && h[7] != '1') ||
+	    h[8] != ' ' || h[9] < '1' || h[9] > '5' ||
+	    h[10] < '0' || h[10] > '9' || h[11] < '0' || h[11] > '9') {
+		seterr(c->c_err, "not an HTTP/1.x answer");
+		return -1;
+	}
+	minor = h[7] - '0';
+	r->status = (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
+	for (line = strstr(h, "\r\n"); line != NULL; line = next) {
+		line += 2;
+		next = strstr(line, "\r\n");
+		nl = next != NULL ? (size_t)(next - line) : strlen(line);
+		if ((colon = memchr(line, ':', nl)) == NULL)
+			continue;
+		for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+			;
+		vl = (size_t)(line + nl - v);
+		while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+			vl--;
+#define IS(name) ((size_t)(colon - line) == sizeof(name) - 1 && \
+	    strncasecmp(line, name, sizeof(name) - 1) == 0)
+		if (IS("Content-Length")) {
+			if (parse_u64(v, &r->clen) != v + vl) {
+				seterr(c->c_err, "bad Content-Length");
+				return -1;
+			}
+			r->has_len = 1;
+		} else if (IS("Transfer-Encoding"))
+			r->chunked = has_token(v, vl, "chunked");
+		else if (IS("Connection")) {
+			if (has_token(v, vl, "close"))
+				r->close = 1;
+			if (has_token(v, vl, "keep-alive"))
+				ka = 1;
+		} else if (IS("X-Kv-Repl-Id")) {
+			if (copy_id(r->id, v, vl) == -1) {
+				seterr(c->c_err, "bad X-Kv-Repl-Id");
+				return -1;
+			}
+		} else if (IS("X-Kv-Seq")) {
+			if (parse_u64(v, &r->seq) != v + vl) {
+				seterr(c->c_err, "bad X-Kv-Seq");
+				return -1;
+			}
+			r->has_seq = 1;
+		}
+#undef IS
+	}
+	if (minor == 0 && !ka)
+		r->close = 1;
+	c->c_off += hl;
+	return 0;
+}
+
+/* Read a body of at most MAX_RESP_BODY bytes into c_body. */
+static int
+read_body(struct conn *c, struct resp *r)
+{
+	size_t want;
+	ssize_t n;
+
+	if (r->chunked) {
+		seterr(c->c_err, "chunked answer (unsupported here)");
+		return -1;
+	}
+	if (r->has_len && r->clen > MAX_RESP_BODY) {
+		seterr(c->c_err, "answer body of %llu bytes is too big",
+		    (unsigned long long)r->clen);
+		return -1;
+	}
+	want = r->has_len ? (size_t)r->clen : MAX_RESP_BODY + 1;
+	while (c->c_len - c->c_off < want) {
+		if ((n = conn_fill(c)) == -1)
+			return -1;
+		if (n == 0) {
+			if (!r->has_len)
+				break;
+			seterr(c->c_err, "connection closed mid-answer");
+			return -1;
+		}
+	}
+	if (c->c_len - c->c_off < want)
+		want = c->c_len - c->c_off;
+	if (want > MAX_RESP_BODY) {
+		seterr(c->c_err, "answer body is too big");
+		return -1;
+	}
+	memcpy(c->c_body, c->c_buf + c->c_off, want);
+	c->c_body[want] = '\0';
+	c->c_off += want;
+	r->body = c->c_body;
+	r->blen = want;
+	if (!r->has_len)
+		r->close = 1;
+	return 0;
+}
+
+/*
+ * One request on c, opening it first if needed (which resolves again).
+ * With want_body the whole answer is read into r->body and the connection
+ * closed if the server said so; without, the caller reads the body from
+ * c_buf[c_off..) and closes. Returns 0 with r->status set, or -1 with c_err
+ * set and c closed.
+ */
+static int
+request(struct conn *c, const char *method, const char *target, int http10,
+    const char *body, size_t blen, int want_body, struct resp *r)
+{
+	char head[REQ_HEAD_MAX];
+	int n, m;
+
+	memset(r, 0, sizeof(*r));
+	if (c->c_fd == -1 && conn_open(c) == -1)
+		return -1;
+	n = snprintf(head, sizeof(head), "%s %s HTTP/1.%d\r\nHost: %s\r\n",
+	    method, target, http10 ? 0 : 1, c->c_hosthdr);
+	if (cfg.token[0] != '\0' && n > 0 && (size_t)n < sizeof(head))
+		n += snprintf(head + n, sizeof(head) - (size_t)n,
+		    "X-Kv-Repl-Token: %s\r\n", cfg.token);
+	if (strcmp(method, "POST") == 0 && n > 0 && (size_t)n < sizeof(head))
+		n += snprintf(head + n, sizeof(head) - (size_t)n,
+		    "Content-Type: application/octet-stream\r\n"
+		    "Content-Length: %zu\r\n", blen);
+	if (n > 0 && (size_t)n < sizeof(head))
+		n += (m = snprintf(head + n, sizeof(head) - (size_t)n,
+		    "\r\n")) > 0 ? m : 0;
+	if (n <= 0 || (size_t)n >= sizeof(head)) {
+		seterr(c->c_err, "request head too long (REPL_TOKEN?)");
+		goto fail;
+	}
+	if (send_all(c, head, (size_t)n) == -1 ||
+	    (blen > 0 && send_all(c, body, blen) == -1) ||
+	    read_head(c, r) == -1)
+		goto fail;
+	if (want_body) {
+		if (read_body(c, r) == -1)
+			goto fail;
+		if (r->close)
+			conn_close(c);
+	}
+	return 0;
+fail:
+	conn_close(c);
+	return -1;
+}
+
+/* A POST that must answer 200; anything else fills err. */
+static int
+post(struct conn *c, const char *target, const char *body, size_t blen,
+    struct resp *r, char *err)
+{
+	char why[128];
+
+	if (request(c, "POST", target, 0, body, blen, 1, r) == -1) {
+		seterr(err, "POST %.80s: %s", target, c->c_err);
+		return -1;
+	}
+	if (r->status != 200) {
+		reason(why, sizeof(why), r->body, r->blen);
+		seterr(err, "POST %.80s: %d %s", target, r->status, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* GET /repl/state; fills id and seq. */
+static int
+get_state(struct conn *c, char *id, uint64_t *seq, char *err)
+{
+	struct resp r;
+	char why[128];
+
+	if (request(c, "GET", "/repl/state", 0, NULL, 0, 1, &r) == -1) {
+		seterr(err, "%s", c->c_err);
+		return -1;
+	}
+	if (r.status != 200) {
+		reason(why, sizeof(why), r.body, r.blen);
+		seterr(err, "/repl/state answered %d %s%s", r.status, why,
+		    r.status == 401 ? " (REPL_TOKEN differs?)" : "");
+		return -1;
+	}
+	if (parse_state(r.body, id, seq) == -1) {
+		seterr(err, "/repl/state answer lacks repl_id or seq");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- Full sync ---- */
+
+static int
+batch_add(struct batch *b, const char *p, size_t n)
+{
+	char *nb;
+	size_t ncap;
+
+	if (b->b_len + n > b->b_cap) {
+		ncap = b->b_len + n > b->b_cap * 2 ? b->b_len + n :
+		    b->b_cap * 2;
+		if ((nb = realloc(b->b_buf, ncap)) == NULL)
+			return -1;
+		b->b_buf = nb;
+		b->b_cap = ncap;
+	}
+	memcpy(b->b_buf + b->b_len, p, n);
+	b->b_len += n;
+	return 0;
+}
+
+/*
+ * Copy src's snapshot into dst: GET /repl/snapshot on src (HTTP/1.0, read
+ * to EOF), then begin, data in batches of at most batch_bytes (one bigger
+ * record alone), end on dst. The snapshot is streamed, never held whole.
+ * Used by pushers (src self, dst a replica) and recovery (src a replica,
+ * dst self). Returns 0 with res filled, or -1 with err set.
+ */
+static int
+full_sync(struct conn *src, struct conn *dst, struct batch *b,
+    struct sync_result *res, char *err)
+{
+	struct repl_record rec;
+	struct resp r, dr;
+	char target[128];
+	const unsigned char *h;
+	size_t avail, need;
+	ssize_t n;
+
+	memset(res, 0, sizeof(*res));
+	b->b_len = 0;
+	if (src->c_buf == NULL || dst->c_buf == NULL) {
+		seterr(err, "cannot sync: %s", src->c_buf == NULL ?
+		    src->c_err : dst->c_err);
+		return -1;
+	}
+	if (request(src, "GET", "/repl/snapshot", 1, NULL, 0, 0, &r) == -1) {
+		seterr(err, "snapshot from %s: %s", src->c_url, src->c_err);
+		goto fail;
+	}
+	if (r.status != 200 || r.id[0] == '\0' || !r.has_seq) {
+		seterr(err, "snapshot from %s: %d without X-Kv-Repl-Id and "
+		    "X-Kv-Seq", src->c_url, r.status);
+		goto fail;
+	}
+	(void)snprintf(target, sizeof(target), "/repl/sync/begin?id=%s&seq=%llu",
+	    r.id, (unsigned long long)r.seq);
+	if (post(dst, target, NULL, 0, &dr, err) == -1)
+		goto fail;
+	(void)snprintf(target, sizeof(target), "/repl/sync/data?id=%s", r.id);
+	for (;;) {
+		avail = src->c_len - src->c_off;
+		n = repl_decode(src->c_buf + src->c_off, avail, &rec);
+		if (n == -1) {
+			seterr(err, "snapshot from %s: malformed record after "
+			    "%llu keys", src->c_url,
+			    (unsigned long long)res->keys);
+			goto fail;
+		}
+		if (n == 0) {
+			h = (const unsigned char *)src->c_buf + src->c_off;
+			need = avail < REC_HEAD ? REC_HEAD : repl_encoded_len(
+			    (size_t)get_le(h + 9, 2), (size_t)get_le(h + 11, 4));
+			if (conn_reserve(src, need) == -1 ||
+			    (n = conn_fill(src)) == -1) {
+				seterr(err, "snapshot from %s: %s", src->c_url,
+				    src->c_err);
+				goto fail;
+			}
+			if (n == 0) {
+				seterr(err, "snapshot from %s cut short after "
+				    "%llu keys (no END record)", src->c_url,
+				    (unsigned long long)res->keys);
+				goto fail;
+			}
+			continue;
+		}
+		if (rec.op == REPL_END) {
+			if (rec.seq != r.seq) {
+				seterr(err, "snapshot from %s: END seq %llu, "
+				    "X-Kv-Seq %llu", src->c_url,
+				    (unsigned long long)rec.seq,
+				    (unsigned long long)r.seq);
+				goto fail;
+			}
+			break;
+		}
+		if (b->b_len > 0 && b->b_len + (size_t)n > cfg.batch_bytes) {
+			if (post(dst, target, b->b_buf, b->b_len, &dr,
+			    err) == -1)
+				goto fail;
+			b->b_len = 0;
+		}
+		if (batch_add(b, src->c_buf + src->c_off, (size_t)n) == -1) {
+			seterr(err, "out of memory for a %zd-byte record", n);
+			goto fail;
+		}
+		src->c_off += (size_t)n;
+		res->bytes += (uint64_t)n;
+		if (rec.op == REPL_PUT)
+			res->keys++;
+	}
+	conn_close(src);	/* HTTP/1.0: done with it */
+	if (b->b_len > 0 &&
+	    post(dst, target, b->b_buf, b->b_len, &dr, err) == -1)
+		goto fail;
+	b->b_len = 0;
+	(void)snprintf(target, sizeof(target), "/repl/sync/end?id=%s&seq=%llu",
+	    r.id, (unsigned long long)r.seq);
+	if (post(dst, target, NULL, 0, &dr, err) == -1)
+		goto fail;
+	memcpy(res->id, r.id, sizeof(res->id));
+	res->seq = r.seq;
+	return 0;
+fail:
+	conn_close(src);
+	return -1;
+}
+
+/* ---- Backlog (all with mu held) ---- */
+
+static void
+ring_put(uint64_t pos, const void *src, size_t n)
+{
+	size_t i = (size_t)(pos % bl.cap), k;
+
+	k = n < bl.cap - i ? n : bl.cap - i;
+	memcpy(bl.buf + i, src, k);
+	if (k < n)
+		memcpy(bl.buf, (const char *)src + k, n - k);
+}
+
+static void
+ring_get(uint64_t pos, void *dst, size_t n)
+{
+	size_t i = (size_t)(pos % bl.cap), k;
+
+	k = n < bl.cap - i ? n : bl.cap - i;
+	memcpy(dst, bl.buf + i, k);
+	if (k < n)
+		memcpy((char *)dst + k, bl.buf, n - k);
+}
+
+/* Size of the slot at pos, its enqueue time and seq. */
+static size_t
+ring_slot(uint64_t pos, uint64_t *t, uint64_t *seq)
+{
+	unsigned char h[SLOT_HEAD + REC_HEAD];
+
+	ring_get(pos, h, sizeof(h));
+	if (t != NULL)
+		*t = get_le(h, 8);
+	if (seq != NULL)
+		*seq = get_le(h + SLOT_HEAD + 1, 8);
+	return SLOT_HEAD + REC_HEAD + (size_t)get_le(h + SLOT_HEAD + 9, 2) +
+	    (size_t)get_le(h + SLOT_HEAD + 11, 4);
+}
+
+/*
+ * Position of seq, first_seq <= seq <= last_seq + 1. Linear in the
+ * records before it (a 16 MiB ring of small records scans in about a
+ * millisecond); only handshakes call it.
+ */
+static uint64_t
+ring_find(uint64_t seq)
+{
+	uint64_t pos = bl.start, s;
+
+	for (s = bl.first_seq; s < seq && pos < bl.end; s++)
+		pos += ring_slot(pos, NULL, NULL);
+	return pos;
+}
+
+/* Does ps still point at next_seq inside the backlog? */
+static int
+in_backlog(const struct push *ps)
+{
+	uint64_t seq;
+
+	if (ps->epoch != bl.epoch || ps->pos < bl.start || ps->pos > bl.end)
+		return 0;
+	if (ps->pos == bl.end)
+		return ps->next_seq == bl.last_seq + 1;
+	(void)ring_slot(ps->pos, NULL, &seq);
+	return seq == ps->next_seq;
+}
+
+/* How long the oldest write p has not acknowledged has waited. */
+static uint64_t
+lag_ms(const struct peer *p, uint64_t now)
+{
+	uint64_t t, pos;
+
+	if (p->acked_seq >= bl.last_seq || bl.start == bl.end)
+		return 0;
+	if (p->ack_ok && p->ack_epoch == bl.epoch && p->ack_pos >= bl.start &&
+	    p->ack_pos < bl.end)
+		pos = p->ack_pos;
+	else
+		pos = bl.start;	/* unknown or fell out: at least this */
+	(void)ring_slot(pos, &t, NULL);
+	return now > t ? now - t : 0;
+}
+
+int
+repl_init(const struct repl_config *c, const char *repl_id, uint64_t seq)
+{
+	pthread_condattr_t ca;
+
+	if (inited || c == NULL || repl_id == NULL ||
+	    strlen(repl_id) >= ID_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	memset(&bl, 0, sizeof(bl));
+	cfg = *c;
+	if (cfg.backlog_bytes == 0)
+		cfg.backlog_bytes = DEF_BACKLOG;
+	if (cfg.batch_bytes == 0)
+		cfg.batch_bytes = DEF_BATCH;
+	if (cfg.timeout_ms <= 0)
+		cfg.timeout_ms = DEF_TIMEOUT_MS;
+	if (cfg.recover_wait_ms < 0)
+		cfg.recover_wait_ms = 0;
+	cfg.token = dupstr(c->token);
+	cfg.self_url = dupstr(c->self_url);
+	cfg.advertise_url = dupstr(c->advertise_url);
+	cfg.primary_url = dupstr(c->primary_url);
+	bl.cap = cfg.backlog_bytes;
+	bl.buf = malloc(bl.cap);	/* pages are touched only as used */
+	if (cfg.token == NULL || cfg.self_url == NULL ||
+	    cfg.advertise_url == NULL || cfg.primary_url == NULL ||
+	    bl.buf == NULL)
+		goto fail;
+	if (pthread_condattr_init(&ca) != 0)
+		goto fail;
+	if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&cv, &ca) != 0) {
+		(void)pthread_condattr_destroy(&ca);
+		goto fail;
+	}
+	(void)pthread_condattr_destroy(&ca);
+	(void)snprintf(bl.id, sizeof(bl.id), "%s", repl_id);
+	bl.first_seq = seq + 1;
+	bl.last_seq = seq;
+	stopping = draining = recovering = 0;
+	inited = 1;
+	return 0;
+fail:
+	free((char *)cfg.token);
+	free((char *)cfg.self_url);
+	free((char *)cfg.advertise_url);
+	free((char *)cfg.primary_url);
+	free(bl.buf);
+	memset(&cfg, 0, sizeof(cfg));
+	memset(&bl, 0, sizeof(bl));
+	errno = ENOMEM;
+	return -1;
+}
+
+void
+repl_reset(const char *repl_id, uint64_t seq)
+{
+	if (!inited)
+		return;
+	LOCK();
+	(void)snprintf(bl.id, sizeof(bl.id), "%s", repl_id);
+	bl.start = bl.end;
+	bl.first_seq = seq + 1;
+	bl.last_seq = seq;
+	bl.epoch++;
+	(void)pthread_cond_broadcast(&cv);
+	UNLOCK();
+	kv_log("info", "repl: backlog restarts at seq %llu, repl id %s",
+	    (unsigned long long)seq + 1, repl_id);
+}
+
+void
+repl_enqueue(int op, uint64_t seq, const char *key, size_t klen,
+    const char *val, size_t vlen)
+{
+	unsigned char h[SLOT_HEAD + REC_HEAD];
+	size_t need;
+	int skipped = 0, huge = 0;
+	uint64_t last = 0;
+
+	if (!inited || !valid(op, klen, vlen) || op == REPL_END)
+		return;
+	need = SLOT_HEAD + repl_encoded_len(klen, vlen);
+	put64(h, now_ms());
+	h[SLOT_HEAD] = (unsigned char)op;
+	put64(h + SLOT_HEAD + 1, seq);
+	put16(h + SLOT_HEAD + 9, (uint16_t)klen);
+	put32(h + SLOT_HEAD + 11, (uint32_t)vlen);
+	LOCK();
+	if (seq != bl.last_seq + 1) {
+		/* Contiguity is what makes a position a seq: restart. */
+		skipped = 1;
+		last = bl.last_seq;
+		bl.start = bl.end;
+		bl.first_seq = seq;
+	}
+	if (need > bl.cap) {
+		huge = 1;
+		bl.start = bl.end;
+		bl.first_seq = seq + 1;
+	} else {
+		while (bl.end - bl.start + need > bl.cap) {
+			bl.start += ring_slot(bl.start, NULL, NULL);
+			bl.first_seq++;
+		}
+		ring_put(bl.end, h, sizeof(h));
+		ring_put(bl.end + sizeof(h), key, klen);
+		if (vlen > 0)
+			ring_put(bl.end + sizeof(h) + klen, val, vlen);
+		bl.end += need;
+	}
+	bl.last_seq = seq;
+	(void)pthread_cond_broadcast(&cv);
+	UNLOCK();
+	if (skipped)
+		kv_log("warn", "repl: seq %llu does not follow %llu; the "
+		    "backlog restarts there", (unsigned long long)seq,
+		    (unsigned long long)last);
+	if (huge)
+		kv_log("warn", "repl: write %llu (%zu bytes) is bigger than "
+		    "the %zu-byte backlog; replicas behind it will full-sync",
+		    (unsigned long long)seq, need, bl.cap);
+}
+
+/* ---- Pushers ---- */
+
+int
+repl_add_replica(const char *url, int registered)
+{
+	struct conn probe;
+	struct peer *p, *reap;
+	uint64_t now = now_ms();
+	int rc, ret = -1;
+
+	if (!inited || url == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (strlen(url) >= URL_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memset(&probe, 0, sizeof(probe));
+	if (url_split(&probe, url) == -1) {
+		kv_log("warn", "repl: %s", probe.c_err);
+		errno = EINVAL;
+		return -1;
+	}
+	LOCK();
+	reap = dead;	/* join them below, without the mutex */
+	dead = NULL;
+	if (draining) {
+		UNLOCK();
+		errno = ECANCELED;
+		goto out;
+	}
+	for (p = peers; p != NULL; p = p->next)
+		if (strcmp(p->url, url) == 0)
+			break;
+	if (p != NULL) {
+		if (registered) {
+			p->registered = 1;
+			p->last_seen = now;
+		}
+		UNLOCK();
+		ret = 0;
+		goto out;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		UNLOCK();
+		errno = ENOMEM;
+		goto out;
+	}
+	(void)snprintf(p->url, sizeof(p->url), "%s", url);
+	p->is_static = !registered;
+	p->registered = registered;
+	p->state = "connecting";
+	p->added = p->last_seen = now;
+	p->fd = p->sfd = -1;
+	if ((rc = pthread_create(&p->thread, NULL, pusher, p)) != 0) {
+		UNLOCK();
+		free(p);
+		errno = rc;
+		goto out;
+	}
+	p->next = peers;
+	peers = p;
+	UNLOCK();
+	ret = 0;
+	kv_log("info", "replica %s: added (%s)", url,
+	    registered ? "registered" : "REPLICA_URLS");
+out:
+	while (reap != NULL) {
+		struct peer *n = reap->next;
+
+		(void)pthread_join(reap->thread, NULL);
+		free(reap);
+		reap = n;
+	}
+	return ret;
+}
+
+size_t
+repl_peers(struct repl_peer *out, size_t max)
+{
+	struct peer *p;
+	struct repl_peer *o;
+	uint64_t now = now_ms();
+	size_t n = 0;
+
+	if (!inited)
+		return 0;
+	LOCK();
+	for (p = peers; p != NULL; p = p->next, n++) {
+		if (n >= max)
+			continue;
+		o = &out[n];
+		memcpy(o->url, p->url, sizeof(o->url));
+		o->state = p->state;
+		o->acked_seq = p->acked_seq;
+		o->lag_writes = bl.last_seq > p->acked_seq ?
+		    bl.last_seq - p->acked_seq : 0;
+		o->lag_ms = lag_ms(p, now);
+		o->last_contact_ms = now - (p->last_contact != 0 ?
+		    p->last_contact : p->added);
+		o->full_syncs = p->full_syncs;
+		o->partial_syncs = p->partial_syncs;
+		o->registered = p->registered;
+	}
+	UNLOCK();
+	return n;
+}
+
+/* Note an answer from the replica; log the way back from "down". */
+static void
+contact(struct push *ps)
+{
+	LOCK();
+	ps->p->last_contact = ps->p->last_seen = now_ms();
+	UNLOCK();
+}
+
+/*
+ * Stream the backlog from ps->pos: wait for records or the heartbeat,
+ * copy a batch under the mutex, send it without. Returns S_STOP, S_RESYNC
+ * (handshake again) or S_ERR.
+ */
+static int
+stream(struct push *ps)
+{
+	struct peer *p = ps->p;
+	struct resp r;
+	char target[160], id[ID_MAX], why[128];
+	uint64_t last_send = now_ms(), pos, first, cnt, pseq, applied;
+	size_t n, sz, wire;
+	char *nb;
+	int nomem;
+
+	for (;;) {
+		LOCK();
+		for (;;) {
+			if (stopping) {
+				UNLOCK();
+				return S_STOP;
+			}
+			if (!in_backlog(ps)) {
+				UNLOCK();
+				kv_log("info", "replica %s: seq %llu is no "
+				    "longer in the backlog; handshake again",
+				    p->url, (unsigned long long)ps->next_seq);
+				return S_RESYNC;
+			}
+			if (ps->pos < bl.end ||
+			    now_ms() >= last_send + HEARTBEAT_MS)
+				break;
+			wait_until(last_send + HEARTBEAT_MS);
+		}
+		n = 0;
+		cnt = 0;
+		for (pos = ps->pos; pos < bl.end; pos += sz, cnt++) {
+			sz = ring_slot(pos, NULL, NULL);
+			wire = sz - SLOT_HEAD;
+			if (n > 0 && n + wire > cfg.batch_bytes)
+				break;
+			if (n + wire > ps->out.b_cap) {
+				if ((nb = realloc(ps->out.b_buf, n + wire)) ==
+				    NULL)
+					break;	/* send what fits */
+				ps->out.b_buf = nb;
+				ps->out.b_cap = n + wire;
+			}
+			ring_get(pos + SLOT_HEAD, ps->out.b_buf + n, wire);
+			n += wire;
+		}
+		first = ps->next_seq;
+		pseq = bl.last_seq;
+		memcpy(id, bl.id, sizeof(id));
+		nomem = cnt == 0 && pos < bl.end;
+		UNLOCK();
+		if (nomem) {
+			seterr(ps->err, "out of memory for a batch");
+			return S_ERR;
+		}
+		(void)snprintf(target, sizeof(target),
+		    "/repl/apply?id=%s&from=%llu&primary_seq=%llu", id,
+		    (unsigned long long)first, (unsigned long long)pseq);
+		last_send = now_ms();
+		if (request(&ps->rc, "POST", target, 0, ps->out.b_buf, n, 1,
+		    &r) == -1) {
+			seterr(ps->err, "apply: %s", ps->rc.c_err);
+			return S_ERR;
+		}
+		if (r.status == 409) {
+			reason(why, sizeof(why), r.body, r.blen);
+			kv_log("info", "replica %s: %s; full sync", p->url,
+			    why);
+			ps->force_full = 1;	/* no partial/409 loop */
+			return S_RESYNC;
+		}
+		if (r.status != 200 || parse_u64(r.body, &applied) == NULL) {
+			reason(why, sizeof(why), r.body, r.blen);
+			seterr(ps->err, "apply answered %d %s", r.status, why);
+			return S_ERR;
+		}
+		LOCK();
+		p->acked_seq = applied;
+		p->last_contact = p->last_seen = now_ms();
+		if (applied == first + cnt - 1) {
+			p->ack_pos = pos;
+			p->ack_epoch = ps->epoch;
+			p->ack_ok = 1;
+		}
+		(void)pthread_cond_broadcast(&cv);	/* the drain waits */
+		UNLOCK();
+		if (applied != first + cnt - 1) {
+			kv_log("warn", "replica %s: applied %llu, expected "
+			    "%llu; handshake again", p->url,
+			    (unsigned long long)applied,
+			    (unsigned long long)(first + cnt - 1));
+			return S_RESYNC;
+		}
+		ps->pos = pos;
+		ps->next_seq += cnt;
+		ps->streamed = 1;
+		ps->resyncs = 0;
+	}
+}
+
+/* Position ps at next_seq in the current backlog; -1 if it has left. */
+static int
+seek(struct push *ps, uint64_t next_seq)
+{
+	if (next_seq < bl.first_seq || next_seq > bl.last_seq + 1)
+		return -1;
+	ps->epoch = bl.epoch;
+	ps->next_seq = next_seq;
+	ps->pos = ring_find(next_seq);
+	ps->p->acked_seq = next_seq - 1;
+	ps->p->ack_pos = ps->pos;
+	ps->p->ack_epoch = bl.epoch;
+	ps->p->ack_ok = 1;
+	return 0;
+}
+
+/* Handshake, sync, stream until something goes wrong. */
+static int
+session(struct push *ps)
+{
+	struct peer *p = ps->p;
+	struct sync_result res;
+	char id[ID_MAX];
+	uint64_t seq, first, last, t0;
+	double secs;
+	int partial, ok;
+
+	if (get_state(&ps->rc, id, &seq, ps->err) == -1)
+		return S_ERR;
+	contact(ps);
+	if (ps->down) {
+		kv_log("info", "replica %s: reachable again", p->url);
+		ps->down = 0;
+	}
+	LOCK();
+	if (recovering) {	/* repl_recover began after we started */
+		UNLOCK();
+		return S_RESYNC;
+	}
+	first = bl.first_seq;
+	last = bl.last_seq;
+	partial = !ps->force_full && strcmp(id, bl.id) == 0 &&
+	    seq + 1 >= bl.first_seq && seq <= bl.last_seq &&
+	    seek(ps, seq + 1) == 0;
+	if (partial) {
+		p->partial_syncs++;
+		p->state = "streaming";
+	} else {
+		p->full_syncs++;
+		p->state = "syncing";
+	}
+	UNLOCK();
+	if (partial) {
+		kv_log("info", "replica %s: partial sync from seq %llu",
+		    p->url, (unsigned long long)seq + 1);
+		return stream(ps);
+	}
+	if (first <= last)
+		kv_log("info", "replica %s: full sync started (it has %s "
+		    "seq %llu; the backlog holds %llu..%llu)", p->url, id,
+		    (unsigned long long)seq, (unsigned long long)first,
+		    (unsigned long long)last);
+	else
+		kv_log("info", "replica %s: full sync started (it has %s "
+		    "seq %llu; the backlog is empty after %llu)", p->url, id,
+		    (unsigned long long)seq, (unsigned long long)last);
+	t0 = now_ms();
+	if (full_sync(&ps->sc, &ps->rc, &ps->out, &res, ps->err) == -1)
+		return S_ERR;
+	contact(ps);
+	secs = (double)(now_ms() - t0) / 1000.0;
+	kv_log("info", "replica %s: full sync finished: %llu keys, %.1f MB "
+	    "in %.1f s (%.1f MB/s), seq %llu", p->url,
+	    (unsigned long long)res.keys, (double)res.bytes / 1e6, secs,
+	    secs > 0 ? (double)res.bytes / 1e6 / secs : 0.0,
+	    (unsigned long long)res.seq);
+	LOCK();
+	memcpy(id, bl.id, sizeof(id));
+	ok = strcmp(res.id, id) == 0;
+	if (ok && (ok = seek(ps, res.seq + 1) == 0) != 0)
+		p->state = "streaming";
+	first = bl.first_seq;
+	UNLOCK();
+	ps->force_full = 1;	/* if the stream below fails, start over */
+	if (strcmp(res.id, id) != 0) {
+		seterr(ps->err, "the snapshot's repl id %s is not the "
+		    "backlog's %s (repl_reset not called?)", res.id, id);
+		return S_ERR;
+	}
+	if (!ok) {
+		seterr(ps->err, "seq %llu left the backlog (which starts at "
+		    "%llu) during the full sync", (unsigned long long)
+		    res.seq + 1, (unsigned long long)first);
+		return S_ERR;
+	}
+	ps->force_full = 0;
+	return stream(ps);
+}
+
+/*
+ * One replica's thread: session, and on failure close, back off (100 ms
+ * doubling to 3 s, with jitter so replicas do not reconnect in step) and
+ * try again, resolving the name afresh.
+ */
+static void *
+pusher(void *arg)
+{
+	struct push ps;
+	struct peer *p = arg, **pp;
+	uint64_t backoff = BACKOFF_MIN_MS, wait, now;
+	int rc, drop = 0;
+
+	memset(&ps, 0, sizeof(ps));
+	ps.p = p;
+	ps.seed = (unsigned)now_ms() ^ (unsigned)(uintptr_t)p;
+	if (conn_init(&ps.sc, cfg.self_url, &p->sfd) == -1)
+		kv_log("error", "replica %s: self URL: %s; full syncs will "
+		    "fail", p->url, ps.sc.c_err);
+	if (conn_init(&ps.rc, p->url, &p->fd) == -1) {
+		kv_log("error", "replica %s: %s", p->url, ps.rc.c_err);
+		LOCK();
+		p->state = "down";
+		while (!stopping)
+			(void)pthread_cond_wait(&cv, &mu);
+		UNLOCK();
+		goto out;
+	}
+	ps.out.b_cap = cfg.batch_bytes;
+	if ((ps.out.b_buf = malloc(ps.out.b_cap)) == NULL)
+		ps.out.b_cap = 0;
+	for (;;) {
+		LOCK();
+		while (recovering && !stopping)	/* never sync from empty */
+			(void)pthread_cond_wait(&cv, &mu);
+		rc = stopping;
+		UNLOCK();
+		if (rc)
+			break;
+		ps.streamed = 0;
+		if ((rc = session(&ps)) == S_STOP)
+			break;
+		if (ps.streamed)	/* failures in a row grow the wait */
+			backoff = BACKOFF_MIN_MS;
+		if (rc == S_RESYNC && ++ps.resyncs <= MAX_RESYNCS)
+			continue;	/* at once, on the same connection */
+		if (rc == S_RESYNC)	/* a loop: slow it like a failure */
+			seterr(ps.err, "%d resyncs in a row", MAX_RESYNCS + 1);
+		conn_close(&ps.rc);
+		conn_close(&ps.sc);
+		now = now_ms();
+		LOCK();
+		if (stopping) {
+			UNLOCK();
+			break;
+		}
+		p->state = "down";
+		drop = !p->is_static && now - p->last_seen >= DROP_AFTER_MS;
+		if (drop) {
+			for (pp = &peers; *pp != NULL; pp = &(*pp)->next)
+				if (*pp == p) {
+					*pp = p->next;
+					break;
+				}
+			p->gone = 1;
+			p->next = dead;
+			dead = p;
+		}
+		UNLOCK();
+		if (!ps.down) {
+			kv_log("warn", "replica %s: down: %s", p->url, ps.err);
+			ps.down = 1;
+		}
+		if (drop) {
+			kv_log("warn", "replica %s: unreachable for %d s; "
+			    "dropped until it registers again", p->url,
+			    DROP_AFTER_MS / 1000);
+			break;
+		}
+		wait = backoff / 2 + (uint64_t)rand_r(&ps.seed) %
+		    (backoff / 2 + 1);
+		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
+		    backoff * 2;
+		now = now_ms();
+		LOCK();
+		while (!stopping && now_ms() < now + wait)
+			wait_until(now + wait);
+		UNLOCK();
+	}
+out:
+	conn_free(&ps.rc);
+	conn_free(&ps.sc);
+	free(ps.out.b_buf);
+	return NULL;
+}
+
+/* ---- Recovery ---- */
+
+int
+repl_recover(void)
+{
+	int rc;
+
+	if (!inited || rec_started) {
+		errno = EINVAL;
+		return -1;
+	}
+	LOCK();
+	recovering = 1;
+	UNLOCK();
+	if ((rc = pthread_create(&rec_thread, NULL, recoverer, NULL)) != 0) {
+		LOCK();
+		recovering = 0;
+		(void)pthread_cond_broadcast(&cv);
+		UNLOCK();
+		errno = rc;
+		return -1;
+	}
+	rec_started = 1;
+	return 0;
+}
+
+int
+repl_recovering(void)
+{
+	int r;
+
+	if (!inited)
+		return 0;
+	LOCK();
+	r = recovering;
+	UNLOCK();
+	return r;
+}
+
+/* A candidate as one polling round saw it. */
+struct cand {
+	char		 url[URL_MAX];
+	int		 is_static;
+};
+
+/*
+ * Poll every known peer's state each RECOVER_POLL_MS until
+ * recover_wait_ms; stop early when every static peer answered (REPLICA_URLS
+ * names the whole set, so nobody else is worth waiting for), or one round
+ * after a registered peer answered with data (so the most advanced of
+ * those registering together wins). Then full-sync self from the best.
+ */
+static void *
+recoverer(void *arg)
+{
+	struct cand *cs = NULL, *nc;
+	struct conn c, self;
+	struct batch b;
+	struct sync_result res;
+	struct peer *p;
+	char id[ID_MAX], best[URL_MAX] = "", err[ERR_MAX];
+	uint64_t deadline, round0, seq, best_seq = 0;
+	size_t n, i, nstatic, sans, prev_static = 0;
+	int answered = 0, extra = 0, stop = 0, regdata;
+
+	(void)arg;
+	memset(&b, 0, sizeof(b));
+	deadline = now_ms() + (uint64_t)cfg.recover_wait_ms;
+	for (;;) {
+		round0 = now_ms();
+		LOCK();
+		for (n = 0, p = peers; p != NULL; p = p->next)
+			n++;
+		if ((nc = realloc(cs, (n + 1) * sizeof(*cs))) != NULL)
+			cs = nc;
+		for (n = 0, p = peers; p != NULL && nc != NULL; p = p->next) {
+			memcpy(cs[n].url, p->url, sizeof(cs[n].url));
+			cs[n++].is_static = p->is_static;
+		}
+		stop = stopping;
+		UNLOCK();
+		if (stop)
+			goto done;
+		nstatic = sans = 0;
+		regdata = 0;
+		for (i = 0; i < n; i++) {
+			nstatic += cs[i].is_static;
+			if (conn_init(&c, cs[i].url, &rec_fd[0]) == -1 ||
+			    get_state(&c, id, &seq, err) == -1) {
+				kv_log("debug", "recovery: %s: %s", cs[i].url,
+				    c.c_err[0] != '\0' ? c.c_err : err);
+				conn_free(&c);
+				continue;
+			}
+			conn_free(&c);
+			answered = 1;
+			sans += cs[i].is_static;
+			kv_log("info", "recovery: %s has seq %llu", cs[i].url,
+			    (unsigned long long)seq);
+			if (seq > best_seq) {
+				best_seq = seq;
+				memcpy(best, cs[i].url, sizeof(best));
+			}
+			if (seq > 0 && !cs[i].is_static)
+				regdata = 1;
+		}
+		/*
+		 * A static peer set unchanged since the last round means
+		 * kvstore.c has finished adding REPLICA_URLS: only then
+		 * does "every static peer answered" mean all of them.
+		 */
+		if (extra || (nstatic > 0 && nstatic == prev_static &&
+		    sans == nstatic))
+			break;
+		prev_static = nstatic;
+		if (regdata)
+			extra = 1;
+		if (now_ms() >= deadline)
+			break;
+		LOCK();
+		while (!stopping && now_ms() < round0 + RECOVER_POLL_MS &&
+		    now_ms() < deadline)
+			wait_until(round0 + RECOVER_POLL_MS < deadline ?
+			    round0 + RECOVER_POLL_MS : deadline);
+		stop = stopping;
+		UNLOCK();
+		if (stop)
+			goto done;
+	}
+	if (best_seq == 0) {
+		if (!answered)
+			kv_log("warn", "recovery: no replica answered within "
+			    "%d ms; this primary starts EMPTY",
+			    cfg.recover_wait_ms);
+		else
+			kv_log("warn", "recovery: the replicas that answered "
+			    "hold no data; this primary starts EMPTY");
+		goto done;
+	}
+	kv_log("warn", "recovery: this primary is empty; copying from %s "
+	    "(seq %llu)", best, (unsigned long long)best_seq);
+	if (conn_init(&c, best, &rec_fd[0]) == -1) {
+		kv_log("error", "recovery: %s", c.c_err);
+		goto done;
+	}
+	if (conn_init(&self, cfg.self_url, &rec_fd[1]) == -1) {
+		kv_log("error", "recovery: %s", self.c_err);
+		conn_free(&c);
+		goto done;
+	}
+	b.b_cap = cfg.batch_bytes;
+	if ((b.b_buf = malloc(b.b_cap)) == NULL)
+		b.b_cap = 0;
+	if (full_sync(&c, &self, &b, &res, err) == 0)
+		kv_log("warn", "recovery: recovered from %s: %llu keys, seq "
+		    "%llu, repl id %s", best, (unsigned long long)res.keys,
+		    (unsigned long long)res.seq, res.id);
+	else
+		kv_log("error", "recovery from %s failed: %s; this primary "
+		    "starts EMPTY", best, err);
+	conn_free(&c);
+	conn_free(&self);
+done:
+	free(cs);
+	free(b.b_buf);
+	LOCK();
+	recovering = 0;
+	(void)pthread_cond_broadcast(&cv);
+	UNLOCK();
+	return NULL;
+}
+
+/* ---- Announcer (replica) ---- */
+
+int
+repl_announce(void)
+{
+	int rc;
+
+	if (!inited || ann_started || cfg.primary_url[0] == '\0' ||
+	    cfg.advertise_url[0] == '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((rc = pthread_create(&ann_thread, NULL, announcer, NULL)) != 0) {
+		errno = rc;
+		return -1;
+	}
+	ann_started = 1;
+	return 0;
+}
+
+/* Register at once, then every ANNOUNCE_MS; log changes, not attempts. */
+static void *
+announcer(void *arg)
+{
+	struct conn c;
+	struct resp r;
+	char err[ERR_MAX];
+	uint64_t next;
+	int ok, was = -1, stop;
+
+	(void)arg;
+	if (conn_init(&c, cfg.primary_url, &ann_fd) == -1) {
+		kv_log("error", "repl: PRIMARY_URL: %s", c.c_err);
+		return NULL;
+	}
+	for (;;) {
+		ok = post(&c, "/repl/register", cfg.advertise_url,
+		    strlen(cfg.advertise_url), &r, err) == 0;
+		conn_close(&c);	/* every 3 s: a fresh lookup, no idle fd */
+		if (ok && was != 1)
+			kv_log("info", "repl: registered %s with the primary "
+			    "%s", cfg.advertise_url, cfg.primary_url);
+		else if (!ok && was != 0)
+			kv_log("warn", "repl: cannot register with the "
+			    "primary %s: %s (retrying every %d s)",
+			    cfg.primary_url, err, ANNOUNCE_MS / 1000);
+		was = ok;
+		next = now_ms() + ANNOUNCE_MS;
+		LOCK();
+		while (!stopping && now_ms() < next)
+			wait_until(next);
+		stop = stopping;
+		UNLOCK();
+		if (stop)
+			break;
+	}
+	conn_free(&c);
+	return NULL;
+}
+
+/* ---- Shutdown ---- */
+
+static void
+unblock(int fd)
+{
+	if (fd != -1)
+		(void)shutdown(fd, SHUT_RDWR);	/* ENOTCONN is fine */
+}
+
+void
+repl_shutdown(int drain_ms)
+{
+	struct peer *p, *all, *n;
+	uint64_t deadline = now_ms() + (uint64_t)(drain_ms > 0 ? drain_ms : 0);
+	int pending;
+
+	if (!inited)
+		return;
+	LOCK();
+	draining = 1;
+	for (;;) {
+		pending = 0;
+		for (p = peers; p != NULL; p = p->next)
+			if (strcmp(p->state, "streaming") == 0 &&
+			    p->acked_seq < bl.last_seq)
+				pending++;
+		if (pending == 0 || now_ms() >= deadline)
+			break;
+		wait_until(deadline);
+	}
+	stopping = 1;
+	(void)pthread_cond_broadcast(&cv);
+	for (p = peers; p != NULL; p = p->next) {
+		unblock(p->fd);
+		unblock(p->sfd);
+	}
+	for (p = dead; p != NULL; p = p->next) {
+		unblock(p->fd);
+		unblock(p->sfd);
+	}
+	unblock(rec_fd[0]);
+	unblock(rec_fd[1]);
+	unblock(ann_fd);
+	all = peers;
+	peers = NULL;
+	UNLOCK();
+	if (pending > 0)
+		kv_log("warn", "repl: %d replicas not caught up after %d ms; "
+		    "stopping anyway", pending, drain_ms);
+	/* The threads touch no peer list after stopping is set. */
+	for (p = all; p != NULL; p = n) {
+		n = p->next;
+		(void)pthread_join(p->thread, NULL);
+		free(p);
+	}
+	for (p = dead; p != NULL; p = n) {
+		n = p->next;
+		(void)pthread_join(p->thread, NULL);
+		free(p);
+	}
+	dead = NULL;
+	if (rec_started)
+		(void)pthread_join(rec_thread, NULL);
+	if (ann_started)
+		(void)pthread_join(ann_thread, NULL);
+	rec_started = ann_started = 0;
+	(void)pthread_cond_destroy(&cv);
+	free((char *)cfg.token);
+	free((char *)cfg.self_url);
+	free((char *)cfg.advertise_url);
+	free((char *)cfg.primary_url);
+	free(bl.buf);
+	memset(&cfg, 0, sizeof(cfg));
+	memset(&bl, 0, sizeof(bl));
+	inited = 0;
+}

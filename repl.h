@@ -1,0 +1,132 @@
+/*
+ * repl.h: replication. On the primary, one pthread per replica pushes the
+ * writes it is sent through repl_enqueue; a recovery thread refills a fresh
+ * primary from its most advanced replica. On a replica, an announcer thread
+ * registers the replica with its primary. The threads are blocking HTTP
+ * clients; the requests they make are answered by the nodes' poll loops
+ * (kvstore.c routes /repl/...). The record codec is shared by both sides.
+ *
+ * Thread rules: repl_codec functions are pure and any thread may call them.
+ * Everything else is called from the main thread only.
+ */
+
+enum repl_op {
+	REPL_PUT = 'P',
+	REPL_DEL = 'D',
+	REPL_END = 'E'		/* ends a snapshot; seq is the snapshot's */
+};
+
+/* One decoded record; key and val point into the decoded buffer. */
+struct repl_record {
+	int		 op;
+	uint64_t	 seq;
+	const char	*key;
+	size_t		 klen;
+	const char	*val;
+	size_t		 vlen;
+};
+
+struct repl_config {
+	const char	*token;		/* REPL_TOKEN, or "" */
+	const char	*self_url;	/* how this node's own loop is reached */
+	const char	*advertise_url;	/* how others reach this node */
+	const char	*primary_url;	/* replica: where to announce */
+	size_t		 backlog_bytes;	/* REPL_BACKLOG_BYTES */
+	size_t		 batch_bytes;	/* most bytes in one push */
+	int		 timeout_ms;	/* connect, read and write timeouts */
+	int		 recover_wait_ms;	/* fresh primary: wait for replicas */
+};
+
+/* A replica as the primary sees it, for /ready and /metrics. */
+struct repl_peer {
+	char		 url[256];
+	const char	*state;		/* "connecting", "syncing", "streaming", "down" */
+	uint64_t	 acked_seq;
+	uint64_t	 lag_writes;
+	uint64_t	 lag_ms;
+	uint64_t	 last_contact_ms;	/* ms since the last answer */
+	uint64_t	 full_syncs;
+	uint64_t	 partial_syncs;
+	int		 registered;	/* 1 if it announced itself */
+};
+
+/* Supplied by the program: one log line at level "error", "warn", "info"... */
+void	kv_log(const char *level, const char *fmt, ...);
+
+/* ---- Codec (any thread) ---- */
+
+/*
+ * Encode one record into buf[0..cap). Returns its length, or 0 if it does
+ * not fit or breaks the length rules below. Wire format: top of repl.c.
+ */
+size_t	repl_encode(char *buf, size_t cap, int op, uint64_t seq,
+	    const char *key, size_t klen, const char *val, size_t vlen);
+
+/* Bytes repl_encode needs for a record with these lengths. */
+size_t	repl_encoded_len(size_t klen, size_t vlen);
+
+/*
+ * Decode the record at buf[0..len). Returns the bytes it takes, 0 if buf
+ * holds only part of it, -1 if it is malformed (unknown op, key of 0 or over
+ * 1024 bytes, value over 2^31).
+ */
+ssize_t	repl_decode(const char *buf, size_t len, struct repl_record *rec);
+
+/* ---- Primary ---- */
+
+/*
+ * Start the backlog; seq is the store's last sequence, id its repl id.
+ * Call it first on either role (the announcer needs its config too); it
+ * copies cfg's strings. Returns -1 with errno EINVAL or ENOMEM.
+ */
+int	repl_init(const struct repl_config *cfg, const char *repl_id,
+	    uint64_t seq);
+
+/*
+ * Change the id and sequence the backlog continues from (after a sync).
+ * kvstore.c calls it when /repl/sync/end swaps a store in on the primary,
+ * before answering, so pushers re-handshake against the new data set.
+ */
+void	repl_reset(const char *repl_id, uint64_t seq);
+
+/*
+ * Feed a replica from now on; idempotent per url string (a registered one
+ * that registers again refreshes its last-seen time). registered replicas
+ * are dropped after 60 s unreachable, until they register again. Returns
+ * -1 with errno EINVAL (bad URL), ENAMETOOLONG or ECANCELED (shutting down).
+ */
+int	repl_add_replica(const char *url, int registered);
+
+/* Append a write the store just made; wakes the pushers. Never blocks on
+ * the network: a full backlog drops its oldest records. */
+void	repl_enqueue(int op, uint64_t seq, const char *key, size_t klen,
+	    const char *val, size_t vlen);
+
+/*
+ * Fresh primary: ask candidates (REPLICA_URLS and registrations arriving
+ * within recover_wait_ms) for their state and full-sync this node from the
+ * most advanced one. Runs on its own thread; repl_recovering() is 1 until
+ * it has finished, either way. Call it BEFORE adding the REPLICA_URLS
+ * peers: pushers wait while it runs, and one started earlier could
+ * full-sync a replica from the still empty store.
+ */
+int	repl_recover(void);
+int	repl_recovering(void);
+
+/*
+ * Fill up to max peers; returns how many there are. last_contact_ms counts
+ * from when the peer was added until it first answers.
+ */
+size_t	repl_peers(struct repl_peer *out, size_t max);
+
+/* ---- Replica ---- */
+
+/* Announce advertise_url to primary_url now and every few seconds. */
+int	repl_announce(void);
+
+/* ---- Both ---- */
+
+/* Give the pushers up to drain_ms to deliver what is pending, then stop
+ * and join every thread. Blocks up to drain_ms, plus up to timeout_ms (or
+ * the resolver's timeout) for a thread inside connect or getaddrinfo. */
+void	repl_shutdown(int drain_ms);

@@ -1,0 +1,1057 @@
+/*
+ * repl_test: unit tests for repl.c. The codec is checked with tables; the
+ * backlog, pushers, recovery and announcer through the public API against
+ * fake nodes: threads on 127.0.0.1 that speak just enough HTTP/1.1 to
+ * answer /repl/state, apply, sync, snapshot and register the way
+ * kvstore.c's loop does. Prints a line per failure and ends with
+ * "repl_test: N passed, M failed"; exits 0 only if all passed.
+ *
+ * Build: cc -I. -o tests/repl_test tests/repl_test.c repl.c -lpthread
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "repl.h"
+
+#define ID_A	"0123456789abcdef0123456789abcdef"
+#define ID_B	"fedcba9876543210fedcba9876543210"
+#define TOKEN	"sekrit-token"
+#define MAXC	64		/* connections a fake keeps at once */
+
+static int passed, failed;
+static pthread_mutex_t logmu = PTHREAD_MUTEX_INITIALIZER;
+static int token_logged;	/* a log line carried the token */
+static int verbose;
+
+#define CHECK(cond, ...) check((cond), __LINE__, __VA_ARGS__)
+
+static void
+check(int ok, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ok) {
+		passed++;
+		return;
+	}
+	failed++;
+	fprintf(stdout, "FAIL line %d: ", line);
+	va_start(ap, fmt);
+	vfprintf(stdout, fmt, ap);
+	va_end(ap);
+	fputc('\n', stdout);
+}
+
+/* repl.c's logger; also checks that no line ever carries the token. */
+void
+kv_log(const char *level, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&logmu);
+	if (strstr(msg, TOKEN) != NULL)
+		token_logged = 1;
+	if (verbose)
+		fprintf(stderr, "  [%s] %s\n", level, msg);
+	pthread_mutex_unlock(&logmu);
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts;
+
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/* ---- Growable byte strings ---- */
+
+struct bytes {
+	char	*p;
+	size_t	 len;
+	size_t	 cap;
+};
+
+static void
+bytes_add(struct bytes *b, const void *p, size_t n)
+{
+	if (b->len + n > b->cap) {
+		b->cap = (b->len + n) * 2 + 64;
+		if ((b->p = realloc(b->p, b->cap)) == NULL)
+			abort();
+	}
+	if (n > 0)
+		memcpy(b->p + b->len, p, n);
+	b->len += n;
+}
+
+/* Encode one record onto b. */
+static void
+add_rec(struct bytes *b, int op, uint64_t seq, const char *k, size_t kl,
+    const char *v, size_t vl)
+{
+	char buf[4096];
+	size_t n;
+
+	n = repl_encode(buf, sizeof(buf), op, seq, k, kl, v, vl);
+	if (n == 0)
+		abort();
+	bytes_add(b, buf, n);
+}
+
+/* ---- Codec tables ---- */
+
+static void
+test_codec(void)
+{
+	static const struct {
+		int		 op;
+		uint64_t	 seq;
+		const char	*key;
+		size_t		 klen;
+		const char	*val;
+		size_t		 vlen;
+	} ok[] = {
+		{ 'P', 1, "k", 1, "v", 1 },
+		{ 'P', 2, "a\0b\xff", 4, "\0\r\n\xfe", 4 },
+		{ 'P', UINT64_MAX, "key", 3, "", 0 },
+		{ 'D', 0x0102030405060708ULL, "\x80gone", 5, NULL, 0 },
+		{ 'E', 42, NULL, 0, NULL, 0 },
+	};
+	static char bigkey[1025], buf[2048];
+	struct repl_record r;
+	size_t i, n, k;
+	ssize_t d;
+	int prefix_ok;
+
+	memset(bigkey, 'x', sizeof(bigkey));
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		n = repl_encode(buf, sizeof(buf), ok[i].op, ok[i].seq,
+		    ok[i].key, ok[i].klen, ok[i].val, ok[i].vlen);
+		CHECK(n == repl_encoded_len(ok[i].klen, ok[i].vlen) && n ==
+		    15 + ok[i].klen + ok[i].vlen, "encode %zu: length %zu",
+		    i, n);
+		d = repl_decode(buf, n, &r);
+		CHECK(d == (ssize_t)n && r.op == ok[i].op &&
+		    r.seq == ok[i].seq && r.klen == ok[i].klen &&
+		    r.vlen == ok[i].vlen &&
+		    memcmp(r.key, ok[i].key == NULL ? "" : ok[i].key,
+		    r.klen) == 0 &&
+		    memcmp(r.val, ok[i].val == NULL ? "" : ok[i].val,
+		    r.vlen) == 0, "round trip %zu: decode gave %zd", i, d);
+		prefix_ok = 1;
+		for (k = 0; k < n; k++)
+			if (repl_decode(buf, k, &r) != 0)
+				prefix_ok = 0;
+		CHECK(prefix_ok, "record %zu: a proper prefix is not 0", i);
+		CHECK(repl_encode(buf, n - 1, ok[i].op, ok[i].seq, ok[i].key,
+		    ok[i].klen, ok[i].val, ok[i].vlen) == 0,
+		    "encode %zu into a short buffer", i);
+	}
+	/* little-endian, byte by byte */
+	n = repl_encode(buf, sizeof(buf), 'P', 0x0102030405060708ULL, "ab", 2,
+	    "xyz", 3);
+	CHECK(n == 20 && memcmp(buf, "P\x08\x07\x06\x05\x04\x03\x02\x01"
+	    "\x02\x00\x03\x00\x00\x00" "abxyz", 20) == 0, "wire layout");
+	/* a record followed by the next one: decode takes just the first */
+	memcpy(buf + n, buf, n);
+	CHECK(repl_decode(buf, 2 * n, &r) == (ssize_t)n, "two records");
+
+	/* malformed: -1 */
+	memcpy(buf, "X\1\0\0\0\0\0\0\0\1\0\0\0\0\0k", 16);
+	CHECK(repl_decode(buf, 16, &r) == -1, "bad op");
+	CHECK(repl_decode(buf, 1, &r) == -1, "bad op, 1 byte");
+	memcpy(buf, "P\1\0\0\0\0\0\0\0\0\0\1\0\0\0v", 16);
+	CHECK(repl_decode(buf, 16, &r) == -1, "P with klen 0");
+	memcpy(buf, "P\1\0\0\0\0\0\0\0\x01\x04\0\0\0\0", 15);
+	CHECK(repl_decode(buf, 15, &r) == -1, "P with klen 1025");
+	memcpy(buf, "P\1\0\0\0\0\0\0\0\x00\x04\0\0\0\0", 15);
+	CHECK(repl_decode(buf, 15, &r) == 0, "P with klen 1024: incomplete");
+	memcpy(buf, "P\1\0\0\0\0\0\0\0\1\0\0\0\0\x80", 15);
+	CHECK(repl_decode(buf, 15, &r) == -1, "P with vlen 2^31");
+	memcpy(buf, "D\1\0\0\0\0\0\0\0\1\0\1\0\0\0kv", 17);
+	CHECK(repl_decode(buf, 17, &r) == -1, "D with vlen 1");
+	memcpy(buf, "D\1\0\0\0\0\0\0\0\0\0\0\0\0\0", 15);
+	CHECK(repl_decode(buf, 15, &r) == -1, "D with klen 0");
+	memcpy(buf, "E\1\0\0\0\0\0\0\0\1\0\0\0\0\0k", 16);
+	CHECK(repl_decode(buf, 16, &r) == -1, "E with a key");
+	CHECK(repl_encode(buf, sizeof(buf), 'P', 1, "", 0, "v", 1) == 0,
+	    "encode P klen 0");
+	CHECK(repl_encode(buf, sizeof(buf), 'P', 1, bigkey, 1025, "", 0) == 0,
+	    "encode P klen 1025");
+	CHECK(repl_encode(buf, sizeof(buf), 'P', 1, bigkey, 1024, "", 0) ==
+	    1039, "encode P klen 1024");
+	CHECK(repl_encode(buf, sizeof(buf), 'D', 1, "k", 1, "v", 1) == 0,
+	    "encode D with a value");
+	CHECK(repl_encode(buf, sizeof(buf), 'Q', 1, "k", 1, "", 0) == 0,
+	    "encode bad op");
+}
+
+/* ---- A fake node ---- */
+
+struct fake {
+	pthread_mutex_t	 mu;
+	int		 lfd;
+	int		 port;
+	char		 url[64];
+	const char	*token;
+	pthread_t	 acceptor;
+	pthread_t	 thr[256];
+	int		 nthr;
+	int		 fds[MAXC];
+	int		 stop;
+	int		 refuse;	/* close connections at once */
+	int		 reset_on_end;	/* call repl_reset like kvstore.c */
+	/* its replica state */
+	char		 id[65];
+	uint64_t	 seq;
+	struct bytes	 log;		/* records applied through apply */
+	struct bytes	 synclog;	/* records from sync/data */
+	uint64_t	 froms[64];	/* from= of non-empty applies */
+	int		 nfroms;
+	int		 applies, heartbeats, states, begins, datas, ends;
+	int		 registers, snapshots, unauthorized, conflicts;
+	size_t		 max_body;
+	char		 regbody[256];
+	/* what it serves as /repl/snapshot */
+	struct bytes	 snap;
+	char		 snap_id[65];
+	uint64_t	 snap_seq;
+};
+
+static const char *
+param(const char *target, const char *name, char *out, size_t cap)
+{
+	const char *p = strchr(target, '?');
+	size_t n = strlen(name), l;
+
+	while (p != NULL) {
+		p++;
+		if (strncmp(p, name, n) == 0 && p[n] == '=') {
+			p += n + 1;
+			l = strcspn(p, "& ");
+			if (l >= cap)
+				l = cap - 1;
+			memcpy(out, p, l);
+			out[l] = '\0';
+			return out;
+		}
+		p = strchr(p, '&');
+	}
+	out[0] = '\0';
+	return NULL;
+}
+
+static int
+reply(int fd, int v10, int status, const char *extra, const char *body,
+    size_t blen)
+{
+	char head[512];
+	int n;
+
+	n = snprintf(head, sizeof(head), "HTTP/1.%d %d X\r\n%s"
+	    "Content-Length: %zu\r\n\r\n", v10 ? 0 : 1, status, extra, blen);
+	if (send(fd, head, (size_t)n, MSG_NOSIGNAL) != n)
+		return -1;
+	if (blen > 0 && send(fd, body, blen, MSG_NOSIGNAL) != (ssize_t)blen)
+		return -1;
+	return 0;
+}
+
+/* Apply a batch the way a replica would: contiguous seqs from seq + 1. */
+static int
+apply(struct fake *f, const char *body, size_t len)
+{
+	struct repl_record r;
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < len) {
+		n = repl_decode(body + off, len - off, &r);
+		if (n <= 0 || r.seq != f->seq + 1)
+			return -1;
+		f->seq = r.seq;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+static void
+handle(struct fake *f, int fd, const char *method, const char *target,
+    int v10, const char *tok, const char *body, size_t blen)
+{
+	char out[512], id[80], num[32];
+	uint64_t from;
+	int n;
+
+	pthread_mutex_lock(&f->mu);
+	if (f->token != NULL && strcmp(tok, f->token) != 0) {
+		f->unauthorized++;
+		pthread_mutex_unlock(&f->mu);
+		reply(fd, v10, 401, "", "bad token\n", 10);
+		return;
+	}
+	if (strcmp(target, "/repl/state") == 0) {
+		f->states++;
+		n = snprintf(out, sizeof(out), "{\"role\":\"replica\","
+		    "\"repl_id\":\"%s\",\"seq\":%llu,\"keys\":0,"
+		    "\"synced\":true}", f->id, (unsigned long long)f->seq);
+		pthread_mutex_unlock(&f->mu);
+		reply(fd, v10, 200, "", out, (size_t)n);
+		return;
+	}
+	if (strncmp(target, "/repl/apply?", 12) == 0) {
+		param(target, "id", id, sizeof(id));
+		param(target, "from", num, sizeof(num));
+		from = strtoull(num, NULL, 10);
+		if (strcmp(id, f->id) != 0 || from != f->seq + 1 ||
+		    apply(f, body, blen) == -1) {
+			f->conflicts++;
+			pthread_mutex_unlock(&f->mu);
+			reply(fd, v10, 409, "", "resync: gap\n", 12);
+			return;
+		}
+		if (blen == 0)
+			f->heartbeats++;
+		else {
+			f->applies++;
+			if (f->nfroms < 64)
+				f->froms[f->nfroms++] = from;
+			bytes_add(&f->log, body, blen);
+		}
+		if (blen > f->max_body)
+			f->max_body = blen;
+		n = snprintf(out, sizeof(out), "%llu\n",
+		    (unsigned long long)f->seq);
+		pthread_mutex_unlock(&f->mu);
+		reply(fd, v10, 200, "", out, (size_t)n);
+		return;
+	}
+	if (strncmp(target, "/repl/sync/begin?", 17) == 0) {
+		f->begins++;
+		f->synclog.len = 0;
+	} else if (strncmp(target, "/repl/sync/data?", 16) == 0) {
+		f->datas++;
+		bytes_add(&f->synclog, body, blen);
+		if (blen > f->max_body)
+			f->max_body = blen;
+	} else if (strncmp(target, "/repl/sync/end?", 15) == 0) {
+		f->ends++;
+		param(target, "id", f->id, sizeof(f->id));
+		param(target, "seq", num, sizeof(num));
+		f->seq = strtoull(num, NULL, 10);
+		f->log.len = 0;
+		/* kvstore.c resets the backlog before it answers */
+		if (f->reset_on_end)
+			repl_reset(f->id, f->seq);
+	} else if (strcmp(target, "/repl/register") == 0) {
+		f->registers++;
+		snprintf(f->regbody, sizeof(f->regbody), "%.*s", (int)blen,
+		    body);
+	} else if (strcmp(target, "/repl/snapshot") == 0 && v10 &&
+	    strcmp(method, "GET") == 0) {
+		f->snapshots++;
+		n = snprintf(out, sizeof(out), "HTTP/1.0 200 OK\r\n"
+		    "X-Kv-Repl-Id: %s\r\nX-Kv-Seq: %llu\r\n\r\n", f->snap_id,
+		    (unsigned long long)f->snap_seq);
+		send(fd, out, (size_t)n, MSG_NOSIGNAL);
+		send(fd, f->snap.p, f->snap.len, MSG_NOSIGNAL);
+		pthread_mutex_unlock(&f->mu);
+		return;
+	} else {
+		pthread_mutex_unlock(&f->mu);
+		reply(fd, v10, 404, "", "no\n", 3);
+		return;
+	}
+	pthread_mutex_unlock(&f->mu);
+	reply(fd, v10, 200, "", "ok\n", 3);
+}
+
+struct cargs {
+	struct fake	*f;
+	int		 fd;
+	int		 slot;
+};
+
+static char *
+find_end(char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 4 <= len; i++)
+		if (memcmp(buf + i, "\r\n\r\n", 4) == 0)
+			return buf + i;
+	return NULL;
+}
+
+/* One connection: requests until EOF, an HTTP/1.0 request or stop. */
+static void *
+serve(void *arg)
+{
+	struct cargs *a = arg;
+	struct fake *f = a->f;
+	char *buf, method[16], target[512], tok[128], *e, *h, *v;
+	size_t len = 0, cap = 1 << 20, hl, clen;
+	ssize_t n;
+	int v10;
+
+	buf = malloc(cap);
+	for (;;) {
+		while ((e = find_end(buf, len)) == NULL) {
+			if (len == cap ||
+			    (n = recv(a->fd, buf + len, cap - len, 0)) <= 0)
+				goto out;
+			len += (size_t)n;
+		}
+		hl = (size_t)(e - buf) + 4;
+		*e = '\0';
+		if (sscanf(buf, "%15s %511s HTTP/1.", method, target) != 2)
+			goto out;
+		v10 = strstr(buf, " HTTP/1.0\r\n") != NULL;
+		clen = 0;
+		tok[0] = '\0';
+		for (h = strstr(buf, "\r\n"); h != NULL;
+		    h = strstr(h + 2, "\r\n")) {
+			v = strchr(h + 2, ':');
+			if (v == NULL)
+				continue;
+			if (strncasecmp(h + 2, "Content-Length:", 15) == 0)
+				clen = strtoul(v + 1, NULL, 10);
+			if (strncasecmp(h + 2, "X-Kv-Repl-Token:", 16) == 0)
+				sscanf(v + 1, " %127[^\r]", tok);
+		}
+		while (len < hl + clen) {
+			if (hl + clen > cap ||
+			    (n = recv(a->fd, buf + len, cap - len, 0)) <= 0)
+				goto out;
+			len += (size_t)n;
+		}
+		handle(f, a->fd, method, target, v10, tok, buf + hl, clen);
+		memmove(buf, buf + hl + clen, len - hl - clen);
+		len -= hl + clen;
+		if (v10)
+			break;
+	}
+out:
+	pthread_mutex_lock(&f->mu);
+	f->fds[a->slot] = -1;
+	pthread_mutex_unlock(&f->mu);
+	close(a->fd);
+	free(buf);
+	free(a);
+	return NULL;
+}
+
+static void *
+acceptor(void *arg)
+{
+	struct fake *f = arg;
+	struct cargs *a;
+	int fd, i, one = 1;
+
+	for (;;) {
+		if ((fd = accept(f->lfd, NULL, NULL)) == -1) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			break;
+		}
+		pthread_mutex_lock(&f->mu);
+		for (i = 0; i < MAXC && f->fds[i] != -1; i++)
+			;
+		if (f->stop || f->refuse || i == MAXC || f->nthr == 256) {
+			pthread_mutex_unlock(&f->mu);
+			close(fd);
+			continue;
+		}
+		/* answers go out as head + body; no Nagle stall between */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		a = malloc(sizeof(*a));
+		a->f = f;
+		a->fd = fd;
+		a->slot = i;
+		f->fds[i] = fd;
+		if (pthread_create(&f->thr[f->nthr], NULL, serve, a) != 0) {
+			f->fds[i] = -1;
+			close(fd);
+			free(a);
+		} else
+			f->nthr++;
+		pthread_mutex_unlock(&f->mu);
+	}
+	return NULL;
+}
+
+static struct fake *
+fake_start(const char *id, uint64_t seq, const char *token)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	int i, one = 1;
+
+	pthread_mutex_init(&f->mu, NULL);
+	for (i = 0; i < MAXC; i++)
+		f->fds[i] = -1;
+	snprintf(f->id, sizeof(f->id), "%s", id);
+	f->seq = seq;
+	f->token = token;
+	f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(f->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
+	    listen(f->lfd, 64) == -1 ||
+	    getsockname(f->lfd, (struct sockaddr *)&sa, &sl) == -1) {
+		perror("fake");
+		exit(2);
+	}
+	f->port = ntohs(sa.sin_port);
+	snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%d/", f->port);
+	pthread_create(&f->acceptor, NULL, acceptor, f);
+	return f;
+}
+
+/* Drop every connection, as a restarting node would; keep listening. */
+static void
+fake_drop(struct fake *f)
+{
+	int i;
+
+	pthread_mutex_lock(&f->mu);
+	for (i = 0; i < MAXC; i++)
+		if (f->fds[i] != -1)
+			shutdown(f->fds[i], SHUT_RDWR);
+	pthread_mutex_unlock(&f->mu);
+}
+
+static void
+fake_stop(struct fake *f)
+{
+	int i;
+
+	pthread_mutex_lock(&f->mu);
+	f->stop = 1;
+	pthread_mutex_unlock(&f->mu);
+	shutdown(f->lfd, SHUT_RDWR);
+	pthread_join(f->acceptor, NULL);
+	close(f->lfd);
+	fake_drop(f);
+	for (i = 0; i < f->nthr; i++)
+		pthread_join(f->thr[i], NULL);
+	free(f->log.p);
+	free(f->synclog.p);
+	free(f->snap.p);
+	pthread_mutex_destroy(&f->mu);
+	free(f);
+}
+
+/* Read a field of f under its mutex. */
+static uint64_t
+fget(struct fake *f, const uint64_t *u, const int *i)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&f->mu);
+	v = u != NULL ? *u : (uint64_t)*i;
+	pthread_mutex_unlock(&f->mu);
+	return v;
+}
+
+/* Wait up to ms for f's seq to reach want. */
+static int
+wait_seq(struct fake *f, uint64_t want, int ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms;
+
+	while (now_ms() < end) {
+		if (fget(f, &f->seq, NULL) == want)
+			return 1;
+		sleep_ms(10);
+	}
+	return 0;
+}
+
+static int
+wait_int(struct fake *f, const int *field, int want, int ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms;
+
+	while (now_ms() < end) {
+		if ((int)fget(f, NULL, field) >= want)
+			return 1;
+		sleep_ms(10);
+	}
+	return 0;
+}
+
+static struct repl_peer
+peer0(void)
+{
+	struct repl_peer p[4];
+
+	memset(p, 0, sizeof(p));
+	if (repl_peers(p, 4) < 1)
+		p[0].state = "none";
+	return p[0];
+}
+
+static int
+wait_acked(uint64_t seq, int ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms;
+
+	while (now_ms() < end) {
+		if (peer0().acked_seq == seq)
+			return 1;
+		sleep_ms(10);
+	}
+	return 0;
+}
+
+static int
+wait_state(const char *state, int ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms;
+
+	while (now_ms() < end) {
+		if (strcmp(peer0().state, state) == 0)
+			return 1;
+		sleep_ms(10);
+	}
+	return 0;
+}
+
+static void
+config(struct repl_config *c, const char *self, size_t backlog, size_t batch)
+{
+	memset(c, 0, sizeof(*c));
+	c->token = TOKEN;
+	c->self_url = self;
+	c->advertise_url = "";
+	c->primary_url = "";
+	c->backlog_bytes = backlog;
+	c->batch_bytes = batch;
+	c->timeout_ms = 2000;
+	c->recover_wait_ms = 0;
+}
+
+/* Enqueue write seq (a put with a binary key, or every 7th a delete). */
+static void
+write_one(struct bytes *expect, uint64_t seq, size_t vmax)
+{
+	char key[32], val[4096];
+	size_t kl, vl, i;
+
+	kl = (size_t)snprintf(key, sizeof(key), "k\x01%llu",
+	    (unsigned long long)seq % 97);
+	key[kl++] = '\0';	/* a NUL inside the key */
+	key[kl++] = (char)0xff;
+	vl = vmax > 0 ? (size_t)(seq * 37 % vmax) : 0;
+	for (i = 0; i < vl; i++)
+		val[i] = (char)(seq + i);
+	if (seq % 7 == 0) {
+		repl_enqueue('D', seq, key, kl, NULL, 0);
+		if (expect != NULL)
+			add_rec(expect, 'D', seq, key, kl, NULL, 0);
+	} else {
+		repl_enqueue('P', seq, key, kl, val, vl);
+		if (expect != NULL)
+			add_rec(expect, 'P', seq, key, kl, val, vl);
+	}
+}
+
+/* The records for seqs [from, to] that write_one makes. */
+static void
+expected(struct bytes *b, uint64_t from, uint64_t to, size_t vmax)
+{
+	char key[32], val[4096];
+	size_t kl, vl, i;
+	uint64_t seq;
+
+	for (seq = from; seq <= to; seq++) {
+		kl = (size_t)snprintf(key, sizeof(key), "k\x01%llu",
+		    (unsigned long long)seq % 97);
+		key[kl++] = '\0';
+		key[kl++] = (char)0xff;
+		vl = vmax > 0 ? (size_t)(seq * 37 % vmax) : 0;
+		for (i = 0; i < vl; i++)
+			val[i] = (char)(seq + i);
+		if (seq % 7 == 0)
+			add_rec(b, 'D', seq, key, kl, NULL, 0);
+		else
+			add_rec(b, 'P', seq, key, kl, val, vl);
+	}
+}
+
+static int
+same(struct fake *f, const struct bytes *log, const struct bytes *want)
+{
+	int r;
+
+	pthread_mutex_lock(&f->mu);
+	r = log->len == want->len && memcmp(log->p, want->p, want->len) == 0;
+	pthread_mutex_unlock(&f->mu);
+	return r;
+}
+
+/* ---- Streaming, heartbeats, partial resync, drain ---- */
+
+static void
+test_stream(void)
+{
+	struct repl_config c;
+	struct fake *r = fake_start(ID_A, 0, TOKEN);
+	struct bytes want = { NULL, 0, 0 };
+	struct repl_peer p;
+	uint64_t seq, t0;
+	int hb;
+
+	config(&c, r->url, 1 << 20, 4096);
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	CHECK(repl_add_replica(r->url, 0) == 0, "add replica");
+	CHECK(repl_add_replica(r->url, 0) == 0 && repl_peers(NULL, 0) == 1,
+	    "the same url twice is one peer");
+	CHECK(repl_add_replica("ftp://x", 0) == -1, "a bad url is refused");
+	for (seq = 1; seq <= 1000; seq++)
+		write_one(NULL, seq, 300);
+	expected(&want, 1, 1000, 300);
+	CHECK(wait_seq(r, 1000, 5000), "replica reached seq 1000 (at %llu)",
+	    (unsigned long long)fget(r, &r->seq, NULL));
+	CHECK(same(r, &r->log, &want), "replica got exactly the records "
+	    "enqueued, in order (%zu vs %zu bytes)", r->log.len, want.len);
+	CHECK(fget(r, NULL, &r->applies) > 1 && r->max_body <= 4096,
+	    "batched: %d applies, largest %zu bytes", r->applies,
+	    r->max_body);
+	CHECK(fget(r, NULL, &r->unauthorized) == 0, "token sent");
+	CHECK(wait_acked(1000, 1000), "the pusher saw the ack of 1000");
+	p = peer0();
+	CHECK(strcmp(p.state, "streaming") == 0 && p.acked_seq == 1000 &&
+	    p.lag_writes == 0 && p.lag_ms == 0 && p.partial_syncs == 1 &&
+	    p.full_syncs == 0 && p.registered == 0, "peer: %s acked %llu "
+	    "lag %llu/%llu ms partial %llu full %llu", p.state,
+	    (unsigned long long)p.acked_seq, (unsigned long long)p.lag_writes,
+	    (unsigned long long)p.lag_ms,
+	    (unsigned long long)p.partial_syncs,
+	    (unsigned long long)p.full_syncs);
+
+	/* idle: heartbeats */
+	hb = (int)fget(r, NULL, &r->heartbeats);
+	CHECK(wait_int(r, &r->heartbeats, hb + 1, 2500),
+	    "a heartbeat arrives when idle");
+
+	/* the replica restarts having lost its last 5 writes */
+	pthread_mutex_lock(&r->mu);
+	r->seq = 995;
+	r->log.len = 0;
+	r->nfroms = 0;
+	pthread_mutex_unlock(&r->mu);
+	fake_drop(r);
+	for (seq = 1001; seq <= 1010; seq++)
+		write_one(NULL, seq, 300);
+	want.len = 0;
+	expected(&want, 996, 1010, 300);
+	CHECK(wait_seq(r, 1010, 5000), "replica caught up after restart");
+	CHECK(same(r, &r->log, &want), "partial resync resent 996..1010 "
+	    "exactly (%zu vs %zu bytes)", r->log.len, want.len);
+	CHECK(r->nfroms > 0 && r->froms[0] == 996, "first apply after the "
+	    "restart is from 996 (got %llu)",
+	    (unsigned long long)r->froms[0]);
+	p = peer0();
+	CHECK(p.partial_syncs == 2 && p.full_syncs == 0,
+	    "second partial sync (partial %llu full %llu)",
+	    (unsigned long long)p.partial_syncs,
+	    (unsigned long long)p.full_syncs);
+
+	/* shutdown drains what is pending, then joins */
+	for (seq = 1011; seq <= 1500; seq++)
+		write_one(NULL, seq, 300);
+	t0 = now_ms();
+	repl_shutdown(3000);
+	CHECK(fget(r, &r->seq, NULL) == 1500, "drained to 1500 before "
+	    "stopping (at %llu)", (unsigned long long)r->seq);
+	CHECK(now_ms() - t0 < 3000, "shutdown took %llu ms",
+	    (unsigned long long)(now_ms() - t0));
+	fake_stop(r);
+	free(want.p);
+}
+
+/* ---- Full sync when the replica is behind the backlog ---- */
+
+static void
+test_full_sync(void)
+{
+	struct repl_config c;
+	struct fake *r = fake_start(ID_A, 0, TOKEN);
+	struct bytes want = { NULL, 0, 0 };
+	struct repl_peer p;
+	char k[16], v[100];
+	uint64_t seq;
+	int i;
+
+	/* the fake is also this node's own loop: it serves the snapshot */
+	for (i = 0; i < 40; i++) {
+		snprintf(k, sizeof(k), "key%d", i);
+		memset(v, 'a' + i % 26, sizeof(v));
+		add_rec(&r->snap, 'P', 0, k, strlen(k), v, (size_t)i * 2);
+	}
+	bytes_add(&want, r->snap.p, r->snap.len);
+	add_rec(&r->snap, 'E', 300, NULL, 0, NULL, 0);
+	snprintf(r->snap_id, sizeof(r->snap_id), "%s", ID_A);
+	r->snap_seq = 300;
+
+	config(&c, r->url, 2048, 512);
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	for (seq = 1; seq <= 300; seq++)
+		write_one(NULL, seq, 20);
+	CHECK(repl_add_replica(r->url, 1) == 0, "add replica");
+	CHECK(wait_int(r, &r->ends, 1, 5000), "sync/end arrives");
+	CHECK(wait_seq(r, 300, 2000), "replica at the snapshot's seq");
+	CHECK(fget(r, NULL, &r->begins) == 1 && r->datas >= 2 &&
+	    r->max_body <= 512, "one begin, %d data posts of at most 512 "
+	    "bytes (%zu)", r->datas, r->max_body);
+	CHECK(same(r, &r->synclog, &want), "sync/data carried the snapshot's "
+	    "records (%zu vs %zu bytes)", r->synclog.len, want.len);
+	CHECK(strcmp(r->id, ID_A) == 0, "sync/end carried the id");
+	for (seq = 301; seq <= 310; seq++)
+		write_one(NULL, seq, 20);
+	want.len = 0;
+	expected(&want, 301, 310, 20);
+	CHECK(wait_seq(r, 310, 3000), "streams after the full sync");
+	CHECK(same(r, &r->log, &want), "streamed 301..310 exactly");
+	p = peer0();
+	CHECK(p.full_syncs == 1 && p.partial_syncs == 0 && p.registered == 1,
+	    "counted one full sync (full %llu partial %llu)",
+	    (unsigned long long)p.full_syncs,
+	    (unsigned long long)p.partial_syncs);
+	CHECK(repl_add_replica(r->url, 1) == 0 && repl_peers(NULL, 0) == 1,
+	    "re-registering is one peer");
+
+	/* a write bigger than the whole backlog: full sync again */
+	pthread_mutex_lock(&r->mu);
+	r->snap.len = 0;
+	memset(v, 'z', sizeof(v));
+	add_rec(&r->snap, 'P', 0, "huge", 4, v, sizeof(v));
+	add_rec(&r->snap, 'E', 311, NULL, 0, NULL, 0);
+	r->snap_seq = 311;
+	pthread_mutex_unlock(&r->mu);
+	{
+		static char hv[3000];
+
+		memset(hv, 'z', sizeof(hv));
+		repl_enqueue('P', 311, "huge", 4, hv, sizeof(hv));
+	}
+	CHECK(wait_int(r, &r->ends, 2, 5000), "a record bigger than the "
+	    "backlog leads to a full sync");
+	write_one(NULL, 312, 20);
+	CHECK(wait_seq(r, 312, 3000), "streams after it (at %llu)",
+	    (unsigned long long)fget(r, &r->seq, NULL));
+	p = peer0();
+	CHECK(p.full_syncs == 2, "two full syncs (%llu)",
+	    (unsigned long long)p.full_syncs);
+
+	/* a 409 on a heartbeat (its id changed): back to a full sync */
+	pthread_mutex_lock(&r->mu);
+	snprintf(r->id, sizeof(r->id), "%s", ID_B);
+	pthread_mutex_unlock(&r->mu);
+	CHECK(wait_int(r, &r->ends, 3, 4000), "a 409 leads to a full sync");
+	CHECK(wait_state("streaming", 2000) && peer0().full_syncs == 3 &&
+	    fget(r, NULL, &r->conflicts) >= 1 && strcmp(r->id, ID_A) == 0,
+	    "streaming again with our id after the 409");
+
+	repl_shutdown(1000);
+	fake_stop(r);
+	free(want.p);
+}
+
+/* ---- Recovery of an empty primary ---- */
+
+static void
+test_recover(void)
+{
+	struct repl_config c;
+	struct fake *r = fake_start(ID_B, 50, TOKEN);	/* replica with data */
+	struct fake *r2 = fake_start(ID_B, 40, TOKEN);	/* less advanced */
+	struct fake *self = fake_start(ID_A, 0, TOKEN);	/* our own loop */
+	struct bytes want = { NULL, 0, 0 };
+	struct repl_peer ps[4];
+	uint64_t end;
+	size_t n, i;
+	int ok;
+
+	for (i = 0; i < 5; i++)
+		add_rec(&r->snap, 'P', 0, &"abcde"[i], 1, "v", 1);
+	bytes_add(&want, r->snap.p, r->snap.len);
+	add_rec(&r->snap, 'E', 50, NULL, 0, NULL, 0);
+	snprintf(r->snap_id, sizeof(r->snap_id), "%s", ID_B);
+	r->snap_seq = 50;
+	/* once recovered, our own loop serves the same data */
+	bytes_add(&self->snap, r->snap.p, r->snap.len);
+	snprintf(self->snap_id, sizeof(self->snap_id), "%s", ID_B);
+	self->snap_seq = 50;
+	self->reset_on_end = 1;
+
+	config(&c, self->url, 1 << 16, 4096);
+	c.recover_wait_ms = 4000;
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	CHECK(repl_recover() == 0 && repl_recovering() == 1, "recovering");
+	repl_add_replica(r2->url, 0);
+	repl_add_replica(r->url, 0);
+	end = now_ms() + 6000;
+	while (repl_recovering() && now_ms() < end)
+		sleep_ms(10);
+	CHECK(!repl_recovering(), "recovery finished");
+	CHECK(fget(self, NULL, &self->ends) == 1 && strcmp(self->id, ID_B) == 0
+	    && self->seq == 50, "self was synced from the seq-50 replica "
+	    "(ends %d id %s seq %llu)", self->ends, self->id,
+	    (unsigned long long)self->seq);
+	CHECK(same(self, &self->synclog, &want), "self got its records");
+	CHECK(fget(r, NULL, &r->begins) == 0, "the source replica was not "
+	    "full-synced during recovery");
+	/* afterwards the seq-50 one streams, the seq-40 one full-syncs */
+	end = now_ms() + 4000;
+	do {
+		ok = 0;
+		n = repl_peers(ps, 4);
+		for (i = 0; i < n && i < 4; i++)
+			if (strcmp(ps[i].state, "streaming") == 0)
+				ok++;
+		if (ok == 2)
+			break;
+		sleep_ms(20);
+	} while (now_ms() < end);
+	CHECK(ok == 2, "both stream after recovery");
+	CHECK(fget(r, NULL, &r->begins) == 0, "the source replica was never "
+	    "full-synced from the empty primary");
+	CHECK(fget(r2, NULL, &r2->ends) == 1 && strcmp(r2->id, ID_B) == 0,
+	    "the older replica got the recovered data set");
+	for (i = 0; i < n && i < 4; i++) {
+		if (strcmp(ps[i].url, r->url) == 0)
+			CHECK(ps[i].partial_syncs == 1 && ps[i].full_syncs == 0,
+			    "the source replica resumes partially");
+		else
+			CHECK(ps[i].full_syncs == 1, "the older replica is "
+			    "full-synced");
+	}
+	repl_shutdown(0);
+	fake_stop(r);
+	fake_stop(r2);
+	fake_stop(self);
+	free(want.p);
+}
+
+static void
+test_recover_nobody(void)
+{
+	struct repl_config c;
+	struct fake *self = fake_start(ID_A, 0, TOKEN);
+	uint64_t t0, end;
+
+	config(&c, self->url, 1 << 16, 4096);
+	c.recover_wait_ms = 600;
+	c.timeout_ms = 300;
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	t0 = now_ms();
+	CHECK(repl_recover() == 0, "repl_recover");
+	repl_add_replica("http://127.0.0.1:1", 0);	/* nobody there */
+	end = t0 + 3000;
+	while (repl_recovering() && now_ms() < end)
+		sleep_ms(10);
+	CHECK(!repl_recovering() && now_ms() - t0 >= 550,
+	    "gave up after recover_wait_ms (%llu ms)",
+	    (unsigned long long)(now_ms() - t0));
+	CHECK(fget(self, NULL, &self->begins) == 0, "no sync into self");
+	repl_shutdown(0);
+	fake_stop(self);
+}
+
+/* ---- Token refused, announce ---- */
+
+static void
+test_token_refused(void)
+{
+	struct repl_config c;
+	struct fake *r = fake_start(ID_A, 0, "another-token");
+
+	config(&c, r->url, 1 << 16, 4096);
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	repl_add_replica(r->url, 0);
+	CHECK(wait_state("down", 3000), "a 401 puts the peer down (%s)",
+	    peer0().state);
+	repl_shutdown(0);
+	CHECK(fget(r, NULL, &r->unauthorized) >= 1, "the fake said 401");
+	fake_stop(r);
+}
+
+static void
+test_announce(void)
+{
+	struct repl_config c;
+	struct fake *pr = fake_start(ID_A, 0, TOKEN);
+	uint64_t t0;
+
+	config(&c, "", 1 << 16, 4096);
+	c.primary_url = pr->url;
+	c.advertise_url = "http://replica-1.kv:8080";
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	CHECK(repl_announce() == 0, "repl_announce");
+	CHECK(wait_int(pr, &pr->registers, 1, 2000), "registered at once");
+	pthread_mutex_lock(&pr->mu);
+	CHECK(strcmp(pr->regbody, c.advertise_url) == 0, "body is the "
+	    "advertise url (%s)", pr->regbody);
+	pthread_mutex_unlock(&pr->mu);
+	t0 = now_ms();
+	repl_shutdown(0);
+	CHECK(now_ms() - t0 < 1000, "shutdown wakes the announcer (%llu ms)",
+	    (unsigned long long)(now_ms() - t0));
+	fake_stop(pr);
+}
+
+int
+main(void)
+{
+	verbose = getenv("REPL_TEST_VERBOSE") != NULL;
+	test_codec();
+	test_stream();
+	test_full_sync();
+	test_recover();
+	test_recover_nobody();
+	test_token_refused();
+	test_announce();
+	CHECK(!token_logged, "the token never appears in a log line");
+	printf("repl_test: %d passed, %d failed\n", passed, failed);
+	return failed == 0 ? 0 : 1;
+}

@@ -1907,6 +1907,79 @@ done:
 	return NULL;
 }
 
+/* ---- One-shot requests (the command-line client) ---- */
+
+int
+repl_fetch(const char *url, const char *method, const char *target,
+    const char *extra, const char *body, size_t blen, int timeout_ms,
+    char **out, size_t *outlen, char *err, size_t errlen)
+{
+	struct conn c;
+	struct resp r;
+	char *head = NULL, *buf = NULL, *p;
+	size_t len = 0, cap = 0, n, hcap;
+	ssize_t got;
+	int slot = -1, hl;
+
+	*out = NULL;
+	*outlen = 0;
+	if (cfg.timeout_ms == 0)	/* repl_init is not called here */
+		cfg.timeout_ms = timeout_ms;
+	if (conn_init(&c, url, &slot) == -1) {
+		snprintf(err, errlen, "%s: %s", url, c.c_err);
+		return -1;
+	}
+	hcap = strlen(method) + strlen(target) + strlen(extra) + URL_MAX + 96;
+	if ((head = malloc(hcap)) == NULL) {
+		seterr(c.c_err, "out of memory");
+		goto fail;
+	}
+	/* HTTP/1.0: the answer is never chunked, and ends with the body. */
+	hl = snprintf(head, hcap, "%s %s HTTP/1.0\r\nHost: %s\r\n%s"
+	    "Content-Length: %zu\r\n\r\n", method, target, c.c_hosthdr,
+	    extra, blen);
+	if (conn_open(&c) == -1 || send_all(&c, head, (size_t)hl) == -1 ||
+	    (blen > 0 && send_all(&c, body, blen) == -1) ||
+	    read_head(&c, &r) == -1)
+		goto fail;
+	for (;;) {
+		n = c.c_len - c.c_off;
+		if (len + n + 1 > cap) {
+			cap = (len + n + 1) * 2;
+			if ((p = realloc(buf, cap)) == NULL) {
+				seterr(c.c_err, "out of memory");
+				goto fail;
+			}
+			buf = p;
+		}
+		memcpy(buf + len, c.c_buf + c.c_off, n);
+		len += n;
+		c.c_off = c.c_len = 0;
+		if (r.has_len && len >= r.clen)
+			break;
+		if ((got = conn_fill(&c)) == -1)
+			goto fail;
+		if (got == 0)
+			break;
+	}
+	if (r.has_len && len < r.clen) {
+		seterr(c.c_err, "connection closed mid-answer");
+		goto fail;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	*outlen = len;
+	free(head);
+	conn_free(&c);
+	return r.status;
+fail:
+	snprintf(err, errlen, "%s: %s", url, c.c_err);
+	free(buf);
+	free(head);
+	conn_free(&c);
+	return -1;
+}
+
 /* ---- Announcer (replica) ---- */
 
 int

@@ -124,6 +124,19 @@ size_t	repl_peers(struct repl_peer *out, size_t max);
 /* Announce advertise_url to primary_url now and every few seconds. */
 int	repl_announce(void);
 
+/* ---- The command-line client ---- */
+
+/*
+ * One blocking HTTP/1.0 request to url: method and target, extra header
+ * lines ("" or lines ending in CRLF), and a body. Every step times out
+ * after timeout_ms. Returns the answer's status with its body in *out
+ * (malloc'd, NUL-terminated, *outlen bytes; the caller frees it), or -1
+ * with err set. For a process that never calls repl_init.
+ */
+int	repl_fetch(const char *url, const char *method, const char *target,
+	    const char *extra, const char *body, size_t blen, int timeout_ms,
+	    char **out, size_t *outlen, char *err, size_t errlen);
+
 /* ---- Both ---- */
 
 /* Give the pushers up to drain_ms to deliver what is pending, then stop

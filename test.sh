@@ -11,6 +11,12 @@ testHttpParserUnitTests() {
   echo "${out}" | tail -n 1
 }
 
+testReplUnitTests() {
+  out=$(tests/repl_test 2>&1)
+  assertTrue "repl_test failed: ${out}" $?
+  echo "${out}" | tail -n 1
+}
+
 testStoreUnitTests() {
   mkdir -p "${SHUNIT_TMPDIR}/unit"
   out=$(tests/store_test "${SHUNIT_TMPDIR}/unit" 2>&1)
@@ -321,6 +327,58 @@ testClientThatHangsUpMidResponseDoesNotKillTheServer() {
   done
   call GET /health
   assertEquals 'alive after SIGPIPE-prone hang-ups' 200 "${code}"
+}
+
+# ---- The binary as its own client ----
+
+testClientCommandsAndTheirExitCodes() {
+  export KV_URL="${url}/"
+  out=$(./kvstore put cli/key 'a value')
+  assertEquals 'put: exit 0' 0 $?
+  assertEquals 'put: the answer' created "${out}"
+  out=$(printf 'from\nstdin' | ./kvstore put cli-stdin)
+  assertEquals 'put from stdin' 0 $?
+  assertEquals 'stdin value' "$(printf 'from\nstdin')" "$(./kvstore get cli-stdin)"
+  assertEquals 'get' 'a value' "$(./kvstore get cli/key)"
+  assertEquals 'the same key over HTTP' 'a value' "$(curl -s "${url}/kv/cli%2Fkey")"
+  ./kvstore get cli-missing 2>/dev/null
+  assertEquals 'get missing: exit 1' 1 $?
+  ./kvstore get --expect 'a value' cli/key >/dev/null
+  assertEquals 'get --expect matching' 0 $?
+  ./kvstore get --wait 1 --expect other cli/key 2>/dev/null
+  assertEquals 'get --wait --expect not matching' 1 $?
+  (sleep 0.5; curl -s -o /dev/null -X PUT -d late "${url}/kv/cli-late") &
+  ./kvstore get --wait 5 --expect late cli-late >/dev/null
+  assertEquals 'get --wait sees a later write' 0 $?
+  assertContains 'ls with a prefix' "$(./kvstore ls cli)" 'cli/key'
+  assertNotContains 'ls filters' "$(./kvstore ls cli/)" 'cli-stdin'
+  ./kvstore del cli/key >/dev/null
+  assertEquals 'del: exit 0' 0 $?
+  ./kvstore del cli/key 2>/dev/null
+  assertEquals 'del missing: exit 1' 1 $?
+  assertEquals 'health' ok "$(./kvstore health)"
+  assertContains 'status' "$(./kvstore status)" '"role":"primary"'
+  ./kvstore frobnicate 2>/dev/null
+  assertEquals 'unknown command: exit 2' 2 $?
+  ./kvstore get 2>/dev/null
+  assertEquals 'missing key: exit 2' 2 $?
+  KV_URL=http://127.0.0.1:1 ./kvstore health 2>/dev/null
+  assertEquals 'no server: exit 3' 3 $?
+  assertContains '--help' "$(./kvstore --help)" 'Exit status'
+  assertContains '--version' "$(./kvstore --version)" 'kvstore '
+  unset KV_URL
+}
+
+testVolumePermissionsGivesTheTreeToTheUser() {
+  mkdir -p "${SHUNIT_TMPDIR}/vol/sub"
+  touch "${SHUNIT_TMPDIR}/vol/sub/file"
+  ./kvstore volume-permissions "${SHUNIT_TMPDIR}/vol" 4321:8765 >/dev/null
+  assertEquals 'exit status' 0 $?
+  assertEquals 'every entry' '4321:8765 4321:8765 4321:8765' \
+    "$(stat -c '%u:%g' "${SHUNIT_TMPDIR}/vol" "${SHUNIT_TMPDIR}/vol/sub" \
+      "${SHUNIT_TMPDIR}/vol/sub/file" | tr '\n' ' ' | sed 's/ $//')"
+  ./kvstore volume-permissions "${SHUNIT_TMPDIR}/vol" nobody 2>/dev/null
+  assertEquals 'bad owner: exit 2' 2 $?
 }
 
 # ---- Configuration ----

@@ -648,6 +648,28 @@ reply_store_error(struct http_request *r, const char *op)
 		    "changed", op, strerror(saved));
 }
 
+/* The version headers of a value: its ETag is the seq of its write. */
+static void
+version_headers(char *buf, size_t cap, uint64_t seq, int etag)
+{
+	if (etag)
+		snprintf(buf, cap, "ETag: \"%llu\"\r\nX-Kv-Seq: %llu\r\n",
+		    (unsigned long long)seq, (unsigned long long)seq);
+	else
+		snprintf(buf, cap, "X-Kv-Seq: %llu\r\n",
+		    (unsigned long long)seq);
+}
+
+/* A write's answer carries its version; a delete leaves no value to tag. */
+static void
+reply_write(uint64_t id, int status, const char *msg, uint64_t seq)
+{
+	char extra[96];
+
+	version_headers(extra, sizeof(extra), seq, strcmp(msg, "deleted") != 0);
+	reply_text(id, status, extra, "%s", msg);
+}
+
 /*
  * Answer a write: at once, or under FSYNC=always once the flusher has put
  * seq on disk, queued in seq order (tick and the notify fd drain it).
@@ -658,7 +680,7 @@ ack_write(struct http_request *r, int status, const char *msg, uint64_t seq)
 	struct pending *p;
 
 	if (cfg.fsync != STORE_FSYNC_ALWAYS || store_durable_seq(store) >= seq) {
-		reply_text(r->id, status, "", "%s", msg);
+		reply_write(r->id, status, msg, seq);
 		return;
 	}
 	if ((p = malloc(sizeof(*p))) == NULL) {
@@ -688,7 +710,7 @@ flush_pending(void)
 		return;
 	durable = store_durable_seq(store);
 	while ((p = pending_head) != NULL && p->seq <= durable) {
-		reply_text(p->id, p->status, "", "%s", p->msg);
+		reply_write(p->id, p->status, p->msg, p->seq);
 		pending_head = p->next;
 		free(p);
 	}
@@ -696,24 +718,105 @@ flush_pending(void)
 		pending_tail = NULL;
 }
 
+/*
+ * Does the If-Match / If-None-Match list hdr name version seq? Entries are
+ * "*" (any existing key), "N" and, when weak is allowed, W/"N" (RFC 9110
+ * 13.1.1-2: If-Match compares strongly, If-None-Match weakly).
+ */
+static int
+etag_listed(const char *hdr, size_t len, int exists, uint64_t seq, int weak)
+{
+	const char *p = hdr, *end = hdr + len;
+	uint64_t n;
+	int is_weak;
+
+	while (p < end) {
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+			p++;
+		if (p < end && *p == '*') {
+			if (exists)
+				return 1;
+			p++;
+			continue;
+		}
+		is_weak = end - p > 2 && p[0] == 'W' && p[1] == '/';
+		if (is_weak)
+			p += 2;
+		if (p < end && *p == '"') {
+			for (n = 0, p++; p < end && *p >= '0' && *p <= '9' &&
+			    n <= (UINT64_MAX - 9) / 10; p++)
+				n = n * 10 + (uint64_t)(*p - '0');
+			if (p < end && *p == '"' && exists && n == seq &&
+			    (weak || !is_weak))
+				return 1;
+		}
+		while (p < end && *p != ',')
+			p++;
+	}
+	return 0;
+}
+
+/*
+ * Check a write's preconditions against the key's current version (v NULL
+ * when it does not exist): If-Match must name it, If-None-Match must not
+ * (If-None-Match: * creates only). Answers 412 and returns -1 if one fails.
+ */
+static int
+write_allowed(struct http_request *r, const struct store_value *v)
+{
+	const char *h;
+	size_t len;
+
+	if ((h = http_header(r, "If-Match", &len)) != NULL &&
+	    !etag_listed(h, len, v != NULL, v != NULL ? v->seq : 0, 0)) {
+		reply_text(r->id, 412, "", v != NULL ? "precondition failed: "
+		    "the key is at version %llu" : "precondition failed: the "
+		    "key does not exist", v != NULL ?
+		    (unsigned long long)v->seq : 0ULL);
+		return -1;
+	}
+	if ((h = http_header(r, "If-None-Match", &len)) != NULL &&
+	    etag_listed(h, len, v != NULL, v != NULL ? v->seq : 0, 1)) {
+		reply_text(r->id, 412, "", "precondition failed: the key "
+		    "exists, at version %llu",
+		    (unsigned long long)v->seq);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 get_key(struct http_request *r, const char *key, size_t klen)
 {
 	struct store_value v;
+	const char *h;
+	char extra[96];
+	size_t len;
 
 	if (store_get(store, key, klen, &v) == 0) {
 		reply_text(r->id, 404, "", "key not found");
 		return;
 	}
-	http_reply(r->id, 200, "application/octet-stream", "", v.data, v.len);
+	version_headers(extra, sizeof(extra), v.seq, 1);
+	if ((h = http_header(r, "If-None-Match", &len)) != NULL &&
+	    etag_listed(h, len, 1, v.seq, 1)) {
+		http_reply(r->id, 304, NULL, extra, NULL, 0);
+		return;
+	}
+	http_reply(r->id, 200, "application/octet-stream", extra, v.data,
+	    v.len);
 }
 
 static void
 put_key(struct http_request *r, const char *key, size_t klen)
 {
+	struct store_value v;
 	uint64_t seq;
 	int rc;
 
+	if (write_allowed(r, store_get(store, key, klen, &v) ? &v : NULL) ==
+	    -1)
+		return;
 	if ((rc = store_put(store, key, klen, r->body, r->body_len, 0,
 	    &seq)) == -1) {
 		reply_store_error(r, "write");
@@ -729,9 +832,13 @@ put_key(struct http_request *r, const char *key, size_t klen)
 static void
 delete_key(struct http_request *r, const char *key, size_t klen)
 {
+	struct store_value v;
 	uint64_t seq;
 	int rc;
 
+	if (write_allowed(r, store_get(store, key, klen, &v) ? &v : NULL) ==
+	    -1)
+		return;
 	if ((rc = store_del(store, key, klen, 0, &seq)) == -1) {
 		reply_store_error(r, "delete");
 		return;

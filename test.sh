@@ -329,6 +329,51 @@ testClientThatHangsUpMidResponseDoesNotKillTheServer() {
   assertEquals 'alive after SIGPIPE-prone hang-ups' 200 "${code}"
 }
 
+# ---- Versions and compare-and-swap ----
+
+testWritesAndReadsCarryTheirVersion() {
+  hdrs=$(curl -s -D - -o /dev/null -X PUT -d one "${url}/kv/ver" | tr -d '\r')
+  seq=$(printf '%s\n' "${hdrs}" | sed -n 's/^X-Kv-Seq: //p')
+  assertContains 'PUT has an ETag' "${hdrs}" "ETag: \"${seq}\""
+  hdrs=$(curl -s -D - -o /dev/null "${url}/kv/ver" | tr -d '\r')
+  assertContains 'GET has the same ETag' "${hdrs}" "ETag: \"${seq}\""
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: \"${seq}\"" \
+    "${url}/kv/ver")
+  assertEquals 'If-None-Match current: 304' 304 "${code}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' \
+    -H "If-None-Match: \"$((seq + 1000))\"" "${url}/kv/ver")
+  assertEquals 'If-None-Match stale: 200' 200 "${code}"
+  code=$(curl -s -o "${body}" -w '%{http_code}' -X PUT -d two \
+    -H "If-Match: \"$((seq + 1000))\"" "${url}/kv/ver")
+  assertEquals 'If-Match stale: 412' 412 "${code}"
+  assertContains 'says the version' "$(cat "${body}")" "version ${seq}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d two \
+    -H "If-Match: \"${seq}\"" "${url}/kv/ver")
+  assertEquals 'If-Match current: 200' 200 "${code}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d x \
+    -H 'If-None-Match: *' "${url}/kv/ver")
+  assertEquals 'create-only on an existing key: 412' 412 "${code}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d x \
+    -H 'If-None-Match: *' "${url}/kv/ver-new")
+  assertEquals 'create-only on a new key: 201' 201 "${code}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE \
+    -H 'If-Match: "1"' "${url}/kv/ver")
+  assertEquals 'DELETE with a stale If-Match: 412' 412 "${code}"
+  get ver
+  assertEquals 'value unchanged by refused writes' two "$(cat "${body}")"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d x \
+    -H 'If-Match: *' "${url}/kv/ver-absent")
+  assertEquals 'If-Match: * on a missing key: 412' 412 "${code}"
+}
+
+testCompareAndSwapLosesNoIncrement() {
+  put counter 0
+  tests/cas "${port}" counter 8 500
+  assertEquals 'cas exit status' 0 $?
+  get counter
+  assertEquals '8 clients x 500 increments' 4000 "$(cat "${body}")"
+}
+
 # ---- The binary as its own client ----
 
 testClientCommandsAndTheirExitCodes() {
@@ -560,6 +605,9 @@ testSpecTwoNodeSession() {
   wait_seq "${rr1}" "$(node_seq "${rp}")"
   assertEquals 'read from the replica' alice \
     "$(curl -s "http://127.0.0.1:${rr1}/kv/name")"
+  assertEquals 'the same version on both' \
+    "$(curl -s -D - -o /dev/null "http://127.0.0.1:${rp}/kv/name" | grep ETag)" \
+    "$(curl -s -D - -o /dev/null "http://127.0.0.1:${rr1}/kv/name" | grep ETag)"
   code=$(curl -s -o "${body}" -w '%{http_code}' -X PUT -d bob \
     "http://127.0.0.1:${rr1}/kv/name")
   assertEquals 'PUT on the replica' 403 "${code}"

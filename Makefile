@@ -7,7 +7,7 @@ LDLIBS  = -lpthread
 ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
 OBJ = kvstore.o http.o repl.o store.o
-TESTS = tests/http_test tests/repl_test tests/store_test
+TESTS = tests/cas tests/http_test tests/repl_test tests/store_test
 
 all: kvstore
 
@@ -19,6 +19,10 @@ kvstore: $(OBJ)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(OBJ): http.h repl.h store.h
+
+tests/cas: tests/cas.c
+	@sh tests/need.sh $(CC)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ tests/cas.c $(LDLIBS)
 
 tests/http_test: tests/http_test.c http.c http.h
 	@sh tests/need.sh $(CC)
@@ -53,4 +57,21 @@ asan:
 clean:
 	rm -f kvstore $(OBJ) $(TESTS)
 
-.PHONY: all run test asan clean
+.PHONY: all run test asan clean bench
+
+# Benchmarks (bench/run.sh): wrk against real servers on 127.0.0.1,
+# figures into bench/RESULTS.md. bench/lag is a plain libc client.
+BENCH_CC = cc
+bench/lag: bench/lag.c
+	$(BENCH_CC) -O2 -std=c99 -Wall -Wextra -o $@ bench/lag.c
+
+bench: kvstore bench/lag
+	bash bench/run.sh
+
+# The image and the chart, run with Docker as a kubelet would: static chart
+# checks, then the deployment test (root; installs Docker, helm, node tools).
+test-deploy:
+	sh tests/deploy/chart-check.sh
+	bash tests/deploy/run.sh
+
+.PHONY: test-deploy

@@ -1190,6 +1190,19 @@ lag_ms(const struct peer *p, uint64_t now)
 	return now > t ? now - t : 0;
 }
 
+/* Free what repl_init copied and the backlog. */
+static void
+free_state(void)
+{
+	free((char *)cfg.token);
+	free((char *)cfg.self_url);
+	free((char *)cfg.advertise_url);
+	free((char *)cfg.primary_url);
+	free(bl.buf);
+	memset(&cfg, 0, sizeof(cfg));
+	memset(&bl, 0, sizeof(bl));
+}
+
 int
 repl_init(const struct repl_config *c, const char *repl_id, uint64_t seq)
 {
@@ -1235,13 +1248,7 @@ repl_init(const struct repl_config *c, const char *repl_id, uint64_t seq)
 	inited = 1;
 	return 0;
 fail:
-	free((char *)cfg.token);
-	free((char *)cfg.self_url);
-	free((char *)cfg.advertise_url);
-	free((char *)cfg.primary_url);
-	free(bl.buf);
-	memset(&cfg, 0, sizeof(cfg));
-	memset(&bl, 0, sizeof(bl));
+	free_state();
 	errno = ENOMEM;
 	return -1;
 }
@@ -2107,12 +2114,6 @@ repl_shutdown(int drain_ms)
 		(void)pthread_join(ann_thread, NULL);
 	rec_started = ann_started = 0;
 	(void)pthread_cond_destroy(&cv);
-	free((char *)cfg.token);
-	free((char *)cfg.self_url);
-	free((char *)cfg.advertise_url);
-	free((char *)cfg.primary_url);
-	free(bl.buf);
-	memset(&cfg, 0, sizeof(cfg));
-	memset(&bl, 0, sizeof(bl));
+	free_state();
 	inited = 0;
 }

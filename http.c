@@ -171,6 +171,8 @@ struct conn {
 	struct http_chunk_state c_chunk;
 	int		 c_minor;
 	int		 c_head_only;	/* a HEAD request: no body in replies */
+	int		 c_method;	/* index into method_names, for metrics */
+	uint64_t	 c_t0;		/* ns when the head was parsed */
 	int		 c_keepalive;
 	int		 c_more;	/* input may hold a request to parse */
 	int		 c_served;	/* requests answered so far */
@@ -211,6 +213,9 @@ static int	 next_token(const char **, const char *, const char **,
 		    size_t *);
 static void	 make_date(time_t);
 static int64_t	 mono_ms(void);
+static uint64_t	 mono_ns(void);
+static int	 method_index(const struct http_request *);
+static void	 count_reply(struct conn *, int);
 static int	 open_listener(int, int);
 static int	 out_append(struct conn *, const void *, size_t);
 static int	 out_printf(struct conn *, const char *, ...);
@@ -969,6 +974,7 @@ static int
 reply_head(struct conn *c, int status, const char *ctype, const char *extra,
     const char *conn_hdr, size_t len)
 {
+	count_reply(c, status);
 	if (out_printf(c, "HTTP/1.1 %d %s\r\nServer: kvstore\r\nDate: %s\r\n",
 	    status, http_reason(status), date_buf) == -1)
 		return -1;
@@ -1287,6 +1293,8 @@ process(struct conn *c)
 					c->c_t_head = now;
 				return;
 			}
+			c->c_method = method_index(n > 0 ? r : NULL);
+			c->c_t0 = mono_ns();
 			c->c_head_only = n > 0 && r->method_len == 4 &&
 			    memcmp(r->method, "HEAD", 4) == 0;
 			if (n == -1) {
@@ -1965,6 +1973,124 @@ http_unwatch(int fd)
 			watches[i] = watches[--nwatches];
 			return;
 		}
+}
+
+/* ---- Metrics ---- */
+
+/*
+ * Answers counted by method and status, and a latency histogram per method
+ * from the parsed head to the queued answer (waiting replies included).
+ * Linear in the distinct (method, status) pairs seen: a few dozen.
+ */
+static const char *const method_names[] = {
+	"GET", "HEAD", "PUT", "DELETE", "POST", "other"
+};
+#define NMETHODS	(sizeof(method_names) / sizeof(method_names[0]))
+#define MAX_COUNTS	128		/* distinct (method, status) pairs */
+static const double latency_bounds[] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+	0.1, 0.25, 0.5, 1, 2.5, 5, 10
+};
+#define NBOUNDS		(sizeof(latency_bounds) / sizeof(latency_bounds[0]))
+
+static struct {
+	int		 method;
+	int		 status;
+	uint64_t	 n;
+} counts[MAX_COUNTS];
+static size_t	 ncounts;
+static uint64_t	 latency[NMETHODS][NBOUNDS + 1];	/* not cumulative */
+static double	 latency_sum[NMETHODS];
+
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int
+method_index(const struct http_request *r)
+{
+	size_t i;
+
+	for (i = 0; r != NULL && i < NMETHODS - 1; i++)
+		if (r->method_len == strlen(method_names[i]) &&
+		    memcmp(r->method, method_names[i], r->method_len) == 0)
+			return (int)i;
+	return NMETHODS - 1;
+}
+
+static void
+count_reply(struct conn *c, int status)
+{
+	double secs;
+	size_t i, b;
+
+	for (i = 0; i < ncounts; i++)
+		if (counts[i].method == c->c_method &&
+		    counts[i].status == status)
+			break;
+	if (i == ncounts && ncounts < MAX_COUNTS) {
+		counts[i].method = c->c_method;
+		counts[i].status = status;
+		ncounts++;
+	}
+	if (i < ncounts)
+		counts[i].n++;
+	secs = c->c_t0 != 0 ? (double)(mono_ns() - c->c_t0) / 1e9 : 0;
+	for (b = 0; b < NBOUNDS && secs > latency_bounds[b]; b++)
+		;
+	latency[c->c_method][b]++;
+	latency_sum[c->c_method] += secs;
+}
+
+size_t
+http_metrics(char *buf, size_t cap)
+{
+	size_t o = 0, i, m, b;
+	uint64_t cum;
+
+#define EMIT(...) do {							\
+	int n_ = snprintf(buf + o, o < cap ? cap - o : 0, __VA_ARGS__);	\
+	o += n_ > 0 ? (size_t)n_ : 0;					\
+} while (0)
+	EMIT("# HELP kvstore_http_requests_total HTTP requests answered, by "
+	    "method and status code.\n"
+	    "# TYPE kvstore_http_requests_total counter\n");
+	for (i = 0; i < ncounts; i++)
+		EMIT("kvstore_http_requests_total{method=\"%s\",code=\"%d\"} "
+		    "%llu\n", method_names[counts[i].method], counts[i].status,
+		    (unsigned long long)counts[i].n);
+	EMIT("# HELP kvstore_http_request_duration_seconds From a request's "
+	    "head to its answer, waits included.\n"
+	    "# TYPE kvstore_http_request_duration_seconds histogram\n");
+	for (m = 0; m < NMETHODS; m++) {
+		for (b = 0, cum = 0; b <= NBOUNDS; b++) {
+			cum += latency[m][b];
+			if (b < NBOUNDS)
+				EMIT("kvstore_http_request_duration_seconds_bucket"
+				    "{method=\"%s\",le=\"%g\"} %llu\n",
+				    method_names[m], latency_bounds[b],
+				    (unsigned long long)cum);
+			else
+				EMIT("kvstore_http_request_duration_seconds_bucket"
+				    "{method=\"%s\",le=\"+Inf\"} %llu\n",
+				    method_names[m], (unsigned long long)cum);
+		}
+		EMIT("kvstore_http_request_duration_seconds_sum{method=\"%s\"} "
+		    "%.6f\n", method_names[m], latency_sum[m]);
+		EMIT("kvstore_http_request_duration_seconds_count"
+		    "{method=\"%s\"} %llu\n", method_names[m],
+		    (unsigned long long)cum);
+	}
+	EMIT("# HELP kvstore_http_connections Open client connections.\n"
+	    "# TYPE kvstore_http_connections gauge\n"
+	    "kvstore_http_connections %d\n", nconns);
+#undef EMIT
+	return o;
 }
 
 int

@@ -150,6 +150,12 @@ int	http_watch(int fd, void (*fn)(void *arg), void *arg);
 /* Stop watching fd (before it is closed or replaced). */
 void	http_unwatch(int fd);
 
+/*
+ * Write the HTTP metrics in the Prometheus text format into buf (at most
+ * cap bytes). Returns the length they need; more than cap means cut.
+ */
+size_t	http_metrics(char *buf, size_t cap);
+
 /* Open connections right now. */
 int	http_conns(void);
 

@@ -54,6 +54,9 @@
 #define PRIMARY_UP_MS	3000		/* heartbeats come every second */
 #define MAX_PEERS_SHOWN	64		/* in /ready */
 #define REPL_DRAIN_MS	3000		/* SIGTERM: deliver pending writes */
+#define WATCH_DEFAULT_MS 300000		/* a watch without ?wait=: Consul's 5 min */
+#define WATCH_MAX_MS	600000		/* and at most Consul's 10 min */
+#define METRICS_BYTES	(256 << 10)	/* http.c's ~25 KiB, 64 replicas' */
 
 enum role { ROLE_PRIMARY, ROLE_REPLICA };
 
@@ -75,6 +78,10 @@ struct config {
 	size_t		 backlog_bytes;
 	int		 repl_timeout_ms;
 	int		 recover_wait_ms;
+	int		 min_seq_wait_ms;
+	int		 replicas_wait_ms;
+	int		 min_replicas;
+	int		 max_replica_lag_ms;
 };
 
 /* A write under FSYNC=always, answered once the flusher passes its seq. */
@@ -84,6 +91,27 @@ struct pending {
 	int		 status;
 	const char	*msg;
 	struct pending	*next;
+};
+
+/* A request waiting on the loop; see "Waiting requests". */
+enum wait_kind { WAIT_SEQ, WAIT_KEY, WAIT_LIST, WAIT_ACKS };
+
+struct waiter {
+	int		 w_kind;
+	uint64_t	 w_id;
+	uint64_t	 w_began;	/* monotonic ms */
+	uint64_t	 w_deadline;
+	uint64_t	 w_seq;		/* SEQ: wanted; KEY, LIST: index; ACKS:
+					   the write's */
+	int		 w_existed;	/* KEY: the key existed at the start */
+	int		 w_fired;	/* LIST: a key under the prefix changed */
+	int		 w_replicas;	/* ACKS: acknowledgements wanted */
+	int		 w_status;	/* ACKS: the write's answer */
+	const char	*w_msg;
+	char		*w_key;		/* KEY: the key; LIST: the prefix */
+	size_t		 w_klen;
+	struct http_request *w_req;	/* SEQ, KEY, LIST: to run again */
+	struct waiter	*w_next;
 };
 
 /* The state of one listing: streamed whole, or one page of it. */
@@ -107,6 +135,16 @@ static void	load_config(void);
 static void	handle(struct http_request *r);
 static void	tick(void);
 static void	on_durable(void *arg);
+static int	watch_key(struct http_request *, const char *, size_t,
+		    const struct store_value *);
+static int	watch_list(struct http_request *, const char *, size_t);
+static void	note_write(const char *, size_t);
+static uint64_t	node_seq(void);
+static int	header_u64(struct http_request *, const char *, uint64_t *);
+static struct waiter *park(struct http_request *, int, uint64_t, uint64_t,
+		    const char *, size_t);
+static void	reply_write(uint64_t, int, const char *, uint64_t);
+static int	enough_replicas(struct http_request *);
 
 static struct config	 cfg;
 static struct store	*store;
@@ -120,6 +158,8 @@ static int		 recovery_pending;	/* primary: started empty */
 static int		 started_empty;		/* and recovered nothing */
 static struct pending	*pending_head, *pending_tail;
 static volatile sig_atomic_t stopping;
+static struct waiter	*waiters;
+static int		 replaying;	/* handle() runs a parked request */
 
 static const char *const log_levels[] = { "debug", "info", "warn", "error" };
 
@@ -358,6 +398,12 @@ load_config(void)
 	    1LL << 40);
 	cfg.repl_timeout_ms = env_int("REPL_TIMEOUT_MS", 5000, 100, 600000);
 	cfg.recover_wait_ms = env_int("RECOVER_WAIT_MS", 5000, 0, 3600000);
+	cfg.min_seq_wait_ms = env_int("MIN_SEQ_WAIT_MS", 5000, 0, 600000);
+	cfg.replicas_wait_ms = env_int("REPLICAS_WAIT_MS", 5000, 0, 600000);
+	cfg.min_replicas = env_int("MIN_REPLICAS_TO_WRITE", 0, 0,
+	    MAX_PEERS_SHOWN);
+	cfg.max_replica_lag_ms = env_int("MAX_REPLICA_LAG_MS", 10000, 0,
+	    86400000);
 	check_url("PRIMARY_URL", cfg.primary_url, strlen(cfg.primary_url));
 	each_url(cfg.replica_urls, check_replica_url);
 	snprintf(cfg.self_url, sizeof(cfg.self_url), "http://127.0.0.1:%s",
@@ -675,7 +721,7 @@ list_produce(void *arg, char *buf, size_t cap)
 static void
 list_page(struct http_request *r, struct listing *l, size_t limit)
 {
-	char extra[64], next[24];
+	char extra[96], next[24];
 	size_t scanned = 0;
 	int n;
 
@@ -688,12 +734,14 @@ list_page(struct http_request *r, struct listing *l, size_t limit)
 		reply_text(r->id, 503, "", "out of memory");
 		return;
 	}
-	extra[0] = '\0';
+	n = snprintf(extra, sizeof(extra), "X-Kv-Index: %llu\r\n",
+	    (unsigned long long)node_seq());
 	snprintf(next, sizeof(next), "null");
 	if (l->cursor != UINT64_MAX) {
 		snprintf(next, sizeof(next), "\"%016llx\"",
 		    (unsigned long long)l->cursor);
-		snprintf(extra, sizeof(extra), "X-Kv-Next-Cursor: %016llx\r\n",
+		snprintf(extra + n, sizeof(extra) - n,
+		    "X-Kv-Next-Cursor: %016llx\r\n",
 		    (unsigned long long)l->cursor);
 	}
 	/* l->cap leaves room for this tail (LIST_TAIL). */
@@ -712,7 +760,7 @@ list_keys(struct http_request *r)
 {
 	struct listing *l;
 	const char *v;
-	char *end, tmp[3 * MAX_KEY_BYTES];
+	char *end, tmp[3 * MAX_KEY_BYTES], index[48];
 	size_t len;
 	ssize_t n;
 	long limit = 0;
@@ -734,6 +782,8 @@ list_keys(struct http_request *r)
 		memcpy(l->prefix, tmp, n);
 		l->plen = n;
 	}
+	if (watch_list(r, l->prefix, l->plen))
+		goto done;
 	if ((v = http_query(r, "values", &len)) != NULL)
 		l->values = len == 4 && memcmp(v, "true", 4) == 0;
 	if ((v = http_query(r, "limit", &len)) != NULL) {
@@ -760,7 +810,9 @@ list_keys(struct http_request *r)
 		list_page(r, l, limit);
 		goto done;
 	}
-	if (http_stream(r->id, 200, "application/json", "", list_produce,
+	snprintf(index, sizeof(index), "X-Kv-Index: %llu\r\n",
+	    (unsigned long long)node_seq());
+	if (http_stream(r->id, 200, "application/json", index, list_produce,
 	    l) == 0)
 		return;
 done:
@@ -856,7 +908,21 @@ static void
 ack_write(struct http_request *r, int status, const char *msg, uint64_t seq)
 {
 	struct pending *p;
+	struct waiter *w;
+	uint64_t want = 0;
 
+	if (header_u64(r, "X-Kv-Replicas", &want) == -1)
+		return;
+	if (want > 0) {
+		if ((w = park(r, WAIT_ACKS, (uint64_t)cfg.replicas_wait_ms, seq,
+		    NULL, 0)) != NULL) {
+			w->w_replicas = want > MAX_PEERS_SHOWN ?
+			    MAX_PEERS_SHOWN + 1 : (int)want;
+			w->w_status = status;
+			w->w_msg = msg;
+		}
+		return;
+	}
 	if (cfg.fsync != STORE_FSYNC_ALWAYS || store_durable_seq(store) >= seq) {
 		reply_write(r->id, status, msg, seq);
 		return;
@@ -968,14 +1034,20 @@ get_key(struct http_request *r, const char *key, size_t klen)
 {
 	struct store_value v;
 	const char *h;
-	char extra[96];
-	size_t len;
+	char extra[160];
+	size_t len, n;
+	int found;
 
-	if (store_get(store, key, klen, &v) == 0) {
-		reply_text(r->id, 404, "", "key not found");
+	found = store_get(store, key, klen, &v);
+	if (watch_key(r, key, klen, found ? &v : NULL))
+		return;
+	n = snprintf(extra, sizeof(extra), "X-Kv-Index: %llu\r\n",
+	    (unsigned long long)node_seq());
+	if (!found) {
+		reply_text(r->id, 404, extra, "key not found");
 		return;
 	}
-	version_headers(extra, sizeof(extra), v.seq, 1);
+	version_headers(extra + n, sizeof(extra) - n, v.seq, 1);
 	if ((h = http_header(r, "If-None-Match", &len)) != NULL &&
 	    etag_listed(h, len, 1, v.seq, 1)) {
 		http_reply(r->id, 304, NULL, extra, NULL, 0);
@@ -1001,6 +1073,7 @@ put_key(struct http_request *r, const char *key, size_t klen)
 		return;
 	}
 	repl_enqueue(REPL_PUT, seq, key, klen, r->body, r->body_len);
+	note_write(key, klen);
 	if (rc == 1)
 		ack_write(r, 201, "created", seq);
 	else
@@ -1026,6 +1099,7 @@ delete_key(struct http_request *r, const char *key, size_t klen)
 		return;
 	}
 	repl_enqueue(REPL_DEL, seq, key, klen, NULL, 0);
+	note_write(key, klen);
 	ack_write(r, 200, "deleted", seq);
 }
 
@@ -1033,6 +1107,7 @@ static void
 route_kv(struct http_request *r)
 {
 	char key[MAX_KEY_BYTES];
+	uint64_t want;
 	ssize_t klen;
 
 	if (r->path_len == 4) {		/* "/kv/": the listing */
@@ -1056,10 +1131,374 @@ route_kv(struct http_request *r)
 		reply_text(r->id, 503, "Retry-After: 1\r\n", "this primary "
 		    "started empty and is recovering its data from a replica; "
 		    "writes resume when that is done");
+	else if (header_u64(r, "X-Kv-Replicas", &want) == -1 ||
+	    !enough_replicas(r))
+		return;
 	else if (method_is(r, "PUT"))
 		put_key(r, key, klen);
 	else
 		delete_key(r, key, klen);
+}
+
+/* ---- Waiting requests ---- */
+
+/*
+ * Requests that wait on the loop, without a thread: a read for a sequence
+ * this node has not applied yet (X-Kv-Min-Seq), a watch (?index=&wait=),
+ * and a write waiting for replica acknowledgements (X-Kv-Replicas). A
+ * waiter keeps a copy of its request and runs it again when its condition
+ * holds or its time is up. tick() looks at them every 10 ms and whenever
+ * the loop wakes: linear in waiters, fine for thousands.
+ */
+
+/* A copy of r's head (not its body) in one allocation. */
+static struct http_request *
+save_request(const struct http_request *r)
+{
+	struct http_request *c;
+	size_t n = r->method_len + r->path_len + r->query_len, i;
+	char *p;
+
+	for (i = 0; i < r->nheaders; i++)
+		n += r->headers[i].name_len + r->headers[i].value_len;
+	if ((c = malloc(sizeof(*c) + n)) == NULL)
+		return NULL;
+	*c = *r;
+	p = (char *)(c + 1);
+	c->method = memcpy(p, r->method, r->method_len);
+	p += r->method_len;
+	c->path = memcpy(p, r->path, r->path_len);
+	p += r->path_len;
+	if (r->query != NULL) {
+		c->query = memcpy(p, r->query, r->query_len);
+		p += r->query_len;
+	}
+	for (i = 0; i < r->nheaders; i++) {
+		c->headers[i].name = memcpy(p, r->headers[i].name,
+		    r->headers[i].name_len);
+		p += r->headers[i].name_len;
+		c->headers[i].value = memcpy(p, r->headers[i].value,
+		    r->headers[i].value_len);
+		p += r->headers[i].value_len;
+	}
+	c->body = NULL;
+	c->body_len = 0;
+	return c;
+}
+
+/* Park r; w_key (if any) is copied. Answers 503 itself on failure. */
+static uint64_t
+node_seq(void)
+{
+	struct store_stats st;
+
+	store_stats(store, &st);
+	return st.last_seq;
+}
+
+static struct waiter *
+park(struct http_request *r, int kind, uint64_t wait_ms, uint64_t seq,
+    const char *key, size_t klen)
+{
+	struct waiter *w;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL ||
+	    (kind != WAIT_ACKS && (w->w_req = save_request(r)) == NULL) ||
+	    (key != NULL && (w->w_key = malloc(klen + 1)) == NULL)) {
+		if (w != NULL)
+			free(w->w_req);
+		free(w);
+		reply_text(r->id, 503, "", "out of memory");
+		return NULL;
+	}
+	if (key != NULL)
+		memcpy(w->w_key, key, klen);
+	w->w_klen = klen;
+	w->w_kind = kind;
+	w->w_id = r->id;
+	w->w_began = now_ms();
+	w->w_deadline = w->w_began + wait_ms;
+	w->w_seq = seq;
+	w->w_next = waiters;
+	waiters = w;
+	return w;
+}
+
+/*
+ * A header or query value as a u64: 1 and *out if present and valid, 0
+ * if absent, -1 (answered 400) if present and not a number.
+ */
+static int
+number_of(struct http_request *r, const char *v, size_t len,
+    const char *name, uint64_t *out)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	if (v == NULL)
+		return 0;
+	for (i = 0; i < len && v[i] >= '0' && v[i] <= '9' &&
+	    n <= (UINT64_MAX - 9) / 10; i++)
+		n = n * 10 + (uint64_t)(v[i] - '0');
+	if (len == 0 || i != len) {
+		reply_text(r->id, 400, "", "%s must be a whole number", name);
+		return -1;
+	}
+	*out = n;
+	return 1;
+}
+
+static int
+header_u64(struct http_request *r, const char *name, uint64_t *out)
+{
+	size_t len;
+	const char *v = http_header(r, name, &len);
+
+	return number_of(r, v, len, name, out);
+}
+
+static int
+query_number(struct http_request *r, const char *name, uint64_t *out)
+{
+	size_t len;
+	const char *v = http_query(r, name, &len);
+
+	return number_of(r, v, len, name, out);
+}
+
+/* ?wait= as milliseconds: "30s", "500ms", "5m", or plain seconds. */
+static int
+wait_ms_of(struct http_request *r, uint64_t *ms)
+{
+	const char *v;
+	size_t len, digits;
+	uint64_t n = 0, unit = 1000;
+
+	*ms = WATCH_DEFAULT_MS;
+	if ((v = http_query(r, "wait", &len)) == NULL)
+		return 0;
+	for (digits = 0; digits < len && digits < 9 && v[digits] >= '0' &&
+	    v[digits] <= '9'; digits++)
+		n = n * 10 + (uint64_t)(v[digits] - '0');
+	if (len - digits == 2 && memcmp(v + digits, "ms", 2) == 0)
+		unit = 1;
+	else if (len - digits == 1 && v[digits] == 'm')
+		unit = 60000;
+	else if (!(len == digits || (len - digits == 1 && v[digits] == 's')))
+		digits = 0;
+	if (digits == 0) {
+		reply_text(r->id, 400, "", "wait must be a duration such as "
+		    "30s, 500ms or 5m");
+		return -1;
+	}
+	*ms = n * unit > WATCH_MAX_MS ? WATCH_MAX_MS : n * unit;
+	return 0;
+}
+
+/*
+ * X-Kv-Min-Seq: n on a read: wait until this node has applied n. Returns
+ * 1 if the request was parked or answered, 0 to go on.
+ */
+static int
+wait_min_seq(struct http_request *r)
+{
+	struct store_stats st;
+	uint64_t want;
+	int rc;
+
+	if ((rc = header_u64(r, "X-Kv-Min-Seq", &want)) <= 0)
+		return rc == -1;
+	store_stats(store, &st);
+	if (st.last_seq >= want)
+		return 0;
+	park(r, WAIT_SEQ, (uint64_t)cfg.min_seq_wait_ms, want, NULL, 0);
+	return 1;
+}
+
+/* Under ?index=: does the key (v, or NULL if missing) wait for a change? */
+static int
+watch_key(struct http_request *r, const char *key, size_t klen,
+    const struct store_value *v)
+{
+	struct waiter *w;
+	uint64_t index, ms;
+	int rc;
+
+	if (replaying || (rc = query_number(r, "index", &index)) == 0)
+		return 0;
+	if (rc == -1 || wait_ms_of(r, &ms) == -1)
+		return 1;
+	/* A missing key may have been deleted since index: say so now. */
+	if (v != NULL ? v->seq > index : node_seq() > index)
+		return 0;
+	if ((w = park(r, WAIT_KEY, ms, index, key, klen)) != NULL)
+		w->w_existed = v != NULL;
+	return 1;
+}
+
+/* Under ?index=: does a listing wait for a change under its prefix? */
+static int
+watch_list(struct http_request *r, const char *prefix, size_t plen)
+{
+	struct store_stats st;
+	uint64_t index, ms;
+	int rc;
+
+	if (replaying || (rc = query_number(r, "index", &index)) == 0)
+		return 0;
+	if (rc == -1 || wait_ms_of(r, &ms) == -1)
+		return 1;
+	/* No history per prefix: an index behind the node's answers now. */
+	store_stats(store, &st);
+	if (st.last_seq > index)
+		return 0;
+	park(r, WAIT_LIST, ms, index, prefix, plen);
+	return 1;
+}
+
+/* A write of key happened here: wake the listings watching its prefix. */
+static void
+note_write(const char *key, size_t klen)
+{
+	struct waiter *w;
+
+	for (w = waiters; w != NULL; w = w->w_next)
+		if (w->w_kind == WAIT_LIST && klen >= w->w_klen &&
+		    memcmp(key, w->w_key, w->w_klen) == 0)
+			w->w_fired = 1;
+}
+
+/* Replicas that have applied seq. */
+static int
+replicas_at(uint64_t seq)
+{
+	struct repl_peer peers[MAX_PEERS_SHOWN];
+	size_t n, i;
+	int count = 0;
+
+	n = repl_peers(peers, MAX_PEERS_SHOWN);
+	for (i = 0; i < n && i < MAX_PEERS_SHOWN; i++)
+		count += peers[i].acked_seq >= seq;
+	return count;
+}
+
+/*
+ * MIN_REPLICAS_TO_WRITE: enough replicas streaming and within
+ * MAX_REPLICA_LAG_MS? Answers 503 and returns 0 if not.
+ */
+static int
+enough_replicas(struct http_request *r)
+{
+	struct repl_peer peers[MAX_PEERS_SHOWN];
+	size_t n, i;
+	int good = 0;
+
+	if (cfg.min_replicas == 0)
+		return 1;
+	n = repl_peers(peers, MAX_PEERS_SHOWN);
+	for (i = 0; i < n && i < MAX_PEERS_SHOWN; i++)
+		good += strcmp(peers[i].state, "streaming") == 0 &&
+		    peers[i].lag_ms <= (uint64_t)cfg.max_replica_lag_ms;
+	if (good >= cfg.min_replicas)
+		return 1;
+	reply_text(r->id, 503, "Retry-After: 1\r\n", "not enough replicas: "
+	    "%d connected and within %d ms, MIN_REPLICAS_TO_WRITE is %d; "
+	    "nothing was written", good, cfg.max_replica_lag_ms,
+	    cfg.min_replicas);
+	return 0;
+}
+
+/* Run a waiter's request again; its condition holds or its time is up. */
+static void
+replay(struct waiter *w)
+{
+	replaying = 1;
+	handle(w->w_req);
+	replaying = 0;
+}
+
+/* Is w done? Answers it if so. */
+static int
+settle(struct waiter *w, uint64_t now, uint64_t last_seq, int changed)
+{
+	struct store_value v;
+	int exists, acks;
+
+	switch (w->w_kind) {
+	case WAIT_SEQ:
+		if (last_seq >= w->w_seq) {
+			replay(w);
+			return 1;
+		}
+		if (now < w->w_deadline)
+			return 0;
+		reply_text(w->w_id, 504, "", "waited %llu ms for seq %llu; "
+		    "this node has applied %llu", (unsigned long long)(now -
+		    w->w_began), (unsigned long long)w->w_seq,
+		    (unsigned long long)last_seq);
+		return 1;
+	case WAIT_KEY:
+		if (changed) {
+			exists = store_get(store, w->w_key, w->w_klen, &v);
+			if (exists != w->w_existed ||
+			    (exists && v.seq > w->w_seq)) {
+				replay(w);
+				return 1;
+			}
+		}
+		break;
+	case WAIT_LIST:
+		if (w->w_fired) {
+			replay(w);
+			return 1;
+		}
+		break;
+	case WAIT_ACKS:
+		acks = replicas_at(w->w_seq);
+		if (acks >= w->w_replicas &&
+		    (cfg.fsync != STORE_FSYNC_ALWAYS ||
+		    store_durable_seq(store) >= w->w_seq)) {
+			reply_write(w->w_id, w->w_status, w->w_msg, w->w_seq);
+			return 1;
+		}
+		if (now < w->w_deadline)
+			return 0;
+		reply_text(w->w_id, 504, "", "the write is kept (seq %llu), "
+		    "but %d of the %d replicas asked for acknowledged it "
+		    "within %llu ms", (unsigned long long)w->w_seq, acks,
+		    w->w_replicas, (unsigned long long)(now - w->w_began));
+		return 1;
+	}
+	if (now < w->w_deadline)
+		return 0;
+	replay(w);	/* a watch whose time is up answers what is there */
+	return 1;
+}
+
+static void
+run_waiters(void)
+{
+	static uint64_t seen_seq;
+	struct store_stats st;
+	struct waiter **pw, *w;
+	uint64_t now = now_ms();
+	int changed;
+
+	if (waiters == NULL)
+		return;
+	store_stats(store, &st);
+	changed = st.last_seq != seen_seq;
+	seen_seq = st.last_seq;
+	for (pw = &waiters; (w = *pw) != NULL;) {
+		if (!settle(w, now, st.last_seq, changed)) {
+			pw = &w->w_next;
+			continue;
+		}
+		*pw = w->w_next;
+		free(w->w_req);
+		free(w->w_key);
+		free(w);
+	}
 }
 
 /* ---- Status endpoints ---- */
@@ -1291,8 +1730,10 @@ apply_records(struct store *s, const char *body, size_t len,
 			*why = strerror(errno);
 			return -1;
 		}
-		if (s != sync_store)
+		if (s != sync_store) {
 			*applied = seq;
+			note_write(rec.key, rec.klen);
+		}
 	}
 	return 0;
 }
@@ -1577,6 +2018,124 @@ route_repl(struct http_request *r)
 		reply_text(r->id, 404, "", "no such replication endpoint");
 }
 
+/*
+ * GET /metrics: the Prometheus text format. http.c counts requests and
+ * latency; the store, the replication state and readiness are added here.
+ */
+static size_t
+label_value(char *out, const char *s)
+{
+	size_t o = 0;
+
+	for (; *s != '\0'; s++) {
+		if (*s == '\\' || *s == '"' || *s == '\n')
+			out[o++] = '\\';
+		out[o++] = *s == '\n' ? 'n' : *s;
+	}
+	out[o] = '\0';
+	return o;
+}
+
+static void
+metrics(struct http_request *r)
+{
+	struct repl_peer peers[MAX_PEERS_SHOWN];
+	struct store_stats st;
+	char *b, url[2 * sizeof(peers[0].url) + 1];
+	size_t o, n, i, cap = METRICS_BYTES;
+	uint64_t now = now_ms();
+
+	if ((b = malloc(cap)) == NULL) {
+		reply_text(r->id, 503, "", "out of memory");
+		return;
+	}
+	o = http_metrics(b, cap);
+	store_stats(store, &st);
+#define EMIT(...) do {							\
+	int n_ = snprintf(b + o, o < cap ? cap - o : 0, __VA_ARGS__);	\
+	o += n_ > 0 ? (size_t)n_ : 0;					\
+} while (0)
+#define GAUGE(name, help, value) EMIT("# HELP " name " " help "\n"	\
+	"# TYPE " name " gauge\n" name " %llu\n", (unsigned long long)(value))
+#define COUNTER(name, help, value) EMIT("# HELP " name " " help "\n"	\
+	"# TYPE " name " counter\n" name " %llu\n", (unsigned long long)(value))
+	EMIT("# HELP kvstore_info The node's role and version.\n"
+	    "# TYPE kvstore_info gauge\n"
+	    "kvstore_info{role=\"%s\",version=\"%s\",repl_id=\"%s\"} 1\n",
+	    role_name(), KVSTORE_VERSION, st.repl_id);
+	GAUGE("kvstore_ready", "1 while /ready answers 200.",
+	    not_ready(&st) == NULL);
+	GAUGE("kvstore_keys", "Keys in the store.", st.keys);
+	GAUGE("kvstore_data_bytes", "Key and value bytes of live records.",
+	    st.live_bytes);
+	GAUGE("kvstore_file_bytes", "Size of the store file(s) on disk.",
+	    st.file_bytes);
+	GAUGE("kvstore_seq", "Sequence number of the newest write.",
+	    st.last_seq);
+	GAUGE("kvstore_durable_seq", "Newest write known to be on disk.",
+	    st.durable_seq);
+	COUNTER("kvstore_fsyncs_total", "fdatasync calls on the store.",
+	    st.fsyncs);
+	COUNTER("kvstore_compactions_total", "Compactions of the store file.",
+	    st.compactions);
+	if (cfg.role == ROLE_REPLICA) {
+		GAUGE("kvstore_primary_up", "1 if the primary was heard in the "
+		    "last 3 s.", primary_heard_ms != 0 &&
+		    now - primary_heard_ms < PRIMARY_UP_MS);
+		GAUGE("kvstore_primary_seq", "The primary's sequence as last "
+		    "told.", primary_seq);
+		EMIT("# HELP kvstore_primary_last_heard_seconds Since the "
+		    "primary was last heard (-1: never).\n# TYPE "
+		    "kvstore_primary_last_heard_seconds gauge\n"
+		    "kvstore_primary_last_heard_seconds %.3f\n",
+		    primary_heard_ms == 0 ? -1.0 :
+		    (double)(now - primary_heard_ms) / 1000);
+	}
+	n = cfg.role == ROLE_PRIMARY ? repl_peers(peers, MAX_PEERS_SHOWN) : 0;
+	if (n > MAX_PEERS_SHOWN)
+		n = MAX_PEERS_SHOWN;
+	if (n > 0)
+		EMIT("# HELP kvstore_replica_up 1 while the replica streams.\n"
+		    "# TYPE kvstore_replica_up gauge\n"
+		    "# HELP kvstore_replica_acked_seq Newest write the replica "
+		    "acknowledged.\n# TYPE kvstore_replica_acked_seq gauge\n"
+		    "# HELP kvstore_replica_lag_writes Writes not yet "
+		    "acknowledged.\n# TYPE kvstore_replica_lag_writes gauge\n"
+		    "# HELP kvstore_replica_lag_seconds Age of the oldest "
+		    "unacknowledged write.\n"
+		    "# TYPE kvstore_replica_lag_seconds gauge\n"
+		    "# HELP kvstore_replica_full_syncs_total Full resyncs.\n"
+		    "# TYPE kvstore_replica_full_syncs_total counter\n"
+		    "# HELP kvstore_replica_partial_syncs_total Partial "
+		    "resyncs.\n# TYPE kvstore_replica_partial_syncs_total "
+		    "counter\n");
+	for (i = 0; i < n; i++) {
+		label_value(url, peers[i].url);
+		EMIT("kvstore_replica_up{replica=\"%s\"} %d\n"
+		    "kvstore_replica_acked_seq{replica=\"%s\"} %llu\n"
+		    "kvstore_replica_lag_writes{replica=\"%s\"} %llu\n"
+		    "kvstore_replica_lag_seconds{replica=\"%s\"} %.3f\n"
+		    "kvstore_replica_full_syncs_total{replica=\"%s\"} %llu\n"
+		    "kvstore_replica_partial_syncs_total{replica=\"%s\"} %llu\n",
+		    url, strcmp(peers[i].state, "streaming") == 0,
+		    url, (unsigned long long)peers[i].acked_seq,
+		    url, (unsigned long long)peers[i].lag_writes,
+		    url, (double)peers[i].lag_ms / 1000,
+		    url, (unsigned long long)peers[i].full_syncs,
+		    url, (unsigned long long)peers[i].partial_syncs);
+	}
+#undef GAUGE
+#undef COUNTER
+#undef EMIT
+	if (o >= cap)
+		o = cap;	/* cut at a line end below */
+	while (o > 0 && b[o - 1] != '\n')
+		o--;
+	http_reply(r->id, 200, "text/plain; version=0.0.4; charset=utf-8", "",
+	    b, o);
+	free(b);
+}
+
 /* ---- Routing ---- */
 
 static void
@@ -1586,6 +2145,9 @@ handle(struct http_request *r)
 		route_repl(r);
 		return;
 	}
+	if (is_read(r) && r->path_len >= 3 && memcmp(r->path, "/kv", 3) == 0 &&
+	    wait_min_seq(r))
+		return;
 	if (r->path_len >= 4 && memcmp(r->path, "/kv/", 4) == 0) {
 		route_kv(r);
 		return;
@@ -1598,9 +2160,9 @@ handle(struct http_request *r)
 		return;
 	}
 	if (!path_is(r, "/health") && !path_is(r, "/ready") &&
-	    !path_is(r, "/role")) {
+	    !path_is(r, "/role") && !path_is(r, "/metrics")) {
 		reply_text(r->id, 404, "", "no such endpoint: %.*s "
-		    "(try /kv/{key}, /kv/, /health, /ready, /role)",
+		    "(try /kv/{key}, /kv/, /health, /ready, /role, /metrics)",
 		    (int)(r->path_len > 200 ? 200 : r->path_len), r->path);
 		return;
 	}
@@ -1610,6 +2172,8 @@ handle(struct http_request *r)
 		reply_text(r->id, 200, "", "ok");
 	else if (path_is(r, "/ready"))
 		ready(r);
+	else if (path_is(r, "/metrics"))
+		metrics(r);
 	else
 		reply_text(r->id, 200, "", "%s", role_name());
 }
@@ -1621,6 +2185,7 @@ tick(void)
 
 	store_step(store);
 	flush_pending();
+	run_waiters();
 	if (recovery_pending && !repl_recovering()) {
 		recovery_pending = 0;
 		store_stats(store, &st);
@@ -1667,6 +2232,7 @@ start_replication(void)
 	rc.batch_bytes = REPL_BATCH_BYTES;
 	rc.timeout_ms = cfg.repl_timeout_ms;
 	rc.recover_wait_ms = cfg.recover_wait_ms;
+	rc.on_ack = http_wake;
 	store_stats(store, &st);
 	if (repl_init(&rc, st.repl_id, st.last_seq) == -1)
 		die("cannot start replication:");
@@ -1701,6 +2267,8 @@ on_durable(void *arg)
 
 #define CLI_TIMEOUT_MS	5000
 #define CLI_RETRY_MS	200		/* between tries of get --wait */
+#define CLI_WATCH_S	30		/* one watch request of kvstore watch */
+#define REPLICAS_CLI_TIMEOUT_MS 605000	/* REPLICAS_WAIT_MS's maximum + 5 s */
 
 enum { EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_SERVER };
 
@@ -1708,9 +2276,11 @@ static const char usage_text[] =
     "usage: kvstore                      run the server (configured by the "
     "environment; see README.md)\n"
     "       kvstore get [--wait SECONDS] [--expect VALUE] KEY\n"
-    "       kvstore put KEY [VALUE]      (the value from stdin when omitted)\n"
+    "       kvstore put [--replicas N] KEY [VALUE]   (VALUE from stdin "
+    "when omitted)\n"
     "       kvstore del KEY\n"
     "       kvstore ls [PREFIX]\n"
+    "       kvstore watch KEY            (each new value, one per line)\n"
     "       kvstore health | status\n"
     "       kvstore volume-permissions DIR UID:GID\n"
     "       kvstore --help | --version\n"
@@ -1773,18 +2343,29 @@ key_target(const char *key)
  * One request; returns the status (or -1, having said why on stderr) with
  * the body in *out for the caller to free.
  */
+/* One request with extra header lines and a timeout; *index gets
+ * X-Kv-Index when index is not NULL. */
 static int
-cli_call(const char *method, const char *target, const char *body,
-    size_t blen, char **out, size_t *outlen, int quiet)
+cli_request(const char *method, const char *target, const char *extra,
+    const char *body, size_t blen, int timeout_ms, char **out,
+    size_t *outlen, uint64_t *index, int quiet)
 {
 	char err[512];
 	int status;
 
-	status = repl_fetch(cli_url(), method, target, "", body, blen,
-	    CLI_TIMEOUT_MS, out, outlen, err, sizeof(err));
+	status = repl_fetch(cli_url(), method, target, extra, body, blen,
+	    timeout_ms, out, outlen, index, err, sizeof(err));
 	if (status == -1 && !quiet)
 		fprintf(stderr, "kvstore: %s %s: %s\n", method, target, err);
 	return status;
+}
+
+static int
+cli_call(const char *method, const char *target, const char *body,
+    size_t blen, char **out, size_t *outlen, int quiet)
+{
+	return cli_request(method, target, "", body, blen, CLI_TIMEOUT_MS,
+	    out, outlen, NULL, quiet);
 }
 
 /* Say what the server answered, for an unexpected status. */
@@ -1881,7 +2462,8 @@ read_stdin(size_t *len)
 }
 
 static int
-cli_write(const char *method, const char *key, const char *val, size_t vlen)
+cli_write(const char *method, const char *key, const char *val, size_t vlen,
+    const char *extra)
 {
 	char *target, *out = NULL;
 	size_t len;
@@ -1889,7 +2471,9 @@ cli_write(const char *method, const char *key, const char *val, size_t vlen)
 
 	if ((target = key_target(key)) == NULL)
 		return EXIT_SERVER;
-	status = cli_call(method, target, val, vlen, &out, &len, 0);
+	/* With X-Kv-Replicas the server may wait up to REPLICAS_WAIT_MS. */
+	status = cli_request(method, target, extra, val, vlen, *extra != '\0' ?
+	    REPLICAS_CLI_TIMEOUT_MS : CLI_TIMEOUT_MS, &out, &len, NULL, 0);
 	if (status == 200 || status == 201) {
 		fputs(out, stdout);
 		rc = EXIT_OK;
@@ -1903,25 +2487,76 @@ cli_write(const char *method, const char *key, const char *val, size_t vlen)
 	return rc;
 }
 
+/* put [--replicas N] KEY [VALUE] */
 static int
 cli_put(int argc, char **argv)
 {
-	char *val;
+	char extra[64] = "", *val, *end;
 	size_t vlen;
-	int rc;
+	long n;
+	int rc, i = 2;
 
-	if (argc == 4)
-		return cli_write("PUT", argv[2], argv[3], strlen(argv[3]));
-	if (argc != 3)
+	if (argc > 3 && strcmp(argv[2], "--replicas") == 0) {
+		n = strtol(argv[3], &end, 10);
+		if (*end != '\0' || n < 0 || n > 64)
+			return usage();
+		snprintf(extra, sizeof(extra), "X-Kv-Replicas: %ld\r\n", n);
+		i = 4;
+	}
+	if (argc == i + 2)
+		return cli_write("PUT", argv[i], argv[i + 1],
+		    strlen(argv[i + 1]), extra);
+	if (argc != i + 1)
 		return usage();
 	if ((val = read_stdin(&vlen)) == NULL) {
 		fprintf(stderr, "kvstore: reading the value from stdin: %s\n",
 		    strerror(errno));
 		return EXIT_SERVER;
 	}
-	rc = cli_write("PUT", argv[2], val, vlen);
+	rc = cli_write("PUT", argv[i], val, vlen, extra);
 	free(val);
 	return rc;
+}
+
+/*
+ * watch KEY: print the value now and each new value as it is written, one
+ * per line, through watches of CLI_WATCH_S each. Runs until interrupted
+ * or the server fails; a delete is reported on stderr.
+ */
+static int
+cli_watch(int argc, char **argv)
+{
+	char *target, *full, *out = NULL;
+	size_t len, n;
+	uint64_t index = 0;
+	int status;
+
+	if (argc != 3 || (target = key_target(argv[2])) == NULL)
+		return usage();
+	n = strlen(target) + 64;
+	if ((full = malloc(n)) == NULL)
+		return EXIT_SERVER;
+	for (;;) {
+		snprintf(full, n, "%s?index=%llu&wait=%ds", target,
+		    (unsigned long long)index, CLI_WATCH_S);
+		free(out);
+		out = NULL;
+		status = cli_request("GET", full, "", NULL, 0,
+		    CLI_WATCH_S * 1000 + CLI_TIMEOUT_MS, &out, &len, &index, 0);
+		if (status == 200) {
+			fwrite(out, 1, len, stdout);
+			putchar('\n');
+			fflush(stdout);
+		} else if (status == 404)
+			fprintf(stderr, "kvstore: %s: not found\n", argv[2]);
+		else
+			break;
+	}
+	cli_fail("GET", full, status, out);
+	free(out);
+	free(full);
+	free(target);
+	return EXIT_SERVER;
 }
 
 /*
@@ -2089,8 +2724,10 @@ client(int argc, char **argv)
 	if (strcmp(cmd, "put") == 0)
 		return cli_put(argc, argv);
 	if (strcmp(cmd, "del") == 0)
-		return argc == 3 ? cli_write("DELETE", argv[2], NULL, 0) :
+		return argc == 3 ? cli_write("DELETE", argv[2], NULL, 0, "") :
 		    usage();
+	if (strcmp(cmd, "watch") == 0)
+		return cli_watch(argc, argv);
 	if (strcmp(cmd, "ls") == 0)
 		return cli_ls(argc, argv);
 	if (strcmp(cmd, "health") == 0)

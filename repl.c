@@ -156,6 +156,7 @@ struct resp {
 	char		 id[ID_MAX];	/* X-Kv-Repl-Id */
 	int		 has_seq;
 	uint64_t	 seq;		/* X-Kv-Seq */
+	uint64_t	 index;		/* X-Kv-Index, 0 if none */
 	const char	*body;
 	size_t		 blen;
 };
@@ -824,6 +825,11 @@ found:
 		} else if (IS("X-Kv-Repl-Id")) {
 			if (copy_id(r->id, v, vl) == -1) {
 				seterr(c->c_err, "bad X-Kv-Repl-Id");
+				return -1;
+			}
+		} else if (IS("X-Kv-Index")) {
+			if (parse_u64(v, &r->index) != v + vl) {
+				seterr(c->c_err, "bad X-Kv-Index");
 				return -1;
 			}
 		} else if (IS("X-Kv-Seq")) {
@@ -1533,6 +1539,8 @@ stream(struct push *ps)
 		}
 		(void)pthread_cond_broadcast(&cv);	/* the drain waits */
 		UNLOCK();
+		if (cfg.on_ack != NULL && cnt > 0)
+			cfg.on_ack();	/* writes may wait for this ack */
 		if (applied != first + cnt - 1) {
 			kv_log("warn", "replica %s: applied %llu, expected "
 			    "%llu; handshake again", p->url,
@@ -1919,7 +1927,7 @@ done:
 int
 repl_fetch(const char *url, const char *method, const char *target,
     const char *extra, const char *body, size_t blen, int timeout_ms,
-    char **out, size_t *outlen, char *err, size_t errlen)
+    char **out, size_t *outlen, uint64_t *index, char *err, size_t errlen)
 {
 	struct conn c;
 	struct resp r;
@@ -1976,6 +1984,8 @@ repl_fetch(const char *url, const char *method, const char *target,
 	buf[len] = '\0';
 	*out = buf;
 	*outlen = len;
+	if (index != NULL)
+		*index = r.index;
 	free(head);
 	conn_free(&c);
 	return r.status;

@@ -35,6 +35,7 @@ struct repl_config {
 	size_t		 batch_bytes;	/* most bytes in one push */
 	int		 timeout_ms;	/* connect, read and write timeouts */
 	int		 recover_wait_ms;	/* fresh primary: wait for replicas */
+	void		(*on_ack)(void);	/* any thread: a replica acked */
 };
 
 /* A replica as the primary sees it, for /ready and /metrics. */
@@ -131,11 +132,13 @@ int	repl_announce(void);
  * lines ("" or lines ending in CRLF), and a body. Every step times out
  * after timeout_ms. Returns the answer's status with its body in *out
  * (malloc'd, NUL-terminated, *outlen bytes; the caller frees it), or -1
- * with err set. For a process that never calls repl_init.
+ * with err set; *index gets the answer's X-Kv-Index (0 if none) when index
+ * is not NULL. For a process that never calls repl_init.
  */
 int	repl_fetch(const char *url, const char *method, const char *target,
 	    const char *extra, const char *body, size_t blen, int timeout_ms,
-	    char **out, size_t *outlen, char *err, size_t errlen);
+	    char **out, size_t *outlen, uint64_t *index, char *err,
+	    size_t errlen);
 
 /* ---- Both ---- */
 

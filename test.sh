@@ -428,6 +428,140 @@ testCompareAndSwapLosesNoIncrement() {
   assertEquals '8 clients x 500 increments' 4000 "$(cat "${body}")"
 }
 
+# ---- Waiting: read-your-writes, synchronous writes, watches ----
+
+testReadYourWritesOnAReplica() {
+  node p "${rp}" primary
+  node r1 "${rr1}" replica MIN_SEQ_WAIT_MS=300
+  wait_ready "${rr1}"
+  seq=$(curl -s -D - -o /dev/null -X PUT -d mine "http://127.0.0.1:${rp}/kv/ryw" |
+    tr -d '\r' | sed -n 's/^X-Kv-Seq: //p')
+  assertEquals 'read own write on the replica' mine \
+    "$(curl -s -H "X-Kv-Min-Seq: ${seq}" "http://127.0.0.1:${rr1}/kv/ryw")"
+  code=$(curl -s -o "${body}" -w '%{http_code}' -H 'X-Kv-Min-Seq: 999999' \
+    "http://127.0.0.1:${rr1}/kv/ryw")
+  assertEquals 'a sequence never reached: 504' 504 "${code}"
+  assertContains 'says how far it got' "$(cat "${body}")" "applied ${seq}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-Kv-Min-Seq: soon' \
+    "http://127.0.0.1:${rr1}/kv/ryw")
+  assertEquals 'not a number: 400' 400 "${code}"
+  stop_nodes
+}
+
+testSynchronousWritesWaitForReplicas() {
+  node p "${rp}" primary REPLICAS_WAIT_MS=500
+  node r1 "${rr1}" replica
+  wait_ready "${rr1}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d sync \
+    -H 'X-Kv-Replicas: 1' "http://127.0.0.1:${rp}/kv/sw")
+  assertEquals 'acknowledged by one replica' 201 "${code}"
+  assertEquals 'so the replica has it at once' sync \
+    "$(curl -s "http://127.0.0.1:${rr1}/kv/sw")"
+  KV_URL="http://127.0.0.1:${rp}" ./kvstore put --replicas 1 sw2 cli >/dev/null
+  assertEquals 'kvstore put --replicas' 0 $?
+  assertEquals 'the replica has that one too' cli \
+    "$(curl -s "http://127.0.0.1:${rr1}/kv/sw2")"
+  code=$(curl -s -o "${body}" -w '%{http_code}' -X PUT -d more \
+    -H 'X-Kv-Replicas: 2' "http://127.0.0.1:${rp}/kv/sw")
+  assertEquals 'two asked, one replica: 504' 504 "${code}"
+  assertContains 'says the write is kept' "$(cat "${body}")" 'kept'
+  assertEquals 'and it is' more "$(curl -s "http://127.0.0.1:${rp}/kv/sw")"
+  stop_nodes
+}
+
+testMinReplicasToWriteRefusesWritesWithoutThem() {
+  node p "${rp}" primary MIN_REPLICAS_TO_WRITE=1 MAX_REPLICA_LAG_MS=5000
+  code=$(curl -s -o "${body}" -w '%{http_code}' -X PUT -d v \
+    "http://127.0.0.1:${rp}/kv/mr")
+  assertEquals 'no replica: 503' 503 "${code}"
+  assertContains 'says why' "$(cat "${body}")" 'MIN_REPLICAS_TO_WRITE'
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${rp}/kv/mr")
+  assertEquals 'nothing was written' 404 "${code}"
+  node r1 "${rr1}" replica
+  wait_ready "${rr1}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d v \
+    "http://127.0.0.1:${rp}/kv/mr")
+  assertEquals 'with a replica: 201' 201 "${code}"
+  stop_nodes
+}
+
+testWatchAnswersWhenTheKeyChanges() {
+  put watched one
+  etag=$(curl -s -D - -o /dev/null "${url}/kv/watched" | tr -d '\r' |
+    sed -n 's/^ETag: "\(.*\)"/\1/p')
+  (sleep 0.4; curl -s -o /dev/null -X PUT -d two "${url}/kv/watched") &
+  out=$(curl -s -w ' %{time_total}' "${url}/kv/watched?index=${etag}&wait=10s")
+  assertEquals 'the new value' two "${out%% *}"
+  awk -v t="${out#* }" 'BEGIN { exit !(t > 0.3) }'
+  assertTrue "held until the write (${out#* } s)" $?
+  etag=$(curl -s -D - -o /dev/null "${url}/kv/watched" | tr -d '\r' |
+    sed -n 's/^ETag: "\(.*\)"/\1/p')
+  code=$(curl -s -o "${body}" -w '%{http_code}' \
+    "${url}/kv/watched?index=${etag}&wait=300ms")
+  assertEquals 'no change: the current value when the wait ends' \
+    '200 two' "${code} $(cat "${body}")"
+  (sleep 0.3; curl -s -o /dev/null -X DELETE "${url}/kv/watched") &
+  code=$(curl -s -o /dev/null -w '%{http_code}' \
+    "${url}/kv/watched?index=${etag}&wait=10s")
+  assertEquals 'a delete ends the watch' 404 "${code}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "${url}/kv/watched?index=1&wait=forever")
+  assertEquals 'bad wait: 400' 400 "${code}"
+}
+
+testWatchOnAPrefixAnswersOnAChangeUnderIt() {
+  index=$(curl -s -D - -o /dev/null "${url}/kv/?prefix=wp/" | tr -d '\r' |
+    sed -n 's/^X-Kv-Index: //p')
+  (sleep 0.3; curl -s -o /dev/null -X PUT -d x "${url}/kv/elsewhere"
+    sleep 0.3; curl -s -o /dev/null -X PUT -d y "${url}/kv/wp/1") &
+  out=$(curl -s "${url}/kv/?prefix=wp/&index=${index}&wait=10s")
+  assertEquals 'the listing after the change under the prefix' '["wp/1"]' \
+    "${out}"
+}
+
+testManyParkedWatchesCostLittle() {
+  ulimit -Sn 4096 2>/dev/null
+  start watches
+  wurl="http://127.0.0.1:${sport}"
+  curl -s -o /dev/null -X PUT -d 0 "${wurl}/kv/w"
+  etag=$(curl -s -D - -o /dev/null "${wurl}/kv/w" | tr -d '\r' |
+    sed -n 's/^ETag: "\(.*\)"/\1/p')
+  rss0=$(awk '/^VmRSS/ { print $2 }' "/proc/${spid}/status")
+  fds=
+  for _ in $(seq 1 1000); do
+    exec {fd}<>"/dev/tcp/127.0.0.1/${sport}"
+    printf 'GET /kv/w?index=%s&wait=60s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' \
+      "${etag}" >&"${fd}"
+    fds="${fds} ${fd}"
+  done
+  sleep 0.5
+  rss1=$(awk '/^VmRSS/ { print $2 }' "/proc/${spid}/status")
+  assertTrue "1000 watches grew RSS by $((rss1 - rss0)) KiB" \
+    "[ $((rss1 - rss0)) -lt 16384 ]"
+  assertEquals 'the server still answers' ok "$(curl -s "${wurl}/health")"
+  curl -s -o /dev/null -X PUT -d 1 "${wurl}/kv/w"
+  answered=0
+  for fd in ${fds}; do
+    timeout 5 cat <&"${fd}" | grep -q '^1$' && answered=$((answered + 1))
+    exec {fd}<&-
+  done
+  assertEquals 'one write answered every watch' 1000 "${answered}"
+  stop "${spid}"
+}
+
+testMetricsInThePrometheusFormat() {
+  put metric-key v
+  out=$(curl -s "${url}/metrics")
+  assertContains 'requests by method and code' "${out}" \
+    'kvstore_http_requests_total{method="PUT",code="201"}'
+  assertContains 'latency histogram' "${out}" \
+    'kvstore_http_request_duration_seconds_bucket{method="GET",le="+Inf"}'
+  assertContains 'keys' "${out}" '# TYPE kvstore_keys gauge'
+  assertContains 'fsyncs' "${out}" 'kvstore_fsyncs_total '
+  bad=$(printf '%s\n' "${out}" | grep -v '^#' |
+    grep -cvE '^[a-z_]+(\{[^}]*\})? -?[0-9.e+-]+$')
+  assertEquals 'every sample line well formed' 0 "${bad}"
+}
+
 # ---- The binary as its own client ----
 
 testClientCommandsAndTheirExitCodes() {
@@ -464,6 +598,15 @@ testClientCommandsAndTheirExitCodes() {
   KV_URL=http://127.0.0.1:1 ./kvstore health 2>/dev/null
   assertEquals 'no server: exit 3' 3 $?
   assertContains '--help' "$(./kvstore --help)" 'Exit status'
+  timeout 2 ./kvstore watch cli-watched >"${SHUNIT_TMPDIR}/watch.out" 2>&1 &
+  wpid=$!
+  sleep 0.3
+  ./kvstore put cli-watched first >/dev/null
+  sleep 0.3
+  ./kvstore put cli-watched second >/dev/null
+  wait "${wpid}"
+  assertEquals 'watch prints each new value' 'first
+second' "$(grep -v 'not found' "${SHUNIT_TMPDIR}/watch.out")"
   assertContains '--version' "$(./kvstore --version)" 'kvstore '
   unset KV_URL
 }

@@ -70,6 +70,7 @@ const base = {
   port: 8080, persistence: true, secret: { name: "kvstore", key: "repl-token" },
   token: null, volumePermissions: true, pdb: false, networkPolicy: false,
   allowedClients: false, anti: "soft", storageClassName: undefined,
+  metrics: true, serviceMonitor: false,
 };
 const cases = [
   { name: "defaults", set: {}, want: {} },
@@ -84,6 +85,9 @@ const cases = [
   { name: "pdb.create=true", set: { "pdb.create": true }, want: { pdb: true } },
   { name: "networkPolicy.enabled=true", set: { "networkPolicy.enabled": true }, want: { networkPolicy: true } },
   { name: "podAntiAffinityPreset=hard", set: { podAntiAffinityPreset: "hard" }, want: { anti: "hard" } },
+  { name: "metrics.enabled=false", set: { "metrics.enabled": false }, want: { metrics: false } },
+  { name: "metrics.serviceMonitor.enabled=true", set: { "metrics.serviceMonitor.enabled": true },
+    want: { serviceMonitor: true } },
   { name: "release db in namespace prod", release: "db", ns: "prod", set: {},
     want: { release: "db", ns: "prod", fullname: "db-kvstore", secret: { name: "db-kvstore", key: "repl-token" } } },
   { name: "networkPolicy with allowedClients", set: { "networkPolicy.enabled": true },
@@ -130,6 +134,12 @@ function checkRender(objs, w) {
   /* Schemas */
   for (const o of objs) {
     const id = `${o.kind}/${o.metadata?.name}`;
+    if (o.kind === "ServiceMonitor") {	/* a CRD: no schema in kubernetes-models */
+      eq(`${id} apiVersion`, o.apiVersion, "monitoring.coreos.com/v1");
+      eq(`${id} scrapes /metrics on the http port`, o.spec?.endpoints?.map((e) => [e.port, e.path]),
+        [["http", "/metrics"]]);
+      continue;
+    }
     const M = model(o);
     if (!check(`${id}: ${o.apiVersion} ${o.kind} is a known Kubernetes kind`, M !== null, `${o.apiVersion} ${o.kind}`))
       continue;
@@ -147,7 +157,7 @@ function checkRender(objs, w) {
       check(`${id} has label ${k}`, typeof l[k] === "string" && l[k] !== "", l);
     check(`${id} has instance label ${release}`, l["app.kubernetes.io/instance"] === release, l);
     check(`${id} sets no metadata.namespace`, o.metadata?.namespace === undefined, o.metadata?.namespace);
-    check(`${id} has no scrape annotations (no metrics endpoint)`,
+    check(`${id} has scrape annotations only on its pods`, o.kind === "StatefulSet" ||
       !JSON.stringify(o).includes("prometheus.io/"), o.metadata?.annotations);
   }
 
@@ -165,8 +175,21 @@ function checkRender(objs, w) {
   /* Objects present */
   eq("kinds rendered", objs.map((o) => o.kind).sort(), [
     ...(w.networkPolicy ? ["NetworkPolicy"] : []), "Pod", ...(w.pdb ? ["PodDisruptionBudget"] : []),
-    ...(w.secret.existing ? [] : ["Secret"]), "Service", "Service", "Service", "ServiceAccount", "StatefulSet"]);
+    ...(w.secret.existing ? [] : ["Secret"]), "Service", "Service", "Service", "ServiceAccount",
+    ...(w.serviceMonitor ? ["ServiceMonitor"] : []), "StatefulSet"]);
   eq("StatefulSet name", sts.metadata?.name, fullname);
+
+  /* Prometheus */
+  const ann = spec.template?.metadata?.annotations ?? {};
+  if (w.metrics)
+    eq("scrape annotations", [ann["prometheus.io/scrape"], ann["prometheus.io/port"], ann["prometheus.io/path"]],
+      ["true", String(w.port), "/metrics"]);
+  else
+    check("no scrape annotations", !JSON.stringify(ann).includes("prometheus.io/"), ann);
+  for (const sm of of("ServiceMonitor")) {
+    const picked = services.filter((s) => labelsMatch(sm.spec?.selector?.matchLabels, s.metadata?.labels));
+    eq("the ServiceMonitor selects one Service, the headless one", picked.map((s) => s.spec?.clusterIP), ["None"]);
+  }
 
   /* The headless Service and pod DNS */
   if (eq("number of headless Services (clusterIP None)", headlessList.length, 1)) {

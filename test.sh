@@ -469,6 +469,32 @@ testSynchronousWritesWaitForReplicas() {
   stop_nodes
 }
 
+testListingWatchesAndMetricsOnAReplica() {
+  node p "${rp}" primary
+  node r1 "${rr1}" replica
+  wait_ready "${rr1}"
+  purl="http://127.0.0.1:${rp}/kv"
+  rurl="http://127.0.0.1:${rr1}/kv"
+  for k in a b c; do curl -s -o /dev/null -X PUT -d "${k}" "${purl}/rl/${k}"; done
+  seq=$(curl -s -D - -o /dev/null -X PUT -d w0 "${purl}/rw" | tr -d '\r' |
+    sed -n 's/^X-Kv-Seq: //p')
+  wait_seq "${rr1}" "${seq}"
+  page=$(curl -s "${rurl}/?prefix=rl/&limit=2")
+  assertContains 'a page on the replica' "${page}" '"next":"'
+  assertEquals 'prefix listing on the replica' 3 \
+    "$(curl -s "${rurl}/?prefix=rl/" | tr ',' '\n' | grep -c 'rl/')"
+  (sleep 0.4; curl -s -o /dev/null -X PUT -d w1 "${purl}/rw") &
+  out=$(curl -s "${rurl}/rw?index=${seq}&wait=10s")
+  assertEquals 'a watch on the replica sees the replicated write' w1 "${out}"
+  metrics=$(curl -s "http://127.0.0.1:${rr1}/metrics")
+  assertContains 'replica metrics: the primary link' "${metrics}" \
+    'kvstore_primary_up 1'
+  metrics=$(curl -s "http://127.0.0.1:${rp}/metrics")
+  assertContains 'primary metrics: the replica' "${metrics}" \
+    "kvstore_replica_up{replica=\"http://127.0.0.1:${rr1}\"} 1"
+  stop_nodes
+}
+
 testMinReplicasToWriteRefusesWritesWithoutThem() {
   node p "${rp}" primary MIN_REPLICAS_TO_WRITE=1 MAX_REPLICA_LAG_MS=5000
   code=$(curl -s -o "${body}" -w '%{http_code}' -X PUT -d v \

@@ -1206,7 +1206,9 @@ stop() {
 
 oneTimeSetUp() {
   cd "$(dirname "$0")" || return 1
-  port=$((20000 + $$ % 20000))
+  # Below the ephemeral range (32768 up), where a client socket could
+  # already hold one of our ports.
+  port=$((10000 + $$ % 20000))
   rp=$((port + 50)) rr1=$((port + 51)) rr2=$((port + 52)) rr3=$((port + 53))
   : >"${SHUNIT_TMPDIR}/nodes"
   url="http://127.0.0.1:${port}"

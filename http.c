@@ -2094,6 +2094,12 @@ http_metrics(char *buf, size_t cap)
 }
 
 int
+http_alive(uint64_t id)
+{
+	return conn_by_id(id) != NULL;
+}
+
+int
 http_conns(void)
 {
 	return nconns;

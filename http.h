@@ -156,6 +156,9 @@ void	http_unwatch(int fd);
  */
 size_t	http_metrics(char *buf, size_t cap);
 
+/* 1 while request id still has a connection waiting for its answer. */
+int	http_alive(uint64_t id);
+
 /* Open connections right now. */
 int	http_conns(void);
 

@@ -152,6 +152,7 @@ static struct store	*store;
 static struct store	*sync_store;
 static char		 sync_id[33];
 static uint64_t		 sync_seq;
+static uint64_t		 sync_token;		/* names the sync in progress */
 static uint64_t		 primary_heard_ms;	/* replica: last push */
 static uint64_t		 primary_seq;		/* replica: as last told */
 static int		 recovery_pending;	/* primary: started empty */
@@ -661,14 +662,27 @@ list_key(void *arg, const char *key, size_t klen, const struct store_value *v)
 	    (unsigned long long)v->seq);
 }
 
+/* Scan up to limit keys into l->buf; a scan that cannot move is a failure
+ * (store_scan is out of memory), never a reason to try forever. */
+static size_t
+list_step(struct listing *l, size_t limit)
+{
+	uint64_t before = l->cursor;
+	size_t n;
+
+	n = store_scan(store, &l->cursor, limit, list_key, l);
+	if (n == 0 && l->cursor == before)
+		l->failed = 1;
+	return n;
+}
+
 /* Scan the next batch into l->buf, closing the array at the end. */
 static size_t
 list_more(struct listing *l)
 {
 	size_t n;
 
-	n = store_scan(store, &l->cursor, l->values ? 1 : LIST_BATCH,
-	    list_key, l);
+	n = list_step(l, l->values ? 1 : LIST_BATCH);
 	if (l->cursor == UINT64_MAX && !l->failed) {
 		memcpy(l->buf + l->len, "]\n", 2);
 		l->len += 2;
@@ -728,8 +742,7 @@ list_page(struct http_request *r, struct listing *l, size_t limit)
 	l->buf[l->len++] = '[';
 	while ((size_t)l->nkeys < limit && l->cursor != UINT64_MAX &&
 	    scanned < LIST_PAGE_SCAN && !l->failed)
-		scanned += store_scan(store, &l->cursor, limit - l->nkeys,
-		    list_key, l);
+		scanned += list_step(l, limit - l->nkeys);
 	if (l->failed) {
 		reply_text(r->id, 503, "", "out of memory");
 		return;
@@ -796,7 +809,8 @@ list_keys(struct http_request *r)
 	}
 	if ((v = http_query(r, "cursor", &len)) != NULL) {
 		l->cursor = strtoull(v, &end, 16);
-		if (len != 16 || end != v + len) {
+		if (len != 16 || end != v + len ||
+		    strspn(v, "0123456789abcdef") < 16) {
 			reply_text(r->id, 400, "", "bad cursor: use the \"next\" "
 			    "of the previous page");
 			goto done;
@@ -1412,7 +1426,8 @@ enough_replicas(struct http_request *r)
 static void
 replay(struct waiter *w)
 {
-	replaying = 1;
+	/* A watch answers now; a read that waited for a seq may still watch. */
+	replaying = w->w_kind == WAIT_KEY || w->w_kind == WAIT_LIST;
 	handle(w->w_req);
 	replaying = 0;
 }
@@ -1424,6 +1439,8 @@ settle(struct waiter *w, uint64_t now, uint64_t last_seq, int changed)
 	struct store_value v;
 	int exists, acks;
 
+	if (!http_alive(w->w_id))
+		return 1;	/* the client left: nothing to answer */
 	switch (w->w_kind) {
 	case WAIT_SEQ:
 		if (last_seq >= w->w_seq) {
@@ -1489,6 +1506,9 @@ run_waiters(void)
 	store_stats(store, &st);
 	changed = st.last_seq != seen_seq;
 	seen_seq = st.last_seq;
+	if (stopping)	/* answer every wait now rather than cut it */
+		for (w = waiters; w != NULL; w = w->w_next)
+			w->w_deadline = now;
 	for (pw = &waiters; (w = *pw) != NULL;) {
 		if (!settle(w, now, st.last_seq, changed)) {
 			pw = &w->w_next;
@@ -1795,21 +1815,24 @@ sync_begin(struct http_request *r)
 	}
 	memcpy(sync_id, id, sizeof(sync_id));
 	sync_seq = seq;
+	sync_token++;
 	kv_log("info", "full sync from %s begins at seq %llu; serving the "
 	    "old data until it ends", id, (unsigned long long)seq);
-	reply_text(r->id, 200, "", "ok");
+	reply_text(r->id, 200, "", "%llu", (unsigned long long)sync_token);
 }
 
-/* The sync named by the request's id is the one in progress. */
+/* The request names the sync in progress: its id and its token. */
 static int
 sync_current(struct http_request *r)
 {
 	char id[33];
+	uint64_t token;
 
-	if (query_id(r, id) == -1 || sync_store == NULL ||
-	    strcmp(id, sync_id) != 0) {
+	if (query_id(r, id) == -1 || query_u64(r, "token", &token) == -1 ||
+	    sync_store == NULL || strcmp(id, sync_id) != 0 ||
+	    token != sync_token) {
 		reply_text(r->id, 409, "", "resync: no full sync of that id "
-		    "in progress");
+		    "and token in progress (another one began?)");
 		return 0;
 	}
 	return 1;
@@ -1837,12 +1860,21 @@ sync_end(struct http_request *r)
 	struct store *adopted;
 	struct store_stats st;
 	char err[256];
+	uint64_t seq;
 
 	if (!sync_current(r))
 		return;
+	if (query_u64(r, "seq", &seq) == -1 || seq != sync_seq) {
+		reply_text(r->id, 409, "", "resync: sync/end for another seq "
+		    "than its begin");
+		return;
+	}
 	http_unwatch(store_notify_fd(store));
 	if ((adopted = store_adopt(store, sync_store, err,
 	    sizeof(err))) == NULL) {
+		if (errno == ESTALE)	/* renamed, not reopened: stop */
+			die("full sync: the new store is in place but cannot "
+			    "be opened (%s); restart to serve it", err);
 		if (http_watch(store_notify_fd(store), on_durable, NULL) == -1)
 			die("cannot watch the store's flush notifications:");
 		kv_log("error", "full sync: cannot swap the new store in: %s",
@@ -2234,6 +2266,19 @@ start_replication(void)
 	rc.recover_wait_ms = cfg.recover_wait_ms;
 	rc.on_ack = http_wake;
 	store_stats(store, &st);
+	if (cfg.role == ROLE_PRIMARY && st.recovered) {
+		/*
+		 * Writes pushed before they reached this disk may be on
+		 * replicas and gone here: a new id makes every replica
+		 * full-sync instead of resuming on a different history
+		 * (Redis does the same after an unclean restart).
+		 */
+		if (store_new_repl_id(store) == -1)
+			die("cannot write a new replication id:");
+		store_stats(store, &st);
+		kv_log("warn", "unclean shutdown: new replication id %s; "
+		    "replicas will full-sync", st.repl_id);
+	}
 	if (repl_init(&rc, st.repl_id, st.last_seq) == -1)
 		die("cannot start replication:");
 	if (cfg.role == ROLE_PRIMARY) {
@@ -2526,10 +2571,10 @@ cli_put(int argc, char **argv)
 static int
 cli_watch(int argc, char **argv)
 {
-	char *target, *full, *out = NULL;
-	size_t len, n;
+	char *target, *full, *out = NULL, *last = NULL;
+	size_t len, n, last_len = 0;
 	uint64_t index = 0;
-	int status;
+	int status, last_status = 0;
 
 	if (argc != 3 || (target = key_target(argv[2])) == NULL)
 		return usage();
@@ -2543,6 +2588,10 @@ cli_watch(int argc, char **argv)
 		out = NULL;
 		status = cli_request("GET", full, "", NULL, 0,
 		    CLI_WATCH_S * 1000 + CLI_TIMEOUT_MS, &out, &len, &index, 0);
+		/* A wait that ends unchanged answers the same again. */
+		if (status == last_status && (status != 200 ||
+		    (len == last_len && memcmp(out, last, len) == 0)))
+			continue;
 		if (status == 200) {
 			fwrite(out, 1, len, stdout);
 			putchar('\n');
@@ -2551,9 +2600,16 @@ cli_watch(int argc, char **argv)
 			fprintf(stderr, "kvstore: %s: not found\n", argv[2]);
 		else
 			break;
+		free(last);
+		if ((last = malloc(len + 1)) == NULL)
+			break;
+		memcpy(last, out, len);
+		last_len = len;
+		last_status = status;
 	}
 	cli_fail("GET", full, status, out);
 	free(out);
+	free(last);
 	free(full);
 	free(target);
 	return EXIT_SERVER;

@@ -17,9 +17,10 @@
  *   POST /repl/apply?id=I&from=F&primary_seq=P
  *                               body: records F, F+1, ... (empty: heartbeat)
  *                               200 "<applied seq>\n"; 409 "resync: why"
- *   POST /repl/sync/begin?id=I&seq=S    start a fresh store beside the old
- *   POST /repl/sync/data?id=I           body: records, any number of times
- *   POST /repl/sync/end?id=I&seq=S      swap it in; applied seq becomes S
+ *   POST /repl/sync/begin?id=I&seq=S    start a fresh store beside the old;
+ *                               200 "<token>\n" names this sync
+ *   POST /repl/sync/data?id=I&token=T   body: records, any number of times
+ *   POST /repl/sync/end?id=I&seq=S&token=T   swap it in; applied seq is S
  *   GET  /repl/snapshot (HTTP/1.0)      headers X-Kv-Repl-Id, X-Kv-Seq: S;
  *                               body: every live key as a 'P' record, then
  *                               one 'E' record with seq S; EOF ends it, and
@@ -118,6 +119,7 @@
 #define DROP_AFTER_MS	60000		/* a registered peer silent this long goes */
 #define ANNOUNCE_MS	3000		/* a restarted primary relearns in 3 s */
 #define RECOVER_POLL_MS	500
+#define RECOVER_RETRY_MS 2000		/* after a failed copy from a replica */
 #define MAX_RESYNCS	3		/* then back off: no full-sync storm */
 #define MAX_RESP_HEAD	16384		/* as http.c's request head limit */
 #define MAX_RESP_BODY	65536		/* non-snapshot answers are one line */
@@ -1018,6 +1020,7 @@ full_sync(struct conn *src, struct conn *dst, struct batch *b,
 	struct resp r, dr;
 	char target[128];
 	const unsigned char *h;
+	uint64_t token;
 	size_t avail, need;
 	ssize_t n;
 
@@ -1041,7 +1044,15 @@ full_sync(struct conn *src, struct conn *dst, struct batch *b,
 	    r.id, (unsigned long long)r.seq);
 	if (post(dst, target, NULL, 0, &dr, err) == -1)
 		goto fail;
-	(void)snprintf(target, sizeof(target), "/repl/sync/data?id=%s", r.id);
+	/* The token names this sync: another begin (a second pusher for the
+	 * same replica) makes our data and end fail instead of mixing. */
+	if (parse_u64(dr.body, &token) == NULL) {
+		seterr(err, "sync/begin answered no token");
+		goto fail;
+	}
+	(void)snprintf(target, sizeof(target),
+	    "/repl/sync/data?id=%s&token=%llu", r.id,
+	    (unsigned long long)token);
 	for (;;) {
 		avail = src->c_len - src->c_off;
 		n = repl_decode(src->c_buf + src->c_off, avail, &rec);
@@ -1099,8 +1110,9 @@ full_sync(struct conn *src, struct conn *dst, struct batch *b,
 	    post(dst, target, b->b_buf, b->b_len, &dr, err) == -1)
 		goto fail;
 	b->b_len = 0;
-	(void)snprintf(target, sizeof(target), "/repl/sync/end?id=%s&seq=%llu",
-	    r.id, (unsigned long long)r.seq);
+	(void)snprintf(target, sizeof(target),
+	    "/repl/sync/end?id=%s&seq=%llu&token=%llu", r.id,
+	    (unsigned long long)r.seq, (unsigned long long)token);
 	if (post(dst, target, NULL, 0, &dr, err) == -1)
 		goto fail;
 	memcpy(res->id, r.id, sizeof(res->id));
@@ -1818,6 +1830,7 @@ recoverer(void *arg)
 	(void)arg;
 	memset(&b, 0, sizeof(b));
 	deadline = now_ms() + (uint64_t)cfg.recover_wait_ms;
+again:
 	for (;;) {
 		round0 = now_ms();
 		LOCK();
@@ -1907,9 +1920,32 @@ recoverer(void *arg)
 		kv_log("warn", "recovery: recovered from %s: %llu keys, seq "
 		    "%llu, repl id %s", best, (unsigned long long)res.keys,
 		    (unsigned long long)res.seq, res.id);
-	else
-		kv_log("error", "recovery from %s failed: %s; this primary "
-		    "starts EMPTY", best, err);
+	else {
+		/*
+		 * A replica holds the data set: starting empty now would let
+		 * the pushers wipe it. Keep refusing writes and try again.
+		 */
+		kv_log("error", "recovery from %s failed: %s; trying again "
+		    "in %d ms (writes wait)", best, err, RECOVER_RETRY_MS);
+		conn_free(&c);
+		conn_free(&self);
+		LOCK();
+		deadline = now_ms() + RECOVER_RETRY_MS;
+		while (!stopping && now_ms() < deadline)
+			wait_until(deadline);
+		stop = stopping;
+		UNLOCK();
+		if (stop)
+			goto done;
+		free(b.b_buf);
+		memset(&b, 0, sizeof(b));
+		best_seq = 0;
+		best[0] = '\0';
+		answered = extra = 0;
+		prev_static = 0;
+		deadline = now_ms() + (uint64_t)cfg.recover_wait_ms;
+		goto again;
+	}
 	conn_free(&c);
 	conn_free(&self);
 done:

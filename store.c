@@ -664,6 +664,29 @@ rec_read(const struct kvfile *f, uint64_t off, struct rec *r)
 	r->r_size = rec_size(klen, vlen);
 }
 
+/*
+ * Could a record that fits in the log start at off? A cleanly closed file
+ * is trusted without reading it (that is what makes open instant), so a
+ * damaged bucket or record header must never send a read outside the log:
+ * every offset taken from a bucket, and every record compaction walks, is
+ * checked with this. A few comparisons; the CRC is for recovery.
+ */
+static int
+rec_fits(const struct kvfile *f, uint64_t off)
+{
+	uint16_t klen;
+	uint32_t vlen;
+
+	/* The mapping, not f_end: recovery replays before f_end is set. */
+	if (off < f->f_start || off % 8 != 0 || off > f->f_size ||
+	    f->f_size - off < REC_HDR)
+		return 0;
+	memcpy(&klen, f->f_map + off + 6, 2);
+	memcpy(&vlen, f->f_map + off + 8, 4);
+	return klen >= 1 && klen <= MAX_KEY_BYTES &&
+	    rec_size(klen, vlen) <= f->f_size - off;
+}
+
 /* 1 if a whole, well-formed record with a good CRC starts at off. */
 static int
 rec_valid(const struct kvfile *f, uint64_t off, struct rec *r)
@@ -708,13 +731,15 @@ find(const struct kvfile *f, uint64_t h, const char *key, size_t klen,
     uint64_t *slotp)
 {
 	const struct bucket *b = BKT(f);
-	uint64_t i, mask = f->f_nbuckets - 1;
+	uint64_t i, n, mask = f->f_nbuckets - 1;
 	uint16_t kl;
 
-	for (i = home(f, h);; i = (i + 1) & mask) {
+	/* n bounds the probe: only a damaged table has no empty bucket. */
+	for (i = home(f, h), n = 0; n < f->f_nbuckets; i = (i + 1) & mask,
+	    n++) {
 		if (b[i].b_off == 0)
 			break;
-		if (b[i].b_hash != h)
+		if (b[i].b_hash != h || !rec_fits(f, b[i].b_off))
 			continue;
 		memcpy(&kl, f->f_map + b[i].b_off + 6, 2);
 		if (kl == klen && memcmp(f->f_map + b[i].b_off + REC_HDR,
@@ -736,9 +761,9 @@ static void
 unlink_slot(struct kvfile *f, uint64_t i)
 {
 	struct bucket *b = BKT(f);
-	uint64_t j = i, k, mask = f->f_nbuckets - 1;
+	uint64_t j = i, k, n, mask = f->f_nbuckets - 1;
 
-	for (;;) {
+	for (n = 0; n < f->f_nbuckets; n++) {
 		j = (j + 1) & mask;
 		if (b[j].b_off == 0)
 			break;
@@ -985,6 +1010,13 @@ recover(struct store *s, const char *why, char *err, size_t errlen)
 			f->f_map = p;
 			f->f_size = newsize;
 		}
+	}
+	/* What was replayed may be in the page cache only: durable_seq will
+	 * say it is on disk, so it must be. */
+	if (fdatasync(f->f_fd) == -1) {
+		seterr(err, errlen, "%s: sync after recovery: %s", s->s_path,
+		    strerror(errno));
+		return -1;
 	}
 	s->s_recovered = 1;
 	s->s_recovered_records = n;
@@ -1263,6 +1295,12 @@ compact_work(struct store *s, uint64_t budget, uint64_t deadline, int force)
 	int found, e;
 
 	while (s->s_cpos < f->f_end && budget > 0) {
+		if (!rec_fits(f, s->s_cpos)) {
+			kv_log("error", "%s: damaged record at offset %" PRIu64
+			    "; not compacting", s->s_path, s->s_cpos);
+			errno = EIO;
+			goto fail;
+		}
 		rec_read(f, s->s_cpos, &r);
 		h = hash_key(s, r.r_key, r.r_klen);
 		if (r.r_type == REC_PUT) {
@@ -1822,15 +1860,31 @@ store_adopt(struct store *cur, struct store *fresh, char *err,
 		    strerror(errno));
 		goto fail;
 	}
-	/* cur keeps serving the old, now unnamed, file if this fails. */
-	if ((s = store_open(cur->s_path, cur->s_policy, err, errlen)) == NULL)
-		goto fail;
+	/* cur now holds an unnamed file: writes to it would be lost. */
+	if ((s = store_open(cur->s_path, cur->s_policy, err, errlen)) == NULL) {
+		free(from);
+		errno = ESTALE;
+		return NULL;
+	}
 	(void)store_close(cur);
 	free(from);
 	return s;
 fail:
 	free(from);
 	return NULL;
+}
+
+int
+store_new_repl_id(struct store *s)
+{
+	struct hdr *h = HDR(&s->s_f);
+	uint8_t id[16];
+
+	if (random_bytes(id, sizeof(id)) == -1)
+		return -1;
+	memcpy(h->h_repl_id, id, sizeof(id));
+	h->h_icrc = hdr_icrc(h);
+	return msync(s->s_f.f_map, PAGE, MS_SYNC);
 }
 
 void
@@ -1992,7 +2046,7 @@ store_scan(struct store *s, uint64_t *cursor, size_t limit,
 				break;
 			continue;
 		}
-		if (b[i].b_hash < lo)
+		if (b[i].b_hash < lo || !rec_fits(f, b[i].b_off))
 			continue;
 		if (n == ncv_max) {
 			ncv_max = ncv_max == 0 ? (limit < 4096 ? limit : 4096) +
@@ -2009,7 +2063,7 @@ store_scan(struct store *s, uint64_t *cursor, size_t limit,
 	if (all) {
 		/* The cluster that wrapped from the end to the front. */
 		for (i = 0; i < start && b[i].b_off != 0; i++) {
-			if (b[i].b_hash < lo)
+			if (b[i].b_hash < lo || !rec_fits(f, b[i].b_off))
 				continue;
 			if (n == ncv_max) {
 				ncv_max = ncv_max == 0 ? 64 : ncv_max * 2;

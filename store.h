@@ -57,11 +57,19 @@ struct store *store_create(const char *path, const char *repl_id,
 
 /*
  * Close fresh (from store_create) cleanly, rename its file over cur's and
- * reopen it there. Returns the new store, cur closed; or NULL with err set,
- * fresh gone and cur still serving its old data.
+ * reopen it there. Returns the new store, cur closed; or NULL with err set
+ * and fresh gone: cur still serves its old data, except with errno ESTALE
+ * (renamed but not reopened), when cur must no longer be written.
  */
 struct store *store_adopt(struct store *cur, struct store *fresh,
 	    char *err, size_t errlen);
+
+/*
+ * Give the data set a new random replication id, on disk before returning:
+ * a primary that lost writes in a crash must not let replicas that saw
+ * them resume as if they were its history. -1 with errno on failure.
+ */
+int	store_new_repl_id(struct store *s);
 
 /* Close s and delete its file: an abandoned store_create. */
 void	store_discard(struct store *s);

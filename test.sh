@@ -902,6 +902,32 @@ testPrimaryRestartKeepsReplicationGoing() {
   stop_nodes
 }
 
+testOneReplicaUnderTwoNamesStillConverges() {
+  # REPLICA_URLS says localhost, the replica announces 127.0.0.1: two
+  # pushers feed one replica, and their full syncs must not mix.
+  node p "${rp}" primary REPLICA_URLS="http://localhost:${rr1}"
+  load "${rp}" 3000 two >/dev/null
+  node r1 "${rr1}" replica
+  load "${rp}" 3000 names >/dev/null
+  assert_converged "${rp}" "${rr1}" 'one replica fed under two names'
+  stop_nodes
+}
+
+testPrimaryKill9TakesANewIdAndReplicasConverge() {
+  node p "${rp}" primary
+  node r1 "${rr1}" replica
+  wait_ready "${rr1}"
+  load "${rp}" 1000 k9 >/dev/null
+  kill -9 "$(pid_of p)"
+  wait "$(pid_of p)" 2>/dev/null
+  node p "${rp}" primary
+  assertContains 'a new replication id' "$(cat "${SHUNIT_TMPDIR}/p.log")" \
+    'new replication id'
+  load "${rp}" 500 after >/dev/null
+  assert_converged "${rp}" "${rr1}" 'after a primary kill -9'
+  stop_nodes
+}
+
 testReplicaStartedLaterAnnouncesItself() {
   node p "${rp}" primary
   load "${rp}" 500 l >/dev/null

@@ -243,6 +243,7 @@ struct fake {
 	uint64_t	 froms[64];	/* from= of non-empty applies */
 	int		 nfroms;
 	int		 applies, heartbeats, states, begins, datas, ends;
+	int		 badtokens;	/* sync data or end without the begin's token */
 	int		 registers, snapshots, unauthorized, conflicts;
 	size_t		 max_body;
 	char		 regbody[256];
@@ -363,12 +364,23 @@ handle(struct fake *f, int fd, const char *method, const char *target,
 	if (strncmp(target, "/repl/sync/begin?", 17) == 0) {
 		f->begins++;
 		f->synclog.len = 0;
+		/* The token names the sync; data and end must carry it. */
+		n = snprintf(out, sizeof(out), "%d\n", f->begins);
+		pthread_mutex_unlock(&f->mu);
+		reply(fd, v10, 200, "", out, (size_t)n);
+		return;
 	} else if (strncmp(target, "/repl/sync/data?", 16) == 0) {
+		param(target, "token", num, sizeof(num));
+		if (atoi(num) != f->begins)
+			f->badtokens++;
 		f->datas++;
 		bytes_add(&f->synclog, body, blen);
 		if (blen > f->max_body)
 			f->max_body = blen;
 	} else if (strncmp(target, "/repl/sync/end?", 15) == 0) {
+		param(target, "token", num, sizeof(num));
+		if (atoi(num) != f->begins)
+			f->badtokens++;
 		f->ends++;
 		param(target, "id", f->id, sizeof(f->id));
 		param(target, "seq", num, sizeof(num));
@@ -839,6 +851,8 @@ test_full_sync(void)
 		write_one(NULL, seq, 20);
 	CHECK(repl_add_replica(r->url, 1) == 0, "add replica");
 	CHECK(wait_int(r, &r->ends, 1, 5000), "sync/end arrives");
+	CHECK(fget(r, NULL, &r->badtokens) == 0,
+	    "sync/data and sync/end carry the token sync/begin gave");
 	CHECK(wait_seq(r, 300, 2000), "replica at the snapshot's seq");
 	CHECK(fget(r, NULL, &r->begins) == 1 && r->datas >= 2 &&
 	    r->max_body <= 512, "one begin, %d data posts of at most 512 "

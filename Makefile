@@ -75,3 +75,30 @@ test-deploy:
 	bash tests/deploy/run.sh
 
 .PHONY: test-deploy
+
+# libFuzzer targets for the request parser, the replication decoder and
+# store recovery, each run FUZZ_SECONDS from tests/fuzz/corpus.
+FUZZ_SECONDS = 60
+FUZZ_CC = clang
+FUZZ_CFLAGS = -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZERS = tests/fuzz/fuzz_http tests/fuzz/fuzz_repl tests/fuzz/fuzz_store
+
+tests/fuzz/fuzz_http: tests/fuzz/fuzz_http.c http.c http.h
+	@sh tests/need.sh $(FUZZ_CC)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I. -o $@ tests/fuzz/fuzz_http.c http.c
+
+tests/fuzz/fuzz_repl: tests/fuzz/fuzz_repl.c repl.c repl.h
+	@sh tests/need.sh $(FUZZ_CC)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I. -o $@ tests/fuzz/fuzz_repl.c repl.c \
+	    $(LDLIBS)
+
+tests/fuzz/fuzz_store: tests/fuzz/fuzz_store.c store.c store.h
+	@sh tests/need.sh $(FUZZ_CC)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I. -o $@ tests/fuzz/fuzz_store.c store.c \
+	    $(LDLIBS)
+
+fuzz: $(FUZZERS)
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+.PHONY: fuzz

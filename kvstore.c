@@ -114,6 +114,20 @@ struct waiter {
 	struct waiter	*w_next;
 };
 
+/*
+ * A streamed body staged in memory: a refill step writes the next part into
+ * buf, and http.c takes it out as the client reads. Listings and snapshots
+ * share it (stage_out).
+ */
+struct stage {
+	char		*buf;
+	size_t		 len;		/* staged */
+	size_t		 off;		/* handed out */
+	size_t		 cap;
+	int		 finished;	/* the last part is staged */
+	int		 failed;	/* out of memory: abort the stream */
+};
+
 /* The state of one listing: streamed whole, or one page of it. */
 struct listing {
 	uint64_t	 cursor;
@@ -122,12 +136,7 @@ struct listing {
 	int		 values;	/* objects with values, not key strings */
 	int		 opened;	/* '[' written */
 	int		 nkeys;		/* keys written, for the commas */
-	int		 finished;	/* ']' written */
-	int		 failed;	/* out of memory */
-	char		*buf;		/* JSON not yet handed to http.c */
-	size_t		 len;
-	size_t		 off;
-	size_t		 cap;
+	struct stage	 st;		/* JSON; finished once ']' is written */
 };
 
 static void	die(const char *fmt, ...);
@@ -585,6 +594,54 @@ json_string(char *out, const char *s, size_t n)
 	return o;
 }
 
+/* ---- Streamed bodies ---- */
+
+/* Room for need more staged bytes (plus slack kept free); 0, or -1 and
+ * failed set when out of memory. */
+static int
+stage_reserve(struct stage *st, size_t need, size_t slack)
+{
+	char *p;
+
+	if (st->len + need <= st->cap)
+		return 0;
+	if ((p = realloc(st->buf, st->len + need + slack)) == NULL) {
+		st->failed = 1;
+		return -1;
+	}
+	st->buf = p;
+	st->cap = st->len + need;
+	return 0;
+}
+
+/*
+ * http_producer for a staged body owned by owner (which embeds st): hand
+ * out what is staged, refill(owner) when it ran out, free both at the end
+ * or when the client went away.
+ */
+static ssize_t
+stage_out(struct stage *st, void *owner, void (*refill)(void *owner),
+    char *buf, size_t cap)
+{
+	size_t n;
+
+	if (buf == NULL || (st->off == st->len && st->finished)) {
+		free(st->buf);
+		free(owner);
+		return 0;
+	}
+	if (st->off == st->len) {
+		st->off = st->len = 0;
+		refill(owner);
+		if (st->failed)
+			return -1;
+	}
+	n = st->len - st->off < cap ? st->len - st->off : cap;
+	memcpy(buf, st->buf + st->off, n);
+	st->off += n;
+	return (ssize_t)n;
+}
+
 /* ---- Listing ---- */
 
 static size_t
@@ -628,41 +685,34 @@ list_key(void *arg, const char *key, size_t klen, const struct store_value *v)
 {
 	struct listing *l = arg;
 	size_t need;
-	char *p;
 
 	if (klen < l->plen || memcmp(key, l->prefix, l->plen) != 0)
 		return;
 	need = klen * 6 + (l->values ? v->len * 6 + 64 : 0) + 8;
-	if (l->len + need > l->cap) {
-		if ((p = realloc(l->buf, l->len + need + LIST_TAIL)) == NULL) {
-			l->failed = 1;
-			return;
-		}
-		l->buf = p;
-		l->cap = l->len + need;
-	}
+	if (stage_reserve(&l->st, need, LIST_TAIL) == -1)
+		return;
 	if (l->nkeys++ > 0)
-		l->buf[l->len++] = ',';
+		l->st.buf[l->st.len++] = ',';
 	if (!l->values) {
-		l->len += json_string(l->buf + l->len, key, klen);
+		l->st.len += json_string(l->st.buf + l->st.len, key, klen);
 		return;
 	}
-	l->len += sprintf(l->buf + l->len, "{\"key\":");
-	l->len += json_string(l->buf + l->len, key, klen);
+	l->st.len += sprintf(l->st.buf + l->st.len, "{\"key\":");
+	l->st.len += json_string(l->st.buf + l->st.len, key, klen);
 	if (valid_utf8(v->data, v->len)) {
-		l->len += sprintf(l->buf + l->len, ",\"value\":");
-		l->len += json_string(l->buf + l->len, v->data, v->len);
+		l->st.len += sprintf(l->st.buf + l->st.len, ",\"value\":");
+		l->st.len += json_string(l->st.buf + l->st.len, v->data, v->len);
 	} else {
-		l->len += sprintf(l->buf + l->len, ",\"value_base64\":\"");
-		l->len += base64(l->buf + l->len, (const unsigned char *)v->data,
+		l->st.len += sprintf(l->st.buf + l->st.len, ",\"value_base64\":\"");
+		l->st.len += base64(l->st.buf + l->st.len, (const unsigned char *)v->data,
 		    v->len);
-		l->buf[l->len++] = '"';
+		l->st.buf[l->st.len++] = '"';
 	}
-	l->len += sprintf(l->buf + l->len, ",\"version\":%llu}",
+	l->st.len += sprintf(l->st.buf + l->st.len, ",\"version\":%llu}",
 	    (unsigned long long)v->seq);
 }
 
-/* Scan up to limit keys into l->buf; a scan that cannot move is a failure
+/* Scan up to limit keys into l->st.buf; a scan that cannot move is a failure
  * (store_scan is out of memory), never a reason to try forever. */
 static size_t
 list_step(struct listing *l, size_t limit)
@@ -672,59 +722,54 @@ list_step(struct listing *l, size_t limit)
 
 	n = store_scan(store, &l->cursor, limit, list_key, l);
 	if (n == 0 && l->cursor == before)
-		l->failed = 1;
+		l->st.failed = 1;
 	return n;
 }
 
-/* Scan the next batch into l->buf, closing the array at the end. */
+/* Scan the next batch into l->st.buf, closing the array at the end. */
 static size_t
 list_more(struct listing *l)
 {
 	size_t n;
 
 	n = list_step(l, l->values ? 1 : LIST_BATCH);
-	if (l->cursor == UINT64_MAX && !l->failed) {
-		memcpy(l->buf + l->len, "]\n", 2);
-		l->len += 2;
-		l->finished = 1;
+	if (l->cursor == UINT64_MAX && !l->st.failed) {
+		memcpy(l->st.buf + l->st.len, "]\n", 2);
+		l->st.len += 2;
+		l->st.finished = 1;
 	}
 	return n + 1;	/* progress even on an empty scan */
 }
 
 /*
- * Stream the listing: LIST_BATCH keys at a time into l->buf, handed out as
+ * Stream the listing: LIST_BATCH keys at a time into l->st.buf, handed out as
  * http.c asks. The cursor walks in hash order, so a key present for the
  * whole listing appears exactly once even while writes go on.
  */
+static void
+list_refill(void *arg)
+{
+	struct listing *l = arg;
+	size_t scanned;
+
+	if (!l->opened) {
+		l->st.buf[l->st.len++] = '[';
+		l->opened = 1;
+		return;
+	}
+	for (scanned = 0; l->st.len == 0 && !l->st.finished &&
+	    !l->st.failed && scanned < LIST_PAGE_SCAN;)
+		scanned += list_more(l);
+	if (l->st.len == 0 && !l->st.finished)
+		l->st.buf[l->st.len++] = ' ';	/* 0 would end the stream */
+}
+
 static ssize_t
 list_produce(void *arg, char *buf, size_t cap)
 {
 	struct listing *l = arg;
-	size_t n, scanned;
 
-	if (buf == NULL || (l->off == l->len && l->finished)) {
-		free(l->buf);
-		free(l);
-		return 0;
-	}
-	if (l->off == l->len) {
-		l->off = l->len = 0;
-		if (!l->opened) {
-			l->buf[l->len++] = '[';
-			l->opened = 1;
-		}
-		for (scanned = 0; l->len == 0 && !l->finished &&
-		    scanned < LIST_PAGE_SCAN;)
-			scanned += list_more(l);
-		if (l->failed)
-			return -1;
-		if (l->len == 0 && !l->finished)
-			l->buf[l->len++] = ' ';	/* 0 would end the stream */
-	}
-	n = l->len - l->off < cap ? l->len - l->off : cap;
-	memcpy(buf, l->buf + l->off, n);
-	l->off += n;
-	return (ssize_t)n;
+	return stage_out(&l->st, l, list_refill, buf, cap);
 }
 
 /*
@@ -739,11 +784,11 @@ list_page(struct http_request *r, struct listing *l, size_t limit)
 	size_t scanned = 0;
 	int n;
 
-	l->buf[l->len++] = '[';
+	l->st.buf[l->st.len++] = '[';
 	while ((size_t)l->nkeys < limit && l->cursor != UINT64_MAX &&
-	    scanned < LIST_PAGE_SCAN && !l->failed)
+	    scanned < LIST_PAGE_SCAN && !l->st.failed)
 		scanned += list_step(l, limit - l->nkeys);
-	if (l->failed) {
+	if (l->st.failed) {
 		reply_text(r->id, 503, "", "out of memory");
 		return;
 	}
@@ -757,10 +802,10 @@ list_page(struct http_request *r, struct listing *l, size_t limit)
 		    "X-Kv-Next-Cursor: %016llx\r\n",
 		    (unsigned long long)l->cursor);
 	}
-	/* l->cap leaves room for this tail (LIST_TAIL). */
-	n = sprintf(l->buf + l->len, "],\"next\":%s}\n", next);
-	l->len += n;
-	http_reply(r->id, 200, "application/json", extra, l->buf, l->len);
+	/* l->st.cap leaves room for this tail (LIST_TAIL). */
+	n = sprintf(l->st.buf + l->st.len, "],\"next\":%s}\n", next);
+	l->st.len += n;
+	http_reply(r->id, 200, "application/json", extra, l->st.buf, l->st.len);
 }
 
 /*
@@ -779,12 +824,12 @@ list_keys(struct http_request *r)
 	long limit = 0;
 
 	if ((l = calloc(1, sizeof(*l))) == NULL ||
-	    (l->buf = malloc(LIST_BUF_BYTES)) == NULL) {
+	    (l->st.buf = malloc(LIST_BUF_BYTES)) == NULL) {
 		free(l);
 		reply_text(r->id, 503, "", "out of memory");
 		return;
 	}
-	l->cap = LIST_BUF_BYTES - LIST_TAIL;
+	l->st.cap = LIST_BUF_BYTES - LIST_TAIL;
 	if ((v = http_query(r, "prefix", &len)) != NULL) {
 		if (len > sizeof(tmp) || (n = http_unescape(v, len, tmp)) < 0 ||
 		    n > MAX_KEY_BYTES) {
@@ -819,8 +864,8 @@ list_keys(struct http_request *r)
 			limit = LIST_PAGE_DEFAULT;
 	}
 	if (limit > 0) {
-		memcpy(l->buf, "{\"keys\":", 8);
-		l->len = 8;
+		memcpy(l->st.buf, "{\"keys\":", 8);
+		l->st.len = 8;
 		list_page(r, l, limit);
 		goto done;
 	}
@@ -830,7 +875,7 @@ list_keys(struct http_request *r)
 	    l) == 0)
 		return;
 done:
-	free(l->buf);
+	free(l->st.buf);
 	free(l);
 }
 
@@ -1902,10 +1947,7 @@ sync_end(struct http_request *r)
 struct snapshot {
 	uint64_t	 cursor;
 	uint64_t	 seq;		/* the node's seq when it began */
-	int		 finished;
-	char		*buf;
-	size_t		 len, off, cap;
-	int		 failed;
+	struct stage	 st;
 };
 
 static void
@@ -1914,52 +1956,39 @@ snapshot_key(void *arg, const char *key, size_t klen,
 {
 	struct snapshot *sn = arg;
 	size_t need = repl_encoded_len(klen, v->len);
-	char *p;
 
 	/* Keep room for the END record after the last key. */
 	need += repl_encoded_len(0, 0);
-	if (sn->len + need > sn->cap) {
-		if ((p = realloc(sn->buf, sn->len + need)) == NULL) {
-			sn->failed = 1;
-			return;
-		}
-		sn->buf = p;
-		sn->cap = sn->len + need;
-	}
-	sn->len += repl_encode(sn->buf + sn->len, sn->cap - sn->len, REPL_PUT,
+	if (stage_reserve(&sn->st, need, 0) == -1)
+		return;
+	sn->st.len += repl_encode(sn->st.buf + sn->st.len, sn->st.cap - sn->st.len, REPL_PUT,
 	    v->seq, key, klen, v->data, v->len);
+}
+
+static void
+snapshot_refill(void *arg)
+{
+	struct snapshot *sn = arg;
+	size_t batch;
+
+	/* Bound the staging buffer: a few MiB even for big values. */
+	batch = SNAPSHOT_STAGE_BYTES / (cfg.max_value + 1100);
+	store_scan(store, &sn->cursor, batch < 1 ? 1 : batch > 256 ? 256 :
+	    batch, snapshot_key, sn);
+	if (sn->cursor == UINT64_MAX && !sn->st.failed) {
+		/* The staging buffer always has room for a header. */
+		sn->st.len += repl_encode(sn->st.buf + sn->st.len,
+		    sn->st.cap - sn->st.len, REPL_END, sn->seq, "", 0, "", 0);
+		sn->st.finished = 1;
+	}
 }
 
 static ssize_t
 snapshot_produce(void *arg, char *buf, size_t cap)
 {
 	struct snapshot *sn = arg;
-	size_t n, batch;
 
-	if (buf == NULL || (sn->off == sn->len && sn->finished)) {
-		free(sn->buf);
-		free(sn);
-		return 0;
-	}
-	if (sn->off == sn->len) {
-		sn->off = sn->len = 0;
-		/* Bound the staging buffer: a few MiB even for big values. */
-		batch = SNAPSHOT_STAGE_BYTES / (cfg.max_value + 1100);
-		store_scan(store, &sn->cursor, batch < 1 ? 1 : batch > 256 ?
-		    256 : batch, snapshot_key, sn);
-		if (sn->failed)
-			return -1;
-		if (sn->cursor == UINT64_MAX) {
-			/* The staging buffer always has room for a header. */
-			sn->len += repl_encode(sn->buf + sn->len,
-			    sn->cap - sn->len, REPL_END, sn->seq, "", 0, "", 0);
-			sn->finished = 1;
-		}
-	}
-	n = sn->len - sn->off < cap ? sn->len - sn->off : cap;
-	memcpy(buf, sn->buf + sn->off, n);
-	sn->off += n;
-	return (ssize_t)n;
+	return stage_out(&sn->st, sn, snapshot_refill, buf, cap);
 }
 
 static void
@@ -1970,12 +1999,12 @@ snapshot(struct http_request *r)
 	char extra[128];
 
 	if ((sn = calloc(1, sizeof(*sn))) == NULL ||
-	    (sn->buf = malloc(SNAPSHOT_FIRST_BYTES)) == NULL) {
+	    (sn->st.buf = malloc(SNAPSHOT_FIRST_BYTES)) == NULL) {
 		free(sn);
 		reply_text(r->id, 503, "", "out of memory");
 		return;
 	}
-	sn->cap = SNAPSHOT_FIRST_BYTES;
+	sn->st.cap = SNAPSHOT_FIRST_BYTES;
 	store_stats(store, &st);
 	sn->seq = st.last_seq;
 	snprintf(extra, sizeof(extra), "X-Kv-Repl-Id: %s\r\nX-Kv-Seq: %llu\r\n",
@@ -1984,7 +2013,7 @@ snapshot(struct http_request *r)
 	    (unsigned long long)st.keys, (unsigned long long)st.last_seq);
 	if (http_stream(r->id, 200, "application/octet-stream", extra,
 	    snapshot_produce, sn) == -1) {
-		free(sn->buf);
+		free(sn->st.buf);
 		free(sn);
 	}
 }

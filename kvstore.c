@@ -1374,6 +1374,22 @@ wait_min_seq(struct http_request *r)
 	return 1;
 }
 
+/*
+ * A watch's ?index= and ?wait=: 0 with both set, -1 if this is no watch
+ * (or a watch being answered), 1 if a bad value was answered with 400.
+ */
+static int
+watch_args(struct http_request *r, uint64_t *index, uint64_t *ms)
+{
+	int rc;
+
+	if (replaying || (rc = query_number(r, "index", index)) == 0)
+		return -1;
+	if (rc == -1 || wait_ms_of(r, ms) == -1)
+		return 1;
+	return 0;
+}
+
 /* Under ?index=: does the key (v, or NULL if missing) wait for a change? */
 static int
 watch_key(struct http_request *r, const char *key, size_t klen,
@@ -1383,10 +1399,8 @@ watch_key(struct http_request *r, const char *key, size_t klen,
 	uint64_t index, ms;
 	int rc;
 
-	if (replaying || (rc = query_number(r, "index", &index)) == 0)
-		return 0;
-	if (rc == -1 || wait_ms_of(r, &ms) == -1)
-		return 1;
+	if ((rc = watch_args(r, &index, &ms)) != 0)
+		return rc == 1;
 	/* A missing key may have been deleted since index: say so now. */
 	if (v != NULL ? v->seq > index : node_seq() > index)
 		return 0;
@@ -1399,17 +1413,13 @@ watch_key(struct http_request *r, const char *key, size_t klen,
 static int
 watch_list(struct http_request *r, const char *prefix, size_t plen)
 {
-	struct store_stats st;
 	uint64_t index, ms;
 	int rc;
 
-	if (replaying || (rc = query_number(r, "index", &index)) == 0)
-		return 0;
-	if (rc == -1 || wait_ms_of(r, &ms) == -1)
-		return 1;
+	if ((rc = watch_args(r, &index, &ms)) != 0)
+		return rc == 1;
 	/* No history per prefix: an index behind the node's answers now. */
-	store_stats(store, &st);
-	if (st.last_seq > index)
+	if (node_seq() > index)
 		return 0;
 	park(r, WAIT_LIST, ms, index, prefix, plen);
 	return 1;

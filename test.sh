@@ -133,11 +133,7 @@ testListingIsStreamedJsonWithEscapedKeys() {
 
 testListingOfManyKeysHasEachKeyOnce() {
   start lst FSYNC=no
-  for i in $(seq 1 3000); do
-    echo "url = \"http://127.0.0.1:${sport}/kv/many-${i}\""
-    echo 'output = "/dev/null"'
-  done >"${SHUNIT_TMPDIR}/urls"
-  curl -s -o /dev/null -X PUT --data-binary v -K "${SHUNIT_TMPDIR}/urls"
+  put_many "${sport}" many- 3000
   curl -s "http://127.0.0.1:${sport}/kv/" | tr ',' '\n' |
     tr -d '[]"' | sort >"${SHUNIT_TMPDIR}/listed"
   assertEquals 'keys listed' 3000 "$(wc -l <"${SHUNIT_TMPDIR}/listed")"
@@ -149,11 +145,7 @@ testListingOfManyKeysHasEachKeyOnce() {
 testListingWithAPrefixAndWithValues() {
   start lp FSYNC=no
   lurl="http://127.0.0.1:${sport}/kv"
-  for i in $(seq 1 30); do
-    echo "url = \"${lurl}/pfx/${i}\""
-    echo 'output = "/dev/null"'
-  done >"${SHUNIT_TMPDIR}/pfx.cfg"
-  curl -s -X PUT --data-binary v -K "${SHUNIT_TMPDIR}/pfx.cfg"
+  put_many "${sport}" pfx/ 30
   curl -s -o /dev/null -X PUT -d other "${lurl}/zzz"
   printf '\377\000\001' | curl -s -o /dev/null -X PUT --data-binary @- \
     "${lurl}/binary"
@@ -175,11 +167,7 @@ testListingWithAPrefixAndWithValues() {
 testPagedListingReturnsEachKeyOnceWhileWritesContinue() {
   start pages FSYNC=no
   purl="http://127.0.0.1:${sport}/kv"
-  for i in $(seq 1 2000); do
-    echo "url = \"${purl}/stable-${i}\""
-    echo 'output = "/dev/null"'
-  done >"${SHUNIT_TMPDIR}/stable.cfg"
-  curl -s -X PUT --data-binary v -K "${SHUNIT_TMPDIR}/stable.cfg"
+  put_many "${sport}" stable- 2000
   load "${sport}" 6000 churn >/dev/null &
   lpid=$!
   cursor=
@@ -1164,6 +1152,15 @@ load() {
     fi
   done >"${cfg}"
   curl -s -K "${cfg}"
+}
+
+# put_many PORT PREFIX N: keys PREFIX1..PREFIXN = v, on one connection.
+put_many() {
+  for i in $(seq 1 "$3"); do
+    echo "url = \"http://127.0.0.1:$1/kv/$2${i}\""
+    echo 'output = "/dev/null"'
+  done >"${SHUNIT_TMPDIR}/put_many.cfg"
+  curl -s -X PUT --data-binary v -K "${SHUNIT_TMPDIR}/put_many.cfg"
 }
 
 # dump PORT: the node's keys, sorted, each followed by its value.

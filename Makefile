@@ -46,6 +46,11 @@ test: kvstore $(TESTS)
 	@sh tests/need.sh shunit2 curl
 	./test.sh
 
+# The suite with the long tests at their full bounds (load, crash loops).
+test-long: kvstore $(TESTS)
+	@sh tests/need.sh shunit2 curl
+	KV_LONG=1 ./test.sh
+
 # The whole suite again, built with AddressSanitizer and UBSan.
 asan:
 	$(MAKE) clean
@@ -57,7 +62,7 @@ asan:
 clean:
 	rm -f kvstore $(OBJ) $(TESTS)
 
-.PHONY: all run test asan clean bench
+.PHONY: all run test test-long asan clean bench
 
 # Benchmarks (bench/run.sh): wrk against real servers on 127.0.0.1,
 # figures into bench/RESULTS.md. bench/lag is a plain libc client.

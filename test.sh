@@ -1256,4 +1256,10 @@ oneTimeTearDown() {
   return 0
 }
 
+# More tests, by theme, as shunit2 test functions. KV_LONG=1 (make
+# test-long) gives the long-running ones their full bounds.
+for suite in "$(dirname "$0")"/tests/suite_*.sh; do
+  [ -f "${suite}" ] && . "${suite}"
+done
+
 . "$(command -v shunit2 || echo /usr/share/shunit2/shunit2)"

@@ -2257,6 +2257,7 @@ tick(void)
 	store_step(store);
 	flush_pending();
 	run_waiters();
+	repl_flush();
 	if (recovery_pending && !repl_recovering()) {
 		recovery_pending = 0;
 		store_stats(store, &st);

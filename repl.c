@@ -230,6 +230,7 @@ static int		 inited;
 static int		 stopping;	/* threads leave at their next check */
 static int		 draining;	/* repl_shutdown started: no new work */
 static int		 recovering;	/* pushers wait while it is set */
+static int		 unannounced;	/* enqueued since repl_flush (main) */
 static struct repl_config cfg;	/* set before any thread starts */
 
 static struct {
@@ -1329,8 +1330,8 @@ repl_enqueue(int op, uint64_t seq, const char *key, size_t klen,
 		bl.end += need;
 	}
 	bl.last_seq = seq;
-	(void)pthread_cond_broadcast(&cv);
 	UNLOCK();
+	unannounced = 1;
 	if (skipped)
 		kv_log("warn", "repl: seq %llu does not follow %llu; the "
 		    "backlog restarts there", (unsigned long long)seq,
@@ -1339,6 +1340,22 @@ repl_enqueue(int op, uint64_t seq, const char *key, size_t klen,
 		kv_log("warn", "repl: write %llu (%zu bytes) is bigger than "
 		    "the %zu-byte backlog; replicas behind it will full-sync",
 		    (unsigned long long)seq, need, bl.cap);
+}
+
+/*
+ * Wake the pushers once for everything enqueued since the last call, as
+ * Redis writes to its replicas once per event loop turn: a wake per write
+ * costs two context switches and sends batches of one record.
+ */
+void
+repl_flush(void)
+{
+	if (!unannounced)
+		return;
+	unannounced = 0;
+	LOCK();
+	(void)pthread_cond_broadcast(&cv);
+	UNLOCK();
 }
 
 /* ---- Pushers ---- */

@@ -98,10 +98,14 @@ void	repl_reset(const char *repl_id, uint64_t seq);
  */
 int	repl_add_replica(const char *url, int registered);
 
-/* Append a write the store just made; wakes the pushers. Never blocks on
- * the network: a full backlog drops its oldest records. */
+/* Append a write the store just made (main thread). Never blocks on the
+ * network: a full backlog drops its oldest records. */
 void	repl_enqueue(int op, uint64_t seq, const char *key, size_t klen,
 	    const char *val, size_t vlen);
+
+/* Wake the pushers for what was enqueued since the last call (main thread,
+ * once per event loop turn). */
+void	repl_flush(void);
 
 /*
  * Fresh primary: ask candidates (REPLICA_URLS and registrations arriving

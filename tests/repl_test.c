@@ -704,6 +704,7 @@ write_one(struct bytes *expect, uint64_t seq, size_t vmax)
 		if (expect != NULL)
 			add_rec(expect, 'P', seq, key, kl, val, vl);
 	}
+	repl_flush();
 }
 
 /* The records for seqs [from, to] that write_one makes. */
@@ -887,6 +888,7 @@ test_full_sync(void)
 
 		memset(hv, 'z', sizeof(hv));
 		repl_enqueue('P', 311, "huge", 4, hv, sizeof(hv));
+		repl_flush();
 	}
 	CHECK(wait_int(r, &r->ends, 2, 5000), "a record bigger than the "
 	    "backlog leads to a full sync");

@@ -15,7 +15,10 @@
  *   GET    /ready		readiness, JSON with role and key count
  *   GET    /role		"primary" or "replica"
  * A key is the rest of the path after /kv/, percent-decoded once: 1 to
- * MAX_KEY_BYTES bytes, any byte but NUL.
+ * MAX_KEY_BYTES bytes, any byte but NUL. With AUTH_TOKEN set, PUT and
+ * DELETE (and with READ_AUTH every /kv request) need "Authorization:
+ * Bearer <token>", or get 401; /health, /ready, /role and /metrics stay
+ * open for probes and Prometheus.
  */
 
 #include <sys/resource.h>
@@ -32,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,8 +61,19 @@
 #define WATCH_DEFAULT_MS 300000		/* a watch without ?wait=: Consul's 5 min */
 #define WATCH_MAX_MS	600000		/* and at most Consul's 10 min */
 #define METRICS_BYTES	(256 << 10)	/* http.c's ~25 KiB, 64 replicas' */
+#define LOG_LINE_MAX	1024		/* one log line, escapes included */
+#define MAX_TOKEN_BYTES	256		/* 8x a 32-byte random token */
 
 enum role { ROLE_PRIMARY, ROLE_REPLICA };
+
+/*
+ * A shared secret (AUTH_TOKEN, REPL_TOKEN), zero-padded to its full size so
+ * that token_equal reads the same bytes whatever its length.
+ */
+struct token {
+	char		 t_buf[MAX_TOKEN_BYTES + 1];	/* NUL-terminated */
+	size_t		 t_len;				/* 0: not set */
+};
 
 struct config {
 	enum role	 role;
@@ -72,7 +87,9 @@ struct config {
 	int		 max_conns;
 	int		 header_timeout_ms;
 	int		 idle_timeout_ms;
-	const char	*repl_token;
+	struct token	 auth;		/* clients' writes (and reads) */
+	int		 read_auth;	/* reads of /kv need auth too */
+	struct token	 repl;		/* /repl/ requests */
 	char		 advertise_url[300];
 	char		 self_url[64];
 	size_t		 backlog_bytes;
@@ -195,15 +212,23 @@ level_index(const char *level)
 	return -1;
 }
 
-/* One line per event on stderr: UTC time with milliseconds, level, text.
- * Written with one write(2) so lines from other threads never interleave. */
+/*
+ * One line per event on stderr: UTC time with milliseconds, level, text.
+ * Written with one write(2) so lines from other threads never interleave.
+ * Messages carry bytes from requests and peers (URLs, keys, answers), so
+ * every byte outside printable ASCII is written as \xNN and a backslash as
+ * \\: a line can neither be forged nor carry a terminal escape. A message
+ * cut at LOG_LINE_MAX ends in "...".
+ */
 static void
 vlog(const char *level, const char *fmt, va_list ap)
 {
-	char line[1024];
+	static const char hex[] = "0123456789abcdef";
+	char msg[LOG_LINE_MAX], line[LOG_LINE_MAX];
 	struct timespec ts;
 	struct tm tm;
-	int n, m;
+	size_t i, n, mlen;
+	int m, cut;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
@@ -211,10 +236,34 @@ vlog(const char *level, const char *fmt, va_list ap)
 	    "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s ",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 	    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level);
-	m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+	m = vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (m < 0)
 		m = 0;
-	n += (size_t)m < sizeof(line) - n - 1 ? m : (int)(sizeof(line) - n - 2);
+	cut = (size_t)m >= sizeof(msg);
+	mlen = cut ? sizeof(msg) - 1 : (size_t)m;
+	for (i = 0; i < mlen; i++) {
+		unsigned char c = msg[i];
+
+		if (n + 4 > sizeof(line) - 4) {		/* "...\n" must fit */
+			cut = 1;
+			break;
+		}
+		if (c == '\\') {
+			line[n++] = '\\';
+			line[n++] = '\\';
+		} else if (c >= 0x20 && c < 0x7f)
+			line[n++] = c;
+		else {
+			line[n++] = '\\';
+			line[n++] = 'x';
+			line[n++] = hex[c >> 4];
+			line[n++] = hex[c & 15];
+		}
+	}
+	if (cut) {
+		memcpy(line + n, "...", 3);
+		n += 3;
+	}
 	line[n++] = '\n';
 	(void)write(STDERR_FILENO, line, n);
 }
@@ -278,6 +327,76 @@ env_int(const char *name, long long dflt, long long min, long long max)
 		die("%s=%s: expected a whole number from %lld to %lld",
 		    name, v, min, max);
 	return n;
+}
+
+/*
+ * Load token name from $name, or from the file that $name_FILE names (a
+ * Kubernetes Secret mounted as a file; one trailing newline is dropped, as
+ * `echo` and many editors leave one). Neither set leaves t_len 0. Returns
+ * 0, or -1 with why saying what is wrong, never quoting the token. Used by
+ * the server and the command-line client alike.
+ */
+static int
+token_load(struct token *t, const char *name, char *why, size_t whylen)
+{
+	char fname[32], src[300], buf[MAX_TOKEN_BYTES + 2];
+	const char *v, *path, *p;
+	size_t n, i;
+	FILE *f;
+
+	memset(t, 0, sizeof(*t));
+	snprintf(fname, sizeof(fname), "%s_FILE", name);
+	v = env(name, NULL);
+	path = env(fname, NULL);
+	if (v != NULL && path != NULL) {
+		snprintf(why, whylen, "%s and %s are both set; set one", name,
+		    fname);
+		return -1;
+	}
+	if (path != NULL) {
+		snprintf(src, sizeof(src), "%s=%.255s", fname, path);
+		if ((f = fopen(path, "r")) == NULL) {
+			snprintf(why, whylen, "%s: cannot read: %s", src,
+			    strerror(errno));
+			return -1;
+		}
+		n = fread(buf, 1, sizeof(buf), f);
+		if (ferror(f)) {
+			snprintf(why, whylen, "%s: cannot read: %s", src,
+			    strerror(errno));
+			fclose(f);
+			return -1;
+		}
+		fclose(f);
+		if (n > 0 && n <= MAX_TOKEN_BYTES + 1 && buf[n - 1] == '\n')
+			n--;
+		p = buf;
+	} else if (v != NULL) {
+		snprintf(src, sizeof(src), "%s", name);
+		n = strlen(v);
+		p = v;
+	} else
+		return 0;
+	if (n == 0) {
+		snprintf(why, whylen, "%s: the token is empty", src);
+		return -1;
+	}
+	if (n > MAX_TOKEN_BYTES) {
+		snprintf(why, whylen, "%s: the token is longer than %d bytes",
+		    src, MAX_TOKEN_BYTES);
+		return -1;
+	}
+	/* It travels in a header: no spaces, no control bytes, no UTF-8. */
+	for (i = 0; i < n; i++)
+		if ((unsigned char)p[i] <= ' ' || (unsigned char)p[i] >= 0x7f) {
+			snprintf(why, whylen, "%s: the token must be printable "
+			    "ASCII without spaces (byte %zu is 0x%02x)", src,
+			    i + 1, (unsigned char)p[i]);
+			return -1;
+		}
+	memcpy(t->t_buf, p, n);
+	t->t_len = n;
+	return 0;
 }
 
 /* The StatefulSet ordinal: the digits after the hostname's last '-'. */
@@ -381,6 +500,31 @@ add_replica_url(const char *url, size_t len)
 		die("REPLICA_URLS: cannot feed %s:", buf);
 }
 
+/*
+ * AUTH_TOKEN, READ_AUTH and REPL_TOKEN. Without its own REPL_TOKEN,
+ * replication takes AUTH_TOKEN: otherwise /repl/snapshot would hand the
+ * whole data set, and /repl/apply a replica's writes, to anyone.
+ */
+static void
+load_tokens(void)
+{
+	char why[512];
+	const char *v;
+
+	if (token_load(&cfg.auth, "AUTH_TOKEN", why, sizeof(why)) == -1 ||
+	    token_load(&cfg.repl, "REPL_TOKEN", why, sizeof(why)) == -1)
+		die("%s", why);
+	if (cfg.repl.t_len == 0)
+		cfg.repl = cfg.auth;
+	v = env("READ_AUTH", "false");
+	if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+		cfg.read_auth = 1;
+	else if (strcmp(v, "false") != 0 && strcmp(v, "0") != 0)
+		die("READ_AUTH=%s: expected true or false", v);
+	if (cfg.read_auth && cfg.auth.t_len == 0)
+		die("READ_AUTH=%s needs AUTH_TOKEN or AUTH_TOKEN_FILE", v);
+}
+
 static void
 load_config(void)
 {
@@ -403,7 +547,7 @@ load_config(void)
 	cfg.header_timeout_ms = env_int("HEADER_TIMEOUT_MS", 10000, 1,
 	    3600000);
 	cfg.idle_timeout_ms = env_int("IDLE_TIMEOUT_MS", 60000, 1, 86400000);
-	cfg.repl_token = env("REPL_TOKEN", "");
+	load_tokens();
 	cfg.backlog_bytes = env_int("REPL_BACKLOG_BYTES", 16 << 20, 1 << 16,
 	    1LL << 40);
 	cfg.repl_timeout_ms = env_int("REPL_TIMEOUT_MS", 5000, 100, 600000);
@@ -877,6 +1021,63 @@ list_keys(struct http_request *r)
 done:
 	free(l->st.buf);
 	free(l);
+}
+
+/* ---- Authentication ---- */
+
+/*
+ * Whether v[0..len) is the token, in a time that tells nothing of it: all
+ * MAX_TOKEN_BYTES padded bytes are compared without an early exit, so
+ * neither the first difference nor the token's length shows. Only the
+ * sender's own length changes the path taken.
+ */
+static int
+token_equal(const struct token *t, const char *v, size_t len)
+{
+	unsigned char diff;
+	size_t i;
+
+	if (len > MAX_TOKEN_BYTES)
+		return 0;
+	diff = len != t->t_len;
+	for (i = 0; i < MAX_TOKEN_BYTES; i++)
+		diff |= (unsigned char)t->t_buf[i] ^
+		    (unsigned char)(i < len ? v[i] : 0);
+	return diff == 0;
+}
+
+/*
+ * Whether r may go on under AUTH_TOKEN: writes need it on the primary
+ * (a replica answers them 403 whoever asks, naming the primary), reads
+ * need it with READ_AUTH. Otherwise answers 401 as RFC 6750 says: a
+ * request without a Bearer token gets a bare challenge, a wrong token
+ * error="invalid_token". The probes, /role and /metrics never come here.
+ */
+static int
+authorized(struct http_request *r)
+{
+	const char *h;
+	size_t len;
+
+	if (cfg.auth.t_len == 0 ||
+	    (is_read(r) ? !cfg.read_auth : cfg.role != ROLE_PRIMARY))
+		return 1;
+	if ((h = http_header(r, "Authorization", &len)) == NULL || len < 6 ||
+	    strncasecmp(h, "Bearer", 6) != 0 || (len > 6 && h[6] != ' ')) {
+		reply_text(r->id, 401, "WWW-Authenticate: Bearer "
+		    "realm=\"kvstore\"\r\n", "this request needs a token: send "
+		    "Authorization: Bearer <AUTH_TOKEN>");
+		return 0;
+	}
+	for (h += 6, len -= 6; len > 0 && *h == ' '; h++, len--)
+		;
+	if (!token_equal(&cfg.auth, h, len)) {
+		reply_text(r->id, 401, "WWW-Authenticate: Bearer "
+		    "realm=\"kvstore\", error=\"invalid_token\"\r\n",
+		    "the Bearer token is not valid");
+		return 0;
+	}
+	return 1;
 }
 
 /* ---- Keys ---- */
@@ -1690,24 +1891,18 @@ ready(struct http_request *r)
  */
 
 
-/* Constant-time comparison: the time taken says nothing of the token. */
+/* The request carries REPL_TOKEN (or none is set). */
 static int
 token_ok(const struct http_request *r)
 {
 	const char *v;
-	size_t len, i, n;
-	unsigned char diff;
+	size_t len;
 
-	if (*cfg.repl_token == '\0')
+	if (cfg.repl.t_len == 0)
 		return 1;
 	if ((v = http_header(r, "X-Kv-Repl-Token", &len)) == NULL)
 		return 0;
-	n = strlen(cfg.repl_token);
-	diff = len != n;
-	for (i = 0; i < n; i++)
-		diff |= (unsigned char)cfg.repl_token[i] ^
-		    (unsigned char)(i < len ? v[i] : 0);
-	return diff == 0;
+	return token_equal(&cfg.repl, v, len);
 }
 
 /* Query parameter name as a decimal u64; -1 if absent or not a number. */
@@ -2032,6 +2227,7 @@ static void
 register_replica(struct http_request *r)
 {
 	char url[300];
+	size_t i;
 
 	if (cfg.role != ROLE_PRIMARY) {
 		reply_text(r->id, 409, "", "this node is a replica; register "
@@ -2046,6 +2242,15 @@ register_replica(struct http_request *r)
 	}
 	memcpy(url, r->body, r->body_len);
 	url[r->body_len] = '\0';
+	for (i = 0; i < r->body_len; i++)
+		if ((unsigned char)url[i] <= ' ' ||
+		    (unsigned char)url[i] >= 0x7f) {
+			kv_log("warn", "repl: refused to register \"%s\": a "
+			    "space or control byte in the URL", url);
+			reply_text(r->id, 400, "", "a replica URL has no "
+			    "spaces or control bytes");
+			return;
+		}
 	if (strncmp(url, "http://", 7) != 0 || repl_add_replica(url, 1) == -1) {
 		reply_text(r->id, 400, "", "cannot feed %s: %s", url,
 		    strncmp(url, "http://", 7) != 0 ? "not an http:// URL" :
@@ -2216,6 +2421,10 @@ handle(struct http_request *r)
 		route_repl(r);
 		return;
 	}
+	/* Before a read can wait or a watch park: they cost memory. */
+	if ((path_is(r, "/kv") || (r->path_len >= 4 &&
+	    memcmp(r->path, "/kv/", 4) == 0)) && !authorized(r))
+		return;
 	if (is_read(r) && r->path_len >= 3 && memcmp(r->path, "/kv", 3) == 0 &&
 	    wait_min_seq(r))
 		return;
@@ -2296,7 +2505,7 @@ start_replication(void)
 	snprintf(path, sizeof(path), "%s/kvstore.db.sync", cfg.data_dir);
 	(void)unlink(path);	/* a full sync cut short by a crash */
 	memset(&rc, 0, sizeof(rc));
-	rc.token = cfg.repl_token;
+	rc.token = cfg.repl.t_buf;
 	rc.self_url = cfg.self_url;
 	rc.advertise_url = cfg.advertise_url;
 	rc.primary_url = cfg.primary_url;
@@ -2369,7 +2578,9 @@ static const char usage_text[] =
     "       kvstore health | status\n"
     "       kvstore volume-permissions DIR UID:GID\n"
     "       kvstore --help | --version\n"
-    "Client commands talk to KV_URL (default http://localhost:8080).\n"
+    "Client commands talk to KV_URL (default http://localhost:8080), "
+    "sending\nAUTH_TOKEN (or the one in AUTH_TOKEN_FILE) as a Bearer token "
+    "when set.\n"
     "Exit status: 0 ok, 1 not found, 2 usage, 3 server or network error.\n";
 
 static int
@@ -2425,20 +2636,50 @@ key_target(const char *key)
 }
 
 /*
- * One request; returns the status (or -1, having said why on stderr) with
- * the body in *out for the caller to free.
+ * The Authorization header line from AUTH_TOKEN or AUTH_TOKEN_FILE, as the
+ * server reads them, or "" when neither is set; exits 2 on a bad one.
  */
-/* One request with extra header lines and a timeout; *index gets
- * X-Kv-Index when index is not NULL. */
+static const char *
+cli_auth(void)
+{
+	static char line[MAX_TOKEN_BYTES + 32];
+	static int loaded;
+	struct token t;
+	char why[512];
+
+	if (loaded)
+		return line;
+	if (token_load(&t, "AUTH_TOKEN", why, sizeof(why)) == -1) {
+		fprintf(stderr, "kvstore: %s\n", why);
+		exit(EXIT_USAGE);
+	}
+	if (t.t_len > 0)
+		snprintf(line, sizeof(line), "Authorization: Bearer %s\r\n",
+		    t.t_buf);
+	loaded = 1;
+	return line;
+}
+
+/*
+ * One request with extra header lines and a timeout; returns the status
+ * (or -1, having said why on stderr) with the body in *out for the caller
+ * to free. *index gets X-Kv-Index when index is not NULL.
+ */
 static int
 cli_request(const char *method, const char *target, const char *extra,
     const char *body, size_t blen, int timeout_ms, char **out,
     size_t *outlen, uint64_t *index, int quiet)
 {
-	char err[512];
+	char err[512], head[MAX_TOKEN_BYTES + 128];
 	int status;
 
-	status = repl_fetch(cli_url(), method, target, extra, body, blen,
+	if ((size_t)snprintf(head, sizeof(head), "%s%s", cli_auth(), extra) >=
+	    sizeof(head)) {
+		fprintf(stderr, "kvstore: %s %s: header lines too long\n",
+		    method, target);
+		return -1;
+	}
+	status = repl_fetch(cli_url(), method, target, head, body, blen,
 	    timeout_ms, out, outlen, index, err, sizeof(err));
 	if (status == -1 && !quiet)
 		fprintf(stderr, "kvstore: %s %s: %s\n", method, target, err);
@@ -2898,11 +3139,13 @@ main(int argc, char **argv)
 
 	store_stats(store, &st);
 	kv_log("info", "kvstore %s starting: role=%s port=%s data=%s keys=%llu "
-	    "seq=%llu fsync=%s max_value=%zu%s", KVSTORE_VERSION, role_name(),
-	    cfg.port, path, (unsigned long long)st.keys,
-	    (unsigned long long)st.last_seq, fsync_name(cfg.fsync),
-	    cfg.max_value, st.recovered ? " (recovered after an unclean "
-	    "shutdown)" : "");
+	    "seq=%llu fsync=%s max_value=%zu auth=%s repl_auth=%s%s",
+	    KVSTORE_VERSION, role_name(), cfg.port, path,
+	    (unsigned long long)st.keys, (unsigned long long)st.last_seq,
+	    fsync_name(cfg.fsync), cfg.max_value, cfg.auth.t_len == 0 ? "off" :
+	    cfg.read_auth ? "reads,writes" : "writes",
+	    cfg.repl.t_len == 0 ? "off" : "on", st.recovered ? " (recovered "
+	    "after an unclean shutdown)" : "");
 
 	if (http_run() == -1)
 		kv_log("error", "event loop failed: %s", strerror(errno));

@@ -68,7 +68,8 @@ function model(obj) {
 const base = {
   release: "kvstore", ns: "default", fullname: "kvstore", replicas: 3,
   port: 8080, persistence: true, secret: { name: "kvstore", key: "repl-token" },
-  token: null, volumePermissions: true, pdb: false, networkPolicy: false,
+  token: null, auth: false, readAuth: false, authKey: "auth-token", authToken: null,
+  volumePermissions: true, pdb: false, networkPolicy: false,
   allowedClients: false, anti: "soft", storageClassName: undefined,
   metrics: true, serviceMonitor: false,
 };
@@ -80,6 +81,14 @@ const cases = [
   { name: "auth.replToken=given", set: { "auth.replToken": "given" }, want: { token: "given" } },
   { name: "auth.existingSecret=mine", set: { "auth.existingSecret": "mine" },
     want: { secret: { name: "mine", key: "repl-token", existing: true } } },
+  { name: "auth.enabled=true", set: { "auth.enabled": true }, want: { auth: true } },
+  { name: "auth.enabled, readAuth and a given token",
+    set: { "auth.enabled": true, "auth.readAuth": true, "auth.token": "client-given" },
+    want: { auth: true, readAuth: true, authToken: "client-given" } },
+  { name: "auth.enabled with existingSecret mine and its keys",
+    set: { "auth.enabled": true, "auth.existingSecret": "mine", "auth.existingSecretAuthKey": "client",
+      "auth.existingSecretReplKey": "peers" },
+    want: { auth: true, authKey: "client", secret: { name: "mine", key: "peers", existing: true } } },
   { name: "volumePermissions.enabled=false", set: { "volumePermissions.enabled": false },
     want: { volumePermissions: false } },
   { name: "pdb.create=true", set: { "pdb.create": true }, want: { pdb: true } },
@@ -104,6 +113,9 @@ const refused = [
   { name: "podAntiAffinityPreset=medium", set: { podAntiAffinityPreset: "medium" } },
   { name: "config.fsync=sometimes", set: { "config.fsync": "sometimes" } },
   { name: "replicaCount=-1", set: { replicaCount: -1 } },
+  { name: "auth.readAuth without auth.enabled", set: { "auth.readAuth": true } },
+  { name: "auth.token with a space", set: { "auth.enabled": true, "auth.token": "two words" } },
+  { name: "the old auth.existingSecretKey", set: { "auth.existingSecretKey": "repl-token" } },
 ];
 
 /* ---- One render ---- */
@@ -121,6 +133,19 @@ function render(chart, c) {
   if (!check(`helm template renders`, r.ok, r.err.trim())) return null;
   try { return yaml.loadAll(r.out).filter((d) => d !== null && d !== undefined); }
   catch (e) { check("the render is YAML", false, e.message); return null; }
+}
+
+// Where the file a container's env var names comes from: the Secret, key
+// and mount of the volume holding it, following items as the kubelet does.
+function secretFile(podSpec, c, name) {
+  const path = c?.env?.find((e) => e.name === name)?.value;
+  if (typeof path !== "string") return null;
+  const m = (c.volumeMounts ?? []).find((v) => path.startsWith(`${v.mountPath.replace(/\/$/, "")}/`));
+  const sec = (podSpec.volumes ?? []).find((v) => v.name === m?.name)?.secret;
+  if (!m || !sec) return { path, secret: null };
+  const rel = path.slice(m.mountPath.replace(/\/$/, "").length + 1);
+  const key = sec.items ? sec.items.find((i) => i.path === rel)?.key ?? null : rel;
+  return { secret: sec.secretName, key, readOnly: m.readOnly === true };
 }
 
 const labelsMatch = (selector, labels) =>
@@ -288,15 +313,31 @@ function checkRender(objs, w) {
     `http://${sts.metadata?.name}-0.${spec.serviceName}.${ns}.svc.cluster.local:${w.port}`);
   eq("ADVERTISE_URL of pod 2", expand(val("ADVERTISE_URL"), `${fullname}-2`),
     `http://${sts.metadata?.name}-2.${spec.serviceName}.${ns}.svc.cluster.local:${w.port}`);
-  const ref = envv.REPL_TOKEN?.valueFrom?.secretKeyRef;
-  eq("REPL_TOKEN secretKeyRef", ref && { name: ref.name, key: ref.key }, { name: w.secret.name, key: w.secret.key });
+  /* Tokens: files from the Secret's volume, never env values */
+  const ref = secretFile(pod, c, "REPL_TOKEN_FILE");
+  eq("REPL_TOKEN_FILE is the replication token, mounted read-only", ref,
+    { secret: w.secret.name, key: w.secret.key, readOnly: true });
+  const aref = secretFile(pod, c, "AUTH_TOKEN_FILE");
+  eq("AUTH_TOKEN_FILE", aref, w.auth ? { secret: w.secret.name, key: w.authKey, readOnly: true } : null);
+  eq("READ_AUTH", val("READ_AUTH"), w.auth ? String(w.readAuth) : undefined);
+  for (const n of ["REPL_TOKEN", "AUTH_TOKEN"])
+    check(`no ${n} in the environment (a file instead)`, !(n in envv), envv[n]);
+  check("no env var takes a value from a Secret", !env.some((e) => e.valueFrom?.secretKeyRef), env);
   const secrets = of("Secret");
   if (!w.secret.existing) {
-    const s = secrets.find((x) => x.metadata?.name === ref?.name);
-    check("REPL_TOKEN names the Secret the chart renders", s !== undefined, secrets.map((x) => x.metadata?.name));
-    const tok = s?.data?.[ref?.key] && Buffer.from(s.data[ref.key], "base64").toString();
+    const s = secrets.find((x) => x.metadata?.name === ref?.secret);
+    check("REPL_TOKEN_FILE names the Secret the chart renders", s !== undefined, secrets.map((x) => x.metadata?.name));
+    const dec = (k) => s?.data?.[k] && Buffer.from(s.data[k], "base64").toString();
+    const tok = dec(ref?.key);
     if (w.token) eq("the token is auth.replToken", tok, w.token);
     else check("the generated token has 32 alphanumeric characters", /^[A-Za-z0-9]{32}$/.test(tok ?? ""), tok);
+    eq("the Secret's keys", Object.keys(s?.data ?? {}).sort(), w.auth ? ["auth-token", "repl-token"] : ["repl-token"]);
+    if (w.auth) {
+      const atok = dec(aref?.key);
+      if (w.authToken) eq("the client token is auth.token", atok, w.authToken);
+      else check("the generated client token has 32 alphanumeric characters, not the replication token's",
+        /^[A-Za-z0-9]{32}$/.test(atok ?? "") && atok !== tok, atok);
+    }
   }
   eq("FSYNC", val("FSYNC"), "everysec");
   eq("MAX_VALUE_BYTES (an integer, not 1.048576e+06)", val("MAX_VALUE_BYTES"), "1048576");
@@ -367,6 +408,10 @@ function checkRender(objs, w) {
     eq("test put KV_URL (pod 0)", url(put), `http://${fullname}-0.${spec.serviceName}:${w.port}`);
     eq("test get KV_URL", url(get), `http://${fullname}-${w.replicas > 1 ? 1 : 0}.${spec.serviceName}:${w.port}`);
     for (const x of [put, get]) {
+      eq(`test ${x?.name} AUTH_TOKEN_FILE (the client token only)`, secretFile(ts, x, "AUTH_TOKEN_FILE"),
+        w.auth ? { secret: w.secret.name, key: w.authKey, readOnly: true } : null);
+      check(`test ${x?.name} mounts no replication token`, !JSON.stringify(ts.volumes ?? []).includes(`"${w.secret.key}"`),
+        ts.volumes);
       eq(`test ${x?.name} image`, x?.image, c.image);
       eq(`test ${x?.name} securityContext (the app's)`, x?.securityContext, c.securityContext);
     }
@@ -425,6 +470,15 @@ function checkNotes(chart) {
       "helm test kvstore", "--set replicaCount=5", "kubectl scale statefulset/kvstore"])
       check(`NOTES (defaults) has "${s}"`, d.includes(s));
     check("NOTES (defaults) has no WARNING", !d.includes("WARNING"));
+  }
+  const a = renderNotes(chart, { "auth.enabled": true, "auth.readAuth": true });
+  if (a !== null) {
+    for (const s of ["export TOKEN=$(kubectl get secret --namespace default kvstore -o jsonpath='{.data.auth-token}' | base64 -d)",
+      "curl -X PUT -H \"Authorization: Bearer $TOKEN\" http://localhost:8081/kv/test -d \"hello\"",
+      "curl -H \"Authorization: Bearer $TOKEN\" http://localhost:8082/kv/test",
+      "kubectl exec --namespace default kvstore-0 -- /kvstore put test hi"])
+      check(`NOTES (auth.enabled, readAuth) has "${s}"`, a.includes(s));
+    check("NOTES (auth.enabled) has no curl PUT without the token", !/curl -X PUT http/.test(a), a.match(/curl -X PUT.*/g));
   }
   for (const [set, warn] of [
     [{ "persistence.enabled": false }, "WARNING: persistence.enabled=false"],
@@ -490,8 +544,22 @@ const mutations = [
     ".Values.config.maxValueBytes | quote"],
   ["test pod selected by the Services", "templates/tests/test-replication.yaml",
     "{{ include \"kvstore.name\" . }}-test", "{{ include \"kvstore.name\" . }}"],
-  ["emptyDir kept with persistence off", "templates/statefulset.yaml", "{{- if not .Values.persistence.enabled }}\n      volumes:",
-    "{{- if false }}\n      volumes:"],
+  ["emptyDir kept with persistence off", "templates/statefulset.yaml",
+    "{{- if not .Values.persistence.enabled }}\n        # No claim", "{{- if false }}\n        # No claim"],
+  ["AUTH_TOKEN_FILE naming the replication token", "templates/statefulset.yaml",
+    "value: {{ printf \"%s/auth-token\" $tokens | quote }}", "value: {{ printf \"%s/repl-token\" $tokens | quote }}"],
+  ["the client token left out of the pods' volume", "templates/statefulset.yaml",
+    "              - key: {{ include \"kvstore.authTokenKey\" . }}\n                path: auth-token\n", ""],
+  ["READ_AUTH ignored", "templates/statefulset.yaml", "value: {{ .Values.auth.readAuth | quote }}", "value: \"false\""],
+  ["REPL_TOKEN as an env value", "templates/statefulset.yaml", "- name: REPL_TOKEN_FILE\n              value: {{ printf \"%s/repl-token\" $tokens | quote }}",
+    "- name: REPL_TOKEN\n              valueFrom:\n                secretKeyRef:\n                  name: {{ include \"kvstore.secretName\" . }}\n                  key: {{ include \"kvstore.replTokenKey\" . }}"],
+  ["the helm test put without the token", "templates/tests/test-replication.yaml",
+    "args: [\"put\", \"helm-test\", {{ $value | quote }}]\n      env:\n        - name: KV_URL\n          value: {{ printf \"http://%s-0.%s:%v\" $fullname $fullname .Values.containerPort | quote }}\n        {{- if .Values.auth.enabled }}",
+    "args: [\"put\", \"helm-test\", {{ $value | quote }}]\n      env:\n        - name: KV_URL\n          value: {{ printf \"http://%s-0.%s:%v\" $fullname $fullname .Values.containerPort | quote }}\n        {{- if false }}"],
+  ["NOTES without the token on writes", "templates/NOTES.txt", "curl -X PUT {{ $w }}http://localhost:8081", "curl -X PUT http://localhost:8081"],
+  ["readAuth allowed without auth.enabled (schema)", "values.schema.json",
+    "\"then\": {\n        \"properties\": {\n          \"enabled\": {\n            \"const\": true\n          }\n        }\n      }",
+    "\"then\": {}"],
   ["NOTES without the replicaCount warning", "templates/NOTES.txt", "WARNING: replicaCount=", "Note: replicaCount="],
   ["schema default out of date", "values.schema.json", "\"default\": 30", "\"default\": 10"],
 ];

@@ -4,7 +4,8 @@
 // Everything comes from the manifest (`helm template` output): pod names and
 // hostnames, env (value, fieldRef, secretKeyRef, configMapKeyRef, $(VAR)
 // expansion), args, ports, probes, security contexts, init containers,
-// volumeClaimTemplates and emptyDir volumes, the headless Service's DNS names.
+// volumeClaimTemplates, emptyDir and Secret volumes, the headless Service's
+// DNS names.
 //
 // A daemon (`start`) owns the pods: it runs the probes on their schedule,
 // restarts dead containers (restartPolicy Always, with back-off), and keeps a
@@ -19,12 +20,16 @@
 // What it does not emulate, on purpose: one network namespace per pod (each
 // container, init containers included, has its own address on the run's
 // --internal network, with the pod's hostname), ClusterIP Services, and
-// volume types other than claims and emptyDir (it refuses those loudly).
+// volume types other than claims, emptyDir and secret (it refuses those
+// loudly).
 //
 // Mapping to Docker, as a kubelet on a hostPath-provisioned node would do it:
 //   claim volume   docker volume, root-owned, no copy-up, fsGroup NOT applied
 //                  (hostPath does no ownership management: kubernetes#31796)
 //   emptyDir       docker volume, fsGroup applied (group, setgid, g+rwx)
+//   secret         docker volume written before the container starts, laid
+//                  out as the kubelet's atomic writer does (..data symlink),
+//                  mode defaultMode, fsGroup applied (group, g+r); read-only
 //   pod DNS        network aliases <pod>.<svc>.<ns>.svc.<domain> and
 //                  <pod>.<svc>, at start with publishNotReadyAddresses,
 //                  otherwise only once the pod is Ready
@@ -177,6 +182,47 @@ function resolveEnv(m, pod, c) {
     env[e.name] = v;
   }
   return env;
+}
+
+// A Secret volume's files in directory mp, as the kubelet's atomic writer
+// lays them out: the files in a timestamped directory, ..data pointing at
+// it, and each top-level name a symlink through ..data (so that an update
+// is one rename). Each key or item a file of mode item.mode, defaultMode or
+// 0644; with fsGroup, group fsGroup and g+r, as the kubelet's ownership
+// management does for read-only volumes. A missing Secret or key fails the
+// pod unless optional.
+function writeSecretVolume(mp, m, vol, fsGroup) {
+  const sv = vol.secret;
+  const s = m.secrets[sv.secretName];
+  if (!s && !sv.optional)
+    throw new Error(`volume ${vol.name}: secret ${sv.secretName} is not in the manifest (ContainerCreating)`);
+  const data = {};
+  for (const [k, v] of Object.entries(s?.data ?? {})) data[k] = Buffer.from(v, 'base64');
+  for (const [k, v] of Object.entries(s?.stringData ?? {})) data[k] = Buffer.from(String(v));
+  const items = sv.items ?? Object.keys(data).map((k) => ({ key: k, path: k }));
+  const dir = `..${new Date().toISOString().replace(/[-:.]/g, '_')}`;
+  const own = (f, mode) => {
+    fs.chownSync(f, 0, fsGroup ?? 0);
+    fs.chmodSync(f, fsGroup !== undefined ? mode | 0o440 : mode);
+  };
+  fs.mkdirSync(path.join(mp, dir));
+  own(path.join(mp, dir), 0o755);
+  const top = new Set();
+  for (const it of items) {
+    if (!(it.key in data)) {
+      if (sv.optional) continue;
+      throw new Error(`volume ${vol.name}: secret ${sv.secretName} has no key ${it.key} (ContainerCreating)`);
+    }
+    if (path.isAbsolute(it.path) || it.path.split('/').includes('..'))
+      throw new Error(`volume ${vol.name}: item path ${it.path} is invalid`);
+    const f = path.join(mp, dir, it.path);
+    fs.mkdirSync(path.dirname(f), { recursive: true });
+    fs.writeFileSync(f, data[it.key]);
+    own(f, it.mode ?? sv.defaultMode ?? 0o644);
+    top.add(it.path.split('/')[0]);
+  }
+  fs.symlinkSync(dir, path.join(mp, '..data'));
+  for (const t of top) fs.symlinkSync(path.join('..data', t), path.join(mp, t));
 }
 
 // ---- Docker arguments for one container ----
@@ -345,7 +391,8 @@ class Daemon {
   }
 
   // Volumes of one pod: claim templates (one docker volume per ordinal, kept
-  // across pod deletion like a PVC) and the pod's own emptyDir volumes.
+  // across pod deletion like a PVC) and the pod's own emptyDir and secret
+  // volumes.
   async volumesFor(pod, claims = true) {
     const vols = {};
     for (const t of claims ? this.m.sts.spec.volumeClaimTemplates ?? [] : []) {
@@ -369,6 +416,12 @@ class Daemon {
           fs.chmodSync(mp, 0o2777);
         }
         vols[vol.name] = { name: v, kind: 'emptyDir' };
+      } else if (vol.secret) {
+        const v = `${this.run}-${pod.name}-${vol.name}-${pod.uid}`;
+        await docker(['volume', 'create', '--label', this.label, v]);
+        const mp = (await docker(['volume', 'inspect', '-f', '{{.Mountpoint}}', v])).trim();
+        writeSecretVolume(mp, this.m, vol, pod.spec.securityContext?.fsGroup);
+        vols[vol.name] = { name: v, kind: 'secret' };
       } else if (!(vol.name in vols)) {
         throw new Error(`volume ${vol.name}: type ${Object.keys(vol).filter((k) => k !== 'name')} is not emulated`);
       }
@@ -384,7 +437,9 @@ class Daemon {
       if (vm.subPath) throw new Error(`container ${c.name}: subPath is not emulated`);
       // volume-nocopy: a PV starts empty; Docker would otherwise copy the
       // image's /data (and its owner) into a new volume.
-      args.push('--mount', `type=volume,src=${v.name},dst=${vm.mountPath},volume-nocopy${vm.readOnly ? ',readonly' : ''}`);
+      // The kubelet mounts Secret volumes read-only whatever the mount says.
+      const ro = vm.readOnly || v.kind === 'secret';
+      args.push('--mount', `type=volume,src=${v.name},dst=${vm.mountPath},volume-nocopy${ro ? ',readonly' : ''}`);
     }
     return args;
   }
@@ -652,7 +707,7 @@ class Daemon {
     await docker(['rm', '-f', pod.container]).catch(() => {});
     for (const f of Object.values(pod.forwards)) f.close();
     for (const v of Object.values(pod.volumes ?? {}))
-      if (v.kind === 'emptyDir') await docker(['volume', 'rm', '-f', v.name]).catch(() => {});
+      if (v.kind !== 'claim') await docker(['volume', 'rm', '-f', v.name]).catch(() => {});
     if (this.m.sts.spec.persistentVolumeClaimRetentionPolicy?.whenScaled === 'Delete')
       for (const v of Object.values(pod.volumes ?? {}))
         if (v.kind === 'claim') { await docker(['volume', 'rm', '-f', v.name]).catch(() => {}); this.log(`${pod.name}: claim deleted (whenScaled: Delete)`); }
@@ -744,7 +799,7 @@ class Daemon {
         const codes = await Promise.all(t.spec.containers.map((c) => runOne(c, 'container')));
         ok = codes.every((x) => x === 0);
       }
-      for (const v of Object.values(pod.volumes)) if (v.kind === 'emptyDir') await docker(['volume', 'rm', '-f', v.name]).catch(() => {});
+      for (const v of Object.values(pod.volumes)) if (v.kind !== 'claim') await docker(['volume', 'rm', '-f', v.name]).catch(() => {});
       r.phase = ok ? 'Succeeded' : 'Failed';
       results.push(r);
     }

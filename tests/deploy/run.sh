@@ -166,12 +166,19 @@ start_dockerd() {
 
 # ---- HTTP helpers: 127.0.0.1 only ----
 
-# code METHOD PORT PATH [BODY]: prints the status code; the body lands in ${work}/body.
+# code METHOD PORT PATH [BODY]: prints the status code; the body lands in
+# ${work}/body. Sends ${token} as a Bearer token when it is set.
 code() {
-  local data=()
+  local data=() auth=()
   [ $# -ge 4 ] && data=(--data-binary "$4")
-  curl -s -m 5 -o "${work}/body" -w '%{http_code}' -X "$1" "${data[@]}" "http://127.0.0.1:$2$3" 2>/dev/null ||
-    true
+  [ -n "${token:-}" ] && auth=(-H "Authorization: Bearer ${token}")
+  curl -s -m 5 -o "${work}/body" -w '%{http_code}' -X "$1" "${auth[@]}" "${data[@]}" \
+      "http://127.0.0.1:$2$3" 2>/dev/null || true
+}
+# anon METHOD PORT PATH [BODY]: code without the token.
+anon() {
+  local token=
+  code "$@"
 }
 body() { cat "${work}/body" 2>/dev/null; }
 # get_is PORT KEY VALUE SECONDS: true once GET /kv/KEY answers 200 with VALUE.
@@ -229,6 +236,15 @@ sts_init_containers() {
     const docs = y.loadAll(require("fs").readFileSync(process.argv[1], "utf8"));
     const s = docs.find((d) => d && d.kind === "StatefulSet");
     console.log((s.spec.template.spec.initContainers ?? []).map((c) => c.name).join(" "));' "$1"
+}
+
+# secret_value FILE KEY: the value of KEY in the render's Secret.
+secret_value() {
+  NODE_PATH="${tools}/node/node_modules" node -e '
+    const y = require("js-yaml");
+    const docs = y.loadAll(require("fs").readFileSync(process.argv[1], "utf8"));
+    const s = docs.find((d) => d && d.kind === "Secret");
+    process.stdout.write(Buffer.from(s?.data?.[process.argv[2]] ?? "", "base64").toString());' "$1" "$2"
 }
 
 render() {
@@ -308,7 +324,11 @@ step_image() {
 step_render() {
   say "== 2. helm template"
   [ -f "${root}/helm/kvstore/Chart.yaml" ] || abort "helm/kvstore is missing"
-  check "helm template renders (3 replicas, probes every 1-2 s)" render "${work}/default.yaml"
+  # The main run requires the client token on writes (auth.enabled).
+  check "helm template renders (3 replicas, probes every 1-2 s, auth.enabled)" \
+      render "${work}/default.yaml" --set auth.enabled=true
+  token=$(secret_value "${work}/default.yaml" auth-token)
+  check "the render's Secret has a generated client token (auth-token)" [ "${#token}" -eq 32 ]
   check "the StatefulSet runs the volume-permissions init container by default" \
       is "$(sts_init_containers "${work}/default.yaml")" volume-permissions
   check "helm template renders with replicaCount=2 (for h)" render "${work}/two.yaml" --set replicaCount=2
@@ -324,6 +344,8 @@ step_render() {
       render "${work}/noperm.yaml" --set volumePermissions.enabled=false --set replicaCount=1
   check "the render has a StatefulSet, a Secret with repl-token and a helm test pod" \
       grep -q 'repl-token' "${work}/default.yaml"
+  check "the pods read the tokens from files (REPL_TOKEN_FILE, AUTH_TOKEN_FILE)" \
+      bash -c "grep -q 'name: REPL_TOKEN_FILE' '${work}/default.yaml' && grep -q 'name: AUTH_TOKEN_FILE' '${work}/default.yaml'"
   check "the render has a pod with the helm.sh/hook: test annotation" \
       grep -Eq 'helm.sh/hook: "?test' "${work}/default.yaml"
 }
@@ -336,13 +358,22 @@ scenario_a() {
   p0=$(port kvstore-0)
   p1=$(port kvstore-1)
   say "kvstore-0 on 127.0.0.1:${p0}, kvstore-1 on 127.0.0.1:${p1} (the port-forwards)"
-  check "a: curl -X PUT http://localhost:${p0}/kv/test -d hello answers 201 created" \
+  check "a: a PUT without the token answers 401 (auth.enabled)" is "$(anon PUT "${p0}" /kv/test hello)" 401
+  check "a: a PUT with a wrong token answers 401" \
+      is "$(token=wrong-token code PUT "${p0}" /kv/test hello)" 401
+  check "a: curl -X PUT -H 'Authorization: Bearer \$TOKEN' http://localhost:${p0}/kv/test -d hello answers 201 created" \
       is "$(code PUT "${p0}" /kv/test hello) $(body)" "201 created"
   check "a: curl http://localhost:${p1}/kv/test answers hello (replicated)" get_is "${p1}" test hello 5
   check "a: curl http://localhost:${p0}/role answers primary" is "$(code GET "${p0}" /role) $(body)" "200 primary"
   check "a: curl http://localhost:${p1}/role answers replica" is "$(code GET "${p1}" /role) $(body)" "200 replica"
   check "a: PUT on kvstore-1 (a replica) is refused with 403" is "$(code PUT "${p1}" /kv/test bob)" 403
   check "a: kvstore-1 still has hello after the refused PUT" get_is "${p1}" test hello 1
+  check "a: reads need no token (auth.readAuth is off)" is "$(anon GET "${p1}" /kv/test) $(body)" "200 hello"
+  local out
+  out=$(docker exec "$(cat "${state}/run")-kvstore-0" /kvstore put exec-key v 2>&1)
+  check "a: kubectl exec kvstore-0 -- /kvstore put answers created (its client reads AUTH_TOKEN_FILE)" \
+      is "${out}" created
+  check "a: neither token appears in the pods' logs" tokens_not_logged
 }
 
 scenario_b() {
@@ -394,6 +425,20 @@ scenario_d() {
   check "d: the primary was not restarted by the scale-up" is "$(starts_of kvstore-0)" "${starts}"
   check "d: OrderedReady: kvstore-3 was created only after kvstore-2 was Ready, kvstore-4 after kvstore-3" \
       ordered_creation
+}
+
+tokens_not_logged() {
+  local repl pod
+  repl=$(secret_value "${work}/default.yaml" repl-token)
+  [ -n "${repl}" ] || return 1
+  for pod in kvstore-0 kvstore-1 kvstore-2; do
+    K logs "${pod}" >"${work}/pod.log"
+    grep -q 'starting: ' "${work}/pod.log" || return 1
+    if grep -qF -e "${token}" -e "${repl}" "${work}/pod.log"; then
+      say "    a token is in ${pod}'s log"
+      return 1
+    fi
+  done
 }
 
 ordered_creation() {

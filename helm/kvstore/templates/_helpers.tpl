@@ -66,8 +66,8 @@ Name of the ServiceAccount the pods run as.
 {{- end }}
 
 {{/*
-Name of the Secret holding the replication token: the user's existing
-Secret, or the one this chart renders.
+Name of the Secret holding the tokens: the user's existing Secret, or the
+one this chart renders.
 */}}
 {{- define "kvstore.secretName" -}}
 {{- default (include "kvstore.fullname" .) .Values.auth.existingSecret }}
@@ -76,12 +76,30 @@ Secret, or the one this chart renders.
 {{/*
 Key of the replication token inside that Secret.
 */}}
-{{- define "kvstore.secretKey" -}}
+{{- define "kvstore.replTokenKey" -}}
 {{- if .Values.auth.existingSecret }}
-{{- .Values.auth.existingSecretKey }}
+{{- .Values.auth.existingSecretReplKey }}
 {{- else -}}
 repl-token
 {{- end }}
+{{- end }}
+
+{{/*
+Key of the client token inside that Secret.
+*/}}
+{{- define "kvstore.authTokenKey" -}}
+{{- if .Values.auth.existingSecret }}
+{{- .Values.auth.existingSecretAuthKey }}
+{{- else -}}
+auth-token
+{{- end }}
+{{- end }}
+
+{{/*
+Where the pods see the tokens: the Secret's volume, mounted read-only.
+*/}}
+{{- define "kvstore.tokenDir" -}}
+/etc/kvstore/tokens
 {{- end }}
 
 {{/*

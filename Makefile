@@ -60,17 +60,21 @@ asan:
 	$(MAKE) clean
 
 clean:
-	rm -f kvstore $(OBJ) $(TESTS)
+	rm -f kvstore $(OBJ) $(TESTS) bench/lag bench/load
 
 .PHONY: all run test test-long asan clean bench
 
 # Benchmarks (bench/run.sh): wrk against real servers on 127.0.0.1,
-# figures into bench/RESULTS.md. bench/lag is a plain libc client.
+# figures into bench/RESULTS.md. bench/lag and bench/load are plain libc
+# clients.
 BENCH_CC = cc
 bench/lag: bench/lag.c
 	$(BENCH_CC) -O2 -std=c99 -Wall -Wextra -o $@ bench/lag.c
 
-bench: kvstore bench/lag
+bench/load: bench/load.c
+	$(BENCH_CC) -O2 -std=c99 -Wall -Wextra -o $@ bench/load.c
+
+bench: kvstore bench/lag bench/load
 	bash bench/run.sh
 
 # The image and the chart, run with Docker as a kubelet would: static chart

@@ -9,9 +9,12 @@
  *	by default), every value VALUE_BYTES bytes, the N requests dealt
  *	over CONNS keep-alive connections with up to DEPTH of them in flight
  *	(pipelined) on each. Run it again with the same PREFIX to overwrite.
- *   load get ADDR N CONNS DEPTH KEY
- *	N GETs of /kv/KEY, the same way. N may be 0: the connections are
- *	opened and closed and nothing else (a baseline for make profile).
+ *   load get ADDR N CONNS DEPTH KEY [COUNT]
+ *	N GETs of /kv/KEY, the same way; with COUNT, of KEY<i % COUNT> for
+ *	i = 0 .. N-1 (the keys a put with PREFIX KEY wrote), so that no one
+ *	key's place in the hash table decides the cost. N may be 0: the
+ *	connections are opened and closed and nothing else (a baseline for
+ *	make profile).
  *   load health ADDR TIMEOUT_S [PATH]
  *	Connect and GET PATH (/health) until the answer is 200, then print
  *	the wall-clock time it came (t=, seconds since the epoch, to compare
@@ -114,7 +117,7 @@ dial(void)
 
 static const char *method, *prefix, *value;
 static size_t vlen;
-static long first, total, queued, answered, non2xx;
+static long first, total, queued, answered, non2xx, nkeys;
 static uint64_t bytes;
 
 /* Append the next request of the run to c's output. */
@@ -127,6 +130,9 @@ queue_one(struct conn *c)
 		n = sprintf(c->out + c->outlen, "PUT /kv/%s%ld HTTP/1.1\r\n"
 		    "Host: %s\r\nContent-Length: %zu\r\n\r\n", prefix,
 		    first + queued, host, vlen);
+	else if (nkeys > 0)
+		n = sprintf(c->out + c->outlen, "GET /kv/%s%ld HTTP/1.1\r\n"
+		    "Host: %s\r\n\r\n", prefix, queued % nkeys, host);
 	else
 		n = sprintf(c->out + c->outlen, "GET /kv/%s HTTP/1.1\r\n"
 		    "Host: %s\r\n\r\n", prefix, host);
@@ -219,8 +225,11 @@ run(int argc, char **argv)
 			fail("malloc");
 		memset(v, 'v', vlen);
 		value = v;
-	} else
+	} else {
 		prefix = argv[4];
+		if (argc > 5 && (nkeys = atol(argv[5])) < 1)
+			return 2;
+	}
 	if (strlen(prefix) > 1024)
 		return 2;
 	for (i = 0; i < nconns; i++) {
@@ -351,6 +360,6 @@ main(int argc, char **argv)
 	if (rc == 2)
 		fprintf(stderr, "usage: load put ADDR N CONNS DEPTH VALUE_BYTES "
 		    "[PREFIX [FIRST]]\n       load get ADDR N CONNS DEPTH "
-		    "KEY\n       load health ADDR TIMEOUT_S [PATH]\n");
+		    "KEY [COUNT]\n       load health ADDR TIMEOUT_S [PATH]\n");
 	return rc;
 }

@@ -117,6 +117,17 @@ fi
     fi
     echo
   done
+  # The instruction counts are make profile's, kept in their own file
+  # (this one is rewritten by every run); its history table is copied.
+  if [ -f bench/PROFILE.md ]; then
+    echo '## Instructions per request (make profile)'
+    echo
+    sed -n '/^<!-- history -->$/,/^<!-- end history -->$/p' bench/PROFILE.md |
+      grep -v '^<!--'
+    echo
+    echo 'Details, and how they are counted: bench/PROFILE.md.'
+    echo
+  fi
   echo '## Notes from this run'
   echo
   if [ -s "${BENCH_OUT}/notes.txt" ]; then

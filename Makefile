@@ -64,18 +64,37 @@ asan:
 	$(MAKE) clean
 
 clean:
-	rm -f kvstore $(OBJ) $(TESTS)
+	rm -f kvstore $(OBJ) $(TESTS) bench/lag bench/load bench/kvstore-prof
 
 .PHONY: all run test test-long asan clean bench
 
 # Benchmarks (bench/run.sh): wrk against real servers on 127.0.0.1,
-# figures into bench/RESULTS.md. bench/lag is a plain libc client.
+# figures into bench/RESULTS.md. bench/lag and bench/load are plain libc
+# clients.
 BENCH_CC = cc
 bench/lag: bench/lag.c
 	$(BENCH_CC) -O2 -std=c99 -Wall -Wextra -o $@ bench/lag.c
 
-bench: kvstore bench/lag
+bench/load: bench/load.c
+	$(BENCH_CC) -O2 -std=c99 -Wall -Wextra -o $@ bench/load.c
+
+bench: kvstore bench/lag bench/load
 	bash bench/run.sh
+
+# Instructions per GET and per PUT, counted by callgrind (stable where
+# timings are not), into bench/PROFILE.md. The server is built apart,
+# optimised and with symbols, against musl like the release.
+PROFILE_CC = musl-gcc
+PROFILE_CFLAGS = -O2 -g
+bench/kvstore-prof: kvstore.c http.c repl.c store.c http.h repl.h store.h
+	@sh tests/need.sh $(PROFILE_CC)
+	$(PROFILE_CC) $(PROFILE_CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
+	    -static -o $@ kvstore.c http.c repl.c store.c $(LDLIBS)
+
+profile: bench/kvstore-prof bench/load
+	bash bench/profile.sh
+
+.PHONY: profile
 
 # The image and the chart, run with Docker as a kubelet would: static chart
 # checks, then the deployment test (root; installs Docker, helm, node tools).

@@ -43,9 +43,10 @@ bench_die() {
   exit 1
 }
 
-# bench_need COMMAND [PACKAGE]: install the Debian package when missing
-# and root, or name it and fail.
-bench_need() {
+# bench_install COMMAND [PACKAGE]: install the Debian package when
+# COMMAND is missing and we are root; returns 1, having named the package,
+# when it is still missing.
+bench_install() {
   local cmd=$1 pkg=${2:-$1}
   command -v "${cmd}" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -57,7 +58,12 @@ bench_need() {
       >/dev/null 2>&1 && command -v "${cmd}" >/dev/null 2>&1 && return 0
   fi
   echo "bench: ${cmd} not found; install the Debian package ${pkg} (apt-get install ${pkg})" >&2
-  exit 1
+  return 1
+}
+
+# bench_need COMMAND [PACKAGE]: bench_install, or fail.
+bench_need() {
+  bench_install "$@" || exit 1
 }
 
 # bench_scenario NAME: begin scenario NAME's results afresh.
@@ -145,6 +151,7 @@ bench_setup() {
     CLIENT_PIN=(taskset -c "${BENCH_CLIENT_CPUS:-1}")
   fi
   NODE_NAMES=()
+  MONITOR_PIDS=()
   BENCH_CMDS=${BENCH_TMP}/commands.txt
   trap bench_cleanup EXIT
   trap 'exit 130' INT TERM
@@ -165,6 +172,21 @@ bench_cleanup() {
   fi
 }
 
+# raise_nofile N: at least N descriptors for this shell and what it
+# starts (wrk and the servers: one per connection), raising the hard
+# limit too when root; notes it when that is not allowed.
+raise_nofile() {
+  local hard
+  { [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge "$1" ]; } &&
+    return 0
+  hard=$(ulimit -Hn)
+  [ "${hard}" = unlimited ] || [ "${hard}" -ge "$1" ] ||
+    ulimit -Hn "$1" 2>/dev/null
+  ulimit -n "$1" 2>/dev/null ||
+    bench_note "could not raise the descriptor limit to $1 (it is $(ulimit -n)): runs with that many connections will show errors"
+  bench_cmd "ulimit -n $(ulimit -n)"
+}
+
 # ---- kvstore nodes ----
 
 port_free() {
@@ -183,10 +205,28 @@ next_port() {
   echo "${p}"
 }
 
+# node_track NAME PID: a server started by this run, stopped by PID by
+# node_stop (and at exit, whatever happens).
+node_track() {
+  printf -v "NODE_PID_${1//[^A-Za-z0-9_]/_}" '%s' "$2"
+  case " ${NODE_NAMES[*]} " in
+  *" $1 "*) ;;
+  *) NODE_NAMES+=("$1") ;;
+  esac
+}
+
+# node_pid NAME: the PID of a running server of this run, or nothing.
+node_pid() {
+  local var="NODE_PID_${1//[^A-Za-z0-9_]/_}"
+  printf '%s' "${!var:-}"
+}
+
 # node_start NAME PORT [VAR=value...]: start kvstore on 127.0.0.1:PORT,
 # pinned to the server CPU (NODE_CPUS, when set, instead), data in
-# $BENCH_TMP/NAME, log in NAME.log. Its PID goes to NODE_PID_<NAME>; the
-# exact command to the commands list.
+# $BENCH_TMP/NAME, log in NAME.log. Its PID goes to NODE_PID_<NAME>, the
+# time it was started ($EPOCHREALTIME) to NODE_T0; the exact command to
+# the commands list. The data directory starts empty, or with the store
+# file NODE_SEED moved in; NODE_KEEP=1 keeps it as it is (a restart).
 node_start() {
   local name=$1 port=$2 pid pin=("${SERVER_PIN[@]}")
   shift 2
@@ -194,23 +234,34 @@ node_start() {
   if [ -n "${NODE_CPUS:-}" ] && [ "${#pin[@]}" -gt 0 ]; then
     pin=(taskset -c "${NODE_CPUS}")
   fi
-  rm -rf "${BENCH_TMP:?}/${name}"
+  if [ -z "${NODE_KEEP:-}" ]; then
+    rm -rf "${BENCH_TMP:?}/${name}"
+    : >"${BENCH_TMP}/${name}.log"
+    if [ -n "${NODE_SEED:-}" ]; then
+      mkdir -p "${BENCH_TMP}/${name}"
+      mv "${NODE_SEED}" "${BENCH_TMP}/${name}/kvstore.db"
+    fi
+  fi
+  NODE_T0=${EPOCHREALTIME}
   # env and taskset exec the server: $! is the server's own PID.
-  env "${env[@]}" "${pin[@]}" "${KVSTORE}" 2>"${BENCH_TMP}/${name}.log" &
+  env "${env[@]}" "${pin[@]}" "${KVSTORE}" 2>>"${BENCH_TMP}/${name}.log" &
   pid=$!
-  printf -v "NODE_PID_${name//[^A-Za-z0-9_]/_}" '%s' "${pid}"
-  NODE_NAMES+=("${name}")
+  node_track "${name}" "${pid}"
   bench_cmd "${env[*]} ${pin[*]} ${KVSTORE} &"
   bench_log "started ${name} (pid ${pid}) on 127.0.0.1:${port}"
 }
 
 # node_stop NAME: SIGTERM by PID, SIGKILL after 10 s; notes an exit status
-# other than 0 and the log's warn and error lines.
+# other than 0. Then, unless NODE_KEEP=1 (to restart it on its data), the
+# log's warn and error lines (those matching NODE_EXPECTED_WARN aside)
+# are noted, the log kept in $BENCH_OUT and the data removed; NODE_SAVE,
+# when set, is where the store file is moved first (for NODE_SEED).
 node_stop() {
   local name=$1 var="NODE_PID_${1//[^A-Za-z0-9_]/_}" pid i status n
   pid=${!var:-}
   [ -n "${pid}" ] || return 0
   printf -v "${var}" '%s' ''
+  [ -z "${NODE_KEEP:-}" ] || bench_cmd "kill -TERM ${pid}  # ${name}, to restart it"
   if kill -TERM "${pid}" 2>/dev/null; then
     for ((i = 0; i < 100; i++)); do
       kill -0 "${pid}" 2>/dev/null || break
@@ -224,9 +275,13 @@ node_stop() {
   wait "${pid}" 2>/dev/null
   status=$?
   [ "${status}" -eq 0 ] || bench_note "${name} exited with status ${status}"
-  # Warnings other than the expected ones of a brand-new primary.
-  grep -E '^[^ ]+ (warn|error) ' "${BENCH_TMP}/${name}.log" |
-    grep -vE 'starts EMPTY|STARTING EMPTY' >"${BENCH_TMP}/${name}.warn"
+  [ -z "${NODE_KEEP:-}" ] || return 0
+  # Warnings other than the expected ones of a brand-new primary; nginx
+  # writes its levels in brackets.
+  grep -E '^[^ ]+ (warn|error) |\[(warn|error|crit|alert|emerg)\]' \
+    "${BENCH_TMP}/${name}.log" |
+    grep -vE "starts EMPTY|STARTING EMPTY${NODE_EXPECTED_WARN:+|${NODE_EXPECTED_WARN}}" \
+      >"${BENCH_TMP}/${name}.warn"
   n=$(wc -l <"${BENCH_TMP}/${name}.warn")
   if [ "${n}" -gt 0 ]; then
     bench_note "${name} logged ${n} warn/error lines, most frequent: $(
@@ -235,7 +290,123 @@ node_stop() {
         paste -sd ';' -)"
   fi
   cp "${BENCH_TMP}/${name}.log" "${BENCH_OUT}/${name}.log" 2>/dev/null
+  [ -z "${NODE_SAVE:-}" ] ||
+    mv "${BENCH_TMP}/${name}/kvstore.db" "${NODE_SAVE}" 2>/dev/null
   rm -rf "${BENCH_TMP:?}/${name}"
+}
+
+# node_kill NAME: kill -9 by PID (a crash), keeping the data.
+node_kill() {
+  local pid
+  pid=$(node_pid "$1")
+  [ -n "${pid}" ] || return 0
+  node_track "$1" ''
+  bench_cmd "kill -9 ${pid}  # ${1}"
+  kill -KILL "${pid}" 2>/dev/null
+  wait "${pid}" 2>/dev/null
+}
+
+# health_wait ADDR [PATH [SECONDS]]: wait for a 200 from PATH (/health)
+# on ADDR, 60 s at most, polled by bench/load; HEALTH_MS is then the
+# milliseconds since the last node_start began.
+health_wait() {
+  local out
+  bench_cmd "${CLIENT_PIN[*]} bench/load health $1 ${3:-60} ${2:-/health}"
+  out=$(timeout $((${3:-60} + 5)) "${CLIENT_PIN[@]}" "${BENCH_DIR}/load" \
+    health "$1" "${3:-60}" "${2:-/health}") ||
+    bench_die "$1 did not answer ${2:-/health} with 200"
+  # shellcheck disable=SC2034  # the scenarios read it
+  HEALTH_MS=$(awk -v t0="${NODE_T0}" -v t="$(kv_field t <<<"${out}")" \
+    'BEGIN { printf "%.1f\n", (t - t0) * 1000 }')
+}
+
+# ---- nginx, the HTTP ceiling ----
+
+# nginx_need: nginx, installed from Debian's package when missing and
+# root, without ever leaving Debian's nginx service running: package
+# scripts may start it, so a policy-rc.d that refuses starts is put in
+# place for the install (unless one is there already), and a service
+# running afterwards is stopped through its init script (or its pid
+# file). Returns 1 when nginx is not available.
+nginx_need() {
+  local policy=/usr/sbin/policy-rc.d ours='' pid rc
+  PATH=${PATH}:/usr/sbin
+  command -v nginx >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" -eq 0 ] && [ ! -e "${policy}" ]; then
+    printf '#!/bin/sh\n# bench/lib.sh: no service starts while nginx installs\nexit 101\n' \
+      >"${policy}" && chmod 755 "${policy}" && ours=1
+  fi
+  bench_install nginx
+  rc=$?
+  [ -z "${ours}" ] || rm -f "${policy}"
+  if [ "${rc}" -eq 0 ] && [ -s /run/nginx.pid ]; then
+    pid=$(cat /run/nginx.pid)
+    if kill -0 "${pid}" 2>/dev/null; then
+      bench_log "Debian's nginx service was started by its package; stopping it"
+      service nginx stop >/dev/null 2>&1 || kill -QUIT "${pid}"
+    fi
+  fi
+  return "${rc}"
+}
+
+# nginx_start NAME PORT BODY: one nginx process (master_process off: the
+# process started is the one that serves) on 127.0.0.1:PORT, pinned like
+# kvstore, answering every request 200 with BODY; its own prefix, config
+# and temp dirs under $BENCH_TMP/NAME, access log off, error log in
+# NAME.log. Stopped by node_stop NAME, like a kvstore node.
+nginx_start() {
+  local name=$1 port=$2 dir=${BENCH_TMP}/$1 pid
+  rm -rf "${dir}"
+  mkdir -p "${dir}"
+  cat >"${dir}/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${BENCH_TMP}/${name}.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  # nginx closes a connection after 1000 requests by default; kvstore
+  # never does, and wrk would count the reconnections against nginx.
+  keepalive_requests 1000000000;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  server {
+    listen 127.0.0.1:${port};
+    location / { return 200 "$3"; }
+  }
+}
+EOF
+  : >"${BENCH_TMP}/${name}.log"
+  "${SERVER_PIN[@]}" nginx -p "${dir}/" -c "${dir}/nginx.conf" \
+    -e "${BENCH_TMP}/${name}.log" &
+  pid=$!
+  node_track "${name}" "${pid}"
+  bench_cmd "${SERVER_PIN[*]} nginx -p ${dir}/ -c ${dir}/nginx.conf -e ${BENCH_TMP}/${name}.log &"
+  bench_log "started nginx ${name} (pid ${pid}) on 127.0.0.1:${port}"
+  timeout 15 "${BENCH_DIR}/load" health "127.0.0.1:${port}" 10 >/dev/null ||
+    bench_die "nginx did not start: $(tail -n 3 "${BENCH_TMP}/${name}.log")"
+}
+
+# value_file BYTES: the path of a file of BYTES bytes ("vvv..."), made
+# once per run.
+value_file() {
+  local f=${BENCH_TMP}/value-$1
+  [ -f "${f}" ] || head -c "$1" /dev/zero | tr '\0' v >"${f}"
+  printf '%s\n' "${f}"
+}
+
+# put_file URL KEY FILE: PUT the file's bytes as KEY's value, or fail.
+put_file() {
+  local code
+  bench_cmd "curl -X PUT --data-binary @${3} ${1}/kv/${2}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 30 -X PUT \
+    --data-binary "@$3" "$1/kv/$2")
+  case "${code}" in
+  200 | 201) ;;
+  *) bench_die "PUT $1/kv/$2 answered ${code}" ;;
+  esac
 }
 
 # http_get URL: the body, whatever the status ("" when unreachable).
@@ -257,6 +428,26 @@ wait_ready() {
     sleep 0.1
   done
   bench_die "$1 not ready after $2 s"
+}
+
+# settle URL: until the file size in URL's /ready has held still for 2 s,
+# 30 s at most; prints the last /ready body. Compaction goes on in slices
+# after a load, and while it copies, the size (which counts the copy)
+# drops when it ends.
+settle() {
+  local i same=0 last='' j cur
+  for ((i = 0; i < 60 && same < 4; i++)); do
+    sleep 0.5
+    j=$(http_get "$1/ready")
+    cur=$(json_num "${j}" file_bytes)
+    if [ -n "${cur}" ] && [ "${cur}" = "${last}" ]; then
+      same=$((same + 1))
+    else
+      same=0
+    fi
+    last=${cur}
+  done
+  printf '%s\n' "${j}"
 }
 
 # wait_replicas PRIMARY_URL N SECONDS: until the primary lists N replicas
@@ -331,19 +522,48 @@ run_wrk() {
     bench_die "wrk failed: $(cat "${out}")"
 }
 
-# run_lag OUT_FILE ARGS...: bench/lag on the client CPU, bounded in time;
-# its result line goes to OUT_FILE (stderr too), its status is returned.
+# run_tool OUT_FILE TOOL ARGS...: bench/TOOL (lag or load) on the client
+# CPU, bounded in time; its result line goes to OUT_FILE (stderr too), its
+# status is returned.
+run_tool() {
+  local out=$1 tool=$2
+  shift 2
+  bench_cmd "${CLIENT_PIN[*]} bench/${tool} $*"
+  timeout 120 "${CLIENT_PIN[@]}" "${BENCH_DIR}/${tool}" "$@" >"${out}" 2>&1
+}
+
 run_lag() {
-  local out=$1
-  shift
-  bench_cmd "${CLIENT_PIN[*]} bench/lag $*"
-  timeout 120 "${CLIENT_PIN[@]}" "${BENCH_DIR}/lag" "$@" >"${out}" 2>&1
+  run_tool "$1" lag "${@:2}"
+}
+
+# wrk_server OUT_FILE PID WRK_ARGS...: run_wrk, then set WRK to its
+# wrk_parse line plus cpu_pct, the CPU time server PID used during the
+# run (see cpu_pct).
+wrk_server() {
+  local out=$1 pid=$2 c0 t0
+  shift 2
+  c0=$(cpu_ticks "${pid}")
+  t0=${EPOCHREALTIME}
+  run_wrk "${out}" "$@"
+  # shellcheck disable=SC2034  # the scenarios read it
+  WRK="$(wrk_parse "${out}") cpu_pct=$(cpu_pct $(($(cpu_ticks "${pid}") - c0)) \
+    "$(awk -v a="${t0}" -v b="${EPOCHREALTIME}" 'BEGIN { print b - a }')")"
+}
+
+# wrk_check WRK_LINE WHAT: note error answers and socket errors of a run.
+wrk_check() {
+  local non2xx sockerr
+  non2xx=$(kv_field non2xx <<<"$1")
+  sockerr=$(kv_field sock_errors <<<"$1")
+  [ "${non2xx:-0}" -eq 0 ] || bench_note "${non2xx} non-2xx answers: $2"
+  [ "${sockerr:-0}" -eq 0 ] || bench_note "wrk counted ${sockerr} socket errors: $2"
 }
 
 # wrk_parse FILE: wrk --latency output as one line of key=value pairs:
 # rps, requests, p50_ms, p90_ms, p99_ms (from the latency distribution),
-# max_ms,
-# non2xx (status >= 400), sock_errors (connect+read+write+timeout).
+# max_ms, mbs (Transfer/sec: answer bytes, in 10^6 bytes a second; wrk's
+# own units are powers of 1024), non2xx (status >= 400), sock_errors
+# (connect+read+write+timeout).
 wrk_parse() {
   awk '
     function ms(s,   v) {
@@ -355,7 +575,16 @@ wrk_parse() {
       if (s ~ /s$/) return v * 1000
       return v
     }
+    function bytes(s,   v) {
+      v = s + 0
+      if (s ~ /KB$/) return v * 1024
+      if (s ~ /MB$/) return v * 1048576
+      if (s ~ /GB$/) return v * 1073741824
+      if (s ~ /TB$/) return v * 1099511627776
+      return v
+    }
     /^Requests\/sec:/ { rps = $2 }
+    /^Transfer\/sec:/ { mbs = bytes($2) / 1e6 }
     /^ +Latency +[0-9]/ { max = ms($4) }
     / requests in / { requests = $1 }
     /^ +50%/ { p50 = ms($2) }
@@ -367,34 +596,107 @@ wrk_parse() {
       sock = $4 + $6 + $8 + $10
     }
     END {
-      printf "rps=%.0f requests=%d p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f non2xx=%d sock_errors=%d\n",
-        rps, requests, p50, p90, p99, max, non2xx, sock
+      printf "rps=%.0f requests=%d p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f mbs=%.1f non2xx=%d sock_errors=%d\n",
+        rps, requests, p50, p90, p99, max, mbs, non2xx, sock
     }' "$1"
 }
 
-# ---- watching the primary during a run ----
+# ---- watching servers during a run ----
+
+# sample_start SECONDS FILE COMMAND...: COMMAND's output, as one line of
+# FILE, every SECONDS in the background until monitor_stop.
+sample_start() {
+  local every=$1 file=$2
+  shift 2
+  (
+    while :; do
+      "$@" | tr -d '\n'
+      echo
+      sleep "${every}"
+    done
+  ) >"${file}" 2>/dev/null &
+  MONITOR_PIDS+=("$!")
+}
 
 # monitor_start PRIMARY_URL FILE: every 0.5 s, the primary's /ready into
 # FILE (one line each) until monitor_stop.
 monitor_start() {
-  (
-    while :; do
-      http_get "$1/ready" | tr -d '\n'
-      echo
-      sleep 0.5
-    done
-  ) >"$2" 2>/dev/null &
-  MONITOR_PID=$!
+  sample_start 0.5 "$2" http_get "$1/ready"
+}
+
+# rss_start PID FILE: every 0.1 s, PID's RssAnon (anonymous resident
+# memory: heap, stacks, buffers; not the mapped store file) in KiB into
+# FILE until monitor_stop; rss_max FILE is the largest.
+rss_start() {
+  sample_start 0.1 "$2" rss_kib "$1"
+}
+
+rss_kib() {
+  sed -n 's/^RssAnon:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$1/status"
+}
+
+rss_max() {
+  grep -E '^[0-9]+$' "$1" | sort -n | tail -n 1
 }
 
 monitor_stop() {
-  [ -n "${MONITOR_PID:-}" ] || return 0
-  kill "${MONITOR_PID}" 2>/dev/null
-  wait "${MONITOR_PID}" 2>/dev/null
-  MONITOR_PID=
+  local pid
+  for pid in "${MONITOR_PIDS[@]}"; do
+    kill "${pid}" 2>/dev/null
+    wait "${pid}" 2>/dev/null
+  done
+  MONITOR_PIDS=()
 }
 
 # monitor_max FILE KEY: the largest KEY value (any replica) in FILE.
 monitor_max() {
   grep -o "\"$2\":[0-9]*" "$1" | cut -d: -f2 | sort -n | tail -n 1
+}
+
+# cpu_ticks PID: the CPU time PID has used, user and system, in clock
+# ticks (getconf CLK_TCK a second). The comm field has no spaces here.
+cpu_ticks() {
+  awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null
+}
+
+# cpu_pct TICKS SECONDS: TICKS of CPU time over SECONDS, as % of one core:
+# below about 95 a server was waiting for its client, not saturated.
+cpu_pct() {
+  awk -v t="$1" -v s="$2" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { if (s > 0) printf "%.0f\n", 100 * t / hz / s; else print "-" }'
+}
+
+# ---- figures ----
+
+# median N...: the median of the numbers (the mean of the middle two
+# when their count is even); nothing when there are none.
+median() {
+  printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '
+    { v[NR] = $1 }
+    END { if (NR == 0) exit
+          if (NR % 2) print v[(NR + 1) / 2]
+          else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# ratio A B [DECIMALS]: A / B (2 decimals by default), or - when either
+# is missing or B is 0.
+ratio() {
+  awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN {
+    if (a == "" || b == "" || b + 0 == 0) print "-"
+    else printf "%.*f\n", d, a / b }'
+}
+
+# bench_target WHAT FIGURE OP LIMIT: judge FIGURE against the issue's
+# target (OP is >= or <=): prints "met", "not met" or "no figure", and
+# adds a row to the targets table at the top of RESULTS.md. Nothing
+# fails on a "not met": a benchmark reports, it does not assert.
+bench_target() {
+  local v
+  v=$(awk -v f="$2" -v op="$3" -v l="$4" 'BEGIN {
+    if (f !~ /^[0-9.]+$/) print "no figure"
+    else if (op == ">=") print (f + 0 >= l + 0) ? "met" : "not met"
+    else print (f + 0 <= l + 0) ? "met" : "not met" }')
+  printf '| %s | %s | %s %s | %s | %s |\n' "$1" "$2" "$3" "$4" "${v}" \
+    "${BENCH_NAME}" >>"${BENCH_OUT}/targets.md"
+  printf '%s\n' "${v}"
 }

@@ -1,27 +1,34 @@
 #!/bin/bash
 # Scenario "put": PUT throughput on the primary, 100-byte values to
-# distinct keys, FSYNC=no, first with no replica, then with two attached
-# (same wrk parameters); then how long the replicas take to reach the
-# primary's seq once the load stops. Records rps0, rps2 (and more) for
-# later scenarios. Run by bench/run.sh, or alone from the repository root.
+# distinct keys, with FSYNC=no, everysec and always, each first with no
+# replica, then with two attached (same wrk parameters), and how long the
+# replicas take to reach the primary's seq once the load stops; then
+# FSYNC=always with one client, against the 64 of the run before: group
+# commit. Records rps_FSYNC_REPLICAS (rps_no_2 for scenario lag) and
+# rps_always_1c for later scenarios. Run by bench/run.sh, or alone from the
+# repository root.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . bench/lib.sh
 bench_setup
 bench_scenario put
 
-wrk_args=(-t"${BENCH_WRK_THREADS}" -c"${BENCH_WRK_CONNS}"
-  -d"${BENCH_WRK_SECS}s" --latency -s bench/put.lua)
+secs=${BENCH_PUT_SECS:-5}
 rows=()
 
-for reps in 0 2; do
-  bench_log "put: primary with ${reps} replicas, FSYNC=no"
-  cluster_start "put${reps}" "${reps}" FSYNC=no
-  out=${BENCH_OUT}/put${reps}.wrk
-  monitor_start "${PRIMARY_URL}" "${BENCH_OUT}/put${reps}.ready"
-  bench_log "put: wrk ${wrk_args[*]} for ${BENCH_WRK_SECS} s"
-  run_wrk "${out}" "${wrk_args[@]}" "${PRIMARY_URL}" -- 100
-  conv=
+# put_run FSYNC REPLICAS CONNS KEY: one wrk run against a fresh cluster;
+# its figures go to KEY (rps_KEY, p50_ms_KEY, ...) and a row to rows.
+put_run() {
+  local fsync=$1 reps=$2 conns=$3 key=$4 out=${BENCH_OUT}/put-$4 r conv=-
+  local keys answers lagw=- lagms=- a rk full
+  bench_log "put: FSYNC=${fsync}, ${reps} replicas, ${conns} clients"
+  cluster_start "put-${key}" "${reps}" FSYNC="${fsync}"
+  monitor_start "${PRIMARY_URL}" "${out}.ready"
+  bench_log "put: wrk -c${conns} for ${secs} s"
+  wrk_server "${out}.wrk" "$(node_pid "put-${key}-primary")" \
+    -t"${BENCH_WRK_THREADS}" -c"${conns}" -d"${secs}s" --latency \
+    -s bench/put.lua "${PRIMARY_URL}" -- 100
+  r=${WRK}
   if [ "${reps}" -gt 0 ]; then
     # Right after the load: time until every replica's seq is the primary's.
     bench_log "put: waiting for the replicas to converge"
@@ -32,65 +39,66 @@ for reps in 0 2; do
       bench_note "convergence failed: $(cat "${BENCH_OUT}/converge.out")"
   fi
   monitor_stop
-  r=$(wrk_parse "${out}")
-  ready=$(http_get "${PRIMARY_URL}/ready")
-  seq=$(json_num "${ready}" seq)
-  keys=$(json_num "${ready}" keys)
-  rps=$(kv_field rps <<<"${r}")
-  bench_put "rps${reps}" "${rps}"
-  bench_put "p50_ms${reps}" "$(kv_field p50_ms <<<"${r}")"
-  bench_put "p99_ms${reps}" "$(kv_field p99_ms <<<"${r}")"
-  bench_log "put: ${reps} replicas: ${r}"
-  non2xx=$(kv_field non2xx <<<"${r}")
-  sockerr=$(kv_field sock_errors <<<"${r}")
-  [ "${non2xx}" -eq 0 ] ||
-    bench_note "${non2xx} non-2xx answers to PUT with ${reps} replicas"
-  [ "${sockerr}" -eq 0 ] ||
-    bench_note "wrk counted ${sockerr} socket errors with ${reps} replicas: $(grep 'Socket errors' "${out}" | sed 's/^ *//')"
+  bench_log "put: ${r}"
+  wrk_check "${r}" "PUT with FSYNC=${fsync}, ${reps} replicas, ${conns} clients"
+  keys=$(json_num "$(http_get "${PRIMARY_URL}/ready")" keys)
   # wrk does not count the answers still in flight when it stops: up to
   # one per connection more keys than answers is expected.
   answers=$(kv_field requests <<<"${r}")
   if [ "${keys}" -lt "${answers}" ] ||
-    [ "${keys}" -gt $((answers + BENCH_WRK_CONNS)) ]; then
-    bench_note "with ${reps} replicas wrk counted ${answers} answers; the primary holds ${keys} keys (seq ${seq})"
+    [ "${keys}" -gt $((answers + conns)) ]; then
+    bench_note "FSYNC=${fsync} with ${reps} replicas: wrk counted ${answers} answers; the primary holds ${keys} keys"
   fi
-  lagw=-
-  lagms=-
   if [ "${reps}" -gt 0 ]; then
-    lagw=$(monitor_max "${BENCH_OUT}/put${reps}.ready" lag_writes)
-    lagms=$(monitor_max "${BENCH_OUT}/put${reps}.ready" lag_ms)
-    bench_put converge_ms "${conv}"
-    bench_put max_lag_writes "${lagw}"
-    bench_put max_lag_ms "${lagms}"
+    lagw=$(monitor_max "${out}.ready" lag_writes)
+    lagms=$(monitor_max "${out}.ready" lag_ms)
     for a in "${REPLICA_ADDRS[@]}"; do
       rk=$(json_num "$(http_get "http://${a}/ready")" keys)
       [ "${rk}" = "${keys}" ] ||
         bench_note "replica ${a} holds ${rk} keys after converging, the primary ${keys}"
     done
-    full=$(monitor_max "${BENCH_OUT}/put${reps}.ready" full_syncs)
+    full=$(monitor_max "${out}.ready" full_syncs)
     [ "${full:-0}" -le 1 ] ||
       bench_note "a replica needed ${full} full syncs during the run"
   fi
-  rows+=("| ${reps} | ${rps} | $(kv_field p50_ms <<<"${r}") | $(kv_field p99_ms <<<"${r}") | $(kv_field max_ms <<<"${r}") | $(kv_field requests <<<"${r}") | ${non2xx} | ${sockerr} | ${lagw} | ${lagms} |")
   cluster_stop
-done
+  bench_put "rps_${key}" "$(kv_field rps <<<"${r}")"
+  bench_put "p50_ms_${key}" "$(kv_field p50_ms <<<"${r}")"
+  bench_put "p99_ms_${key}" "$(kv_field p99_ms <<<"${r}")"
+  bench_put "converge_ms_${key}" "${conv}"
+  rows+=("| ${fsync} | ${reps} | ${conns} | $(kv_field rps <<<"${r}") | $(kv_field p50_ms <<<"${r}") | $(kv_field p99_ms <<<"${r}") | $(kv_field max_ms <<<"${r}") | $(kv_field cpu_pct <<<"${r}") | ${lagw:--} | ${lagms:--} | ${conv} |")
+}
 
-rps0=$(bench_get put rps0)
-rps2=$(bench_get put rps2)
-ratio=$(awk -v a="${rps2}" -v b="${rps0}" \
-  'BEGIN { if (b > 0) printf "%.0f", 100 * a / b; else print "-" }')
-bench_put ratio_pct "${ratio}"
+for fsync in no everysec always; do
+  for reps in 0 2; do
+    put_run "${fsync}" "${reps}" "${BENCH_WRK_CONNS}" "${fsync}_${reps}"
+  done
+done
+put_run always 0 1 always_1c
+
+get=$(bench_get get rps)
+no0=$(bench_get put rps_no_0)
+no2=$(bench_get put rps_no_2)
+rep_pct=$(ratio "${no2}" "${no0}" 2)
+vs_get=$(ratio "${no2}" "${get}")
+group=$(ratio "$(bench_get put rps_always_0)" "$(bench_get put rps_always_1c)" 1)
+v_get=$(bench_target "PUT (FSYNC=no, 2 replicas) / GET" "${vs_get}" '>=' 0.7)
+v_group=$(bench_target "FSYNC=always: ${BENCH_WRK_CONNS} clients / 1 client" "${group}" '>=' 30)
+v_rep=$(bench_target "PUT (FSYNC=no): 2 replicas / none" "${rep_pct}" '>=' 0.8)
+bench_put vs_get "${vs_get}"
+bench_put group_commit "${group}"
 
 bench_md "## PUT throughput on the primary" '' \
-  "100-byte values, every key new, \`FSYNC=no\`; wrk \`-t${BENCH_WRK_THREADS} -c${BENCH_WRK_CONNS} -d${BENCH_WRK_SECS}s\` against a fresh primary, first alone, then with 2 replicas attached and streaming." '' \
-  '| replicas | requests/s | p50 ms | p99 ms | max ms | requests | non-2xx | socket errors | max lag_writes | max lag_ms |' \
-  '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|' \
+  "100-byte values, every key new; wrk \`-t${BENCH_WRK_THREADS} -c<clients> -d${secs}s --latency -s bench/put.lua\` against a fresh primary for each row, alone or with 2 replicas attached and streaming (all on the server CPU). server CPU is the primary's alone. Lag columns: the largest \`lag_writes\` and \`lag_ms\` of any replica in the primary's \`/ready\`, sampled every 0.5 s; converge: ms from the end of the load until the replicas reached the primary's seq (polled every 1 ms)." '' \
+  '| FSYNC | replicas | clients | requests/s | p50 ms | p99 ms | max ms | server CPU % | max lag_writes | max lag_ms | converge ms |' \
+  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|' \
   "${rows[@]}" '' \
-  "- With 2 replicas: **${ratio}%** of the throughput without (aim: at least 80%)." \
-  "- Convergence: the replicas reached the primary's seq **$(bench_get put converge_ms) ms** after wrk stopped (polled every 1 ms)." \
-  "- max lag_writes / lag_ms: the largest \`lag_writes\` and \`lag_ms\` of any replica in the primary's \`/ready\`, sampled every 0.5 s during the run."
+  "- PUT (\`FSYNC=no\`, 2 replicas) / GET (scenario get, ${get:-not run}): **${vs_get}** (target: at least 0.7): **${v_get}**." \
+  "- Group commit, \`FSYNC=always\`: ${BENCH_WRK_CONNS} clients do **${group}×** the requests/s of one (target: at least 30×): **${v_group}**." \
+  "- \`FSYNC=no\` with 2 replicas: **${rep_pct}** of the rate without (aim of the replication work: at least 0.8): **${v_rep}**."
 bench_md_commands
 bench_summary \
-  "PUT, 0 replicas: ${rps0} req/s, p50 $(bench_get put p50_ms0) ms, p99 $(bench_get put p99_ms0) ms" \
-  "PUT, 2 replicas: ${rps2} req/s, p50 $(bench_get put p50_ms2) ms, p99 $(bench_get put p99_ms2) ms (${ratio}% of 0 replicas; aim >= 80%)" \
-  "convergence after the load: $(bench_get put converge_ms) ms"
+  "PUT 100 B, ${BENCH_WRK_CONNS} clients, req/s by FSYNC no/everysec/always: 0 replicas ${no0} / $(bench_get put rps_everysec_0) / $(bench_get put rps_always_0); 2 replicas ${no2} / $(bench_get put rps_everysec_2) / $(bench_get put rps_always_2)" \
+  "PUT (no, 2 replicas) / GET: ${vs_get}; target >= 0.7: ${v_get}" \
+  "FSYNC=always, ${BENCH_WRK_CONNS} clients / 1 client ($(bench_get put rps_always_1c) req/s): ${group}x; target >= 30: ${v_group}" \
+  "FSYNC=no, 2 replicas / none: ${rep_pct}; aim >= 0.8: ${v_rep}"

@@ -20,7 +20,7 @@ interval_ms=${BENCH_LAG_INTERVAL_MS:-10}
 
 cluster_start lag 2 FSYNC=no
 
-max=$(bench_get put rps2)
+max=$(bench_get put rps_no_2)
 if [ -z "${max}" ]; then
   bench_log "lag: no rate from scenario put; measuring it for 3 s"
   run_wrk "${BENCH_OUT}/lag-max.wrk" -t"${BENCH_WRK_THREADS}" -c"${conns}" \

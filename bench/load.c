@@ -1,0 +1,365 @@
+/*
+ * bench/load: an exact number of HTTP/1.1 requests to kvstore, as fast as
+ * it answers, for the bench scenarios that need a count rather than a
+ * duration (filling a store with a million keys, make profile), and a
+ * start-up timer. libc only; wrk cannot stop after N requests.
+ *
+ *   load put ADDR N CONNS DEPTH VALUE_BYTES [PREFIX [FIRST]]
+ *	PUT /kv/PREFIX<i> for i = FIRST .. FIRST+N-1 (PREFIX "k", FIRST 0
+ *	by default), every value VALUE_BYTES bytes, the N requests dealt
+ *	over CONNS keep-alive connections with up to DEPTH of them in flight
+ *	(pipelined) on each. Run it again with the same PREFIX to overwrite.
+ *   load get ADDR N CONNS DEPTH KEY [COUNT]
+ *	N GETs of /kv/KEY, the same way; with COUNT, of KEY<i % COUNT> for
+ *	i = 0 .. N-1 (the keys a put with PREFIX KEY wrote), so that no one
+ *	key's place in the hash table decides the cost. N may be 0: the
+ *	connections are opened and closed and nothing else (a baseline for
+ *	make profile).
+ *   load health ADDR TIMEOUT_S [PATH]
+ *	Connect and GET PATH (/health) until the answer is 200, then print
+ *	the wall-clock time it came (t=, seconds since the epoch, to compare
+ *	with bash's $EPOCHREALTIME taken before the server started). Tries
+ *	every 0.1 ms, or every 1/200 of the time waited so far when that is
+ *	longer: 0.5% resolution with little load on a slow starter.
+ *
+ * ADDR is 127.0.0.1:PORT (numeric IPv4). The result is one line of
+ * key=value pairs on stdout: requests, non2xx (answers not 2xx), secs,
+ * rps, and mbs (request plus answer bytes, 10^6 per second). A failed
+ * connection or a malformed answer ends the run with a line on stderr and
+ * exit status 1; so does a run that makes no progress for 10 s.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CONNS	1024
+#define IN_BYTES	(1 << 16)	/* answer heads; bodies are skipped */
+#define REQ_HEAD	1200		/* method, 1 KiB key, headers */
+#define STALL_MS	10000		/* no byte moved: give up */
+#define HEALTH_POLL_S	0.0001		/* the shortest pause between tries */
+
+struct conn {
+	int	 fd;
+	char	*out;		/* requests not yet sent */
+	size_t	 outlen, outoff;
+	char	 in[IN_BYTES];
+	size_t	 inlen;
+	size_t	 skip;		/* body bytes of the current answer left */
+	long	 inflight;	/* sent or queued, not yet answered */
+};
+
+static struct sockaddr_in sa;
+static const char *host;	/* ADDR, for the Host header */
+
+static double
+now_s(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+fail(const char *what)
+{
+	fprintf(stderr, "load: %s: %s\n", what, errno != 0 ? strerror(errno) :
+	    "failed");
+	exit(1);
+}
+
+static int
+parse_addr(const char *hostport)
+{
+	char h[64];
+	const char *colon = strrchr(hostport, ':');
+	size_t hl;
+
+	memset(&sa, 0, sizeof(sa));
+	if (colon == NULL || (hl = (size_t)(colon - hostport)) >= sizeof(h))
+		return -1;
+	memcpy(h, hostport, hl);
+	h[hl] = '\0';
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	host = hostport;
+	return inet_pton(AF_INET, h, &sa.sin_addr) == 1 ? 0 : -1;
+}
+
+static int
+dial(void)
+{
+	int fd, one = 1;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		return -1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* ---- The request stream ---- */
+
+static const char *method, *prefix, *value;
+static size_t vlen;
+static long first, total, queued, answered, non2xx, nkeys;
+static uint64_t bytes;
+
+/* Append the next request of the run to c's output. */
+static void
+queue_one(struct conn *c)
+{
+	int n;
+
+	if (*method == 'P')
+		n = sprintf(c->out + c->outlen, "PUT /kv/%s%ld HTTP/1.1\r\n"
+		    "Host: %s\r\nContent-Length: %zu\r\n\r\n", prefix,
+		    first + queued, host, vlen);
+	else if (nkeys > 0)
+		n = sprintf(c->out + c->outlen, "GET /kv/%s%ld HTTP/1.1\r\n"
+		    "Host: %s\r\n\r\n", prefix, queued % nkeys, host);
+	else
+		n = sprintf(c->out + c->outlen, "GET /kv/%s HTTP/1.1\r\n"
+		    "Host: %s\r\n\r\n", prefix, host);
+	c->outlen += (size_t)n;
+	if (*method == 'P') {
+		memcpy(c->out + c->outlen, value, vlen);
+		c->outlen += vlen;
+	}
+	queued++;
+	c->inflight++;
+}
+
+/* Case-insensitive Content-Length of the head h[0..n), or 0. */
+static size_t
+content_length(const char *h, size_t n)
+{
+	static const char name[] = "\ncontent-length:";
+	size_t i, l = sizeof(name) - 1;
+
+	for (i = 0; i + l < n; i++)
+		if (strncasecmp(h + i, name, l) == 0)
+			return strtoul(h + i + l, NULL, 10);
+	return 0;
+}
+
+/* Count the complete answers in c's input; skip their bodies. */
+static void
+take_answers(struct conn *c)
+{
+	char *end;
+	size_t hlen, k;
+	int status;
+
+	for (;;) {
+		if (c->skip > 0) {
+			k = c->skip < c->inlen ? c->skip : c->inlen;
+			memmove(c->in, c->in + k, c->inlen - k);
+			c->inlen -= k;
+			c->skip -= k;
+			if (c->skip > 0)
+				return;
+			answered++;
+			c->inflight--;
+		}
+		c->in[c->inlen] = '\0';
+		if ((end = strstr(c->in, "\r\n\r\n")) == NULL) {
+			if (c->inlen >= IN_BYTES - 1) {
+				errno = EMSGSIZE;
+				fail("answer head");
+			}
+			return;
+		}
+		hlen = (size_t)(end - c->in) + 4;
+		if (sscanf(c->in, "HTTP/1.%*d %d", &status) != 1) {
+			errno = EPROTO;
+			fail("answer status line");
+		}
+		if (status < 200 || status > 299)
+			non2xx++;
+		c->skip = content_length(c->in, hlen);
+		memmove(c->in, c->in + hlen, c->inlen - hlen);
+		c->inlen -= hlen;
+		if (c->skip == 0) {
+			answered++;
+			c->inflight--;
+		}
+	}
+}
+
+static int
+run(int argc, char **argv)
+{
+	static struct conn conns[MAX_CONNS];
+	static struct pollfd pfds[MAX_CONNS];
+	long nconns, depth, i;
+	double t0, secs, heard;
+	uint64_t before;
+	ssize_t n;
+	char *v;
+
+	if (argc < 5 || parse_addr(argv[0]) == -1 ||
+	    (total = atol(argv[1])) < 0 || (nconns = atol(argv[2])) < 1 ||
+	    nconns > MAX_CONNS || (depth = atol(argv[3])) < 1)
+		return 2;
+	if (*method == 'P') {
+		vlen = strtoul(argv[4], NULL, 10);
+		prefix = argc > 5 ? argv[5] : "k";
+		first = argc > 6 ? atol(argv[6]) : 0;
+		if ((v = malloc(vlen + 1)) == NULL)
+			fail("malloc");
+		memset(v, 'v', vlen);
+		value = v;
+	} else {
+		prefix = argv[4];
+		if (argc > 5 && (nkeys = atol(argv[5])) < 1)
+			return 2;
+	}
+	if (strlen(prefix) > 1024)
+		return 2;
+	for (i = 0; i < nconns; i++) {
+		conns[i].out = malloc((size_t)depth * (REQ_HEAD + vlen));
+		if (conns[i].out == NULL)
+			fail("malloc");
+		if ((conns[i].fd = dial()) == -1)
+			fail("connect");
+		fcntl(conns[i].fd, F_SETFL, O_NONBLOCK);
+		pfds[i].fd = conns[i].fd;
+	}
+	t0 = heard = now_s(CLOCK_MONOTONIC);
+	while (answered < total) {
+		for (i = 0; i < nconns; i++) {
+			struct conn *c = &conns[i];
+
+			if (c->outoff == c->outlen)
+				c->outlen = c->outoff = 0;
+			while (c->inflight < depth && queued < total &&
+			    c->outoff == 0)
+				queue_one(c);
+			pfds[i].events = POLLIN |
+			    (c->outoff < c->outlen ? POLLOUT : 0);
+		}
+		if (poll(pfds, (nfds_t)nconns, 1000) == -1 && errno != EINTR)
+			fail("poll");
+		before = bytes;
+		for (i = 0; i < nconns; i++) {
+			struct conn *c = &conns[i];
+
+			if (pfds[i].revents & POLLOUT) {
+				n = write(c->fd, c->out + c->outoff,
+				    c->outlen - c->outoff);
+				if (n == -1 && errno != EAGAIN)
+					fail("write");
+				if (n > 0) {
+					c->outoff += (size_t)n;
+					bytes += (uint64_t)n;
+				}
+			}
+			if (pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+				n = read(c->fd, c->in + c->inlen,
+				    IN_BYTES - 1 - c->inlen);
+				if (n == 0)
+					errno = ECONNRESET;
+				if (n == 0 || (n == -1 && errno != EAGAIN))
+					fail("read");
+				if (n > 0) {
+					c->inlen += (size_t)n;
+					bytes += (uint64_t)n;
+					take_answers(c);
+				}
+			}
+		}
+		if (bytes > before)
+			heard = now_s(CLOCK_MONOTONIC);
+		else if ((now_s(CLOCK_MONOTONIC) - heard) * 1000 > STALL_MS) {
+			errno = ETIMEDOUT;
+			fail("no progress for 10 s");
+		}
+	}
+	secs = now_s(CLOCK_MONOTONIC) - t0;
+	for (i = 0; i < nconns; i++)
+		close(conns[i].fd);
+	printf("requests=%ld non2xx=%ld secs=%.3f rps=%.0f mbs=%.1f\n",
+	    answered, non2xx, secs, secs > 0 ? (double)answered / secs : 0.0,
+	    secs > 0 ? (double)bytes / 1e6 / secs : 0.0);
+	return 0;
+}
+
+/* ---- Start-up timing ---- */
+
+static int
+health(int argc, char **argv)
+{
+	struct timespec pause;
+	char req[1200], buf[256];
+	double t0, deadline, wait;
+	long tries = 0;
+	ssize_t n;
+	int fd, len;
+
+	if (argc < 2 || parse_addr(argv[0]) == -1 || atoi(argv[1]) <= 0)
+		return 2;
+	len = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\n"
+	    "Connection: close\r\n\r\n", argc > 2 ? argv[2] : "/health",
+	    host);
+	if (len < 0 || len >= (int)sizeof(req))
+		return 2;
+	t0 = now_s(CLOCK_MONOTONIC);
+	deadline = t0 + atoi(argv[1]);
+	while (now_s(CLOCK_MONOTONIC) < deadline) {
+		tries++;
+		if ((fd = dial()) != -1) {
+			n = -1;
+			if (write(fd, req, (size_t)len) == len)
+				n = read(fd, buf, sizeof(buf) - 1);
+			close(fd);
+			if (n > 12 && memcmp(buf + 8, " 200", 4) == 0) {
+				printf("t=%.6f tries=%ld\n",
+				    now_s(CLOCK_REALTIME), tries);
+				return 0;
+			}
+		}
+		wait = (now_s(CLOCK_MONOTONIC) - t0) / 200;
+		if (wait < HEALTH_POLL_S)
+			wait = HEALTH_POLL_S;
+		pause.tv_sec = (time_t)wait;
+		pause.tv_nsec = (long)((wait - (double)pause.tv_sec) * 1e9);
+		nanosleep(&pause, NULL);
+	}
+	fprintf(stderr, "load: %s: no 200 from %s in %s s\n", argv[0],
+	    argc > 2 ? argv[2] : "/health", argv[1]);
+	return 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	int rc = 2;
+
+	if (argc > 1 && (strcmp(argv[1], "put") == 0 ||
+	    strcmp(argv[1], "get") == 0)) {
+		method = strcmp(argv[1], "put") == 0 ? "PUT" : "GET";
+		rc = run(argc - 2, argv + 2);
+	} else if (argc > 1 && strcmp(argv[1], "health") == 0)
+		rc = health(argc - 2, argv + 2);
+	if (rc == 2)
+		fprintf(stderr, "usage: load put ADDR N CONNS DEPTH VALUE_BYTES "
+		    "[PREFIX [FIRST]]\n       load get ADDR N CONNS DEPTH "
+		    "KEY [COUNT]\n       load health ADDR TIMEOUT_S [PATH]\n");
+	return rc;
+}

@@ -1,0 +1,69 @@
+#!/bin/bash
+# Scenario "resync": a full resync of a million keys to a new replica. The
+# primary starts on the store that scenario store left (or, run alone,
+# on BENCH_STORE_KEYS keys loaded here); a replica with an empty data
+# directory then starts, announces itself, receives the whole data set and
+# turns ready. Measured from the replica's start to its first 200 on
+# /ready (bench/load polls it, every 1/200 of the time waited), and as the
+# primary logs the copy itself. MB/s counts the live key and value bytes.
+# Run by bench/run.sh, or alone from the repository root.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+. bench/lib.sh
+bench_setup
+bench_scenario resync
+
+keys=${BENCH_STORE_KEYS:-1000000}
+seed=${BENCH_TMP}/store-1m.db
+port=$(next_port)
+url=http://127.0.0.1:${port}
+if [ -f "${seed}" ]; then
+  bench_log "resync: the primary starts on scenario store's file"
+  NODE_SEED=${seed} node_start resync-primary "${port}" ROLE=primary \
+    FSYNC=no
+  wait_ready "${url}" 60
+  from="the store that scenario store left (every key written $(bench_get store passes) times)"
+else
+  node_start resync-primary "${port}" ROLE=primary RECOVER_WAIT_MS=0 FSYNC=no
+  wait_ready "${url}" 20
+  bench_log "resync: loading ${keys} keys"
+  run_tool "${BENCH_OUT}/resync-load.out" load put "127.0.0.1:${port}" \
+    "${keys}" "${BENCH_LOAD_CONNS:-16}" "${BENCH_LOAD_DEPTH:-64}" 100 k ||
+    bench_die "loading failed: $(cat "${BENCH_OUT}/resync-load.out")"
+  from="${keys} keys of 100-byte values loaded with bench/load"
+fi
+j=$(http_get "${url}/ready")
+live=$(json_num "${j}" data_bytes)
+nkeys=$(json_num "${j}" keys)
+
+rport=$(next_port)
+bench_log "resync: a new replica on ${rport}"
+NODE_CPUS=${BENCH_REPLICA_CPUS:-} node_start resync-replica "${rport}" \
+  ROLE=replica PRIMARY_URL="${url}" ADVERTISE_URL="http://127.0.0.1:${rport}" \
+  FSYNC=no
+health_wait "127.0.0.1:${rport}" /ready 120
+secs=$(awk -v ms="${HEALTH_MS}" 'BEGIN { printf "%.2f\n", ms / 1000 }')
+rkeys=$(json_num "$(http_get "http://127.0.0.1:${rport}/ready")" keys)
+[ "${rkeys}" = "${nkeys}" ] ||
+  bench_note "the replica holds ${rkeys} keys once ready, the primary ${nkeys}"
+# The primary's own account: "full sync finished: N keys, X MB in S s (R MB/s)"
+logged=$(grep -o 'full sync finished: .*MB/s)' "${BENCH_TMP}/resync-primary.log" |
+  tail -n 1 | sed 's/full sync finished: //')
+node_stop resync-replica
+node_stop resync-primary
+
+mbs=$(awk -v b="${live}" -v s="${secs}" 'BEGIN { if (s > 0) printf "%.0f\n", b / 1e6 / s }')
+bench_put secs "${secs}"
+bench_put mbs "${mbs}"
+verdict=$(bench_target "full resync of ${nkeys} keys (MB/s of live data, start to ready)" "${mbs}" '>=' 200)
+
+bench_md "## Full resync to a new replica" '' \
+  "The primary holds ${from}: ${nkeys} keys, $(awk -v b="${live}" 'BEGIN { printf "%.1f", b / 1e6 }') MB of keys and values. A replica with an empty data directory starts (pinned like the primary, so the two share the server CPU), announces itself and is sent the whole data set; timed from its start to its first 200 on \`/ready\`." '' \
+  '| figure | value | target |' \
+  '|---|---:|---|' \
+  "| start to ready | ${secs} s | |" \
+  "| live data / that time | **${mbs} MB/s** | at least 200 MB/s: **${verdict}** |" \
+  "| the primary's log | ${logged:-no line} | |"
+bench_md_commands
+bench_summary \
+  "full resync of ${nkeys} keys: ${secs} s from the replica's start to ready, ${mbs} MB/s (target >= 200: ${verdict}); primary: ${logged:-no line}"

@@ -208,7 +208,6 @@ static void	 flush_out(struct conn *);
 static int	 hexval(int);
 static int	 in_room(struct conn *);
 static size_t	 in_limit(const struct conn *);
-static int	 is_tchar(int);
 static int	 next_token(const char **, const char *, const char **,
 		    size_t *);
 static void	 make_date(time_t);
@@ -218,7 +217,6 @@ static int	 method_index(const struct http_request *);
 static void	 count_reply(struct conn *, int);
 static int	 open_listener(int, int);
 static int	 out_append(struct conn *, const void *, size_t);
-static int	 out_printf(struct conn *, const char *, ...);
 static size_t	 out_pending(const struct conn *);
 static int	 out_reserve(struct conn *, size_t);
 static int	 parse_cl(const char *, size_t, int64_t *);
@@ -255,21 +253,28 @@ static char	 date_buf[40];
 
 /* ---- Character classes ---- */
 
-/* tchar (RFC 9110 5.6.2); a switch keeps it free of locale and tables. */
-static int
-is_tchar(int ch)
-{
-	if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-	    (ch >= '0' && ch <= '9'))
-		return 1;
-	switch (ch) {
-	case '!': case '#': case '$': case '%': case '&': case '\'':
-	case '*': case '+': case '-': case '.': case '^': case '_':
-	case '`': case '|': case '~':
-		return 1;
-	}
-	return 0;
-}
+/*
+ * tchar (RFC 9110 5.6.2): one load per byte of every method and field name,
+ * where a function of comparisons cost a tenth of a PUT. Locale-free.
+ */
+#define T1(c)	[c] = 1
+static const unsigned char tchar[256] = {
+	T1('!'), T1('#'), T1('$'), T1('%'), T1('&'), T1('\''), T1('*'),
+	T1('+'), T1('-'), T1('.'), T1('^'), T1('_'), T1('`'), T1('|'),
+	T1('~'),
+	T1('0'), T1('1'), T1('2'), T1('3'), T1('4'), T1('5'), T1('6'),
+	T1('7'), T1('8'), T1('9'),
+	T1('A'), T1('B'), T1('C'), T1('D'), T1('E'), T1('F'), T1('G'),
+	T1('H'), T1('I'), T1('J'), T1('K'), T1('L'), T1('M'), T1('N'),
+	T1('O'), T1('P'), T1('Q'), T1('R'), T1('S'), T1('T'), T1('U'),
+	T1('V'), T1('W'), T1('X'), T1('Y'), T1('Z'),
+	T1('a'), T1('b'), T1('c'), T1('d'), T1('e'), T1('f'), T1('g'),
+	T1('h'), T1('i'), T1('j'), T1('k'), T1('l'), T1('m'), T1('n'),
+	T1('o'), T1('p'), T1('q'), T1('r'), T1('s'), T1('t'), T1('u'),
+	T1('v'), T1('w'), T1('x'), T1('y'), T1('z'),
+};
+#undef T1
+#define is_tchar(ch)	(tchar[(unsigned char)(ch)] != 0)
 
 static int
 hexval(int ch)
@@ -376,7 +381,13 @@ http_parse(const char *buf, size_t len, struct http_request *r)
 	int		 exp_100 = 0, exp_other = 0;
 	struct http_header *h;
 
-	memset(r, 0, sizeof(*r));	/* no stale fields survive a -1 or -2 */
+	/*
+	 * No stale field survives a -1 or -2. The 2 KiB of headers[] need no
+	 * zeroing (nheaders bounds them) and cost more than the parse did.
+	 */
+	memset(r, 0, offsetof(struct http_request, headers));
+	memset(&r->nheaders, 0, sizeof(*r) -
+	    offsetof(struct http_request, nheaders));
 	r->content_length = -1;
 	p = buf;
 	/* Bytes past the limit are never read: running out there is 431. */
@@ -947,23 +958,30 @@ out_append(struct conn *c, const void *p, size_t n)
 }
 
 static int
-out_printf(struct conn *c, const char *fmt, ...)
+out_str(struct conn *c, const char *s)
 {
-	va_list	 ap;
-	int	 n;
+	return out_append(c, s, strlen(s));
+}
 
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || out_reserve(c, (size_t)n + 1) == -1)
+/* n in decimal: printf costs more than the rest of a GET together. */
+static int
+out_num(struct conn *c, uint64_t n)
+{
+	char	 buf[20], *p = buf + sizeof(buf);
+
+	do
+		*--p = (char)('0' + n % 10);
+	while ((n /= 10) > 0);
+	return out_append(c, p, (size_t)(buf + sizeof(buf) - p));
+}
+
+/* "Name: value\r\n". */
+static int
+out_field(struct conn *c, const char *name, const char *value)
+{
+	if (out_str(c, name) == -1 || out_str(c, value) == -1)
 		return -1;
-	if (out_pending(c) == 0)
-		c->c_t_write = now;
-	va_start(ap, fmt);
-	vsnprintf(c->c_out + c->c_outlen, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	c->c_outlen += n;
-	return 0;
+	return out_append(c, "\r\n", 2);
 }
 
 /*
@@ -975,23 +993,25 @@ reply_head(struct conn *c, int status, const char *ctype, const char *extra,
     const char *conn_hdr, size_t len)
 {
 	count_reply(c, status);
-	if (out_printf(c, "HTTP/1.1 %d %s\r\nServer: kvstore\r\nDate: %s\r\n",
-	    status, http_reason(status), date_buf) == -1)
+	if (out_str(c, "HTTP/1.1 ") == -1 || out_num(c, (uint64_t)status) == -1 ||
+	    out_append(c, " ", 1) == -1 ||
+	    out_field(c, http_reason(status), "") == -1 ||
+	    out_field(c, "Server: kvstore\r\nDate: ", date_buf) == -1)
 		return -1;
 	if (ctype != NULL && *ctype != '\0' &&
-	    out_printf(c, "Content-Type: %s\r\n", ctype) == -1)
+	    out_field(c, "Content-Type: ", ctype) == -1)
 		return -1;
 	if (len == (size_t)-1) {
 		if (c->c_chunked &&
-		    out_printf(c, "Transfer-Encoding: chunked\r\n") == -1)
+		    out_str(c, "Transfer-Encoding: chunked\r\n") == -1)
 			return -1;
 	} else if (status != 204 && status != 304 &&
-	    out_printf(c, "Content-Length: %zu\r\n", len) == -1)
+	    (out_str(c, "Content-Length: ") == -1 ||
+	    out_num(c, len) == -1 || out_append(c, "\r\n", 2) == -1))
 		return -1;
-	if (conn_hdr != NULL && out_printf(c, "Connection: %s\r\n",
-	    conn_hdr) == -1)
+	if (conn_hdr != NULL && out_field(c, "Connection: ", conn_hdr) == -1)
 		return -1;
-	if (extra != NULL && out_printf(c, "%s", extra) == -1)
+	if (extra != NULL && out_str(c, extra) == -1)
 		return -1;
 	return out_append(c, "\r\n", 2);
 }

@@ -26,6 +26,7 @@ struct http_request {
 	const char	*query;		/* after '?', not decoded, or NULL */
 	size_t		 query_len;
 	int		 minor;		/* HTTP/1.minor */
+	/* http_parse zeroes all but headers[]: keep nheaders right after. */
 	struct http_header headers[HTTP_MAX_HEADERS];
 	size_t		 nheaders;
 	/* Set by http_parse from the headers. */

@@ -8,10 +8,12 @@ CFLAGS  = -Os -fno-asynchronous-unwind-tables -ffunction-sections \
 	-fdata-sections
 LDFLAGS = -static -s -Wl,--gc-sections -Wl,-z,noseparate-code
 LDLIBS  = -lpthread
+HOSTCC  = cc
 ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
-OBJ = kvstore.o http.o repl.o store.o
-TESTS = tests/cas tests/http_test tests/repl_test tests/store_test
+OBJ = kvstore.o http.o repl.o store.o ui.o
+UI = ui/index.html ui/app.js ui/app.css ui/icon.svg
+TESTS = tests/cas tests/http_test tests/repl_test tests/store_test tests/ui_test
 
 all: kvstore
 
@@ -22,7 +24,18 @@ kvstore: $(OBJ)
 	@sh tests/need.sh $(CC)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(OBJ): http.h repl.h store.h
+$(OBJ): http.h repl.h store.h ui.h
+
+# The web console (ui/), shrunk and packed into a header at build time by
+# ui/pack, which runs here and so is built with the host's compiler.
+ui.o: ui/assets.h
+
+ui/assets.h: ui/embed.sh ui/pack $(UI)
+	sh ui/embed.sh ui/pack $(UI) >$@.tmp && mv $@.tmp $@
+
+ui/pack: ui/pack.c
+	@sh tests/need.sh $(HOSTCC)
+	$(HOSTCC) -O2 -o $@ ui/pack.c
 
 tests/cas: tests/cas.c
 	@sh tests/need.sh $(CC)
@@ -41,6 +54,10 @@ tests/store_test: tests/store_test.c store.c store.h
 	@sh tests/need.sh $(CC)
 	$(CC) $(ALL_CFLAGS) -I. $(LDFLAGS) -o $@ tests/store_test.c store.c \
 	    $(LDLIBS)
+
+tests/ui_test: tests/ui_test.c ui.c ui.h ui/assets.h ui/pack
+	@sh tests/need.sh $(CC)
+	$(CC) $(ALL_CFLAGS) -I. $(LDFLAGS) -o $@ tests/ui_test.c ui.c
 
 # A primary on 8081 and replicas on 8082 and 8083, data in ./data.
 run: kvstore
@@ -64,7 +81,7 @@ asan:
 	$(MAKE) clean
 
 clean:
-	rm -f kvstore $(OBJ) $(TESTS)
+	rm -f kvstore $(OBJ) $(TESTS) ui/pack ui/assets.h ui/assets.h.tmp
 
 .PHONY: all run test test-long asan clean bench
 

@@ -83,7 +83,12 @@ asan:
 clean:
 	rm -f kvstore $(OBJ) $(TESTS) ui/pack ui/assets.h ui/assets.h.tmp
 
-.PHONY: all run test test-long asan clean bench
+# The web console in a real browser: Debian's chromium and playwright-core
+# (installed by the runner into /tmp/kvstore-ui-tools when missing).
+test-ui: kvstore
+	bash tests/ui/run.sh
+
+.PHONY: all run test test-long test-ui asan clean bench
 
 # Benchmarks (bench/run.sh): wrk against real servers on 127.0.0.1,
 # figures into bench/RESULTS.md. bench/lag is a plain libc client.

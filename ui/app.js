@@ -467,6 +467,7 @@ $('list').onclick = e => {
 		show(b.dataset.key);
 };
 $('write').onsubmit = put;
+$('write').oninput = () => { $('w-msg').textContent = ''; };
 $('forget').onclick = () => setToken('');
 poll().then(() => load(0));
 })();

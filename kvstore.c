@@ -2429,7 +2429,7 @@ route_ui(struct http_request *r)
 	char extra[512];
 	size_t len;
 
-	f = r->path_len <= 3 ? ui_file("index.html", 10) :
+	f = r->path_len <= 3 ? ui_file(NULL, 0) :
 	    ui_file(r->path + 4, r->path_len - 4);
 	if (f == NULL) {
 		reply_text(r->id, 404, "", "no such console file: %.*s",

@@ -31,7 +31,7 @@ static char icon_svg[UI_ICON_SVG_LEN];
 #define PACKED(name, type, id, ID) { name, type, ui_##id, sizeof(ui_##id), \
 	id, UI_##ID##_LEN, UI_##ID##_ETAG }
 
-static const struct packed packed[] = {
+static const struct packed packed[] = {	/* the page first */
 	PACKED("index.html", "text/html; charset=utf-8", index_html, INDEX_HTML),
 	PACKED("app.js", "text/javascript; charset=utf-8", app_js, APP_JS),
 	PACKED("app.css", "text/css; charset=utf-8", app_css, APP_CSS),
@@ -111,7 +111,9 @@ ui_file(const char *name, size_t len)
 {
 	size_t i;
 
-	for (i = 0; i < NFILES; i++)
+	if (name == NULL)
+		return &files[0];
+	for (i = 1; i < NFILES; i++)
 		if (strlen(packed[i].name) == len &&
 		    memcmp(packed[i].name, name, len) == 0)
 			return &files[i];

@@ -30,7 +30,8 @@ int	ui_unpack(const unsigned char *in, size_t n, char *out, size_t cap);
 int	ui_init(void);
 
 /*
- * The file named name[0..len) ("index.html", "app.js", "app.css",
- * "icon.svg"), or NULL if there is none. Only after ui_init succeeded.
+ * The page (index.html) when name is NULL; otherwise the part named
+ * name[0..len) ("app.js", "app.css", "icon.svg"), or NULL if there is
+ * none. Only after ui_init succeeded.
  */
 const struct ui_file *ui_file(const char *name, size_t len);

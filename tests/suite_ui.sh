@@ -32,9 +32,11 @@ testConsolePartsAnswerWithTheirTypes() {
   check_type /ui/icon.svg 'image/svg+xml'
   call GET /ui/nope.js
   assertEquals 'an unknown part' 404 "${code}"
+  # The page only at / and /ui: elsewhere its relative URLs would break.
   call GET /ui/
-  assertEquals '/ui/ is not the page (its relative URLs would break)' 404 \
-    "${code}"
+  assertEquals '/ui/' 404 "${code}"
+  call GET /ui/index.html
+  assertEquals '/ui/index.html' 404 "${code}"
 }
 
 # Each file is served byte for byte as ui/embed.sh shrank it: the packing

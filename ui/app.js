@@ -160,8 +160,10 @@ async function poll() {
 			const r = await fetch(url('ready'), {cache: 'no-store',
 			    signal: ac.signal});
 			render(await r.json());
-			if (!$('down').hidden)
+			if (!$('down').hidden) {
 				event('This node answers again.');
+				load(page);
+			}
 			$('down').hidden = true;
 		} catch (e) {
 			if ($('down').hidden) {

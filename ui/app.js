@@ -337,7 +337,8 @@ async function load(i) {
 	const n = j.keys.length;
 	const from = i * PAGE + 1;
 	listInfo(n === 0 ? (j.next ? 'No keys on this page; more may follow.' :
-	    prefix ? 'No key starts with “' + prefix + '”.' : 'No keys yet.') :
+	    i > 0 ? 'No more keys.' : prefix ? 'No key starts with “' +
+	    prefix + '”.' : 'No keys yet.') :
 	    (prefix ? 'Keys starting with “' + prefix + '”, ' : 'Keys ') +
 	    num(from) + '–' + num(from + n - 1) +
 	    (prefix || role === null ? '' : ' of ' + num(total)) +

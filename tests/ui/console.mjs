@@ -3,7 +3,8 @@
 // tests/ui/run.sh, which installs the tools and bounds the time; this file
 // starts and stops every kvstore itself, by PID, and lists the PIDs in
 // WORK/pids for the runner's cleanup. Prints "ui: ok - ..." per check and
-// "N passed, M failed" last; exits 1 on any failure.
+// "N passed, M failed" last (also into WORK/summary); exits 1 on any
+// failure.
 //
 // node tests/ui/console.mjs --bin ./kvstore --work DIR --shots DIR --tools DIR
 import { execFileSync, spawn } from 'node:child_process';
@@ -32,6 +33,7 @@ const CONFIG = '{\n  "theme": "dark",\n  "replicas": 2\n}\n';
 
 let passed = 0;
 let failed = 0;
+const failures = [];
 const say = (s) => console.log('ui: ' + s);
 function check(what, ok, detail) {
   if (ok) {
@@ -39,6 +41,7 @@ function check(what, ok, detail) {
     say('ok   - ' + what + (detail ? ' (' + detail + ')' : ''));
   } else {
     failed++;
+    failures.push(what);
     say('FAIL - ' + what + (detail ? ': ' + detail : ''));
   }
   return ok;
@@ -560,5 +563,8 @@ try {
 } finally {
   await stopAll();
 }
-console.log(passed + ' passed, ' + failed + ' failed');
+const summary = failures.map((f) => 'ui: failed: ' + f + '\n').join('') +
+  passed + ' passed, ' + failed + ' failed\n';
+process.stdout.write(summary);
+fs.writeFileSync(path.join(work, 'summary'), summary);	// run.sh's last word
 process.exit(failed === 0 && passed > 0 ? 0 : 1);

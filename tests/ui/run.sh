@@ -65,5 +65,7 @@ if [ "${status}" -ne 0 ]; then
     say "--- last lines of $(basename "${log}")"
     tail -n 15 "${log}"
   done
+  # The failures and the count again, last, below the servers' logs.
+  cat "${work}/summary" 2>/dev/null || echo "0 passed, 1 failed"
 fi
 exit "${status}"

@@ -10,6 +10,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile *.c *.h ./
+# The web console's sources; the build packs them into the binary.
+COPY ui/ ui/
 # The Makefile checks its compiler with tests/need.sh before each object.
 COPY tests/need.sh tests/
 RUN make && mkdir /src/data

@@ -8,10 +8,12 @@ CFLAGS  = -Os -fno-asynchronous-unwind-tables -ffunction-sections \
 	-fdata-sections
 LDFLAGS = -static -s -Wl,--gc-sections -Wl,-z,noseparate-code
 LDLIBS  = -lpthread
+HOSTCC  = cc
 ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
-OBJ = kvstore.o http.o repl.o store.o
-TESTS = tests/cas tests/http_test tests/repl_test tests/store_test
+OBJ = kvstore.o http.o repl.o store.o ui.o
+UI = ui/index.html ui/app.js ui/app.css ui/icon.svg
+TESTS = tests/cas tests/http_test tests/repl_test tests/store_test tests/ui_test
 
 all: kvstore
 
@@ -22,7 +24,18 @@ kvstore: $(OBJ)
 	@sh tests/need.sh $(CC)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(OBJ): http.h repl.h store.h
+$(OBJ): http.h repl.h store.h ui.h
+
+# The web console (ui/), shrunk and packed into a header at build time by
+# ui/pack, which runs here and so is built with the host's compiler.
+ui.o: ui/assets.h
+
+ui/assets.h: ui/embed.sh ui/pack $(UI)
+	sh ui/embed.sh ui/pack $(UI) >$@.tmp && mv $@.tmp $@
+
+ui/pack: ui/pack.c
+	@sh tests/need.sh $(HOSTCC)
+	$(HOSTCC) -O2 -o $@ ui/pack.c
 
 tests/cas: tests/cas.c
 	@sh tests/need.sh $(CC)
@@ -41,6 +54,10 @@ tests/store_test: tests/store_test.c store.c store.h
 	@sh tests/need.sh $(CC)
 	$(CC) $(ALL_CFLAGS) -I. $(LDFLAGS) -o $@ tests/store_test.c store.c \
 	    $(LDLIBS)
+
+tests/ui_test: tests/ui_test.c ui.c ui.h ui/assets.h ui/pack
+	@sh tests/need.sh $(CC)
+	$(CC) $(ALL_CFLAGS) -I. $(LDFLAGS) -o $@ tests/ui_test.c ui.c
 
 # A primary on 8081 and replicas on 8082 and 8083, data in ./data.
 run: kvstore
@@ -64,9 +81,15 @@ asan:
 	$(MAKE) clean
 
 clean:
-	rm -f kvstore $(OBJ) $(TESTS) bench/lag bench/load bench/kvstore-prof
+	rm -f kvstore $(OBJ) $(TESTS) bench/lag bench/load bench/kvstore-prof \
+	    ui/pack ui/assets.h ui/assets.h.tmp
 
-.PHONY: all run test test-long asan clean bench
+# The web console in a real browser: Debian's chromium and playwright-core
+# (installed by the runner into /tmp/kvstore-ui-tools when missing).
+test-ui: kvstore
+	bash tests/ui/run.sh
+
+.PHONY: all run test test-long test-ui asan clean bench
 
 # Benchmarks (bench/run.sh): wrk against real servers on 127.0.0.1,
 # figures into bench/RESULTS.md. bench/lag and bench/load are plain libc
@@ -86,10 +109,11 @@ bench: kvstore bench/lag bench/load
 # optimised and with symbols, against musl like the release.
 PROFILE_CC = musl-gcc
 PROFILE_CFLAGS = -O2 -g
-bench/kvstore-prof: kvstore.c http.c repl.c store.c http.h repl.h store.h
+bench/kvstore-prof: kvstore.c http.c repl.c store.c ui.c http.h repl.h \
+    store.h ui.h ui/assets.h
 	@sh tests/need.sh $(PROFILE_CC)
 	$(PROFILE_CC) $(PROFILE_CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
-	    -static -o $@ kvstore.c http.c repl.c store.c $(LDLIBS)
+	    -static -o $@ kvstore.c http.c repl.c store.c ui.c $(LDLIBS)
 
 profile: bench/kvstore-prof bench/load
 	bash bench/profile.sh

@@ -14,6 +14,7 @@
  *   GET    /health	liveness, 200 while the loop runs
  *   GET    /ready		readiness, JSON with role and key count
  *   GET    /role		"primary" or "replica"
+ *   GET    / and /ui	the web console (ui.c), its parts under /ui/
  * A key is the rest of the path after /kv/, percent-decoded once: 1 to
  * MAX_KEY_BYTES bytes, any byte but NUL. With AUTH_TOKEN set, PUT and
  * DELETE (and with READ_AUTH every /kv request) need "Authorization:
@@ -42,6 +43,7 @@
 #include "http.h"
 #include "repl.h"
 #include "store.h"
+#include "ui.h"
 
 #define KVSTORE_VERSION	"0.1.0"
 #define MAX_KEY_BYTES	1024		/* the API's documented key limit */
@@ -2433,6 +2435,43 @@ metrics(struct http_request *r)
 	free(b);
 }
 
+/* ---- Web console ---- */
+
+/*
+ * GET / and /ui: the page; /ui/NAME: its script, style and icon. Each load
+ * revalidates (no-cache) against an ETag from the build, so a page never
+ * runs with the script of another version.
+ */
+static void
+route_ui(struct http_request *r)
+{
+	const struct ui_file *f;
+	const char *h;
+	char extra[512];
+	size_t len;
+
+	f = r->path_len <= 3 ? ui_file(NULL, 0) :
+	    ui_file(r->path + 4, r->path_len - 4);
+	if (f == NULL) {
+		reply_text(r->id, 404, "", "no such console file: %.*s",
+		    (int)(r->path_len > 200 ? 200 : r->path_len), r->path);
+		return;
+	}
+	if (!is_read(r)) {
+		method_not_allowed(r, "GET, HEAD");
+		return;
+	}
+	snprintf(extra, sizeof(extra), "ETag: \"%lu\"\r\n"
+	    "Cache-Control: no-cache\r\nContent-Security-Policy: %s\r\n"
+	    "X-Content-Type-Options: nosniff\r\n"
+	    "Referrer-Policy: no-referrer\r\n", f->etag, UI_CSP);
+	if ((h = http_header(r, "If-None-Match", &len)) != NULL &&
+	    etag_listed(h, len, 1, f->etag, 1))
+		http_reply(r->id, 304, NULL, extra, NULL, 0);
+	else
+		http_reply(r->id, 200, f->type, extra, f->data, f->len);
+}
+
 /* ---- Routing ---- */
 
 static void
@@ -2460,10 +2499,16 @@ handle(struct http_request *r)
 			method_not_allowed(r, "GET, HEAD");
 		return;
 	}
+	if (path_is(r, "/") || path_is(r, "/ui") ||
+	    (r->path_len >= 4 && memcmp(r->path, "/ui/", 4) == 0)) {
+		route_ui(r);
+		return;
+	}
 	if (!path_is(r, "/health") && !path_is(r, "/ready") &&
 	    !path_is(r, "/role") && !path_is(r, "/metrics")) {
 		reply_text(r->id, 404, "", "no such endpoint: %.*s "
-		    "(try /kv/{key}, /kv/, /health, /ready, /role, /metrics)",
+		    "(try /kv/{key}, /kv/, /health, /ready, /role, /metrics, "
+		    "or / for the web console)",
 		    (int)(r->path_len > 200 ? 200 : r->path_len), r->path);
 		return;
 	}
@@ -3132,6 +3177,8 @@ main(int argc, char **argv)
 	if (argc > 1)
 		return client(argc, argv);
 	load_config();
+	if (ui_init() == -1)
+		die("the web console built into this binary is corrupt");
 	install_signals();
 	raise_fd_limit();
 	prepare_data_dir(cfg.data_dir);

@@ -187,6 +187,7 @@ struct peer {
 	int		 fd;		/* the replica socket */
 	int		 sfd;		/* the snapshot socket during a full sync */
 	int		 gone;		/* dropped; waits in the dead list */
+	int		 retry;		/* registered while down: end the backoff */
 	pthread_t	 thread;
 	struct peer	*next;
 };
@@ -1398,6 +1399,14 @@ repl_add_replica(const char *url, int registered)
 			p->registered = 1;
 			p->last_seen = now;
 		}
+		/*
+		 * A replica announces itself as it starts: feed it now,
+		 * not after up to BACKOFF_MAX_MS of backoff.
+		 */
+		if (registered && strcmp(p->state, "down") == 0) {
+			p->retry = 1;
+			(void)pthread_cond_broadcast(&cv);
+		}
 		UNLOCK();
 		ret = 0;
 		goto out;
@@ -1685,8 +1694,9 @@ session(struct push *ps)
 
 /*
  * One replica's thread: session, and on failure close, back off (100 ms
- * doubling to 3 s, with jitter so replicas do not reconnect in step) and
- * try again, resolving the name afresh.
+ * doubling to 3 s, with jitter so replicas do not reconnect in step, cut
+ * short when the replica registers) and try again, resolving the name
+ * afresh.
  */
 static void *
 pusher(void *arg)
@@ -1768,8 +1778,9 @@ pusher(void *arg)
 		    backoff * 2;
 		now = now_ms();
 		LOCK();
-		while (!stopping && now_ms() < now + wait)
+		while (!stopping && !p->retry && now_ms() < now + wait)
 			wait_until(now + wait);
+		p->retry = 0;
 		UNLOCK();
 	}
 out:

@@ -10,6 +10,7 @@ for cmd in "$@"; do
     musl-gcc) pkg=musl-tools ;;
     shunit2) pkg=shunit2 ;;
     clang) pkg=clang ;;
+    cc) pkg=gcc ;;
     *) pkg=${cmd} ;;
   esac
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

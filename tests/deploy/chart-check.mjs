@@ -467,7 +467,9 @@ function checkNotes(chart) {
       "kubectl port-forward --namespace default pod/kvstore-1 8082:8080",
       "curl -X PUT http://localhost:8081/kv/test -d \"hello\"",
       "curl http://localhost:8082/kv/test", "curl http://localhost:8081/role", "curl http://localhost:8082/role",
-      "helm test kvstore", "--set replicaCount=5", "kubectl scale statefulset/kvstore"])
+      "helm test kvstore", "--set replicaCount=5", "kubectl scale statefulset/kvstore",
+      "kubectl port-forward --namespace default svc/kvstore-read 8080:8080",
+      "then open http://localhost:8080/"])
       check(`NOTES (defaults) has "${s}"`, d.includes(s));
     check("NOTES (defaults) has no WARNING", !d.includes("WARNING"));
   }

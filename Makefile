@@ -7,7 +7,7 @@ LDLIBS  = -lpthread
 ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
 OBJ = kvstore.o http.o repl.o store.o
-TESTS = tests/cas tests/http_test tests/repl_test tests/store_test
+TESTS = tests/abuse tests/cas tests/http_test tests/repl_test tests/store_test
 
 all: kvstore
 
@@ -19,6 +19,10 @@ kvstore: $(OBJ)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(OBJ): http.h repl.h store.h
+
+tests/abuse: tests/abuse.c
+	@sh tests/need.sh $(CC)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ tests/abuse.c $(LDLIBS)
 
 tests/cas: tests/cas.c
 	@sh tests/need.sh $(CC)

@@ -1,5 +1,7 @@
-# Abuse and load (sourced by test.sh): tests/abuse against real servers.
-# KV_LONG=1 runs them at the full bounds (make test-long).
+# shellcheck shell=bash disable=SC2154
+# Abuse and load, sourced by test.sh (which sets the ports and helpers used
+# here): tests/abuse against real servers. KV_LONG=1 (make test-long) runs
+# them at the full 30 seconds.
 
 testAbuseLeavesTheServerServingWithNothingLeaked() {
   start abuse HEADER_TIMEOUT_MS=3000 MIN_SEQ_WAIT_MS=1000

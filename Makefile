@@ -13,7 +13,8 @@ ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
 OBJ = kvstore.o http.o repl.o store.o ui.o
 UI = ui/index.html ui/app.js ui/app.css ui/icon.svg
-TESTS = tests/cas tests/http_test tests/repl_test tests/store_test tests/ui_test
+TESTS = tests/abuse tests/cas tests/http_test tests/repl_test \
+	tests/store_test tests/ui_test
 
 all: kvstore
 
@@ -36,6 +37,10 @@ ui/assets.h: ui/embed.sh ui/pack $(UI)
 ui/pack: ui/pack.c
 	@sh tests/need.sh $(HOSTCC)
 	$(HOSTCC) -O2 -o $@ ui/pack.c
+
+tests/abuse: tests/abuse.c
+	@sh tests/need.sh $(CC)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ tests/abuse.c $(LDLIBS)
 
 tests/cas: tests/cas.c
 	@sh tests/need.sh $(CC)

@@ -65,6 +65,17 @@
  *   then close). HEAD gets the head GET would get. Pipelined requests are
  *   answered in order (9112 9.3.2): the next is parsed only once the
  *   previous reply is fully queued.
+ * - Output is bounded per connection: with more than OUT_HIGH (256 KiB) of
+ *   answers waiting to be sent, its input is neither parsed nor read (no
+ *   POLLIN) until the client has read them below that. A client that sends
+ *   requests and never reads costs OUT_HIGH plus one answer, the input limit
+ *   of its state and what the kernel's socket buffers take, until the send
+ *   timeout below closes it.
+ * - A half-close (the client's FIN after its requests) is not an abort:
+ *   every request read is answered, a deferred answer too, then the server
+ *   closes. TCP cannot tell it from a client that went away; that one is
+ *   seen when its answer is sent (or poll says POLLHUP), so a request
+ *   waiting for its answer keeps the connection until its wait ends.
  * - Timeouts (9112 9.5): the whole head must arrive within
  *   header_timeout_ms of its first byte (408; slowloris), body bytes within
  *   body_timeout_ms of each other (408), the next request within
@@ -157,6 +168,7 @@ struct conn {
 	size_t		 c_inoff;	/* start of the current request */
 	size_t		 c_inlen;	/* end of the bytes read */
 	int		 c_rdeof;
+	int		 c_inpause;	/* no memory to read; until answered */
 
 	char		*c_out;
 	size_t		 c_outcap;
@@ -1241,6 +1253,7 @@ finish_request(struct conn *c)
 	c->c_reqlen = 0;
 	c->c_gen = 0;
 	c->c_head_only = 0;
+	c->c_inpause = 0;
 	c->c_served++;
 	if (!c->c_keepalive || draining)
 		begin_close(c, "connection not persistent");
@@ -1440,9 +1453,20 @@ in_room(struct conn *c)
 		cap = lim;
 	if (cap <= c->c_incap)
 		return c->c_incap > c->c_inlen;
-	/* XXX Out of memory with a full buffer: POLLIN spins until freed. */
-	if ((p = realloc(c->c_in, cap)) == NULL)
-		return c->c_incap > c->c_inlen;
+	if ((p = realloc(c->c_in, cap)) == NULL) {
+		if (c->c_incap > c->c_inlen)
+			return 1;
+		/*
+		 * Out of memory with a full buffer: waiting for POLLIN would
+		 * spin. A request the handler has keeps its bytes and reading
+		 * pauses until it is answered; one still arriving gets 503.
+		 */
+		if (c->c_state == S_WAIT)
+			c->c_inpause = 1;
+		else
+			send_error(c, 503, "out of memory for the request");
+		return 0;
+	}
 	c->c_in = p;
 	c->c_incap = cap;
 	return 1;
@@ -1458,12 +1482,8 @@ wants_read(const struct conn *c)
 			return 0;
 		/* FALLTHROUGH */
 	case S_WAIT:
-		/*
-		 * XXX With the input limit reached (S_WAIT), or while
-		 * streaming, a FIN from the peer goes unseen until a send
-		 * fails or poll says POLLHUP: POLLRDHUP is not POSIX.
-		 */
-		return !c->c_rdeof && (c->c_incap > c->c_inlen ||
+		return !c->c_rdeof && !c->c_inpause &&
+		    (c->c_incap > c->c_inlen ||
 		    c->c_incap - c->c_inoff < in_limit(c));
 	case S_CLOSING:
 	case S_LINGER:
@@ -1498,14 +1518,8 @@ read_conn(struct conn *c)
 		conn_close(c, strerror(errno));
 		return;
 	}
-	if (n == 0) {
-		c->c_rdeof = 1;
-		if (c->c_state == S_WAIT) {
-			/* The client gave up; a deferred reply is lost. */
-			conn_close(c, "peer closed while waiting for reply");
-			return;
-		}
-	}
+	if (n == 0)
+		c->c_rdeof = 1;	/* a half-close, not an abort: see the top */
 	c->c_inlen += (size_t)n;
 	if (c->c_state == S_BODY)
 		c->c_t_read = now;

@@ -202,6 +202,7 @@ struct store {
 	uint64_t	 s_oldsize;	/* what is left of it */
 	int		 s_oldfd;	/* its file, closed after it */
 	uint64_t	 s_cretry;	/* no new compaction before (ns) */
+	int		 s_cerr;	/* errno of the last failed one, or 0 */
 	uint64_t	 s_compactions;
 	uint64_t	 s_recovered_records;
 	uint64_t	 s_dropped_bytes;
@@ -279,6 +280,7 @@ static int	 compact_start(struct store *);
 static int	 compact_work(struct store *, uint64_t, uint64_t, int);
 static int	 compact_finish(struct store *);
 static void	 compact_abort(struct store *, const char *, const char *);
+static const char *compact_level(struct store *, int);
 static int	 make_room(struct store *);
 static void	 unmap_old(struct store *, uint64_t);
 static int	 check_write(struct store *, size_t, size_t, uint64_t);
@@ -534,8 +536,16 @@ reserve(struct kvfile *f, uint64_t need)
 		errno = EFBIG;
 		return -1;
 	}
-	if (extend(f->f_fd, f->f_size, newsize) == -1)
-		return -1;
+	if (extend(f->f_fd, f->f_size, newsize) == -1) {
+		/* A nearly full disk (or a file size limit: EFBIG) may
+		 * still hold this write, and refusing it then is wrong. */
+		if ((errno != ENOSPC && errno != EDQUOT && errno != EFBIG) ||
+		    newsize == round_up(f->f_end + need, PAGE))
+			return -1;
+		newsize = round_up(f->f_end + need, PAGE);
+		if (extend(f->f_fd, f->f_size, newsize) == -1)
+			return -1;
+	}
 	p = mremap(f->f_map, f->f_size, newsize, MREMAP_MAYMOVE);
 	if (p == MAP_FAILED) {
 		e = errno;
@@ -1220,14 +1230,31 @@ want_compact(const struct store *s)
 static void
 maybe_compact(struct store *s)
 {
+	int e;
+
 	if (s->s_cphase != C_NONE || s->s_failed != 0 || !want_compact(s) ||
 	    now_ns() < s->s_cretry)
 		return;
 	if (compact_start(s) == -1) {
-		kv_log("warn", "%s: cannot start compaction: %s", s->s_cpath,
-		    strerror(errno));
+		e = errno;
+		kv_log(compact_level(s, e), "%s: cannot start compaction: %s; "
+		    "retrying every %llu s", s->s_cpath, strerror(e),
+		    COMPACT_RETRY_NSEC / NSEC_PER_SEC);
 		s->s_cretry = now_ns() + COMPACT_RETRY_NSEC;
 	}
+}
+
+/*
+ * How loud a failed compaction is. A full disk fails every retry the same
+ * way: say so once, then at debug level until a compaction succeeds.
+ */
+static const char *
+compact_level(struct store *s, int e)
+{
+	if (e == s->s_cerr)
+		return "debug";
+	s->s_cerr = e;
+	return "warn";
 }
 
 /*
@@ -1249,8 +1276,20 @@ compact_start(struct store *s)
 	fd = open(s->s_cpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd == -1)
 		return -1;
-	if (lock_file(fd) == -1 || extend(fd, 0, size) == -1)
+	if (lock_file(fd) == -1)
 		goto fail;
+	if (extend(fd, 0, size) == -1) {
+		/*
+		 * On a full disk, compaction is what frees space: try
+		 * without the margin for writes during the copy (the copy
+		 * grows as it needs, or is abandoned and retried).
+		 */
+		if (errno != ENOSPC && errno != EDQUOT)
+			goto fail;
+		size = data_start(nb) + round_up(live, PAGE);
+		if (extend(fd, 0, size) == -1)
+			goto fail;
+	}
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
 		goto fail;
@@ -1380,7 +1419,9 @@ compact_work(struct store *s, uint64_t budget, uint64_t deadline, int force)
 		goto fail;
 	return 0;
 fail:
-	compact_abort(s, "warn", strerror(errno));
+	e = errno;	/* store_put passes it on: ENOSPC must stay ENOSPC */
+	compact_abort(s, compact_level(s, e), strerror(e));
+	errno = e;
 	return -1;
 }
 
@@ -1426,6 +1467,7 @@ compact_finish(struct store *s)
 	*f = *c;
 	s->s_cphase = C_NONE;
 	s->s_compactions++;
+	s->s_cerr = 0;
 	pthread_mutex_lock(&s->s_mu);
 	s->s_syncfd = f->f_fd;
 	if (s->s_bgfd == f->f_fd)

@@ -1679,6 +1679,61 @@ test_full_disk(void)
 	free(big);
 }
 
+/*
+ * A disk with less room than the store's usual growth step (a quarter of
+ * the file, at least 1 MiB) still takes writes up to its last pages.
+ */
+static void
+test_full_disk_last_pages(void)
+{
+	struct store_stats st0, st;
+	struct store_value v;
+	struct store *s;
+	struct rlimit rl, old;
+	const char *path = path_for("lastpages");
+	static char val[4000];
+	char key[32];
+	int i, n, e, bad = 0;
+
+	tcase = "full disk: writes use the last free pages";
+	remove_store(path);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(s, &st0);
+	signal(SIGXFSZ, SIG_IGN);
+	getrlimit(RLIMIT_FSIZE, &old);
+	rl = old;
+	rl.rlim_cur = st0.file_bytes + 256 * 1024;
+	if (!CHECK(setrlimit(RLIMIT_FSIZE, &rl) == 0)) {
+		store_close(s);
+		return;
+	}
+	for (n = 0; n < 1000; n++) {
+		snprintf(key, sizeof(key), "f%d", n);
+		if (store_put(s, key, strlen(key), val, fill_value(val, n, 1,
+		    sizeof(val)), 0, NULL) != 1)
+			break;
+	}
+	e = errno;
+	setrlimit(RLIMIT_FSIZE, &old);
+	store_stats(s, &st);
+	CHECK(n < 1000 && e == EFBIG);
+	CHECK(st.file_bytes > st0.file_bytes + 200 * 1024);
+	CHECK(st.file_bytes <= rl.rlim_cur);
+	CHECK(st.keys == (uint64_t)n);
+	CHECK(store_close(s) == 0);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "f%d", i);
+		bad += store_get(s, key, strlen(key), &v) != 1 ||
+		    memcmp(v.data, val, fill_value(val, i, 1, sizeof(val))) !=
+		    0;
+	}
+	CHECK(bad == 0);
+	CHECK(store_close(s) == 0);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -1693,6 +1748,7 @@ main(int argc, char *argv[])
 		{ "open_errors", test_open_errors },
 		{ "fsync", test_fsync },
 		{ "full_disk", test_full_disk },
+		{ "full_disk_last_pages", test_full_disk_last_pages },
 		{ "crash_exit", test_crash_exit },
 		{ "crash_base_seq", test_crash_base_seq },
 		{ "torn", test_torn },

@@ -1116,8 +1116,11 @@ flusher(void *arg)
 		    now_ns() >= next))) {
 			target = s->s_want;
 			flush_fd(s, s->s_syncfd, &e);
-			if (e != 0 && s->s_ioerr == 0)
+			if (e != 0 && s->s_ioerr == 0) {
+				/* Waiting writes must hear it: never ok. */
 				s->s_ioerr = e;
+				notify(s);
+			}
 			if (e == 0 && target > s->s_durable) {
 				s->s_durable = target;
 				notify(s);
@@ -1202,8 +1205,7 @@ notify(struct store *s)
 
 /*
  * The first flush error stops all writes: none could be acknowledged.
- * XXX: writes already waiting on store_durable_seq are not told; the
- * interface has no error channel, so their clients time out.
+ * Writes already waiting on store_durable_seq learn it from store_error.
  */
 static void
 note_failure(struct store *s, int e)
@@ -1475,7 +1477,7 @@ compact_finish(struct store *s)
 	s->s_fsyncs++;
 	if (e != 0 && s->s_ioerr == 0)
 		s->s_ioerr = e;
-	if (e == 0 && s->s_durable < s->s_last_seq) {
+	if (e == 0 && s->s_ioerr == 0 && s->s_durable < s->s_last_seq) {
 		s->s_durable = s->s_last_seq;
 		notify(s);
 	}
@@ -1716,6 +1718,14 @@ store_open(const char *path, enum store_fsync policy, char *err,
 		    strerror(errno));
 		goto fail;
 	}
+	/*
+	 * Not closed cleanly: perhaps because a flush failed, after which
+	 * the kernel may keep pages the disk never got as clean cached
+	 * data. Recovery must read what the disk holds, so drop those.
+	 * (Dirty pages, left by a kill -9, stay; they are still written.)
+	 */
+	if (h.h_clean != 1)
+		(void)posix_fadvise(f->f_fd, 0, 0, POSIX_FADV_DONTNEED);
 	p = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 	    f->f_fd, 0);
 	if (p == MAP_FAILED) {
@@ -2194,6 +2204,18 @@ store_durable_seq(struct store *s)
 	d = s->s_durable;
 	pthread_mutex_unlock(&s->s_mu);
 	return d;
+}
+
+int
+store_error(struct store *s)
+{
+	int e;
+
+	pthread_mutex_lock(&s->s_mu);
+	e = s->s_ioerr;
+	pthread_mutex_unlock(&s->s_mu);
+	note_failure(s, e);
+	return s->s_failed;
 }
 
 void

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1734,6 +1735,113 @@ test_full_disk_last_pages(void)
 	CHECK(store_close(s) == 0);
 }
 
+/* ---- A failing disk ---- */
+
+/*
+ * fdatasync, replaced so that a test can make the disk fail: the linker
+ * takes this definition over libc's, for store.c too. fsync does the
+ * work when it is not failing.
+ */
+static pthread_mutex_t	fail_mu = PTHREAD_MUTEX_INITIALIZER;
+static int		fail_errno;	/* what fdatasync fails with, or 0 */
+static unsigned long	fail_calls;	/* failed calls so far */
+
+int
+fdatasync(int fd)
+{
+	int e;
+
+	pthread_mutex_lock(&fail_mu);
+	e = fail_errno;
+	fail_calls += e != 0;
+	pthread_mutex_unlock(&fail_mu);
+	if (e == 0)
+		return fsync(fd);
+	errno = e;
+	return -1;
+}
+
+static void
+fail_disk(int e)
+{
+	pthread_mutex_lock(&fail_mu);
+	fail_errno = e;
+	pthread_mutex_unlock(&fail_mu);
+}
+
+/*
+ * Under FSYNC=always, a write whose fdatasync fails is never acknowledged,
+ * and no later one is, even once fdatasync works again: the kernel may
+ * have dropped the pages it could not write (PostgreSQL's fsyncgate).
+ * Writes are refused with the error, reads go on, and close says it; the
+ * next open recovers.
+ */
+static void
+test_flush_error(void)
+{
+	struct store_stats st;
+	struct store_value v;
+	struct store *s;
+	const char *path = path_for("flusherr");
+	struct pollfd pfd;
+	uint64_t seq_a = 0, seq_b = 0;
+	double end;
+	int woke, e, rc;
+
+	tcase = "failed fdatasync: never acknowledged, writes refused";
+	remove_store(path);
+	if ((s = xopen(path, STORE_FSYNC_ALWAYS)) == NULL)
+		return;
+	CHECK(store_put(s, "a", 1, "1", 1, 0, &seq_a) == 1);
+	CHECK(wait_durable(s, seq_a, 5, &woke) == 0);
+	CHECK(store_error(s) == 0);
+	fail_disk(EIO);
+	CHECK(store_put(s, "b", 1, "2", 1, 0, &seq_b) == 1);
+	/* The flusher's failure wakes the notify fd, as progress does. */
+	end = now_sec() + 5;
+	for (woke = 0; !woke && now_sec() < end; ) {
+		pfd.fd = store_notify_fd(s);
+		pfd.events = POLLIN;
+		woke = poll(&pfd, 1, 100) == 1;
+	}
+	CHECK(woke);
+	CHECK(store_error(s) == EIO);
+	CHECK(store_durable_seq(s) == seq_a);
+	errno = 0;
+	rc = store_put(s, "c", 1, "3", 1, 0, NULL);
+	e = errno;
+	CHECK(rc == -1 && e == EIO);
+	errno = 0;
+	rc = store_del(s, "a", 1, 0, NULL);
+	e = errno;
+	CHECK(rc == -1 && e == EIO);
+	CHECK(store_get(s, "a", 1, &v) == 1 && v.len == 1 && *v.data == '1');
+
+	tcase = "failed fdatasync: a later success vouches for nothing";
+	fail_disk(0);
+	end = now_sec() + 0.3;
+	while (now_sec() < end)
+		store_step(s);
+	CHECK(store_durable_seq(s) == seq_a);
+	CHECK(store_error(s) == EIO);
+	CHECK(store_put(s, "d", 1, "4", 1, 0, NULL) == -1);
+	errno = 0;
+	rc = store_close(s);
+	e = errno;
+	CHECK(rc == -1 && e == EIO);
+
+	tcase = "failed fdatasync: the next open recovers";
+	if ((s = xopen(path, STORE_FSYNC_ALWAYS)) == NULL)
+		return;
+	store_stats(s, &st);
+	CHECK(st.recovered == 1);
+	CHECK(store_error(s) == 0);
+	CHECK(store_get(s, "a", 1, &v) == 1);
+	CHECK(store_put(s, "e", 1, "5", 1, 0, &seq_b) == 1);
+	CHECK(wait_durable(s, seq_b, 5, &woke) == 0);
+	CHECK(store_close(s) == 0);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -1749,6 +1857,7 @@ main(int argc, char *argv[])
 		{ "fsync", test_fsync },
 		{ "full_disk", test_full_disk },
 		{ "full_disk_last_pages", test_full_disk_last_pages },
+		{ "flush_error", test_flush_error },
 		{ "crash_exit", test_crash_exit },
 		{ "crash_base_seq", test_crash_base_seq },
 		{ "torn", test_torn },

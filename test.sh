@@ -21,6 +21,7 @@ testStoreUnitTests() {
   mkdir -p "${SHUNIT_TMPDIR}/unit"
   out=$(tests/store_test "${SHUNIT_TMPDIR}/unit" 2>&1)
   assertTrue "store_test failed: ${out}" $?
+  echo "${out}" | grep '^power loss: [0-9]'
   echo "${out}" | tail -n 1
 }
 

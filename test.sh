@@ -1254,7 +1254,17 @@ oneTimeTearDown() {
   while read -r p; do
     kill "${p}" 2>/dev/null && wait "${p}" 2>/dev/null
   done <"${SHUNIT_TMPDIR}/pids"
+  # What a test cut short left mounted (tests/suite_disk.sh), last first.
+  [ -s "${SHUNIT_TMPDIR}/mounts" ] && unmount_all
   return 0
+}
+
+# unmount_all: undo every mount and loop device in ${SHUNIT_TMPDIR}/mounts.
+unmount_all() {
+  tac "${SHUNIT_TMPDIR}/mounts" | while read -r m; do
+    if [ -b "${m}" ]; then losetup -d "${m}"; else umount "${m}"; fi
+  done
+  : >"${SHUNIT_TMPDIR}/mounts"
 }
 
 # More tests, by theme, as shunit2 test functions. KV_LONG=1 (make

@@ -197,6 +197,7 @@ struct store {
 	uint64_t	 s_cdelta;	/* records copied since the last sync */
 	uint64_t	 s_cprev;	/* and during the sync before */
 	uint64_t	 s_ccaught;	/* old log's end when first caught up */
+	uint64_t	 s_ccopied;	/* and the copy's log bytes then */
 	int		 s_crounds;	/* background syncs of this copy */
 	char		*s_old;		/* a replaced mapping, being unmapped */
 	uint64_t	 s_oldsize;	/* what is left of it */
@@ -1382,17 +1383,22 @@ compact_work(struct store *s, uint64_t budget, uint64_t deadline, int force)
 		 * writers outrun the disk, and the old file grows while we
 		 * wait): the final sync, which blocks, stays small.
 		 */
-		if (s->s_cphase == C_COPY)
+		if (s->s_cphase == C_COPY) {
 			s->s_ccaught = f->f_end;
+			s->s_ccopied = c->f_end - c->f_start;
+		}
 		pthread_mutex_lock(&s->s_mu);
 		done = s->s_bgdone == s->s_bgreq && s->s_bgfd == -1;
 		e = s->s_bgerr;
 		if (s->s_cphase == C_SYNC && f->f_end - s->s_ccaught >
 		    COMPACT_MIN_DATA && f->f_end - s->s_ccaught >
-		    c->f_end - c->f_start) {
+		    s->s_ccopied) {
 			/* A slow disk: stop the old file growing, and
-			 * pay for a bigger final sync. s_bgerr is news
-			 * only if the last request is done. */
+			 * pay for a bigger final sync. (Against the copy
+			 * as it caught up: the copy grows by every write
+			 * since, so against its size now this never
+			 * held.) s_bgerr is news only if the last
+			 * request is done. */
 			if (!done)
 				e = 0;
 			done = 1;

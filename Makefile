@@ -90,11 +90,12 @@ valgrind:
 	@sh tests/need.sh valgrind
 	$(MAKE) clean
 	$(MAKE) CC=gcc CFLAGS="-g -O1" LDFLAGS= tests/http_test \
-	    tests/repl_test tests/store_test
+	    tests/repl_test tests/store_test tests/ui_test
 	d=$$(mktemp -d) && { $(VALGRIND) tests/http_test && \
-	    $(VALGRIND) tests/repl_test && STORE_TEST_POWER_ROUNDS=4 \
-	    $(VALGRIND) tests/store_test "$$d"; }; s=$$?; rm -rf "$$d"; \
-	    $(MAKE) clean; exit $$s
+	    $(VALGRIND) tests/repl_test && \
+	    $(VALGRIND) tests/ui_test ui/pack "$$d" && \
+	    STORE_TEST_POWER_ROUNDS=4 $(VALGRIND) tests/store_test "$$d"; }; \
+	    s=$$?; rm -rf "$$d"; $(MAKE) clean; exit $$s
 
 clean:
 	rm -f kvstore $(OBJ) $(TESTS) bench/lag bench/load bench/kvstore-prof \

@@ -185,6 +185,7 @@ static uint64_t		 primary_heard_ms;	/* replica: last push */
 static uint64_t		 primary_seq;		/* replica: as last told */
 static int		 recovery_pending;	/* primary: started empty */
 static int		 started_empty;		/* and recovered nothing */
+static int		 disk_full;	/* the last write found no room */
 static struct pending	*pending_head, *pending_tail;
 static volatile sig_atomic_t stopping;
 static struct waiter	*waiters;
@@ -1126,18 +1127,61 @@ reply_readonly(struct http_request *r)
 		    "send writes to the primary");
 }
 
+/*
+ * A write the store refused. A failed flush is for good (see store_error):
+ * 503 until a restart, logged once by the store. A full disk is a state
+ * that ends when space is freed: 507, logged when it begins and ends
+ * rather than once per refused request.
+ */
 static void
 reply_store_error(struct http_request *r, const char *op)
 {
-	int saved = errno;
+	int saved = errno, failed = store_error(store);
 
-	kv_log("error", "%s failed: %s", op, strerror(saved));
-	if (saved == ENOSPC || saved == EDQUOT)
+	if (failed != 0) {
+		reply_text(r->id, 503, "", "%s refused: writing to the disk "
+		    "failed (%s); this node takes no writes until it is "
+		    "restarted; reads still work", op, strerror(failed));
+		return;
+	}
+	if (saved == ENOSPC || saved == EDQUOT) {
+		if (!disk_full)
+			kv_log("error", "the disk is full: refusing writes "
+			    "until space is freed in %s", cfg.data_dir);
+		disk_full = 1;
 		reply_text(r->id, 507, "", "%s failed: the disk is full; "
 		    "nothing was changed", op);
-	else
-		reply_text(r->id, 500, "", "%s failed: %s; nothing was "
-		    "changed", op, strerror(saved));
+		return;
+	}
+	kv_log("error", "%s failed: %s", op, strerror(saved));
+	reply_text(r->id, 500, "", "%s failed: %s; nothing was changed", op,
+	    strerror(saved));
+}
+
+/*
+ * A put went through: a full disk has room again. Not a delete: its
+ * tombstone is tiny, and deleting is how users make room.
+ */
+static void
+disk_has_room(void)
+{
+	if (!disk_full)
+		return;
+	disk_full = 0;
+	kv_log("info", "the disk has room again: writes are accepted");
+}
+
+/*
+ * A write that was made but whose flush failed under FSYNC=always: it is
+ * not on disk and never will be, so it must not be acknowledged.
+ */
+static void
+reply_unflushed(uint64_t id, uint64_t seq, int e)
+{
+	reply_text(id, 503, "", "the write (seq %llu) is not acknowledged: "
+	    "flushing it to disk failed (%s) and it may be lost; this node "
+	    "takes no writes until it is restarted",
+	    (unsigned long long)seq, strerror(e));
 }
 
 /*
@@ -1233,6 +1277,7 @@ flush_pending(void)
 {
 	struct pending *p;
 	uint64_t durable;
+	int e;
 
 	if (pending_head == NULL)
 		return;
@@ -1241,6 +1286,13 @@ flush_pending(void)
 		reply_write(p->id, p->status, p->msg, p->seq);
 		pending_head = p->next;
 		free(p);
+	}
+	if (pending_head != NULL && (e = store_error(store)) != 0) {
+		while ((p = pending_head) != NULL) {
+			reply_unflushed(p->id, p->seq, e);
+			pending_head = p->next;
+			free(p);
+		}
 	}
 	if (pending_head == NULL)
 		pending_tail = NULL;
@@ -1355,6 +1407,7 @@ put_key(struct http_request *r, const char *key, size_t klen)
 		reply_store_error(r, "write");
 		return;
 	}
+	disk_has_room();
 	repl_enqueue(REPL_PUT, seq, key, klen, r->body, r->body_len);
 	note_write(key, klen);
 	if (rc == 1)
@@ -1716,7 +1769,7 @@ static int
 settle(struct waiter *w, uint64_t now, uint64_t last_seq, int changed)
 {
 	struct store_value v;
-	int exists, acks;
+	int exists, acks, e;
 
 	if (!http_alive(w->w_id))
 		return 1;	/* the client left: nothing to answer */
@@ -1750,6 +1803,12 @@ settle(struct waiter *w, uint64_t now, uint64_t last_seq, int changed)
 		}
 		break;
 	case WAIT_ACKS:
+		if (cfg.fsync == STORE_FSYNC_ALWAYS &&
+		    store_durable_seq(store) < w->w_seq &&
+		    (e = store_error(store)) != 0) {
+			reply_unflushed(w->w_id, w->w_seq, e);
+			return 1;
+		}
 		acks = replicas_at(w->w_seq);
 		if (acks >= w->w_replicas &&
 		    (cfg.fsync != STORE_FSYNC_ALWAYS ||
@@ -1818,6 +1877,10 @@ not_ready(const struct store_stats *st)
 		return "recovering";
 	if (cfg.role == ROLE_REPLICA && !st->synced)
 		return "syncing";
+	/* For good: a restart must recover the store from disk. A full
+	 * disk is not here: it ends by itself, and reads still work. */
+	if (store_error(store) != 0)
+		return "disk-failed";
 	return NULL;
 }
 
@@ -1884,13 +1947,14 @@ ready(struct http_request *r)
 	o = sprintf(b, "{\"status\":\"%s\",\"role\":\"%s\","
 	    "\"keys\":%llu,\"seq\":%llu,\"durable_seq\":%llu,"
 	    "\"data_bytes\":%llu,\"file_bytes\":%llu,\"fsync\":\"%s\","
-	    "\"connections\":%d,\"repl_id\":\"%s\"",
+	    "\"connections\":%d,\"repl_id\":\"%s\",\"disk\":\"%s\"",
 	    why != NULL ? why : "ready", role_name(),
 	    (unsigned long long)st.keys, (unsigned long long)st.last_seq,
 	    (unsigned long long)st.durable_seq,
 	    (unsigned long long)st.live_bytes,
 	    (unsigned long long)st.file_bytes, fsync_name(cfg.fsync),
-	    http_conns(), st.repl_id);
+	    http_conns(), st.repl_id, store_error(store) != 0 ? "failed" :
+	    disk_full ? "full" : "ok");
 	if (started_empty)
 		o += sprintf(b + o, ",\"warning\":\"this primary started "
 		    "with an empty store and no replica answered within "
@@ -2364,6 +2428,10 @@ metrics(struct http_request *r)
 	    role_name(), KVSTORE_VERSION, st.repl_id);
 	GAUGE("kvstore_ready", "1 while /ready answers 200.",
 	    not_ready(&st) == NULL);
+	GAUGE("kvstore_disk_full", "1 while writes find the disk full.",
+	    disk_full);
+	GAUGE("kvstore_disk_failed", "1 after a failed flush: no writes "
+	    "until a restart.", store_error(store) != 0);
 	GAUGE("kvstore_keys", "Keys in the store.", st.keys);
 	GAUGE("kvstore_data_bytes", "Key and value bytes of live records.",
 	    st.live_bytes);

@@ -197,11 +197,13 @@ struct store {
 	uint64_t	 s_cdelta;	/* records copied since the last sync */
 	uint64_t	 s_cprev;	/* and during the sync before */
 	uint64_t	 s_ccaught;	/* old log's end when first caught up */
+	uint64_t	 s_ccopied;	/* and the copy's log bytes then */
 	int		 s_crounds;	/* background syncs of this copy */
 	char		*s_old;		/* a replaced mapping, being unmapped */
 	uint64_t	 s_oldsize;	/* what is left of it */
 	int		 s_oldfd;	/* its file, closed after it */
 	uint64_t	 s_cretry;	/* no new compaction before (ns) */
+	int		 s_cerr;	/* errno of the last failed one, or 0 */
 	uint64_t	 s_compactions;
 	uint64_t	 s_recovered_records;
 	uint64_t	 s_dropped_bytes;
@@ -279,6 +281,7 @@ static int	 compact_start(struct store *);
 static int	 compact_work(struct store *, uint64_t, uint64_t, int);
 static int	 compact_finish(struct store *);
 static void	 compact_abort(struct store *, const char *, const char *);
+static const char *compact_level(struct store *, int);
 static int	 make_room(struct store *);
 static void	 unmap_old(struct store *, uint64_t);
 static int	 check_write(struct store *, size_t, size_t, uint64_t);
@@ -534,8 +537,16 @@ reserve(struct kvfile *f, uint64_t need)
 		errno = EFBIG;
 		return -1;
 	}
-	if (extend(f->f_fd, f->f_size, newsize) == -1)
-		return -1;
+	if (extend(f->f_fd, f->f_size, newsize) == -1) {
+		/* A nearly full disk (or a file size limit: EFBIG) may
+		 * still hold this write, and refusing it then is wrong. */
+		if ((errno != ENOSPC && errno != EDQUOT && errno != EFBIG) ||
+		    newsize == round_up(f->f_end + need, PAGE))
+			return -1;
+		newsize = round_up(f->f_end + need, PAGE);
+		if (extend(f->f_fd, f->f_size, newsize) == -1)
+			return -1;
+	}
 	p = mremap(f->f_map, f->f_size, newsize, MREMAP_MAYMOVE);
 	if (p == MAP_FAILED) {
 		e = errno;
@@ -1106,8 +1117,11 @@ flusher(void *arg)
 		    now_ns() >= next))) {
 			target = s->s_want;
 			flush_fd(s, s->s_syncfd, &e);
-			if (e != 0 && s->s_ioerr == 0)
+			if (e != 0 && s->s_ioerr == 0) {
+				/* Waiting writes must hear it: never ok. */
 				s->s_ioerr = e;
+				notify(s);
+			}
 			if (e == 0 && target > s->s_durable) {
 				s->s_durable = target;
 				notify(s);
@@ -1192,8 +1206,7 @@ notify(struct store *s)
 
 /*
  * The first flush error stops all writes: none could be acknowledged.
- * XXX: writes already waiting on store_durable_seq are not told; the
- * interface has no error channel, so their clients time out.
+ * Writes already waiting on store_durable_seq learn it from store_error.
  */
 static void
 note_failure(struct store *s, int e)
@@ -1220,14 +1233,31 @@ want_compact(const struct store *s)
 static void
 maybe_compact(struct store *s)
 {
+	int e;
+
 	if (s->s_cphase != C_NONE || s->s_failed != 0 || !want_compact(s) ||
 	    now_ns() < s->s_cretry)
 		return;
 	if (compact_start(s) == -1) {
-		kv_log("warn", "%s: cannot start compaction: %s", s->s_cpath,
-		    strerror(errno));
+		e = errno;
+		kv_log(compact_level(s, e), "%s: cannot start compaction: %s; "
+		    "retrying every %llu s", s->s_cpath, strerror(e),
+		    COMPACT_RETRY_NSEC / NSEC_PER_SEC);
 		s->s_cretry = now_ns() + COMPACT_RETRY_NSEC;
 	}
+}
+
+/*
+ * How loud a failed compaction is. A full disk fails every retry the same
+ * way: say so once, then at debug level until a compaction succeeds.
+ */
+static const char *
+compact_level(struct store *s, int e)
+{
+	if (e == s->s_cerr)
+		return "debug";
+	s->s_cerr = e;
+	return "warn";
 }
 
 /*
@@ -1249,8 +1279,20 @@ compact_start(struct store *s)
 	fd = open(s->s_cpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd == -1)
 		return -1;
-	if (lock_file(fd) == -1 || extend(fd, 0, size) == -1)
+	if (lock_file(fd) == -1)
 		goto fail;
+	if (extend(fd, 0, size) == -1) {
+		/*
+		 * On a full disk, compaction is what frees space: try
+		 * without the margin for writes during the copy (the copy
+		 * grows as it needs, or is abandoned and retried).
+		 */
+		if (errno != ENOSPC && errno != EDQUOT)
+			goto fail;
+		size = data_start(nb) + round_up(live, PAGE);
+		if (extend(fd, 0, size) == -1)
+			goto fail;
+	}
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
 		goto fail;
@@ -1341,17 +1383,22 @@ compact_work(struct store *s, uint64_t budget, uint64_t deadline, int force)
 		 * writers outrun the disk, and the old file grows while we
 		 * wait): the final sync, which blocks, stays small.
 		 */
-		if (s->s_cphase == C_COPY)
+		if (s->s_cphase == C_COPY) {
 			s->s_ccaught = f->f_end;
+			s->s_ccopied = c->f_end - c->f_start;
+		}
 		pthread_mutex_lock(&s->s_mu);
 		done = s->s_bgdone == s->s_bgreq && s->s_bgfd == -1;
 		e = s->s_bgerr;
 		if (s->s_cphase == C_SYNC && f->f_end - s->s_ccaught >
 		    COMPACT_MIN_DATA && f->f_end - s->s_ccaught >
-		    c->f_end - c->f_start) {
+		    s->s_ccopied) {
 			/* A slow disk: stop the old file growing, and
-			 * pay for a bigger final sync. s_bgerr is news
-			 * only if the last request is done. */
+			 * pay for a bigger final sync. (Against the copy
+			 * as it caught up: the copy grows by every write
+			 * since, so against its size now this never
+			 * held.) s_bgerr is news only if the last
+			 * request is done. */
 			if (!done)
 				e = 0;
 			done = 1;
@@ -1380,7 +1427,9 @@ compact_work(struct store *s, uint64_t budget, uint64_t deadline, int force)
 		goto fail;
 	return 0;
 fail:
-	compact_abort(s, "warn", strerror(errno));
+	e = errno;	/* store_put passes it on: ENOSPC must stay ENOSPC */
+	compact_abort(s, compact_level(s, e), strerror(e));
+	errno = e;
 	return -1;
 }
 
@@ -1426,6 +1475,7 @@ compact_finish(struct store *s)
 	*f = *c;
 	s->s_cphase = C_NONE;
 	s->s_compactions++;
+	s->s_cerr = 0;
 	pthread_mutex_lock(&s->s_mu);
 	s->s_syncfd = f->f_fd;
 	if (s->s_bgfd == f->f_fd)
@@ -1433,7 +1483,7 @@ compact_finish(struct store *s)
 	s->s_fsyncs++;
 	if (e != 0 && s->s_ioerr == 0)
 		s->s_ioerr = e;
-	if (e == 0 && s->s_durable < s->s_last_seq) {
+	if (e == 0 && s->s_ioerr == 0 && s->s_durable < s->s_last_seq) {
 		s->s_durable = s->s_last_seq;
 		notify(s);
 	}
@@ -1674,6 +1724,14 @@ store_open(const char *path, enum store_fsync policy, char *err,
 		    strerror(errno));
 		goto fail;
 	}
+	/*
+	 * Not closed cleanly: perhaps because a flush failed, after which
+	 * the kernel may keep pages the disk never got as clean cached
+	 * data. Recovery must read what the disk holds, so drop those.
+	 * (Dirty pages, left by a kill -9, stay; they are still written.)
+	 */
+	if (h.h_clean != 1)
+		(void)posix_fadvise(f->f_fd, 0, 0, POSIX_FADV_DONTNEED);
 	p = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 	    f->f_fd, 0);
 	if (p == MAP_FAILED) {
@@ -2152,6 +2210,18 @@ store_durable_seq(struct store *s)
 	d = s->s_durable;
 	pthread_mutex_unlock(&s->s_mu);
 	return d;
+}
+
+int
+store_error(struct store *s)
+{
+	int e;
+
+	pthread_mutex_lock(&s->s_mu);
+	e = s->s_ioerr;
+	pthread_mutex_unlock(&s->s_mu);
+	note_failure(s, e);
+	return s->s_failed;
 }
 
 void

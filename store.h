@@ -129,4 +129,14 @@ void	store_step(struct store *s);
 int	store_notify_fd(struct store *s);
 uint64_t store_durable_seq(struct store *s);
 
+/*
+ * 0, or the errno of a flush (fdatasync, msync) that failed. From then on
+ * every write fails with it and durable_seq never moves again: after a
+ * failed fsync the kernel may have dropped the pages it could not write,
+ * so no later fsync can vouch for them (PostgreSQL's "fsyncgate"). Only
+ * closing and reopening the store clears it. The notify fd becomes
+ * readable when it is set.
+ */
+int	store_error(struct store *s);
+
 void	store_stats(struct store *s, struct store_stats *st);

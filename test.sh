@@ -21,6 +21,7 @@ testStoreUnitTests() {
   mkdir -p "${SHUNIT_TMPDIR}/unit"
   out=$(tests/store_test "${SHUNIT_TMPDIR}/unit" 2>&1)
   assertTrue "store_test failed: ${out}" $?
+  echo "${out}" | grep '^power loss: [0-9]'
   echo "${out}" | tail -n 1
 }
 
@@ -1253,14 +1254,34 @@ oneTimeTearDown() {
   while read -r p; do
     kill "${p}" 2>/dev/null && wait "${p}" 2>/dev/null
   done <"${SHUNIT_TMPDIR}/pids"
+  # What a test cut short left mounted (tests/suite_disk.sh), last first.
+  [ -s "${SHUNIT_TMPDIR}/mounts" ] && unmount_all
   return 0
 }
 
+# unmount_all: undo every mount and loop device in ${SHUNIT_TMPDIR}/mounts.
+unmount_all() {
+  tac "${SHUNIT_TMPDIR}/mounts" | while read -r m; do
+    if [ -b "${m}" ]; then losetup -d "${m}"; else umount "${m}"; fi
+  done
+  : >"${SHUNIT_TMPDIR}/mounts"
+}
+
 # More tests, by theme, as shunit2 test functions. KV_LONG=1 (make
-# test-long) gives the long-running ones their full bounds.
+# test-long) gives the long-running ones their full bounds. shunit2 looks
+# for test functions in this file only, so suite() (its hook for that)
+# names those of the suites too.
+all_tests=$(sed -n 's/^\(test[A-Za-z0-9_]*\)().*/\1/p' "$0")
 for suite in "$(dirname "$0")"/tests/suite_*.sh; do
-  [ -f "${suite}" ] && . "${suite}"
+  [ -f "${suite}" ] || continue
+  . "${suite}"
+  all_tests="${all_tests} $(sed -n 's/^\(test[A-Za-z0-9_]*\)().*/\1/p' "${suite}")"
 done
+suite() {
+  for t in ${all_tests}; do
+    suite_addTest "${t}"
+  done
+}
 
 # shunit2 finds test functions by reading this file alone: list those of
 # the suites too, after these, in the order they are written.

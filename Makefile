@@ -7,7 +7,8 @@ LDLIBS  = -lpthread
 ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
 OBJ = kvstore.o http.o repl.o store.o
-TESTS = tests/cas tests/http_test tests/repl_test tests/store_test
+TESTS = tests/cas tests/crashload tests/http_test tests/repl_test \
+	tests/store_test
 
 all: kvstore
 
@@ -23,6 +24,10 @@ $(OBJ): http.h repl.h store.h
 tests/cas: tests/cas.c
 	@sh tests/need.sh $(CC)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ tests/cas.c $(LDLIBS)
+
+tests/crashload: tests/crashload.c
+	@sh tests/need.sh $(CC)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ tests/crashload.c $(LDLIBS)
 
 tests/http_test: tests/http_test.c http.c http.h
 	@sh tests/need.sh $(CC)

@@ -21,8 +21,15 @@
  * acknowledged one, or one of the unacknowledged ones sent after it) and
  * GETs every key: a key in any other state is a lost or corrupted write.
  *
+ * slowget: GET PATH over HTTP/1.0 (so EOF ends the body) with a small
+ * receive buffer, reading RATE bytes a second (none while the file HOLD
+ * exists), and print the answer: a slow client whose response the server
+ * must produce piece by piece, over seconds, rather than hand to the
+ * kernel at once.
+ *
  * Usage: crashload write PORT LOG CONNS ROUND [SECONDS]
  *        crashload check PORT LOG
+ *        crashload slowget PORT PATH RATE [HOLD]
  * Exit status: 0 ok, 1 a wrong answer or a lost write, 2 usage or setup.
  */
 
@@ -57,6 +64,8 @@
 #define HEAD_MAX	4096
 #define BUF_MAX		(BIG_LEN + HEAD_MAX)
 #define CHECK_CONNS	4
+#define SLOW_RCVBUF	8192		/* the kernel then holds little for us */
+#define SLOW_PIECE	4096
 
 /* A state a key may be in: absent (len -1) or the value of tag. */
 struct state {
@@ -93,8 +102,10 @@ fill(char *buf, const char *tag, long len)
 		buf[i] = (size_t)i < tl ? tag[i] : 'a' + (char)(i * 7 % 26);
 }
 
+/* A connection to the server; rcvbuf, if not 0, is set before connect so
+ * that the window is small from the start. */
 static int
-dial(void)
+dial(int rcvbuf)
 {
 	struct sockaddr_in sa;
 	int fd, one = 1;
@@ -106,6 +117,9 @@ dial(void)
 	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
 		return -1;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (rcvbuf != 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+		    sizeof(rcvbuf));
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
 		close(fd);
 		return -1;
@@ -193,7 +207,7 @@ writer(void *arg)
 	int fd, r, hn, status, del;
 
 	seed = (unsigned)time(NULL) ^ (unsigned)getpid() << 8 ^ (unsigned)t;
-	if ((buf = malloc(BUF_MAX)) == NULL || (fd = dial()) == -1)
+	if ((buf = malloc(BUF_MAX)) == NULL || (fd = dial(0)) == -1)
 		return NULL;	/* the server is already gone */
 	for (n = 1; time(NULL) < deadline; n++) {
 		r = rand_r(&seed) % 100;
@@ -390,7 +404,7 @@ checker(void *arg)
 
 	(void)arg;
 	if ((buf = malloc(BUF_MAX)) == NULL ||
-	    (expect = malloc(BUF_MAX)) == NULL || (fd = dial()) == -1) {
+	    (expect = malloc(BUF_MAX)) == NULL || (fd = dial(0)) == -1) {
 		perror("crashload: check");
 		exit(2);
 	}
@@ -449,11 +463,44 @@ do_check(const char *path)
 	return failures > 0 ? 1 : 0;
 }
 
+/* ---- slowget ---- */
+
+static int
+do_slowget(const char *path, long rate, const char *hold)
+{
+	struct timespec ts, pause = { 0, 10000000 };
+	char buf[SLOW_PIECE], head[HEAD_MAX];
+	int fd, hn;
+	ssize_t n;
+
+	if ((fd = dial(SLOW_RCVBUF)) == -1) {
+		perror("crashload: slowget");
+		return 2;
+	}
+	hn = snprintf(head, sizeof(head), "GET %s HTTP/1.0\r\n\r\n", path);
+	if (send_all(fd, head, hn) == -1)
+		return 1;
+	ts.tv_sec = 0;
+	ts.tv_nsec = (long)(1000000000.0 * SLOW_PIECE / rate);
+	for (;;) {
+		while (hold != NULL && access(hold, F_OK) == 0)
+			nanosleep(&pause, NULL);
+		if ((n = read(fd, buf, sizeof(buf))) <= 0)
+			break;
+		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+			return 2;
+		nanosleep(&ts, NULL);
+	}
+	close(fd);
+	return n == 0 ? 0 : 1;
+}
+
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: crashload write PORT LOG CONNS ROUND "
-	    "[SECONDS]\n       crashload check PORT LOG\n");
+	    "[SECONDS]\n       crashload check PORT LOG\n"
+	    "       crashload slowget PORT PATH RATE [HOLD]\n");
 	exit(2);
 }
 
@@ -469,6 +516,10 @@ main(int argc, char **argv)
 	port = atoi(argv[2]);
 	if (strcmp(argv[1], "check") == 0 && argc == 4)
 		return do_check(argv[3]);
+	if (strcmp(argv[1], "slowget") == 0 && (argc == 5 || argc == 6) &&
+	    atol(argv[4]) >= SLOW_PIECE)
+		return do_slowget(argv[3], atol(argv[4]),
+		    argc == 6 ? argv[5] : NULL);
 	if (strcmp(argv[1], "write") != 0 || argc < 6 || argc > 7 ||
 	    (conns = atoi(argv[4])) < 1 || conns > MAX_CONNS)
 		usage();

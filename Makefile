@@ -64,10 +64,24 @@ asan:
 	    LDFLAGS="-fsanitize=address,undefined" test
 	$(MAKE) clean
 
+# The whole suite again, built with ThreadSanitizer (gcc and glibc: musl
+# has no TSan runtime). Reports go to tsan.out/ rather than to the servers'
+# logs, and any report fails the run.
+tsan:
+	$(MAKE) clean
+	rm -rf tsan.out && mkdir tsan.out
+	TSAN_OPTIONS="log_path=$$(pwd)/tsan.out/race" KV_TSAN=1 $(MAKE) CC=gcc \
+	    CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=thread" \
+	    LDFLAGS="-fsanitize=thread" test
+	@if ls tsan.out/race.* >/dev/null 2>&1; then cat tsan.out/race.*; \
+	    echo "tsan: $$(ls tsan.out | wc -l) reports in tsan.out/"; \
+	    exit 1; fi
+	$(MAKE) clean
+
 clean:
 	rm -f kvstore $(OBJ) $(TESTS)
 
-.PHONY: all run test test-long asan clean bench
+.PHONY: all run test test-long asan tsan clean bench
 
 # Benchmarks (bench/run.sh): wrk against real servers on 127.0.0.1,
 # figures into bench/RESULTS.md. bench/lag is a plain libc client.

@@ -549,8 +549,10 @@ testManyParkedWatchesCostLittle() {
   done
   sleep 0.5
   rss1=$(awk '/^VmRSS/ { print $2 }' "/proc/${spid}/status")
-  assertTrue "1000 watches grew RSS by $((rss1 - rss0)) KiB" \
-    "[ $((rss1 - rss0)) -lt 16384 ]"
+  # Under ThreadSanitizer (make tsan) RSS is mostly its shadow memory.
+  [ -n "${KV_TSAN:-}" ] ||
+    assertTrue "1000 watches grew RSS by $((rss1 - rss0)) KiB" \
+      "[ $((rss1 - rss0)) -lt 16384 ]"
   assertEquals 'the server still answers' ok "$(curl -s "${wurl}/health")"
   curl -s -o /dev/null -X PUT -d 1 "${wurl}/kv/w"
   answered=0
@@ -1257,7 +1259,8 @@ oneTimeTearDown() {
 }
 
 # More tests, by theme, as shunit2 test functions. KV_LONG=1 (make
-# test-long) gives the long-running ones their full bounds.
+# test-long) gives the long-running ones their full bounds; KV_TSAN=1 (make
+# tsan) shrinks the data they move, as everything runs 5 to 15 times slower.
 for suite in "$(dirname "$0")"/tests/suite_*.sh; do
   [ -f "${suite}" ] && . "${suite}"
 done
@@ -1265,10 +1268,10 @@ done
 # shunit2 finds test functions by reading this file alone: list those of
 # the suites too, after these, in the order they are written.
 suite() {
-  for t in $(sed -n 's/^\(test[A-Za-z0-9_]*\)() {$/\1/p' "$0" \
-    "$(dirname "$0")"/tests/suite_*.sh 2>/dev/null); do
+  while read -r t; do
     suite_addTest "${t}"
-  done
+  done < <(sed -n 's/^\(test[A-Za-z0-9_]*\)() {$/\1/p' "$0" \
+    "$(dirname "$0")"/tests/suite_*.sh 2>/dev/null)
 }
 
 . "$(command -v shunit2 || echo /usr/share/shunit2/shunit2)"

@@ -23,9 +23,9 @@
  *
  * slowget: GET PATH over HTTP/1.0 (so EOF ends the body) with a small
  * receive buffer, reading RATE bytes a second (none while the file HOLD
- * exists), and print the answer: a slow client whose response the server
- * must produce piece by piece, over seconds, rather than hand to the
- * kernel at once.
+ * exists), and print the answer: a slow client. The server can hand a few
+ * MB of a long answer to the kernel at once; it must produce the rest
+ * piece by piece, over seconds, as the client reads.
  *
  * Usage: crashload write PORT LOG CONNS ROUND [SECONDS]
  *        crashload check PORT LOG
@@ -40,7 +40,6 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 
-#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>

@@ -13,8 +13,8 @@ ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
 OBJ = kvstore.o http.o repl.o store.o ui.o
 UI = ui/index.html ui/app.js ui/app.css ui/icon.svg
-TESTS = tests/abuse tests/cas tests/http_test tests/repl_test \
-	tests/store_test tests/ui_test
+TESTS = tests/abuse tests/cas tests/crashload tests/http_test \
+	tests/repl_test tests/store_test tests/ui_test
 
 all: kvstore
 
@@ -45,6 +45,10 @@ tests/abuse: tests/abuse.c
 tests/cas: tests/cas.c
 	@sh tests/need.sh $(CC)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ tests/cas.c $(LDLIBS)
+
+tests/crashload: tests/crashload.c
+	@sh tests/need.sh $(CC)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ tests/crashload.c $(LDLIBS)
 
 tests/http_test: tests/http_test.c http.c http.h
 	@sh tests/need.sh $(CC)
@@ -102,6 +106,20 @@ valgrind:
 	    STORE_TEST_POWER_ROUNDS=4 $(VALGRIND) tests/store_test "$$d"; }; \
 	    s=$$?; rm -rf "$$d"; $(MAKE) clean; exit $$s
 
+# The whole suite again, built with ThreadSanitizer (gcc and glibc: musl
+# has no TSan runtime). Reports go to tsan.out/ rather than to the servers'
+# logs, and any report fails the run.
+tsan:
+	$(MAKE) clean
+	rm -rf tsan.out && mkdir tsan.out
+	TSAN_OPTIONS="log_path=$$(pwd)/tsan.out/race" KV_TSAN=1 $(MAKE) CC=gcc \
+	    CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=thread" \
+	    LDFLAGS="-fsanitize=thread" test
+	@if ls tsan.out/race.* >/dev/null 2>&1; then cat tsan.out/race.*; \
+	    echo "tsan: $$(ls tsan.out | wc -l) reports in tsan.out/"; \
+	    exit 1; fi
+	$(MAKE) clean
+
 clean:
 	rm -f kvstore $(OBJ) $(TESTS) bench/lag bench/load bench/kvstore-prof \
 	    ui/pack ui/assets.h ui/assets.h.tmp
@@ -111,7 +129,7 @@ clean:
 test-ui: kvstore
 	bash tests/ui/run.sh
 
-.PHONY: all run test test-long test-ui asan valgrind clean bench
+.PHONY: all run test test-long test-ui asan tsan valgrind clean bench
 
 # Benchmarks (bench/run.sh): wrk against real servers on 127.0.0.1,
 # figures into bench/RESULTS.md. bench/lag and bench/load are plain libc

@@ -145,6 +145,7 @@ struct stage {
 	size_t		 cap;
 	int		 finished;	/* the last part is staged */
 	int		 failed;	/* out of memory: abort the stream */
+	uint64_t	 gen;		/* store_gen when the stream began */
 };
 
 /* The state of one listing: streamed whole, or one page of it. */
@@ -176,6 +177,7 @@ static int	enough_replicas(struct http_request *);
 
 static struct config	 cfg;
 static struct store	*store;
+static uint64_t		 store_gen;	/* bumped when a full sync swaps it */
 /* The full sync in progress on this node: a fresh store beside the live. */
 static struct store	*sync_store;
 static char		 sync_id[33];
@@ -779,9 +781,21 @@ stage_out(struct stage *st, void *owner, void (*refill)(void *owner),
 	}
 	if (st->off == st->len) {
 		st->off = st->len = 0;
-		refill(owner);
-		if (st->failed)
+		/*
+		 * A full sync swapped another data set in: the cursor means
+		 * nothing there, and going on would stream part of each
+		 * store (keys twice, keys of neither). Cut the stream off;
+		 * the client sees it unfinished, never a half store.
+		 */
+		if (st->gen != store_gen)
+			st->failed = 1;
+		else
+			refill(owner);
+		if (st->failed) {
+			free(st->buf);
+			free(owner);
 			return -1;
+		}
 	}
 	n = st->len - st->off < cap ? st->len - st->off : cap;
 	memcpy(buf, st->buf + st->off, n);
@@ -977,6 +991,7 @@ list_keys(struct http_request *r)
 		return;
 	}
 	l->st.cap = LIST_BUF_BYTES - LIST_TAIL;
+	l->st.gen = store_gen;
 	if ((v = http_query(r, "prefix", &len)) != NULL) {
 		if (len > sizeof(tmp) || (n = http_unescape(v, len, tmp)) < 0 ||
 		    n > MAX_KEY_BYTES) {
@@ -2221,6 +2236,7 @@ sync_end(struct http_request *r)
 		return;
 	}
 	store = adopted;
+	store_gen++;
 	sync_store = NULL;
 	if (http_watch(store_notify_fd(store), on_durable, NULL) == -1)
 		die("cannot watch the store's flush notifications:");
@@ -2297,6 +2313,7 @@ snapshot(struct http_request *r)
 		return;
 	}
 	sn->st.cap = SNAPSHOT_FIRST_BYTES;
+	sn->st.gen = store_gen;
 	store_stats(store, &st);
 	sn->seq = st.last_seq;
 	snprintf(extra, sizeof(extra), "X-Kv-Repl-Id: %s\r\nX-Kv-Seq: %llu\r\n",

@@ -550,8 +550,10 @@ testManyParkedWatchesCostLittle() {
   done
   sleep 0.5
   rss1=$(awk '/^VmRSS/ { print $2 }' "/proc/${spid}/status")
-  assertTrue "1000 watches grew RSS by $((rss1 - rss0)) KiB" \
-    "[ $((rss1 - rss0)) -lt 16384 ]"
+  # Under ThreadSanitizer (make tsan) RSS is mostly its shadow memory.
+  [ -n "${KV_TSAN:-}" ] ||
+    assertTrue "1000 watches grew RSS by $((rss1 - rss0)) KiB" \
+      "[ $((rss1 - rss0)) -lt 16384 ]"
   assertEquals 'the server still answers' ok "$(curl -s "${wurl}/health")"
   curl -s -o /dev/null -X PUT -d 1 "${wurl}/kv/w"
   answered=0
@@ -1268,28 +1270,19 @@ unmount_all() {
 }
 
 # More tests, by theme, as shunit2 test functions. KV_LONG=1 (make
-# test-long) gives the long-running ones their full bounds. shunit2 looks
-# for test functions in this file only, so suite() (its hook for that)
-# names those of the suites too.
-all_tests=$(sed -n 's/^\(test[A-Za-z0-9_]*\)().*/\1/p' "$0")
+# test-long) gives the long-running ones their full bounds; KV_TSAN=1 (make
+# tsan) shrinks the data they move, as everything runs 5 to 15 times slower.
 for suite in "$(dirname "$0")"/tests/suite_*.sh; do
-  [ -f "${suite}" ] || continue
-  . "${suite}"
-  all_tests="${all_tests} $(sed -n 's/^\(test[A-Za-z0-9_]*\)().*/\1/p' "${suite}")"
+  [ -f "${suite}" ] && . "${suite}"
 done
-suite() {
-  for t in ${all_tests}; do
-    suite_addTest "${t}"
-  done
-}
 
 # shunit2 finds test functions by reading this file alone: list those of
 # the suites too, after these, in the order they are written.
 suite() {
-  for t in $(sed -n 's/^\(test[A-Za-z0-9_]*\)() {$/\1/p' "$0" \
-    "$(dirname "$0")"/tests/suite_*.sh 2>/dev/null); do
+  while read -r t; do
     suite_addTest "${t}"
-  done
+  done < <(sed -n 's/^\(test[A-Za-z0-9_]*\)() {$/\1/p' "$0" \
+    "$(dirname "$0")"/tests/suite_*.sh 2>/dev/null)
 }
 
 . "$(command -v shunit2 || echo /usr/share/shunit2/shunit2)"

@@ -2699,6 +2699,11 @@ static void
 on_durable(void *arg)
 {
 	(void)arg;
+	/*
+	 * Drain the pipe even with no write waiting (FSYNC=no, everysec):
+	 * left readable, it made poll() return at once, forever.
+	 */
+	(void)store_durable_seq(store);
 	flush_pending();
 }
 

@@ -6,7 +6,7 @@
 testAbuseLeavesTheServerServingWithNothingLeaked() {
   start abuse HEADER_TIMEOUT_MS=3000 MIN_SEQ_WAIT_MS=1000
   abuse_run attack -t "$(long_or 30 10)" -H 3000 -W 1000 \
-    -m "$(asan_or 0 1024)" "${sport}" "${spid}"
+    -m "$(sanitized_or 0 1024)" "${sport}" "${spid}"
   assertEquals "abuse: $(grep '^FAIL' "${abuse_out}")" 0 "${abuse_rc}"
   kill "${spid}"
   wait "${spid}"
@@ -27,7 +27,7 @@ testLoadOf2000ConnectionsWithTwoReplicasAttached() {
   # output buffer sized to its answers; 16 KiB leaves room for the
   # allocator. Plus the replication backlog, 16 MiB at most.
   abuse_run load -t "$(long_or 30 5)" -c "${conns}" \
-    -m "$(asan_or 0 $((conns * 16 + 16384)))" "${rp}" "$(pid_of p)"
+    -m "$(sanitized_or 0 $((conns * 16 + 16384)))" "${rp}" "$(pid_of p)"
   assertEquals "load: $(grep '^FAIL' "${abuse_out}")" 0 "${abuse_rc}"
   assert_converged "${rp}" "${rr1}" 'replica 1 after the load'
   assert_converged "${rp}" "${rr2}" 'replica 2 after the load'
@@ -45,8 +45,13 @@ abuse_run() {
 # long_or LONG SHORT: LONG under KV_LONG=1, else SHORT.
 long_or() { if [ "${KV_LONG:-0}" = 1 ]; then echo "$1"; else echo "$2"; fi; }
 
-# asan_or ASAN PLAIN: ASAN if ./kvstore is built with AddressSanitizer,
-# whose shadow memory and quarantine make RssAnon say nothing of leaks.
-asan_or() {
-  if grep -qa __asan_init ./kvstore; then echo "$1"; else echo "$2"; fi
+# sanitized_or SANITIZED PLAIN: SANITIZED if ./kvstore is built with
+# AddressSanitizer or ThreadSanitizer, whose shadow memory (and ASan's
+# quarantine) make RssAnon say nothing of leaks.
+sanitized_or() {
+  if grep -qa -e __asan_init -e __tsan_init ./kvstore; then
+    echo "$1"
+  else
+    echo "$2"
+  fi
 }

@@ -14,7 +14,8 @@ COPY Makefile *.c *.h ./
 COPY ui/ ui/
 # The Makefile checks its compiler with tests/need.sh before each object.
 COPY tests/need.sh tests/
-RUN make && mkdir /src/data
+# The console packer is a build-time tool: musl-gcc builds it as well.
+RUN make HOSTCC=musl-gcc && mkdir /src/data
 
 # Run: the binary alone, as a numeric non-root user (scratch has no /etc/passwd).
 FROM scratch

@@ -168,11 +168,11 @@ static int	watch_key(struct http_request *, const char *, size_t,
 		    const struct store_value *);
 static int	watch_list(struct http_request *, const char *, size_t);
 static void	note_write(const char *, size_t);
-static uint64_t	node_seq(void);
 static int	header_u64(struct http_request *, const char *, uint64_t *);
 static struct waiter *park(struct http_request *, int, uint64_t, uint64_t,
 		    const char *, size_t);
 static void	reply_write(uint64_t, int, const char *, uint64_t);
+static char	*field_u64(char *, const char *, uint64_t, const char *);
 static int	enough_replicas(struct http_request *);
 
 static struct config	 cfg;
@@ -953,8 +953,8 @@ list_page(struct http_request *r, struct listing *l, size_t limit)
 		reply_text(r->id, 503, "", "out of memory");
 		return;
 	}
-	n = snprintf(extra, sizeof(extra), "X-Kv-Index: %llu\r\n",
-	    (unsigned long long)node_seq());
+	n = (int)(field_u64(extra, "X-Kv-Index: ", store_last_seq(store),
+	    "\r\n") - extra);
 	snprintf(next, sizeof(next), "null");
 	if (l->cursor != UINT64_MAX) {
 		snprintf(next, sizeof(next), "\"%016llx\"",
@@ -1031,8 +1031,7 @@ list_keys(struct http_request *r)
 		list_page(r, l, limit);
 		goto done;
 	}
-	snprintf(index, sizeof(index), "X-Kv-Index: %llu\r\n",
-	    (unsigned long long)node_seq());
+	field_u64(index, "X-Kv-Index: ", store_last_seq(store), "\r\n");
 	if (http_stream(r->id, 200, "application/json", index, list_produce,
 	    l) == 0)
 		return;
@@ -1392,7 +1391,7 @@ get_key(struct http_request *r, const char *key, size_t klen)
 	found = store_get(store, key, klen, &v);
 	if (watch_key(r, key, klen, found ? &v : NULL))
 		return;
-	p = field_u64(extra, "X-Kv-Index: ", node_seq(), "\r\n");
+	p = field_u64(extra, "X-Kv-Index: ", store_last_seq(store), "\r\n");
 	if (!found) {
 		reply_text(r->id, 404, extra, "key not found");
 		return;
@@ -1538,15 +1537,6 @@ save_request(const struct http_request *r)
 }
 
 /* Park r; w_key (if any) is copied. Answers 503 itself on failure. */
-static uint64_t
-node_seq(void)
-{
-	struct store_stats st;
-
-	store_stats(store, &st);
-	return st.last_seq;
-}
-
 static struct waiter *
 park(struct http_request *r, int kind, uint64_t wait_ms, uint64_t seq,
     const char *key, size_t klen)
@@ -1694,7 +1684,7 @@ watch_key(struct http_request *r, const char *key, size_t klen,
 	if ((rc = watch_args(r, &index, &ms)) != 0)
 		return rc == 1;
 	/* A missing key may have been deleted since index: say so now. */
-	if (v != NULL ? v->seq > index : node_seq() > index)
+	if (v != NULL ? v->seq > index : store_last_seq(store) > index)
 		return 0;
 	if ((w = park(r, WAIT_KEY, ms, index, key, klen)) != NULL)
 		w->w_existed = v != NULL;
@@ -1711,7 +1701,7 @@ watch_list(struct http_request *r, const char *prefix, size_t plen)
 	if ((rc = watch_args(r, &index, &ms)) != 0)
 		return rc == 1;
 	/* No history per prefix: an index behind the node's answers now. */
-	if (node_seq() > index)
+	if (store_last_seq(store) > index)
 		return 0;
 	park(r, WAIT_LIST, ms, index, prefix, plen);
 	return 1;
@@ -2269,8 +2259,9 @@ snapshot_key(void *arg, const char *key, size_t klen,
 	need += repl_encoded_len(0, 0);
 	if (stage_reserve(&sn->st, need, 0) == -1)
 		return;
-	sn->st.len += repl_encode(sn->st.buf + sn->st.len, sn->st.cap - sn->st.len, REPL_PUT,
-	    v->seq, key, klen, v->data, v->len);
+	sn->st.len += repl_encode(sn->st.buf + sn->st.len,
+	    sn->st.cap - sn->st.len, REPL_PUT, v->seq, key, klen, v->data,
+	    v->len);
 }
 
 static void

@@ -2224,6 +2224,12 @@ store_error(struct store *s)
 	return s->s_failed;
 }
 
+uint64_t
+store_last_seq(struct store *s)
+{
+	return s->s_last_seq;
+}
+
 void
 store_stats(struct store *s, struct store_stats *st)
 {

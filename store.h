@@ -140,3 +140,6 @@ uint64_t store_durable_seq(struct store *s);
 int	store_error(struct store *s);
 
 void	store_stats(struct store *s, struct store_stats *st);
+
+/* The newest write's seq: store_stats' last_seq, cheap enough per request. */
+uint64_t store_last_seq(struct store *s);

@@ -67,10 +67,11 @@
  *
  * Records are never overwritten. Replacing or deleting a key turns its
  * record into garbage (garbage_bytes counts them, and tombstones). When the
- * garbage outweighs the live records, or the buckets are 3/4 full, the live
- * records are copied into "<path>.compact" (same seed and repl_id, twice the
- * buckets when needed), which is synced and renamed over the file. Its
- * base_seq is last_seq at the moment of the rename, so sequence numbers
+ * garbage outweighs a third of the live records (so the log stays within
+ * about 1.5 times them), or the buckets are 3/4 full, the live records are
+ * copied into "<path>.compact" (same seed and repl_id, twice the buckets
+ * when needed), which is synced and renamed over the file. A clean close
+ * cuts the preallocated zeros past data_end. Its base_seq is last_seq at the moment of the rename, so sequence numbers
  * never go back even when the newest records were tombstones the copy left
  * out. A ".compact" file found at open is an unfinished copy and is deleted.
  */
@@ -112,8 +113,9 @@
 #define COMPACT_MIN_DATA ((uint64_t)1 << 20)	/* below it, garbage is not
 						   worth a copy */
 #define COMPACT_RETRY_NSEC (10 * NSEC_PER_SEC)	/* after a failed compaction */
-#define COPY_FACTOR	2	/* old-log bytes copied per byte written: the
-				   copy gains on the writers by one byte */
+#define COPY_FACTOR	4	/* old-log bytes copied per byte written: the
+				   copy gains on the writers by three bytes,
+				   so little garbage piles up meanwhile */
 #define STEP_BYTES	((uint64_t)1 << 20)	/* about 1 ms of hash+memcpy */
 #define STEP_NSEC	1000000
 #define UNMAP_CHUNK	((uint64_t)8 << 20)	/* about 1 ms of munmap */
@@ -243,6 +245,7 @@ static uint32_t	 hdr_mcrc(const struct hdr *);
 static void	 hdr_init(struct hdr *, uint64_t, const uint8_t *,
 		    const uint8_t *, uint64_t, uint32_t);
 static void	 hdr_store(struct kvfile *, uint64_t, int);
+static void	 trim(struct kvfile *);
 static int	 extend(int, uint64_t, uint64_t);
 static int	 reserve(struct kvfile *, uint64_t);
 static int	 lock_file(int);
@@ -514,9 +517,9 @@ extend(int fd, uint64_t size, uint64_t newsize)
 }
 
 /*
- * Make room for need more bytes of log in f: grow the file by a quarter, at
- * least 1 MiB, so appends cost amortised O(1) syscalls. On failure nothing
- * changed.
+ * Make room for need more bytes of log in f: grow the file by an eighth, at
+ * least 1 MiB, so appends cost amortised O(1) syscalls while the unused
+ * tail stays small. On failure nothing changed.
  */
 static int
 reserve(struct kvfile *f, uint64_t need)
@@ -528,8 +531,8 @@ reserve(struct kvfile *f, uint64_t need)
 	if (f->f_end + need <= f->f_size)
 		return 0;
 	grow = f->f_end + need - f->f_size;
-	if (grow < f->f_size / 4)
-		grow = f->f_size / 4;
+	if (grow < f->f_size / 8)
+		grow = f->f_size / 8;
 	if (grow < GROW_MIN)
 		grow = GROW_MIN;
 	newsize = round_up(f->f_size + grow, PAGE);
@@ -1226,7 +1229,7 @@ want_compact(const struct store *s)
 	const struct kvfile *f = &s->s_f;
 	uint64_t used = f->f_end - f->f_start;
 
-	return (f->f_garbage > used - f->f_garbage &&
+	return (f->f_garbage > (used - f->f_garbage) / 3 &&
 	    used > COMPACT_MIN_DATA) || f->f_keys > f->f_nbuckets / 4 * 3;
 }
 
@@ -1826,6 +1829,7 @@ store_close(struct store *s)
 	else if (msync(f->f_map, f->f_size, MS_SYNC) == -1)
 		e = errno;
 	else {
+		trim(f);
 		hdr_store(f, s->s_last_seq, 1);
 		if (msync(f->f_map, PAGE, MS_SYNC) == -1)
 			e = errno;
@@ -1839,6 +1843,22 @@ store_close(struct store *s)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Give back the preallocated zeros after the log, so that a stopped store
+ * takes its data's room on disk and no more; the next write grows it again.
+ * Only the header page is touched after this (the mapping past the new end
+ * would fault). Failing to trim loses nothing: the zeros stay.
+ */
+static void
+trim(struct kvfile *f)
+{
+	uint64_t end = round_up(f->f_end, PAGE);
+
+	if (end < f->f_size && ftruncate(f->f_fd, (off_t)end) == -1)
+		kv_log("warn", "ftruncate to %" PRIu64 ": %s", end,
+		    strerror(errno));
 }
 
 static int
@@ -2239,6 +2259,8 @@ store_stats(struct store *s, struct store_stats *st)
 	memset(st, 0, sizeof(*st));
 	st->keys = s->s_f.f_keys;
 	st->live_bytes = s->s_f.f_live;
+	st->log_bytes = s->s_f.f_end - s->s_f.f_start;
+	st->garbage_bytes = s->s_f.f_garbage;
 	st->file_bytes = s->s_f.f_size +
 	    (s->s_cphase != C_NONE ? s->s_c.f_size : 0);
 	st->last_seq = s->s_last_seq;

@@ -110,7 +110,7 @@
 #define MAX_TARGET_BYTES 8192	/* 9112 3: support at least 8000 */
 #define MAX_CHUNK_DIGITS 16	/* 16 hex digits fill a uint64_t */
 #define MAX_CHUNK_LINE	4096	/* a size line with its extensions */
-#define IN_INIT		4096	/* most heads fit; grows to the state's limit */
+#define IN_INIT		2048	/* curl's and wrk's heads fit; grows as needed */
 #define IN_SLACK	4096	/* room to read pipelined bytes with a body */
 #define IN_KEEP		65536	/* shrink a buffer above this once idle */
 #define OUT_HIGH	(256 * 1024)	/* stop reading with this much queued */

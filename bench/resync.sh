@@ -38,10 +38,11 @@ nkeys=$(json_num "${j}" keys)
 
 rport=$(next_port)
 bench_log "resync: a new replica on ${rport}"
+health_watch "127.0.0.1:${rport}" /ready 120
 NODE_CPUS=${BENCH_REPLICA_CPUS:-} node_start resync-replica "${rport}" \
   ROLE=replica PRIMARY_URL="${url}" ADVERTISE_URL="http://127.0.0.1:${rport}" \
   FSYNC=no
-health_wait "127.0.0.1:${rport}" /ready 120
+health_wait
 secs=$(awk -v ms="${HEALTH_MS}" 'BEGIN { printf "%.2f\n", ms / 1000 }')
 rkeys=$(json_num "$(http_get "http://127.0.0.1:${rport}/ready")" keys)
 [ "${rkeys}" = "${nkeys}" ] ||

@@ -7,7 +7,8 @@
 # and on the 1M-key store after a clean shutdown (3 times) and after
 # kill -9 (recovery: the log is replayed); and RssAnon, idle and with
 # 1,000 connections open and busy. The server logs no open time, so the
-# time to /health is the measure, polled by bench/load every 0.1 ms. The
+# time to /health is the measure, polled by bench/load every 0.1 ms from
+# before the server starts (health_watch). The
 # store file is left in $BENCH_TMP/store-1m.db for scenario resync. Run by
 # bench/run.sh, or alone from the repository root.
 set -u
@@ -35,8 +36,9 @@ opens() {
   OPENS=()
   for i in 1 2 3; do
     NODE_KEEP=1 node_stop store
+    health_watch "${addr}"
     NODE_KEEP=1 node_start store "${port}" "${env[@]}"
-    health_wait "${addr}"
+    health_wait
     OPENS+=("${HEALTH_MS}")
     bench_log "store: ${1} answered /health ${HEALTH_MS} ms after start"
   done
@@ -76,8 +78,9 @@ opens "clean ${keys}-key store"
 open_ms=${OPEN_MS}
 
 node_kill store
+health_watch "${addr}"
 NODE_KEEP=1 node_start store "${port}" "${env[@]}"
-health_wait "${addr}"
+health_wait
 rec_ms=${HEALTH_MS}
 replayed=$(grep -o 'replayed [0-9]* records' "${BENCH_TMP}/store.log" | tail -n 1)
 bench_log "store: after kill -9, /health answered ${rec_ms} ms after start (${replayed:-no recovery logged})"
@@ -110,7 +113,7 @@ v_rss=$(bench_target "RssAnon, ${keys} keys, ${rss_conns} connections (MiB)" "${
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; }
 
 bench_md "## A store of $(printf "%'d" "${keys}") keys" '' \
-  "bench/load PUTs keys \`k0\`..\`k$((keys - 1))\` with 100-byte values over ${lconns} connections, ${depth} requests pipelined on each, \`FSYNC=no\`; then overwrites every key again, ${passes} writes per key in all (PUT/s by pass: $(printf '%s, ' "${load_rows[@]}" | sed 's/, $//')). Times are from starting the server to its first 200 on \`/health\`, polled every 0.1 ms (the server logs no open time); they include starting the process, which the empty store shows alone." '' \
+  "bench/load PUTs keys \`k0\`..\`k$((keys - 1))\` with 100-byte values over ${lconns} connections, ${depth} requests pipelined on each, \`FSYNC=no\`; then overwrites every key again, ${passes} writes per key in all (PUT/s by pass: $(printf '%s, ' "${load_rows[@]}" | sed 's/, $//')). Times are from starting the server to its first 200 on \`/health\`, polled every 0.1 ms by bench/load started before the server (the server logs no open time); they include starting the process, which the empty store shows alone." '' \
   '| figure | value | target |' \
   '|---|---:|---|' \
   "| live data (keys + values), ${nkeys} keys | $(mb "${live}") MB | |" \

@@ -2140,17 +2140,24 @@ static void
 sync_begin(struct http_request *r)
 {
 	char path[PATH_MAX], id[33], err[256];
-	uint64_t seq;
+	uint64_t seq, keys = 0;
 
 	if (query_id(r, id) == -1 || query_u64(r, "seq", &seq) == -1) {
 		reply_text(r->id, 400, "", "sync/begin needs id and seq");
 		return;
 	}
+	/* How many keys are coming, when the pusher knows: buckets for
+	 * them all at once, rather than a rehash at every doubling. */
+	if (http_query(r, "keys", NULL) != NULL &&
+	    query_u64(r, "keys", &keys) == -1) {
+		reply_text(r->id, 400, "", "sync/begin: bad keys");
+		return;
+	}
 	if (sync_store != NULL)
 		store_discard(sync_store);
 	snprintf(path, sizeof(path), "%s/kvstore.db.sync", cfg.data_dir);
-	if ((sync_store = store_create(path, id, seq, STORE_FSYNC_NO, err,
-	    sizeof(err))) == NULL) {
+	if ((sync_store = store_create(path, id, seq, keys, STORE_FSYNC_NO,
+	    err, sizeof(err))) == NULL) {
 		kv_log("error", "full sync: %s", err);
 		reply_text(r->id, 507, "", "cannot start a full sync: %s", err);
 		return;
@@ -2295,7 +2302,7 @@ snapshot(struct http_request *r)
 {
 	struct store_stats st;
 	struct snapshot *sn;
-	char extra[128];
+	char extra[160];
 
 	if ((sn = calloc(1, sizeof(*sn))) == NULL ||
 	    (sn->st.buf = malloc(SNAPSHOT_FIRST_BYTES)) == NULL) {
@@ -2307,8 +2314,9 @@ snapshot(struct http_request *r)
 	sn->st.gen = store_gen;
 	store_stats(store, &st);
 	sn->seq = st.last_seq;
-	snprintf(extra, sizeof(extra), "X-Kv-Repl-Id: %s\r\nX-Kv-Seq: %llu\r\n",
-	    st.repl_id, (unsigned long long)st.last_seq);
+	snprintf(extra, sizeof(extra), "X-Kv-Repl-Id: %s\r\nX-Kv-Seq: %llu\r\n"
+	    "X-Kv-Keys: %llu\r\n", st.repl_id,
+	    (unsigned long long)st.last_seq, (unsigned long long)st.keys);
 	kv_log("info", "snapshot of %llu keys at seq %llu requested",
 	    (unsigned long long)st.keys, (unsigned long long)st.last_seq);
 	if (http_stream(r->id, 200, "application/octet-stream", extra,

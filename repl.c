@@ -17,11 +17,13 @@
  *   POST /repl/apply?id=I&from=F&primary_seq=P
  *                               body: records F, F+1, ... (empty: heartbeat)
  *                               200 "<applied seq>\n"; 409 "resync: why"
- *   POST /repl/sync/begin?id=I&seq=S    start a fresh store beside the old;
+ *   POST /repl/sync/begin?id=I&seq=S[&keys=K]   start a fresh store
+ *                               beside the old, with buckets for K keys;
  *                               200 "<token>\n" names this sync
  *   POST /repl/sync/data?id=I&token=T   body: records, any number of times
  *   POST /repl/sync/end?id=I&seq=S&token=T   swap it in; applied seq is S
- *   GET  /repl/snapshot (HTTP/1.0)      headers X-Kv-Repl-Id, X-Kv-Seq: S;
+ *   GET  /repl/snapshot (HTTP/1.0)      headers X-Kv-Repl-Id, X-Kv-Seq: S,
+ *                               X-Kv-Keys: K (the live keys at S);
  *                               body: every live key as a 'P' record, then
  *                               one 'E' record with seq S; EOF ends it, and
  *                               no 'E' record means it was cut short
@@ -159,6 +161,7 @@ struct resp {
 	int		 has_seq;
 	uint64_t	 seq;		/* X-Kv-Seq */
 	uint64_t	 index;		/* X-Kv-Index, 0 if none */
+	uint64_t	 keys;		/* X-Kv-Keys, 0 if none */
 	const char	*body;
 	size_t		 blen;
 };
@@ -836,6 +839,11 @@ found:
 				seterr(c->c_err, "bad X-Kv-Index");
 				return -1;
 			}
+		} else if (IS("X-Kv-Keys")) {
+			if (parse_u64(v, &r->keys) != v + vl) {
+				seterr(c->c_err, "bad X-Kv-Keys");
+				return -1;
+			}
 		} else if (IS("X-Kv-Seq")) {
 			if (parse_u64(v, &r->seq) != v + vl) {
 				seterr(c->c_err, "bad X-Kv-Seq");
@@ -1042,8 +1050,9 @@ full_sync(struct conn *src, struct conn *dst, struct batch *b,
 		    "X-Kv-Seq", src->c_url, r.status);
 		goto fail;
 	}
-	(void)snprintf(target, sizeof(target), "/repl/sync/begin?id=%s&seq=%llu",
-	    r.id, (unsigned long long)r.seq);
+	(void)snprintf(target, sizeof(target),
+	    "/repl/sync/begin?id=%s&seq=%llu&keys=%llu", r.id,
+	    (unsigned long long)r.seq, (unsigned long long)r.keys);
 	if (post(dst, target, NULL, 0, &dr, err) == -1)
 		goto fail;
 	/* The token names this sync: another begin (a second pusher for the

@@ -102,6 +102,8 @@
 #define PAGE		4096		/* the format's unit, not the host's */
 #define MIN_BUCKETS	1024		/* 16 KiB of buckets in a new file */
 #define MAX_BUCKETS	((uint64_t)1 << 40)	/* beyond: a corrupt header */
+#define MAX_KEYS_HINT	((uint64_t)1 << 28)	/* store_create sizes for at
+						   most this: 8 GiB of buckets */
 #define REC_HDR		20		/* crc, type, pad, klen, vlen, seq */
 #define FLAG_SYNCED	0x1		/* the data set came whole from a primary */
 #define REC_PUT		'P'
@@ -268,8 +270,9 @@ static uint64_t	 append(struct kvfile *, int, const char *, size_t,
 static uint64_t	 append_raw(struct kvfile *, const char *, uint64_t);
 static int	 check_header(const struct hdr *, uint64_t, const char *,
 		    char *, size_t);
+static uint64_t	 buckets_for(uint64_t);
 static int	 create_file(struct store *, const uint8_t *, uint64_t,
-		    uint32_t, char *, size_t);
+		    uint32_t, uint64_t, char *, size_t);
 static int	 recover(struct store *, const char *, char *, size_t);
 static void	 destroy(struct store *);
 static void	*flusher(void *);
@@ -903,23 +906,40 @@ check_header(const struct hdr *h, uint64_t size, const char *path,
 }
 
 /*
- * Make a new, empty, cleanly closed store at s_path. It is built beside it
- * and renamed into place, so a crash never leaves a half-made file there
- * for the next open to refuse.
+ * The buckets for keys keys, as compaction sizes them: the least power of
+ * two at least twice keys (so at most half full), no fewer than
+ * MIN_BUCKETS, no more than MAX_KEYS_HINT keys' worth.
+ */
+static uint64_t
+buckets_for(uint64_t keys)
+{
+	uint64_t nb = MIN_BUCKETS;
+
+	if (keys > MAX_KEYS_HINT)
+		keys = MAX_KEYS_HINT;
+	while (keys > nb / 2)
+		nb *= 2;
+	return nb;
+}
+
+/*
+ * Make a new, empty, cleanly closed store at s_path with buckets for keys
+ * keys. It is built beside it and renamed into place, so a crash never
+ * leaves a half-made file there for the next open to refuse.
  */
 static int
 create_file(struct store *s, const uint8_t *repl_id, uint64_t base_seq,
-    uint32_t flags, char *err, size_t errlen)
+    uint32_t flags, uint64_t keys, char *err, size_t errlen)
 {
 	struct hdr h;
 	uint8_t rnd[32];
-	uint64_t size = data_start(MIN_BUCKETS) + GROW_MIN;
+	uint64_t nb = buckets_for(keys), size = data_start(nb) + GROW_MIN;
 	const char *what = "read /dev/urandom";
 	int fd = -1, e;
 
 	if (random_bytes(rnd, sizeof(rnd)) == -1)
 		goto fail;
-	hdr_init(&h, MIN_BUCKETS, rnd, repl_id != NULL ? repl_id : rnd + 16,
+	hdr_init(&h, nb, rnd, repl_id != NULL ? repl_id : rnd + 16,
 	    base_seq, flags);
 	h.h_clean = 1;
 	h.h_mcrc = hdr_mcrc(&h);
@@ -1679,7 +1699,7 @@ store_open(const char *path, enum store_fsync policy, char *err,
 
 	f->f_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (f->f_fd == -1 && errno == ENOENT) {
-		if (create_file(s, NULL, 0, 0, err, errlen) == -1)
+		if (create_file(s, NULL, 0, 0, 0, err, errlen) == -1)
 			goto fail;
 		f->f_fd = open(path, O_RDWR | O_CLOEXEC);
 	}
@@ -1882,7 +1902,7 @@ parse_id(const char *hex, uint8_t *id)
 
 struct store *
 store_create(const char *path, const char *repl_id, uint64_t seq,
-    enum store_fsync policy, char *err, size_t errlen)
+    uint64_t keys, enum store_fsync policy, char *err, size_t errlen)
 {
 	struct store tmp;	/* create_file reads the two paths only */
 	struct store *s;
@@ -1904,7 +1924,7 @@ store_create(const char *path, const char *repl_id, uint64_t seq,
 	}
 	memcpy(tmp.s_cpath, path, strlen(path));
 	memcpy(tmp.s_cpath + strlen(path), ".compact", sizeof(".compact"));
-	rc = create_file(&tmp, id, seq, FLAG_SYNCED, err, errlen);
+	rc = create_file(&tmp, id, seq, FLAG_SYNCED, keys, err, errlen);
 	free(tmp.s_cpath);
 	if (rc == -1 || (s = store_open(path, policy, err, errlen)) == NULL)
 		return NULL;

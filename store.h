@@ -50,12 +50,14 @@ struct store *store_open(const char *path, enum store_fsync policy,
 
 /*
  * Create a fresh store at path, replacing any file there, that continues
- * replication id repl_id (32 hex digits) from sequence seq, marked synced.
- * Until store_adopt, it is loading: store_put and store_del take explicit
- * seqs from 1 to seq, in any order, and last_seq stays seq.
+ * replication id repl_id (32 hex digits) from sequence seq, marked synced,
+ * with buckets for keys keys (0 if unknown), so that loading them needs no
+ * rehash. Until store_adopt, it is loading: store_put and store_del take
+ * explicit seqs from 1 to seq, in any order, and last_seq stays seq.
  */
 struct store *store_create(const char *path, const char *repl_id,
-	    uint64_t seq, enum store_fsync policy, char *err, size_t errlen);
+	    uint64_t seq, uint64_t keys, enum store_fsync policy, char *err,
+	    size_t errlen);
 
 /*
  * Close fresh (from store_create) cleanly, rename its file over cur's and

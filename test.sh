@@ -955,8 +955,14 @@ testFullSyncOfDataFarLargerThanTheBacklog() {
       "${rp}" "${i}" "${SHUNIT_TMPDIR}/4k"
   done >"${SHUNIT_TMPDIR}/bigcfg"
   curl -s -K "${SHUNIT_TMPDIR}/bigcfg"
+  touch "${SHUNIT_TMPDIR}/r1.log"
+  seen=$(wc -l <"${SHUNIT_TMPDIR}/r1.log")
   node r1 "${rr1}" replica
   assert_converged "${rp}" "${rr1}" '8 MB through a 64 KiB backlog'
+  # The snapshot says how many keys come: the copy gets buckets for all
+  # 2,000 at once (a new store has 1,024) and never rehashes on the way.
+  assertEquals 'compactions during the full sync' 0 \
+    "$(tail -n +$((seen + 1)) "${SHUNIT_TMPDIR}/r1.log" | grep -c 'compacted to')"
   stop_nodes
 }
 

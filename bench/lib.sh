@@ -426,6 +426,12 @@ http_get() {
   curl -s --max-time 2 "$1" 2>/dev/null
 }
 
+# metric URL NAME: the value of the unlabelled Prometheus sample NAME in
+# URL/metrics ("" when absent).
+metric() {
+  http_get "$1/metrics" | awk -v n="$2" '$1 == n { print $2; exit }'
+}
+
 # json_num JSON KEY: the first number after "KEY": (top level comes first).
 json_num() {
   printf '%s' "$1" | grep -o "\"$2\":[0-9]*" | head -n 1 | cut -d: -f2

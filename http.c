@@ -64,7 +64,9 @@
  *   204 and 304), or chunked from http_stream (to a 1.0 client: no length,
  *   then close). HEAD gets the head GET would get. Pipelined requests are
  *   answered in order (9112 9.3.2): the next is parsed only once the
- *   previous reply is fully queued.
+ *   previous reply is fully queued. A body from http_reply_file is not
+ *   queued: sendfile(2) moves it from the page cache to the socket after
+ *   the head, so a big value costs no buffer and no copy here.
  * - Output is bounded per connection: with more than OUT_HIGH (256 KiB) of
  *   answers waiting to be sent, its input is neither parsed nor read (no
  *   POLLIN) until the client has read them below that. A client that sends
@@ -84,6 +86,7 @@
  */
 
 #include <sys/types.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 
 #include <netinet/in.h>
@@ -116,6 +119,7 @@
 #define OUT_HIGH	(256 * 1024)	/* stop reading with this much queued */
 #define STREAM_LOW	(64 * 1024)	/* refill a stream below this */
 #define STREAM_PIECE	16384	/* one producer call, one chunk */
+#define FILE_PIECE	(1024 * 1024)	/* at most per sendfile call */
 #define CHUNK_HDR	18	/* 16 hex digits + CRLF */
 #define LINGER_MS	2000	/* discard input this long after our FIN */
 #define TICK_MS		10	/* cfg->tick cadence and timer resolution */
@@ -138,6 +142,7 @@ enum state {
 	S_BODY,		/* reading the body of c_req */
 	S_WAIT,		/* the handler has the request; no reply yet */
 	S_STREAM,	/* http_stream's producer is filling c_out */
+	S_FILE,		/* http_reply_file's body follows c_out */
 	S_CLOSING,	/* no more requests: flush c_out, then half-close */
 	S_LINGER,	/* half-closed: discard input until EOF or LINGER_MS */
 	S_DEAD		/* to be closed by the loop (c_why says why) */
@@ -174,6 +179,9 @@ struct conn {
 	size_t		 c_outcap;
 	size_t		 c_outoff;	/* first byte not yet sent */
 	size_t		 c_outlen;
+	int		 c_file;	/* S_FILE: the body's file, or -1 */
+	off_t		 c_fileoff;
+	size_t		 c_fileleft;
 
 	struct http_request c_req;
 	size_t		 c_headlen;
@@ -229,7 +237,9 @@ static int	 method_index(const struct http_request *);
 static void	 count_reply(struct conn *, int);
 static int	 open_listener(int, int);
 static int	 out_append(struct conn *, const void *, size_t);
+static size_t	 buf_pending(const struct conn *);
 static size_t	 out_pending(const struct conn *);
+static int	 send_file(struct conn *);
 static int	 out_reserve(struct conn *, size_t);
 static int	 parse_cl(const char *, size_t, int64_t *);
 static void	 process(struct conn *);
@@ -925,10 +935,18 @@ make_date(time_t t)
 
 /* ---- Output ---- */
 
+/* Bytes queued in c_out. */
+static size_t
+buf_pending(const struct conn *c)
+{
+	return c->c_outlen - c->c_outoff;
+}
+
+/* Bytes still to send: c_out and a file body after it. */
 static size_t
 out_pending(const struct conn *c)
 {
-	return c->c_outlen - c->c_outoff;
+	return buf_pending(c) + c->c_fileleft;
 }
 
 static int
@@ -940,7 +958,7 @@ out_reserve(struct conn *c, size_t n)
 	if (c->c_outcap - c->c_outlen >= n)
 		return 0;
 	if (c->c_outoff > 0) {
-		memmove(c->c_out, c->c_out + c->c_outoff, out_pending(c));
+		memmove(c->c_out, c->c_out + c->c_outoff, buf_pending(c));
 		c->c_outlen -= c->c_outoff;
 		c->c_outoff = 0;
 		if (c->c_outcap - c->c_outlen >= n)
@@ -1060,7 +1078,7 @@ fill_stream(struct conn *c)
 	int	 hl;
 	char	*p;
 
-	while (c->c_state == S_STREAM && out_pending(c) < STREAM_LOW) {
+	while (c->c_state == S_STREAM && buf_pending(c) < STREAM_LOW) {
 		if (out_reserve(c, CHUNK_HDR + STREAM_PIECE + 2) == -1) {
 			c->c_state = S_DEAD;
 			c->c_why = "out of memory";
@@ -1074,7 +1092,7 @@ fill_stream(struct conn *c)
 			c->c_why = "stream aborted by producer";
 			return;
 		}
-		if (out_pending(c) == 0)
+		if (buf_pending(c) == 0)
 			c->c_t_write = now;
 		if (n == 0) {
 			c->c_fn = NULL;
@@ -1110,9 +1128,10 @@ flush_out(struct conn *c)
 		conn_close(c, c->c_why);
 		return;
 	}
-	if (out_pending(c) > 0) {
-		n = send(c->c_fd, c->c_out + c->c_outoff, out_pending(c),
-		    MSG_NOSIGNAL);
+	if (buf_pending(c) > 0) {
+		/* A file body follows: let the head share its first packet. */
+		n = send(c->c_fd, c->c_out + c->c_outoff, buf_pending(c),
+		    MSG_NOSIGNAL | (c->c_state == S_FILE ? MSG_MORE : 0));
 		if (n == -1) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK ||
 			    errno == EINTR)
@@ -1122,7 +1141,7 @@ flush_out(struct conn *c)
 		}
 		c->c_outoff += (size_t)n;
 		c->c_t_write = now;
-		if (out_pending(c) > 0)
+		if (buf_pending(c) > 0)
 			return;
 		c->c_outoff = c->c_outlen = 0;
 		if (c->c_outcap > OUT_HIGH) {
@@ -1134,6 +1153,8 @@ flush_out(struct conn *c)
 		if (c->c_state == S_STREAM)
 			fill_stream(c);	/* next pass writes it */
 	}
+	if (c->c_state == S_FILE && send_file(c) == -1)
+		return;
 	if (c->c_state == S_CLOSING && out_pending(c) == 0) {
 		if (c->c_rdeof) {
 			conn_close(c, c->c_why);
@@ -1144,6 +1165,37 @@ flush_out(struct conn *c)
 		c->c_state = S_LINGER;
 		c->c_t_linger = now;
 	}
+}
+
+/*
+ * Send the file body of an S_FILE reply, page cache to socket, as far as
+ * the socket takes it; at its end the request is finished. Returns -1
+ * after closing the connection.
+ */
+static int
+send_file(struct conn *c)
+{
+	ssize_t	 n;
+
+	while (c->c_fileleft > 0) {
+		n = sendfile(c->c_fd, c->c_file, &c->c_fileoff,
+		    c->c_fileleft < FILE_PIECE ? c->c_fileleft : FILE_PIECE);
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == EINTR))
+			return 0;
+		if (n <= 0) {
+			/* Framing promised the bytes: only closing is honest. */
+			conn_close(c, n == 0 ? "file body ended early" :
+			    strerror(errno));
+			return -1;
+		}
+		c->c_fileleft -= (size_t)n;
+		c->c_t_write = now;
+	}
+	close(c->c_file);
+	c->c_file = -1;
+	finish_request(c);
+	return 0;
 }
 
 /* ---- Connections ---- */
@@ -1182,6 +1234,7 @@ conn_open(int fd)
 	/* Replies go out in one send; Nagle would only add delay. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->c_fd = fd;
+	c->c_file = -1;
 	c->c_state = S_HEAD;
 	c->c_t_head = -1;
 	c->c_t_idle = c->c_t_read = c->c_t_write = now;
@@ -1208,6 +1261,8 @@ conn_close(struct conn *c, const char *why)
 	    why != NULL ? why : "unknown");
 	if (c->c_fn != NULL)
 		c->c_fn(c->c_fnarg, NULL, 0);	/* lets the app free arg */
+	if (c->c_file != -1)
+		close(c->c_file);
 	if (c->c_live)
 		nlive--;
 	nconns--;
@@ -1942,6 +1997,45 @@ http_reply(uint64_t id, int status, const char *ctype, const char *extra,
 		return 0;	/* the reply was accepted; the conn died */
 	}
 	finish_request(c);
+	return 0;
+}
+
+int
+http_reply_file(uint64_t id, int status, const char *ctype,
+    const char *extra, int fd, uint64_t off, size_t len)
+{
+	struct conn	*c;
+	const char	*conn_hdr = NULL;
+
+	if ((c = conn_by_id(id)) == NULL) {
+		close(fd);
+		errno = ENOTCONN;
+		return -1;
+	}
+	if (draining)
+		c->c_keepalive = 0;
+	if (!c->c_keepalive)
+		conn_hdr = "close";
+	else if (c->c_minor == 0)
+		conn_hdr = "keep-alive";
+	c->c_chunked = 0;
+	if (reply_head(c, status, ctype, extra, conn_hdr, len) == -1) {
+		close(fd);
+		c->c_state = S_DEAD;
+		c->c_why = "out of memory";
+		work_pending = 1;
+		return 0;
+	}
+	if (c->c_head_only || len == 0) {
+		close(fd);
+		finish_request(c);
+		return 0;
+	}
+	c->c_file = fd;
+	c->c_fileoff = (off_t)off;
+	c->c_fileleft = len;
+	c->c_state = S_FILE;
+	work_pending = 1;
 	return 0;
 }
 

@@ -138,6 +138,15 @@ int	http_reply(uint64_t id, int status, const char *ctype,
 	    const char *extra, const void *body, size_t len);
 
 /*
+ * Like http_reply, with a 200-style body of len bytes read from fd at off
+ * by sendfile(2), page cache to socket, never copied here. The connection
+ * owns fd from the call on (closed when sent, on -1 at once); the caller
+ * guarantees those bytes stay as they are until then.
+ */
+int	http_reply_file(uint64_t id, int status, const char *ctype,
+	    const char *extra, int fd, uint64_t off, size_t len);
+
+/*
  * Answer with a chunked body produced by fn(arg) as the client reads (to an
  * HTTP/1.0 client: no framing, then close). On 0, fn and arg belong to the
  * connection until fn ends; on -1 (ENOTCONN) fn is never called.

@@ -55,6 +55,8 @@
 #define LIST_PAGE_SCAN	100000		/* keys one page may look at */
 #define JSON_KEY_MAX	(MAX_KEY_BYTES * 6 + 3)	/* every byte as \uXXXX */
 #define REPL_BATCH_BYTES (1 << 20)	/* one push: ~8,000 small writes */
+#define SENDFILE_MIN_BYTES (16 << 10)	/* a value this big goes out by
+					   sendfile(2): no copy, no buffer */
 #define SNAPSHOT_STAGE_BYTES (4 << 20)	/* a snapshot's staging buffer */
 #define SNAPSHOT_FIRST_BYTES (64 << 10)	/* grown for big values */
 #define PRIMARY_UP_MS	3000		/* heartbeats come every second */
@@ -1385,8 +1387,9 @@ get_key(struct http_request *r, const char *key, size_t klen)
 	struct store_value v;
 	const char *h;
 	char extra[160], *p;
+	uint64_t off;
 	size_t len;
-	int found;
+	int found, fd;
 
 	found = store_get(store, key, klen, &v);
 	if (watch_key(r, key, klen, found ? &v : NULL))
@@ -1400,6 +1403,12 @@ get_key(struct http_request *r, const char *key, size_t klen)
 	if ((h = http_header(r, "If-None-Match", &len)) != NULL &&
 	    etag_listed(h, len, 1, v.seq, 1)) {
 		http_reply(r->id, 304, NULL, extra, NULL, 0);
+		return;
+	}
+	if (v.len >= SENDFILE_MIN_BYTES &&
+	    (fd = store_value_fd(store, &v, &off)) != -1) {
+		http_reply_file(r->id, 200, "application/octet-stream", extra,
+		    fd, off, v.len);
 		return;
 	}
 	http_reply(r->id, 200, "application/octet-stream", extra, v.data,

@@ -2001,6 +2001,20 @@ store_discard(struct store *s)
  * trusted, so bit rot in it is served as data.
  */
 int
+store_value_fd(struct store *s, const struct store_value *v, uint64_t *off)
+{
+	const struct kvfile *f = &s->s_f;
+
+	if (v->data < f->f_map || v->len > f->f_size ||
+	    (uint64_t)(v->data - f->f_map) > f->f_size - v->len) {
+		errno = EINVAL;
+		return -1;
+	}
+	*off = (uint64_t)(v->data - f->f_map);
+	return fcntl(f->f_fd, F_DUPFD_CLOEXEC, 0);
+}
+
+int
 store_get(struct store *s, const char *key, size_t klen,
     struct store_value *v)
 {

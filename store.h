@@ -86,6 +86,16 @@ int	store_get(struct store *s, const char *key, size_t klen,
 	    struct store_value *v);
 
 /*
+ * A new descriptor (the caller closes it) of the file holding v, from
+ * store_get with no write since, and v's offset in it in *off: for
+ * sendfile(2). Bytes once written are never changed, and compaction and
+ * full syncs rename other files over the path, so v's bytes stay as they
+ * are while the descriptor is open. -1 with errno (EMFILE...).
+ */
+int	store_value_fd(struct store *s, const struct store_value *v,
+	    uint64_t *off);
+
+/*
  * Write key=val with sequence number seq, or the next one when seq is 0.
  * Returns 1 if the key was created, 0 if replaced, -1 with errno (ENOSPC,
  * EIO, ...) when nothing was written. *seqp gets the write's sequence.

@@ -297,19 +297,45 @@ static void	 wrote(struct store *, uint64_t);
 #define BKT(f)	((struct bucket *)(void *)((f)->f_map + PAGE))
 
 static uint32_t		crc_table[8][256];
+static int		crc_sse42;	/* the CPU has the crc32 instruction */
 static pthread_once_t	crc_once = PTHREAD_ONCE_INIT;
 
 /* ---- Checksums and hashing ---- */
 
 /*
  * CRC-32C (Castagnoli, reflected polynomial 0x82f63b78), sliced by 8: about
- * 1.5 GB/s in software, which keeps replaying a big log at open quick.
+ * 1.5 GB/s in software, which keeps replaying a big log at open quick. On
+ * x86-64 with SSE4.2 (every such CPU since 2008) the crc32 instruction
+ * computes the same polynomial several times faster: a fifth of a
+ * replica's time applying small writes went to the tables.
  */
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("sse4.2")))
+static uint32_t
+crc32c_sse42(const unsigned char *p, size_t len)
+{
+	uint64_t c = 0xffffffff, w;
+
+	for (; len >= 8; p += 8, len -= 8) {
+		memcpy(&w, p, 8);
+		c = __builtin_ia32_crc32di(c, w);
+	}
+	while (len-- > 0)
+		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+	return (uint32_t)c ^ 0xffffffff;
+}
+#endif
+
 static void
 crc_init(void)
 {
 	uint32_t c;
 	int i, j;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+	__builtin_cpu_init();
+	crc_sse42 = __builtin_cpu_supports("sse4.2");
+#endif
 
 	for (i = 0; i < 256; i++) {
 		c = i;
@@ -330,6 +356,10 @@ crc32c(const void *buf, size_t len)
 	uint32_t c = 0xffffffff;
 	uint64_t w;
 
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (crc_sse42)
+		return crc32c_sse42(p, len);
+#endif
 	for (; len >= 8; p += 8, len -= 8) {
 		memcpy(&w, p, 8);	/* little-endian: first byte lowest */
 		w ^= c;
@@ -2306,6 +2336,7 @@ store_stats(struct store *s, struct store_stats *st)
 	st->recovered_records = s->s_recovered_records;
 	st->dropped_bytes = s->s_dropped_bytes;
 	st->recovered = s->s_recovered;
+	st->compacting = s->s_cphase != C_NONE;
 	st->synced = (HDR(&s->s_f)->h_flags & FLAG_SYNCED) != 0;
 	/* Every request reads the stats: no snprintf here. */
 	for (i = 0; i < 16; i++) {

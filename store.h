@@ -32,6 +32,7 @@ struct store_stats {
 	uint64_t	 recovered_records;	/* scanned at open after a crash */
 	uint64_t	 dropped_bytes;	/* torn tail cut at open */
 	int		 recovered;	/* 1 if the last shutdown was not clean */
+	int		 compacting;	/* 1 while a compaction copy is open */
 	int		 synced;	/* 1 if made by store_create (a full sync) */
 	char		 repl_id[33];	/* 32 hex digits, random per data set */
 };

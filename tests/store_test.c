@@ -666,10 +666,11 @@ test_overwrite(void)
 }
 
 /*
- * 100-byte values, the benchmark's, overwritten over and over: garbage
- * stays within what the compaction trigger (a third of the live records)
- * and the copy's pace allow, and a clean close gives back the preallocated
- * tail.
+ * 100-byte values, the benchmark's, overwritten over and over: outside a
+ * compaction, garbage never passes the trigger (a third of the live
+ * records), and a clean close gives back the preallocated tail. (While a
+ * copy runs, writes add garbage at whatever pace the disk allows its
+ * sync: no bound to test.)
  */
 static void
 test_space(void)
@@ -682,7 +683,7 @@ test_space(void)
 	struct stat sb;
 	int fd, k, r, bad = 0, n = 0;
 
-	tcase = "space: garbage bounded under overwrites";
+	tcase = "space: garbage within the trigger outside compactions";
 	remove_store(path);
 	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
 		return;
@@ -696,6 +697,8 @@ test_space(void)
 			if (r == 0 || n % 100 != 0)
 				continue;
 			store_stats(s, &st);
+			if (st.compacting)
+				continue;
 			g = (double)st.garbage_bytes /
 			    (double)(st.log_bytes - st.garbage_bytes);
 			if (g > worst)
@@ -705,8 +708,8 @@ test_space(void)
 	CHECK(bad == 0);
 	if (verbose)
 		fprintf(stderr, "space: worst garbage/live %.3f\n", worst);
-	/* The trigger is a third; the copy adds some while it runs. */
-	CHECK(worst > 0.33 && worst < 0.95);
+	/* Samples come every 100 writes, 0.2% of the live records. */
+	CHECK(worst > 0.33 && worst < 0.34);
 	CHECK(store_close(s) == 0);
 
 	tcase = "space: a clean close trims the tail";

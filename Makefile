@@ -14,7 +14,7 @@ ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 OBJ = kvstore.o http.o repl.o store.o ui.o
 UI = ui/index.html ui/app.js ui/app.css ui/icon.svg
 TESTS = tests/abuse tests/cas tests/crashload tests/http_test \
-	tests/repl_test tests/store_test tests/ui_test
+	tests/repl_test tests/store_test tests/store_test_softcrc tests/ui_test
 
 all: kvstore
 
@@ -63,6 +63,12 @@ tests/store_test: tests/store_test.c store.c store.h
 	@sh tests/need.sh $(CC)
 	$(CC) $(ALL_CFLAGS) -I. $(LDFLAGS) -o $@ tests/store_test.c store.c \
 	    $(LDLIBS)
+
+# The same tests with the CRC tables that CPUs without SSE4.2 use.
+tests/store_test_softcrc: tests/store_test.c store.c store.h
+	@sh tests/need.sh $(CC)
+	$(CC) $(ALL_CFLAGS) -DKV_SOFT_CRC -I. $(LDFLAGS) -o $@ \
+	    tests/store_test.c store.c $(LDLIBS)
 
 tests/ui_test: tests/ui_test.c ui.c ui.h ui/assets.h ui/pack
 	@sh tests/need.sh $(CC)

@@ -297,7 +297,9 @@ static void	 wrote(struct store *, uint64_t);
 #define BKT(f)	((struct bucket *)(void *)((f)->f_map + PAGE))
 
 static uint32_t		crc_table[8][256];
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(KV_SOFT_CRC)
 static int		crc_sse42;	/* the CPU has the crc32 instruction */
+#endif
 static pthread_once_t	crc_once = PTHREAD_ONCE_INIT;
 
 /* ---- Checksums and hashing ---- */
@@ -307,9 +309,10 @@ static pthread_once_t	crc_once = PTHREAD_ONCE_INIT;
  * 1.5 GB/s in software, which keeps replaying a big log at open quick. On
  * x86-64 with SSE4.2 (every such CPU since 2008) the crc32 instruction
  * computes the same polynomial several times faster: a fifth of a
- * replica's time applying small writes went to the tables.
+ * replica's time applying small writes went to the tables. KV_SOFT_CRC
+ * builds the tables alone (tests/store_test_softcrc).
  */
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(KV_SOFT_CRC)
 __attribute__((target("sse4.2")))
 static uint32_t
 crc32c_sse42(const unsigned char *p, size_t len)
@@ -332,7 +335,7 @@ crc_init(void)
 	uint32_t c;
 	int i, j;
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(KV_SOFT_CRC)
 	__builtin_cpu_init();
 	crc_sse42 = __builtin_cpu_supports("sse4.2");
 #endif
@@ -356,7 +359,7 @@ crc32c(const void *buf, size_t len)
 	uint32_t c = 0xffffffff;
 	uint64_t w;
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(KV_SOFT_CRC)
 	if (crc_sse42)
 		return crc32c_sse42(p, len);
 #endif

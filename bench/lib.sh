@@ -13,7 +13,8 @@
 #   BENCH_SERVER_CPUS, BENCH_CLIENT_CPUS  taskset CPU lists of the servers
 #                 (default 0) and of wrk and bench/lag (default 1), used
 #                 when the machine has 2 CPUs or more
-#   BENCH_REPLICA_CPUS  the replicas' CPU list (default: the servers')
+#   BENCH_REPLICA_CPUS  the replicas' CPU list (default: the servers';
+#                 scenario resync's new replica: the clients')
 #   BENCH_KEEP    set: keep $BENCH_OUT (raw wrk and lag output, server logs)
 #
 # A scenario NAME leaves in $BENCH_OUT:

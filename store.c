@@ -123,6 +123,7 @@
 #define UNMAP_CHUNK	((uint64_t)8 << 20)	/* about 1 ms of munmap */
 #define SYNC_DELTA	256	/* records copied after a background sync
 				   that the final one may write: ~1 ms */
+#define SCAN_AHEAD	8	/* records store_scan prefetches ahead */
 #define SYNC_ROUNDS	4	/* background syncs before finishing anyway */
 #define NSEC_PER_SEC	1000000000ULL
 
@@ -2191,7 +2192,8 @@ store_scan(struct store *s, uint64_t *cursor, size_t limit,
 				break;
 			continue;
 		}
-		if (b[i].b_hash < lo || !rec_fits(f, b[i].b_off))
+		/* The record is read (and checked) below, once, in order. */
+		if (b[i].b_hash < lo)
 			continue;
 		if (n == ncv_max) {
 			ncv_max = ncv_max == 0 ? (limit < 4096 ? limit : 4096) +
@@ -2208,7 +2210,7 @@ store_scan(struct store *s, uint64_t *cursor, size_t limit,
 	if (all) {
 		/* The cluster that wrapped from the end to the front. */
 		for (i = 0; i < start && b[i].b_off != 0; i++) {
-			if (b[i].b_hash < lo || !rec_fits(f, b[i].b_off))
+			if (b[i].b_hash < lo)
 				continue;
 			if (n == ncv_max) {
 				ncv_max = ncv_max == 0 ? 64 : ncv_max * 2;
@@ -2241,6 +2243,18 @@ store_scan(struct store *s, uint64_t *cursor, size_t limit,
 				k++;
 	}
 	for (j = 0; j < k; j++) {
+		/*
+		 * Records lie in log order, not hash order: each is a cache
+		 * miss. Ask for a few ahead so that they overlap.
+		 */
+		if (j + SCAN_AHEAD < k &&
+		    cv[j + SCAN_AHEAD].c_off + 128 <= f->f_size) {
+			__builtin_prefetch(f->f_map + cv[j + SCAN_AHEAD].c_off);
+			__builtin_prefetch(f->f_map + cv[j + SCAN_AHEAD].c_off +
+			    64);
+		}
+		if (!rec_fits(f, cv[j].c_off))
+			continue;
 		rec_read(f, cv[j].c_off, &r);
 		v.data = r.r_val;
 		v.len = r.r_vlen;

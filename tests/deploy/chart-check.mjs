@@ -72,6 +72,30 @@ const base = {
   volumePermissions: true, pdb: false, networkPolicy: false,
   allowedClients: false, anti: "soft", storageClassName: undefined,
   metrics: true, serviceMonitor: false,
+  // What values.yaml gives the pods; the "from values" set changes them all.
+  grace: 30, claim: { accessModes: ["ReadWriteOnce"], size: "1Gi" },
+  probes: {
+    startupProbe: { initialDelaySeconds: 0, periodSeconds: 2, timeoutSeconds: 1, failureThreshold: 30 },
+    livenessProbe: { initialDelaySeconds: 0, periodSeconds: 10, timeoutSeconds: 1, failureThreshold: 3 },
+    readinessProbe: { initialDelaySeconds: 0, periodSeconds: 5, timeoutSeconds: 1, failureThreshold: 3,
+      successThreshold: 1 },
+  },
+  nodeSelector: undefined, tolerations: undefined, affinity: undefined, resources: undefined,
+};
+// Every scheduling, resource, timing and claim value set away from its
+// default, so that a template ignoring one of them fails a check.
+const fromValues = {
+  nodeSelector: { disktype: "ssd" },
+  tolerations: [{ key: "dedicated", operator: "Equal", value: "kvstore", effect: "NoSchedule" }],
+  affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [
+    { matchExpressions: [{ key: "kubernetes.io/arch", operator: "In", values: ["amd64"] }] }] } } },
+  resources: { requests: { cpu: "100m", memory: "64Mi" }, limits: { memory: "256Mi" } },
+  terminationGracePeriodSeconds: 45,
+  startupProbe: { initialDelaySeconds: 1, periodSeconds: 3, timeoutSeconds: 2, failureThreshold: 20 },
+  livenessProbe: { initialDelaySeconds: 2, periodSeconds: 7, timeoutSeconds: 3, failureThreshold: 4 },
+  readinessProbe: { initialDelaySeconds: 3, periodSeconds: 4, timeoutSeconds: 2, failureThreshold: 5,
+    successThreshold: 2 },
+  persistence: { size: "5Gi", storageClass: "fast", accessModes: ["ReadWriteOncePod"] },
 };
 const cases = [
   { name: "defaults", set: {}, want: {} },
@@ -104,6 +128,12 @@ const cases = [
     want: { networkPolicy: true, allowedClients: true } },
   { name: "persistence.storageClass=-", set: { "persistence.storageClass": "-" }, want: { storageClassName: "" } },
   { name: "podAntiAffinityPreset=\"\"", set: { podAntiAffinityPreset: "" }, want: { anti: "" } },
+  { name: "scheduling, resources, probe timings and claims from values", set: {}, values: fromValues,
+    want: { nodeSelector: fromValues.nodeSelector, tolerations: fromValues.tolerations,
+      affinity: fromValues.affinity, resources: fromValues.resources, grace: 45,
+      probes: { startupProbe: fromValues.startupProbe, livenessProbe: fromValues.livenessProbe,
+        readinessProbe: fromValues.readinessProbe },
+      claim: { accessModes: ["ReadWriteOncePod"], size: "5Gi" }, storageClassName: "fast" } },
 ];
 
 // Values the schema must refuse: a typo or an unsafe value fails the install.
@@ -120,16 +150,20 @@ const refused = [
 
 /* ---- One render ---- */
 
-function render(chart, c) {
-  const argv = ["template", c.release ?? "kvstore", chart, "--namespace", c.ns ?? "default", ...setArgs(c.set)];
+// helm with a value set's --set flags and, when it has any, its values file.
+function helmCase(argv, c) {
   let tmp = null;
+  argv = [...argv, ...setArgs(c.set)];
   if (c.values) {
     tmp = mkdtempSync(join(tmpdir(), "chart-check-"));
     writeFileSync(join(tmp, "values.json"), JSON.stringify(c.values));
     argv.push("-f", join(tmp, "values.json"));
   }
-  const r = helm(argv);
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
+  try { return helm(argv); } finally { if (tmp) rmSync(tmp, { recursive: true, force: true }); }
+}
+
+function render(chart, c) {
+  const r = helmCase(["template", c.release ?? "kvstore", chart, "--namespace", c.ns ?? "default"], c);
   if (!check(`helm template renders`, r.ok, r.err.trim())) return null;
   try { return yaml.loadAll(r.out).filter((d) => d !== null && d !== undefined); }
   catch (e) { check("the render is YAML", false, e.message); return null; }
@@ -234,7 +268,9 @@ function checkRender(objs, w) {
   check("pod template labels include the selector", labelsMatch(spec.selector?.matchLabels, podLabels), podLabels);
   eq("podManagementPolicy", spec.podManagementPolicy, "OrderedReady");
   eq("updateStrategy", spec.updateStrategy?.type, "RollingUpdate");
-  eq("terminationGracePeriodSeconds", pod.terminationGracePeriodSeconds, 30);
+  eq("terminationGracePeriodSeconds", pod.terminationGracePeriodSeconds, w.grace);
+  eq("nodeSelector", pod.nodeSelector, w.nodeSelector);
+  eq("tolerations", pod.tolerations, w.tolerations);
   eq("pod automountServiceAccountToken", pod.automountServiceAccountToken, false);
   const sa = of("ServiceAccount")[0];
   eq("pod serviceAccountName", pod.serviceAccountName, sa?.metadata?.name);
@@ -251,6 +287,7 @@ function checkRender(objs, w) {
     { command: c.command, args: c.args });
   const httpPort = (c.ports ?? []).find((p) => p.name === "http");
   eq("container port http", httpPort?.containerPort, w.port);
+  eq("container resources", c.resources, w.resources);
   const portOf = (p) => (p === "http" || p === httpPort?.containerPort ? w.port : p);
 
   /* Services select the pods */
@@ -263,6 +300,7 @@ function checkRender(objs, w) {
       eq(`${id} port ${p.name} targets the container's http port`, portOf(p.targetPort ?? p.port), w.port);
     for (const t of hooks)
       check(`${id} does not select the helm test pod`, !labelsMatch(s.spec?.selector, t.metadata?.labels), t.metadata?.labels);
+    eq(`${id} type`, s.spec?.type ?? "ClusterIP", "ClusterIP");
   }
   const byName = (n) => services.find((s) => s.metadata?.name === n);
   const primary = byName(`${fullname}-primary`), read = byName(`${fullname}-read`);
@@ -285,10 +323,10 @@ function checkRender(objs, w) {
   eq("livenessProbe", probe(c.livenessProbe), { path: "/health", port: w.port });
   eq("readinessProbe", probe(c.readinessProbe), { path: "/ready", port: w.port });
   eq("startupProbe", probe(c.startupProbe), { path: "/health", port: w.port });
-  eq("readinessProbe periodSeconds", c.readinessProbe?.periodSeconds, 5);
-  eq("livenessProbe timing", [c.livenessProbe?.periodSeconds, c.livenessProbe?.failureThreshold,
-    c.livenessProbe?.timeoutSeconds], [10, 3, 1]);
-  eq("startupProbe timing", [c.startupProbe?.failureThreshold, c.startupProbe?.periodSeconds], [30, 2]);
+  for (const [k, want] of Object.entries(w.probes)) {
+    const got = Object.fromEntries(Object.keys(want).map((f) => [f, c[k]?.[f]]));
+    eq(`${k} timing (from values)`, got, want);
+  }
 
   /* Environment */
   const env = c.env ?? [];
@@ -375,7 +413,7 @@ function checkRender(objs, w) {
   if (w.persistence) {
     eq("volumeClaimTemplates", vcts.map((v) => v.metadata?.name), ["data"]);
     const v = vcts[0]?.spec ?? {};
-    eq("claim accessModes and size", [v.accessModes, v.resources?.requests?.storage], [["ReadWriteOnce"], "1Gi"]);
+    eq("claim accessModes and size", { accessModes: v.accessModes, size: v.resources?.requests?.storage }, w.claim);
     eq("claim storageClassName", v.storageClassName, w.storageClassName);
     eq("claim template labels (selector labels only: immutable)", vcts[0]?.metadata?.labels, selector);
     check("no pod volume shadows the claim", podVol === undefined, podVol);
@@ -390,7 +428,8 @@ function checkRender(objs, w) {
   const aa = pod.affinity?.podAntiAffinity;
   const term = w.anti === "soft" ? aa?.preferredDuringSchedulingIgnoredDuringExecution?.[0]?.podAffinityTerm
     : aa?.requiredDuringSchedulingIgnoredDuringExecution?.[0];
-  if (w.anti === "") eq("no affinity", pod.affinity, undefined);
+  if (w.affinity) eq("affinity (verbatim, replacing the preset)", pod.affinity, w.affinity);
+  else if (w.anti === "") eq("no affinity", pod.affinity, undefined);
   else eq(`${w.anti} pod anti-affinity on the selector labels per node`,
     [term?.topologyKey, term?.labelSelector?.matchLabels], ["kubernetes.io/hostname", selector]);
 
@@ -564,6 +603,9 @@ const mutations = [
     "\"then\": {}"],
   ["NOTES without the replicaCount warning", "templates/NOTES.txt", "WARNING: replicaCount=", "Note: replicaCount="],
   ["schema default out of date", "values.schema.json", "\"default\": 30", "\"default\": 10"],
+  ["tolerations ignored", "templates/statefulset.yaml", "{{- with .Values.tolerations }}", "{{- with false }}"],
+  ["a probe timing not from values", "templates/statefulset.yaml",
+    "{{- toYaml (omit .Values.readinessProbe \"enabled\") | nindent 12 }}", "periodSeconds: 5"],
 ];
 
 function runAll(chart) {
@@ -590,8 +632,7 @@ const report = (s, [p0, f0]) => section(`${s}: ${passed - p0 + failed - f0} chec
 section("helm lint --strict");
 let b = before();
 for (const c of cases) {
-  const argv = ["lint", "--strict", args.chart, "--namespace", c.ns ?? "default", ...setArgs(c.set)];
-  const r = helm(argv);
+  const r = helmCase(["lint", "--strict", args.chart, "--namespace", c.ns ?? "default"], c);
   check(`helm lint --strict (${c.name})`, r.ok, (r.out + r.err).split("\n").filter((l) => /\[(ERROR|WARNING)\]|Error/.test(l)).join("; "));
 }
 report("lint", b);

@@ -4,7 +4,8 @@
 // Each check is one assertion; failures are printed with what was found.
 // Sections: lint; one render per value set (schema validation, then wiring);
 // values that the schema must refuse; NOTES.txt; values.yaml against
-// values.schema.json and README.md; finally mutations, copies of the chart
+// values.schema.json and README.md; generated tokens kept on upgrade; scaling
+// changing nothing but replicas; finally mutations, copies of the chart
 // broken on purpose, each of which some check must catch.
 
 import { execFileSync, spawnSync } from "node:child_process";
@@ -561,6 +562,64 @@ function checkDocs(chart) {
   }
 }
 
+/* ---- The generated tokens are kept across upgrades ---- */
+
+// helm template cannot reach a cluster, so lookup always finds nothing
+// there. A scratch copy of the chart has the lookup replaced by what it
+// returns on an upgrade, the Secret of the previous release; the tokens in it
+// must come out unchanged, and values given explicitly must still win.
+const LOOKUP = '(lookup "v1" "Secret" .Release.Namespace $fullname)';
+const KEPT = '(dict "data" (dict "repl-token" ("kept-repl" | b64enc) "auth-token" ("kept-auth" | b64enc)))';
+
+function checkKeptSecret(chart) {
+  const tmp = mkdtempSync(join(tmpdir(), "chart-check-kept-"));
+  try {
+    const copy = join(tmp, "kvstore");
+    cpSync(chart, copy, { recursive: true });
+    const f = join(copy, "templates", "secret.yaml");
+    const src = readFileSync(f, "utf8");
+    if (!check(`the Secret template reads the release's Secret back with ${LOOKUP}`, src.includes(LOOKUP)))
+      return;
+    writeFileSync(f, src.replace(LOOKUP, KEPT));
+    for (const [set, want] of [
+      [{}, { "repl-token": "kept-repl" }],
+      [{ "auth.enabled": true }, { "auth-token": "kept-auth", "repl-token": "kept-repl" }],
+      [{ "auth.enabled": true, "auth.token": "given-auth", "auth.replToken": "given-repl" },
+        { "auth-token": "given-auth", "repl-token": "given-repl" }]]) {
+      const r = helm(["template", "kvstore", copy, "--namespace", "default", "--show-only", "templates/secret.yaml",
+        ...setArgs(set)]);
+      if (!check(`the Secret renders on an upgrade with ${show(set)}`, r.ok, r.err.trim())) continue;
+      const sec = yaml.load(r.out);
+      eq(`the Secret's name (the one looked up) with ${show(set)}`, sec?.metadata?.name, "kvstore");
+      const got = Object.fromEntries(Object.entries(sec?.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString()]));
+      eq(`the tokens on an upgrade with ${show(set)}`, got, want);
+    }
+  } finally { rmSync(tmp, { recursive: true, force: true }); }
+}
+
+/* ---- Scaling rolls no pod ---- */
+
+// `helm upgrade --set replicaCount=N` must change the StatefulSet's replicas
+// and nothing else: a pod template that depended on the count would roll
+// every pod, the primary included, on each scale.
+function checkScaling(chart) {
+  const sts = (n) => {
+    const r = helm(["template", "kvstore", chart, "--namespace", "default", "--show-only", "templates/statefulset.yaml",
+      "--set", `replicaCount=${n}`]);
+    if (!check(`the StatefulSet renders with replicaCount=${n}`, r.ok, r.err.trim())) return null;
+    const o = yaml.load(r.out);
+    delete o.spec.replicas;
+    return o;
+  };
+  const three = sts(3);
+  for (const n of [1, 5]) {
+    const other = sts(n);
+    if (three && other)
+      check(`replicaCount=${n} changes only the StatefulSet's replicas (no pod restarts)`,
+        isDeepStrictEqual(other, three), "the pod template or claims differ");
+  }
+}
+
 /* ---- Mutations: a broken chart must fail some check ---- */
 
 const mutations = [
@@ -603,6 +662,9 @@ const mutations = [
     "\"then\": {}"],
   ["NOTES without the replicaCount warning", "templates/NOTES.txt", "WARNING: replicaCount=", "Note: replicaCount="],
   ["schema default out of date", "values.schema.json", "\"default\": 30", "\"default\": 10"],
+  ["a generated token not kept on upgrade", "templates/secret.yaml", "| default (get $kept \"repl-token\" | b64dec) ", ""],
+  ["a pod template depending on replicaCount", "templates/statefulset.yaml", "- name: ROLE",
+    "- name: REPLICAS\n              value: {{ .Values.replicaCount | quote }}\n            - name: ROLE"],
   ["tolerations ignored", "templates/statefulset.yaml", "{{- with .Values.tolerations }}", "{{- with false }}"],
   ["a probe timing not from values", "templates/statefulset.yaml",
     "{{- toYaml (omit .Values.readinessProbe \"enabled\") | nindent 12 }}", "periodSeconds: 5"],
@@ -620,6 +682,8 @@ function runAll(chart) {
   }
   checkNotes(chart);
   checkDocs(chart);
+  checkKeptSecret(chart);
+  checkScaling(chart);
 }
 
 /* ---- Main ---- */
@@ -652,6 +716,8 @@ for (const r of refused) {
 report("values the schema refuses", b);
 b = before(); checkNotes(args.chart); report("NOTES.txt", b);
 b = before(); checkDocs(args.chart); report("values.yaml, values.schema.json, README.md", b);
+b = before(); checkKeptSecret(args.chart); report("generated tokens kept on upgrade (lookup)", b);
+b = before(); checkScaling(args.chart); report("scaling changes only replicas", b);
 
 // Mutations prove the checks above can fail. Each runs every check on a
 // broken copy, which must fail a check that the intact chart passes.

@@ -78,6 +78,7 @@ cleanup() {
     fi
   done
   [ "${#containers[@]}" -gt 0 ] && docker rm -f "${containers[@]}" >/dev/null 2>&1
+  docker rmi "kvstore-deploy-context:$$" >/dev/null 2>&1	# context_is_sources's, if cut short
   if [ -n "${new_images}" ]; then
     docker rmi "${image}" >/dev/null 2>&1
     # The intermediate images of this build (the build stage), newest first.
@@ -260,6 +261,35 @@ render() {
 
 # ---- 1. The image ----
 
+# image_files IMAGE: "mode uid:gid path" of every entry of every layer.
+image_files() {
+  local d="${work}/save"
+  rm -rf "${d}" && mkdir "${d}" && docker save "$1" | tar -x -C "${d}" || return 1
+  node -e 'for (const l of JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))[0].Layers) console.log(l)' \
+      "${d}/manifest.json" | while read -r l; do tar --numeric-owner -tvf "${d}/${l}"; done |
+    awk '{ sub("/", ":", $2); print $1, $2, $NF }' | sort
+  rm -rf "${d}"
+}
+
+# context_is_sources: the build context, as Docker reads it through
+# .dockerignore (a FROM scratch image of `COPY . /ctx/`, nothing pulled),
+# holds the sources the Dockerfile copies and nothing else.
+context_is_sources() {
+  local probe="kvstore-deploy-context:$$" files extra
+  printf 'FROM scratch\nCOPY . /ctx/\n' | (cd "${root}" && docker build -q -f - -t "${probe}" .) >/dev/null 2>&1 ||
+    { say "    the probe build failed"; return 1; }
+  files=$(image_files "${probe}" | awk '$1 !~ /^d/ { sub("^ctx/", "", $3); print $3 }')
+  docker rmi "${probe}" >/dev/null 2>&1
+  # Build outputs (ui/pack, ui/assets.h) must stay out, as must anything else.
+  extra=$(printf '%s\n' "${files}" | grep -Ev '^(Makefile|[^/]+\.[ch]|ui/[^/]+|tests/need\.sh)$'
+      printf '%s\n' "${files}" | grep -Ex 'ui/(pack|assets\.h.*)')
+  [ -z "${extra}" ] || { say "    also in the context: $(printf '%s\n' "${extra}" | tr '\n' ' ')"; return 1; }
+  local f
+  for f in Makefile kvstore.c http.h ui/pack.c ui/index.html tests/need.sh; do
+    printf '%s\n' "${files}" | grep -qx "${f}" || { say "    ${f} is not in the context"; return 1; }
+  done
+}
+
 step_image() {
   say "== 1. image: base image, docker build, size, user, run, stop"
   sh "${here}/base-image.sh" "${root}/Dockerfile" || abort "could not make the build stage's base image"
@@ -282,6 +312,7 @@ step_image() {
   check "image: exec-form ENTRYPOINT /kvstore and HEALTHCHECK /kvstore health" is \
       "$(docker image inspect -f '{{json .Config.Entrypoint}} {{json .Config.Healthcheck.Test}}' "${image}")" \
       '["/kvstore"] ["CMD","/kvstore","health"]'
+  check "the build context is what .dockerignore admits: Makefile, *.c, *.h, ui/, tests/need.sh" context_is_sources
   check "image: ENV DATA_DIR=/data" is \
       "$(docker image inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "${image}" | grep -x 'DATA_DIR=.*')" \
       DATA_DIR=/data

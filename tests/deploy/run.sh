@@ -40,11 +40,11 @@ say() { printf 'deploy: %s\n' "$*"; }
 ok() { passed=$((passed + 1)); say "ok   - $*"; }
 failures=()
 bad() { failed=$((failed + 1)); failures+=("$*"); say "FAIL - $*"; }
-# check DESCRIPTION COMMAND...: one assertion.
+# check DESCRIPTION COMMAND...: one assertion; returns the command's verdict.
 check() {
   local what=$1
   shift
-  if "$@"; then ok "${what}"; else bad "${what}"; fi
+  if "$@"; then ok "${what}"; else bad "${what}"; return 1; fi
 }
 finish() {
   say "finished in $(($(date +%s) - started)) s"
@@ -361,13 +361,16 @@ step_image() {
 step_render() {
   say "== 2. helm template"
   [ -f "${root}/helm/kvstore/Chart.yaml" ] || abort "helm/kvstore is missing"
-  # The main run requires the client token on writes (auth.enabled).
-  check "helm template renders (3 replicas, probes every 1-2 s, auth.enabled)" \
-      render "${work}/default.yaml" --set auth.enabled=true
-  token=$(secret_value "${work}/default.yaml" auth-token)
-  check "the render's Secret has a generated client token (auth-token)" [ "${#token}" -eq 32 ]
+  # The main run is the chart as `helm install kvstore` gives it.
+  check "helm template renders (defaults: 3 replicas; probes every 1-2 s)" render "${work}/default.yaml"
+  check "the render's Secret has a generated replication token (repl-token)" \
+      is "$(secret_value "${work}/default.yaml" repl-token | wc -c)" 32
   check "the StatefulSet runs the volume-permissions init container by default" \
       is "$(sts_init_containers "${work}/default.yaml")" volume-permissions
+  check "the render has a pod with the helm.sh/hook: test annotation" \
+      grep -Eq 'helm.sh/hook: "?test' "${work}/default.yaml"
+  check "helm template renders with volumePermissions.enabled=false (for g)" \
+      render "${work}/noperm.yaml" --set volumePermissions.enabled=false --set replicaCount=1
   check "helm template renders with replicaCount=2 (for h)" render "${work}/two.yaml" --set replicaCount=2
   # h needs a headless Service without publishNotReadyAddresses; the chart
   # has no knob for it (on purpose), so the render is edited.
@@ -377,40 +380,52 @@ step_render() {
     for (const d of docs) if (d.kind === "Service" && d.spec.clusterIP === "None") d.spec.publishNotReadyAddresses = false;
     fs.writeFileSync(process.argv[2], docs.map((d) => y.dump(d)).join("---\n"));' \
       "${work}/two.yaml" "${work}/no-pnra.yaml"
-  check "helm template renders with volumePermissions.enabled=false" \
-      render "${work}/noperm.yaml" --set volumePermissions.enabled=false --set replicaCount=1
-  check "the render has a StatefulSet, a Secret with repl-token and a helm test pod" \
-      grep -q 'repl-token' "${work}/default.yaml"
+  check "helm template renders with auth.enabled=true and replicaCount=2 (for i)" \
+      render "${work}/auth.yaml" --set auth.enabled=true --set replicaCount=2
+  auth_token=$(secret_value "${work}/auth.yaml" auth-token)
+  check "the auth.enabled render's Secret has a generated client token (auth-token)" [ "${#auth_token}" -eq 32 ]
   check "the pods read the tokens from files (REPL_TOKEN_FILE, AUTH_TOKEN_FILE)" \
-      bash -c "grep -q 'name: REPL_TOKEN_FILE' '${work}/default.yaml' && grep -q 'name: AUTH_TOKEN_FILE' '${work}/default.yaml'"
-  check "the render has a pod with the helm.sh/hook: test annotation" \
-      grep -Eq 'helm.sh/hook: "?test' "${work}/default.yaml"
+      bash -c "grep -q 'name: REPL_TOKEN_FILE' '${work}/auth.yaml' && grep -q 'name: AUTH_TOKEN_FILE' '${work}/auth.yaml'"
 }
 
 # ---- 3. The StatefulSet under the kubelet emulator ----
 
+# spec COMMAND OUTPUT SECONDS: COMMAND, the spec's words with the local
+# ports of the port-forwards, prints OUTPUT (tried for SECONDS: replication
+# is asynchronous).
+spec() {
+  local cmd=${1//:8081\//:${p0}/} out end=$(($(date +%s) + $3))
+  cmd=${cmd//:8082\//:${p1}/}
+  while :; do
+    # curl's progress meter goes to stderr, as on a terminal it goes nowhere.
+    out=$(bash -c "${cmd}" 2>"${work}/spec.err")
+    [ "${out}" = "$2" ] || [ "$(date +%s)" -ge "${end}" ] && break
+    sleep 0.2
+  done
+  check "a: ${cmd}   # ${2}" is "${out}" "$2" || sed -n '$s/^/    | /p' "${work}/spec.err"
+}
+
 scenario_a() {
-  say "== a. the spec's verification"
-  local p0 p1
-  p0=$(port kvstore-0)
-  p1=$(port kvstore-1)
-  say "kvstore-0 on 127.0.0.1:${p0}, kvstore-1 on 127.0.0.1:${p1} (the port-forwards)"
-  check "a: a PUT without the token answers 401 (auth.enabled)" is "$(anon PUT "${p0}" /kv/test hello)" 401
-  check "a: a PUT with a wrong token answers 401" \
-      is "$(token=wrong-token code PUT "${p0}" /kv/test hello)" 401
-  check "a: curl -X PUT -H 'Authorization: Bearer \$TOKEN' http://localhost:${p0}/kv/test -d hello answers 201 created" \
-      is "$(code PUT "${p0}" /kv/test hello) $(body)" "201 created"
-  check "a: curl http://localhost:${p1}/kv/test answers hello (replicated)" get_is "${p1}" test hello 5
-  check "a: curl http://localhost:${p0}/role answers primary" is "$(code GET "${p0}" /role) $(body)" "200 primary"
-  check "a: curl http://localhost:${p1}/role answers replica" is "$(code GET "${p1}" /role) $(body)" "200 replica"
+  say "== a. the spec's verification, word for word, on the chart's defaults"
+  local p0 p1 out
+  if K port-forward kvstore-0 8081:8080 >/dev/null 2>&1 && K port-forward kvstore-1 8082:8080 >/dev/null 2>&1; then
+    p0=8081 p1=8082
+  else
+    p0=$(port kvstore-0) p1=$(port kvstore-1)
+    say "(127.0.0.1:8081 or :8082 is taken on this machine; the same commands go to ${p0} and ${p1})"
+  fi
+  say "kubectl port-forward pod/kvstore-0 ${p0}:8080 & kubectl port-forward pod/kvstore-1 ${p1}:8080 &"
+  spec 'curl -X PUT http://localhost:8081/kv/test -d "hello"' created 0
+  spec 'curl http://localhost:8082/kv/test' hello 5
+  spec 'curl http://localhost:8081/role' primary 0
+  spec 'curl http://localhost:8082/role' replica 0
   check "a: PUT on kvstore-1 (a replica) is refused with 403" is "$(code PUT "${p1}" /kv/test bob)" 403
   check "a: kvstore-1 still has hello after the refused PUT" get_is "${p1}" test hello 1
-  check "a: reads need no token (auth.readAuth is off)" is "$(anon GET "${p1}" /kv/test) $(body)" "200 hello"
-  local out
   out=$(docker exec "$(cat "${state}/run")-kvstore-0" /kvstore put exec-key v 2>&1)
-  check "a: kubectl exec kvstore-0 -- /kvstore put answers created (its client reads AUTH_TOKEN_FILE)" \
+  check "a: kubectl exec kvstore-0 -- /kvstore put exec-key v answers created (the image's own client)" \
       is "${out}" created
-  check "a: neither token appears in the pods' logs" tokens_not_logged
+  check "a: the replication token appears in no pod's log" \
+      tokens_not_logged "${work}/default.yaml" kvstore-0 kvstore-1 kvstore-2
 }
 
 scenario_b() {
@@ -439,7 +454,7 @@ scenario_c() {
   check "c: every pod is Ready after the primary's restart" K wait-ready --timeout 60
   p0=$(port kvstore-0)
   check "c: kvstore-0 reopened its volume with its data (keys=$(keys_at_last_start kvstore-0) at start)" \
-      [ "$(keys_at_last_start kvstore-0)" -ge 21 ]
+      [ "$(keys_at_last_start kvstore-0)" -ge 22 ]
   check "c: kvstore-0 still serves test=hello" get_is "${p0}" test hello 2
   check "c: kvstore-0 is still the primary" is "$(code GET "${p0}" /role) $(body)" "200 primary"
   check "c: a write after the restart is accepted" is "$(code PUT "${p0}" /kv/after-restart yes)" 201
@@ -460,18 +475,23 @@ scenario_d() {
   check "d: a new write reaches kvstore-4" \
       is "$(code PUT "${p0}" /kv/after-scale 5)$(get_is "$(port kvstore-4)" after-scale 5 10 && echo ok)" 201ok
   check "d: the primary was not restarted by the scale-up" is "$(starts_of kvstore-0)" "${starts}"
-  check "d: OrderedReady: kvstore-3 was created only after kvstore-2 was Ready, kvstore-4 after kvstore-3" \
-      ordered_creation
+  check "d: OrderedReady: each pod was created only once the one before it was Ready" ordered_creation
 }
 
+# tokens_not_logged MANIFEST POD...: none of the tokens in MANIFEST's
+# Secret is in the logs of the PODs.
 tokens_not_logged() {
-  local repl pod
-  repl=$(secret_value "${work}/default.yaml" repl-token)
-  [ -n "${repl}" ] || return 1
-  for pod in kvstore-0 kvstore-1 kvstore-2; do
+  local manifest=$1 pod key t pats=()
+  shift
+  for key in repl-token auth-token; do
+    t=$(secret_value "${manifest}" "${key}")
+    [ -z "${t}" ] || pats+=(-e "${t}")
+  done
+  [ "${#pats[@]}" -gt 0 ] || return 1
+  for pod in "$@"; do
     K logs "${pod}" >"${work}/pod.log"
     grep -q 'starting: ' "${work}/pod.log" || return 1
-    if grep -qF -e "${token}" -e "${repl}" "${work}/pod.log"; then
+    if grep -qF "${pats[@]}" "${work}/pod.log"; then
       say "    a token is in ${pod}'s log"
       return 1
     fi
@@ -509,14 +529,19 @@ scenario_e() {
   check "e: it replicates to kvstore-1" get_is "${p1}" after-scale-down 2 10
 }
 
-scenario_f() {
-  say "== f. helm test: the chart's test pod"
+# test_pod LETTER: run the chart's helm test pod; it must succeed.
+test_pod() {
   if K run-test-pod --timeout 90 >"${work}/test-pod.out" 2>&1; then
-    ok "f: the helm test pod succeeded (exit 0)"
+    ok "$1: the helm test pod succeeded (put through kvstore-0, get from kvstore-1)"
   else
-    bad "f: the helm test pod failed"
+    bad "$1: the helm test pod failed"
   fi
   sed 's/^/    | /' "${work}/test-pod.out"
+}
+
+scenario_f() {
+  say "== f. helm test: the chart's test pod"
+  test_pod f
 }
 
 scenario_g() {
@@ -563,6 +588,28 @@ scenario_h() {
       bash -c "node '${here}/kubelet.mjs' --state '${state}' logs kvstore-0 | grep -q 'resolve kvstore-1\.'"
 }
 
+scenario_i() {
+  say "== i. auth.enabled: writes need the client token from the Secret"
+  K delete >/dev/null 2>&1
+  kube_start auth "${work}/auth.yaml"
+  K apply >/dev/null
+  check "i: 2 pods Ready" K wait-ready --timeout 90 || return
+  local p0 p1 out token=${auth_token}
+  p0=$(port kvstore-0)
+  p1=$(port kvstore-1)
+  check "i: a PUT without the token answers 401" is "$(anon PUT "${p0}" /kv/test hello)" 401
+  check "i: a PUT with a wrong token answers 401" is "$(token=wrong-token code PUT "${p0}" /kv/test hello)" 401
+  check "i: curl -X PUT -H 'Authorization: Bearer \$TOKEN' http://localhost:${p0}/kv/test -d hello answers 201 created" \
+      is "$(code PUT "${p0}" /kv/test hello) $(body)" "201 created"
+  check "i: kvstore-1 has it" get_is "${p1}" test hello 5
+  check "i: reads need no token (auth.readAuth is off)" is "$(anon GET "${p1}" /kv/test) $(body)" "200 hello"
+  out=$(docker exec "$(cat "${state}/run")-kvstore-0" /kvstore put exec-key v 2>&1)
+  check "i: kubectl exec kvstore-0 -- /kvstore put answers created (its client reads AUTH_TOKEN_FILE)" \
+      is "${out}" created
+  test_pod i
+  check "i: neither token appears in the pods' logs" tokens_not_logged "${work}/auth.yaml" kvstore-0 kvstore-1
+}
+
 main() {
   say "kvstore deployment test (work dir ${work})"
   [ "$(id -u)" -eq 0 ] || abort "run as root: it installs packages, runs dockerd and reads docker volumes"
@@ -591,6 +638,7 @@ main() {
   fi
   scenario_g
   scenario_h
+  scenario_i
   finish
 }
 

@@ -369,10 +369,10 @@ step_render() {
       is "$(sts_init_containers "${work}/default.yaml")" volume-permissions
   check "the render has a pod with the helm.sh/hook: test annotation" \
       grep -Eq 'helm.sh/hook: "?test' "${work}/default.yaml"
-  check "helm template renders with volumePermissions.enabled=false (for g)" \
+  check "helm template renders with volumePermissions.enabled=false (for h)" \
       render "${work}/noperm.yaml" --set volumePermissions.enabled=false --set replicaCount=1
-  check "helm template renders with replicaCount=2 (for h)" render "${work}/two.yaml" --set replicaCount=2
-  # h needs a headless Service without publishNotReadyAddresses; the chart
+  check "helm template renders with replicaCount=2 (for i)" render "${work}/two.yaml" --set replicaCount=2
+  # i needs a headless Service without publishNotReadyAddresses; the chart
   # has no knob for it (on purpose), so the render is edited.
   NODE_PATH="${tools}/node/node_modules" node -e '
     const y = require("js-yaml"), fs = require("fs");
@@ -380,7 +380,7 @@ step_render() {
     for (const d of docs) if (d.kind === "Service" && d.spec.clusterIP === "None") d.spec.publishNotReadyAddresses = false;
     fs.writeFileSync(process.argv[2], docs.map((d) => y.dump(d)).join("---\n"));' \
       "${work}/two.yaml" "${work}/no-pnra.yaml"
-  check "helm template renders with auth.enabled=true and replicaCount=2 (for i)" \
+  check "helm template renders with auth.enabled=true and replicaCount=2 (for j)" \
       render "${work}/auth.yaml" --set auth.enabled=true --set replicaCount=2
   auth_token=$(secret_value "${work}/auth.yaml" auth-token)
   check "the auth.enabled render's Secret has a generated client token (auth-token)" [ "${#auth_token}" -eq 32 ]
@@ -389,6 +389,10 @@ step_render() {
 }
 
 # ---- 3. The StatefulSet under the kubelet emulator ----
+
+# pod_pid POD: the host PID of the pod's kvstore process.
+pod_pid() { docker inspect -f '{{.State.Pid}}' "$(cat "${state}/run")-$1"; }
+between() { [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
 
 # spec COMMAND OUTPUT SECONDS: COMMAND, the spec's words with the local
 # ports of the port-forwards, prints OUTPUT (tried for SECONDS: replication
@@ -445,37 +449,68 @@ scenario_b() {
 }
 
 scenario_c() {
-  say "== c. kvstore-0 (the primary) restarted: keeps its data, replication resumes"
-  local p0 n
-  n=$(K status | grep -c '^kvstore-')
-  K restart kvstore-0 >"${work}/restart.json" || bad "c: restart kvstore-0"
-  check "c: the primary stopped on SIGTERM with exit 0 ($(cat "${work}/restart.json"))" \
-      grep -q '"exit":0' "${work}/restart.json"
-  check "c: every pod is Ready after the primary's restart" K wait-ready --timeout 60
-  p0=$(port kvstore-0)
-  check "c: kvstore-0 reopened its volume with its data (keys=$(keys_at_last_start kvstore-0) at start)" \
-      [ "$(keys_at_last_start kvstore-0)" -ge 22 ]
-  check "c: kvstore-0 still serves test=hello" get_is "${p0}" test hello 2
-  check "c: kvstore-0 is still the primary" is "$(code GET "${p0}" /role) $(body)" "200 primary"
-  check "c: a write after the restart is accepted" is "$(code PUT "${p0}" /kv/after-restart yes)" 201
-  check "c: it reaches kvstore-1" get_is "$(port kvstore-1)" after-restart yes 10
-  check "c: it reaches kvstore-2" get_is "$(port kvstore-2)" after-restart yes 10
-  [ "${n}" -eq 3 ] || say "    (${n} pods)"
+  say "== c. kvstore-2 hangs (SIGSTOP): readiness takes it out, liveness restarts it"
+  local starts pid seen t0 ms end
+  starts=$(starts_of kvstore-2)
+  seen=$(K events | wc -l)
+  pid=$(pod_pid kvstore-2)
+  t0=$(date +%s%N)
+  end=$(($(date +%s) + 40))
+  kill -STOP "${pid}"
+  until K events | tail -n +"$((seen + 1))" | grep -q 'kvstore-2: liveness probe failed'; do
+    [ "$(date +%s)" -lt "${end}" ] || break
+    sleep 0.2
+  done
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  # Resumed, it handles the restart's SIGTERM at once; one that stayed hung
+  # would be killed when the grace period ends.
+  kill -CONT "${pid}"
+  K events | tail -n +"$((seen + 1))" >"${work}/c.events"
+  # 3 failures 2 s apart, each after a 1 s timeout: some 5 to 7 s.
+  check "c: the liveness probe failed 3 times, on its schedule, ${ms} ms after the hang (4000-15000)" \
+      between "${ms}" 4000 15000
+  check "c: kvstore-2 went not ready (readiness, every 1 s) before the liveness restart" \
+      awk '/kvstore-2: not ready/ && !nr { nr = NR } /kvstore-2: liveness probe failed/ { lf = NR; exit }
+          END { exit !(nr && lf && nr < lf) }' "${work}/c.events"
+  sed -n '/kvstore-2: /s/^/    | /p' "${work}/c.events" | head -n 6
+  check "c: kvstore-2 is Ready again after the restart" K wait-ready --timeout 60
+  check "c: the same container started once more" is "$(starts_of kvstore-2)" "$((starts + 1))"
+  check "c: with its data (keys=$(keys_at_last_start kvstore-2) at start)" [ "$(keys_at_last_start kvstore-2)" -ge 22 ]
+  check "c: kvstore-2 has every key of the primary" same_keys "$(port kvstore-0)" "$(port kvstore-2)" 15
 }
 
 scenario_d() {
-  say "== d. scale to 5: pods 3 and 4 announce themselves and get every key"
+  say "== d. kvstore-0 (the primary) restarted: keeps its data, replication resumes"
+  local p0 n
+  n=$(K status | grep -c '^kvstore-')
+  K restart kvstore-0 >"${work}/restart.json" || bad "d: restart kvstore-0"
+  check "d: the primary stopped on SIGTERM with exit 0 ($(cat "${work}/restart.json"))" \
+      grep -q '"exit":0' "${work}/restart.json"
+  check "d: every pod is Ready after the primary's restart" K wait-ready --timeout 60
+  p0=$(port kvstore-0)
+  check "d: kvstore-0 reopened its volume with its data (keys=$(keys_at_last_start kvstore-0) at start)" \
+      [ "$(keys_at_last_start kvstore-0)" -ge 22 ]
+  check "d: kvstore-0 still serves test=hello" get_is "${p0}" test hello 2
+  check "d: kvstore-0 is still the primary" is "$(code GET "${p0}" /role) $(body)" "200 primary"
+  check "d: a write after the restart is accepted" is "$(code PUT "${p0}" /kv/after-restart yes)" 201
+  check "d: it reaches kvstore-1" get_is "$(port kvstore-1)" after-restart yes 10
+  check "d: it reaches kvstore-2" get_is "$(port kvstore-2)" after-restart yes 10
+  [ "${n}" -eq 3 ] || say "    (${n} pods)"
+}
+
+scenario_e() {
+  say "== e. scale to 5: pods 3 and 4 announce themselves and get every key"
   local p0 starts
   starts=$(starts_of kvstore-0)
   K scale 5 >/dev/null
-  check "d: 5 pods Ready, started in order" K wait-ready --timeout 120
+  check "e: 5 pods Ready, started in order" K wait-ready --timeout 120
   p0=$(port kvstore-0)
-  check "d: kvstore-3 has every key of the primary" same_keys "${p0}" "$(port kvstore-3)" 15
-  check "d: kvstore-4 has every key of the primary" same_keys "${p0}" "$(port kvstore-4)" 15
-  check "d: a new write reaches kvstore-4" \
+  check "e: kvstore-3 has every key of the primary" same_keys "${p0}" "$(port kvstore-3)" 15
+  check "e: kvstore-4 has every key of the primary" same_keys "${p0}" "$(port kvstore-4)" 15
+  check "e: a new write reaches kvstore-4" \
       is "$(code PUT "${p0}" /kv/after-scale 5)$(get_is "$(port kvstore-4)" after-scale 5 10 && echo ok)" 201ok
-  check "d: the primary was not restarted by the scale-up" is "$(starts_of kvstore-0)" "${starts}"
-  check "d: OrderedReady: each pod was created only once the one before it was Ready" ordered_creation
+  check "e: the primary was not restarted by the scale-up" is "$(starts_of kvstore-0)" "${starts}"
+  check "e: OrderedReady: each pod was created only once the one before it was Ready" ordered_creation
 }
 
 # tokens_not_logged MANIFEST POD...: none of the tokens in MANIFEST's
@@ -511,22 +546,22 @@ ordered_creation() {
     process.exit(ok ? 0 : 1);' "${work}/order"
 }
 
-scenario_e() {
-  say "== e. scale to 2: the remaining pods serve, writes reach kvstore-1"
+scenario_f() {
+  say "== f. scale to 2: the remaining pods serve, writes reach kvstore-1"
   local p0 p1 run
   K scale 2 >/dev/null
-  check "e: 2 pods Ready after the scale-down" K wait-ready --timeout 60
-  check "e: kvstore-2, -3 and -4 are gone" is "$(K status | grep -c '^kvstore-[234] ')" 0
+  check "f: 2 pods Ready after the scale-down" K wait-ready --timeout 60
+  check "f: kvstore-2, -3 and -4 are gone" is "$(K status | grep -c '^kvstore-[234] ')" 0
   run=$(cat "${state}/run")
-  check "e: their claims are kept (data-kvstore-2..4), as a StatefulSet keeps PVCs" is \
+  check "f: their claims are kept (data-kvstore-2..4), as a StatefulSet keeps PVCs" is \
       "$(docker volume ls -q --filter "label=kvstore-deploy.run=${run}" |
           grep -c -- '-data-kvstore-[234]$')" 3
   p0=$(port kvstore-0)
   p1=$(port kvstore-1)
-  check "e: kvstore-0 still serves reads" get_is "${p0}" test hello 2
-  check "e: kvstore-1 still serves reads" get_is "${p1}" while-down-20 value-20 2
-  check "e: a write on kvstore-0 is accepted" is "$(code PUT "${p0}" /kv/after-scale-down 2)" 201
-  check "e: it replicates to kvstore-1" get_is "${p1}" after-scale-down 2 10
+  check "f: kvstore-0 still serves reads" get_is "${p0}" test hello 2
+  check "f: kvstore-1 still serves reads" get_is "${p1}" while-down-20 value-20 2
+  check "f: a write on kvstore-0 is accepted" is "$(code PUT "${p0}" /kv/after-scale-down 2)" 201
+  check "f: it replicates to kvstore-1" get_is "${p1}" after-scale-down 2 10
 }
 
 # test_pod LETTER: run the chart's helm test pod; it must succeed.
@@ -539,75 +574,75 @@ test_pod() {
   sed 's/^/    | /' "${work}/test-pod.out"
 }
 
-scenario_f() {
-  say "== f. helm test: the chart's test pod"
-  test_pod f
-}
-
 scenario_g() {
-  say "== g. without the volumePermissions init container the root-owned volume is not writable"
-  K delete >/dev/null 2>&1
-  kube_start noperm "${work}/noperm.yaml"
-  check "g: the StatefulSet has no init container in this render" is "$(sts_init_containers "${work}/noperm.yaml")" ""
-  K apply >/dev/null
-  if K wait-ready --timeout 12 >"${work}/g.out" 2>&1; then
-    bad "g: kvstore-0 became Ready on a root-owned volume without the init container"
-  else
-    ok "g: kvstore-0 does not become Ready within 12 s"
-  fi
-  sed 's/^/    | /' "${work}/g.out"
-  local run mp
-  run=$(cat "${state}/run")
-  mp=$(docker volume inspect -f '{{.Mountpoint}}' "${run}-data-kvstore-0" 2>/dev/null)
-  check "g: the claim volume is root-owned, mode 755 (as a hostPath PV)" \
-      is "$(stat -c '%u:%g %a' "${mp}" 2>/dev/null)" "0:0 755"
-  K logs kvstore-0 >"${work}/g.log"
-  check "g: kvstore-0's log names the directory, the uid and the fix" \
-      grep -q 'DATA_DIR /data is not writable by uid 65532 (give the directory to that user)' "${work}/g.log"
-  grep -m 1 'not writable' "${work}/g.log" | sed 's/^/    | /'
-  K status >"${work}/g.status"
-  check "g: kvstore-0 is not ready and restarted by the kubelet (restartPolicy Always)" \
-      grep -Eq '^kvstore-0 +0/1 .* [1-9][0-9]* ' "${work}/g.status"
+  say "== g. helm test: the chart's test pod"
+  test_pod g
 }
 
 scenario_h() {
-  say "== h. why publishNotReadyAddresses: without it a replica never gets its first sync"
+  say "== h. without the volumePermissions init container the root-owned volume is not writable"
   K delete >/dev/null 2>&1
-  kube_start no-pnra "${work}/no-pnra.yaml"
+  kube_start noperm "${work}/noperm.yaml"
+  check "h: the StatefulSet has no init container in this render" is "$(sts_init_containers "${work}/noperm.yaml")" ""
   K apply >/dev/null
-  if K wait-ready --timeout 15 >"${work}/h.out" 2>&1; then
-    bad "h: kvstore-1 became Ready although its DNS name was unpublished until Ready"
+  if K wait-ready --timeout 12 >"${work}/h.out" 2>&1; then
+    bad "h: kvstore-0 became Ready on a root-owned volume without the init container"
   else
-    ok "h: kvstore-1 does not become Ready in 15 s (the primary cannot resolve it: DNS waits for Ready)"
+    ok "h: kvstore-0 does not become Ready within 12 s"
   fi
   sed 's/^/    | /' "${work}/h.out"
-  K events >"${work}/h.events"
-  check "h: kvstore-0's name was published once it was Ready" grep -q 'kvstore-0: DNS names published' "${work}/h.events"
-  check "h: kvstore-1's name was never published" is "$(grep -c 'kvstore-1: DNS names published' "${work}/h.events")" 0
-  check "h: the primary logs that it cannot resolve kvstore-1" \
-      bash -c "node '${here}/kubelet.mjs' --state '${state}' logs kvstore-0 | grep -q 'resolve kvstore-1\.'"
+  local run mp
+  run=$(cat "${state}/run")
+  mp=$(docker volume inspect -f '{{.Mountpoint}}' "${run}-data-kvstore-0" 2>/dev/null)
+  check "h: the claim volume is root-owned, mode 755 (as a hostPath PV)" \
+      is "$(stat -c '%u:%g %a' "${mp}" 2>/dev/null)" "0:0 755"
+  K logs kvstore-0 >"${work}/h.log"
+  check "h: kvstore-0's log names the directory, the uid and the fix" \
+      grep -q 'DATA_DIR /data is not writable by uid 65532 (give the directory to that user)' "${work}/h.log"
+  grep -m 1 'not writable' "${work}/h.log" | sed 's/^/    | /'
+  K status >"${work}/h.status"
+  check "h: kvstore-0 is not ready and restarted by the kubelet (restartPolicy Always)" \
+      grep -Eq '^kvstore-0 +0/1 .* [1-9][0-9]* ' "${work}/h.status"
 }
 
 scenario_i() {
-  say "== i. auth.enabled: writes need the client token from the Secret"
+  say "== i. why publishNotReadyAddresses: without it a replica never gets its first sync"
+  K delete >/dev/null 2>&1
+  kube_start no-pnra "${work}/no-pnra.yaml"
+  K apply >/dev/null
+  if K wait-ready --timeout 15 >"${work}/i.out" 2>&1; then
+    bad "i: kvstore-1 became Ready although its DNS name was unpublished until Ready"
+  else
+    ok "i: kvstore-1 does not become Ready in 15 s (the primary cannot resolve it: DNS waits for Ready)"
+  fi
+  sed 's/^/    | /' "${work}/i.out"
+  K events >"${work}/i.events"
+  check "i: kvstore-0's name was published once it was Ready" grep -q 'kvstore-0: DNS names published' "${work}/i.events"
+  check "i: kvstore-1's name was never published" is "$(grep -c 'kvstore-1: DNS names published' "${work}/i.events")" 0
+  check "i: the primary logs that it cannot resolve kvstore-1" \
+      bash -c "node '${here}/kubelet.mjs' --state '${state}' logs kvstore-0 | grep -q 'resolve kvstore-1\.'"
+}
+
+scenario_j() {
+  say "== j. auth.enabled: writes need the client token from the Secret"
   K delete >/dev/null 2>&1
   kube_start auth "${work}/auth.yaml"
   K apply >/dev/null
-  check "i: 2 pods Ready" K wait-ready --timeout 90 || return
+  check "j: 2 pods Ready" K wait-ready --timeout 90 || return
   local p0 p1 out token=${auth_token}
   p0=$(port kvstore-0)
   p1=$(port kvstore-1)
-  check "i: a PUT without the token answers 401" is "$(anon PUT "${p0}" /kv/test hello)" 401
-  check "i: a PUT with a wrong token answers 401" is "$(token=wrong-token code PUT "${p0}" /kv/test hello)" 401
-  check "i: curl -X PUT -H 'Authorization: Bearer \$TOKEN' http://localhost:${p0}/kv/test -d hello answers 201 created" \
+  check "j: a PUT without the token answers 401" is "$(anon PUT "${p0}" /kv/test hello)" 401
+  check "j: a PUT with a wrong token answers 401" is "$(token=wrong-token code PUT "${p0}" /kv/test hello)" 401
+  check "j: curl -X PUT -H 'Authorization: Bearer \$TOKEN' http://localhost:${p0}/kv/test -d hello answers 201 created" \
       is "$(code PUT "${p0}" /kv/test hello) $(body)" "201 created"
-  check "i: kvstore-1 has it" get_is "${p1}" test hello 5
-  check "i: reads need no token (auth.readAuth is off)" is "$(anon GET "${p1}" /kv/test) $(body)" "200 hello"
+  check "j: kvstore-1 has it" get_is "${p1}" test hello 5
+  check "j: reads need no token (auth.readAuth is off)" is "$(anon GET "${p1}" /kv/test) $(body)" "200 hello"
   out=$(docker exec "$(cat "${state}/run")-kvstore-0" /kvstore put exec-key v 2>&1)
-  check "i: kubectl exec kvstore-0 -- /kvstore put answers created (its client reads AUTH_TOKEN_FILE)" \
+  check "j: kubectl exec kvstore-0 -- /kvstore put answers created (its client reads AUTH_TOKEN_FILE)" \
       is "${out}" created
-  test_pod i
-  check "i: neither token appears in the pods' logs" tokens_not_logged "${work}/auth.yaml" kvstore-0 kvstore-1
+  test_pod j
+  check "j: neither token appears in the pods' logs" tokens_not_logged "${work}/auth.yaml" kvstore-0 kvstore-1
 }
 
 main() {
@@ -632,13 +667,14 @@ main() {
   scenario_d
   scenario_e
   scenario_f
+  scenario_g
   if [ "${failed}" -gt 0 ]; then
     say "events of the failed run:"
     K events | tail -40 | sed 's/^/    | /'
   fi
-  scenario_g
   scenario_h
   scenario_i
+  scenario_j
   finish
 }
 

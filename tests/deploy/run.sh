@@ -392,7 +392,37 @@ step_render() {
 
 # pod_pid POD: the host PID of the pod's kvstore process.
 pod_pid() { docker inspect -f '{{.State.Pid}}' "$(cat "${state}/run")-$1"; }
+# listen_addrs PORT: the addresses listening on TCP PORT, as /proc/net writes them.
+listen_addrs() {
+  awk -v p="$(printf '%04X' "$1")" '$4 == "0A" { split($2, a, ":"); if (a[2] == p) print a[1] }' \
+      /proc/net/tcp /proc/net/tcp6
+}
 between() { [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
+
+scenario_pods() {
+  say "== the pods as the kubelet runs them: network, ports, security context, volumes"
+  local run pod pid mp
+  run=$(cat "${state}/run")
+  check "the pods' network is --internal (no route out)" \
+      is "$(docker network inspect -f '{{.Internal}}' "${run}")" true
+  check "no pod container publishes a port" \
+      is "$(docker ps --filter "label=kvstore-deploy.run=${run}" --format '{{.Ports}}' | tr -d '\n')" ""
+  for pod in kvstore-0 kvstore-1 kvstore-2; do
+    check "${pod}: its port-forward listens on 127.0.0.1 only" \
+        is "$(listen_addrs "$(port "${pod}")" | tr '\n' ' ')" "0100007F "
+    pid=$(pod_pid "${pod}")
+    check "${pod}: uid and gid 65532, no capabilities, no_new_privs, seccomp (/proc/${pid}/status)" is \
+        "$(awk '/^(Uid|Gid|CapEff|NoNewPrivs|Seccomp):/ { $1 = $1; print }' "/proc/${pid}/status" | tr '\n' ';')" \
+        "Uid: 65532 65532 65532 65532;Gid: 65532 65532 65532 65532;CapEff: 0000000000000000;NoNewPrivs: 1;Seccomp: 2;"
+    check "${pod}: read-only root filesystem" \
+        is "$(docker inspect -f '{{.HostConfig.ReadonlyRootfs}}' "${run}-${pod}")" true
+    mp=$(docker volume inspect -f '{{.Mountpoint}}' "${run}-data-${pod}")
+    check "${pod}: the init container gave the root-owned claim to 65532:65532" \
+        is "$(stat -c '%u:%g' "${mp}")" 65532:65532
+  done
+  check "the scrape annotations' target, GET :8080/metrics, answers with kvstore_keys" \
+      is "$(code GET "$(port kvstore-1)" /metrics) $(grep -c '^kvstore_keys ' "${work}/body")" "200 1"
+}
 
 # spec COMMAND OUTPUT SECONDS: COMMAND, the spec's words with the local
 # ports of the port-forwards, prints OUTPUT (tried for SECONDS: replication
@@ -661,6 +691,7 @@ main() {
     K events | tail -20
     abort "the StatefulSet did not become Ready"
   fi
+  scenario_pods
   scenario_a
   scenario_b
   scenario_c

@@ -371,6 +371,9 @@ step_render() {
       grep -Eq 'helm.sh/hook: "?test' "${work}/default.yaml"
   check "helm template renders with volumePermissions.enabled=false (for h)" \
       render "${work}/noperm.yaml" --set volumePermissions.enabled=false --set replicaCount=1
+  check "helm template renders with volumePermissions and persistence off (for h)" \
+      render "${work}/noperm-emptydir.yaml" --set volumePermissions.enabled=false \
+      --set persistence.enabled=false --set replicaCount=1
   check "helm template renders with replicaCount=2 (for i)" render "${work}/two.yaml" --set replicaCount=2
   # i needs a headless Service without publishNotReadyAddresses; the chart
   # has no knob for it (on purpose), so the render is edited.
@@ -633,6 +636,13 @@ scenario_h() {
   K status >"${work}/h.status"
   check "h: kvstore-0 is not ready and restarted by the kubelet (restartPolicy Always)" \
       grep -Eq '^kvstore-0 +0/1 .* [1-9][0-9]* ' "${work}/h.status"
+  # fsGroup does apply to an emptyDir: there the init container is not needed.
+  K delete >/dev/null 2>&1
+  kube_start noperm-emptydir "${work}/noperm-emptydir.yaml"
+  K apply >/dev/null
+  check "h: with persistence off, fsGroup makes the emptyDir writable: Ready without the init container" \
+      K wait-ready --timeout 30
+  check "h: and a write is accepted" is "$(code PUT "$(port kvstore-0)" /kv/k v)" 201
 }
 
 scenario_i() {

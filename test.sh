@@ -668,7 +668,9 @@ testClientCommandsAndTheirExitCodes() {
   assertEquals 'missing key: exit 2' 2 $?
   KV_URL=http://127.0.0.1:1 ./kvstore health 2>/dev/null
   assertEquals 'no server: exit 3' 3 $?
-  assertContains '--help' "$(./kvstore --help)" 'Exit status'
+  out=$(./kvstore --help)
+  assertEquals '--help: exit 0' 0 $?
+  assertContains '--help on stdout' "${out}" 'Exit status: 0 ok, 1 not found, 2 usage, 3'
   timeout 2 ./kvstore watch cli-watched >"${SHUNIT_TMPDIR}/watch.out" 2>&1 &
   wpid=$!
   sleep 0.3
@@ -678,8 +680,22 @@ testClientCommandsAndTheirExitCodes() {
   wait "${wpid}"
   assertEquals 'watch prints each new value' 'first
 second' "$(grep -v 'not found' "${SHUNIT_TMPDIR}/watch.out")"
-  assertContains '--version' "$(./kvstore --version)" 'kvstore '
+  out=$(./kvstore --version)
+  assertEquals '--version: exit 0' 0 $?
+  assertEquals "--version says kvstore X.Y.Z (${out})" 1 \
+    "$(printf '%s\n' "${out}" | grep -Ecx 'kvstore [0-9]+\.[0-9]+\.[0-9]+')"
   unset KV_URL
+}
+
+testClientDefaultsToLocalhost8080() {
+  # Whatever listens on 8080 here, if anything, is not ours: either the
+  # client reached it, or its error names the address it tried.
+  err=$(env -u KV_URL ./kvstore health 2>&1 >/dev/null)
+  rc=$?
+  if [ "${rc}" -ne 0 ]; then
+    assertEquals 'nothing on 8080: exit 3' 3 "${rc}"
+    assertContains 'the default KV_URL' "${err}" 'http://localhost:8080:'
+  fi
 }
 
 testVolumePermissionsGivesTheTreeToTheUser() {
@@ -1064,11 +1080,15 @@ testReplicaReadinessFollowsItsFirstSync() {
   node r1 "${rr1}" replica
   code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${rr1}/ready")
   assertEquals 'not ready before any sync' 503 "${code}"
+  KV_URL="http://127.0.0.1:${rr1}" ./kvstore status >/dev/null 2>&1
+  assertEquals 'kvstore status: exit 3 while not ready' 3 $?
   code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${rr1}/health")
   assertEquals 'but alive' 200 "${code}"
   node p "${rp}" primary
   wait_ready "${rr1}"
   assertTrue 'ready after the first sync' $?
+  KV_URL="http://127.0.0.1:${rr1}" ./kvstore status >/dev/null
+  assertEquals 'kvstore status: exit 0 once ready' 0 $?
   stop_node p
   sleep 3.5
   ready=$(curl -s -w '%{http_code}' "http://127.0.0.1:${rr1}/ready")

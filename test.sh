@@ -852,6 +852,36 @@ testSpecTwoNodeSession() {
   stop_nodes
 }
 
+testMakeRunStartsThreeNodesAndCtrlCStopsThem() {
+  # What `make run` runs, on ports of our own, in a process group of its
+  # own as a terminal would: Ctrl-C sends SIGINT to the whole group.
+  mp=$((port + 60))
+  KV_RUN_PORT="${mp}" KV_RUN_DATA="${SHUNIT_TMPDIR}/run" setsid \
+    tests/cluster.sh >"${SHUNIT_TMPDIR}/run.log" 2>&1 &
+  rpid=$!
+  echo "${rpid}" >>"${SHUNIT_TMPDIR}/pids"
+  for n in "${mp}" $((mp + 1)) $((mp + 2)); do
+    wait_ready "${n}" 12 || fail "node ${n} not ready: $(cat "${SHUNIT_TMPDIR}/run.log")"
+  done
+  curl -s -o /dev/null -X PUT -d v "http://127.0.0.1:${mp}/kv/run"
+  assert_converged "${mp}" $((mp + 1)) 'make run, replica 1'
+  assert_converged "${mp}" $((mp + 2)) 'make run, replica 2'
+  logs=$(cat "${SHUNIT_TMPDIR}/run.log")
+  for name in primary "replica-$((mp + 1))" "replica-$((mp + 2))"; do
+    assertContains "${name}'s log in the one terminal" "${logs}" \
+      "${name} "
+  done
+  kill -INT -- "-${rpid}"
+  wait "${rpid}"
+  assertEquals 'the script exits 0' 0 $?
+  assertEquals 'each node stopped cleanly' 3 \
+    "$(grep -c 'stopped cleanly' "${SHUNIT_TMPDIR}/run.log")"
+  for n in "${mp}" $((mp + 1)) $((mp + 2)); do
+    assertFalse "node ${n} no longer answers" \
+      "curl -s -o /dev/null --max-time 1 http://127.0.0.1:${n}/health"
+  done
+}
+
 testReplicaKilledAndRestartedCatchesUpPartially() {
   node p "${rp}" primary
   node r1 "${rr1}" replica

@@ -882,6 +882,44 @@ testMakeRunStartsThreeNodesAndCtrlCStopsThem() {
   done
 }
 
+testReplicaAppliesEachWriteOnceAndRefusesAGap() {
+  node p "${rp}" primary
+  node r1 "${rr1}" replica
+  wait_ready "${rr1}"
+  curl -s -o /dev/null -X PUT -d one "http://127.0.0.1:${rp}/kv/once"
+  wait_seq "${rr1}" "$(node_seq "${rp}")"
+  stop_node p  # from here on, the only pushes are ours
+  id=$(curl -s "http://127.0.0.1:${rr1}/ready" |
+    sed -n 's/.*"repl_id":"\([0-9a-f]*\)".*/\1/p')
+  s=$(node_seq "${rr1}")
+  record P $((s + 1)) once two >"${SHUNIT_TMPDIR}/batch"
+  apply "${id}" $((s + 1))
+  assertEquals 'a batch is applied' "200 $((s + 1))" "${code} $(cat "${body}")"
+  apply "${id}" $((s + 1))
+  assertEquals 'the same batch again is harmless' "200 $((s + 1))" \
+    "${code} $(cat "${body}")"
+  record P $((s + 1)) once three >"${SHUNIT_TMPDIR}/batch"
+  apply "${id}" $((s + 1))
+  assertEquals 'a seq already applied is skipped' "200 two" \
+    "${code} $(curl -s "http://127.0.0.1:${rr1}/kv/once")"
+  record P $((s + 3)) gap x >"${SHUNIT_TMPDIR}/batch"
+  apply "${id}" $((s + 3))
+  assertEquals 'a batch past applied + 1 is refused' 409 "${code}"
+  assertContains 'for a resync' "$(cat "${body}")" 'resync: gap'
+  { record P $((s + 2)) next y; record P $((s + 4)) gap x; } \
+    >"${SHUNIT_TMPDIR}/batch"
+  apply "${id}" $((s + 2))
+  assertEquals 'a gap inside a batch is refused' 409 "${code}"
+  assertEquals 'nothing past the gap applied' "$((s + 2)) 404" \
+    "$(node_seq "${rr1}") $(curl -s -o /dev/null -w '%{http_code}' \
+      "http://127.0.0.1:${rr1}/kv/gap")"
+  record P $((s + 3)) other z >"${SHUNIT_TMPDIR}/batch"
+  apply "$(printf '%s' "${id}" | tr 0-9a-f 1-9a-f0)" $((s + 3))
+  assertEquals 'another repl id is refused' 409 "${code}"
+  assertEquals 'and applied nothing' "$((s + 2))" "$(node_seq "${rr1}")"
+  stop_nodes
+}
+
 testReplicaKilledAndRestartedCatchesUpPartially() {
   node p "${rp}" primary
   node r1 "${rr1}" replica
@@ -1132,6 +1170,23 @@ writer() {
   done
 }
 
+
+# le N BYTES: N as BYTES little-endian bytes, as printf escapes.
+le() {
+  for i in $(seq 0 $(($2 - 1))); do printf '\\x%02x' $((($1 >> (8 * i)) & 255)); done
+}
+# record OP SEQ KEY [VALUE]: one replication record (the format at the top
+# of repl.c).
+record() {
+  # shellcheck disable=SC2059
+  printf "%s$(le "$2" 8)$(le "${#3}" 2)$(le "${#4}" 4)%s%s" "$1" "$3" "${4:-}"
+}
+# apply ID FROM: POST ${SHUNIT_TMPDIR}/batch to the replica on ${rr1}.
+apply() {
+  code=$(curl -s -o "${body}" -w '%{http_code}' --data-binary \
+    @"${SHUNIT_TMPDIR}/batch" \
+    "http://127.0.0.1:${rr1}/repl/apply?id=$1&from=$2")
+}
 
 # node NAME PORT ROLE [VAR=VALUE...]: a cluster member on PORT with its
 # data in ${SHUNIT_TMPDIR}/NAME; replicas follow the primary on ${rp}.

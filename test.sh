@@ -945,11 +945,28 @@ testWipedReplicaFullSyncsWhileWritesContinue() {
   load "${rp}" 3000 w >/dev/null
   stop_node r1
   rm -rf "${SHUNIT_TMPDIR}/r1"
-  load "${rp}" 3000 x >/dev/null &
+  before=$(node_seq "${rp}")
+  rm -f "${SHUNIT_TMPDIR}/load.stop"
+  while [ ! -f "${SHUNIT_TMPDIR}/load.stop" ]; do
+    load "${rp}" 500 x >/dev/null
+  done &
   lpid=$!
   node r1 "${rr1}" replica
+  for _ in $(seq 1 300); do
+    grep -q 'full sync done' "${SHUNIT_TMPDIR}/r1.log" && break
+    sleep 0.1
+  done
+  sleep 0.3  # writes go on after the copy too
+  touch "${SHUNIT_TMPDIR}/load.stop"
   wait "${lpid}"
   assert_converged "${rp}" "${rr1}" 'after wiping the replica'
+  begun=$(sed -n 's/.*full sync from [0-9a-f]* begins at seq \([0-9]*\).*/\1/p' \
+    "${SHUNIT_TMPDIR}/r1.log" | tail -n 1)
+  echo "  the copy began at seq ${begun}; writes went from ${before} to $(node_seq "${rp}")"
+  assertTrue "writes were going on when the copy began (${before} < ${begun:-none})" \
+    "[ ${begun:-0} -gt ${before} ]"
+  assertTrue "and went on after it, streamed from the backlog" \
+    "[ $(node_seq "${rp}") -gt ${begun:-0} ]"
   stop_nodes
 }
 

@@ -983,6 +983,43 @@ testStoppedReplicaBeyondTheBacklogFullSyncs() {
   stop_nodes
 }
 
+testStalledReplicaSlowsNeitherThePrimaryNorTheOthers() {
+  # r2 stops answering for longer than the test; its pusher waits in a
+  # read with a 60 s timeout, while 8 MB of writes pass a 1 MiB backlog.
+  node p "${rp}" primary REPL_TIMEOUT_MS=60000 REPL_BACKLOG_BYTES=1048576
+  node r1 "${rr1}" replica
+  node r2 "${rr2}" replica
+  for r in "${rr1}" "${rr2}"; do wait_ready "${r}"; done
+  rss0=$(rss_anon "$(pid_of p)")
+  kill -STOP "$(pid_of r2)"
+  head -c 4096 /dev/zero | tr '\0' s >"${SHUNIT_TMPDIR}/4k"
+  for i in $(seq 1 2000); do
+    printf 'url = "http://127.0.0.1:%s/kv/stall%s"\nupload-file = "%s"\noutput = "/dev/null"\n' \
+      "${rp}" "${i}" "${SHUNIT_TMPDIR}/4k"
+  done >"${SHUNIT_TMPDIR}/stallcfg"
+  begin=$(date +%s%N)
+  slow=$(curl -s --max-time 1 -w '%{http_code}\n' \
+    -K "${SHUNIT_TMPDIR}/stallcfg" | grep -cv '^20[01]$')
+  echo "  2000 writes of 4 KiB with a replica stalled:" \
+    "$((($(date +%s%N) - begin) / 1000000)) ms"
+  assertEquals 'every write answered within a second' 0 "${slow}"
+  assert_converged "${rp}" "${rr1}" 'the other replica, beside a stalled one'
+  rss=$(rss_anon "$(pid_of p)")
+  echo "  primary RssAnon ${rss0} kB before, ${rss} kB after"
+  # 1 MiB of backlog and a batch buffer per pusher; an unbounded backlog
+  # would hold all 8 MB. (sanitized_or: tests/suite_abuse.sh.)
+  assertTrue "the backlog bounds the primary's memory (${rss0} -> ${rss} kB)" \
+    "[ $((rss - rss0)) -lt $(sanitized_or 1000000 4096) ]"
+  ready=$(curl -s "http://127.0.0.1:${rp}/ready")
+  stalled=$(printf '%s' "${ready}" |
+    grep -o "{\"url\":\"http://127.0.0.1:${rr2}\"[^}]*}")
+  assertTrue "the stalled replica shows its lag: ${stalled}" \
+    "[ $(json_num "${stalled}" lag_writes) -gt 0 ] && [ $(json_num "${stalled}" lag_ms) -gt 0 ]"
+  kill -CONT "$(pid_of r2)"
+  assert_converged "${rp}" "${rr2}" 'the stalled replica, once resumed'
+  stop_nodes
+}
+
 testPrimaryRestartKeepsReplicationGoing() {
   node p "${rp}" primary
   node r1 "${rr1}" replica
@@ -1204,6 +1241,9 @@ apply() {
     @"${SHUNIT_TMPDIR}/batch" \
     "http://127.0.0.1:${rr1}/repl/apply?id=$1&from=$2")
 }
+
+# rss_anon PID: the process's anonymous resident memory in kB.
+rss_anon() { awk '/^RssAnon:/ { print $2 }' "/proc/$1/status"; }
 
 # node NAME PORT ROLE [VAR=VALUE...]: a cluster member on PORT with its
 # data in ${SHUNIT_TMPDIR}/NAME; replicas follow the primary on ${rp}.

@@ -1106,6 +1106,7 @@ testEmptyPrimaryRecoversFromItsReplicas() {
   load "${rp}" 1000 e >/dev/null
   wait_seq "${rr1}" "$(node_seq "${rp}")"
   before=$(node_seq "${rp}")
+  dump "${rp}" >"${SHUNIT_TMPDIR}/dump.before"
   stop_node p
   rm -rf "${SHUNIT_TMPDIR}/p"
   node p "${rp}" primary RECOVER_WAIT_MS=8000
@@ -1114,6 +1115,41 @@ testEmptyPrimaryRecoversFromItsReplicas() {
   assertEquals 'sequence kept' "${before}" "$(node_seq "${rp}")"
   assert_converged "${rp}" "${rr1}" 'after the primary lost its volume'
   assertTrue 'nothing was wiped' "[ $(key_count "${rp}") -gt 0 ]"
+  dump "${rp}" >"${SHUNIT_TMPDIR}/dump.after"
+  assertTrue 'every key and value written before is back' \
+    "cmp -s '${SHUNIT_TMPDIR}/dump.before' '${SHUNIT_TMPDIR}/dump.after'"
+  stop_nodes
+}
+
+testFreshPrimaryThatFindsNoReplicaStartsEmptyLoudly() {
+  # A new store and a REPLICA_URLS replica that never answers.
+  begin=$(date +%s%N)
+  env PORT="${rp}" ROLE=primary DATA_DIR="${SHUNIT_TMPDIR}/p" \
+    REPLICA_URLS="http://127.0.0.1:${rr1}" RECOVER_WAIT_MS=3000 ./kvstore \
+    >>"${SHUNIT_TMPDIR}/p.log" 2>&1 &
+  echo "p $!" >>"${SHUNIT_TMPDIR}/nodes"
+  echo "$!" >>"${SHUNIT_TMPDIR}/pids"
+  wait_up "${rp}" || fail "the primary did not start"
+  assertEquals 'alive while it looks for its data' 200 \
+    "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${rp}/health")"
+  code=$(curl -s -o "${body}" -w '%{http_code}' "http://127.0.0.1:${rp}/ready")
+  assertEquals 'not ready meanwhile' 503 "${code}"
+  assertContains 'says why' "$(cat "${body}")" '"status":"recovering"'
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d v \
+    "http://127.0.0.1:${rp}/kv/early")
+  assertEquals 'and refuses writes' 503 "${code}"
+  wait_ready "${rp}" 10
+  ms=$((($(date +%s%N) - begin) / 1000000))
+  echo "  ready after ${ms} ms (RECOVER_WAIT_MS=3000)"
+  assertTrue "it waited RECOVER_WAIT_MS, and no more (${ms} ms)" \
+    "[ ${ms} -ge 2900 ] && [ ${ms} -lt 8000 ]"
+  assertContains 'it says so in its log' "$(cat "${SHUNIT_TMPDIR}/p.log")" \
+    'STARTING EMPTY'
+  assertContains 'and in /ready' "$(curl -s "http://127.0.0.1:${rp}/ready")" \
+    '"warning":"this primary started with an empty store'
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d v \
+    "http://127.0.0.1:${rp}/kv/late")
+  assertEquals 'then takes writes' 201 "${code}"
   stop_nodes
 }
 
@@ -1273,7 +1309,7 @@ stop_nodes() {
   : >"${SHUNIT_TMPDIR}/nodes"
   rm -rf "${SHUNIT_TMPDIR:?}/p" "${SHUNIT_TMPDIR:?}"/r[0-9]
   for f in "${SHUNIT_TMPDIR}"/p.log "${SHUNIT_TMPDIR}"/r[0-9].log; do
-    [ -f "${f}" ] && mv "${f}" "${f}.${_shunit_test_:-old}"
+    if [ -f "${f}" ]; then mv "${f}" "${f}.${_shunit_test_:-old}"; fi
   done
 }
 

@@ -1161,15 +1161,28 @@ testReplicationNeedsTheToken() {
   wait_seq "${rr1}" "$(node_seq "${rp}")"
   assertEquals 'replicated with the token' v \
     "$(curl -s "http://127.0.0.1:${rr1}/kv/tok")"
-  for path in "apply?id=00000000000000000000000000000000&from=1" \
-    "sync/begin?id=00000000000000000000000000000000&seq=1" register; do
-    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d x \
-      "http://127.0.0.1:${rr1}/repl/${path}")
-    assertEquals "no token: ${path%%\?*}" 401 "${code}"
-    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d x \
-      -H 'X-Kv-Repl-Token: wrong' "http://127.0.0.1:${rr1}/repl/${path}")
-    assertEquals "wrong token: ${path%%\?*}" 401 "${code}"
+  seqs="$(node_seq "${rp}") $(node_seq "${rr1}")"
+  zero=00000000000000000000000000000000
+  # Every endpoint on both nodes; a token that is a prefix of the right
+  # one, or the right one and more, is as wrong as any other.
+  for n in "${rp}" "${rr1}"; do
+    for req in "GET state" "GET snapshot" "POST register" \
+      "POST apply?id=${zero}&from=1" "POST sync/begin?id=${zero}&seq=1" \
+      "POST sync/data?id=${zero}&token=1" \
+      "POST sync/end?id=${zero}&seq=1&token=1"; do
+      for tok in '' wrong s3cre s3crett; do
+        args=(-s -o /dev/null -w '%{http_code}' -X "${req%% *}")
+        [ -n "${tok}" ] && args+=(-H "X-Kv-Repl-Token: ${tok}")
+        [ "${req%% *}" = POST ] && args+=(-d http://127.0.0.1:1)
+        code=$(curl "${args[@]}" "http://127.0.0.1:${n}/repl/${req#* }")
+        assertEquals "${n} ${req%%\?*} with token '${tok}'" 401 "${code}"
+      done
+    done
   done
+  assertEquals 'nothing was written anywhere' "${seqs}" \
+    "$(node_seq "${rp}") $(node_seq "${rr1}")"
+  assertEquals 'and nothing registered' 1 \
+    "$(curl -s "http://127.0.0.1:${rp}/ready" | grep -o '"url":"http' | wc -l)"
   assertNotContains 'token never logged' \
     "$(cat "${SHUNIT_TMPDIR}/p.log" "${SHUNIT_TMPDIR}/r1.log")" s3cret
   stop_nodes

@@ -1197,12 +1197,42 @@ testReplicaReadinessFollowsItsFirstSync() {
   node p "${rp}" primary
   wait_ready "${rr1}"
   assertTrue 'ready after the first sync' $?
+  curl -s -o /dev/null -X PUT -d kept "http://127.0.0.1:${rp}/kv/last"
+  seq=$(node_seq "${rp}")
+  wait_seq "${rr1}" "${seq}"
+  # What /ready shows on each side, once idle: only heartbeats flow.
+  sleep 1.2
+  ready=$(curl -s "http://127.0.0.1:${rp}/ready")
+  for field in '"state":"streaming"' "\"acked_seq\":${seq}," \
+    '"lag_writes":0,' '"lag_ms":0,'; do
+    assertContains "primary's /ready: ${field}" "${ready}" "${field}"
+  done
+  id=$(printf '%s' "${ready}" | sed -n 's/.*"repl_id":"\([0-9a-f]*\)".*/\1/p')
+  ready=$(curl -s "http://127.0.0.1:${rr1}/ready")
+  for field in '"link":"up"' "\"applied_seq\":${seq}," \
+    "\"repl_id\":\"${id}\"" '"last_heard_ms":'; do
+    assertContains "replica's /ready: ${field}" "${ready}" "${field}"
+  done
+  heard=0
+  for _ in $(seq 1 12); do
+    h=$(json_num "$(curl -s "http://127.0.0.1:${rr1}/ready")" last_heard_ms)
+    [ "${h:-99999}" -gt "${heard}" ] && heard=${h:-99999}
+    sleep 0.2
+  done
+  assertTrue "heard from the primary at least every second (at most ${heard} ms ago)" \
+    "[ ${heard} -le 1500 ]"
   stop_node p
   sleep 3.5
   ready=$(curl -s -w '%{http_code}' "http://127.0.0.1:${rr1}/ready")
   assertContains 'still ready with the primary down' "${ready}" '}
 200'
   assertContains 'says the link is down' "${ready}" '"link":"down"'
+  assertTrue 'and how long ago it last heard from it' \
+    "[ $(json_num "${ready}" last_heard_ms) -ge 3000 ]"
+  assertEquals 'and serves its last data' kept \
+    "$(curl -s "http://127.0.0.1:${rr1}/kv/last")"
+  assertEquals '/health is still 200' 200 \
+    "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${rr1}/health")"
   stop_nodes
 }
 

@@ -1240,11 +1240,31 @@ testSigtermOnThePrimaryDeliversPendingWrites() {
   node p "${rp}" primary
   node r1 "${rr1}" replica
   wait_ready "${rr1}"
+  wait_streaming "${rp}" "${rr1}"
+  # The replica is behind when SIGTERM comes, and answers again 1 s
+  # later, inside the primary's 3 s for delivering.
+  kill -STOP "$(pid_of r1)"
   load "${rp}" 2000 t >/dev/null
   seq=$(node_seq "${rp}")
-  stop_node p
-  assertEquals 'exit status' 0 "${stopped}"
+  kill "$(pid_of p)"
+  sleep 1
+  kill -CONT "$(pid_of r1)"
+  wait "$(pid_of p)"
+  assertEquals 'exit status' 0 $?
   assertEquals 'replica has every write' "${seq}" "$(node_seq "${rr1}")"
+  # One that never answers again: the primary gives up on it in time.
+  node p "${rp}" primary
+  wait_streaming "${rp}" "${rr1}" || fail 'the replica did not come back'
+  kill -STOP "$(pid_of r1)"
+  load "${rp}" 500 u >/dev/null
+  begin=$(date +%s%N)
+  stop_node p
+  ms=$((($(date +%s%N) - begin) / 1000000))
+  echo "  SIGTERM with a replica that never answers: exited in ${ms} ms"
+  assertEquals 'exit status, a replica unreachable' 0 "${stopped}"
+  assertTrue "it tried for its 3 s, and stopped then (${ms} ms)" \
+    "[ ${ms} -ge 2900 ] && [ ${ms} -lt 6000 ]"
+  kill -CONT "$(pid_of r1)"
   stop_nodes
 }
 
@@ -1364,6 +1384,18 @@ wait_ready() {
   for _ in $(seq 1 $((${2:-10} * 20))); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' \
       "http://127.0.0.1:$1/ready")" = 200 ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# wait_streaming PRIMARY REPLICA: until the primary streams to the replica
+# on port REPLICA, at most 10 seconds.
+wait_streaming() {
+  for _ in $(seq 1 200); do
+    curl -s "http://127.0.0.1:$1/ready" |
+      grep -q "\"url\":\"http://127.0.0.1:$2\",\"state\":\"streaming\"" &&
+      return 0
     sleep 0.05
   done
   return 1

@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 
 #include <errno.h>
+#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -1112,7 +1113,7 @@ test_recover_nobody(void)
 	fake_stop(self);
 }
 
-/* ---- Timeouts and backoff ---- */
+/* ---- Timeouts, backoff, name lookups ---- */
 
 /* Listen on 127.0.0.1 and never accept; the port goes in *port. */
 static int
@@ -1252,6 +1253,70 @@ test_backoff(void)
 	fake_stop(r);
 }
 
+/*
+ * Linked with --wrap=getaddrinfo, repl.c's lookups come here. The name
+ * moving.test stands for a pod whose address changes when it restarts: it
+ * resolves to 127.0.0.1 and whatever port moving_port says.
+ */
+int	__real_getaddrinfo(const char *, const char *,
+	    const struct addrinfo *, struct addrinfo **);
+int	__wrap_getaddrinfo(const char *, const char *,
+	    const struct addrinfo *, struct addrinfo **);
+
+static pthread_mutex_t dnsmu = PTHREAD_MUTEX_INITIALIZER;
+static int moving_port, moving_lookups;
+
+int
+__wrap_getaddrinfo(const char *host, const char *serv,
+    const struct addrinfo *hints, struct addrinfo **res)
+{
+	char port[16];
+
+	if (host == NULL || strcmp(host, "moving.test") != 0)
+		return __real_getaddrinfo(host, serv, hints, res);
+	pthread_mutex_lock(&dnsmu);
+	moving_lookups++;
+	snprintf(port, sizeof(port), "%d", moving_port);
+	pthread_mutex_unlock(&dnsmu);
+	return __real_getaddrinfo("127.0.0.1", port, hints, res);
+}
+
+/* A replica that comes back at another address is found there. */
+static void
+test_resolve(void)
+{
+	struct repl_config c;
+	struct fake *a = fake_start(ID_A, 0, TOKEN), *b;
+	uint64_t seq;
+	int lookups;
+
+	pthread_mutex_lock(&dnsmu);
+	moving_port = a->port;
+	pthread_mutex_unlock(&dnsmu);
+	config(&c, "", 1 << 20, 4096);
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	repl_add_replica("http://moving.test:8080", 0);
+	for (seq = 1; seq <= 100; seq++)
+		write_one(NULL, seq, 50);
+	CHECK(wait_seq(a, 100, 3000), "fed at its first address");
+	/* it restarts elsewhere with its data */
+	b = fake_start(ID_A, 100, TOKEN);
+	pthread_mutex_lock(&dnsmu);
+	moving_port = b->port;
+	pthread_mutex_unlock(&dnsmu);
+	fake_stop(a);
+	for (seq = 101; seq <= 200; seq++)
+		write_one(NULL, seq, 50);
+	pthread_mutex_lock(&dnsmu);
+	lookups = moving_lookups;
+	pthread_mutex_unlock(&dnsmu);
+	CHECK(wait_seq(b, 200, 5000), "fed at its new address after a "
+	    "reconnect (at %llu, %d lookups)",
+	    (unsigned long long)fget(b, &b->seq, NULL), lookups);
+	repl_shutdown(0);
+	fake_stop(b);
+}
+
 /* ---- Token refused, announce ---- */
 
 static void
@@ -1313,6 +1378,7 @@ main(void)
 	test_recover_nobody();
 	test_timeouts();
 	test_backoff();
+	test_resolve();
 	test_token_refused();
 	test_announce();
 	CHECK(!token_logged, "the token never appears in a log line");

@@ -1113,7 +1113,7 @@ test_recover_nobody(void)
 	fake_stop(self);
 }
 
-/* ---- Timeouts, backoff, name lookups ---- */
+/* ---- Timeouts, backoff, name lookups, dropping ---- */
 
 /* Listen on 127.0.0.1 and never accept; the port goes in *port. */
 static int
@@ -1135,6 +1135,16 @@ listener(int backlog, int *port)
 	}
 	*port = ntohs(sa.sin_port);
 	return fd;
+}
+
+/* A port nothing listens on: connecting to it is refused at once. */
+static int
+closed_port(void)
+{
+	int port;
+
+	close(listener(1, &port));
+	return port;
 }
 
 /* Connect to port; with wait_ms 0, block. Returns the fd or -1. */
@@ -1317,6 +1327,38 @@ test_resolve(void)
 	fake_stop(b);
 }
 
+/* A registered replica unreachable for drop_after_ms goes; a static stays. */
+static void
+test_drop(void)
+{
+	struct repl_config c;
+	char gone[64], fixed[64];
+	uint64_t end;
+	struct repl_peer p;
+
+	snprintf(gone, sizeof(gone), "http://127.0.0.1:%d", closed_port());
+	snprintf(fixed, sizeof(fixed), "http://127.0.0.1:%d", closed_port());
+	config(&c, "", 1 << 16, 4096);
+	c.drop_after_ms = 500;
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	log_clear();
+	repl_add_replica(gone, 1);
+	repl_add_replica(fixed, 0);
+	sleep_ms(200);
+	CHECK(repl_peers(NULL, 0) == 2, "both kept before drop_after_ms");
+	end = now_ms() + 4000;
+	while (repl_peers(NULL, 0) == 2 && now_ms() < end)
+		sleep_ms(10);
+	p = peer0();
+	CHECK(repl_peers(NULL, 0) == 1 && strcmp(p.url, fixed) == 0,
+	    "the registered one was dropped, the REPLICA_URLS one kept (%s)",
+	    p.url);
+	CHECK(logged("dropped until it registers again", 0), "and logged");
+	CHECK(repl_add_replica(gone, 1) == 0 && repl_peers(NULL, 0) == 2,
+	    "registering again brings it back");
+	repl_shutdown(0);
+}
+
 /* ---- Token refused, announce ---- */
 
 static void
@@ -1379,6 +1421,7 @@ main(void)
 	test_timeouts();
 	test_backoff();
 	test_resolve();
+	test_drop();
 	test_token_refused();
 	test_announce();
 	CHECK(!token_logged, "the token never appears in a log line");

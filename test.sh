@@ -972,11 +972,19 @@ testWipedReplicaFullSyncsWhileWritesContinue() {
 }
 
 testStoppedReplicaBeyondTheBacklogFullSyncs() {
-  node p "${rp}" primary REPL_BACKLOG_BYTES=65536
+  node p "${rp}" primary REPL_BACKLOG_BYTES=65536 REPL_TIMEOUT_MS=500
   node r1 "${rr1}" replica
   wait_ready "${rr1}"
   kill -STOP "$(pid_of r1)"
   load "${rp}" 3000 s >/dev/null
+  # Its pusher gives up on an answer after REPL_TIMEOUT_MS.
+  for _ in $(seq 1 60); do
+    grep -q "replica http://127.0.0.1:${rr1}: down: .*timed out" \
+      "${SHUNIT_TMPDIR}/p.log" && break
+    sleep 0.05
+  done
+  assertContains 'the stopped replica times out' "$(curl -s \
+    "http://127.0.0.1:${rp}/ready")" '"state":"down"'
   kill -CONT "$(pid_of r1)"
   assert_converged "${rp}" "${rr1}" 'after SIGSTOP past the backlog'
   full=$(json_num "$(curl -s "http://127.0.0.1:${rp}/ready")" full_syncs)

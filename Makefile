@@ -54,10 +54,11 @@ tests/http_test: tests/http_test.c http.c http.h
 	@sh tests/need.sh $(CC)
 	$(CC) $(ALL_CFLAGS) -I. $(LDFLAGS) -o $@ tests/http_test.c http.c
 
+# repl_test stands in for the resolver (--wrap) to move a replica's address.
 tests/repl_test: tests/repl_test.c repl.c repl.h
 	@sh tests/need.sh $(CC)
-	$(CC) $(ALL_CFLAGS) -I. $(LDFLAGS) -o $@ tests/repl_test.c repl.c \
-	    $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -I. $(LDFLAGS) -Wl,--wrap=getaddrinfo -o $@ \
+	    tests/repl_test.c repl.c $(LDLIBS)
 
 tests/store_test: tests/store_test.c store.c store.h
 	@sh tests/need.sh $(CC)

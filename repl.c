@@ -118,7 +118,7 @@
 #define HEARTBEAT_MS	1000		/* idle pushers prove the primary lives */
 #define BACKOFF_MIN_MS	100
 #define BACKOFF_MAX_MS	3000
-#define DROP_AFTER_MS	60000		/* a registered peer silent this long goes */
+#define DEF_DROP_MS	60000		/* a registered peer silent this long goes */
 #define ANNOUNCE_MS	3000		/* a restarted primary relearns in 3 s */
 #define RECOVER_POLL_MS	500
 #define RECOVER_RETRY_MS 2000		/* after a failed copy from a replica */
@@ -1252,6 +1252,8 @@ repl_init(const struct repl_config *c, const char *repl_id, uint64_t seq)
 		cfg.timeout_ms = DEF_TIMEOUT_MS;
 	if (cfg.recover_wait_ms < 0)
 		cfg.recover_wait_ms = 0;
+	if (cfg.drop_after_ms <= 0)
+		cfg.drop_after_ms = DEF_DROP_MS;
 	cfg.token = dupstr(c->token);
 	cfg.self_url = dupstr(c->self_url);
 	cfg.advertise_url = dupstr(c->advertise_url);
@@ -1759,7 +1761,8 @@ pusher(void *arg)
 			break;
 		}
 		p->state = "down";
-		drop = !p->is_static && now - p->last_seen >= DROP_AFTER_MS;
+		drop = !p->is_static &&
+		    now - p->last_seen >= (uint64_t)cfg.drop_after_ms;
 		if (drop) {
 			for (pp = &peers; *pp != NULL; pp = &(*pp)->next)
 				if (*pp == p) {
@@ -1776,9 +1779,9 @@ pusher(void *arg)
 			ps.down = 1;
 		}
 		if (drop) {
-			kv_log("warn", "replica %s: unreachable for %d s; "
+			kv_log("warn", "replica %s: unreachable for %.3g s; "
 			    "dropped until it registers again", p->url,
-			    DROP_AFTER_MS / 1000);
+			    cfg.drop_after_ms / 1000.0);
 			break;
 		}
 		wait = backoff / 2 + (uint64_t)rand_r(&ps.seed) %

@@ -35,6 +35,7 @@ struct repl_config {
 	size_t		 batch_bytes;	/* most bytes in one push */
 	int		 timeout_ms;	/* connect, read and write timeouts */
 	int		 recover_wait_ms;	/* fresh primary: wait for replicas */
+	int		 drop_after_ms;	/* registered, silent this long: drop */
 	void		(*on_ack)(void);	/* any thread: a replica acked */
 };
 
@@ -93,8 +94,9 @@ void	repl_reset(const char *repl_id, uint64_t seq);
 /*
  * Feed a replica from now on; idempotent per url string (a registered one
  * that registers again refreshes its last-seen time). registered replicas
- * are dropped after 60 s unreachable, until they register again. Returns
- * -1 with errno EINVAL (bad URL), ENAMETOOLONG or ECANCELED (shutting down).
+ * are dropped after drop_after_ms unreachable (60 s when 0), until they
+ * register again. Returns -1 with errno EINVAL (bad URL), ENAMETOOLONG or
+ * ECANCELED (shutting down).
  */
 int	repl_add_replica(const char *url, int registered);
 

@@ -1,6 +1,8 @@
 #!/bin/bash
 # `make run`: a primary on 8081 and replicas on 8082 and 8083, wired
 # together, their logs in this terminal; Ctrl-C stops all three.
+# KV_RUN_PORT (the primary's, 8081; the replicas take the next two) and
+# KV_RUN_DATA (./data) move it, so the test suite can run it beside you.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 pids=()
@@ -16,12 +18,14 @@ stop() {
   wait
 }
 trap stop INT TERM
-node primary ROLE=primary PORT=8081 DATA_DIR=./data/primary \
-  REPLICA_URLS=http://127.0.0.1:8082,http://127.0.0.1:8083
-for port in 8082 8083; do
+p=${KV_RUN_PORT:-8081}
+data=${KV_RUN_DATA:-./data}
+node primary ROLE=primary PORT="${p}" DATA_DIR="${data}/primary" \
+  REPLICA_URLS="http://127.0.0.1:$((p + 1)),http://127.0.0.1:$((p + 2))"
+for port in $((p + 1)) $((p + 2)); do
   node "replica-${port}" ROLE=replica PORT="${port}" \
-    DATA_DIR="./data/replica-${port}" PRIMARY_URL=http://127.0.0.1:8081 \
+    DATA_DIR="${data}/replica-${port}" PRIMARY_URL="http://127.0.0.1:${p}" \
     ADVERTISE_URL="http://127.0.0.1:${port}"
 done
-echo "primary http://localhost:8081, replicas http://localhost:8082 and :8083; Ctrl-C stops them" >&2
+echo "primary http://localhost:${p}, replicas http://localhost:$((p + 1)) and :$((p + 2)); Ctrl-C stops them" >&2
 wait

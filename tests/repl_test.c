@@ -17,6 +17,8 @@
 #include <arpa/inet.h>
 
 #include <errno.h>
+#include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,6 +41,8 @@ static int passed, failed;
 static pthread_mutex_t logmu = PTHREAD_MUTEX_INITIALIZER;
 static int token_logged;	/* a log line carried the token */
 static int verbose;
+static char logbuf[1 << 16];	/* the latest lines, for logged() */
+static size_t loglen;
 
 #define CHECK(cond, ...) check((cond), __LINE__, __VA_ARGS__)
 
@@ -74,6 +78,10 @@ kv_log(const char *level, const char *fmt, ...)
 		token_logged = 1;
 	if (verbose)
 		fprintf(stderr, "  [%s] %s\n", level, msg);
+	if (loglen + strlen(msg) + 2 > sizeof(logbuf))
+		loglen = 0;	/* start over; tests look at recent lines */
+	loglen += (size_t)snprintf(logbuf + loglen, sizeof(logbuf) - loglen,
+	    "%s\n", msg);
 	pthread_mutex_unlock(&logmu);
 }
 
@@ -95,6 +103,32 @@ sleep_ms(int ms)
 	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
 	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 		;
+}
+
+/* Wait up to ms for a log line containing s. */
+static int
+logged(const char *s, int ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms;
+	int found;
+
+	for (;;) {
+		pthread_mutex_lock(&logmu);
+		found = strstr(logbuf, s) != NULL;
+		pthread_mutex_unlock(&logmu);
+		if (found || now_ms() >= end)
+			return found;
+		sleep_ms(10);
+	}
+}
+
+static void
+log_clear(void)
+{
+	pthread_mutex_lock(&logmu);
+	loglen = 0;
+	logbuf[0] = '\0';
+	pthread_mutex_unlock(&logmu);
 }
 
 /* ---- Growable byte strings ---- */
@@ -235,6 +269,8 @@ struct fake {
 	int		 stop;
 	int		 refuse;	/* close connections at once */
 	int		 reset_on_end;	/* call repl_reset like kvstore.c */
+	int		 fail_state;	/* answer /repl/state 503 */
+	int		 delay_ms;	/* before answering an apply */
 	/* its replica state */
 	char		 id[65];
 	uint64_t	 seq;
@@ -245,6 +281,9 @@ struct fake {
 	int		 applies, heartbeats, states, begins, datas, ends;
 	int		 badtokens;	/* sync data or end without the begin's token */
 	int		 registers, snapshots, unauthorized, conflicts;
+	uint64_t	 state_at[16];	/* when the first /repl/states came */
+	uint64_t	 hb_at[16];	/* when the first heartbeats came */
+	uint64_t	 reg_at[16];	/* when the first registrations came */
 	size_t		 max_body;
 	char		 regbody[256];
 	/* what it serves as /repl/snapshot */
@@ -316,7 +355,7 @@ handle(struct fake *f, int fd, const char *method, const char *target,
 {
 	char out[512], id[80], num[32];
 	uint64_t from;
-	int n;
+	int n, delay;
 
 	pthread_mutex_lock(&f->mu);
 	if (f->token != NULL && strcmp(tok, f->token) != 0) {
@@ -326,7 +365,14 @@ handle(struct fake *f, int fd, const char *method, const char *target,
 		return;
 	}
 	if (strcmp(target, "/repl/state") == 0) {
+		if (f->states < 16)
+			f->state_at[f->states] = now_ms();
 		f->states++;
+		if (f->fail_state) {
+			pthread_mutex_unlock(&f->mu);
+			reply(fd, v10, 503, "", "busy\n", 5);
+			return;
+		}
 		n = snprintf(out, sizeof(out), "{\"role\":\"replica\","
 		    "\"repl_id\":\"%s\",\"seq\":%llu,\"keys\":0,"
 		    "\"synced\":true}", f->id, (unsigned long long)f->seq);
@@ -345,9 +391,11 @@ handle(struct fake *f, int fd, const char *method, const char *target,
 			reply(fd, v10, 409, "", "resync: gap\n", 12);
 			return;
 		}
-		if (blen == 0)
+		if (blen == 0) {
+			if (f->heartbeats < 16)
+				f->hb_at[f->heartbeats] = now_ms();
 			f->heartbeats++;
-		else {
+		} else {
 			f->applies++;
 			if (f->nfroms < 64)
 				f->froms[f->nfroms++] = from;
@@ -357,7 +405,10 @@ handle(struct fake *f, int fd, const char *method, const char *target,
 			f->max_body = blen;
 		n = snprintf(out, sizeof(out), "%llu\n",
 		    (unsigned long long)f->seq);
+		delay = f->delay_ms;
 		pthread_mutex_unlock(&f->mu);
+		if (delay > 0)
+			sleep_ms(delay);
 		reply(fd, v10, 200, "", out, (size_t)n);
 		return;
 	}
@@ -390,6 +441,8 @@ handle(struct fake *f, int fd, const char *method, const char *target,
 		if (f->reset_on_end)
 			repl_reset(f->id, f->seq);
 	} else if (strcmp(target, "/repl/register") == 0) {
+		if (f->registers < 16)
+			f->reg_at[f->registers] = now_ms();
 		f->registers++;
 		snprintf(f->regbody, sizeof(f->regbody), "%.*s", (int)blen,
 		    body);
@@ -750,7 +803,7 @@ test_stream(void)
 	struct fake *r = fake_start(ID_A, 0, TOKEN);
 	struct bytes want = { NULL, 0, 0 };
 	struct repl_peer p;
-	uint64_t seq, t0;
+	uint64_t seq, t0, gap;
 	int hb;
 
 	config(&c, r->url, 1 << 20, 4096);
@@ -781,10 +834,18 @@ test_stream(void)
 	    (unsigned long long)p.partial_syncs,
 	    (unsigned long long)p.full_syncs);
 
-	/* idle: heartbeats */
+	/* idle: a heartbeat at least every second */
 	hb = (int)fget(r, NULL, &r->heartbeats);
-	CHECK(wait_int(r, &r->heartbeats, hb + 1, 2500),
-	    "a heartbeat arrives when idle");
+	gap = UINT64_MAX;
+	if (hb + 3 <= 16 && wait_int(r, &r->heartbeats, hb + 3, 4000)) {
+		pthread_mutex_lock(&r->mu);
+		gap = r->hb_at[hb + 1] - r->hb_at[hb];
+		if (r->hb_at[hb + 2] - r->hb_at[hb + 1] > gap)
+			gap = r->hb_at[hb + 2] - r->hb_at[hb + 1];
+		pthread_mutex_unlock(&r->mu);
+	}
+	CHECK(gap <= 1400, "a heartbeat at least every second when idle (the "
+	    "longest gap %llu ms)", (unsigned long long)gap);
 
 	/* the replica restarts having lost its last 5 writes */
 	pthread_mutex_lock(&r->mu);
@@ -818,6 +879,44 @@ test_stream(void)
 	    "stopping (at %llu)", (unsigned long long)r->seq);
 	CHECK(now_ms() - t0 < 3000, "shutdown took %llu ms",
 	    (unsigned long long)(now_ms() - t0));
+	fake_stop(r);
+	free(want.p);
+}
+
+/*
+ * Under load, everything pending goes in one request: with a replica 20 ms
+ * away, 2,000 writes made at once go in batches filled to batch_bytes, not
+ * one round trip each.
+ */
+static void
+test_batching(void)
+{
+	struct repl_config c;
+	struct fake *r = fake_start(ID_A, 0, TOKEN);
+	struct bytes want = { NULL, 0, 0 };
+	uint64_t seq;
+	size_t largest;
+	int applies;
+
+	r->delay_ms = 20;
+	config(&c, r->url, 1 << 20, 4096);
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	CHECK(repl_add_replica(r->url, 0) == 0, "add replica");
+	CHECK(wait_state("streaming", 2000), "streaming (%s)", peer0().state);
+	for (seq = 1; seq <= 2000; seq++)
+		write_one(NULL, seq, 300);
+	expected(&want, 1, 2000, 300);
+	CHECK(wait_seq(r, 2000, 20000), "replica reached seq 2000 (at %llu)",
+	    (unsigned long long)fget(r, &r->seq, NULL));
+	CHECK(same(r, &r->log, &want), "in order, each once");
+	pthread_mutex_lock(&r->mu);
+	applies = r->applies;
+	largest = r->max_body;
+	pthread_mutex_unlock(&r->mu);
+	CHECK(largest <= 4096 && applies <= (int)(want.len / 2048) + 2,
+	    "batches of up to 4096 bytes, half full at least: %d applies for "
+	    "%zu bytes, the largest %zu", applies, want.len, largest);
+	repl_shutdown(0);
 	fake_stop(r);
 	free(want.p);
 }
@@ -1014,6 +1113,253 @@ test_recover_nobody(void)
 	fake_stop(self);
 }
 
+/* ---- Timeouts, backoff, name lookups, dropping ---- */
+
+/* Listen on 127.0.0.1 and never accept; the port goes in *port. */
+static int
+listener(int backlog, int *port)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	int fd;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd == -1 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
+	    listen(fd, backlog) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) == -1) {
+		perror("listener");
+		exit(2);
+	}
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* A port nothing listens on: connecting to it is refused at once. */
+static int
+closed_port(void)
+{
+	int port;
+
+	close(listener(1, &port));
+	return port;
+}
+
+/* Connect to port; with wait_ms 0, block. Returns the fd or -1. */
+static int
+dial_port(int port, int wait_ms)
+{
+	struct sockaddr_in sa;
+	struct pollfd pfd;
+	int fd;
+
+	fd = socket(AF_INET, SOCK_STREAM | (wait_ms > 0 ? SOCK_NONBLOCK : 0),
+	    0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons((uint16_t)port);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		return fd;
+	pfd.fd = fd;
+	pfd.events = POLLOUT;
+	if (wait_ms > 0 && errno == EINPROGRESS &&
+	    poll(&pfd, 1, wait_ms) == 1)
+		return fd;
+	close(fd);
+	return -1;
+}
+
+/*
+ * A replica that accepts but never answers hits the read timeout; one whose
+ * SYNs go unanswered (a full accept queue: Linux then drops them, as a
+ * dead host would) hits the connect timeout.
+ */
+static void
+test_timeouts(void)
+{
+	struct repl_config c;
+	char qurl[64], furl[64], line[128];
+	uint64_t t0, ms;
+	int quiet, full, filler, probe, qport, fport;
+
+	quiet = listener(8, &qport);
+	full = listener(0, &fport);
+	filler = dial_port(fport, 0);
+	probe = dial_port(fport, 200);
+	CHECK(filler != -1 && probe == -1, "a full accept queue drops SYNs");
+	if (probe != -1)
+		close(probe);
+	snprintf(qurl, sizeof(qurl), "http://127.0.0.1:%d", qport);
+	snprintf(furl, sizeof(furl), "http://127.0.0.1:%d", fport);
+	config(&c, "", 1 << 16, 4096);
+	c.timeout_ms = 300;
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+
+	log_clear();
+	t0 = now_ms();
+	repl_add_replica(qurl, 0);
+	snprintf(line, sizeof(line), "%s: down: recv: timed out", qurl);
+	CHECK(logged(line, 3000), "a replica that never answers: read "
+	    "timeout");
+	ms = now_ms() - t0;
+	CHECK(ms >= 280 && ms < 1500, "after timeout_ms (%llu ms)",
+	    (unsigned long long)ms);
+
+	t0 = now_ms();
+	repl_add_replica(furl, 0);
+	snprintf(line, sizeof(line), "%s: down: connect: timed out after 300 "
+	    "ms", furl);
+	CHECK(logged(line, 3000), "a replica that never completes the "
+	    "handshake: connect timeout");
+	ms = now_ms() - t0;
+	CHECK(ms >= 280 && ms < 1500, "after timeout_ms (%llu ms)",
+	    (unsigned long long)ms);
+	t0 = now_ms();
+	repl_shutdown(0);
+	CHECK(now_ms() - t0 < 1000, "shutdown does not wait them out");
+	close(filler);
+	close(full);
+	close(quiet);
+}
+
+/*
+ * Reconnects back off exponentially with jitter, capped: the wait before
+ * attempt i + 1 is in [b / 2, b], b doubling from 100 ms to 3 s. Uncapped,
+ * the seventh wait would be at least 3.2 s.
+ */
+static void
+test_backoff(void)
+{
+	static const uint64_t b[7] = { 100, 200, 400, 800, 1600, 3000, 3000 };
+	struct repl_config c;
+	struct fake *r = fake_start(ID_A, 0, TOKEN);
+	uint64_t iv[7];
+	int i, bounded = 1, jittered = 0;
+
+	r->fail_state = 1;
+	config(&c, r->url, 1 << 16, 4096);
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	repl_add_replica(r->url, 0);
+	CHECK(wait_int(r, &r->states, 8, 15000), "8 attempts (%d)",
+	    (int)fget(r, NULL, &r->states));
+	repl_shutdown(0);
+	pthread_mutex_lock(&r->mu);
+	for (i = 0; i < 7; i++) {
+		iv[i] = r->state_at[i + 1] - r->state_at[i];
+		if (iv[i] + 2 < b[i] / 2 || iv[i] > b[i] + 150)
+			bounded = 0;
+		if (iv[i] < b[i] * 9 / 10)
+			jittered = 1;
+	}
+	pthread_mutex_unlock(&r->mu);
+	CHECK(bounded, "waits double from 100 ms up to 3 s: %llu %llu %llu "
+	    "%llu %llu %llu %llu ms", (unsigned long long)iv[0],
+	    (unsigned long long)iv[1], (unsigned long long)iv[2],
+	    (unsigned long long)iv[3], (unsigned long long)iv[4],
+	    (unsigned long long)iv[5], (unsigned long long)iv[6]);
+	CHECK(jittered, "with jitter: not each the full backoff");
+	fake_stop(r);
+}
+
+/*
+ * Linked with --wrap=getaddrinfo, repl.c's lookups come here. The name
+ * moving.test stands for a pod whose address changes when it restarts: it
+ * resolves to 127.0.0.1 and whatever port moving_port says.
+ */
+int	__real_getaddrinfo(const char *, const char *,
+	    const struct addrinfo *, struct addrinfo **);
+int	__wrap_getaddrinfo(const char *, const char *,
+	    const struct addrinfo *, struct addrinfo **);
+
+static pthread_mutex_t dnsmu = PTHREAD_MUTEX_INITIALIZER;
+static int moving_port, moving_lookups;
+
+int
+__wrap_getaddrinfo(const char *host, const char *serv,
+    const struct addrinfo *hints, struct addrinfo **res)
+{
+	char port[16];
+
+	if (host == NULL || strcmp(host, "moving.test") != 0)
+		return __real_getaddrinfo(host, serv, hints, res);
+	pthread_mutex_lock(&dnsmu);
+	moving_lookups++;
+	snprintf(port, sizeof(port), "%d", moving_port);
+	pthread_mutex_unlock(&dnsmu);
+	return __real_getaddrinfo("127.0.0.1", port, hints, res);
+}
+
+/* A replica that comes back at another address is found there. */
+static void
+test_resolve(void)
+{
+	struct repl_config c;
+	struct fake *a = fake_start(ID_A, 0, TOKEN), *b;
+	uint64_t seq;
+	int lookups;
+
+	pthread_mutex_lock(&dnsmu);
+	moving_port = a->port;
+	pthread_mutex_unlock(&dnsmu);
+	config(&c, "", 1 << 20, 4096);
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	repl_add_replica("http://moving.test:8080", 0);
+	for (seq = 1; seq <= 100; seq++)
+		write_one(NULL, seq, 50);
+	CHECK(wait_seq(a, 100, 3000), "fed at its first address");
+	/* it restarts elsewhere with its data */
+	b = fake_start(ID_A, 100, TOKEN);
+	pthread_mutex_lock(&dnsmu);
+	moving_port = b->port;
+	pthread_mutex_unlock(&dnsmu);
+	fake_stop(a);
+	for (seq = 101; seq <= 200; seq++)
+		write_one(NULL, seq, 50);
+	pthread_mutex_lock(&dnsmu);
+	lookups = moving_lookups;
+	pthread_mutex_unlock(&dnsmu);
+	CHECK(wait_seq(b, 200, 5000), "fed at its new address after a "
+	    "reconnect (at %llu, %d lookups)",
+	    (unsigned long long)fget(b, &b->seq, NULL), lookups);
+	repl_shutdown(0);
+	fake_stop(b);
+}
+
+/* A registered replica unreachable for drop_after_ms goes; a static stays. */
+static void
+test_drop(void)
+{
+	struct repl_config c;
+	char gone[64], fixed[64];
+	uint64_t end;
+	struct repl_peer p;
+
+	snprintf(gone, sizeof(gone), "http://127.0.0.1:%d", closed_port());
+	snprintf(fixed, sizeof(fixed), "http://127.0.0.1:%d", closed_port());
+	config(&c, "", 1 << 16, 4096);
+	c.drop_after_ms = 500;
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	log_clear();
+	repl_add_replica(gone, 1);
+	repl_add_replica(fixed, 0);
+	sleep_ms(200);
+	CHECK(repl_peers(NULL, 0) == 2, "both kept before drop_after_ms");
+	end = now_ms() + 4000;
+	while (repl_peers(NULL, 0) == 2 && now_ms() < end)
+		sleep_ms(10);
+	p = peer0();
+	CHECK(repl_peers(NULL, 0) == 1 && strcmp(p.url, fixed) == 0,
+	    "the registered one was dropped, the REPLICA_URLS one kept (%s)",
+	    p.url);
+	CHECK(logged("dropped until it registers again", 0), "and logged");
+	CHECK(repl_add_replica(gone, 1) == 0 && repl_peers(NULL, 0) == 2,
+	    "registering again brings it back");
+	repl_shutdown(0);
+}
+
 /* ---- Token refused, announce ---- */
 
 static void
@@ -1049,6 +1395,13 @@ test_announce(void)
 	CHECK(strcmp(pr->regbody, c.advertise_url) == 0, "body is the "
 	    "advertise url (%s)", pr->regbody);
 	pthread_mutex_unlock(&pr->mu);
+	CHECK(wait_int(pr, &pr->registers, 2, 4500), "and again, so that a "
+	    "restarted primary relearns it");
+	pthread_mutex_lock(&pr->mu);
+	t0 = pr->reg_at[1] - pr->reg_at[0];
+	pthread_mutex_unlock(&pr->mu);
+	CHECK(t0 >= 2500 && t0 <= 3500, "every 3 s (%llu ms)",
+	    (unsigned long long)t0);
 	t0 = now_ms();
 	repl_shutdown(0);
 	CHECK(now_ms() - t0 < 1000, "shutdown wakes the announcer (%llu ms)",
@@ -1062,9 +1415,14 @@ main(void)
 	verbose = getenv("REPL_TEST_VERBOSE") != NULL;
 	test_codec();
 	test_stream();
+	test_batching();
 	test_full_sync();
 	test_recover();
 	test_recover_nobody();
+	test_timeouts();
+	test_backoff();
+	test_resolve();
+	test_drop();
 	test_token_refused();
 	test_announce();
 	CHECK(!token_logged, "the token never appears in a log line");

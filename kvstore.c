@@ -1930,7 +1930,7 @@ ready_repl(char *b, const struct store_stats *st)
 		o += sprintf(b + o, ",\"state\":\"%s\",\"acked_seq\":%llu,"
 		    "\"lag_writes\":%llu,\"lag_ms\":%llu,"
 		    "\"last_contact_ms\":%llu,\"full_syncs\":%llu,"
-		    "\"partial_syncs\":%llu,\"registered\":%s}",
+		    "\"partial_syncs\":%llu,\"registered\":%s",
 		    peers[i].state, (unsigned long long)peers[i].acked_seq,
 		    (unsigned long long)peers[i].lag_writes,
 		    (unsigned long long)peers[i].lag_ms,
@@ -1938,6 +1938,12 @@ ready_repl(char *b, const struct store_stats *st)
 		    (unsigned long long)peers[i].full_syncs,
 		    (unsigned long long)peers[i].partial_syncs,
 		    peers[i].registered ? "true" : "false");
+		if (peers[i].alias[0] != '\0') {
+			o += sprintf(b + o, ",\"alias\":");
+			o += json_string(b + o, peers[i].alias,
+			    strlen(peers[i].alias));
+		}
+		o += sprintf(b + o, "}");
 	}
 	o += sprintf(b + o, "]");
 	return o;
@@ -1951,8 +1957,9 @@ ready(struct http_request *r)
 	char *b;
 	size_t o;
 
-	/* Each peer's entry is under 256 bytes beyond its JSON'd URL. */
-	if ((b = malloc(2048 + MAX_PEERS_SHOWN * (256 + 6 * 256))) == NULL) {
+	/* Each peer's entry is under 256 bytes beyond its JSON'd URLs. */
+	if ((b = malloc(2048 + MAX_PEERS_SHOWN * (256 + 2 * 6 * 256))) ==
+	    NULL) {
 		reply_text(r->id, 503, "", "out of memory");
 		return;
 	}
@@ -2051,9 +2058,10 @@ repl_state(struct http_request *r)
 
 	store_stats(store, &st);
 	n = snprintf(body, sizeof(body), "{\"role\":\"%s\",\"repl_id\":\"%s\","
-	    "\"seq\":%llu,\"keys\":%llu,\"synced\":%s}\n", role_name(),
-	    st.repl_id, (unsigned long long)st.last_seq,
-	    (unsigned long long)st.keys, st.synced ? "true" : "false");
+	    "\"seq\":%llu,\"keys\":%llu,\"synced\":%s,\"node\":\"%s\"}\n",
+	    role_name(), st.repl_id, (unsigned long long)st.last_seq,
+	    (unsigned long long)st.keys, st.synced ? "true" : "false",
+	    repl_node_id());
 	http_reply(r->id, 200, "application/json", "", body, n);
 }
 

@@ -13,7 +13,11 @@
  * (the token is never logged). Bodies have a Content-Length; answers must
  * too, except the snapshot, which is read to EOF.
  *
- *   GET  /repl/state            200 {"role":..,"repl_id":"<hex>","seq":N,..}
+ *   GET  /repl/state            200 {"role":..,"repl_id":"<hex>","seq":N,
+ *                               "node":"<hex>",..}; node is random per
+ *                               process: one replica reached under two
+ *                               URLs (REPLICA_URLS and its announcement)
+ *                               is fed once, under the first
  *   POST /repl/apply?id=I&from=F&primary_seq=P
  *                               body: records F, F+1, ... (empty: heartbeat)
  *                               200 "<applied seq>\n"; 409 "resync: why"
@@ -175,6 +179,8 @@ struct batch {
 
 struct peer {
 	char		 url[URL_MAX];
+	char		 alias[URL_MAX];	/* another URL of it, or "" */
+	char		 node[ID_MAX];	/* its /repl/state node, once known */
 	int		 is_static;
 	int		 registered;
 	const char	*state;
@@ -225,12 +231,14 @@ enum { S_ERR = -1, S_STOP = 0, S_RESYNC = 1 };
 static void	*pusher(void *);
 static void	*recoverer(void *);
 static void	*announcer(void *);
+static void	 new_node_id(void);
 
 /* ---- Shared state (all of it behind mu) ---- */
 
 static pthread_mutex_t	 mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t	 cv;	/* every change is broadcast */
 static int		 inited;
+static char		 node_id[ID_MAX];	/* this process, in /repl/state */
 static int		 stopping;	/* threads leave at their next check */
 static int		 draining;	/* repl_shutdown started: no new work */
 static int		 recovering;	/* pushers wait while it is set */
@@ -386,7 +394,7 @@ json_field(const char *s, const char *name)
 }
 
 static int
-parse_state(const char *body, char *id, uint64_t *seq)
+parse_state(const char *body, char *id, uint64_t *seq, char *node)
 {
 	const char *p, *q;
 
@@ -398,6 +406,12 @@ parse_state(const char *body, char *id, uint64_t *seq)
 	if ((p = json_field(body, "seq")) == NULL ||
 	    parse_u64(p, seq) == NULL)
 		return -1;
+	/* Optional: a node older than the field has none. */
+	node[0] = '\0';
+	if ((p = json_field(body, "node")) != NULL && *p == '"' &&
+	    (q = strchr(p + 1, '"')) != NULL &&
+	    copy_id(node, p + 1, (size_t)(q - p - 1)) == -1)
+		node[0] = '\0';
 	return 0;
 }
 
@@ -970,9 +984,9 @@ post(struct conn *c, const char *target, const char *body, size_t blen,
 	return 0;
 }
 
-/* GET /repl/state; fills id and seq. */
+/* GET /repl/state; fills id, seq and node ("" if none). */
 static int
-get_state(struct conn *c, char *id, uint64_t *seq, char *err)
+get_state(struct conn *c, char *id, uint64_t *seq, char *node, char *err)
 {
 	struct resp r;
 	char why[128];
@@ -987,7 +1001,7 @@ get_state(struct conn *c, char *id, uint64_t *seq, char *err)
 		    r.status == 401 ? " (REPL_TOKEN differs?)" : "");
 		return -1;
 	}
-	if (parse_state(r.body, id, seq) == -1) {
+	if (parse_state(r.body, id, seq, node) == -1) {
 		seterr(err, "/repl/state answer lacks repl_id or seq");
 		return -1;
 	}
@@ -1243,6 +1257,7 @@ repl_init(const struct repl_config *c, const char *repl_id, uint64_t seq)
 		return -1;
 	}
 	memset(&bl, 0, sizeof(bl));
+	new_node_id();
 	cfg = *c;
 	if (cfg.backlog_bytes == 0)
 		cfg.backlog_bytes = DEF_BACKLOG;
@@ -1372,6 +1387,36 @@ repl_flush(void)
 
 /* ---- Pushers ---- */
 
+/*
+ * 32 random hex digits: unique per process is all it must be, so when
+ * /dev/urandom cannot be read, the clock and the PID make do.
+ */
+static void
+new_node_id(void)
+{
+	unsigned char r[16];
+	uint64_t t = now_ms() ^ ((uint64_t)getpid() << 32);
+	int fd, i, ok = 0;
+
+	if ((fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)) != -1) {
+		ok = read(fd, r, sizeof(r)) == (ssize_t)sizeof(r);
+		close(fd);
+	}
+	for (i = 0; !ok && i < 16; i++)
+		r[i] = (unsigned char)(t >> (i % 8 * 8) ^ (uint64_t)i * 151);
+	for (i = 0; i < 16; i++) {
+		node_id[2 * i] = "0123456789abcdef"[r[i] >> 4];
+		node_id[2 * i + 1] = "0123456789abcdef"[r[i] & 15];
+	}
+	node_id[32] = '\0';
+}
+
+const char *
+repl_node_id(void)
+{
+	return node_id;
+}
+
 int
 repl_add_replica(const char *url, int registered)
 {
@@ -1403,7 +1448,7 @@ repl_add_replica(const char *url, int registered)
 		goto out;
 	}
 	for (p = peers; p != NULL; p = p->next)
-		if (strcmp(p->url, url) == 0)
+		if (strcmp(p->url, url) == 0 || strcmp(p->alias, url) == 0)
 			break;
 	if (p != NULL) {
 		if (registered) {
@@ -1482,6 +1527,7 @@ repl_peers(struct repl_peer *out, size_t max)
 		o->full_syncs = p->full_syncs;
 		o->partial_syncs = p->partial_syncs;
 		o->registered = p->registered;
+		memcpy(o->alias, p->alias, sizeof(o->alias));
 	}
 	UNLOCK();
 	return n;
@@ -1620,19 +1666,62 @@ seek(struct push *ps, uint64_t next_seq)
 	return 0;
 }
 
+/*
+ * Is node, which p's URL reaches, fed already under another URL? Then
+ * that peer takes p's URL as its alias (a registration under it keeps the
+ * peer, and a static URL stays static) and p leaves: one replica, one
+ * pusher. Otherwise p remembers its node.
+ */
+static int
+same_node(struct peer *p, const char *node)
+{
+	struct peer *q, **pp;
+
+	if (node[0] == '\0')
+		return 0;
+	LOCK();
+	for (q = peers; q != NULL; q = q->next)
+		if (q != p && !q->gone && strcmp(q->node, node) == 0)
+			break;
+	if (q == NULL) {
+		memcpy(p->node, node, sizeof(p->node));
+		UNLOCK();
+		return 0;
+	}
+	memcpy(q->alias, p->url, sizeof(q->alias));
+	q->is_static |= p->is_static;
+	q->registered |= p->registered;
+	if (p->last_seen > q->last_seen)
+		q->last_seen = p->last_seen;
+	for (pp = &peers; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	p->gone = 1;
+	p->next = dead;
+	dead = p;
+	UNLOCK();
+	kv_log("info", "replica %s: the same node as %s; fed as that one",
+	    p->url, q->url);
+	return 1;
+}
+
 /* Handshake, sync, stream until something goes wrong. */
 static int
 session(struct push *ps)
 {
 	struct peer *p = ps->p;
 	struct sync_result res;
-	char id[ID_MAX];
+	char id[ID_MAX], node[ID_MAX];
 	uint64_t seq, first, last, t0;
 	double secs;
 	int partial, ok;
 
-	if (get_state(&ps->rc, id, &seq, ps->err) == -1)
+	if (get_state(&ps->rc, id, &seq, node, ps->err) == -1)
 		return S_ERR;
+	if (same_node(p, node))
+		return S_STOP;
 	contact(ps);
 	if (ps->down) {
 		kv_log("info", "replica %s: reachable again", p->url);
@@ -1862,7 +1951,7 @@ recoverer(void *arg)
 	struct batch b;
 	struct sync_result res;
 	struct peer *p;
-	char id[ID_MAX], best[URL_MAX] = "", err[ERR_MAX];
+	char id[ID_MAX], node[ID_MAX], best[URL_MAX] = "", err[ERR_MAX];
 	uint64_t deadline, round0, seq, best_seq = 0;
 	size_t n, i, nstatic, sans, prev_static = 0;
 	int answered = 0, extra = 0, stop = 0, regdata;
@@ -1891,7 +1980,7 @@ again:
 		for (i = 0; i < n; i++) {
 			nstatic += cs[i].is_static;
 			if (conn_init(&c, cs[i].url, &rec_fd[0]) == -1 ||
-			    get_state(&c, id, &seq, err) == -1) {
+			    get_state(&c, id, &seq, node, err) == -1) {
 				kv_log("debug", "recovery: %s: %s", cs[i].url,
 				    c.c_err[0] != '\0' ? c.c_err : err);
 				conn_free(&c);

@@ -50,7 +50,11 @@ struct repl_peer {
 	uint64_t	 full_syncs;
 	uint64_t	 partial_syncs;
 	int		 registered;	/* 1 if it announced itself */
+	char		 alias[256];	/* the same node's other URL, or "" */
 };
+
+/* This process's node id (32 hex digits) for /repl/state; after repl_init. */
+const char *repl_node_id(void);
 
 /* Supplied by the program: one log line at level "error", "warn", "info"... */
 void	kv_log(const char *level, const char *fmt, ...);

@@ -911,12 +911,20 @@ testSpecTwoNodeSession() {
       curl -s -o /dev/null -w '%{http_code}' "http://localhost:${rp}/ready")"
   assert_converged "${rp}" "${rr1}" 'the spec session'
   ready=$(curl -s "http://127.0.0.1:${rp}/ready")
-  assertContains 'primary lists the replica' "${ready}" \
-    "\"url\":\"http://localhost:${rr1}\",\"state\":\"streaming\""
-  announced=$(printf '%s' "${ready}" |
-    grep -o "{\"url\":\"http://$(hostname):${rr1}\"[^}]*}")
-  assertContains 'and the URL it announced, from its hostname and PORT' \
-    "${announced}" '"registered":true'
+  # One node under two URLs (REPLICA_URLS and the one it announced, from
+  # its hostname and PORT) is one replica: fed once, listed once, under
+  # the URL that answered first, with the other as its alias.
+  assertContains 'primary lists the replica, streaming' "${ready}" \
+    '"state":"streaming"'
+  assertEquals 'once' 1 "$(printf '%s' "${ready}" | grep -o '"url":' | wc -l)"
+  assertEquals 'under both URLs' \
+    "$(printf 'http://%s\n' "$(hostname):${rr1}" "localhost:${rr1}" | sort |
+      tr '\n' ' ' | sed 's/ $//')" \
+    "$(printf '%s' "${ready}" | grep -o '"\(url\|alias\)":"[^"]*"' |
+      cut -d'"' -f4 | sort | tr '\n' ' ' | sed 's/ $//')"
+  assertContains 'one of them registered' "${ready}" '"registered":true'
+  assertEquals 'and one full sync sent to it' 1 \
+    "$(grep -c 'full sync started' "${SHUNIT_TMPDIR}/p.log")"
   ready=$(curl -s "http://127.0.0.1:${rr1}/ready")
   assertContains 'replica shows its primary link' "${ready}" '"link":"up"'
   stop_nodes

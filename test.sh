@@ -693,7 +693,11 @@ testVolumePermissionsGivesTheTreeToTheUser() {
 # ---- Configuration ----
 
 testBadConfigurationExitsWithOneClearLine() {
+  # A store closed cleanly, which no bad setting may touch.
+  start badenv
+  stop "${spid}"
   check_bad_env 'PORT=abc' PORT=abc
+  check_bad_env 'PORT in use' PORT="${port}"
   check_bad_env 'PORT=70000' PORT=70000
   check_bad_env 'ROLE=boss' ROLE=boss
   check_bad_env 'FSYNC=sometimes' FSYNC=sometimes
@@ -1117,13 +1121,17 @@ check_raw() {
   assertEquals "$1" "$2" "$(status_code "${out}")"
 }
 
-# check_bad_env NAME VAR=VALUE...: the server exits 1 with one log line.
+# check_bad_env NAME VAR=VALUE...: the server exits 1 with one log line,
+# and the store in ${SHUNIT_TMPDIR}/badenv is left as it was.
 check_bad_env() {
+  db="${SHUNIT_TMPDIR}/badenv/kvstore.db"
+  before=$(cksum <"${db}")
   out=$(env PORT=$((port + 43)) DATA_DIR="${SHUNIT_TMPDIR}/badenv" "${@:2}" \
     timeout 5 ./kvstore 2>&1)
   assertEquals "$1: exit status" 1 $?
   assertEquals "$1: one line" 1 "$(printf '%s\n' "${out}" | wc -l)"
   assertContains "$1: an error line" "${out}" 'error'
+  assertEquals "$1: store untouched" "${before}" "$(cksum <"${db}")"
 }
 
 json_num() { printf '%s' "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }

@@ -706,6 +706,33 @@ testBadConfigurationExitsWithOneClearLine() {
   check_bad_env 'DATA_DIR' DATA_DIR=/etc/passwd/sub
 }
 
+testUnwritableDataDirIsRefusedAndLeftUntouched() {
+  dir="${SHUNIT_TMPDIR}/readonly"
+  start readonly DATA_DIR="${dir}"
+  stop "${spid}"
+  before=$(cksum <"${dir}/kvstore.db")
+  # Root writes anywhere: make the directory a read-only mount instead, in
+  # a mount namespace of its own.
+  if [ "$(id -u)" -ne 0 ]; then
+    chmod 555 "${dir}"
+    out=$(PORT=$((port + 44)) DATA_DIR="${dir}" timeout 5 ./kvstore 2>&1)
+    status=$?
+    chmod 755 "${dir}"
+  elif unshare -m sh -c 'mount --bind "$1" "$1"' _ "${dir}" 2>/dev/null; then
+    out=$(PORT=$((port + 44)) DATA_DIR="${dir}" timeout 5 unshare -m sh -c \
+      'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" &&
+      exec ./kvstore' _ "${dir}" 2>&1)
+    status=$?
+  else
+    startSkipping
+    return
+  fi
+  assertEquals 'exit status' 1 "${status}"
+  assertEquals "one line: ${out}" 1 "$(printf '%s\n' "${out}" | wc -l)"
+  assertContains 'says why' "${out}" 'is not writable by uid'
+  assertEquals 'store untouched' "${before}" "$(cksum <"${dir}/kvstore.db")"
+}
+
 testForeignDbFileIsRefusedAndLeftUntouched() {
   mkdir -p "${SHUNIT_TMPDIR}/foreign"
   head -c 65536 /dev/urandom >"${SHUNIT_TMPDIR}/foreign/kvstore.db"
@@ -713,6 +740,7 @@ testForeignDbFileIsRefusedAndLeftUntouched() {
   out=$(PORT=$((port + 40)) DATA_DIR="${SHUNIT_TMPDIR}/foreign" \
     timeout 5 ./kvstore 2>&1)
   assertEquals 'exit status' 1 $?
+  assertEquals "one line: ${out}" 1 "$(printf '%s\n' "${out}" | wc -l)"
   assertContains 'says why' "${out}" 'not a kvstore file'
   assertEquals 'file unchanged' "${before}" \
     "$(cksum <"${SHUNIT_TMPDIR}/foreign/kvstore.db")"
@@ -857,6 +885,7 @@ testCorruptHeaderRefusesToStart() {
   out=$(PORT=$((port + 42)) DATA_DIR="${SHUNIT_TMPDIR}/hdr" \
     timeout 5 ./kvstore 2>&1)
   assertEquals 'exit status' 1 $?
+  assertEquals "one line: ${out}" 1 "$(printf '%s\n' "${out}" | wc -l)"
   assertContains 'says why' "${out}" 'header'
   assertEquals 'file unchanged' "${before}" "$(cksum <"${db}")"
 }

@@ -414,6 +414,26 @@ testListensOnIPv6Too() {
   assertEquals 'GET over ::1' 200 "${code}"
 }
 
+testFallsBackToIPv4WhereIPv6IsAbsent() {
+  if ! tests/noipv6 true 2>/dev/null; then
+    startSkipping
+    return
+  fi
+  sport=$((port + 1 + $(next_port)))
+  PORT="${sport}" ROLE=primary DATA_DIR="${SHUNIT_TMPDIR}/noipv6" \
+    RECOVER_WAIT_MS=0 tests/noipv6 ./kvstore >"${SHUNIT_TMPDIR}/noipv6.log" 2>&1 &
+  spid=$!
+  echo "${spid}" >>"${SHUNIT_TMPDIR}/pids"
+  wait_up "${sport}"
+  up=$?
+  assertTrue "serves over IPv4: $(cat "${SHUNIT_TMPDIR}/noipv6.log")" "${up}"
+  if grep -q . /proc/net/if_inet6 2>/dev/null; then
+    curl -s -g -o /dev/null "http://[::1]:${sport}/health"
+    assertEquals 'not over IPv6 (curl: connection refused)' 7 $?
+  fi
+  stop "${spid}"
+}
+
 testClientThatHangsUpMidResponseDoesNotKillTheServer() {
   for _ in 1 2 3 4 5; do
     timeout 1 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"; printf "GET /kv/onemib HTTP/1.1\r\nHost: x\r\n\r\n" >&3; exec 3<&-' _ "${port}"

@@ -815,6 +815,32 @@ testSigtermShutsDownCleanlyAndKeepsData() {
   stop "${spid}"
 }
 
+testSigintStopsAcceptingAndFinishesTheRequestInFlight() {
+  start inflight
+  exec 3<>"/dev/tcp/127.0.0.1/${sport}"
+  printf 'PUT /kv/inflight HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhe' >&3
+  sleep 0.3
+  kill -INT "${spid}"
+  sleep 0.3
+  curl -s -o /dev/null "http://127.0.0.1:${sport}/health"
+  assertEquals 'new connections refused (curl exit 7)' 7 $?
+  printf 'llo' >&3
+  answer=$(timeout 3 cat <&3 | tr -d '\r')
+  exec 3<&-
+  assertContains 'the request in flight answered' "${answer}" \
+    'HTTP/1.1 201 Created'
+  assertContains 'and its connection closed' "${answer}" 'Connection: close'
+  wait_exit "${spid}" 10
+  assertEquals 'exit status after SIGINT' 0 "${exited}"
+  assertContains 'logged' "$(cat "${slog}")" 'stopped cleanly'
+  start inflight
+  assertEquals 'the write kept' hello \
+    "$(curl -s "http://127.0.0.1:${sport}/kv/inflight")"
+  assertNotContains 'no recovery after a clean stop' "$(cat "${slog}")" \
+    'recovered'
+  stop "${spid}"
+}
+
 testFsyncAlwaysAcknowledgesDurableWrites() {
   start always FSYNC=always
   writers=
@@ -1339,6 +1365,19 @@ next_port() { nports=$(((${nports:-0} + 1) % 30)); echo "${nports}"; }
 stop() {
   kill "$1" 2>/dev/null
   wait "$1" 2>/dev/null
+}
+
+# wait_exit PID SECONDS: its exit status in ${exited}, or 124 and kill -9
+# if it is still running after SECONDS.
+wait_exit() {
+  for _ in $(seq 1 $(($2 * 20))); do
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -0 "$1" 2>/dev/null && kill -9 "$1"
+  wait "$1" 2>/dev/null
+  exited=$?
+  [ "${exited}" -eq 137 ] && exited=124
 }
 
 # ---- Fixtures ----

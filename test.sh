@@ -435,8 +435,12 @@ testFallsBackToIPv4WhereIPv6IsAbsent() {
 }
 
 testClientThatHangsUpMidResponseDoesNotKillTheServer() {
+  # An answer far larger than the socket buffers, so that the server is
+  # still writing it when the reset comes back.
+  head -c 1048576 /dev/zero >"${SHUNIT_TMPDIR}/mib"
+  curl -s -o /dev/null -T "${SHUNIT_TMPDIR}/mib" "${url}/kv/hangup"
   for _ in 1 2 3 4 5; do
-    timeout 1 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"; printf "GET /kv/onemib HTTP/1.1\r\nHost: x\r\n\r\n" >&3; exec 3<&-' _ "${port}"
+    timeout 1 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"; printf "GET /kv/hangup HTTP/1.1\r\nHost: x\r\n\r\n" >&3; exec 3<&-' _ "${port}"
   done
   call GET /health
   assertEquals 'alive after SIGPIPE-prone hang-ups' 200 "${code}"

@@ -322,9 +322,13 @@ testHttp10KeepAliveIsHonouredAndAnnounced() {
 
 testExpect100ContinueIsAnsweredBeforeTheBody() {
   exec 3<>"/dev/tcp/127.0.0.1/${port}"
+  begin=$(date +%s%N)
   printf 'PUT /kv/expect HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n' >&3
   IFS= read -r -t 3 line <&3
+  waited=$((($(date +%s%N) - begin) / 1000000))
   assertEquals 'interim response' 'HTTP/1.1 100 Continue' "${line%$'\r'}"
+  # curl sends the body anyway after 1 s: "at once" must beat that.
+  assertTrue "100 Continue at once (${waited} ms)" "[ ${waited} -lt 1000 ]"
   printf 'hello' >&3
   IFS= read -r -t 3 line <&3
   IFS= read -r -t 3 line <&3
@@ -343,18 +347,18 @@ testChunkedUploadFromAPipeIsStored() {
 }
 
 testMalformedRequestsAreRefused() {
-  check_raw 'bad chunk size' 400 'PUT /kv/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n'
-  check_raw 'CL and TE' 400 'PUT /kv/c HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n'
-  check_raw 'differing CLs' 400 'PUT /kv/c HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc'
-  check_raw 'no Host' 400 'GET /health HTTP/1.1\r\n\r\n'
-  check_raw 'two Hosts' 400 'GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'
-  check_raw 'bare CR' 400 'GET /health HTTP/1.1\r\nHost: x\rX: y\r\n\r\n'
-  check_raw 'space before colon' 400 'GET /health HTTP/1.1\r\nHost : x\r\n\r\n'
-  check_raw 'obs-fold' 400 'GET /health HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n'
-  check_raw 'HTTP/2.0' 505 'GET /health HTTP/2.0\r\nHost: x\r\n\r\n'
-  check_raw 'garbage' 400 'HELLO\r\n\r\n'
-  check_raw 'gzip coding' 501 'PUT /kv/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n'
-  check_raw 'bad CL' 400 'PUT /kv/c HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n'
+  check_closes 'bad chunk size' 400 'PUT /kv/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n'
+  check_closes 'CL and TE' 400 'PUT /kv/c HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n'
+  check_closes 'differing CLs' 400 'PUT /kv/c HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc'
+  check_closes 'no Host' 400 'GET /health HTTP/1.1\r\n\r\n'
+  check_closes 'two Hosts' 400 'GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'
+  check_closes 'bare CR' 400 'GET /health HTTP/1.1\r\nHost: x\rX: y\r\n\r\n'
+  check_closes 'space before colon' 400 'GET /health HTTP/1.1\r\nHost : x\r\n\r\n'
+  check_closes 'obs-fold' 400 'GET /health HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n'
+  check_closes 'HTTP/2.0' 505 'GET /health HTTP/2.0\r\nHost: x\r\n\r\n'
+  check_closes 'garbage' 400 'HELLO\r\n\r\n'
+  check_closes 'gzip coding' 501 'PUT /kv/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n'
+  check_closes 'bad CL' 400 'PUT /kv/c HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n'
   check_raw 'HTTP/1.0 needs no Host' 200 'GET /health HTTP/1.0\r\n\r\n'
   check_raw 'empty line first' 200 '\r\nGET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
   call GET /health
@@ -363,8 +367,8 @@ testMalformedRequestsAreRefused() {
 
 testOversizedHeadAndTargetAreRefused() {
   filler=$(head -c 17000 /dev/zero | tr '\0' a)
-  check_raw 'head over 16 KiB' 431 "GET /health HTTP/1.1\r\nHost: x\r\nX: ${filler}\r\n\r\n"
-  check_raw 'target over 8 KiB' 414 "GET /kv/${filler:0:9000} HTTP/1.1\r\nHost: x\r\n\r\n"
+  check_closes 'head over 16 KiB' 431 "GET /health HTTP/1.1\r\nHost: x\r\nX: ${filler}\r\n\r\n"
+  check_closes 'target over 8 KiB' 414 "GET /kv/${filler:0:9000} HTTP/1.1\r\nHost: x\r\n\r\n"
 }
 
 testEveryResponseHasADateAndAServer() {
@@ -379,6 +383,7 @@ testConnectionCapAnswers503AndRecovers() {
     6<>"/dev/tcp/127.0.0.1/${sport}"
   sleep 0.2
   out=$(raw "${sport}" 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n')
+  assertEquals 'over the cap: closed' 0 $?
   assertEquals 'over the cap' 503 "$(status_code "${out}")"
   exec 4<&- 5<&- 6<&-
   sleep 0.2
@@ -1198,6 +1203,18 @@ count_status() { printf '%s' "$1" | grep -ao "HTTP/1.1 $2 " | wc -l; }
 check_raw() {
   out=$(raw "${port}" "$3")
   assertEquals "$1" "$2" "$(status_code "${out}")"
+}
+
+# check_closes NAME STATUS BYTES: BYTES, with a valid request pipelined
+# behind them, get one answer, STATUS with a Date and a length, and the
+# server closes the connection.
+check_closes() {
+  out=$(raw "${port}" "$3GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+  assertEquals "$1: closed" 0 $?
+  assertEquals "$1" "$2" "$(status_code "${out}")"
+  assertEquals "$1: one answer" 1 "$(printf '%s' "${out}" | grep -ac '^HTTP/')"
+  assertContains "$1: Date" "${out}" 'Date: '
+  assertContains "$1: length" "${out}" 'Content-Length: '
 }
 
 # check_bad_env NAME VAR=VALUE...: the server exits 1 with one log line,

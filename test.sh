@@ -801,10 +801,26 @@ testRoleAutoFollowsTheStatefulSetOrdinal() {
 }
 
 testStartupLogStatesRoleFsyncAndKeys() {
-  assertContains 'role' "$(cat "${log}")" 'role=primary'
-  assertContains 'fsync' "$(cat "${log}")" 'fsync=everysec'
-  assertContains 'keys' "$(cat "${log}")" 'keys='
-  assertContains 'data file' "$(cat "${log}")" 'kvstore.db'
+  first=$(grep -m 1 ' starting: ' "${log}")
+  assertContains 'role' "${first}" ' role=primary '
+  assertContains 'port' "${first}" " port=${port} "
+  assertContains 'data file' "${first}" \
+    " data=${SHUNIT_TMPDIR}/primary/kvstore.db "
+  assertContains 'keys' "${first}" ' keys=0 '
+  assertContains 'fsync' "${first}" ' fsync=everysec '
+  start startlog FSYNC=always
+  curl -s -o /dev/null -X PUT -d 1 "http://127.0.0.1:${sport}/kv/a"
+  curl -s -o /dev/null -X PUT -d 2 "http://127.0.0.1:${sport}/kv/b"
+  stop "${spid}"
+  start startlog FSYNC=always
+  stop "${spid}"
+  first=$(grep -m 1 ' starting: ' "${slog}")
+  assertContains 'keys of a reopened store' "${first}" ' keys=2 '
+  assertContains 'fsync=always' "${first}" ' fsync=always '
+  # One line per event, each with its UTC time and level.
+  assertEquals "lines without time and level: $(cat "${slog}")" 0 \
+    "$(grep -cvE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z (debug|info |warn |error) ' \
+      "${slog}")"
 }
 
 # ---- Durability ----

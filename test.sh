@@ -721,6 +721,25 @@ testVolumePermissionsGivesTheTreeToTheUser() {
 
 # ---- Configuration ----
 
+testDefaultsAreReplicaOnPort8080WithDataInDotData() {
+  # Port 8080 may be taken on this machine: use a network namespace.
+  if ! unshare -n true 2>/dev/null; then
+    startSkipping
+    return
+  fi
+  kv="$(pwd)/kvstore"
+  mkdir -p "${SHUNIT_TMPDIR}/defaults"
+  (cd "${SHUNIT_TMPDIR}/defaults" &&
+    env -u ROLE -u PORT -u DATA_DIR timeout -s TERM 1 unshare -n "${kv}" \
+      2>"${SHUNIT_TMPDIR}/defaults.log")
+  first=$(grep -m 1 ' starting: ' "${SHUNIT_TMPDIR}/defaults.log")
+  assertContains "ROLE: $(cat "${SHUNIT_TMPDIR}/defaults.log")" "${first}" \
+    ' role=replica '
+  assertContains 'PORT' "${first}" ' port=8080 '
+  assertContains 'DATA_DIR' "${first}" ' data=./data/kvstore.db '
+  assertTrue './data created' "[ -f '${SHUNIT_TMPDIR}/defaults/data/kvstore.db' ]"
+}
+
 testBadConfigurationExitsWithOneClearLine() {
   # A store closed cleanly, which no bad setting may touch.
   start badenv

@@ -719,6 +719,41 @@ testVolumePermissionsGivesTheTreeToTheUser() {
   assertEquals 'bad owner: exit 2' 2 $?
 }
 
+# ---- Build and set-up ----
+
+testNeedShInstallsOrNamesAMissingPackage() {
+  # A PATH of stubs: id says the uid, apt-get logs its arguments.
+  stubs="${SHUNIT_TMPDIR}/stubs"
+  mkdir -p "${stubs}"
+  printf '#!/bin/sh\necho "${FAKE_UID}"\n' >"${stubs}/id"
+  printf '#!/bin/sh\necho "$*" >>"${APT_LOG}"\nexit "${APT_STATUS:-0}"\n' \
+    >"${stubs}/apt-get"
+  chmod +x "${stubs}/id" "${stubs}/apt-get"
+  export APT_LOG="${SHUNIT_TMPDIR}/apt.log"
+  : >"${APT_LOG}"
+  out=$(FAKE_UID=1000 PATH="${stubs}" /bin/sh tests/need.sh musl-gcc shunit2 id 2>&1)
+  assertEquals 'not root: fails' 1 $?
+  assertEquals "not root: one line per missing package: ${out}" 2 \
+    "$(printf '%s\n' "${out}" | wc -l)"
+  assertContains 'names musl-tools' "$(printf '%s\n' "${out}" | head -n 1)" \
+    'install the Debian package musl-tools'
+  assertContains 'names shunit2' "$(printf '%s\n' "${out}" | tail -n 1)" \
+    'install the Debian package shunit2'
+  assertEquals 'not root: no apt-get' '' "$(cat "${APT_LOG}")"
+  FAKE_UID=0 PATH="${stubs}" /bin/sh tests/need.sh musl-gcc curl 2>/dev/null
+  assertEquals 'root: installed' 0 $?
+  assertEquals 'root: one update, then each package' \
+    'update -qq
+install -y -qq musl-tools
+install -y -qq curl' "$(cat "${APT_LOG}")"
+  out=$(FAKE_UID=0 APT_STATUS=100 PATH="${stubs}" /bin/sh tests/need.sh \
+    musl-gcc 2>&1)
+  assertEquals 'root, apt-get failing: fails' 1 $?
+  assertContains 'root, apt-get failing: names it' "${out}" \
+    'install the Debian package musl-tools'
+  unset APT_LOG
+}
+
 # ---- Configuration ----
 
 testDefaultsAreReplicaOnPort8080WithDataInDotData() {

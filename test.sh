@@ -754,6 +754,59 @@ install -y -qq curl' "$(cat "${APT_LOG}")"
   unset APT_LOG
 }
 
+testMakeRunStartsAPrimaryOn8081AndItsReplicas() {
+  # Its ports are fixed: one suite at a time on a machine, and none while
+  # something else holds them.
+  exec {lock}>"${TMPDIR:-/tmp}/kvstore-make-run.lock"
+  busy=
+  flock -n "${lock}" || busy='another suite'
+  for p in 8081 8082 8083; do
+    curl -s -o /dev/null "http://127.0.0.1:${p}/health"
+    [ $? -eq 7 ] || busy="port ${p}"
+  done
+  if [ -n "${busy}" ]; then
+    echo "  ${busy} in use: skipped"
+    exec {lock}>&-
+    startSkipping
+    return
+  fi
+  # A copy of the tree's runner and binary, so ./data is a scratch one;
+  # -o kvstore: the binary is built already.
+  run="${SHUNIT_TMPDIR}/run"
+  mkdir -p "${run}/tests"
+  cp Makefile kvstore "${run}/"
+  cp tests/cluster.sh "${run}/tests/"
+  # Its own process group, so that SIGINT reaches every process in it, as
+  # Ctrl-C does in a terminal.
+  (cd "${run}" && exec setsid make -s -o kvstore run) \
+    >"${SHUNIT_TMPDIR}/run.log" 2>&1 &
+  mpid=$!
+  echo "${mpid}" >>"${SHUNIT_TMPDIR}/pids"
+  wait_ready 8081 12 && wait_ready 8082 && wait_ready 8083
+  up=$?
+  assertTrue "all three ready: $(tail -n 5 "${SHUNIT_TMPDIR}/run.log")" "${up}"
+  assertEquals 'roles' 'primary replica replica' \
+    "$(for p in 8081 8082 8083; do curl -s "http://127.0.0.1:${p}/role"; echo; done | xargs)"
+  assertTrue 'the primary keeps ./data/primary' \
+    "[ -f '${run}/data/primary/kvstore.db' ]"
+  curl -s -o /dev/null -X PUT -d alice http://127.0.0.1:8081/kv/name
+  wait_seq 8082 "$(node_seq 8081)" && wait_seq 8083 "$(node_seq 8081)"
+  assertEquals 'replicated' 'alice alice' \
+    "$(curl -s http://127.0.0.1:8082/kv/name) $(curl -s http://127.0.0.1:8083/kv/name)"
+  kill -INT -- "-${mpid}"
+  wait_exit "${mpid}" 10
+  assertNotEquals 'make ends on Ctrl-C' 124 "${exited}"
+  for _ in $(seq 1 200); do
+    kill -0 -- "-${mpid}" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -0 -- "-${mpid}" 2>/dev/null
+  assertFalse 'every process of make run has ended' $?
+  assertEquals 'each node stopped cleanly' 3 \
+    "$(grep -c 'stopped cleanly' "${SHUNIT_TMPDIR}/run.log")"
+  exec {lock}>&-
+}
+
 # ---- Configuration ----
 
 testDefaultsAreReplicaOnPort8080WithDataInDotData() {

@@ -721,6 +721,33 @@ testVolumePermissionsGivesTheTreeToTheUser() {
 
 # ---- Build and set-up ----
 
+testMakeBuildsAStaticBinaryUnder200KiB() {
+  # A scratch copy of the sources, built with the Makefile's defaults
+  # whatever variant (make asan, make tsan) runs this suite.
+  src="${SHUNIT_TMPDIR}/build"
+  mkdir -p "${src}/ui" "${src}/tests"
+  cp Makefile ./*.c ./*.h "${src}/"
+  cp ui/embed.sh ui/pack.c ui/index.html ui/app.js ui/app.css ui/icon.svg \
+    "${src}/ui/"
+  cp tests/need.sh "${src}/tests/"
+  out=$(cd "${src}" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make 2>&1)
+  assertTrue "make: ${out}" $?
+  size=$(wc -c <"${src}/kvstore")
+  assertTrue "${size} bytes, at most 200 KiB" "[ ${size} -le 204800 ]"
+  # Static: it runs in a root holding nothing else, as in FROM scratch.
+  mkdir -p "${src}/root"
+  cp "${src}/kvstore" "${src}/root/"
+  if [ "$(id -u)" -eq 0 ]; then
+    jail=(chroot)
+  elif unshare -r true 2>/dev/null; then
+    jail=(unshare -r chroot)
+  else
+    return
+  fi
+  out=$(KV_URL="${url}" "${jail[@]}" "${src}/root" /kvstore health 2>&1)
+  assertEquals 'runs with nothing but itself' ok "${out}"
+}
+
 testNeedShInstallsOrNamesAMissingPackage() {
   # A PATH of stubs: id says the uid, apt-get logs its arguments.
   stubs="${SHUNIT_TMPDIR}/stubs"

@@ -1021,6 +1021,25 @@ testFsyncAlwaysAcknowledgesDurableWrites() {
   stop "${spid}"
 }
 
+testFsyncAlwaysGroupsConcurrentWritesIntoFewerFlushes() {
+  start group FSYNC=always
+  gurl="http://127.0.0.1:${sport}"
+  for i in $(seq 1 200); do
+    printf 'url = "%s/kv/g%s"\noutput = "/dev/null"\n' "${gurl}" "${i}"
+  done >"${SHUNIT_TMPDIR}/group.cfg"
+  # -s does not silence the parallel progress meter of curl 7.88.
+  curl -s -Z --parallel-max 50 -X PUT -d v -K "${SHUNIT_TMPDIR}/group.cfg" \
+    2>/dev/null
+  assertEquals 'every write made' 200 "$(key_count "${sport}")"
+  fsyncs=$(curl -s "${gurl}/metrics" |
+    sed -n 's/^kvstore_fsyncs_total \([0-9]*\)$/\1/p')
+  echo "  200 writes from 50 clients: ${fsyncs} flushes"
+  # One flush per write would be 200; 50 clients at a time share them.
+  assertTrue "200 writes from 50 clients took ${fsyncs} flushes" \
+    "[ ${fsyncs:-200} -le 100 ]"
+  stop "${spid}"
+}
+
 testKill9UnderWriteLoadLosesNoAcknowledgedWrite() {
   : >"${SHUNIT_TMPDIR}/acked"
   rounds=8

@@ -39,6 +39,7 @@ testSpecCurlSessionOnOnePrimary() {
   assertEquals 'DELETE status' 200 "${code}"
   get name
   assertEquals 'GET after DELETE' 404 "${code}"
+  assertEquals 'a short text body' 'key not found' "$(cat "${body}")"
   assertEquals 'role' primary "$(curl -s "${url}/role")"
   call GET /health
   assertEquals 'health' 200 "${code}"
@@ -103,6 +104,7 @@ testKeysArePercentDecodedOnce() {
 testBadKeysAreRefused() {
   put 'bad%G1' x
   assertEquals 'invalid escape' 400 "${code}"
+  assertContains 'says why' "$(cat "${body}")" 'invalid percent-escape'
   put 'nul%00byte' x
   assertEquals 'NUL in key' 400 "${code}"
   put 'half%4' x
@@ -130,6 +132,8 @@ testListingIsStreamedJsonWithEscapedKeys() {
   te=$(curl -s -D - -o /dev/null "${url}/kv/" | tr -d '\r' |
     grep -i '^transfer-encoding')
   assertEquals 'chunked' 'Transfer-Encoding: chunked' "${te}"
+  ctype=$(curl -s -o /dev/null -w '%{content_type}' "${url}/kv/")
+  assertEquals 'content type' application/json "${ctype}"
 }
 
 testListingOfManyKeysHasEachKeyOnce() {
@@ -225,6 +229,18 @@ testValueLimitAnswers413BeforeTheBody() {
   # Only the head is sent: the 413 must come without the body.
   out=$(raw "${port}" 'PUT /kv/big HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n')
   assertEquals 'over the limit' 413 "$(status_code "${out}")"
+  start small MAX_VALUE_BYTES=10
+  surl="http://127.0.0.1:${sport}/kv"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d 0123456789 \
+    "${surl}/ten")
+  assertEquals 'MAX_VALUE_BYTES=10: 10 bytes' 201 "${code}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d 0123456789a \
+    "${surl}/eleven")
+  assertEquals 'MAX_VALUE_BYTES=10: 11 bytes' 413 "${code}"
+  code=$(printf 0123456789a | curl -s -o /dev/null -w '%{http_code}' -T - \
+    "${surl}/eleven")
+  assertEquals 'MAX_VALUE_BYTES=10: 11 bytes chunked' 413 "${code}"
+  stop "${spid}"
 }
 
 testReplicaRefusesWritesNamingThePrimary() {
@@ -235,10 +251,20 @@ testReplicaRefusesWritesNamingThePrimary() {
   assertEquals 'PUT on replica' 403 "${code}"
   assertContains 'names the primary' "$(cat "${body}")" \
     'http://primary.example:8080'
+  assertContains 'says it is read-only' "$(cat "${body}")" \
+    'read-only replica'
   code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "${surl}/kv/k")
   assertEquals 'DELETE on replica' 403 "${code}"
   code=$(curl -s -o /dev/null -w '%{http_code}' "${surl}/kv/k")
   assertEquals 'GET on replica' 404 "${code}"
+  stop "${spid}"
+  start rep0 ROLE=replica
+  code=$(curl -s -o "${body}" -w '%{http_code}' -X PUT -d v \
+    "http://127.0.0.1:${sport}/kv/k")
+  assertEquals 'PUT on a replica without PRIMARY_URL' 403 "${code}"
+  assertEquals 'says so, naming no URL' \
+    'this node is a read-only replica; send writes to the primary' \
+    "$(cat "${body}")"
   stop "${spid}"
 }
 

@@ -14,7 +14,8 @@ ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 OBJ = kvstore.o http.o repl.o store.o ui.o
 UI = ui/index.html ui/app.js ui/app.css ui/icon.svg
 TESTS = tests/abuse tests/cas tests/crashload tests/http_test \
-	tests/repl_test tests/store_test tests/store_test_softcrc tests/ui_test
+	tests/noipv6 tests/repl_test tests/store_test tests/store_test_softcrc \
+	tests/ui_test
 
 all: kvstore
 
@@ -53,6 +54,11 @@ tests/crashload: tests/crashload.c
 tests/http_test: tests/http_test.c http.c http.h
 	@sh tests/need.sh $(CC)
 	$(CC) $(ALL_CFLAGS) -I. $(LDFLAGS) -o $@ tests/http_test.c http.c
+
+# A seccomp wrapper; the host's compiler, since musl ships no Linux headers.
+tests/noipv6: tests/noipv6.c
+	@sh tests/need.sh $(HOSTCC)
+	$(HOSTCC) -O2 -std=c99 -Wall -Wextra -o $@ tests/noipv6.c
 
 # repl_test stands in for the resolver (--wrap) to move a replica's address.
 tests/repl_test: tests/repl_test.c repl.c repl.h

@@ -1790,8 +1790,8 @@ http_init(const struct http_config *c)
 
 	if ((lfd = open_listener(AF_INET6, (int)port)) == -1) {
 		/*
-		 * No IPv6 in this kernel or namespace: IPv4 only.
-		 * XXX Tested only where IPv6 works.
+		 * No IPv6 in this kernel or namespace: IPv4 only
+		 * (test.sh fakes such a kernel with tests/noipv6).
 		 */
 		if (errno != EAFNOSUPPORT && errno != EPROTONOSUPPORT &&
 		    errno != EADDRNOTAVAIL && errno != EINVAL)

@@ -3291,8 +3291,6 @@ main(int argc, char **argv)
 	if (snprintf(path, sizeof(path), "%s/kvstore.db", cfg.data_dir) >=
 	    (int)sizeof(path))
 		die("DATA_DIR %s: path too long", cfg.data_dir);
-	if ((store = store_open(path, cfg.fsync, err, sizeof(err))) == NULL)
-		die("cannot open store %s: %s", path, err);
 
 	memset(&hc, 0, sizeof(hc));
 	hc.port = cfg.port;
@@ -3305,8 +3303,15 @@ main(int argc, char **argv)
 	hc.handler = handle;
 	hc.tick = tick;
 	hc.body_limit = body_limit;
+	/*
+	 * Listen before opening the store: store_open marks the file open
+	 * (unclean), so dying after it on a taken port would cost the next
+	 * start a recovery and a primary a new replication id.
+	 */
 	if (http_init(&hc) == -1)
 		die("cannot listen on port %s:", cfg.port);
+	if ((store = store_open(path, cfg.fsync, err, sizeof(err))) == NULL)
+		die("cannot open store %s: %s", path, err);
 	if (http_watch(store_notify_fd(store), on_durable, NULL) == -1)
 		die("cannot watch the store's flush notifications:");
 	start_replication();

@@ -9,7 +9,8 @@ pids=()
 node() {
   local name=$1
   shift
-  env "$@" ./kvstore 2> >(sed -u "s/^/${name} /" >&2) &
+  # The prefixer ignores Ctrl-C, so the node's shutdown lines still show.
+  env "$@" ./kvstore 2> >(trap '' INT; exec sed -u "s/^/${name} /" >&2) &
   pids+=("$!")
 }
 stop() {

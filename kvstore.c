@@ -1774,6 +1774,7 @@ static int
 settle(struct waiter *w, uint64_t now, uint64_t last_seq, int changed)
 {
 	struct store_value v;
+	char extra[VERSION_HEADERS];
 	int exists, acks, e;
 
 	if (!http_alive(w->w_id))
@@ -1823,7 +1824,11 @@ settle(struct waiter *w, uint64_t now, uint64_t last_seq, int changed)
 		}
 		if (now < w->w_deadline)
 			return 0;
-		reply_text(w->w_id, 504, "", "the write is kept (seq %llu), "
+		/* The write is made: its version still lets the client read
+		 * it back (X-Kv-Min-Seq) or compare-and-swap on it. */
+		version_headers(extra, w->w_seq, strcmp(w->w_msg, "deleted") !=
+		    0);
+		reply_text(w->w_id, 504, extra, "the write is kept (seq %llu), "
 		    "but %d of the %d replicas asked for acknowledged it "
 		    "within %llu ms", (unsigned long long)w->w_seq, acks,
 		    w->w_replicas, (unsigned long long)(now - w->w_began));

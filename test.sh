@@ -450,11 +450,25 @@ testSynchronousWritesWaitForReplicas() {
   assertEquals 'kvstore put --replicas' 0 $?
   assertEquals 'the replica has that one too' cli \
     "$(curl -s "http://127.0.0.1:${rr1}/kv/sw2")"
-  code=$(curl -s -o "${body}" -w '%{http_code}' -X PUT -d more \
-    -H 'X-Kv-Replicas: 2' "http://127.0.0.1:${rp}/kv/sw")
-  assertEquals 'two asked, one replica: 504' 504 "${code}"
-  assertContains 'says the write is kept' "$(cat "${body}")" 'kept'
-  assertEquals 'and it is' more "$(curl -s "http://127.0.0.1:${rp}/kv/sw")"
+  hdrs=$(curl -s -D - -o "${body}" -X PUT -d more -H 'X-Kv-Replicas: 2' \
+    "http://127.0.0.1:${rp}/kv/sw" | tr -d '\r')
+  assertEquals 'two asked, one replica: 504' 504 "$(status_code "${hdrs}")"
+  seq=$(printf '%s\n' "${hdrs}" | sed -n 's/^X-Kv-Seq: //p')
+  assertContains 'says the write is kept, and how many have it' \
+    "$(cat "${body}")" "kept (seq ${seq}), but 1 of the 2"
+  assertContains 'the 504 still names the version' "${hdrs}" "ETag: \"${seq}\""
+  assertEquals 'and the write is kept' more \
+    "$(curl -s "http://127.0.0.1:${rp}/kv/sw")"
+  hdrs=$(curl -s -D - -o /dev/null -X DELETE -H 'X-Kv-Replicas: 1' \
+    "http://127.0.0.1:${rp}/kv/sw" | tr -d '\r')
+  assertEquals 'a DELETE acknowledged by one replica' 200 \
+    "$(status_code "${hdrs}")"
+  assertContains 'with its seq' "${hdrs}" 'X-Kv-Seq: '
+  assertEquals 'so the replica has deleted it at once' 404 \
+    "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${rr1}/kv/sw")"
+  out=$(KV_URL="http://127.0.0.1:${rp}" ./kvstore put --replicas 2 sw3 x 2>&1)
+  assertEquals 'kvstore put --replicas beyond the replicas: exit 3' 3 $?
+  assertContains 'and the server says why' "${out}" '1 of the 2'
   stop_nodes
 }
 

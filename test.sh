@@ -407,6 +407,42 @@ testWritesAndReadsCarryTheirVersion() {
   code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d x \
     -H 'If-Match: *' "${url}/kv/ver-absent")
   assertEquals 'If-Match: * on a missing key: 412' 412 "${code}"
+  etag=$(curl -s -D - -o /dev/null "${url}/kv/ver" | tr -d '\r' |
+    sed -n 's/^ETag: //p')
+  hdrs=$(curl -s -D - -o /dev/null -X DELETE -H "If-Match: ${etag}" \
+    "${url}/kv/ver" | tr -d '\r')
+  assertEquals 'DELETE with the current If-Match: 200' 200 \
+    "$(status_code "${hdrs}")"
+  seq=$(printf '%s\n' "${hdrs}" | sed -n 's/^X-Kv-Seq: //p')
+  assertTrue "the DELETE's X-Kv-Seq (${seq}) follows the value's ${etag}" \
+    "[ ${seq:-0} -gt ${etag//\"/} ]"
+}
+
+testReplicaServesTheSameVersions() {
+  node p "${rp}" primary
+  node r1 "${rr1}" replica
+  wait_ready "${rr1}"
+  hdrs=$(curl -s -D - -o /dev/null -X PUT -d one "http://127.0.0.1:${rp}/kv/rv" |
+    tr -d '\r')
+  seq=$(printf '%s\n' "${hdrs}" | sed -n 's/^X-Kv-Seq: //p')
+  wait_seq "${rr1}" "${seq}"
+  for m in GET HEAD; do
+    hdrs=$(curl -s -D - -o /dev/null -X "${m}" "http://127.0.0.1:${rr1}/kv/rv" |
+      tr -d '\r')
+    assertContains "${m} on the replica: the primary's ETag" "${hdrs}" \
+      "ETag: \"${seq}\""
+  done
+  out=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' \
+    -H "If-None-Match: \"${seq}\"" "http://127.0.0.1:${rr1}/kv/rv")
+  assertEquals 'If-None-Match on the replica: 304, no body' '304 0' "${out}"
+  seq=$(curl -s -D - -o /dev/null -X PUT -d two -H "If-Match: \"${seq}\"" \
+    "http://127.0.0.1:${rp}/kv/rv" | tr -d '\r' | sed -n 's/^X-Kv-Seq: //p')
+  wait_seq "${rr1}" "${seq}"
+  code=$(curl -s -o "${body}" -w '%{http_code}' \
+    -H "If-None-Match: \"$((seq - 1))\"" "http://127.0.0.1:${rr1}/kv/rv")
+  assertEquals 'a stale If-None-Match on the replica: the new value' \
+    '200 two' "${code} $(cat "${body}")"
+  stop_nodes
 }
 
 testCompareAndSwapLosesNoIncrement() {

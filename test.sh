@@ -457,16 +457,37 @@ testCompareAndSwapLosesNoIncrement() {
 
 testReadYourWritesOnAReplica() {
   node p "${rp}" primary
-  node r1 "${rr1}" replica MIN_SEQ_WAIT_MS=300
+  node r1 "${rr1}" replica MIN_SEQ_WAIT_MS=2000
   wait_ready "${rr1}"
   seq=$(curl -s -D - -o /dev/null -X PUT -d mine "http://127.0.0.1:${rp}/kv/ryw" |
     tr -d '\r' | sed -n 's/^X-Kv-Seq: //p')
   assertEquals 'read own write on the replica' mine \
     "$(curl -s -H "X-Kv-Min-Seq: ${seq}" "http://127.0.0.1:${rr1}/kv/ryw")"
+  # Reads that arrive before the write they ask for: they must wait for it,
+  # and the node must go on answering others meanwhile.
+  (sleep 1; curl -s -o /dev/null -X PUT -d later "http://127.0.0.1:${rp}/kv/ryw") &
+  curl -s -o "${SHUNIT_TMPDIR}/ryw.list" -H "X-Kv-Min-Seq: $((seq + 1))" \
+    "http://127.0.0.1:${rr1}/kv/?prefix=ryw&values=true" &
+  lpid=$!
+  sleep 0.2
+  out=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' \
+    "http://127.0.0.1:${rr1}/health")
+  assertEquals 'the replica answers others while reads wait' 200 "${out%% *}"
+  awk -v t="${out#* }" 'BEGIN { exit !(t < 0.7) }'
+  assertTrue "and at once (${out#* } s)" $?
+  out=$(curl -s -w ' %{time_total}' -H "X-Kv-Min-Seq: $((seq + 1))" \
+    "http://127.0.0.1:${rr1}/kv/ryw")
+  assertEquals 'a read that came first waits for the write' later "${out%% *}"
+  awk -v t="${out#* }" 'BEGIN { exit !(t > 0.5) }'
+  assertTrue "held until the write (${out#* } s)" $?
+  wait "${lpid}"
+  assertContains 'a listing waits the same way' \
+    "$(cat "${SHUNIT_TMPDIR}/ryw.list")" '"value":"later"'
   code=$(curl -s -o "${body}" -w '%{http_code}' -H 'X-Kv-Min-Seq: 999999' \
     "http://127.0.0.1:${rr1}/kv/ryw")
   assertEquals 'a sequence never reached: 504' 504 "${code}"
-  assertContains 'says how far it got' "$(cat "${body}")" "applied ${seq}"
+  assertContains 'says how far it got' "$(cat "${body}")" \
+    "applied $((seq + 1))"
   code=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-Kv-Min-Seq: soon' \
     "http://127.0.0.1:${rr1}/kv/ryw")
   assertEquals 'not a number: 400' 400 "${code}"

@@ -1735,7 +1735,10 @@ replicas_at(uint64_t seq)
 
 /*
  * MIN_REPLICAS_TO_WRITE: enough replicas streaming and within
- * MAX_REPLICA_LAG_MS? Answers 503 and returns 0 if not.
+ * MAX_REPLICA_LAG_MS? lag_ms ages only unacknowledged writes, so a replica
+ * that froze while idle would look caught up until REPL_TIMEOUT_MS marks
+ * it down; silence past a heartbeat counts as lag too, as Redis counts the
+ * time since a replica's last ack. Answers 503 and returns 0 if not.
  */
 static int
 enough_replicas(struct http_request *r)
@@ -1749,7 +1752,9 @@ enough_replicas(struct http_request *r)
 	n = repl_peers(peers, MAX_PEERS_SHOWN);
 	for (i = 0; i < n && i < MAX_PEERS_SHOWN; i++)
 		good += strcmp(peers[i].state, "streaming") == 0 &&
-		    peers[i].lag_ms <= (uint64_t)cfg.max_replica_lag_ms;
+		    peers[i].lag_ms <= (uint64_t)cfg.max_replica_lag_ms &&
+		    peers[i].last_contact_ms <= (uint64_t)cfg.max_replica_lag_ms +
+		    REPL_HEARTBEAT_MS;
 	if (good >= cfg.min_replicas)
 		return 1;
 	reply_text(r->id, 503, "Retry-After: 1\r\n", "not enough replicas: "

@@ -113,7 +113,6 @@
 #define DEF_BACKLOG	(16UL << 20)	/* REPL_BACKLOG_BYTES default */
 #define DEF_BATCH	(256UL << 10)	/* bytes per push when unset */
 #define DEF_TIMEOUT_MS	5000
-#define HEARTBEAT_MS	1000		/* idle pushers prove the primary lives */
 #define BACKOFF_MIN_MS	100
 #define BACKOFF_MAX_MS	3000
 #define DROP_AFTER_MS	60000		/* a registered peer silent this long goes */
@@ -1516,9 +1515,9 @@ stream(struct push *ps)
 				return S_RESYNC;
 			}
 			if (ps->pos < bl.end ||
-			    now_ms() >= last_send + HEARTBEAT_MS)
+			    now_ms() >= last_send + REPL_HEARTBEAT_MS)
 				break;
-			wait_until(last_send + HEARTBEAT_MS);
+			wait_until(last_send + REPL_HEARTBEAT_MS);
 		}
 		n = 0;
 		cnt = 0;

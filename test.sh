@@ -556,7 +556,10 @@ testListingWatchesAndMetricsOnAReplica() {
 }
 
 testMinReplicasToWriteRefusesWritesWithoutThem() {
-  node p "${rp}" primary MIN_REPLICAS_TO_WRITE=1 MAX_REPLICA_LAG_MS=5000
+  # REPL_TIMEOUT_MS far above the lag allowed: a frozen replica must stop
+  # counting by its silence, long before its pusher gives up on it.
+  node p "${rp}" primary MIN_REPLICAS_TO_WRITE=1 MAX_REPLICA_LAG_MS=1000 \
+    REPL_TIMEOUT_MS=30000
   code=$(curl -s -o "${body}" -w '%{http_code}' -X PUT -d v \
     "http://127.0.0.1:${rp}/kv/mr")
   assertEquals 'no replica: 503' 503 "${code}"
@@ -568,6 +571,20 @@ testMinReplicasToWriteRefusesWritesWithoutThem() {
   code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d v \
     "http://127.0.0.1:${rp}/kv/mr")
   assertEquals 'with a replica: 201' 201 "${code}"
+  kill -STOP "$(pid_of r1)"
+  sleep 3
+  code=$(curl -s -o "${body}" -w '%{http_code}' -X DELETE \
+    "http://127.0.0.1:${rp}/kv/mr")
+  assertEquals 'its replica frozen 3 s while idle: 503' 503 "${code}"
+  assertContains 'none within the lag' "$(cat "${body}")" '0 connected and within'
+  kill -CONT "$(pid_of r1)"
+  for _ in $(seq 1 50); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE \
+      "http://127.0.0.1:${rp}/kv/mr")
+    [ "${code}" = 503 ] || break
+    sleep 0.1
+  done
+  assertEquals 'the replica back: writes go through again' 200 "${code}"
   stop_nodes
 }
 

@@ -174,15 +174,22 @@ testPagedListingReturnsEachKeyOnceWhileWritesContinue() {
   cursor=
   : >"${SHUNIT_TMPDIR}/paged"
   pages=0
+  differ=0
   while :; do
-    page=$(curl -s "${purl}/?limit=37${cursor:+&cursor=${cursor}}")
+    page=$(curl -s -D "${SHUNIT_TMPDIR}/page.head" \
+      "${purl}/?limit=37${cursor:+&cursor=${cursor}}")
     printf '%s' "${page}" | sed 's/.*"keys":\[\(.*\)\],"next".*/\1/' |
       tr ',' '\n' | tr -d '"' | grep '^stable-' >>"${SHUNIT_TMPDIR}/paged"
     pages=$((pages + 1))
     cursor=$(printf '%s' "${page}" | sed -n 's/.*"next":"\([0-9a-f]*\)".*/\1/p')
+    [ "$(tr -d '\r' <"${SHUNIT_TMPDIR}/page.head" |
+      sed -n 's/^X-Kv-Next-Cursor: //p')" = "${cursor}" ] ||
+      differ=$((differ + 1))
     if [ -z "${cursor}" ] || [ "${pages}" -ge 1000 ]; then break; fi
   done
   wait "${lpid}"
+  assertEquals 'pages whose X-Kv-Next-Cursor is not their "next"' 0 \
+    "${differ}"
   assertEquals "every stable key (${pages} pages)" 2000 \
     "$(sort -u "${SHUNIT_TMPDIR}/paged" | wc -l)"
   assertEquals 'none twice' 2000 "$(wc -l <"${SHUNIT_TMPDIR}/paged")"

@@ -2026,14 +2026,14 @@ query_u64(const struct http_request *r, const char *name, uint64_t *out)
 	return 0;
 }
 
-/* The id parameter: 32 hex digits, copied into id[33]. */
+/* Query parameter name (an id or a seed): 32 hex digits, into id[33]. */
 static int
-query_id(const struct http_request *r, char *id)
+query_id(const struct http_request *r, const char *name, char *id)
 {
 	const char *v;
 	size_t len, i;
 
-	if ((v = http_query(r, "id", &len)) == NULL || len != 32)
+	if ((v = http_query(r, name, &len)) == NULL || len != 32)
 		return -1;
 	for (i = 0; i < len; i++)
 		if (strchr("0123456789abcdef", v[i]) == NULL || v[i] == '\0')
@@ -2119,7 +2119,7 @@ repl_apply(struct http_request *r)
 	uint64_t from, applied, pseq;
 
 	store_stats(store, &st);
-	if (query_id(r, id) == -1 || query_u64(r, "from", &from) == -1) {
+	if (query_id(r, "id", id) == -1 || query_u64(r, "from", &from) == -1) {
 		reply_text(r->id, 400, "", "apply needs id and from");
 		return;
 	}
@@ -2149,18 +2149,28 @@ repl_apply(struct http_request *r)
 static void
 sync_begin(struct http_request *r)
 {
-	char path[PATH_MAX], id[33], err[256];
+	char path[PATH_MAX], id[33], seed[33], err[256];
 	uint64_t seq;
+	size_t len;
+	int has_seed = http_query(r, "seed", &len) != NULL;
 
-	if (query_id(r, id) == -1 || query_u64(r, "seq", &seq) == -1) {
-		reply_text(r->id, 400, "", "sync/begin needs id and seq");
+	if (query_id(r, "id", id) == -1 || query_u64(r, "seq", &seq) == -1 ||
+	    (has_seed && query_id(r, "seed", seed) == -1)) {
+		reply_text(r->id, 400, "", "sync/begin needs id and seq (and "
+		    "seed, if any, of 32 hex digits)");
 		return;
 	}
 	if (sync_store != NULL)
 		store_discard(sync_store);
 	snprintf(path, sizeof(path), "%s/kvstore.db.sync", cfg.data_dir);
-	if ((sync_store = store_create(path, id, seq, STORE_FSYNC_NO, err,
-	    sizeof(err))) == NULL) {
+	/*
+	 * The source's seed gives this copy its hash order, so a listing
+	 * cursor from any node of the data set works on every other (pages
+	 * through the read Service). A primary older than this sends none;
+	 * a rolling update replaces it last, so that happens.
+	 */
+	if ((sync_store = store_create(path, id, has_seed ? seed : NULL, seq,
+	    STORE_FSYNC_NO, err, sizeof(err))) == NULL) {
 		kv_log("error", "full sync: %s", err);
 		reply_text(r->id, 507, "", "cannot start a full sync: %s", err);
 		return;
@@ -2180,7 +2190,8 @@ sync_current(struct http_request *r)
 	char id[33];
 	uint64_t token;
 
-	if (query_id(r, id) == -1 || query_u64(r, "token", &token) == -1 ||
+	if (query_id(r, "id", id) == -1 ||
+	    query_u64(r, "token", &token) == -1 ||
 	    sync_store == NULL || strcmp(id, sync_id) != 0 ||
 	    token != sync_token) {
 		reply_text(r->id, 409, "", "resync: no full sync of that id "
@@ -2305,7 +2316,7 @@ snapshot(struct http_request *r)
 {
 	struct store_stats st;
 	struct snapshot *sn;
-	char extra[128];
+	char extra[192], seed[33];
 
 	if ((sn = calloc(1, sizeof(*sn))) == NULL ||
 	    (sn->st.buf = malloc(SNAPSHOT_FIRST_BYTES)) == NULL) {
@@ -2317,8 +2328,10 @@ snapshot(struct http_request *r)
 	sn->st.gen = store_gen;
 	store_stats(store, &st);
 	sn->seq = st.last_seq;
-	snprintf(extra, sizeof(extra), "X-Kv-Repl-Id: %s\r\nX-Kv-Seq: %llu\r\n",
-	    st.repl_id, (unsigned long long)st.last_seq);
+	store_seed(store, seed);
+	snprintf(extra, sizeof(extra), "X-Kv-Repl-Id: %s\r\nX-Kv-Seq: %llu\r\n"
+	    "X-Kv-Seed: %s\r\n", st.repl_id, (unsigned long long)st.last_seq,
+	    seed);
 	kv_log("info", "snapshot of %llu keys at seq %llu requested",
 	    (unsigned long long)st.keys, (unsigned long long)st.last_seq);
 	if (http_stream(r->id, 200, "application/octet-stream", extra,

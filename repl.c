@@ -17,11 +17,15 @@
  *   POST /repl/apply?id=I&from=F&primary_seq=P
  *                               body: records F, F+1, ... (empty: heartbeat)
  *                               200 "<applied seq>\n"; 409 "resync: why"
- *   POST /repl/sync/begin?id=I&seq=S    start a fresh store beside the old;
- *                               200 "<token>\n" names this sync
+ *   POST /repl/sync/begin?id=I&seq=S&seed=K   start a fresh store beside
+ *                               the old, hashing keys with the source's
+ *                               seed K, so that listing cursors hold on
+ *                               every node of the data set (no seed: a
+ *                               random one); 200 "<token>\n" names this sync
  *   POST /repl/sync/data?id=I&token=T   body: records, any number of times
  *   POST /repl/sync/end?id=I&seq=S&token=T   swap it in; applied seq is S
- *   GET  /repl/snapshot (HTTP/1.0)      headers X-Kv-Repl-Id, X-Kv-Seq: S;
+ *   GET  /repl/snapshot (HTTP/1.0)      headers X-Kv-Repl-Id, X-Kv-Seq: S,
+ *                               X-Kv-Seed: K (32 hex digits);
  *                               body: every live key as a 'P' record, then
  *                               one 'E' record with seq S; EOF ends it, and
  *                               no 'E' record means it was cut short
@@ -155,6 +159,7 @@ struct resp {
 	uint64_t	 clen;
 	int		 chunked;
 	char		 id[ID_MAX];	/* X-Kv-Repl-Id */
+	char		 seed[ID_MAX];	/* X-Kv-Seed, "" if none */
 	int		 has_seq;
 	uint64_t	 seq;		/* X-Kv-Seq */
 	uint64_t	 index;		/* X-Kv-Index, 0 if none */
@@ -830,6 +835,11 @@ found:
 				seterr(c->c_err, "bad X-Kv-Repl-Id");
 				return -1;
 			}
+		} else if (IS("X-Kv-Seed")) {
+			if (copy_id(r->seed, v, vl) == -1) {
+				seterr(c->c_err, "bad X-Kv-Seed");
+				return -1;
+			}
 		} else if (IS("X-Kv-Index")) {
 			if (parse_u64(v, &r->index) != v + vl) {
 				seterr(c->c_err, "bad X-Kv-Index");
@@ -1019,7 +1029,7 @@ full_sync(struct conn *src, struct conn *dst, struct batch *b,
 {
 	struct repl_record rec;
 	struct resp r, dr;
-	char target[128];
+	char target[192];
 	const unsigned char *h;
 	uint64_t token;
 	size_t avail, need;
@@ -1041,8 +1051,10 @@ full_sync(struct conn *src, struct conn *dst, struct batch *b,
 		    "X-Kv-Seq", src->c_url, r.status);
 		goto fail;
 	}
-	(void)snprintf(target, sizeof(target), "/repl/sync/begin?id=%s&seq=%llu",
-	    r.id, (unsigned long long)r.seq);
+	(void)snprintf(target, sizeof(target),
+	    "/repl/sync/begin?id=%s&seq=%llu%s%s", r.id,
+	    (unsigned long long)r.seq, r.seed[0] != '\0' ? "&seed=" : "",
+	    r.seed);
 	if (post(dst, target, NULL, 0, &dr, err) == -1)
 		goto fail;
 	/* The token names this sync: another begin (a second pusher for the

@@ -562,6 +562,32 @@ testListingWatchesAndMetricsOnAReplica() {
   stop_nodes
 }
 
+testPagesMayComeFromAnyNodeOfTheDataSet() {
+  # Through the read Service each page may come from another pod: a
+  # replica hashes keys with its primary's seed, so cursors hold on both.
+  node p "${rp}" primary FSYNC=no
+  put_many "${rp}" stable- 1000
+  node r1 "${rr1}" replica
+  wait_ready "${rr1}"
+  load "${rp}" 4000 churn >/dev/null &
+  lpid=$!
+  cursor=
+  : >"${SHUNIT_TMPDIR}/paged"
+  for pages in $(seq 1 1000); do
+    [ $((pages % 2)) = 0 ] && n="${rr1}" || n="${rp}"
+    page=$(curl -s "http://127.0.0.1:${n}/kv/?limit=37${cursor:+&cursor=${cursor}}")
+    printf '%s' "${page}" | sed 's/.*"keys":\[\(.*\)\],"next".*/\1/' |
+      tr ',' '\n' | tr -d '"' | grep '^stable-' >>"${SHUNIT_TMPDIR}/paged"
+    cursor=$(printf '%s' "${page}" | sed -n 's/.*"next":"\([0-9a-f]*\)".*/\1/p')
+    [ -n "${cursor}" ] || break
+  done
+  wait "${lpid}"
+  assertEquals "every stable key, pages from both nodes (${pages} pages)" \
+    1000 "$(sort -u "${SHUNIT_TMPDIR}/paged" | wc -l)"
+  assertEquals 'none twice' 1000 "$(wc -l <"${SHUNIT_TMPDIR}/paged")"
+  stop_nodes
+}
+
 testMinReplicasToWriteRefusesWritesWithoutThem() {
   # REPL_TIMEOUT_MS far above the lag allowed: a frozen replica must stop
   # counting by its silence, long before its pusher gives up on it.

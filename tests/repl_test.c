@@ -250,7 +250,9 @@ struct fake {
 	/* what it serves as /repl/snapshot */
 	struct bytes	 snap;
 	char		 snap_id[65];
+	char		 snap_seed[33];	/* its X-Kv-Seed, none if "" */
 	uint64_t	 snap_seq;
+	char		 begin_seed[80];	/* seed= of the last sync/begin */
 };
 
 static const char *
@@ -363,6 +365,7 @@ handle(struct fake *f, int fd, const char *method, const char *target,
 	}
 	if (strncmp(target, "/repl/sync/begin?", 17) == 0) {
 		f->begins++;
+		param(target, "seed", f->begin_seed, sizeof(f->begin_seed));
 		f->synclog.len = 0;
 		/* The token names the sync; data and end must carry it. */
 		n = snprintf(out, sizeof(out), "%d\n", f->begins);
@@ -397,8 +400,10 @@ handle(struct fake *f, int fd, const char *method, const char *target,
 	    strcmp(method, "GET") == 0) {
 		f->snapshots++;
 		n = snprintf(out, sizeof(out), "HTTP/1.0 200 OK\r\n"
-		    "X-Kv-Repl-Id: %s\r\nX-Kv-Seq: %llu\r\n\r\n", f->snap_id,
-		    (unsigned long long)f->snap_seq);
+		    "X-Kv-Repl-Id: %s\r\nX-Kv-Seq: %llu\r\n%s%s%s\r\n",
+		    f->snap_id, (unsigned long long)f->snap_seq,
+		    f->snap_seed[0] != '\0' ? "X-Kv-Seed: " : "", f->snap_seed,
+		    f->snap_seed[0] != '\0' ? "\r\n" : "");
 		send(fd, out, (size_t)n, MSG_NOSIGNAL);
 		send(fd, f->snap.p, f->snap.len, MSG_NOSIGNAL);
 		pthread_mutex_unlock(&f->mu);
@@ -844,6 +849,7 @@ test_full_sync(void)
 	bytes_add(&want, r->snap.p, r->snap.len);
 	add_rec(&r->snap, 'E', 300, NULL, 0, NULL, 0);
 	snprintf(r->snap_id, sizeof(r->snap_id), "%s", ID_A);
+	snprintf(r->snap_seed, sizeof(r->snap_seed), "%s", ID_B);
 	r->snap_seq = 300;
 
 	config(&c, r->url, 2048, 512);
@@ -861,6 +867,8 @@ test_full_sync(void)
 	CHECK(same(r, &r->synclog, &want), "sync/data carried the snapshot's "
 	    "records (%zu vs %zu bytes)", r->synclog.len, want.len);
 	CHECK(strcmp(r->id, ID_A) == 0, "sync/end carried the id");
+	CHECK(strcmp(r->begin_seed, ID_B) == 0, "sync/begin handed on the "
+	    "snapshot's seed (\"%s\")", r->begin_seed);
 	for (seq = 301; seq <= 310; seq++)
 		write_one(NULL, seq, 20);
 	want.len = 0;

@@ -543,16 +543,40 @@ testListingWatchesAndMetricsOnAReplica() {
   purl="http://127.0.0.1:${rp}/kv"
   rurl="http://127.0.0.1:${rr1}/kv"
   for k in a b c; do curl -s -o /dev/null -X PUT -d "${k}" "${purl}/rl/${k}"; done
+  printf '\377\000' | curl -s -o /dev/null -X PUT --data-binary @- \
+    "${purl}/rl/bin"
   seq=$(curl -s -D - -o /dev/null -X PUT -d w0 "${purl}/rw" | tr -d '\r' |
     sed -n 's/^X-Kv-Seq: //p')
   wait_seq "${rr1}" "${seq}"
   page=$(curl -s "${rurl}/?prefix=rl/&limit=2")
   assertContains 'a page on the replica' "${page}" '"next":"'
-  assertEquals 'prefix listing on the replica' 3 \
+  assertEquals 'prefix listing on the replica' 4 \
     "$(curl -s "${rurl}/?prefix=rl/" | tr ',' '\n' | grep -c 'rl/')"
+  assertContains 'values listing on the replica, base64 for binary' \
+    "$(curl -s "${rurl}/?prefix=rl/b&values=true")" '"value_base64":"/wA="'
   (sleep 0.4; curl -s -o /dev/null -X PUT -d w1 "${purl}/rw") &
-  out=$(curl -s "${rurl}/rw?index=${seq}&wait=10s")
-  assertEquals 'a watch on the replica sees the replicated write' w1 "${out}"
+  wpid=$!
+  out=$(curl -s -D "${SHUNIT_TMPDIR}/watch.head" -w ' %{time_total}' \
+    "${rurl}/rw?index=${seq}&wait=5s")
+  assertEquals 'a watch on the replica sees the replicated write' w1 \
+    "${out%% *}"
+  awk -v t="${out#* }" 'BEGIN { exit !(t > 0.2 && t < 4) }'
+  assertTrue "as it arrives (${out#* } s)" $?
+  wait "${wpid}"
+  assertContains 'and answers with its version' \
+    "$(tr -d '\r' <"${SHUNIT_TMPDIR}/watch.head")" "ETag: \"$((seq + 1))\""
+  wait_seq "${rr1}" $((seq + 1))
+  index=$(curl -s -D - -o /dev/null "${rurl}/?prefix=rl/" | tr -d '\r' |
+    sed -n 's/^X-Kv-Index: //p')
+  (sleep 0.3; curl -s -o /dev/null -X PUT -d x "${purl}/elsewhere"
+    sleep 0.3; curl -s -o /dev/null -X PUT -d d "${purl}/rl/d") &
+  # Woken by the write elsewhere, or not held at all, it would lack rl/d;
+  # never woken, it would answer when its 5 s are up.
+  out=$(curl -s -w ' %{time_total}' "${rurl}/?prefix=rl/&index=${index}&wait=5s")
+  assertContains 'a listing watch on the replica answers a key under it' \
+    "${out}" '"rl/d"'
+  awk -v t="${out##* }" 'BEGIN { exit !(t < 4) }'
+  assertTrue "as it is written (${out##* } s)" $?
   metrics=$(curl -s "http://127.0.0.1:${rr1}/metrics")
   assertContains 'replica metrics: the primary link' "${metrics}" \
     'kvstore_primary_up 1'
@@ -626,10 +650,13 @@ testWatchAnswersWhenTheKeyChanges() {
   etag=$(curl -s -D - -o /dev/null "${url}/kv/watched" | tr -d '\r' |
     sed -n 's/^ETag: "\(.*\)"/\1/p')
   (sleep 0.4; curl -s -o /dev/null -X PUT -d two "${url}/kv/watched") &
-  out=$(curl -s -w ' %{time_total}' "${url}/kv/watched?index=${etag}&wait=10s")
+  out=$(curl -s -D "${SHUNIT_TMPDIR}/watch.head" -w ' %{time_total}' \
+    "${url}/kv/watched?index=${etag}&wait=5s")
   assertEquals 'the new value' two "${out%% *}"
-  awk -v t="${out#* }" 'BEGIN { exit !(t > 0.3) }'
-  assertTrue "held until the write (${out#* } s)" $?
+  awk -v t="${out#* }" 'BEGIN { exit !(t > 0.3 && t < 4) }'
+  assertTrue "held until the write, not until the wait ends (${out#* } s)" $?
+  assertContains 'with its version' "$(tr -d '\r' <"${SHUNIT_TMPDIR}/watch.head")" \
+    "ETag: \"$((etag + 1))\""
   etag=$(curl -s -D - -o /dev/null "${url}/kv/watched" | tr -d '\r' |
     sed -n 's/^ETag: "\(.*\)"/\1/p')
   code=$(curl -s -o "${body}" -w '%{http_code}' \
@@ -637,9 +664,11 @@ testWatchAnswersWhenTheKeyChanges() {
   assertEquals 'no change: the current value when the wait ends' \
     '200 two' "${code} $(cat "${body}")"
   (sleep 0.3; curl -s -o /dev/null -X DELETE "${url}/kv/watched") &
-  code=$(curl -s -o /dev/null -w '%{http_code}' \
-    "${url}/kv/watched?index=${etag}&wait=10s")
-  assertEquals 'a delete ends the watch' 404 "${code}"
+  out=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' \
+    "${url}/kv/watched?index=${etag}&wait=5s")
+  assertEquals 'a delete ends the watch' 404 "${out%% *}"
+  awk -v t="${out#* }" 'BEGIN { exit !(t < 4) }'
+  assertTrue "at once (${out#* } s)" $?
   code=$(curl -s -o /dev/null -w '%{http_code}' "${url}/kv/watched?index=1&wait=forever")
   assertEquals 'bad wait: 400' 400 "${code}"
 }
@@ -649,9 +678,13 @@ testWatchOnAPrefixAnswersOnAChangeUnderIt() {
     sed -n 's/^X-Kv-Index: //p')
   (sleep 0.3; curl -s -o /dev/null -X PUT -d x "${url}/kv/elsewhere"
     sleep 0.3; curl -s -o /dev/null -X PUT -d y "${url}/kv/wp/1") &
-  out=$(curl -s "${url}/kv/?prefix=wp/&index=${index}&wait=10s")
+  # A listing ends in a newline: the time follows it.
+  out=$(curl -s -w '%{time_total}' \
+    "${url}/kv/?prefix=wp/&index=${index}&wait=5s")
   assertEquals 'the listing after the change under the prefix' '["wp/1"]' \
-    "${out}"
+    "${out%%$'\n'*}"
+  awk -v t="${out##*$'\n'}" 'BEGIN { exit !(t < 4) }'
+  assertTrue "as it happens, not when the wait ends (${out##*$'\n'} s)" $?
 }
 
 testManyParkedWatchesCostLittle() {

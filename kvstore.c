@@ -2430,13 +2430,50 @@ label_value(char *out, const char *s)
 	return o;
 }
 
+/* The primary's families per replica, in replica_value's order. */
+static const struct {
+	const char	*name, *type, *help;
+	int		 ms;	/* a value in ms, shown in seconds */
+} replica_families[] = {
+	{ "kvstore_replica_up", "gauge", "1 while the replica streams.", 0 },
+	{ "kvstore_replica_acked_seq", "gauge",
+	    "Newest write the replica acknowledged.", 0 },
+	{ "kvstore_replica_lag_writes", "gauge",
+	    "Writes not yet acknowledged.", 0 },
+	{ "kvstore_replica_lag_seconds", "gauge",
+	    "Age of the oldest unacknowledged write.", 1 },
+	{ "kvstore_replica_full_syncs_total", "counter", "Full resyncs.", 0 },
+	{ "kvstore_replica_partial_syncs_total", "counter",
+	    "Partial resyncs.", 0 }
+};
+
+/* Every state of repl.h's struct repl_peer. */
+static const char *const link_states[] = {
+	"connecting", "syncing", "streaming", "down"
+};
+
+/* Family f (replica_families) of p as text in out[32]. */
+static const char *
+replica_value(const struct repl_peer *p, size_t f, char *out)
+{
+	uint64_t v[] = { strcmp(p->state, "streaming") == 0, p->acked_seq,
+	    p->lag_writes, p->lag_ms, p->full_syncs, p->partial_syncs };
+
+	if (replica_families[f].ms)
+		snprintf(out, 32, "%llu.%03llu", (unsigned long long)v[f] /
+		    1000, (unsigned long long)v[f] % 1000);
+	else
+		snprintf(out, 32, "%llu", (unsigned long long)v[f]);
+	return out;
+}
+
 static void
 metrics(struct http_request *r)
 {
 	struct repl_peer peers[MAX_PEERS_SHOWN];
 	struct store_stats st;
-	char *b, url[2 * sizeof(peers[0].url) + 1];
-	size_t o, n, i, cap = METRICS_BYTES;
+	char *b, url[2 * sizeof(peers[0].url) + 1], val[32];
+	size_t o, n, i, f, cap = METRICS_BYTES;
 	uint64_t now = now_ms();
 
 	if ((b = malloc(cap)) == NULL) {
@@ -2492,35 +2529,30 @@ metrics(struct http_request *r)
 	n = cfg.role == ROLE_PRIMARY ? repl_peers(peers, MAX_PEERS_SHOWN) : 0;
 	if (n > MAX_PEERS_SHOWN)
 		n = MAX_PEERS_SHOWN;
+	/* The format wants each family in one group: family by family. */
+	for (f = 0; n > 0 && f < sizeof(replica_families) /
+	    sizeof(replica_families[0]); f++) {
+		EMIT("# HELP %s %s\n# TYPE %s %s\n", replica_families[f].name,
+		    replica_families[f].help, replica_families[f].name,
+		    replica_families[f].type);
+		for (i = 0; i < n; i++) {
+			label_value(url, peers[i].url);
+			EMIT("%s{replica=\"%s\"} %s\n",
+			    replica_families[f].name, url,
+			    replica_value(&peers[i], f, val));
+		}
+	}
 	if (n > 0)
-		EMIT("# HELP kvstore_replica_up 1 while the replica streams.\n"
-		    "# TYPE kvstore_replica_up gauge\n"
-		    "# HELP kvstore_replica_acked_seq Newest write the replica "
-		    "acknowledged.\n# TYPE kvstore_replica_acked_seq gauge\n"
-		    "# HELP kvstore_replica_lag_writes Writes not yet "
-		    "acknowledged.\n# TYPE kvstore_replica_lag_writes gauge\n"
-		    "# HELP kvstore_replica_lag_seconds Age of the oldest "
-		    "unacknowledged write.\n"
-		    "# TYPE kvstore_replica_lag_seconds gauge\n"
-		    "# HELP kvstore_replica_full_syncs_total Full resyncs.\n"
-		    "# TYPE kvstore_replica_full_syncs_total counter\n"
-		    "# HELP kvstore_replica_partial_syncs_total Partial "
-		    "resyncs.\n# TYPE kvstore_replica_partial_syncs_total "
-		    "counter\n");
+		EMIT("# HELP kvstore_replica_state The replica's link: 1 for "
+		    "the state it is in.\n"
+		    "# TYPE kvstore_replica_state gauge\n");
 	for (i = 0; i < n; i++) {
 		label_value(url, peers[i].url);
-		EMIT("kvstore_replica_up{replica=\"%s\"} %d\n"
-		    "kvstore_replica_acked_seq{replica=\"%s\"} %llu\n"
-		    "kvstore_replica_lag_writes{replica=\"%s\"} %llu\n"
-		    "kvstore_replica_lag_seconds{replica=\"%s\"} %.3f\n"
-		    "kvstore_replica_full_syncs_total{replica=\"%s\"} %llu\n"
-		    "kvstore_replica_partial_syncs_total{replica=\"%s\"} %llu\n",
-		    url, strcmp(peers[i].state, "streaming") == 0,
-		    url, (unsigned long long)peers[i].acked_seq,
-		    url, (unsigned long long)peers[i].lag_writes,
-		    url, (double)peers[i].lag_ms / 1000,
-		    url, (unsigned long long)peers[i].full_syncs,
-		    url, (unsigned long long)peers[i].partial_syncs);
+		for (f = 0; f < sizeof(link_states) / sizeof(link_states[0]);
+		    f++)
+			EMIT("kvstore_replica_state{replica=\"%s\","
+			    "state=\"%s\"} %d\n", url, link_states[f],
+			    strcmp(peers[i].state, link_states[f]) == 0);
 	}
 #undef GAUGE
 #undef COUNTER

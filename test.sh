@@ -577,12 +577,28 @@ testListingWatchesAndMetricsOnAReplica() {
     "${out}" '"rl/d"'
   awk -v t="${out##* }" 'BEGIN { exit !(t < 4) }'
   assertTrue "as it is written (${out##* } s)" $?
+  seq=$(node_seq "${rp}")
+  wait_seq "${rr1}" "${seq}"
   metrics=$(curl -s "http://127.0.0.1:${rr1}/metrics")
   assertContains 'replica metrics: the primary link' "${metrics}" \
     'kvstore_primary_up 1'
+  assertContains 'replica metrics: the primary last heard' "${metrics}" \
+    'kvstore_primary_last_heard_seconds '
+  assertContains 'replica metrics: its sequence' "${metrics}" "
+kvstore_seq ${seq}"
+  assertEquals 'replica metrics: format and names' '' \
+    "$(printf '%s\n' "${metrics}" | metric_problems)"
   metrics=$(curl -s "http://127.0.0.1:${rp}/metrics")
-  assertContains 'primary metrics: the replica' "${metrics}" \
-    "kvstore_replica_up{replica=\"http://127.0.0.1:${rr1}\"} 1"
+  r="{replica=\"http://127.0.0.1:${rr1}\"}"
+  for m in "up${r} 1" "acked_seq${r} ${seq}" "lag_writes${r} 0" \
+    "lag_seconds${r} 0.000" "full_syncs_total${r} 1" \
+    "partial_syncs_total${r} 0" \
+    "state{replica=\"http://127.0.0.1:${rr1}\",state=\"streaming\"} 1"; do
+    assertContains "primary metrics: kvstore_replica_${m}" "${metrics}" \
+      "kvstore_replica_${m}"
+  done
+  assertEquals 'primary metrics: format and names' '' \
+    "$(printf '%s\n' "${metrics}" | metric_problems)"
   stop_nodes
 }
 
@@ -734,17 +750,25 @@ testManyParkedWatchesCostLittle() {
 }
 
 testMetricsInThePrometheusFormat() {
-  put metric-key v
+  seq=$(curl -s -D - -o /dev/null -X PUT -d v "${url}/kv/metric-key" |
+    tr -d '\r' | sed -n 's/^X-Kv-Seq: //p')
   out=$(curl -s "${url}/metrics")
   assertContains 'requests by method and code' "${out}" \
     'kvstore_http_requests_total{method="PUT",code="201"}'
   assertContains 'latency histogram' "${out}" \
     'kvstore_http_request_duration_seconds_bucket{method="GET",le="+Inf"}'
-  assertContains 'keys' "${out}" '# TYPE kvstore_keys gauge'
-  assertContains 'fsyncs' "${out}" 'kvstore_fsyncs_total '
+  for f in http_connections keys data_bytes file_bytes fsyncs_total \
+    durable_seq; do
+    assertContains "kvstore_${f}" "${out}" "
+kvstore_${f} "
+  done
+  assertContains 'the current sequence' "${out}" "
+kvstore_seq ${seq}"
   bad=$(printf '%s\n' "${out}" | grep -v '^#' |
     grep -cvE '^[a-z_]+(\{[^}]*\})? -?[0-9.e+-]+$')
   assertEquals 'every sample line well formed' 0 "${bad}"
+  assertEquals 'the format and the naming conventions' '' \
+    "$(printf '%s\n' "${out}" | metric_problems)"
 }
 
 # ---- The binary as its own client ----
@@ -1236,6 +1260,49 @@ check_bad_env() {
   assertEquals "$1: exit status" 1 $?
   assertEquals "$1: one line" 1 "$(printf '%s\n' "${out}" | wc -l)"
   assertContains "$1: an error line" "${out}" 'error'
+}
+
+# metric_problems: read the text format on stdin and print each breach of
+# its rules and of Prometheus' naming conventions, one per line: a family's
+# lines not in one group, a sample without a TYPE, a second TYPE, a counter
+# not named _total, a name outside kvstore_ or in a unit that is not a base
+# unit.
+metric_problems() {
+  awk '
+    function family(f) {
+      if (f == cur) return
+      if (f in closed) print "not in one group: " f
+      if (cur != "") closed[cur] = 1
+      cur = f
+    }
+    /^# (HELP|TYPE) / {
+      family($3)
+      if ($2 == "TYPE") {
+        if ($3 in type) print "second TYPE: " $3
+        type[$3] = $4
+      }
+      next
+    }
+    /^#/ || /^$/ { next }
+    {
+      f = $0
+      sub(/[{ ].*/, "", f)
+      base = f
+      sub(/_(bucket|sum|count)$/, "", base)
+      if (!(f in type) && (base in type) && type[base] == "histogram")
+        f = base
+      if (!(f in type)) print "no TYPE: " f
+      family(f)
+    }
+    END {
+      for (f in type) {
+        if (type[f] == "counter" && f !~ /_total$/)
+          print "counter not named _total: " f
+        if (f !~ /^kvstore_/) print "outside kvstore_: " f
+        if (f ~ /_(ms|us|ns|milliseconds|minutes|hours|kb|mb|kib|mib)(_|$)/)
+          print "not in a base unit: " f
+      }
+    }'
 }
 
 json_num() { printf '%s' "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }

@@ -393,6 +393,13 @@ testWritesAndReadsCarryTheirVersion() {
   code=$(curl -s -o /dev/null -w '%{http_code}' \
     -H "If-None-Match: \"$((seq + 1000))\"" "${url}/kv/ver")
   assertEquals 'If-None-Match stale: 200' 200 "${code}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' \
+    -H "If-None-Match: \"$((seq + 1000))\", W/\"${seq}\"" "${url}/kv/ver")
+  assertEquals 'If-None-Match: a list, weakly compared (RFC 9110)' 304 "${code}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d two \
+    -H "If-Match: W/\"${seq}\"" "${url}/kv/ver")
+  assertEquals 'If-Match compares strongly: a weak tag never matches' 412 \
+    "${code}"
   code=$(curl -s -o "${body}" -w '%{http_code}' -X PUT -d two \
     -H "If-Match: \"$((seq + 1000))\"" "${url}/kv/ver")
   assertEquals 'If-Match stale: 412' 412 "${code}"

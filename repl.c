@@ -767,7 +767,10 @@ has_token(const char *v, size_t len, const char *tok)
 	return 0;
 }
 
-/* Read and parse one answer's head; c_off moves past it. */
+/*
+ * Read and parse one answer's head into r, every field preset: repl_fetch
+ * once read a has_len its stack happened to hold. c_off moves past it.
+ */
 static int
 read_head(struct conn *c, struct resp *r)
 {
@@ -775,6 +778,8 @@ read_head(struct conn *c, struct resp *r)
 	size_t hl, nl, vl;
 	int minor, ka = 0;
 	ssize_t n;
+
+	memset(r, 0, sizeof(*r));
 
 	for (;;) {
 		h = c->c_buf + c->c_off;

@@ -1744,7 +1744,10 @@ replicas_at(uint64_t seq)
 
 /*
  * MIN_REPLICAS_TO_WRITE: enough replicas streaming and within
- * MAX_REPLICA_LAG_MS? Answers 503 and returns 0 if not.
+ * MAX_REPLICA_LAG_MS? lag_ms ages only unacknowledged writes, so a replica
+ * that froze while idle would look caught up until REPL_TIMEOUT_MS marks
+ * it down; silence past a heartbeat counts as lag too, as Redis counts the
+ * time since a replica's last ack. Answers 503 and returns 0 if not.
  */
 static int
 enough_replicas(struct http_request *r)
@@ -1758,7 +1761,9 @@ enough_replicas(struct http_request *r)
 	n = repl_peers(peers, MAX_PEERS_SHOWN);
 	for (i = 0; i < n && i < MAX_PEERS_SHOWN; i++)
 		good += strcmp(peers[i].state, "streaming") == 0 &&
-		    peers[i].lag_ms <= (uint64_t)cfg.max_replica_lag_ms;
+		    peers[i].lag_ms <= (uint64_t)cfg.max_replica_lag_ms &&
+		    peers[i].last_contact_ms <= (uint64_t)cfg.max_replica_lag_ms +
+		    REPL_HEARTBEAT_MS;
 	if (good >= cfg.min_replicas)
 		return 1;
 	reply_text(r->id, 503, "Retry-After: 1\r\n", "not enough replicas: "
@@ -1783,6 +1788,7 @@ static int
 settle(struct waiter *w, uint64_t now, uint64_t last_seq, int changed)
 {
 	struct store_value v;
+	char extra[VERSION_HEADERS];
 	int exists, acks, e;
 
 	if (!http_alive(w->w_id))
@@ -1832,7 +1838,11 @@ settle(struct waiter *w, uint64_t now, uint64_t last_seq, int changed)
 		}
 		if (now < w->w_deadline)
 			return 0;
-		reply_text(w->w_id, 504, "", "the write is kept (seq %llu), "
+		/* The write is made: its version still lets the client read
+		 * it back (X-Kv-Min-Seq) or compare-and-swap on it. */
+		version_headers(extra, w->w_seq, strcmp(w->w_msg, "deleted") !=
+		    0);
+		reply_text(w->w_id, 504, extra, "the write is kept (seq %llu), "
 		    "but %d of the %d replicas asked for acknowledged it "
 		    "within %llu ms", (unsigned long long)w->w_seq, acks,
 		    w->w_replicas, (unsigned long long)(now - w->w_began));
@@ -2032,14 +2042,14 @@ query_u64(const struct http_request *r, const char *name, uint64_t *out)
 	return 0;
 }
 
-/* The id parameter: 32 hex digits, copied into id[33]. */
+/* Query parameter name (an id or a seed): 32 hex digits, into id[33]. */
 static int
-query_id(const struct http_request *r, char *id)
+query_id(const struct http_request *r, const char *name, char *id)
 {
 	const char *v;
 	size_t len, i;
 
-	if ((v = http_query(r, "id", &len)) == NULL || len != 32)
+	if ((v = http_query(r, name, &len)) == NULL || len != 32)
 		return -1;
 	for (i = 0; i < len; i++)
 		if (strchr("0123456789abcdef", v[i]) == NULL || v[i] == '\0')
@@ -2126,7 +2136,7 @@ repl_apply(struct http_request *r)
 	uint64_t from, applied, pseq;
 
 	store_stats(store, &st);
-	if (query_id(r, id) == -1 || query_u64(r, "from", &from) == -1) {
+	if (query_id(r, "id", id) == -1 || query_u64(r, "from", &from) == -1) {
 		reply_text(r->id, 400, "", "apply needs id and from");
 		return;
 	}
@@ -2156,11 +2166,15 @@ repl_apply(struct http_request *r)
 static void
 sync_begin(struct http_request *r)
 {
-	char path[PATH_MAX], id[33], err[256];
+	char path[PATH_MAX], id[33], seed[33], err[256];
 	uint64_t seq, keys = 0;
+	size_t len;
+	int has_seed = http_query(r, "seed", &len) != NULL;
 
-	if (query_id(r, id) == -1 || query_u64(r, "seq", &seq) == -1) {
-		reply_text(r->id, 400, "", "sync/begin needs id and seq");
+	if (query_id(r, "id", id) == -1 || query_u64(r, "seq", &seq) == -1 ||
+	    (has_seed && query_id(r, "seed", seed) == -1)) {
+		reply_text(r->id, 400, "", "sync/begin needs id and seq (and "
+		    "seed, if any, of 32 hex digits)");
 		return;
 	}
 	/* How many keys are coming, when the pusher knows: buckets for
@@ -2173,8 +2187,14 @@ sync_begin(struct http_request *r)
 	if (sync_store != NULL)
 		store_discard(sync_store);
 	snprintf(path, sizeof(path), "%s/kvstore.db.sync", cfg.data_dir);
-	if ((sync_store = store_create(path, id, seq, keys, STORE_FSYNC_NO,
-	    err, sizeof(err))) == NULL) {
+	/*
+	 * The source's seed gives this copy its hash order, so a listing
+	 * cursor from any node of the data set works on every other (pages
+	 * through the read Service). A primary older than this sends none;
+	 * a rolling update replaces it last, so that happens.
+	 */
+	if ((sync_store = store_create(path, id, has_seed ? seed : NULL, seq,
+	    keys, STORE_FSYNC_NO, err, sizeof(err))) == NULL) {
 		kv_log("error", "full sync: %s", err);
 		reply_text(r->id, 507, "", "cannot start a full sync: %s", err);
 		return;
@@ -2194,7 +2214,8 @@ sync_current(struct http_request *r)
 	char id[33];
 	uint64_t token;
 
-	if (query_id(r, id) == -1 || query_u64(r, "token", &token) == -1 ||
+	if (query_id(r, "id", id) == -1 ||
+	    query_u64(r, "token", &token) == -1 ||
 	    sync_store == NULL || strcmp(id, sync_id) != 0 ||
 	    token != sync_token) {
 		reply_text(r->id, 409, "", "resync: no full sync of that id "
@@ -2319,7 +2340,7 @@ snapshot(struct http_request *r)
 {
 	struct store_stats st;
 	struct snapshot *sn;
-	char extra[160];
+	char extra[224], seed[33];
 
 	if ((sn = calloc(1, sizeof(*sn))) == NULL ||
 	    (sn->st.buf = malloc(SNAPSHOT_FIRST_BYTES)) == NULL) {
@@ -2331,9 +2352,10 @@ snapshot(struct http_request *r)
 	sn->st.gen = store_gen;
 	store_stats(store, &st);
 	sn->seq = st.last_seq;
+	store_seed(store, seed);
 	snprintf(extra, sizeof(extra), "X-Kv-Repl-Id: %s\r\nX-Kv-Seq: %llu\r\n"
-	    "X-Kv-Keys: %llu\r\n", st.repl_id,
-	    (unsigned long long)st.last_seq, (unsigned long long)st.keys);
+	    "X-Kv-Seed: %s\r\nX-Kv-Keys: %llu\r\n", st.repl_id,
+	    (unsigned long long)st.last_seq, seed, (unsigned long long)st.keys);
 	kv_log("info", "snapshot of %llu keys at seq %llu requested",
 	    (unsigned long long)st.keys, (unsigned long long)st.last_seq);
 	if (http_stream(r->id, 200, "application/octet-stream", extra,
@@ -2432,13 +2454,50 @@ label_value(char *out, const char *s)
 	return o;
 }
 
+/* The primary's families per replica, in replica_value's order. */
+static const struct {
+	const char	*name, *type, *help;
+	int		 ms;	/* a value in ms, shown in seconds */
+} replica_families[] = {
+	{ "kvstore_replica_up", "gauge", "1 while the replica streams.", 0 },
+	{ "kvstore_replica_acked_seq", "gauge",
+	    "Newest write the replica acknowledged.", 0 },
+	{ "kvstore_replica_lag_writes", "gauge",
+	    "Writes not yet acknowledged.", 0 },
+	{ "kvstore_replica_lag_seconds", "gauge",
+	    "Age of the oldest unacknowledged write.", 1 },
+	{ "kvstore_replica_full_syncs_total", "counter", "Full resyncs.", 0 },
+	{ "kvstore_replica_partial_syncs_total", "counter",
+	    "Partial resyncs.", 0 }
+};
+
+/* Every state of repl.h's struct repl_peer. */
+static const char *const link_states[] = {
+	"connecting", "syncing", "streaming", "down"
+};
+
+/* Family f (replica_families) of p as text in out[32]. */
+static const char *
+replica_value(const struct repl_peer *p, size_t f, char *out)
+{
+	uint64_t v[] = { strcmp(p->state, "streaming") == 0, p->acked_seq,
+	    p->lag_writes, p->lag_ms, p->full_syncs, p->partial_syncs };
+
+	if (replica_families[f].ms)
+		snprintf(out, 32, "%llu.%03llu", (unsigned long long)v[f] /
+		    1000, (unsigned long long)v[f] % 1000);
+	else
+		snprintf(out, 32, "%llu", (unsigned long long)v[f]);
+	return out;
+}
+
 static void
 metrics(struct http_request *r)
 {
 	struct repl_peer peers[MAX_PEERS_SHOWN];
 	struct store_stats st;
-	char *b, url[2 * sizeof(peers[0].url) + 1];
-	size_t o, n, i, cap = METRICS_BYTES;
+	char *b, url[2 * sizeof(peers[0].url) + 1], val[32];
+	size_t o, n, i, f, cap = METRICS_BYTES;
 	uint64_t now = now_ms();
 
 	if ((b = malloc(cap)) == NULL) {
@@ -2494,35 +2553,30 @@ metrics(struct http_request *r)
 	n = cfg.role == ROLE_PRIMARY ? repl_peers(peers, MAX_PEERS_SHOWN) : 0;
 	if (n > MAX_PEERS_SHOWN)
 		n = MAX_PEERS_SHOWN;
+	/* The format wants each family in one group: family by family. */
+	for (f = 0; n > 0 && f < sizeof(replica_families) /
+	    sizeof(replica_families[0]); f++) {
+		EMIT("# HELP %s %s\n# TYPE %s %s\n", replica_families[f].name,
+		    replica_families[f].help, replica_families[f].name,
+		    replica_families[f].type);
+		for (i = 0; i < n; i++) {
+			label_value(url, peers[i].url);
+			EMIT("%s{replica=\"%s\"} %s\n",
+			    replica_families[f].name, url,
+			    replica_value(&peers[i], f, val));
+		}
+	}
 	if (n > 0)
-		EMIT("# HELP kvstore_replica_up 1 while the replica streams.\n"
-		    "# TYPE kvstore_replica_up gauge\n"
-		    "# HELP kvstore_replica_acked_seq Newest write the replica "
-		    "acknowledged.\n# TYPE kvstore_replica_acked_seq gauge\n"
-		    "# HELP kvstore_replica_lag_writes Writes not yet "
-		    "acknowledged.\n# TYPE kvstore_replica_lag_writes gauge\n"
-		    "# HELP kvstore_replica_lag_seconds Age of the oldest "
-		    "unacknowledged write.\n"
-		    "# TYPE kvstore_replica_lag_seconds gauge\n"
-		    "# HELP kvstore_replica_full_syncs_total Full resyncs.\n"
-		    "# TYPE kvstore_replica_full_syncs_total counter\n"
-		    "# HELP kvstore_replica_partial_syncs_total Partial "
-		    "resyncs.\n# TYPE kvstore_replica_partial_syncs_total "
-		    "counter\n");
+		EMIT("# HELP kvstore_replica_state The replica's link: 1 for "
+		    "the state it is in.\n"
+		    "# TYPE kvstore_replica_state gauge\n");
 	for (i = 0; i < n; i++) {
 		label_value(url, peers[i].url);
-		EMIT("kvstore_replica_up{replica=\"%s\"} %d\n"
-		    "kvstore_replica_acked_seq{replica=\"%s\"} %llu\n"
-		    "kvstore_replica_lag_writes{replica=\"%s\"} %llu\n"
-		    "kvstore_replica_lag_seconds{replica=\"%s\"} %.3f\n"
-		    "kvstore_replica_full_syncs_total{replica=\"%s\"} %llu\n"
-		    "kvstore_replica_partial_syncs_total{replica=\"%s\"} %llu\n",
-		    url, strcmp(peers[i].state, "streaming") == 0,
-		    url, (unsigned long long)peers[i].acked_seq,
-		    url, (unsigned long long)peers[i].lag_writes,
-		    url, (double)peers[i].lag_ms / 1000,
-		    url, (unsigned long long)peers[i].full_syncs,
-		    url, (unsigned long long)peers[i].partial_syncs);
+		for (f = 0; f < sizeof(link_states) / sizeof(link_states[0]);
+		    f++)
+			EMIT("kvstore_replica_state{replica=\"%s\","
+			    "state=\"%s\"} %d\n", url, link_states[f],
+			    strcmp(peers[i].state, link_states[f]) == 0);
 	}
 #undef GAUGE
 #undef COUNTER

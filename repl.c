@@ -21,13 +21,17 @@
  *   POST /repl/apply?id=I&from=F&primary_seq=P
  *                               body: records F, F+1, ... (empty: heartbeat)
  *                               200 "<applied seq>\n"; 409 "resync: why"
- *   POST /repl/sync/begin?id=I&seq=S[&keys=K]   start a fresh store
- *                               beside the old, with buckets for K keys;
- *                               200 "<token>\n" names this sync
+ *   POST /repl/sync/begin?id=I&seq=S[&seed=K][&keys=N]   start a fresh
+ *                               store beside the old, hashing keys with
+ *                               the source's seed K, so that listing
+ *                               cursors hold on every node of the data set
+ *                               (no seed: a random one), with buckets for N
+ *                               keys; 200 "<token>\n" names this sync
  *   POST /repl/sync/data?id=I&token=T   body: records, any number of times
  *   POST /repl/sync/end?id=I&seq=S&token=T   swap it in; applied seq is S
  *   GET  /repl/snapshot (HTTP/1.0)      headers X-Kv-Repl-Id, X-Kv-Seq: S,
- *                               X-Kv-Keys: K (the live keys at S);
+ *                               X-Kv-Seed: K (32 hex digits), X-Kv-Keys: N
+ *                               (the live keys at S);
  *                               body: every live key as a 'P' record, then
  *                               one 'E' record with seq S; EOF ends it, and
  *                               no 'E' record means it was cut short
@@ -119,7 +123,6 @@
 #define DEF_BACKLOG	(16UL << 20)	/* REPL_BACKLOG_BYTES default */
 #define DEF_BATCH	(256UL << 10)	/* bytes per push when unset */
 #define DEF_TIMEOUT_MS	5000
-#define HEARTBEAT_MS	1000		/* idle pushers prove the primary lives */
 #define BACKOFF_MIN_MS	100
 #define BACKOFF_MAX_MS	3000
 #define DEF_DROP_MS	60000		/* a registered peer silent this long goes */
@@ -162,6 +165,7 @@ struct resp {
 	uint64_t	 clen;
 	int		 chunked;
 	char		 id[ID_MAX];	/* X-Kv-Repl-Id */
+	char		 seed[ID_MAX];	/* X-Kv-Seed, "" if none */
 	int		 has_seq;
 	uint64_t	 seq;		/* X-Kv-Seq */
 	uint64_t	 index;		/* X-Kv-Index, 0 if none */
@@ -780,7 +784,10 @@ has_token(const char *v, size_t len, const char *tok)
 	return 0;
 }
 
-/* Read and parse one answer's head; c_off moves past it. */
+/*
+ * Read and parse one answer's head into r, every field preset: repl_fetch
+ * once read a has_len its stack happened to hold. c_off moves past it.
+ */
 static int
 read_head(struct conn *c, struct resp *r)
 {
@@ -788,6 +795,8 @@ read_head(struct conn *c, struct resp *r)
 	size_t hl, nl, vl;
 	int minor, ka = 0;
 	ssize_t n;
+
+	memset(r, 0, sizeof(*r));
 
 	for (;;) {
 		h = c->c_buf + c->c_off;
@@ -846,6 +855,11 @@ found:
 		} else if (IS("X-Kv-Repl-Id")) {
 			if (copy_id(r->id, v, vl) == -1) {
 				seterr(c->c_err, "bad X-Kv-Repl-Id");
+				return -1;
+			}
+		} else if (IS("X-Kv-Seed")) {
+			if (copy_id(r->seed, v, vl) == -1) {
+				seterr(c->c_err, "bad X-Kv-Seed");
 				return -1;
 			}
 		} else if (IS("X-Kv-Index")) {
@@ -1042,7 +1056,7 @@ full_sync(struct conn *src, struct conn *dst, struct batch *b,
 {
 	struct repl_record rec;
 	struct resp r, dr;
-	char target[128];
+	char target[192];
 	const unsigned char *h;
 	uint64_t token;
 	size_t avail, need;
@@ -1065,8 +1079,9 @@ full_sync(struct conn *src, struct conn *dst, struct batch *b,
 		goto fail;
 	}
 	(void)snprintf(target, sizeof(target),
-	    "/repl/sync/begin?id=%s&seq=%llu&keys=%llu", r.id,
-	    (unsigned long long)r.seq, (unsigned long long)r.keys);
+	    "/repl/sync/begin?id=%s&seq=%llu&keys=%llu%s%s", r.id,
+	    (unsigned long long)r.seq, (unsigned long long)r.keys,
+	    r.seed[0] != '\0' ? "&seed=" : "", r.seed);
 	if (post(dst, target, NULL, 0, &dr, err) == -1)
 		goto fail;
 	/* The token names this sync: another begin (a second pusher for the
@@ -1573,9 +1588,9 @@ stream(struct push *ps)
 				return S_RESYNC;
 			}
 			if (ps->pos < bl.end ||
-			    now_ms() >= last_send + HEARTBEAT_MS)
+			    now_ms() >= last_send + REPL_HEARTBEAT_MS)
 				break;
-			wait_until(last_send + HEARTBEAT_MS);
+			wait_until(last_send + REPL_HEARTBEAT_MS);
 		}
 		n = 0;
 		cnt = 0;

@@ -39,6 +39,12 @@ struct repl_config {
 	void		(*on_ack)(void);	/* any thread: a replica acked */
 };
 
+/*
+ * An idle pusher sends a heartbeat this often, so a live replica's
+ * last_contact_ms stays below it plus one round trip.
+ */
+#define REPL_HEARTBEAT_MS	1000
+
 /* A replica as the primary sees it, for /ready and /metrics. */
 struct repl_peer {
 	char		 url[256];

@@ -272,10 +272,11 @@ static uint64_t	 append_raw(struct kvfile *, const char *, uint64_t);
 static int	 check_header(const struct hdr *, uint64_t, const char *,
 		    char *, size_t);
 static uint64_t	 buckets_for(uint64_t);
-static int	 create_file(struct store *, const uint8_t *, uint64_t,
-		    uint32_t, uint64_t, char *, size_t);
+static int	 create_file(struct store *, const uint8_t *, const uint8_t *,
+		    uint64_t, uint32_t, uint64_t, char *, size_t);
 static int	 recover(struct store *, const char *, char *, size_t);
 static void	 destroy(struct store *);
+static void	 hex16(const uint8_t *, char *);
 static void	*flusher(void *);
 static void	 flush_fd(struct store *, int, int *);
 static void	 release_fd(struct store *, int);
@@ -958,12 +959,14 @@ buckets_for(uint64_t keys)
 
 /*
  * Make a new, empty, cleanly closed store at s_path with buckets for keys
- * keys. It is built beside it and renamed into place, so a crash never
- * leaves a half-made file there for the next open to refuse.
+ * keys, and a random repl_id and seed where they are NULL. It is built
+ * beside it and renamed into place, so a crash never leaves a half-made
+ * file there for the next open to refuse.
  */
 static int
-create_file(struct store *s, const uint8_t *repl_id, uint64_t base_seq,
-    uint32_t flags, uint64_t keys, char *err, size_t errlen)
+create_file(struct store *s, const uint8_t *repl_id, const uint8_t *seed,
+    uint64_t base_seq, uint32_t flags, uint64_t keys, char *err,
+    size_t errlen)
 {
 	struct hdr h;
 	uint8_t rnd[32];
@@ -973,8 +976,8 @@ create_file(struct store *s, const uint8_t *repl_id, uint64_t base_seq,
 
 	if (random_bytes(rnd, sizeof(rnd)) == -1)
 		goto fail;
-	hdr_init(&h, nb, rnd, repl_id != NULL ? repl_id : rnd + 16,
-	    base_seq, flags);
+	hdr_init(&h, nb, seed != NULL ? seed : rnd,
+	    repl_id != NULL ? repl_id : rnd + 16, base_seq, flags);
 	h.h_clean = 1;
 	h.h_mcrc = hdr_mcrc(&h);
 	what = "create the .compact file";
@@ -1733,7 +1736,7 @@ store_open(const char *path, enum store_fsync policy, char *err,
 
 	f->f_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (f->f_fd == -1 && errno == ENOENT) {
-		if (create_file(s, NULL, 0, 0, 0, err, errlen) == -1)
+		if (create_file(s, NULL, NULL, 0, 0, 0, err, errlen) == -1)
 			goto fail;
 		f->f_fd = open(path, O_RDWR | O_CLOEXEC);
 	}
@@ -1935,17 +1938,23 @@ parse_id(const char *hex, uint8_t *id)
 }
 
 struct store *
-store_create(const char *path, const char *repl_id, uint64_t seq,
-    uint64_t keys, enum store_fsync policy, char *err, size_t errlen)
+store_create(const char *path, const char *repl_id, const char *seed,
+    uint64_t seq, uint64_t keys, enum store_fsync policy, char *err,
+    size_t errlen)
 {
 	struct store tmp;	/* create_file reads the two paths only */
 	struct store *s;
-	uint8_t id[16];
+	uint8_t id[16], k[16];
 	int rc;
 
 	pthread_once(&crc_once, crc_init);
 	if (parse_id(repl_id, id) == -1) {
 		seterr(err, errlen, "bad replication id \"%.40s\"", repl_id);
+		errno = EINVAL;
+		return NULL;
+	}
+	if (seed != NULL && parse_id(seed, k) == -1) {
+		seterr(err, errlen, "bad hash seed (not 32 hex digits)");
 		errno = EINVAL;
 		return NULL;
 	}
@@ -1958,7 +1967,8 @@ store_create(const char *path, const char *repl_id, uint64_t seq,
 	}
 	memcpy(tmp.s_cpath, path, strlen(path));
 	memcpy(tmp.s_cpath + strlen(path), ".compact", sizeof(".compact"));
-	rc = create_file(&tmp, id, seq, FLAG_SYNCED, keys, err, errlen);
+	rc = create_file(&tmp, id, seed != NULL ? k : NULL, seq, FLAG_SYNCED,
+	    keys, err, errlen);
 	free(tmp.s_cpath);
 	if (rc == -1 || (s = store_open(path, policy, err, errlen)) == NULL)
 		return NULL;
@@ -2331,11 +2341,28 @@ store_last_seq(struct store *s)
 	return s->s_last_seq;
 }
 
+/* 16 bytes as 32 hex digits and a NUL. */
+static void
+hex16(const uint8_t *in, char *out)
+{
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		out[2 * i] = "0123456789abcdef"[in[i] >> 4];
+		out[2 * i + 1] = "0123456789abcdef"[in[i] & 15];
+	}
+	out[32] = '\0';
+}
+
+void
+store_seed(struct store *s, char *out)
+{
+	hex16(HDR(&s->s_f)->h_seed, out);
+}
+
 void
 store_stats(struct store *s, struct store_stats *st)
 {
-	const uint8_t *id = HDR(&s->s_f)->h_repl_id;
-	int i;
 
 	memset(st, 0, sizeof(*st));
 	st->keys = s->s_f.f_keys;
@@ -2355,10 +2382,5 @@ store_stats(struct store *s, struct store_stats *st)
 	st->recovered = s->s_recovered;
 	st->compacting = s->s_cphase != C_NONE;
 	st->synced = (HDR(&s->s_f)->h_flags & FLAG_SYNCED) != 0;
-	/* Every request reads the stats: no snprintf here. */
-	for (i = 0; i < 16; i++) {
-		st->repl_id[2 * i] = "0123456789abcdef"[id[i] >> 4];
-		st->repl_id[2 * i + 1] = "0123456789abcdef"[id[i] & 15];
-	}
-	st->repl_id[32] = '\0';
+	hex16(HDR(&s->s_f)->h_repl_id, st->repl_id);
 }

@@ -53,12 +53,21 @@ struct store *store_open(const char *path, enum store_fsync policy,
  * Create a fresh store at path, replacing any file there, that continues
  * replication id repl_id (32 hex digits) from sequence seq, marked synced,
  * with buckets for keys keys (0 if unknown), so that loading them needs no
- * rehash. Until store_adopt, it is loading: store_put and store_del take
+ * rehash. Keys hash with seed (32 hex digits: the source's store_seed, so
+ * that its store_scan cursors hold here too), or a random seed when it is
+ * NULL. Until store_adopt, it is loading: store_put and store_del take
  * explicit seqs from 1 to seq, in any order, and last_seq stays seq.
  */
 struct store *store_create(const char *path, const char *repl_id,
-	    uint64_t seq, uint64_t keys, enum store_fsync policy, char *err,
-	    size_t errlen);
+	    const char *seed, uint64_t seq, uint64_t keys,
+	    enum store_fsync policy, char *err, size_t errlen);
+
+/*
+ * The hash seed as 32 hex digits into out[33], for a full sync to hand on
+ * to store_create. Never show it to clients: knowing it, one could choose
+ * keys that all collide.
+ */
+void	store_seed(struct store *s, char *out);
 
 /*
  * Close fresh (from store_create) cleanly, rename its file over cur's and
@@ -125,7 +134,7 @@ int	store_del(struct store *s, const char *key, size_t klen,
  * during the call, and fn must not call store functions. Returns the number
  * of keys visited; 0 with *cursor unchanged and errno ENOMEM if out of
  * memory. The cursor belongs to the file's hash seed: it stays valid across
- * reopen and compaction, not across a resync to another data set.
+ * reopen and compaction, and in every store created with that seed.
  */
 size_t	store_scan(struct store *s, uint64_t *cursor, size_t limit,
 	    void (*fn)(void *arg, const char *key, size_t klen,

@@ -289,7 +289,9 @@ struct fake {
 	/* what it serves as /repl/snapshot */
 	struct bytes	 snap;
 	char		 snap_id[65];
+	char		 snap_seed[33];	/* its X-Kv-Seed, none if "" */
 	uint64_t	 snap_seq;
+	char		 begin_seed[80];	/* seed= of the last sync/begin */
 };
 
 static const char *
@@ -414,6 +416,7 @@ handle(struct fake *f, int fd, const char *method, const char *target,
 	}
 	if (strncmp(target, "/repl/sync/begin?", 17) == 0) {
 		f->begins++;
+		param(target, "seed", f->begin_seed, sizeof(f->begin_seed));
 		f->synclog.len = 0;
 		/* The token names the sync; data and end must carry it. */
 		n = snprintf(out, sizeof(out), "%d\n", f->begins);
@@ -450,8 +453,10 @@ handle(struct fake *f, int fd, const char *method, const char *target,
 	    strcmp(method, "GET") == 0) {
 		f->snapshots++;
 		n = snprintf(out, sizeof(out), "HTTP/1.0 200 OK\r\n"
-		    "X-Kv-Repl-Id: %s\r\nX-Kv-Seq: %llu\r\n\r\n", f->snap_id,
-		    (unsigned long long)f->snap_seq);
+		    "X-Kv-Repl-Id: %s\r\nX-Kv-Seq: %llu\r\n%s%s%s\r\n",
+		    f->snap_id, (unsigned long long)f->snap_seq,
+		    f->snap_seed[0] != '\0' ? "X-Kv-Seed: " : "", f->snap_seed,
+		    f->snap_seed[0] != '\0' ? "\r\n" : "");
 		send(fd, out, (size_t)n, MSG_NOSIGNAL);
 		send(fd, f->snap.p, f->snap.len, MSG_NOSIGNAL);
 		pthread_mutex_unlock(&f->mu);
@@ -794,6 +799,47 @@ same(struct fake *f, const struct bytes *log, const struct bytes *want)
 	return r;
 }
 
+/* ---- The command-line client's request ---- */
+
+/* Leave ones in the stack below the caller: a field read but never set
+ * then reads as set, whatever the compiler left there. */
+static void
+dirty_stack(void)
+{
+	volatile unsigned char junk[16384];
+	size_t i;
+
+	for (i = 0; i < sizeof(junk); i++)
+		junk[i] = 0xff;
+}
+
+/*
+ * repl_fetch reads an HTTP/1.0 answer without Content-Length (the streamed
+ * listing of kvstore ls) to its end: a stale has_len once made it report
+ * the connection closed mid-answer.
+ */
+static void
+test_fetch(void)
+{
+	struct fake *f = fake_start(ID_A, 0, NULL);
+	char *out = NULL, err[256] = "";
+	size_t len = 0;
+	uint64_t index;
+	int status;
+
+	bytes_add(&f->snap, "every byte to the end", 21);
+	snprintf(f->snap_id, sizeof(f->snap_id), "%s", ID_A);
+	dirty_stack();
+	status = repl_fetch(f->url, "GET", "/repl/snapshot", "", NULL, 0,
+	    2000, &out, &len, &index, err, sizeof(err));
+	CHECK(status == 200 && len == 21 &&
+	    memcmp(out, "every byte to the end", 21) == 0,
+	    "an answer without a length is read to its end (%d, %s)", status,
+	    err);
+	free(out);
+	fake_stop(f);
+}
+
 /* ---- Streaming, heartbeats, partial resync, drain ---- */
 
 static void
@@ -943,6 +989,7 @@ test_full_sync(void)
 	bytes_add(&want, r->snap.p, r->snap.len);
 	add_rec(&r->snap, 'E', 300, NULL, 0, NULL, 0);
 	snprintf(r->snap_id, sizeof(r->snap_id), "%s", ID_A);
+	snprintf(r->snap_seed, sizeof(r->snap_seed), "%s", ID_B);
 	r->snap_seq = 300;
 
 	config(&c, r->url, 2048, 512);
@@ -960,6 +1007,8 @@ test_full_sync(void)
 	CHECK(same(r, &r->synclog, &want), "sync/data carried the snapshot's "
 	    "records (%zu vs %zu bytes)", r->synclog.len, want.len);
 	CHECK(strcmp(r->id, ID_A) == 0, "sync/end carried the id");
+	CHECK(strcmp(r->begin_seed, ID_B) == 0, "sync/begin handed on the "
+	    "snapshot's seed (\"%s\")", r->begin_seed);
 	for (seq = 301; seq <= 310; seq++)
 		write_one(NULL, seq, 20);
 	want.len = 0;
@@ -1414,6 +1463,7 @@ main(void)
 {
 	verbose = getenv("REPL_TEST_VERBOSE") != NULL;
 	test_codec();
+	test_fetch();	/* first: it is for a process without repl_init */
 	test_stream();
 	test_batching();
 	test_full_sync();

@@ -1639,6 +1639,70 @@ test_scan_wrap(void)
 	CHECK(store_close(s) == 0);
 }
 
+/*
+ * A copy made with the source's seed (a replica's full sync) hashes keys in
+ * the same order, so a walk may take its pages from either store: each
+ * key once. A copy without it gets a seed of its own.
+ */
+static void
+test_scan_seed(void)
+{
+	static struct seen sn;
+	struct store_stats st;
+	struct store *a, *b, *c;
+	const char *pa = path_for("seed-a"), *pb = path_for("seed-b");
+	char key[32], seed[33], seed2[33], err[256];
+	uint64_t cursor;
+	int i, bad, calls;
+
+	tcase = "scan: a cursor holds in a copy with the same seed";
+	remove_store(pa);
+	remove_store(pb);
+	if ((a = xopen(pa, STORE_FSYNC_NO)) == NULL)
+		return;
+	for (i = 0; i < SCAN_KEYS; i++) {
+		snprintf(key, sizeof(key), "s%d", i);
+		store_put(a, key, strlen(key), "s", 1, 0, NULL);
+	}
+	store_stats(a, &st);
+	store_seed(a, seed);
+	CHECK(strlen(seed) == 32 && strspn(seed, "0123456789abcdef") == 32);
+	if ((b = store_create(pb, st.repl_id, seed, st.last_seq, 0,
+	    STORE_FSYNC_NO, err, sizeof(err))) == NULL) {
+		CHECK(!"store_create with a seed");
+		store_close(a);
+		return;
+	}
+	for (i = 0; i < SCAN_KEYS; i++) {
+		snprintf(key, sizeof(key), "s%d", i);
+		store_put(b, key, strlen(key), "s", 1, (uint64_t)i + 1, NULL);
+	}
+	store_seed(b, seed2);
+	CHECK(strcmp(seed, seed2) == 0);
+	memset(&sn, 0, sizeof(sn));
+	cursor = 0;
+	for (calls = 0; cursor != UINT64_MAX && calls < 10000; calls++)
+		store_scan(calls % 2 ? b : a, &cursor, 7, scan_fn, &sn);
+	for (i = 0, bad = 0; i < SCAN_KEYS; i++)
+		bad += sn.stable[i] != 1;
+	CHECK(bad == 0);
+	CHECK(sn.other == 0);
+	store_discard(b);
+
+	tcase = "scan: a copy without a seed, or with a bad one";
+	if ((c = store_create(pb, st.repl_id, NULL, st.last_seq, 0,
+	    STORE_FSYNC_NO, err, sizeof(err))) != NULL) {
+		store_seed(c, seed2);
+		CHECK(strcmp(seed, seed2) != 0);
+		store_discard(c);
+	} else
+		CHECK(!"store_create without a seed");
+	CHECK(store_create(pb, st.repl_id, "00112233", st.last_seq, 0,
+	    STORE_FSYNC_NO, err, sizeof(err)) == NULL && errno == EINVAL);
+	CHECK(strstr(err, "seed") != NULL);
+	CHECK(store_close(a) == 0);
+}
+
 /* ---- Durability ---- */
 
 /* Wait up to secs for store_durable_seq to reach seq, by polling the fd. */
@@ -2490,6 +2554,7 @@ main(int argc, char *argv[])
 		{ "crash_kill", test_crash_kill },
 		{ "scan", test_scan },
 		{ "scan_wrap", test_scan_wrap },
+		{ "scan_seed", test_scan_seed },
 		{ "model", test_model },
 		{ "overwrite", test_overwrite },
 		{ "space", test_space },

@@ -8,9 +8,10 @@
  * rebuilds the buckets by replaying the log. Compaction copies the live
  * records into a new file a slice at a time, between and alongside requests,
  * and renames it over the old one; that reclaims space and doubles the
- * buckets. An internal thread runs fdatasync for the fsync policy, so the
- * caller never waits for the disk except in the short last step of a
- * compaction.
+ * buckets. An internal thread runs fdatasync for the fsync policy and for
+ * the end of a compaction (durability waits for it, the caller does not),
+ * so the caller never waits for the disk, except when the buckets fill
+ * faster than a compaction copies.
  */
 
 /*
@@ -128,6 +129,14 @@
 #define NSEC_PER_SEC	1000000000ULL
 
 enum { C_NONE, C_COPY, C_SYNC };	/* compaction phases */
+/*
+ * The copy's last sync, in the background: asked by the caller (F_ASKED),
+ * done by the flusher (F_SYNCED), then the caller renames and asks for the
+ * directory's sync (F_DIR). Durability stands still from F_ASKED until the
+ * directory is synced: no write may count as on disk while a power cut
+ * could still leave the old file at the path without it.
+ */
+enum { F_NONE, F_ASKED, F_SYNCED, F_DIR };
 
 struct hdr {
 	/* Written once when the file is made; guarded by h_icrc. */
@@ -204,6 +213,7 @@ struct store {
 	uint64_t	 s_ccaught;	/* old log's end when first caught up */
 	uint64_t	 s_ccopied;	/* and the copy's log bytes then */
 	int		 s_crounds;	/* background syncs of this copy */
+	int		 s_cfinal;	/* its last sync was asked for */
 	char		*s_old;		/* a replaced mapping, being unmapped */
 	uint64_t	 s_oldsize;	/* what is left of it */
 	int		 s_oldfd;	/* its file, closed after it */
@@ -232,6 +242,10 @@ struct store {
 	unsigned	 s_bgreq;	/* number of that request */
 	unsigned	 s_bgdone;	/* number of the last one finished */
 	int		 s_bgerr;	/* and its errno */
+	int		 s_final;	/* F_*, the last sync of a copy */
+	int		 s_finalfd;	/* the copy's file */
+	int		 s_finalerr;	/* the sync's errno */
+	uint64_t	 s_finalseq;	/* every write up to it is in that sync */
 };
 
 static void	 crc_init(void);
@@ -287,7 +301,9 @@ static int	 want_compact(const struct store *);
 static void	 maybe_compact(struct store *);
 static int	 compact_start(struct store *);
 static int	 compact_work(struct store *, uint64_t, uint64_t, int);
-static int	 compact_finish(struct store *);
+static int	 compact_finish(struct store *, int);
+static int	 final_sync(struct store *);
+static void	 final_job(struct store *);
 static void	 compact_abort(struct store *, const char *, const char *);
 static const char *compact_level(struct store *, int);
 static int	 make_room(struct store *);
@@ -1169,9 +1185,14 @@ flusher(void *arg)
 			s->s_bgerr = e;
 			continue;
 		}
+		if (s->s_final == F_ASKED || s->s_final == F_DIR) {
+			final_job(s);
+			continue;
+		}
 		if (s->s_stop)
 			break;
-		if (s->s_want > s->s_durable && s->s_ioerr == 0 &&
+		if (s->s_final == F_NONE &&
+		    s->s_want > s->s_durable && s->s_ioerr == 0 &&
 		    (s->s_policy == STORE_FSYNC_ALWAYS ||
 		    (s->s_policy == STORE_FSYNC_EVERYSEC &&
 		    now_ns() >= next))) {
@@ -1200,6 +1221,42 @@ flusher(void *arg)
 	}
 	pthread_mutex_unlock(&s->s_mu);
 	return NULL;
+}
+
+/*
+ * The flusher's part of a compaction's end (see F_*): sync the copy, or
+ * sync the directory after the rename and let durability move again.
+ * Called and returns with s_mu held.
+ */
+static void
+final_job(struct store *s)
+{
+	int fd, r, e;
+
+	if (s->s_final == F_ASKED) {
+		fd = s->s_finalfd;
+		flush_fd(s, fd, &e);
+		/* A forced finish or an abort may have overtaken us. */
+		if (s->s_final == F_ASKED && s->s_finalfd == fd) {
+			s->s_final = F_SYNCED;
+			s->s_finalerr = e;
+			notify(s);	/* the poll loop's next step renames */
+		}
+		return;
+	}
+	pthread_mutex_unlock(&s->s_mu);
+	r = sync_dir(s->s_path);
+	e = errno;
+	pthread_mutex_lock(&s->s_mu);
+	if (s->s_final != F_DIR)
+		return;
+	s->s_final = F_NONE;
+	if (r == -1) {
+		if (s->s_ioerr == 0)
+			s->s_ioerr = e;
+	} else if (s->s_finalseq > s->s_durable)
+		s->s_durable = s->s_finalseq;
+	notify(s);
 }
 
 /*
@@ -1435,7 +1492,7 @@ compact_work(struct store *s, uint64_t budget, uint64_t deadline, int force)
 	}
 	if (s->s_cpos < f->f_end)
 		return 0;
-	if (!force) {
+	if (!force && !s->s_cfinal) {
 		/*
 		 * Every record copied dirties a random bucket page, so let
 		 * the flusher sync again while much was copied during its
@@ -1483,7 +1540,15 @@ compact_work(struct store *s, uint64_t budget, uint64_t deadline, int force)
 			goto fail;
 		}
 	}
-	if (compact_finish(s) == -1)
+	if (!force) {
+		switch (final_sync(s)) {
+		case -1:
+			goto fail;
+		case 0:
+			return 0;	/* the flusher is at it */
+		}
+	}
+	if (compact_finish(s, force) == -1)
 		goto fail;
 	return 0;
 fail:
@@ -1494,19 +1559,47 @@ fail:
 }
 
 /*
- * Sync the new file, rename it over the old one and switch to it. Nothing
- * is written to the store in between, so the new file holds every write.
- * Returns -1 before the rename only; after it there is no going back.
- *
- * XXX: the msync here blocks the caller for whatever the background syncs
- * left: measured 1.5-8 ms at 200 MB under 100k puts/s, up to ~25 ms when
- * writes come as fast as memcpy. So do page faults on the new file's fresh
- * pages while the flusher syncs it. Applying each write to both files once
- * the copy has caught up, and acknowledging only after both are synced,
- * would make the final sync unnecessary.
+ * The copy has caught up: have the flusher sync it, in the background, with
+ * durability held (F_ASKED). Returns 1 once that is done, 0 while it runs
+ * (the caller goes on copying what new writes add), -1 if it failed.
  */
 static int
-compact_finish(struct store *s)
+final_sync(struct store *s)
+{
+	int st, e;
+
+	pthread_mutex_lock(&s->s_mu);
+	st = s->s_final;
+	e = s->s_finalerr;
+	if (st == F_NONE) {	/* (F_DIR: the last compaction's, first) */
+		s->s_final = F_ASKED;
+		s->s_finalfd = s->s_c.f_fd;
+		s->s_finalseq = s->s_last_seq;
+		s->s_cfinal = 1;
+		pthread_cond_signal(&s->s_cv);
+	}
+	pthread_mutex_unlock(&s->s_mu);
+	if (st != F_SYNCED)
+		return 0;
+	if (e != 0) {
+		errno = e;
+		return -1;
+	}
+	return 1;
+}
+
+/*
+ * Rename the new file over the old one and switch to it. Nothing is
+ * written to the store in between, so the new file holds every write.
+ * Its contents up to s_finalseq are synced (final_sync), and durability
+ * waits for the directory's sync; the records copied since may be torn
+ * by a power cut, and were never counted durable. force (the buckets are
+ * full, no time to wait): sync it all here, rename and sync the directory
+ * in the caller. Returns -1 before the rename only; after it there is no
+ * going back.
+ */
+static int
+compact_finish(struct store *s, int force)
 {
 	struct kvfile *f = &s->s_f, *c = &s->s_c, old;
 	struct hdr *h = HDR(c);
@@ -1518,14 +1611,15 @@ compact_finish(struct store *s)
 		errno = EINVAL;
 		return -1;
 	}
+	/* base_seq and its CRC share a sector: a cut leaves either whole. */
 	h->h_base_seq = s->s_last_seq;
 	h->h_icrc = hdr_icrc(h);
 	hdr_store(c, s->s_last_seq, 0);
-	if (msync(c->f_map, c->f_size, MS_SYNC) == -1)
+	if (force && msync(c->f_map, c->f_size, MS_SYNC) == -1)
 		return -1;
 	if (rename(s->s_cpath, s->s_path) == -1)
 		return -1;
-	if (sync_dir(s->s_path) == -1) {
+	if (force && sync_dir(s->s_path) == -1) {
 		/* The rename may not survive a power cut; writes to the new
 		 * file could then vanish, so none may be acknowledged. */
 		e = errno;
@@ -1534,18 +1628,26 @@ compact_finish(struct store *s)
 	old = *f;
 	*f = *c;
 	s->s_cphase = C_NONE;
+	s->s_cfinal = 0;
 	s->s_compactions++;
 	s->s_cerr = 0;
 	pthread_mutex_lock(&s->s_mu);
 	s->s_syncfd = f->f_fd;
 	if (s->s_bgfd == f->f_fd)
 		s->s_bgfd = -1;	/* a forced finish overtook it */
-	s->s_fsyncs++;
-	if (e != 0 && s->s_ioerr == 0)
-		s->s_ioerr = e;
-	if (e == 0 && s->s_ioerr == 0 && s->s_durable < s->s_last_seq) {
-		s->s_durable = s->s_last_seq;
-		notify(s);
+	if (force) {
+		s->s_final = F_NONE;	/* a final sync in flight is moot */
+		s->s_fsyncs++;
+		if (e != 0 && s->s_ioerr == 0)
+			s->s_ioerr = e;
+		if (e == 0 && s->s_ioerr == 0 &&
+		    s->s_durable < s->s_last_seq) {
+			s->s_durable = s->s_last_seq;
+			notify(s);
+		}
+	} else {
+		s->s_final = F_DIR;
+		pthread_cond_signal(&s->s_cv);
 	}
 	pthread_mutex_unlock(&s->s_mu);
 	/* Unmapping 1 GiB takes ~100 ms; do it in slices from now on. */
@@ -1565,7 +1667,10 @@ compact_abort(struct store *s, const char *level, const char *why)
 	struct kvfile *c = &s->s_c;
 
 	kv_log(level, "%s: compaction abandoned: %s", s->s_cpath, why);
+	s->s_cfinal = 0;
 	pthread_mutex_lock(&s->s_mu);
+	if (s->s_final == F_ASKED || s->s_final == F_SYNCED)
+		s->s_final = F_NONE;	/* durability moves again */
 	if (s->s_bgfd == c->f_fd)
 		s->s_bgfd = -1;
 	release_fd(s, c->f_fd);

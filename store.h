@@ -148,7 +148,9 @@ void	store_step(struct store *s);
 
 /*
  * Durability under FSYNC=always: the fd becomes readable whenever
- * store_durable_seq advances; call store_durable_seq to drain it.
+ * store_durable_seq advances, or when store_step has a compaction to end
+ * (its rename, after which durability moves again); call store_durable_seq
+ * to drain it, and store_step.
  */
 int	store_notify_fd(struct store *s);
 uint64_t store_durable_seq(struct store *s);

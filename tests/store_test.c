@@ -1721,6 +1721,7 @@ wait_durable(struct store *s, uint64_t seq, double secs, int *wokep)
 			*wokep = 1;
 		if (store_durable_seq(s) >= seq)
 			return 0;
+		store_step(s);	/* a compaction's end may wait on us */
 		if (now_sec() > end)
 			return -1;
 	}
@@ -2140,6 +2141,9 @@ pl_flush(struct pl_run *r)
 		pfd.fd = store_notify_fd(r->r_s);
 		pfd.events = POLLIN;
 		(void)poll(&pfd, 1, 10);
+		/* A compaction's end (its rename) may wait on a step, as in
+		 * the server's loop (pl_compacted then sees it). */
+		store_step(r->r_s);
 	}
 	pl_flushed(r);
 	return 0;

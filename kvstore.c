@@ -1488,8 +1488,10 @@ route_kv(struct http_request *r)
 		reply_readonly(r);
 	else if (repl_recovering())
 		reply_text(r->id, 503, "Retry-After: 1\r\n", "this primary "
-		    "started empty and is recovering its data from a replica; "
-		    "writes resume when that is done");
+		    "started with a new, empty store and first asks its "
+		    "replicas for their data (up to RECOVER_WAIT_MS=%d ms, or "
+		    "until a copy is done); writes resume then",
+		    cfg.recover_wait_ms);
 	else if (header_u64(r, "X-Kv-Replicas", &want) == -1 ||
 	    !enough_replicas(r))
 		return;

@@ -1730,9 +1730,11 @@ testFreshPrimaryThatFindsNoReplicaStartsEmptyLoudly() {
   code=$(curl -s -o "${body}" -w '%{http_code}' "http://127.0.0.1:${rp}/ready")
   assertEquals 'not ready meanwhile' 503 "${code}"
   assertContains 'says why' "$(cat "${body}")" '"status":"recovering"'
-  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d v \
+  code=$(curl -s -o "${body}" -w '%{http_code}' -X PUT -d v \
     "http://127.0.0.1:${rp}/kv/early")
   assertEquals 'and refuses writes' 503 "${code}"
+  assertContains 'saying why and for how long' "$(cat "${body}")" \
+    'first asks its replicas for their data (up to RECOVER_WAIT_MS=3000 ms'
   wait_ready "${rp}" 10
   ms=$((($(date +%s%N) - begin) / 1000000))
   echo "  ready after ${ms} ms (RECOVER_WAIT_MS=3000)"

@@ -938,13 +938,12 @@ read_body(struct conn *c, struct resp *r)
  * set and c closed.
  */
 static int
-request(struct conn *c, const char *method, const char *target, int http10,
-    const char *body, size_t blen, int want_body, struct resp *r)
+send_request(struct conn *c, const char *method, const char *target,
+    int http10, const char *body, size_t blen)
 {
 	char head[REQ_HEAD_MAX];
 	int n, m;
 
-	memset(r, 0, sizeof(*r));
 	if (c->c_fd == -1 && conn_open(c) == -1)
 		return -1;
 	n = snprintf(head, sizeof(head), "%s %s HTTP/1.%d\r\nHost: %s\r\n",
@@ -964,8 +963,20 @@ request(struct conn *c, const char *method, const char *target, int http10,
 		goto fail;
 	}
 	if (send_all(c, head, (size_t)n) == -1 ||
-	    (blen > 0 && send_all(c, body, blen) == -1) ||
-	    read_head(c, r) == -1)
+	    (blen > 0 && send_all(c, body, blen) == -1))
+		goto fail;
+	return 0;
+fail:
+	conn_close(c);
+	return -1;
+}
+
+/* The answer to the oldest request sent on c and not yet answered. */
+static int
+recv_response(struct conn *c, int want_body, struct resp *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (read_head(c, r) == -1)
 		goto fail;
 	if (want_body) {
 		if (read_body(c, r) == -1)
@@ -979,14 +990,22 @@ fail:
 	return -1;
 }
 
-/* A POST that must answer 200; anything else fills err. */
 static int
-post(struct conn *c, const char *target, const char *body, size_t blen,
-    struct resp *r, char *err)
+request(struct conn *c, const char *method, const char *target, int http10,
+    const char *body, size_t blen, int want_body, struct resp *r)
+{
+	if (send_request(c, method, target, http10, body, blen) == -1)
+		return -1;
+	return recv_response(c, want_body, r);
+}
+
+/* A POST's answer, which must be 200; anything else fills err. */
+static int
+post_answer(struct conn *c, const char *target, struct resp *r, char *err)
 {
 	char why[128];
 
-	if (request(c, "POST", target, 0, body, blen, 1, r) == -1) {
+	if (recv_response(c, 1, r) == -1) {
 		seterr(err, "POST %.80s: %s", target, c->c_err);
 		return -1;
 	}
@@ -996,6 +1015,27 @@ post(struct conn *c, const char *target, const char *body, size_t blen,
 		return -1;
 	}
 	return 0;
+}
+
+static int
+post_send(struct conn *c, const char *target, const char *body, size_t blen,
+    char *err)
+{
+	if (send_request(c, "POST", target, 0, body, blen) == -1) {
+		seterr(err, "POST %.80s: %s", target, c->c_err);
+		return -1;
+	}
+	return 0;
+}
+
+/* A POST that must answer 200; anything else fills err. */
+static int
+post(struct conn *c, const char *target, const char *body, size_t blen,
+    struct resp *r, char *err)
+{
+	if (post_send(c, target, body, blen, err) == -1)
+		return -1;
+	return post_answer(c, target, r, err);
 }
 
 /* GET /repl/state; fills id, seq and node ("" if none). */
@@ -1061,6 +1101,7 @@ full_sync(struct conn *src, struct conn *dst, struct batch *b,
 	uint64_t token;
 	size_t avail, need;
 	ssize_t n;
+	int inflight = 0;
 
 	memset(res, 0, sizeof(*res));
 	b->b_len = 0;
@@ -1130,10 +1171,18 @@ full_sync(struct conn *src, struct conn *dst, struct batch *b,
 			}
 			break;
 		}
+		/*
+		 * One batch in flight while the next fills (HTTP/1.1
+		 * pipelining): the replica applies one as we read the
+		 * snapshot for the next, rather than each side in turn.
+		 */
 		if (b->b_len > 0 && b->b_len + (size_t)n > cfg.batch_bytes) {
-			if (post(dst, target, b->b_buf, b->b_len, &dr,
+			if ((inflight && post_answer(dst, target, &dr,
+			    err) == -1) ||
+			    post_send(dst, target, b->b_buf, b->b_len,
 			    err) == -1)
 				goto fail;
+			inflight = 1;
 			b->b_len = 0;
 		}
 		if (batch_add(b, src->c_buf + src->c_off, (size_t)n) == -1) {
@@ -1146,6 +1195,8 @@ full_sync(struct conn *src, struct conn *dst, struct batch *b,
 			res->keys++;
 	}
 	conn_close(src);	/* HTTP/1.0: done with it */
+	if (inflight && post_answer(dst, target, &dr, err) == -1)
+		goto fail;
 	if (b->b_len > 0 &&
 	    post(dst, target, b->b_buf, b->b_len, &dr, err) == -1)
 		goto fail;

@@ -124,7 +124,7 @@
 #define UNMAP_CHUNK	((uint64_t)8 << 20)	/* about 1 ms of munmap */
 #define SYNC_DELTA	256	/* records copied after a background sync
 				   that the final one may write: ~1 ms */
-#define SCAN_AHEAD	8	/* records store_scan prefetches ahead */
+#define SCAN_AHEAD	16	/* records store_scan prefetches ahead */
 #define SYNC_ROUNDS	4	/* background syncs before finishing anyway */
 #define NSEC_PER_SEC	1000000000ULL
 

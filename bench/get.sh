@@ -3,8 +3,9 @@
 # and the same load against nginx answering `return 200` with 100 bytes
 # (one process, access log off): this machine's HTTP ceiling. The two run
 # alternately in the same invocation, kvstore first, BENCH_GET_PAIRS times
-# (3 by default), both servers pinned to the server CPU, so a change in
-# the machine's load hits both alike; each pair gives a ratio
+# (5 by default: this machine's noise moves one pair by 20%), both servers
+# pinned to the server CPU, so a change in the machine's load hits both
+# alike; each pair gives a ratio
 # kvstore/nginx, and the median ratio is the figure. kvstore's GET figure
 # is the median of its runs. Without nginx (not installed and not root),
 # the kvstore runs alone. Run by bench/run.sh, or alone from the
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.." || exit 1
 bench_setup
 bench_scenario get
 
-pairs=${BENCH_GET_PAIRS:-3}
+pairs=${BENCH_GET_PAIRS:-5}
 secs=${BENCH_GET_SECS:-5}
 conns=${BENCH_WRK_CONNS}
 value=$(value_file 100)

@@ -2027,6 +2027,21 @@ http_wake(void)
 
 /* ---- Replies ---- */
 
+/*
+ * The Connection field of a reply with a length: "close" when this is the
+ * last (or the server drains), "keep-alive" to a 1.0 client that asked for
+ * it (ab -k waits for it), else none.
+ */
+static const char *
+conn_header(struct conn *c)
+{
+	if (draining)
+		c->c_keepalive = 0;
+	if (!c->c_keepalive)
+		return "close";
+	return c->c_minor == 0 ? "keep-alive" : NULL;
+}
+
 int
 http_reply(uint64_t id, int status, const char *ctype, const char *extra,
     const void *body, size_t len)
@@ -2038,12 +2053,7 @@ http_reply(uint64_t id, int status, const char *ctype, const char *extra,
 		errno = ENOTCONN;
 		return -1;
 	}
-	if (draining)
-		c->c_keepalive = 0;
-	if (!c->c_keepalive)
-		conn_hdr = "close";
-	else if (c->c_minor == 0)
-		conn_hdr = "keep-alive";	/* ab -k waits for it */
+	conn_hdr = conn_header(c);
 	c->c_chunked = 0;
 	if (reply_head(c, status, ctype, extra, conn_hdr, len) == -1 ||
 	    (!c->c_head_only && status != 204 && status != 304 &&
@@ -2069,12 +2079,7 @@ http_reply_file(uint64_t id, int status, const char *ctype,
 		errno = ENOTCONN;
 		return -1;
 	}
-	if (draining)
-		c->c_keepalive = 0;
-	if (!c->c_keepalive)
-		conn_hdr = "close";
-	else if (c->c_minor == 0)
-		conn_hdr = "keep-alive";
+	conn_hdr = conn_header(c);
 	c->c_chunked = 0;
 	if (reply_head(c, status, ctype, extra, conn_hdr, len) == -1) {
 		close(fd);

@@ -1733,6 +1733,25 @@ seek(struct push *ps, uint64_t next_seq)
 }
 
 /*
+ * Take p out of the peer table into the dead list, whose threads
+ * repl_add_replica joins; p's own thread is on its way out. Under mu.
+ */
+static void
+retire_peer(struct peer *p)
+{
+	struct peer **pp;
+
+	for (pp = &peers; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	p->gone = 1;
+	p->next = dead;
+	dead = p;
+}
+
+/*
  * Is node, which p's URL reaches, fed already under another URL? Then
  * that peer takes p's URL as its alias (a registration under it keeps the
  * peer, and a static URL stays static) and p leaves: one replica, one
@@ -1741,7 +1760,7 @@ seek(struct push *ps, uint64_t next_seq)
 static int
 same_node(struct peer *p, const char *node)
 {
-	struct peer *q, **pp;
+	struct peer *q;
 
 	if (node[0] == '\0')
 		return 0;
@@ -1759,14 +1778,7 @@ same_node(struct peer *p, const char *node)
 	q->registered |= p->registered;
 	if (p->last_seen > q->last_seen)
 		q->last_seen = p->last_seen;
-	for (pp = &peers; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == p) {
-			*pp = p->next;
-			break;
-		}
-	p->gone = 1;
-	p->next = dead;
-	dead = p;
+	retire_peer(p);
 	UNLOCK();
 	kv_log("info", "replica %s: the same node as %s; fed as that one",
 	    p->url, q->url);
@@ -1868,7 +1880,7 @@ static void *
 pusher(void *arg)
 {
 	struct push ps;
-	struct peer *p = arg, **pp;
+	struct peer *p = arg;
 	uint64_t backoff = BACKOFF_MIN_MS, wait, now;
 	int rc, drop = 0;
 
@@ -1918,16 +1930,8 @@ pusher(void *arg)
 		p->state = "down";
 		drop = !p->is_static &&
 		    now - p->last_seen >= (uint64_t)cfg.drop_after_ms;
-		if (drop) {
-			for (pp = &peers; *pp != NULL; pp = &(*pp)->next)
-				if (*pp == p) {
-					*pp = p->next;
-					break;
-				}
-			p->gone = 1;
-			p->next = dead;
-			dead = p;
-		}
+		if (drop)
+			retire_peer(p);
 		UNLOCK();
 		if (!ps.down) {
 			kv_log("warn", "replica %s: down: %s", p->url, ps.err);

@@ -1540,6 +1540,14 @@ compact_work(struct store *s, uint64_t budget, uint64_t deadline, int force)
 			goto fail;
 		}
 	}
+	/*
+	 * A slow disk: the old file has grown by more than the copy held
+	 * when it caught up while the flusher syncs. Stop it growing, and
+	 * pay for the final sync here, as the rounds above would.
+	 */
+	if (!force && s->s_cfinal && f->f_end - s->s_ccaught >
+	    COMPACT_MIN_DATA && f->f_end - s->s_ccaught > s->s_ccopied)
+		force = 1;
 	if (!force) {
 		switch (final_sync(s)) {
 		case -1:

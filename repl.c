@@ -104,6 +104,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -236,6 +237,7 @@ static void	*pusher(void *);
 static void	*recoverer(void *);
 static void	*announcer(void *);
 static void	 new_node_id(void);
+static int	 start_thread(pthread_t *, void *(*)(void *), void *);
 
 /* ---- Shared state (all of it behind mu) ---- */
 
@@ -1454,6 +1456,24 @@ repl_flush(void)
 /* ---- Pushers ---- */
 
 /*
+ * A thread that never takes a signal: SIGTERM and SIGINT must run the
+ * program's handler on the main thread, whose poll loop acts on it (and
+ * whose state the handler writes). Returns pthread_create's error.
+ */
+static int
+start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	int rc;
+
+	(void)sigfillset(&all);
+	(void)pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(t, NULL, fn, arg);
+	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+/*
  * 32 random hex digits: unique per process is all it must be, so when
  * /dev/urandom cannot be read, the clock and the PID make do.
  */
@@ -1544,7 +1564,7 @@ repl_add_replica(const char *url, int registered)
 	p->state = "connecting";
 	p->added = p->last_seen = now;
 	p->fd = p->sfd = -1;
-	if ((rc = pthread_create(&p->thread, NULL, pusher, p)) != 0) {
+	if ((rc = start_thread(&p->thread, pusher, p)) != 0) {
 		UNLOCK();
 		free(p);
 		errno = rc;
@@ -1975,7 +1995,7 @@ repl_recover(void)
 	LOCK();
 	recovering = 1;
 	UNLOCK();
-	if ((rc = pthread_create(&rec_thread, NULL, recoverer, NULL)) != 0) {
+	if ((rc = start_thread(&rec_thread, recoverer, NULL)) != 0) {
 		LOCK();
 		recovering = 0;
 		(void)pthread_cond_broadcast(&cv);
@@ -2244,7 +2264,7 @@ repl_announce(void)
 		errno = EINVAL;
 		return -1;
 	}
-	if ((rc = pthread_create(&ann_thread, NULL, announcer, NULL)) != 0) {
+	if ((rc = start_thread(&ann_thread, announcer, NULL)) != 0) {
 		errno = rc;
 		return -1;
 	}

@@ -87,6 +87,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -1809,6 +1810,7 @@ store_open(const char *path, enum store_fsync policy, char *err,
 	struct stat st;
 	struct hdr h, *hm;
 	pthread_condattr_t ca;
+	sigset_t all, old;
 	const char *why = NULL;
 	uint32_t one = 1;
 	ssize_t n;
@@ -1962,7 +1964,13 @@ store_open(const char *path, enum store_fsync policy, char *err,
 			goto fail;
 		}
 	}
-	if ((e = pthread_create(&s->s_tid, NULL, flusher, s)) != 0) {
+	/* The flusher takes no signal: the program's handlers run on the
+	 * caller's thread, as it expects. */
+	(void)sigfillset(&all);
+	(void)pthread_sigmask(SIG_SETMASK, &all, &old);
+	e = pthread_create(&s->s_tid, NULL, flusher, s);
+	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e != 0) {
 		seterr(err, errlen, "pthread_create: %s", strerror(e));
 		errno = e;
 		goto fail;

@@ -2379,7 +2379,7 @@ store_scan(struct store *s, uint64_t *cursor, size_t limit,
 		 * miss. Ask for a few ahead so that they overlap.
 		 */
 		if (j + SCAN_AHEAD < k &&
-		    cv[j + SCAN_AHEAD].c_off + 128 <= f->f_size) {
+		    cv[j + SCAN_AHEAD].c_off <= f->f_size - 128) {
 			__builtin_prefetch(f->f_map + cv[j + SCAN_AHEAD].c_off);
 			__builtin_prefetch(f->f_map + cv[j + SCAN_AHEAD].c_off +
 			    64);

@@ -57,7 +57,8 @@
 #define REPL_BATCH_BYTES (1 << 20)	/* one push: ~8,000 small writes */
 #define SENDFILE_MIN_BYTES (16 << 10)	/* a value this big goes out by
 					   sendfile(2): no copy, no buffer */
-#define SNAPSHOT_STAGE_BYTES (4 << 20)	/* a snapshot's staging buffer */
+#define SNAPSHOT_STAGE_BYTES (1 << 20)	/* a snapshot's staging buffer */
+#define SNAPSHOT_SCAN_KEYS 4096		/* keys per store_scan, at most */
 #define SNAPSHOT_FIRST_BYTES (64 << 10)	/* grown for big values */
 #define PRIMARY_UP_MS	3000		/* heartbeats come every second */
 #define MAX_PEERS_SHOWN	64		/* in /ready */
@@ -843,22 +844,22 @@ valid_utf8(const char *s, size_t n)
 	return 1;
 }
 
-static void
+static int
 list_key(void *arg, const char *key, size_t klen, const struct store_value *v)
 {
 	struct listing *l = arg;
 	size_t need;
 
 	if (klen < l->plen || memcmp(key, l->prefix, l->plen) != 0)
-		return;
+		return 0;
 	need = klen * 6 + (l->values ? v->len * 6 + 64 : 0) + 8;
 	if (stage_reserve(&l->st, need, LIST_TAIL) == -1)
-		return;
+		return 0;
 	if (l->nkeys++ > 0)
 		l->st.buf[l->st.len++] = ',';
 	if (!l->values) {
 		l->st.len += json_string(l->st.buf + l->st.len, key, klen);
-		return;
+		return 0;
 	}
 	l->st.len += sprintf(l->st.buf + l->st.len, "{\"key\":");
 	l->st.len += json_string(l->st.buf + l->st.len, key, klen);
@@ -873,6 +874,7 @@ list_key(void *arg, const char *key, size_t klen, const struct store_value *v)
 	}
 	l->st.len += sprintf(l->st.buf + l->st.len, ",\"version\":%llu}",
 	    (unsigned long long)v->seq);
+	return 0;
 }
 
 /* Scan up to limit keys into l->st.buf; a scan that cannot move is a failure
@@ -2295,7 +2297,8 @@ struct snapshot {
 	struct stage	 st;
 };
 
-static void
+/* Stages one key; says "enough" once the staging buffer is full. */
+static int
 snapshot_key(void *arg, const char *key, size_t klen,
     const struct store_value *v)
 {
@@ -2305,22 +2308,24 @@ snapshot_key(void *arg, const char *key, size_t klen,
 	/* Keep room for the END record after the last key. */
 	need += repl_encoded_len(0, 0);
 	if (stage_reserve(&sn->st, need, 0) == -1)
-		return;
+		return 1;
 	sn->st.len += repl_encode(sn->st.buf + sn->st.len,
 	    sn->st.cap - sn->st.len, REPL_PUT, v->seq, key, klen, v->data,
 	    v->len);
+	return sn->st.len >= SNAPSHOT_STAGE_BYTES;
 }
 
+/*
+ * Stage the next keys: SNAPSHOT_STAGE_BYTES and one record at most, however
+ * big the values. Many keys per scan, so that its prefetching overlaps the
+ * cache misses of records read in hash order, not log order.
+ */
 static void
 snapshot_refill(void *arg)
 {
 	struct snapshot *sn = arg;
-	size_t batch;
 
-	/* Bound the staging buffer: a few MiB even for big values. */
-	batch = SNAPSHOT_STAGE_BYTES / (cfg.max_value + 1100);
-	store_scan(store, &sn->cursor, batch < 1 ? 1 : batch > 256 ? 256 :
-	    batch, snapshot_key, sn);
+	store_scan(store, &sn->cursor, SNAPSHOT_SCAN_KEYS, snapshot_key, sn);
 	if (sn->cursor == UINT64_MAX && !sn->st.failed) {
 		/* The staging buffer always has room for a header. */
 		sn->st.len += repl_encode(sn->st.buf + sn->st.len,

@@ -2298,7 +2298,7 @@ cand_cmp(const void *a, const void *b)
  */
 size_t
 store_scan(struct store *s, uint64_t *cursor, size_t limit,
-    void (*fn)(void *arg, const char *key, size_t klen,
+    int (*fn)(void *arg, const char *key, size_t klen,
     const struct store_value *v), void *arg)
 {
 	struct kvfile *f = &s->s_f;
@@ -2308,7 +2308,7 @@ store_scan(struct store *s, uint64_t *cursor, size_t limit,
 	struct rec r;
 	uint64_t lo = *cursor, start, i, bound;
 	size_t n = 0, ncv_max = 0, nfit = 0, m, k, j;
-	int all = 0;
+	int all = 0, enough = 0;
 
 	if (lo == UINT64_MAX || limit == 0)
 		return 0;
@@ -2374,6 +2374,11 @@ store_scan(struct store *s, uint64_t *cursor, size_t limit,
 				k++;
 	}
 	for (j = 0; j < k; j++) {
+		/* The cursor resumes at a hash, so a hash is visited whole. */
+		if (enough && cv[j].c_hash != cv[j - 1].c_hash) {
+			k = j;
+			break;
+		}
 		/*
 		 * Records lie in log order, not hash order: each is a cache
 		 * miss. Ask for a few ahead so that they overlap.
@@ -2390,7 +2395,8 @@ store_scan(struct store *s, uint64_t *cursor, size_t limit,
 		v.data = r.r_val;
 		v.len = r.r_vlen;
 		v.seq = r.r_seq;
-		fn(arg, r.r_key, r.r_klen, &v);
+		if (fn(arg, r.r_key, r.r_klen, &v))
+			enough = 1;
 	}
 	if (all && k == m)
 		*cursor = UINT64_MAX;

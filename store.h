@@ -128,7 +128,9 @@ int	store_del(struct store *s, const char *key, size_t klen,
 
 /*
  * Keys in hash order from *cursor (0 to start): calls fn for at most limit
- * keys and advances *cursor; *cursor is UINT64_MAX when none are left. A key
+ * keys and advances *cursor; *cursor is UINT64_MAX when none are left. fn
+ * returns nonzero when it has had enough for this call (a byte budget): the
+ * walk then stops after that key and any others of the same hash. A key
  * present for the whole walk is visited exactly once, whatever writes,
  * growth or compaction happen between calls. fn's pointers are valid only
  * during the call, and fn must not call store functions. Returns the number
@@ -137,7 +139,7 @@ int	store_del(struct store *s, const char *key, size_t klen,
  * reopen and compaction, and in every store created with that seed.
  */
 size_t	store_scan(struct store *s, uint64_t *cursor, size_t limit,
-	    void (*fn)(void *arg, const char *key, size_t klen,
+	    int (*fn)(void *arg, const char *key, size_t klen,
 	    const struct store_value *v), void *arg);
 
 /*

@@ -1457,18 +1457,21 @@ struct seen {
 	unsigned char	 temp[SCAN_TEMP];
 	int		 other;
 	int		 badval;
+	size_t		 page;		/* keys in this store_scan call */
+	size_t		 budget;	/* "enough" after this many, if set */
 };
 
-static void
+static int
 scan_fn(void *arg, const char *key, size_t klen, const struct store_value *v)
 {
 	struct seen *sn = arg;
 	char buf[32];
 	int i;
 
+	sn->page++;
 	if (klen >= sizeof(buf)) {
 		sn->other++;
-		return;
+		return 0;
 	}
 	memcpy(buf, key, klen);
 	buf[klen] = '\0';
@@ -1483,6 +1486,7 @@ scan_fn(void *arg, const char *key, size_t klen, const struct store_value *v)
 			sn->temp[i]++;
 	} else
 		sn->other++;
+	return sn->budget > 0 && sn->page >= sn->budget;
 }
 
 static void
@@ -1514,19 +1518,28 @@ test_scan(void)
 		store_put(s, key, strlen(key), "s", 1, 0, NULL);
 	}
 	{
-		static const size_t limits[] = { 7, 1, 1000, 100000 };
-		size_t li;
+		/* The last pair: 1000 asked, but fn has enough after 3. */
+		static const size_t limits[] = { 7, 1, 1000, 100000, 1000 };
+		static const size_t budgets[] = { 0, 0, 0, 0, 3 };
+		size_t li, most;
 
-		for (li = 0; li < 4; li++) {
-			tcase = "scan: every key once";
+		for (li = 0; li < 5; li++) {
+			tcase = budgets[li] ? "scan: fn's \"enough\" ends "
+			    "the call, and the next resumes after it" :
+			    "scan: every key once";
 			memset(&sn, 0, sizeof(sn));
+			sn.budget = budgets[li];
+			most = budgets[li] ? budgets[li] : limits[li];
 			cursor = 0;
 			over = calls = 0;
 			total = 0;
 			do {
+				sn.page = 0;
 				got = store_scan(s, &cursor, limits[li],
 				    scan_fn, &sn);
-				over += got > limits[li];
+				over += got > most || got != sn.page ||
+				    (budgets[li] && cursor != UINT64_MAX &&
+				    got != most);
 				total += got;
 				calls++;
 			} while (cursor != UINT64_MAX && calls < 20000);
@@ -2355,13 +2368,14 @@ pl_diff(const struct pl_run *r, struct store *s, uint64_t l)
 	return bad + (st.keys != m.keys);
 }
 
-static void
+static int
 pl_count(void *arg, const char *key, size_t klen, const struct store_value *v)
 {
 	(void)key;
 	(void)klen;
 	(void)v;
 	(*(uint64_t *)arg)++;
+	return 0;
 }
 
 /*

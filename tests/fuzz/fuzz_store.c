@@ -24,7 +24,7 @@ kv_log(const char *level, const char *fmt, ...)
 	(void)fmt;
 }
 
-static void
+static int
 visit(void *arg, const char *key, size_t klen, const struct store_value *v)
 {
 	struct store *s = arg;
@@ -34,6 +34,7 @@ visit(void *arg, const char *key, size_t klen, const struct store_value *v)
 	 * memory safety is asserted here (the sanitizers). */
 	(void)v;
 	(void)store_get(s, key, klen, &again);
+	return 0;
 }
 
 int

@@ -123,6 +123,7 @@
 #define MAX_VAL		0x7fffffffUL	/* values below 2^31 */
 #define DEF_BACKLOG	(16UL << 20)	/* REPL_BACKLOG_BYTES default */
 #define DEF_BATCH	(256UL << 10)	/* bytes per push when unset */
+#define SYNC_INFLIGHT	4		/* full sync batches sent unanswered */
 #define DEF_TIMEOUT_MS	5000
 #define BACKOFF_MIN_MS	100
 #define BACKOFF_MAX_MS	3000
@@ -1174,17 +1175,19 @@ full_sync(struct conn *src, struct conn *dst, struct batch *b,
 			break;
 		}
 		/*
-		 * One batch in flight while the next fills (HTTP/1.1
-		 * pipelining): the replica applies one as we read the
-		 * snapshot for the next, rather than each side in turn.
+		 * Up to SYNC_INFLIGHT batches in flight (HTTP/1.1
+		 * pipelining): the replica applies one while the next
+		 * ones wait in its socket and we read the snapshot for
+		 * more, rather than each side in turn.
 		 */
 		if (b->b_len > 0 && b->b_len + (size_t)n > cfg.batch_bytes) {
-			if ((inflight && post_answer(dst, target, &dr,
-			    err) == -1) ||
+			if ((inflight == SYNC_INFLIGHT && post_answer(dst,
+			    target, &dr, err) == -1) ||
 			    post_send(dst, target, b->b_buf, b->b_len,
 			    err) == -1)
 				goto fail;
-			inflight = 1;
+			if (inflight < SYNC_INFLIGHT)
+				inflight++;
 			b->b_len = 0;
 		}
 		if (batch_add(b, src->c_buf + src->c_off, (size_t)n) == -1) {
@@ -1197,8 +1200,9 @@ full_sync(struct conn *src, struct conn *dst, struct batch *b,
 			res->keys++;
 	}
 	conn_close(src);	/* HTTP/1.0: done with it */
-	if (inflight && post_answer(dst, target, &dr, err) == -1)
-		goto fail;
+	for (; inflight > 0; inflight--)
+		if (post_answer(dst, target, &dr, err) == -1)
+			goto fail;
 	if (b->b_len > 0 &&
 	    post(dst, target, b->b_buf, b->b_len, &dr, err) == -1)
 		goto fail;

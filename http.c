@@ -1136,8 +1136,9 @@ fill_stream(struct conn *c)
 			c->c_why = "out of memory";
 			return;
 		}
-		p = c->c_out + c->c_outlen;
-		n = c->c_fn(c->c_fnarg, p + CHUNK_HDR, STREAM_PIECE);
+		/* A chunk's size goes in front once known: leave room. */
+		p = c->c_out + c->c_outlen + (c->c_chunked ? CHUNK_HDR : 0);
+		n = c->c_fn(c->c_fnarg, p, STREAM_PIECE);
 		if (n < 0 || n > STREAM_PIECE) {
 			c->c_fn = NULL;	/* the producer freed its arg */
 			c->c_state = S_DEAD;
@@ -1156,11 +1157,11 @@ fill_stream(struct conn *c)
 			return;
 		}
 		if (!c->c_chunked) {
-			memmove(p, p + CHUNK_HDR, (size_t)n);
 			c->c_outlen += (size_t)n;
 			continue;
 		}
 		hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", (size_t)n);
+		p -= CHUNK_HDR;
 		memcpy(p, hdr, (size_t)hl);
 		memmove(p + hl, p + CHUNK_HDR, (size_t)n);
 		memcpy(p + hl + n, "\r\n", 2);

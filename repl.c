@@ -318,15 +318,24 @@ put64(unsigned char *p, uint64_t v)
 		p[i] = (unsigned char)(v >> (8 * i));
 }
 
-static uint64_t
-get_le(const unsigned char *p, int n)
+/* Spelled out, not looped: compilers make each one load. */
+static uint16_t
+get16(const unsigned char *p)
 {
-	uint64_t v = 0;
-	int i;
+	return (uint16_t)(p[0] | p[1] << 8);
+}
 
-	for (i = n - 1; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
+static uint32_t
+get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+static uint64_t
+get64(const unsigned char *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
 static void
@@ -502,14 +511,14 @@ repl_decode(const char *buf, size_t len, struct repl_record *rec)
 		return -1;	/* say so at once: a stream can stop early */
 	if (len < REC_HEAD)
 		return 0;
-	klen = get_le(p + 9, 2);
-	vlen = get_le(p + 11, 4);
+	klen = get16(p + 9);
+	vlen = get32(p + 11);
 	if (!valid(p[0], klen, vlen))
 		return -1;
 	if (len - REC_HEAD < klen + vlen)
 		return 0;
 	rec->op = p[0];
-	rec->seq = get_le(p + 1, 8);
+	rec->seq = get64(p + 1);
 	rec->key = buf + REC_HEAD;
 	rec->klen = (size_t)klen;
 	rec->val = buf + REC_HEAD + klen;
@@ -1149,7 +1158,7 @@ full_sync(struct conn *src, struct conn *dst, struct batch *b,
 		if (n == 0) {
 			h = (const unsigned char *)src->c_buf + src->c_off;
 			need = avail < REC_HEAD ? REC_HEAD : repl_encoded_len(
-			    (size_t)get_le(h + 9, 2), (size_t)get_le(h + 11, 4));
+			    (size_t)get16(h + 9), (size_t)get32(h + 11));
 			if (conn_reserve(src, need) == -1 ||
 			    (n = conn_fill(src)) == -1) {
 				seterr(err, "snapshot from %s: %s", src->c_url,
@@ -1252,11 +1261,11 @@ ring_slot(uint64_t pos, uint64_t *t, uint64_t *seq)
 
 	ring_get(pos, h, sizeof(h));
 	if (t != NULL)
-		*t = get_le(h, 8);
+		*t = get64(h);
 	if (seq != NULL)
-		*seq = get_le(h + SLOT_HEAD + 1, 8);
-	return SLOT_HEAD + REC_HEAD + (size_t)get_le(h + SLOT_HEAD + 9, 2) +
-	    (size_t)get_le(h + SLOT_HEAD + 11, 4);
+		*seq = get64(h + SLOT_HEAD + 1);
+	return SLOT_HEAD + REC_HEAD + (size_t)get16(h + SLOT_HEAD + 9) +
+	    (size_t)get32(h + SLOT_HEAD + 11);
 }
 
 /*

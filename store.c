@@ -126,6 +126,8 @@
 #define SYNC_DELTA	256	/* records copied after a background sync
 				   that the final one may write: ~1 ms */
 #define SCAN_AHEAD	16	/* records store_scan prefetches ahead */
+#define WRITEBACK_STEP	((uint64_t)8 << 20)	/* a full sync's copy is
+						   written back as it fills */
 #define SYNC_ROUNDS	4	/* background syncs before finishing anyway */
 #define NSEC_PER_SEC	1000000000ULL
 
@@ -207,6 +209,7 @@ struct store {
 	uint64_t	 s_last_seq;
 	int		 s_failed;	/* latched flush error: no writes */
 	int		 s_loading;	/* store_create's: seqs at or below base */
+	uint64_t	 s_wbdone;	/* loading: log written back below this */
 	int		 s_cphase;
 	uint64_t	 s_cpos;	/* next old-log record to copy */
 	uint64_t	 s_cdelta;	/* records copied since the last sync */
@@ -310,6 +313,7 @@ static const char *compact_level(struct store *, int);
 static int	 make_room(struct store *);
 static void	 unmap_old(struct store *, uint64_t);
 static int	 check_write(struct store *, size_t, size_t, uint64_t);
+static void	 writeback_early(struct store *);
 static void	 wrote(struct store *, uint64_t);
 
 #define HDR(f)	((struct hdr *)(void *)(f)->f_map)
@@ -1765,6 +1769,28 @@ check_write(struct store *s, size_t klen, size_t vlen, uint64_t seq)
 }
 
 /*
+ * A full sync's copy is made durable whole before it is swapped in
+ * (store_adopt), and that one sync used to write every byte: 0.14 s of a
+ * 0.6 s copy of 1M keys here. Start writing the log back as it fills, so
+ * that the last sync waits for its tail and the buckets only (they change
+ * to the end: writing them early would be wasted). Errors show there.
+ */
+static void
+writeback_early(struct store *s)
+{
+	struct kvfile *f = &s->s_f;
+	uint64_t end = f->f_end / PAGE * PAGE;
+
+	if (s->s_wbdone < f->f_start || s->s_wbdone > end)
+		s->s_wbdone = f->f_start;	/* a new file */
+	if (end - s->s_wbdone < WRITEBACK_STEP)
+		return;
+	(void)sync_file_range(f->f_fd, (off_t)s->s_wbdone,
+	    (off_t)(end - s->s_wbdone), SYNC_FILE_RANGE_WRITE);
+	s->s_wbdone = end;
+}
+
+/*
  * After appending nbytes: tell the flusher, then copy a slice of the
  * compaction, twice what was written, or more as free buckets run out, so
  * the copy finishes before the old buckets fill up.
@@ -1776,6 +1802,8 @@ wrote(struct store *s, uint64_t nbytes)
 	uint64_t slack, left, budget;
 	int e;
 
+	if (s->s_loading)
+		writeback_early(s);
 	pthread_mutex_lock(&s->s_mu);
 	s->s_want = s->s_last_seq;
 	if (s->s_policy == STORE_FSYNC_ALWAYS)

@@ -69,7 +69,7 @@ bench_put mbs "${mbs}"
 verdict=$(bench_target "full resync of ${nkeys} keys (MB/s of live data, start to ready)" "${mbs}" '>=' 200)
 
 bench_md "## Full resync to a new replica" '' \
-  "The primary holds ${from}: ${nkeys} keys, $(awk -v b="${live}" 'BEGIN { printf "%.1f", b / 1e6 }') MB of keys and values. A replica with an empty data directory starts ($( [ -n "${rcpus}" ] && printf 'on CPU %s, as a pod on another node would have its own, the primary on the server CPU' "${rcpus}" || printf 'unpinned')), announces itself and is sent the whole data set; timed from its start to its first 200 on \`/ready\`." '' \
+  "The primary holds ${from}: ${nkeys} keys, $(awk -v b="${live}" 'BEGIN { printf "%.1f", b / 1e6 }') MB of keys and values. After a \`sync\` (so that what earlier scenarios left dirty is not written back during the copy), a replica with an empty data directory starts ($( [ -n "${rcpus}" ] && printf 'on CPU %s, as a pod on another node would have its own, the primary on the server CPU' "${rcpus}" || printf 'unpinned')), announces itself and is sent the whole data set; timed from its start to its first 200 on \`/ready\`." '' \
   '| figure | value | target |' \
   '|---|---:|---|' \
   "| start to ready | ${secs} s | |" \

@@ -316,8 +316,13 @@ async function keyBrowser(page, { P, u }) {
   const back = curl(u(P) + '/kv/hello%2Fconsole').toString();
   check('a key put through the form reads back with curl',
     back === 'written from the browser ✓', JSON.stringify(back));
-  check('the form shows the put key', (await page.textContent('#detail h3')) ===
-    'hello/console');
+  // The detail is fetched after the answer: wait for it, up to 5 s.
+  const detailShown = await page.waitForFunction(() => {
+    const t = document.querySelector('#detail h3');
+    return t && t.textContent === 'hello/console';
+  }, null, { timeout: 5000 }).then(() => true, () => false);
+  check('the form shows the put key', detailShown,
+    await page.textContent('#detail h3'));
 
   let info = await page.textContent('#list-info');
   await page.focus('#prefix');
@@ -370,8 +375,7 @@ async function keyBrowser(page, { P, u }) {
     (await page.textContent('#detail pre')).includes('"theme": "dark"'), meta);
 
   await search(page, 'bin/');
-  await page.click('#list button');
-  await page.waitForSelector('#detail pre.hex');
+  await openFirst(page);
   const hex = await page.textContent('#detail pre.hex');
   check('a binary value shows as a hex dump', hex.startsWith(
     '00000000  00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f  ................') &&
@@ -379,16 +383,13 @@ async function keyBrowser(page, { P, u }) {
     hex.split('\n')[0]);
 
   await search(page, 'raw/');
-  const shown = await page.textContent('#list button');
-  await page.click('#list button');
-  await page.waitForSelector('#detail pre');
+  const shown = await openFirst(page);
   check('a key that is not UTF-8 lists as \\xNN and opens',
     shown === 'raw/\\xff\\xfe' &&
     (await page.textContent('#detail pre')) === 'a key that is not UTF-8', shown);
 
   await search(page, 'hello/');
-  await page.click('#list button');
-  await page.waitForSelector('#detail #delete');
+  await openFirst(page);
   page.once('dialog', (d) => d.accept());
   await page.click('#detail #delete');
   await page.waitForSelector('#detail:has-text("Deleted")');
@@ -398,8 +399,7 @@ async function keyBrowser(page, { P, u }) {
 
   // The picture: the first page of every key, beside a JSON value.
   await search(page, 'config/');
-  await page.click('#list button');
-  await page.waitForSelector('#detail h3:text("config/app.json")');
+  await openFirst(page);
   await search(page, '');
   await page.fill('#w-key', 'user/carol');
   await page.fill('#w-val', 'Carol Shaw');
@@ -411,6 +411,20 @@ async function keyBrowser(page, { P, u }) {
   const box = await page.locator('#keys').boundingBox();
   await page.screenshot({ path: path.join(shots, 'keys.png'), fullPage: true,
     clip: { x: 0, y: box.y - 16, width: 1180, height: box.height + 32 } });
+}
+
+// Opens the first key listed and waits for its own detail: the one shown
+// before stays on screen until the value arrives, and has a <pre> and a
+// Delete button too. Returns the key as listed.
+async function openFirst(page) {
+  const shown = await page.textContent('#list button');
+  await page.click('#list button');
+  await page.waitForFunction((k) => {
+    const d = document.getElementById('detail');
+    const t = d.querySelector('h3');
+    return t && t.textContent === k && d.querySelector('.meta');
+  }, shown);
+  return shown;
 }
 
 async function search(page, prefix) {

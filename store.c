@@ -126,6 +126,7 @@
 #define SYNC_DELTA	256	/* records copied after a background sync
 				   that the final one may write: ~1 ms */
 #define SCAN_AHEAD	16	/* records store_scan prefetches ahead */
+#define COPY_AHEAD	8	/* records compaction hashes ahead */
 #define WRITEBACK_STEP	((uint64_t)8 << 20)	/* a full sync's copy is
 						   written back as it fills */
 #define SYNC_ROUNDS	4	/* background syncs before finishing anyway */
@@ -304,6 +305,7 @@ static void	 note_failure(struct store *, int);
 static int	 want_compact(const struct store *);
 static void	 maybe_compact(struct store *);
 static int	 compact_start(struct store *);
+static int	 copy_records(struct store *, uint64_t, uint64_t);
 static int	 compact_work(struct store *, uint64_t, uint64_t, int);
 static int	 compact_finish(struct store *, int);
 static int	 final_sync(struct store *);
@@ -1445,56 +1447,85 @@ fail:
  * Copy old-log records from s_cpos into the new file until budget bytes of
  * the old log are read or, if deadline is not 0, the clock passes it. A put
  * is copied if the old buckets still point at it; a tombstone is copied,
- * and applied, if its key is in the new file. Once the copy has caught up,
- * ask the flusher to sync the new file; once that is done (or at once if
- * force), finish. Returns -1 after abandoning the compaction, else 0.
+ * and applied, if its key is in the new file. Both lookups are a cache miss
+ * on a big table, so the records are taken COPY_AHEAD at a time: hashed and
+ * their buckets prefetched first, the misses overlap instead of queueing.
+ * Returns 0, or -1 with errno if the copy cannot go on.
+ */
+static int
+copy_records(struct store *s, uint64_t budget, uint64_t deadline)
+{
+	struct kvfile *f = &s->s_f, *c = &s->s_c;
+	struct rec r;
+	uint64_t hash[COPY_AHEAD], h, i, off, pos, n = 0;
+	int found, k, j;
+
+	while (s->s_cpos < f->f_end && budget > 0) {
+		for (k = 0, pos = s->s_cpos; k < COPY_AHEAD &&
+		    pos < f->f_end && rec_fits(f, pos); k++, pos += r.r_size) {
+			rec_read(f, pos, &r);
+			hash[k] = hash_key(s, r.r_key, r.r_klen);
+			__builtin_prefetch(&BKT(f)[home(f, hash[k])]);
+			__builtin_prefetch(&BKT(c)[home(c, hash[k])], 1);
+		}
+		if (k == 0) {
+			kv_log("error", "%s: damaged record at offset %" PRIu64
+			    "; not compacting", s->s_path, s->s_cpos);
+			errno = EIO;
+			return -1;
+		}
+		for (j = 0; j < k && budget > 0; j++) {
+			rec_read(f, s->s_cpos, &r);
+			h = hash[j];
+			if (r.r_type == REC_PUT) {
+				if (find(f, h, r.r_key, r.r_klen, &i) &&
+				    BKT(f)[i].b_off == s->s_cpos) {
+					found = find(c, h, r.r_key, r.r_klen,
+					    &i);
+					if (!found && c->f_keys + 1 > cap(c)) {
+						errno = ENOSPC;
+						return -1;
+					}
+					if (reserve(c, r.r_size) == -1)
+						return -1;
+					off = append_raw(c, f->f_map +
+					    s->s_cpos, r.r_size);
+					index_put(c, found, i, h, off,
+					    r.r_klen + r.r_vlen);
+					s->s_cdelta++;
+				}
+			} else if (find(c, h, r.r_key, r.r_klen, &i)) {
+				if (reserve(c, r.r_size) == -1)
+					return -1;
+				(void)append_raw(c, f->f_map + s->s_cpos,
+				    r.r_size);
+				index_del(c, i, r.r_size);
+				s->s_cdelta++;
+			}
+			s->s_cpos += r.r_size;
+			budget = budget > r.r_size ? budget - r.r_size : 0;
+			if (deadline != 0 && (++n & 63) == 0 &&
+			    now_ns() >= deadline)
+				return 0;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Copy a slice (copy_records). Once the copy has caught up, ask the
+ * flusher to sync the new file; once that is done (or at once if force),
+ * finish. Returns -1 after abandoning the compaction, else 0.
  */
 static int
 compact_work(struct store *s, uint64_t budget, uint64_t deadline, int force)
 {
 	struct kvfile *f = &s->s_f, *c = &s->s_c;
-	struct rec r;
-	uint64_t h, i, off, n = 0;
 	unsigned done;
-	int found, e;
+	int e;
 
-	while (s->s_cpos < f->f_end && budget > 0) {
-		if (!rec_fits(f, s->s_cpos)) {
-			kv_log("error", "%s: damaged record at offset %" PRIu64
-			    "; not compacting", s->s_path, s->s_cpos);
-			errno = EIO;
-			goto fail;
-		}
-		rec_read(f, s->s_cpos, &r);
-		h = hash_key(s, r.r_key, r.r_klen);
-		if (r.r_type == REC_PUT) {
-			if (find(f, h, r.r_key, r.r_klen, &i) &&
-			    BKT(f)[i].b_off == s->s_cpos) {
-				found = find(c, h, r.r_key, r.r_klen, &i);
-				if (!found && c->f_keys + 1 > cap(c)) {
-					errno = ENOSPC;
-					goto fail;
-				}
-				if (reserve(c, r.r_size) == -1)
-					goto fail;
-				off = append_raw(c, f->f_map + s->s_cpos,
-				    r.r_size);
-				index_put(c, found, i, h, off,
-				    r.r_klen + r.r_vlen);
-				s->s_cdelta++;
-			}
-		} else if (find(c, h, r.r_key, r.r_klen, &i)) {
-			if (reserve(c, r.r_size) == -1)
-				goto fail;
-			(void)append_raw(c, f->f_map + s->s_cpos, r.r_size);
-			index_del(c, i, r.r_size);
-			s->s_cdelta++;
-		}
-		s->s_cpos += r.r_size;
-		budget = budget > r.r_size ? budget - r.r_size : 0;
-		if (deadline != 0 && (++n & 63) == 0 && now_ns() >= deadline)
-			break;
-	}
+	if (copy_records(s, budget, deadline) == -1)
+		goto fail;
 	if (s->s_cpos < f->f_end)
 		return 0;
 	if (!force && !s->s_cfinal) {

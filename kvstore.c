@@ -55,6 +55,7 @@
 #define LIST_PAGE_SCAN	100000		/* keys one page may look at */
 #define JSON_KEY_MAX	(MAX_KEY_BYTES * 6 + 3)	/* every byte as \uXXXX */
 #define REPL_BATCH_BYTES (1 << 20)	/* one push: ~8,000 small writes */
+#define APPLY_AHEAD	8		/* records prefetched ahead of the apply */
 #define SENDFILE_MIN_BYTES (16 << 10)	/* a value this big goes out by
 					   sendfile(2): no copy, no buffer */
 #define SNAPSHOT_STAGE_BYTES (1 << 20)	/* a snapshot's staging buffer */
@@ -2080,6 +2081,25 @@ repl_state(struct http_request *r)
 }
 
 /*
+ * Start the bucket of body's record at off on its way into the cache
+ * (store_prefetch); returns the offset of the next record, or len when
+ * there is none or it is malformed (apply_records says so when it gets
+ * there).
+ */
+static size_t
+prefetch_record(struct store *s, const char *body, size_t len, size_t off)
+{
+	struct repl_record rec;
+	ssize_t n;
+
+	if (off >= len || (n = repl_decode(body + off, len - off, &rec)) <= 0)
+		return len;
+	if (rec.op != REPL_END)
+		store_prefetch(s, rec.key, rec.klen);
+	return off + (size_t)n;
+}
+
+/*
  * Apply the records of body to s. Streaming (s is the store): a record at
  * or below *applied is skipped and the next must be *applied + 1. Loading
  * a full sync (s is sync_store, taken at sync_seq): a record newer than
@@ -2095,10 +2115,14 @@ apply_records(struct store *s, const char *body, size_t len,
 	struct repl_record rec;
 	uint64_t seq, dummy;
 	ssize_t n;
-	size_t off;
-	int rc;
+	size_t off, ahead;
+	int rc, k;
 
+	/* ahead runs APPLY_AHEAD records in front, prefetching buckets. */
+	for (ahead = 0, k = 0; k < APPLY_AHEAD; k++)
+		ahead = prefetch_record(s, body, len, ahead);
 	for (off = 0; off < len; off += n) {
+		ahead = prefetch_record(s, body, len, ahead);
 		if ((n = repl_decode(body + off, len - off, &rec)) <= 0) {
 			*why = "malformed record";
 			return -1;

@@ -2290,6 +2290,14 @@ store_put(struct store *s, const char *key, size_t klen, const char *val,
 	return created;
 }
 
+void
+store_prefetch(struct store *s, const char *key, size_t klen)
+{
+	struct kvfile *f = &s->s_f;
+
+	__builtin_prefetch(&BKT(f)[home(f, hash_key(s, key, klen))], 1);
+}
+
 int
 store_del(struct store *s, const char *key, size_t klen, uint64_t seq,
     uint64_t *seqp)

@@ -119,6 +119,12 @@ int	store_put(struct store *s, const char *key, size_t klen,
 	    const char *val, size_t vlen, uint64_t seq, uint64_t *seqp);
 
 /*
+ * Start loading key's bucket into the cache: a batch of writes calls it a
+ * few records ahead, so that their cache misses overlap (a hint only).
+ */
+void	store_prefetch(struct store *s, const char *key, size_t klen);
+
+/*
  * As store_put: 1 if deleted, 0 if the key did not exist, -1 with errno.
  * A missing key writes nothing when seq is 0; with an explicit seq it
  * still logs a tombstone, so a replica's position survives a crash.

@@ -1356,29 +1356,36 @@ etag_listed(const char *hdr, size_t len, int exists, uint64_t seq, int weak)
 }
 
 /*
- * Check a write's preconditions against the key's current version (v NULL
- * when it does not exist): If-Match must name it, If-None-Match must not
- * (If-None-Match: * creates only). Answers 412 and returns -1 if one fails.
+ * Check a write's preconditions against key's current version: If-Match
+ * must name it, If-None-Match must not (If-None-Match: * creates only).
+ * Answers 412 and returns -1 if one fails. An unconditional write, the
+ * common case, does not look the key up.
  */
 static int
-write_allowed(struct http_request *r, const struct store_value *v)
+write_allowed(struct http_request *r, const char *key, size_t klen)
 {
-	const char *h;
-	size_t len;
+	struct store_value v;
+	const char *im, *inm;
+	size_t imlen, inmlen;
+	int exists;
 
-	if ((h = http_header(r, "If-Match", &len)) != NULL &&
-	    !etag_listed(h, len, v != NULL, v != NULL ? v->seq : 0, 0)) {
-		reply_text(r->id, 412, "", v != NULL ? "precondition failed: "
+	im = http_header(r, "If-Match", &imlen);
+	inm = http_header(r, "If-None-Match", &inmlen);
+	if (im == NULL && inm == NULL)
+		return 0;
+	exists = store_get(store, key, klen, &v);
+	if (im != NULL && !etag_listed(im, imlen, exists, exists ? v.seq : 0,
+	    0)) {
+		reply_text(r->id, 412, "", exists ? "precondition failed: "
 		    "the key is at version %llu" : "precondition failed: the "
-		    "key does not exist", v != NULL ?
-		    (unsigned long long)v->seq : 0ULL);
+		    "key does not exist", exists ?
+		    (unsigned long long)v.seq : 0ULL);
 		return -1;
 	}
-	if ((h = http_header(r, "If-None-Match", &len)) != NULL &&
-	    etag_listed(h, len, v != NULL, v != NULL ? v->seq : 0, 1)) {
+	if (inm != NULL && etag_listed(inm, inmlen, exists, exists ? v.seq : 0,
+	    1)) {
 		reply_text(r->id, 412, "", "precondition failed: the key "
-		    "exists, at version %llu",
-		    (unsigned long long)v->seq);
+		    "exists, at version %llu", (unsigned long long)v.seq);
 		return -1;
 	}
 	return 0;
@@ -1421,12 +1428,10 @@ get_key(struct http_request *r, const char *key, size_t klen)
 static void
 put_key(struct http_request *r, const char *key, size_t klen)
 {
-	struct store_value v;
 	uint64_t seq;
 	int rc;
 
-	if (write_allowed(r, store_get(store, key, klen, &v) ? &v : NULL) ==
-	    -1)
+	if (write_allowed(r, key, klen) == -1)
 		return;
 	if ((rc = store_put(store, key, klen, r->body, r->body_len, 0,
 	    &seq)) == -1) {
@@ -1445,12 +1450,10 @@ put_key(struct http_request *r, const char *key, size_t klen)
 static void
 delete_key(struct http_request *r, const char *key, size_t klen)
 {
-	struct store_value v;
 	uint64_t seq;
 	int rc;
 
-	if (write_allowed(r, store_get(store, key, klen, &v) ? &v : NULL) ==
-	    -1)
+	if (write_allowed(r, key, klen) == -1)
 		return;
 	if ((rc = store_del(store, key, klen, 0, &seq)) == -1) {
 		reply_store_error(r, "delete");

@@ -1367,6 +1367,7 @@ write_allowed(struct http_request *r, const char *key, size_t klen)
 	struct store_value v;
 	const char *im, *inm;
 	size_t imlen, inmlen;
+	uint64_t seq;
 	int exists;
 
 	im = http_header(r, "If-Match", &imlen);
@@ -1374,18 +1375,16 @@ write_allowed(struct http_request *r, const char *key, size_t klen)
 	if (im == NULL && inm == NULL)
 		return 0;
 	exists = store_get(store, key, klen, &v);
-	if (im != NULL && !etag_listed(im, imlen, exists, exists ? v.seq : 0,
-	    0)) {
+	seq = exists ? v.seq : 0;
+	if (im != NULL && !etag_listed(im, imlen, exists, seq, 0)) {
 		reply_text(r->id, 412, "", exists ? "precondition failed: "
 		    "the key is at version %llu" : "precondition failed: the "
-		    "key does not exist", exists ?
-		    (unsigned long long)v.seq : 0ULL);
+		    "key does not exist", (unsigned long long)seq);
 		return -1;
 	}
-	if (inm != NULL && etag_listed(inm, inmlen, exists, exists ? v.seq : 0,
-	    1)) {
+	if (inm != NULL && etag_listed(inm, inmlen, exists, seq, 1)) {
 		reply_text(r->id, 412, "", "precondition failed: the key "
-		    "exists, at version %llu", (unsigned long long)v.seq);
+		    "exists, at version %llu", (unsigned long long)seq);
 		return -1;
 	}
 	return 0;

@@ -317,10 +317,8 @@ async function keyBrowser(page, { P, u }) {
   check('a key put through the form reads back with curl',
     back === 'written from the browser ✓', JSON.stringify(back));
   // The detail is fetched after the answer: wait for it, up to 5 s.
-  const detailShown = await page.waitForFunction(() => {
-    const t = document.querySelector('#detail h3');
-    return t && t.textContent === 'hello/console';
-  }, null, { timeout: 5000 }).then(() => true, () => false);
+  const detailShown = await detailOf(page, 'hello/console', 5000)
+    .then(() => true, () => false);
   check('the form shows the put key', detailShown,
     await page.textContent('#detail h3'));
 
@@ -419,12 +417,17 @@ async function keyBrowser(page, { P, u }) {
 async function openFirst(page) {
   const shown = await page.textContent('#list button');
   await page.click('#list button');
-  await page.waitForFunction((k) => {
+  await detailOf(page, shown);
+  return shown;
+}
+
+// Resolves once the detail shows key (as listed) with its value loaded.
+function detailOf(page, key, timeout) {
+  return page.waitForFunction((k) => {
     const d = document.getElementById('detail');
     const t = d.querySelector('h3');
     return t && t.textContent === k && d.querySelector('.meta');
-  }, shown);
-  return shown;
+  }, key, timeout ? { timeout } : {});
 }
 
 async function search(page, prefix) {

@@ -12,8 +12,6 @@ WORKDIR /src
 COPY Makefile *.c *.h ./
 # The web console's sources; the build packs them into the binary.
 COPY ui/ ui/
-# The Makefile checks its compiler with tests/need.sh before each object.
-COPY tests/need.sh tests/
 # The console packer is a build-time tool: musl-gcc builds it as well.
 RUN make HOSTCC=musl-gcc && mkdir /src/data
 

@@ -11,11 +11,18 @@ LDLIBS  = -lpthread
 HOSTCC  = cc
 ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
-OBJ = kvstore.o http.o repl.o store.o ui.o
+OBJ = kvstore.o http.o repl.o store.o ui.o util.o
+HDR = http.h repl.h store.h ui.h util.h
 UI = ui/index.html ui/app.js ui/app.css ui/icon.svg
-TESTS = tests/abuse tests/cas tests/crashload tests/http_test \
-	tests/noipv6 tests/repl_test tests/store_test tests/store_test_softcrc \
-	tests/ui_test
+# The C unit tests link the modules they test (TEST_SRC_name); the other
+# test programs are plain clients.
+UNIT_TESTS = tests/http_test tests/repl_test tests/store_test \
+	tests/store_test_softcrc tests/ui_test
+CLIENTS = tests/abuse tests/cas tests/crashload
+TESTS = $(UNIT_TESTS) $(CLIENTS) tests/noipv6
+# What `make test` and `make run` need, checked (and as root installed)
+# once, before anything is built: `make` alone never installs.
+NEED = musl-gcc cc
 
 all: kvstore
 
@@ -23,10 +30,9 @@ kvstore: $(OBJ)
 	$(CC) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
 
 .c.o:
-	@sh tests/need.sh $(CC)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(OBJ): http.h repl.h store.h ui.h
+$(OBJ): $(HDR)
 
 # The web console (ui/), shrunk and packed into a header at build time by
 # ui/pack, which runs here and so is built with the host's compiler.
@@ -36,62 +42,50 @@ ui/assets.h: ui/embed.sh ui/pack $(UI)
 	sh ui/embed.sh ui/pack $(UI) >$@.tmp && mv $@.tmp $@
 
 ui/pack: ui/pack.c
-	@sh tests/need.sh $(HOSTCC)
 	$(HOSTCC) -O2 -o $@ ui/pack.c
 
-tests/abuse: tests/abuse.c
-	@sh tests/need.sh $(CC)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ tests/abuse.c $(LDLIBS)
+TEST_SRC_http_test = http.c util.c
+TEST_SRC_repl_test = repl.c util.c
+TEST_SRC_store_test = store.c util.c
+TEST_SRC_store_test_softcrc = store.c util.c
+TEST_SRC_ui_test = ui.c
+# repl_test stands in for the resolver (--wrap) to move a replica's
+# address; store_test_softcrc runs store_test with the CRC tables that CPUs
+# without SSE4.2 use.
+TEST_FLAGS_repl_test = -Wl,--wrap=getaddrinfo
+TEST_FLAGS_store_test_softcrc = -DKV_SOFT_CRC
 
-tests/cas: tests/cas.c
-	@sh tests/need.sh $(CC)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ tests/cas.c $(LDLIBS)
+tests/http_test: tests/http_test.c http.c util.c $(HDR)
+tests/repl_test: tests/repl_test.c repl.c util.c $(HDR)
+tests/store_test: tests/store_test.c store.c util.c $(HDR)
+tests/store_test_softcrc: tests/store_test.c store.c util.c $(HDR)
+tests/ui_test: tests/ui_test.c ui.c $(HDR) ui/assets.h ui/pack
+$(UNIT_TESTS):
+	$(CC) $(ALL_CFLAGS) $(TEST_FLAGS_$(@F)) -I. $(LDFLAGS) -o $@ \
+	    tests/$(@F:_softcrc=).c $(TEST_SRC_$(@F)) $(LDLIBS)
 
-tests/crashload: tests/crashload.c
-	@sh tests/need.sh $(CC)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ tests/crashload.c $(LDLIBS)
-
-tests/http_test: tests/http_test.c http.c http.h
-	@sh tests/need.sh $(CC)
-	$(CC) $(ALL_CFLAGS) -I. $(LDFLAGS) -o $@ tests/http_test.c http.c
+$(CLIENTS): tests/%: tests/%.c
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
 # A seccomp wrapper; the host's compiler, since musl ships no Linux headers.
 tests/noipv6: tests/noipv6.c
-	@sh tests/need.sh $(HOSTCC)
 	$(HOSTCC) -O2 -std=c99 -Wall -Wextra -o $@ tests/noipv6.c
 
-# repl_test stands in for the resolver (--wrap) to move a replica's address.
-tests/repl_test: tests/repl_test.c repl.c repl.h
-	@sh tests/need.sh $(CC)
-	$(CC) $(ALL_CFLAGS) -I. $(LDFLAGS) -Wl,--wrap=getaddrinfo -o $@ \
-	    tests/repl_test.c repl.c $(LDLIBS)
-
-tests/store_test: tests/store_test.c store.c store.h
-	@sh tests/need.sh $(CC)
-	$(CC) $(ALL_CFLAGS) -I. $(LDFLAGS) -o $@ tests/store_test.c store.c \
-	    $(LDLIBS)
-
-# The same tests with the CRC tables that CPUs without SSE4.2 use.
-tests/store_test_softcrc: tests/store_test.c store.c store.h
-	@sh tests/need.sh $(CC)
-	$(CC) $(ALL_CFLAGS) -DKV_SOFT_CRC -I. $(LDFLAGS) -o $@ \
-	    tests/store_test.c store.c $(LDLIBS)
-
-tests/ui_test: tests/ui_test.c ui.c ui.h ui/assets.h ui/pack
-	@sh tests/need.sh $(CC)
-	$(CC) $(ALL_CFLAGS) -I. $(LDFLAGS) -o $@ tests/ui_test.c ui.c
-
 # A primary on 8081 and replicas on 8082 and 8083, data in ./data.
-run: kvstore
+run:
+	@sh tests/need.sh $(NEED)
+	@$(MAKE) kvstore
 	./tests/cluster.sh
 
-test: kvstore $(TESTS)
-	@sh tests/need.sh shunit2 curl
+test:
+	@sh tests/need.sh $(NEED) shunit2 curl
+	@$(MAKE) kvstore $(TESTS)
 	./test.sh
 
 # The suite with the long tests at their full bounds (load, crash loops).
-test-long: kvstore $(TESTS)
-	@sh tests/need.sh shunit2 curl
+test-long:
+	@sh tests/need.sh $(NEED) shunit2 curl
+	@$(MAKE) kvstore $(TESTS)
 	KV_LONG=1 ./test.sh
 
 # The whole suite again, built with AddressSanitizer and UBSan.
@@ -162,11 +156,10 @@ bench: kvstore bench/lag bench/load
 # optimised and with symbols, against musl like the release.
 PROFILE_CC = musl-gcc
 PROFILE_CFLAGS = -O2 -g
-bench/kvstore-prof: kvstore.c http.c repl.c store.c ui.c http.h repl.h \
-    store.h ui.h ui/assets.h
+bench/kvstore-prof: $(OBJ:.o=.c) $(HDR) ui/assets.h
 	@sh tests/need.sh $(PROFILE_CC)
 	$(PROFILE_CC) $(PROFILE_CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
-	    -static -o $@ kvstore.c http.c repl.c store.c ui.c $(LDLIBS)
+	    -static -o $@ $(OBJ:.o=.c) $(LDLIBS)
 
 profile: bench/kvstore-prof bench/load
 	bash bench/profile.sh
@@ -189,19 +182,16 @@ FUZZ_CFLAGS = -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZERS = tests/fuzz/fuzz_http tests/fuzz/fuzz_repl tests/fuzz/fuzz_store
 
-tests/fuzz/fuzz_http: tests/fuzz/fuzz_http.c http.c http.h
-	@sh tests/need.sh $(FUZZ_CC)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -I. -o $@ tests/fuzz/fuzz_http.c http.c
+FUZZ_SRC_fuzz_http = http.c util.c
+FUZZ_SRC_fuzz_repl = repl.c util.c
+FUZZ_SRC_fuzz_store = store.c util.c
 
-tests/fuzz/fuzz_repl: tests/fuzz/fuzz_repl.c repl.c repl.h
+tests/fuzz/fuzz_http: tests/fuzz/fuzz_http.c http.c util.c $(HDR)
+tests/fuzz/fuzz_repl: tests/fuzz/fuzz_repl.c repl.c util.c $(HDR)
+tests/fuzz/fuzz_store: tests/fuzz/fuzz_store.c store.c util.c $(HDR)
+$(FUZZERS):
 	@sh tests/need.sh $(FUZZ_CC)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -I. -o $@ tests/fuzz/fuzz_repl.c repl.c \
-	    $(LDLIBS)
-
-tests/fuzz/fuzz_store: tests/fuzz/fuzz_store.c store.c store.h
-	@sh tests/need.sh $(FUZZ_CC)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -I. -o $@ tests/fuzz/fuzz_store.c store.c \
-	    $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I. -o $@ $@.c $(FUZZ_SRC_$(@F)) $(LDLIBS)
 
 fuzz: $(FUZZERS)
 	sh tests/fuzz/run.sh $(FUZZ_SECONDS)

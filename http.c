@@ -107,6 +107,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "util.h"
 
 #define MAX_HEAD_BYTES	16384	/* whole head; nginx's 4 x 8k; Node's 16k */
 #define MAX_TARGET_BYTES 8192	/* 9112 3: support at least 8000 */
@@ -232,8 +233,6 @@ static size_t	 in_limit(const struct conn *);
 static int	 next_token(const char **, const char *, const char **,
 		    size_t *);
 static void	 make_date(time_t);
-static int64_t	 mono_ms(void);
-static uint64_t	 mono_ns(void);
 static int	 method_index(const struct http_request *);
 static void	 count_reply(struct conn *, int);
 static int	 open_listener(int, int);
@@ -925,15 +924,6 @@ http_reason(int status)
 }
 
 /* ---- Time ---- */
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* IMF-fixdate (RFC 9110 5.6.7), by hand so no locale can change it. */
 static void
@@ -1808,7 +1798,7 @@ http_init(const struct http_config *c)
 	}
 	wake_rd = p[0];
 	wake_wr = p[1];
-	now = mono_ms();
+	now = (int64_t)mono_ms();
 	make_date(time(NULL));
 	return 0;
 }
@@ -1895,7 +1885,7 @@ http_run(void)
 	int		 i, n, fd, timeout, base, fired;
 
 	for (;;) {
-		now = mono_ms();
+		now = (int64_t)mono_ms();
 		make_date(time(NULL));
 		if (stop_flag && !draining)
 			drain_start();
@@ -1958,7 +1948,7 @@ http_run(void)
 				continue;
 			return -1;
 		}
-		now = mono_ms();
+		now = (int64_t)mono_ms();
 
 		for (i = 0; i < base; i++) {
 			if (pfds[i].revents == 0)
@@ -2192,15 +2182,6 @@ static struct {
 static size_t	 ncounts;
 static uint64_t	 latency[NMETHODS][NBOUNDS + 1];	/* not cumulative */
 static double	 latency_sum[NMETHODS];
-
-static uint64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int
 method_index(const struct http_request *r)

@@ -75,8 +75,6 @@ struct http_config {
  */
 typedef ssize_t	http_producer(void *arg, char *buf, size_t cap);
 
-/* Supplied by the program: one log line at level "error", "warn", "info"... */
-void	kv_log(const char *level, const char *fmt, ...);
 
 /*
  * Parse one request head from buf[0..len). Returns the bytes consumed, -2 if

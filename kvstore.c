@@ -44,6 +44,7 @@
 #include "repl.h"
 #include "store.h"
 #include "ui.h"
+#include "util.h"
 
 #define KVSTORE_VERSION	"0.1.0"
 #define MAX_KEY_BYTES	1024		/* the API's documented key limit */
@@ -67,7 +68,6 @@
 #define WATCH_DEFAULT_MS 300000		/* a watch without ?wait=: Consul's 5 min */
 #define WATCH_MAX_MS	600000		/* and at most Consul's 10 min */
 #define METRICS_BYTES	(256 << 10)	/* http.c's ~25 KiB, 64 replicas' */
-#define LOG_LINE_MAX	1024		/* one log line, escapes included */
 #define MAX_TOKEN_BYTES	256		/* 8x a 32-byte random token */
 
 enum role { ROLE_PRIMARY, ROLE_REPLICA };
@@ -163,7 +163,6 @@ struct listing {
 	struct stage	 st;		/* JSON; finished once ']' is written */
 };
 
-static void	die(const char *fmt, ...);
 static void	load_config(void);
 static void	handle(struct http_request *r);
 static void	tick(void);
@@ -196,119 +195,6 @@ static struct pending	*pending_head, *pending_tail;
 static volatile sig_atomic_t stopping;
 static struct waiter	*waiters;
 static int		 replaying;	/* handle() runs a parked request */
-
-static const char *const log_levels[] = { "debug", "info", "warn", "error" };
-
-/* ---- Logging and fatal errors ---- */
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int
-level_index(const char *level)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(log_levels) / sizeof(log_levels[0]); i++)
-		if (strcmp(level, log_levels[i]) == 0)
-			return (int)i;
-	return -1;
-}
-
-/*
- * One line per event on stderr: UTC time with milliseconds, level, text.
- * Written with one write(2) so lines from other threads never interleave.
- * Messages carry bytes from requests and peers (URLs, keys, answers), so
- * every byte outside printable ASCII is written as \xNN and a backslash as
- * \\: a line can neither be forged nor carry a terminal escape. A message
- * cut at LOG_LINE_MAX ends in "...".
- */
-static void
-vlog(const char *level, const char *fmt, va_list ap)
-{
-	static const char hex[] = "0123456789abcdef";
-	char msg[LOG_LINE_MAX], line[LOG_LINE_MAX];
-	struct timespec ts;
-	struct tm tm;
-	size_t i, n, mlen;
-	int m, cut;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(line, sizeof(line),
-	    "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level);
-	m = vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (m < 0)
-		m = 0;
-	cut = (size_t)m >= sizeof(msg);
-	mlen = cut ? sizeof(msg) - 1 : (size_t)m;
-	for (i = 0; i < mlen; i++) {
-		unsigned char c = msg[i];
-
-		if (n + 4 > sizeof(line) - 4) {		/* "...\n" must fit */
-			cut = 1;
-			break;
-		}
-		if (c == '\\') {
-			line[n++] = '\\';
-			line[n++] = '\\';
-		} else if (c >= 0x20 && c < 0x7f)
-			line[n++] = c;
-		else {
-			line[n++] = '\\';
-			line[n++] = 'x';
-			line[n++] = hex[c >> 4];
-			line[n++] = hex[c & 15];
-		}
-	}
-	if (cut) {
-		memcpy(line + n, "...", 3);
-		n += 3;
-	}
-	line[n++] = '\n';
-	(void)write(STDERR_FILENO, line, n);
-}
-
-void
-kv_log(const char *level, const char *fmt, ...)
-{
-	va_list ap;
-	int i;
-
-	i = level_index(level);
-	if (i >= 0 && i < cfg.log_level)
-		return;
-	va_start(ap, fmt);
-	vlog(level, fmt, ap);
-	va_end(ap);
-}
-
-/* Log and exit 1; a trailing ':' in fmt appends strerror(errno). */
-static void
-die(const char *fmt, ...)
-{
-	char msg[768];
-	va_list ap;
-	size_t n;
-	int saved = errno;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	n = strlen(msg);
-	if (n > 0 && msg[n - 1] == ':')
-		snprintf(msg + n, sizeof(msg) - n, " %s", strerror(saved));
-	kv_log("error", "%s", msg);
-	exit(1);
-}
 
 /* ---- Configuration ---- */
 
@@ -540,10 +426,9 @@ load_config(void)
 	const char *v;
 
 	v = env("LOG_LEVEL", "info");
-	if ((cfg.log_level = level_index(v)) < 0) {
-		cfg.log_level = 1;
+	if ((cfg.log_level = log_level_named(v)) < 0)
 		die("LOG_LEVEL=%s: expected debug, info, warn or error", v);
-	}
+	log_set_level(cfg.log_level);
 	cfg.role = parse_role(env("ROLE", "replica"));
 	cfg.port = env("PORT", "8080");
 	env_int("PORT", 8080, 1, 65535);
@@ -681,72 +566,6 @@ is_read(const struct http_request *r)
 	return method_is(r, "GET") || method_is(r, "HEAD");
 }
 
-/* ---- JSON ---- */
-
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 if invalid. */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
-{
-	uint32_t cp;
-	size_t len, i;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return len;
-}
-
-/*
- * Write s[0..n) as a JSON string (with quotes) to out, which has room for
- * n * 6 + 2 bytes. Valid UTF-8 passes through; a byte that is not part of
- * valid UTF-8 becomes \udcXX (XX the byte), Python's "surrogateescape", so
- * every key lists unambiguously whatever bytes it holds.
- */
-static size_t
-json_string(char *out, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0, o = 0, l;
-
-	out[o++] = '"';
-	while (i < n) {
-		if (u[i] == '"' || u[i] == '\\') {
-			out[o++] = '\\';
-			out[o++] = u[i++];
-		} else if (u[i] < 0x20 || u[i] == 0x7f) {
-			o += sprintf(out + o, "\\u%04x", u[i++]);
-		} else if ((l = utf8_len(u + i, n - i)) > 0) {
-			memcpy(out + o, u + i, l);
-			o += l, i += l;
-		} else {
-			memcpy(out + o, "\\udc", 4);
-			out[o + 4] = hex[u[i] >> 4];
-			out[o + 5] = hex[u[i] & 15];
-			o += 6, i++;
-		}
-	}
-	out[o++] = '"';
-	return o;
-}
-
 /* ---- Streamed bodies ---- */
 
 /* Room for need more staged bytes (plus slack kept free); 0, or -1 and
@@ -835,17 +654,6 @@ base64(char *out, const unsigned char *in, size_t n)
 }
 
 static int
-valid_utf8(const char *s, size_t n)
-{
-	size_t i, l;
-
-	for (i = 0; i < n; i += l)
-		if ((l = utf8_len((const unsigned char *)s + i, n - i)) == 0)
-			return 0;
-	return 1;
-}
-
-static int
 list_key(void *arg, const char *key, size_t klen, const struct store_value *v)
 {
 	struct listing *l = arg;
@@ -864,7 +672,7 @@ list_key(void *arg, const char *key, size_t klen, const struct store_value *v)
 	}
 	l->st.len += sprintf(l->st.buf + l->st.len, "{\"key\":");
 	l->st.len += json_string(l->st.buf + l->st.len, key, klen);
-	if (valid_utf8(v->data, v->len)) {
+	if (utf8_valid(v->data, v->len)) {
 		l->st.len += sprintf(l->st.buf + l->st.len, ",\"value\":");
 		l->st.len += json_string(l->st.buf + l->st.len, v->data, v->len);
 	} else {
@@ -1573,7 +1381,7 @@ park(struct http_request *r, int kind, uint64_t wait_ms, uint64_t seq,
 	w->w_klen = klen;
 	w->w_kind = kind;
 	w->w_id = r->id;
-	w->w_began = now_ms();
+	w->w_began = mono_ms();
 	w->w_deadline = w->w_began + wait_ms;
 	w->w_seq = seq;
 	w->w_next = waiters;
@@ -1867,7 +1675,7 @@ run_waiters(void)
 	static uint64_t seen_seq;
 	struct store_stats st;
 	struct waiter **pw, *w;
-	uint64_t now = now_ms();
+	uint64_t now = mono_ms();
 	int changed;
 
 	if (waiters == NULL)
@@ -1921,7 +1729,7 @@ ready_repl(char *b, const struct store_stats *st)
 {
 	struct repl_peer peers[MAX_PEERS_SHOWN];
 	size_t n, i, o = 0;
-	uint64_t now = now_ms();
+	uint64_t now = mono_ms();
 
 	if (cfg.role == ROLE_REPLICA) {
 		o += sprintf(b + o, ",\"primary\":{\"url\":");
@@ -2447,7 +2255,7 @@ route_repl(struct http_request *r)
 	}
 	if (post && cfg.role == ROLE_REPLICA &&
 	    !path_is(r, "/repl/register"))
-		primary_heard_ms = now_ms();
+		primary_heard_ms = mono_ms();
 	if (path_is(r, "/repl/state") && get)
 		repl_state(r);
 	else if (path_is(r, "/repl/snapshot") && get)
@@ -2531,7 +2339,7 @@ metrics(struct http_request *r)
 	struct store_stats st;
 	char *b, url[2 * sizeof(peers[0].url) + 1], val[32];
 	size_t o, n, i, f, cap = METRICS_BYTES;
-	uint64_t now = now_ms();
+	uint64_t now = mono_ms();
 
 	if ((b = malloc(cap)) == NULL) {
 		reply_text(r->id, 503, "", "out of memory");
@@ -2989,15 +2797,15 @@ cli_get(int argc, char **argv)
 	key = argv[i];
 	if ((target = key_target(key)) == NULL)
 		return EXIT_SERVER;
-	deadline = now_ms() + (uint64_t)wait_s * 1000;
+	deadline = mono_ms() + (uint64_t)wait_s * 1000;
 	for (;;) {
 		free(out);
 		out = NULL;
 		status = cli_call("GET", target, NULL, 0, &out, &len,
-		    now_ms() < deadline);
+		    mono_ms() < deadline);
 		match = status == 200 && (expect == NULL ||
 		    (len == strlen(expect) && memcmp(out, expect, len) == 0));
-		if (match || now_ms() >= deadline)
+		if (match || mono_ms() >= deadline)
 			break;
 		nanosleep(&retry, NULL);
 	}

@@ -116,6 +116,7 @@
 #include <unistd.h>
 
 #include "repl.h"
+#include "util.h"
 
 #define REC_HEAD	15		/* op u8, seq u64, klen u16, vlen u32 */
 #define SLOT_HEAD	8		/* enqueue time in front of a ring record */
@@ -271,16 +272,6 @@ static int		 rec_fd[2] = { -1, -1 };
 static int		 ann_fd = -1;
 
 /* ---- Small helpers ---- */
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		return 0;	/* cannot fail with a valid clock id */
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Wait on cv with mu held until signalled or the monotonic deadline. */
 static void
@@ -1409,7 +1400,7 @@ repl_enqueue(int op, uint64_t seq, const char *key, size_t klen,
 	if (!inited || !valid(op, klen, vlen) || op == REPL_END)
 		return;
 	need = SLOT_HEAD + repl_encoded_len(klen, vlen);
-	put64(h, now_ms());
+	put64(h, mono_ms());
 	h[SLOT_HEAD] = (unsigned char)op;
 	put64(h + SLOT_HEAD + 1, seq);
 	put16(h + SLOT_HEAD + 9, (uint16_t)klen);
@@ -1494,7 +1485,7 @@ static void
 new_node_id(void)
 {
 	unsigned char r[16];
-	uint64_t t = now_ms() ^ ((uint64_t)getpid() << 32);
+	uint64_t t = mono_ms() ^ ((uint64_t)getpid() << 32);
 	int fd, i, ok = 0;
 
 	if ((fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)) != -1) {
@@ -1521,7 +1512,7 @@ repl_add_replica(const char *url, int registered)
 {
 	struct conn probe;
 	struct peer *p, *reap;
-	uint64_t now = now_ms();
+	uint64_t now = mono_ms();
 	int rc, ret = -1;
 
 	if (!inited || url == NULL) {
@@ -1605,7 +1596,7 @@ repl_peers(struct repl_peer *out, size_t max)
 {
 	struct peer *p;
 	struct repl_peer *o;
-	uint64_t now = now_ms();
+	uint64_t now = mono_ms();
 	size_t n = 0;
 
 	if (!inited)
@@ -1637,7 +1628,7 @@ static void
 contact(struct push *ps)
 {
 	LOCK();
-	ps->p->last_contact = ps->p->last_seen = now_ms();
+	ps->p->last_contact = ps->p->last_seen = mono_ms();
 	UNLOCK();
 }
 
@@ -1652,7 +1643,7 @@ stream(struct push *ps)
 	struct peer *p = ps->p;
 	struct resp r;
 	char target[160], id[ID_MAX], why[128];
-	uint64_t last_send = now_ms(), pos, first, cnt, pseq, applied;
+	uint64_t last_send = mono_ms(), pos, first, cnt, pseq, applied;
 	size_t n, sz, wire;
 	char *nb;
 	int nomem;
@@ -1672,7 +1663,7 @@ stream(struct push *ps)
 				return S_RESYNC;
 			}
 			if (ps->pos < bl.end ||
-			    now_ms() >= last_send + REPL_HEARTBEAT_MS)
+			    mono_ms() >= last_send + REPL_HEARTBEAT_MS)
 				break;
 			wait_until(last_send + REPL_HEARTBEAT_MS);
 		}
@@ -1705,7 +1696,7 @@ stream(struct push *ps)
 		(void)snprintf(target, sizeof(target),
 		    "/repl/apply?id=%s&from=%llu&primary_seq=%llu", id,
 		    (unsigned long long)first, (unsigned long long)pseq);
-		last_send = now_ms();
+		last_send = mono_ms();
 		if (request(&ps->rc, "POST", target, 0, ps->out.b_buf, n, 1,
 		    &r) == -1) {
 			seterr(ps->err, "apply: %s", ps->rc.c_err);
@@ -1725,7 +1716,7 @@ stream(struct push *ps)
 		}
 		LOCK();
 		p->acked_seq = applied;
-		p->last_contact = p->last_seen = now_ms();
+		p->last_contact = p->last_seen = mono_ms();
 		if (applied == first + cnt - 1) {
 			p->ack_pos = pos;
 			p->ack_epoch = ps->epoch;
@@ -1870,11 +1861,11 @@ session(struct push *ps)
 		kv_log("info", "replica %s: full sync started (it has %s "
 		    "seq %llu; the backlog is empty after %llu)", p->url, id,
 		    (unsigned long long)seq, (unsigned long long)last);
-	t0 = now_ms();
+	t0 = mono_ms();
 	if (full_sync(&ps->sc, &ps->rc, &ps->out, &res, ps->err) == -1)
 		return S_ERR;
 	contact(ps);
-	secs = (double)(now_ms() - t0) / 1000.0;
+	secs = (double)(mono_ms() - t0) / 1000.0;
 	kv_log("info", "replica %s: full sync finished: %llu keys, %.1f MB "
 	    "in %.1f s (%.1f MB/s), seq %llu", p->url,
 	    (unsigned long long)res.keys, (double)res.bytes / 1e6, secs,
@@ -1919,7 +1910,7 @@ pusher(void *arg)
 
 	memset(&ps, 0, sizeof(ps));
 	ps.p = p;
-	ps.seed = (unsigned)now_ms() ^ (unsigned)(uintptr_t)p;
+	ps.seed = (unsigned)mono_ms() ^ (unsigned)(uintptr_t)p;
 	if (conn_init(&ps.sc, cfg.self_url, &p->sfd) == -1)
 		kv_log("error", "replica %s: self URL: %s; full syncs will "
 		    "fail", p->url, ps.sc.c_err);
@@ -1954,7 +1945,7 @@ pusher(void *arg)
 			seterr(ps.err, "%d resyncs in a row", MAX_RESYNCS + 1);
 		conn_close(&ps.rc);
 		conn_close(&ps.sc);
-		now = now_ms();
+		now = mono_ms();
 		LOCK();
 		if (stopping) {
 			UNLOCK();
@@ -1980,9 +1971,9 @@ pusher(void *arg)
 		    (backoff / 2 + 1);
 		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
 		    backoff * 2;
-		now = now_ms();
+		now = mono_ms();
 		LOCK();
-		while (!stopping && !p->retry && now_ms() < now + wait)
+		while (!stopping && !p->retry && mono_ms() < now + wait)
 			wait_until(now + wait);
 		p->retry = 0;
 		UNLOCK();
@@ -2061,10 +2052,10 @@ recoverer(void *arg)
 
 	(void)arg;
 	memset(&b, 0, sizeof(b));
-	deadline = now_ms() + (uint64_t)cfg.recover_wait_ms;
+	deadline = mono_ms() + (uint64_t)cfg.recover_wait_ms;
 again:
 	for (;;) {
-		round0 = now_ms();
+		round0 = mono_ms();
 		LOCK();
 		for (n = 0, p = peers; p != NULL; p = p->next)
 			n++;
@@ -2112,11 +2103,11 @@ again:
 		prev_static = nstatic;
 		if (regdata)
 			extra = 1;
-		if (now_ms() >= deadline)
+		if (mono_ms() >= deadline)
 			break;
 		LOCK();
-		while (!stopping && now_ms() < round0 + RECOVER_POLL_MS &&
-		    now_ms() < deadline)
+		while (!stopping && mono_ms() < round0 + RECOVER_POLL_MS &&
+		    mono_ms() < deadline)
 			wait_until(round0 + RECOVER_POLL_MS < deadline ?
 			    round0 + RECOVER_POLL_MS : deadline);
 		stop = stopping;
@@ -2162,8 +2153,8 @@ again:
 		conn_free(&c);
 		conn_free(&self);
 		LOCK();
-		deadline = now_ms() + RECOVER_RETRY_MS;
-		while (!stopping && now_ms() < deadline)
+		deadline = mono_ms() + RECOVER_RETRY_MS;
+		while (!stopping && mono_ms() < deadline)
 			wait_until(deadline);
 		stop = stopping;
 		UNLOCK();
@@ -2175,7 +2166,7 @@ again:
 		best[0] = '\0';
 		answered = extra = 0;
 		prev_static = 0;
-		deadline = now_ms() + (uint64_t)cfg.recover_wait_ms;
+		deadline = mono_ms() + (uint64_t)cfg.recover_wait_ms;
 		goto again;
 	}
 	conn_free(&c);
@@ -2312,9 +2303,9 @@ announcer(void *arg)
 			    "primary %s: %s (retrying every %d s)",
 			    cfg.primary_url, err, ANNOUNCE_MS / 1000);
 		was = ok;
-		next = now_ms() + ANNOUNCE_MS;
+		next = mono_ms() + ANNOUNCE_MS;
 		LOCK();
-		while (!stopping && now_ms() < next)
+		while (!stopping && mono_ms() < next)
 			wait_until(next);
 		stop = stopping;
 		UNLOCK();
@@ -2338,7 +2329,7 @@ void
 repl_shutdown(int drain_ms)
 {
 	struct peer *p, *all, *n;
-	uint64_t deadline = now_ms() + (uint64_t)(drain_ms > 0 ? drain_ms : 0);
+	uint64_t deadline = mono_ms() + (uint64_t)(drain_ms > 0 ? drain_ms : 0);
 	int pending;
 
 	if (!inited)
@@ -2351,7 +2342,7 @@ repl_shutdown(int drain_ms)
 			if (strcmp(p->state, "streaming") == 0 &&
 			    p->acked_seq < bl.last_seq)
 				pending++;
-		if (pending == 0 || now_ms() >= deadline)
+		if (pending == 0 || mono_ms() >= deadline)
 			break;
 		wait_until(deadline);
 	}

@@ -62,8 +62,6 @@ struct repl_peer {
 /* This process's node id (32 hex digits) for /repl/state; after repl_init. */
 const char *repl_node_id(void);
 
-/* Supplied by the program: one log line at level "error", "warn", "info"... */
-void	kv_log(const char *level, const char *fmt, ...);
 
 /* ---- Codec (any thread) ---- */
 

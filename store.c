@@ -98,6 +98,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "util.h"
 
 #define FORMAT_VERSION	1
 #define MAGIC		"KVSTORE"	/* 8 bytes with its NUL */
@@ -257,7 +258,6 @@ static void	 crc_init(void);
 static uint32_t	 crc32c(const void *, size_t);
 static uint64_t	 siphash(uint64_t, uint64_t, const unsigned char *, size_t);
 static uint64_t	 hash_key(const struct store *, const char *, size_t);
-static uint64_t	 now_ns(void);
 static void	 seterr(char *, size_t, const char *, ...);
 static uint64_t	 round_up(uint64_t, uint64_t);
 static uint64_t	 data_start(uint64_t);
@@ -458,15 +458,6 @@ hash_key(const struct store *s, const char *key, size_t klen)
 }
 
 /* ---- Files: headers, growth, syncing ---- */
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-}
 
 static void
 seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -1169,7 +1160,7 @@ flusher(void *arg)
 {
 	struct store *s = arg;
 	struct timespec ts;
-	uint64_t next = now_ns() + NSEC_PER_SEC, target, t;
+	uint64_t next = mono_ns() + NSEC_PER_SEC, target, t;
 	unsigned req;
 	int fd, e;
 
@@ -1202,7 +1193,7 @@ flusher(void *arg)
 		    s->s_want > s->s_durable && s->s_ioerr == 0 &&
 		    (s->s_policy == STORE_FSYNC_ALWAYS ||
 		    (s->s_policy == STORE_FSYNC_EVERYSEC &&
-		    now_ns() >= next))) {
+		    mono_ns() >= next))) {
 			target = s->s_want;
 			flush_fd(s, s->s_syncfd, &e);
 			if (e != 0 && s->s_ioerr == 0) {
@@ -1214,11 +1205,11 @@ flusher(void *arg)
 				s->s_durable = target;
 				notify(s);
 			}
-			next = now_ns() + NSEC_PER_SEC;
+			next = mono_ns() + NSEC_PER_SEC;
 			continue;
 		}
 		if (s->s_policy == STORE_FSYNC_EVERYSEC) {
-			if ((t = now_ns()) >= next)
+			if ((t = mono_ns()) >= next)
 				next = t + NSEC_PER_SEC;
 			ts.tv_sec = next / NSEC_PER_SEC;
 			ts.tv_nsec = next % NSEC_PER_SEC;
@@ -1360,14 +1351,14 @@ maybe_compact(struct store *s)
 	int e;
 
 	if (s->s_cphase != C_NONE || s->s_failed != 0 || !want_compact(s) ||
-	    now_ns() < s->s_cretry)
+	    mono_ns() < s->s_cretry)
 		return;
 	if (compact_start(s) == -1) {
 		e = errno;
 		kv_log(compact_level(s, e), "%s: cannot start compaction: %s; "
 		    "retrying every %llu s", s->s_cpath, strerror(e),
 		    COMPACT_RETRY_NSEC / NSEC_PER_SEC);
-		s->s_cretry = now_ns() + COMPACT_RETRY_NSEC;
+		s->s_cretry = mono_ns() + COMPACT_RETRY_NSEC;
 	}
 }
 
@@ -1505,7 +1496,7 @@ copy_records(struct store *s, uint64_t budget, uint64_t deadline)
 			s->s_cpos += r.r_size;
 			budget = budget > r.r_size ? budget - r.r_size : 0;
 			if (deadline != 0 && (++n & 63) == 0 &&
-			    now_ns() >= deadline)
+			    mono_ns() >= deadline)
 				return 0;
 		}
 	}
@@ -1725,7 +1716,7 @@ compact_abort(struct store *s, const char *level, const char *why)
 	c->f_fd = -1;
 	c->f_map = NULL;
 	s->s_cphase = C_NONE;
-	s->s_cretry = now_ns() + COMPACT_RETRY_NSEC;
+	s->s_cretry = mono_ns() + COMPACT_RETRY_NSEC;
 }
 
 /*
@@ -2494,7 +2485,7 @@ store_step(struct store *s)
 	unmap_old(s, UNMAP_CHUNK);
 	maybe_compact(s);
 	if (s->s_cphase != C_NONE)
-		(void)compact_work(s, STEP_BYTES, now_ns() + STEP_NSEC, 0);
+		(void)compact_work(s, STEP_BYTES, mono_ns() + STEP_NSEC, 0);
 }
 
 int

@@ -37,8 +37,6 @@ struct store_stats {
 	char		 repl_id[33];	/* 32 hex digits, random per data set */
 };
 
-/* Supplied by the program: one log line at level "error", "warn", "info"... */
-void	kv_log(const char *level, const char *fmt, ...);
 
 /*
  * Open or create the store file at path. Returns NULL on failure with a

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "repl.h"
+#include "util.h"
 
 #define ID_A	"0123456789abcdef0123456789abcdef"
 #define ID_B	"fedcba9876543210fedcba9876543210"
@@ -64,15 +65,9 @@ check(int ok, int line, const char *fmt, ...)
 }
 
 /* repl.c's logger; also checks that no line ever carries the token. */
-void
-kv_log(const char *level, const char *fmt, ...)
+static void
+log_sink(const char *level, const char *msg)
 {
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	pthread_mutex_lock(&logmu);
 	if (strstr(msg, TOKEN) != NULL)
 		token_logged = 1;
@@ -83,15 +78,6 @@ kv_log(const char *level, const char *fmt, ...)
 	loglen += (size_t)snprintf(logbuf + loglen, sizeof(logbuf) - loglen,
 	    "%s\n", msg);
 	pthread_mutex_unlock(&logmu);
-}
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void
@@ -109,14 +95,14 @@ sleep_ms(int ms)
 static int
 logged(const char *s, int ms)
 {
-	uint64_t end = now_ms() + (uint64_t)ms;
+	uint64_t end = mono_ms() + (uint64_t)ms;
 	int found;
 
 	for (;;) {
 		pthread_mutex_lock(&logmu);
 		found = strstr(logbuf, s) != NULL;
 		pthread_mutex_unlock(&logmu);
-		if (found || now_ms() >= end)
+		if (found || mono_ms() >= end)
 			return found;
 		sleep_ms(10);
 	}
@@ -368,7 +354,7 @@ handle(struct fake *f, int fd, const char *method, const char *target,
 	}
 	if (strcmp(target, "/repl/state") == 0) {
 		if (f->states < 16)
-			f->state_at[f->states] = now_ms();
+			f->state_at[f->states] = mono_ms();
 		f->states++;
 		if (f->fail_state) {
 			pthread_mutex_unlock(&f->mu);
@@ -395,7 +381,7 @@ handle(struct fake *f, int fd, const char *method, const char *target,
 		}
 		if (blen == 0) {
 			if (f->heartbeats < 16)
-				f->hb_at[f->heartbeats] = now_ms();
+				f->hb_at[f->heartbeats] = mono_ms();
 			f->heartbeats++;
 		} else {
 			f->applies++;
@@ -445,7 +431,7 @@ handle(struct fake *f, int fd, const char *method, const char *target,
 			repl_reset(f->id, f->seq);
 	} else if (strcmp(target, "/repl/register") == 0) {
 		if (f->registers < 16)
-			f->reg_at[f->registers] = now_ms();
+			f->reg_at[f->registers] = mono_ms();
 		f->registers++;
 		snprintf(f->regbody, sizeof(f->regbody), "%.*s", (int)blen,
 		    body);
@@ -665,9 +651,9 @@ fget(struct fake *f, const uint64_t *u, const int *i)
 static int
 wait_seq(struct fake *f, uint64_t want, int ms)
 {
-	uint64_t end = now_ms() + (uint64_t)ms;
+	uint64_t end = mono_ms() + (uint64_t)ms;
 
-	while (now_ms() < end) {
+	while (mono_ms() < end) {
 		if (fget(f, &f->seq, NULL) == want)
 			return 1;
 		sleep_ms(10);
@@ -678,9 +664,9 @@ wait_seq(struct fake *f, uint64_t want, int ms)
 static int
 wait_int(struct fake *f, const int *field, int want, int ms)
 {
-	uint64_t end = now_ms() + (uint64_t)ms;
+	uint64_t end = mono_ms() + (uint64_t)ms;
 
-	while (now_ms() < end) {
+	while (mono_ms() < end) {
 		if ((int)fget(f, NULL, field) >= want)
 			return 1;
 		sleep_ms(10);
@@ -702,9 +688,9 @@ peer0(void)
 static int
 wait_acked(uint64_t seq, int ms)
 {
-	uint64_t end = now_ms() + (uint64_t)ms;
+	uint64_t end = mono_ms() + (uint64_t)ms;
 
-	while (now_ms() < end) {
+	while (mono_ms() < end) {
 		if (peer0().acked_seq == seq)
 			return 1;
 		sleep_ms(10);
@@ -715,9 +701,9 @@ wait_acked(uint64_t seq, int ms)
 static int
 wait_state(const char *state, int ms)
 {
-	uint64_t end = now_ms() + (uint64_t)ms;
+	uint64_t end = mono_ms() + (uint64_t)ms;
 
-	while (now_ms() < end) {
+	while (mono_ms() < end) {
 		if (strcmp(peer0().state, state) == 0)
 			return 1;
 		sleep_ms(10);
@@ -919,12 +905,12 @@ test_stream(void)
 	/* shutdown drains what is pending, then joins */
 	for (seq = 1011; seq <= 1500; seq++)
 		write_one(NULL, seq, 300);
-	t0 = now_ms();
+	t0 = mono_ms();
 	repl_shutdown(3000);
 	CHECK(fget(r, &r->seq, NULL) == 1500, "drained to 1500 before "
 	    "stopping (at %llu)", (unsigned long long)r->seq);
-	CHECK(now_ms() - t0 < 3000, "shutdown took %llu ms",
-	    (unsigned long long)(now_ms() - t0));
+	CHECK(mono_ms() - t0 < 3000, "shutdown took %llu ms",
+	    (unsigned long long)(mono_ms() - t0));
 	fake_stop(r);
 	free(want.p);
 }
@@ -1094,8 +1080,8 @@ test_recover(void)
 	CHECK(repl_recover() == 0 && repl_recovering() == 1, "recovering");
 	repl_add_replica(r2->url, 0);
 	repl_add_replica(r->url, 0);
-	end = now_ms() + 6000;
-	while (repl_recovering() && now_ms() < end)
+	end = mono_ms() + 6000;
+	while (repl_recovering() && mono_ms() < end)
 		sleep_ms(10);
 	CHECK(!repl_recovering(), "recovery finished");
 	CHECK(fget(self, NULL, &self->ends) == 1 && strcmp(self->id, ID_B) == 0
@@ -1106,7 +1092,7 @@ test_recover(void)
 	CHECK(fget(r, NULL, &r->begins) == 0, "the source replica was not "
 	    "full-synced during recovery");
 	/* afterwards the seq-50 one streams, the seq-40 one full-syncs */
-	end = now_ms() + 4000;
+	end = mono_ms() + 4000;
 	do {
 		ok = 0;
 		n = repl_peers(ps, 4);
@@ -1116,7 +1102,7 @@ test_recover(void)
 		if (ok == 2)
 			break;
 		sleep_ms(20);
-	} while (now_ms() < end);
+	} while (mono_ms() < end);
 	CHECK(ok == 2, "both stream after recovery");
 	CHECK(fget(r, NULL, &r->begins) == 0, "the source replica was never "
 	    "full-synced from the empty primary");
@@ -1148,15 +1134,15 @@ test_recover_nobody(void)
 	c.recover_wait_ms = 600;
 	c.timeout_ms = 300;
 	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
-	t0 = now_ms();
+	t0 = mono_ms();
 	CHECK(repl_recover() == 0, "repl_recover");
 	repl_add_replica("http://127.0.0.1:1", 0);	/* nobody there */
 	end = t0 + 3000;
-	while (repl_recovering() && now_ms() < end)
+	while (repl_recovering() && mono_ms() < end)
 		sleep_ms(10);
-	CHECK(!repl_recovering() && now_ms() - t0 >= 550,
+	CHECK(!repl_recovering() && mono_ms() - t0 >= 550,
 	    "gave up after recover_wait_ms (%llu ms)",
-	    (unsigned long long)(now_ms() - t0));
+	    (unsigned long long)(mono_ms() - t0));
 	CHECK(fget(self, NULL, &self->begins) == 0, "no sync into self");
 	repl_shutdown(0);
 	fake_stop(self);
@@ -1248,27 +1234,27 @@ test_timeouts(void)
 	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
 
 	log_clear();
-	t0 = now_ms();
+	t0 = mono_ms();
 	repl_add_replica(qurl, 0);
 	snprintf(line, sizeof(line), "%s: down: recv: timed out", qurl);
 	CHECK(logged(line, 3000), "a replica that never answers: read "
 	    "timeout");
-	ms = now_ms() - t0;
+	ms = mono_ms() - t0;
 	CHECK(ms >= 280 && ms < 1500, "after timeout_ms (%llu ms)",
 	    (unsigned long long)ms);
 
-	t0 = now_ms();
+	t0 = mono_ms();
 	repl_add_replica(furl, 0);
 	snprintf(line, sizeof(line), "%s: down: connect: timed out after 300 "
 	    "ms", furl);
 	CHECK(logged(line, 3000), "a replica that never completes the "
 	    "handshake: connect timeout");
-	ms = now_ms() - t0;
+	ms = mono_ms() - t0;
 	CHECK(ms >= 280 && ms < 1500, "after timeout_ms (%llu ms)",
 	    (unsigned long long)ms);
-	t0 = now_ms();
+	t0 = mono_ms();
 	repl_shutdown(0);
-	CHECK(now_ms() - t0 < 1000, "shutdown does not wait them out");
+	CHECK(mono_ms() - t0 < 1000, "shutdown does not wait them out");
 	close(filler);
 	close(full);
 	close(quiet);
@@ -1396,8 +1382,8 @@ test_drop(void)
 	repl_add_replica(fixed, 0);
 	sleep_ms(200);
 	CHECK(repl_peers(NULL, 0) == 2, "both kept before drop_after_ms");
-	end = now_ms() + 4000;
-	while (repl_peers(NULL, 0) == 2 && now_ms() < end)
+	end = mono_ms() + 4000;
+	while (repl_peers(NULL, 0) == 2 && mono_ms() < end)
 		sleep_ms(10);
 	p = peer0();
 	CHECK(repl_peers(NULL, 0) == 1 && strcmp(p.url, fixed) == 0,
@@ -1452,10 +1438,10 @@ test_announce(void)
 	pthread_mutex_unlock(&pr->mu);
 	CHECK(t0 >= 2500 && t0 <= 3500, "every 3 s (%llu ms)",
 	    (unsigned long long)t0);
-	t0 = now_ms();
+	t0 = mono_ms();
 	repl_shutdown(0);
-	CHECK(now_ms() - t0 < 1000, "shutdown wakes the announcer (%llu ms)",
-	    (unsigned long long)(now_ms() - t0));
+	CHECK(mono_ms() - t0 < 1000, "shutdown wakes the announcer (%llu ms)",
+	    (unsigned long long)(mono_ms() - t0));
 	fake_stop(pr);
 }
 
@@ -1463,6 +1449,8 @@ int
 main(void)
 {
 	verbose = getenv("REPL_TEST_VERBOSE") != NULL;
+	log_set_level(LOG_DEBUG);
+	log_set_sink(log_sink);
 	test_codec();
 	test_fetch();	/* first: it is for a process without repl_init */
 	test_stream();

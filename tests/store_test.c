@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "util.h"
 
 #define MIB		(1024 * 1024)
 #define PAGE		4096	/* the format's header page */
@@ -62,14 +63,10 @@ check(int ok, const char *what, int line)
 	return ok;
 }
 
-void
-kv_log(const char *level, const char *fmt, ...)
+static void
+log_sink(const char *level, const char *msg)
 {
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(lastlog, sizeof(lastlog), fmt, ap);
-	va_end(ap);
+	snprintf(lastlog, sizeof(lastlog), "%s", msg);
 	if (strcmp(level, "warn") == 0)
 		nwarn++;
 	if (strcmp(level, "error") == 0)
@@ -2670,6 +2667,8 @@ main(int argc, char *argv[])
 	}
 	scratch = argv[1];
 	verbose = getenv("STORE_TEST_VERBOSE") != NULL;
+	log_set_level(LOG_DEBUG);
+	log_set_sink(log_sink);
 	only = getenv("STORE_TEST_ONLY");
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {

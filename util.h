@@ -1,0 +1,47 @@
+/*
+ * util.h: the small kit every module shares: the log, fatal errors, the
+ * monotonic clock and JSON strings. It calls nothing above it.
+ */
+
+/* Log levels, least to most severe; kv_log takes their names. */
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+/*
+ * One line on stderr (or the sink): UTC time, level ("debug", "info",
+ * "warn", "error"), text. Bytes outside printable ASCII are escaped, so a
+ * message may carry bytes from the network. Any thread; one write(2).
+ */
+void	kv_log(const char *level, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+
+/* Lines below level are dropped; the default is LOG_INFO. */
+void	log_set_level(enum log_level level);
+
+/* The level named name ("debug" ... "error"), or -1. */
+int	log_level_named(const char *name);
+
+/*
+ * Send each message, unformatted and unescaped, to fn instead of stderr
+ * (the unit tests read what a module logged). NULL restores stderr.
+ */
+void	log_set_sink(void (*fn)(const char *level, const char *msg));
+
+/* Log at "error" and exit 1; a trailing ':' appends strerror(errno). */
+void	die(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+
+/* The monotonic clock in milliseconds and in nanoseconds. */
+uint64_t mono_ms(void);
+uint64_t mono_ns(void);
+
+/*
+ * Write s[0..n) as a JSON string, quotes included, to out, which has room
+ * for JSON_STRING_MAX(n) bytes; returns the bytes written. Valid UTF-8
+ * passes through; any other byte b becomes \udcXX (Python's
+ * "surrogateescape"), so every key lists unambiguously.
+ */
+#define JSON_STRING_MAX(n)	((n) * 6 + 2)
+size_t	json_string(char *out, const char *s, size_t n);
+
+/* 1 if s[0..n) is valid UTF-8. */
+int	utf8_valid(const char *s, size_t n);

@@ -16,7 +16,7 @@
  *   GET    /role		"primary" or "replica"
  *   GET    / and /ui	the web console (ui.c), its parts under /ui/
  * A key is the rest of the path after /kv/, percent-decoded once: 1 to
- * MAX_KEY_BYTES bytes, any byte but NUL. With AUTH_TOKEN set, PUT and
+ * STORE_MAX_KEY bytes, any byte but NUL. With AUTH_TOKEN set, PUT and
  * DELETE (and with READ_AUTH every /kv request) need "Authorization:
  * Bearer <token>", or get 401; /health, /ready, /role and /metrics stay
  * open for probes and Prometheus.
@@ -26,7 +26,6 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -40,21 +39,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "http.h"
 #include "repl.h"
 #include "store.h"
 #include "ui.h"
 #include "util.h"
 
-#define KVSTORE_VERSION	"0.1.0"
-#define MAX_KEY_BYTES	1024		/* the API's documented key limit */
 #define LIST_BATCH	256		/* keys fetched per listing step */
 #define LIST_BUF_BYTES	(LIST_BATCH * (JSON_KEY_MAX + 1) + 64)
 #define LIST_TAIL	48		/* a page's "],"next":"..."}" */
 #define LIST_PAGE_MAX	1000		/* keys in one page */
 #define LIST_PAGE_DEFAULT 100
 #define LIST_PAGE_SCAN	100000		/* keys one page may look at */
-#define JSON_KEY_MAX	(MAX_KEY_BYTES * 6 + 3)	/* every byte as \uXXXX */
+#define JSON_KEY_MAX	(JSON_STRING_MAX(STORE_MAX_KEY) + 1)
 #define REPL_BATCH_BYTES (1 << 20)	/* one push: ~8,000 small writes */
 #define APPLY_AHEAD	8		/* records prefetched ahead of the apply */
 #define SENDFILE_MIN_BYTES (16 << 10)	/* a value this big goes out by
@@ -68,18 +66,8 @@
 #define WATCH_DEFAULT_MS 300000		/* a watch without ?wait=: Consul's 5 min */
 #define WATCH_MAX_MS	600000		/* and at most Consul's 10 min */
 #define METRICS_BYTES	(256 << 10)	/* http.c's ~25 KiB, 64 replicas' */
-#define MAX_TOKEN_BYTES	256		/* 8x a 32-byte random token */
 
 enum role { ROLE_PRIMARY, ROLE_REPLICA };
-
-/*
- * A shared secret (AUTH_TOKEN, REPL_TOKEN), zero-padded to its full size so
- * that token_equal reads the same bytes whatever its length.
- */
-struct token {
-	char		 t_buf[MAX_TOKEN_BYTES + 1];	/* NUL-terminated */
-	size_t		 t_len;				/* 0: not set */
-};
 
 struct config {
 	enum role	 role;
@@ -155,7 +143,7 @@ struct stage {
 /* The state of one listing: streamed whole, or one page of it. */
 struct listing {
 	uint64_t	 cursor;
-	char		 prefix[MAX_KEY_BYTES];
+	char		 prefix[STORE_MAX_KEY];
 	size_t		 plen;
 	int		 values;	/* objects with values, not key strings */
 	int		 opened;	/* '[' written */
@@ -198,14 +186,6 @@ static int		 replaying;	/* handle() runs a parked request */
 
 /* ---- Configuration ---- */
 
-static const char *
-env(const char *name, const char *dflt)
-{
-	const char *v = getenv(name);
-
-	return v != NULL && *v != '\0' ? v : dflt;
-}
-
 /* A decimal integer in [min, max], or die naming the variable. */
 static long long
 env_int(const char *name, long long dflt, long long min, long long max)
@@ -222,76 +202,6 @@ env_int(const char *name, long long dflt, long long min, long long max)
 		die("%s=%s: expected a whole number from %lld to %lld",
 		    name, v, min, max);
 	return n;
-}
-
-/*
- * Load token name from $name, or from the file that $name_FILE names (a
- * Kubernetes Secret mounted as a file; one trailing newline is dropped, as
- * `echo` and many editors leave one). Neither set leaves t_len 0. Returns
- * 0, or -1 with why saying what is wrong, never quoting the token. Used by
- * the server and the command-line client alike.
- */
-static int
-token_load(struct token *t, const char *name, char *why, size_t whylen)
-{
-	char fname[32], src[300], buf[MAX_TOKEN_BYTES + 2];
-	const char *v, *path, *p;
-	size_t n, i;
-	FILE *f;
-
-	memset(t, 0, sizeof(*t));
-	snprintf(fname, sizeof(fname), "%s_FILE", name);
-	v = env(name, NULL);
-	path = env(fname, NULL);
-	if (v != NULL && path != NULL) {
-		snprintf(why, whylen, "%s and %s are both set; set one", name,
-		    fname);
-		return -1;
-	}
-	if (path != NULL) {
-		snprintf(src, sizeof(src), "%s=%.255s", fname, path);
-		if ((f = fopen(path, "r")) == NULL) {
-			snprintf(why, whylen, "%s: cannot read: %s", src,
-			    strerror(errno));
-			return -1;
-		}
-		n = fread(buf, 1, sizeof(buf), f);
-		if (ferror(f)) {
-			snprintf(why, whylen, "%s: cannot read: %s", src,
-			    strerror(errno));
-			fclose(f);
-			return -1;
-		}
-		fclose(f);
-		if (n > 0 && n <= MAX_TOKEN_BYTES + 1 && buf[n - 1] == '\n')
-			n--;
-		p = buf;
-	} else if (v != NULL) {
-		snprintf(src, sizeof(src), "%s", name);
-		n = strlen(v);
-		p = v;
-	} else
-		return 0;
-	if (n == 0) {
-		snprintf(why, whylen, "%s: the token is empty", src);
-		return -1;
-	}
-	if (n > MAX_TOKEN_BYTES) {
-		snprintf(why, whylen, "%s: the token is longer than %d bytes",
-		    src, MAX_TOKEN_BYTES);
-		return -1;
-	}
-	/* It travels in a header: no spaces, no control bytes, no UTF-8. */
-	for (i = 0; i < n; i++)
-		if ((unsigned char)p[i] <= ' ' || (unsigned char)p[i] >= 0x7f) {
-			snprintf(why, whylen, "%s: the token must be printable "
-			    "ASCII without spaces (byte %zu is 0x%02x)", src,
-			    i + 1, (unsigned char)p[i]);
-			return -1;
-		}
-	memcpy(t->t_buf, p, n);
-	t->t_len = n;
-	return 0;
 }
 
 /* The StatefulSet ordinal: the digits after the hostname's last '-'. */
@@ -792,7 +702,7 @@ list_keys(struct http_request *r)
 {
 	struct listing *l;
 	const char *v;
-	char *end, tmp[3 * MAX_KEY_BYTES], index[48];
+	char *end, tmp[3 * STORE_MAX_KEY], index[48];
 	size_t len;
 	ssize_t n;
 	long limit = 0;
@@ -807,9 +717,9 @@ list_keys(struct http_request *r)
 	l->st.gen = store_gen;
 	if ((v = http_query(r, "prefix", &len)) != NULL) {
 		if (len > sizeof(tmp) || (n = http_unescape(v, len, tmp)) < 0 ||
-		    n > MAX_KEY_BYTES) {
+		    n > STORE_MAX_KEY) {
 			reply_text(r->id, 400, "", "bad prefix: an invalid "
-			    "escape, %%00, or over %d bytes", MAX_KEY_BYTES);
+			    "escape, %%00, or over %d bytes", STORE_MAX_KEY);
 			goto done;
 		}
 		memcpy(l->prefix, tmp, n);
@@ -856,27 +766,6 @@ done:
 /* ---- Authentication ---- */
 
 /*
- * Whether v[0..len) is the token, in a time that tells nothing of it: all
- * MAX_TOKEN_BYTES padded bytes are compared without an early exit, so
- * neither the first difference nor the token's length shows. Only the
- * sender's own length changes the path taken.
- */
-static int
-token_equal(const struct token *t, const char *v, size_t len)
-{
-	unsigned char diff;
-	size_t i;
-
-	if (len > MAX_TOKEN_BYTES)
-		return 0;
-	diff = len != t->t_len;
-	for (i = 0; i < MAX_TOKEN_BYTES; i++)
-		diff |= (unsigned char)t->t_buf[i] ^
-		    (unsigned char)(i < len ? v[i] : 0);
-	return diff == 0;
-}
-
-/*
  * Whether r may go on under AUTH_TOKEN: writes need it on the primary
  * (a replica answers them 403 whoever asks, naming the primary), reads
  * need it with READ_AUTH. Otherwise answers 401 as RFC 6750 says: a
@@ -913,7 +802,7 @@ authorized(struct http_request *r)
 /* ---- Keys ---- */
 
 /*
- * Decode the key from the path after "/kv/" into key[MAX_KEY_BYTES]. On a
+ * Decode the key from the path after "/kv/" into key[STORE_MAX_KEY]. On a
  * bad key, answer the request and return -1.
  */
 static ssize_t
@@ -926,7 +815,7 @@ parse_key(struct http_request *r, char *key)
 
 	if (rawlen > sizeof(tmp)) {
 		reply_text(r->id, 414, "", "key is longer than %d bytes",
-		    MAX_KEY_BYTES);
+		    STORE_MAX_KEY);
 		return -1;
 	}
 	if ((n = http_unescape(raw, rawlen, tmp)) < 0) {
@@ -934,9 +823,9 @@ parse_key(struct http_request *r, char *key)
 		    "or %%00 in the path");
 		return -1;
 	}
-	if (n > MAX_KEY_BYTES) {
+	if (n > STORE_MAX_KEY) {
 		reply_text(r->id, 414, "", "key is %zd bytes; the limit is %d",
-		    n, MAX_KEY_BYTES);
+		    n, STORE_MAX_KEY);
 		return -1;
 	}
 	memcpy(key, tmp, n);
@@ -1278,7 +1167,7 @@ delete_key(struct http_request *r, const char *key, size_t klen)
 static void
 route_kv(struct http_request *r)
 {
-	char key[MAX_KEY_BYTES];
+	char key[STORE_MAX_KEY];
 	uint64_t want;
 	ssize_t klen;
 
@@ -2618,532 +2507,6 @@ on_durable(void *arg)
 	flush_pending();
 }
 
-/* ---- The command-line client ---- */
-
-/*
- * `kvstore get|put|del|ls|health|status` talk to KV_URL, so that a scratch
- * image (no curl, no shell) can check itself: the HEALTHCHECK and the
- * chart's helm test run these. Exit codes are a contract for scripts.
- */
-
-#define CLI_TIMEOUT_MS	5000
-#define CLI_RETRY_MS	200		/* between tries of get --wait */
-#define CLI_WATCH_S	30		/* one watch request of kvstore watch */
-#define REPLICAS_CLI_TIMEOUT_MS 605000	/* REPLICAS_WAIT_MS's maximum + 5 s */
-
-enum { EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_SERVER };
-
-static const char usage_text[] =
-    "usage: kvstore                      run the server (configured by the "
-    "environment; see README.md)\n"
-    "       kvstore get [--wait SECONDS] [--expect VALUE] KEY\n"
-    "       kvstore put [--replicas N] KEY [VALUE]   (VALUE from stdin "
-    "when omitted)\n"
-    "       kvstore del KEY\n"
-    "       kvstore ls [PREFIX]\n"
-    "       kvstore watch KEY            (each new value, one per line)\n"
-    "       kvstore health | status\n"
-    "       kvstore volume-permissions DIR UID:GID\n"
-    "       kvstore --help | --version\n"
-    "Client commands talk to KV_URL (default http://localhost:8080), "
-    "sending\nAUTH_TOKEN (or the one in AUTH_TOKEN_FILE) as a Bearer token "
-    "when set.\n"
-    "Exit status: 0 ok, 1 not found, 2 usage, 3 server or network error.\n";
-
-static int
-usage(void)
-{
-	fputs(usage_text, stderr);
-	return EXIT_USAGE;
-}
-
-/* KV_URL without a trailing slash, checked. */
-static const char *
-cli_url(void)
-{
-	static char url[300];
-	const char *v = env("KV_URL", "http://localhost:8080");
-	size_t n = strlen(v);
-
-	while (n > 0 && v[n - 1] == '/')
-		n--;
-	if (strncmp(v, "http://", 7) != 0 || n <= 7 || n >= sizeof(url)) {
-		fprintf(stderr, "kvstore: KV_URL=%s: expected http://host:port\n",
-		    v);
-		exit(EXIT_USAGE);
-	}
-	memcpy(url, v, n);
-	url[n] = '\0';
-	return url;
-}
-
-/* "/kv/" and key percent-encoded: every byte but the unreserved ones. */
-static char *
-key_target(const char *key)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	char *t, *o;
-	const unsigned char *k;
-
-	if ((t = malloc(4 + strlen(key) * 3 + 1)) == NULL)
-		return NULL;
-	o = t + sprintf(t, "/kv/");
-	for (k = (const unsigned char *)key; *k != '\0'; k++) {
-		if ((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
-		    (*k >= '0' && *k <= '9') || strchr("-._~", *k) != NULL) {
-			*o++ = *k;
-			continue;
-		}
-		*o++ = '%';
-		*o++ = hex[*k >> 4];
-		*o++ = hex[*k & 15];
-	}
-	*o = '\0';
-	return t;
-}
-
-/*
- * The Authorization header line from AUTH_TOKEN or AUTH_TOKEN_FILE, as the
- * server reads them, or "" when neither is set; exits 2 on a bad one.
- */
-static const char *
-cli_auth(void)
-{
-	static char line[MAX_TOKEN_BYTES + 32];
-	static int loaded;
-	struct token t;
-	char why[512];
-
-	if (loaded)
-		return line;
-	if (token_load(&t, "AUTH_TOKEN", why, sizeof(why)) == -1) {
-		fprintf(stderr, "kvstore: %s\n", why);
-		exit(EXIT_USAGE);
-	}
-	if (t.t_len > 0)
-		snprintf(line, sizeof(line), "Authorization: Bearer %s\r\n",
-		    t.t_buf);
-	loaded = 1;
-	return line;
-}
-
-/*
- * One request with extra header lines and a timeout; returns the status
- * (or -1, having said why on stderr) with the body in *out for the caller
- * to free. *index gets X-Kv-Index when index is not NULL.
- */
-static int
-cli_request(const char *method, const char *target, const char *extra,
-    const char *body, size_t blen, int timeout_ms, char **out,
-    size_t *outlen, uint64_t *index, int quiet)
-{
-	char err[512], head[MAX_TOKEN_BYTES + 128];
-	int status;
-
-	if ((size_t)snprintf(head, sizeof(head), "%s%s", cli_auth(), extra) >=
-	    sizeof(head)) {
-		fprintf(stderr, "kvstore: %s %s: header lines too long\n",
-		    method, target);
-		return -1;
-	}
-	status = repl_fetch(cli_url(), method, target, head, body, blen,
-	    timeout_ms, out, outlen, index, err, sizeof(err));
-	if (status == -1 && !quiet)
-		fprintf(stderr, "kvstore: %s %s: %s\n", method, target, err);
-	return status;
-}
-
-static int
-cli_call(const char *method, const char *target, const char *body,
-    size_t blen, char **out, size_t *outlen, int quiet)
-{
-	return cli_request(method, target, "", body, blen, CLI_TIMEOUT_MS,
-	    out, outlen, NULL, quiet);
-}
-
-/* Say what the server answered, for an unexpected status. */
-static int
-cli_fail(const char *method, const char *target, int status, const char *body)
-{
-	if (status != -1)
-		fprintf(stderr, "kvstore: %s %s: %d %.*s\n", method, target,
-		    status, (int)strcspn(body, "\n"), body);
-	return EXIT_SERVER;
-}
-
-static int
-cli_get(int argc, char **argv)
-{
-	struct timespec retry = { 0, CLI_RETRY_MS * 1000000L };
-	const char *expect = NULL, *key;
-	char *target, *out = NULL, *end;
-	size_t len = 0;
-	long wait_s = 0;
-	uint64_t deadline;
-	int status, i, rc, match;
-
-	for (i = 2; i < argc - 1; i += 2) {
-		if (strcmp(argv[i], "--wait") == 0) {
-			wait_s = strtol(argv[i + 1], &end, 10);
-			if (*end != '\0' || wait_s < 0 || wait_s > 86400)
-				return usage();
-		} else if (strcmp(argv[i], "--expect") == 0)
-			expect = argv[i + 1];
-		else
-			return usage();
-	}
-	if (i != argc - 1)
-		return usage();
-	key = argv[i];
-	if ((target = key_target(key)) == NULL)
-		return EXIT_SERVER;
-	deadline = mono_ms() + (uint64_t)wait_s * 1000;
-	for (;;) {
-		free(out);
-		out = NULL;
-		status = cli_call("GET", target, NULL, 0, &out, &len,
-		    mono_ms() < deadline);
-		match = status == 200 && (expect == NULL ||
-		    (len == strlen(expect) && memcmp(out, expect, len) == 0));
-		if (match || mono_ms() >= deadline)
-			break;
-		nanosleep(&retry, NULL);
-	}
-	if (match && expect == NULL)
-		rc = fwrite(out, 1, len, stdout) == len ? EXIT_OK : EXIT_SERVER;
-	else if (match)
-		rc = EXIT_OK;
-	else if (status == 200) {
-		fprintf(stderr, "kvstore: %s is \"%.*s\", not \"%s\"\n", key,
-		    (int)(len > 80 ? 80 : len), out, expect);
-		rc = EXIT_NOT_FOUND;
-	} else if (status == 404) {
-		fprintf(stderr, "kvstore: %s: not found\n", key);
-		rc = EXIT_NOT_FOUND;
-	} else
-		rc = cli_fail("GET", target, status, out);
-	free(out);
-	free(target);
-	return rc;
-}
-
-/* All of stdin, for put without a value. */
-static char *
-read_stdin(size_t *len)
-{
-	char *buf = NULL, *p;
-	size_t cap = 0, n;
-
-	*len = 0;
-	do {
-		if (*len == cap) {
-			cap = cap == 0 ? 65536 : cap * 2;
-			if ((p = realloc(buf, cap)) == NULL) {
-				free(buf);
-				return NULL;
-			}
-			buf = p;
-		}
-		n = fread(buf + *len, 1, cap - *len, stdin);
-		*len += n;
-	} while (n > 0);
-	if (ferror(stdin)) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
-}
-
-static int
-cli_write(const char *method, const char *key, const char *val, size_t vlen,
-    const char *extra)
-{
-	char *target, *out = NULL;
-	size_t len;
-	int status, rc;
-
-	if ((target = key_target(key)) == NULL)
-		return EXIT_SERVER;
-	/* With X-Kv-Replicas the server may wait up to REPLICAS_WAIT_MS. */
-	status = cli_request(method, target, extra, val, vlen, *extra != '\0' ?
-	    REPLICAS_CLI_TIMEOUT_MS : CLI_TIMEOUT_MS, &out, &len, NULL, 0);
-	if (status == 200 || status == 201) {
-		fputs(out, stdout);
-		rc = EXIT_OK;
-	} else if (status == 404) {
-		fprintf(stderr, "kvstore: %s: not found\n", key);
-		rc = EXIT_NOT_FOUND;
-	} else
-		rc = cli_fail(method, target, status, out);
-	free(out);
-	free(target);
-	return rc;
-}
-
-/* put [--replicas N] KEY [VALUE] */
-static int
-cli_put(int argc, char **argv)
-{
-	char extra[64] = "", *val, *end;
-	size_t vlen;
-	long n;
-	int rc, i = 2;
-
-	if (argc > 3 && strcmp(argv[2], "--replicas") == 0) {
-		n = strtol(argv[3], &end, 10);
-		if (*end != '\0' || n < 0 || n > 64)
-			return usage();
-		snprintf(extra, sizeof(extra), "X-Kv-Replicas: %ld\r\n", n);
-		i = 4;
-	}
-	if (argc == i + 2)
-		return cli_write("PUT", argv[i], argv[i + 1],
-		    strlen(argv[i + 1]), extra);
-	if (argc != i + 1)
-		return usage();
-	if ((val = read_stdin(&vlen)) == NULL) {
-		fprintf(stderr, "kvstore: reading the value from stdin: %s\n",
-		    strerror(errno));
-		return EXIT_SERVER;
-	}
-	rc = cli_write("PUT", argv[i], val, vlen, extra);
-	free(val);
-	return rc;
-}
-
-/*
- * watch KEY: print the value now and each new value as it is written, one
- * per line, through watches of CLI_WATCH_S each. Runs until interrupted
- * or the server fails; a delete is reported on stderr.
- */
-static int
-cli_watch(int argc, char **argv)
-{
-	char *target, *full, *out = NULL, *last = NULL;
-	size_t len, n, last_len = 0;
-	uint64_t index = 0;
-	int status, last_status = 0;
-
-	if (argc != 3 || (target = key_target(argv[2])) == NULL)
-		return usage();
-	n = strlen(target) + 64;
-	if ((full = malloc(n)) == NULL)
-		return EXIT_SERVER;
-	for (;;) {
-		snprintf(full, n, "%s?index=%llu&wait=%ds", target,
-		    (unsigned long long)index, CLI_WATCH_S);
-		free(out);
-		out = NULL;
-		status = cli_request("GET", full, "", NULL, 0,
-		    CLI_WATCH_S * 1000 + CLI_TIMEOUT_MS, &out, &len, &index, 0);
-		/* A wait that ends unchanged answers the same again. */
-		if (status == last_status && (status != 200 ||
-		    (len == last_len && memcmp(out, last, len) == 0)))
-			continue;
-		if (status == 200) {
-			fwrite(out, 1, len, stdout);
-			putchar('\n');
-			fflush(stdout);
-		} else if (status == 404)
-			fprintf(stderr, "kvstore: %s: not found\n", argv[2]);
-		else
-			break;
-		free(last);
-		if ((last = malloc(len + 1)) == NULL)
-			break;
-		memcpy(last, out, len);
-		last_len = len;
-		last_status = status;
-	}
-	cli_fail("GET", full, status, out);
-	free(out);
-	free(last);
-	free(full);
-	free(target);
-	return EXIT_SERVER;
-}
-
-/*
- * Print each key of a JSON array of strings on its own line, undoing the
- * server's escapes (\udcXX gives back the raw byte XX).
- */
-static void
-print_keys(const char *p, const char *prefix)
-{
-	char key[JSON_KEY_MAX];
-	unsigned long cp;
-	size_t n, plen = strlen(prefix);
-
-	while ((p = strchr(p, '"')) != NULL) {
-		for (n = 0, p++; *p != '"' && *p != '\0' &&
-		    n < sizeof(key) - 4; p++) {
-			if (*p != '\\') {
-				key[n++] = *p;
-				continue;
-			}
-			p++;
-			if (*p == 'u') {
-				cp = strtoul((char[5]){ p[1], p[2], p[3], p[4],
-				    0 }, NULL, 16);
-				p += 4;
-				if (cp >= 0xdc80 && cp <= 0xdcff)
-					key[n++] = (char)(cp & 0xff);
-				else if (cp < 0x80)
-					key[n++] = (char)cp;
-				else if (cp < 0x800) {
-					key[n++] = (char)(0xc0 | cp >> 6);
-					key[n++] = (char)(0x80 | (cp & 0x3f));
-				} else {
-					key[n++] = (char)(0xe0 | cp >> 12);
-					key[n++] = (char)(0x80 | (cp >> 6 & 0x3f));
-					key[n++] = (char)(0x80 | (cp & 0x3f));
-				}
-			} else
-				key[n++] = *p == 'n' ? '\n' : *p == 't' ? '\t' :
-				    *p == 'r' ? '\r' : *p == 'b' ? '\b' :
-				    *p == 'f' ? '\f' : *p;
-		}
-		if (*p == '\0')
-			return;
-		p++;
-		if (n >= plen && memcmp(key, prefix, plen) == 0) {
-			fwrite(key, 1, n, stdout);
-			putchar('\n');
-		}
-	}
-}
-
-static int
-cli_ls(int argc, char **argv)
-{
-	char *out = NULL;
-	size_t len;
-	int status, rc = EXIT_OK;
-
-	if (argc > 3)
-		return usage();
-	status = cli_call("GET", "/kv/", NULL, 0, &out, &len, 0);
-	if (status == 200)
-		print_keys(out, argc == 3 ? argv[2] : "");
-	else
-		rc = cli_fail("GET", "/kv/", status, out);
-	free(out);
-	return rc;
-}
-
-/* GET path: print the body; 0 on 200, 3 otherwise. */
-static int
-cli_show(const char *path)
-{
-	char *out = NULL;
-	size_t len;
-	int status;
-
-	status = cli_call("GET", path, NULL, 0, &out, &len, 0);
-	if (out != NULL)
-		fwrite(out, 1, len, status == 200 ? stdout : stderr);
-	free(out);
-	return status == 200 ? EXIT_OK : EXIT_SERVER;
-}
-
-/* chown -R without following symbolic links. */
-static int
-chown_tree(const char *path, uid_t uid, gid_t gid)
-{
-	char child[PATH_MAX];
-	struct dirent *d;
-	struct stat st;
-	DIR *dir;
-	int rc = 0;
-
-	if (lchown(path, uid, gid) == -1) {
-		fprintf(stderr, "kvstore: chown %s: %s\n", path,
-		    strerror(errno));
-		return -1;
-	}
-	if (lstat(path, &st) == -1 || !S_ISDIR(st.st_mode))
-		return 0;
-	if ((dir = opendir(path)) == NULL) {
-		fprintf(stderr, "kvstore: open %s: %s\n", path,
-		    strerror(errno));
-		return -1;
-	}
-	while ((d = readdir(dir)) != NULL) {
-		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
-			continue;
-		if (snprintf(child, sizeof(child), "%s/%s", path, d->d_name) >=
-		    (int)sizeof(child) || chown_tree(child, uid, gid) == -1)
-			rc = -1;
-	}
-	closedir(dir);
-	return rc;
-}
-
-/*
- * The chart's init container: give the data directory to the user the
- * server runs as. fsGroup does not apply to hostPath volumes (minikube's
- * default), and a scratch image has no shell or chown of its own.
- */
-static int
-cli_volume_permissions(int argc, char **argv)
-{
-	unsigned long uid, gid;
-	char *end;
-
-	if (argc != 4)
-		return usage();
-	uid = strtoul(argv[3], &end, 10);
-	if (*end != ':' || end == argv[3])
-		return usage();
-	gid = strtoul(end + 1, &end, 10);
-	if (*end != '\0')
-		return usage();
-	if (mkdir(argv[2], 0750) == -1 && errno != EEXIST) {
-		fprintf(stderr, "kvstore: mkdir %s: %s\n", argv[2],
-		    strerror(errno));
-		return EXIT_SERVER;
-	}
-	if (chown_tree(argv[2], (uid_t)uid, (gid_t)gid) == -1)
-		return EXIT_SERVER;
-	printf("kvstore: %s now belongs to %lu:%lu\n", argv[2], uid, gid);
-	return EXIT_OK;
-}
-
-/* Run a client command; -1 if argv[1] names none (then it is the server). */
-static int
-client(int argc, char **argv)
-{
-	const char *cmd = argv[1];
-
-	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
-		fputs(usage_text, stdout);
-		return EXIT_OK;
-	}
-	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
-		printf("kvstore %s\n", KVSTORE_VERSION);
-		return EXIT_OK;
-	}
-	if (strcmp(cmd, "get") == 0)
-		return argc >= 3 ? cli_get(argc, argv) : usage();
-	if (strcmp(cmd, "put") == 0)
-		return cli_put(argc, argv);
-	if (strcmp(cmd, "del") == 0)
-		return argc == 3 ? cli_write("DELETE", argv[2], NULL, 0, "") :
-		    usage();
-	if (strcmp(cmd, "watch") == 0)
-		return cli_watch(argc, argv);
-	if (strcmp(cmd, "ls") == 0)
-		return cli_ls(argc, argv);
-	if (strcmp(cmd, "health") == 0)
-		return argc == 2 ? cli_show("/health") : usage();
-	if (strcmp(cmd, "status") == 0)
-		return argc == 2 ? cli_show("/ready") : usage();
-	if (strcmp(cmd, "volume-permissions") == 0)
-		return cli_volume_permissions(argc, argv);
-	fprintf(stderr, "kvstore: unknown command \"%s\"\n", cmd);
-	return usage();
-}
-
 /* ---- Signals and main ---- */
 
 static void
@@ -3176,7 +2539,7 @@ main(int argc, char **argv)
 	char path[PATH_MAX], err[256];
 
 	if (argc > 1)
-		return client(argc, argv);
+		return cli_main(argc, argv);
 	load_config();
 	if (ui_init() == -1)
 		die("the web console built into this binary is corrupt");

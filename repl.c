@@ -116,11 +116,11 @@
 #include <unistd.h>
 
 #include "repl.h"
+#include "store.h"
 #include "util.h"
 
 #define REC_HEAD	15		/* op u8, seq u64, klen u16, vlen u32 */
 #define SLOT_HEAD	8		/* enqueue time in front of a ring record */
-#define MAX_KEY		1024		/* the API's key limit */
 #define MAX_VAL		0x7fffffffUL	/* values below 2^31 */
 #define DEF_BACKLOG	(16UL << 20)	/* REPL_BACKLOG_BYTES default */
 #define DEF_BATCH	(256UL << 10)	/* bytes per push when unset */
@@ -447,7 +447,7 @@ dupstr(const char *s)
 size_t
 repl_encoded_len(size_t klen, size_t vlen)
 {
-	if (klen > MAX_KEY || vlen > MAX_VAL)
+	if (klen > STORE_MAX_KEY || vlen > MAX_VAL)
 		return SIZE_MAX;	/* never fits; no overflow below */
 	return REC_HEAD + klen + vlen;
 }
@@ -458,9 +458,9 @@ valid(int op, uint64_t klen, uint64_t vlen)
 {
 	switch (op) {
 	case REPL_PUT:
-		return klen >= 1 && klen <= MAX_KEY && vlen <= MAX_VAL;
+		return klen >= 1 && klen <= STORE_MAX_KEY && vlen <= MAX_VAL;
 	case REPL_DEL:
-		return klen >= 1 && klen <= MAX_KEY && vlen == 0;
+		return klen >= 1 && klen <= STORE_MAX_KEY && vlen == 0;
 	case REPL_END:
 		return klen == 0 && vlen == 0;
 	default:

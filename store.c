@@ -111,7 +111,6 @@
 #define FLAG_SYNCED	0x1		/* the data set came whole from a primary */
 #define REC_PUT		'P'
 #define REC_DEL		'D'
-#define MAX_KEY_BYTES	1024		/* the product's limit; klen is a u16 */
 #define MAX_VALUE_BYTES	((uint64_t)1 << 31)	/* fits vlen, a u32 */
 #define GROW_MIN	((uint64_t)1 << 20)	/* so small stores don't grow
 						   on every write */
@@ -749,7 +748,7 @@ rec_fits(const struct kvfile *f, uint64_t off)
 		return 0;
 	memcpy(&klen, f->f_map + off + 6, 2);
 	memcpy(&vlen, f->f_map + off + 8, 4);
-	return klen >= 1 && klen <= MAX_KEY_BYTES &&
+	return klen >= 1 && klen <= STORE_MAX_KEY &&
 	    rec_size(klen, vlen) <= f->f_size - off;
 }
 
@@ -762,7 +761,7 @@ rec_valid(const struct kvfile *f, uint64_t off, struct rec *r)
 	rec_read(f, off, r);
 	if (r->r_type != REC_PUT && r->r_type != REC_DEL)
 		return 0;
-	if (r->r_klen == 0 || r->r_klen > MAX_KEY_BYTES ||
+	if (r->r_klen == 0 || r->r_klen > STORE_MAX_KEY ||
 	    r->r_vlen > MAX_VALUE_BYTES ||
 	    (r->r_type == REC_DEL && r->r_vlen != 0))
 		return 0;
@@ -1773,7 +1772,7 @@ unmap_old(struct store *s, uint64_t max)
 static int
 check_write(struct store *s, size_t klen, size_t vlen, uint64_t seq)
 {
-	if (klen == 0 || klen > MAX_KEY_BYTES ||
+	if (klen == 0 || klen > STORE_MAX_KEY ||
 	    (!s->s_loading && seq != 0 && seq <= s->s_last_seq) ||
 	    (s->s_loading && (seq == 0 || seq > s->s_last_seq))) {
 		errno = EINVAL;
@@ -2237,7 +2236,7 @@ store_get(struct store *s, const char *key, size_t klen,
 	struct rec r;
 	uint64_t i;
 
-	if (klen == 0 || klen > MAX_KEY_BYTES ||
+	if (klen == 0 || klen > STORE_MAX_KEY ||
 	    !find(f, hash_key(s, key, klen), key, klen, &i))
 		return 0;
 	rec_read(f, BKT(f)[i].b_off, &r);

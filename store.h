@@ -5,6 +5,9 @@
  * mutates the store (store_put, store_del, store_step).
  */
 
+/* A key is 1 to STORE_MAX_KEY bytes: the API's limit, and a record's klen. */
+#define STORE_MAX_KEY	1024
+
 enum store_fsync {
 	STORE_FSYNC_NO,		/* the kernel writes back when it likes */
 	STORE_FSYNC_EVERYSEC,	/* the flusher syncs once a second if dirty */
@@ -89,7 +92,7 @@ void	store_discard(struct store *s);
 /* Flush everything, mark the file clean, unmap, free. -1 if a flush failed. */
 int	store_close(struct store *s);
 
-/* 1 and *v filled if key exists, 0 if not (or klen is not 1..1024). */
+/* 1 and *v filled if key exists, 0 if not (or klen is not 1..STORE_MAX_KEY). */
 int	store_get(struct store *s, const char *key, size_t klen,
 	    struct store_value *v);
 
@@ -107,7 +110,7 @@ int	store_value_fd(struct store *s, const struct store_value *v,
  * Write key=val with sequence number seq, or the next one when seq is 0.
  * Returns 1 if the key was created, 0 if replaced, -1 with errno (ENOSPC,
  * EIO, ...) when nothing was written. *seqp gets the write's sequence.
- * EINVAL: klen not 1..1024, or seq not 0 and not above every earlier seq
+ * EINVAL: klen not 1..STORE_MAX_KEY, or seq not 0 and not above every earlier seq
  * (durable_seq must stay meaningful). EFBIG: vlen over 2^31. After a failed
  * flush every write fails with that flush's errno. key and val must not
  * point into the mapping (a write may move it). seqp may be NULL; it gets

@@ -236,3 +236,91 @@ json_string(char *out, const char *s, size_t n)
 	out[o++] = '"';
 	return o;
 }
+
+/* ---- Settings from the environment ---- */
+
+const char *
+env(const char *name, const char *dflt)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && *v != '\0' ? v : dflt;
+}
+
+int
+token_load(struct token *t, const char *name, char *why, size_t whylen)
+{
+	char fname[32], src[300], buf[MAX_TOKEN_BYTES + 2];
+	const char *v, *path, *p;
+	size_t n, i;
+	FILE *f;
+
+	memset(t, 0, sizeof(*t));
+	snprintf(fname, sizeof(fname), "%s_FILE", name);
+	v = env(name, NULL);
+	path = env(fname, NULL);
+	if (v != NULL && path != NULL) {
+		snprintf(why, whylen, "%s and %s are both set; set one", name,
+		    fname);
+		return -1;
+	}
+	if (path != NULL) {
+		snprintf(src, sizeof(src), "%s=%.255s", fname, path);
+		if ((f = fopen(path, "r")) == NULL) {
+			snprintf(why, whylen, "%s: cannot read: %s", src,
+			    strerror(errno));
+			return -1;
+		}
+		n = fread(buf, 1, sizeof(buf), f);
+		if (ferror(f)) {
+			snprintf(why, whylen, "%s: cannot read: %s", src,
+			    strerror(errno));
+			fclose(f);
+			return -1;
+		}
+		fclose(f);
+		if (n > 0 && n <= MAX_TOKEN_BYTES + 1 && buf[n - 1] == '\n')
+			n--;
+		p = buf;
+	} else if (v != NULL) {
+		snprintf(src, sizeof(src), "%s", name);
+		n = strlen(v);
+		p = v;
+	} else
+		return 0;
+	if (n == 0) {
+		snprintf(why, whylen, "%s: the token is empty", src);
+		return -1;
+	}
+	if (n > MAX_TOKEN_BYTES) {
+		snprintf(why, whylen, "%s: the token is longer than %d bytes",
+		    src, MAX_TOKEN_BYTES);
+		return -1;
+	}
+	/* It travels in a header: no spaces, no control bytes, no UTF-8. */
+	for (i = 0; i < n; i++)
+		if ((unsigned char)p[i] <= ' ' || (unsigned char)p[i] >= 0x7f) {
+			snprintf(why, whylen, "%s: the token must be printable "
+			    "ASCII without spaces (byte %zu is 0x%02x)", src,
+			    i + 1, (unsigned char)p[i]);
+			return -1;
+		}
+	memcpy(t->t_buf, p, n);
+	t->t_len = n;
+	return 0;
+}
+
+int
+token_equal(const struct token *t, const char *v, size_t len)
+{
+	unsigned char diff;
+	size_t i;
+
+	if (len > MAX_TOKEN_BYTES)
+		return 0;
+	diff = len != t->t_len;
+	for (i = 0; i < MAX_TOKEN_BYTES; i++)
+		diff |= (unsigned char)t->t_buf[i] ^
+		    (unsigned char)(i < len ? v[i] : 0);
+	return diff == 0;
+}

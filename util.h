@@ -3,6 +3,8 @@
  * monotonic clock and JSON strings. It calls nothing above it.
  */
 
+#define KVSTORE_VERSION	"0.1.0"
+
 /* Log levels, least to most severe; kv_log takes their names. */
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
@@ -45,3 +47,35 @@ size_t	json_string(char *out, const char *s, size_t n);
 
 /* 1 if s[0..n) is valid UTF-8. */
 int	utf8_valid(const char *s, size_t n);
+
+/* ---- Settings from the environment ---- */
+
+#define MAX_TOKEN_BYTES	256		/* 8x a 32-byte random token */
+
+/*
+ * A shared secret (AUTH_TOKEN, REPL_TOKEN), zero-padded to its full size so
+ * that token_equal reads the same bytes whatever its length.
+ */
+struct token {
+	char		 t_buf[MAX_TOKEN_BYTES + 1];	/* NUL-terminated */
+	size_t		 t_len;				/* 0: not set */
+};
+
+/* $name, or dflt when it is unset or empty. */
+const char *env(const char *name, const char *dflt);
+
+/*
+ * Load token name from $name, or from the file that $name_FILE names (a
+ * Kubernetes Secret mounted as a file; one trailing newline is dropped).
+ * Neither set leaves t_len 0. Returns 0, or -1 with why saying what is
+ * wrong, never quoting the token. The server and the CLI alike use it.
+ */
+int	token_load(struct token *t, const char *name, char *why,
+	    size_t whylen);
+
+/*
+ * Whether v[0..len) is the token, in a time that tells nothing of it: all
+ * MAX_TOKEN_BYTES padded bytes are compared without an early exit, so
+ * neither the first difference nor the token's length shows.
+ */
+int	token_equal(const struct token *t, const char *v, size_t len);

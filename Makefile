@@ -11,8 +11,10 @@ LDLIBS  = -lpthread
 HOSTCC  = cc
 ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
-OBJ = kvstore.o cli.o http.o repl.o store.o ui.o util.o
-HDR = cli.h http.h repl.h store.h ui.h util.h
+OBJ = kvstore.o api.o cli.o http.o node.o repl.o replica.o status.o store.o \
+	ui.o util.o wait.o
+HDR = api.h cli.h http.h node.h repl.h replica.h status.h store.h ui.h \
+	util.h wait.h
 UI = ui/index.html ui/app.js ui/app.css ui/icon.svg
 # The C unit tests link the modules they test (TEST_SRC_name); the other
 # test programs are plain clients.
@@ -72,21 +74,21 @@ tests/noipv6: tests/noipv6.c
 	$(HOSTCC) -O2 -std=c99 -Wall -Wextra -o $@ tests/noipv6.c
 
 # A primary on 8081 and replicas on 8082 and 8083, data in ./data.
-run:
-	@sh tests/need.sh $(NEED)
-	@$(MAKE) kvstore
+run: need-run kvstore
 	./tests/cluster.sh
 
-test:
-	@sh tests/need.sh $(NEED) shunit2 curl
-	@$(MAKE) kvstore $(TESTS)
+test: need-test kvstore $(TESTS)
 	./test.sh
 
 # The suite with the long tests at their full bounds (load, crash loops).
-test-long:
-	@sh tests/need.sh $(NEED) shunit2 curl
-	@$(MAKE) kvstore $(TESTS)
+test-long: need-test kvstore $(TESTS)
 	KV_LONG=1 ./test.sh
+
+# Listed first, so that a serial make installs before it compiles.
+need-run:
+	@sh tests/need.sh $(NEED)
+need-test:
+	@sh tests/need.sh $(NEED) shunit2 curl
 
 # The whole suite again, built with AddressSanitizer and UBSan.
 asan:
@@ -136,7 +138,8 @@ clean:
 test-ui: kvstore
 	bash tests/ui/run.sh
 
-.PHONY: all run test test-long test-ui asan tsan valgrind clean bench
+.PHONY: all run test test-long test-ui asan tsan valgrind clean bench \
+	need-run need-test
 
 # Benchmarks (bench/run.sh): wrk against real servers on 127.0.0.1,
 # figures into bench/RESULTS.md. bench/lag and bench/load are plain libc

@@ -44,6 +44,7 @@ struct repl_config {
  * last_contact_ms stays below it plus one round trip.
  */
 #define REPL_HEARTBEAT_MS	1000
+#define REPL_BATCH_BYTES	(1 << 20)	/* one push: ~8,000 small writes */
 
 /* A replica as the primary sees it, for /ready and /metrics. */
 struct repl_peer {

@@ -1025,7 +1025,7 @@ testMakeBuildsAStaticBinaryUnder200KiB() {
   cp Makefile ./*.c ./*.h "${src}/"
   cp ui/embed.sh ui/pack.c ui/index.html ui/app.js ui/app.css ui/icon.svg \
     "${src}/ui/"
-  cp tests/need.sh "${src}/tests/"
+  # No tests/need.sh: `make` builds, it never installs anything.
   out=$(cd "${src}" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make 2>&1)
   assertTrue "make: ${out}" $?
   size=$(wc -c <"${src}/kvstore")
@@ -1094,7 +1094,7 @@ testMakeRunStartsAPrimaryOn8081AndItsReplicas() {
   run="${SHUNIT_TMPDIR}/run"
   mkdir -p "${run}/tests"
   cp Makefile kvstore "${run}/"
-  cp tests/cluster.sh "${run}/tests/"
+  cp tests/cluster.sh tests/need.sh "${run}/tests/"
   # Its own process group, so that SIGINT reaches every process in it, as
   # Ctrl-C does in a terminal.
   (cd "${run}" && KV_RUN_PORT="${mp}" exec setsid make -s -o kvstore run) \

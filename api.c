@@ -1,0 +1,833 @@
+/*
+ * api.c: the HTTP API: one route table, and the handlers of /kv (keys,
+ * listings, preconditions) and of the web console. Every request comes in
+ * through api_handle, which finds its route (exactly: /kvx is no /kv),
+ * answers 404 or 405 (with Allow) from the table, checks who may call it,
+ * then runs the handler; the status and replication endpoints live in
+ * status.c and replica.c. README.md has the API in its long form.
+ *
+ * A key is the rest of the path after /kv/, percent-decoded once: 1 to
+ * STORE_MAX_KEY bytes, any byte but NUL. Who may call what:
+ *   open	/health, /ready, /role, /metrics and the console: probes and
+ *		Prometheus never need a token
+ *   client	/kv: with AUTH_TOKEN, writes need "Authorization: Bearer
+ *		<token>" (and reads too with READ_AUTH), or get 401
+ *   peers	/repl/: X-Kv-Repl-Token (REPL_TOKEN, else AUTH_TOKEN)
+ */
+
+#include <sys/types.h>
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http.h"
+#include "repl.h"
+#include "store.h"
+#include "ui.h"
+#include "util.h"
+#include "node.h"
+#include "api.h"
+#include "replica.h"
+#include "status.h"
+#include "wait.h"
+
+#define LIST_BATCH	256		/* keys fetched per listing step */
+#define LIST_BUF_BYTES	(LIST_BATCH * (JSON_KEY_MAX + 1) + 64)
+#define LIST_TAIL	48		/* a page's "],"next":"..."}" */
+#define LIST_PAGE_MAX	1000		/* keys in one page */
+#define LIST_PAGE_DEFAULT 100
+#define LIST_PAGE_SCAN	100000		/* keys one page may look at */
+#define JSON_KEY_MAX	(JSON_STRING_MAX(STORE_MAX_KEY) + 1)
+#define SENDFILE_MIN_BYTES (16 << 10)	/* a value this big goes out by
+					   sendfile(2): no copy, no buffer */
+
+/* The state of one listing: streamed whole, or one page of it. */
+struct listing {
+	uint64_t	 cursor;
+	char		 prefix[STORE_MAX_KEY];
+	size_t		 plen;
+	int		 values;	/* objects with values, not key strings */
+	int		 opened;	/* '[' written */
+	int		 nkeys;		/* keys written, for the commas */
+	struct stage	 st;		/* JSON; finished once ']' is written */
+};
+
+/* Methods, as the route table's bits. GET stands for HEAD too. */
+#define M_GET		0x01
+#define M_PUT		0x02
+#define M_DELETE	0x04
+#define M_POST		0x08
+
+enum access {
+	OPEN,		/* anyone: probes, metrics, the console */
+	CLIENT,		/* AUTH_TOKEN for writes; for reads with READ_AUTH */
+	PEERS		/* REPL_TOKEN */
+};
+
+struct route {
+	const char	*path;
+	int		 prefix;	/* path is a prefix, not the whole */
+	unsigned	 methods;
+	enum access	 access;
+	void		(*fn)(struct http_request *r);
+	const char	*help;		/* named in a 404's help, or NULL */
+};
+
+static void	list_keys(struct http_request *);
+static void	key_request(struct http_request *);
+static void	route_ui(struct http_request *);
+
+/* First match wins: the exact /kv/ (the listing) before its prefix. */
+static const struct route routes[] = {
+	{ "/kv/", 0, M_GET, CLIENT, list_keys, "/kv/" },
+	{ "/kv", 0, M_GET, CLIENT, list_keys, NULL },
+	{ "/kv/", 1, M_GET | M_PUT | M_DELETE, CLIENT, key_request,
+	    "/kv/{key}" },
+	{ "/health", 0, M_GET, OPEN, status_health, "/health" },
+	{ "/ready", 0, M_GET, OPEN, status_ready, "/ready" },
+	{ "/role", 0, M_GET, OPEN, status_role, "/role" },
+	{ "/metrics", 0, M_GET, OPEN, status_metrics, "/metrics" },
+	{ "/", 0, M_GET, OPEN, route_ui, "/ (the web console)" },
+	{ "/ui", 0, M_GET, OPEN, route_ui, NULL },
+	{ "/ui/", 1, M_GET, OPEN, route_ui, NULL },
+	{ "/repl/state", 0, M_GET, PEERS, replica_state, NULL },
+	{ "/repl/snapshot", 0, M_GET, PEERS, replica_snapshot, NULL },
+	{ "/repl/apply", 0, M_POST, PEERS, replica_apply, NULL },
+	{ "/repl/sync/begin", 0, M_POST, PEERS, replica_sync_begin, NULL },
+	{ "/repl/sync/data", 0, M_POST, PEERS, replica_sync_data, NULL },
+	{ "/repl/sync/end", 0, M_POST, PEERS, replica_sync_end, NULL },
+	{ "/repl/register", 0, M_POST, PEERS, replica_register, NULL }
+};
+
+#define NROUTES	(sizeof(routes) / sizeof(routes[0]))
+
+/* ---- Listing ---- */
+
+static size_t
+base64(char *out, const unsigned char *in, size_t n)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t i, o = 0;
+	uint32_t v;
+
+	for (i = 0; i + 2 < n; i += 3) {
+		v = (uint32_t)in[i] << 16 | in[i + 1] << 8 | in[i + 2];
+		out[o++] = tab[v >> 18];
+		out[o++] = tab[v >> 12 & 63];
+		out[o++] = tab[v >> 6 & 63];
+		out[o++] = tab[v & 63];
+	}
+	if (i < n) {
+		v = (uint32_t)in[i] << 16 | (i + 1 < n ? in[i + 1] << 8 : 0);
+		out[o++] = tab[v >> 18];
+		out[o++] = tab[v >> 12 & 63];
+		out[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
+		out[o++] = '=';
+	}
+	return o;
+}
+
+static int
+list_key(void *arg, const char *key, size_t klen, const struct store_value *v)
+{
+	struct listing *l = arg;
+	size_t need;
+
+	if (klen < l->plen || memcmp(key, l->prefix, l->plen) != 0)
+		return 0;
+	need = klen * 6 + (l->values ? v->len * 6 + 64 : 0) + 8;
+	if (stage_reserve(&l->st, need, LIST_TAIL) == -1)
+		return 0;
+	if (l->nkeys++ > 0)
+		l->st.buf[l->st.len++] = ',';
+	if (!l->values) {
+		l->st.len += json_string(l->st.buf + l->st.len, key, klen);
+		return 0;
+	}
+	l->st.len += sprintf(l->st.buf + l->st.len, "{\"key\":");
+	l->st.len += json_string(l->st.buf + l->st.len, key, klen);
+	if (utf8_valid(v->data, v->len)) {
+		l->st.len += sprintf(l->st.buf + l->st.len, ",\"value\":");
+		l->st.len += json_string(l->st.buf + l->st.len, v->data, v->len);
+	} else {
+		l->st.len += sprintf(l->st.buf + l->st.len, ",\"value_base64\":\"");
+		l->st.len += base64(l->st.buf + l->st.len, (const unsigned char *)v->data,
+		    v->len);
+		l->st.buf[l->st.len++] = '"';
+	}
+	l->st.len += sprintf(l->st.buf + l->st.len, ",\"version\":%llu}",
+	    (unsigned long long)v->seq);
+	return 0;
+}
+
+/* Scan up to limit keys into l->st.buf; a scan that cannot move is a failure
+ * (store_scan is out of memory), never a reason to try forever. */
+static size_t
+list_step(struct listing *l, size_t limit)
+{
+	uint64_t before = l->cursor;
+	size_t n;
+
+	n = store_scan(node.store, &l->cursor, limit, list_key, l);
+	if (n == 0 && l->cursor == before)
+		l->st.failed = 1;
+	return n;
+}
+
+/* Scan the next batch into l->st.buf, closing the array at the end. */
+static size_t
+list_more(struct listing *l)
+{
+	size_t n;
+
+	n = list_step(l, l->values ? 1 : LIST_BATCH);
+	if (l->cursor == UINT64_MAX && !l->st.failed) {
+		memcpy(l->st.buf + l->st.len, "]\n", 2);
+		l->st.len += 2;
+		l->st.finished = 1;
+	}
+	return n + 1;	/* progress even on an empty scan */
+}
+
+/*
+ * Stream the listing: LIST_BATCH keys at a time into l->st.buf, handed out as
+ * http.c asks. The cursor walks in hash order, so a key present for the
+ * whole listing appears exactly once even while writes go on.
+ */
+static void
+list_refill(void *arg)
+{
+	struct listing *l = arg;
+	size_t scanned;
+
+	if (!l->opened) {
+		l->st.buf[l->st.len++] = '[';
+		l->opened = 1;
+		return;
+	}
+	for (scanned = 0; l->st.len == 0 && !l->st.finished &&
+	    !l->st.failed && scanned < LIST_PAGE_SCAN;)
+		scanned += list_more(l);
+	if (l->st.len == 0 && !l->st.finished)
+		l->st.buf[l->st.len++] = ' ';	/* 0 would end the stream */
+}
+
+static ssize_t
+list_produce(void *arg, char *buf, size_t cap)
+{
+	struct listing *l = arg;
+
+	return stage_out(&l->st, l, list_refill, buf, cap);
+}
+
+/*
+ * One page: up to limit matching keys from the cursor, scanning at most
+ * LIST_PAGE_SCAN keys so that a rare prefix never stalls the loop (a page
+ * may then hold fewer keys; the cursor still moves on).
+ */
+static void
+list_page(struct http_request *r, struct listing *l, size_t limit)
+{
+	char extra[96], next[24];
+	size_t scanned = 0;
+	int n;
+
+	l->st.buf[l->st.len++] = '[';
+	while ((size_t)l->nkeys < limit && l->cursor != UINT64_MAX &&
+	    scanned < LIST_PAGE_SCAN && !l->st.failed)
+		scanned += list_step(l, limit - l->nkeys);
+	if (l->st.failed) {
+		reply_text(r->id, 503, "", "out of memory");
+		return;
+	}
+	n = (int)(reply_u64(extra, "X-Kv-Index: ", store_last_seq(node.store),
+	    "\r\n") - extra);
+	snprintf(next, sizeof(next), "null");
+	if (l->cursor != UINT64_MAX) {
+		snprintf(next, sizeof(next), "\"%016llx\"",
+		    (unsigned long long)l->cursor);
+		snprintf(extra + n, sizeof(extra) - n,
+		    "X-Kv-Next-Cursor: %016llx\r\n",
+		    (unsigned long long)l->cursor);
+	}
+	/* l->st.cap leaves room for this tail (LIST_TAIL). */
+	n = sprintf(l->st.buf + l->st.len, "],\"next\":%s}\n", next);
+	l->st.len += n;
+	http_reply(r->id, 200, "application/json", extra, l->st.buf, l->st.len);
+}
+
+/*
+ * A page's cursor: exactly 16 lowercase hex digits, read within v[0..len)
+ * (a parked request's copy ends right after its query: nothing may be
+ * read past len).
+ */
+static int
+parse_cursor(const char *v, size_t len, uint64_t *out)
+{
+	const char *hex = "0123456789abcdef", *d;
+	uint64_t n = 0;
+	size_t i;
+
+	if (len != 16)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if (v[i] == '\0' || (d = strchr(hex, v[i])) == NULL)
+			return -1;
+		n = n << 4 | (uint64_t)(d - hex);
+	}
+	*out = n;
+	return 0;
+}
+
+/*
+ * GET /kv/: every key as a JSON array, streamed; with prefix= only those
+ * keys; with values=true objects with the values; with limit= (and the
+ * cursor= of the previous page) one page as {"keys":[...],"next":...}.
+ */
+static void
+list_keys(struct http_request *r)
+{
+	struct listing *l;
+	const char *v;
+	char tmp[3 * STORE_MAX_KEY], index[48];
+	uint64_t limit = 0;
+	size_t len;
+	ssize_t n;
+	int rc;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL ||
+	    (l->st.buf = malloc(LIST_BUF_BYTES)) == NULL) {
+		free(l);
+		reply_text(r->id, 503, "", "out of memory");
+		return;
+	}
+	l->st.cap = LIST_BUF_BYTES - LIST_TAIL;
+	l->st.gen = node.store_gen;
+	if ((v = http_query(r, "prefix", &len)) != NULL) {
+		if (len > sizeof(tmp) || (n = http_unescape(v, len, tmp)) < 0 ||
+		    n > STORE_MAX_KEY) {
+			reply_text(r->id, 400, "", "bad prefix: an invalid "
+			    "escape, %%00, or over %d bytes", STORE_MAX_KEY);
+			goto done;
+		}
+		memcpy(l->prefix, tmp, n);
+		l->plen = n;
+	}
+	if (wait_watch_list(r, l->prefix, l->plen))
+		goto done;
+	if ((v = http_query(r, "values", &len)) != NULL)
+		l->values = len == 4 && memcmp(v, "true", 4) == 0;
+	if ((rc = req_query_u64(r, "limit", &limit)) == -1)
+		goto done;
+	if (rc == 1 && (limit < 1 || limit > LIST_PAGE_MAX)) {
+		reply_text(r->id, 400, "", "limit must be 1 to %d",
+		    LIST_PAGE_MAX);
+		goto done;
+	}
+	if ((v = http_query(r, "cursor", &len)) != NULL) {
+		if (parse_cursor(v, len, &l->cursor) == -1) {
+			reply_text(r->id, 400, "", "bad cursor: use the \"next\" "
+			    "of the previous page");
+			goto done;
+		}
+		if (limit == 0)
+			limit = LIST_PAGE_DEFAULT;
+	}
+	if (limit > 0) {
+		memcpy(l->st.buf, "{\"keys\":", 8);
+		l->st.len = 8;
+		list_page(r, l, limit);
+		goto done;
+	}
+	reply_u64(index, "X-Kv-Index: ", store_last_seq(node.store), "\r\n");
+	if (http_stream(r->id, 200, "application/json", index, list_produce,
+	    l) == 0)
+		return;
+done:
+	free(l->st.buf);
+	free(l);
+}
+
+/* ---- Who may call ---- */
+
+/*
+ * Whether r may go on under AUTH_TOKEN: writes need it on the primary
+ * (a replica answers them 403 whoever asks, naming the primary), reads
+ * need it with READ_AUTH. Otherwise answers 401 as RFC 6750 says: a
+ * request without a Bearer token gets a bare challenge, a wrong token
+ * error="invalid_token". The probes, /role and /metrics never come here.
+ */
+static int
+authorized(struct http_request *r)
+{
+	const char *h;
+	size_t len;
+
+	if (node.auth.t_len == 0 ||
+	    (req_is_read(r) ? !node.read_auth : node.role != ROLE_PRIMARY))
+		return 1;
+	if ((h = http_header(r, "Authorization", &len)) == NULL || len < 6 ||
+	    strncasecmp(h, "Bearer", 6) != 0 || (len > 6 && h[6] != ' ')) {
+		reply_text(r->id, 401, "WWW-Authenticate: Bearer "
+		    "realm=\"kvstore\"\r\n", "this request needs a token: send "
+		    "Authorization: Bearer <AUTH_TOKEN>");
+		return 0;
+	}
+	for (h += 6, len -= 6; len > 0 && *h == ' '; h++, len--)
+		;
+	if (!token_equal(&node.auth, h, len)) {
+		reply_text(r->id, 401, "WWW-Authenticate: Bearer "
+		    "realm=\"kvstore\", error=\"invalid_token\"\r\n",
+		    "the Bearer token is not valid");
+		return 0;
+	}
+	return 1;
+}
+
+/* The request carries REPL_TOKEN (or none is set). */
+static int
+repl_token_ok(const struct http_request *r)
+{
+	const char *v;
+	size_t len;
+
+	if (node.repl.t_len == 0)
+		return 1;
+	if ((v = http_header(r, "X-Kv-Repl-Token", &len)) == NULL)
+		return 0;
+	return token_equal(&node.repl, v, len);
+}
+
+/* ---- Keys ---- */
+
+/*
+ * Decode the key from the path after "/kv/" into key[STORE_MAX_KEY]. On a
+ * bad key, answer the request and return -1.
+ */
+static ssize_t
+parse_key(struct http_request *r, char *key)
+{
+	const char *raw = r->path + 4;
+	size_t rawlen = r->path_len - 4;
+	char tmp[8192];
+	ssize_t n;
+
+	if (rawlen > sizeof(tmp)) {
+		reply_text(r->id, 414, "", "key is longer than %d bytes",
+		    STORE_MAX_KEY);
+		return -1;
+	}
+	if ((n = http_unescape(raw, rawlen, tmp)) < 0) {
+		reply_text(r->id, 400, "", "bad key: invalid percent-escape "
+		    "or %%00 in the path");
+		return -1;
+	}
+	if (n > STORE_MAX_KEY) {
+		reply_text(r->id, 414, "", "key is %zd bytes; the limit is %d",
+		    n, STORE_MAX_KEY);
+		return -1;
+	}
+	memcpy(key, tmp, n);
+	return n;
+}
+
+static void
+reply_readonly(struct http_request *r)
+{
+	if (*node.primary_url != '\0')
+		reply_text(r->id, 403, "", "this node is a read-only replica; "
+		    "send writes to the primary at %s", node.primary_url);
+	else
+		reply_text(r->id, 403, "", "this node is a read-only replica; "
+		    "send writes to the primary");
+}
+
+/*
+ * A write the store refused. A failed flush is for good (see store_error):
+ * 503 until a restart, logged once by the store. A full disk is a state
+ * that ends when space is freed: 507, logged when it begins and ends
+ * rather than once per refused request.
+ */
+static void
+reply_store_error(struct http_request *r, const char *op)
+{
+	int saved = errno, failed = store_error(node.store);
+
+	if (failed != 0) {
+		reply_text(r->id, 503, "", "%s refused: writing to the disk "
+		    "failed (%s); this node takes no writes until it is "
+		    "restarted; reads still work", op, strerror(failed));
+		return;
+	}
+	if (saved == ENOSPC || saved == EDQUOT) {
+		if (!node.disk_full)
+			kv_log("error", "the disk is full: refusing writes "
+			    "until space is freed in %s", node.data_dir);
+		node.disk_full = 1;
+		reply_text(r->id, 507, "", "%s failed: the disk is full; "
+		    "nothing was changed", op);
+		return;
+	}
+	kv_log("error", "%s failed: %s", op, strerror(saved));
+	reply_text(r->id, 500, "", "%s failed: %s; nothing was changed", op,
+	    strerror(saved));
+}
+
+/*
+ * A put went through: a full disk has room again. Not a delete: its
+ * tombstone is tiny, and deleting is how users make room.
+ */
+static void
+disk_has_room(void)
+{
+	if (!node.disk_full)
+		return;
+	node.disk_full = 0;
+	kv_log("info", "the disk has room again: writes are accepted");
+}
+
+/*
+ * Does the If-Match / If-None-Match list hdr name version seq? Entries are
+ * "*" (any existing key), "N" and, when weak is allowed, W/"N" (RFC 9110
+ * 13.1.1-2: If-Match compares strongly, If-None-Match weakly).
+ */
+static int
+etag_listed(const char *hdr, size_t len, int exists, uint64_t seq, int weak)
+{
+	const char *p = hdr, *end = hdr + len;
+	uint64_t n;
+	int is_weak;
+
+	while (p < end) {
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+			p++;
+		if (p < end && *p == '*') {
+			if (exists)
+				return 1;
+			p++;
+			continue;
+		}
+		is_weak = end - p > 2 && p[0] == 'W' && p[1] == '/';
+		if (is_weak)
+			p += 2;
+		if (p < end && *p == '"') {
+			for (n = 0, p++; p < end && *p >= '0' && *p <= '9' &&
+			    n <= (UINT64_MAX - 9) / 10; p++)
+				n = n * 10 + (uint64_t)(*p - '0');
+			if (p < end && *p == '"' && exists && n == seq &&
+			    (weak || !is_weak))
+				return 1;
+		}
+		while (p < end && *p != ',')
+			p++;
+	}
+	return 0;
+}
+
+/*
+ * Check a write's preconditions against key's current version: If-Match
+ * must name it, If-None-Match must not (If-None-Match: * creates only).
+ * Answers 412 and returns -1 if one fails. An unconditional write, the
+ * common case, does not look the key up.
+ */
+static int
+write_allowed(struct http_request *r, const char *key, size_t klen)
+{
+	struct store_value v;
+	const char *im, *inm;
+	size_t imlen, inmlen;
+	uint64_t seq;
+	int exists;
+
+	im = http_header(r, "If-Match", &imlen);
+	inm = http_header(r, "If-None-Match", &inmlen);
+	if (im == NULL && inm == NULL)
+		return 0;
+	exists = store_get(node.store, key, klen, &v);
+	seq = exists ? v.seq : 0;
+	if (im != NULL && !etag_listed(im, imlen, exists, seq, 0)) {
+		reply_text(r->id, 412, "", exists ? "precondition failed: "
+		    "the key is at version %llu" : "precondition failed: the "
+		    "key does not exist", (unsigned long long)seq);
+		return -1;
+	}
+	if (inm != NULL && etag_listed(inm, inmlen, exists, seq, 1)) {
+		reply_text(r->id, 412, "", "precondition failed: the key "
+		    "exists, at version %llu", (unsigned long long)seq);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+get_key(struct http_request *r, const char *key, size_t klen)
+{
+	struct store_value v;
+	const char *h;
+	char extra[160], *p;
+	uint64_t off;
+	size_t len;
+	int found, fd;
+
+	found = store_get(node.store, key, klen, &v);
+	if (wait_watch_key(r, key, klen, found ? &v : NULL))
+		return;
+	p = reply_u64(extra, "X-Kv-Index: ", store_last_seq(node.store), "\r\n");
+	if (!found) {
+		reply_text(r->id, 404, extra, "key not found");
+		return;
+	}
+	reply_version(p, v.seq, 1);
+	if ((h = http_header(r, "If-None-Match", &len)) != NULL &&
+	    etag_listed(h, len, 1, v.seq, 1)) {
+		http_reply(r->id, 304, NULL, extra, NULL, 0);
+		return;
+	}
+	if (v.len >= SENDFILE_MIN_BYTES &&
+	    (fd = store_value_fd(node.store, &v, &off)) != -1) {
+		http_reply_file(r->id, 200, "application/octet-stream", extra,
+		    fd, off, v.len);
+		return;
+	}
+	http_reply(r->id, 200, "application/octet-stream", extra, v.data,
+	    v.len);
+}
+
+static void
+put_key(struct http_request *r, const char *key, size_t klen)
+{
+	uint64_t seq;
+	int rc;
+
+	if (write_allowed(r, key, klen) == -1)
+		return;
+	if ((rc = store_put(node.store, key, klen, r->body, r->body_len, 0,
+	    &seq)) == -1) {
+		reply_store_error(r, "write");
+		return;
+	}
+	disk_has_room();
+	repl_enqueue(REPL_PUT, seq, key, klen, r->body, r->body_len);
+	wait_note_write(key, klen);
+	if (rc == 1)
+		wait_ack_write(r, 201, "created", seq);
+	else
+		wait_ack_write(r, 200, "replaced", seq);
+}
+
+static void
+delete_key(struct http_request *r, const char *key, size_t klen)
+{
+	uint64_t seq;
+	int rc;
+
+	if (write_allowed(r, key, klen) == -1)
+		return;
+	if ((rc = store_del(node.store, key, klen, 0, &seq)) == -1) {
+		reply_store_error(r, "delete");
+		return;
+	}
+	if (rc == 0) {
+		reply_text(r->id, 404, "", "key not found");
+		return;
+	}
+	repl_enqueue(REPL_DEL, seq, key, klen, NULL, 0);
+	wait_note_write(key, klen);
+	wait_ack_write(r, 200, "deleted", seq);
+}
+
+/* /kv/{key}: GET, HEAD, PUT, DELETE (the route table checked the method). */
+static void
+key_request(struct http_request *r)
+{
+	char key[STORE_MAX_KEY];
+	uint64_t want;
+	ssize_t klen;
+
+	if ((klen = parse_key(r, key)) < 0)
+		return;
+	if (req_is_read(r))
+		get_key(r, key, klen);
+	else if (node.role != ROLE_PRIMARY)
+		reply_readonly(r);
+	else if (repl_recovering())
+		reply_text(r->id, 503, "Retry-After: 1\r\n", "this primary "
+		    "started with a new, empty store and first asks its "
+		    "replicas for their data (up to RECOVER_WAIT_MS=%d ms, or "
+		    "until a copy is done); writes resume then",
+		    node.recover_wait_ms);
+	else if (node.store_stale)
+		reply_text(r->id, 503, "", "a full sync could not be swapped "
+		    "in; this node takes no writes until it is restarted");
+	else if (req_header_u64(r, "X-Kv-Replicas", &want) == -1 ||
+	    !wait_enough_replicas(r))
+		return;
+	else if (req_is(r, "PUT"))
+		put_key(r, key, klen);
+	else
+		delete_key(r, key, klen);
+}
+
+/* ---- The web console ---- */
+
+/*
+ * GET / and /ui: the page; /ui/NAME: its script, style and icon. Each load
+ * revalidates (no-cache) against an ETag from the build, so a page never
+ * runs with the script of another version.
+ */
+static void
+route_ui(struct http_request *r)
+{
+	const struct ui_file *f;
+	const char *h;
+	char extra[512];
+	size_t len;
+
+	f = r->path_len <= 3 ? ui_file(NULL, 0) :
+	    ui_file(r->path + 4, r->path_len - 4);
+	if (f == NULL) {
+		reply_text(r->id, 404, "", "no such console file: %.*s",
+		    (int)(r->path_len > 200 ? 200 : r->path_len), r->path);
+		return;
+	}
+	snprintf(extra, sizeof(extra), "ETag: \"%lu\"\r\n"
+	    "Cache-Control: no-cache\r\nContent-Security-Policy: %s\r\n"
+	    "X-Content-Type-Options: nosniff\r\n"
+	    "Referrer-Policy: no-referrer\r\n", f->etag, UI_CSP);
+	if ((h = http_header(r, "If-None-Match", &len)) != NULL &&
+	    etag_listed(h, len, 1, f->etag, 1))
+		http_reply(r->id, 304, NULL, extra, NULL, 0);
+	else
+		http_reply(r->id, 200, f->type, extra, f->data, f->len);
+}
+
+/* ---- Routing ---- */
+
+static const struct route *
+find_route(const struct http_request *r)
+{
+	const struct route *rt;
+	size_t n;
+
+	for (rt = routes; rt < routes + NROUTES; rt++) {
+		n = strlen(rt->path);
+		if (rt->prefix ? r->path_len > n : r->path_len == n)
+			if (memcmp(r->path, rt->path, n) == 0)
+				return rt;
+	}
+	return NULL;
+}
+
+static unsigned
+method_bit(const struct http_request *r)
+{
+	if (req_is_read(r))
+		return M_GET;
+	if (req_is(r, "PUT"))
+		return M_PUT;
+	if (req_is(r, "DELETE"))
+		return M_DELETE;
+	return req_is(r, "POST") ? M_POST : 0;
+}
+
+/* The Allow field's value for methods, e.g. "GET, HEAD, PUT, DELETE". */
+static const char *
+allow_of(unsigned methods, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s%s%s%s", methods & M_GET ? "GET, HEAD" : "",
+	    methods & M_PUT ? ", PUT" : "", methods & M_DELETE ? ", DELETE" : "",
+	    methods & M_POST ? (methods & M_GET ? ", POST" : "POST") : "");
+	return out;
+}
+
+static void
+not_found(struct http_request *r)
+{
+	char help[256];
+	size_t o = 0, i, left;
+	int path_len = (int)(r->path_len > 200 ? 200 : r->path_len);
+
+	if (r->path_len >= 6 && memcmp(r->path, "/repl/", 6) == 0) {
+		reply_text(r->id, 404, "", "no such replication endpoint");
+		return;
+	}
+	help[0] = '\0';
+	for (left = 0, i = 0; i < NROUTES; i++)
+		left += routes[i].help != NULL;
+	for (i = 0; i < NROUTES; i++) {
+		if (routes[i].help == NULL)
+			continue;
+		left--;
+		o += (size_t)snprintf(help + o, sizeof(help) - o, "%s%s",
+		    o == 0 ? "" : left == 0 ? ", or " : ", ", routes[i].help);
+		if (o >= sizeof(help))
+			break;
+	}
+	reply_text(r->id, 404, "", "no such endpoint: %.*s (try %s)",
+	    path_len, r->path, help);
+}
+
+/* Whether the caller may use rt; answers 401 if not. */
+static int
+may_call(struct http_request *r, const struct route *rt)
+{
+	switch (rt->access) {
+	case OPEN:
+		return 1;
+	case CLIENT:
+		return authorized(r);
+	case PEERS:
+		if (!repl_token_ok(r)) {
+			reply_text(r->id, 401, "", "replication needs the "
+			    "right X-Kv-Repl-Token");
+			return 0;
+		}
+		/* A replica hears its primary through its pushes. */
+		if (node.role == ROLE_REPLICA && req_is(r, "POST") &&
+		    rt->fn != replica_register)
+			node.primary_heard_ms = mono_ms();
+		return 1;
+	}
+	return 0;
+}
+
+void
+api_handle(struct http_request *r)
+{
+	const struct route *rt;
+	char allow[64];
+
+	if ((rt = find_route(r)) == NULL) {
+		not_found(r);
+		return;
+	}
+	/* Before a read can wait or a watch park: they cost memory. */
+	if (!may_call(r, rt))
+		return;
+	if ((method_bit(r) & rt->methods) == 0) {
+		reply_not_allowed(r, allow_of(rt->methods, allow,
+		    sizeof(allow)));
+		return;
+	}
+	if (rt->access == CLIENT && req_is_read(r) && wait_min_seq(r))
+		return;
+	rt->fn(r);
+}
+
+size_t
+api_body_limit(const struct http_request *r)
+{
+	const struct route *rt = find_route(r);
+
+	/* Replication batches may be bigger than one value. */
+	if (rt != NULL && rt->access == PEERS)
+		return REPL_BATCH_BYTES > node.max_value + 2048 ?
+		    REPL_BATCH_BYTES : node.max_value + 2048;
+	return node.max_value;
+}

@@ -1,0 +1,10 @@
+/*
+ * api.h: the HTTP API's entry points, for http.c's loop (struct
+ * http_config) and wait.c's reruns. Main thread only.
+ */
+
+/* Route r by the table in api.c and answer it (now, or parked). */
+void	api_handle(struct http_request *r);
+
+/* The largest body r may send: MAX_VALUE_BYTES, or a replication batch. */
+size_t	api_body_limit(const struct http_request *r);

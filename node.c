@@ -1,0 +1,204 @@
+/*
+ * node.c: the node's settings and state, and the kit every request handler
+ * answers with: plain-text answers, numbers from requests, version fields,
+ * and bodies staged in memory and streamed out.
+ */
+
+#include <sys/types.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "store.h"
+#include "util.h"
+#include "node.h"
+
+struct node	 node;
+
+void
+reply_text(uint64_t id, int status, const char *extra, const char *fmt, ...)
+{
+	char body[2048];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(body, sizeof(body) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(body) - 2)
+		n = sizeof(body) - 2;
+	body[n++] = '\n';
+	http_reply(id, status, "text/plain; charset=utf-8", extra, body, n);
+}
+
+void
+reply_not_allowed(struct http_request *r, const char *allow)
+{
+	char extra[96];
+
+	snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
+	reply_text(r->id, 405, extra, "method %.*s not allowed here; "
+	    "allowed: %s", (int)r->method_len, r->method, allow);
+}
+
+int
+req_is(const struct http_request *r, const char *m)
+{
+	return r->method_len == strlen(m) &&
+	    memcmp(r->method, m, r->method_len) == 0;
+}
+
+int
+req_path_is(const struct http_request *r, const char *p)
+{
+	return r->path_len == strlen(p) && memcmp(r->path, p, r->path_len) == 0;
+}
+
+int
+req_is_read(const struct http_request *r)
+{
+	return req_is(r, "GET") || req_is(r, "HEAD");
+}
+
+/*
+ * A header or query value as a u64: 1 and *out if present and valid, 0
+ * if absent, -1 (answered 400) if present and not a number.
+ */
+static int
+number_of(struct http_request *r, const char *v, size_t len,
+    const char *name, uint64_t *out)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	if (v == NULL)
+		return 0;
+	for (i = 0; i < len && v[i] >= '0' && v[i] <= '9' &&
+	    n <= (UINT64_MAX - 9) / 10; i++)
+		n = n * 10 + (uint64_t)(v[i] - '0');
+	if (len == 0 || i != len) {
+		reply_text(r->id, 400, "", "%s must be a whole number", name);
+		return -1;
+	}
+	*out = n;
+	return 1;
+}
+
+int
+req_header_u64(struct http_request *r, const char *name, uint64_t *out)
+{
+	size_t len;
+	const char *v = http_header(r, name, &len);
+
+	return number_of(r, v, len, name, out);
+}
+
+int
+req_query_u64(struct http_request *r, const char *name, uint64_t *out)
+{
+	size_t len;
+	const char *v = http_query(r, name, &len);
+
+	return number_of(r, v, len, name, out);
+}
+
+/* By hand: snprintf cost more than the rest of a GET together. */
+char *
+reply_u64(char *p, const char *name, uint64_t n, const char *end)
+{
+	char digits[20], *d = digits + sizeof(digits);
+
+	do
+		*--d = (char)('0' + n % 10);
+	while ((n /= 10) > 0);
+	p = stpcpy(p, name);
+	memcpy(p, d, (size_t)(digits + sizeof(digits) - d));
+	p += digits + sizeof(digits) - d;
+	return stpcpy(p, end);
+}
+
+char *
+reply_version(char *p, uint64_t seq, int etag)
+{
+	if (etag)
+		p = reply_u64(p, "ETag: \"", seq, "\"\r\n");
+	return reply_u64(p, "X-Kv-Seq: ", seq, "\r\n");
+}
+
+/* Room for need more staged bytes (plus slack kept free); 0, or -1 and
+ * failed set when out of memory. */
+int
+stage_reserve(struct stage *st, size_t need, size_t slack)
+{
+	char *p;
+
+	if (st->len + need <= st->cap)
+		return 0;
+	if ((p = realloc(st->buf, st->len + need + slack)) == NULL) {
+		st->failed = 1;
+		return -1;
+	}
+	st->buf = p;
+	st->cap = st->len + need;
+	return 0;
+}
+
+/*
+ * http_producer for a staged body owned by owner (which embeds st): hand
+ * out what is staged, refill(owner) when it ran out, free both at the end
+ * or when the client went away.
+ */
+ssize_t
+stage_out(struct stage *st, void *owner, void (*refill)(void *owner),
+    char *buf, size_t cap)
+{
+	size_t n;
+
+	if (buf == NULL || (st->off == st->len && st->finished)) {
+		free(st->buf);
+		free(owner);
+		return 0;
+	}
+	if (st->off == st->len) {
+		st->off = st->len = 0;
+		/*
+		 * A full sync swapped another data set in: the cursor means
+		 * nothing there, and going on would stream part of each
+		 * store (keys twice, keys of neither). Cut the stream off;
+		 * the client sees it unfinished, never a half store.
+		 */
+		if (st->gen != node.store_gen)
+			st->failed = 1;
+		else
+			refill(owner);
+		if (st->failed) {
+			free(st->buf);
+			free(owner);
+			return -1;
+		}
+	}
+	n = st->len - st->off < cap ? st->len - st->off : cap;
+	memcpy(buf, st->buf + st->off, n);
+	st->off += n;
+	return (ssize_t)n;
+}
+
+const char *
+node_role_name(void)
+{
+	return node.role == ROLE_PRIMARY ? "primary" : "replica";
+}
+
+const char *
+node_fsync_name(enum store_fsync f)
+{
+	return f == STORE_FSYNC_ALWAYS ? "always" :
+	    f == STORE_FSYNC_NO ? "no" : "everysec";
+}

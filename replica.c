@@ -1,0 +1,479 @@
+/*
+ * replica.c: the answering side of the replication protocol that repl.c
+ * speaks (its wire format is described at the top of repl.c). A replica
+ * applies pushes here, on the main thread, in sequence order: a record at
+ * or below the applied sequence is skipped (a repeated batch is harmless)
+ * and a batch that starts past applied + 1 is a gap, refused with 409 so
+ * that the pusher resynchronises. A full sync loads a fresh store beside
+ * the live one (/repl/sync/begin, data, end) and swaps it in at its end,
+ * so readers see the old data set or the new one, never half of either.
+ * Any node serves /repl/state and /repl/snapshot (a new primary recovers
+ * from a replica's snapshot); the primary answers /repl/register.
+ */
+
+#include <sys/types.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "repl.h"
+#include "store.h"
+#include "util.h"
+#include "node.h"
+#include "replica.h"
+#include "wait.h"
+
+#define APPLY_AHEAD	8		/* records prefetched ahead of the apply */
+#define SNAPSHOT_STAGE_BYTES (1 << 20)	/* a snapshot's staging buffer */
+#define SNAPSHOT_SCAN_KEYS 4096		/* keys per store_scan, at most */
+#define SNAPSHOT_FIRST_BYTES (64 << 10)	/* grown for big values */
+
+/* The full sync in progress on this node: a fresh store beside the live. */
+static struct store	*sync_store;
+static char		 sync_id[33];
+static uint64_t		 sync_seq;
+static uint64_t		 sync_token;		/* names the sync in progress */
+
+/* ---- Requests ---- */
+
+/* Query parameter name as a decimal u64; -1 if absent or not a number. */
+static int
+query_u64(const struct http_request *r, const char *name, uint64_t *out)
+{
+	const char *v;
+	size_t len, i;
+	uint64_t n = 0;
+
+	if ((v = http_query(r, name, &len)) == NULL || len == 0 || len > 20)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9' || n > (UINT64_MAX - 9) / 10)
+			return -1;
+		n = n * 10 + (v[i] - '0');
+	}
+	*out = n;
+	return 0;
+}
+
+/* Query parameter name (an id or a seed): 32 hex digits, into id[33]. */
+static int
+query_id(const struct http_request *r, const char *name, char *id)
+{
+	const char *v;
+	size_t len, i;
+
+	if ((v = http_query(r, name, &len)) == NULL || len != 32)
+		return -1;
+	for (i = 0; i < len; i++)
+		if (strchr("0123456789abcdef", v[i]) == NULL || v[i] == '\0')
+			return -1;
+	memcpy(id, v, 32);
+	id[32] = '\0';
+	return 0;
+}
+
+/* Answer FSYNC=always writes as the store's flusher reports them. */
+static void
+watch_store(void)
+{
+	if (http_watch(store_notify_fd(node.store), wait_on_durable,
+	    NULL) == -1)
+		kv_log("error", "cannot watch the store's flush notifications "
+		    "(%s): writes under FSYNC=always are answered on the "
+		    "loop's tick instead", strerror(errno));
+}
+
+/* ---- The endpoints ---- */
+
+void
+replica_state(struct http_request *r)
+{
+	struct store_stats st;
+	char body[256];
+	int n;
+
+	store_stats(node.store, &st);
+	n = snprintf(body, sizeof(body), "{\"role\":\"%s\",\"repl_id\":\"%s\","
+	    "\"seq\":%llu,\"keys\":%llu,\"synced\":%s,\"node\":\"%s\"}\n",
+	    node_role_name(), st.repl_id, (unsigned long long)st.last_seq,
+	    (unsigned long long)st.keys, st.synced ? "true" : "false",
+	    repl_node_id());
+	http_reply(r->id, 200, "application/json", "", body, n);
+}
+
+/*
+ * Start the bucket of body's record at off on its way into the cache
+ * (store_prefetch); returns the offset of the next record, or len when
+ * there is none or it is malformed (apply_records says so when it gets
+ * there).
+ */
+static size_t
+prefetch_record(struct store *s, const char *body, size_t len, size_t off)
+{
+	struct repl_record rec;
+	ssize_t n;
+
+	if (off >= len || (n = repl_decode(body + off, len - off, &rec)) <= 0)
+		return len;
+	if (rec.op != REPL_END)
+		store_prefetch(s, rec.key, rec.klen);
+	return off + (size_t)n;
+}
+
+/*
+ * Apply the records of body to s. Streaming (s is the node.store): a record at
+ * or below *applied is skipped and the next must be *applied + 1. Loading
+ * a full sync (s is sync_store, taken at sync_seq): a record newer than
+ * sync_seq was written while the snapshot was read, and the stream replays
+ * it from sync_seq + 1; it is stored as of sync_seq meanwhile (so readers
+ * never miss the key), or skipped when sync_seq is 0 (nothing existed
+ * then). Returns 0, or -1 with a reason.
+ */
+static int
+apply_records(struct store *s, const char *body, size_t len,
+    uint64_t *applied, const char **why)
+{
+	struct repl_record rec;
+	uint64_t seq, dummy;
+	ssize_t n;
+	size_t off, ahead;
+	int rc, k;
+
+	/* ahead runs APPLY_AHEAD records in front, prefetching buckets. */
+	for (ahead = 0, k = 0; k < APPLY_AHEAD; k++)
+		ahead = prefetch_record(s, body, len, ahead);
+	for (off = 0; off < len; off += n) {
+		ahead = prefetch_record(s, body, len, ahead);
+		if ((n = repl_decode(body + off, len - off, &rec)) <= 0) {
+			*why = "malformed record";
+			return -1;
+		}
+		if (rec.op == REPL_END)
+			continue;
+		seq = rec.seq;
+		if (s == sync_store && seq > sync_seq) {
+			if (sync_seq == 0)
+				continue;
+			seq = sync_seq;
+		} else if (s != sync_store && seq <= *applied) {
+			continue;
+		} else if (s != sync_store && seq != *applied + 1) {
+			*why = "gap in the sequence";
+			return -1;
+		}
+		rc = rec.op == REPL_PUT ? store_put(s, rec.key, rec.klen,
+		    rec.val, rec.vlen, seq, &dummy) : store_del(s, rec.key,
+		    rec.klen, seq, &dummy);
+		if (rc == -1) {
+			*why = strerror(errno);
+			return -1;
+		}
+		if (s != sync_store) {
+			*applied = seq;
+			wait_note_write(rec.key, rec.klen);
+		}
+	}
+	return 0;
+}
+
+void
+replica_apply(struct http_request *r)
+{
+	struct store_stats st;
+	char id[33];
+	const char *why = NULL;
+	uint64_t from, applied, pseq;
+
+	if (node.role == ROLE_PRIMARY) {
+		reply_text(r->id, 409, "", "this node is the primary");
+		return;
+	}
+	if (node.store_stale) {
+		reply_text(r->id, 503, "", "a full sync could not be swapped "
+		    "in; this replica applies nothing until it is restarted");
+		return;
+	}
+	store_stats(node.store, &st);
+	if (query_id(r, "id", id) == -1 || query_u64(r, "from", &from) == -1) {
+		reply_text(r->id, 400, "", "apply needs id and from");
+		return;
+	}
+	if (query_u64(r, "primary_seq", &pseq) == 0)
+		node.primary_seq = pseq;
+	applied = st.last_seq;
+	if (strcmp(id, st.repl_id) != 0 || !st.synced) {
+		reply_text(r->id, 409, "", "resync: this replica follows %s",
+		    st.synced ? st.repl_id : "nothing yet");
+		return;
+	}
+	if (r->body_len > 0 && from > applied + 1) {
+		reply_text(r->id, 409, "", "resync: gap, applied %llu, batch "
+		    "starts at %llu", (unsigned long long)applied,
+		    (unsigned long long)from);
+		return;
+	}
+	if (apply_records(node.store, r->body, r->body_len, &applied, &why) == -1) {
+		reply_text(r->id, errno == ENOSPC ? 507 : 409, "",
+		    "resync: %s after seq %llu", why,
+		    (unsigned long long)applied);
+		return;
+	}
+	reply_text(r->id, 200, "", "%llu", (unsigned long long)applied);
+}
+
+void
+replica_sync_begin(struct http_request *r)
+{
+	char path[PATH_MAX], id[33], seed[33], err[256];
+	uint64_t seq, keys = 0;
+	size_t len;
+	int has_seed = http_query(r, "seed", &len) != NULL;
+
+	if (query_id(r, "id", id) == -1 || query_u64(r, "seq", &seq) == -1 ||
+	    (has_seed && query_id(r, "seed", seed) == -1)) {
+		reply_text(r->id, 400, "", "sync/begin needs id and seq (and "
+		    "seed, if any, of 32 hex digits)");
+		return;
+	}
+	/* How many keys are coming, when the pusher knows: buckets for
+	 * them all at once, rather than a rehash at every doubling. */
+	if (http_query(r, "keys", NULL) != NULL &&
+	    query_u64(r, "keys", &keys) == -1) {
+		reply_text(r->id, 400, "", "sync/begin: bad keys");
+		return;
+	}
+	if (sync_store != NULL)
+		store_discard(sync_store);
+	snprintf(path, sizeof(path), "%s/kvstore.db.sync", node.data_dir);
+	/*
+	 * The source's seed gives this copy its hash order, so a listing
+	 * cursor from any node of the data set works on every other (pages
+	 * through the read Service). A primary older than this sends none;
+	 * a rolling update replaces it last, so that happens.
+	 */
+	if ((sync_store = store_create(path, id, has_seed ? seed : NULL, seq,
+	    keys, STORE_FSYNC_NO, err, sizeof(err))) == NULL) {
+		kv_log("error", "full sync: %s", err);
+		reply_text(r->id, 507, "", "cannot start a full sync: %s", err);
+		return;
+	}
+	memcpy(sync_id, id, sizeof(sync_id));
+	sync_seq = seq;
+	sync_token++;
+	kv_log("info", "full sync from %s begins at seq %llu; serving the "
+	    "old data until it ends", id, (unsigned long long)seq);
+	reply_text(r->id, 200, "", "%llu", (unsigned long long)sync_token);
+}
+
+/* The request names the sync in progress: its id and its token. */
+static int
+sync_current(struct http_request *r)
+{
+	char id[33];
+	uint64_t token;
+
+	if (query_id(r, "id", id) == -1 ||
+	    query_u64(r, "token", &token) == -1 ||
+	    sync_store == NULL || strcmp(id, sync_id) != 0 ||
+	    token != sync_token) {
+		reply_text(r->id, 409, "", "resync: no full sync of that id "
+		    "and token in progress (another one began?)");
+		return 0;
+	}
+	return 1;
+}
+
+void
+replica_sync_data(struct http_request *r)
+{
+	const char *why = NULL;
+	uint64_t applied = 0;
+
+	if (!sync_current(r))
+		return;
+	if (apply_records(sync_store, r->body, r->body_len, &applied,
+	    &why) == -1) {
+		reply_text(r->id, 409, "", "resync: %s", why);
+		return;
+	}
+	reply_text(r->id, 200, "", "ok");
+}
+
+void
+replica_sync_end(struct http_request *r)
+{
+	struct store *adopted;
+	struct store_stats st;
+	char err[256];
+	uint64_t seq;
+
+	if (!sync_current(r))
+		return;
+	if (query_u64(r, "seq", &seq) == -1 || seq != sync_seq) {
+		reply_text(r->id, 409, "", "resync: sync/end for another seq "
+		    "than its begin");
+		return;
+	}
+	http_unwatch(store_notify_fd(node.store));
+	adopted = store_adopt(node.store, sync_store, err, sizeof(err));
+	sync_store = NULL;
+	if (adopted == NULL) {
+		/*
+		 * Renamed but not reopened: the old store must not be written
+		 * again, and only a restart serves the new one. Say so on
+		 * every channel rather than end the process from a request.
+		 */
+		if (errno == ESTALE)
+			node.store_stale = 1;
+		kv_log("error", "full sync: cannot swap the new store in: %s%s",
+		    err, node.store_stale ? "; restart to serve it" : "");
+		watch_store();
+		reply_text(r->id, 500, "", "resync: %s", err);
+		return;
+	}
+	node.store = adopted;
+	node.store_gen++;
+	watch_store();
+	store_stats(node.store, &st);
+	if (node.primary_seq < st.last_seq)
+		node.primary_seq = st.last_seq;
+	kv_log("info", "full sync done: %llu keys at seq %llu from %s",
+	    (unsigned long long)st.keys, (unsigned long long)st.last_seq,
+	    st.repl_id);
+	if (node.role == ROLE_PRIMARY)
+		repl_reset(st.repl_id, st.last_seq);
+	reply_text(r->id, 200, "", "%llu", (unsigned long long)st.last_seq);
+}
+
+/* A snapshot being streamed: records of every key, then an END record. */
+struct snapshot {
+	uint64_t	 cursor;
+	uint64_t	 seq;		/* the node's seq when it began */
+	struct stage	 st;
+};
+
+/* Stages one key; says "enough" once the staging buffer is full. */
+static int
+snapshot_key(void *arg, const char *key, size_t klen,
+    const struct store_value *v)
+{
+	struct snapshot *sn = arg;
+	size_t need = repl_encoded_len(klen, v->len);
+
+	/* Keep room for the END record after the last key. */
+	need += repl_encoded_len(0, 0);
+	if (stage_reserve(&sn->st, need, 0) == -1)
+		return 1;
+	sn->st.len += repl_encode(sn->st.buf + sn->st.len,
+	    sn->st.cap - sn->st.len, REPL_PUT, v->seq, key, klen, v->data,
+	    v->len);
+	return sn->st.len >= SNAPSHOT_STAGE_BYTES;
+}
+
+/*
+ * Stage the next keys: SNAPSHOT_STAGE_BYTES and one record at most, however
+ * big the values. Many keys per scan, so that its prefetching overlaps the
+ * cache misses of records read in hash order, not log order.
+ */
+static void
+snapshot_refill(void *arg)
+{
+	struct snapshot *sn = arg;
+
+	store_scan(node.store, &sn->cursor, SNAPSHOT_SCAN_KEYS, snapshot_key, sn);
+	if (sn->cursor == UINT64_MAX && !sn->st.failed) {
+		/* The staging buffer always has room for a header. */
+		sn->st.len += repl_encode(sn->st.buf + sn->st.len,
+		    sn->st.cap - sn->st.len, REPL_END, sn->seq, "", 0, "", 0);
+		sn->st.finished = 1;
+	}
+}
+
+static ssize_t
+snapshot_produce(void *arg, char *buf, size_t cap)
+{
+	struct snapshot *sn = arg;
+
+	return stage_out(&sn->st, sn, snapshot_refill, buf, cap);
+}
+
+void
+replica_snapshot(struct http_request *r)
+{
+	struct store_stats st;
+	struct snapshot *sn;
+	char extra[224], seed[33];
+
+	if ((sn = calloc(1, sizeof(*sn))) == NULL ||
+	    (sn->st.buf = malloc(SNAPSHOT_FIRST_BYTES)) == NULL) {
+		free(sn);
+		reply_text(r->id, 503, "", "out of memory");
+		return;
+	}
+	sn->st.cap = SNAPSHOT_FIRST_BYTES;
+	sn->st.gen = node.store_gen;
+	store_stats(node.store, &st);
+	sn->seq = st.last_seq;
+	store_seed(node.store, seed);
+	snprintf(extra, sizeof(extra), "X-Kv-Repl-Id: %s\r\nX-Kv-Seq: %llu\r\n"
+	    "X-Kv-Seed: %s\r\nX-Kv-Keys: %llu\r\n", st.repl_id,
+	    (unsigned long long)st.last_seq, seed, (unsigned long long)st.keys);
+	kv_log("info", "snapshot of %llu keys at seq %llu requested",
+	    (unsigned long long)st.keys, (unsigned long long)st.last_seq);
+	if (http_stream(r->id, 200, "application/octet-stream", extra,
+	    snapshot_produce, sn) == -1) {
+		free(sn->st.buf);
+		free(sn);
+	}
+}
+
+void
+replica_register(struct http_request *r)
+{
+	char url[300];
+	size_t i;
+
+	if (node.role != ROLE_PRIMARY) {
+		reply_text(r->id, 409, "", "this node is a replica; register "
+		    "with the primary");
+		return;
+	}
+	if (r->body_len == 0 || r->body_len >= sizeof(url) ||
+	    memchr(r->body, '\0', r->body_len) != NULL) {
+		reply_text(r->id, 400, "", "register needs the replica's URL "
+		    "as the body");
+		return;
+	}
+	memcpy(url, r->body, r->body_len);
+	url[r->body_len] = '\0';
+	for (i = 0; i < r->body_len; i++)
+		if ((unsigned char)url[i] <= ' ' ||
+		    (unsigned char)url[i] >= 0x7f) {
+			kv_log("warn", "repl: refused to register \"%s\": a "
+			    "space or control byte in the URL", url);
+			reply_text(r->id, 400, "", "a replica URL has no "
+			    "spaces or control bytes");
+			return;
+		}
+	if (strncmp(url, "http://", 7) != 0 || repl_add_replica(url, 1) == -1) {
+		reply_text(r->id, 400, "", "cannot feed %s: %s", url,
+		    strncmp(url, "http://", 7) != 0 ? "not an http:// URL" :
+		    strerror(errno));
+		return;
+	}
+	reply_text(r->id, 200, "", "ok");
+}
+
+void
+replica_close(void)
+{
+	if (sync_store != NULL)
+		store_discard(sync_store);
+	sync_store = NULL;
+}

@@ -1,0 +1,16 @@
+/*
+ * replica.h: the /repl/ endpoints: the answering side of the replication
+ * protocol (repl.c pushes; the wire format is described there). Main
+ * thread only; each answers its request.
+ */
+
+void	replica_state(struct http_request *r);		/* GET /repl/state */
+void	replica_snapshot(struct http_request *r);	/* GET /repl/snapshot */
+void	replica_apply(struct http_request *r);		/* POST /repl/apply */
+void	replica_sync_begin(struct http_request *r);	/* POST /repl/sync/begin */
+void	replica_sync_data(struct http_request *r);	/* POST /repl/sync/data */
+void	replica_sync_end(struct http_request *r);	/* POST /repl/sync/end */
+void	replica_register(struct http_request *r);	/* POST /repl/register */
+
+/* Discard a full sync in progress: the process is stopping. */
+void	replica_close(void);

@@ -42,6 +42,10 @@
 #define LIST_PAGE_MAX	1000		/* keys in one page */
 #define LIST_PAGE_DEFAULT 100
 #define LIST_PAGE_SCAN	100000		/* keys one page may look at */
+#define LIST_PAGE_BYTES	(1 << 20)	/* JSON one page may hold, but for its
+					   last key */
+#define LIST_VALUE_MAX	(256 << 10)	/* a bigger value is listed by size:
+					   escaping it would hold the loop */
 #define JSON_KEY_MAX	(JSON_STRING_MAX(STORE_MAX_KEY) + 1)
 #define SENDFILE_MIN_BYTES (16 << 10)	/* a value this big goes out by
 					   sendfile(2): no copy, no buffer */
@@ -54,6 +58,7 @@ struct listing {
 	int		 values;	/* objects with values, not key strings */
 	int		 opened;	/* '[' written */
 	int		 nkeys;		/* keys written, for the commas */
+	size_t		 budget;	/* a page's bytes, or 0: streamed */
 	struct stage	 st;		/* JSON; finished once ']' is written */
 };
 
@@ -133,37 +138,51 @@ base64(char *out, const unsigned char *in, size_t n)
 	return o;
 }
 
+/* Key and value of a listing with values, as one JSON object. */
+static void
+list_object(struct listing *l, const char *key, size_t klen,
+    const struct store_value *v)
+{
+	struct stage *st = &l->st;
+
+	memcpy(st->buf + st->len, "{\"key\":", 7);
+	st->len += 7;
+	st->len += json_string(st->buf + st->len, key, klen);
+	if (v->len > LIST_VALUE_MAX)
+		st->len += sprintf(st->buf + st->len, ",\"value_bytes\":%zu",
+		    v->len);
+	else if (utf8_valid(v->data, v->len)) {
+		st->len += sprintf(st->buf + st->len, ",\"value\":");
+		st->len += json_string(st->buf + st->len, v->data, v->len);
+	} else {
+		st->len += sprintf(st->buf + st->len, ",\"value_base64\":\"");
+		st->len += base64(st->buf + st->len,
+		    (const unsigned char *)v->data, v->len);
+		st->buf[st->len++] = '"';
+	}
+	st->len += sprintf(st->buf + st->len, ",\"version\":%llu}",
+	    (unsigned long long)v->seq);
+}
+
+/* store_scan's visitor: stage key; "enough" once a page's budget is spent. */
 static int
 list_key(void *arg, const char *key, size_t klen, const struct store_value *v)
 {
 	struct listing *l = arg;
-	size_t need;
+	size_t need, vlen = v->len > LIST_VALUE_MAX ? 0 : v->len;
 
 	if (klen < l->plen || memcmp(key, l->prefix, l->plen) != 0)
 		return 0;
-	need = klen * 6 + (l->values ? v->len * 6 + 64 : 0) + 8;
+	need = JSON_STRING_MAX(klen) + (l->values ? vlen * 6 + 96 : 0) + 8;
 	if (stage_reserve(&l->st, need, LIST_TAIL) == -1)
-		return 0;
+		return 1;
 	if (l->nkeys++ > 0)
 		l->st.buf[l->st.len++] = ',';
-	if (!l->values) {
+	if (l->values)
+		list_object(l, key, klen, v);
+	else
 		l->st.len += json_string(l->st.buf + l->st.len, key, klen);
-		return 0;
-	}
-	l->st.len += sprintf(l->st.buf + l->st.len, "{\"key\":");
-	l->st.len += json_string(l->st.buf + l->st.len, key, klen);
-	if (utf8_valid(v->data, v->len)) {
-		l->st.len += sprintf(l->st.buf + l->st.len, ",\"value\":");
-		l->st.len += json_string(l->st.buf + l->st.len, v->data, v->len);
-	} else {
-		l->st.len += sprintf(l->st.buf + l->st.len, ",\"value_base64\":\"");
-		l->st.len += base64(l->st.buf + l->st.len, (const unsigned char *)v->data,
-		    v->len);
-		l->st.buf[l->st.len++] = '"';
-	}
-	l->st.len += sprintf(l->st.buf + l->st.len, ",\"version\":%llu}",
-	    (unsigned long long)v->seq);
-	return 0;
+	return l->budget != 0 && l->st.len >= l->budget;
 }
 
 /* Scan up to limit keys into l->st.buf; a scan that cannot move is a failure
@@ -228,8 +247,9 @@ list_produce(void *arg, char *buf, size_t cap)
 
 /*
  * One page: up to limit matching keys from the cursor, scanning at most
- * LIST_PAGE_SCAN keys so that a rare prefix never stalls the loop (a page
- * may then hold fewer keys; the cursor still moves on).
+ * LIST_PAGE_SCAN keys so that a rare prefix never stalls the loop, and
+ * ending once it holds LIST_PAGE_BYTES, so that big values never build a
+ * big answer (a page may then hold fewer keys; next goes on from there).
  */
 static void
 list_page(struct http_request *r, struct listing *l, size_t limit)
@@ -239,8 +259,10 @@ list_page(struct http_request *r, struct listing *l, size_t limit)
 	int n;
 
 	l->st.buf[l->st.len++] = '[';
+	l->budget = LIST_PAGE_BYTES;
 	while ((size_t)l->nkeys < limit && l->cursor != UINT64_MAX &&
-	    scanned < LIST_PAGE_SCAN && !l->st.failed)
+	    scanned < LIST_PAGE_SCAN && l->st.len < l->budget &&
+	    !l->st.failed)
 		scanned += list_step(l, limit - l->nkeys);
 	if (l->st.failed) {
 		reply_text(r->id, 503, "", "out of memory");
@@ -666,7 +688,7 @@ key_request(struct http_request *r)
 		reply_text(r->id, 503, "", "a full sync could not be swapped "
 		    "in; this node takes no writes until it is restarted");
 	else if (req_header_u64(r, "X-Kv-Replicas", &want) == -1 ||
-	    !wait_enough_replicas(r))
+	    !wait_enough_replicas(r) || (want > 0 && !wait_has_room(r)))
 		return;
 	else if (req_is(r, "PUT"))
 		put_key(r, key, klen);

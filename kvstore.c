@@ -232,6 +232,9 @@ load_config(void)
 	    NODE_MAX_PEERS);
 	node.max_replica_lag_ms = env_int("MAX_REPLICA_LAG_MS", 10000, 0,
 	    86400000);
+	/* Half the connections at most: probes must find one free. */
+	node.max_parked = env_int("MAX_PARKED", cfg.max_conns / 2, 0,
+	    cfg.max_conns / 2);
 	check_url("PRIMARY_URL", node.primary_url, strlen(node.primary_url));
 	each_url(cfg.replica_urls, check_replica_url);
 	snprintf(cfg.self_url, sizeof(cfg.self_url), "http://127.0.0.1:%s",

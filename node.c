@@ -137,16 +137,19 @@ reply_version(char *p, uint64_t seq, int etag)
 int
 stage_reserve(struct stage *st, size_t need, size_t slack)
 {
+	size_t cap;
 	char *p;
 
 	if (st->len + need <= st->cap)
 		return 0;
-	if ((p = realloc(st->buf, st->len + need + slack)) == NULL) {
+	/* Doubling: a body staged in many steps is copied O(n) times. */
+	cap = st->len + need > 2 * st->cap ? st->len + need : 2 * st->cap;
+	if ((p = realloc(st->buf, cap + slack)) == NULL) {
 		st->failed = 1;
 		return -1;
 	}
 	st->buf = p;
-	st->cap = st->len + need;
+	st->cap = cap;
 	return 0;
 }
 

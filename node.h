@@ -25,6 +25,7 @@ struct node {
 	int		 replicas_wait_ms;
 	int		 min_replicas;
 	int		 max_replica_lag_ms;
+	int		 max_parked;	/* requests waiting at once */
 	/* State. */
 	struct store	*store;		/* a full sync replaces it whole */
 	uint64_t	 store_gen;	/* counts those replacements */

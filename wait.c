@@ -60,6 +60,7 @@ static struct waiter *park(struct http_request *, int, uint64_t, uint64_t,
 
 static struct pending	*pending_head, *pending_tail;
 static struct waiter	*waiters;
+static int		 nparked;	/* waiters, against node.max_parked */
 static int		 replaying;	/* rerun answers a watch */
 static void		(*rerun)(struct http_request *r);
 
@@ -224,6 +225,9 @@ park(struct http_request *r, int kind, uint64_t wait_ms, uint64_t seq,
 {
 	struct waiter *w;
 
+	/* Writes waiting for acks were let in by wait_has_room. */
+	if (kind != WAIT_ACKS && !wait_has_room(r))
+		return NULL;
 	if ((w = calloc(1, sizeof(*w))) == NULL ||
 	    (kind != WAIT_ACKS && (w->w_req = save_request(r)) == NULL) ||
 	    (key != NULL && (w->w_key = malloc(klen + 1)) == NULL)) {
@@ -243,7 +247,18 @@ park(struct http_request *r, int kind, uint64_t wait_ms, uint64_t seq,
 	w->w_seq = seq;
 	w->w_next = waiters;
 	waiters = w;
+	nparked++;
 	return w;
+}
+
+int
+wait_has_room(struct http_request *r)
+{
+	if (nparked < node.max_parked)
+		return 1;
+	reply_text(r->id, 503, "Retry-After: 1\r\n", "too many requests are "
+	    "waiting (MAX_PARKED=%d); try again later", node.max_parked);
+	return 0;
 }
 
 /* ?wait= as milliseconds: "30s", "500ms", "5m", or plain seconds. */
@@ -507,6 +522,7 @@ run_waiters(void)
 			continue;
 		}
 		*pw = w->w_next;
+		nparked--;
 		free(w->w_req);
 		free(w->w_key);
 		free(w);

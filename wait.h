@@ -22,6 +22,13 @@ int	wait_watch_list(struct http_request *r, const char *prefix,
 /* A write of key was applied here: wakes the watches of its prefixes. */
 void	wait_note_write(const char *key, size_t klen);
 
+/*
+ * May one more request park? Parked requests hold connections, so at most
+ * node.max_parked wait at once, and probes always find a connection. If
+ * not, answers 503 with Retry-After and returns 0.
+ */
+int	wait_has_room(struct http_request *r);
+
 /* MIN_REPLICAS_TO_WRITE holds? If not, answers 503 and returns 0. */
 int	wait_enough_replicas(struct http_request *r);
 

@@ -95,3 +95,72 @@ testAParkedPageIsRerunWithinItsCopy() {
   out=$(raw "${port}" 'GET /kv/?limit=5x HTTP/1.0\r\n\r\n')
   assertEquals 'a limit that is no number' 400 "$(status_code "${out}")"
 }
+
+# Parked requests hold connections: they may take at most MAX_PARKED of
+# MAX_CONNS, so that the liveness probe is always answered.
+testParkedRequestsLeaveRoomForProbes() {
+  start parked MAX_CONNS=20
+  purl="http://127.0.0.1:${sport}"
+  curl -s -o /dev/null -X PUT -d 0 "${purl}/kv/w"
+  fds=
+  for _ in $(seq 1 10); do
+    exec {fd}<>"/dev/tcp/127.0.0.1/${sport}"
+    printf 'GET /kv/w?index=999&wait=60s HTTP/1.1\r\nHost: x\r\n\r\n' >&"${fd}"
+    fds="${fds} ${fd}"
+  done
+  # The tenth parks once the loop has read it: poll until the next is refused.
+  for _ in $(seq 1 100); do
+    code=$(curl -s -D "${SHUNIT_TMPDIR}/parked.h" -o "${body}" \
+      -w '%{http_code}' --max-time 2 "${purl}/kv/w?index=999&wait=60s")
+    [ "${code}" = 503 ] && break
+    sleep 0.02
+  done
+  assertEquals 'the eleventh watch: 503' 503 "${code}"
+  assertContains 'says why' "$(cat "${body}")" 'MAX_PARKED=10'
+  assertContains 'and when to come back' \
+    "$(tr -d '\r' <"${SHUNIT_TMPDIR}/parked.h")" 'Retry-After: 1'
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+    "${purl}/health")
+  assertEquals 'the probe is answered meanwhile' 200 "${code}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 -X PUT \
+    -H 'X-Kv-Replicas: 1' -d 1 "${purl}/kv/acked")
+  assertEquals 'a write that would wait for replicas: 503 before writing' \
+    503 "${code}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "${purl}/kv/acked")
+  assertEquals 'and nothing was written' 404 "${code}"
+  for fd in ${fds}; do exec {fd}>&-; done
+  stop "${spid}"
+}
+
+# A listing with values is bounded per page and per value: 1 MiB of JSON a
+# page (but its last key), and a value over 256 KiB listed by its size.
+testListingsWithValuesAreBoundedInBytes() {
+  start bounded
+  burl="http://127.0.0.1:${sport}"
+  head -c 200000 /dev/zero >"${SHUNIT_TMPDIR}/ctl"
+  for i in 1 2 3 4 5 6; do
+    curl -s -o /dev/null -X PUT --data-binary "@${SHUNIT_TMPDIR}/ctl" \
+      "${burl}/kv/ctl${i}"
+  done
+  head -c 300000 /dev/zero | tr '\0' v >"${SHUNIT_TMPDIR}/big"
+  curl -s -o /dev/null -X PUT --data-binary "@${SHUNIT_TMPDIR}/big" \
+    "${burl}/kv/huge"
+  curl -s -o "${body}" "${burl}/kv/?prefix=ctl&values=true&limit=100"
+  n=$(grep -o '"key":' "${body}" | wc -l)
+  # Each value escapes to 1.2 MB of \u0000: the page ends after one.
+  assertEquals 'a page stops at its byte budget' 1 "${n}"
+  assertNotContains 'and says where to go on' "$(cat "${body}")" '"next":null'
+  cursor=$(sed -n 's/.*"next":"\([0-9a-f]*\)".*/\1/p' "${body}")
+  seen=${n}
+  while [ -n "${cursor}" ]; do
+    curl -s -o "${body}" \
+      "${burl}/kv/?prefix=ctl&values=true&limit=100&cursor=${cursor}"
+    seen=$((seen + $(grep -o '"key":' "${body}" | wc -l)))
+    cursor=$(sed -n 's/.*"next":"\([0-9a-f]*\)".*/\1/p' "${body}")
+  done
+  assertEquals 'the pages together hold every key' 6 "${seen}"
+  curl -s -o "${body}" "${burl}/kv/?prefix=huge&values=true"
+  assertEquals 'a value over 256 KiB is listed by size' \
+    '[{"key":"huge","value_bytes":300000,"version":7}]' "$(cat "${body}")"
+  stop "${spid}"
+}

@@ -678,12 +678,8 @@ key_request(struct http_request *r)
 		get_key(r, key, klen);
 	else if (node.role != ROLE_PRIMARY)
 		reply_readonly(r);
-	else if (repl_recovering())
-		reply_text(r->id, 503, "Retry-After: 1\r\n", "this primary "
-		    "started with a new, empty store and first asks its "
-		    "replicas for their data (up to RECOVER_WAIT_MS=%d ms, or "
-		    "until a copy is done); writes resume then",
-		    node.recover_wait_ms);
+	else if (wait_recovery(r))
+		return;
 	else if (node.store_stale)
 		reply_text(r->id, 503, "", "a full sync could not be swapped "
 		    "in; this node takes no writes until it is restarted");

@@ -302,26 +302,32 @@ raise_fd_limit(void)
 
 /* ---- The loop ---- */
 
+/* Recovery ended: say what it found before any parked write is made. */
 static void
-tick(void)
+recovery_done(void)
 {
 	struct store_stats st;
 
+	recovery_pending = 0;
+	store_stats(node.store, &st);
+	if (st.keys == 0 && st.last_seq == 0) {
+		node.started_empty = 1;
+		kv_log("warn", "STARTING EMPTY: this primary's store is new and "
+		    "no replica with data answered within %d ms; if replicas "
+		    "held older data, it was not recovered",
+		    node.recover_wait_ms);
+	}
+}
+
+static void
+tick(void)
+{
 	node.stopping = stopping;
 	store_step(node.store);
+	if (recovery_pending && !repl_recovering())
+		recovery_done();
 	wait_run();
 	repl_flush();
-	if (recovery_pending && !repl_recovering()) {
-		recovery_pending = 0;
-		store_stats(node.store, &st);
-		if (st.keys == 0 && st.last_seq == 0) {
-			node.started_empty = 1;
-			kv_log("warn", "STARTING EMPTY: this primary's store is "
-			    "new and no replica with data answered within "
-			    "%d ms; if replicas held older data, it was not "
-			    "recovered", node.recover_wait_ms);
-		}
-	}
 }
 
 /*

@@ -25,6 +25,9 @@
 
 #define WATCH_DEFAULT_MS 300000		/* a watch without ?wait=: Consul's 5 min */
 #define WATCH_MAX_MS	600000		/* and at most Consul's 10 min */
+#define RECOVERY_COPY_MS 60000		/* a write waits for RECOVER_WAIT_MS and
+					   then this long for a copy to end */
+#define PARKED_BODY_BYTES (64 << 20)	/* bodies of parked writes, in all */
 
 /* A write under FSYNC=always, answered once the flusher passes its seq. */
 struct pending {
@@ -35,7 +38,13 @@ struct pending {
 	struct pending	*next;
 };
 
-enum wait_kind { WAIT_SEQ, WAIT_KEY, WAIT_LIST, WAIT_ACKS };
+enum wait_kind {
+	WAIT_SEQ,	/* a read for a seq not applied yet */
+	WAIT_KEY,	/* a watch of a key */
+	WAIT_LIST,	/* a watch of a prefix */
+	WAIT_ACKS,	/* a write made, waiting for replicas */
+	WAIT_WRITE	/* a write not made yet: the primary is recovering */
+};
 
 struct waiter {
 	int		 w_kind;
@@ -61,6 +70,7 @@ static struct waiter *park(struct http_request *, int, uint64_t, uint64_t,
 static struct pending	*pending_head, *pending_tail;
 static struct waiter	*waiters;
 static int		 nparked;	/* waiters, against node.max_parked */
+static size_t		 parked_bytes;	/* their bodies */
 static int		 replaying;	/* rerun answers a watch */
 static void		(*rerun)(struct http_request *r);
 
@@ -183,13 +193,16 @@ wait_on_durable(void *arg)
 
 /* ---- Parked requests ---- */
 
-/* A copy of r's head (not its body) in one allocation. */
+/* A copy of r's head, and its body if with_body, in one allocation. */
 static struct http_request *
-save_request(const struct http_request *r)
+save_request(const struct http_request *r, int with_body)
 {
 	struct http_request *c;
 	size_t n = r->method_len + r->path_len + r->query_len, i;
 	char *p;
+
+	if (with_body)
+		n += r->body_len;
 
 	for (i = 0; i < r->nheaders; i++)
 		n += r->headers[i].name_len + r->headers[i].value_len;
@@ -215,6 +228,10 @@ save_request(const struct http_request *r)
 	}
 	c->body = NULL;
 	c->body_len = 0;
+	if (with_body && r->body_len > 0) {
+		c->body = memcpy(p, r->body, r->body_len);
+		c->body_len = r->body_len;
+	}
 	return c;
 }
 
@@ -229,7 +246,8 @@ park(struct http_request *r, int kind, uint64_t wait_ms, uint64_t seq,
 	if (kind != WAIT_ACKS && !wait_has_room(r))
 		return NULL;
 	if ((w = calloc(1, sizeof(*w))) == NULL ||
-	    (kind != WAIT_ACKS && (w->w_req = save_request(r)) == NULL) ||
+	    (kind != WAIT_ACKS &&
+	    (w->w_req = save_request(r, kind == WAIT_WRITE)) == NULL) ||
 	    (key != NULL && (w->w_key = malloc(klen + 1)) == NULL)) {
 		if (w != NULL)
 			free(w->w_req);
@@ -248,6 +266,8 @@ park(struct http_request *r, int kind, uint64_t wait_ms, uint64_t seq,
 	w->w_next = waiters;
 	waiters = w;
 	nparked++;
+	if (kind == WAIT_WRITE)
+		parked_bytes += r->body_len;
 	return w;
 }
 
@@ -307,6 +327,23 @@ wait_min_seq(struct http_request *r)
 	if (st.last_seq >= want)
 		return 0;
 	park(r, WAIT_SEQ, (uint64_t)node.min_seq_wait_ms, want, NULL, 0);
+	return 1;
+}
+
+int
+wait_recovery(struct http_request *r)
+{
+	if (!repl_recovering())
+		return 0;
+	if (parked_bytes + r->body_len > PARKED_BODY_BYTES) {
+		reply_text(r->id, 503, "Retry-After: 1\r\n", "this primary is "
+		    "recovering its data from its replicas, and %zu bytes of "
+		    "writes already wait for it; nothing was written",
+		    parked_bytes);
+		return 1;
+	}
+	park(r, WAIT_WRITE, (uint64_t)node.recover_wait_ms + RECOVERY_COPY_MS,
+	    0, NULL, 0);
 	return 1;
 }
 
@@ -467,6 +504,18 @@ settle(struct waiter *w, uint64_t now, uint64_t last_seq, int changed)
 			return 1;
 		}
 		break;
+	case WAIT_WRITE:
+		if (!repl_recovering()) {
+			replay(w);
+			return 1;
+		}
+		if (now < w->w_deadline)
+			return 0;
+		reply_text(w->w_id, 503, "Retry-After: 1\r\n", "waited %llu ms "
+		    "for this primary to recover its data from its replicas; "
+		    "nothing was written", (unsigned long long)(now -
+		    w->w_began));
+		return 1;
 	case WAIT_ACKS:
 		if (node.fsync == STORE_FSYNC_ALWAYS &&
 		    store_durable_seq(node.store) < w->w_seq &&
@@ -523,6 +572,8 @@ run_waiters(void)
 		}
 		*pw = w->w_next;
 		nparked--;
+		if (w->w_kind == WAIT_WRITE)
+			parked_bytes -= w->w_req->body_len;
 		free(w->w_req);
 		free(w->w_key);
 		free(w);

@@ -12,6 +12,14 @@ void	wait_init(void (*rerun)(struct http_request *r));
 /* X-Kv-Min-Seq on a read: park r until this node applied that seq. */
 int	wait_min_seq(struct http_request *r);
 
+/*
+ * A write to a primary that is still recovering its data set from its
+ * replicas: park it, body and all, and make it once recovery decided (on
+ * the recovered data or a new empty one); 503 with Retry-After if that
+ * takes longer than RECOVER_WAIT_MS plus a copy's bound.
+ */
+int	wait_recovery(struct http_request *r);
+
 /* Under ?index=: park a read of key (v, or NULL if missing) or a listing
  * of prefix until it changes past the index. */
 int	wait_watch_key(struct http_request *r, const char *key, size_t klen,

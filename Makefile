@@ -183,15 +183,20 @@ FUZZ_SECONDS = 60
 FUZZ_CC = clang
 FUZZ_CFLAGS = -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-FUZZERS = tests/fuzz/fuzz_http tests/fuzz/fuzz_repl tests/fuzz/fuzz_store
+FUZZERS = tests/fuzz/fuzz_http tests/fuzz/fuzz_repl tests/fuzz/fuzz_store \
+	tests/fuzz/fuzz_api
 
 FUZZ_SRC_fuzz_http = http.c util.c
 FUZZ_SRC_fuzz_repl = repl.c util.c
 FUZZ_SRC_fuzz_store = store.c util.c
+# fuzz_api builds replica.c into itself, to reach its sync token.
+FUZZ_SRC_fuzz_api = api.c http.c node.c repl.c status.c store.c ui.c util.c \
+	wait.c
 
 tests/fuzz/fuzz_http: tests/fuzz/fuzz_http.c http.c util.c $(HDR)
 tests/fuzz/fuzz_repl: tests/fuzz/fuzz_repl.c repl.c util.c $(HDR)
 tests/fuzz/fuzz_store: tests/fuzz/fuzz_store.c store.c util.c $(HDR)
+tests/fuzz/fuzz_api: tests/fuzz/fuzz_api.c $(OBJ:.o=.c) $(HDR) ui/assets.h
 $(FUZZERS):
 	@sh tests/need.sh $(FUZZ_CC)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I. -o $@ $@.c $(FUZZ_SRC_$(@F)) $(LDLIBS)

@@ -67,6 +67,47 @@ req_is_read(const struct http_request *r)
 	return req_is(r, "GET") || req_is(r, "HEAD");
 }
 
+struct http_request *
+req_copy(const struct http_request *r, int with_body)
+{
+	struct http_request *c;
+	size_t n = r->method_len + r->path_len + r->query_len, i;
+	char *p;
+
+	if (with_body)
+		n += r->body_len;
+
+	for (i = 0; i < r->nheaders; i++)
+		n += r->headers[i].name_len + r->headers[i].value_len;
+	if ((c = malloc(sizeof(*c) + n)) == NULL)
+		return NULL;
+	*c = *r;
+	p = (char *)(c + 1);
+	c->method = memcpy(p, r->method, r->method_len);
+	p += r->method_len;
+	c->path = memcpy(p, r->path, r->path_len);
+	p += r->path_len;
+	if (r->query != NULL) {
+		c->query = memcpy(p, r->query, r->query_len);
+		p += r->query_len;
+	}
+	for (i = 0; i < r->nheaders; i++) {
+		c->headers[i].name = memcpy(p, r->headers[i].name,
+		    r->headers[i].name_len);
+		p += r->headers[i].name_len;
+		c->headers[i].value = memcpy(p, r->headers[i].value,
+		    r->headers[i].value_len);
+		p += r->headers[i].value_len;
+	}
+	c->body = NULL;
+	c->body_len = 0;
+	if (with_body && r->body_len > 0) {
+		c->body = memcpy(p, r->body, r->body_len);
+		c->body_len = r->body_len;
+	}
+	return c;
+}
+
 /*
  * A header or query value as a u64: 1 and *out if present and valid, 0
  * if absent, -1 (answered 400) if present and not a number.

@@ -52,6 +52,13 @@ int	req_is_read(const struct http_request *r);
 int	req_path_is(const struct http_request *r, const char *p);
 
 /*
+ * A copy of r's head, and of its body if with_body, in one allocation that
+ * ends where its last field ends (free it whole): for a request answered
+ * after its handler returned (wait.c). NULL if out of memory.
+ */
+struct http_request *req_copy(const struct http_request *r, int with_body);
+
+/*
  * Header or query field name as a decimal u64: 1 and *out if present and
  * valid, 0 if absent, -1 if malformed (then r is answered 400).
  */

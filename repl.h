@@ -45,6 +45,9 @@ struct repl_config {
  */
 #define REPL_HEARTBEAT_MS	1000
 #define REPL_BATCH_BYTES	(1 << 20)	/* one push: ~8,000 small writes */
+/* No sequence number goes past 2^53: it stays exact as a JSON number, and
+ * far from wrapping, which would make every later write "durable". */
+#define REPL_SEQ_MAX		((uint64_t)1 << 53)
 
 /* A replica as the primary sees it, for /ready and /metrics. */
 struct repl_peer {

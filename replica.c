@@ -33,6 +33,7 @@
 #define SNAPSHOT_STAGE_BYTES (1 << 20)	/* a snapshot's staging buffer */
 #define SNAPSHOT_SCAN_KEYS 4096		/* keys per store_scan, at most */
 #define SNAPSHOT_FIRST_BYTES (64 << 10)	/* grown for big values */
+#define SYNC_KEYS_HINT_MAX (1 << 22)	/* 4M keys: 64 MiB of buckets */
 
 /* The full sync in progress on this node: a fresh store beside the live. */
 static struct store	*sync_store;
@@ -156,6 +157,10 @@ apply_records(struct store *s, const char *body, size_t len,
 		}
 		if (rec.op == REPL_END)
 			continue;
+		if (rec.seq == 0 || rec.seq > REPL_SEQ_MAX) {
+			*why = "a sequence number out of range";
+			return -1;
+		}
 		seq = rec.seq;
 		if (s == sync_store && seq > sync_seq) {
 			if (sync_seq == 0)
@@ -204,7 +209,7 @@ replica_apply(struct http_request *r)
 		reply_text(r->id, 400, "", "apply needs id and from");
 		return;
 	}
-	if (query_u64(r, "primary_seq", &pseq) == 0)
+	if (query_u64(r, "primary_seq", &pseq) == 0 && pseq <= REPL_SEQ_MAX)
 		node.primary_seq = pseq;
 	applied = st.last_seq;
 	if (strcmp(id, st.repl_id) != 0 || !st.synced) {
@@ -241,13 +246,27 @@ replica_sync_begin(struct http_request *r)
 		    "seed, if any, of 32 hex digits)");
 		return;
 	}
-	/* How many keys are coming, when the pusher knows: buckets for
-	 * them all at once, rather than a rehash at every doubling. */
+	if (seq > REPL_SEQ_MAX) {
+		reply_text(r->id, 400, "", "sync/begin: seq %llu is past the "
+		    "largest a data set may reach (2^53)",
+		    (unsigned long long)seq);
+		return;
+	}
+	/*
+	 * How many keys are coming, when the pusher knows: buckets for
+	 * them all at once, rather than a rehash at every doubling. Only a
+	 * hint, and a peer's: a data set at seq N has at most N keys, and
+	 * past SYNC_KEYS_HINT_MAX the loading store grows as it fills.
+	 */
 	if (http_query(r, "keys", NULL) != NULL &&
 	    query_u64(r, "keys", &keys) == -1) {
 		reply_text(r->id, 400, "", "sync/begin: bad keys");
 		return;
 	}
+	if (keys > seq)
+		keys = seq;
+	if (keys > SYNC_KEYS_HINT_MAX)
+		keys = SYNC_KEYS_HINT_MAX;
 	if (sync_store != NULL)
 		store_discard(sync_store);
 	snprintf(path, sizeof(path), "%s/kvstore.db.sync", node.data_dir);
@@ -265,7 +284,18 @@ replica_sync_begin(struct http_request *r)
 	}
 	memcpy(sync_id, id, sizeof(sync_id));
 	sync_seq = seq;
-	sync_token++;
+	/* Unguessable: only the pusher that began the sync may feed it. */
+	do
+		if (random_bytes(&sync_token, sizeof(sync_token)) == -1) {
+			kv_log("error", "full sync: no randomness: %s",
+			    strerror(errno));
+			store_discard(sync_store);
+			sync_store = NULL;
+			reply_text(r->id, 503, "", "cannot start a full sync: "
+			    "no randomness");
+			return;
+		}
+	while (sync_token == 0);
 	kv_log("info", "full sync from %s begins at seq %llu; serving the "
 	    "old data until it ends", id, (unsigned long long)seq);
 	reply_text(r->id, 200, "", "%llu", (unsigned long long)sync_token);

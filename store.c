@@ -271,7 +271,6 @@ static int	 extend(int, uint64_t, uint64_t);
 static int	 reserve(struct kvfile *, uint64_t);
 static int	 lock_file(int);
 static int	 sync_dir(const char *);
-static int	 random_bytes(uint8_t *, size_t);
 static int	 write_all(int, const void *, size_t, off_t);
 static uint64_t	 rec_size(uint64_t, uint64_t);
 static void	 rec_read(const struct kvfile *, uint64_t, struct rec *);
@@ -655,31 +654,6 @@ sync_dir(const char *path)
 	(void)close(fd);	/* read-only; the fsync said all there is */
 	errno = e;
 	return r;
-}
-
-static int
-random_bytes(uint8_t *buf, size_t len)
-{
-	ssize_t n;
-	size_t got = 0;
-	int fd, e;
-
-	if ((fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)) == -1)
-		return -1;
-	while (got < len) {
-		n = read(fd, buf + got, len - got);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			e = n == 0 ? EIO : errno;
-			(void)close(fd);
-			errno = e;
-			return -1;
-		}
-		got += n;
-	}
-	(void)close(fd);
-	return 0;
 }
 
 static int

@@ -5,6 +5,7 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -139,7 +140,32 @@ die(const char *fmt, ...)
 	exit(1);
 }
 
-/* ---- Clocks ---- */
+/* ---- Randomness and clocks ---- */
+
+int
+random_bytes(void *buf, size_t len)
+{
+	ssize_t n;
+	size_t got = 0;
+	int fd, e;
+
+	if ((fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	while (got < len) {
+		n = read(fd, (char *)buf + got, len - got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			e = n == 0 ? EIO : errno;
+			(void)close(fd);
+			errno = e;
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	(void)close(fd);
+	return 0;
+}
 
 uint64_t
 mono_ns(void)

@@ -32,6 +32,9 @@ void	log_set_sink(void (*fn)(const char *level, const char *msg));
 void	die(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 
+/* len unpredictable bytes from the kernel (/dev/urandom); -1 with errno. */
+int	random_bytes(void *buf, size_t len);
+
 /* The monotonic clock in milliseconds and in nanoseconds. */
 uint64_t mono_ms(void);
 uint64_t mono_ns(void);

@@ -193,48 +193,6 @@ wait_on_durable(void *arg)
 
 /* ---- Parked requests ---- */
 
-/* A copy of r's head, and its body if with_body, in one allocation. */
-static struct http_request *
-save_request(const struct http_request *r, int with_body)
-{
-	struct http_request *c;
-	size_t n = r->method_len + r->path_len + r->query_len, i;
-	char *p;
-
-	if (with_body)
-		n += r->body_len;
-
-	for (i = 0; i < r->nheaders; i++)
-		n += r->headers[i].name_len + r->headers[i].value_len;
-	if ((c = malloc(sizeof(*c) + n)) == NULL)
-		return NULL;
-	*c = *r;
-	p = (char *)(c + 1);
-	c->method = memcpy(p, r->method, r->method_len);
-	p += r->method_len;
-	c->path = memcpy(p, r->path, r->path_len);
-	p += r->path_len;
-	if (r->query != NULL) {
-		c->query = memcpy(p, r->query, r->query_len);
-		p += r->query_len;
-	}
-	for (i = 0; i < r->nheaders; i++) {
-		c->headers[i].name = memcpy(p, r->headers[i].name,
-		    r->headers[i].name_len);
-		p += r->headers[i].name_len;
-		c->headers[i].value = memcpy(p, r->headers[i].value,
-		    r->headers[i].value_len);
-		p += r->headers[i].value_len;
-	}
-	c->body = NULL;
-	c->body_len = 0;
-	if (with_body && r->body_len > 0) {
-		c->body = memcpy(p, r->body, r->body_len);
-		c->body_len = r->body_len;
-	}
-	return c;
-}
-
 /* Park r; w_key (if any) is copied. Answers 503 itself on failure. */
 static struct waiter *
 park(struct http_request *r, int kind, uint64_t wait_ms, uint64_t seq,
@@ -247,7 +205,7 @@ park(struct http_request *r, int kind, uint64_t wait_ms, uint64_t seq,
 		return NULL;
 	if ((w = calloc(1, sizeof(*w))) == NULL ||
 	    (kind != WAIT_ACKS &&
-	    (w->w_req = save_request(r, kind == WAIT_WRITE)) == NULL) ||
+	    (w->w_req = req_copy(r, kind == WAIT_WRITE)) == NULL) ||
 	    (key != NULL && (w->w_key = malloc(klen + 1)) == NULL)) {
 		if (w != NULL)
 			free(w->w_req);

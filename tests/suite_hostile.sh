@@ -1,0 +1,42 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2154 # test.sh sets the fixtures' variables (port, body, ...)
+# A hostile peer and a hostile client, sourced by test.sh: numbers from the
+# wire are bounded, a full sync is fed only by the peer that began it.
+
+# hpost PORT PATH [CURL ARGS...]: POST as a peer would; sets code and body.
+hpost() {
+  code=$(curl -s -o "${body}" -w '%{http_code}' -X POST \
+    -H 'X-Kv-Repl-Token: x' "${@:3}" "http://127.0.0.1:$1$2")
+}
+
+testAPeersSequenceNumbersAreBounded() {
+  start hostile ROLE=replica
+  id=0123456789abcdef0123456789abcdef
+  hpost "${sport}" "/repl/sync/begin?id=${id}&seq=18446744073709551609"
+  assertEquals 'a seq that would wrap: not a number we take' 400 "${code}"
+  hpost "${sport}" "/repl/sync/begin?id=${id}&seq=$(((1 << 53) + 1))"
+  assertEquals 'a seq past 2^53' 400 "${code}"
+  assertContains 'says why' "$(cat "${body}")" '2^53'
+  # A keys hint is bounded by what the data set can hold: a data set at
+  # seq 5 holds at most 5 keys, so no 514 MiB file for 16,777,216.
+  hpost "${sport}" "/repl/sync/begin?id=${id}&seq=5&keys=16777216"
+  assertEquals 'a sync begins' 200 "${code}"
+  size=$(du -k "${SHUNIT_TMPDIR}/hostile/kvstore.db.sync" | cut -f1)
+  assertTrue "the copy's file is small (${size} KiB)" "[ ${size} -lt 4096 ]"
+  # The token that names the sync cannot be guessed from a counter.
+  token=$(cat "${body}")
+  assertTrue "a random token (${token})" "[ ${#token} -ge 10 ]"
+  record P 1 k v >"${SHUNIT_TMPDIR}/batch"
+  for guess in 1 2 3 $((token + 1)); do
+    hpost "${sport}" "/repl/sync/data?id=${id}&token=${guess}" \
+      --data-binary "@${SHUNIT_TMPDIR}/batch"
+    assertEquals "token ${guess} feeds nothing" 409 "${code}"
+  done
+  # A record whose seq is out of range is refused, not stored.
+  record P $(((1 << 53) + 1)) k v >"${SHUNIT_TMPDIR}/batch"
+  hpost "${sport}" "/repl/sync/data?id=${id}&token=${token}" \
+    --data-binary "@${SHUNIT_TMPDIR}/batch"
+  assertEquals 'a record past 2^53: refused' 409 "${code}"
+  assertContains 'says why' "$(cat "${body}")" 'out of range'
+  stop "${spid}"
+}

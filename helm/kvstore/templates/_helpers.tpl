@@ -37,27 +37,28 @@ Create chart name and version as used by the chart label.
 Common labels, on every object the chart creates.
 */}}
 {{- define "kvstore.labels" -}}
-{{- with .Values.commonLabels }}
-{{ toYaml . }}
-{{- end }}
 helm.sh/chart: {{ include "kvstore.chart" . }}
 {{ include "kvstore.selectorLabels" . }}
 {{- if .Chart.AppVersion }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- end }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/*
-metadata.annotations of an object: commonAnnotations and the object's own
-(the dict passed as "own"; they win), or nothing when both are empty. Call
-with (dict "own" .Values.x.annotations "context" $).
+The annotations line of an object's metadata (indented for it), from
+commonAnnotations and the object's own (the dict passed as "own"; they
+win), or nothing when both are empty. Call right after the labels with
+{{- include "kvstore.annotations" (dict "own" .Values.x.annotations "context" .) }}
 */}}
 {{- define "kvstore.annotations" -}}
 {{- $all := merge (dict) (.own | default dict) .context.Values.commonAnnotations }}
 {{- with $all }}
-annotations:
-  {{- toYaml . | nindent 2 }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
 {{- end }}
 {{- end }}
 

@@ -85,12 +85,13 @@ struct route {
 
 static void	list_keys(struct http_request *);
 static void	key_request(struct http_request *);
+static void	kv_root(struct http_request *);
 static void	route_ui(struct http_request *);
 
 /* First match wins: the exact /kv/ (the listing) before its prefix. */
 static const struct route routes[] = {
 	{ "/kv/", 0, M_GET, CLIENT, list_keys, "/kv/" },
-	{ "/kv", 0, M_GET, CLIENT, list_keys, NULL },
+	{ "/kv", 0, M_GET | M_PUT | M_DELETE, CLIENT, kv_root, NULL },
 	{ "/kv/", 1, M_GET | M_PUT | M_DELETE, CLIENT, key_request,
 	    "/kv/{key}" },
 	{ "/health", 0, M_GET, OPEN, status_health, "/health" },
@@ -440,6 +441,14 @@ parse_key(struct http_request *r, char *key)
 	char tmp[8192];
 	ssize_t n;
 
+	/* /kv?key=K: the keys "." and ".." that a browser cannot put in a
+	 * path (it resolves them, %2E%2E too, as segments). */
+	if (r->path_len == 3 &&
+	    (raw = http_query(r, "key", &rawlen)) != NULL && rawlen == 0) {
+		reply_text(r->id, 400, "", "bad key: empty");
+		return -1;
+	}
+
 	if (rawlen > sizeof(tmp)) {
 		reply_text(r->id, 414, "", "key is longer than %d bytes",
 		    STORE_MAX_KEY);
@@ -690,6 +699,19 @@ key_request(struct http_request *r)
 		put_key(r, key, klen);
 	else
 		delete_key(r, key, klen);
+}
+
+/* /kv: the listing, or with ?key= one key, as /kv/{key} is. */
+static void
+kv_root(struct http_request *r)
+{
+	if (http_query(r, "key", NULL) != NULL)
+		key_request(r);
+	else if (req_is_read(r))
+		list_keys(r);
+	else
+		reply_text(r->id, 400, "", "%.*s /kv needs ?key=: the key to "
+		    "write (or use /kv/{key})", (int)r->method_len, r->method);
 }
 
 /* ---- The web console ---- */

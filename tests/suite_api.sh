@@ -164,3 +164,25 @@ testListingsWithValuesAreBoundedInBytes() {
     '[{"key":"huge","value_bytes":300000,"version":7}]' "$(cat "${body}")"
   stop "${spid}"
 }
+
+# /kv?key=K addresses the keys a browser cannot put in a path.
+testKeysDotAndDotDotByQuery() {
+  for k in . .. a/b; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d "v${k}" \
+      "${url}/kv?key=${k}")
+    assertEquals "PUT /kv?key=${k}" 201 "${code}"
+  done
+  assertEquals 'the same key as the path names' 'va/b' \
+    "$(curl -s "${url}/kv/a%2Fb")"
+  assertEquals 'GET ..' 'v..' "$(curl -s "${url}/kv?key=..")"
+  assertEquals 'GET .' 'v.' "$(curl -s "${url}/kv?key=.")"
+  assertContains 'listed' "$(curl -s "${url}/kv/?prefix=.")" '".."'
+  code=$(curl -s -o "${body}" -w '%{http_code}' -X PUT -d v "${url}/kv?key=")
+  assertEquals 'an empty key' '400 bad key: empty' "${code} $(cat "${body}")"
+  code=$(curl -s -o "${body}" -w '%{http_code}' -X PUT -d v "${url}/kv")
+  assertEquals 'PUT /kv without a key' 400 "${code}"
+  for k in . .. a/b; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "${url}/kv?key=${k}")
+    assertEquals "DELETE /kv?key=${k}" 200 "${code}"
+  done
+}

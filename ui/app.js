@@ -80,6 +80,10 @@ function keyBytes(k) {
 const hex2 = b => b.toString(16).padStart(2, '0');
 const keyPath = k => keyBytes(k).map(b => /[\w.~-]/.test(String.fromCharCode(b)) ?
     String.fromCharCode(b) : '%' + hex2(b).toUpperCase()).join('');
+// A key's URL. The browser resolves "." and ".." as path segments (%2E
+// too), so those two go in kv?key=.
+const keyUrl = k => k === '.' || k === '..' ? 'kv?key=' + keyPath(k) :
+    'kv/' + keyPath(k);
 // Shown with invisible and non-UTF-8 bytes as \xNN.
 const showKey = k => k.replace(/[\udc80-\udcff\x00-\x1f\x7f]/gu,
     c => '\\x' + hex2(c.codePointAt(0) & 0xff));
@@ -355,7 +359,7 @@ async function show(k) {
 	const d = $('detail');
 	const say = t => d.replaceChildren(h('h3', null, showKey(k)), h('p', null, t));
 	d.hidden = false;
-	const r = await api('GET', 'kv/' + keyPath(k), null, null, say);
+	const r = await api('GET', keyUrl(k), null, null, say);
 	if (!r || current !== k)	// another key was picked meanwhile
 		return;
 	if (!r.ok) {
@@ -421,7 +425,7 @@ async function del(k, ver) {
 	if (!confirm('Delete “' + showKey(k) + '” (version ' + ver + ')?'))
 		return;
 	const say = t => { $('d-msg').textContent = t; };
-	const r = await api('DELETE', 'kv/' + keyPath(k), null,
+	const r = await api('DELETE', keyUrl(k), null,
 	    {'If-Match': '"' + ver + '"'}, say);
 	if (!r)
 		return;
@@ -440,7 +444,7 @@ async function put(e) {
 	const k = $('w-key').value;
 	const say = t => { $('w-msg').textContent = t; };
 	say('Writing…');
-	const r = await api('PUT', 'kv/' + keyPath(k), $('w-val').value, null,
+	const r = await api('PUT', keyUrl(k), $('w-val').value, null,
 	    say);
 	if (!r)
 		return;

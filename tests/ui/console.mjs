@@ -386,6 +386,23 @@ async function keyBrowser(page, { P, u }) {
     shown === 'raw/\\xff\\xfe' &&
     (await page.textContent('#detail pre')) === 'a key that is not UTF-8', shown);
 
+  // "." and ".." are keys like any other: the browser must not resolve
+  // them as path segments (kv/.. is the node's root).
+  for (const k of ['..', '.']) {
+    await call(P, 'PUT', '/kv?key=' + k, 'dot key ' + k);
+    await search(page, k);
+    const dot = await openFirst(page);
+    const val = await page.textContent('#detail pre');
+    page.once('dialog', (d) => d.accept());
+    await page.click('#detail #delete');
+    await page.waitForSelector('#detail:has-text("Deleted")');
+    const left = curl('-o', '/dev/null', '-w', '%{http_code}',
+      u(P) + '/kv?key=' + k).toString();
+    check('the key "' + k + '" opens and deletes in the console',
+      dot === k && val === 'dot key ' + k && left === '404',
+      dot + ' ' + val + ' ' + left);
+  }
+
   await search(page, 'hello/');
   await openFirst(page);
   page.once('dialog', (d) => d.accept());

@@ -24,8 +24,8 @@
  *   ("http://host/path", 9112 3.2.2), of which only the path and query are
  *   kept. Authority-form (CONNECT) is refused. Target bytes are visible ASCII
  *   or obs-text (0x80-0xff, passed through as is); anything else is 400.
- *   Targets over MAX_TARGET_BYTES (8 KiB; 9112 3 asks for at least 8000)
- *   get 414.
+ *   Targets over HTTP_MAX_TARGET_BYTES (8 KiB; 9112 3 asks for at least
+ *   8000) get 414.
  * - The version is "HTTP/1." and one digit; a higher minor is served as
  *   1.1 (9110 2.5). Another well-formed major gets 505; anything else 400.
  * - Field lines are token ":" OWS value OWS (9112 5). Whitespace before the
@@ -33,8 +33,8 @@
  *   whitespace after the start line that 2.2 warns of), an empty name, and
  *   a NUL, CTL or DEL in the head (HT is allowed in values) get 400. Values
  *   may carry obs-text. At most HTTP_MAX_HEADERS fields and
- *   MAX_HEAD_BYTES (16 KiB, counting leading empty lines and the final
- *   CRLF) for the whole head; beyond either, 431 (RFC 6585 5).
+ *   HTTP_MAX_HEAD_BYTES (16 KiB, counting leading empty lines and the
+ *   final CRLF) for the whole head; beyond either, 431 (RFC 6585 5).
  * - HTTP/1.1 needs exactly one Host (9112 3.2); two Hosts get 400 on any
  *   version. The Host value itself is not checked.
  * - Framing (9112 6): Content-Length is digits only, at most INT64_MAX; a
@@ -47,8 +47,8 @@
  *   starts). Neither: no body.
  * - Chunked bodies (9112 7.1): 1 to 16 hex digits, no leading whitespace,
  *   optional BWS and extensions (ignored, each line at most MAX_CHUNK_LINE),
- *   data, CRLF; trailer fields are read and discarded (MAX_HEAD_BYTES in
- *   all).
+ *   data, CRLF; trailer fields are read and discarded
+ *   (HTTP_MAX_HEAD_BYTES in all).
  * - Connection: "close" ends the connection after the response; HTTP/1.0
  *   persists only with "keep-alive", echoed back (9112 9.3). Expect:
  *   "100-continue" on 1.1 gets an interim 100 when the body has not arrived
@@ -109,8 +109,6 @@
 #include "http.h"
 #include "util.h"
 
-#define MAX_HEAD_BYTES	16384	/* whole head; nginx's 4 x 8k; Node's 16k */
-#define MAX_TARGET_BYTES 8192	/* 9112 3: support at least 8000 */
 #define MAX_CHUNK_DIGITS 16	/* 16 hex digits fill a uint64_t */
 #define MAX_CHUNK_LINE	4096	/* a size line with its extensions */
 #define IN_INIT		2048	/* curl's and wrk's heads fit; grows as needed */
@@ -342,7 +340,233 @@ ci_eq(const char *s, size_t len, const char *w)
 	return ci_same(s, w, len) && w[len] == '\0';
 }
 
-/* ---- Request parsing ---- */
+/* ---- Message parsing ---- */
+
+/*
+ * The parse phases follow picohttpparser's split: start line, header
+ * fields, then the fields that frame the message. Each phase reads
+ * [p, end) and returns where it stopped, or NULL with e set: status 0 when
+ * the bytes ran out (incomplete), else the status of the error (400, 414,
+ * 431, 501 or 505) and why. http_parse and http_parse_response are the
+ * phases in order; parse_headers and the framing code serve both.
+ */
+struct perr {
+	int		 status;	/* 0: incomplete */
+	const char	*why;
+};
+
+#define NEED(n)	do {							\
+		if (end - p < (ptrdiff_t)(n)) {				\
+			e->status = 0;					\
+			return NULL;					\
+		}							\
+	} while (0)
+#define BAD(st, msg)	do {						\
+		e->status = (st);					\
+		e->why = (msg);						\
+		return NULL;						\
+	} while (0)
+
+/* The end of a line at p: CRLF or a lone LF (9112 2.2); a bare CR is 400. */
+static const char *
+parse_eol(const char *p, const char *end, struct perr *e, const char *why)
+{
+	NEED(1);
+	if (*p == '\n')
+		return p + 1;
+	if (*p != '\r')
+		BAD(400, why);
+	NEED(2);
+	if (p[1] != '\n')
+		BAD(400, "bare CR");
+	return p + 2;
+}
+
+/* "HTTP/1." DIGIT into *minor; another major is 505. */
+static const char *
+parse_version(const char *p, const char *end, int *minor, struct perr *e)
+{
+	size_t	 i;
+
+	for (i = 0; i < 8; i++) {
+		NEED(i + 1);
+		if (i < 5 ? p[i] != "HTTP/"[i] :
+		    i == 6 ? p[i] != '.' : (p[i] < '0' || p[i] > '9'))
+			BAD(400, "invalid HTTP version");
+	}
+	if (p[5] != '1')
+		BAD(505, "HTTP version not supported");
+	*minor = p[7] - '0';
+	return p + 8;
+}
+
+/*
+ * The path and query of a target t[0..te): origin-form, asterisk-form or
+ * absolute-form (9112 3.2), of which only the path and query are kept.
+ */
+static int
+split_target(const char *t, const char *te, struct http_request *r)
+{
+	const char	*q;
+
+	if (*t == '*' && te - t == 1) {
+		r->path = t;
+		r->path_len = 1;
+		return 0;
+	}
+	if (*t != '/') {
+		if (te - t > 7 && ci_same(t, "http://", 7))
+			t += 7;
+		else if (te - t > 8 && ci_same(t, "https://", 8))
+			t += 8;
+		else
+			return -1;
+		while (t < te && *t != '/' && *t != '?')
+			t++;
+	}
+	for (q = t; q < te && *q != '?'; q++)
+		;
+	if (q == t) {
+		r->path = "/";	/* "http://host" or "http://host?q" */
+		r->path_len = 1;
+	} else {
+		r->path = t;
+		r->path_len = q - t;
+	}
+	if (q < te) {
+		r->query = q + 1;
+		r->query_len = te - q - 1;
+	}
+	return 0;
+}
+
+/* request-line = method SP request-target SP HTTP-version CRLF */
+static const char *
+parse_request_line(const char *p, const char *end, struct http_request *r,
+    struct perr *e)
+{
+	const char	*start;
+
+	/* Empty lines before the request line (RFC 9112 2.2). */
+	for (;;) {
+		NEED(1);
+		if (*p != '\r' && *p != '\n')
+			break;
+		if ((p = parse_eol(p, end, e, "")) == NULL)
+			return NULL;
+	}
+	start = p;
+	while (p < end && is_tchar((unsigned char)*p))
+		p++;
+	NEED(1);
+	if (*p != ' ' || p == start)
+		BAD(400, "invalid method");
+	r->method = start;
+	r->method_len = p - start;
+	start = ++p;
+	while (p < end && (unsigned char)*p > ' ' && *p != 0x7f) {
+		p++;
+		if (p - start > HTTP_MAX_TARGET_BYTES)
+			BAD(414, "request-target too long");
+	}
+	NEED(1);
+	if (*p != ' ' || p == start || split_target(start, p, r) == -1)
+		BAD(400, "invalid request-target");
+	if ((p = parse_version(p + 1, end, &r->minor, e)) == NULL)
+		return NULL;
+	return parse_eol(p, end, e, "invalid request line");
+}
+
+/*
+ * status-line = HTTP-version SP 3DIGIT SP [ reason-phrase ] CRLF (9112
+ * 4). Like picohttpparser, a line that ends right after the code is taken
+ * too. The reason is visible ASCII, SP, HT or obs-text.
+ */
+static const char *
+parse_status_line(const char *p, const char *end, struct http_response *rs,
+    struct perr *e)
+{
+	const char	*start;
+
+	if ((p = parse_version(p, end, &rs->minor, e)) == NULL)
+		return NULL;
+	NEED(5);
+	if (p[0] != ' ' || p[1] < '1' || p[1] > '5' || p[2] < '0' ||
+	    p[2] > '9' || p[3] < '0' || p[3] > '9')
+		BAD(400, "invalid status line");
+	rs->status = (p[1] - '0') * 100 + (p[2] - '0') * 10 + (p[3] - '0');
+	p += 4;
+	if (*p == ' ')
+		p++;
+	else if (*p != '\r' && *p != '\n')
+		BAD(400, "invalid status line");
+	start = p;
+	while (p < end && *p != '\r' && *p != '\n') {
+		if (((unsigned char)*p < ' ' && *p != '\t') || *p == 0x7f)
+			BAD(400, "invalid character in reason phrase");
+		p++;
+	}
+	rs->reason = start;
+	rs->reason_len = p - start;
+	return parse_eol(p, end, e, "invalid status line");
+}
+
+/*
+ * field-line = field-name ":" OWS field-value OWS, each ending in CRLF
+ * or LF, up to the empty line (9112 5). Fills hs[0..*n).
+ */
+static const char *
+parse_headers(const char *p, const char *end, struct http_header *hs,
+    size_t *n, struct perr *e)
+{
+	struct http_header	*h;
+	const char		*start, *vs, *ve;
+
+	for (;;) {
+		NEED(1);
+		if (*p == '\r' || *p == '\n')
+			return parse_eol(p, end, e, "");
+		if (*p == ' ' || *p == '\t')
+			BAD(400, "obs-fold or whitespace before a field name");
+		start = p;
+		while (p < end && is_tchar((unsigned char)*p))
+			p++;
+		NEED(1);
+		if (*p != ':') {
+			if (*p == ' ' || *p == '\t')
+				BAD(400, "whitespace before colon");
+			BAD(400, "invalid header line");
+		}
+		if (p == start)
+			BAD(400, "empty field name");
+		if (*n == HTTP_MAX_HEADERS)
+			BAD(431, "too many header fields");
+		h = &hs[*n];
+		h->name = start;
+		h->name_len = p - start;
+		p++;
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		vs = p;
+		while (p < end && *p != '\r' && *p != '\n') {
+			if (((unsigned char)*p < ' ' && *p != '\t') ||
+			    *p == 0x7f)
+				BAD(400, "invalid character in field value");
+			p++;
+		}
+		ve = p;
+		if ((p = parse_eol(p, end, e, "")) == NULL)
+			return NULL;
+		while (ve > vs && (ve[-1] == ' ' || ve[-1] == '\t'))
+			ve--;
+		h->value = vs;
+		h->value_len = ve - vs;
+		(*n)++;
+	}
+}
+
+#undef NEED
+#undef BAD
 
 /*
  * The next element of a comma-separated list (RFC 9110 5.6.1) in
@@ -411,22 +635,151 @@ parse_cl(const char *s, size_t len, int64_t *v)
 	}
 }
 
-#define BAD(st, why)	do {						\
-		r->status = (st);					\
-		r->error = (why);					\
-		return -1;						\
-	} while (0)
+/* What the fields that frame a message and steer its connection said. */
+struct framing {
+	int64_t		 cl;		/* -1 if absent */
+	int		 cl_seen;
+	int		 te_seen;
+	int		 te_unknown;
+	int		 chunked;
+	int		 close_tok;
+	int		 ka_tok;
+};
+
+/*
+ * Note h in f if it is Content-Length, Transfer-Encoding or Connection:
+ * requests and answers are framed by the same code. Returns 1 if it was
+ * one of those, 0 if not, -1 with e set (400) if it is malformed.
+ */
+static int
+frame_field(struct framing *f, const struct http_header *h, struct perr *e)
+{
+	const char	*t, *tok, *vend = h->value + h->value_len;
+	size_t		 tlen, ntok = 0;
+
+	if (ci_eq(h->name, h->name_len, "content-length")) {
+		f->cl_seen = 1;
+		if (parse_cl(h->value, h->value_len, &f->cl) == 0)
+			return 1;
+		e->why = "invalid Content-Length";
+	} else if (ci_eq(h->name, h->name_len, "connection")) {
+		for (t = h->value; next_token(&t, vend, &tok, &tlen); ) {
+			if (ci_eq(tok, tlen, "close"))
+				f->close_tok = 1;
+			else if (ci_eq(tok, tlen, "keep-alive"))
+				f->ka_tok = 1;
+		}
+		return 1;
+	} else if (ci_eq(h->name, h->name_len, "transfer-encoding")) {
+		f->te_seen = 1;
+		for (t = h->value; next_token(&t, vend, &tok, &tlen); ntok++) {
+			if (f->chunked) {	/* 9112 6.1: only last, once */
+				e->status = 400;
+				e->why = "chunked is not the last coding";
+				return -1;
+			}
+			if (ci_eq(tok, tlen, "chunked"))
+				f->chunked = 1;
+			else
+				f->te_unknown = 1;
+		}
+		if (ntok > 0)
+			return 1;
+		e->why = "empty Transfer-Encoding";
+	} else
+		return 0;
+	e->status = 400;
+	return -1;
+}
+
+/*
+ * The framing fields together (9112 6.1, 6.3) in a message of HTTP/1.minor.
+ * Returns whether the connection persists after it (9112 9.3), or -1 with
+ * e set.
+ */
+static int
+frame_check(const struct framing *f, int minor, struct perr *e)
+{
+	e->status = 400;
+	if (f->cl_seen && f->te_seen)
+		e->why = "both Content-Length and Transfer-Encoding";
+	else if (f->te_seen && minor == 0)
+		e->why = "Transfer-Encoding in HTTP/1.0";
+	else if (f->te_unknown) {
+		e->status = 501;
+		e->why = "transfer coding not implemented";
+	} else if (minor >= 1)
+		return !f->close_tok;
+	else
+		return f->ka_tok && !f->close_tok;
+	return -1;
+}
+
+/* The fields of a parsed request head: framing, Host, Expect. */
+static int
+request_fields(struct http_request *r, struct perr *e)
+{
+	struct framing		 f;
+	struct http_header	*h;
+	size_t			 i;
+	int			 hosts = 0, exp_100 = 0, exp_other = 0, rc;
+
+	memset(&f, 0, sizeof(f));
+	f.cl = -1;
+	for (i = 0; i < r->nheaders; i++) {
+		h = &r->headers[i];
+		if ((rc = frame_field(&f, h, e)) == -1)
+			return -1;
+		if (rc == 1)
+			continue;
+		if (ci_eq(h->name, h->name_len, "host"))
+			hosts++;
+		else if (ci_eq(h->name, h->name_len, "expect")) {
+			if (ci_eq(h->value, h->value_len, "100-continue"))
+				exp_100 = 1;
+			else
+				exp_other = 1;
+		}
+	}
+	if ((r->keep_alive = frame_check(&f, r->minor, e)) == -1)
+		return -1;
+	r->content_length = f.cl;
+	r->chunked = f.chunked;
+	e->status = 400;
+	if (hosts > 1)
+		e->why = "duplicate Host";
+	else if (hosts == 0 && r->minor >= 1)
+		e->why = "missing Host";
+	else if (r->minor >= 1 && exp_other) {
+		e->status = 417;
+		e->why = "expectation not supported";
+	} else {
+		r->expect_continue = r->minor >= 1 && exp_100;
+		return 0;
+	}
+	return -1;
+}
+
+/*
+ * The outcome of a head that did not parse: -2 if incomplete below the
+ * head limit, else -1 with *status and *why.
+ */
+static int
+parse_failed(const struct perr *e, size_t len, int *status,
+    const char **why, const char *toolarge)
+{
+	if (e->status == 0 && len < HTTP_MAX_HEAD_BYTES)
+		return -2;
+	*status = e->status != 0 ? e->status : 431;
+	*why = e->status != 0 ? e->why : toolarge;
+	return -1;
+}
 
 int
 http_parse(const char *buf, size_t len, struct http_request *r)
 {
-	const char	*p, *end, *start, *t, *te;
-	const char	*vs, *ve;
-	size_t		 i, tlen, ntok;
-	int		 hosts = 0, te_seen = 0, te_unknown = 0;
-	int		 cl_seen = 0, conn_close_tok = 0, conn_ka = 0;
-	int		 exp_100 = 0, exp_other = 0;
-	struct http_header *h;
+	struct perr	 e = { 0, NULL };
+	const char	*p, *end;
 
 	/*
 	 * No stale field survives a -1 or -2. The 2 KiB of headers[] need no
@@ -436,371 +789,207 @@ http_parse(const char *buf, size_t len, struct http_request *r)
 	memset(&r->nheaders, 0, sizeof(*r) -
 	    offsetof(struct http_request, nheaders));
 	r->content_length = -1;
-	p = buf;
 	/* Bytes past the limit are never read: running out there is 431. */
-	end = buf + (len < MAX_HEAD_BYTES ? len : MAX_HEAD_BYTES);
-
-#define NEED(n)	do {							\
-		if (end - p < (ptrdiff_t)(n))				\
-			goto incomplete;				\
-	} while (0)
-
-	/* Empty lines before the request line (RFC 9112 2.2). */
-	for (;;) {
-		NEED(1);
-		if (*p == '\n') {
-			p++;
-			continue;
-		}
-		if (*p != '\r')
-			break;
-		NEED(2);
-		if (p[1] != '\n')
-			BAD(400, "bare CR");
-		p += 2;
+	end = buf + (len < HTTP_MAX_HEAD_BYTES ? len : HTTP_MAX_HEAD_BYTES);
+	if ((p = parse_request_line(buf, end, r, &e)) == NULL ||
+	    (p = parse_headers(p, end, r->headers, &r->nheaders, &e)) == NULL)
+		return parse_failed(&e, len, &r->status, &r->error,
+		    "request head too large");
+	if (request_fields(r, &e) == -1) {
+		r->status = e.status;
+		r->error = e.why;
+		return -1;
 	}
-
-	start = p;
-	while (p < end && is_tchar((unsigned char)*p))
-		p++;
-	NEED(1);
-	if (*p != ' ' || p == start)
-		BAD(400, "invalid method");
-	r->method = start;
-	r->method_len = p - start;
-	p++;
-
-	start = p;
-	while (p < end && (unsigned char)*p > ' ' && *p != 0x7f) {
-		p++;
-		if (p - start > MAX_TARGET_BYTES)
-			BAD(414, "request-target too long");
-	}
-	NEED(1);
-	if (*p != ' ' || p == start)
-		BAD(400, "invalid request-target");
-	t = start;
-	te = p;
-	p++;
-	if (*t == '*' && te - t == 1) {
-		r->path = t;
-		r->path_len = 1;
-	} else {
-		if (*t != '/') {
-			/* absolute-form: keep only the path and query. */
-			if (te - t > 7 && ci_same(t, "http://", 7))
-				t += 7;
-			else if (te - t > 8 &&
-			    ci_same(t, "https://", 8))
-				t += 8;
-			else
-				BAD(400, "invalid request-target");
-			while (t < te && *t != '/' && *t != '?')
-				t++;
-		}
-		for (vs = t; vs < te && *vs != '?'; vs++)
-			;
-		if (vs == t) {
-			r->path = "/";	/* "http://host" or "http://host?q" */
-			r->path_len = 1;
-		} else {
-			r->path = t;
-			r->path_len = vs - t;
-		}
-		if (vs < te) {
-			r->query = vs + 1;
-			r->query_len = te - vs - 1;
-		}
-	}
-
-	for (i = 0; i < 8; i++) {
-		NEED(i + 1);
-		if (i < 5 ? p[i] != "HTTP/"[i] :
-		    i == 6 ? p[i] != '.' : (p[i] < '0' || p[i] > '9'))
-			BAD(400, "invalid HTTP version");
-	}
-	if (p[5] != '1')
-		BAD(505, "HTTP version not supported");
-	r->minor = p[7] - '0';
-	p += 8;
-	NEED(1);
-	if (*p == '\r') {
-		NEED(2);
-		if (p[1] != '\n')
-			BAD(400, "bare CR");
-		p += 2;
-	} else if (*p == '\n')
-		p++;
-	else
-		BAD(400, "invalid request line");
-
-	for (;;) {
-		NEED(1);
-		if (*p == '\r') {
-			NEED(2);
-			if (p[1] != '\n')
-				BAD(400, "bare CR");
-			p += 2;
-			break;
-		}
-		if (*p == '\n') {
-			p++;
-			break;
-		}
-		if (*p == ' ' || *p == '\t')
-			BAD(400, "obs-fold or whitespace before a field name");
-		start = p;
-		while (p < end && is_tchar((unsigned char)*p))
-			p++;
-		NEED(1);
-		if (*p != ':') {
-			if (*p == ' ' || *p == '\t')
-				BAD(400, "whitespace before colon");
-			BAD(400, "invalid header line");
-		}
-		if (p == start)
-			BAD(400, "empty field name");
-		if (r->nheaders == HTTP_MAX_HEADERS)
-			BAD(431, "too many header fields");
-		h = &r->headers[r->nheaders];
-		h->name = start;
-		h->name_len = p - start;
-		p++;
-		while (p < end && (*p == ' ' || *p == '\t'))
-			p++;
-		vs = p;
-		while (p < end && *p != '\r' && *p != '\n') {
-			if (((unsigned char)*p < ' ' && *p != '\t') ||
-			    *p == 0x7f)
-				BAD(400, "invalid character in field value");
-			p++;
-		}
-		NEED(1);
-		ve = p;
-		if (*p == '\r') {
-			NEED(2);
-			if (p[1] != '\n')
-				BAD(400, "bare CR");
-			p++;
-		}
-		p++;
-		while (ve > vs && (ve[-1] == ' ' || ve[-1] == '\t'))
-			ve--;
-		h->value = vs;
-		h->value_len = ve - vs;
-		r->nheaders++;
-	}
-#undef NEED
-
-	/* The fields that frame the message or steer the connection. */
-	for (i = 0; i < r->nheaders; i++) {
-		h = &r->headers[i];
-		if (ci_eq(h->name, h->name_len, "host"))
-			hosts++;
-		else if (ci_eq(h->name, h->name_len, "content-length")) {
-			cl_seen = 1;
-			if (parse_cl(h->value, h->value_len,
-			    &r->content_length) == -1)
-				BAD(400, "invalid Content-Length");
-		} else if (ci_eq(h->name, h->name_len, "connection")) {
-			t = h->value;
-			while (next_token(&t, h->value + h->value_len, &vs,
-			    &tlen)) {
-				if (ci_eq(vs, tlen, "close"))
-					conn_close_tok = 1;
-				else if (ci_eq(vs, tlen, "keep-alive"))
-					conn_ka = 1;
-			}
-		} else if (ci_eq(h->name, h->name_len, "transfer-encoding")) {
-			te_seen = 1;
-			ntok = 0;
-			t = h->value;
-			while (next_token(&t, h->value + h->value_len, &vs,
-			    &tlen)) {
-				ntok++;
-				if (r->chunked)	/* 9112 6.1: only last, once */
-					BAD(400, "chunked is not the last "
-					    "coding");
-				if (ci_eq(vs, tlen, "chunked"))
-					r->chunked = 1;
-				else
-					te_unknown = 1;
-			}
-			if (ntok == 0)
-				BAD(400, "empty Transfer-Encoding");
-		} else if (ci_eq(h->name, h->name_len, "expect")) {
-			if (ci_eq(h->value, h->value_len, "100-continue"))
-				exp_100 = 1;
-			else
-				exp_other = 1;
-		}
-	}
-	if (cl_seen && te_seen)
-		BAD(400, "both Content-Length and Transfer-Encoding");
-	if (te_seen && r->minor == 0)
-		BAD(400, "Transfer-Encoding in HTTP/1.0");
-	if (te_unknown)
-		BAD(501, "transfer coding not implemented");
-	if (hosts > 1)
-		BAD(400, "duplicate Host");
-	if (hosts == 0 && r->minor >= 1)
-		BAD(400, "missing Host");
-	if (r->minor >= 1) {
-		if (exp_other)
-			BAD(417, "expectation not supported");
-		r->expect_continue = exp_100;
-		r->keep_alive = !conn_close_tok;
-	} else
-		r->keep_alive = conn_ka && !conn_close_tok;
 	return (int)(p - buf);
-
-incomplete:
-	if (len >= MAX_HEAD_BYTES)
-		BAD(431, "request head too large");
-	return -2;
 }
 
-#undef BAD
+int
+http_parse_response(const char *buf, size_t len, struct http_response *rs)
+{
+	struct perr	 e = { 0, NULL };
+	struct framing	 f;
+	const char	*p, *end;
+	size_t		 i;
+	int		 status = 0;
+
+	memset(rs, 0, offsetof(struct http_response, headers));
+	memset(&rs->nheaders, 0, sizeof(*rs) -
+	    offsetof(struct http_response, nheaders));
+	rs->content_length = -1;
+	end = buf + (len < HTTP_MAX_HEAD_BYTES ? len : HTTP_MAX_HEAD_BYTES);
+	if ((p = parse_status_line(buf, end, rs, &e)) == NULL ||
+	    (p = parse_headers(p, end, rs->headers, &rs->nheaders, &e)) ==
+	    NULL)
+		return parse_failed(&e, len, &status, &rs->error,
+		    "answer head too large");
+	memset(&f, 0, sizeof(f));
+	f.cl = -1;
+	for (i = 0; i < rs->nheaders; i++)
+		if (frame_field(&f, &rs->headers[i], &e) == -1) {
+			rs->error = e.why;
+			return -1;
+		}
+	if ((rs->keep_alive = frame_check(&f, rs->minor, &e)) == -1) {
+		rs->error = e.why;
+		return -1;
+	}
+	rs->chunked = f.chunked;
+	rs->content_length = f.cl;
+	if ((rs->status >= 100 && rs->status < 200) || rs->status == 204 ||
+	    rs->status == 304) {
+		rs->chunked = 0;	/* 9112 6.3: never a body */
+		rs->content_length = 0;
+	} else if (!rs->chunked && rs->content_length == -1)
+		rs->keep_alive = 0;	/* the body ends at EOF */
+	return (int)(p - buf);
+}
+
+/* ---- Chunked bodies ---- */
+
+/*
+ * One byte of a chunk-size line: 1 to 16 hex digits, BWS, extensions,
+ * CRLF or LF (9112 7.1). Returns 0, 1 at the end of the line, -1 if
+ * malformed.
+ */
+static int
+size_byte(struct http_chunk_state *st, int ch)
+{
+	int	 d;
+
+	switch (st->phase) {
+	case CH_SIZE:
+		if ((d = hexval(ch)) != -1) {
+			if (st->linelen == MAX_CHUNK_DIGITS)
+				return -1;
+			st->remaining = st->remaining << 4 | (uint64_t)d;
+			st->linelen++;
+			return 0;
+		}
+		if (st->linelen == 0)
+			return -1;	/* whitespace or garbage */
+		if (ch == ';')
+			st->phase = CH_EXT;
+		else if (ch == ' ' || ch == '\t')
+			st->phase = CH_SIZE_WS;
+		else if (ch == '\r')
+			st->phase = CH_SIZE_LF;
+		else if (ch == '\n')
+			return 1;
+		else
+			return -1;
+		return 0;
+	case CH_SIZE_WS:
+		if (ch == ';')
+			st->phase = CH_EXT;
+		else if (ch != ' ' && ch != '\t')
+			return -1;
+		return ++st->linelen > MAX_CHUNK_LINE ? -1 : 0;
+	case CH_EXT:
+		if (ch == '\r')
+			st->phase = CH_SIZE_LF;
+		else if (ch == '\n')
+			return 1;
+		else if ((ch < ' ' && ch != '\t') || ch == 0x7f ||
+		    ++st->linelen > MAX_CHUNK_LINE)
+			return -1;
+		return 0;
+	default:	/* CH_SIZE_LF */
+		return ch == '\n' ? 1 : -1;
+	}
+}
+
+/*
+ * One byte of the trailer section: lines up to an empty one, each ending
+ * in CRLF or LF as head fields do, and discarded. remaining counts its
+ * bytes, at most HTTP_MAX_HEAD_BYTES. Returns 0, 1 at its end, -1 if
+ * malformed.
+ */
+static int
+trailer_byte(struct http_chunk_state *st, int ch)
+{
+	int	 rc = 0;
+
+	if (ch == '\n') {
+		if (st->linelen == 0)
+			return 1;
+		st->linelen = 0;
+		st->phase = CH_TRAILER;
+	} else if (st->phase == CH_TRAILER_LF)
+		return -1;
+	else if (ch == '\r')
+		st->phase = CH_TRAILER_LF;
+	else if ((ch < ' ' && ch != '\t') || ch == 0x7f)
+		return -1;
+	else
+		st->linelen++;
+	if (++st->remaining > HTTP_MAX_HEAD_BYTES)
+		rc = -1;
+	return rc;
+}
+
+/* One byte outside chunk data: 0, 1 at the body's end, -1, or -2 (413). */
+static int
+chunk_byte(struct http_chunk_state *st, int ch)
+{
+	int	 rc;
+
+	switch (st->phase) {
+	case CH_DATA_CR:
+		if (ch == '\r') {
+			st->phase = CH_DATA_LF;
+			return 0;
+		}
+		/* FALLTHROUGH */
+	case CH_DATA_LF:
+		if (ch != '\n')
+			return -1;
+		st->phase = CH_SIZE;
+		st->linelen = 0;
+		st->remaining = 0;
+		return 0;
+	case CH_TRAILER:
+	case CH_TRAILER_LF:
+		if ((rc = trailer_byte(st, ch)) == 1)
+			st->phase = CH_DONE;
+		return rc;
+	default:
+		if ((rc = size_byte(st, ch)) != 1)
+			return rc;
+		st->linelen = 0;
+		if (st->remaining == 0) {
+			st->phase = CH_TRAILER;	/* remaining counts it */
+			return 0;
+		}
+		if (st->remaining > st->max - st->total)
+			return -2;
+		st->phase = CH_DATA;
+		return 0;
+	}
+}
 
 int
 http_dechunk(struct http_chunk_state *st, const char *buf, size_t len,
     char *dst, size_t *consumed, size_t *out)
 {
 	size_t		 i = 0, o = 0, n;
-	int		 ch, d, ret = 0;
+	int		 ret = 0;
 
-	while (i < len && ret == 0) {
-		ch = (unsigned char)buf[i];
-		switch (st->phase) {
-		case CH_SIZE:
-			if ((d = hexval(ch)) != -1) {
-				if (st->linelen == MAX_CHUNK_DIGITS) {
-					ret = -1;
-					break;
-				}
-				st->remaining = st->remaining << 4 |
-				    (uint64_t)d;
-				st->linelen++;
+	while (i < len && ret == 0 && st->phase != CH_DONE) {
+		if (st->phase != CH_DATA) {
+			if ((ret = chunk_byte(st, (unsigned char)buf[i])) >= 0)
 				i++;
-				break;
-			}
-			if (st->linelen == 0) {
-				ret = -1;	/* whitespace or garbage */
-				break;
-			}
-			if (ch == ';')
-				st->phase = CH_EXT;
-			else if (ch == ' ' || ch == '\t')
-				st->phase = CH_SIZE_WS;
-			else if (ch == '\r')
-				st->phase = CH_SIZE_LF;
-			else if (ch == '\n')
-				goto size_line_end;
-			else {
-				ret = -1;
-				break;
-			}
-			i++;
-			break;
-		case CH_SIZE_WS:
-			if (ch == ';')
-				st->phase = CH_EXT;
-			else if (ch != ' ' && ch != '\t') {
-				ret = -1;
-				break;
-			}
-			if (++st->linelen > MAX_CHUNK_LINE) {
-				ret = -1;
-				break;
-			}
-			i++;
-			break;
-		case CH_EXT:
-			if (ch == '\r')
-				st->phase = CH_SIZE_LF;
-			else if (ch == '\n')
-				goto size_line_end;
-			else if ((ch < ' ' && ch != '\t') || ch == 0x7f ||
-			    ++st->linelen > MAX_CHUNK_LINE) {
-				ret = -1;
-				break;
-			}
-			i++;
-			break;
-		case CH_SIZE_LF:
-			if (ch != '\n') {
-				ret = -1;
-				break;
-			}
-		size_line_end:
-			i++;
-			st->linelen = 0;
-			if (st->remaining == 0) {
-				st->phase = CH_TRAILER;
-				break;
-			}
-			if (st->remaining > st->max - st->total) {
-				ret = -2;
-				break;
-			}
-			st->phase = CH_DATA;
-			break;
-		case CH_DATA:
-			n = len - i;
-			if (n > st->remaining)
-				n = (size_t)st->remaining;
-			memmove(dst + o, buf + i, n);	/* dst may be buf */
-			i += n;
-			o += n;
-			st->remaining -= n;
-			st->total += n;
-			if (st->remaining == 0)
-				st->phase = CH_DATA_CR;
-			break;
-		case CH_DATA_CR:
-		case CH_DATA_LF:
-			if (ch == '\r' && st->phase == CH_DATA_CR)
-				st->phase = CH_DATA_LF;
-			else if (ch == '\n') {
-				st->phase = CH_SIZE;
-				st->linelen = 0;
-				st->remaining = 0;
-			} else {
-				ret = -1;
-				break;
-			}
-			i++;
-			break;
-		case CH_TRAILER:
-		case CH_TRAILER_LF:
-			/* remaining counts trailer bytes in this phase. */
-			if (ch == '\n') {
-				i++;
-				if (st->linelen == 0) {
-					st->phase = CH_DONE;
-					ret = 1;
-					break;
-				}
-				st->linelen = 0;
-				st->phase = CH_TRAILER;
-			} else if (st->phase == CH_TRAILER_LF) {
-				ret = -1;
-			} else if (ch == '\r') {
-				st->phase = CH_TRAILER_LF;
-				i++;
-			} else if ((ch < ' ' && ch != '\t') || ch == 0x7f) {
-				ret = -1;
-			} else {
-				st->linelen++;
-				i++;
-			}
-			if (ret == 0 && ++st->remaining > MAX_HEAD_BYTES)
-				ret = -1;
-			break;
-		case CH_DONE:
-			ret = 1;
-			break;
+			continue;
 		}
+		n = len - i;
+		if (n > st->remaining)
+			n = (size_t)st->remaining;
+		memmove(dst + o, buf + i, n);	/* dst may be buf */
+		i += n;
+		o += n;
+		st->remaining -= n;
+		st->total += n;
+		if (st->remaining == 0)
+			st->phase = CH_DATA_CR;
 	}
 	if (st->phase == CH_DONE)
 		ret = 1;
@@ -808,6 +997,8 @@ http_dechunk(struct http_chunk_state *st, const char *buf, size_t len,
 	*out = o;
 	return ret;
 }
+
+/* ---- Request helpers ---- */
 
 ssize_t
 http_unescape(const char *src, size_t len, char *dst)
@@ -1409,7 +1600,7 @@ process(struct conn *c)
 			/*
 			 * XXX The head is parsed again from its start after
 			 * every read: quadratic for a head trickled a byte at
-			 * a time, bounded by MAX_HEAD_BYTES and the header
+			 * a time, bounded by HTTP_MAX_HEAD_BYTES and the header
 			 * timeout. picohttpparser's last_len would fix it.
 			 */
 			if (out_pending(c) > OUT_HIGH) {
@@ -1510,14 +1701,14 @@ in_limit(const struct conn *c)
 {
 	switch (c->c_state) {
 	case S_HEAD:
-		return MAX_HEAD_BYTES;
+		return HTTP_MAX_HEAD_BYTES;
 	case S_BODY:
 		if (c->c_req.chunked)
 			return c->c_headlen + c->c_maxbody + IN_SLACK;
 		return c->c_headlen + (size_t)c->c_req.content_length +
 		    IN_SLACK;
 	case S_WAIT:
-		return c->c_reqlen + MAX_HEAD_BYTES;
+		return c->c_reqlen + HTTP_MAX_HEAD_BYTES;
 	default:
 		return 0;
 	}

@@ -4,7 +4,9 @@
  * runs on the main thread except http_wake, which any thread may call.
  */
 
-#define HTTP_MAX_HEADERS	64
+#define HTTP_MAX_HEADERS	64	/* fields in a head; more: 431 */
+#define HTTP_MAX_HEAD_BYTES	16384	/* a whole head; nginx's 4 x 8k, Node's 16k */
+#define HTTP_MAX_TARGET_BYTES	8192	/* RFC 9112 3: at least 8000; more: 414 */
 
 struct http_header {
 	const char	*name;
@@ -40,6 +42,21 @@ struct http_request {
 	uint64_t	 id;		/* names the connection in http_reply */
 	int		 status;	/* http_parse's verdict on -1 */
 	const char	*error;		/* and why, a static string */
+};
+
+/* One parsed answer head (the client's side); pointers into the buffer. */
+struct http_response {
+	int		 minor;		/* HTTP/1.minor */
+	int		 status;
+	const char	*reason;
+	size_t		 reason_len;
+	/* http_parse_response zeroes all but headers[]. */
+	struct http_header headers[HTTP_MAX_HEADERS];
+	size_t		 nheaders;
+	int64_t		 content_length;	/* -1: absent; 0 if no body */
+	int		 chunked;
+	int		 keep_alive;	/* else the server closes after it */
+	const char	*error;		/* why, on -1 */
 };
 
 /* Where http_dechunk is inside a chunked body; zero it, set max, then call. */
@@ -83,6 +100,18 @@ typedef ssize_t	http_producer(void *arg, char *buf, size_t cap);
  * nothing is allocated. Pure: any thread may call it.
  */
 int	http_parse(const char *buf, size_t len, struct http_request *r);
+
+/*
+ * Parse one answer head, with the header code http_parse uses. Returns
+ * the bytes consumed, -2 if incomplete, or -1 with rs->error set. Framing
+ * is read as for requests: Content-Length and chunked (both: -1), and
+ * keep_alive from the version and Connection. An answer that can have no
+ * body (1xx, 204, 304; 9112 6.3) gets content_length 0; one with neither
+ * field is read to EOF, so keep_alive is 0. The caller knows whether it
+ * asked HEAD. Pure: any thread may call it.
+ */
+int	http_parse_response(const char *buf, size_t len,
+	    struct http_response *rs);
 
 /*
  * Decode chunked body bytes in place, across as many calls as the bytes

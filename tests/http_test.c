@@ -21,8 +21,6 @@
 #include "util.h"
 
 #define WHOLE	(-100)	/* expected consumed: the whole input */
-#define HEAD_LIMIT	16384
-#define TARGET_LIMIT	8192
 
 struct pcase {
 	const char	*name;
@@ -276,6 +274,68 @@ static const struct dcase dcases[] = {
 	{ "17 digits overflow", "10000000000000000\r\n", 100, -1, NULL, 0 },
 	{ "17 zeros", "00000000000000005\r\nhello\r\n0\r\n\r\n", 100, -1,
 	    NULL, 0 },
+};
+
+struct rcase {
+	const char	*name;
+	const char	*in;
+	int		 want;		/* consumed: WHOLE, -2 or -1 */
+	int		 status;
+	int64_t		 cl;
+	int		 chunked;
+	int		 ka;
+};
+
+static const struct rcase rcases[] = {
+	{ "200 with length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+	    WHOLE, 200, 5, 0, 1 },
+	{ "1.1 close", "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+	    "Content-Length: 2\r\n\r\n", WHOLE, 200, 2, 0, 0 },
+	{ "1.0 to EOF", "HTTP/1.0 200 OK\r\nX-Kv-Seq: 3\r\n\r\n", WHOLE, 200,
+	    -1, 0, 0 },
+	{ "1.0 keep-alive", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"
+	    "Content-Length: 0\r\n\r\n", WHOLE, 200, 0, 0, 1 },
+	{ "1.1 no length: to EOF", "HTTP/1.1 200 OK\r\n\r\n", WHOLE, 200,
+	    -1, 0, 0 },
+	{ "chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    WHOLE, 200, -1, 1, 1 },
+	{ "204 has no body", "HTTP/1.1 204 No Content\r\nContent-Length: 7"
+	    "\r\n\r\n", WHOLE, 204, 0, 0, 1 },
+	{ "304 has no body", "HTTP/1.1 304 Not Modified\r\n\r\n", WHOLE, 304,
+	    0, 0, 1 },
+	{ "100 Continue", "HTTP/1.1 100 Continue\r\n\r\n", WHOLE, 100, 0, 0,
+	    1 },
+	{ "no reason", "HTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n", WHOLE,
+	    404, 0, 0, 1 },
+	{ "no SP, no reason", "HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n",
+	    WHOLE, 404, 0, 0, 1 },
+	{ "LF only", "HTTP/1.1 200 OK\nContent-Length: 2\n\n", WHOLE, 200, 2,
+	    0, 1 },
+	{ "pipelined rest", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+	    38, 200, 2, 0, 1 },
+	{ "status 2000", "HTTP/1.1 2000 OK\r\n\r\n", -1, 0, 0, 0, 0 },
+	{ "status 20", "HTTP/1.1 20 OK\r\n\r\n", -1, 0, 0, 0, 0 },
+	{ "status 600", "HTTP/1.1 600 X\r\n\r\n", -1, 0, 0, 0, 0 },
+	{ "status 099", "HTTP/1.1 099 X\r\n\r\n", -1, 0, 0, 0, 0 },
+	{ "HTTP/2", "HTTP/2 200 OK\r\n\r\n", -1, 0, 0, 0, 0 },
+	{ "HTTP/2.0", "HTTP/2.0 200 OK\r\n\r\n", -1, 0, 0, 0, 0 },
+	{ "leading SP", " HTTP/1.1 200 OK\r\n\r\n", -1, 0, 0, 0, 0 },
+	{ "CTL in reason", "HTTP/1.1 200 O\x01K\r\n\r\n", -1, 0, 0, 0, 0 },
+	{ "CL and TE", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n", -1, 0, 0, 0, 0 },
+	{ "bad CL", "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n", -1, 0,
+	    0, 0, 0 },
+	{ "differing CL", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
+	    "Content-Length: 2\r\n\r\n", -1, 0, 0, 0, 0 },
+	{ "TE gzip", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+	    -1, 0, 0, 0, 0 },
+	{ "TE in 1.0", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n"
+	    "\r\n", -1, 0, 0, 0, 0 },
+	{ "bare CR in a field", "HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n", -1, 0,
+	    0, 0, 0 },
+	{ "obs-fold", "HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n", -1, 0, 0, 0,
+	    0 },
+	{ "no colon", "HTTP/1.1 200 OK\r\nX\r\n\r\n", -1, 0, 0, 0, 0 },
 };
 
 struct ucase {
@@ -584,14 +644,14 @@ test_limits(void)
 	char		*s;
 	size_t		 plen = strlen(pre), len, pad;
 
-	/* A head of exactly HEAD_LIMIT bytes, then one more. */
-	if ((s = malloc(HEAD_LIMIT + 16)) == NULL)
+	/* A head of exactly HTTP_MAX_HEAD_BYTES bytes, then one more. */
+	if ((s = malloc(HTTP_MAX_HEAD_BYTES + 16)) == NULL)
 		abort();
-	pad = HEAD_LIMIT - plen - 4;
+	pad = HTTP_MAX_HEAD_BYTES - plen - 4;
 	memcpy(s, pre, plen);
 	memset(s + plen, 'v', pad);
 	memcpy(s + plen + pad, "\r\n\r\n", 4);
-	len = HEAD_LIMIT;
+	len = HTTP_MAX_HEAD_BYTES;
 	parse_one("head of 16 KiB", s, len, WHOLE, 0);
 	parse_one("head of 16 KiB, cut", s, len - 1, -2, 0);
 	memcpy(s, pre, plen);
@@ -600,24 +660,24 @@ test_limits(void)
 	parse_one("head of 16 KiB + 1", s, len + 1, -1, 431);
 	parse_one("16 KiB prefix of a longer head", s, len, -1, 431);
 	/* Leading empty lines count toward the head. */
-	memset(s, '\n', HEAD_LIMIT);
-	parse_one("16 KiB of empty lines", s, HEAD_LIMIT, -1, 431);
+	memset(s, '\n', HTTP_MAX_HEAD_BYTES);
+	parse_one("16 KiB of empty lines", s, HTTP_MAX_HEAD_BYTES, -1, 431);
 	free(s);
 
-	/* A target of exactly TARGET_LIMIT bytes, then one more. */
-	if ((s = malloc(TARGET_LIMIT + 64)) == NULL)
+	/* A target of exactly HTTP_MAX_TARGET_BYTES bytes, then one more. */
+	if ((s = malloc(HTTP_MAX_TARGET_BYTES + 64)) == NULL)
 		abort();
 	memcpy(s, "GET /", 5);
-	memset(s + 5, 'a', TARGET_LIMIT - 1);
-	len = 4 + TARGET_LIMIT;
+	memset(s + 5, 'a', HTTP_MAX_TARGET_BYTES - 1);
+	len = 4 + HTTP_MAX_TARGET_BYTES;
 	len += sprintf(s + len, " HTTP/1.1\r\nHost: a\r\n\r\n");
 	parse_one("target of 8 KiB", s, len, WHOLE, 0);
 	memcpy(s, "GET /", 5);
-	memset(s + 5, 'a', TARGET_LIMIT);
-	len = 5 + TARGET_LIMIT;
+	memset(s + 5, 'a', HTTP_MAX_TARGET_BYTES);
+	len = 5 + HTTP_MAX_TARGET_BYTES;
 	len += sprintf(s + len, " HTTP/1.1\r\nHost: a\r\n\r\n");
 	parse_one("target of 8 KiB + 1", s, len, -1, 414);
-	parse_one("target of 8 KiB + 1, incomplete", s, 5 + TARGET_LIMIT, -1,
+	parse_one("target of 8 KiB + 1, incomplete", s, 5 + HTTP_MAX_TARGET_BYTES, -1,
 	    414);
 	free(s);
 }
@@ -719,6 +779,70 @@ test_dechunk(void)
 }
 
 static void
+response_one(const struct rcase *c, size_t len, const char *name)
+{
+	struct http_response	 rs;
+	char			*copy = malloc(len ? len : 1);
+	int			 n, want = c->want == WHOLE ? (int)len : c->want;
+
+	if (copy == NULL)
+		abort();
+	memcpy(copy, c->in, len);
+	n = http_parse_response(copy, len, &rs);
+	if (want < 0 || n != want)
+		check(n == want && (n != -1 || rs.error != NULL), name, c->in,
+		    len, "got %d (%s), want %d", n, rs.error ? rs.error : "",
+		    want);
+	else
+		check(rs.status == c->status && rs.content_length == c->cl &&
+		    rs.chunked == c->chunked && rs.keep_alive == c->ka, name,
+		    c->in, len, "status %d cl %lld chunked %d ka %d", rs.status,
+		    (long long)rs.content_length, rs.chunked, rs.keep_alive);
+	free(copy);
+}
+
+/* The answer parser: the table, every prefix of each good answer, limits. */
+static void
+test_response(void)
+{
+	struct rcase	 big = { "", NULL, -1, 0, 0, 0, 0 };
+	struct rcase	 pre;
+	char		 name[96], *s;
+	size_t		 i, k, len;
+
+	for (i = 0; i < sizeof(rcases) / sizeof(rcases[0]); i++) {
+		len = strlen(rcases[i].in);
+		response_one(&rcases[i], len, rcases[i].name);
+		if (rcases[i].want == -1)
+			continue;
+		pre = rcases[i];
+		pre.want = -2;
+		for (k = 0; k < len && (rcases[i].want == WHOLE ||
+		    k < (size_t)rcases[i].want); k++) {
+			snprintf(name, sizeof(name), "answer prefix %zu of %s",
+			    k, rcases[i].name);
+			response_one(&pre, k, name);
+		}
+	}
+	/* A head of exactly HTTP_MAX_HEAD_BYTES, then one more. */
+	if ((s = malloc(HTTP_MAX_HEAD_BYTES + 2)) == NULL)
+		abort();
+	len = (size_t)sprintf(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX: ");
+	memset(s + len, 'v', HTTP_MAX_HEAD_BYTES - len - 4);
+	memcpy(s + HTTP_MAX_HEAD_BYTES - 4, "\r\n\r\n", 4);
+	big.in = s;
+	big.want = WHOLE;
+	big.status = 200;
+	big.ka = 1;
+	response_one(&big, HTTP_MAX_HEAD_BYTES, "answer head of 16 KiB");
+	s[HTTP_MAX_HEAD_BYTES - 4] = 'v';
+	memcpy(s + HTTP_MAX_HEAD_BYTES - 3, "\r\n\r\n", 4);
+	big.want = -1;
+	response_one(&big, HTTP_MAX_HEAD_BYTES + 1, "answer head of 16 KiB + 1");
+	free(s);
+}
+
+static void
 test_unescape(void)
 {
 	char	 out[64];
@@ -762,6 +886,7 @@ main(void)
 	test_hostile();
 	test_limits();
 	test_dechunk();
+	test_response();
 	test_unescape();
 	test_reason();
 	printf("http_test: %d passed, %d failed\n", passed, failed);

@@ -216,15 +216,20 @@ struct watch {
 
 static void	 accept_conns(void);
 static void	 begin_close(struct conn *, const char *);
+static int	 body_step(struct conn *);
+static int	 build_pollfds(int *);
 static int	 ci_eq(const char *, size_t, const char *);
 static struct conn *conn_by_id(uint64_t);
 static void	 conn_close(struct conn *, const char *);
 static void	 conn_open(int);
 static void	 dispatch(struct conn *);
 static void	 drain_start(void);
+static int	 drain_step(void);
 static void	 fill_stream(struct conn *);
 static void	 finish_request(struct conn *);
 static void	 flush_out(struct conn *);
+static void	 handle_events(int, int);
+static int	 head_step(struct conn *);
 static int	 hexval(int);
 static int	 in_room(struct conn *);
 static size_t	 in_limit(const struct conn *);
@@ -240,8 +245,10 @@ static size_t	 out_pending(const struct conn *);
 static int	 send_file(struct conn *);
 static int	 out_reserve(struct conn *, size_t);
 static int	 parse_cl(const char *, size_t, int64_t *);
+static int	 poll_timeout(int64_t);
 static void	 process(struct conn *);
 static void	 read_conn(struct conn *);
+static void	 run_conns(void);
 static int	 reply_head(struct conn *, int, const char *, const char *,
 		    const char *, size_t);
 static void	 send_error(struct conn *, int, const char *);
@@ -1582,116 +1589,133 @@ dispatch(struct conn *c)
 	cfg.handler(r);
 }
 
+/*
+ * S_HEAD: parse the next head in c_in and start its request: 413 from its
+ * length, an interim 100, or straight to the handler when it has no body.
+ * Returns 1 to go on, 0 to stop until more input or an answer.
+ */
+static int
+head_step(struct conn *c)
+{
+	struct http_request	*r = &c->c_req;
+	char			*base = c->c_in + c->c_inoff;
+	size_t			 avail = c->c_inlen - c->c_inoff;
+	int			 n;
+
+	/*
+	 * XXX The head is parsed again from its start after every read:
+	 * quadratic for a head trickled a byte at a time, bounded by
+	 * HTTP_MAX_HEAD_BYTES and the header timeout. picohttpparser's
+	 * last_len would fix it.
+	 */
+	if (out_pending(c) > OUT_HIGH) {
+		c->c_more = 1;	/* again once it reads */
+		return 0;
+	}
+	n = http_parse(base, avail, r);
+	if (n == -2) {
+		if (c->c_rdeof)
+			begin_close(c, avail ? "peer closed mid-request" :
+			    "peer closed");
+		else if (avail > 0 && c->c_t_head == -1)
+			c->c_t_head = now;
+		return 0;
+	}
+	c->c_method = method_index(n > 0 ? r : NULL);
+	c->c_t0 = mono_ns();
+	c->c_head_only = n > 0 && r->method_len == 4 &&
+	    memcmp(r->method, "HEAD", 4) == 0;
+	if (n == -1) {
+		send_error(c, r->status, r->error);
+		return 0;
+	}
+	c->c_headlen = (size_t)n;
+	c->c_parsedat = c->c_inmoves;
+	c->c_minor = r->minor;
+	c->c_keepalive = r->keep_alive;
+	c->c_bodylen = 0;
+	c->c_t_head = -1;
+	c->c_maxbody = cfg.body_limit != NULL ? cfg.body_limit(r) :
+	    cfg.max_body;
+	if (r->content_length > 0 &&
+	    (uint64_t)r->content_length > c->c_maxbody) {
+		send_error(c, 413, "request body too large");
+		return 0;
+	}
+	if (!r->chunked && r->content_length <= 0) {
+		dispatch(c);
+		return 1;
+	}
+	memset(&c->c_chunk, 0, sizeof(c->c_chunk));
+	c->c_chunk.max = c->c_maxbody;
+	c->c_t_read = now;
+	c->c_state = S_BODY;
+	if (r->expect_continue && avail == (size_t)n &&
+	    out_append(c, "HTTP/1.1 100 Continue\r\n\r\n", 25) == -1) {
+		c->c_state = S_DEAD;
+		c->c_why = "out of memory";
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * S_BODY: take in the body bytes read so far, decoding chunks in place;
+ * the handler gets the request once its body is whole. Returns 1 to go
+ * on, 0 to stop, -1 when the body needs more input.
+ */
+static int
+body_step(struct conn *c)
+{
+	struct http_request	*r = &c->c_req;
+	char			*body = c->c_in + c->c_inoff + c->c_headlen;
+	size_t			 avail, used, made;
+	int			 n;
+
+	avail = c->c_inlen - c->c_inoff - c->c_headlen;
+	if (!r->chunked) {
+		if (avail < (size_t)r->content_length)
+			return -1;
+		dispatch(c);
+		return 1;
+	}
+	/*
+	 * Decode in place: decoded bytes follow the head, and raw bytes not
+	 * yet decoded always follow them.
+	 */
+	n = http_dechunk(&c->c_chunk, body + c->c_bodylen,
+	    avail - c->c_bodylen, body + c->c_bodylen, &used, &made);
+	if (n == -1 || n == -2) {
+		send_error(c, n == -1 ? 400 : 413, n == -1 ?
+		    "invalid chunked encoding" : "request body too large");
+		return 0;
+	}
+	memmove(body + c->c_bodylen + made, body + c->c_bodylen + used,
+	    avail - c->c_bodylen - used);
+	c->c_inlen -= used - made;
+	c->c_bodylen += made;
+	if (n == 0)
+		return -1;
+	dispatch(c);
+	return 1;
+}
+
 /* Parse and dispatch buffered requests until one is pending or input ends. */
 static void
 process(struct conn *c)
 {
-	struct http_request	*r = &c->c_req;
-	char			*base;
-	size_t			 avail, used, made;
-	int			 n;
+	int	 rc = 1;
 
 	c->c_more = 0;
-	for (;;) {
-		base = c->c_in + c->c_inoff;
-		avail = c->c_inlen - c->c_inoff;
-		switch (c->c_state) {
-		case S_HEAD:
-			/*
-			 * XXX The head is parsed again from its start after
-			 * every read: quadratic for a head trickled a byte at
-			 * a time, bounded by HTTP_MAX_HEAD_BYTES and the header
-			 * timeout. picohttpparser's last_len would fix it.
-			 */
-			if (out_pending(c) > OUT_HIGH) {
-				c->c_more = 1;	/* again once it reads */
-				return;
-			}
-			n = http_parse(base, avail, r);
-			if (n == -2) {
-				if (c->c_rdeof)
-					begin_close(c, avail ? "peer closed "
-					    "mid-request" : "peer closed");
-				else if (avail > 0 && c->c_t_head == -1)
-					c->c_t_head = now;
-				return;
-			}
-			c->c_method = method_index(n > 0 ? r : NULL);
-			c->c_t0 = mono_ns();
-			c->c_head_only = n > 0 && r->method_len == 4 &&
-			    memcmp(r->method, "HEAD", 4) == 0;
-			if (n == -1) {
-				send_error(c, r->status, r->error);
-				return;
-			}
-			c->c_headlen = (size_t)n;
-			c->c_parsedat = c->c_inmoves;
-			c->c_minor = r->minor;
-			c->c_keepalive = r->keep_alive;
-			c->c_bodylen = 0;
-			c->c_t_head = -1;
-			c->c_maxbody = cfg.body_limit != NULL ?
-			    cfg.body_limit(r) : cfg.max_body;
-			if (r->content_length > 0 &&
-			    (uint64_t)r->content_length > c->c_maxbody) {
-				send_error(c, 413, "request body too large");
-				return;
-			}
-			if (!r->chunked && r->content_length <= 0) {
-				dispatch(c);
-				break;
-			}
-			memset(&c->c_chunk, 0, sizeof(c->c_chunk));
-			c->c_chunk.max = c->c_maxbody;
-			c->c_t_read = now;
-			c->c_state = S_BODY;
-			if (r->expect_continue && avail == (size_t)n &&
-			    out_append(c, "HTTP/1.1 100 Continue\r\n\r\n",
-			    25) == -1) {
-				c->c_state = S_DEAD;
-				c->c_why = "out of memory";
-				return;
-			}
-			break;
-		case S_BODY:
-			if (!r->chunked) {
-				if (avail - c->c_headlen <
-				    (size_t)r->content_length)
-					goto more;
-				dispatch(c);
-				break;
-			}
-			/*
-			 * Decode in place: decoded bytes follow the head, and
-			 * raw bytes not yet decoded always follow them.
-			 */
-			n = http_dechunk(&c->c_chunk,
-			    base + c->c_headlen + c->c_bodylen,
-			    avail - c->c_headlen - c->c_bodylen,
-			    base + c->c_headlen + c->c_bodylen, &used, &made);
-			if (n == -1) {
-				send_error(c, 400, "invalid chunked encoding");
-				return;
-			}
-			if (n == -2) {
-				send_error(c, 413, "request body too large");
-				return;
-			}
-			memmove(base + c->c_headlen + c->c_bodylen + made,
-			    base + c->c_headlen + c->c_bodylen + used,
-			    avail - c->c_headlen - c->c_bodylen - used);
-			c->c_inlen -= used - made;
-			c->c_bodylen += made;
-			if (n == 0)
-				goto more;
-			dispatch(c);
-			break;
-		default:
+	while (rc == 1) {
+		if (c->c_state == S_HEAD)
+			rc = head_step(c);
+		else if (c->c_state == S_BODY)
+			rc = body_step(c);
+		else
 			return;
-		}
 	}
-more:
-	if (c->c_rdeof)
+	if (rc == -1 && c->c_rdeof)
 		begin_close(c, "peer closed mid-body");
 }
 
@@ -2067,126 +2091,177 @@ drain_start(void)
 	}
 }
 
+/*
+ * Start draining on http_stop, and end it: 0 when every connection has
+ * gone or the drain timed out (closing what is left), else 1 to go on.
+ */
+static int
+drain_step(void)
+{
+	struct conn	*c;
+	int		 fd;
+
+	if (stop_flag && !draining)
+		drain_start();
+	if (!draining)
+		return 1;
+	if (nconns == 0)
+		return 0;
+	if (now < drain_deadline)
+		return 1;
+	for (fd = 0; fd < nslots; fd++)
+		if ((c = conns[fd]) != NULL)
+			conn_close(c, "drain timeout");
+	return 0;
+}
+
+/*
+ * Fill pfds: the wake pipe, the listener unless it rests, the watched fds,
+ * then every connection from *base on. Returns how many, or -1 (ENOMEM).
+ */
+static int
+build_pollfds(int *base)
+{
+	struct conn	*c;
+	int		 i, n, fd;
+
+	if (npfds < 2 + nwatches + nconns) {
+		n = 2 + nwatches + nconns + 64;
+		if ((pfds = realloc(pfds, n * sizeof(*pfds))) == NULL) {
+			npfds = 0;
+			errno = ENOMEM;
+			return -1;
+		}
+		npfds = n;
+	}
+	n = 0;
+	pfds[n].fd = wake_rd;
+	pfds[n++].events = POLLIN;
+	if (lfd != -1 && now >= pause_until) {
+		pfds[n].fd = lfd;
+		pfds[n++].events = POLLIN;
+	}
+	for (i = 0; i < nwatches; i++) {
+		pfds[n].fd = watches[i].w_fd;
+		pfds[n++].events = POLLIN;
+	}
+	*base = n;
+	for (fd = 0; fd < nslots; fd++) {
+		if ((c = conns[fd]) == NULL)
+			continue;
+		pfds[n].fd = fd;
+		pfds[n].events = (wants_read(c) ? POLLIN : 0) |
+		    (out_pending(c) > 0 ? POLLOUT : 0);
+		n++;
+	}
+	return n;
+}
+
+/* How long poll may sleep: until the next deadline, or sooner. */
+static int
+poll_timeout(int64_t next)
+{
+	int	 timeout;
+
+	timeout = work_pending ? 0 : (int)(next - now);
+	if (timeout < 0)
+		timeout = 0;
+	if (cfg.tick != NULL && timeout > TICK_MS)
+		timeout = TICK_MS;
+	if (lfd != -1 && now < pause_until && timeout > PAUSE_MS)
+		timeout = PAUSE_MS;
+	if (draining && timeout > TICK_MS)
+		timeout = TICK_MS;
+	work_pending = 0;
+	return timeout;
+}
+
+/* What poll reported: the wake pipe, accepts, watches, then reads. */
+static void
+handle_events(int base, int n)
+{
+	struct conn	*c;
+	char		 buf[64];
+	int		 i, w;
+
+	for (i = 0; i < base; i++) {
+		if (pfds[i].revents == 0)
+			continue;
+		if (pfds[i].fd == wake_rd) {
+			while (read(wake_rd, buf, sizeof(buf)) > 0)
+				;
+		} else if (pfds[i].fd == lfd)
+			accept_conns();
+		else {
+			for (w = 0; w < nwatches; w++)
+				if (watches[w].w_fd == pfds[i].fd) {
+					watches[w].w_fn(watches[w].w_arg);
+					break;
+				}
+		}
+	}
+	for (i = base; i < n; i++) {
+		if (pfds[i].revents == 0 || (c = conns[pfds[i].fd]) == NULL)
+			continue;
+		if (pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+			if (wants_read(c))
+				read_conn(c);
+			else if (c->c_state == S_WAIT &&
+			    pfds[i].revents & (POLLHUP | POLLERR))
+				conn_close(c, "peer hung up");
+		}
+	}
+}
+
+/* Parse what the reads and replies made ready, then send. */
+static void
+run_conns(void)
+{
+	struct conn	*c;
+	int		 fd;
+
+	for (fd = 0; fd < nslots; fd++) {
+		if ((c = conns[fd]) == NULL)
+			continue;
+		if (c->c_more)
+			process(c);
+		flush_out(c);
+	}
+	if (!draining)
+		return;
+	for (fd = 0; fd < nslots; fd++)
+		if ((c = conns[fd]) != NULL && c->c_state == S_HEAD &&
+		    c->c_inlen == c->c_inoff && out_pending(c) == 0)
+			conn_close(c, "shutting down");
+}
+
+/* As Redis's aeMain: each pass is deadlines, poll, events, work. */
 int
 http_run(void)
 {
-	struct conn	*c;
 	int64_t		 next;
-	char		 buf[64];
-	int		 i, n, fd, timeout, base, fired;
+	int		 n, base, timeout;
 
 	for (;;) {
 		now = (int64_t)mono_ms();
 		make_date(time(NULL));
-		if (stop_flag && !draining)
-			drain_start();
-		if (draining) {
-			if (nconns == 0)
-				return 0;
-			if (now >= drain_deadline) {
-				for (fd = 0; fd < nslots; fd++)
-					if ((c = conns[fd]) != NULL)
-						conn_close(c, "drain timeout");
-				return 0;
-			}
-		}
-
+		if (drain_step() == 0)
+			return 0;
 		next = now + 1000;
 		timers(&next);
-
-		if (npfds < 2 + nwatches + nconns) {
-			n = 2 + nwatches + nconns + 64;
-			if ((pfds = realloc(pfds, n * sizeof(*pfds))) == NULL) {
-				npfds = 0;
-				errno = ENOMEM;
-				return -1;
-			}
-			npfds = n;
-		}
-		n = 0;
-		pfds[n].fd = wake_rd;
-		pfds[n++].events = POLLIN;
-		if (lfd != -1 && now >= pause_until) {
-			pfds[n].fd = lfd;
-			pfds[n++].events = POLLIN;
-		}
-		for (i = 0; i < nwatches; i++) {
-			pfds[n].fd = watches[i].w_fd;
-			pfds[n++].events = POLLIN;
-		}
-		base = n;
-		for (fd = 0; fd < nslots; fd++) {
-			if ((c = conns[fd]) == NULL)
-				continue;
-			pfds[n].fd = fd;
-			pfds[n].events = (wants_read(c) ? POLLIN : 0) |
-			    (out_pending(c) > 0 ? POLLOUT : 0);
-			n++;
-		}
-
-		timeout = work_pending ? 0 : (int)(next - now);
-		if (timeout < 0)
-			timeout = 0;
-		if (cfg.tick != NULL && timeout > TICK_MS)
-			timeout = TICK_MS;
-		if (lfd != -1 && now < pause_until && timeout > PAUSE_MS)
-			timeout = PAUSE_MS;
-		if (draining && timeout > TICK_MS)
-			timeout = TICK_MS;
-		work_pending = 0;
+		if ((n = build_pollfds(&base)) == -1)
+			return -1;
+		timeout = poll_timeout(next);
 		if (poll(pfds, (nfds_t)n, timeout) == -1) {
 			if (errno == EINTR)
 				continue;
 			return -1;
 		}
 		now = (int64_t)mono_ms();
-
-		for (i = 0; i < base; i++) {
-			if (pfds[i].revents == 0)
-				continue;
-			if (pfds[i].fd == wake_rd) {
-				while (read(wake_rd, buf, sizeof(buf)) > 0)
-					;
-			} else if (pfds[i].fd == lfd)
-				accept_conns();
-			else {
-				for (fired = 0; fired < nwatches; fired++)
-					if (watches[fired].w_fd == pfds[i].fd) {
-						watches[fired].w_fn(
-						    watches[fired].w_arg);
-						break;
-					}
-			}
-		}
-		for (i = base; i < n; i++) {
-			if (pfds[i].revents == 0 ||
-			    (c = conns[pfds[i].fd]) == NULL)
-				continue;
-			if (pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
-				if (wants_read(c))
-					read_conn(c);
-				else if (c->c_state == S_WAIT &&
-				    pfds[i].revents & (POLLHUP | POLLERR))
-					conn_close(c, "peer hung up");
-			}
-		}
+		handle_events(base, n);
 		if (cfg.tick != NULL)
 			cfg.tick();
-		for (fd = 0; fd < nslots; fd++) {
-			if ((c = conns[fd]) == NULL)
-				continue;
-			if (c->c_more)
-				process(c);
-			flush_out(c);
-		}
-		if (draining) {
-			for (fd = 0; fd < nslots; fd++)
-				if ((c = conns[fd]) != NULL &&
-				    c->c_state == S_HEAD &&
-				    c->c_inlen == c->c_inoff &&
-				    out_pending(c) == 0)
-					conn_close(c, "shutting down");
-		}
+		run_conns();
 	}
 }
 

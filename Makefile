@@ -11,8 +11,8 @@ LDLIBS  = -lpthread
 HOSTCC  = cc
 ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
-OBJ = kvstore.o cli.o http.o repl.o store.o ui.o util.o
-HDR = cli.h http.h repl.h store.h ui.h util.h
+OBJ = kvstore.o cli.o client.o http.o repl.o store.o ui.o util.o
+HDR = cli.h client.h http.h repl.h store.h ui.h util.h
 UI = ui/index.html ui/app.js ui/app.css ui/icon.svg
 # The C unit tests link the modules they test (TEST_SRC_name); the other
 # test programs are plain clients.

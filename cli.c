@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "client.h"
 #include "repl.h"
 #include "store.h"
 #include "util.h"
@@ -29,6 +30,7 @@
 #define CLI_RETRY_MS	200		/* between tries of get --wait */
 #define CLI_WATCH_S	30		/* one watch request of kvstore watch */
 #define REPLICAS_CLI_TIMEOUT_MS 605000	/* REPLICAS_WAIT_MS's maximum + 5 s */
+#define CLI_MAX_BODY	((size_t)INT32_MAX)	/* values are below 2^31 */
 
 enum { EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_SERVER };
 
@@ -126,29 +128,75 @@ cli_auth(void)
 	return line;
 }
 
+/* The decimal value of the last answer's field name, 0 if none. */
+static uint64_t
+header_u64(const struct client *c, const char *name)
+{
+	const char *v;
+	size_t len, i;
+	uint64_t n = 0;
+
+	if ((v = client_header(c, name, &len)) == NULL)
+		return 0;
+	for (i = 0; i < len && v[i] >= '0' && v[i] <= '9'; i++)
+		n = n * 10 + (uint64_t)(v[i] - '0');
+	return i == len ? n : 0;
+}
+
 /*
  * One request with extra header lines and a timeout; returns the status
- * (or -1, having said why on stderr) with the body in *out for the caller
- * to free. *index gets X-Kv-Index when index is not NULL.
+ * (or -1, having said why on stderr unless quiet) with the body in *out
+ * for the caller to free. *index gets X-Kv-Index when index is not NULL.
+ * HTTP/1.0, one connection per request: a CLI run makes one or a few.
  */
 static int
 cli_request(const char *method, const char *target, const char *extra,
     const char *body, size_t blen, int timeout_ms, char **out,
     size_t *outlen, uint64_t *index, int quiet)
 {
-	char err[512], head[MAX_TOKEN_BYTES + 128];
-	int status;
+	struct client_request rq;
+	struct client_response rs;
+	struct client *c;
+	char head[MAX_TOKEN_BYTES + 128];
+	const char *url = cli_url(), *why = NULL;
+	int status = -1;
 
+	*out = NULL;
+	*outlen = 0;
 	if ((size_t)snprintf(head, sizeof(head), "%s%s", cli_auth(), extra) >=
 	    sizeof(head)) {
 		fprintf(stderr, "kvstore: %s %s: header lines too long\n",
 		    method, target);
 		return -1;
 	}
-	status = repl_fetch(cli_url(), method, target, head, body, blen,
-	    timeout_ms, out, outlen, index, err, sizeof(err));
-	if (status == -1 && !quiet)
-		fprintf(stderr, "kvstore: %s %s: %s\n", method, target, err);
+	if ((c = client_new(url, timeout_ms, NULL, NULL)) == NULL) {
+		if (!quiet)
+			fprintf(stderr, "kvstore: %s %s: %s: %s\n", method,
+			    target, url, strerror(errno));
+		return -1;
+	}
+	memset(&rq, 0, sizeof(rq));
+	rq.method = method;
+	rq.target = target;
+	rq.extra = head;
+	rq.body = body;
+	rq.body_len = blen;
+	rq.http10 = 1;
+	if (client_call(c, &rq, &rs, CLI_MAX_BODY) == -1)
+		why = client_error(c);
+	else if ((*out = malloc(rs.body_len + 1)) == NULL)
+		why = "out of memory";
+	else {
+		memcpy(*out, rs.body, rs.body_len + 1);
+		*outlen = rs.body_len;
+		status = rs.status;
+		if (index != NULL)
+			*index = header_u64(c, "X-Kv-Index");
+	}
+	if (why != NULL && !quiet)
+		fprintf(stderr, "kvstore: %s %s: %s: %s\n", method, target,
+		    url, why);
+	client_free(c);
 	return status;
 }
 

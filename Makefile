@@ -45,7 +45,7 @@ ui/pack: ui/pack.c
 	$(HOSTCC) -O2 -o $@ ui/pack.c
 
 TEST_SRC_http_test = http.c util.c
-TEST_SRC_repl_test = repl.c util.c
+TEST_SRC_repl_test = repl.c client.c http.c util.c
 TEST_SRC_store_test = store.c util.c
 TEST_SRC_store_test_softcrc = store.c util.c
 TEST_SRC_ui_test = ui.c
@@ -56,7 +56,7 @@ TEST_FLAGS_repl_test = -Wl,--wrap=getaddrinfo
 TEST_FLAGS_store_test_softcrc = -DKV_SOFT_CRC
 
 tests/http_test: tests/http_test.c http.c util.c $(HDR)
-tests/repl_test: tests/repl_test.c repl.c util.c $(HDR)
+tests/repl_test: tests/repl_test.c repl.c client.c http.c util.c $(HDR)
 tests/store_test: tests/store_test.c store.c util.c $(HDR)
 tests/store_test_softcrc: tests/store_test.c store.c util.c $(HDR)
 tests/ui_test: tests/ui_test.c ui.c $(HDR) ui/assets.h ui/pack
@@ -183,11 +183,12 @@ FUZZ_CFLAGS = -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L \
 FUZZERS = tests/fuzz/fuzz_http tests/fuzz/fuzz_repl tests/fuzz/fuzz_store
 
 FUZZ_SRC_fuzz_http = http.c util.c
-FUZZ_SRC_fuzz_repl = repl.c util.c
+FUZZ_SRC_fuzz_repl = repl.c client.c http.c util.c
 FUZZ_SRC_fuzz_store = store.c util.c
 
 tests/fuzz/fuzz_http: tests/fuzz/fuzz_http.c http.c util.c $(HDR)
-tests/fuzz/fuzz_repl: tests/fuzz/fuzz_repl.c repl.c util.c $(HDR)
+tests/fuzz/fuzz_repl: tests/fuzz/fuzz_repl.c repl.c client.c http.c util.c \
+	$(HDR)
 tests/fuzz/fuzz_store: tests/fuzz/fuzz_store.c store.c util.c $(HDR)
 $(FUZZERS):
 	@sh tests/need.sh $(FUZZ_CC)

@@ -62,7 +62,7 @@ usage(void)
 static const char *
 cli_url(void)
 {
-	static char url[300];
+	static char url[REPL_URL_MAX];
 	const char *v = env("KV_URL", "http://localhost:8080");
 	size_t n = strlen(v);
 

@@ -49,7 +49,7 @@
 #define ERR_MAX		256
 #define DEF_TIMEOUT_MS	5000
 #define REQ_SLACK	96	/* request line and fields around the parts */
-#define MAX_INFLIGHT	64		/* pipelined requests; bits of c_heads */
+#define MAX_INFLIGHT	64		/* pipelined; the bits of c_heads */
 
 struct client {
 	int		 c_fd;

@@ -11,7 +11,7 @@ struct client;
 struct client_request {
 	const char	*method;
 	const char	*target;	/* origin-form: "/path?query" */
-	const char	*extra;		/* NULL or header lines ending in CRLF */
+	const char	*extra;		/* NULL, or lines ending in CRLF */
 	const void	*body;		/* sent with a Content-Length when */
 	size_t		 body_len;	/* not empty, or the method PUT/POST */
 	int		 http10;	/* as HTTP/1.0: answer never chunked */

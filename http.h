@@ -5,8 +5,8 @@
  */
 
 #define HTTP_MAX_HEADERS	64	/* fields in a head; more: 431 */
-#define HTTP_MAX_HEAD_BYTES	16384	/* a whole head; nginx's 4 x 8k, Node's 16k */
-#define HTTP_MAX_TARGET_BYTES	8192	/* RFC 9112 3: at least 8000; more: 414 */
+#define HTTP_MAX_HEAD_BYTES	16384	/* nginx's 4 x 8k; Node's 16k */
+#define HTTP_MAX_TARGET_BYTES	8192	/* 9112 3: at least 8000; more: 414 */
 
 struct http_header {
 	const char	*name;

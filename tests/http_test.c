@@ -677,8 +677,8 @@ test_limits(void)
 	len = 5 + HTTP_MAX_TARGET_BYTES;
 	len += sprintf(s + len, " HTTP/1.1\r\nHost: a\r\n\r\n");
 	parse_one("target of 8 KiB + 1", s, len, -1, 414);
-	parse_one("target of 8 KiB + 1, incomplete", s, 5 + HTTP_MAX_TARGET_BYTES, -1,
-	    414);
+	parse_one("target of 8 KiB + 1, incomplete", s,
+	    5 + HTTP_MAX_TARGET_BYTES, -1, 414);
 	free(s);
 }
 

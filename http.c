@@ -36,7 +36,9 @@
  *   HTTP_MAX_HEAD_BYTES (16 KiB, counting leading empty lines and the
  *   final CRLF) for the whole head; beyond either, 431 (RFC 6585 5).
  * - HTTP/1.1 needs exactly one Host (9112 3.2); two Hosts get 400 on any
- *   version. The Host value itself is not checked.
+ *   version, and so does a value that is not uri-host [":" port] (RFC
+ *   3986 3.2.2: a reg-name, IPv4 address, or IP-literal in brackets); the
+ *   empty value is allowed (9110 7.2), an empty host before a port is not.
  * - Framing (9112 6): Content-Length is digits only, at most INT64_MAX; a
  *   list or repeated field of equal values ("1, 1") is taken as one value
  *   (9110 8.6), differing values are 400. Transfer-Encoding must be exactly
@@ -91,6 +93,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -722,6 +725,98 @@ frame_check(const struct framing *f, int minor, struct perr *e)
 	return -1;
 }
 
+/*
+ * reg-name bytes (RFC 3986 3.2.2): unreserved and sub-delims; '%' starts
+ * a pct-encoded triple, checked apart.
+ */
+#define T1(c)	[c] = 1
+static const unsigned char regchar[256] = {
+	T1('-'), T1('.'), T1('_'), T1('~'), T1('!'), T1('$'), T1('&'),
+	T1('\''), T1('('), T1(')'), T1('*'), T1('+'), T1(','), T1(';'),
+	T1('='),
+	T1('0'), T1('1'), T1('2'), T1('3'), T1('4'), T1('5'), T1('6'),
+	T1('7'), T1('8'), T1('9'),
+	T1('A'), T1('B'), T1('C'), T1('D'), T1('E'), T1('F'), T1('G'),
+	T1('H'), T1('I'), T1('J'), T1('K'), T1('L'), T1('M'), T1('N'),
+	T1('O'), T1('P'), T1('Q'), T1('R'), T1('S'), T1('T'), T1('U'),
+	T1('V'), T1('W'), T1('X'), T1('Y'), T1('Z'),
+	T1('a'), T1('b'), T1('c'), T1('d'), T1('e'), T1('f'), T1('g'),
+	T1('h'), T1('i'), T1('j'), T1('k'), T1('l'), T1('m'), T1('n'),
+	T1('o'), T1('p'), T1('q'), T1('r'), T1('s'), T1('t'), T1('u'),
+	T1('v'), T1('w'), T1('x'), T1('y'), T1('z'),
+};
+#undef T1
+
+/*
+ * IP-literal = "[" ( IPv6address / IPvFuture ) "]" (RFC 3986 3.2.2), the
+ * part between the brackets in s[0..len).
+ */
+static int
+ip_literal(const char *s, size_t len)
+{
+	struct in6_addr	 a;
+	char		 buf[INET6_ADDRSTRLEN];
+	size_t		 i;
+
+	if (len > 0 && (*s == 'v' || *s == 'V')) {
+		/* IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ) */
+		for (i = 1; i < len && hexval((unsigned char)s[i]) != -1; i++)
+			;
+		if (i == 1 || i + 1 >= len || s[i] != '.')
+			return 0;
+		for (i++; i < len; i++)
+			if (!regchar[(unsigned char)s[i]] && s[i] != ':')
+				return 0;
+		return 1;
+	}
+	if (len == 0 || len >= sizeof(buf))
+		return 0;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	return inet_pton(AF_INET6, buf, &a) == 1;
+}
+
+/*
+ * Is v[0..len) a Host value (RFC 9112 3.2): uri-host [ ":" port ], where
+ * uri-host is an IP-literal or a reg-name (IPv4address is one) and port is
+ * digits. The empty value is allowed (RFC 9110 7.2: a target without an
+ * authority); an empty host before a port is not (9110 4.2.1).
+ */
+static int
+valid_host(const char *v, size_t len)
+{
+	const char	*p = v, *end = v + len, *rb;
+
+	if (len == 0)
+		return 1;
+	if (*p == '[') {
+		if ((rb = memchr(p, ']', len)) == NULL ||
+		    !ip_literal(p + 1, (size_t)(rb - p - 1)))
+			return 0;
+		p = rb + 1;
+	} else {
+		while (p < end && *p != ':') {
+			if (*p == '%' && end - p >= 3 &&
+			    hexval((unsigned char)p[1]) != -1 &&
+			    hexval((unsigned char)p[2]) != -1)
+				p += 3;
+			else if (regchar[(unsigned char)*p])
+				p++;
+			else
+				return 0;
+		}
+		if (p == v)
+			return 0;
+	}
+	if (p == end)
+		return 1;
+	if (*p++ != ':')
+		return 0;
+	while (p < end && *p >= '0' && *p <= '9')
+		p++;
+	return p == end;
+}
+
 /* The fields of a parsed request head: framing, Host, Expect. */
 static int
 request_fields(struct http_request *r, struct perr *e)
@@ -739,9 +834,14 @@ request_fields(struct http_request *r, struct perr *e)
 			return -1;
 		if (rc == 1)
 			continue;
-		if (ci_eq(h->name, h->name_len, "host"))
+		if (ci_eq(h->name, h->name_len, "host")) {
+			if (!valid_host(h->value, h->value_len)) {
+				e->status = 400;
+				e->why = "invalid Host";
+				return -1;
+			}
 			hosts++;
-		else if (ci_eq(h->name, h->name_len, "expect")) {
+		} else if (ci_eq(h->name, h->name_len, "expect")) {
 			if (ci_eq(h->value, h->value_len, "100-continue"))
 				exp_100 = 1;
 			else

@@ -49,7 +49,8 @@
  *   starts). Neither: no body.
  * - Chunked bodies (9112 7.1): 1 to 16 hex digits, no leading whitespace,
  *   optional BWS and extensions (ignored, each line at most MAX_CHUNK_LINE),
- *   data, CRLF; trailer fields are read and discarded
+ *   CRLF, data, CRLF: a bare LF ending a size line or data is 400. Trailer
+ *   fields are checked as field lines (no colon: 400) and discarded
  *   (HTTP_MAX_HEAD_BYTES in all).
  * - Connection: "close" ends the connection after the response; HTTP/1.0
  *   persists only with "keep-alive", echoed back (9112 9.3). Expect:
@@ -157,7 +158,8 @@ enum chunk_phase {
 	CH_DATA,
 	CH_DATA_CR,
 	CH_DATA_LF,
-	CH_TRAILER,
+	CH_TRAILER,	/* a trailer line's start or name */
+	CH_TRAILER_VAL,
 	CH_TRAILER_LF,
 	CH_DONE
 };
@@ -955,8 +957,10 @@ http_parse_response(const char *buf, size_t len, struct http_response *rs)
 
 /*
  * One byte of a chunk-size line: 1 to 16 hex digits, BWS, extensions,
- * CRLF or LF (9112 7.1). Returns 0, 1 at the end of the line, -1 if
- * malformed.
+ * CRLF (9112 7.1; a bare LF is refused here, unlike in the head, since
+ * 2.2's leniency is for the start line and fields, and a parser that
+ * takes it where another does not is how chunk smuggling starts). Returns
+ * 0, 1 at the end of the line, -1 if malformed.
  */
 static int
 size_byte(struct http_chunk_state *st, int ch)
@@ -980,8 +984,6 @@ size_byte(struct http_chunk_state *st, int ch)
 			st->phase = CH_SIZE_WS;
 		else if (ch == '\r')
 			st->phase = CH_SIZE_LF;
-		else if (ch == '\n')
-			return 1;
 		else
 			return -1;
 		return 0;
@@ -994,8 +996,6 @@ size_byte(struct http_chunk_state *st, int ch)
 	case CH_EXT:
 		if (ch == '\r')
 			st->phase = CH_SIZE_LF;
-		else if (ch == '\n')
-			return 1;
 		else if ((ch < ' ' && ch != '\t') || ch == 0x7f ||
 		    ++st->linelen > MAX_CHUNK_LINE)
 			return -1;
@@ -1006,32 +1006,41 @@ size_byte(struct http_chunk_state *st, int ch)
 }
 
 /*
- * One byte of the trailer section: lines up to an empty one, each ending
- * in CRLF or LF as head fields do, and discarded. remaining counts its
- * bytes, at most HTTP_MAX_HEAD_BYTES. Returns 0, 1 at its end, -1 if
- * malformed.
+ * One byte of the trailer section: field lines (a token name, a colon,
+ * a value without CTLs; a line without a colon is refused) up to an empty
+ * line, each ending in CRLF or LF as head fields do, and discarded.
+ * remaining counts its bytes, at most HTTP_MAX_HEAD_BYTES. Returns 0, 1 at
+ * its end, -1 if malformed.
  */
 static int
 trailer_byte(struct http_chunk_state *st, int ch)
 {
-	int	 rc = 0;
+	int	 in_name = st->phase == CH_TRAILER && st->linelen > 0;
 
 	if (ch == '\n') {
+		if (in_name)
+			return -1;	/* a name and no colon */
 		if (st->linelen == 0)
 			return 1;
 		st->linelen = 0;
 		st->phase = CH_TRAILER;
 	} else if (st->phase == CH_TRAILER_LF)
 		return -1;
-	else if (ch == '\r')
+	else if (ch == '\r') {
+		if (in_name)
+			return -1;
 		st->phase = CH_TRAILER_LF;
-	else if ((ch < ' ' && ch != '\t') || ch == 0x7f)
+	} else if (st->phase == CH_TRAILER) {
+		if (ch == ':' && st->linelen > 0)
+			st->phase = CH_TRAILER_VAL;
+		else if (!is_tchar(ch))
+			return -1;	/* whitespace, obs-fold, empty name */
+		st->linelen++;
+	} else if ((ch < ' ' && ch != '\t') || ch == 0x7f)
 		return -1;
 	else
 		st->linelen++;
-	if (++st->remaining > HTTP_MAX_HEAD_BYTES)
-		rc = -1;
-	return rc;
+	return ++st->remaining > HTTP_MAX_HEAD_BYTES ? -1 : 0;
 }
 
 /* One byte outside chunk data: 0, 1 at the body's end, -1, or -2 (413). */
@@ -1041,12 +1050,11 @@ chunk_byte(struct http_chunk_state *st, int ch)
 	int	 rc;
 
 	switch (st->phase) {
-	case CH_DATA_CR:
-		if (ch == '\r') {
-			st->phase = CH_DATA_LF;
-			return 0;
-		}
-		/* FALLTHROUGH */
+	case CH_DATA_CR:	/* the CRLF after data, strictly as above */
+		if (ch != '\r')
+			return -1;
+		st->phase = CH_DATA_LF;
+		return 0;
 	case CH_DATA_LF:
 		if (ch != '\n')
 			return -1;
@@ -1055,6 +1063,7 @@ chunk_byte(struct http_chunk_state *st, int ch)
 		st->remaining = 0;
 		return 0;
 	case CH_TRAILER:
+	case CH_TRAILER_VAL:
 	case CH_TRAILER_LF:
 		if ((rc = trailer_byte(st, ch)) == 1)
 			st->phase = CH_DONE;

@@ -57,8 +57,11 @@
  *   "100-continue" on 1.1 gets an interim 100 when the body has not arrived
  *   yet; another expectation is 417; on 1.0 expectations are ignored (9110
  *   10.1.1).
- * - A body over max_body (or what body_limit says for the request) gets 413: at once from Content-Length, or while
- *   decoding chunks. After any error answered here (400, 408, 413, 414,
+ * - The program's admit callback sees each head before any 100 Continue
+ *   or body byte, and may answer it (401, 403, 413) instead of the
+ *   handler; a body still to come is then never read (the answer closes).
+ * - A body over max_body (or what body_limit says for the request) gets
+ *   413: at once from Content-Length, or while decoding chunks. After any error answered here (400, 408, 413, 414,
  *   417, 431, 501, 503, 505) the response says Connection: close and the
  *   connection closes gracefully: send, shutdown(SHUT_WR), read and discard
  *   for up to LINGER_MS, close (9112 9.6), so that the client reads the
@@ -220,6 +223,7 @@ struct watch {
 };
 
 static void	 accept_conns(void);
+static int	 admit(struct conn *);
 static void	 begin_close(struct conn *, const char *);
 static int	 body_step(struct conn *);
 static int	 build_pollfds(int *);
@@ -241,6 +245,7 @@ static size_t	 in_limit(const struct conn *);
 static int	 next_token(const char **, const char *, const char **,
 		    size_t *);
 static void	 make_date(time_t);
+static void	 new_id(struct conn *);
 static int	 method_index(const struct http_request *);
 static void	 count_reply(struct conn *, int);
 static int	 open_listener(int, int);
@@ -1671,6 +1676,49 @@ finish_request(struct conn *c)
 	work_pending = 1;
 }
 
+/* The request in c_req gets an id: it may be answered from now on. */
+static void
+new_id(struct conn *c)
+{
+	if (++gen_seq == 0)
+		gen_seq = 1;
+	c->c_gen = gen_seq;
+	c->c_req.id = (uint64_t)c->c_gen << 32 | (uint32_t)c->c_fd;
+	c->c_state = S_WAIT;
+}
+
+/*
+ * Ask cfg.admit whether the head in c_req may go on, before a 100 or a
+ * body byte. It may answer and refuse: then a body never read would be
+ * taken for the next request, so an answer to a request with one says
+ * close, and lingering discards the body (as for our own errors).
+ * Returns 1 if admitted.
+ */
+static int
+admit(struct conn *c)
+{
+	struct http_request	*r = &c->c_req;
+	int			 refused;
+
+	r->body = NULL;
+	r->body_len = 0;
+	c->c_reqlen = c->c_headlen;
+	if (r->chunked || r->content_length > 0)
+		c->c_keepalive = 0;
+	new_id(c);
+	refused = cfg.admit(r) != 0;
+	if (c->c_state != S_WAIT)
+		return 0;	/* answered: a refusal, whatever it said */
+	if (refused) {
+		send_error(c, 500, "request refused without an answer");
+		return 0;
+	}
+	c->c_state = S_HEAD;
+	c->c_gen = 0;
+	c->c_keepalive = r->keep_alive;
+	return 1;
+}
+
 /* Hand the request in c_in to the handler. */
 static void
 dispatch(struct conn *c)
@@ -1690,11 +1738,7 @@ dispatch(struct conn *c)
 	} else
 		c->c_reqlen = c->c_headlen;
 	r->body = base + c->c_headlen;
-	if (++gen_seq == 0)
-		gen_seq = 1;
-	c->c_gen = gen_seq;
-	r->id = (uint64_t)c->c_gen << 32 | (uint32_t)c->c_fd;
-	c->c_state = S_WAIT;
+	new_id(c);
 	cfg.handler(r);
 }
 
@@ -1744,6 +1788,8 @@ head_step(struct conn *c)
 	c->c_keepalive = r->keep_alive;
 	c->c_bodylen = 0;
 	c->c_t_head = -1;
+	if (cfg.admit != NULL && !admit(c))
+		return 0;
 	c->c_maxbody = cfg.body_limit != NULL ? cfg.body_limit(r) :
 	    cfg.max_body;
 	if (r->content_length > 0 &&

@@ -75,6 +75,13 @@ struct http_config {
 	size_t		 max_body;		/* above it: 413 */
 	/* Optional: the body limit for this request, from its head. */
 	size_t		(*body_limit)(const struct http_request *r);
+	/*
+	 * Optional: called on each parsed head (r->id set, no body yet)
+	 * before any 100 Continue or body byte. Non-zero: it has answered
+	 * (401, 403, 413...) with http_reply; the body is never read (with
+	 * one to come, the answer closes the connection) nor handler called.
+	 */
+	int		(*admit)(struct http_request *r);
 	int		 header_timeout_ms;	/* whole head must arrive */
 	int		 body_timeout_ms;	/* between body bytes */
 	int		 idle_timeout_ms;	/* keep-alive wait */

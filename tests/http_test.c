@@ -5,17 +5,27 @@
  * plus generated cases (every prefix, every hostile byte in every position,
  * every split point, each limit and one past it). Prints one line per
  * failure with the input escaped and ends with a count; exits 0 only if all
- * passed. Build: cc -I. -o tests/http_test tests/http_test.c http.c
+ * passed. The admission check is tested through the loop itself, run on
+ * a thread with a client on 127.0.0.1. Build: cc -I. -o tests/http_test
+ * tests/http_test.c http.c util.c -lpthread
  */
 
 #include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "http.h"
 #include "util.h"
@@ -922,6 +932,201 @@ test_unescape(void)
 	check(n == -1, "raw NUL", "a\0b", 3, "got %zd", n);
 }
 
+/* ---- The loop: admission before 100 Continue and the body ---- */
+
+static pthread_mutex_t	 loopmu = PTHREAD_MUTEX_INITIALIZER;
+static int		 admits, handled;
+static char		 handled_body[64];
+
+/* Refuse a request with X-Deny, as auth would: 401, and say so. */
+static int
+loop_admit(struct http_request *r)
+{
+	pthread_mutex_lock(&loopmu);
+	admits++;
+	pthread_mutex_unlock(&loopmu);
+	if (http_header(r, "x-deny", NULL) == NULL)
+		return 0;
+	http_reply(r->id, 401, "text/plain", "", "denied\n", 7);
+	return 1;
+}
+
+static void
+loop_handler(struct http_request *r)
+{
+	pthread_mutex_lock(&loopmu);
+	handled++;
+	snprintf(handled_body, sizeof(handled_body), "%.*s",
+	    (int)r->body_len, r->body);
+	pthread_mutex_unlock(&loopmu);
+	http_reply(r->id, 200, "text/plain", "", "ok\n", 3);
+}
+
+static void *
+loop_thread(void *arg)
+{
+	(void)arg;
+	http_run();
+	return NULL;
+}
+
+static int
+loop_count(int *n)
+{
+	int	 v;
+
+	pthread_mutex_lock(&loopmu);
+	v = *n;
+	pthread_mutex_unlock(&loopmu);
+	return v;
+}
+
+/* Connect to 127.0.0.1:port with a 2 s receive timeout. */
+static int
+loop_dial(int port)
+{
+	struct sockaddr_in	 sa;
+	struct timeval		 tv = { 2, 0 };
+	int			 fd;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		abort();
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1)
+		abort();
+	return fd;
+}
+
+/*
+ * Send req, then read until EOF, the timeout, or (want_close 0) until
+ * out holds until_n copies of "HTTP/1.1 ". Returns what was read.
+ */
+static size_t
+loop_talk(int fd, const char *req, char *out, size_t cap, int until_n)
+{
+	size_t	 len = 0;
+	ssize_t	 n;
+	int	 seen;
+	char	*p;
+
+	if (req != NULL && send(fd, req, strlen(req), MSG_NOSIGNAL) !=
+	    (ssize_t)strlen(req))
+		abort();
+	for (;;) {
+		out[len] = '\0';
+		for (seen = 0, p = out; (p = strstr(p, "HTTP/1.1 ")) != NULL;
+		    p++)
+			seen++;
+		if (until_n > 0 && seen >= until_n && strstr(out, "\r\n\r\n")
+		    != NULL && out[len - 1] == '\n')
+			break;
+		if ((n = recv(fd, out + len, cap - 1 - len, 0)) <= 0)
+			break;
+		len += (size_t)n;
+	}
+	return len;
+}
+
+/* A free port on 127.0.0.1, as the kernel picks one. */
+static int
+free_port(void)
+{
+	struct sockaddr_in	 sa;
+	socklen_t		 sl = sizeof(sa);
+	int			 fd, port;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) == -1)
+		abort();
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+/*
+ * A refused request gets its answer and nothing else: no 100 Continue,
+ * no handler, and no body read (with one to come, the connection closes
+ * after the answer, so its bytes are never taken for a request). An
+ * admitted one goes on as before.
+ */
+static void
+test_admit(void)
+{
+	struct http_config	 hc;
+	pthread_t		 t;
+	char			 port[16], out[4096];
+	int			 fd, p = free_port();
+
+	memset(&hc, 0, sizeof(hc));
+	snprintf(port, sizeof(port), "%d", p);
+	hc.port = port;
+	hc.handler = loop_handler;
+	hc.admit = loop_admit;
+	if (http_init(&hc) == -1 ||
+	    pthread_create(&t, NULL, loop_thread, NULL) != 0) {
+		check(0, "admit: the loop starts", "", 0, "%s",
+		    strerror(errno));
+		return;
+	}
+
+	fd = loop_dial(p);
+	loop_talk(fd, "PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+	    "Expect: 100-continue\r\nX-Deny: 1\r\n\r\n", out, sizeof(out), 0);
+	check(strncmp(out, "HTTP/1.1 401 ", 13) == 0 &&
+	    strstr(out, "100 Continue") == NULL &&
+	    strstr(out, "Connection: close") != NULL, "admit: refused with "
+	    "Expect: 401 and close, no 100", out, strlen(out), "");
+	check(loop_count(&handled) == 0 && loop_count(&admits) == 1,
+	    "admit: refused, the handler is not called", "", 0, "handled %d",
+	    loop_count(&handled));
+	close(fd);
+
+	fd = loop_dial(p);
+	loop_talk(fd, "PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+	    "Expect: 100-continue\r\n\r\n", out, sizeof(out), 1);
+	check(strcmp(out, "HTTP/1.1 100 Continue\r\n\r\n") == 0,
+	    "admit: admitted, then 100 Continue", out, strlen(out), "");
+	loop_talk(fd, "hello", out, sizeof(out), 1);
+	check(strncmp(out, "HTTP/1.1 200 ", 13) == 0 &&
+	    loop_count(&handled) == 1 && strcmp(handled_body, "hello") == 0,
+	    "admit: admitted, the body reaches the handler", out, strlen(out),
+	    "");
+	close(fd);
+
+	/* Without a body, a refusal keeps the connection. */
+	fd = loop_dial(p);
+	loop_talk(fd, "GET /x HTTP/1.1\r\nHost: a\r\nX-Deny: 1\r\n\r\n"
+	    "GET /y HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", out,
+	    sizeof(out), 0);
+	check(strncmp(out, "HTTP/1.1 401 ", 13) == 0 &&
+	    strstr(out, "HTTP/1.1 200 ") != NULL && loop_count(&handled) == 2,
+	    "admit: a refused GET, then the next request", out, strlen(out),
+	    "");
+	close(fd);
+
+	/* A refused chunked body is never parsed as requests. */
+	fd = loop_dial(p);
+	loop_talk(fd, "PUT /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+	    "chunked\r\nX-Deny: 1\r\n\r\n1c\r\nGET /z HTTP/1.1\r\nHost: a"
+	    "\r\n\r\n\r\n0\r\n\r\n", out, sizeof(out), 0);
+	check(strncmp(out, "HTTP/1.1 401 ", 13) == 0 &&
+	    strstr(out + 1, "HTTP/1.1 ") == NULL && loop_count(&handled) == 2,
+	    "admit: a refused chunked body is not read as a request", out,
+	    strlen(out), "handled %d", loop_count(&handled));
+	close(fd);
+
+	http_stop();
+	pthread_join(t, NULL);
+}
+
 static void
 test_reason(void)
 {
@@ -947,6 +1152,7 @@ main(void)
 	test_response();
 	test_unescape();
 	test_reason();
+	test_admit();
 	printf("http_test: %d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }

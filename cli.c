@@ -208,13 +208,47 @@ cli_call(const char *method, const char *target, const char *body,
 	    out, outlen, NULL, quiet);
 }
 
+/*
+ * Write server bytes s[0..n) where a person reads them (stderr, or stdout
+ * on a terminal): as util.c's kv_log does, a byte outside printable ASCII
+ * becomes \xNN, so an answer can carry no terminal escape. With lines, LF
+ * and HT stay as they are. Values (get, watch) are data, written raw.
+ */
+static void
+put_text(FILE *f, const char *s, size_t n, int lines)
+{
+	unsigned char c;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)s[i];
+		if ((c >= 0x20 && c < 0x7f) || (lines && (c == '\n' ||
+		    c == '\t')))
+			putc(c, f);
+		else
+			fprintf(f, "\\x%02x", c);
+	}
+}
+
+/* Server text on stdout: escaped for a terminal, raw for a pipe. */
+static void
+put_answer(const char *s, size_t n)
+{
+	if (isatty(STDOUT_FILENO))
+		put_text(stdout, s, n, 1);
+	else
+		fwrite(s, 1, n, stdout);
+}
+
 /* Say what the server answered, for an unexpected status. */
 static int
 cli_fail(const char *method, const char *target, int status, const char *body)
 {
-	if (status != -1)
-		fprintf(stderr, "kvstore: %s %s: %d %.*s\n", method, target,
-		    status, (int)strcspn(body, "\n"), body);
+	if (status == -1)
+		return EXIT_SERVER;
+	fprintf(stderr, "kvstore: %s %s: %d ", method, target, status);
+	put_text(stderr, body, strcspn(body, "\n"), 0);
+	putc('\n', stderr);
 	return EXIT_SERVER;
 }
 
@@ -261,8 +295,9 @@ cli_get(int argc, char **argv)
 	else if (match)
 		rc = EXIT_OK;
 	else if (status == 200) {
-		fprintf(stderr, "kvstore: %s is \"%.*s\", not \"%s\"\n", key,
-		    (int)(len > 80 ? 80 : len), out, expect);
+		fprintf(stderr, "kvstore: %s is \"", key);
+		put_text(stderr, out, len > 80 ? 80 : len, 0);
+		fprintf(stderr, "\", not \"%s\"\n", expect);
 		rc = EXIT_NOT_FOUND;
 	} else if (status == 404) {
 		fprintf(stderr, "kvstore: %s: not found\n", key);
@@ -315,7 +350,7 @@ cli_write(const char *method, const char *key, const char *val, size_t vlen,
 	status = cli_request(method, target, extra, val, vlen, *extra != '\0' ?
 	    REPLICAS_CLI_TIMEOUT_MS : CLI_TIMEOUT_MS, &out, &len, NULL, 0);
 	if (status == 200 || status == 201) {
-		fputs(out, stdout);
+		put_answer(out, len);
 		rc = EXIT_OK;
 	} else if (status == 404) {
 		fprintf(stderr, "kvstore: %s: not found\n", key);
@@ -487,8 +522,10 @@ cli_show(const char *path)
 	int status;
 
 	status = cli_call("GET", path, NULL, 0, &out, &len, 0);
-	if (out != NULL)
-		fwrite(out, 1, len, status == 200 ? stdout : stderr);
+	if (out != NULL && status == 200)
+		put_answer(out, len);
+	else if (out != NULL)
+		put_text(stderr, out, len, 1);
 	free(out);
 	return status == 200 ? EXIT_OK : EXIT_SERVER;
 }

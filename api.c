@@ -860,6 +860,34 @@ api_handle(struct http_request *r)
 	rt->fn(r);
 }
 
+int
+api_admit(struct http_request *r)
+{
+	const struct route *rt;
+	char allow[64];
+
+	/* Only a body is worth refusing early; the rest waits for api_handle. */
+	if (r->content_length <= 0 && !r->chunked)
+		return 0;
+	if ((rt = find_route(r)) == NULL) {
+		not_found(r);
+		return 1;
+	}
+	if (!may_call(r, rt))
+		return 1;
+	if ((method_bit(r) & rt->methods) == 0) {
+		reply_not_allowed(r, allow_of(rt->methods, allow,
+		    sizeof(allow)));
+		return 1;
+	}
+	if (rt->access == CLIENT && !req_is_read(r) &&
+	    node.role != ROLE_PRIMARY) {
+		reply_readonly(r);
+		return 1;
+	}
+	return 0;
+}
+
 size_t
 api_body_limit(const struct http_request *r)
 {

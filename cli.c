@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "client.h"
 #include "repl.h"
 #include "store.h"
 #include "util.h"
@@ -29,6 +30,7 @@
 #define CLI_RETRY_MS	200		/* between tries of get --wait */
 #define CLI_WATCH_S	30		/* one watch request of kvstore watch */
 #define REPLICAS_CLI_TIMEOUT_MS 605000	/* REPLICAS_WAIT_MS's maximum + 5 s */
+#define CLI_MAX_BODY	((size_t)INT32_MAX)	/* values are below 2^31 */
 
 enum { EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_SERVER };
 
@@ -60,7 +62,7 @@ usage(void)
 static const char *
 cli_url(void)
 {
-	static char url[300];
+	static char url[REPL_URL_MAX];
 	const char *v = env("KV_URL", "http://localhost:8080");
 	size_t n = strlen(v);
 
@@ -126,29 +128,75 @@ cli_auth(void)
 	return line;
 }
 
+/* The decimal value of the last answer's field name, 0 if none. */
+static uint64_t
+header_u64(const struct client *c, const char *name)
+{
+	const char *v;
+	size_t len, i;
+	uint64_t n = 0;
+
+	if ((v = client_header(c, name, &len)) == NULL)
+		return 0;
+	for (i = 0; i < len && v[i] >= '0' && v[i] <= '9'; i++)
+		n = n * 10 + (uint64_t)(v[i] - '0');
+	return i == len ? n : 0;
+}
+
 /*
  * One request with extra header lines and a timeout; returns the status
- * (or -1, having said why on stderr) with the body in *out for the caller
- * to free. *index gets X-Kv-Index when index is not NULL.
+ * (or -1, having said why on stderr unless quiet) with the body in *out
+ * for the caller to free. *index gets X-Kv-Index when index is not NULL.
+ * HTTP/1.0, one connection per request: a CLI run makes one or a few.
  */
 static int
 cli_request(const char *method, const char *target, const char *extra,
     const char *body, size_t blen, int timeout_ms, char **out,
     size_t *outlen, uint64_t *index, int quiet)
 {
-	char err[512], head[MAX_TOKEN_BYTES + 128];
-	int status;
+	struct client_request rq;
+	struct client_response rs;
+	struct client *c;
+	char head[MAX_TOKEN_BYTES + 128];
+	const char *url = cli_url(), *why = NULL;
+	int status = -1;
 
+	*out = NULL;
+	*outlen = 0;
 	if ((size_t)snprintf(head, sizeof(head), "%s%s", cli_auth(), extra) >=
 	    sizeof(head)) {
 		fprintf(stderr, "kvstore: %s %s: header lines too long\n",
 		    method, target);
 		return -1;
 	}
-	status = repl_fetch(cli_url(), method, target, head, body, blen,
-	    timeout_ms, out, outlen, index, err, sizeof(err));
-	if (status == -1 && !quiet)
-		fprintf(stderr, "kvstore: %s %s: %s\n", method, target, err);
+	if ((c = client_new(url, timeout_ms, NULL, NULL)) == NULL) {
+		if (!quiet)
+			fprintf(stderr, "kvstore: %s %s: %s: %s\n", method,
+			    target, url, strerror(errno));
+		return -1;
+	}
+	memset(&rq, 0, sizeof(rq));
+	rq.method = method;
+	rq.target = target;
+	rq.extra = head;
+	rq.body = body;
+	rq.body_len = blen;
+	rq.http10 = 1;
+	if (client_call(c, &rq, &rs, CLI_MAX_BODY) == -1)
+		why = client_error(c);
+	else if ((*out = malloc(rs.body_len + 1)) == NULL)
+		why = "out of memory";
+	else {
+		memcpy(*out, rs.body, rs.body_len + 1);
+		*outlen = rs.body_len;
+		status = rs.status;
+		if (index != NULL)
+			*index = header_u64(c, "X-Kv-Index");
+	}
+	if (why != NULL && !quiet)
+		fprintf(stderr, "kvstore: %s %s: %s: %s\n", method, target,
+		    url, why);
+	client_free(c);
 	return status;
 }
 
@@ -160,13 +208,47 @@ cli_call(const char *method, const char *target, const char *body,
 	    out, outlen, NULL, quiet);
 }
 
+/*
+ * Write server bytes s[0..n) where a person reads them (stderr, or stdout
+ * on a terminal): as util.c's kv_log does, a byte outside printable ASCII
+ * becomes \xNN, so an answer can carry no terminal escape. With lines, LF
+ * and HT stay as they are. Values (get, watch) are data, written raw.
+ */
+static void
+put_text(FILE *f, const char *s, size_t n, int lines)
+{
+	unsigned char c;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)s[i];
+		if ((c >= 0x20 && c < 0x7f) || (lines && (c == '\n' ||
+		    c == '\t')))
+			putc(c, f);
+		else
+			fprintf(f, "\\x%02x", c);
+	}
+}
+
+/* Server text on stdout: escaped for a terminal, raw for a pipe. */
+static void
+put_answer(const char *s, size_t n)
+{
+	if (isatty(STDOUT_FILENO))
+		put_text(stdout, s, n, 1);
+	else
+		fwrite(s, 1, n, stdout);
+}
+
 /* Say what the server answered, for an unexpected status. */
 static int
 cli_fail(const char *method, const char *target, int status, const char *body)
 {
-	if (status != -1)
-		fprintf(stderr, "kvstore: %s %s: %d %.*s\n", method, target,
-		    status, (int)strcspn(body, "\n"), body);
+	if (status == -1)
+		return EXIT_SERVER;
+	fprintf(stderr, "kvstore: %s %s: %d ", method, target, status);
+	put_text(stderr, body, strcspn(body, "\n"), 0);
+	putc('\n', stderr);
 	return EXIT_SERVER;
 }
 
@@ -213,8 +295,9 @@ cli_get(int argc, char **argv)
 	else if (match)
 		rc = EXIT_OK;
 	else if (status == 200) {
-		fprintf(stderr, "kvstore: %s is \"%.*s\", not \"%s\"\n", key,
-		    (int)(len > 80 ? 80 : len), out, expect);
+		fprintf(stderr, "kvstore: %s is \"", key);
+		put_text(stderr, out, len > 80 ? 80 : len, 0);
+		fprintf(stderr, "\", not \"%s\"\n", expect);
 		rc = EXIT_NOT_FOUND;
 	} else if (status == 404) {
 		fprintf(stderr, "kvstore: %s: not found\n", key);
@@ -267,7 +350,7 @@ cli_write(const char *method, const char *key, const char *val, size_t vlen,
 	status = cli_request(method, target, extra, val, vlen, *extra != '\0' ?
 	    REPLICAS_CLI_TIMEOUT_MS : CLI_TIMEOUT_MS, &out, &len, NULL, 0);
 	if (status == 200 || status == 201) {
-		fputs(out, stdout);
+		put_answer(out, len);
 		rc = EXIT_OK;
 	} else if (status == 404) {
 		fprintf(stderr, "kvstore: %s: not found\n", key);
@@ -439,8 +522,10 @@ cli_show(const char *path)
 	int status;
 
 	status = cli_call("GET", path, NULL, 0, &out, &len, 0);
-	if (out != NULL)
-		fwrite(out, 1, len, status == 200 ? stdout : stderr);
+	if (out != NULL && status == 200)
+		put_answer(out, len);
+	else if (out != NULL)
+		put_text(stderr, out, len, 1);
 	free(out);
 	return status == 200 ? EXIT_OK : EXIT_SERVER;
 }

@@ -24,8 +24,8 @@
  *   ("http://host/path", 9112 3.2.2), of which only the path and query are
  *   kept. Authority-form (CONNECT) is refused. Target bytes are visible ASCII
  *   or obs-text (0x80-0xff, passed through as is); anything else is 400.
- *   Targets over MAX_TARGET_BYTES (8 KiB; 9112 3 asks for at least 8000)
- *   get 414.
+ *   Targets over HTTP_MAX_TARGET_BYTES (8 KiB; 9112 3 asks for at least
+ *   8000) get 414.
  * - The version is "HTTP/1." and one digit; a higher minor is served as
  *   1.1 (9110 2.5). Another well-formed major gets 505; anything else 400.
  * - Field lines are token ":" OWS value OWS (9112 5). Whitespace before the
@@ -33,10 +33,12 @@
  *   whitespace after the start line that 2.2 warns of), an empty name, and
  *   a NUL, CTL or DEL in the head (HT is allowed in values) get 400. Values
  *   may carry obs-text. At most HTTP_MAX_HEADERS fields and
- *   MAX_HEAD_BYTES (16 KiB, counting leading empty lines and the final
- *   CRLF) for the whole head; beyond either, 431 (RFC 6585 5).
+ *   HTTP_MAX_HEAD_BYTES (16 KiB, counting leading empty lines and the
+ *   final CRLF) for the whole head; beyond either, 431 (RFC 6585 5).
  * - HTTP/1.1 needs exactly one Host (9112 3.2); two Hosts get 400 on any
- *   version. The Host value itself is not checked.
+ *   version, and so does a value that is not uri-host [":" port] (RFC
+ *   3986 3.2.2: a reg-name, IPv4 address, or IP-literal in brackets); the
+ *   empty value is allowed (9110 7.2), an empty host before a port is not.
  * - Framing (9112 6): Content-Length is digits only, at most INT64_MAX; a
  *   list or repeated field of equal values ("1, 1") is taken as one value
  *   (9110 8.6), differing values are 400. Transfer-Encoding must be exactly
@@ -47,15 +49,19 @@
  *   starts). Neither: no body.
  * - Chunked bodies (9112 7.1): 1 to 16 hex digits, no leading whitespace,
  *   optional BWS and extensions (ignored, each line at most MAX_CHUNK_LINE),
- *   data, CRLF; trailer fields are read and discarded (MAX_HEAD_BYTES in
- *   all).
+ *   CRLF, data, CRLF: a bare LF ending a size line or data is 400. Trailer
+ *   fields are checked as field lines (no colon: 400) and discarded
+ *   (HTTP_MAX_HEAD_BYTES in all).
  * - Connection: "close" ends the connection after the response; HTTP/1.0
  *   persists only with "keep-alive", echoed back (9112 9.3). Expect:
  *   "100-continue" on 1.1 gets an interim 100 when the body has not arrived
  *   yet; another expectation is 417; on 1.0 expectations are ignored (9110
  *   10.1.1).
- * - A body over max_body (or what body_limit says for the request) gets 413: at once from Content-Length, or while
- *   decoding chunks. After any error answered here (400, 408, 413, 414,
+ * - The program's admit callback sees each head before any 100 Continue
+ *   or body byte, and may answer it (401, 403, 413) instead of the
+ *   handler; a body still to come is then never read (the answer closes).
+ * - A body over max_body (or what body_limit says for the request) gets
+ *   413: at once from Content-Length, or while decoding chunks. After any error answered here (400, 408, 413, 414,
  *   417, 431, 501, 503, 505) the response says Connection: close and the
  *   connection closes gracefully: send, shutdown(SHUT_WR), read and discard
  *   for up to LINGER_MS, close (9112 9.6), so that the client reads the
@@ -91,6 +97,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -109,8 +116,6 @@
 #include "http.h"
 #include "util.h"
 
-#define MAX_HEAD_BYTES	16384	/* whole head; nginx's 4 x 8k; Node's 16k */
-#define MAX_TARGET_BYTES 8192	/* 9112 3: support at least 8000 */
 #define MAX_CHUNK_DIGITS 16	/* 16 hex digits fill a uint64_t */
 #define MAX_CHUNK_LINE	4096	/* a size line with its extensions */
 #define IN_INIT		2048	/* curl's and wrk's heads fit; grows as needed */
@@ -156,7 +161,8 @@ enum chunk_phase {
 	CH_DATA,
 	CH_DATA_CR,
 	CH_DATA_LF,
-	CH_TRAILER,
+	CH_TRAILER,	/* a trailer line's start or name */
+	CH_TRAILER_VAL,
 	CH_TRAILER_LF,
 	CH_DONE
 };
@@ -217,22 +223,29 @@ struct watch {
 };
 
 static void	 accept_conns(void);
+static int	 admit(struct conn *);
 static void	 begin_close(struct conn *, const char *);
+static int	 body_step(struct conn *);
+static int	 build_pollfds(int *);
 static int	 ci_eq(const char *, size_t, const char *);
 static struct conn *conn_by_id(uint64_t);
 static void	 conn_close(struct conn *, const char *);
 static void	 conn_open(int);
 static void	 dispatch(struct conn *);
 static void	 drain_start(void);
+static int	 drain_step(void);
 static void	 fill_stream(struct conn *);
 static void	 finish_request(struct conn *);
 static void	 flush_out(struct conn *);
+static void	 handle_events(int, int);
+static int	 head_step(struct conn *);
 static int	 hexval(int);
 static int	 in_room(struct conn *);
 static size_t	 in_limit(const struct conn *);
 static int	 next_token(const char **, const char *, const char **,
 		    size_t *);
 static void	 make_date(time_t);
+static void	 new_id(struct conn *);
 static int	 method_index(const struct http_request *);
 static void	 count_reply(struct conn *, int);
 static int	 open_listener(int, int);
@@ -242,8 +255,10 @@ static size_t	 out_pending(const struct conn *);
 static int	 send_file(struct conn *);
 static int	 out_reserve(struct conn *, size_t);
 static int	 parse_cl(const char *, size_t, int64_t *);
+static int	 poll_timeout(int64_t);
 static void	 process(struct conn *);
 static void	 read_conn(struct conn *);
+static void	 run_conns(void);
 static int	 reply_head(struct conn *, int, const char *, const char *,
 		    const char *, size_t);
 static void	 send_error(struct conn *, int, const char *);
@@ -342,7 +357,233 @@ ci_eq(const char *s, size_t len, const char *w)
 	return ci_same(s, w, len) && w[len] == '\0';
 }
 
-/* ---- Request parsing ---- */
+/* ---- Message parsing ---- */
+
+/*
+ * The parse phases follow picohttpparser's split: start line, header
+ * fields, then the fields that frame the message. Each phase reads
+ * [p, end) and returns where it stopped, or NULL with e set: status 0 when
+ * the bytes ran out (incomplete), else the status of the error (400, 414,
+ * 431, 501 or 505) and why. http_parse and http_parse_response are the
+ * phases in order; parse_headers and the framing code serve both.
+ */
+struct perr {
+	int		 status;	/* 0: incomplete */
+	const char	*why;
+};
+
+#define NEED(n)	do {							\
+		if (end - p < (ptrdiff_t)(n)) {				\
+			e->status = 0;					\
+			return NULL;					\
+		}							\
+	} while (0)
+#define BAD(st, msg)	do {						\
+		e->status = (st);					\
+		e->why = (msg);						\
+		return NULL;						\
+	} while (0)
+
+/* The end of a line at p: CRLF or a lone LF (9112 2.2); a bare CR is 400. */
+static const char *
+parse_eol(const char *p, const char *end, struct perr *e, const char *why)
+{
+	NEED(1);
+	if (*p == '\n')
+		return p + 1;
+	if (*p != '\r')
+		BAD(400, why);
+	NEED(2);
+	if (p[1] != '\n')
+		BAD(400, "bare CR");
+	return p + 2;
+}
+
+/* "HTTP/1." DIGIT into *minor; another major is 505. */
+static const char *
+parse_version(const char *p, const char *end, int *minor, struct perr *e)
+{
+	size_t	 i;
+
+	for (i = 0; i < 8; i++) {
+		NEED(i + 1);
+		if (i < 5 ? p[i] != "HTTP/"[i] :
+		    i == 6 ? p[i] != '.' : (p[i] < '0' || p[i] > '9'))
+			BAD(400, "invalid HTTP version");
+	}
+	if (p[5] != '1')
+		BAD(505, "HTTP version not supported");
+	*minor = p[7] - '0';
+	return p + 8;
+}
+
+/*
+ * The path and query of a target t[0..te): origin-form, asterisk-form or
+ * absolute-form (9112 3.2), of which only the path and query are kept.
+ */
+static int
+split_target(const char *t, const char *te, struct http_request *r)
+{
+	const char	*q;
+
+	if (*t == '*' && te - t == 1) {
+		r->path = t;
+		r->path_len = 1;
+		return 0;
+	}
+	if (*t != '/') {
+		if (te - t > 7 && ci_same(t, "http://", 7))
+			t += 7;
+		else if (te - t > 8 && ci_same(t, "https://", 8))
+			t += 8;
+		else
+			return -1;
+		while (t < te && *t != '/' && *t != '?')
+			t++;
+	}
+	for (q = t; q < te && *q != '?'; q++)
+		;
+	if (q == t) {
+		r->path = "/";	/* "http://host" or "http://host?q" */
+		r->path_len = 1;
+	} else {
+		r->path = t;
+		r->path_len = q - t;
+	}
+	if (q < te) {
+		r->query = q + 1;
+		r->query_len = te - q - 1;
+	}
+	return 0;
+}
+
+/* request-line = method SP request-target SP HTTP-version CRLF */
+static const char *
+parse_request_line(const char *p, const char *end, struct http_request *r,
+    struct perr *e)
+{
+	const char	*start;
+
+	/* Empty lines before the request line (RFC 9112 2.2). */
+	for (;;) {
+		NEED(1);
+		if (*p != '\r' && *p != '\n')
+			break;
+		if ((p = parse_eol(p, end, e, "")) == NULL)
+			return NULL;
+	}
+	start = p;
+	while (p < end && is_tchar((unsigned char)*p))
+		p++;
+	NEED(1);
+	if (*p != ' ' || p == start)
+		BAD(400, "invalid method");
+	r->method = start;
+	r->method_len = p - start;
+	start = ++p;
+	while (p < end && (unsigned char)*p > ' ' && *p != 0x7f) {
+		p++;
+		if (p - start > HTTP_MAX_TARGET_BYTES)
+			BAD(414, "request-target too long");
+	}
+	NEED(1);
+	if (*p != ' ' || p == start || split_target(start, p, r) == -1)
+		BAD(400, "invalid request-target");
+	if ((p = parse_version(p + 1, end, &r->minor, e)) == NULL)
+		return NULL;
+	return parse_eol(p, end, e, "invalid request line");
+}
+
+/*
+ * status-line = HTTP-version SP 3DIGIT SP [ reason-phrase ] CRLF (9112
+ * 4). Like picohttpparser, a line that ends right after the code is taken
+ * too. The reason is visible ASCII, SP, HT or obs-text.
+ */
+static const char *
+parse_status_line(const char *p, const char *end, struct http_response *rs,
+    struct perr *e)
+{
+	const char	*start;
+
+	if ((p = parse_version(p, end, &rs->minor, e)) == NULL)
+		return NULL;
+	NEED(5);
+	if (p[0] != ' ' || p[1] < '1' || p[1] > '5' || p[2] < '0' ||
+	    p[2] > '9' || p[3] < '0' || p[3] > '9')
+		BAD(400, "invalid status line");
+	rs->status = (p[1] - '0') * 100 + (p[2] - '0') * 10 + (p[3] - '0');
+	p += 4;
+	if (*p == ' ')
+		p++;
+	else if (*p != '\r' && *p != '\n')
+		BAD(400, "invalid status line");
+	start = p;
+	while (p < end && *p != '\r' && *p != '\n') {
+		if (((unsigned char)*p < ' ' && *p != '\t') || *p == 0x7f)
+			BAD(400, "invalid character in reason phrase");
+		p++;
+	}
+	rs->reason = start;
+	rs->reason_len = p - start;
+	return parse_eol(p, end, e, "invalid status line");
+}
+
+/*
+ * field-line = field-name ":" OWS field-value OWS, each ending in CRLF
+ * or LF, up to the empty line (9112 5). Fills hs[0..*n).
+ */
+static const char *
+parse_headers(const char *p, const char *end, struct http_header *hs,
+    size_t *n, struct perr *e)
+{
+	struct http_header	*h;
+	const char		*start, *vs, *ve;
+
+	for (;;) {
+		NEED(1);
+		if (*p == '\r' || *p == '\n')
+			return parse_eol(p, end, e, "");
+		if (*p == ' ' || *p == '\t')
+			BAD(400, "obs-fold or whitespace before a field name");
+		start = p;
+		while (p < end && is_tchar((unsigned char)*p))
+			p++;
+		NEED(1);
+		if (*p != ':') {
+			if (*p == ' ' || *p == '\t')
+				BAD(400, "whitespace before colon");
+			BAD(400, "invalid header line");
+		}
+		if (p == start)
+			BAD(400, "empty field name");
+		if (*n == HTTP_MAX_HEADERS)
+			BAD(431, "too many header fields");
+		h = &hs[*n];
+		h->name = start;
+		h->name_len = p - start;
+		p++;
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		vs = p;
+		while (p < end && *p != '\r' && *p != '\n') {
+			if (((unsigned char)*p < ' ' && *p != '\t') ||
+			    *p == 0x7f)
+				BAD(400, "invalid character in field value");
+			p++;
+		}
+		ve = p;
+		if ((p = parse_eol(p, end, e, "")) == NULL)
+			return NULL;
+		while (ve > vs && (ve[-1] == ' ' || ve[-1] == '\t'))
+			ve--;
+		h->value = vs;
+		h->value_len = ve - vs;
+		(*n)++;
+	}
+}
+
+#undef NEED
+#undef BAD
 
 /*
  * The next element of a comma-separated list (RFC 9110 5.6.1) in
@@ -411,22 +652,248 @@ parse_cl(const char *s, size_t len, int64_t *v)
 	}
 }
 
-#define BAD(st, why)	do {						\
-		r->status = (st);					\
-		r->error = (why);					\
-		return -1;						\
-	} while (0)
+/* What the fields that frame a message and steer its connection said. */
+struct framing {
+	int64_t		 cl;		/* -1 if absent */
+	int		 cl_seen;
+	int		 te_seen;
+	int		 te_unknown;
+	int		 chunked;
+	int		 close_tok;
+	int		 ka_tok;
+};
+
+/*
+ * Note h in f if it is Content-Length, Transfer-Encoding or Connection:
+ * requests and answers are framed by the same code. Returns 1 if it was
+ * one of those, 0 if not, -1 with e set (400) if it is malformed.
+ */
+static int
+frame_field(struct framing *f, const struct http_header *h, struct perr *e)
+{
+	const char	*t, *tok, *vend = h->value + h->value_len;
+	size_t		 tlen, ntok = 0;
+
+	if (ci_eq(h->name, h->name_len, "content-length")) {
+		f->cl_seen = 1;
+		if (parse_cl(h->value, h->value_len, &f->cl) == 0)
+			return 1;
+		e->why = "invalid Content-Length";
+	} else if (ci_eq(h->name, h->name_len, "connection")) {
+		for (t = h->value; next_token(&t, vend, &tok, &tlen); ) {
+			if (ci_eq(tok, tlen, "close"))
+				f->close_tok = 1;
+			else if (ci_eq(tok, tlen, "keep-alive"))
+				f->ka_tok = 1;
+		}
+		return 1;
+	} else if (ci_eq(h->name, h->name_len, "transfer-encoding")) {
+		f->te_seen = 1;
+		for (t = h->value; next_token(&t, vend, &tok, &tlen); ntok++) {
+			if (f->chunked) {	/* 9112 6.1: only last, once */
+				e->status = 400;
+				e->why = "chunked is not the last coding";
+				return -1;
+			}
+			if (ci_eq(tok, tlen, "chunked"))
+				f->chunked = 1;
+			else
+				f->te_unknown = 1;
+		}
+		if (ntok > 0)
+			return 1;
+		e->why = "empty Transfer-Encoding";
+	} else
+		return 0;
+	e->status = 400;
+	return -1;
+}
+
+/*
+ * The framing fields together (9112 6.1, 6.3) in a message of HTTP/1.minor.
+ * Returns whether the connection persists after it (9112 9.3), or -1 with
+ * e set.
+ */
+static int
+frame_check(const struct framing *f, int minor, struct perr *e)
+{
+	e->status = 400;
+	if (f->cl_seen && f->te_seen)
+		e->why = "both Content-Length and Transfer-Encoding";
+	else if (f->te_seen && minor == 0)
+		e->why = "Transfer-Encoding in HTTP/1.0";
+	else if (f->te_unknown) {
+		e->status = 501;
+		e->why = "transfer coding not implemented";
+	} else if (minor >= 1)
+		return !f->close_tok;
+	else
+		return f->ka_tok && !f->close_tok;
+	return -1;
+}
+
+/*
+ * reg-name bytes (RFC 3986 3.2.2): unreserved and sub-delims; '%' starts
+ * a pct-encoded triple, checked apart.
+ */
+#define T1(c)	[c] = 1
+static const unsigned char regchar[256] = {
+	T1('-'), T1('.'), T1('_'), T1('~'), T1('!'), T1('$'), T1('&'),
+	T1('\''), T1('('), T1(')'), T1('*'), T1('+'), T1(','), T1(';'),
+	T1('='),
+	T1('0'), T1('1'), T1('2'), T1('3'), T1('4'), T1('5'), T1('6'),
+	T1('7'), T1('8'), T1('9'),
+	T1('A'), T1('B'), T1('C'), T1('D'), T1('E'), T1('F'), T1('G'),
+	T1('H'), T1('I'), T1('J'), T1('K'), T1('L'), T1('M'), T1('N'),
+	T1('O'), T1('P'), T1('Q'), T1('R'), T1('S'), T1('T'), T1('U'),
+	T1('V'), T1('W'), T1('X'), T1('Y'), T1('Z'),
+	T1('a'), T1('b'), T1('c'), T1('d'), T1('e'), T1('f'), T1('g'),
+	T1('h'), T1('i'), T1('j'), T1('k'), T1('l'), T1('m'), T1('n'),
+	T1('o'), T1('p'), T1('q'), T1('r'), T1('s'), T1('t'), T1('u'),
+	T1('v'), T1('w'), T1('x'), T1('y'), T1('z'),
+};
+#undef T1
+
+/*
+ * IP-literal = "[" ( IPv6address / IPvFuture ) "]" (RFC 3986 3.2.2), the
+ * part between the brackets in s[0..len).
+ */
+static int
+ip_literal(const char *s, size_t len)
+{
+	struct in6_addr	 a;
+	char		 buf[INET6_ADDRSTRLEN];
+	size_t		 i;
+
+	if (len > 0 && (*s == 'v' || *s == 'V')) {
+		/* IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ) */
+		for (i = 1; i < len && hexval((unsigned char)s[i]) != -1; i++)
+			;
+		if (i == 1 || i + 1 >= len || s[i] != '.')
+			return 0;
+		for (i++; i < len; i++)
+			if (!regchar[(unsigned char)s[i]] && s[i] != ':')
+				return 0;
+		return 1;
+	}
+	if (len == 0 || len >= sizeof(buf))
+		return 0;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	return inet_pton(AF_INET6, buf, &a) == 1;
+}
+
+/*
+ * Is v[0..len) a Host value (RFC 9112 3.2): uri-host [ ":" port ], where
+ * uri-host is an IP-literal or a reg-name (IPv4address is one) and port is
+ * digits. The empty value is allowed (RFC 9110 7.2: a target without an
+ * authority); an empty host before a port is not (9110 4.2.1).
+ */
+static int
+valid_host(const char *v, size_t len)
+{
+	const char	*p = v, *end = v + len, *rb;
+
+	if (len == 0)
+		return 1;
+	if (*p == '[') {
+		if ((rb = memchr(p, ']', len)) == NULL ||
+		    !ip_literal(p + 1, (size_t)(rb - p - 1)))
+			return 0;
+		p = rb + 1;
+	} else {
+		while (p < end && *p != ':') {
+			if (*p == '%' && end - p >= 3 &&
+			    hexval((unsigned char)p[1]) != -1 &&
+			    hexval((unsigned char)p[2]) != -1)
+				p += 3;
+			else if (regchar[(unsigned char)*p])
+				p++;
+			else
+				return 0;
+		}
+		if (p == v)
+			return 0;
+	}
+	if (p == end)
+		return 1;
+	if (*p++ != ':')
+		return 0;
+	while (p < end && *p >= '0' && *p <= '9')
+		p++;
+	return p == end;
+}
+
+/* The fields of a parsed request head: framing, Host, Expect. */
+static int
+request_fields(struct http_request *r, struct perr *e)
+{
+	struct framing		 f;
+	struct http_header	*h;
+	size_t			 i;
+	int			 hosts = 0, exp_100 = 0, exp_other = 0, rc;
+
+	memset(&f, 0, sizeof(f));
+	f.cl = -1;
+	for (i = 0; i < r->nheaders; i++) {
+		h = &r->headers[i];
+		if ((rc = frame_field(&f, h, e)) == -1)
+			return -1;
+		if (rc == 1)
+			continue;
+		if (ci_eq(h->name, h->name_len, "host")) {
+			if (!valid_host(h->value, h->value_len)) {
+				e->status = 400;
+				e->why = "invalid Host";
+				return -1;
+			}
+			hosts++;
+		} else if (ci_eq(h->name, h->name_len, "expect")) {
+			if (ci_eq(h->value, h->value_len, "100-continue"))
+				exp_100 = 1;
+			else
+				exp_other = 1;
+		}
+	}
+	if ((r->keep_alive = frame_check(&f, r->minor, e)) == -1)
+		return -1;
+	r->content_length = f.cl;
+	r->chunked = f.chunked;
+	e->status = 400;
+	if (hosts > 1)
+		e->why = "duplicate Host";
+	else if (hosts == 0 && r->minor >= 1)
+		e->why = "missing Host";
+	else if (r->minor >= 1 && exp_other) {
+		e->status = 417;
+		e->why = "expectation not supported";
+	} else {
+		r->expect_continue = r->minor >= 1 && exp_100;
+		return 0;
+	}
+	return -1;
+}
+
+/*
+ * The outcome of a head that did not parse: -2 if incomplete below the
+ * head limit, else -1 with *status and *why.
+ */
+static int
+parse_failed(const struct perr *e, size_t len, int *status,
+    const char **why, const char *toolarge)
+{
+	if (e->status == 0 && len < HTTP_MAX_HEAD_BYTES)
+		return -2;
+	*status = e->status != 0 ? e->status : 431;
+	*why = e->status != 0 ? e->why : toolarge;
+	return -1;
+}
 
 int
 http_parse(const char *buf, size_t len, struct http_request *r)
 {
-	const char	*p, *end, *start, *t, *te;
-	const char	*vs, *ve;
-	size_t		 i, tlen, ntok;
-	int		 hosts = 0, te_seen = 0, te_unknown = 0;
-	int		 cl_seen = 0, conn_close_tok = 0, conn_ka = 0;
-	int		 exp_100 = 0, exp_other = 0;
-	struct http_header *h;
+	struct perr	 e = { 0, NULL };
+	const char	*p, *end;
 
 	/*
 	 * No stale field survives a -1 or -2. The 2 KiB of headers[] need no
@@ -436,371 +903,214 @@ http_parse(const char *buf, size_t len, struct http_request *r)
 	memset(&r->nheaders, 0, sizeof(*r) -
 	    offsetof(struct http_request, nheaders));
 	r->content_length = -1;
-	p = buf;
 	/* Bytes past the limit are never read: running out there is 431. */
-	end = buf + (len < MAX_HEAD_BYTES ? len : MAX_HEAD_BYTES);
-
-#define NEED(n)	do {							\
-		if (end - p < (ptrdiff_t)(n))				\
-			goto incomplete;				\
-	} while (0)
-
-	/* Empty lines before the request line (RFC 9112 2.2). */
-	for (;;) {
-		NEED(1);
-		if (*p == '\n') {
-			p++;
-			continue;
-		}
-		if (*p != '\r')
-			break;
-		NEED(2);
-		if (p[1] != '\n')
-			BAD(400, "bare CR");
-		p += 2;
+	end = buf + (len < HTTP_MAX_HEAD_BYTES ? len : HTTP_MAX_HEAD_BYTES);
+	if ((p = parse_request_line(buf, end, r, &e)) == NULL ||
+	    (p = parse_headers(p, end, r->headers, &r->nheaders, &e)) == NULL)
+		return parse_failed(&e, len, &r->status, &r->error,
+		    "request head too large");
+	if (request_fields(r, &e) == -1) {
+		r->status = e.status;
+		r->error = e.why;
+		return -1;
 	}
-
-	start = p;
-	while (p < end && is_tchar((unsigned char)*p))
-		p++;
-	NEED(1);
-	if (*p != ' ' || p == start)
-		BAD(400, "invalid method");
-	r->method = start;
-	r->method_len = p - start;
-	p++;
-
-	start = p;
-	while (p < end && (unsigned char)*p > ' ' && *p != 0x7f) {
-		p++;
-		if (p - start > MAX_TARGET_BYTES)
-			BAD(414, "request-target too long");
-	}
-	NEED(1);
-	if (*p != ' ' || p == start)
-		BAD(400, "invalid request-target");
-	t = start;
-	te = p;
-	p++;
-	if (*t == '*' && te - t == 1) {
-		r->path = t;
-		r->path_len = 1;
-	} else {
-		if (*t != '/') {
-			/* absolute-form: keep only the path and query. */
-			if (te - t > 7 && ci_same(t, "http://", 7))
-				t += 7;
-			else if (te - t > 8 &&
-			    ci_same(t, "https://", 8))
-				t += 8;
-			else
-				BAD(400, "invalid request-target");
-			while (t < te && *t != '/' && *t != '?')
-				t++;
-		}
-		for (vs = t; vs < te && *vs != '?'; vs++)
-			;
-		if (vs == t) {
-			r->path = "/";	/* "http://host" or "http://host?q" */
-			r->path_len = 1;
-		} else {
-			r->path = t;
-			r->path_len = vs - t;
-		}
-		if (vs < te) {
-			r->query = vs + 1;
-			r->query_len = te - vs - 1;
-		}
-	}
-
-	for (i = 0; i < 8; i++) {
-		NEED(i + 1);
-		if (i < 5 ? p[i] != "HTTP/"[i] :
-		    i == 6 ? p[i] != '.' : (p[i] < '0' || p[i] > '9'))
-			BAD(400, "invalid HTTP version");
-	}
-	if (p[5] != '1')
-		BAD(505, "HTTP version not supported");
-	r->minor = p[7] - '0';
-	p += 8;
-	NEED(1);
-	if (*p == '\r') {
-		NEED(2);
-		if (p[1] != '\n')
-			BAD(400, "bare CR");
-		p += 2;
-	} else if (*p == '\n')
-		p++;
-	else
-		BAD(400, "invalid request line");
-
-	for (;;) {
-		NEED(1);
-		if (*p == '\r') {
-			NEED(2);
-			if (p[1] != '\n')
-				BAD(400, "bare CR");
-			p += 2;
-			break;
-		}
-		if (*p == '\n') {
-			p++;
-			break;
-		}
-		if (*p == ' ' || *p == '\t')
-			BAD(400, "obs-fold or whitespace before a field name");
-		start = p;
-		while (p < end && is_tchar((unsigned char)*p))
-			p++;
-		NEED(1);
-		if (*p != ':') {
-			if (*p == ' ' || *p == '\t')
-				BAD(400, "whitespace before colon");
-			BAD(400, "invalid header line");
-		}
-		if (p == start)
-			BAD(400, "empty field name");
-		if (r->nheaders == HTTP_MAX_HEADERS)
-			BAD(431, "too many header fields");
-		h = &r->headers[r->nheaders];
-		h->name = start;
-		h->name_len = p - start;
-		p++;
-		while (p < end && (*p == ' ' || *p == '\t'))
-			p++;
-		vs = p;
-		while (p < end && *p != '\r' && *p != '\n') {
-			if (((unsigned char)*p < ' ' && *p != '\t') ||
-			    *p == 0x7f)
-				BAD(400, "invalid character in field value");
-			p++;
-		}
-		NEED(1);
-		ve = p;
-		if (*p == '\r') {
-			NEED(2);
-			if (p[1] != '\n')
-				BAD(400, "bare CR");
-			p++;
-		}
-		p++;
-		while (ve > vs && (ve[-1] == ' ' || ve[-1] == '\t'))
-			ve--;
-		h->value = vs;
-		h->value_len = ve - vs;
-		r->nheaders++;
-	}
-#undef NEED
-
-	/* The fields that frame the message or steer the connection. */
-	for (i = 0; i < r->nheaders; i++) {
-		h = &r->headers[i];
-		if (ci_eq(h->name, h->name_len, "host"))
-			hosts++;
-		else if (ci_eq(h->name, h->name_len, "content-length")) {
-			cl_seen = 1;
-			if (parse_cl(h->value, h->value_len,
-			    &r->content_length) == -1)
-				BAD(400, "invalid Content-Length");
-		} else if (ci_eq(h->name, h->name_len, "connection")) {
-			t = h->value;
-			while (next_token(&t, h->value + h->value_len, &vs,
-			    &tlen)) {
-				if (ci_eq(vs, tlen, "close"))
-					conn_close_tok = 1;
-				else if (ci_eq(vs, tlen, "keep-alive"))
-					conn_ka = 1;
-			}
-		} else if (ci_eq(h->name, h->name_len, "transfer-encoding")) {
-			te_seen = 1;
-			ntok = 0;
-			t = h->value;
-			while (next_token(&t, h->value + h->value_len, &vs,
-			    &tlen)) {
-				ntok++;
-				if (r->chunked)	/* 9112 6.1: only last, once */
-					BAD(400, "chunked is not the last "
-					    "coding");
-				if (ci_eq(vs, tlen, "chunked"))
-					r->chunked = 1;
-				else
-					te_unknown = 1;
-			}
-			if (ntok == 0)
-				BAD(400, "empty Transfer-Encoding");
-		} else if (ci_eq(h->name, h->name_len, "expect")) {
-			if (ci_eq(h->value, h->value_len, "100-continue"))
-				exp_100 = 1;
-			else
-				exp_other = 1;
-		}
-	}
-	if (cl_seen && te_seen)
-		BAD(400, "both Content-Length and Transfer-Encoding");
-	if (te_seen && r->minor == 0)
-		BAD(400, "Transfer-Encoding in HTTP/1.0");
-	if (te_unknown)
-		BAD(501, "transfer coding not implemented");
-	if (hosts > 1)
-		BAD(400, "duplicate Host");
-	if (hosts == 0 && r->minor >= 1)
-		BAD(400, "missing Host");
-	if (r->minor >= 1) {
-		if (exp_other)
-			BAD(417, "expectation not supported");
-		r->expect_continue = exp_100;
-		r->keep_alive = !conn_close_tok;
-	} else
-		r->keep_alive = conn_ka && !conn_close_tok;
 	return (int)(p - buf);
-
-incomplete:
-	if (len >= MAX_HEAD_BYTES)
-		BAD(431, "request head too large");
-	return -2;
 }
 
-#undef BAD
+int
+http_parse_response(const char *buf, size_t len, struct http_response *rs)
+{
+	struct perr	 e = { 0, NULL };
+	struct framing	 f;
+	const char	*p, *end;
+	size_t		 i;
+	int		 status = 0;
+
+	memset(rs, 0, offsetof(struct http_response, headers));
+	memset(&rs->nheaders, 0, sizeof(*rs) -
+	    offsetof(struct http_response, nheaders));
+	rs->content_length = -1;
+	end = buf + (len < HTTP_MAX_HEAD_BYTES ? len : HTTP_MAX_HEAD_BYTES);
+	if ((p = parse_status_line(buf, end, rs, &e)) == NULL ||
+	    (p = parse_headers(p, end, rs->headers, &rs->nheaders, &e)) ==
+	    NULL)
+		return parse_failed(&e, len, &status, &rs->error,
+		    "answer head too large");
+	memset(&f, 0, sizeof(f));
+	f.cl = -1;
+	for (i = 0; i < rs->nheaders; i++)
+		if (frame_field(&f, &rs->headers[i], &e) == -1) {
+			rs->error = e.why;
+			return -1;
+		}
+	if ((rs->keep_alive = frame_check(&f, rs->minor, &e)) == -1) {
+		rs->error = e.why;
+		return -1;
+	}
+	rs->chunked = f.chunked;
+	rs->content_length = f.cl;
+	if ((rs->status >= 100 && rs->status < 200) || rs->status == 204 ||
+	    rs->status == 304) {
+		rs->chunked = 0;	/* 9112 6.3: never a body */
+		rs->content_length = 0;
+	} else if (!rs->chunked && rs->content_length == -1)
+		rs->keep_alive = 0;	/* the body ends at EOF */
+	return (int)(p - buf);
+}
+
+/* ---- Chunked bodies ---- */
+
+/*
+ * One byte of a chunk-size line: 1 to 16 hex digits, BWS, extensions,
+ * CRLF (9112 7.1; a bare LF is refused here, unlike in the head, since
+ * 2.2's leniency is for the start line and fields, and a parser that
+ * takes it where another does not is how chunk smuggling starts). Returns
+ * 0, 1 at the end of the line, -1 if malformed.
+ */
+static int
+size_byte(struct http_chunk_state *st, int ch)
+{
+	int	 d;
+
+	switch (st->phase) {
+	case CH_SIZE:
+		if ((d = hexval(ch)) != -1) {
+			if (st->linelen == MAX_CHUNK_DIGITS)
+				return -1;
+			st->remaining = st->remaining << 4 | (uint64_t)d;
+			st->linelen++;
+			return 0;
+		}
+		if (st->linelen == 0)
+			return -1;	/* whitespace or garbage */
+		if (ch == ';')
+			st->phase = CH_EXT;
+		else if (ch == ' ' || ch == '\t')
+			st->phase = CH_SIZE_WS;
+		else if (ch == '\r')
+			st->phase = CH_SIZE_LF;
+		else
+			return -1;
+		return 0;
+	case CH_SIZE_WS:
+		if (ch == ';')
+			st->phase = CH_EXT;
+		else if (ch != ' ' && ch != '\t')
+			return -1;
+		return ++st->linelen > MAX_CHUNK_LINE ? -1 : 0;
+	case CH_EXT:
+		if (ch == '\r')
+			st->phase = CH_SIZE_LF;
+		else if ((ch < ' ' && ch != '\t') || ch == 0x7f ||
+		    ++st->linelen > MAX_CHUNK_LINE)
+			return -1;
+		return 0;
+	default:	/* CH_SIZE_LF */
+		return ch == '\n' ? 1 : -1;
+	}
+}
+
+/*
+ * One byte of the trailer section: field lines (a token name, a colon,
+ * a value without CTLs; a line without a colon is refused) up to an empty
+ * line, each ending in CRLF or LF as head fields do, and discarded.
+ * remaining counts its bytes, at most HTTP_MAX_HEAD_BYTES. Returns 0, 1 at
+ * its end, -1 if malformed.
+ */
+static int
+trailer_byte(struct http_chunk_state *st, int ch)
+{
+	int	 in_name = st->phase == CH_TRAILER && st->linelen > 0;
+
+	if (ch == '\n') {
+		if (in_name)
+			return -1;	/* a name and no colon */
+		if (st->linelen == 0)
+			return 1;
+		st->linelen = 0;
+		st->phase = CH_TRAILER;
+	} else if (st->phase == CH_TRAILER_LF)
+		return -1;
+	else if (ch == '\r') {
+		if (in_name)
+			return -1;
+		st->phase = CH_TRAILER_LF;
+	} else if (st->phase == CH_TRAILER) {
+		if (ch == ':' && st->linelen > 0)
+			st->phase = CH_TRAILER_VAL;
+		else if (!is_tchar(ch))
+			return -1;	/* whitespace, obs-fold, empty name */
+		st->linelen++;
+	} else if ((ch < ' ' && ch != '\t') || ch == 0x7f)
+		return -1;
+	else
+		st->linelen++;
+	return ++st->remaining > HTTP_MAX_HEAD_BYTES ? -1 : 0;
+}
+
+/* One byte outside chunk data: 0, 1 at the body's end, -1, or -2 (413). */
+static int
+chunk_byte(struct http_chunk_state *st, int ch)
+{
+	int	 rc;
+
+	switch (st->phase) {
+	case CH_DATA_CR:	/* the CRLF after data, strictly as above */
+		if (ch != '\r')
+			return -1;
+		st->phase = CH_DATA_LF;
+		return 0;
+	case CH_DATA_LF:
+		if (ch != '\n')
+			return -1;
+		st->phase = CH_SIZE;
+		st->linelen = 0;
+		st->remaining = 0;
+		return 0;
+	case CH_TRAILER:
+	case CH_TRAILER_VAL:
+	case CH_TRAILER_LF:
+		if ((rc = trailer_byte(st, ch)) == 1)
+			st->phase = CH_DONE;
+		return rc;
+	default:
+		if ((rc = size_byte(st, ch)) != 1)
+			return rc;
+		st->linelen = 0;
+		if (st->remaining == 0) {
+			st->phase = CH_TRAILER;	/* remaining counts it */
+			return 0;
+		}
+		if (st->remaining > st->max - st->total)
+			return -2;
+		st->phase = CH_DATA;
+		return 0;
+	}
+}
 
 int
 http_dechunk(struct http_chunk_state *st, const char *buf, size_t len,
     char *dst, size_t *consumed, size_t *out)
 {
 	size_t		 i = 0, o = 0, n;
-	int		 ch, d, ret = 0;
+	int		 ret = 0;
 
-	while (i < len && ret == 0) {
-		ch = (unsigned char)buf[i];
-		switch (st->phase) {
-		case CH_SIZE:
-			if ((d = hexval(ch)) != -1) {
-				if (st->linelen == MAX_CHUNK_DIGITS) {
-					ret = -1;
-					break;
-				}
-				st->remaining = st->remaining << 4 |
-				    (uint64_t)d;
-				st->linelen++;
+	while (i < len && ret == 0 && st->phase != CH_DONE) {
+		if (st->phase != CH_DATA) {
+			if ((ret = chunk_byte(st, (unsigned char)buf[i])) >= 0)
 				i++;
-				break;
-			}
-			if (st->linelen == 0) {
-				ret = -1;	/* whitespace or garbage */
-				break;
-			}
-			if (ch == ';')
-				st->phase = CH_EXT;
-			else if (ch == ' ' || ch == '\t')
-				st->phase = CH_SIZE_WS;
-			else if (ch == '\r')
-				st->phase = CH_SIZE_LF;
-			else if (ch == '\n')
-				goto size_line_end;
-			else {
-				ret = -1;
-				break;
-			}
-			i++;
-			break;
-		case CH_SIZE_WS:
-			if (ch == ';')
-				st->phase = CH_EXT;
-			else if (ch != ' ' && ch != '\t') {
-				ret = -1;
-				break;
-			}
-			if (++st->linelen > MAX_CHUNK_LINE) {
-				ret = -1;
-				break;
-			}
-			i++;
-			break;
-		case CH_EXT:
-			if (ch == '\r')
-				st->phase = CH_SIZE_LF;
-			else if (ch == '\n')
-				goto size_line_end;
-			else if ((ch < ' ' && ch != '\t') || ch == 0x7f ||
-			    ++st->linelen > MAX_CHUNK_LINE) {
-				ret = -1;
-				break;
-			}
-			i++;
-			break;
-		case CH_SIZE_LF:
-			if (ch != '\n') {
-				ret = -1;
-				break;
-			}
-		size_line_end:
-			i++;
-			st->linelen = 0;
-			if (st->remaining == 0) {
-				st->phase = CH_TRAILER;
-				break;
-			}
-			if (st->remaining > st->max - st->total) {
-				ret = -2;
-				break;
-			}
-			st->phase = CH_DATA;
-			break;
-		case CH_DATA:
-			n = len - i;
-			if (n > st->remaining)
-				n = (size_t)st->remaining;
-			memmove(dst + o, buf + i, n);	/* dst may be buf */
-			i += n;
-			o += n;
-			st->remaining -= n;
-			st->total += n;
-			if (st->remaining == 0)
-				st->phase = CH_DATA_CR;
-			break;
-		case CH_DATA_CR:
-		case CH_DATA_LF:
-			if (ch == '\r' && st->phase == CH_DATA_CR)
-				st->phase = CH_DATA_LF;
-			else if (ch == '\n') {
-				st->phase = CH_SIZE;
-				st->linelen = 0;
-				st->remaining = 0;
-			} else {
-				ret = -1;
-				break;
-			}
-			i++;
-			break;
-		case CH_TRAILER:
-		case CH_TRAILER_LF:
-			/* remaining counts trailer bytes in this phase. */
-			if (ch == '\n') {
-				i++;
-				if (st->linelen == 0) {
-					st->phase = CH_DONE;
-					ret = 1;
-					break;
-				}
-				st->linelen = 0;
-				st->phase = CH_TRAILER;
-			} else if (st->phase == CH_TRAILER_LF) {
-				ret = -1;
-			} else if (ch == '\r') {
-				st->phase = CH_TRAILER_LF;
-				i++;
-			} else if ((ch < ' ' && ch != '\t') || ch == 0x7f) {
-				ret = -1;
-			} else {
-				st->linelen++;
-				i++;
-			}
-			if (ret == 0 && ++st->remaining > MAX_HEAD_BYTES)
-				ret = -1;
-			break;
-		case CH_DONE:
-			ret = 1;
-			break;
+			continue;
 		}
+		n = len - i;
+		if (n > st->remaining)
+			n = (size_t)st->remaining;
+		memmove(dst + o, buf + i, n);	/* dst may be buf */
+		i += n;
+		o += n;
+		st->remaining -= n;
+		st->total += n;
+		if (st->remaining == 0)
+			st->phase = CH_DATA_CR;
 	}
 	if (st->phase == CH_DONE)
 		ret = 1;
@@ -808,6 +1118,8 @@ http_dechunk(struct http_chunk_state *st, const char *buf, size_t len,
 	*out = o;
 	return ret;
 }
+
+/* ---- Request helpers ---- */
 
 ssize_t
 http_unescape(const char *src, size_t len, char *dst)
@@ -1364,6 +1676,49 @@ finish_request(struct conn *c)
 	work_pending = 1;
 }
 
+/* The request in c_req gets an id: it may be answered from now on. */
+static void
+new_id(struct conn *c)
+{
+	if (++gen_seq == 0)
+		gen_seq = 1;
+	c->c_gen = gen_seq;
+	c->c_req.id = (uint64_t)c->c_gen << 32 | (uint32_t)c->c_fd;
+	c->c_state = S_WAIT;
+}
+
+/*
+ * Ask cfg.admit whether the head in c_req may go on, before a 100 or a
+ * body byte. It may answer and refuse: then a body never read would be
+ * taken for the next request, so an answer to a request with one says
+ * close, and lingering discards the body (as for our own errors).
+ * Returns 1 if admitted.
+ */
+static int
+admit(struct conn *c)
+{
+	struct http_request	*r = &c->c_req;
+	int			 refused;
+
+	r->body = NULL;
+	r->body_len = 0;
+	c->c_reqlen = c->c_headlen;
+	if (r->chunked || r->content_length > 0)
+		c->c_keepalive = 0;
+	new_id(c);
+	refused = cfg.admit(r) != 0;
+	if (c->c_state != S_WAIT)
+		return 0;	/* answered: a refusal, whatever it said */
+	if (refused) {
+		send_error(c, 500, "request refused without an answer");
+		return 0;
+	}
+	c->c_state = S_HEAD;
+	c->c_gen = 0;
+	c->c_keepalive = r->keep_alive;
+	return 1;
+}
+
 /* Hand the request in c_in to the handler. */
 static void
 dispatch(struct conn *c)
@@ -1383,124 +1738,139 @@ dispatch(struct conn *c)
 	} else
 		c->c_reqlen = c->c_headlen;
 	r->body = base + c->c_headlen;
-	if (++gen_seq == 0)
-		gen_seq = 1;
-	c->c_gen = gen_seq;
-	r->id = (uint64_t)c->c_gen << 32 | (uint32_t)c->c_fd;
-	c->c_state = S_WAIT;
+	new_id(c);
 	cfg.handler(r);
+}
+
+/*
+ * S_HEAD: parse the next head in c_in and start its request: 413 from its
+ * length, an interim 100, or straight to the handler when it has no body.
+ * Returns 1 to go on, 0 to stop until more input or an answer.
+ */
+static int
+head_step(struct conn *c)
+{
+	struct http_request	*r = &c->c_req;
+	char			*base = c->c_in + c->c_inoff;
+	size_t			 avail = c->c_inlen - c->c_inoff;
+	int			 n;
+
+	/*
+	 * XXX The head is parsed again from its start after every read:
+	 * quadratic for a head trickled a byte at a time, bounded by
+	 * HTTP_MAX_HEAD_BYTES and the header timeout. picohttpparser's
+	 * last_len would fix it.
+	 */
+	if (out_pending(c) > OUT_HIGH) {
+		c->c_more = 1;	/* again once it reads */
+		return 0;
+	}
+	n = http_parse(base, avail, r);
+	if (n == -2) {
+		if (c->c_rdeof)
+			begin_close(c, avail ? "peer closed mid-request" :
+			    "peer closed");
+		else if (avail > 0 && c->c_t_head == -1)
+			c->c_t_head = now;
+		return 0;
+	}
+	c->c_method = method_index(n > 0 ? r : NULL);
+	c->c_t0 = mono_ns();
+	c->c_head_only = n > 0 && r->method_len == 4 &&
+	    memcmp(r->method, "HEAD", 4) == 0;
+	if (n == -1) {
+		send_error(c, r->status, r->error);
+		return 0;
+	}
+	c->c_headlen = (size_t)n;
+	c->c_parsedat = c->c_inmoves;
+	c->c_minor = r->minor;
+	c->c_keepalive = r->keep_alive;
+	c->c_bodylen = 0;
+	c->c_t_head = -1;
+	if (cfg.admit != NULL && !admit(c))
+		return 0;
+	c->c_maxbody = cfg.body_limit != NULL ? cfg.body_limit(r) :
+	    cfg.max_body;
+	if (r->content_length > 0 &&
+	    (uint64_t)r->content_length > c->c_maxbody) {
+		send_error(c, 413, "request body too large");
+		return 0;
+	}
+	if (!r->chunked && r->content_length <= 0) {
+		dispatch(c);
+		return 1;
+	}
+	memset(&c->c_chunk, 0, sizeof(c->c_chunk));
+	c->c_chunk.max = c->c_maxbody;
+	c->c_t_read = now;
+	c->c_state = S_BODY;
+	if (r->expect_continue && avail == (size_t)n &&
+	    out_append(c, "HTTP/1.1 100 Continue\r\n\r\n", 25) == -1) {
+		c->c_state = S_DEAD;
+		c->c_why = "out of memory";
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * S_BODY: take in the body bytes read so far, decoding chunks in place;
+ * the handler gets the request once its body is whole. Returns 1 to go
+ * on, 0 to stop, -1 when the body needs more input.
+ */
+static int
+body_step(struct conn *c)
+{
+	struct http_request	*r = &c->c_req;
+	char			*body = c->c_in + c->c_inoff + c->c_headlen;
+	size_t			 avail, used, made;
+	int			 n;
+
+	avail = c->c_inlen - c->c_inoff - c->c_headlen;
+	if (!r->chunked) {
+		if (avail < (size_t)r->content_length)
+			return -1;
+		dispatch(c);
+		return 1;
+	}
+	/*
+	 * Decode in place: decoded bytes follow the head, and raw bytes not
+	 * yet decoded always follow them.
+	 */
+	n = http_dechunk(&c->c_chunk, body + c->c_bodylen,
+	    avail - c->c_bodylen, body + c->c_bodylen, &used, &made);
+	if (n == -1 || n == -2) {
+		send_error(c, n == -1 ? 400 : 413, n == -1 ?
+		    "invalid chunked encoding" : "request body too large");
+		return 0;
+	}
+	memmove(body + c->c_bodylen + made, body + c->c_bodylen + used,
+	    avail - c->c_bodylen - used);
+	c->c_inlen -= used - made;
+	c->c_bodylen += made;
+	if (n == 0)
+		return -1;
+	dispatch(c);
+	return 1;
 }
 
 /* Parse and dispatch buffered requests until one is pending or input ends. */
 static void
 process(struct conn *c)
 {
-	struct http_request	*r = &c->c_req;
-	char			*base;
-	size_t			 avail, used, made;
-	int			 n;
+	int	 rc = 1;
 
 	c->c_more = 0;
-	for (;;) {
-		base = c->c_in + c->c_inoff;
-		avail = c->c_inlen - c->c_inoff;
-		switch (c->c_state) {
-		case S_HEAD:
-			/*
-			 * XXX The head is parsed again from its start after
-			 * every read: quadratic for a head trickled a byte at
-			 * a time, bounded by MAX_HEAD_BYTES and the header
-			 * timeout. picohttpparser's last_len would fix it.
-			 */
-			if (out_pending(c) > OUT_HIGH) {
-				c->c_more = 1;	/* again once it reads */
-				return;
-			}
-			n = http_parse(base, avail, r);
-			if (n == -2) {
-				if (c->c_rdeof)
-					begin_close(c, avail ? "peer closed "
-					    "mid-request" : "peer closed");
-				else if (avail > 0 && c->c_t_head == -1)
-					c->c_t_head = now;
-				return;
-			}
-			c->c_method = method_index(n > 0 ? r : NULL);
-			c->c_t0 = mono_ns();
-			c->c_head_only = n > 0 && r->method_len == 4 &&
-			    memcmp(r->method, "HEAD", 4) == 0;
-			if (n == -1) {
-				send_error(c, r->status, r->error);
-				return;
-			}
-			c->c_headlen = (size_t)n;
-			c->c_parsedat = c->c_inmoves;
-			c->c_minor = r->minor;
-			c->c_keepalive = r->keep_alive;
-			c->c_bodylen = 0;
-			c->c_t_head = -1;
-			c->c_maxbody = cfg.body_limit != NULL ?
-			    cfg.body_limit(r) : cfg.max_body;
-			if (r->content_length > 0 &&
-			    (uint64_t)r->content_length > c->c_maxbody) {
-				send_error(c, 413, "request body too large");
-				return;
-			}
-			if (!r->chunked && r->content_length <= 0) {
-				dispatch(c);
-				break;
-			}
-			memset(&c->c_chunk, 0, sizeof(c->c_chunk));
-			c->c_chunk.max = c->c_maxbody;
-			c->c_t_read = now;
-			c->c_state = S_BODY;
-			if (r->expect_continue && avail == (size_t)n &&
-			    out_append(c, "HTTP/1.1 100 Continue\r\n\r\n",
-			    25) == -1) {
-				c->c_state = S_DEAD;
-				c->c_why = "out of memory";
-				return;
-			}
-			break;
-		case S_BODY:
-			if (!r->chunked) {
-				if (avail - c->c_headlen <
-				    (size_t)r->content_length)
-					goto more;
-				dispatch(c);
-				break;
-			}
-			/*
-			 * Decode in place: decoded bytes follow the head, and
-			 * raw bytes not yet decoded always follow them.
-			 */
-			n = http_dechunk(&c->c_chunk,
-			    base + c->c_headlen + c->c_bodylen,
-			    avail - c->c_headlen - c->c_bodylen,
-			    base + c->c_headlen + c->c_bodylen, &used, &made);
-			if (n == -1) {
-				send_error(c, 400, "invalid chunked encoding");
-				return;
-			}
-			if (n == -2) {
-				send_error(c, 413, "request body too large");
-				return;
-			}
-			memmove(base + c->c_headlen + c->c_bodylen + made,
-			    base + c->c_headlen + c->c_bodylen + used,
-			    avail - c->c_headlen - c->c_bodylen - used);
-			c->c_inlen -= used - made;
-			c->c_bodylen += made;
-			if (n == 0)
-				goto more;
-			dispatch(c);
-			break;
-		default:
+	while (rc == 1) {
+		if (c->c_state == S_HEAD)
+			rc = head_step(c);
+		else if (c->c_state == S_BODY)
+			rc = body_step(c);
+		else
 			return;
-		}
 	}
-more:
-	if (c->c_rdeof)
+	if (rc == -1 && c->c_rdeof)
 		begin_close(c, "peer closed mid-body");
 }
 
@@ -1510,14 +1880,14 @@ in_limit(const struct conn *c)
 {
 	switch (c->c_state) {
 	case S_HEAD:
-		return MAX_HEAD_BYTES;
+		return HTTP_MAX_HEAD_BYTES;
 	case S_BODY:
 		if (c->c_req.chunked)
 			return c->c_headlen + c->c_maxbody + IN_SLACK;
 		return c->c_headlen + (size_t)c->c_req.content_length +
 		    IN_SLACK;
 	case S_WAIT:
-		return c->c_reqlen + MAX_HEAD_BYTES;
+		return c->c_reqlen + HTTP_MAX_HEAD_BYTES;
 	default:
 		return 0;
 	}
@@ -1876,126 +2246,177 @@ drain_start(void)
 	}
 }
 
+/*
+ * Start draining on http_stop, and end it: 0 when every connection has
+ * gone or the drain timed out (closing what is left), else 1 to go on.
+ */
+static int
+drain_step(void)
+{
+	struct conn	*c;
+	int		 fd;
+
+	if (stop_flag && !draining)
+		drain_start();
+	if (!draining)
+		return 1;
+	if (nconns == 0)
+		return 0;
+	if (now < drain_deadline)
+		return 1;
+	for (fd = 0; fd < nslots; fd++)
+		if ((c = conns[fd]) != NULL)
+			conn_close(c, "drain timeout");
+	return 0;
+}
+
+/*
+ * Fill pfds: the wake pipe, the listener unless it rests, the watched fds,
+ * then every connection from *base on. Returns how many, or -1 (ENOMEM).
+ */
+static int
+build_pollfds(int *base)
+{
+	struct conn	*c;
+	int		 i, n, fd;
+
+	if (npfds < 2 + nwatches + nconns) {
+		n = 2 + nwatches + nconns + 64;
+		if ((pfds = realloc(pfds, n * sizeof(*pfds))) == NULL) {
+			npfds = 0;
+			errno = ENOMEM;
+			return -1;
+		}
+		npfds = n;
+	}
+	n = 0;
+	pfds[n].fd = wake_rd;
+	pfds[n++].events = POLLIN;
+	if (lfd != -1 && now >= pause_until) {
+		pfds[n].fd = lfd;
+		pfds[n++].events = POLLIN;
+	}
+	for (i = 0; i < nwatches; i++) {
+		pfds[n].fd = watches[i].w_fd;
+		pfds[n++].events = POLLIN;
+	}
+	*base = n;
+	for (fd = 0; fd < nslots; fd++) {
+		if ((c = conns[fd]) == NULL)
+			continue;
+		pfds[n].fd = fd;
+		pfds[n].events = (wants_read(c) ? POLLIN : 0) |
+		    (out_pending(c) > 0 ? POLLOUT : 0);
+		n++;
+	}
+	return n;
+}
+
+/* How long poll may sleep: until the next deadline, or sooner. */
+static int
+poll_timeout(int64_t next)
+{
+	int	 timeout;
+
+	timeout = work_pending ? 0 : (int)(next - now);
+	if (timeout < 0)
+		timeout = 0;
+	if (cfg.tick != NULL && timeout > TICK_MS)
+		timeout = TICK_MS;
+	if (lfd != -1 && now < pause_until && timeout > PAUSE_MS)
+		timeout = PAUSE_MS;
+	if (draining && timeout > TICK_MS)
+		timeout = TICK_MS;
+	work_pending = 0;
+	return timeout;
+}
+
+/* What poll reported: the wake pipe, accepts, watches, then reads. */
+static void
+handle_events(int base, int n)
+{
+	struct conn	*c;
+	char		 buf[64];
+	int		 i, w;
+
+	for (i = 0; i < base; i++) {
+		if (pfds[i].revents == 0)
+			continue;
+		if (pfds[i].fd == wake_rd) {
+			while (read(wake_rd, buf, sizeof(buf)) > 0)
+				;
+		} else if (pfds[i].fd == lfd)
+			accept_conns();
+		else {
+			for (w = 0; w < nwatches; w++)
+				if (watches[w].w_fd == pfds[i].fd) {
+					watches[w].w_fn(watches[w].w_arg);
+					break;
+				}
+		}
+	}
+	for (i = base; i < n; i++) {
+		if (pfds[i].revents == 0 || (c = conns[pfds[i].fd]) == NULL)
+			continue;
+		if (pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+			if (wants_read(c))
+				read_conn(c);
+			else if (c->c_state == S_WAIT &&
+			    pfds[i].revents & (POLLHUP | POLLERR))
+				conn_close(c, "peer hung up");
+		}
+	}
+}
+
+/* Parse what the reads and replies made ready, then send. */
+static void
+run_conns(void)
+{
+	struct conn	*c;
+	int		 fd;
+
+	for (fd = 0; fd < nslots; fd++) {
+		if ((c = conns[fd]) == NULL)
+			continue;
+		if (c->c_more)
+			process(c);
+		flush_out(c);
+	}
+	if (!draining)
+		return;
+	for (fd = 0; fd < nslots; fd++)
+		if ((c = conns[fd]) != NULL && c->c_state == S_HEAD &&
+		    c->c_inlen == c->c_inoff && out_pending(c) == 0)
+			conn_close(c, "shutting down");
+}
+
+/* As Redis's aeMain: each pass is deadlines, poll, events, work. */
 int
 http_run(void)
 {
-	struct conn	*c;
 	int64_t		 next;
-	char		 buf[64];
-	int		 i, n, fd, timeout, base, fired;
+	int		 n, base, timeout;
 
 	for (;;) {
 		now = (int64_t)mono_ms();
 		make_date(time(NULL));
-		if (stop_flag && !draining)
-			drain_start();
-		if (draining) {
-			if (nconns == 0)
-				return 0;
-			if (now >= drain_deadline) {
-				for (fd = 0; fd < nslots; fd++)
-					if ((c = conns[fd]) != NULL)
-						conn_close(c, "drain timeout");
-				return 0;
-			}
-		}
-
+		if (drain_step() == 0)
+			return 0;
 		next = now + 1000;
 		timers(&next);
-
-		if (npfds < 2 + nwatches + nconns) {
-			n = 2 + nwatches + nconns + 64;
-			if ((pfds = realloc(pfds, n * sizeof(*pfds))) == NULL) {
-				npfds = 0;
-				errno = ENOMEM;
-				return -1;
-			}
-			npfds = n;
-		}
-		n = 0;
-		pfds[n].fd = wake_rd;
-		pfds[n++].events = POLLIN;
-		if (lfd != -1 && now >= pause_until) {
-			pfds[n].fd = lfd;
-			pfds[n++].events = POLLIN;
-		}
-		for (i = 0; i < nwatches; i++) {
-			pfds[n].fd = watches[i].w_fd;
-			pfds[n++].events = POLLIN;
-		}
-		base = n;
-		for (fd = 0; fd < nslots; fd++) {
-			if ((c = conns[fd]) == NULL)
-				continue;
-			pfds[n].fd = fd;
-			pfds[n].events = (wants_read(c) ? POLLIN : 0) |
-			    (out_pending(c) > 0 ? POLLOUT : 0);
-			n++;
-		}
-
-		timeout = work_pending ? 0 : (int)(next - now);
-		if (timeout < 0)
-			timeout = 0;
-		if (cfg.tick != NULL && timeout > TICK_MS)
-			timeout = TICK_MS;
-		if (lfd != -1 && now < pause_until && timeout > PAUSE_MS)
-			timeout = PAUSE_MS;
-		if (draining && timeout > TICK_MS)
-			timeout = TICK_MS;
-		work_pending = 0;
+		if ((n = build_pollfds(&base)) == -1)
+			return -1;
+		timeout = poll_timeout(next);
 		if (poll(pfds, (nfds_t)n, timeout) == -1) {
 			if (errno == EINTR)
 				continue;
 			return -1;
 		}
 		now = (int64_t)mono_ms();
-
-		for (i = 0; i < base; i++) {
-			if (pfds[i].revents == 0)
-				continue;
-			if (pfds[i].fd == wake_rd) {
-				while (read(wake_rd, buf, sizeof(buf)) > 0)
-					;
-			} else if (pfds[i].fd == lfd)
-				accept_conns();
-			else {
-				for (fired = 0; fired < nwatches; fired++)
-					if (watches[fired].w_fd == pfds[i].fd) {
-						watches[fired].w_fn(
-						    watches[fired].w_arg);
-						break;
-					}
-			}
-		}
-		for (i = base; i < n; i++) {
-			if (pfds[i].revents == 0 ||
-			    (c = conns[pfds[i].fd]) == NULL)
-				continue;
-			if (pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
-				if (wants_read(c))
-					read_conn(c);
-				else if (c->c_state == S_WAIT &&
-				    pfds[i].revents & (POLLHUP | POLLERR))
-					conn_close(c, "peer hung up");
-			}
-		}
+		handle_events(base, n);
 		if (cfg.tick != NULL)
 			cfg.tick();
-		for (fd = 0; fd < nslots; fd++) {
-			if ((c = conns[fd]) == NULL)
-				continue;
-			if (c->c_more)
-				process(c);
-			flush_out(c);
-		}
-		if (draining) {
-			for (fd = 0; fd < nslots; fd++)
-				if ((c = conns[fd]) != NULL &&
-				    c->c_state == S_HEAD &&
-				    c->c_inlen == c->c_inoff &&
-				    out_pending(c) == 0)
-					conn_close(c, "shutting down");
-		}
+		run_conns();
 	}
 }
 

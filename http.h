@@ -4,7 +4,9 @@
  * runs on the main thread except http_wake, which any thread may call.
  */
 
-#define HTTP_MAX_HEADERS	64
+#define HTTP_MAX_HEADERS	64	/* fields in a head; more: 431 */
+#define HTTP_MAX_HEAD_BYTES	16384	/* nginx's 4 x 8k; Node's 16k */
+#define HTTP_MAX_TARGET_BYTES	8192	/* 9112 3: at least 8000; more: 414 */
 
 struct http_header {
 	const char	*name;
@@ -42,6 +44,21 @@ struct http_request {
 	const char	*error;		/* and why, a static string */
 };
 
+/* One parsed answer head (the client's side); pointers into the buffer. */
+struct http_response {
+	int		 minor;		/* HTTP/1.minor */
+	int		 status;
+	const char	*reason;
+	size_t		 reason_len;
+	/* http_parse_response zeroes all but headers[]. */
+	struct http_header headers[HTTP_MAX_HEADERS];
+	size_t		 nheaders;
+	int64_t		 content_length;	/* -1: absent; 0 if no body */
+	int		 chunked;
+	int		 keep_alive;	/* else the server closes after it */
+	const char	*error;		/* why, on -1 */
+};
+
 /* Where http_dechunk is inside a chunked body; zero it, set max, then call. */
 struct http_chunk_state {
 	int		 phase;
@@ -58,6 +75,13 @@ struct http_config {
 	size_t		 max_body;		/* above it: 413 */
 	/* Optional: the body limit for this request, from its head. */
 	size_t		(*body_limit)(const struct http_request *r);
+	/*
+	 * Optional: called on each parsed head (r->id set, no body yet)
+	 * before any 100 Continue or body byte. Non-zero: it has answered
+	 * (401, 403, 413...) with http_reply; the body is never read (with
+	 * one to come, the answer closes the connection) nor handler called.
+	 */
+	int		(*admit)(struct http_request *r);
 	int		 header_timeout_ms;	/* whole head must arrive */
 	int		 body_timeout_ms;	/* between body bytes */
 	int		 idle_timeout_ms;	/* keep-alive wait */
@@ -83,6 +107,18 @@ typedef ssize_t	http_producer(void *arg, char *buf, size_t cap);
  * nothing is allocated. Pure: any thread may call it.
  */
 int	http_parse(const char *buf, size_t len, struct http_request *r);
+
+/*
+ * Parse one answer head, with the header code http_parse uses. Returns
+ * the bytes consumed, -2 if incomplete, or -1 with rs->error set. Framing
+ * is read as for requests: Content-Length and chunked (both: -1), and
+ * keep_alive from the version and Connection. An answer that can have no
+ * body (1xx, 204, 304; 9112 6.3) gets content_length 0; one with neither
+ * field is read to EOF, so keep_alive is 0. The caller knows whether it
+ * asked HEAD. Pure: any thread may call it.
+ */
+int	http_parse_response(const char *buf, size_t len,
+	    struct http_response *rs);
 
 /*
  * Decode chunked body bytes in place, across as many calls as the bytes

@@ -51,7 +51,7 @@ struct config {
 	int		 max_conns;
 	int		 header_timeout_ms;
 	int		 idle_timeout_ms;
-	char		 advertise_url[300];
+	char		 advertise_url[REPL_URL_MAX];
 	char		 self_url[64];
 	size_t		 backlog_bytes;
 	int		 repl_timeout_ms;
@@ -138,9 +138,10 @@ static void
 check_url(const char *name, const char *url, size_t len)
 {
 	if (len > 0 && (strncmp(url, "http://", 7) != 0 || len <= 7 ||
-	    len > 255))
+	    len >= REPL_URL_MAX))
 		die("%s: \"%.*s\" is not a URL of the form http://host:port",
-		    name, (int)(len > 255 ? 255 : len), url);
+		    name, (int)(len >= REPL_URL_MAX ? REPL_URL_MAX - 1 : len),
+		    url);
 }
 
 /* Call fn for each non-empty element of a comma-separated list. */
@@ -167,7 +168,7 @@ check_replica_url(const char *url, size_t len)
 static void
 add_replica_url(const char *url, size_t len)
 {
-	char buf[256];
+	char buf[REPL_URL_MAX];
 
 	memcpy(buf, url, len);
 	buf[len] = '\0';
@@ -243,7 +244,7 @@ load_config(void)
 		check_url("ADVERTISE_URL", v, strlen(v));
 		snprintf(cfg.advertise_url, sizeof(cfg.advertise_url), "%s", v);
 	} else {
-		char host[256];
+		char host[REPL_URL_MAX - sizeof("http://:65535")];
 
 		if (gethostname(host, sizeof(host)) == -1)
 			die("ADVERTISE_URL unset and gethostname failed:");
@@ -438,6 +439,7 @@ main(int argc, char **argv)
 	hc.handler = api_handle;
 	hc.tick = tick;
 	hc.body_limit = api_body_limit;
+	hc.admit = api_admit;
 	wait_init(api_handle);
 	/*
 	 * Listen before opening the store: store_open marks the file open

@@ -3,9 +3,10 @@
  * writes and one pusher thread per replica that streams them; a recovery
  * thread that refills a fresh, empty primary from its most advanced
  * replica. On a replica, an announcer thread that registers it with the
- * primary. Every thread here is a small blocking HTTP/1.1 client; the
- * requests it makes are answered by the nodes' poll loops (kvstore.c routes
- * /repl/...). The record codec below is the format both sides speak.
+ * primary. Every thread here speaks HTTP/1.1 through client.c's blocking
+ * client; the requests it makes are answered by the nodes' poll loops
+ * (kvstore.c routes /repl/...). The record codec below is the format both
+ * sides speak.
  *
  * WIRE PROTOCOL
  *
@@ -73,8 +74,9 @@
  * wait, send, wait for the ack), so a blocking client on its own thread is
  * a few hundred lines where a state machine on the poll loop would be
  * thousands, and a slow replica then stalls only its own thread. Every
- * blocking call has a timeout (SO_RCVTIMEO, SO_SNDTIMEO, connect through
- * poll), and repl_shutdown unblocks the threads with shutdown(2).
+ * blocking call has a timeout (client.c: SO_RCVTIMEO, SO_SNDTIMEO, connect
+ * through poll), and repl_shutdown unblocks the threads with shutdown(2)
+ * on the sockets that client.c's hook publishes (publish below).
  *
  * The threads share one thing, the state below (backlog, peer table and a
  * few flags), behind one mutex and one condition variable. The condition
@@ -96,9 +98,6 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -115,6 +114,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "repl.h"
 #include "store.h"
 #include "util.h"
@@ -133,49 +133,12 @@
 #define RECOVER_POLL_MS	500
 #define RECOVER_RETRY_MS 2000		/* after a failed copy from a replica */
 #define MAX_RESYNCS	3		/* then back off: no full-sync storm */
-#define MAX_RESP_HEAD	16384		/* as http.c's request head limit */
 #define MAX_RESP_BODY	65536		/* non-snapshot answers are one line */
-#define READ_CHUNK	65536
-#define REQ_HEAD_MAX	4096		/* request line, Host, token, length */
 #define ID_MAX		65		/* ids are 32 hex digits; room for 64 */
-#define URL_MAX		256		/* struct repl_peer's url */
 #define ERR_MAX		256
 
 #define LOCK()		(void)pthread_mutex_lock(&mu)
 #define UNLOCK()	(void)pthread_mutex_unlock(&mu)
-
-/* A blocking HTTP/1.1 connection to one URL, reopened on demand. */
-struct conn {
-	int		 c_fd;
-	int		*c_slot;	/* where repl_shutdown finds c_fd */
-	const char	*c_url;
-	char		 c_host[URL_MAX];
-	char		 c_port[8];
-	char		 c_hosthdr[URL_MAX + 8];
-	char		*c_buf;		/* read, not yet consumed: [off, len) */
-	size_t		 c_cap;
-	size_t		 c_off;
-	size_t		 c_len;
-	char		*c_body;	/* the last answer's body, NUL-ended */
-	char		 c_err[ERR_MAX];
-};
-
-/* The parts of an answer the clients use. */
-struct resp {
-	int		 status;
-	int		 close;		/* the server closes after this one */
-	int		 has_len;
-	uint64_t	 clen;
-	int		 chunked;
-	char		 id[ID_MAX];	/* X-Kv-Repl-Id */
-	char		 seed[ID_MAX];	/* X-Kv-Seed, "" if none */
-	int		 has_seq;
-	uint64_t	 seq;		/* X-Kv-Seq */
-	uint64_t	 index;		/* X-Kv-Index, 0 if none */
-	uint64_t	 keys;		/* X-Kv-Keys, 0 if none */
-	const char	*body;
-	size_t		 blen;
-};
 
 /* An outgoing batch, grown only for a record bigger than batch_bytes. */
 struct batch {
@@ -185,8 +148,8 @@ struct batch {
 };
 
 struct peer {
-	char		 url[URL_MAX];
-	char		 alias[URL_MAX];	/* another URL of it, or "" */
+	char		 url[REPL_URL_MAX];
+	char		 alias[REPL_URL_MAX];	/* another URL of it, or "" */
 	char		 node[ID_MAX];	/* its /repl/state node, once known */
 	int		 is_static;
 	int		 registered;
@@ -211,8 +174,8 @@ struct peer {
 /* A pusher's private state; only its thread touches it. */
 struct push {
 	struct peer	*p;
-	struct conn	 rc;		/* to the replica */
-	struct conn	 sc;		/* to self_url, for the snapshot */
+	struct client	*rc;		/* to the replica */
+	struct client	*sc;		/* to self_url, for the snapshot */
 	struct batch	 out;
 	uint64_t	 epoch;
 	uint64_t	 pos;		/* ring position of next_seq */
@@ -252,6 +215,8 @@ static int		 draining;	/* repl_shutdown started: no new work */
 static int		 recovering;	/* pushers wait while it is set */
 static int		 unannounced;	/* enqueued since repl_flush (main) */
 static struct repl_config cfg;	/* set before any thread starts */
+static char		 hdr_get[MAX_TOKEN_BYTES + 32];	/* the token */
+static char		 hdr_post[MAX_TOKEN_BYTES + 80];	/* and a type */
 
 static struct {
 	char		*buf;
@@ -517,515 +482,89 @@ repl_decode(const char *buf, size_t len, struct repl_record *rec)
 	return (ssize_t)(REC_HEAD + klen + vlen);
 }
 
-/* ---- HTTP client ---- */
+/* ---- Requests (client.c does the HTTP) ---- */
 
 /*
- * Split "http://host[:port][/]" (IPv6 literals in brackets) into c's host,
- * port (default 80) and Host header. Returns 0, or -1 with c_err set.
+ * client.c's socket hook: publish fd where repl_shutdown finds it, and
+ * refuse a new one once stopping, so that no thread is left to block in
+ * a connect that shutdown cannot see.
  */
 static int
-url_split(struct conn *c, const char *url)
+publish(void *arg, int fd)
 {
-	const char *p = url, *h, *he, *pt = "80";
-	size_t hl, pl = 2;
+	int	*slot = arg, refuse;
 
-	if (strncmp(p, "http://", 7) != 0)
-		goto bad;
-	p += 7;
-	if (*p == '[') {
-		h = p + 1;
-		if ((he = strchr(h, ']')) == NULL)
-			goto bad;
-		p = he + 1;
-	} else {
-		h = p;
-		p += strcspn(p, ":/");
-		he = p;
-	}
-	hl = (size_t)(he - h);
-	if (*p == ':') {
-		pt = ++p;
-		p += strspn(p, "0123456789");
-		pl = (size_t)(p - pt);
-		if (pl == 0 || pl > 5 || atoi(pt) < 1 || atoi(pt) > 65535)
-			goto bad;
-	}
-	if (*p == '/')
-		p++;
-	if (*p != '\0' || hl == 0 || hl >= sizeof(c->c_host))
-		goto bad;
-	memcpy(c->c_host, h, hl);
-	c->c_host[hl] = '\0';
-	memcpy(c->c_port, pt, pl);
-	c->c_port[pl] = '\0';
-	(void)snprintf(c->c_hosthdr, sizeof(c->c_hosthdr),
-	    strchr(c->c_host, ':') != NULL ? "[%s]:%s" : "%s:%s",
-	    c->c_host, c->c_port);
-	return 0;
-bad:
-	seterr(c->c_err, "bad URL %s: expected http://host[:port]", url);
-	return -1;
-}
-
-/* Prepare c for url; no socket yet. slot is set to the fd while open. */
-static int
-conn_init(struct conn *c, const char *url, int *slot)
-{
-	memset(c, 0, sizeof(*c));
-	c->c_fd = -1;
-	c->c_slot = slot;
-	c->c_url = url;
-	if (url_split(c, url) == -1)
-		return -1;
-	c->c_cap = READ_CHUNK;
-	if ((c->c_buf = malloc(c->c_cap)) == NULL ||
-	    (c->c_body = malloc(MAX_RESP_BODY + 1)) == NULL) {
-		free(c->c_buf);
-		c->c_buf = NULL;
-		seterr(c->c_err, "out of memory");
-		return -1;
-	}
-	return 0;
-}
-
-static void
-conn_close(struct conn *c)
-{
-	if (c->c_fd == -1)
-		return;
-	LOCK();		/* repl_shutdown must never see a reused fd */
-	*c->c_slot = -1;
+	LOCK();
+	if (!(refuse = fd != -1 && stopping))
+		*slot = fd;	/* -1 before close: never a reused fd */
 	UNLOCK();
-	(void)close(c->c_fd);
-	c->c_fd = -1;
-	c->c_off = c->c_len = 0;
+	return refuse ? -1 : 0;
 }
 
-static void
-conn_free(struct conn *c)
+/* A client of url whose socket repl_shutdown finds in *slot; or err. */
+static struct client *
+new_client(const char *url, int *slot, char *err)
 {
-	conn_close(c);
-	free(c->c_buf);
-	free(c->c_body);
-	c->c_buf = c->c_body = NULL;
+	struct client	*c;
+
+	if ((c = client_new(url, cfg.timeout_ms, publish, slot)) == NULL)
+		seterr(err, errno == EINVAL ? "bad URL %s: expected "
+		    "http://host[:port]" : "%s: out of memory", url);
+	return c;
 }
 
-/* Connect one address within timeout_ms; fd is already published. */
+/* Send a request with the token (and a POST's body type); client_error. */
 static int
-dial(int fd, const struct addrinfo *ai, char *err)
-{
-	struct pollfd pfd;
-	struct timeval tv;
-	socklen_t sl;
-	int fl, one = 1, soerr = 0, rc;
-
-	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
-	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
-	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
-		seterr(err, "fcntl: %s", strerror(errno));
-		return -1;
-	}
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == -1) {
-		if (errno != EINPROGRESS && errno != EINTR) {
-			seterr(err, "connect: %s", strerror(errno));
-			return -1;
-		}
-		pfd.fd = fd;
-		pfd.events = POLLOUT;
-		while ((rc = poll(&pfd, 1, cfg.timeout_ms)) == -1 &&
-		    errno == EINTR)
-			;
-		if (rc == -1) {
-			seterr(err, "poll: %s", strerror(errno));
-			return -1;
-		}
-		if (rc == 0) {
-			seterr(err, "connect: timed out after %d ms",
-			    cfg.timeout_ms);
-			return -1;
-		}
-		sl = sizeof(soerr);
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1)
-			soerr = errno;
-		if (soerr != 0) {
-			seterr(err, "connect: %s", strerror(soerr));
-			return -1;
-		}
-	}
-	tv.tv_sec = cfg.timeout_ms / 1000;
-	tv.tv_usec = (cfg.timeout_ms % 1000) * 1000;
-	if (fcntl(fd, F_SETFL, fl) == -1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == -1 ||
-	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1) {
-		seterr(err, "socket options: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Resolve c's host again (pod IPs change; an address is never cached) and
- * connect to the first address that answers.
- * XXX getaddrinfo has no timeout of its own; musl's resolver gives up after
- * resolv.conf's timeout x attempts (5 s x 2 by default).
- */
-static int
-conn_open(struct conn *c)
-{
-	struct addrinfo hints, *res, *ai;
-	int fd, rc, stop;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	if ((rc = getaddrinfo(c->c_host, c->c_port, &hints, &res)) != 0) {
-		seterr(c->c_err, "resolve %s: %s", c->c_host,
-		    rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-		return -1;
-	}
-	seterr(c->c_err, "resolve %s: no address", c->c_host);
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if ((fd = socket(ai->ai_family, ai->ai_socktype,
-		    ai->ai_protocol)) == -1) {
-			seterr(c->c_err, "socket: %s", strerror(errno));
-			continue;
-		}
-		LOCK();
-		if (!(stop = stopping))
-			*c->c_slot = fd;
-		UNLOCK();
-		if (stop) {
-			(void)close(fd);
-			seterr(c->c_err, "stopping");
-			break;
-		}
-		c->c_fd = fd;
-		if (dial(fd, ai, c->c_err) == 0)
-			break;
-		conn_close(c);
-	}
-	freeaddrinfo(res);
-	c->c_off = c->c_len = 0;
-	return c->c_fd == -1 ? -1 : 0;
-}
-
-static int
-send_all(struct conn *c, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		if ((w = send(c->c_fd, p, n, MSG_NOSIGNAL)) == -1) {
-			if (errno == EINTR)
-				continue;
-			seterr(c->c_err, "send: %s", errno == EAGAIN ||
-			    errno == EWOULDBLOCK ? "timed out" :
-			    strerror(errno));
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Make room for need unread bytes in c_buf (grows for big records). */
-static int
-conn_reserve(struct conn *c, size_t need)
-{
-	char *nb;
-	size_t ncap;
-
-	if (c->c_off > 0) {
-		memmove(c->c_buf, c->c_buf + c->c_off, c->c_len - c->c_off);
-		c->c_len -= c->c_off;
-		c->c_off = 0;
-	}
-	if (need <= c->c_cap)
-		return 0;
-	ncap = c->c_cap * 2 > need ? c->c_cap * 2 : need;
-	if ((nb = realloc(c->c_buf, ncap)) == NULL) {
-		seterr(c->c_err, "out of memory for a %zu-byte record", need);
-		return -1;
-	}
-	c->c_buf = nb;
-	c->c_cap = ncap;
-	return 0;
-}
-
-/* Read more into c_buf. Returns bytes read, 0 at EOF, -1 with c_err. */
-static ssize_t
-conn_fill(struct conn *c)
-{
-	ssize_t n;
-
-	if (c->c_len == c->c_cap &&
-	    conn_reserve(c, c->c_off > 0 ? 0 : c->c_cap * 2) == -1)
-		return -1;
-	while ((n = recv(c->c_fd, c->c_buf + c->c_len, c->c_cap - c->c_len,
-	    0)) == -1 && errno == EINTR)
-		;
-	if (n == -1) {
-		seterr(c->c_err, "recv: %s", errno == EAGAIN ||
-		    errno == EWOULDBLOCK ? "timed out" : strerror(errno));
-		return -1;
-	}
-	c->c_len += (size_t)n;
-	return n;
-}
-
-/* Case-insensitive "does the header value list this token". */
-static int
-has_token(const char *v, size_t len, const char *tok)
-{
-	size_t n = strlen(tok), i;
-
-	for (i = 0; i + n <= len; i++)
-		if (strncasecmp(v + i, tok, n) == 0)
-			return 1;
-	return 0;
-}
-
-/*
- * Read and parse one answer's head into r, every field preset: repl_fetch
- * once read a has_len its stack happened to hold. c_off moves past it.
- */
-static int
-read_head(struct conn *c, struct resp *r)
-{
-	char *h, *e, *line, *next, *colon, *v;
-	size_t hl, nl, vl;
-	int minor, ka = 0;
-	ssize_t n;
-
-	memset(r, 0, sizeof(*r));
-
-	for (;;) {
-		h = c->c_buf + c->c_off;
-		for (e = h; e + 3 < c->c_buf + c->c_len; e++)
-			if (memcmp(e, "\r\n\r\n", 4) == 0)
-				goto found;
-		if (c->c_len - c->c_off >= MAX_RESP_HEAD) {
-			seterr(c->c_err, "answer head over %d bytes",
-			    MAX_RESP_HEAD);
-			return -1;
-		}
-		if ((n = conn_fill(c)) == -1)
-			return -1;
-		if (n == 0) {
-			seterr(c->c_err, "connection closed before an answer");
-			return -1;
-		}
-	}
-found:
-	hl = (size_t)(e - h) + 4;
-	*e = '\0';	/* the head is parsed as a string */
-	if (strncmp(h, "HTTP/1.", 7) != 0 || (h[7] != '0' && h[7] != '1') ||
-	    h[8] != ' ' || h[9] < '1' || h[9] > '5' ||
-	    h[10] < '0' || h[10] > '9' || h[11] < '0' || h[11] > '9') {
-		seterr(c->c_err, "not an HTTP/1.x answer");
-		return -1;
-	}
-	minor = h[7] - '0';
-	r->status = (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
-	for (line = strstr(h, "\r\n"); line != NULL; line = next) {
-		line += 2;
-		next = strstr(line, "\r\n");
-		nl = next != NULL ? (size_t)(next - line) : strlen(line);
-		if ((colon = memchr(line, ':', nl)) == NULL)
-			continue;
-		for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
-			;
-		vl = (size_t)(line + nl - v);
-		while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
-			vl--;
-#define IS(name) ((size_t)(colon - line) == sizeof(name) - 1 && \
-	    strncasecmp(line, name, sizeof(name) - 1) == 0)
-		if (IS("Content-Length")) {
-			if (parse_u64(v, &r->clen) != v + vl) {
-				seterr(c->c_err, "bad Content-Length");
-				return -1;
-			}
-			r->has_len = 1;
-		} else if (IS("Transfer-Encoding"))
-			r->chunked = has_token(v, vl, "chunked");
-		else if (IS("Connection")) {
-			if (has_token(v, vl, "close"))
-				r->close = 1;
-			if (has_token(v, vl, "keep-alive"))
-				ka = 1;
-		} else if (IS("X-Kv-Repl-Id")) {
-			if (copy_id(r->id, v, vl) == -1) {
-				seterr(c->c_err, "bad X-Kv-Repl-Id");
-				return -1;
-			}
-		} else if (IS("X-Kv-Seed")) {
-			if (copy_id(r->seed, v, vl) == -1) {
-				seterr(c->c_err, "bad X-Kv-Seed");
-				return -1;
-			}
-		} else if (IS("X-Kv-Index")) {
-			if (parse_u64(v, &r->index) != v + vl) {
-				seterr(c->c_err, "bad X-Kv-Index");
-				return -1;
-			}
-		} else if (IS("X-Kv-Keys")) {
-			if (parse_u64(v, &r->keys) != v + vl) {
-				seterr(c->c_err, "bad X-Kv-Keys");
-				return -1;
-			}
-		} else if (IS("X-Kv-Seq")) {
-			if (parse_u64(v, &r->seq) != v + vl) {
-				seterr(c->c_err, "bad X-Kv-Seq");
-				return -1;
-			}
-			r->has_seq = 1;
-		}
-#undef IS
-	}
-	if (minor == 0 && !ka)
-		r->close = 1;
-	c->c_off += hl;
-	return 0;
-}
-
-/* Read a body of at most MAX_RESP_BODY bytes into c_body. */
-static int
-read_body(struct conn *c, struct resp *r)
-{
-	size_t want;
-	ssize_t n;
-
-	if (r->chunked) {
-		seterr(c->c_err, "chunked answer (unsupported here)");
-		return -1;
-	}
-	if (r->has_len && r->clen > MAX_RESP_BODY) {
-		seterr(c->c_err, "answer body of %llu bytes is too big",
-		    (unsigned long long)r->clen);
-		return -1;
-	}
-	want = r->has_len ? (size_t)r->clen : MAX_RESP_BODY + 1;
-	while (c->c_len - c->c_off < want) {
-		if ((n = conn_fill(c)) == -1)
-			return -1;
-		if (n == 0) {
-			if (!r->has_len)
-				break;
-			seterr(c->c_err, "connection closed mid-answer");
-			return -1;
-		}
-	}
-	if (c->c_len - c->c_off < want)
-		want = c->c_len - c->c_off;
-	if (want > MAX_RESP_BODY) {
-		seterr(c->c_err, "answer body is too big");
-		return -1;
-	}
-	memcpy(c->c_body, c->c_buf + c->c_off, want);
-	c->c_body[want] = '\0';
-	c->c_off += want;
-	r->body = c->c_body;
-	r->blen = want;
-	if (!r->has_len)
-		r->close = 1;
-	return 0;
-}
-
-/*
- * One request on c, opening it first if needed (which resolves again).
- * With want_body the whole answer is read into r->body and the connection
- * closed if the server said so; without, the caller reads the body from
- * c_buf[c_off..) and closes. Returns 0 with r->status set, or -1 with c_err
- * set and c closed.
- */
-static int
-send_request(struct conn *c, const char *method, const char *target,
+req_send(struct client *c, const char *method, const char *target,
     int http10, const char *body, size_t blen)
 {
-	char head[REQ_HEAD_MAX];
-	int n, m;
+	struct client_request	 rq;
 
-	if (c->c_fd == -1 && conn_open(c) == -1)
-		return -1;
-	n = snprintf(head, sizeof(head), "%s %s HTTP/1.%d\r\nHost: %s\r\n",
-	    method, target, http10 ? 0 : 1, c->c_hosthdr);
-	if (cfg.token[0] != '\0' && n > 0 && (size_t)n < sizeof(head))
-		n += snprintf(head + n, sizeof(head) - (size_t)n,
-		    "X-Kv-Repl-Token: %s\r\n", cfg.token);
-	if (strcmp(method, "POST") == 0 && n > 0 && (size_t)n < sizeof(head))
-		n += snprintf(head + n, sizeof(head) - (size_t)n,
-		    "Content-Type: application/octet-stream\r\n"
-		    "Content-Length: %zu\r\n", blen);
-	if (n > 0 && (size_t)n < sizeof(head))
-		n += (m = snprintf(head + n, sizeof(head) - (size_t)n,
-		    "\r\n")) > 0 ? m : 0;
-	if (n <= 0 || (size_t)n >= sizeof(head)) {
-		seterr(c->c_err, "request head too long (REPL_TOKEN?)");
-		goto fail;
-	}
-	if (send_all(c, head, (size_t)n) == -1 ||
-	    (blen > 0 && send_all(c, body, blen) == -1))
-		goto fail;
-	return 0;
-fail:
-	conn_close(c);
-	return -1;
+	memset(&rq, 0, sizeof(rq));
+	rq.method = method;
+	rq.target = target;
+	rq.extra = strcmp(method, "POST") == 0 ? hdr_post : hdr_get;
+	rq.body = body;
+	rq.body_len = blen;
+	rq.http10 = http10;
+	return client_send(c, &rq);
 }
 
-/* The answer to the oldest request sent on c and not yet answered. */
+/* One request and its answer, of at most MAX_RESP_BODY bytes. */
 static int
-recv_response(struct conn *c, int want_body, struct resp *r)
+call(struct client *c, const char *method, const char *target,
+    const char *body, size_t blen, struct client_response *rs)
 {
-	memset(r, 0, sizeof(*r));
-	if (read_head(c, r) == -1)
-		goto fail;
-	if (want_body) {
-		if (read_body(c, r) == -1)
-			goto fail;
-		if (r->close)
-			conn_close(c);
-	}
-	return 0;
-fail:
-	conn_close(c);
-	return -1;
-}
-
-static int
-request(struct conn *c, const char *method, const char *target, int http10,
-    const char *body, size_t blen, int want_body, struct resp *r)
-{
-	if (send_request(c, method, target, http10, body, blen) == -1)
+	if (req_send(c, method, target, 0, body, blen) == -1)
 		return -1;
-	return recv_response(c, want_body, r);
+	return client_recv(c, rs, MAX_RESP_BODY);
 }
 
 /* A POST's answer, which must be 200; anything else fills err. */
 static int
-post_answer(struct conn *c, const char *target, struct resp *r, char *err)
+post_answer(struct client *c, const char *target,
+    struct client_response *rs, char *err)
 {
-	char why[128];
+	char	 why[128];
 
-	if (recv_response(c, 1, r) == -1) {
-		seterr(err, "POST %.80s: %s", target, c->c_err);
+	if (client_recv(c, rs, MAX_RESP_BODY) == -1) {
+		seterr(err, "POST %.80s: %s", target, client_error(c));
 		return -1;
 	}
-	if (r->status != 200) {
-		reason(why, sizeof(why), r->body, r->blen);
-		seterr(err, "POST %.80s: %d %s", target, r->status, why);
+	if (rs->status != 200) {
+		reason(why, sizeof(why), rs->body, rs->body_len);
+		seterr(err, "POST %.80s: %d %s", target, rs->status, why);
 		return -1;
 	}
 	return 0;
 }
 
 static int
-post_send(struct conn *c, const char *target, const char *body, size_t blen,
-    char *err)
+post_send(struct client *c, const char *target, const char *body,
+    size_t blen, char *err)
 {
-	if (send_request(c, "POST", target, 0, body, blen) == -1) {
-		seterr(err, "POST %.80s: %s", target, c->c_err);
+	if (req_send(c, "POST", target, 0, body, blen) == -1) {
+		seterr(err, "POST %.80s: %s", target, client_error(c));
 		return -1;
 	}
 	return 0;
@@ -1033,32 +572,32 @@ post_send(struct conn *c, const char *target, const char *body, size_t blen,
 
 /* A POST that must answer 200; anything else fills err. */
 static int
-post(struct conn *c, const char *target, const char *body, size_t blen,
-    struct resp *r, char *err)
+post(struct client *c, const char *target, const char *body, size_t blen,
+    struct client_response *rs, char *err)
 {
 	if (post_send(c, target, body, blen, err) == -1)
 		return -1;
-	return post_answer(c, target, r, err);
+	return post_answer(c, target, rs, err);
 }
 
 /* GET /repl/state; fills id, seq and node ("" if none). */
 static int
-get_state(struct conn *c, char *id, uint64_t *seq, char *node, char *err)
+get_state(struct client *c, char *id, uint64_t *seq, char *node, char *err)
 {
-	struct resp r;
-	char why[128];
+	struct client_response	 rs;
+	char			 why[128];
 
-	if (request(c, "GET", "/repl/state", 0, NULL, 0, 1, &r) == -1) {
-		seterr(err, "%s", c->c_err);
+	if (call(c, "GET", "/repl/state", NULL, 0, &rs) == -1) {
+		seterr(err, "%s", client_error(c));
 		return -1;
 	}
-	if (r.status != 200) {
-		reason(why, sizeof(why), r.body, r.blen);
-		seterr(err, "/repl/state answered %d %s%s", r.status, why,
-		    r.status == 401 ? " (REPL_TOKEN differs?)" : "");
+	if (rs.status != 200) {
+		reason(why, sizeof(why), rs.body, rs.body_len);
+		seterr(err, "/repl/state answered %d %s%s", rs.status, why,
+		    rs.status == 401 ? " (REPL_TOKEN differs?)" : "");
 		return -1;
 	}
-	if (parse_state(r.body, id, seq, node) == -1) {
+	if (parse_state(rs.body, id, seq, node) == -1) {
 		seterr(err, "/repl/state answer lacks repl_id or seq");
 		return -1;
 	}
@@ -1067,11 +606,117 @@ get_state(struct conn *c, char *id, uint64_t *seq, char *node, char *err)
 
 /* ---- Full sync ---- */
 
+/* What a snapshot's head says. */
+struct snap {
+	char		 id[ID_MAX];	/* X-Kv-Repl-Id */
+	char		 seed[ID_MAX];	/* X-Kv-Seed, "" if none */
+	uint64_t	 seq;		/* X-Kv-Seq */
+	uint64_t	 keys;		/* X-Kv-Keys, 0 if none */
+};
+
+/* One full sync under way: src's snapshot into dst. */
+struct sync {
+	struct client	*src;
+	const char	*src_url;
+	struct client	*dst;
+	struct batch	*b;
+	struct snap	 snap;
+	uint64_t	 token;		/* names the sync on dst */
+	char		 target[192];	/* the current sync/... request */
+	int		 inflight;	/* data batches sent, not answered */
+	struct sync_result *res;
+	char		*err;
+};
+
+/* Field name of src's answer as hex id into dst: 0, "" if absent, -1. */
+static int
+id_field(struct client *c, const char *name, char *dst)
+{
+	const char	*v;
+	size_t		 len;
+
+	dst[0] = '\0';
+	if ((v = client_header(c, name, &len)) == NULL)
+		return 0;
+	return copy_id(dst, v, len);
+}
+
+/* Field name as a decimal: 0 with *n, 1 if absent, -1 if malformed. */
+static int
+u64_field(struct client *c, const char *name, uint64_t *n)
+{
+	const char	*v;
+	size_t		 len;
+
+	if ((v = client_header(c, name, &len)) == NULL)
+		return 1;
+	return parse_u64(v, n) == v + len ? 0 : -1;
+}
+
+/* GET /repl/snapshot from src (HTTP/1.0: its body ends at EOF), checked. */
+static int
+snapshot_open(struct sync *sy)
+{
+	struct client_response	 rs;
+	const char		*bad = NULL;
+	int			 seq;
+
+	if (req_send(sy->src, "GET", "/repl/snapshot", 1, NULL, 0) == -1 ||
+	    client_recv_head(sy->src, &rs) == -1) {
+		seterr(sy->err, "snapshot from %s: %s", sy->src_url,
+		    client_error(sy->src));
+		return -1;
+	}
+	if (id_field(sy->src, "X-Kv-Repl-Id", sy->snap.id) == -1)
+		bad = "X-Kv-Repl-Id";
+	else if (id_field(sy->src, "X-Kv-Seed", sy->snap.seed) == -1)
+		bad = "X-Kv-Seed";
+	else if ((seq = u64_field(sy->src, "X-Kv-Seq", &sy->snap.seq)) == -1)
+		bad = "X-Kv-Seq";
+	else if (u64_field(sy->src, "X-Kv-Keys", &sy->snap.keys) == -1)
+		bad = "X-Kv-Keys";
+	if (bad != NULL) {
+		seterr(sy->err, "snapshot from %s: bad %s", sy->src_url, bad);
+		return -1;
+	}
+	if (rs.status != 200 || sy->snap.id[0] == '\0' || seq != 0) {
+		seterr(sy->err, "snapshot from %s: %d without X-Kv-Repl-Id and "
+		    "X-Kv-Seq", sy->src_url, rs.status);
+		return -1;
+	}
+	return 0;
+}
+
+/* POST /repl/sync/begin to dst; its answer is the token naming the sync. */
+static int
+sync_begin(struct sync *sy)
+{
+	struct client_response	 rs;
+
+	(void)snprintf(sy->target, sizeof(sy->target),
+	    "/repl/sync/begin?id=%s&seq=%llu&keys=%llu%s%s", sy->snap.id,
+	    (unsigned long long)sy->snap.seq,
+	    (unsigned long long)sy->snap.keys,
+	    sy->snap.seed[0] != '\0' ? "&seed=" : "", sy->snap.seed);
+	if (post(sy->dst, sy->target, NULL, 0, &rs, sy->err) == -1)
+		return -1;
+	/* Another begin (a second pusher for the same replica) makes our
+	 * data and end fail instead of mixing. */
+	if (parse_u64(rs.body, &sy->token) == NULL) {
+		seterr(sy->err, "sync/begin answered no token");
+		return -1;
+	}
+	(void)snprintf(sy->target, sizeof(sy->target),
+	    "/repl/sync/data?id=%s&token=%llu", sy->snap.id,
+	    (unsigned long long)sy->token);
+	return 0;
+}
+
 static int
 batch_add(struct batch *b, const char *p, size_t n)
 {
-	char *nb;
-	size_t ncap;
+	char	*nb;
+	size_t	 ncap;
 
 	if (b->b_len + n > b->b_cap) {
 		ncap = b->b_len + n > b->b_cap * 2 ? b->b_len + n :
@@ -1087,137 +732,143 @@ batch_add(struct batch *b, const char *p, size_t n)
 }
 
 /*
- * Copy src's snapshot into dst: GET /repl/snapshot on src (HTTP/1.0, read
- * to EOF), then begin, data in batches of at most batch_bytes (one bigger
- * record alone), end on dst. The snapshot is streamed, never held whole.
- * Used by pushers (src self, dst a replica) and recovery (src a replica,
- * dst self). Returns 0 with res filled, or -1 with err set.
+ * Send the batch as sync/data with up to SYNC_INFLIGHT in flight (HTTP/1.1
+ * pipelining): the replica applies one while the next ones wait in its
+ * socket and we read the snapshot for more, rather than each side in turn.
  */
 static int
-full_sync(struct conn *src, struct conn *dst, struct batch *b,
-    struct sync_result *res, char *err)
+sync_data(struct sync *sy)
 {
-	struct repl_record rec;
-	struct resp r, dr;
-	char target[192];
-	const unsigned char *h;
-	uint64_t token;
-	size_t avail, need;
-	ssize_t n;
-	int inflight = 0;
+	struct client_response	 rs;
+
+	if ((sy->inflight == SYNC_INFLIGHT && post_answer(sy->dst,
+	    sy->target, &rs, sy->err) == -1) ||
+	    post_send(sy->dst, sy->target, sy->b->b_buf, sy->b->b_len,
+	    sy->err) == -1)
+		return -1;
+	if (sy->inflight < SYNC_INFLIGHT)
+		sy->inflight++;
+	sy->b->b_len = 0;
+	return 0;
+}
+
+/*
+ * Forward src's records to dst in batches of at most batch_bytes (one
+ * bigger record alone) until the END record. The snapshot is streamed,
+ * never held whole: src buffers at most one record.
+ */
+static int
+sync_copy(struct sync *sy)
+{
+	struct repl_record	 rec;
+	const unsigned char	*h;
+	const char		*p;
+	size_t			 want = 1;
+	ssize_t			 avail, n;
+
+	for (;;) {
+		if ((avail = client_peek(sy->src, want, &p)) == -1) {
+			seterr(sy->err, "snapshot from %s: %s", sy->src_url,
+			    client_error(sy->src));
+			return -1;
+		}
+		if ((n = repl_decode(p, (size_t)avail, &rec)) == -1) {
+			seterr(sy->err, "snapshot from %s: malformed record "
+			    "after %llu keys", sy->src_url,
+			    (unsigned long long)sy->res->keys);
+			return -1;
+		}
+		if (n == 0 && (size_t)avail < want) {
+			seterr(sy->err, "snapshot from %s cut short after "
+			    "%llu keys (no END record)", sy->src_url,
+			    (unsigned long long)sy->res->keys);
+			return -1;
+		}
+		if (n == 0) {	/* the rest of the record, at least */
+			h = (const unsigned char *)p;
+			want = avail < REC_HEAD ? REC_HEAD : repl_encoded_len(
+			    (size_t)get16(h + 9), (size_t)get32(h + 11));
+			continue;
+		}
+		if (rec.op == REPL_END)
+			break;
+		if (sy->b->b_len > 0 &&
+		    sy->b->b_len + (size_t)n > cfg.batch_bytes &&
+		    sync_data(sy) == -1)
+			return -1;
+		if (batch_add(sy->b, p, (size_t)n) == -1) {
+			seterr(sy->err, "out of memory for a %zd-byte record",
+			    n);
+			return -1;
+		}
+		client_consume(sy->src, (size_t)n);
+		sy->res->bytes += (uint64_t)n;
+		sy->res->keys += rec.op == REPL_PUT;
+		want = 1;
+	}
+	if (rec.seq != sy->snap.seq) {
+		seterr(sy->err, "snapshot from %s: END seq %llu, X-Kv-Seq "
+		    "%llu", sy->src_url, (unsigned long long)rec.seq,
+		    (unsigned long long)sy->snap.seq);
+		return -1;
+	}
+	return 0;
+}
+
+/* The answers still due, the last batch, then sync/end: swap it in. */
+static int
+sync_end(struct sync *sy)
+{
+	struct client_response	 rs;
+
+	for (; sy->inflight > 0; sy->inflight--)
+		if (post_answer(sy->dst, sy->target, &rs, sy->err) == -1)
+			return -1;
+	if (sy->b->b_len > 0 && post(sy->dst, sy->target, sy->b->b_buf,
+	    sy->b->b_len, &rs, sy->err) == -1)
+		return -1;
+	sy->b->b_len = 0;
+	(void)snprintf(sy->target, sizeof(sy->target),
+	    "/repl/sync/end?id=%s&seq=%llu&token=%llu", sy->snap.id,
+	    (unsigned long long)sy->snap.seq, (unsigned long long)sy->token);
+	return post(sy->dst, sy->target, NULL, 0, &rs, sy->err);
+}
+
+/*
+ * Copy src's snapshot into dst: GET /repl/snapshot on src, then begin,
+ * data..., end on dst. Used by pushers (src self, dst a replica) and
+ * recovery (src a replica, dst self). Returns 0 with res filled, or -1
+ * with err set; src is closed either way (its answer ends at EOF).
+ */
+static int
+full_sync(struct client *src, const char *src_url, struct client *dst,
+    struct batch *b, struct sync_result *res, char *err)
+{
+	struct sync	 sy;
+	int		 rc;
 
 	memset(res, 0, sizeof(*res));
 	b->b_len = 0;
-	if (src->c_buf == NULL || dst->c_buf == NULL) {
-		seterr(err, "cannot sync: %s", src->c_buf == NULL ?
-		    src->c_err : dst->c_err);
+	if (src == NULL || dst == NULL) {
+		seterr(err, "cannot sync: no client for %s", src == NULL ?
+		    src_url : "the replica");
 		return -1;
 	}
-	if (request(src, "GET", "/repl/snapshot", 1, NULL, 0, 0, &r) == -1) {
-		seterr(err, "snapshot from %s: %s", src->c_url, src->c_err);
-		goto fail;
-	}
-	if (r.status != 200 || r.id[0] == '\0' || !r.has_seq) {
-		seterr(err, "snapshot from %s: %d without X-Kv-Repl-Id and "
-		    "X-Kv-Seq", src->c_url, r.status);
-		goto fail;
-	}
-	(void)snprintf(target, sizeof(target),
-	    "/repl/sync/begin?id=%s&seq=%llu&keys=%llu%s%s", r.id,
-	    (unsigned long long)r.seq, (unsigned long long)r.keys,
-	    r.seed[0] != '\0' ? "&seed=" : "", r.seed);
-	if (post(dst, target, NULL, 0, &dr, err) == -1)
-		goto fail;
-	/* The token names this sync: another begin (a second pusher for the
-	 * same replica) makes our data and end fail instead of mixing. */
-	if (parse_u64(dr.body, &token) == NULL) {
-		seterr(err, "sync/begin answered no token");
-		goto fail;
-	}
-	(void)snprintf(target, sizeof(target),
-	    "/repl/sync/data?id=%s&token=%llu", r.id,
-	    (unsigned long long)token);
-	for (;;) {
-		avail = src->c_len - src->c_off;
-		n = repl_decode(src->c_buf + src->c_off, avail, &rec);
-		if (n == -1) {
-			seterr(err, "snapshot from %s: malformed record after "
-			    "%llu keys", src->c_url,
-			    (unsigned long long)res->keys);
-			goto fail;
-		}
-		if (n == 0) {
-			h = (const unsigned char *)src->c_buf + src->c_off;
-			need = avail < REC_HEAD ? REC_HEAD : repl_encoded_len(
-			    (size_t)get16(h + 9), (size_t)get32(h + 11));
-			if (conn_reserve(src, need) == -1 ||
-			    (n = conn_fill(src)) == -1) {
-				seterr(err, "snapshot from %s: %s", src->c_url,
-				    src->c_err);
-				goto fail;
-			}
-			if (n == 0) {
-				seterr(err, "snapshot from %s cut short after "
-				    "%llu keys (no END record)", src->c_url,
-				    (unsigned long long)res->keys);
-				goto fail;
-			}
-			continue;
-		}
-		if (rec.op == REPL_END) {
-			if (rec.seq != r.seq) {
-				seterr(err, "snapshot from %s: END seq %llu, "
-				    "X-Kv-Seq %llu", src->c_url,
-				    (unsigned long long)rec.seq,
-				    (unsigned long long)r.seq);
-				goto fail;
-			}
-			break;
-		}
-		/*
-		 * Up to SYNC_INFLIGHT batches in flight (HTTP/1.1
-		 * pipelining): the replica applies one while the next
-		 * ones wait in its socket and we read the snapshot for
-		 * more, rather than each side in turn.
-		 */
-		if (b->b_len > 0 && b->b_len + (size_t)n > cfg.batch_bytes) {
-			if ((inflight == SYNC_INFLIGHT && post_answer(dst,
-			    target, &dr, err) == -1) ||
-			    post_send(dst, target, b->b_buf, b->b_len,
-			    err) == -1)
-				goto fail;
-			if (inflight < SYNC_INFLIGHT)
-				inflight++;
-			b->b_len = 0;
-		}
-		if (batch_add(b, src->c_buf + src->c_off, (size_t)n) == -1) {
-			seterr(err, "out of memory for a %zd-byte record", n);
-			goto fail;
-		}
-		src->c_off += (size_t)n;
-		res->bytes += (uint64_t)n;
-		if (rec.op == REPL_PUT)
-			res->keys++;
-	}
-	conn_close(src);	/* HTTP/1.0: done with it */
-	for (; inflight > 0; inflight--)
-		if (post_answer(dst, target, &dr, err) == -1)
-			goto fail;
-	if (b->b_len > 0 &&
-	    post(dst, target, b->b_buf, b->b_len, &dr, err) == -1)
-		goto fail;
-	b->b_len = 0;
-	(void)snprintf(target, sizeof(target),
-	    "/repl/sync/end?id=%s&seq=%llu&token=%llu", r.id,
-	    (unsigned long long)r.seq, (unsigned long long)token);
-	if (post(dst, target, NULL, 0, &dr, err) == -1)
-		goto fail;
-	memcpy(res->id, r.id, sizeof(res->id));
-	res->seq = r.seq;
+	memset(&sy, 0, sizeof(sy));
+	sy.src = src;
+	sy.src_url = src_url;
+	sy.dst = dst;
+	sy.b = b;
+	sy.res = res;
+	sy.err = err;
+	rc = snapshot_open(&sy) == -1 || sync_begin(&sy) == -1 ||
+	    sync_copy(&sy) == -1 ? -1 : 0;
+	client_close(src);	/* HTTP/1.0: done with it */
+	if (rc == -1 || sync_end(&sy) == -1)
+		return -1;
+	memcpy(res->id, sy.snap.id, sizeof(res->id));
+	res->seq = sy.snap.seq;
 	return 0;
-fail:
-	conn_close(src);
-	return -1;
 }
 
 /* ---- Backlog (all with mu held) ---- */
@@ -1324,7 +975,8 @@ repl_init(const struct repl_config *c, const char *repl_id, uint64_t seq)
 	pthread_condattr_t ca;
 
 	if (inited || c == NULL || repl_id == NULL ||
-	    strlen(repl_id) >= ID_MAX) {
+	    strlen(repl_id) >= ID_MAX ||
+	    (c->token != NULL && strlen(c->token) > MAX_TOKEN_BYTES)) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -1362,6 +1014,12 @@ repl_init(const struct repl_config *c, const char *repl_id, uint64_t seq)
 	(void)snprintf(bl.id, sizeof(bl.id), "%s", repl_id);
 	bl.first_seq = seq + 1;
 	bl.last_seq = seq;
+	/* The token is never logged: client.c never quotes header lines. */
+	(void)snprintf(hdr_get, sizeof(hdr_get), "%s%s%s",
+	    cfg.token[0] != '\0' ? "X-Kv-Repl-Token: " : "", cfg.token,
+	    cfg.token[0] != '\0' ? "\r\n" : "");
+	(void)snprintf(hdr_post, sizeof(hdr_post), "%sContent-Type: "
+	    "application/octet-stream\r\n", hdr_get);
 	stopping = draining = recovering = 0;
 	inited = 1;
 	return 0;
@@ -1510,7 +1168,7 @@ repl_node_id(void)
 int
 repl_add_replica(const char *url, int registered)
 {
-	struct conn probe;
+	struct client *probe;
 	struct peer *p, *reap;
 	uint64_t now = mono_ms();
 	int rc, ret = -1;
@@ -1519,16 +1177,17 @@ repl_add_replica(const char *url, int registered)
 		errno = EINVAL;
 		return -1;
 	}
-	if (strlen(url) >= URL_MAX) {
+	if (strlen(url) >= REPL_URL_MAX) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	memset(&probe, 0, sizeof(probe));
-	if (url_split(&probe, url) == -1) {
-		kv_log("warn", "repl: %s", probe.c_err);
-		errno = EINVAL;
+	if ((probe = client_new(url, 0, NULL, NULL)) == NULL) {
+		if (errno == EINVAL)
+			kv_log("warn", "repl: bad URL %s: expected "
+			    "http://host[:port]", url);
 		return -1;
 	}
+	client_free(probe);
 	LOCK();
 	reap = dead;	/* join them below, without the mutex */
 	dead = NULL;
@@ -1641,7 +1300,7 @@ static int
 stream(struct push *ps)
 {
 	struct peer *p = ps->p;
-	struct resp r;
+	struct client_response r;
 	char target[160], id[ID_MAX], why[128];
 	uint64_t last_send = mono_ms(), pos, first, cnt, pseq, applied;
 	size_t n, sz, wire;
@@ -1697,20 +1356,19 @@ stream(struct push *ps)
 		    "/repl/apply?id=%s&from=%llu&primary_seq=%llu", id,
 		    (unsigned long long)first, (unsigned long long)pseq);
 		last_send = mono_ms();
-		if (request(&ps->rc, "POST", target, 0, ps->out.b_buf, n, 1,
-		    &r) == -1) {
-			seterr(ps->err, "apply: %s", ps->rc.c_err);
+		if (call(ps->rc, "POST", target, ps->out.b_buf, n, &r) == -1) {
+			seterr(ps->err, "apply: %s", client_error(ps->rc));
 			return S_ERR;
 		}
 		if (r.status == 409) {
-			reason(why, sizeof(why), r.body, r.blen);
+			reason(why, sizeof(why), r.body, r.body_len);
 			kv_log("info", "replica %s: %s; full sync", p->url,
 			    why);
 			ps->force_full = 1;	/* no partial/409 loop */
 			return S_RESYNC;
 		}
 		if (r.status != 200 || parse_u64(r.body, &applied) == NULL) {
-			reason(why, sizeof(why), r.body, r.blen);
+			reason(why, sizeof(why), r.body, r.body_len);
 			seterr(ps->err, "apply answered %d %s", r.status, why);
 			return S_ERR;
 		}
@@ -1820,7 +1478,7 @@ session(struct push *ps)
 	double secs;
 	int partial, ok;
 
-	if (get_state(&ps->rc, id, &seq, node, ps->err) == -1)
+	if (get_state(ps->rc, id, &seq, node, ps->err) == -1)
 		return S_ERR;
 	if (same_node(p, node))
 		return S_STOP;
@@ -1862,7 +1520,8 @@ session(struct push *ps)
 		    "seq %llu; the backlog is empty after %llu)", p->url, id,
 		    (unsigned long long)seq, (unsigned long long)last);
 	t0 = mono_ms();
-	if (full_sync(&ps->sc, &ps->rc, &ps->out, &res, ps->err) == -1)
+	if (full_sync(ps->sc, cfg.self_url, ps->rc, &ps->out, &res,
+	    ps->err) == -1)
 		return S_ERR;
 	contact(ps);
 	secs = (double)(mono_ms() - t0) / 1000.0;
@@ -1911,11 +1570,11 @@ pusher(void *arg)
 	memset(&ps, 0, sizeof(ps));
 	ps.p = p;
 	ps.seed = (unsigned)mono_ms() ^ (unsigned)(uintptr_t)p;
-	if (conn_init(&ps.sc, cfg.self_url, &p->sfd) == -1)
+	if ((ps.sc = new_client(cfg.self_url, &p->sfd, ps.err)) == NULL)
 		kv_log("error", "replica %s: self URL: %s; full syncs will "
-		    "fail", p->url, ps.sc.c_err);
-	if (conn_init(&ps.rc, p->url, &p->fd) == -1) {
-		kv_log("error", "replica %s: %s", p->url, ps.rc.c_err);
+		    "fail", p->url, ps.err);
+	if ((ps.rc = new_client(p->url, &p->fd, ps.err)) == NULL) {
+		kv_log("error", "replica %s: %s", p->url, ps.err);
 		LOCK();
 		p->state = "down";
 		while (!stopping)
@@ -1943,8 +1602,9 @@ pusher(void *arg)
 			continue;	/* at once, on the same connection */
 		if (rc == S_RESYNC)	/* a loop: slow it like a failure */
 			seterr(ps.err, "%d resyncs in a row", MAX_RESYNCS + 1);
-		conn_close(&ps.rc);
-		conn_close(&ps.sc);
+		client_close(ps.rc);
+		if (ps.sc != NULL)
+			client_close(ps.sc);
 		now = mono_ms();
 		LOCK();
 		if (stopping) {
@@ -1979,8 +1639,8 @@ pusher(void *arg)
 		UNLOCK();
 	}
 out:
-	conn_free(&ps.rc);
-	conn_free(&ps.sc);
+	client_free(ps.rc);
+	client_free(ps.sc);
 	free(ps.out.b_buf);
 	return NULL;
 }
@@ -2026,234 +1686,206 @@ repl_recovering(void)
 
 /* A candidate as one polling round saw it. */
 struct cand {
-	char		 url[URL_MAX];
+	char		 url[REPL_URL_MAX];
 	int		 is_static;
 };
 
+/* What recovery has learnt so far; only its thread touches it. */
+struct recovery {
+	struct cand	*cs;		/* this round's candidates */
+	size_t		 n;
+	char		 best[REPL_URL_MAX];	/* most advanced, or "" */
+	uint64_t	 best_seq;
+	uint64_t	 deadline;	/* of the wait for candidates */
+	size_t		 prev_static;	/* static peers the last round */
+	int		 answered;	/* any candidate, ever */
+	int		 extra;		/* one more round, then decide */
+};
+
+/* Copy the peer table into rv->cs. Returns -1 if stopping. */
+static int
+list_candidates(struct recovery *rv)
+{
+	struct cand	*nc;
+	struct peer	*p;
+	size_t		 n;
+	int		 stop;
+
+	LOCK();
+	for (n = 0, p = peers; p != NULL; p = p->next)
+		n++;
+	if ((nc = realloc(rv->cs, (n + 1) * sizeof(*nc))) != NULL)
+		rv->cs = nc;
+	for (n = 0, p = peers; p != NULL && nc != NULL; p = p->next) {
+		memcpy(rv->cs[n].url, p->url, sizeof(rv->cs[n].url));
+		rv->cs[n++].is_static = p->is_static;
+	}
+	rv->n = n;
+	stop = stopping;
+	UNLOCK();
+	return stop ? -1 : 0;
+}
+
 /*
- * Poll every known peer's state each RECOVER_POLL_MS until
- * recover_wait_ms; stop early when every static peer answered (REPLICA_URLS
- * names the whole set, so nobody else is worth waiting for), or one round
- * after a registered peer answered with data (so the most advanced of
- * those registering together wins). Then full-sync self from the best.
+ * Ask every candidate for its state once, keeping the most advanced.
+ * Returns 1 when waiting longer is no use: every static peer answered
+ * (REPLICA_URLS names the whole set), or one round after a registered
+ * peer answered with data (so the most advanced of those registering
+ * together wins).
+ */
+static int
+poll_round(struct recovery *rv)
+{
+	struct client	*c;
+	char		 id[ID_MAX], node[ID_MAX], err[ERR_MAX];
+	uint64_t	 seq;
+	size_t		 i, nstatic = 0, sans = 0;
+	int		 regdata = 0, ok, done;
+
+	for (i = 0; i < rv->n; i++) {
+		nstatic += rv->cs[i].is_static;
+		ok = (c = new_client(rv->cs[i].url, &rec_fd[0], err)) !=
+		    NULL && get_state(c, id, &seq, node, err) == 0;
+		client_free(c);
+		if (!ok) {
+			kv_log("debug", "recovery: %s: %s", rv->cs[i].url,
+			    err);
+			continue;
+		}
+		rv->answered = 1;
+		sans += rv->cs[i].is_static;
+		kv_log("info", "recovery: %s has seq %llu", rv->cs[i].url,
+		    (unsigned long long)seq);
+		if (seq > rv->best_seq) {
+			rv->best_seq = seq;
+			memcpy(rv->best, rv->cs[i].url, sizeof(rv->best));
+		}
+		if (seq > 0 && !rv->cs[i].is_static)
+			regdata = 1;
+	}
+	/*
+	 * A static peer set unchanged since the last round means kvstore.c
+	 * has finished adding REPLICA_URLS: only then does "every static
+	 * peer answered" mean all of them.
+	 */
+	done = rv->extra || (nstatic > 0 && nstatic == rv->prev_static &&
+	    sans == nstatic);
+	rv->prev_static = nstatic;
+	if (regdata)
+		rv->extra = 1;
+	return done;
+}
+
+/* Sleep until until, unless stopped first; returns 1 if stopping. */
+static int
+nap(uint64_t until)
+{
+	int	 stop;
+
+	LOCK();
+	while (!stopping && mono_ms() < until)
+		wait_until(until);
+	stop = stopping;
+	UNLOCK();
+	return stop;
+}
+
+/*
+ * Poll rounds every RECOVER_POLL_MS until one decides or recover_wait_ms
+ * passes. Returns 0, or -1 if stopping.
+ */
+static int
+find_best(struct recovery *rv)
+{
+	uint64_t	 round0;
+
+	for (;;) {
+		round0 = mono_ms();
+		if (list_candidates(rv) == -1)
+			return -1;
+		if (poll_round(rv) || mono_ms() >= rv->deadline)
+			return 0;
+		if (nap(round0 + RECOVER_POLL_MS < rv->deadline ?
+		    round0 + RECOVER_POLL_MS : rv->deadline))
+			return -1;
+	}
+}
+
+/* Full-sync this node from rv->best. Returns 0, or -1 with err. */
+static int
+copy_best(struct recovery *rv, char *err)
+{
+	struct client		*c, *self = NULL;
+	struct sync_result	 res;
+	struct batch		 b;
+	int			 rc = -1;
+
+	memset(&b, 0, sizeof(b));
+	if ((c = new_client(rv->best, &rec_fd[0], err)) == NULL ||
+	    (self = new_client(cfg.self_url, &rec_fd[1], err)) == NULL)
+		goto out;
+	b.b_cap = cfg.batch_bytes;
+	if ((b.b_buf = malloc(b.b_cap)) == NULL)
+		b.b_cap = 0;
+	if ((rc = full_sync(c, rv->best, self, &b, &res, err)) == 0)
+		kv_log("warn", "recovery: recovered from %s: %llu keys, seq "
+		    "%llu, repl id %s", rv->best, (unsigned long long)res.keys,
+		    (unsigned long long)res.seq, res.id);
+out:
+	client_free(c);
+	client_free(self);
+	free(b.b_buf);
+	return rc;
+}
+
+/*
+ * Fresh primary: poll every known peer's state until recover_wait_ms,
+ * then full-sync this node from the most advanced one. A failed copy is
+ * tried again: a replica holds the data set, and starting empty would let
+ * the pushers wipe it.
  */
 static void *
 recoverer(void *arg)
 {
-	struct cand *cs = NULL, *nc;
-	struct conn c, self;
-	struct batch b;
-	struct sync_result res;
-	struct peer *p;
-	char id[ID_MAX], node[ID_MAX], best[URL_MAX] = "", err[ERR_MAX];
-	uint64_t deadline, round0, seq, best_seq = 0;
-	size_t n, i, nstatic, sans, prev_static = 0;
-	int answered = 0, extra = 0, stop = 0, regdata;
+	struct recovery	 rv;
+	char		 err[ERR_MAX];
 
 	(void)arg;
-	memset(&b, 0, sizeof(b));
-	deadline = mono_ms() + (uint64_t)cfg.recover_wait_ms;
-again:
+	memset(&rv, 0, sizeof(rv));
 	for (;;) {
-		round0 = mono_ms();
-		LOCK();
-		for (n = 0, p = peers; p != NULL; p = p->next)
-			n++;
-		if ((nc = realloc(cs, (n + 1) * sizeof(*cs))) != NULL)
-			cs = nc;
-		for (n = 0, p = peers; p != NULL && nc != NULL; p = p->next) {
-			memcpy(cs[n].url, p->url, sizeof(cs[n].url));
-			cs[n++].is_static = p->is_static;
-		}
-		stop = stopping;
-		UNLOCK();
-		if (stop)
-			goto done;
-		nstatic = sans = 0;
-		regdata = 0;
-		for (i = 0; i < n; i++) {
-			nstatic += cs[i].is_static;
-			if (conn_init(&c, cs[i].url, &rec_fd[0]) == -1 ||
-			    get_state(&c, id, &seq, node, err) == -1) {
-				kv_log("debug", "recovery: %s: %s", cs[i].url,
-				    c.c_err[0] != '\0' ? c.c_err : err);
-				conn_free(&c);
-				continue;
-			}
-			conn_free(&c);
-			answered = 1;
-			sans += cs[i].is_static;
-			kv_log("info", "recovery: %s has seq %llu", cs[i].url,
-			    (unsigned long long)seq);
-			if (seq > best_seq) {
-				best_seq = seq;
-				memcpy(best, cs[i].url, sizeof(best));
-			}
-			if (seq > 0 && !cs[i].is_static)
-				regdata = 1;
-		}
-		/*
-		 * A static peer set unchanged since the last round means
-		 * kvstore.c has finished adding REPLICA_URLS: only then
-		 * does "every static peer answered" mean all of them.
-		 */
-		if (extra || (nstatic > 0 && nstatic == prev_static &&
-		    sans == nstatic))
+		rv.deadline = mono_ms() + (uint64_t)cfg.recover_wait_ms;
+		if (find_best(&rv) == -1)
 			break;
-		prev_static = nstatic;
-		if (regdata)
-			extra = 1;
-		if (mono_ms() >= deadline)
+		if (rv.best_seq == 0) {
+			if (rv.answered)
+				kv_log("warn", "recovery: the replicas that "
+				    "answered hold no data; this primary "
+				    "starts EMPTY");
+			else
+				kv_log("warn", "recovery: no replica answered "
+				    "within %d ms; this primary starts EMPTY",
+				    cfg.recover_wait_ms);
 			break;
-		LOCK();
-		while (!stopping && mono_ms() < round0 + RECOVER_POLL_MS &&
-		    mono_ms() < deadline)
-			wait_until(round0 + RECOVER_POLL_MS < deadline ?
-			    round0 + RECOVER_POLL_MS : deadline);
-		stop = stopping;
-		UNLOCK();
-		if (stop)
-			goto done;
-	}
-	if (best_seq == 0) {
-		if (!answered)
-			kv_log("warn", "recovery: no replica answered within "
-			    "%d ms; this primary starts EMPTY",
-			    cfg.recover_wait_ms);
-		else
-			kv_log("warn", "recovery: the replicas that answered "
-			    "hold no data; this primary starts EMPTY");
-		goto done;
-	}
-	kv_log("warn", "recovery: this primary is empty; copying from %s "
-	    "(seq %llu)", best, (unsigned long long)best_seq);
-	if (conn_init(&c, best, &rec_fd[0]) == -1) {
-		kv_log("error", "recovery: %s", c.c_err);
-		goto done;
-	}
-	if (conn_init(&self, cfg.self_url, &rec_fd[1]) == -1) {
-		kv_log("error", "recovery: %s", self.c_err);
-		conn_free(&c);
-		goto done;
-	}
-	b.b_cap = cfg.batch_bytes;
-	if ((b.b_buf = malloc(b.b_cap)) == NULL)
-		b.b_cap = 0;
-	if (full_sync(&c, &self, &b, &res, err) == 0)
-		kv_log("warn", "recovery: recovered from %s: %llu keys, seq "
-		    "%llu, repl id %s", best, (unsigned long long)res.keys,
-		    (unsigned long long)res.seq, res.id);
-	else {
-		/*
-		 * A replica holds the data set: starting empty now would let
-		 * the pushers wipe it. Keep refusing writes and try again.
-		 */
+		}
+		kv_log("warn", "recovery: this primary is empty; copying from "
+		    "%s (seq %llu)", rv.best, (unsigned long long)rv.best_seq);
+		if (copy_best(&rv, err) == 0)
+			break;
 		kv_log("error", "recovery from %s failed: %s; trying again "
-		    "in %d ms (writes wait)", best, err, RECOVER_RETRY_MS);
-		conn_free(&c);
-		conn_free(&self);
-		LOCK();
-		deadline = mono_ms() + RECOVER_RETRY_MS;
-		while (!stopping && mono_ms() < deadline)
-			wait_until(deadline);
-		stop = stopping;
-		UNLOCK();
-		if (stop)
-			goto done;
-		free(b.b_buf);
-		memset(&b, 0, sizeof(b));
-		best_seq = 0;
-		best[0] = '\0';
-		answered = extra = 0;
-		prev_static = 0;
-		deadline = mono_ms() + (uint64_t)cfg.recover_wait_ms;
-		goto again;
+		    "in %d ms (writes wait)", rv.best, err, RECOVER_RETRY_MS);
+		if (nap(mono_ms() + RECOVER_RETRY_MS))
+			break;
+		rv.best_seq = 0;
+		rv.best[0] = '\0';
+		rv.answered = rv.extra = 0;
+		rv.prev_static = 0;
 	}
-	conn_free(&c);
-	conn_free(&self);
-done:
-	free(cs);
-	free(b.b_buf);
+	free(rv.cs);
 	LOCK();
 	recovering = 0;
 	(void)pthread_cond_broadcast(&cv);
 	UNLOCK();
 	return NULL;
-}
-
-/* ---- One-shot requests (the command-line client) ---- */
-
-int
-repl_fetch(const char *url, const char *method, const char *target,
-    const char *extra, const char *body, size_t blen, int timeout_ms,
-    char **out, size_t *outlen, uint64_t *index, char *err, size_t errlen)
-{
-	struct conn c;
-	struct resp r;
-	char *head = NULL, *buf = NULL, *p;
-	size_t len = 0, cap = 0, n, hcap;
-	ssize_t got;
-	int slot = -1, hl;
-
-	*out = NULL;
-	*outlen = 0;
-	if (cfg.timeout_ms == 0)	/* repl_init is not called here */
-		cfg.timeout_ms = timeout_ms;
-	if (conn_init(&c, url, &slot) == -1) {
-		snprintf(err, errlen, "%s: %s", url, c.c_err);
-		return -1;
-	}
-	hcap = strlen(method) + strlen(target) + strlen(extra) + URL_MAX + 96;
-	if ((head = malloc(hcap)) == NULL) {
-		seterr(c.c_err, "out of memory");
-		goto fail;
-	}
-	/* HTTP/1.0: the answer is never chunked, and ends with the body. */
-	hl = snprintf(head, hcap, "%s %s HTTP/1.0\r\nHost: %s\r\n%s"
-	    "Content-Length: %zu\r\n\r\n", method, target, c.c_hosthdr,
-	    extra, blen);
-	if (conn_open(&c) == -1 || send_all(&c, head, (size_t)hl) == -1 ||
-	    (blen > 0 && send_all(&c, body, blen) == -1) ||
-	    read_head(&c, &r) == -1)
-		goto fail;
-	for (;;) {
-		n = c.c_len - c.c_off;
-		if (len + n + 1 > cap) {
-			cap = (len + n + 1) * 2;
-			if ((p = realloc(buf, cap)) == NULL) {
-				seterr(c.c_err, "out of memory");
-				goto fail;
-			}
-			buf = p;
-		}
-		memcpy(buf + len, c.c_buf + c.c_off, n);
-		len += n;
-		c.c_off = c.c_len = 0;
-		if (r.has_len && len >= r.clen)
-			break;
-		if ((got = conn_fill(&c)) == -1)
-			goto fail;
-		if (got == 0)
-			break;
-	}
-	if (r.has_len && len < r.clen) {
-		seterr(c.c_err, "connection closed mid-answer");
-		goto fail;
-	}
-	buf[len] = '\0';
-	*out = buf;
-	*outlen = len;
-	if (index != NULL)
-		*index = r.index;
-	free(head);
-	conn_free(&c);
-	return r.status;
-fail:
-	snprintf(err, errlen, "%s: %s", url, c.c_err);
-	free(buf);
-	free(head);
-	conn_free(&c);
-	return -1;
 }
 
 /* ---- Announcer (replica) ---- */
@@ -2280,21 +1912,21 @@ repl_announce(void)
 static void *
 announcer(void *arg)
 {
-	struct conn c;
-	struct resp r;
+	struct client *c;
+	struct client_response r;
 	char err[ERR_MAX];
 	uint64_t next;
 	int ok, was = -1, stop;
 
 	(void)arg;
-	if (conn_init(&c, cfg.primary_url, &ann_fd) == -1) {
-		kv_log("error", "repl: PRIMARY_URL: %s", c.c_err);
+	if ((c = new_client(cfg.primary_url, &ann_fd, err)) == NULL) {
+		kv_log("error", "repl: PRIMARY_URL: %s", err);
 		return NULL;
 	}
 	for (;;) {
-		ok = post(&c, "/repl/register", cfg.advertise_url,
+		ok = post(c, "/repl/register", cfg.advertise_url,
 		    strlen(cfg.advertise_url), &r, err) == 0;
-		conn_close(&c);	/* every 3 s: a fresh lookup, no idle fd */
+		client_close(c);	/* a fresh lookup each time; no idle fd */
 		if (ok && was != 1)
 			kv_log("info", "repl: registered %s with the primary "
 			    "%s", cfg.advertise_url, cfg.primary_url);
@@ -2312,7 +1944,7 @@ announcer(void *arg)
 		if (stop)
 			break;
 	}
-	conn_free(&c);
+	client_free(c);
 	return NULL;
 }
 

@@ -3,12 +3,19 @@
  * writes it is sent through repl_enqueue; a recovery thread refills a fresh
  * primary from its most advanced replica. On a replica, an announcer thread
  * registers the replica with its primary. The threads are blocking HTTP
- * clients; the requests they make are answered by the nodes' poll loops
- * (kvstore.c routes /repl/...). The record codec is shared by both sides.
+ * clients (client.c); the requests they make are answered by the nodes'
+ * poll loops (kvstore.c routes /repl/...). The record codec is shared by
+ * both sides.
  *
  * Thread rules: repl_codec functions are pure and any thread may call them.
  * Everything else is called from the main thread only.
  */
+
+/*
+ * A node's URL, NUL included: REPLICA_URLS' elements, ADVERTISE_URL,
+ * PRIMARY_URL, a registration's body, KV_URL. The one limit for all.
+ */
+#define REPL_URL_MAX	256
 
 enum repl_op {
 	REPL_PUT = 'P',
@@ -51,7 +58,7 @@ struct repl_config {
 
 /* A replica as the primary sees it, for /ready and /metrics. */
 struct repl_peer {
-	char		 url[256];
+	char		 url[REPL_URL_MAX];
 	const char	*state;		/* "connecting", "syncing", "streaming", "down" */
 	uint64_t	 acked_seq;
 	uint64_t	 lag_writes;
@@ -60,7 +67,7 @@ struct repl_peer {
 	uint64_t	 full_syncs;
 	uint64_t	 partial_syncs;
 	int		 registered;	/* 1 if it announced itself */
-	char		 alias[256];	/* the same node's other URL, or "" */
+	char		 alias[REPL_URL_MAX];	/* its other URL, or "" */
 };
 
 /* This process's node id (32 hex digits) for /repl/state; after repl_init. */
@@ -142,21 +149,6 @@ size_t	repl_peers(struct repl_peer *out, size_t max);
 
 /* Announce advertise_url to primary_url now and every few seconds. */
 int	repl_announce(void);
-
-/* ---- The command-line client ---- */
-
-/*
- * One blocking HTTP/1.0 request to url: method and target, extra header
- * lines ("" or lines ending in CRLF), and a body. Every step times out
- * after timeout_ms. Returns the answer's status with its body in *out
- * (malloc'd, NUL-terminated, *outlen bytes; the caller frees it), or -1
- * with err set; *index gets the answer's X-Kv-Index (0 if none) when index
- * is not NULL. For a process that never calls repl_init.
- */
-int	repl_fetch(const char *url, const char *method, const char *target,
-	    const char *extra, const char *body, size_t blen, int timeout_ms,
-	    char **out, size_t *outlen, uint64_t *index, char *err,
-	    size_t errlen);
 
 /* ---- Both ---- */
 

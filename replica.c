@@ -466,7 +466,7 @@ replica_snapshot(struct http_request *r)
 void
 replica_register(struct http_request *r)
 {
-	char url[300];
+	char url[REPL_URL_MAX];
 	size_t i;
 
 	if (node.role != ROLE_PRIMARY) {

@@ -5,24 +5,32 @@
  * plus generated cases (every prefix, every hostile byte in every position,
  * every split point, each limit and one past it). Prints one line per
  * failure with the input escaped and ends with a count; exits 0 only if all
- * passed. Build: cc -I. -o tests/http_test tests/http_test.c http.c
+ * passed. The admission check is tested through the loop itself, run on
+ * a thread with a client on 127.0.0.1. Build: cc -I. -o tests/http_test
+ * tests/http_test.c http.c util.c -lpthread
  */
 
 #include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "http.h"
 #include "util.h"
 
 #define WHOLE	(-100)	/* expected consumed: the whole input */
-#define HEAD_LIMIT	16384
-#define TARGET_LIMIT	8192
 
 struct pcase {
 	const char	*name;
@@ -49,6 +57,49 @@ static const struct pcase pcases[] = {
 	{ "duplicate Host 1.0", "GET / HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n",
 	    -1, 400 },
 	{ "empty Host ok", "GET / HTTP/1.1\r\nHost:\r\n\r\n", WHOLE, 0 },
+	/* Host is uri-host [":" port] (RFC 9112 3.2, RFC 3986 3.2.2). */
+	{ "Host with SP", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", -1, 400 },
+	{ "Host with userinfo", "GET / HTTP/1.1\r\nHost: user@host\r\n\r\n",
+	    -1, 400 },
+	{ "Host with a path", "GET / HTTP/1.1\r\nHost: host/path\r\n\r\n",
+	    -1, 400 },
+	{ "Host as a list", "GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", -1, 400 },
+	{ "Host with a query", "GET / HTTP/1.1\r\nHost: a?b\r\n\r\n", -1,
+	    400 },
+	{ "Host obs-text", "GET / HTTP/1.1\r\nHost: \xc3\xa9\r\n\r\n", -1,
+	    400 },
+	{ "Host port not digits", "GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n",
+	    -1, 400 },
+	{ "Host two ports", "GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", -1,
+	    400 },
+	{ "Host port only", "GET / HTTP/1.1\r\nHost: :80\r\n\r\n", -1, 400 },
+	{ "Host bad escape", "GET / HTTP/1.1\r\nHost: a%2\r\n\r\n", -1, 400 },
+	{ "Host IPv6 unclosed", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", -1,
+	    400 },
+	{ "Host IPv6 not hex", "GET / HTTP/1.1\r\nHost: [::g]\r\n\r\n", -1,
+	    400 },
+	{ "Host IPv6 junk after", "GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n",
+	    -1, 400 },
+	{ "Host IPv6 unbracketed", "GET / HTTP/1.1\r\nHost: ::1\r\n\r\n", -1,
+	    400 },
+	{ "Host empty brackets", "GET / HTTP/1.1\r\nHost: []\r\n\r\n", -1,
+	    400 },
+	{ "bad Host in 1.0", "GET / HTTP/1.0\r\nHost: a b\r\n\r\n", -1, 400 },
+	{ "Host name:port", "GET / HTTP/1.1\r\nHost: kv-0.kv.svc:8080\r\n"
+	    "\r\n", WHOLE, 0 },
+	{ "Host IPv4:port", "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n",
+	    WHOLE, 0 },
+	{ "Host IPv6:port", "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+	    WHOLE, 0 },
+	{ "Host IPv4-mapped", "GET / HTTP/1.1\r\nHost: [::ffff:1.2.3.4]\r\n"
+	    "\r\n", WHOLE, 0 },
+	{ "Host IPvFuture", "GET / HTTP/1.1\r\nHost: [v1.a:b]\r\n\r\n",
+	    WHOLE, 0 },
+	{ "Host sub-delims", "GET / HTTP/1.1\r\nHost: a_b~c!$&'()*+,;=\r\n"
+	    "\r\n", WHOLE, 0 },
+	{ "Host pct-encoded", "GET / HTTP/1.1\r\nHost: a%2Db\r\n\r\n", WHOLE,
+	    0 },
+	{ "Host empty port", "GET / HTTP/1.1\r\nHost: a:\r\n\r\n", WHOLE, 0 },
 	{ "HTTP/2.0", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", -1, 505 },
 	{ "HTTP/0.9 version", "GET / HTTP/0.9\r\nHost: a\r\n\r\n", -1, 505 },
 	{ "HTTP/1.2 as 1.x", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", WHOLE, 0 },
@@ -251,7 +302,22 @@ static const struct dcase dcases[] = {
 	    "hello", 0 },
 	{ "trailers", "5\r\nhello\r\n0\r\nX-A: 1\r\nX-B: 2\r\n\r\n", 100, 1,
 	    "hello", 0 },
-	{ "LF only", "5\nhello\n0\n\n", 100, 1, "hello", 0 },
+	{ "trailer LF only", "5\r\nhello\r\n0\r\nX: 1\n\n", 100, 1,
+	    "hello", 0 },
+	{ "trailer empty value", "0\r\nX:\r\n\r\n", 100, 1, "", 0 },
+	/* 9112 7.1: CRLF ends a size line and data; 2.2's LF is for fields. */
+	{ "LF only", "5\nhello\n0\n\n", 100, -1, NULL, 0 },
+	{ "size line bare LF", "5\nhello\r\n0\r\n\r\n", 100, -1, NULL, 0 },
+	{ "ext bare LF", "5;a=b\nhello\r\n0\r\n\r\n", 100, -1, NULL, 0 },
+	{ "last chunk bare LF", "5\r\nhello\r\n0\n\r\n", 100, -1, NULL, 0 },
+	{ "data bare LF", "5\r\nhello\n0\r\n\r\n", 100, -1, NULL, 0 },
+	{ "trailer without colon", "0\r\nfoo\r\n\r\n", 100, -1, NULL, 0 },
+	{ "trailer without colon, LF", "0\r\nfoo\n\n", 100, -1, NULL, 0 },
+	{ "trailer empty name", "0\r\n: x\r\n\r\n", 100, -1, NULL, 0 },
+	{ "trailer SP before colon", "0\r\nX : 1\r\n\r\n", 100, -1, NULL,
+	    0 },
+	{ "trailer obs-fold", "0\r\nX: 1\r\n 2\r\n\r\n", 100, -1, NULL, 0 },
+	{ "trailer CTL in value", "0\r\nX: \x01\r\n\r\n", 100, -1, NULL, 0 },
 	{ "pipelined rest", "2\r\nhi\r\n0\r\n\r\nGET /", 100, 1, "hi", 5 },
 	{ "exact limit", "5\r\nhello\r\n0\r\n\r\n", 5, 1, "hello", 0 },
 	{ "empty body", "0\r\n\r\n", 0, 1, "", 0 },
@@ -276,6 +342,68 @@ static const struct dcase dcases[] = {
 	{ "17 digits overflow", "10000000000000000\r\n", 100, -1, NULL, 0 },
 	{ "17 zeros", "00000000000000005\r\nhello\r\n0\r\n\r\n", 100, -1,
 	    NULL, 0 },
+};
+
+struct rcase {
+	const char	*name;
+	const char	*in;
+	int		 want;		/* consumed: WHOLE, -2 or -1 */
+	int		 status;
+	int64_t		 cl;
+	int		 chunked;
+	int		 ka;
+};
+
+static const struct rcase rcases[] = {
+	{ "200 with length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+	    WHOLE, 200, 5, 0, 1 },
+	{ "1.1 close", "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+	    "Content-Length: 2\r\n\r\n", WHOLE, 200, 2, 0, 0 },
+	{ "1.0 to EOF", "HTTP/1.0 200 OK\r\nX-Kv-Seq: 3\r\n\r\n", WHOLE, 200,
+	    -1, 0, 0 },
+	{ "1.0 keep-alive", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"
+	    "Content-Length: 0\r\n\r\n", WHOLE, 200, 0, 0, 1 },
+	{ "1.1 no length: to EOF", "HTTP/1.1 200 OK\r\n\r\n", WHOLE, 200,
+	    -1, 0, 0 },
+	{ "chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    WHOLE, 200, -1, 1, 1 },
+	{ "204 has no body", "HTTP/1.1 204 No Content\r\nContent-Length: 7"
+	    "\r\n\r\n", WHOLE, 204, 0, 0, 1 },
+	{ "304 has no body", "HTTP/1.1 304 Not Modified\r\n\r\n", WHOLE, 304,
+	    0, 0, 1 },
+	{ "100 Continue", "HTTP/1.1 100 Continue\r\n\r\n", WHOLE, 100, 0, 0,
+	    1 },
+	{ "no reason", "HTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n", WHOLE,
+	    404, 0, 0, 1 },
+	{ "no SP, no reason", "HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n",
+	    WHOLE, 404, 0, 0, 1 },
+	{ "LF only", "HTTP/1.1 200 OK\nContent-Length: 2\n\n", WHOLE, 200, 2,
+	    0, 1 },
+	{ "pipelined rest", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+	    38, 200, 2, 0, 1 },
+	{ "status 2000", "HTTP/1.1 2000 OK\r\n\r\n", -1, 0, 0, 0, 0 },
+	{ "status 20", "HTTP/1.1 20 OK\r\n\r\n", -1, 0, 0, 0, 0 },
+	{ "status 600", "HTTP/1.1 600 X\r\n\r\n", -1, 0, 0, 0, 0 },
+	{ "status 099", "HTTP/1.1 099 X\r\n\r\n", -1, 0, 0, 0, 0 },
+	{ "HTTP/2", "HTTP/2 200 OK\r\n\r\n", -1, 0, 0, 0, 0 },
+	{ "HTTP/2.0", "HTTP/2.0 200 OK\r\n\r\n", -1, 0, 0, 0, 0 },
+	{ "leading SP", " HTTP/1.1 200 OK\r\n\r\n", -1, 0, 0, 0, 0 },
+	{ "CTL in reason", "HTTP/1.1 200 O\x01K\r\n\r\n", -1, 0, 0, 0, 0 },
+	{ "CL and TE", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n", -1, 0, 0, 0, 0 },
+	{ "bad CL", "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n", -1, 0,
+	    0, 0, 0 },
+	{ "differing CL", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
+	    "Content-Length: 2\r\n\r\n", -1, 0, 0, 0, 0 },
+	{ "TE gzip", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+	    -1, 0, 0, 0, 0 },
+	{ "TE in 1.0", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n"
+	    "\r\n", -1, 0, 0, 0, 0 },
+	{ "bare CR in a field", "HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n", -1, 0,
+	    0, 0, 0 },
+	{ "obs-fold", "HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n", -1, 0, 0, 0,
+	    0 },
+	{ "no colon", "HTTP/1.1 200 OK\r\nX\r\n\r\n", -1, 0, 0, 0, 0 },
 };
 
 struct ucase {
@@ -584,14 +712,14 @@ test_limits(void)
 	char		*s;
 	size_t		 plen = strlen(pre), len, pad;
 
-	/* A head of exactly HEAD_LIMIT bytes, then one more. */
-	if ((s = malloc(HEAD_LIMIT + 16)) == NULL)
+	/* A head of exactly HTTP_MAX_HEAD_BYTES bytes, then one more. */
+	if ((s = malloc(HTTP_MAX_HEAD_BYTES + 16)) == NULL)
 		abort();
-	pad = HEAD_LIMIT - plen - 4;
+	pad = HTTP_MAX_HEAD_BYTES - plen - 4;
 	memcpy(s, pre, plen);
 	memset(s + plen, 'v', pad);
 	memcpy(s + plen + pad, "\r\n\r\n", 4);
-	len = HEAD_LIMIT;
+	len = HTTP_MAX_HEAD_BYTES;
 	parse_one("head of 16 KiB", s, len, WHOLE, 0);
 	parse_one("head of 16 KiB, cut", s, len - 1, -2, 0);
 	memcpy(s, pre, plen);
@@ -600,25 +728,25 @@ test_limits(void)
 	parse_one("head of 16 KiB + 1", s, len + 1, -1, 431);
 	parse_one("16 KiB prefix of a longer head", s, len, -1, 431);
 	/* Leading empty lines count toward the head. */
-	memset(s, '\n', HEAD_LIMIT);
-	parse_one("16 KiB of empty lines", s, HEAD_LIMIT, -1, 431);
+	memset(s, '\n', HTTP_MAX_HEAD_BYTES);
+	parse_one("16 KiB of empty lines", s, HTTP_MAX_HEAD_BYTES, -1, 431);
 	free(s);
 
-	/* A target of exactly TARGET_LIMIT bytes, then one more. */
-	if ((s = malloc(TARGET_LIMIT + 64)) == NULL)
+	/* A target of exactly HTTP_MAX_TARGET_BYTES bytes, then one more. */
+	if ((s = malloc(HTTP_MAX_TARGET_BYTES + 64)) == NULL)
 		abort();
 	memcpy(s, "GET /", 5);
-	memset(s + 5, 'a', TARGET_LIMIT - 1);
-	len = 4 + TARGET_LIMIT;
+	memset(s + 5, 'a', HTTP_MAX_TARGET_BYTES - 1);
+	len = 4 + HTTP_MAX_TARGET_BYTES;
 	len += sprintf(s + len, " HTTP/1.1\r\nHost: a\r\n\r\n");
 	parse_one("target of 8 KiB", s, len, WHOLE, 0);
 	memcpy(s, "GET /", 5);
-	memset(s + 5, 'a', TARGET_LIMIT);
-	len = 5 + TARGET_LIMIT;
+	memset(s + 5, 'a', HTTP_MAX_TARGET_BYTES);
+	len = 5 + HTTP_MAX_TARGET_BYTES;
 	len += sprintf(s + len, " HTTP/1.1\r\nHost: a\r\n\r\n");
 	parse_one("target of 8 KiB + 1", s, len, -1, 414);
-	parse_one("target of 8 KiB + 1, incomplete", s, 5 + TARGET_LIMIT, -1,
-	    414);
+	parse_one("target of 8 KiB + 1, incomplete", s,
+	    5 + HTTP_MAX_TARGET_BYTES, -1, 414);
 	free(s);
 }
 
@@ -719,6 +847,70 @@ test_dechunk(void)
 }
 
 static void
+response_one(const struct rcase *c, size_t len, const char *name)
+{
+	struct http_response	 rs;
+	char			*copy = malloc(len ? len : 1);
+	int			 n, want = c->want == WHOLE ? (int)len : c->want;
+
+	if (copy == NULL)
+		abort();
+	memcpy(copy, c->in, len);
+	n = http_parse_response(copy, len, &rs);
+	if (want < 0 || n != want)
+		check(n == want && (n != -1 || rs.error != NULL), name, c->in,
+		    len, "got %d (%s), want %d", n, rs.error ? rs.error : "",
+		    want);
+	else
+		check(rs.status == c->status && rs.content_length == c->cl &&
+		    rs.chunked == c->chunked && rs.keep_alive == c->ka, name,
+		    c->in, len, "status %d cl %lld chunked %d ka %d", rs.status,
+		    (long long)rs.content_length, rs.chunked, rs.keep_alive);
+	free(copy);
+}
+
+/* The answer parser: the table, every prefix of each good answer, limits. */
+static void
+test_response(void)
+{
+	struct rcase	 big = { "", NULL, -1, 0, 0, 0, 0 };
+	struct rcase	 pre;
+	char		 name[96], *s;
+	size_t		 i, k, len;
+
+	for (i = 0; i < sizeof(rcases) / sizeof(rcases[0]); i++) {
+		len = strlen(rcases[i].in);
+		response_one(&rcases[i], len, rcases[i].name);
+		if (rcases[i].want == -1)
+			continue;
+		pre = rcases[i];
+		pre.want = -2;
+		for (k = 0; k < len && (rcases[i].want == WHOLE ||
+		    k < (size_t)rcases[i].want); k++) {
+			snprintf(name, sizeof(name), "answer prefix %zu of %s",
+			    k, rcases[i].name);
+			response_one(&pre, k, name);
+		}
+	}
+	/* A head of exactly HTTP_MAX_HEAD_BYTES, then one more. */
+	if ((s = malloc(HTTP_MAX_HEAD_BYTES + 2)) == NULL)
+		abort();
+	len = (size_t)sprintf(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX: ");
+	memset(s + len, 'v', HTTP_MAX_HEAD_BYTES - len - 4);
+	memcpy(s + HTTP_MAX_HEAD_BYTES - 4, "\r\n\r\n", 4);
+	big.in = s;
+	big.want = WHOLE;
+	big.status = 200;
+	big.ka = 1;
+	response_one(&big, HTTP_MAX_HEAD_BYTES, "answer head of 16 KiB");
+	s[HTTP_MAX_HEAD_BYTES - 4] = 'v';
+	memcpy(s + HTTP_MAX_HEAD_BYTES - 3, "\r\n\r\n", 4);
+	big.want = -1;
+	response_one(&big, HTTP_MAX_HEAD_BYTES + 1, "answer head of 16 KiB + 1");
+	free(s);
+}
+
+static void
 test_unescape(void)
 {
 	char	 out[64];
@@ -738,6 +930,201 @@ test_unescape(void)
 	}
 	n = http_unescape("a\0b", 3, out);
 	check(n == -1, "raw NUL", "a\0b", 3, "got %zd", n);
+}
+
+/* ---- The loop: admission before 100 Continue and the body ---- */
+
+static pthread_mutex_t	 loopmu = PTHREAD_MUTEX_INITIALIZER;
+static int		 admits, handled;
+static char		 handled_body[64];
+
+/* Refuse a request with X-Deny, as auth would: 401, and say so. */
+static int
+loop_admit(struct http_request *r)
+{
+	pthread_mutex_lock(&loopmu);
+	admits++;
+	pthread_mutex_unlock(&loopmu);
+	if (http_header(r, "x-deny", NULL) == NULL)
+		return 0;
+	http_reply(r->id, 401, "text/plain", "", "denied\n", 7);
+	return 1;
+}
+
+static void
+loop_handler(struct http_request *r)
+{
+	pthread_mutex_lock(&loopmu);
+	handled++;
+	snprintf(handled_body, sizeof(handled_body), "%.*s",
+	    (int)r->body_len, r->body);
+	pthread_mutex_unlock(&loopmu);
+	http_reply(r->id, 200, "text/plain", "", "ok\n", 3);
+}
+
+static void *
+loop_thread(void *arg)
+{
+	(void)arg;
+	http_run();
+	return NULL;
+}
+
+static int
+loop_count(int *n)
+{
+	int	 v;
+
+	pthread_mutex_lock(&loopmu);
+	v = *n;
+	pthread_mutex_unlock(&loopmu);
+	return v;
+}
+
+/* Connect to 127.0.0.1:port with a 2 s receive timeout. */
+static int
+loop_dial(int port)
+{
+	struct sockaddr_in	 sa;
+	struct timeval		 tv = { 2, 0 };
+	int			 fd;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		abort();
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1)
+		abort();
+	return fd;
+}
+
+/*
+ * Send req, then read until EOF, the timeout, or (want_close 0) until
+ * out holds until_n copies of "HTTP/1.1 ". Returns what was read.
+ */
+static size_t
+loop_talk(int fd, const char *req, char *out, size_t cap, int until_n)
+{
+	size_t	 len = 0;
+	ssize_t	 n;
+	int	 seen;
+	char	*p;
+
+	if (req != NULL && send(fd, req, strlen(req), MSG_NOSIGNAL) !=
+	    (ssize_t)strlen(req))
+		abort();
+	for (;;) {
+		out[len] = '\0';
+		for (seen = 0, p = out; (p = strstr(p, "HTTP/1.1 ")) != NULL;
+		    p++)
+			seen++;
+		if (until_n > 0 && seen >= until_n && strstr(out, "\r\n\r\n")
+		    != NULL && out[len - 1] == '\n')
+			break;
+		if ((n = recv(fd, out + len, cap - 1 - len, 0)) <= 0)
+			break;
+		len += (size_t)n;
+	}
+	return len;
+}
+
+/* A free port on 127.0.0.1, as the kernel picks one. */
+static int
+free_port(void)
+{
+	struct sockaddr_in	 sa;
+	socklen_t		 sl = sizeof(sa);
+	int			 fd, port;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) == -1)
+		abort();
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+/*
+ * A refused request gets its answer and nothing else: no 100 Continue,
+ * no handler, and no body read (with one to come, the connection closes
+ * after the answer, so its bytes are never taken for a request). An
+ * admitted one goes on as before.
+ */
+static void
+test_admit(void)
+{
+	struct http_config	 hc;
+	pthread_t		 t;
+	char			 port[16], out[4096];
+	int			 fd, p = free_port();
+
+	memset(&hc, 0, sizeof(hc));
+	snprintf(port, sizeof(port), "%d", p);
+	hc.port = port;
+	hc.handler = loop_handler;
+	hc.admit = loop_admit;
+	if (http_init(&hc) == -1 ||
+	    pthread_create(&t, NULL, loop_thread, NULL) != 0) {
+		check(0, "admit: the loop starts", "", 0, "%s",
+		    strerror(errno));
+		return;
+	}
+
+	fd = loop_dial(p);
+	loop_talk(fd, "PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+	    "Expect: 100-continue\r\nX-Deny: 1\r\n\r\n", out, sizeof(out), 0);
+	check(strncmp(out, "HTTP/1.1 401 ", 13) == 0 &&
+	    strstr(out, "100 Continue") == NULL &&
+	    strstr(out, "Connection: close") != NULL, "admit: refused with "
+	    "Expect: 401 and close, no 100", out, strlen(out), "");
+	check(loop_count(&handled) == 0 && loop_count(&admits) == 1,
+	    "admit: refused, the handler is not called", "", 0, "handled %d",
+	    loop_count(&handled));
+	close(fd);
+
+	fd = loop_dial(p);
+	loop_talk(fd, "PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+	    "Expect: 100-continue\r\n\r\n", out, sizeof(out), 1);
+	check(strcmp(out, "HTTP/1.1 100 Continue\r\n\r\n") == 0,
+	    "admit: admitted, then 100 Continue", out, strlen(out), "");
+	loop_talk(fd, "hello", out, sizeof(out), 1);
+	check(strncmp(out, "HTTP/1.1 200 ", 13) == 0 &&
+	    loop_count(&handled) == 1 && strcmp(handled_body, "hello") == 0,
+	    "admit: admitted, the body reaches the handler", out, strlen(out),
+	    "");
+	close(fd);
+
+	/* Without a body, a refusal keeps the connection. */
+	fd = loop_dial(p);
+	loop_talk(fd, "GET /x HTTP/1.1\r\nHost: a\r\nX-Deny: 1\r\n\r\n"
+	    "GET /y HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", out,
+	    sizeof(out), 0);
+	check(strncmp(out, "HTTP/1.1 401 ", 13) == 0 &&
+	    strstr(out, "HTTP/1.1 200 ") != NULL && loop_count(&handled) == 2,
+	    "admit: a refused GET, then the next request", out, strlen(out),
+	    "");
+	close(fd);
+
+	/* A refused chunked body is never parsed as requests. */
+	fd = loop_dial(p);
+	loop_talk(fd, "PUT /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+	    "chunked\r\nX-Deny: 1\r\n\r\n1c\r\nGET /z HTTP/1.1\r\nHost: a"
+	    "\r\n\r\n\r\n0\r\n\r\n", out, sizeof(out), 0);
+	check(strncmp(out, "HTTP/1.1 401 ", 13) == 0 &&
+	    strstr(out + 1, "HTTP/1.1 ") == NULL && loop_count(&handled) == 2,
+	    "admit: a refused chunked body is not read as a request", out,
+	    strlen(out), "handled %d", loop_count(&handled));
+	close(fd);
+
+	http_stop();
+	pthread_join(t, NULL);
 }
 
 static void
@@ -762,8 +1149,10 @@ main(void)
 	test_hostile();
 	test_limits();
 	test_dechunk();
+	test_response();
 	test_unescape();
 	test_reason();
+	test_admit();
 	printf("http_test: %d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }

@@ -186,3 +186,22 @@ testKeysDotAndDotDotByQuery() {
     assertEquals "DELETE /kv?key=${k}" 200 "${code}"
   done
 }
+
+# 100 Continue only for a request that passed auth, role and method: an
+# upload that would be refused is refused before its body is sent.
+testExpectContinueOnlyAfterTheChecks() {
+  start expect AUTH_TOKEN=t0k
+  out=$(raw "${sport}" 'PUT /kv/k HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n')
+  assertEquals 'no token: 401 at once' 401 "$(status_code "${out}")"
+  assertNotContains 'without a 100 first' "${out}" '100 Continue'
+  assertContains 'and the connection closes' "${out}" 'Connection: close'
+  out=$(raw "${sport}" 'PUT /kv/k HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0k\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello')
+  # The body came with the head: no 100 is owed (RFC 9110 10.1.1).
+  assertContains 'with the token: created' "${out}" 'HTTP/1.1 201'
+  stop "${spid}"
+  start expectr ROLE=replica
+  out=$(raw "${sport}" 'PUT /kv/k HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n')
+  assertEquals 'a write to a replica: 403 at once' 403 "$(status_code "${out}")"
+  assertNotContains 'without a 100 first' "${out}" '100 Continue'
+  stop "${spid}"
+}

@@ -218,7 +218,7 @@ testLogsEscapeRequestBytesAndCannotBeForged() {
     "${forged}" | curl -s -o /dev/null -w '%{http_code}' --data-binary @- \
     "${aurl}/repl/register")
   assertEquals 'a URL with control bytes is refused' 400 "${code}"
-  code=$(head -c 299 /dev/zero | tr '\0' '\033' |
+  code=$(head -c 255 /dev/zero | tr '\0' '\033' |
     curl -s -o /dev/null -w '%{http_code}' --data-binary @- \
       "${aurl}/repl/register")
   assertEquals 'and a long one' 400 "${code}"

@@ -1,0 +1,296 @@
+# shellcheck shell=bash disable=SC2034,SC2154
+# (test.sh sets the fixtures' variables, port, body and the rest; helpers
+# leave their results in variables for their callers: code, stopped, ...)
+# Helpers for test.sh and every tests/suite_*.sh, sourced by test.sh before
+# them: requests, servers of their own (start, stop), clusters (node,
+# stop_nodes), bounded waits, the write loads, and assert_converged.
+# call METHOD PATH: the status in ${code}, the body in ${body}.
+call() {
+  code=$(curl -s -o "${body}" -w '%{http_code}' -X "$1" "${url}$2")
+}
+put() {
+  code=$(curl -s -o "${body}" -w '%{http_code}' -X PUT --data-binary "$2" \
+    "${url}/kv/$1")
+}
+get() { code=$(curl -s -o "${body}" -w '%{http_code}' "${url}/kv/$1"); }
+del() { code=$(curl -s -o "${body}" -w '%{http_code}' -X DELETE "${url}/kv/$1"); }
+list() { code=$(curl -s -o "${body}" -w '%{http_code}' "${url}/kv/"); }
+
+# raw PORT BYTES: send BYTES (printf %b escapes) on a fresh connection and
+# print what comes back until the server closes or 3 seconds pass.
+raw() {
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    printf "%b" "$2" >&3; cat <&3' _ "$1" "$2"
+}
+status_line() { printf '%s\n' "$1" | head -n 1 | tr -d '\r'; }
+status_code() { status_line "$1" | cut -d' ' -f2; }
+# count_status TEXT CODE: how many responses with CODE are in TEXT.
+count_status() { printf '%s' "$1" | grep -ao "HTTP/1.1 $2 " | wc -l; }
+
+# check_raw NAME STATUS BYTES: BYTES get STATUS.
+check_raw() {
+  out=$(raw "${port}" "$3")
+  assertEquals "$1" "$2" "$(status_code "${out}")"
+}
+
+# check_closes NAME STATUS BYTES: BYTES, with a valid request pipelined
+# behind them, get one answer, STATUS with a Date and a length, and the
+# server closes the connection.
+check_closes() {
+  out=$(raw "${port}" "$3GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+  assertEquals "$1: closed" 0 $?
+  assertEquals "$1" "$2" "$(status_code "${out}")"
+  assertEquals "$1: one answer" 1 "$(printf '%s' "${out}" | grep -ac '^HTTP/')"
+  assertContains "$1: Date" "${out}" 'Date: '
+  assertContains "$1: length" "${out}" 'Content-Length: '
+}
+
+# check_bad_env NAME VAR=VALUE...: the server exits 1 with one log line,
+# and the store in ${SHUNIT_TMPDIR}/badenv is left as it was.
+check_bad_env() {
+  db="${SHUNIT_TMPDIR}/badenv/kvstore.db"
+  before=$(cksum <"${db}")
+  out=$(env PORT=$((port + 43)) DATA_DIR="${SHUNIT_TMPDIR}/badenv" "${@:2}" \
+    timeout 5 ./kvstore 2>&1)
+  assertEquals "$1: exit status" 1 $?
+  assertEquals "$1: one line" 1 "$(printf '%s\n' "${out}" | wc -l)"
+  assertContains "$1: an error line" "${out}" 'error'
+  assertEquals "$1: store untouched" "${before}" "$(cksum <"${db}")"
+}
+
+# metric_problems: read the text format on stdin and print each breach of
+# its rules and of Prometheus' naming conventions, one per line: a family's
+# lines not in one group, a sample without a TYPE, a second TYPE, a counter
+# not named _total, a name outside kvstore_ or in a unit that is not a base
+# unit.
+metric_problems() {
+  awk '
+    function family(f) {
+      if (f == cur) return
+      if (f in closed) print "not in one group: " f
+      if (cur != "") closed[cur] = 1
+      cur = f
+    }
+    /^# (HELP|TYPE) / {
+      family($3)
+      if ($2 == "TYPE") {
+        if ($3 in type) print "second TYPE: " $3
+        type[$3] = $4
+      }
+      next
+    }
+    /^#/ || /^$/ { next }
+    {
+      f = $0
+      sub(/[{ ].*/, "", f)
+      base = f
+      sub(/_(bucket|sum|count)$/, "", base)
+      if (!(f in type) && (base in type) && type[base] == "histogram")
+        f = base
+      if (!(f in type)) print "no TYPE: " f
+      family(f)
+    }
+    END {
+      for (f in type) {
+        if (type[f] == "counter" && f !~ /_total$/)
+          print "counter not named _total: " f
+        if (f !~ /^kvstore_/) print "outside kvstore_: " f
+        if (f ~ /_(ms|us|ns|milliseconds|minutes|hours|kb|mb|kib|mib)(_|$)/)
+          print "not in a base unit: " f
+      }
+    }'
+}
+
+json_num() { printf '%s' "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }
+
+# writer PORT ROUND: PUT keys until the server dies; print each key whose
+# write was acknowledged.
+writer() {
+  i=0
+  while [ "${i}" -lt 100000 ]; do
+    i=$((i + 1))
+    key="r$2-${i}"
+    c=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X PUT \
+      -d "value-${key}" "http://127.0.0.1:$1/kv/${key}") || break
+    case "${c}" in 20[01]) echo "${key}" ;; *) break ;; esac
+  done
+}
+
+# node NAME PORT ROLE [VAR=VALUE...]: a cluster member on PORT with its
+# data in ${SHUNIT_TMPDIR}/NAME; replicas follow the primary on ${rp}.
+node() {
+  env PORT="$2" ROLE="$3" DATA_DIR="${SHUNIT_TMPDIR}/$1" \
+    PRIMARY_URL="http://127.0.0.1:${rp}" ADVERTISE_URL="http://127.0.0.1:$2" \
+    RECOVER_WAIT_MS=1000 LOG_LEVEL=debug "${@:4}" ./kvstore \
+    >>"${SHUNIT_TMPDIR}/$1.log" 2>&1 &
+  echo "$1 $!" >>"${SHUNIT_TMPDIR}/nodes"
+  echo "$!" >>"${SHUNIT_TMPDIR}/pids"
+  wait_up "$2" || fail "$1 did not start: $(tail -n 5 "${SHUNIT_TMPDIR}/$1.log")"
+  [ "$3" = replica ] || wait_ready "$2" 12
+}
+pid_of() { awk -v n="$1" '$1 == n { p = $2 } END { print p }' "${SHUNIT_TMPDIR}/nodes"; }
+# stop_node NAME: SIGTERM, wait; its exit status in ${stopped}.
+stop_node() {
+  p=$(pid_of "$1")
+  kill "${p}" 2>/dev/null
+  wait "${p}" 2>/dev/null
+  stopped=$?
+}
+stop_nodes() {
+  sort -u -k1,1 "${SHUNIT_TMPDIR}/nodes" >"${SHUNIT_TMPDIR}/nodes.u"
+  while read -r n _; do
+    stop_node "${n}"
+  done <"${SHUNIT_TMPDIR}/nodes.u"
+  : >"${SHUNIT_TMPDIR}/nodes"
+  rm -rf "${SHUNIT_TMPDIR:?}/p" "${SHUNIT_TMPDIR:?}"/r[0-9]
+  for f in "${SHUNIT_TMPDIR}"/p.log "${SHUNIT_TMPDIR}"/r[0-9].log; do
+    if [ -f "${f}" ]; then mv "${f}" "${f}.${_shunit_test_:-old}"; fi
+  done
+}
+
+node_seq() { json_num "$(curl -s "http://127.0.0.1:$1/ready")" seq; }
+key_count() { json_num "$(curl -s "http://127.0.0.1:$1/ready")" keys; }
+
+# wait_ready PORT [SECONDS]: until /ready answers 200.
+wait_ready() {
+  for _ in $(seq 1 $((${2:-10} * 20))); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' \
+      "http://127.0.0.1:$1/ready")" = 200 ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# wait_streaming PRIMARY REPLICA: until the primary streams to the replica
+# on port REPLICA, at most 10 seconds.
+wait_streaming() {
+  for _ in $(seq 1 200); do
+    curl -s "http://127.0.0.1:$1/ready" |
+      grep -q "\"url\":\"http://127.0.0.1:$2\",\"state\":\"streaming\"" &&
+      return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# wait_seq PORT SEQ: until the node has applied SEQ, at most 30 seconds.
+wait_seq() {
+  for _ in $(seq 1 600); do
+    [ "$(node_seq "$1")" = "$2" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# load PORT N PREFIX: N writes on one keep-alive connection: puts over a
+# pool of N/4 keys (so many are overwrites) and every fifth a delete.
+load() {
+  cfg="${SHUNIT_TMPDIR}/load.$3"
+  pool=$(($2 / 4 + 1))
+  for i in $(seq 1 "$2"); do
+    k=$((i * 7919 % pool))
+    [ "${i}" -gt 1 ] && echo next
+    if [ $((i % 5)) -eq 0 ]; then
+      printf 'url = "http://127.0.0.1:%s/kv/%s-%s"\nrequest = "DELETE"\noutput = "/dev/null"\n' "$1" "$3" "${k}"
+    else
+      printf 'url = "http://127.0.0.1:%s/kv/%s-%s"\nrequest = "PUT"\ndata-binary = "%s.%s"\noutput = "/dev/null"\n' "$1" "$3" "${k}" "$3" "${i}"
+    fi
+  done >"${cfg}"
+  curl -s -K "${cfg}"
+}
+
+# put_4k PORT PREFIX N: keys PREFIX1..PREFIXN = 4 KiB each, on one
+# connection; prints how many were not answered 200 or 201 within a second.
+put_4k() {
+  head -c 4096 /dev/zero | tr '\0' v >"${SHUNIT_TMPDIR}/4k"
+  for i in $(seq 1 "$3"); do
+    printf 'url = "http://127.0.0.1:%s/kv/%s%s"\nupload-file = "%s"\noutput = "/dev/null"\n' \
+      "$1" "$2" "${i}" "${SHUNIT_TMPDIR}/4k"
+  done >"${SHUNIT_TMPDIR}/put_4k.cfg"
+  curl -s --max-time 1 -w '%{http_code}\n' -K "${SHUNIT_TMPDIR}/put_4k.cfg" |
+    grep -cv '^20[01]$'
+}
+
+# put_many PORT PREFIX N: keys PREFIX1..PREFIXN = v, on one connection.
+put_many() {
+  for i in $(seq 1 "$3"); do
+    echo "url = \"http://127.0.0.1:$1/kv/$2${i}\""
+    echo 'output = "/dev/null"'
+  done >"${SHUNIT_TMPDIR}/put_many.cfg"
+  curl -s -X PUT --data-binary v -K "${SHUNIT_TMPDIR}/put_many.cfg"
+}
+
+# dump PORT: the node's keys, sorted, each followed by its value.
+dump() {
+  curl -s "http://127.0.0.1:$1/kv/" | tr -d '[]"' | tr ',' '\n' | sort |
+    sed '/^$/d' >"${SHUNIT_TMPDIR}/keys.$1"
+  cat "${SHUNIT_TMPDIR}/keys.$1"
+  [ -s "${SHUNIT_TMPDIR}/keys.$1" ] || return 0
+  sed "s|.*|url = \"http://127.0.0.1:$1/kv/&\"|" "${SHUNIT_TMPDIR}/keys.$1" |
+    curl -s -K - -w '\n'
+}
+
+# assert_converged PRIMARY REPLICA NAME: within 30 seconds the replica has
+# the primary's sequence and exactly its keys and values; prints the time.
+assert_converged() {
+  begin=$(date +%s%N)
+  ok=1
+  for _ in $(seq 1 150); do
+    seq=$(node_seq "$1")
+    if [ -n "${seq}" ] && [ "$(node_seq "$2")" = "${seq}" ] &&
+      dump "$1" >"${SHUNIT_TMPDIR}/dump.p" &&
+      dump "$2" >"${SHUNIT_TMPDIR}/dump.r" &&
+      cmp -s "${SHUNIT_TMPDIR}/dump.p" "${SHUNIT_TMPDIR}/dump.r"; then
+      ok=0
+      break
+    fi
+    sleep 0.2
+  done
+  echo "  $3: converged in $((($(date +%s%N) - begin) / 1000000)) ms" \
+    "($(wc -l <"${SHUNIT_TMPDIR}/keys.$1") keys, seq ${seq})"
+  assertTrue "$3: replica identical to the primary" "${ok}"
+}
+
+# wait_up PORT: until /health answers, at most 5 seconds.
+wait_up() {
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$1/health" && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# start NAME [VAR=VALUE...]: a server of its own on a new port; sets
+# ${spid}, ${sport} and ${slog}.
+start() {
+  sport=$((port + 1 + $(next_port)))
+  slog="${SHUNIT_TMPDIR}/$1.log"
+  env PORT="${sport}" ROLE=primary DATA_DIR="${SHUNIT_TMPDIR}/$1" \
+    RECOVER_WAIT_MS=0 "${@:2}" ./kvstore >"${slog}" 2>&1 &
+  spid=$!
+  echo "${spid}" >>"${SHUNIT_TMPDIR}/pids"
+  wait_up "${sport}" || fail "$1 did not start: $(cat "${slog}")"
+  case " ${*:2} " in
+    *' ROLE=replica '*) ;;
+    *) wait_ready "${sport}" ;;
+  esac
+}
+next_port() { nports=$(((${nports:-0} + 1) % 30)); echo "${nports}"; }
+
+stop() {
+  kill "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+}
+
+# wait_exit PID SECONDS: its exit status in ${exited}, or 124 and kill -9
+# if it is still running after SECONDS.
+wait_exit() {
+  for _ in $(seq 1 $(($2 * 20))); do
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -0 "$1" 2>/dev/null && kill -9 "$1"
+  wait "$1" 2>/dev/null
+  exited=$?
+  [ "${exited}" -eq 137 ] && exited=124
+}

@@ -144,8 +144,13 @@ stop_nodes() {
   : >"${SHUNIT_TMPDIR}/nodes"
   rm -rf "${SHUNIT_TMPDIR:?}/p" "${SHUNIT_TMPDIR:?}"/r[0-9]
   for f in "${SHUNIT_TMPDIR}"/p.log "${SHUNIT_TMPDIR}"/r[0-9].log; do
-    if [ -f "${f}" ]; then mv "${f}" "${f}.${_shunit_test_:-old}"; fi
+    if [ -f "${f}" ]; then mv "${f}" "${f}.$(current_test)"; fi
   done
+}
+
+# current_test: the name of the test function running (bash's call stack).
+current_test() {
+  printf '%s\n' "${FUNCNAME[@]}" | grep -m 1 '^test' || echo old
 }
 
 node_seq() { json_num "$(curl -s "http://127.0.0.1:$1/ready")" seq; }

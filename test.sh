@@ -144,7 +144,7 @@ testListingIsStreamedJsonWithEscapedKeys() {
 
 testListingOfManyKeysHasEachKeyOnce() {
   start lst FSYNC=no
-  put_many "${sport}" many- 3000
+  writes put_many "${sport}" many- 3000
   curl -s "http://127.0.0.1:${sport}/kv/" | tr ',' '\n' |
     tr -d '[]"' | sort >"${SHUNIT_TMPDIR}/listed"
   assertEquals 'keys listed' 3000 "$(wc -l <"${SHUNIT_TMPDIR}/listed")"
@@ -164,7 +164,9 @@ testDataStaysInTheMappingAndListingsStream() {
       "${sport}" "${i}" "${SHUNIT_TMPDIR}/mibv"
   done >"${SHUNIT_TMPDIR}/lbig.cfg"
   empty=$(awk '/^RssAnon/ { print $2 }' "/proc/${spid}/status")
-  curl -s -K "${SHUNIT_TMPDIR}/lbig.cfg"
+  curl -s -w '%{method} %{http_code}\n' -K "${SHUNIT_TMPDIR}/lbig.cfg" |
+    answered 'values of 1 MiB' 24 'PUT 201' >"${SHUNIT_TMPDIR}/lbig.out"
+  assertTrue "$(cat "${SHUNIT_TMPDIR}/lbig.out")" $?
   rss0=$(awk '/^RssAnon/ { print $2 }' "/proc/${spid}/status")
   echo "  RssAnon before and after 24 MiB of values: ${empty} -> ${rss0} KiB"
   # The data lives in the mapped file (RssFile), never in the heap.
@@ -191,7 +193,7 @@ testDataStaysInTheMappingAndListingsStream() {
 testListingWithAPrefixAndWithValues() {
   start lp FSYNC=no
   lurl="http://127.0.0.1:${sport}/kv"
-  put_many "${sport}" pfx/ 30
+  writes put_many "${sport}" pfx/ 30
   curl -s -o /dev/null -X PUT -d other "${lurl}/zzz"
   printf '\377\000\001' | curl -s -o /dev/null -X PUT --data-binary @- \
     "${lurl}/binary"
@@ -213,8 +215,8 @@ testListingWithAPrefixAndWithValues() {
 testPagedListingReturnsEachKeyOnceWhileWritesContinue() {
   start pages FSYNC=no
   purl="http://127.0.0.1:${sport}/kv"
-  put_many "${sport}" stable- 2000
-  load "${sport}" 6000 churn >/dev/null &
+  writes put_many "${sport}" stable- 2000
+  load "${sport}" 6000 churn >"${SHUNIT_TMPDIR}/churn.out" &
   lpid=$!
   cursor=
   : >"${SHUNIT_TMPDIR}/paged"
@@ -233,6 +235,7 @@ testPagedListingReturnsEachKeyOnceWhileWritesContinue() {
     if [ -z "${cursor}" ] || [ "${pages}" -ge 1000 ]; then break; fi
   done
   wait "${lpid}"
+  assertTrue "the writes meanwhile: $(cat "${SHUNIT_TMPDIR}/churn.out")" $?
   assertEquals 'pages whose X-Kv-Next-Cursor is not their "next"' 0 \
     "${differ}"
   assertEquals "every stable key (${pages} pages)" 2000 \

@@ -156,39 +156,93 @@ current_test() {
 node_seq() { json_num "$(curl -s "http://127.0.0.1:$1/ready")" seq; }
 key_count() { json_num "$(curl -s "http://127.0.0.1:$1/ready")" keys; }
 
-# wait_ready PORT [SECONDS]: until /ready answers 200.
-wait_ready() {
-  for _ in $(seq 1 $((${2:-10} * 20))); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' \
-      "http://127.0.0.1:$1/ready")" = 200 ] && return 0
+# ---- Waiting ----
+
+# wait_for SECONDS CONDITION | wait_for SECONDS COMMAND ARGS...: until the
+# condition holds (one argument: a shell condition, evaluated) or the
+# command succeeds, polled every 50 ms; 1 if it still has not after
+# SECONDS. The one place the suite sleeps while it waits for something.
+wait_for() {
+  local end=$(($(date +%s%N) + $1 * 1000000000))
+  shift
+  while :; do
+    if [ $# -eq 1 ]; then eval "$1"; else "$@"; fi && return 0
+    [ "$(date +%s%N)" -lt "${end}" ] || return 1
     sleep 0.05
   done
-  return 1
 }
+
+# http_is PORT PATH STATUS: GET PATH answers STATUS.
+http_is() {
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1$2")" = "$3" ]
+}
+# ready_has PORT TEXT: the node's /ready holds TEXT.
+ready_has() { curl -s "http://127.0.0.1:$1/ready" | grep -qF -- "$2"; }
+# seq_is PORT SEQ: the node has applied SEQ.
+seq_is() { [ "$(node_seq "$1")" = "$2" ]; }
+# log_has FILE TEXT: FILE holds a line matching TEXT (grep's basic regex).
+log_has() { grep -q -- "$2" "$1" 2>/dev/null; }
+# gone PID: the process has ended.
+gone() { ! kill -0 "$1" 2>/dev/null; }
+# connections PORT: the server's open connections, this request's own
+# among them.
+connections() {
+  curl -s "http://127.0.0.1:$1/metrics" |
+    sed -n 's/^kvstore_http_connections //p'
+}
+# parked PORT N: at least N connections besides the one asking are open
+# (requests held by a watch or a wait hold theirs).
+parked() { [ "$(connections "$1")" -gt "$2" ]; }
+# sockets PID: how many sockets the process holds.
+sockets() { find "/proc/$1/fd" -lname 'socket:*' 2>/dev/null | wc -l; }
+
+# wait_ready PORT [SECONDS]: until /ready answers 200, at most SECONDS (10).
+wait_ready() { wait_for "${2:-10}" http_is "$1" /ready 200; }
 
 # wait_streaming PRIMARY REPLICA: until the primary streams to the replica
 # on port REPLICA, at most 10 seconds.
 wait_streaming() {
-  for _ in $(seq 1 200); do
-    curl -s "http://127.0.0.1:$1/ready" |
-      grep -q "\"url\":\"http://127.0.0.1:$2\",\"state\":\"streaming\"" &&
-      return 0
-    sleep 0.05
-  done
-  return 1
+  wait_for 10 ready_has "$1" \
+    "\"url\":\"http://127.0.0.1:$2\",\"state\":\"streaming\""
 }
 
 # wait_seq PORT SEQ: until the node has applied SEQ, at most 30 seconds.
-wait_seq() {
-  for _ in $(seq 1 600); do
-    [ "$(node_seq "$1")" = "$2" ] && return 0
-    sleep 0.05
-  done
-  return 1
+wait_seq() { wait_for 30 seq_is "$1" "$2"; }
+
+# ---- Writes in bulk ----
+# Each helper below checks the status of every write it sends: it prints
+# nothing and returns 0 if each got the answer it expects, else prints
+# what came instead and returns 1. Call them through writes (below), or,
+# when they run in the background, assert on their exit status after wait.
+
+# writes HELPER ARGS...: run a helper that writes; the test fails unless
+# every write got the answer it expects.
+writes() {
+  wr_out=$("$@")
+  assertTrue "${wr_out:-$*: failed}" $?
+}
+
+# answered WHAT N EXPECTED: read "METHOD STATUS" lines (curl's write-out)
+# on stdin; 0 if there are N and each matches the regular expression
+# EXPECTED, else say how many did not and what they got.
+answered() {
+  awk -v what="$1" -v n="$2" -v ok="^($3)\$" '
+    { total++ }
+    $0 !~ ok { bad++; got[$0]++ }
+    END {
+      if (total == n && bad == 0) exit 0
+      printf "%s: %d of %d writes not answered %s; got", what,
+        bad + n - total, n, ok
+      for (g in got) printf " \"%s\" x%d", g, got[g]
+      if (total < n) printf " and %d no answer", n - total
+      print ""
+      exit 1
+    }'
 }
 
 # load PORT N PREFIX: N writes on one keep-alive connection: puts over a
-# pool of N/4 keys (so many are overwrites) and every fifth a delete.
+# pool of N/4 keys (so many are overwrites) and every fifth a delete; each
+# PUT must answer 200 or 201, each DELETE 200 or 404.
 load() {
   cfg="${SHUNIT_TMPDIR}/load.$3"
   pool=$(($2 / 4 + 1))
@@ -196,33 +250,42 @@ load() {
     k=$((i * 7919 % pool))
     [ "${i}" -gt 1 ] && echo next
     if [ $((i % 5)) -eq 0 ]; then
-      printf 'url = "http://127.0.0.1:%s/kv/%s-%s"\nrequest = "DELETE"\noutput = "/dev/null"\n' "$1" "$3" "${k}"
+      printf 'url = "http://127.0.0.1:%s/kv/%s-%s"\nrequest = "DELETE"\n' \
+        "$1" "$3" "${k}"
     else
-      printf 'url = "http://127.0.0.1:%s/kv/%s-%s"\nrequest = "PUT"\ndata-binary = "%s.%s"\noutput = "/dev/null"\n' "$1" "$3" "${k}" "$3" "${i}"
+      printf 'url = "http://127.0.0.1:%s/kv/%s-%s"\nrequest = "PUT"\ndata-binary = "%s.%s"\n' \
+        "$1" "$3" "${k}" "$3" "${i}"
     fi
+    # Options end at each "next": every request says where its status goes.
+    echo 'output = "/dev/null"'
+    printf '%s\n' 'write-out = "%{method} %{http_code}\n"'
   done >"${cfg}"
-  curl -s -K "${cfg}"
+  curl -s -K "${cfg}" | answered "load $3" "$2" 'PUT 20[01]|DELETE (200|404)'
 }
 
 # put_4k PORT PREFIX N: keys PREFIX1..PREFIXN = 4 KiB each, on one
-# connection; prints how many were not answered 200 or 201 within a second.
+# connection; each must be answered 200 or 201 within a second.
 put_4k() {
   head -c 4096 /dev/zero | tr '\0' v >"${SHUNIT_TMPDIR}/4k"
   for i in $(seq 1 "$3"); do
     printf 'url = "http://127.0.0.1:%s/kv/%s%s"\nupload-file = "%s"\noutput = "/dev/null"\n' \
       "$1" "$2" "${i}" "${SHUNIT_TMPDIR}/4k"
   done >"${SHUNIT_TMPDIR}/put_4k.cfg"
-  curl -s --max-time 1 -w '%{http_code}\n' -K "${SHUNIT_TMPDIR}/put_4k.cfg" |
-    grep -cv '^20[01]$'
+  curl -s --max-time 1 -w '%{method} %{http_code}\n' \
+    -K "${SHUNIT_TMPDIR}/put_4k.cfg" |
+    answered "put_4k $2 (within a second each)" "$3" 'PUT 20[01]'
 }
 
-# put_many PORT PREFIX N: keys PREFIX1..PREFIXN = v, on one connection.
+# put_many PORT PREFIX N: keys PREFIX1..PREFIXN = v, on one connection;
+# each must be answered 200 or 201.
 put_many() {
   for i in $(seq 1 "$3"); do
     echo "url = \"http://127.0.0.1:$1/kv/$2${i}\""
     echo 'output = "/dev/null"'
   done >"${SHUNIT_TMPDIR}/put_many.cfg"
-  curl -s -X PUT --data-binary v -K "${SHUNIT_TMPDIR}/put_many.cfg"
+  curl -s -X PUT --data-binary v -w '%{method} %{http_code}\n' \
+    -K "${SHUNIT_TMPDIR}/put_many.cfg" |
+    answered "put_many $2" "$3" 'PUT 20[01]'
 }
 
 # dump PORT: the node's keys, sorted, each followed by its value.
@@ -235,35 +298,35 @@ dump() {
     curl -s -K - -w '\n'
 }
 
-# assert_converged PRIMARY REPLICA NAME: within 30 seconds the replica has
-# the primary's sequence and exactly its keys and values; prints the time.
+# assert_converged PRIMARY REPLICA NAME [KEYS]: the primary has taken
+# writes (its sequence is past 0) and holds KEYS keys if given, and within
+# 30 seconds the replica has the primary's sequence and exactly its keys
+# and values; prints the time. Two empty nodes are not "converged": a
+# primary that refused every write fails here.
 assert_converged() {
   begin=$(date +%s%N)
-  ok=1
-  for _ in $(seq 1 150); do
-    seq=$(node_seq "$1")
-    if [ -n "${seq}" ] && [ "$(node_seq "$2")" = "${seq}" ] &&
-      dump "$1" >"${SHUNIT_TMPDIR}/dump.p" &&
-      dump "$2" >"${SHUNIT_TMPDIR}/dump.r" &&
-      cmp -s "${SHUNIT_TMPDIR}/dump.p" "${SHUNIT_TMPDIR}/dump.r"; then
-      ok=0
-      break
-    fi
-    sleep 0.2
-  done
+  wait_for 30 converged "$1" "$2"
+  ok=$?
   echo "  $3: converged in $((($(date +%s%N) - begin) / 1000000)) ms" \
     "($(wc -l <"${SHUNIT_TMPDIR}/keys.$1") keys, seq ${seq})"
+  assertTrue "$3: the primary took writes (seq ${seq:-none})" \
+    "[ ${seq:-0} -gt 0 ]"
+  [ -z "${4:-}" ] ||
+    assertEquals "$3: keys on the primary" "$4" "$(key_count "$1")"
   assertTrue "$3: replica identical to the primary" "${ok}"
+}
+# converged PRIMARY REPLICA: the two have one sequence (left in ${seq})
+# and the same keys and values.
+converged() {
+  seq=$(node_seq "$1")
+  [ -n "${seq}" ] && [ "$(node_seq "$2")" = "${seq}" ] &&
+    dump "$1" >"${SHUNIT_TMPDIR}/dump.p" &&
+    dump "$2" >"${SHUNIT_TMPDIR}/dump.r" &&
+    cmp -s "${SHUNIT_TMPDIR}/dump.p" "${SHUNIT_TMPDIR}/dump.r"
 }
 
 # wait_up PORT: until /health answers, at most 5 seconds.
-wait_up() {
-  for _ in $(seq 1 100); do
-    curl -s -o /dev/null "http://127.0.0.1:$1/health" && return 0
-    sleep 0.05
-  done
-  return 1
-}
+wait_up() { wait_for 5 curl -s -o /dev/null "http://127.0.0.1:$1/health"; }
 
 # start NAME [VAR=VALUE...]: a server of its own on a new port; sets
 # ${spid}, ${sport} and ${slog}.
@@ -290,11 +353,7 @@ stop() {
 # wait_exit PID SECONDS: its exit status in ${exited}, or 124 and kill -9
 # if it is still running after SECONDS.
 wait_exit() {
-  for _ in $(seq 1 $(($2 * 20))); do
-    kill -0 "$1" 2>/dev/null || break
-    sleep 0.05
-  done
-  kill -0 "$1" 2>/dev/null && kill -9 "$1"
+  wait_for "$2" gone "$1" || kill -9 "$1"
   wait "$1" 2>/dev/null
   exited=$?
   [ "${exited}" -eq 137 ] && exited=124

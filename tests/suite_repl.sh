@@ -179,10 +179,10 @@ testPagesMayComeFromAnyNodeOfTheDataSet() {
   # Through the read Service each page may come from another pod: a
   # replica hashes keys with its primary's seed, so cursors hold on both.
   node p "${rp}" primary FSYNC=no
-  put_many "${rp}" stable- 1000
+  writes put_many "${rp}" stable- 1000
   node r1 "${rr1}" replica
   wait_ready "${rr1}"
-  load "${rp}" 4000 churn >/dev/null &
+  load "${rp}" 4000 churn >"${SHUNIT_TMPDIR}/churn.out" &
   lpid=$!
   cursor=
   : >"${SHUNIT_TMPDIR}/paged"
@@ -195,6 +195,7 @@ testPagesMayComeFromAnyNodeOfTheDataSet() {
     [ -n "${cursor}" ] || break
   done
   wait "${lpid}"
+  assertTrue "the writes meanwhile: $(cat "${SHUNIT_TMPDIR}/churn.out")" $?
   assertEquals "every stable key, pages from both nodes (${pages} pages)" \
     1000 "$(sort -u "${SHUNIT_TMPDIR}/paged" | wc -l)"
   assertEquals 'none twice' 1000 "$(wc -l <"${SHUNIT_TMPDIR}/paged")"
@@ -329,14 +330,15 @@ testReplicaKilledAndRestartedCatchesUpPartially() {
   node p "${rp}" primary
   node r1 "${rr1}" replica
   wait_ready "${rr1}"
-  load "${rp}" 2000 k >/dev/null &
+  load "${rp}" 2000 k >"${SHUNIT_TMPDIR}/k.out" &
   lpid=$!
   sleep 0.3
   kill -9 "$(pid_of r1)"
   # 8 MB it misses while down: the default 16 MiB backlog holds them.
-  put_4k "${rp}" missed 2000 >/dev/null
+  writes put_4k "${rp}" missed 2000
   node r1 "${rr1}" replica
   wait "${lpid}"
+  assertTrue "the writes meanwhile: $(cat "${SHUNIT_TMPDIR}/k.out")" $?
   assert_converged "${rp}" "${rr1}" 'after kill -9 and restart'
   ready=$(curl -s "http://127.0.0.1:${rp}/ready")
   assertEquals "resumed without another full sync: ${ready}" 1 \
@@ -348,14 +350,14 @@ testWipedReplicaFullSyncsWhileWritesContinue() {
   node p "${rp}" primary
   node r1 "${rr1}" replica
   wait_ready "${rr1}"
-  load "${rp}" 3000 w >/dev/null
+  writes load "${rp}" 3000 w
   stop_node r1
   rm -rf "${SHUNIT_TMPDIR}/r1"
   before=$(node_seq "${rp}")
   rm -f "${SHUNIT_TMPDIR}/load.stop"
   while [ ! -f "${SHUNIT_TMPDIR}/load.stop" ]; do
-    load "${rp}" 500 x >/dev/null
-  done &
+    load "${rp}" 500 x || exit 1
+  done >"${SHUNIT_TMPDIR}/x.out" &
   lpid=$!
   node r1 "${rr1}" replica
   for _ in $(seq 1 300); do
@@ -365,6 +367,7 @@ testWipedReplicaFullSyncsWhileWritesContinue() {
   sleep 0.3  # writes go on after the copy too
   touch "${SHUNIT_TMPDIR}/load.stop"
   wait "${lpid}"
+  assertTrue "the writes during the copy: $(cat "${SHUNIT_TMPDIR}/x.out")" $?
   assert_converged "${rp}" "${rr1}" 'after wiping the replica'
   begun=$(sed -n 's/.*full sync from [0-9a-f]* begins at seq \([0-9]*\).*/\1/p' \
     "${SHUNIT_TMPDIR}/r1.log" | tail -n 1)
@@ -381,7 +384,7 @@ testStoppedReplicaBeyondTheBacklogFullSyncs() {
   node r1 "${rr1}" replica
   wait_ready "${rr1}"
   kill -STOP "$(pid_of r1)"
-  load "${rp}" 3000 s >/dev/null
+  writes load "${rp}" 3000 s
   # Its pusher gives up on an answer after REPL_TIMEOUT_MS.
   for _ in $(seq 1 60); do
     grep -q "replica http://127.0.0.1:${rr1}: down: .*timed out" \
@@ -408,9 +411,10 @@ testStalledReplicaSlowsNeitherThePrimaryNorTheOthers() {
   kill -STOP "$(pid_of r2)"
   begin=$(date +%s%N)
   slow=$(put_4k "${rp}" stall 2000)
+  answered=$?
   echo "  2000 writes of 4 KiB with a replica stalled:" \
     "$((($(date +%s%N) - begin) / 1000000)) ms"
-  assertEquals 'every write answered within a second' 0 "${slow}"
+  assertTrue "every write answered within a second: ${slow}" "${answered}"
   assert_converged "${rp}" "${rr1}" 'the other replica, beside a stalled one'
   rss=$(rss_anon "$(pid_of p)")
   echo "  primary RssAnon ${rss0} kB before, ${rss} kB after"
@@ -432,10 +436,10 @@ testPrimaryRestartKeepsReplicationGoing() {
   node p "${rp}" primary
   node r1 "${rr1}" replica
   wait_ready "${rr1}"
-  load "${rp}" 1000 a >/dev/null
+  writes load "${rp}" 1000 a
   stop_node p
   node p "${rp}" primary
-  load "${rp}" 1000 b >/dev/null
+  writes load "${rp}" 1000 b
   assert_converged "${rp}" "${rr1}" 'after a primary restart'
   stop_nodes
 }
@@ -444,9 +448,9 @@ testOneReplicaUnderTwoNamesStillConverges() {
   # REPLICA_URLS says localhost, the replica announces 127.0.0.1: two
   # pushers feed one replica, and their full syncs must not mix.
   node p "${rp}" primary REPLICA_URLS="http://localhost:${rr1}"
-  load "${rp}" 3000 two >/dev/null
+  writes load "${rp}" 3000 two
   node r1 "${rr1}" replica
-  load "${rp}" 3000 names >/dev/null
+  writes load "${rp}" 3000 names
   assert_converged "${rp}" "${rr1}" 'one replica fed under two names'
   stop_nodes
 }
@@ -455,20 +459,20 @@ testPrimaryKill9TakesANewIdAndReplicasConverge() {
   node p "${rp}" primary
   node r1 "${rr1}" replica
   wait_ready "${rr1}"
-  load "${rp}" 1000 k9 >/dev/null
+  writes load "${rp}" 1000 k9
   kill -9 "$(pid_of p)"
   wait "$(pid_of p)" 2>/dev/null
   node p "${rp}" primary
   assertContains 'a new replication id' "$(cat "${SHUNIT_TMPDIR}/p.log")" \
     'new replication id'
-  load "${rp}" 500 after >/dev/null
+  writes load "${rp}" 500 after
   assert_converged "${rp}" "${rr1}" 'after a primary kill -9'
   stop_nodes
 }
 
 testReplicaStartedLaterAnnouncesItself() {
   node p "${rp}" primary
-  load "${rp}" 500 l >/dev/null
+  writes load "${rp}" 500 l
   node r2 "${rr2}" replica
   assert_converged "${rp}" "${rr2}" 'a replica that registered itself'
   ready=$(curl -s "http://127.0.0.1:${rp}/ready")
@@ -484,10 +488,13 @@ testThreeReplicasConvergeUnderConcurrentLoad() {
   for r in "${rr1}" "${rr2}" "${rr3}"; do wait_ready "${r}"; done
   lpids=
   for part in 1 2 3 4; do
-    load "${rp}" 5000 "c${part}" >/dev/null &
+    load "${rp}" 5000 "c${part}" >"${SHUNIT_TMPDIR}/c${part}.out" &
     lpids="${lpids} $!"
   done
-  for l in ${lpids}; do wait "${l}"; done
+  for l in ${lpids}; do
+    wait "${l}"
+    assertTrue "the writes of load ${l}: $(cat "${SHUNIT_TMPDIR}"/c?.out)" $?
+  done
   for r in "${rr1}" "${rr2}" "${rr3}"; do
     assert_converged "${rp}" "${r}" "replica ${r} after 20,000 writes"
   done
@@ -496,16 +503,11 @@ testThreeReplicasConvergeUnderConcurrentLoad() {
 
 testFullSyncOfDataFarLargerThanTheBacklog() {
   node p "${rp}" primary REPL_BACKLOG_BYTES=65536
-  head -c 4096 /dev/zero | tr '\0' v >"${SHUNIT_TMPDIR}/4k"
-  for i in $(seq 1 2000); do
-    printf 'url = "http://127.0.0.1:%s/kv/big%s"\nupload-file = "%s"\noutput = "/dev/null"\n' \
-      "${rp}" "${i}" "${SHUNIT_TMPDIR}/4k"
-  done >"${SHUNIT_TMPDIR}/bigcfg"
-  curl -s -K "${SHUNIT_TMPDIR}/bigcfg"
+  writes put_4k "${rp}" big 2000
   touch "${SHUNIT_TMPDIR}/r1.log"
   seen=$(wc -l <"${SHUNIT_TMPDIR}/r1.log")
   node r1 "${rr1}" replica
-  assert_converged "${rp}" "${rr1}" '8 MB through a 64 KiB backlog'
+  assert_converged "${rp}" "${rr1}" '8 MB through a 64 KiB backlog' 2000
   # The snapshot says how many keys come: the copy gets buckets for all
   # 2,000 at once (a new store has 1,024) and never rehashes on the way.
   assertEquals 'compactions during the full sync' 0 \
@@ -517,7 +519,7 @@ testEmptyPrimaryRecoversFromItsReplicas() {
   node p "${rp}" primary
   node r1 "${rr1}" replica
   wait_ready "${rr1}"
-  load "${rp}" 1000 e >/dev/null
+  writes load "${rp}" 1000 e
   wait_seq "${rr1}" "$(node_seq "${rp}")"
   before=$(node_seq "${rp}")
   dump "${rp}" >"${SHUNIT_TMPDIR}/dump.before"
@@ -664,7 +666,7 @@ testSigtermOnThePrimaryDeliversPendingWrites() {
   # The replica is behind when SIGTERM comes, and answers again 1 s
   # later, inside the primary's 3 s for delivering.
   kill -STOP "$(pid_of r1)"
-  load "${rp}" 2000 t >/dev/null
+  writes load "${rp}" 2000 t
   seq=$(node_seq "${rp}")
   kill "$(pid_of p)"
   sleep 1
@@ -676,7 +678,7 @@ testSigtermOnThePrimaryDeliversPendingWrites() {
   node p "${rp}" primary
   wait_streaming "${rp}" "${rr1}" || fail 'the replica did not come back'
   kill -STOP "$(pid_of r1)"
-  load "${rp}" 500 u >/dev/null
+  writes load "${rp}" 500 u
   begin=$(date +%s%N)
   stop_node p
   ms=$((($(date +%s%N) - begin) / 1000000))

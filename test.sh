@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2154 # tests/lib.sh sets some (slog, exited, ...)
 # kvstore's test suite: the C unit tests, then real servers on loopback
 # driven with curl and raw sockets, then crash and torn-file cases; more
 # by theme in tests/suite_*.sh (replication in tests/suite_repl.sh), with
@@ -1247,9 +1248,9 @@ done
 suite() {
   while read -r t; do
     suite_addTest "${t}"
-  done < <(test_names)
+  done < <(list_tests)
 }
-test_names() {
+list_tests() {
   sed -n 's/^\(test[A-Za-z0-9_]*\)() {$/\1/p' "$0" \
     "$(dirname "$0")"/tests/suite_*.sh 2>/dev/null
 }
@@ -1260,34 +1261,48 @@ test_names() {
 # the suite runs in a child, and count_tests reads what shunit2 prints:
 # each test's name as it starts, then an "ASSERT:" line per failed
 # assertion, or "shunit2:ERROR" if the test returned non-zero. A test with
-# either fails. The exit status is non-zero if any test failed, if the
-# report is missing, or if shunit2 says so.
+# either fails. It returns non-zero if any test failed, if the report is
+# missing, or if the report does not say OK. (A bash loop, not awk: mawk
+# reads a pipe in blocks, and the output must come as the tests run.)
 count_tests() {
-  awk -v names="$(test_names | tr '\n' ' ')" '
-    BEGIN { n = split(names, t, " "); for (i = 1; i <= n; i++) known[t[i]] = 1 }
-    { print; fflush() }
-    { line = $0; gsub(/\033\[[0-9;]*m/, "", line) }
-    line in known { cur = line; started++; next }
-    line ~ /^(ASSERT:|shunit2:ERROR)/ && cur != "" && !(cur in failed) {
-      failed[cur] = 1; nfailed++; which = which " " cur
-    }
-    line ~ /^  skipped: / && cur != "" && !(cur in skipped) {
-      skipped[cur] = 1; nskipped++; which_skipped = which_skipped " " cur
-    }
-    line ~ /^Ran [0-9]+ tests?\.$/ { split(line, w, " "); ran = w[2] }
-    line ~ /^OK/ { ok = 1 }
-    END {
-      if (ran == "") {
-        print "shunit2 gave no report: the suite ended early"
-        ran = started
-        if (nfailed == 0) nfailed = 1
-      }
-      if (!ok && nfailed == 0) nfailed = 1
-      if (nskipped) printf "%d skipped:%s\n", nskipped, which_skipped
-      if (nfailed) printf "failed:%s\n", which
-      printf "%d passed, %d failed\n", ran - nfailed, nfailed
-      exit nfailed > 0
-    }'
+  local known line cur='' ran='' ok=0 started=0
+  known=" $(list_tests | tr '\n' ' ') "
+  local failed=() skipped=()
+  while IFS= read -r line; do
+    printf '%s\n' "${line}"
+    line=$(printf '%s' "${line}" | sed 's/\x1b\[[0-9;]*m//g')
+    case "${line}" in
+      *' '*) ;;
+      test*) if [[ "${known}" == *" ${line} "* ]]; then
+          cur=${line}
+          started=$((started + 1))
+          continue
+        fi ;;
+    esac
+    case "${line}" in
+      ASSERT:* | shunit2:ERROR*)
+        [ -n "${cur}" ] && [[ " ${failed[*]} " != *" ${cur} "* ]] &&
+          failed+=("${cur}") ;;
+      '  skipped: '*)
+        [ -n "${cur}" ] && [[ " ${skipped[*]} " != *" ${cur} "* ]] &&
+          skipped+=("${cur}") ;;
+      'Ran '[0-9]*' test.' | 'Ran '[0-9]*' tests.')
+        ran=${line#Ran }
+        ran=${ran%% *} ;;
+      OK*) ok=1 ;;
+    esac
+  done
+  if [ -z "${ran}" ]; then
+    echo 'shunit2 gave no report: the suite ended early'
+    ran=${started}
+    [ "${#failed[@]}" -gt 0 ] || failed=('(unknown)')
+  fi
+  [ "${ok}" = 1 ] || [ "${#failed[@]}" -gt 0 ] || failed=('(unknown)')
+  [ "${#skipped[@]}" -eq 0 ] ||
+    echo "${#skipped[@]} skipped: ${skipped[*]}"
+  [ "${#failed[@]}" -eq 0 ] || echo "failed: ${failed[*]}"
+  echo "$((ran - ${#failed[@]})) passed, ${#failed[@]} failed"
+  [ "${#failed[@]}" -eq 0 ]
 }
 if [ -z "${KV_SUITE_CHILD:-}" ]; then
   KV_SUITE_CHILD=1 "$0" "$@" 2>&1 | count_tests

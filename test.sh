@@ -176,7 +176,11 @@ testDataStaysInTheMappingAndListingsStream() {
       "[ $((rss0 - empty)) -lt 1024 ]"
   exec 3<>"/dev/tcp/127.0.0.1/${sport}"
   printf 'GET /kv/?values=true HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
-  sleep 0.5
+  # The server writes until the socket buffers are full: wait until the
+  # bytes queued on the connection stop growing.
+  q=0
+  wait_for 10 'p=${q}; q=$(queued "${sport}"); [ "${q}" -gt 0 ] && [ "${q}" = "${p}" ]'
+  assertTrue "the listing filled the socket buffers (${q} bytes queued)" $?
   rss1=$(awk '/^RssAnon/ { print $2 }' "/proc/${spid}/status")
   echo "  RssAnon with an unread 24 MB listing: ${rss0} -> ${rss1} KiB"
   exec 3<&-
@@ -369,11 +373,7 @@ testABigValueBeingSentSurvivesACompaction() {
   printf 'GET /kv/huge HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&4
   head -c 4096 <&4 >"${SHUNIT_TMPDIR}/huge.out"
   curl -s -o /dev/null -X PUT --data-binary new "http://127.0.0.1:${rp}/kv/huge"
-  for _ in $(seq 1 100); do
-    tail -n +$((seen + 1)) "${SHUNIT_TMPDIR}/p.log" | grep -q 'compacted to' &&
-      break
-    sleep 0.1
-  done
+  wait_for 10 'tail -n +$((seen + 1)) "${SHUNIT_TMPDIR}/p.log" | grep -q "compacted to"'
   assertContains 'the store compacted meanwhile' \
     "$(tail -n +$((seen + 1)) "${SHUNIT_TMPDIR}/p.log")" 'compacted to'
   timeout 20 cat <&4 >>"${SHUNIT_TMPDIR}/huge.out"
@@ -457,14 +457,18 @@ testEveryResponseHasADateAndAServer() {
 
 testConnectionCapAnswers503AndRecovers() {
   start cap MAX_CONNS=3
+  s0=$(sockets "${spid}")
   exec 4<>"/dev/tcp/127.0.0.1/${sport}" 5<>"/dev/tcp/127.0.0.1/${sport}" \
     6<>"/dev/tcp/127.0.0.1/${sport}"
-  sleep 0.2
+  # Over the cap no request can ask: count the server's sockets instead.
+  wait_for 5 '[ "$(sockets "${spid}")" -ge $((s0 + 3)) ]'
+  assertTrue 'the three connections accepted' $?
   out=$(raw "${sport}" 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n')
   assertEquals 'over the cap: closed' 0 $?
   assertEquals 'over the cap' 503 "$(status_code "${out}")"
   exec 4<&- 5<&- 6<&-
-  sleep 0.2
+  wait_for 5 '[ "$(sockets "${spid}")" -le "${s0}" ]'
+  assertTrue 'the three connections closed' $?
   code=$(curl -s -o /dev/null -w '%{http_code}' \
     "http://127.0.0.1:${sport}/health")
   assertEquals 'serves again below the cap' 200 "${code}"
@@ -474,13 +478,16 @@ testConnectionCapAnswers503AndRecovers() {
 testConnectionsShareTheOneLoopThread() {
   start threads
   before=$(find "/proc/${spid}/task" -mindepth 1 -maxdepth 1 | wc -l)
+  # shellcheck disable=SC2034 # read by the wait_for below
+  s0=$(sockets "${spid}")
   fds=
   for _ in $(seq 1 50); do
     exec {fd}<>"/dev/tcp/127.0.0.1/${sport}"
     printf 'GET /health HTTP/1.1\r\nHost: x\r\n' >&"${fd}"
     fds="${fds} ${fd}"
   done
-  sleep 0.3
+  wait_for 5 '[ "$(sockets "${spid}")" -ge $((s0 + 50)) ]'
+  assertTrue 'the 50 connections accepted' $?
   after=$(find "/proc/${spid}/task" -mindepth 1 -maxdepth 1 | wc -l)
   for fd in ${fds}; do exec {fd}<&-; done
   assertEquals 'threads with 50 connections open' "${before}" "${after}"
@@ -612,12 +619,16 @@ testWatchAnswersWhenTheKeyChanges() {
   put watched one
   etag=$(curl -s -D - -o /dev/null "${url}/kv/watched" | tr -d '\r' |
     sed -n 's/^ETag: "\(.*\)"/\1/p')
-  (sleep 0.4; curl -s -o /dev/null -X PUT -d two "${url}/kv/watched") &
+  # The write once the watch is held: its connection open on the server.
+  c0=$(connections "${port}")
+  (wait_for 10 parked "${port}" 1 "${c0}"; echo $? >"${SHUNIT_TMPDIR}/held"
+    curl -s -o /dev/null -X PUT -d two "${url}/kv/watched") &
   out=$(curl -s -D "${SHUNIT_TMPDIR}/watch.head" -w ' %{time_total}' \
-    "${url}/kv/watched?index=${etag}&wait=5s")
+    "${url}/kv/watched?index=${etag}&wait=30s")
   assertEquals 'the new value' two "${out%% *}"
-  awk -v t="${out#* }" 'BEGIN { exit !(t > 0.3 && t < 4) }'
-  assertTrue "held until the write, not until the wait ends (${out#* } s)" $?
+  assertEquals 'held until the write' 0 "$(cat "${SHUNIT_TMPDIR}/held")"
+  awk -v t="${out#* }" 'BEGIN { exit !(t < 20) }'
+  assertTrue "not until the wait ends (${out#* } s of 30)" $?
   assertContains 'with its version' "$(tr -d '\r' <"${SHUNIT_TMPDIR}/watch.head")" \
     "ETag: \"$((etag + 1))\""
   etag=$(curl -s -D - -o /dev/null "${url}/kv/watched" | tr -d '\r' |
@@ -626,12 +637,14 @@ testWatchAnswersWhenTheKeyChanges() {
     "${url}/kv/watched?index=${etag}&wait=300ms")
   assertEquals 'no change: the current value when the wait ends' \
     '200 two' "${code} $(cat "${body}")"
-  (sleep 0.3; curl -s -o /dev/null -X DELETE "${url}/kv/watched") &
+  c0=$(connections "${port}")
+  (wait_for 10 parked "${port}" 1 "${c0}"
+    curl -s -o /dev/null -X DELETE "${url}/kv/watched") &
   out=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' \
-    "${url}/kv/watched?index=${etag}&wait=5s")
+    "${url}/kv/watched?index=${etag}&wait=30s")
   assertEquals 'a delete ends the watch' 404 "${out%% *}"
-  awk -v t="${out#* }" 'BEGIN { exit !(t < 4) }'
-  assertTrue "at once (${out#* } s)" $?
+  awk -v t="${out#* }" 'BEGIN { exit !(t < 20) }'
+  assertTrue "at once, not when the wait ends (${out#* } s of 30)" $?
   code=$(curl -s -o /dev/null -w '%{http_code}' "${url}/kv/watched?index=1&wait=forever")
   assertEquals 'bad wait: 400' 400 "${code}"
 }
@@ -639,15 +652,19 @@ testWatchAnswersWhenTheKeyChanges() {
 testWatchOnAPrefixAnswersOnAChangeUnderIt() {
   index=$(curl -s -D - -o /dev/null "${url}/kv/?prefix=wp/" | tr -d '\r' |
     sed -n 's/^X-Kv-Index: //p')
-  (sleep 0.3; curl -s -o /dev/null -X PUT -d x "${url}/kv/elsewhere"
-    sleep 0.3; curl -s -o /dev/null -X PUT -d y "${url}/kv/wp/1") &
+  # Once the watch is held, a write elsewhere, then one under the prefix:
+  # woken by the first, the listing would lack wp/1.
+  c0=$(connections "${port}")
+  (wait_for 10 parked "${port}" 1 "${c0}"
+    curl -s -o /dev/null -X PUT -d x "${url}/kv/elsewhere"
+    curl -s -o /dev/null -X PUT -d y "${url}/kv/wp/1") &
   # A listing ends in a newline: the time follows it.
   out=$(curl -s -w '%{time_total}' \
-    "${url}/kv/?prefix=wp/&index=${index}&wait=5s")
+    "${url}/kv/?prefix=wp/&index=${index}&wait=30s")
   assertEquals 'the listing after the change under the prefix' '["wp/1"]' \
     "${out%%$'\n'*}"
-  awk -v t="${out##*$'\n'}" 'BEGIN { exit !(t < 4) }'
-  assertTrue "as it happens, not when the wait ends (${out##*$'\n'} s)" $?
+  awk -v t="${out##*$'\n'}" 'BEGIN { exit !(t < 20) }'
+  assertTrue "as it happens, not when the wait ends (${out##*$'\n'} s of 30)" $?
 }
 
 testManyParkedWatchesCostLittle() {
@@ -659,6 +676,7 @@ testManyParkedWatchesCostLittle() {
     sed -n 's/^ETag: "\(.*\)"/\1/p')
   # RssAnon: the heap and stacks, not the store's mapped file.
   rss0=$(awk '/^RssAnon/ { print $2 }' "/proc/${spid}/status")
+  c0=$(connections "${sport}")
   threads0=$(awk '/^Threads/ { print $2 }' "/proc/${spid}/status")
   fds=
   for _ in $(seq 1 2000); do
@@ -667,12 +685,8 @@ testManyParkedWatchesCostLittle() {
       "${etag}" >&"${fd}"
     fds="${fds} ${fd}"
   done
-  for _ in $(seq 1 50); do
-    parked=$(curl -s "${wurl}/metrics" |
-      sed -n 's/^kvstore_http_connections //p')
-    [ "${parked}" -gt 2000 ] && break
-    sleep 0.1
-  done
+  wait_for 10 parked "${sport}" 2000 "${c0}"
+  assertTrue 'the 2000 watches held' $?
   rss1=$(awk '/^RssAnon/ { print $2 }' "/proc/${spid}/status")
   per=$(((rss1 - rss0) / 2000))
   echo "  2000 parked watches: RssAnon +$((rss1 - rss0)) KiB, ${per} KiB each"
@@ -736,8 +750,14 @@ testClientCommandsAndTheirExitCodes() {
   assertEquals 'get --expect matching' 0 $?
   ./kvstore get --wait 1 --expect other cli/key 2>/dev/null
   assertEquals 'get --wait --expect not matching' 1 $?
-  (sleep 0.5; curl -s -o /dev/null -X PUT -d late "${url}/kv/cli-late") &
-  ./kvstore get --wait 5 --expect late cli-late >/dev/null
+  # get --wait retries: the write once it has been answered 404 once.
+  # shellcheck disable=SC2034 # read by the wait_for below
+  n404=$(requests "${port}" GET 404)
+  ./kvstore get --wait 10 --expect late cli-late >/dev/null &
+  gpid=$!
+  wait_for 10 '[ "$(requests "${port}" GET 404)" -gt "${n404}" ]'
+  curl -s -o /dev/null -X PUT -d late "${url}/kv/cli-late"
+  wait "${gpid}"
   assertEquals 'get --wait sees a later write' 0 $?
   assertContains 'ls with a prefix' "$(./kvstore ls cli)" 'cli/key'
   assertNotContains 'ls filters' "$(./kvstore ls cli/)" 'cli-stdin'
@@ -756,12 +776,15 @@ testClientCommandsAndTheirExitCodes() {
   out=$(./kvstore --help)
   assertEquals '--help: exit 0' 0 $?
   assertContains '--help on stdout' "${out}" 'Exit status: 0 ok, 1 not found, 2 usage, 3'
-  timeout 2 ./kvstore watch cli-watched >"${SHUNIT_TMPDIR}/watch.out" 2>&1 &
+  c0=$(connections "${port}")
+  timeout 20 ./kvstore watch cli-watched >"${SHUNIT_TMPDIR}/watch.out" 2>&1 &
   wpid=$!
-  sleep 0.3
+  wait_for 10 parked "${port}" 1 "${c0}"
   ./kvstore put cli-watched first >/dev/null
-  sleep 0.3
+  wait_for 10 log_has "${SHUNIT_TMPDIR}/watch.out" '^first$'
   ./kvstore put cli-watched second >/dev/null
+  wait_for 10 log_has "${SHUNIT_TMPDIR}/watch.out" '^second$'
+  kill "${wpid}"
   wait "${wpid}"
   assertEquals 'watch prints each new value' 'first
 second' "$(grep -v 'not found' "${SHUNIT_TMPDIR}/watch.out")"
@@ -900,10 +923,7 @@ testMakeRunStartsAPrimaryOn8081AndItsReplicas() {
   kill -INT -- "-${mpid}"
   wait_exit "${mpid}" 10
   assertNotEquals 'make ends on Ctrl-C' 124 "${exited}"
-  for _ in $(seq 1 200); do
-    kill -0 -- "-${mpid}" 2>/dev/null || break
-    sleep 0.05
-  done
+  wait_for 10 '! kill -0 -- "-${mpid}" 2>/dev/null'
   kill -0 -- "-${mpid}" 2>/dev/null
   assertFalse 'every process of make run has ended' $?
   assertEquals 'each node stopped cleanly' 3 \
@@ -1053,13 +1073,14 @@ testSigtermShutsDownCleanlyAndKeepsData() {
 
 testSigintStopsAcceptingAndFinishesTheRequestInFlight() {
   start inflight
+  c0=$(connections "${sport}")
   exec 3<>"/dev/tcp/127.0.0.1/${sport}"
   printf 'PUT /kv/inflight HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhe' >&3
-  sleep 0.3
+  # Once the server counts it (the loop has then read what came on it).
+  wait_for 5 parked "${sport}" 1 "${c0}"
   kill -INT "${spid}"
-  sleep 0.3
-  curl -s -o /dev/null "http://127.0.0.1:${sport}/health"
-  assertEquals 'new connections refused (curl exit 7)' 7 $?
+  wait_for 5 'curl -s -o /dev/null "http://127.0.0.1:${sport}/health"; [ $? -eq 7 ]'
+  assertTrue 'new connections refused (curl exit 7)' $?
   printf 'llo' >&3
   answer=$(timeout 3 cat <&3 | tr -d '\r')
   exec 3<&-
@@ -1124,6 +1145,8 @@ testKill9UnderWriteLoadLosesNoAcknowledgedWrite() {
     start crash FSYNC=always
     writer "${sport}" "${round}" >>"${SHUNIT_TMPDIR}/acked" &
     wpid=$!
+    # The test itself: a kill at a random moment, 0.2 to 0.7 s into the
+    # writes.
     sleep "0.$((RANDOM % 6 + 2))"
     kill -9 "${spid}"
     wait "${spid}" 2>/dev/null

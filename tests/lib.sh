@@ -190,11 +190,35 @@ connections() {
   curl -s "http://127.0.0.1:$1/metrics" |
     sed -n 's/^kvstore_http_connections //p'
 }
-# parked PORT N: at least N connections besides the one asking are open
-# (requests held by a watch or a wait hold theirs).
-parked() { [ "$(connections "$1")" -gt "$2" ]; }
+# delete_status PORT KEY: the status a DELETE of KEY gets.
+delete_status() {
+  curl -s -o /dev/null -w '%{http_code}' -X DELETE "http://127.0.0.1:$1/kv/$2"
+}
+# parked PORT N BEFORE: N more connections are open than when connections
+# PORT said BEFORE (a request held by a watch or a wait holds its own; a
+# replica also holds its primary's).
+parked() { [ "$(connections "$1")" -ge $(($3 + $2)) ]; }
 # sockets PID: how many sockets the process holds.
 sockets() { find "/proc/$1/fd" -lname 'socket:*' 2>/dev/null | wc -l; }
+# requests PORT METHOD STATUS: how many METHOD requests the server has
+# answered STATUS (its metrics).
+requests() {
+  n=$(curl -s "http://127.0.0.1:$1/metrics" |
+    sed -n "s/^kvstore_http_requests_total{method=\"$2\",code=\"$3\"} //p")
+  echo "${n:-0}"
+}
+# queued PORT: bytes waiting in the kernel on TCP connections to or from
+# PORT, sent or unread (/proc/net/tcp*: tx_queue and rx_queue, in hex).
+queued() {
+  local p n=0 l r q
+  p=$(printf ':%04X' "$1")
+  while read -r _ l r _ q _; do
+    case " ${l} ${r} " in
+      *"${p} "*) n=$((n + 16#${q%:*} + 16#${q#*:})) ;;
+    esac
+  done < <(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null)
+  echo "${n}"
+}
 
 # wait_ready PORT [SECONDS]: until /ready answers 200, at most SECONDS (10).
 wait_ready() { wait_for "${2:-10}" http_is "$1" /ready 200; }

@@ -63,6 +63,7 @@ testPrimaryKill9UnderLoadKeepsAckedWritesAndReplicasConverge() {
   for round in $(seq 1 "${rounds}"); do
     tests/crashload write "${rp}" "${acks}" 4 "${round}" >/dev/null &
     wpid=$!
+    # The test itself: a kill at a random moment, 0.2 to 1 s in.
     ms=$((RANDOM % 800 + 200))
     sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
     kill -9 "$(pid_of p)"
@@ -153,10 +154,7 @@ testReplicaKilledMidFullSyncNeverServesAHalfStore() {
       assertTrue "a listing held across the swap: ${held:-no answer}" \
         "[ '${held}' = cut ] || [ '${held}' = 'list ${before}' ]"
     fi
-    for _ in $(seq 1 300); do
-      grep -q "^list ${new}\$" "${seen}" && break
-      sleep 0.1
-    done
+    wait_for 30 grep -q "^list ${new}\$" "${seen}"
     touch "${SHUNIT_TMPDIR}/reader.stop"
     wait "${rpid}"
     # Each answer is one view: the store before the sync whole, or the
@@ -198,10 +196,7 @@ kill_mid_sync() {
     begun=$(grep -c 'full sync from' "${rlog}" 2>/dev/null)
     done_=$(grep -c 'full sync done' "${rlog}" 2>/dev/null)
     node "$1" "$2" replica
-    for _ in $(seq 1 500); do
-      [ "$(grep -c 'full sync from' "${rlog}")" -gt "${begun}" ] && break
-      sleep 0.02
-    done
+    wait_for 10 '[ "$(grep -c "full sync from" "${rlog}")" -gt "${begun}" ]'
     # 10 to 50 ms in: a copy of this size takes about a second, less
     # on a fast machine, so a later kill can miss it.
     sleep "0.0$((RANDOM % 5 + 1))"
@@ -227,7 +222,7 @@ readers() {
   while [ ! -f "${SHUNIT_TMPDIR}/reader.stop" ]; do
     r=$(curl -s --max-time 2 "http://127.0.0.1:$1/ready") &&
       echo "ready $(json_num "${r}" keys)"
-    sleep 0.05
+    sleep 0.05  # a sample every 50 ms: a recorder, not a wait
   done >>"$2" &
   slow_lister "$1" "$2" 1 &
   slow_lister "$1" "$2" 2 &
@@ -240,7 +235,7 @@ slow_lister() {
     timeout 60 tests/crashload slowget "$1" '/kv/?prefix=l/&values=true' \
       8000000 2>/dev/null >"${listed}"
     if view "${listed}" | grep '^list'; then
-      sleep 0.05
+      sleep 0.05  # the next listing, paced like the /ready samples
       continue
     fi
     view "${listed}"

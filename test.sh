@@ -514,7 +514,8 @@ testIdleKeepAliveConnectionIsClosed() {
 
 testListensOnIPv6Too() {
   if ! grep -q . /proc/net/if_inet6 2>/dev/null; then
-    startSkipping
+    skip 'this machine has no IPv6 address'
+    return
   fi
   code=$(curl -s -g -o /dev/null -w '%{http_code}' "http://[::1]:${port}/health")
   assertEquals 'GET over ::1' 200 "${code}"
@@ -522,7 +523,7 @@ testListensOnIPv6Too() {
 
 testFallsBackToIPv4WhereIPv6IsAbsent() {
   if ! tests/noipv6 true 2>/dev/null; then
-    startSkipping
+    skip 'tests/noipv6 cannot install its seccomp filter here'
     return
   fi
   sport=$((port + 1 + $(next_port)))
@@ -841,6 +842,7 @@ testMakeBuildsAStaticBinaryUnder200KiB() {
   elif unshare -r true 2>/dev/null; then
     jail=(unshare -r chroot)
   else
+    skip 'running it in an empty root needs root or unshare -r'
     return
   fi
   out=$(KV_URL="${url}" "${jail[@]}" "${src}/root" /kvstore health 2>&1)
@@ -936,7 +938,7 @@ testMakeRunStartsAPrimaryOn8081AndItsReplicas() {
 testDefaultsAreReplicaOnPort8080WithDataInDotData() {
   # Port 8080 may be taken on this machine: use a network namespace.
   if ! unshare -n true 2>/dev/null; then
-    startSkipping
+    skip 'a network namespace of its own (unshare -n) is not allowed here'
     return
   fi
   kv="$(pwd)/kvstore"
@@ -984,7 +986,7 @@ testUnwritableDataDirIsRefusedAndLeftUntouched() {
       exec ./kvstore' _ "${dir}" 2>&1)
     status=$?
   else
-    startSkipping
+    skip 'as root, a read-only mount needs unshare -m'
     return
   fi
   assertEquals 'exit status' 1 "${status}"
@@ -1008,7 +1010,7 @@ testForeignDbFileIsRefusedAndLeftUntouched() {
 
 testRoleAutoFollowsTheStatefulSetOrdinal() {
   if ! unshare --uts true 2>/dev/null; then
-    startSkipping
+    skip 'a hostname of its own (unshare --uts) is not allowed here'
     return
   fi
   aport=$((port + 41))

@@ -297,11 +297,14 @@ testReplicaRefusesWritesNamingThePrimary() {
 }
 
 testWrongMethodAnswers405WithAllow() {
-  allow=$(curl -s -D - -o /dev/null -X POST -d x "${url}/kv/k" |
-    tr -d '\r' | grep -i '^allow:')
-  assertEquals 'Allow on /kv/k' 'Allow: GET, HEAD, PUT, DELETE' "${allow}"
-  call DELETE /health
-  assertEquals 'DELETE /health' 405 "${code}"
+  head=$(curl -s -D - -o /dev/null -X POST -d x "${url}/kv/k" | tr -d '\r')
+  assertEquals 'POST /kv/k' 405 "$(status_code "${head}")"
+  assertEquals 'Allow on /kv/k' 'Allow: GET, HEAD, PUT, DELETE' \
+    "$(printf '%s\n' "${head}" | grep -i '^allow:')"
+  head=$(curl -s -D - -o /dev/null -X DELETE "${url}/health" | tr -d '\r')
+  assertEquals 'DELETE /health' 405 "$(status_code "${head}")"
+  assertEquals 'Allow on /health' 'Allow: GET, HEAD' \
+    "$(printf '%s\n' "${head}" | grep -i '^allow:')"
   call GET /nowhere
   assertEquals 'unknown path' 404 "${code}"
 }
@@ -337,6 +340,8 @@ testPipelinedRequestsAreAnsweredInOrder() {
 testPipelinedPutBodiesDoNotLeakIntoTheNextRequest() {
   out=$(raw "${port}" 'PUT /kv/pb1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcPUT /kv/pb2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nde\r\n0\r\n\r\nGET /kv/pb1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
   assertEquals 'three responses' 3 "$(count_status "${out}" '20[01]')"
+  get pb1
+  assertEquals 'the first body, whole' abc "$(cat "${body}")"
   get pb2
   assertEquals 'chunked body' de "$(cat "${body}")"
 }
@@ -450,9 +455,17 @@ testOversizedHeadAndTargetAreRefused() {
 }
 
 testEveryResponseHasADateAndAServer() {
-  out=$(curl -s -D - -o /dev/null "${url}/kv/nothing-here" | tr -d '\r')
-  assertContains 'Date' "${out}" 'Date: '
-  assertContains 'length' "${out}" 'Content-Length: '
+  # A success, a create, a miss, a wrong method, a refused request.
+  for req in 'GET /health' 'PUT /kv/dated' 'GET /kv/nothing-here' \
+    'POST /kv/k' 'PUT /kv/bad%G1'; do
+    out=$(curl -s -D - -o /dev/null -X "${req% *}" -d v "${url}${req#* }" |
+      tr -d '\r')
+    assertContains "${req}: Date" "${out}" 'Date: '
+    assertContains "${req}: Server" "${out}" 'Server: kvstore'
+    assertContains "${req}: length" "${out}" 'Content-Length: '
+  done
+  assertEquals 'the Date in the form of RFC 9110' 1 \
+    "$(printf '%s\n' "${out}" | grep -Ecx 'Date: (Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT')"
 }
 
 testConnectionCapAnswers503AndRecovers() {

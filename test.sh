@@ -1336,6 +1336,7 @@ count_tests() {
     [ "${#failed[@]}" -gt 0 ] || failed=('(unknown)')
   fi
   [ "${ok}" = 1 ] || [ "${#failed[@]}" -gt 0 ] || failed=('(unknown)')
+  [ "${ran}" -ge "${#failed[@]}" ] || ran=${#failed[@]}
   [ "${#skipped[@]}" -eq 0 ] ||
     echo "${#skipped[@]} skipped: ${skipped[*]}"
   [ "${#failed[@]}" -eq 0 ] || echo "failed: ${failed[*]}"

@@ -63,6 +63,7 @@ testPrimaryKill9UnderLoadKeepsAckedWritesAndReplicasConverge() {
   for round in $(seq 1 "${rounds}"); do
     tests/crashload write "${rp}" "${acks}" 4 "${round}" >/dev/null &
     wpid=$!
+    # The test itself: a kill at a random moment, 0.2 to 1 s in.
     ms=$((RANDOM % 800 + 200))
     sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
     kill -9 "$(pid_of p)"
@@ -98,21 +99,23 @@ testReplicaKilledMidFullSyncNeverServesAHalfStore() {
   # server produces it over seconds for a slow reader) and l/gone-*.
   node p "${rp}" primary FSYNC=no REPL_BACKLOG_BYTES=1048576
   head -c 6144 /dev/urandom | base64 -w 0 >"${SHUNIT_TMPDIR}/8k"
-  put_files "${rp}" l/old- 2000 "${SHUNIT_TMPDIR}/8k"
-  put_many "${rp}" l/gone- 100
+  writes put_files "${rp}" l/old- 2000 "${SHUNIT_TMPDIR}/8k"
+  writes put_many "${rp}" l/gone- 100
   node r1 "${rr1}" replica
-  assert_converged "${rp}" "${rr1}" 'the old data set'
+  assert_converged "${rp}" "${rr1}" 'the old data set' 2100
   stop_node r1
   # The new one, far past the 1 MiB backlog: l/gone-* deleted, l/new-*,
   # 64 KiB values outside l/ (50 MB; 200 MB long, 1 MB under TSan), and
   # l/sentinel last.
   for i in $(seq 1 100); do
-    printf 'url = "http://127.0.0.1:%s/kv/l/gone-%s"\nrequest = "DELETE"\noutput = "/dev/null"\n' \
+    printf 'url = "http://127.0.0.1:%s/kv/l/gone-%s"\noutput = "/dev/null"\n' \
       "${rp}" "${i}"
-  done | curl -s -K -
-  put_many "${rp}" l/new- 100
+  done | curl -s -X DELETE -w '%{method} %{http_code}\n' -K - |
+    answered 'deletes of l/gone-' 100 'DELETE 200' >"${SHUNIT_TMPDIR}/gone.out"
+  assertTrue "$(cat "${SHUNIT_TMPDIR}/gone.out")" $?
+  writes put_many "${rp}" l/new- 100
   head -c 49152 /dev/urandom | base64 -w 0 >"${SHUNIT_TMPDIR}/64k"
-  put_files "${rp}" big "${big}" "${SHUNIT_TMPDIR}/64k"
+  writes put_files "${rp}" big "${big}" "${SHUNIT_TMPDIR}/64k"
   curl -s -o /dev/null -X PUT -d last "http://127.0.0.1:${rp}/kv/l/sentinel"
   # Views: "ready KEYS" and "list TOTAL NEW GONE SENTINEL" (under l/).
   old_keys=2100 old="2100 0 100 0"
@@ -151,10 +154,7 @@ testReplicaKilledMidFullSyncNeverServesAHalfStore() {
       assertTrue "a listing held across the swap: ${held:-no answer}" \
         "[ '${held}' = cut ] || [ '${held}' = 'list ${before}' ]"
     fi
-    for _ in $(seq 1 300); do
-      grep -q "^list ${new}\$" "${seen}" && break
-      sleep 0.1
-    done
+    wait_for 30 grep -q "^list ${new}\$" "${seen}"
     touch "${SHUNIT_TMPDIR}/reader.stop"
     wait "${rpid}"
     # Each answer is one view: the store before the sync whole, or the
@@ -176,13 +176,15 @@ testReplicaKilledMidFullSyncNeverServesAHalfStore() {
   stop_nodes
 }
 
-# put_files PORT PREFIX N FILE: keys PREFIX1..PREFIXN = FILE's bytes.
+# put_files PORT PREFIX N FILE: keys PREFIX1..PREFIXN = FILE's bytes; each
+# must be answered 200 or 201 (tests/lib.sh says how a writer reports).
 put_files() {
   for i in $(seq 1 "$3"); do
     printf 'url = "http://127.0.0.1:%s/kv/%s%s"\nupload-file = "%s"\noutput = "/dev/null"\n' \
       "$1" "$2" "${i}" "$4"
   done >"${SHUNIT_TMPDIR}/put_files.cfg"
-  curl -s -K "${SHUNIT_TMPDIR}/put_files.cfg"
+  curl -s -w '%{method} %{http_code}\n' -K "${SHUNIT_TMPDIR}/put_files.cfg" |
+    answered "put_files $2" "$3" 'PUT 20[01]'
 }
 
 # kill_mid_sync NAME PORT: start the replica, kill -9 it while a full sync
@@ -194,10 +196,7 @@ kill_mid_sync() {
     begun=$(grep -c 'full sync from' "${rlog}" 2>/dev/null)
     done_=$(grep -c 'full sync done' "${rlog}" 2>/dev/null)
     node "$1" "$2" replica
-    for _ in $(seq 1 500); do
-      [ "$(grep -c 'full sync from' "${rlog}")" -gt "${begun}" ] && break
-      sleep 0.02
-    done
+    wait_for 10 '[ "$(grep -c "full sync from" "${rlog}")" -gt "${begun}" ]'
     # 10 to 50 ms in: a copy of this size takes about a second, less
     # on a fast machine, so a later kill can miss it.
     sleep "0.0$((RANDOM % 5 + 1))"
@@ -223,7 +222,7 @@ readers() {
   while [ ! -f "${SHUNIT_TMPDIR}/reader.stop" ]; do
     r=$(curl -s --max-time 2 "http://127.0.0.1:$1/ready") &&
       echo "ready $(json_num "${r}" keys)"
-    sleep 0.05
+    sleep 0.05  # a sample every 50 ms: a recorder, not a wait
   done >>"$2" &
   slow_lister "$1" "$2" 1 &
   slow_lister "$1" "$2" 2 &
@@ -236,7 +235,7 @@ slow_lister() {
     timeout 60 tests/crashload slowget "$1" '/kv/?prefix=l/&values=true' \
       8000000 2>/dev/null >"${listed}"
     if view "${listed}" | grep '^list'; then
-      sleep 0.05
+      sleep 0.05  # the next listing, paced like the /ready samples
       continue
     fi
     view "${listed}"

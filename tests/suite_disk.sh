@@ -181,19 +181,10 @@ disk_check() {
 }
 
 # disk_wait_log TEXT SECONDS: until ${slog} has TEXT.
-disk_wait_log() {
-  for _ in $(seq 1 $(($2 * 10))); do
-    grep -q "$1" "${slog}" && return 0
-    sleep 0.1
-  done
-  return 1
-}
+disk_wait_log() { wait_for "$2" log_has "${slog}" "$1"; }
 
-# disk_skip WHY: skip the rest of this test, saying why.
-disk_skip() {
-  echo "  skipped: $1"
-  startSkipping
-}
+# disk_skip WHY: skip the rest of this test, saying why (tests/lib.sh).
+disk_skip() { skip "$1"; }
 
 # disk_tmpfs SIZE: a tmpfs of SIZE at ${dmnt}.
 disk_tmpfs() {

@@ -103,6 +103,7 @@ static const struct route routes[] = {
 	{ "/ui/", 1, M_GET, OPEN, route_ui, NULL },
 	{ "/repl/state", 0, M_GET, PEERS, replica_state, NULL },
 	{ "/repl/snapshot", 0, M_GET, PEERS, replica_snapshot, NULL },
+	{ "/repl/session", 0, M_POST, PEERS, replica_session, NULL },
 	{ "/repl/apply", 0, M_POST, PEERS, replica_apply, NULL },
 	{ "/repl/sync/begin", 0, M_POST, PEERS, replica_sync_begin, NULL },
 	{ "/repl/sync/data", 0, M_POST, PEERS, replica_sync_data, NULL },
@@ -413,18 +414,21 @@ authorized(struct http_request *r)
 	return 1;
 }
 
-/* The request carries REPL_TOKEN (or none is set). */
+/* The request carries X-Kv-Repl-Token: REPL_TOKEN, or any when none is set. */
 static int
 repl_token_ok(const struct http_request *r)
 {
 	const char *v;
 	size_t len;
 
-	if (node.repl.t_len == 0)
-		return 1;
+	/*
+	 * Present even when no token is set: a web page cannot send it
+	 * cross-site without a CORS preflight, which no node grants, so no
+	 * page a user opens can drive replication.
+	 */
 	if ((v = http_header(r, "X-Kv-Repl-Token", &len)) == NULL)
 		return 0;
-	return token_equal(&node.repl, v, len);
+	return node.repl.t_len == 0 || token_equal(&node.repl, v, len);
 }
 
 /* ---- Keys ---- */
@@ -824,8 +828,9 @@ may_call(struct http_request *r, const struct route *rt)
 		return authorized(r);
 	case PEERS:
 		if (!repl_token_ok(r)) {
-			reply_text(r->id, 401, "", "replication needs the "
-			    "right X-Kv-Repl-Token");
+			reply_text(r->id, 401, "", "replication needs "
+			    "X-Kv-Repl-Token: the REPL_TOKEN (any value "
+			    "when none is set)");
 			return 0;
 		}
 		/* A replica hears its primary through its pushes. */

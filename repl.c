@@ -10,8 +10,9 @@
  *
  * WIRE PROTOCOL
  *
- * Every request carries "X-Kv-Repl-Token: <token>" when REPL_TOKEN is set
- * (the token is never logged). Bodies have a Content-Length; answers must
+ * Every request carries "X-Kv-Repl-Token: <token>", "none" when REPL_TOKEN
+ * is unset: a web page cannot send that header cross-site without a CORS
+ * preflight, which no node grants (the token is never logged). Bodies have a Content-Length; answers must
  * too, except the snapshot, which is read to EOF.
  *
  *   GET  /repl/state            200 {"role":..,"repl_id":"<hex>","seq":N,
@@ -19,9 +20,13 @@
  *                               process: one replica reached under two
  *                               URLs (REPLICA_URLS and its announcement)
  *                               is fed once, under the first
- *   POST /repl/apply?id=I&from=F&primary_seq=P
+ *   POST /repl/session?id=I     200 "<token>\n": opens the session that
+ *                               every apply names, and ends the one before
+ *   POST /repl/apply?id=I&from=F&primary_seq=P&session=T
  *                               body: records F, F+1, ... (empty: heartbeat)
- *                               200 "<applied seq>\n"; 409 "resync: why"
+ *                               200 "<applied seq>\n"; 409 "resync: why";
+ *                               403 when T is not the open session (a
+ *                               newer one began): handshake again
  *   POST /repl/sync/begin?id=I&seq=S[&seed=K][&keys=N]   start a fresh
  *                               store beside the old, hashing keys with
  *                               the source's seed K, so that listing
@@ -180,6 +185,7 @@ struct push {
 	uint64_t	 epoch;
 	uint64_t	 pos;		/* ring position of next_seq */
 	uint64_t	 next_seq;
+	uint64_t	 sess;		/* the replica's session, for applies */
 	int		 force_full;
 	int		 streamed;	/* an apply succeeded: reset the backoff */
 	int		 resyncs;	/* in a row, without an apply between */
@@ -1015,9 +1021,8 @@ repl_init(const struct repl_config *c, const char *repl_id, uint64_t seq)
 	bl.first_seq = seq + 1;
 	bl.last_seq = seq;
 	/* The token is never logged: client.c never quotes header lines. */
-	(void)snprintf(hdr_get, sizeof(hdr_get), "%s%s%s",
-	    cfg.token[0] != '\0' ? "X-Kv-Repl-Token: " : "", cfg.token,
-	    cfg.token[0] != '\0' ? "\r\n" : "");
+	(void)snprintf(hdr_get, sizeof(hdr_get), "X-Kv-Repl-Token: %s\r\n",
+	    cfg.token[0] != '\0' ? cfg.token : "none");
 	(void)snprintf(hdr_post, sizeof(hdr_post), "%sContent-Type: "
 	    "application/octet-stream\r\n", hdr_get);
 	stopping = draining = recovering = 0;
@@ -1353,8 +1358,9 @@ stream(struct push *ps)
 			return S_ERR;
 		}
 		(void)snprintf(target, sizeof(target),
-		    "/repl/apply?id=%s&from=%llu&primary_seq=%llu", id,
-		    (unsigned long long)first, (unsigned long long)pseq);
+		    "/repl/apply?id=%s&from=%llu&primary_seq=%llu&session=%llu",
+		    id, (unsigned long long)first, (unsigned long long)pseq,
+		    (unsigned long long)ps->sess);
 		last_send = mono_ms();
 		if (call(ps->rc, "POST", target, ps->out.b_buf, n, &r) == -1) {
 			seterr(ps->err, "apply: %s", client_error(ps->rc));
@@ -1467,6 +1473,26 @@ same_node(struct peer *p, const char *node)
 	return 1;
 }
 
+/*
+ * Open the replica's session for data set id: its applies then name it, and
+ * nobody else's are taken (a newer session ends this one). Then stream.
+ */
+static int
+open_and_stream(struct push *ps, const char *id)
+{
+	struct client_response rs;
+	char target[96];
+
+	(void)snprintf(target, sizeof(target), "/repl/session?id=%s", id);
+	if (post(ps->rc, target, NULL, 0, &rs, ps->err) == -1)
+		return S_ERR;
+	if (parse_u64(rs.body, &ps->sess) == NULL) {
+		seterr(ps->err, "session answered no token");
+		return S_ERR;
+	}
+	return stream(ps);
+}
+
 /* Handshake, sync, stream until something goes wrong. */
 static int
 session(struct push *ps)
@@ -1508,7 +1534,7 @@ session(struct push *ps)
 	if (partial) {
 		kv_log("info", "replica %s: partial sync from seq %llu",
 		    p->url, (unsigned long long)seq + 1);
-		return stream(ps);
+		return open_and_stream(ps, id);
 	}
 	if (first <= last)
 		kv_log("info", "replica %s: full sync started (it has %s "
@@ -1550,7 +1576,7 @@ session(struct push *ps)
 		return S_ERR;
 	}
 	ps->force_full = 0;
-	return stream(ps);
+	return open_and_stream(ps, res.id);
 }
 
 /*

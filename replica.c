@@ -40,6 +40,8 @@ static struct store	*sync_store;
 static char		 sync_id[33];
 static uint64_t		 sync_seq;
 static uint64_t		 sync_token;		/* names the sync in progress */
+/* The primary's session: only applies that name it are taken. */
+static uint64_t		 session_token;
 
 /* ---- Requests ---- */
 
@@ -88,6 +90,17 @@ watch_store(void)
 		kv_log("error", "cannot watch the store's flush notifications "
 		    "(%s): writes under FSYNC=always are answered on the "
 		    "loop's tick instead", strerror(errno));
+}
+
+/* A token nobody can guess (64 random bits, never 0), or -1 with errno. */
+static int
+new_token(uint64_t *t)
+{
+	do
+		if (random_bytes(t, sizeof(*t)) == -1)
+			return -1;
+	while (*t == 0);
+	return 0;
 }
 
 /* ---- The endpoints ---- */
@@ -188,12 +201,28 @@ apply_records(struct store *s, const char *body, size_t len,
 }
 
 void
+replica_session(struct http_request *r)
+{
+	if (node.role == ROLE_PRIMARY) {
+		reply_text(r->id, 409, "", "this node is the primary");
+		return;
+	}
+	if (new_token(&session_token) == -1) {
+		reply_text(r->id, 503, "", "no randomness for a session: %s",
+		    strerror(errno));
+		return;
+	}
+	kv_log("debug", "repl: a new session from the primary");
+	reply_text(r->id, 200, "", "%llu", (unsigned long long)session_token);
+}
+
+void
 replica_apply(struct http_request *r)
 {
 	struct store_stats st;
 	char id[33];
 	const char *why = NULL;
-	uint64_t from, applied, pseq;
+	uint64_t from, applied, pseq, sess;
 
 	if (node.role == ROLE_PRIMARY) {
 		reply_text(r->id, 409, "", "this node is the primary");
@@ -207,6 +236,13 @@ replica_apply(struct http_request *r)
 	store_stats(node.store, &st);
 	if (query_id(r, "id", id) == -1 || query_u64(r, "from", &from) == -1) {
 		reply_text(r->id, 400, "", "apply needs id and from");
+		return;
+	}
+	/* Pushes come only within the session the primary opened. */
+	if (query_u64(r, "session", &sess) == -1 || session_token == 0 ||
+	    sess != session_token) {
+		reply_text(r->id, 403, "", "apply: not the open session; "
+		    "POST /repl/session first");
 		return;
 	}
 	if (query_u64(r, "primary_seq", &pseq) == 0 && pseq <= REPL_SEQ_MAX)
@@ -285,17 +321,16 @@ replica_sync_begin(struct http_request *r)
 	memcpy(sync_id, id, sizeof(sync_id));
 	sync_seq = seq;
 	/* Unguessable: only the pusher that began the sync may feed it. */
-	do
-		if (random_bytes(&sync_token, sizeof(sync_token)) == -1) {
-			kv_log("error", "full sync: no randomness: %s",
-			    strerror(errno));
-			store_discard(sync_store);
-			sync_store = NULL;
-			reply_text(r->id, 503, "", "cannot start a full sync: "
-			    "no randomness");
-			return;
-		}
-	while (sync_token == 0);
+	if (new_token(&sync_token) == -1) {
+		kv_log("error", "full sync: no randomness: %s",
+		    strerror(errno));
+		store_discard(sync_store);
+		sync_store = NULL;
+		reply_text(r->id, 503, "", "cannot start a full sync: no "
+		    "randomness");
+		return;
+	}
+	session_token = 0;	/* the data set changes under any session */
 	kv_log("info", "full sync from %s begins at seq %llu; serving the "
 	    "old data until it ends", id, (unsigned long long)seq);
 	reply_text(r->id, 200, "", "%llu", (unsigned long long)sync_token);

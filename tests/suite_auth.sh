@@ -216,11 +216,11 @@ testLogsEscapeRequestBytesAndCannotBeForged() {
   forged='2099-01-01T00:00:00.000Z error FORGED'
   code=$(printf 'http://evil\n%s\033[31m\033]0;title\007\r\t\\end' \
     "${forged}" | curl -s -o /dev/null -w '%{http_code}' --data-binary @- \
-    "${aurl}/repl/register")
+    -H 'X-Kv-Repl-Token: x' "${aurl}/repl/register")
   assertEquals 'a URL with control bytes is refused' 400 "${code}"
   code=$(head -c 255 /dev/zero | tr '\0' '\033' |
     curl -s -o /dev/null -w '%{http_code}' --data-binary @- \
-      "${aurl}/repl/register")
+      -H 'X-Kv-Repl-Token: x' "${aurl}/repl/register")
   assertEquals 'and a long one' 400 "${code}"
   stop "${spid}"
   line=$(grep -a FORGED "${slog}")

@@ -334,6 +334,22 @@ testReplicaAppliesEachWriteOnceAndRefusesAGap() {
   apply "$(printf '%s' "${id}" | tr 0-9a-f 1-9a-f0)" $((s + 3))
   assertEquals 'another repl id is refused' 409 "${code}"
   assertEquals 'and applied nothing' "$((s + 2))" "$(node_seq "${rr1}")"
+  # Only the open session's pushes are taken: not one without a session,
+  # nor one of an older session, nor a guessed one.
+  record P $((s + 3)) forged f >"${SHUNIT_TMPDIR}/batch"
+  old=$(curl -s -X POST -H 'X-Kv-Repl-Token: x' \
+    "http://127.0.0.1:${rr1}/repl/session?id=${id}")
+  apply "${id}" $((s + 3))	# opens a newer session, and applies
+  record P $((s + 4)) forged f >"${SHUNIT_TMPDIR}/batch"
+  for sess in '' 0 1 "${old}"; do
+    apply "${id}" $((s + 4)) "${sess:-none}"
+    assertEquals "session '${sess}' is refused" 403 "${code}"
+  done
+  code=$(curl -s -o /dev/null -w '%{http_code}' --data-binary \
+    @"${SHUNIT_TMPDIR}/batch" \
+    "http://127.0.0.1:${rr1}/repl/apply?id=${id}&from=$((s + 4))")
+  assertEquals 'a push without X-Kv-Repl-Token: 401' 401 "${code}"
+  assertEquals 'nothing forged applied' "$((s + 3))" "$(node_seq "${rr1}")"
   stop_nodes
 }
 
@@ -597,6 +613,7 @@ testReplicationNeedsTheToken() {
   # one, or the right one and more, is as wrong as any other.
   for n in "${rp}" "${rr1}"; do
     for req in "GET state" "GET snapshot" "POST register" \
+      "POST session?id=${zero}" \
       "POST apply?id=${zero}&from=1" "POST sync/begin?id=${zero}&seq=1" \
       "POST sync/data?id=${zero}&token=1" \
       "POST sync/end?id=${zero}&seq=1&token=1"; do
@@ -719,11 +736,14 @@ record() {
   # shellcheck disable=SC2059
   printf "%s$(le "$2" 8)$(le "${#3}" 2)$(le "${#4}" 4)%s%s" "$1" "$3" "${4:-}"
 }
-# apply ID FROM: POST ${SHUNIT_TMPDIR}/batch to the replica on ${rr1}.
+# apply ID FROM [SESSION]: POST ${SHUNIT_TMPDIR}/batch to the replica on
+# ${rr1} as its primary does, in a session of its own (or SESSION).
 apply() {
+  sess=${3:-$(curl -s -X POST -H 'X-Kv-Repl-Token: x' \
+    "http://127.0.0.1:${rr1}/repl/session?id=$1")}
   code=$(curl -s -o "${body}" -w '%{http_code}' --data-binary \
-    @"${SHUNIT_TMPDIR}/batch" \
-    "http://127.0.0.1:${rr1}/repl/apply?id=$1&from=$2")
+    @"${SHUNIT_TMPDIR}/batch" -H 'X-Kv-Repl-Token: x' \
+    "http://127.0.0.1:${rr1}/repl/apply?id=$1&from=$2&session=${sess}")
 }
 # rss_anon PID: the process's anonymous resident memory in kB.
 rss_anon() { awk '/^RssAnon:/ { print $2 }' "/proc/$1/status"; }

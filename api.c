@@ -742,7 +742,6 @@ route_ui(struct http_request *r)
 	}
 	snprintf(extra, sizeof(extra), "ETag: \"%lu\"\r\n"
 	    "Cache-Control: no-cache\r\nContent-Security-Policy: %s\r\n"
-	    "X-Content-Type-Options: nosniff\r\n"
 	    "Referrer-Policy: no-referrer\r\n", f->etag, UI_CSP);
 	if ((h = http_header(r, "If-None-Match", &len)) != NULL &&
 	    etag_listed(h, len, 1, f->etag, 1))

@@ -66,7 +66,8 @@
  *   connection closes gracefully: send, shutdown(SHUT_WR), read and discard
  *   for up to LINGER_MS, close (9112 9.6), so that the client reads the
  *   error instead of a reset.
- * - Responses are HTTP/1.1 with Date, Server, and Content-Length (none for
+ * - Responses are HTTP/1.1 with Date, Server, X-Content-Type-Options:
+ *   nosniff with every Content-Type, and Content-Length (none for
  *   204 and 304), or chunked from http_stream (to a 1.0 client: no length,
  *   then close). HEAD gets the head GET would get. Pipelined requests are
  *   answered in order (9112 9.3.2): the next is parsed only once the
@@ -1360,7 +1361,7 @@ reply_head(struct conn *c, int status, const char *ctype, const char *extra,
 	if (has_len)
 		nums = decimal(num + sizeof(num), len);
 	n = 13 + rlen + 25 + date_len + 2 +
-	    (tlen > 0 ? 14 + tlen + 2 : 0) +
+	    (tlen > 0 ? 14 + tlen + 2 + 33 : 0) +
 	    (has_len ? 16 + (size_t)(num + sizeof(num) - nums) + 2 : 0) +
 	    (len == (size_t)-1 && c->c_chunked ? 28 : 0) +
 	    (clen > 0 ? 12 + clen + 2 : 0) + xlen + 2;
@@ -1380,7 +1381,8 @@ reply_head(struct conn *c, int status, const char *ctype, const char *extra,
 	if (tlen > 0) {
 		p = put(p, "Content-Type: ", 14);
 		p = put(p, ctype, tlen);
-		p = put(p, "\r\n", 2);
+		/* The type is the type: no browser guesses HTML in a value. */
+		p = put(p, "\r\nX-Content-Type-Options: nosniff\r\n", 35);
 	}
 	if (has_len) {
 		p = put(p, "Content-Length: ", 16);

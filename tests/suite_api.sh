@@ -205,3 +205,14 @@ testExpectContinueOnlyAfterTheChecks() {
   assertNotContains 'without a 100 first' "${out}" '100 Continue'
   stop "${spid}"
 }
+
+# A value is served as what its type says: no browser sniffs HTML in it.
+testAnswersSayNosniff() {
+  printf '<script>alert(1)</script>' |
+    curl -s -o /dev/null -X PUT --data-binary @- "${url}/kv/html"
+  for p in /kv/html /kv/ /health /ready /nope /; do
+    assertEquals "GET ${p}" 'X-Content-Type-Options: nosniff' \
+      "$(curl -s -D - -o /dev/null "${url}${p}" | tr -d '\r' |
+        grep -i '^X-Content-Type-Options:')"
+  done
+}

@@ -267,6 +267,9 @@ struct fake {
 	uint64_t	 froms[64];	/* from= of non-empty applies */
 	int		 nfroms;
 	int		 applies, heartbeats, states, begins, datas, ends;
+	unsigned long long session;	/* the one open, 0 before any */
+	int		 sessions;	/* opened so far */
+	int		 no_session;	/* applies that named none or another */
 	int		 badtokens;	/* sync data or end without the begin's token */
 	int		 registers, snapshots, unauthorized, conflicts;
 	uint64_t	 state_at[16];	/* when the first /repl/states came */
@@ -370,7 +373,22 @@ handle(struct fake *f, int fd, const char *method, const char *target,
 		reply(fd, v10, 200, "", out, (size_t)n);
 		return;
 	}
+	/* A session, as a replica opens one; applies must name it. */
+	if (strncmp(target, "/repl/session?", 14) == 0) {
+		f->session = (unsigned long long)f->sessions++ * 7919 + 101;
+		n = snprintf(out, sizeof(out), "%llu\n", f->session);
+		pthread_mutex_unlock(&f->mu);
+		reply(fd, v10, 200, "", out, (size_t)n);
+		return;
+	}
 	if (strncmp(target, "/repl/apply?", 12) == 0) {
+		param(target, "session", num, sizeof(num));
+		if (f->session == 0 || strtoull(num, NULL, 10) != f->session) {
+			f->no_session++;
+			pthread_mutex_unlock(&f->mu);
+			reply(fd, v10, 403, "", "no session\n", 11);
+			return;
+		}
 		param(target, "id", id, sizeof(id));
 		param(target, "from", num, sizeof(num));
 		from = strtoull(num, NULL, 10);
@@ -881,6 +899,10 @@ test_stream(void)
 	    "batched: %d applies, largest %zu bytes", r->applies,
 	    r->max_body);
 	CHECK(fget(r, NULL, &r->unauthorized) == 0, "token sent");
+	CHECK(fget(r, NULL, &r->sessions) == 1 &&
+	    fget(r, NULL, &r->no_session) == 0, "one session opened, and "
+	    "every apply named it (%d sessions, %d applies without)",
+	    r->sessions, r->no_session);
 	CHECK(wait_acked(1000, 1000), "the pusher saw the ack of 1000");
 	p = peer0();
 	CHECK(strcmp(p.state, "streaming") == 0 && p.acked_seq == 1000 &&

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "parse.h"
 #include "http.h"
 #include "repl.h"
 #include "store.h"

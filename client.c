@@ -43,7 +43,7 @@
 #include <unistd.h>
 
 #include "client.h"
-#include "http.h"
+#include "parse.h"
 
 #define READ_CHUNK	65536		/* the read buffer's first size */
 #define ERR_MAX		256

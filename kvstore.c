@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "parse.h"
 #include "http.h"
 #include "repl.h"
 #include "store.h"

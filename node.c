@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parse.h"
 #include "http.h"
 #include "store.h"
 #include "util.h"

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parse.h"
 #include "http.h"
 #include "repl.h"
 #include "store.h"

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "parse.h"
 #include "http.h"
 #include "util.h"
 

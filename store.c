@@ -75,6 +75,10 @@
  * cuts the preallocated zeros past data_end. Its base_seq is last_seq at the moment of the rename, so sequence numbers
  * never go back even when the newest records were tombstones the copy left
  * out. A ".compact" file found at open is an unfinished copy and is deleted.
+ *
+ * A full sync (store_create) builds the replacement in "<path>.sync" and
+ * store_adopt renames it over the file; a ".sync" file found when the live
+ * store opens is a sync cut short by a crash and is deleted too.
  */
 
 #define _GNU_SOURCE		/* mremap(2), which musl and glibc both have */
@@ -308,6 +312,9 @@ static int	 trust_or_recover(struct store *, char *, size_t);
 static int	 start_flusher(struct store *, char *, size_t);
 static struct store *open_store(const char *, enum store_fsync, int, char *,
 		    size_t);
+static struct store *create_loading(const char *, const uint8_t *,
+		    const uint8_t *, uint32_t, uint64_t, uint64_t,
+		    enum store_fsync, char *, size_t);
 static void	 hex16(const uint8_t *, char *);
 static void	*flusher(void *);
 static void	 flush_fd(struct store *, int, int *);
@@ -2238,17 +2245,44 @@ parse_id(const char *hex, uint8_t *id)
 	return 0;
 }
 
-struct store *
-store_create(const char *path, const char *repl_id, const char *seed,
-    uint64_t seq, uint64_t keys, enum store_fsync policy, char *err,
-    size_t errlen)
+/*
+ * Make a new, empty store file at path (replacing any there) from the
+ * given header fields, and open it loading: store_create's and
+ * store_salvage's. seed NULL: a random one.
+ */
+static struct store *
+create_loading(const char *path, const uint8_t *id, const uint8_t *seed,
+    uint32_t flags, uint64_t seq, uint64_t keys, enum store_fsync policy,
+    char *err, size_t errlen)
 {
 	struct store tmp;	/* create_file reads the two paths only */
 	struct store *s;
-	uint8_t id[16], k[16];
 	int rc;
 
 	pthread_once(&crc_once, crc_init);
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.s_path = (char *)path;
+	if ((tmp.s_cpath = path_with(path, COMPACT_SUFFIX)) == NULL) {
+		seterr(err, errlen, "%s", strerror(errno));
+		return NULL;
+	}
+	rc = create_file(&tmp, id, seed, seq, flags, keys, err, errlen);
+	free(tmp.s_cpath);
+	if (rc == -1 || (s = open_store(path, policy, 0, err, errlen)) == NULL)
+		return NULL;
+	s->s_loading = 1;
+	return s;
+}
+
+struct store *
+store_create(struct store *live, const char *repl_id, const char *seed,
+    uint64_t seq, uint64_t keys, enum store_fsync policy, char *err,
+    size_t errlen)
+{
+	struct store *s;
+	uint8_t id[16], k[16];
+	char *path;
+
 	if (parse_id(repl_id, id) == -1) {
 		seterr(err, errlen, "bad replication id \"%.40s\"", repl_id);
 		errno = EINVAL;
@@ -2259,18 +2293,13 @@ store_create(const char *path, const char *repl_id, const char *seed,
 		errno = EINVAL;
 		return NULL;
 	}
-	memset(&tmp, 0, sizeof(tmp));
-	tmp.s_path = (char *)path;
-	if ((tmp.s_cpath = path_with(path, COMPACT_SUFFIX)) == NULL) {
+	if ((path = path_with(live->s_path, SYNC_SUFFIX)) == NULL) {
 		seterr(err, errlen, "%s", strerror(errno));
 		return NULL;
 	}
-	rc = create_file(&tmp, id, seed != NULL ? k : NULL, seq, FLAG_SYNCED,
-	    keys, err, errlen);
-	free(tmp.s_cpath);
-	if (rc == -1 || (s = open_store(path, policy, 0, err, errlen)) == NULL)
-		return NULL;
-	s->s_loading = 1;
+	s = create_loading(path, id, seed != NULL ? k : NULL, FLAG_SYNCED,
+	    seq, keys, policy, err, errlen);
+	free(path);
 	return s;
 }
 

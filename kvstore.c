@@ -342,10 +342,7 @@ start_replication(void)
 {
 	struct repl_config rc;
 	struct store_stats st;
-	char path[PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s/kvstore.db.sync", node.data_dir);
-	(void)unlink(path);	/* a full sync cut short by a crash */
 	memset(&rc, 0, sizeof(rc));
 	rc.token = node.repl.t_buf;
 	rc.self_url = cfg.self_url;

@@ -272,7 +272,7 @@ replica_apply(struct http_request *r)
 void
 replica_sync_begin(struct http_request *r)
 {
-	char path[PATH_MAX], id[33], seed[33], err[256];
+	char id[33], seed[33], err[256];
 	uint64_t seq, keys = 0;
 	size_t len;
 	int has_seed = http_query(r, "seed", &len) != NULL;
@@ -306,14 +306,13 @@ replica_sync_begin(struct http_request *r)
 		keys = SYNC_KEYS_HINT_MAX;
 	if (sync_store != NULL)
 		store_discard(sync_store);
-	snprintf(path, sizeof(path), "%s/kvstore.db.sync", node.data_dir);
 	/*
 	 * The source's seed gives this copy its hash order, so a listing
 	 * cursor from any node of the data set works on every other (pages
 	 * through the read Service). A primary older than this sends none;
 	 * a rolling update replaces it last, so that happens.
 	 */
-	if ((sync_store = store_create(path, id, has_seed ? seed : NULL, seq,
+	if ((sync_store = store_create(node.store, id, has_seed ? seed : NULL, seq,
 	    keys, STORE_FSYNC_NO, err, sizeof(err))) == NULL) {
 		kv_log("error", "full sync: %s", err);
 		reply_text(r->id, 507, "", "cannot start a full sync: %s", err);

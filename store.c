@@ -75,6 +75,10 @@
  * cuts the preallocated zeros past data_end. Its base_seq is last_seq at the moment of the rename, so sequence numbers
  * never go back even when the newest records were tombstones the copy left
  * out. A ".compact" file found at open is an unfinished copy and is deleted.
+ *
+ * A full sync (store_create) builds the replacement in "<path>.sync" and
+ * store_adopt renames it over the file; a ".sync" file found when the live
+ * store opens is a sync cut short by a crash and is deleted too.
  */
 
 #define _GNU_SOURCE		/* mremap(2), which musl and glibc both have */
@@ -131,6 +135,8 @@
 						   written back as it fills */
 #define SYNC_ROUNDS	4	/* background syncs before finishing anyway */
 #define NSEC_PER_SEC	1000000000ULL
+#define COMPACT_SUFFIX	".compact"	/* a compaction's new file */
+#define SYNC_SUFFIX	".sync"		/* store_create's: a full sync */
 
 enum { C_NONE, C_COPY, C_SYNC };	/* compaction phases */
 /*
@@ -269,7 +275,7 @@ static void	 hdr_store(struct kvfile *, uint64_t, int);
 static void	 trim(struct kvfile *);
 static int	 extend(int, uint64_t, uint64_t);
 static int	 reserve(struct kvfile *, uint64_t);
-static int	 lock_file(int);
+static int	 lock_file(int, short);
 static int	 sync_dir(const char *);
 static int	 write_all(int, const void *, size_t, off_t);
 static uint64_t	 rec_size(uint64_t, uint64_t);
@@ -293,6 +299,21 @@ static int	 create_file(struct store *, const uint8_t *, const uint8_t *,
 		    uint64_t, uint32_t, uint64_t, char *, size_t);
 static int	 recover(struct store *, const char *, char *, size_t);
 static void	 destroy(struct store *);
+static char	*path_with(const char *, const char *);
+static struct store *store_alloc(const char *, enum store_fsync, char *,
+		    size_t);
+static int	 open_file(struct store *, struct hdr *, uint64_t *, char *,
+		    size_t);
+static int	 remove_leftovers(struct store *, int, char *, size_t);
+static int	 map_file(struct store *, const struct hdr *, uint64_t, char *,
+		    size_t);
+static int	 trust_or_recover(struct store *, char *, size_t);
+static int	 start_flusher(struct store *, char *, size_t);
+static struct store *open_store(const char *, enum store_fsync, int, char *,
+		    size_t);
+static struct store *create_loading(const char *, const uint8_t *,
+		    const uint8_t *, uint32_t, uint64_t, uint64_t,
+		    enum store_fsync, char *, size_t);
 static void	 hex16(const uint8_t *, char *);
 static void	*flusher(void *);
 static void	 flush_fd(struct store *, int, int *);
@@ -617,14 +638,15 @@ reserve(struct kvfile *f, uint64_t need)
 /*
  * Two processes writing one store would corrupt it. An fcntl lock is
  * per-process, so it does not stop a second store_open in this process.
+ * type is F_WRLCK, or F_RDLCK for a reader that must not race a writer.
  */
 static int
-lock_file(int fd)
+lock_file(int fd, short type)
 {
 	struct flock fl;
 
 	memset(&fl, 0, sizeof(fl));
-	fl.l_type = F_WRLCK;
+	fl.l_type = type;
 	fl.l_whence = SEEK_SET;
 	return fcntl(fd, F_SETLK, &fl);
 }
@@ -1367,7 +1389,7 @@ compact_start(struct store *s)
 	fd = open(s->s_cpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd == -1)
 		return -1;
-	if (lock_file(fd) == -1)
+	if (lock_file(fd, F_WRLCK) == -1)
 		goto fail;
 	if (extend(fd, 0, size) == -1) {
 		/*
@@ -1822,38 +1844,40 @@ wrote(struct store *s, uint64_t nbytes)
 	(void)compact_work(s, budget, 0, 0);
 }
 
-/* ---- Exported functions ---- */
+/*
+ * Opening a store, by phase (as LMDB's mdb_env_open2 and
+ * mdb_env_read_header): allocate, open and lock the file and check its
+ * header, map it, trust its buckets or recover them from the log, then
+ * start the flusher. Each phase sets err and returns -1 on failure, and
+ * store_open's destroy frees whatever the earlier ones took.
+ */
 
-struct store *
-store_open(const char *path, enum store_fsync policy, char *err,
+/* path + suffix, malloc'd; NULL with errno ENOMEM. */
+static char *
+path_with(const char *path, const char *suffix)
+{
+	size_t n = strlen(path), m = strlen(suffix);
+	char *p;
+
+	if ((p = malloc(n + m + 1)) == NULL)
+		return NULL;
+	memcpy(p, path, n);
+	memcpy(p + n, suffix, m + 1);
+	return p;
+}
+
+static struct store *
+store_alloc(const char *path, enum store_fsync policy, char *err,
     size_t errlen)
 {
 	struct store *s;
-	struct kvfile *f;
-	struct stat st;
-	struct hdr h, *hm;
 	pthread_condattr_t ca;
-	sigset_t all, old;
-	const char *why = NULL;
-	uint32_t one = 1;
-	ssize_t n;
-	void *p;
-	int i, fl, e;
 
-	if (errlen > 0)
-		err[0] = '\0';
-	if (*(unsigned char *)&one != 1) {
-		seterr(err, errlen, "big-endian hosts are not supported");
-		errno = ENOTSUP;
-		return NULL;
-	}
-	pthread_once(&crc_once, crc_init);
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		seterr(err, errlen, "%s", strerror(errno));
 		return NULL;
 	}
-	f = &s->s_f;
-	f->f_fd = s->s_c.f_fd = -1;
+	s->s_f.f_fd = s->s_c.f_fd = -1;
 	s->s_pipe[0] = s->s_pipe[1] = -1;
 	s->s_busyfd = s->s_closefd = s->s_bgfd = s->s_retirefd = -1;
 	s->s_oldfd = -1;
@@ -1864,87 +1888,151 @@ store_open(const char *path, enum store_fsync policy, char *err,
 	pthread_cond_init(&s->s_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	s->s_path = strdup(path);
-	s->s_cpath = malloc(strlen(path) + sizeof(".compact"));
+	s->s_cpath = path_with(path, COMPACT_SUFFIX);
 	if (s->s_path == NULL || s->s_cpath == NULL) {
 		seterr(err, errlen, "%s", strerror(errno));
-		goto fail;
+		destroy(s);
+		return NULL;
 	}
-	memcpy(s->s_cpath, path, strlen(path));
-	memcpy(s->s_cpath + strlen(path), ".compact", sizeof(".compact"));
+	return s;
+}
+
+/*
+ * Open s_path (creating it if missing), lock it, and read and check its
+ * header into h and its size into *sizep. Nothing is written to a file
+ * that exists.
+ */
+static int
+open_file(struct store *s, struct hdr *h, uint64_t *sizep, char *err,
+    size_t errlen)
+{
+	struct kvfile *f = &s->s_f;
+	struct stat st;
+	const char *path = s->s_path;
+	ssize_t n;
 
 	f->f_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (f->f_fd == -1 && errno == ENOENT) {
 		if (create_file(s, NULL, NULL, 0, 0, 0, err, errlen) == -1)
-			goto fail;
+			return -1;
 		f->f_fd = open(path, O_RDWR | O_CLOEXEC);
 	}
 	if (f->f_fd == -1) {
 		seterr(err, errlen, "open %s: %s", path, strerror(errno));
-		goto fail;
+		return -1;
 	}
-	if (lock_file(f->f_fd) == -1) {
+	if (lock_file(f->f_fd, F_WRLCK) == -1) {
 		if (errno == EACCES || errno == EAGAIN)
 			seterr(err, errlen, "%s: in use by another process",
 			    path);
 		else
 			seterr(err, errlen, "lock %s: %s", path,
 			    strerror(errno));
-		goto fail;
+		return -1;
 	}
 	if (fstat(f->f_fd, &st) == -1) {
 		seterr(err, errlen, "stat %s: %s", path, strerror(errno));
-		goto fail;
+		return -1;
 	}
 	if (st.st_size < PAGE) {
 		seterr(err, errlen, "%s: file too short (%lld bytes, a "
 		    "header takes %d)", path, (long long)st.st_size, PAGE);
 		errno = EINVAL;
-		goto fail;
+		return -1;
 	}
-	n = pread(f->f_fd, &h, sizeof(h), 0);
-	if (n != (ssize_t)sizeof(h)) {
+	n = pread(f->f_fd, h, sizeof(*h), 0);
+	if (n != (ssize_t)sizeof(*h)) {
 		seterr(err, errlen, "read %s: %s", path,
 		    n == -1 ? strerror(errno) : "short read");
-		goto fail;
+		return -1;
 	}
-	if (check_header(&h, st.st_size, path, err, errlen) == -1) {
+	if (check_header(h, st.st_size, path, err, errlen) == -1) {
 		errno = EINVAL;
-		goto fail;
+		return -1;
 	}
 	if ((uint64_t)(size_t)st.st_size != (uint64_t)st.st_size) {
 		seterr(err, errlen, "%s: too big to map", path);
 		errno = EFBIG;
-		goto fail;
+		return -1;
 	}
-	/* Only now is the file known to be ours to change. */
+	*sizep = st.st_size;
+	return 0;
+}
+
+/*
+ * Delete what a crash left beside a live store: an unfinished compaction
+ * and, when live, an unfinished full sync (store_create's file). Called
+ * once the store file is known to be ours, and never for a store_create
+ * file itself, whose path ends in the sync suffix.
+ */
+static int
+remove_leftovers(struct store *s, int live, char *err, size_t errlen)
+{
+	char *spath;
+	int r = 0;
+
 	if (unlink(s->s_cpath) == -1 && errno != ENOENT) {
 		seterr(err, errlen, "unlink %s: %s", s->s_cpath,
 		    strerror(errno));
-		goto fail;
+		return -1;
 	}
+	if (!live)
+		return 0;
+	if ((spath = path_with(s->s_path, SYNC_SUFFIX)) == NULL) {
+		seterr(err, errlen, "%s", strerror(errno));
+		return -1;
+	}
+	if (unlink(spath) == -1 && errno != ENOENT) {
+		seterr(err, errlen, "unlink %s: %s", spath, strerror(errno));
+		r = -1;
+	}
+	free(spath);
+	return r;
+}
+
+/* Map the whole file, whose header h was checked, and take its geometry. */
+static int
+map_file(struct store *s, const struct hdr *h, uint64_t size, char *err,
+    size_t errlen)
+{
+	struct kvfile *f = &s->s_f;
+	void *p;
+
 	/*
 	 * Not closed cleanly: perhaps because a flush failed, after which
 	 * the kernel may keep pages the disk never got as clean cached
 	 * data. Recovery must read what the disk holds, so drop those.
 	 * (Dirty pages, left by a kill -9, stay; they are still written.)
 	 */
-	if (h.h_clean != 1)
+	if (h->h_clean != 1)
 		(void)posix_fadvise(f->f_fd, 0, 0, POSIX_FADV_DONTNEED);
-	p = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-	    f->f_fd, 0);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f->f_fd, 0);
 	if (p == MAP_FAILED) {
-		seterr(err, errlen, "mmap %s: %s", path, strerror(errno));
-		goto fail;
+		seterr(err, errlen, "mmap %s: %s", s->s_path,
+		    strerror(errno));
+		return -1;
 	}
 	f->f_map = p;
-	f->f_size = st.st_size;
-	f->f_nbuckets = h.h_nbuckets;
-	f->f_shift = shift_for(h.h_nbuckets);
-	f->f_start = h.h_data_start;
-	memcpy(&s->s_k0, h.h_seed, 8);
-	memcpy(&s->s_k1, h.h_seed + 8, 8);
+	f->f_size = size;
+	f->f_nbuckets = h->h_nbuckets;
+	f->f_shift = shift_for(h->h_nbuckets);
+	f->f_start = h->h_data_start;
+	memcpy(&s->s_k0, h->h_seed, 8);
+	memcpy(&s->s_k1, h->h_seed + 8, 8);
+	return 0;
+}
 
-	hm = HDR(f);
+/*
+ * Take the counters from a cleanly closed header, or rebuild them from
+ * the log (recover); then mark the file open, on disk before any write.
+ */
+static int
+trust_or_recover(struct store *s, char *err, size_t errlen)
+{
+	struct kvfile *f = &s->s_f;
+	struct hdr *hm = HDR(f);
+	const char *why = NULL;
+
 	if (hm->h_clean != 1)
 		why = "not closed cleanly";
 	else if (hm->h_mcrc != hdr_mcrc(hm))
@@ -1956,7 +2044,7 @@ store_open(const char *path, enum store_fsync policy, char *err,
 		why = "header counters out of range";
 	if (why != NULL) {
 		if (recover(s, why, err, errlen) == -1)
-			goto fail;
+			return -1;
 		hm = HDR(f);
 	} else {
 		f->f_end = hm->h_data_end;
@@ -1968,15 +2056,25 @@ store_open(const char *path, enum store_fsync policy, char *err,
 	/* A crash from here on must be detected, whatever gets written. */
 	hdr_store(f, s->s_last_seq, 0);
 	if (msync(f->f_map, PAGE, MS_SYNC) == -1) {
-		seterr(err, errlen, "msync %s: %s", path, strerror(errno));
-		goto fail;
+		seterr(err, errlen, "msync %s: %s", s->s_path,
+		    strerror(errno));
+		return -1;
 	}
 	s->s_want = s->s_durable = s->s_last_seq;
 	s->s_syncfd = f->f_fd;
+	return 0;
+}
+
+/* The notify pipe, then the flusher thread. */
+static int
+start_flusher(struct store *s, char *err, size_t errlen)
+{
+	sigset_t all, old;
+	int i, fl, e;
 
 	if (pipe(s->s_pipe) == -1) {
 		seterr(err, errlen, "pipe: %s", strerror(errno));
-		goto fail;
+		return -1;
 	}
 	for (i = 0; i < 2; i++) {
 		fl = fcntl(s->s_pipe[i], F_GETFL);
@@ -1984,7 +2082,7 @@ store_open(const char *path, enum store_fsync policy, char *err,
 		    fcntl(s->s_pipe[i], F_SETFL, fl | O_NONBLOCK) == -1 ||
 		    fcntl(s->s_pipe[i], F_SETFD, FD_CLOEXEC) == -1) {
 			seterr(err, errlen, "pipe: %s", strerror(errno));
-			goto fail;
+			return -1;
 		}
 	}
 	/* The flusher takes no signal: the program's handlers run on the
@@ -1996,14 +2094,54 @@ store_open(const char *path, enum store_fsync policy, char *err,
 	if (e != 0) {
 		seterr(err, errlen, "pthread_create: %s", strerror(e));
 		errno = e;
-		goto fail;
+		return -1;
 	}
+	return 0;
+}
+
+/* store_open, and store_create's open of its file (live = 0). */
+static struct store *
+open_store(const char *path, enum store_fsync policy, int live, char *err,
+    size_t errlen)
+{
+	struct store *s;
+	struct hdr h;
+	uint32_t one = 1;
+	uint64_t size;
+	int e;
+
+	if (errlen > 0)
+		err[0] = '\0';
+	if (*(unsigned char *)&one != 1) {
+		seterr(err, errlen, "big-endian hosts are not supported");
+		errno = ENOTSUP;
+		return NULL;
+	}
+	pthread_once(&crc_once, crc_init);
+	if ((s = store_alloc(path, policy, err, errlen)) == NULL)
+		return NULL;
+	/* Only once the header checks is the file known to be ours. */
+	if (open_file(s, &h, &size, err, errlen) == -1 ||
+	    remove_leftovers(s, live, err, errlen) == -1 ||
+	    map_file(s, &h, size, err, errlen) == -1 ||
+	    trust_or_recover(s, err, errlen) == -1 ||
+	    start_flusher(s, err, errlen) == -1)
+		goto fail;
 	return s;
 fail:
 	e = errno;
 	destroy(s);
 	errno = e;
 	return NULL;
+}
+
+/* ---- Exported functions ---- */
+
+struct store *
+store_open(const char *path, enum store_fsync policy, char *err,
+    size_t errlen)
+{
+	return open_store(path, policy, 1, err, errlen);
 }
 
 int
@@ -2081,17 +2219,44 @@ parse_id(const char *hex, uint8_t *id)
 	return 0;
 }
 
-struct store *
-store_create(const char *path, const char *repl_id, const char *seed,
-    uint64_t seq, uint64_t keys, enum store_fsync policy, char *err,
-    size_t errlen)
+/*
+ * Make a new, empty store file at path (replacing any there) from the
+ * given header fields, and open it loading: store_create's and
+ * store_salvage's. seed NULL: a random one.
+ */
+static struct store *
+create_loading(const char *path, const uint8_t *id, const uint8_t *seed,
+    uint32_t flags, uint64_t seq, uint64_t keys, enum store_fsync policy,
+    char *err, size_t errlen)
 {
 	struct store tmp;	/* create_file reads the two paths only */
 	struct store *s;
-	uint8_t id[16], k[16];
 	int rc;
 
 	pthread_once(&crc_once, crc_init);
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.s_path = (char *)path;
+	if ((tmp.s_cpath = path_with(path, COMPACT_SUFFIX)) == NULL) {
+		seterr(err, errlen, "%s", strerror(errno));
+		return NULL;
+	}
+	rc = create_file(&tmp, id, seed, seq, flags, keys, err, errlen);
+	free(tmp.s_cpath);
+	if (rc == -1 || (s = open_store(path, policy, 0, err, errlen)) == NULL)
+		return NULL;
+	s->s_loading = 1;
+	return s;
+}
+
+struct store *
+store_create(struct store *live, const char *repl_id, const char *seed,
+    uint64_t seq, uint64_t keys, enum store_fsync policy, char *err,
+    size_t errlen)
+{
+	struct store *s;
+	uint8_t id[16], k[16];
+	char *path;
+
 	if (parse_id(repl_id, id) == -1) {
 		seterr(err, errlen, "bad replication id \"%.40s\"", repl_id);
 		errno = EINVAL;
@@ -2102,21 +2267,13 @@ store_create(const char *path, const char *repl_id, const char *seed,
 		errno = EINVAL;
 		return NULL;
 	}
-	memset(&tmp, 0, sizeof(tmp));
-	tmp.s_path = (char *)path;
-	if ((tmp.s_cpath = malloc(strlen(path) + sizeof(".compact"))) ==
-	    NULL) {
+	if ((path = path_with(live->s_path, SYNC_SUFFIX)) == NULL) {
 		seterr(err, errlen, "%s", strerror(errno));
 		return NULL;
 	}
-	memcpy(tmp.s_cpath, path, strlen(path));
-	memcpy(tmp.s_cpath + strlen(path), ".compact", sizeof(".compact"));
-	rc = create_file(&tmp, id, seed != NULL ? k : NULL, seq, FLAG_SYNCED,
-	    keys, err, errlen);
-	free(tmp.s_cpath);
-	if (rc == -1 || (s = store_open(path, policy, err, errlen)) == NULL)
-		return NULL;
-	s->s_loading = 1;
+	s = create_loading(path, id, seed != NULL ? k : NULL, FLAG_SYNCED,
+	    seq, keys, policy, err, errlen);
+	free(path);
 	return s;
 }
 

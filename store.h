@@ -46,20 +46,21 @@ struct store_stats {
  * one-line reason in err (bad magic, wrong version, short file, corrupt
  * header, or the failing syscall and path). Never modifies a file it does
  * not recognise. A file not closed cleanly is recovered before returning.
+ * Deletes what a crash left beside it: "<path>.compact" and "<path>.sync".
  */
 struct store *store_open(const char *path, enum store_fsync policy,
 	    char *err, size_t errlen);
 
 /*
- * Create a fresh store at path, replacing any file there, that continues
- * replication id repl_id (32 hex digits) from sequence seq, marked synced,
- * with buckets for keys keys (0 if unknown), so that loading them needs no
- * rehash. Keys hash with seed (32 hex digits: the source's store_seed, so
- * that its store_scan cursors hold here too), or a random seed when it is
- * NULL. Until store_adopt, it is loading: store_put and store_del take
- * explicit seqs from 1 to seq, in any order, and last_seq stays seq.
+ * Start a full sync into live: a fresh store in "<live's path>.sync"
+ * (replacing any file there) that continues replication id repl_id (32 hex
+ * digits) from sequence seq, marked synced, with buckets for keys keys (0
+ * if unknown). Keys hash with seed (32 hex digits: the source's store_seed,
+ * so its store_scan cursors hold here too), or a random one when NULL.
+ * Until store_adopt it is loading: store_put and store_del take explicit
+ * seqs from 1 to seq, in any order, and last_seq stays seq. NULL with err.
  */
-struct store *store_create(const char *path, const char *repl_id,
+struct store *store_create(struct store *live, const char *repl_id,
 	    const char *seed, uint64_t seq, uint64_t keys,
 	    enum store_fsync policy, char *err, size_t errlen);
 

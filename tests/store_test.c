@@ -1741,14 +1741,13 @@ test_scan_seed(void)
 	static struct seen sn;
 	struct store_stats st;
 	struct store *a, *b, *c;
-	const char *pa = path_for("seed-a"), *pb = path_for("seed-b");
+	const char *pa = path_for("seed-a");
 	char key[32], seed[33], seed2[33], err[256];
 	uint64_t cursor;
 	int i, bad, calls;
 
 	tcase = "scan: a cursor holds in a copy with the same seed";
 	remove_store(pa);
-	remove_store(pb);
 	if ((a = xopen(pa, STORE_FSYNC_NO)) == NULL)
 		return;
 	for (i = 0; i < SCAN_KEYS; i++) {
@@ -1758,7 +1757,7 @@ test_scan_seed(void)
 	store_stats(a, &st);
 	store_seed(a, seed);
 	CHECK(strlen(seed) == 32 && strspn(seed, "0123456789abcdef") == 32);
-	if ((b = store_create(pb, st.repl_id, seed, st.last_seq, 0,
+	if ((b = store_create(a, st.repl_id, seed, st.last_seq, 0,
 	    STORE_FSYNC_NO, err, sizeof(err))) == NULL) {
 		CHECK(!"store_create with a seed");
 		store_close(a);
@@ -1781,16 +1780,70 @@ test_scan_seed(void)
 	store_discard(b);
 
 	tcase = "scan: a copy without a seed, or with a bad one";
-	if ((c = store_create(pb, st.repl_id, NULL, st.last_seq, 0,
+	if ((c = store_create(a, st.repl_id, NULL, st.last_seq, 0,
 	    STORE_FSYNC_NO, err, sizeof(err))) != NULL) {
 		store_seed(c, seed2);
 		CHECK(strcmp(seed, seed2) != 0);
 		store_discard(c);
 	} else
 		CHECK(!"store_create without a seed");
-	CHECK(store_create(pb, st.repl_id, "00112233", st.last_seq, 0,
+	CHECK(store_create(a, st.repl_id, "00112233", st.last_seq, 0,
 	    STORE_FSYNC_NO, err, sizeof(err)) == NULL && errno == EINVAL);
 	CHECK(strstr(err, "seed") != NULL);
+	CHECK(store_close(a) == 0);
+}
+
+/* ---- Full syncs: the .sync file ---- */
+
+/*
+ * store_create builds a full sync's copy in "<path>.sync" beside the live
+ * store, store_adopt renames it over the store, and a .sync left by a
+ * crash is deleted when the live store opens, never when the copy does.
+ */
+static void
+test_sync_file(void)
+{
+	struct store_value v;
+	struct store_stats st;
+	struct store *a, *b;
+	const char *path = path_for("syncfile");
+	char spath[1100], err[256];
+
+	tcase = "full sync: the copy is <path>.sync";
+	remove_store(path);
+	snprintf(spath, sizeof(spath), "%s.sync", path);
+	(void)unlink(spath);
+	if ((a = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	CHECK(store_put(a, "old", 3, "1", 1, 0, NULL) == 1);
+	if ((b = store_create(a, "0123456789abcdef0123456789abcdef", NULL, 7,
+	    0, STORE_FSYNC_NO, err, sizeof(err))) == NULL) {
+		CHECK(!"store_create");
+		store_close(a);
+		return;
+	}
+	CHECK(exists(spath));
+	CHECK(store_put(b, "new", 3, "2", 1, 5, NULL) == 1);
+
+	tcase = "full sync: store_adopt renames it over the store";
+	if ((a = store_adopt(a, b, err, sizeof(err))) == NULL) {
+		CHECK(!"store_adopt");
+		return;
+	}
+	CHECK(!exists(spath));
+	CHECK(store_get(a, "old", 3, &v) == 0);
+	CHECK(store_get(a, "new", 3, &v) == 1 && v.seq == 5);
+	store_stats(a, &st);
+	CHECK(st.last_seq == 7 && st.synced);
+	CHECK(strcmp(st.repl_id, "0123456789abcdef0123456789abcdef") == 0);
+	CHECK(store_close(a) == 0);
+
+	tcase = "full sync: a .sync left by a crash is deleted at open";
+	CHECK(write_file(spath, "junk", 4) == 0);
+	if ((a = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	CHECK(!exists(spath));
+	CHECK(store_get(a, "new", 3, &v) == 1);
 	CHECK(store_close(a) == 0);
 }
 
@@ -2652,6 +2705,7 @@ main(int argc, char *argv[])
 		{ "scan", test_scan },
 		{ "scan_wrap", test_scan_wrap },
 		{ "scan_seed", test_scan_seed },
+		{ "sync_file", test_sync_file },
 		{ "model", test_model },
 		{ "overwrite", test_overwrite },
 		{ "space", test_space },

@@ -40,3 +40,37 @@ testAPeersSequenceNumbersAreBounded() {
   assertContains 'says why' "$(cat "${body}")" 'out of range'
   stop "${spid}"
 }
+
+# A hostile value or server text never reaches a terminal raw from the CLI:
+# what kvstore prints about an answer is escaped; a value asked for is not.
+testTheCliEscapesServerTextItPrints() {
+  printf 'x\033]0;owned\007\033[2J' |
+    curl -s -o /dev/null -X PUT --data-binary @- "${url}/kv/esc"
+  err=$(KV_URL="${url}" ./kvstore get --expect other esc 2>&1 >/dev/null)
+  assertNotEquals 'a mismatch fails' 0 $?
+  assertContains 'the value is shown escaped' "${err}" '\x1b]0;owned\x07'
+  assertFalse 'with no raw escape byte' \
+    "printf '%s' \"\${err}\" | grep -q \$'\\033'"
+  KV_URL="${url}" ./kvstore get esc >"${SHUNIT_TMPDIR}/esc.out"
+  printf 'x\033]0;owned\007\033[2J' >"${SHUNIT_TMPDIR}/esc.want"
+  assertTrue 'get prints the value as it is' \
+    "cmp -s '${SHUNIT_TMPDIR}/esc.out' '${SHUNIT_TMPDIR}/esc.want'"
+}
+
+# A hostile client: request smuggling and forged Host fields are refused,
+# and nothing they carry is stored.
+testSmugglingAndForgedHostsAreRefused() {
+  for h in 'a b' 'user@host' 'host/path' 'a, b' ':80'; do
+    out=$(raw "${port}" "PUT /kv/smug HTTP/1.1\r\nHost: ${h}\r\nContent-Length: 1\r\n\r\nx")
+    assertEquals "Host: ${h}" 400 "$(status_code "${out}")"
+  done
+  out=$(raw "${port}" 'PUT /kv/smug HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\nx\r\n0\r\n\r\n')
+  assertEquals 'a chunk size line ending in a bare LF' 400 \
+    "$(status_code "${out}")"
+  out=$(raw "${port}" 'PUT /kv/smug HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nno-colon\r\n\r\n')
+  assertEquals 'a trailer line without a colon' 400 "$(status_code "${out}")"
+  out=$(raw "${port}" 'PUT /kv/smug HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n')
+  assertEquals 'both framings' 400 "$(status_code "${out}")"
+  get smug
+  assertEquals 'nothing stored' 404 "${code}"
+}

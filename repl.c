@@ -5,7 +5,7 @@
  * replica. On a replica, an announcer thread that registers it with the
  * primary. Every thread here speaks HTTP/1.1 through client.c's blocking
  * client; the requests it makes are answered by the nodes' poll loops
- * (kvstore.c routes /repl/...). The record codec below is the format both
+ * (replica.c answers /repl/...). The record codec below is the format both
  * sides speak.
  *
  * WIRE PROTOCOL

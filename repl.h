@@ -4,7 +4,7 @@
  * primary from its most advanced replica. On a replica, an announcer thread
  * registers the replica with its primary. The threads are blocking HTTP
  * clients (client.c); the requests they make are answered by the nodes'
- * poll loops (kvstore.c routes /repl/...). The record codec is shared by
+ * poll loops (replica.c answers /repl/...). The record codec is shared by
  * both sides.
  *
  * Thread rules: repl_codec functions are pure and any thread may call them.
@@ -105,7 +105,7 @@ int	repl_init(const struct repl_config *cfg, const char *repl_id,
 
 /*
  * Change the id and sequence the backlog continues from (after a sync).
- * kvstore.c calls it when /repl/sync/end swaps a store in on the primary,
+ * replica.c calls it when /repl/sync/end swaps a store in on the primary,
  * before answering, so pushers re-handshake against the new data set.
  */
 void	repl_reset(const char *repl_id, uint64_t seq);

@@ -2,7 +2,7 @@
  * ui.c: the web console's files. ui/embed.sh shrinks each file in ui/ and
  * ui/pack packs it (LZ4's block format, described in ui/pack.c) into
  * ui/assets.h at build time; ui_init unpacks them once into static memory,
- * where kvstore.c serves them from. Packing halves the ~22 KiB the console
+ * where api.c serves them from. Packing halves the ~22 KiB the console
  * would add to a binary that must stay under 200 KiB.
  */
 

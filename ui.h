@@ -6,7 +6,7 @@
 
 /*
  * What the page may load: its own files and this node's API, nothing else,
- * no inline script or style. kvstore.c sends it with every console file.
+ * no inline script or style. api.c sends it with every console file.
  */
 #define UI_CSP	"default-src 'none'; script-src 'self'; style-src 'self'; " \
 	"img-src 'self'; connect-src 'self'; base-uri 'none'; " \

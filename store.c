@@ -101,6 +101,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "store.h"
 #include "util.h"
 
@@ -259,9 +260,6 @@ struct store {
 	uint64_t	 s_finalseq;	/* every write up to it is in that sync */
 };
 
-static void	 crc_init(void);
-static uint32_t	 crc32c(const void *, size_t);
-static uint64_t	 siphash(uint64_t, uint64_t, const unsigned char *, size_t);
 static uint64_t	 hash_key(const struct store *, const char *, size_t);
 static void	 seterr(char *, size_t, const char *, ...);
 static uint64_t	 round_up(uint64_t, uint64_t);
@@ -340,132 +338,7 @@ static void	 wrote(struct store *, uint64_t);
 #define HDR(f)	((struct hdr *)(void *)(f)->f_map)
 #define BKT(f)	((struct bucket *)(void *)((f)->f_map + PAGE))
 
-static uint32_t		crc_table[8][256];
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(KV_SOFT_CRC)
-static int		crc_sse42;	/* the CPU has the crc32 instruction */
-#endif
-static pthread_once_t	crc_once = PTHREAD_ONCE_INIT;
-
-/* ---- Checksums and hashing ---- */
-
-/*
- * CRC-32C (Castagnoli, reflected polynomial 0x82f63b78), sliced by 8: about
- * 1.5 GB/s in software, which keeps replaying a big log at open quick. On
- * x86-64 with SSE4.2 (every such CPU since 2008) the crc32 instruction
- * computes the same polynomial several times faster: a fifth of a
- * replica's time applying small writes went to the tables. KV_SOFT_CRC
- * builds the tables alone (tests/store_test_softcrc).
- */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(KV_SOFT_CRC)
-__attribute__((target("sse4.2")))
-static uint32_t
-crc32c_sse42(const unsigned char *p, size_t len)
-{
-	uint64_t c = 0xffffffff, w;
-
-	for (; len >= 8; p += 8, len -= 8) {
-		memcpy(&w, p, 8);
-		c = __builtin_ia32_crc32di(c, w);
-	}
-	while (len-- > 0)
-		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
-	return (uint32_t)c ^ 0xffffffff;
-}
-#endif
-
-static void
-crc_init(void)
-{
-	uint32_t c;
-	int i, j;
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(KV_SOFT_CRC)
-	__builtin_cpu_init();
-	crc_sse42 = __builtin_cpu_supports("sse4.2");
-#endif
-
-	for (i = 0; i < 256; i++) {
-		c = i;
-		for (j = 0; j < 8; j++)
-			c = c & 1 ? (c >> 1) ^ 0x82f63b78 : c >> 1;
-		crc_table[0][i] = c;
-	}
-	for (i = 0; i < 256; i++)
-		for (j = 1; j < 8; j++)
-			crc_table[j][i] = (crc_table[j - 1][i] >> 8) ^
-			    crc_table[0][crc_table[j - 1][i] & 0xff];
-}
-
-static uint32_t
-crc32c(const void *buf, size_t len)
-{
-	const unsigned char *p = buf;
-	uint32_t c = 0xffffffff;
-	uint64_t w;
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(KV_SOFT_CRC)
-	if (crc_sse42)
-		return crc32c_sse42(p, len);
-#endif
-	for (; len >= 8; p += 8, len -= 8) {
-		memcpy(&w, p, 8);	/* little-endian: first byte lowest */
-		w ^= c;
-		c = crc_table[7][w & 0xff] ^
-		    crc_table[6][(w >> 8) & 0xff] ^
-		    crc_table[5][(w >> 16) & 0xff] ^
-		    crc_table[4][(w >> 24) & 0xff] ^
-		    crc_table[3][(w >> 32) & 0xff] ^
-		    crc_table[2][(w >> 40) & 0xff] ^
-		    crc_table[1][(w >> 48) & 0xff] ^
-		    crc_table[0][w >> 56];
-	}
-	while (len-- > 0)
-		c = crc_table[0][(c ^ *p++) & 0xff] ^ (c >> 8);
-	return c ^ 0xffffffff;
-}
-
-#define ROTL(x, b)	(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND do {							\
-	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);	\
-	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;				\
-	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;				\
-	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);	\
-} while (0)
-
-/*
- * SipHash-2-4 (Aumasson and Bernstein), keyed per file: clients choose the
- * keys, and a fixed hash would let them pile every key into one cluster.
- */
-static uint64_t
-siphash(uint64_t k0, uint64_t k1, const unsigned char *p, size_t len)
-{
-	uint64_t v0 = k0 ^ 0x736f6d6570736575ULL;
-	uint64_t v1 = k1 ^ 0x646f72616e646f6dULL;
-	uint64_t v2 = k0 ^ 0x6c7967656e657261ULL;
-	uint64_t v3 = k1 ^ 0x7465646279746573ULL;
-	uint64_t m, b = (uint64_t)len << 56;
-	size_t i;
-
-	for (; len >= 8; p += 8, len -= 8) {
-		memcpy(&m, p, 8);
-		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
-		v0 ^= m;
-	}
-	for (i = 0; i < len; i++)
-		b |= (uint64_t)p[i] << (8 * i);
-	v3 ^= b;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
-}
+/* ---- Hashing ---- */
 
 static uint64_t
 hash_key(const struct store *s, const char *key, size_t klen)
@@ -2117,7 +1990,7 @@ open_store(const char *path, enum store_fsync policy, int live, char *err,
 		errno = ENOTSUP;
 		return NULL;
 	}
-	pthread_once(&crc_once, crc_init);
+	hash_init();
 	if ((s = store_alloc(path, policy, err, errlen)) == NULL)
 		return NULL;
 	/* Only once the header checks is the file known to be ours. */
@@ -2233,7 +2106,7 @@ create_loading(const char *path, const uint8_t *id, const uint8_t *seed,
 	struct store *s;
 	int rc;
 
-	pthread_once(&crc_once, crc_init);
+	hash_init();
 	memset(&tmp, 0, sizeof(tmp));
 	tmp.s_path = (char *)path;
 	if ((tmp.s_cpath = path_with(path, COMPACT_SUFFIX)) == NULL) {

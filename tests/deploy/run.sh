@@ -191,6 +191,8 @@ get_is() {
     sleep 0.2
   done
 }
+# quietly COMMAND...: COMMAND's output only when it fails.
+quietly() { "$@" >"${work}/quiet.out" 2>&1 || { sed 's/^/    | /' "${work}/quiet.out"; return 1; }; }
 is() { [ "$1" = "$2" ] || { say "    expected '$2', got '$1'"; return 1; }; }
 
 # ---- The emulator ----
@@ -228,6 +230,50 @@ same_keys() {
     done
   done <"${work}/keys"
   [ -z "${missing:-}" ] || { say "    key ${missing} differs or is missing"; return 1; }
+}
+
+# put_many PORT PREFIX N: PUTs PREFIX1..PREFIXN (value "value-<i>") over one
+# keep-alive connection; prints the statuses that were not 201, with counts.
+put_many() {
+  node -e '
+    const http = require("http");
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const [port, prefix, n] = process.argv.slice(1);
+    const put = (i) => new Promise((resolve) => {
+      const req = http.request({ host: "127.0.0.1", port, method: "PUT", agent, timeout: 5000,
+        path: `/kv/${prefix}${i}` }, (res) => { res.resume(); res.on("end", () => resolve(res.statusCode)); });
+      req.on("timeout", () => req.destroy());
+      req.on("error", () => resolve(0));
+      req.end(`value-${i}`);
+    });
+    (async () => {
+      const bad = {};
+      for (let i = 1; i <= Number(n); i++) { const c = await put(i); if (c !== 201) bad[c] = (bad[c] ?? 0) + 1; }
+      for (const [c, k] of Object.entries(bad)) console.log(`${k} answered ${c}`);
+      agent.destroy();
+    })();' "$1" "$2" "$3"
+}
+# dump PORT FILE: every key and value on PORT (GET /kv/?values=true), one
+# sorted "key<TAB>value" line each, into FILE; false when unreachable.
+dump() {
+  [ "$(code GET "$1" '/kv/?values=true')" = 200 ] || return 1
+  node -e '
+    const l = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    console.log(l.map((o) => `${JSON.stringify(o.key)}\t${JSON.stringify(o.value)}`).sort().join("\n"));' \
+      <"${work}/body" >"$2"
+}
+# same_dump PORT FILE SECONDS: PORT holds exactly FILE's keys and values
+# (tried for SECONDS); says how many lines differ when not.
+same_dump() {
+  local end=$(($(date +%s) + $3))
+  while :; do
+    dump "$1" "${work}/dump.now" && cmp -s "${work}/dump.now" "$2" && return 0
+    [ "$(date +%s)" -lt "${end}" ] || break
+    sleep 0.3
+  done
+  say "    $(wc -l <"$2") keys expected, $(wc -l <"${work}/dump.now" 2>/dev/null || echo 0) found," \
+      "$(diff "$2" "${work}/dump.now" 2>/dev/null | grep -c '^[<>]') lines differ"
+  return 1
 }
 
 # sts_init_containers FILE: the names of the StatefulSet's init containers.
@@ -408,6 +454,29 @@ listen_addrs() {
       /proc/net/tcp /proc/net/tcp6
 }
 between() { [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
+
+# first_write: the first PUT of a fresh install, sent the moment
+# kvstore-0's /health answers 200 (its /ready may still say 503: a
+# primary with a brand-new store looks for a data set on the replicas for
+# RECOVER_WAIT_MS first). The server parks such writes until it decides;
+# so the PUT must answer 201, only later. Its time is recorded.
+first_write() {
+  local end=$(($(date +%s) + 60)) p0 ready t0 ms got
+  until p0=$(port kvstore-0 2>/dev/null) && [ "$(code GET "${p0}" /health)" = 200 ]; do
+    if [ "$(date +%s)" -ge "${end}" ]; then
+      bad "3: kvstore-0's /health did not answer 200 within 60 s of the install"
+      return 1
+    fi
+    sleep 0.05
+  done
+  ready=$(code GET "${p0}" /ready)
+  t0=$(date +%s%N)
+  got=$(curl -s -m 30 -o "${work}/body" -w '%{http_code}' -X PUT --data-binary first \
+      "http://127.0.0.1:${p0}/kv/first-write" 2>/dev/null)
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  check "3: fresh install: a PUT sent as soon as kvstore-0's /health answered 200 (/ready ${ready}) answers 201, in ${ms} ms" \
+      is "${got} $(body)" "201 created"
+}
 
 scenario_pods() {
   say "== the pods as the kubelet runs them: network, ports, security context, volumes"
@@ -623,6 +692,48 @@ scenario_g() {
   check "g: the user's key test still has hello" get_is "$(port kvstore-0)" test hello 1
 }
 
+scenario_k() {
+  say "== k. whole-cluster restart with kvstore-0's volume gone: no key is lost"
+  local run p0 pod t0 seen n=200
+  K scale 3 >/dev/null
+  check "k: 3 pods Ready (kvstore-2 back on its kept claim)" K wait-ready --timeout 60 || return
+  p0=$(port kvstore-0)
+  check "k: ${n} PUTs on kvstore-0 answer 201" is "$(put_many "${p0}" wipe- "${n}")" ""
+  dump "${p0}" "${work}/k.before" || { bad "k: GET /kv/?values=true on kvstore-0"; return; }
+  for pod in kvstore-1 kvstore-2; do
+    check "k: before the restart ${pod} has every key and value of kvstore-0 ($(wc -l <"${work}/k.before") keys)" \
+        same_dump "$(port "${pod}")" "${work}/k.before" 15
+  done
+  # A node pool replaced or a namespace restored: every pod goes, the
+  # claims stay except kvstore-0's, then the controller creates them all
+  # at once (Parallel; OrderedReady would start kvstore-0 alone, and it
+  # would hear nobody and start empty).
+  t0=$(date +%s)
+  K scale 0 >/dev/null
+  check "k: every pod deleted (scale 0: the claims stay)" quietly K wait-ready --timeout 60
+  run=$(cat "${state}/run")
+  docker volume rm "${run}-data-kvstore-0" >/dev/null
+  check "k: kvstore-0's claim (data-kvstore-0) is gone, the others kept" is \
+      "$(docker volume ls -q --filter "label=kvstore-deploy.run=${run}" | grep -o -- '-data-kvstore-[0-9]$' | sort | tr '\n' ' ')" \
+      "-data-kvstore-1 -data-kvstore-2 -data-kvstore-3 -data-kvstore-4 "
+  seen=$(K events | wc -l)
+  K scale 3 >/dev/null
+  check "k: 3 pods Ready again" quietly K wait-ready --timeout 90
+  check "k: kvstore-1 and kvstore-2 were created before kvstore-0 was Ready (Parallel)" \
+      awk '/kvstore-0: Ready/ && !r { r = NR } /kvstore-[12]: created/ && !r { c++ }
+          END { exit !(r && c == 2) }' <(K events | tail -n +"$((seen + 1))")
+  say "    (all pods deleted and Ready again in $(($(date +%s) - t0)) s)"
+  check "k: kvstore-0 started on an empty volume (keys=$(keys_at_last_start kvstore-0) at start)" \
+      is "$(keys_at_last_start kvstore-0)" 0
+  K logs kvstore-0 >"${work}/k.log"
+  check "k: kvstore-0's log says it recovered from a replica" grep -q 'recovery: recovered from ' "${work}/k.log"
+  grep -E 'recovery|EMPTY' "${work}/k.log" | cut -c 1-160 | sed 's/^/    | /'
+  for pod in kvstore-0 kvstore-1 kvstore-2; do
+    check "k: after the restart ${pod} has every key and value written before it" \
+        same_dump "$(port "${pod}")" "${work}/k.before" 10
+  done
+}
+
 scenario_h() {
   say "== h. without the volumePermissions init container the root-owned volume is not writable"
   K delete >/dev/null 2>&1
@@ -717,6 +828,7 @@ main() {
   say "== 3. the StatefulSet under the kubelet emulator (tests/deploy/kubelet.mjs)"
   kube_start default "${work}/default.yaml"
   K apply >/dev/null
+  first_write
   if K wait-ready --timeout 90; then
     ok "3 pods Ready (podManagementPolicy Parallel: created together)"
   else
@@ -731,6 +843,7 @@ main() {
   scenario_e
   scenario_f
   scenario_g
+  scenario_k
   if [ "${failed}" -gt 0 ]; then
     say "events of the failed run:"
     K events | tail -40 | sed 's/^/    | /'

@@ -961,6 +961,9 @@ loop_handler(struct http_request *r)
 	    (int)r->body_len, r->body);
 	pthread_mutex_unlock(&loopmu);
 	http_reply(r->id, 200, "text/plain", "", "ok\n", 3);
+	/* Stopped from its own thread: http_stop is for signal handlers. */
+	if (r->path_len == 5 && memcmp(r->path, "/stop", 5) == 0)
+		http_stop();
 }
 
 static void *
@@ -1124,7 +1127,10 @@ test_admit(void)
 	    strlen(out), "handled %d", loop_count(&handled));
 	close(fd);
 
-	http_stop();
+	fd = loop_dial(p);
+	loop_talk(fd, "GET /stop HTTP/1.1\r\nHost: a\r\nConnection: close"
+	    "\r\n\r\n", out, sizeof(out), 0);
+	close(fd);
 	pthread_join(t, NULL);
 }
 

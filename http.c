@@ -702,6 +702,17 @@ conn_by_id(uint64_t id)
 	return c;
 }
 
+int
+http_peer(uint64_t id, struct sockaddr_storage *ss)
+{
+	struct conn	*c;
+	socklen_t	 len = sizeof(*ss);
+
+	if ((c = conn_by_id(id)) == NULL)
+		return -1;
+	return getpeername(c->c_fd, (struct sockaddr *)ss, &len);
+}
+
 /* The request is answered: drop its bytes, go on to the next or close. */
 static void
 finish_request(struct conn *c)

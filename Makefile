@@ -47,7 +47,7 @@ ui/pack: ui/pack.c
 	$(HOSTCC) -O2 -o $@ ui/pack.c
 
 TEST_SRC_http_test = http.c parse.c util.c
-TEST_SRC_repl_test = repl.c client.c parse.c util.c
+TEST_SRC_repl_test = repl.c client.c hash.c parse.c store.c util.c
 TEST_SRC_store_test = store.c hash.c util.c
 TEST_SRC_store_test_softcrc = store.c hash.c util.c
 TEST_SRC_ui_test = ui.c
@@ -58,7 +58,8 @@ TEST_FLAGS_repl_test = -Wl,--wrap=getaddrinfo
 TEST_FLAGS_store_test_softcrc = -DKV_SOFT_CRC
 
 tests/http_test: tests/http_test.c http.c parse.c util.c $(HDR)
-tests/repl_test: tests/repl_test.c repl.c client.c parse.c util.c $(HDR)
+tests/repl_test: tests/repl_test.c repl.c client.c hash.c parse.c store.c \
+	util.c $(HDR)
 tests/store_test: tests/store_test.c store.c hash.c util.c $(HDR)
 tests/store_test_softcrc: tests/store_test.c store.c hash.c util.c $(HDR)
 tests/ui_test: tests/ui_test.c ui.c $(HDR) ui/assets.h ui/pack
@@ -187,15 +188,15 @@ FUZZERS = tests/fuzz/fuzz_http tests/fuzz/fuzz_repl tests/fuzz/fuzz_store \
 	tests/fuzz/fuzz_api
 
 FUZZ_SRC_fuzz_http = parse.c util.c
-FUZZ_SRC_fuzz_repl = repl.c client.c parse.c util.c
+FUZZ_SRC_fuzz_repl = repl.c client.c hash.c parse.c store.c util.c
 FUZZ_SRC_fuzz_store = store.c hash.c util.c
 # fuzz_api builds replica.c into itself, to reach its sync token.
 FUZZ_SRC_fuzz_api = api.c client.c hash.c http.c node.c parse.c repl.c \
 	status.c store.c ui.c util.c wait.c
 
 tests/fuzz/fuzz_http: tests/fuzz/fuzz_http.c parse.c util.c $(HDR)
-tests/fuzz/fuzz_repl: tests/fuzz/fuzz_repl.c repl.c client.c parse.c util.c \
-	$(HDR)
+tests/fuzz/fuzz_repl: tests/fuzz/fuzz_repl.c repl.c client.c hash.c parse.c \
+	store.c util.c $(HDR)
 tests/fuzz/fuzz_store: tests/fuzz/fuzz_store.c store.c hash.c util.c $(HDR)
 tests/fuzz/fuzz_api: tests/fuzz/fuzz_api.c $(OBJ:.o=.c) $(HDR) ui/assets.h
 $(FUZZERS):

@@ -56,6 +56,9 @@ struct config {
 	char		 self_url[64];
 	size_t		 backlog_bytes;
 	int		 repl_timeout_ms;
+	char		 peers_dns[256];	/* PEERS_DNS's name */
+	char		 peers_port[8];	/* and its port, PORT's if none */
+	int		 max_registered;
 };
 
 static struct config	 cfg;
@@ -173,7 +176,7 @@ add_replica_url(const char *url, size_t len)
 
 	memcpy(buf, url, len);
 	buf[len] = '\0';
-	if (repl_add_replica(buf, 0) == -1)
+	if (repl_add_replica(buf, NULL) == -1)
 		die("REPLICA_URLS: cannot feed %s:", buf);
 }
 
@@ -200,6 +203,28 @@ load_tokens(void)
 		die("READ_AUTH=%s: expected true or false", v);
 	if (node.read_auth && node.auth.t_len == 0)
 		die("READ_AUTH=%s needs AUTH_TOKEN or AUTH_TOKEN_FILE", v);
+}
+
+/*
+ * PEERS_DNS=name[:port]: a name that lists every pod (the chart's headless
+ * Service). The port is PORT's unless given: every pod listens on the same.
+ */
+static void
+load_peers_dns(void)
+{
+	const char *v = env("PEERS_DNS", ""), *c;
+	size_t n;
+
+	c = strrchr(v, ':');
+	n = c != NULL ? (size_t)(c - v) : strlen(v);
+	if (n >= sizeof(cfg.peers_dns) || strchr(v, '/') != NULL ||
+	    (c != NULL && (c[1] == '\0' || strlen(c + 1) > 5 ||
+	    strspn(c + 1, "0123456789") != strlen(c + 1))))
+		die("PEERS_DNS=%s: expected a DNS name, or name:port", v);
+	memcpy(cfg.peers_dns, v, n);
+	cfg.peers_dns[n] = '\0';
+	snprintf(cfg.peers_port, sizeof(cfg.peers_port), "%s",
+	    c != NULL ? c + 1 : cfg.port);
 }
 
 static void
@@ -237,6 +262,8 @@ load_config(void)
 	/* Half the connections at most: probes must find one free. */
 	node.max_parked = env_int("MAX_PARKED", cfg.max_conns / 2, 0,
 	    cfg.max_conns / 2);
+	cfg.max_registered = env_int("MAX_REGISTERED_REPLICAS", 64, 1, 4096);
+	load_peers_dns();
 	check_url("PRIMARY_URL", node.primary_url, strlen(node.primary_url));
 	each_url(cfg.replica_urls, check_replica_url);
 	snprintf(cfg.self_url, sizeof(cfg.self_url), "http://127.0.0.1:%s",
@@ -304,30 +331,91 @@ raise_fd_limit(void)
 
 /* ---- The loop ---- */
 
-/* Recovery ended: say what it found before any parked write is made. */
+/* Put the store recovery copied in place of the empty one. 0, or -1. */
+static int
+adopt_copy(struct repl_recovery *rr)
+{
+	struct store *adopted;
+	char err[256];
+
+	http_unwatch(store_notify_fd(node.store));
+	adopted = store_adopt(node.store, rr->fresh, err, sizeof(err));
+	rr->fresh = NULL;
+	if (adopted == NULL) {
+		if (errno == ESTALE)
+			node.store_stale = 1;
+		kv_log("error", "recovery: cannot swap the copy in: %s%s", err,
+		    node.store_stale ? "; restart to serve it" : "");
+	} else {
+		node.store = adopted;
+		node.store_gen++;
+	}
+	if (http_watch(store_notify_fd(node.store), wait_on_durable,
+	    NULL) == -1)
+		kv_log("error", "cannot watch the store's flush notifications: "
+		    "%s", strerror(errno));
+	return adopted == NULL ? -1 : 0;
+}
+
+/*
+ * Recovery decided: adopt what it copied, reset replication to it and say
+ * what happened, all before any parked write is made (wait_run follows in
+ * the same tick). A copy that cannot be swapped in is made again.
+ */
 static void
-recovery_done(void)
+recovery_done(struct repl_recovery *rr)
 {
 	struct store_stats st;
 
-	recovery_pending = 0;
-	store_stats(node.store, &st);
-	if (st.keys == 0 && st.last_seq == 0) {
+	if (rr->fresh != NULL) {
+		if (adopt_copy(rr) == -1 && !node.store_stale) {
+			repl_recover_done(0);
+			return;
+		}
+		store_stats(node.store, &st);
+		repl_reset(st.repl_id, st.last_seq);
+		snprintf(node.recovery, sizeof(node.recovery), "recovered %llu "
+		    "keys at seq %llu from %s", (unsigned long long)st.keys,
+		    (unsigned long long)st.last_seq, rr->source);
+		kv_log("warn", "recovery: %s, repl id %s", node.recovery,
+		    st.repl_id);
+	} else if (rr->silent[0] == '\0') {
+		if (rr->answered == 0)
+			snprintf(node.recovery, sizeof(node.recovery), "new "
+			    "data set: no peer to ask");
+		else
+			snprintf(node.recovery, sizeof(node.recovery), "new "
+			    "data set: %d replicas answered, none holds data",
+			    rr->answered);
+		kv_log("info", "recovery: %s; this primary starts a new data "
+		    "set", node.recovery);
+	} else {
 		node.started_empty = 1;
-		kv_log("warn", "STARTING EMPTY: this primary's store is new and "
-		    "no replica with data answered within %d ms; if replicas "
-		    "held older data, it was not recovered",
-		    node.recover_wait_ms);
+		snprintf(node.recovery, sizeof(node.recovery), "started empty");
 	}
+	if (rr->silent[0] != '\0') {
+		snprintf(node.recovery_warning, sizeof(node.recovery_warning),
+		    "%s: no answer within RECOVER_WAIT_MS (%d ms) from %s; "
+		    "data only they held was not recovered",
+		    rr->fresh != NULL || node.recovery[0] == 'r' ?
+		    "recovered from the others" : "this primary started with "
+		    "an empty store", node.recover_wait_ms, rr->silent);
+		kv_log("warn", "%s%s", node.started_empty ? "STARTING EMPTY: " :
+		    "", node.recovery_warning);
+	}
+	recovery_pending = 0;
+	repl_recover_done(1);
 }
 
 static void
 tick(void)
 {
+	struct repl_recovery rr;
+
 	node.stopping = stopping;
 	store_step(node.store);
-	if (recovery_pending && !repl_recovering())
-		recovery_done();
+	if (recovery_pending && repl_recover_result(&rr) == 1)
+		recovery_done(&rr);
 	wait_run();
 	repl_flush();
 }
@@ -353,7 +441,13 @@ start_replication(void)
 	rc.timeout_ms = cfg.repl_timeout_ms;
 	rc.recover_wait_ms = node.recover_wait_ms;
 	rc.on_ack = http_wake;
+	rc.store = node.store;
+	rc.peers_dns = cfg.peers_dns;
+	rc.peers_port = cfg.peers_port;
+	rc.max_registered = cfg.max_registered;
 	store_stats(node.store, &st);
+	rc.recover = node.role == ROLE_PRIMARY && st.keys == 0 &&
+	    st.last_seq == 0 && !st.synced;
 	if (node.role == ROLE_PRIMARY && st.recovered) {
 		/*
 		 * Writes pushed before they reached this disk may be on
@@ -370,15 +464,16 @@ start_replication(void)
 	if (repl_init(&rc, st.repl_id, st.last_seq) == -1)
 		die("cannot start replication:");
 	if (node.role == ROLE_PRIMARY) {
-		if (st.keys == 0 && st.last_seq == 0 && !st.synced) {
+		each_url(cfg.replica_urls, add_replica_url);
+		if (rc.recover) {
 			kv_log("info", "the store is new: asking replicas for "
-			    "an existing data set for up to %d ms before "
-			    "taking writes", node.recover_wait_ms);
+			    "an existing data set (up to %d ms for those that "
+			    "do not answer) before taking writes",
+			    node.recover_wait_ms);
 			if (repl_recover() == -1)
 				die("cannot start recovery:");
 			recovery_pending = 1;
 		}
-		each_url(cfg.replica_urls, add_replica_url);
 	} else if (*node.primary_url != '\0' && repl_announce() == -1)
 		die("cannot start announcing to %s:", node.primary_url);
 }

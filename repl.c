@@ -103,6 +103,9 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -135,7 +138,9 @@
 #define BACKOFF_MAX_MS	3000
 #define DEF_DROP_MS	60000		/* a registered peer silent this long goes */
 #define ANNOUNCE_MS	3000		/* a restarted primary relearns in 3 s */
-#define RECOVER_POLL_MS	500
+#define RECOVER_POLL_MS	200		/* a silent candidate is asked again */
+#define DEF_MAX_REGISTERED 64		/* MAX_REGISTERED_REPLICAS default */
+#define SYNC_KEYS_HINT_MAX (1 << 22)	/* 4M keys: 64 MiB of buckets */
 #define RECOVER_RETRY_MS 2000		/* after a failed copy from a replica */
 #define MAX_RESYNCS	3		/* then back off: no full-sync storm */
 #define MAX_RESP_BODY	65536		/* non-snapshot answers are one line */
@@ -158,6 +163,8 @@ struct peer {
 	char		 node[ID_MAX];	/* its /repl/state node, once known */
 	int		 is_static;
 	int		 registered;
+	int		 verified;	/* static, or its URL resolves to from */
+	struct sockaddr_storage from;	/* where it registered from */
 	const char	*state;
 	uint64_t	 acked_seq;
 	uint64_t	 ack_pos;	/* ring position of acked_seq + 1 */
@@ -205,6 +212,8 @@ struct sync_result {
 enum { S_ERR = -1, S_STOP = 0, S_RESYNC = 1 };
 
 static void	*pusher(void *);
+static int	 address_matches(const char *, const struct sockaddr_storage *,
+		    char *);
 static void	*recoverer(void *);
 static void	*announcer(void *);
 static void	 new_node_id(void);
@@ -240,6 +249,13 @@ static struct peer	*dead;		/* dropped, waiting to be joined */
 static pthread_t	 rec_thread, ann_thread;
 static int		 rec_started, ann_started;
 static int		 rec_fd[2] = { -1, -1 };
+static uint64_t		 peers_gen;	/* bumped when a peer can be asked */
+static char		 refused_url[REPL_URL_MAX];	/* the last refused */
+static struct {
+	int		 ready;		/* a result waits for the main thread */
+	int		 verdict;	/* 1 adopted, -1 copy again, 0 not yet */
+	struct repl_recovery r;
+} hand;
 static int		 ann_fd = -1;
 
 /* ---- Small helpers ---- */
@@ -630,6 +646,7 @@ struct sync {
 	uint64_t	 token;		/* names the sync on dst */
 	char		 target[192];	/* the current sync/... request */
 	int		 inflight;	/* data batches sent, not answered */
+	struct store	*load;		/* recovery: records go here instead */
 	struct sync_result *res;
 	char		*err;
 };
@@ -758,9 +775,54 @@ sync_data(struct sync *sy)
 	return 0;
 }
 
+/* One record into the next batch for dst; a full batch goes first. */
+static int
+forward_record(struct sync *sy, const char *p, size_t n)
+{
+	if (sy->b->b_len > 0 && sy->b->b_len + n > cfg.batch_bytes &&
+	    sync_data(sy) == -1)
+		return -1;
+	if (batch_add(sy->b, p, n) == -1) {
+		seterr(sy->err, "out of memory for a %zu-byte record", n);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * One record into recovery's copy. A record newer than the snapshot's seq
+ * was written while it was read: it is stored as of that seq (nothing
+ * existed at seq 0: skipped), as replica.c loads a full sync.
+ */
+static int
+load_record(struct sync *sy, const struct repl_record *rec)
+{
+	uint64_t	 seq = rec->seq;
+	int		 rc;
+
+	if (seq == 0 || seq > REPL_SEQ_MAX) {
+		seterr(sy->err, "snapshot from %s: seq %llu out of range",
+		    sy->src_url, (unsigned long long)seq);
+		return -1;
+	}
+	if (seq > sy->snap.seq) {
+		if (sy->snap.seq == 0)
+			return 0;
+		seq = sy->snap.seq;
+	}
+	rc = rec->op == REPL_PUT ? store_put(sy->load, rec->key, rec->klen,
+	    rec->val, rec->vlen, seq, NULL) : store_del(sy->load, rec->key,
+	    rec->klen, seq, NULL);
+	if (rc == -1) {
+		seterr(sy->err, "loading the copy: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * Forward src's records to dst in batches of at most batch_bytes (one
- * bigger record alone) until the END record. The snapshot is streamed,
+ * bigger record alone), or load them into sy->load, until the END record. The snapshot is streamed,
  * never held whole: src buffers at most one record.
  */
 static int
@@ -798,15 +860,11 @@ sync_copy(struct sync *sy)
 		}
 		if (rec.op == REPL_END)
 			break;
-		if (sy->b->b_len > 0 &&
-		    sy->b->b_len + (size_t)n > cfg.batch_bytes &&
-		    sync_data(sy) == -1)
+		if (sy->load != NULL) {
+			if (load_record(sy, &rec) == -1)
+				return -1;
+		} else if (forward_record(sy, p, (size_t)n) == -1)
 			return -1;
-		if (batch_add(sy->b, p, (size_t)n) == -1) {
-			seterr(sy->err, "out of memory for a %zd-byte record",
-			    n);
-			return -1;
-		}
 		client_consume(sy->src, (size_t)n);
 		sy->res->bytes += (uint64_t)n;
 		sy->res->keys += rec.op == REPL_PUT;
@@ -875,6 +933,54 @@ full_sync(struct client *src, const char *src_url, struct client *dst,
 	memcpy(res->id, sy.snap.id, sizeof(res->id));
 	res->seq = sy.snap.seq;
 	return 0;
+}
+
+/*
+ * Recovery's copy: src's snapshot into a fresh store beside cfg.store
+ * (store_create), which only this thread touches until the main thread
+ * adopts it. Nothing is pushed anywhere: a primary takes no sync. Returns
+ * 0 with *out and res filled, or -1 with err and nothing left behind; src
+ * is closed either way.
+ */
+static int
+pull_snapshot(struct client *src, const char *src_url, struct store **out,
+    struct sync_result *res, char *err)
+{
+	struct sync	 sy;
+	char		 why[256];
+	uint64_t	 keys;
+
+	*out = NULL;
+	memset(res, 0, sizeof(*res));
+	memset(&sy, 0, sizeof(sy));
+	sy.src = src;
+	sy.src_url = src_url;
+	sy.res = res;
+	sy.err = err;
+	if (snapshot_open(&sy) == -1)
+		goto fail;
+	/* A peer's hint: a data set at seq N has at most N keys. */
+	keys = sy.snap.keys < sy.snap.seq ? sy.snap.keys : sy.snap.seq;
+	if (keys > SYNC_KEYS_HINT_MAX)
+		keys = SYNC_KEYS_HINT_MAX;
+	if ((sy.load = store_create(cfg.store, sy.snap.id,
+	    sy.snap.seed[0] != '\0' ? sy.snap.seed : NULL, sy.snap.seq, keys,
+	    STORE_FSYNC_NO, why, sizeof(why))) == NULL) {
+		seterr(err, "cannot start the copy: %s", why);
+		goto fail;
+	}
+	if (sync_copy(&sy) == -1)
+		goto fail;
+	client_close(src);
+	memcpy(res->id, sy.snap.id, sizeof(res->id));
+	res->seq = sy.snap.seq;
+	*out = sy.load;
+	return 0;
+fail:
+	client_close(src);
+	if (sy.load != NULL)
+		store_discard(sy.load);
+	return -1;
 }
 
 /* ---- Backlog (all with mu held) ---- */
@@ -970,6 +1076,8 @@ free_state(void)
 	free((char *)cfg.self_url);
 	free((char *)cfg.advertise_url);
 	free((char *)cfg.primary_url);
+	free((char *)cfg.peers_dns);
+	free((char *)cfg.peers_port);
 	free(bl.buf);
 	memset(&cfg, 0, sizeof(cfg));
 	memset(&bl, 0, sizeof(bl));
@@ -999,15 +1107,19 @@ repl_init(const struct repl_config *c, const char *repl_id, uint64_t seq)
 		cfg.recover_wait_ms = 0;
 	if (cfg.drop_after_ms <= 0)
 		cfg.drop_after_ms = DEF_DROP_MS;
+	if (cfg.max_registered <= 0)
+		cfg.max_registered = DEF_MAX_REGISTERED;
 	cfg.token = dupstr(c->token);
 	cfg.self_url = dupstr(c->self_url);
 	cfg.advertise_url = dupstr(c->advertise_url);
 	cfg.primary_url = dupstr(c->primary_url);
+	cfg.peers_dns = dupstr(c->peers_dns);
+	cfg.peers_port = dupstr(c->peers_port != NULL ? c->peers_port : "80");
 	bl.cap = cfg.backlog_bytes;
 	bl.buf = malloc(bl.cap);	/* pages are touched only as used */
 	if (cfg.token == NULL || cfg.self_url == NULL ||
 	    cfg.advertise_url == NULL || cfg.primary_url == NULL ||
-	    bl.buf == NULL)
+	    cfg.peers_dns == NULL || cfg.peers_port == NULL || bl.buf == NULL)
 		goto fail;
 	if (pthread_condattr_init(&ca) != 0)
 		goto fail;
@@ -1025,7 +1137,10 @@ repl_init(const struct repl_config *c, const char *repl_id, uint64_t seq)
 	    cfg.token[0] != '\0' ? cfg.token : "none");
 	(void)snprintf(hdr_post, sizeof(hdr_post), "%sContent-Type: "
 	    "application/octet-stream\r\n", hdr_get);
-	stopping = draining = recovering = 0;
+	stopping = draining = 0;
+	recovering = cfg.recover;	/* no pusher syncs from empty */
+	memset(&hand, 0, sizeof(hand));
+	peers_gen = 0;
 	inited = 1;
 	return 0;
 fail:
@@ -1120,6 +1235,124 @@ repl_flush(void)
 	UNLOCK();
 }
 
+/* ---- Addresses ---- */
+
+/* host and port of "http://host[:port][/...]" (IPv6 in brackets); -1. */
+static int
+url_hostport(const char *url, char *host, size_t hcap, char *port,
+    size_t pcap)
+{
+	const char *h, *e, *pt;
+	size_t n;
+
+	if (strncmp(url, "http://", 7) != 0)
+		return -1;
+	h = url + 7;
+	if (*h == '[') {
+		if ((e = strchr(++h, ']')) == NULL)
+			return -1;
+		pt = e + 1;
+	} else {
+		e = h + strcspn(h, ":/");
+		pt = e;
+	}
+	if ((n = (size_t)(e - h)) == 0 || n >= hcap)
+		return -1;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	if (*pt != ':') {
+		(void)snprintf(port, pcap, "80");
+		return 0;
+	}
+	pt++;
+	if ((n = strspn(pt, "0123456789")) == 0 || n >= pcap)
+		return -1;
+	memcpy(port, pt, n);
+	port[n] = '\0';
+	return 0;
+}
+
+/* sa's IP as 16 bytes, IPv4 mapped (::ffff:a.b.c.d); -1 if not IP. */
+static int
+addr16(const struct sockaddr *sa, unsigned char *a)
+{
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+	if (sa->sa_family == AF_INET6) {
+		memcpy(a, &s6->sin6_addr, 16);
+		return 0;
+	}
+	if (sa->sa_family != AF_INET)
+		return -1;
+	memset(a, 0, 10);
+	a[10] = a[11] = 0xff;
+	memcpy(a + 12, &s4->sin_addr, 4);
+	return 0;
+}
+
+/* a as text: dotted for a mapped IPv4 address. */
+static void
+addr16_text(const unsigned char *a, char *buf, size_t cap)
+{
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff };
+
+	if (memcmp(a, mapped, 12) == 0)
+		(void)inet_ntop(AF_INET, a + 12, buf, (socklen_t)cap);
+	else
+		(void)inet_ntop(AF_INET6, a, buf, (socklen_t)cap);
+}
+
+/*
+ * Does url's host resolve to from, the address a registration came from?
+ * In Kubernetes a pod's name resolves to its IP; locally localhost to
+ * 127.0.0.1 and ::1. Otherwise POST /repl/register would make this node
+ * connect to any host and port, and /ready tell which answer. Resolves on
+ * the calling thread (a pusher, never the loop) and connects nowhere.
+ * 1 if so, 0 if not with why in err.
+ */
+static int
+address_matches(const char *url, const struct sockaddr_storage *from,
+    char *err)
+{
+	struct addrinfo hints, *res, *ai;
+	char host[REPL_URL_MAX], port[8], got[64], want[64];
+	unsigned char f[16], a[16];
+	int rc, ok = 0;
+
+	if (url_hostport(url, host, sizeof(host), port, sizeof(port)) == -1) {
+		seterr(err, "not http://host[:port]");
+		return 0;
+	}
+	if (addr16((const struct sockaddr *)from, f) == -1) {
+		seterr(err, "it came from no IP address");
+		return 0;
+	}
+	addr16_text(f, want, sizeof(want));
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
+		seterr(err, "%s does not resolve (%s); it registered from %s",
+		    host, gai_strerror(rc), want);
+		return 0;
+	}
+	got[0] = '\0';
+	for (ai = res; ai != NULL && !ok; ai = ai->ai_next) {
+		if (addr16(ai->ai_addr, a) == -1)
+			continue;
+		ok = memcmp(a, f, 16) == 0;
+		if (got[0] == '\0')
+			addr16_text(a, got, sizeof(got));
+	}
+	freeaddrinfo(res);
+	if (!ok)
+		seterr(err, "%s resolves to %s, not to %s, the address it "
+		    "registered from", host, got, want);
+	return ok;
+}
+
 /* ---- Pushers ---- */
 
 /*
@@ -1171,12 +1404,12 @@ repl_node_id(void)
 }
 
 int
-repl_add_replica(const char *url, int registered)
+repl_add_replica(const char *url, const struct sockaddr_storage *from)
 {
 	struct client *probe;
-	struct peer *p, *reap;
+	struct peer *p, *reap, **pp;
 	uint64_t now = mono_ms();
-	int rc, ret = -1;
+	int rc, ret = -1, registered = from != NULL, nreg = 0;
 
 	if (!inited || url == NULL) {
 		errno = EINVAL;
@@ -1201,9 +1434,11 @@ repl_add_replica(const char *url, int registered)
 		errno = ECANCELED;
 		goto out;
 	}
-	for (p = peers; p != NULL; p = p->next)
+	for (p = peers; p != NULL; p = p->next) {
 		if (strcmp(p->url, url) == 0 || strcmp(p->alias, url) == 0)
 			break;
+		nreg += !p->is_static;
+	}
 	if (p != NULL) {
 		if (registered) {
 			p->registered = 1;
@@ -1221,14 +1456,25 @@ repl_add_replica(const char *url, int registered)
 		ret = 0;
 		goto out;
 	}
+	/* Each registration is a thread: a bounded number of them. */
+	if (registered && nreg >= cfg.max_registered) {
+		UNLOCK();
+		kv_log("warn", "repl: refused to register %s: %d replicas are "
+		    "registered already (MAX_REGISTERED_REPLICAS)", url,
+		    cfg.max_registered);
+		errno = ENOSPC;
+		goto out;
+	}
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		UNLOCK();
 		errno = ENOMEM;
 		goto out;
 	}
 	(void)snprintf(p->url, sizeof(p->url), "%s", url);
-	p->is_static = !registered;
+	p->is_static = p->verified = !registered;
 	p->registered = registered;
+	if (registered)
+		p->from = *from;
 	p->state = "connecting";
 	p->added = p->last_seen = now;
 	p->fd = p->sfd = -1;
@@ -1238,12 +1484,16 @@ repl_add_replica(const char *url, int registered)
 		errno = rc;
 		goto out;
 	}
-	p->next = peers;
-	peers = p;
+	/* Configured peers first, then registered ones as they came. */
+	for (pp = &peers; *pp != NULL && (registered || (*pp)->is_static);
+	    pp = &(*pp)->next)
+		;
+	p->next = *pp;
+	*pp = p;
 	UNLOCK();
 	ret = 0;
-	kv_log("info", "replica %s: added (%s)", url,
-	    registered ? "registered" : "REPLICA_URLS");
+	kv_log(registered ? "debug" : "info", "replica %s: added (%s)", url,
+	    registered ? "registered; checking its address" : "REPLICA_URLS");
 out:
 	while (reap != NULL) {
 		struct peer *n = reap->next;
@@ -1266,10 +1516,12 @@ repl_peers(struct repl_peer *out, size_t max)
 	if (!inited)
 		return 0;
 	LOCK();
-	for (p = peers; p != NULL; p = p->next, n++) {
-		if (n >= max)
+	for (p = peers; p != NULL; p = p->next) {
+		if (!p->verified)
+			continue;	/* not a peer until its address checks */
+		if (n++ >= max)
 			continue;
-		o = &out[n];
+		o = &out[n - 1];
 		memcpy(o->url, p->url, sizeof(o->url));
 		o->state = p->state;
 		o->acked_seq = p->acked_seq;
@@ -1596,6 +1848,30 @@ pusher(void *arg)
 	memset(&ps, 0, sizeof(ps));
 	ps.p = p;
 	ps.seed = (unsigned)mono_ms() ^ (unsigned)(uintptr_t)p;
+	if (!p->verified) {	/* p->from and p->url are fixed: no lock */
+		if (!address_matches(p->url, &p->from, ps.err)) {
+			LOCK();
+			/* It announces again every 3 s: say it once. */
+			rc = strcmp(refused_url, p->url) == 0;
+			(void)snprintf(refused_url, sizeof(refused_url), "%s",
+			    p->url);
+			UNLOCK();
+			kv_log(rc ? "debug" : "warn", "replica %s: registration "
+			    "refused, never connected: %s", p->url, ps.err);
+			LOCK();
+			if (!stopping)	/* else repl_shutdown joins it */
+				retire_peer(p);
+			UNLOCK();
+			return NULL;
+		}
+		LOCK();
+		p->verified = 1;
+		peers_gen++;	/* recovery asks it at once */
+		(void)pthread_cond_broadcast(&cv);
+		UNLOCK();
+		kv_log("info", "replica %s: added (registered; its address "
+		    "checks)", p->url);
+	}
 	if ((ps.sc = new_client(cfg.self_url, &p->sfd, ps.err)) == NULL)
 		kv_log("error", "replica %s: self URL: %s; full syncs will "
 		    "fail", p->url, ps.err);
@@ -1678,13 +1954,10 @@ repl_recover(void)
 {
 	int rc;
 
-	if (!inited || rec_started) {
+	if (!inited || rec_started || !cfg.recover) {
 		errno = EINVAL;
 		return -1;
 	}
-	LOCK();
-	recovering = 1;
-	UNLOCK();
 	if ((rc = start_thread(&rec_thread, recoverer, NULL)) != 0) {
 		LOCK();
 		recovering = 0;
@@ -1710,106 +1983,205 @@ repl_recovering(void)
 	return r;
 }
 
-/* A candidate as one polling round saw it. */
+int
+repl_recover_result(struct repl_recovery *out)
+{
+	int r;
+
+	if (!inited)
+		return 0;
+	LOCK();
+	if ((r = hand.ready) != 0) {
+		*out = hand.r;
+		hand.ready = 0;
+		hand.r.fresh = NULL;	/* the caller's now */
+	}
+	UNLOCK();
+	return r;
+}
+
+void
+repl_recover_done(int ok)
+{
+	if (!inited)
+		return;
+	LOCK();
+	hand.verdict = ok ? 1 : -1;
+	if (ok)
+		recovering = 0;	/* the pushers go */
+	(void)pthread_cond_broadcast(&cv);
+	UNLOCK();
+}
+
+/* A peer recovery asks, and what it said. */
 struct cand {
 	char		 url[REPL_URL_MAX];
-	int		 is_static;
+	int		 answered;
+	int		 skip;		/* this node, or one asked under another URL */
+	uint64_t	 seq;
+	char		 node[ID_MAX];
+	char		 err[128];	/* why it did not answer, last time */
 };
 
 /* What recovery has learnt so far; only its thread touches it. */
 struct recovery {
-	struct cand	*cs;		/* this round's candidates */
+	struct cand	*cs;
 	size_t		 n;
-	char		 best[REPL_URL_MAX];	/* most advanced, or "" */
-	uint64_t	 best_seq;
-	uint64_t	 deadline;	/* of the wait for candidates */
-	size_t		 prev_static;	/* static peers the last round */
-	int		 answered;	/* any candidate, ever */
-	int		 extra;		/* one more round, then decide */
+	size_t		 cap;
+	uint64_t	 deadline;	/* of the wait for silent candidates */
+	uint64_t	 gen;		/* peers_gen when the peers were listed */
+	int		 dns_ok;	/* PEERS_DNS resolved, at least once */
+	char		 dns_err[128];
 };
 
-/* Copy the peer table into rv->cs. Returns -1 if stopping. */
+/* Add url unless it is there already; 0, or -1 out of memory. */
 static int
-list_candidates(struct recovery *rv)
+add_cand(struct recovery *rv, const char *url)
 {
 	struct cand	*nc;
-	struct peer	*p;
-	size_t		 n;
-	int		 stop;
+	size_t		 i;
 
-	LOCK();
-	for (n = 0, p = peers; p != NULL; p = p->next)
-		n++;
-	if ((nc = realloc(rv->cs, (n + 1) * sizeof(*nc))) != NULL)
+	for (i = 0; i < rv->n; i++)
+		if (strcmp(rv->cs[i].url, url) == 0)
+			return 0;
+	if (rv->n == rv->cap) {
+		if ((nc = realloc(rv->cs, (rv->cap * 2 + 8) *
+		    sizeof(*nc))) == NULL)
+			return -1;
 		rv->cs = nc;
-	for (n = 0, p = peers; p != NULL && nc != NULL; p = p->next) {
-		memcpy(rv->cs[n].url, p->url, sizeof(rv->cs[n].url));
-		rv->cs[n++].is_static = p->is_static;
+		rv->cap = rv->cap * 2 + 8;
 	}
-	rv->n = n;
-	stop = stopping;
-	UNLOCK();
-	return stop ? -1 : 0;
+	memset(&rv->cs[rv->n], 0, sizeof(rv->cs[rv->n]));
+	(void)snprintf(rv->cs[rv->n++].url, REPL_URL_MAX, "%s", url);
+	return 0;
 }
 
 /*
- * Ask every candidate for its state once, keeping the most advanced.
- * Returns 1 when waiting longer is no use: every static peer answered
- * (REPLICA_URLS names the whole set), or one round after a registered
- * peer answered with data (so the most advanced of those registering
- * together wins).
+ * Every address of PEERS_DNS as a candidate URL. The headless Service
+ * lists every pod, ready or not (publishNotReadyAddresses), this one too:
+ * its answer names this node, and it is skipped. Looked up every round,
+ * as a pod's record may come late. Blocks in getaddrinfo (musl's resolver
+ * gives up after some seconds): this thread only.
  */
-static int
-poll_round(struct recovery *rv)
+static void
+resolve_peers(struct recovery *rv)
 {
-	struct client	*c;
-	char		 id[ID_MAX], node[ID_MAX], err[ERR_MAX];
-	uint64_t	 seq;
-	size_t		 i, nstatic = 0, sans = 0;
-	int		 regdata = 0, ok, done;
+	struct addrinfo	 hints, *res, *ai;
+	char		 host[64], url[REPL_URL_MAX];
+	int		 rc;
 
-	for (i = 0; i < rv->n; i++) {
-		nstatic += rv->cs[i].is_static;
-		ok = (c = new_client(rv->cs[i].url, &rec_fd[0], err)) !=
-		    NULL && get_state(c, id, &seq, node, err) == 0;
-		client_free(c);
-		if (!ok) {
-			kv_log("debug", "recovery: %s: %s", rv->cs[i].url,
-			    err);
-			continue;
-		}
-		rv->answered = 1;
-		sans += rv->cs[i].is_static;
-		kv_log("info", "recovery: %s has seq %llu", rv->cs[i].url,
-		    (unsigned long long)seq);
-		if (seq > rv->best_seq) {
-			rv->best_seq = seq;
-			memcpy(rv->best, rv->cs[i].url, sizeof(rv->best));
-		}
-		if (seq > 0 && !rv->cs[i].is_static)
-			regdata = 1;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	if ((rc = getaddrinfo(cfg.peers_dns, cfg.peers_port, &hints,
+	    &res)) != 0) {
+		seterr(rv->dns_err, "PEERS_DNS %s does not resolve: %s",
+		    cfg.peers_dns, gai_strerror(rc));
+		return;
 	}
-	/*
-	 * A static peer set unchanged since the last round means kvstore.c
-	 * has finished adding REPLICA_URLS: only then does "every static
-	 * peer answered" mean all of them.
-	 */
-	done = rv->extra || (nstatic > 0 && nstatic == rv->prev_static &&
-	    sans == nstatic);
-	rv->prev_static = nstatic;
-	if (regdata)
-		rv->extra = 1;
-	return done;
+	rv->dns_ok = 1;
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host,
+		    sizeof(host), NULL, 0, NI_NUMERICHOST) != 0)
+			continue;
+		(void)snprintf(url, sizeof(url), ai->ai_family == AF_INET6 ?
+		    "http://[%s]:%s" : "http://%s:%s", host, cfg.peers_port);
+		(void)add_cand(rv, url);
+	}
+	freeaddrinfo(res);
 }
 
-/* Sleep until until, unless stopped first; returns 1 if stopping. */
+/*
+ * The candidates: REPLICA_URLS, registered peers whose address checked
+ * (a registration is otherwise anyone's: see address_matches; with
+ * REPL_TOKEN it also had to carry the token), and PEERS_DNS. Returns -1
+ * if stopping.
+ */
 static int
-nap(uint64_t until)
+list_candidates(struct recovery *rv)
+{
+	struct peer	*p;
+	int		 stop;
+
+	LOCK();
+	rv->gen = peers_gen;
+	for (p = peers; p != NULL; p = p->next)
+		if (p->verified)
+			(void)add_cand(rv, p->url);
+	stop = stopping;
+	UNLOCK();
+	if (!stop && cfg.peers_dns[0] != '\0')
+		resolve_peers(rv);
+	return stop ? -1 : 0;
+}
+
+/* Ask candidate c for its state, within the wait that is left. */
+static void
+ask(struct recovery *rv, struct cand *c)
+{
+	struct client	*cl;
+	char		 id[ID_MAX], err[ERR_MAX];
+	uint64_t	 now = mono_ms(), left;
+	size_t		 i;
+	int		 ok;
+
+	left = rv->deadline > now + 200 ? rv->deadline - now : 200;
+	if (left > (uint64_t)cfg.timeout_ms)
+		left = (uint64_t)cfg.timeout_ms;
+	if ((cl = client_new(c->url, (int)left, publish, &rec_fd[0])) ==
+	    NULL) {
+		seterr(c->err, "bad URL");
+		return;
+	}
+	ok = get_state(cl, id, &c->seq, c->node, err) == 0;
+	client_free(cl);
+	if (!ok) {
+		seterr(c->err, "%s", err);
+		kv_log("debug", "recovery: %s: %s", c->url, err);
+		return;
+	}
+	c->answered = 1;
+	if (strcmp(c->node, node_id) == 0) {
+		c->skip = 1;
+		kv_log("debug", "recovery: %s is this node", c->url);
+		return;
+	}
+	for (i = 0; &rv->cs[i] != c; i++)
+		if (rv->cs[i].answered && !rv->cs[i].skip &&
+		    c->node[0] != '\0' && strcmp(rv->cs[i].node, c->node) == 0) {
+			c->skip = 1;	/* one node, two URLs */
+			return;
+		}
+	kv_log("info", "recovery: %s has seq %llu of %s", c->url,
+	    (unsigned long long)c->seq, id);
+}
+
+/* Every candidate answered (and PEERS_DNS, if set, resolved). */
+static int
+all_answered(const struct recovery *rv)
+{
+	size_t	 i;
+
+	if (cfg.peers_dns[0] != '\0' && !rv->dns_ok)
+		return 0;
+	for (i = 0; i < rv->n; i++)
+		if (!rv->cs[i].answered)
+			return 0;
+	return 1;
+}
+
+/*
+ * Sleep until until, unless stopped first or, with gen not NULL, a peer
+ * can be asked (peers_gen moved from *gen). Returns 1 if stopping.
+ */
+static int
+nap(uint64_t until, const uint64_t *gen)
 {
 	int	 stop;
 
 	LOCK();
-	while (!stopping && mono_ms() < until)
+	while (!stopping && mono_ms() < until &&
+	    (gen == NULL || peers_gen == *gen))
 		wait_until(until);
 	stop = stopping;
 	UNLOCK();
@@ -1817,100 +2189,159 @@ nap(uint64_t until)
 }
 
 /*
- * Poll rounds every RECOVER_POLL_MS until one decides or recover_wait_ms
- * passes. Returns 0, or -1 if stopping.
+ * Ask every candidate until all have answered or recover_wait_ms passes:
+ * no polling round after the last answer, and a peer that registers
+ * meanwhile is asked the moment its address checks. Returns -1 if
+ * stopping.
  */
 static int
 find_best(struct recovery *rv)
 {
-	uint64_t	 round0;
+	uint64_t	 next;
+	size_t		 i;
 
 	for (;;) {
-		round0 = mono_ms();
 		if (list_candidates(rv) == -1)
 			return -1;
-		if (poll_round(rv) || mono_ms() >= rv->deadline)
+		for (i = 0; i < rv->n; i++)
+			if (!rv->cs[i].answered)
+				ask(rv, &rv->cs[i]);
+		if (all_answered(rv) || mono_ms() >= rv->deadline)
 			return 0;
-		if (nap(round0 + RECOVER_POLL_MS < rv->deadline ?
-		    round0 + RECOVER_POLL_MS : rv->deadline))
+		next = mono_ms() + RECOVER_POLL_MS;
+		if (nap(next < rv->deadline ? next : rv->deadline, &rv->gen))
 			return -1;
 	}
 }
 
-/* Full-sync this node from rv->best. Returns 0, or -1 with err. */
-static int
-copy_best(struct recovery *rv, char *err)
+/*
+ * What was learnt into r: the most advanced answer (0 if none) and the
+ * candidates that never answered, any of which might have held data.
+ */
+static size_t
+summarise(struct recovery *rv, struct repl_recovery *r)
 {
-	struct client		*c, *self = NULL;
-	struct sync_result	 res;
-	struct batch		 b;
-	int			 rc = -1;
+	size_t	 i, best = rv->n, o = 0;
+	int	 k;
 
-	memset(&b, 0, sizeof(b));
-	if ((c = new_client(rv->best, &rec_fd[0], err)) == NULL ||
-	    (self = new_client(cfg.self_url, &rec_fd[1], err)) == NULL)
-		goto out;
-	b.b_cap = cfg.batch_bytes;
-	if ((b.b_buf = malloc(b.b_cap)) == NULL)
-		b.b_cap = 0;
-	if ((rc = full_sync(c, rv->best, self, &b, &res, err)) == 0)
-		kv_log("warn", "recovery: recovered from %s: %llu keys, seq "
-		    "%llu, repl id %s", rv->best, (unsigned long long)res.keys,
-		    (unsigned long long)res.seq, res.id);
-out:
-	client_free(c);
-	client_free(self);
-	free(b.b_buf);
-	return rc;
+	memset(r, 0, sizeof(*r));
+	for (i = 0; i < rv->n; i++) {
+		if (rv->cs[i].answered) {
+			if (rv->cs[i].skip)
+				continue;
+			r->answered++;
+			if (rv->cs[i].seq > 0 && (best == rv->n ||
+			    rv->cs[i].seq > rv->cs[best].seq))
+				best = i;
+			continue;
+		}
+		k = snprintf(r->silent + o, sizeof(r->silent) - o, "%s%s",
+		    o > 0 ? ", " : "", rv->cs[i].url);
+		if (k > 0 && (size_t)k < sizeof(r->silent) - o)
+			o += (size_t)k;
+	}
+	if (cfg.peers_dns[0] != '\0' && !rv->dns_ok)
+		(void)snprintf(r->silent + o, sizeof(r->silent) - o, "%s%s",
+		    o > 0 ? ", " : "", rv->dns_err);
+	return best;
+}
+
+/* Copy rv->cs[best]'s snapshot into r->fresh. Returns 0, or -1 with err. */
+static int
+copy_best(const struct cand *c, struct repl_recovery *r, char *err)
+{
+	struct client		*cl;
+	struct sync_result	 res;
+
+	if ((cl = new_client(c->url, &rec_fd[0], err)) == NULL)
+		return -1;
+	if (pull_snapshot(cl, c->url, &r->fresh, &res, err) == -1) {
+		client_free(cl);
+		return -1;
+	}
+	client_free(cl);
+	(void)snprintf(r->source, sizeof(r->source), "%s", c->url);
+	(void)snprintf(r->repl_id, sizeof(r->repl_id), "%.32s", res.id);
+	r->seq = res.seq;
+	r->keys = res.keys;
+	kv_log("info", "recovery: copied %llu keys at seq %llu from %s",
+	    (unsigned long long)res.keys, (unsigned long long)res.seq, c->url);
+	return 0;
 }
 
 /*
- * Fresh primary: poll every known peer's state until recover_wait_ms,
- * then full-sync this node from the most advanced one. A failed copy is
- * tried again: a replica holds the data set, and starting empty would let
- * the pushers wipe it.
+ * Hand r to the main thread and wait for its verdict: 1 adopted, -1 copy
+ * again, 0 stopping (repl_shutdown then discards a copy never taken).
+ */
+static int
+hand_over(struct repl_recovery *r)
+{
+	int	 v;
+
+	LOCK();
+	hand.r = *r;
+	hand.verdict = 0;
+	hand.ready = 1;
+	UNLOCK();
+	if (cfg.on_ack != NULL)
+		cfg.on_ack();	/* wakes the loop, whose tick takes it */
+	LOCK();
+	while (!stopping && hand.verdict == 0)
+		(void)pthread_cond_wait(&cv, &mu);
+	v = hand.verdict;
+	UNLOCK();
+	return v;
+}
+
+/*
+ * Fresh primary: ask every candidate, then copy the most advanced one's
+ * data set into a fresh store and hand it to the main thread. A failed
+ * copy is tried again: a replica holds the data set, and starting empty
+ * would let the pushers wipe it.
  */
 static void *
 recoverer(void *arg)
 {
-	struct recovery	 rv;
-	char		 err[ERR_MAX];
+	struct recovery		 rv;
+	struct repl_recovery	 r;
+	char			 err[ERR_MAX];
+	size_t			 best, i;
+	int			 lone;
 
 	(void)arg;
 	memset(&rv, 0, sizeof(rv));
+	LOCK();
+	lone = peers == NULL;
+	UNLOCK();
+	if (lone && cfg.peers_dns[0] == '\0')
+		kv_log("info", "recovery: no REPLICA_URLS and no PEERS_DNS: "
+		    "no peer to ask, so this primary decides at once (in "
+		    "Kubernetes the chart sets PEERS_DNS)");
 	for (;;) {
 		rv.deadline = mono_ms() + (uint64_t)cfg.recover_wait_ms;
 		if (find_best(&rv) == -1)
 			break;
-		if (rv.best_seq == 0) {
-			if (rv.answered)
-				kv_log("warn", "recovery: the replicas that "
-				    "answered hold no data; this primary "
-				    "starts EMPTY");
-			else
-				kv_log("warn", "recovery: no replica answered "
-				    "within %d ms; this primary starts EMPTY",
-				    cfg.recover_wait_ms);
-			break;
+		best = summarise(&rv, &r);
+		if (best < rv.n) {
+			kv_log("info", "recovery: this primary is empty; "
+			    "copying from %s (seq %llu)", rv.cs[best].url,
+			    (unsigned long long)rv.cs[best].seq);
+			if (copy_best(&rv.cs[best], &r, err) == -1) {
+				kv_log("error", "recovery from %s failed: %s; "
+				    "trying again in %d ms (writes wait)",
+				    rv.cs[best].url, err, RECOVER_RETRY_MS);
+				goto again;
+			}
 		}
-		kv_log("warn", "recovery: this primary is empty; copying from "
-		    "%s (seq %llu)", rv.best, (unsigned long long)rv.best_seq);
-		if (copy_best(&rv, err) == 0)
+		if (hand_over(&r) != -1)
 			break;
-		kv_log("error", "recovery from %s failed: %s; trying again "
-		    "in %d ms (writes wait)", rv.best, err, RECOVER_RETRY_MS);
-		if (nap(mono_ms() + RECOVER_RETRY_MS))
+again:
+		if (nap(mono_ms() + RECOVER_RETRY_MS, NULL))
 			break;
-		rv.best_seq = 0;
-		rv.best[0] = '\0';
-		rv.answered = rv.extra = 0;
-		rv.prev_static = 0;
+		for (i = 0; i < rv.n; i++)
+			rv.cs[i].answered = rv.cs[i].skip = 0;
 	}
 	free(rv.cs);
-	LOCK();
-	recovering = 0;
-	(void)pthread_cond_broadcast(&cv);
-	UNLOCK();
 	return NULL;
 }
 
@@ -2040,6 +2471,9 @@ repl_shutdown(int drain_ms)
 	if (ann_started)
 		(void)pthread_join(ann_thread, NULL);
 	rec_started = ann_started = 0;
+	if (hand.ready && hand.r.fresh != NULL)
+		store_discard(hand.r.fresh);	/* a copy never adopted */
+	memset(&hand, 0, sizeof(hand));
 	(void)pthread_cond_destroy(&cv);
 	free_state();
 	inited = 0;

@@ -12,6 +12,7 @@
  */
 
 #include <sys/types.h>
+#include <sys/socket.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -102,6 +103,17 @@ new_token(uint64_t *t)
 			return -1;
 	while (*t == 0);
 	return 0;
+}
+
+/* A primary never takes a sync: its own recovery pulls (repl.c). */
+static int
+refuse_on_primary(struct http_request *r)
+{
+	if (node.role != ROLE_PRIMARY)
+		return 0;
+	reply_text(r->id, 409, "", "this node is the primary: nothing pushes "
+	    "to it");
+	return 1;
 }
 
 /* ---- The endpoints ---- */
@@ -277,6 +289,9 @@ replica_sync_begin(struct http_request *r)
 	size_t len;
 	int has_seed = http_query(r, "seed", &len) != NULL;
 
+	if (refuse_on_primary(r))
+		return;
+
 	if (query_id(r, "id", id) == -1 || query_u64(r, "seq", &seq) == -1 ||
 	    (has_seed && query_id(r, "seed", seed) == -1)) {
 		reply_text(r->id, 400, "", "sync/begin needs id and seq (and "
@@ -360,6 +375,9 @@ replica_sync_data(struct http_request *r)
 	const char *why = NULL;
 	uint64_t applied = 0;
 
+	if (refuse_on_primary(r))
+		return;
+
 	if (!sync_current(r))
 		return;
 	if (apply_records(sync_store, r->body, r->body_len, &applied,
@@ -377,6 +395,9 @@ replica_sync_end(struct http_request *r)
 	struct store_stats st;
 	char err[256];
 	uint64_t seq;
+
+	if (refuse_on_primary(r))
+		return;
 
 	if (!sync_current(r))
 		return;
@@ -501,6 +522,7 @@ replica_snapshot(struct http_request *r)
 void
 replica_register(struct http_request *r)
 {
+	struct sockaddr_storage from;
 	char url[REPL_URL_MAX];
 	size_t i;
 
@@ -526,10 +548,16 @@ replica_register(struct http_request *r)
 			    "spaces or control bytes");
 			return;
 		}
-	if (strncmp(url, "http://", 7) != 0 || repl_add_replica(url, 1) == -1) {
-		reply_text(r->id, 400, "", "cannot feed %s: %s", url,
-		    strncmp(url, "http://", 7) != 0 ? "not an http:// URL" :
-		    strerror(errno));
+	if (strncmp(url, "http://", 7) != 0) {
+		reply_text(r->id, 400, "", "cannot feed %s: not an http:// URL",
+		    url);
+		return;
+	}
+	/* Its URL must resolve to where it came from: repl.c checks. */
+	if (http_peer(r->id, &from) == -1 || repl_add_replica(url, &from) == -1) {
+		reply_text(r->id, errno == ENOSPC ? 503 : 400, "", "cannot feed "
+		    "%s: %s", url, errno == ENOSPC ? "MAX_REGISTERED_REPLICAS "
+		    "replicas are registered already" : strerror(errno));
 		return;
 	}
 	reply_text(r->id, 200, "", "ok");

@@ -551,9 +551,12 @@ testEmptyPrimaryRecoversFromItsReplicas() {
   dump "${rp}" >"${SHUNIT_TMPDIR}/dump.before"
   stop_node p
   rm -rf "${SHUNIT_TMPDIR}/p"
-  node p "${rp}" primary RECOVER_WAIT_MS=8000
+  # Its replicas are found as the chart finds them: PEERS_DNS (a primary
+  # with neither it nor REPLICA_URLS has no peer to ask, and starts anew).
+  node p "${rp}" primary RECOVER_WAIT_MS=8000 PEERS_DNS="localhost:${rr1}"
   wait_ready "${rp}" 12
-  assertContains 'logged' "$(cat "${SHUNIT_TMPDIR}/p.log")" 'recovered from'
+  assertContains 'logged' "$(cat "${SHUNIT_TMPDIR}/p.log")" \
+    'recovery: recovered'
   assertEquals 'sequence kept' "${before}" "$(node_seq "${rp}")"
   assert_converged "${rp}" "${rr1}" 'after the primary lost its volume'
   assertTrue 'nothing was wiped' "[ $(key_count "${rp}") -gt 0 ]"

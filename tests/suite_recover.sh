@@ -1,0 +1,186 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2154 # test.sh sets the fixtures' variables (port, body, ...)
+# A new primary's recovery, sourced by test.sh: it decides the moment every
+# peer it knows has answered, warns only about a peer that did not answer
+# (by name), finds the pods through PEERS_DNS, pulls its copy rather than
+# taking pushes, and trusts a registration only when its URL names the
+# address it came from.
+
+# new_primary [VAR=VALUE...]: a primary with a new store on ${rp}, not
+# waited for.
+new_primary() {
+  env PORT="${rp}" ROLE=primary DATA_DIR="${SHUNIT_TMPDIR}/p" \
+    LOG_LEVEL=debug "$@" ./kvstore >>"${SHUNIT_TMPDIR}/p.log" 2>&1 &
+  echo "p $!" >>"${SHUNIT_TMPDIR}/nodes"
+  echo "$!" >>"${SHUNIT_TMPDIR}/pids"
+}
+
+# timed_put PORT KEY: once /health answers, PUT KEY; "STATUS MS".
+timed_put() {
+  wait_up "$1" || { echo "down 0"; return; }
+  t0=$(date +%s%N)
+  c=$(curl -s -o "${body}" -w '%{http_code}' --max-time 30 -X PUT -d v \
+    "http://127.0.0.1:$1/kv/$2")
+  echo "${c} $((($(date +%s%N) - t0) / 1000000))"
+}
+
+testTheSpecsSessionDecidesWithoutAnotherRound() {
+  node r1 "${rr1}" replica
+  new_primary REPLICA_URLS="http://127.0.0.1:${rr1}" RECOVER_WAIT_MS=5000
+  out=$(timed_put "${rp}" name)
+  echo "  the first PUT took ${out#* } ms"
+  assertEquals "made: $(cat "${body}")" 201 "${out%% *}"
+  assertTrue "decided once the replica answered (${out#* } ms)" \
+    "[ ${out#* } -lt 200 ]"
+  stop_nodes
+}
+
+testALonePrimaryDecidesAtOnceAndSaysWhy() {
+  new_primary RECOVER_WAIT_MS=5000
+  out=$(timed_put "${rp}" first)
+  assertEquals "made: $(cat "${body}")" 201 "${out%% *}"
+  assertTrue "no wait for peers it cannot have (${out#* } ms)" \
+    "[ ${out#* } -lt 200 ]"
+  assertTrue 'the log says why' \
+    "log_has '${SHUNIT_TMPDIR}/p.log' 'no peer to ask'"
+  stop_nodes
+}
+
+testNoWarningWhenEveryReplicaAnsweredNoData() {
+  node r1 "${rr1}" replica
+  node r2 "${rr2}" replica
+  new_primary RECOVER_WAIT_MS=5000 \
+    REPLICA_URLS="http://127.0.0.1:${rr1},http://127.0.0.1:${rr2}"
+  wait_ready "${rp}" 3 || fail 'not ready within 3 s'
+  ready=$(curl -s "http://127.0.0.1:${rp}/ready")
+  assertNotContains "no warning in /ready: ${ready}" "${ready}" '"warning"'
+  assertContains 'it says what it found' "${ready}" \
+    '"recovery":"new data set: 2 replicas answered'
+  assertFalse 'none in the log' \
+    "log_has '${SHUNIT_TMPDIR}/p.log' 'STARTING EMPTY\|RECOVER_WAIT_MS'"
+  stop_nodes
+}
+
+testTheWarningNamesThePeerThatDidNotAnswer() {
+  node r2 "${rr2}" replica
+  new_primary RECOVER_WAIT_MS=1000 \
+    REPLICA_URLS="http://127.0.0.1:${rr1},http://127.0.0.1:${rr2}"
+  wait_ready "${rp}" 5 || fail 'not ready'
+  ready=$(curl -s "http://127.0.0.1:${rp}/ready")
+  warning=$(printf '%s' "${ready}" | sed -n 's/.*"warning":"\([^"]*\)".*/\1/p')
+  assertContains "the warning names the silent one: ${ready}" \
+    "${warning}" "http://127.0.0.1:${rr1}"
+  assertNotContains 'and not the one that answered' "${warning}" \
+    "http://127.0.0.1:${rr2}"
+  assertTrue 'the log names it too' \
+    "log_has '${SHUNIT_TMPDIR}/p.log' 'STARTING EMPTY.*127.0.0.1:${rr1}'"
+  stop_nodes
+}
+
+testPeersDnsFindsAReplicaThatNeverRegistered() {
+  # r1 announces to a port where nobody listens: only PEERS_DNS finds it.
+  node r1 "${rr1}" replica PRIMARY_URL="http://127.0.0.1:${rr3}"
+  node p "${rp}" primary REPLICA_URLS="http://127.0.0.1:${rr1}"
+  writes load "${rp}" 200 dns
+  wait_seq "${rr1}" "$(node_seq "${rp}")"
+  before=$(node_seq "${rp}")
+  stop_node p
+  rm -rf "${SHUNIT_TMPDIR}/p"
+  t0=$(date +%s%N)
+  new_primary RECOVER_WAIT_MS=20000 PEERS_DNS="localhost:${rr1}"
+  wait_ready "${rp}" 10 || fail 'not ready within 10 s'
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  assertEquals "recovered through PEERS_DNS in ${ms} ms" "${before}" \
+    "$(node_seq "${rp}")"
+  assertTrue "without waiting for RECOVER_WAIT_MS (${ms} ms)" \
+    "[ ${ms} -lt 5000 ]"
+  stop_nodes
+}
+
+testPeersDnsListingThisNodeSkipsIt() {
+  new_primary RECOVER_WAIT_MS=5000 PEERS_DNS=localhost
+  out=$(timed_put "${rp}" first)
+  assertEquals "made: $(cat "${body}")" 201 "${out%% *}"
+  assertTrue "it knew itself and decided at once (${out#* } ms)" \
+    "[ ${out#* } -lt 1000 ]"
+  assertTrue 'asked itself' \
+    "log_has '${SHUNIT_TMPDIR}/p.log' 'recovery: http://127.0.0.1:${rp} is this node'"
+  assertNotContains 'no warning' "$(curl -s "http://127.0.0.1:${rp}/ready")" \
+    '"warning"'
+  stop_nodes
+}
+
+testAPrimaryTakesNoSyncAndNoApply() {
+  node p "${rp}" primary
+  curl -s -o /dev/null -X PUT -d v "http://127.0.0.1:${rp}/kv/k"
+  id=$(curl -s "http://127.0.0.1:${rp}/ready" |
+    sed -n 's/.*"repl_id":"\([0-9a-f]*\)".*/\1/p')
+  seq=$(node_seq "${rp}")
+  for req in "sync/begin?id=${id}&seq=5" "sync/data?id=${id}&token=1" \
+    "sync/end?id=${id}&seq=5&token=1" "apply?id=${id}&from=2&session=1"; do
+    code=$(curl -s -o "${body}" -w '%{http_code}' -X POST \
+      -H 'X-Kv-Repl-Token: none' --data-binary '' \
+      "http://127.0.0.1:${rp}/repl/${req}")
+    assertEquals "${req%%\?*} on a primary" 409 "${code}"
+    assertContains 'says why' "$(cat "${body}")" 'this node is the primary'
+  done
+  assertEquals 'nothing changed' "${seq}" "$(node_seq "${rp}")"
+  assertEquals 'the data stays' v "$(curl -s "http://127.0.0.1:${rp}/kv/k")"
+  stop_nodes
+}
+
+# register PORT URL: POST /repl/register from 127.0.0.1; the status.
+register() {
+  curl -s -o "${body}" -w '%{http_code}' -X POST -H 'X-Kv-Repl-Token: none' \
+    --data-binary "$2" "http://127.0.0.1:$1/repl/register"
+}
+
+testARegistrationWhoseUrlNamesAnotherHostIsRefused() {
+  node p "${rp}" primary REPL_TIMEOUT_MS=300
+  register "${rp}" 'http://10.255.255.1:9' >/dev/null
+  assertTrue 'refused, and logged' "wait_for 5 log_has \
+    '${SHUNIT_TMPDIR}/p.log' 'replica http://10.255.255.1:9: registration refused, never connected'"
+  # A connect would fail within REPL_TIMEOUT_MS and be logged as down.
+  sleep 1
+  assertFalse 'no connection was tried' \
+    "log_has '${SHUNIT_TMPDIR}/p.log' '10.255.255.1:9: down'"
+  assertNotContains 'never in /ready' \
+    "$(curl -s "http://127.0.0.1:${rp}/ready")" '10.255.255.1'
+  stop_nodes
+}
+
+testRegistrationsPastTheCapAreRefused() {
+  node p "${rp}" primary MAX_REGISTERED_REPLICAS=2 REPL_TIMEOUT_MS=300
+  assertEquals 'first' 200 "$(register "${rp}" "http://127.0.0.1:${rr1}")"
+  assertEquals 'second' 200 "$(register "${rp}" "http://127.0.0.1:${rr2}")"
+  assertEquals 'third, over the cap' 503 \
+    "$(register "${rp}" "http://127.0.0.1:${rr3}")"
+  assertContains 'says why' "$(cat "${body}")" MAX_REGISTERED_REPLICAS
+  assertEquals 'one already in refreshes' 200 \
+    "$(register "${rp}" "http://127.0.0.1:${rr1}")"
+  stop_nodes
+}
+
+testAFakeReplicaRegisteredDuringRecoveryIsNotCopied() {
+  if ! grep -q '^0\{31\}1 ' /proc/net/if_inet6 2>/dev/null; then
+    skip 'no ::1 here'
+    return
+  fi
+  # The "replica": a node with data, reached at ::1 but registered by a
+  # request from 127.0.0.1.
+  start fake
+  for i in 1 2 3; do
+    curl -s -o /dev/null -X PUT -d "bad${i}" "http://127.0.0.1:${sport}/kv/f${i}"
+  done
+  new_primary RECOVER_WAIT_MS=3000 REPLICA_URLS="http://127.0.0.1:${rr1}"
+  wait_up "${rp}"
+  register "${rp}" "http://[::1]:${sport}" >/dev/null
+  wait_ready "${rp}" 10 || fail 'not ready'
+  assertEquals 'nothing copied from it' 0 "$(key_count "${rp}")"
+  assertTrue 'refused, and logged' \
+    "log_has '${SHUNIT_TMPDIR}/p.log' 'registration refused'"
+  assertFalse 'never asked' \
+    "log_has '${SHUNIT_TMPDIR}/p.log' 'recovery: http://\[::1\]'"
+  stop "${spid}"
+  stop_nodes
+}

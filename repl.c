@@ -41,7 +41,17 @@
  *                               body: every live key as a 'P' record, then
  *                               one 'E' record with seq S; EOF ends it, and
  *                               no 'E' record means it was cut short
- *   POST /repl/register         body: the replica's advertise URL
+ *   POST /repl/register         body: the replica's advertise URL; the
+ *                               primary feeds it only once that URL
+ *                               resolves to the address the request came
+ *                               from (checked before any connect), and
+ *                               holds MAX_REGISTERED_REPLICAS at most
+ *
+ * A primary answers /repl/apply and /repl/sync/... 409: nothing pushes to
+ * it. A fresh primary's recovery pulls instead: /repl/state from every
+ * candidate, then /repl/snapshot from the most advanced into a store of
+ * its own (store_create beside the live one), which the main thread
+ * adopts.
  *
  * A record, little-endian, written byte by byte (no struct packing):
  *
@@ -71,7 +81,11 @@
  *                 repl_announce, repl_shutdown. Never does I/O here; it
  *                 only takes the mutex for a copy or a short scan.
  *   pusher (one per replica url)   handshake, sync, stream, back off.
- *   recovery (fresh primary)       poll candidates, full-sync self.
+ *   recovery (fresh primary)       ask candidates (REPLICA_URLS,
+ *                                  PEERS_DNS, checked registrations) until
+ *                                  all answered or recover_wait_ms; pull
+ *                                  the best one's snapshot into a fresh
+ *                                  store; hand it over (hand, under mu).
  *   announcer (replica)            register with the primary every 3 s.
  *
  * Why threads that block, as Redis syncio.c does for its synchronous
@@ -900,9 +914,9 @@ sync_end(struct sync *sy)
 
 /*
  * Copy src's snapshot into dst: GET /repl/snapshot on src, then begin,
- * data..., end on dst. Used by pushers (src self, dst a replica) and
- * recovery (src a replica, dst self). Returns 0 with res filled, or -1
- * with err set; src is closed either way (its answer ends at EOF).
+ * data..., end on dst: a pusher's full sync (src self, dst a replica;
+ * recovery loads with pull_snapshot instead). Returns 0 with res filled,
+ * or -1 with err set; src is closed either way (its answer ends at EOF).
  */
 static int
 full_sync(struct client *src, const char *src_url, struct client *dst,

@@ -48,7 +48,9 @@ struct repl_config {
 	int		 drop_after_ms;	/* registered, silent this long: drop */
 	void		(*on_ack)(void);	/* any thread: a replica acked */
 	int		 recover;	/* fresh primary: repl_recover follows */
-	struct store	*store;		/* the live store, for recovery's copy */
+	struct store	*store;		/* the live store, beside which recovery
+					   creates its copy (reads its path
+					   only; until recovery is done) */
 	const char	*peers_dns;	/* PEERS_DNS: a name listing every pod */
 	const char	*peers_port;	/* the port its addresses are asked on */
 	int		 max_registered;	/* MAX_REGISTERED_REPLICAS; 64 if 0 */

@@ -168,8 +168,8 @@ if [ "${have_perf}" = 1 ]; then
     -c"${conns}" -d"${trace_secs}s" --latency -s bench/put.lua "${PRIMARY_URL}" -- 100
   traced=${WRK}
   wait "${tpid}"
-  bench_cmd "perf record -F 999 -g -p ${pid}  # a second run, for the profile"
-  perf record -q -F 999 -g -o "${BENCH_TMP}/prof.data" -p "${pid}" \
+  bench_cmd "perf record -F 999 -p ${pid}  # a second run, for the profile"
+  perf record -q -F 999 -o "${BENCH_TMP}/prof.data" -p "${pid}" \
     -- sleep "${trace_secs}" >/dev/null 2>&1 &
   tpid=$!
   sleep 0.2
@@ -216,16 +216,16 @@ if [ "${have_perf}" = 1 ]; then
   tr=$(cat "${BENCH_OUT}/trace.txt")
   bench_log "fsync_redis: traced: ${tr}"
   perf report -i "${BENCH_TMP}/prof.data" --no-children --sort dso,sym \
-    --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -n 12 >"${BENCH_OUT}/prof.txt"
+    --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -n 12 >"${BENCH_OUT}/prof.txt"
   perf report -i "${BENCH_TMP}/prof.data" --no-children --sort comm,dso \
-    --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -n 6 >"${BENCH_OUT}/prof-dso.txt"
+    --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -n 6 >"${BENCH_OUT}/prof-dso.txt"
   trace_md=("### Where a durable write's time goes (one traced run)" ''
     "One more kvstore run, \`FSYNC=always\`, no replica, wrk -c${conns} for ${trace_secs} s (${traced%% requests=*}, p99 $(kv_field p99_ms <<<"${traced}") ms: the tracing costs some throughput), under \`perf record\` of the main thread's \`read\` returns and the flusher's \`fdatasync\` entries and exits. A request's arrival is a read that returned bytes; the flush that makes it durable is the next fdatasync to start after it (one running when it arrived did not cover it)." ''
     '| figure | p50 | p99 | max |' '|---|---:|---:|---:|'
     "| arrival of a write to the start of its flush, ms | $(kv_field arrive_p50 <<<"${tr}") | $(kv_field arrive_p99 <<<"${tr}") | $(kv_field arrive_max <<<"${tr}") |"
     "| one fdatasync, ms | $(kv_field flush_p50 <<<"${tr}") | $(kv_field flush_p99 <<<"${tr}") | $(kv_field flush_max <<<"${tr}") |"
     "| writes arriving before a flush starts (the writes it covers) | $(kv_field writes_p50 <<<"${tr}") | | $(kv_field writes_max <<<"${tr}") |"
-    '' "$(kv_field reads <<<"${tr}") request reads, $(kv_field flushes <<<"${tr}") flushes. CPU profile of a second ${trace_secs}-second run (\`perf record -F 999 -g\`; the binary is stripped, so kvstore's own functions show as addresses), by thread and object, then the top symbols:" ''
+    '' "$(kv_field reads <<<"${tr}") request reads, $(kv_field flushes <<<"${tr}") flushes. CPU profile of a second ${trace_secs}-second run (\`perf record -F 999\`; the binary is stripped, so kvstore's own functions show as addresses), by thread and object, then the top symbols:" ''
     '```' "$(cat "${BENCH_OUT}/prof-dso.txt")" '' "$(cat "${BENCH_OUT}/prof.txt")" '```')
 fi
 

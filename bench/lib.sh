@@ -719,3 +719,62 @@ bench_target() {
     "${BENCH_NAME}" >>"${BENCH_OUT}/targets.md"
   printf '%s\n' "${v}"
 }
+
+# ---- Redis, the durable-write reference ----
+
+# redis_need: redis-server and redis-benchmark (Debian's redis-server and
+# redis-tools), installed when missing and root, never leaving Debian's
+# redis service running (as nginx_need). Returns 1 when either is missing.
+redis_need() {
+  local policy=/usr/sbin/policy-rc.d ours='' pid rc=0
+  PATH=${PATH}:/usr/sbin
+  command -v redis-server >/dev/null 2>&1 &&
+    command -v redis-benchmark >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" -eq 0 ] && [ ! -e "${policy}" ]; then
+    printf '#!/bin/sh\n# bench/lib.sh: no service starts while redis installs\nexit 101\n' \
+      >"${policy}" && chmod 755 "${policy}" && ours=1
+  fi
+  bench_install redis-server || rc=1
+  bench_install redis-benchmark redis-tools || rc=1
+  [ -z "${ours}" ] || rm -f "${policy}"
+  if [ -s /run/redis/redis-server.pid ]; then
+    pid=$(cat /run/redis/redis-server.pid)
+    if kill -0 "${pid}" 2>/dev/null; then
+      bench_log "Debian's redis service was started by its package; stopping it"
+      service redis-server stop >/dev/null 2>&1 || kill -TERM "${pid}"
+    fi
+  fi
+  return "${rc}"
+}
+
+# redis_start NAME PORT: redis-server on 127.0.0.1:PORT only, pinned like
+# kvstore, `appendonly yes`, `appendfsync always`, no RDB snapshots, data
+# in $BENCH_TMP/NAME, log in NAME.log. Stopped by node_stop NAME (SIGTERM
+# by PID), like a kvstore node.
+redis_start() {
+  local name=$1 port=$2 dir=${BENCH_TMP}/$1 pid i
+  rm -rf "${dir}"
+  mkdir -p "${dir}"
+  : >"${BENCH_TMP}/${name}.log"
+  local args=(--bind 127.0.0.1 --port "${port}" --protected-mode yes
+    --dir "${dir}" --appendonly yes --appendfsync always --save ''
+    --daemonize no --logfile "${BENCH_TMP}/${name}.log")
+  "${SERVER_PIN[@]}" redis-server "${args[@]}" &
+  pid=$!
+  node_track "${name}" "${pid}"
+  bench_cmd "${SERVER_PIN[*]} redis-server $(printf '%q ' "${args[@]}")&"
+  bench_log "started redis ${name} (pid ${pid}) on 127.0.0.1:${port}"
+  for ((i = 0; i < 100; i++)); do
+    [ "$(redis-cli -h 127.0.0.1 -p "${port}" ping 2>/dev/null)" = PONG ] &&
+      return 0
+    sleep 0.1
+  done
+  bench_die "redis did not start: $(tail -n 3 "${BENCH_TMP}/${name}.log")"
+}
+
+# io_write_bytes PID: write_bytes of /proc/PID/io (bytes the process
+# caused to be written to storage: each page it dirtied, once per
+# dirtying), all its threads.
+io_write_bytes() {
+  awk '$1 == "write_bytes:" { print $2 }' "/proc/$1/io" 2>/dev/null
+}

@@ -15,7 +15,9 @@ cd "$(dirname "$0")/.." || exit 1
 
 # Scenario scripts, in order: bench/NAME.sh writes NAME.{env,md,txt}.
 # put uses get's figure, conns get's, lag put's, resync store's file.
-SCENARIOS=(get get_large put_throughput repl_lag conns store resync)
+# scale (make bench-scale) is not in the list: it takes minutes and a
+# gigabyte of disk, and keeps its section in bench/SCALE.md.
+SCENARIOS=(get get_large put_throughput fsync_redis repl_lag conns store resync)
 [ "$#" -gt 0 ] && SCENARIOS=("$@")
 SCENARIO_TIMEOUT=${BENCH_SCENARIO_TIMEOUT:-180}
 
@@ -126,6 +128,12 @@ fi
       grep -v '^<!--'
     echo
     echo 'Details, and how they are counted: bench/PROFILE.md.'
+    echo
+  fi
+  # make bench-scale's section (it takes minutes and a gigabyte): copied
+  # from its own file, as it was last measured.
+  if [ -f bench/SCALE.md ]; then
+    cat bench/SCALE.md
     echo
   fi
   echo '## Notes from this run'

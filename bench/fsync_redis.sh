@@ -1,0 +1,276 @@
+#!/bin/bash
+# Scenario "fsync_redis": durable writes against Redis. Each of
+# BENCH_REDIS_PAIRS rounds (3) runs, back to back on fresh servers pinned
+# alike: kvstore FSYNC=always PUT (wrk, 64 clients, bench/put.lua, 100-byte
+# values to new keys), Redis `appendonly yes` `appendfsync always` SET
+# (Debian's redis-server; redis-benchmark -c 64 -d 100 on random keys of a
+# space of 10^8, as many requests as kvstore answered in the run before,
+# so both run about as long), then kvstore FSYNC=always again with 2
+# replicas attached. Each run counts the server's fdatasync and fsync
+# calls (perf stat on the syscall tracepoints; kvstore's own
+# kvstore_fsyncs_total beside it) and the bytes it caused to be written
+# (/proc/PID/io write_bytes). Then one more kvstore run is traced (perf
+# record of the main thread's socket reads and the flusher's fdatasync,
+# and a CPU profile): the time from a write's arrival to the start of the
+# flush that makes it durable, how long a flush takes, and where the CPU
+# goes. Redis is installed with apt-get when missing (as root) and listens
+# on 127.0.0.1 only, in the run's temp dir, started and stopped by PID.
+# Run by bench/run.sh, or alone from the repository root.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+. bench/lib.sh
+bench_setup
+bench_scenario fsync_redis
+
+rounds=${BENCH_REDIS_PAIRS:-3}
+secs=${BENCH_REDIS_SECS:-5}
+trace_secs=${BENCH_REDIS_TRACE_SECS:-3}
+conns=${BENCH_WRK_CONNS}
+rows=()
+k0=() k2=() rd=() k0p99=() rdp99=() vs_redis=() vs_rep=() kper=() kbytes=()
+rper=() rbytes=() kpages=()
+
+have_redis=1
+redis_need || {
+  have_redis=0
+  bench_note "redis-server or redis-benchmark is missing (and this is not root): no Redis to compare with"
+}
+have_perf=1
+if ! command -v perf >/dev/null 2>&1 ||
+  ! perf stat -e syscalls:sys_enter_fdatasync -- true >/dev/null 2>&1; then
+  have_perf=0
+  bench_note "perf or its syscall tracepoints are not available: Redis's flushes are not counted and nothing is traced"
+fi
+
+# count_start PID: count PID's fdatasync and fsync calls until count_stop.
+# No workload command: with one, perf would wait for it, and a background
+# command of a script ignores the SIGINT that stops perf.
+count_start() {
+  COUNT_PID=
+  [ "${have_perf}" = 1 ] || return 0
+  rm -f "${BENCH_TMP}/perf-stat.out"
+  perf stat -x, -o "${BENCH_TMP}/perf-stat.out" \
+    -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync -p "$1" \
+    >/dev/null 2>&1 &
+  COUNT_PID=$!
+  sleep 0.2	# attached before the load starts
+}
+
+# count_stop: FLUSHES, the calls counted since count_start (- without
+# perf). Not in a $(...): perf is this shell's child, to wait for.
+count_stop() {
+  FLUSHES=-
+  [ -n "${COUNT_PID}" ] || return 0
+  kill -INT "${COUNT_PID}" 2>/dev/null
+  wait "${COUNT_PID}" 2>/dev/null
+  FLUSHES=$(awk -F, '/sys_enter_f(data)?sync/ { n += $1 } END { print n + 0 }' \
+    "${BENCH_TMP}/perf-stat.out")
+}
+
+# per_flush WRITES FLUSHES BYTES: sets PER (writes per flush), BPW (bytes
+# written per acknowledged write) and PAGES (4 KiB pages dirtied per flush).
+per_flush() {
+  PER=$(ratio "$1" "$2" 1)
+  BPW=$(ratio "$3" "$1" 0)
+  PAGES=$(awk -v b="$3" -v f="$2" 'BEGIN { if (f + 0 > 0) printf "%.1f\n", b / 4096 / f; else print "-" }')
+}
+
+# kv_run ROUND REPLICAS: kvstore FSYNC=always; sets R (wrk figures) and a row.
+kv_run() {
+  local key=al-$2r-$1 pid f0 f1 w0 w1 n fl
+  bench_log "fsync_redis: round $1/${rounds}: kvstore FSYNC=always, $2 replicas, wrk -c${conns} for ${secs} s"
+  cluster_start "${key}" "$2" FSYNC=always
+  pid=$(node_pid "${key}-primary")
+  count_start "${pid}"
+  f0=$(metric "${PRIMARY_URL}" kvstore_fsyncs_total)
+  w0=$(io_write_bytes "${pid}")
+  wrk_server "${BENCH_OUT}/${key}.wrk" "${pid}" -t"${BENCH_WRK_THREADS}" \
+    -c"${conns}" -d"${secs}s" --latency -s bench/put.lua "${PRIMARY_URL}" -- 100
+  R=${WRK}
+  w1=$(io_write_bytes "${pid}")
+  f1=$(metric "${PRIMARY_URL}" kvstore_fsyncs_total)
+  count_stop
+  fl=${FLUSHES}
+  cluster_stop
+  wrk_check "${R}" "PUT FSYNC=always, $2 replicas, round $1"
+  n=$(kv_field requests <<<"${R}")
+  per_flush "${n}" $((f1 - f0)) $((w1 - w0))
+  rows+=("| $1 | kvstore PUT, FSYNC=always, $2 replicas | $(kv_field rps <<<"${R}") | $(kv_field p50_ms <<<"${R}") | $(kv_field p99_ms <<<"${R}") | $(kv_field max_ms <<<"${R}") | $(kv_field cpu_pct <<<"${R}") | $((f1 - f0)) (perf: ${fl}) | ${PER} | ${PAGES} | ${BPW} |")
+  bench_log "fsync_redis: kvstore, $2 replicas: ${R}; $((f1 - f0)) fdatasync, ${PER} writes each, ${BPW} bytes written per write"
+}
+
+# redis_run ROUND REQUESTS: Redis SET with appendfsync always; sets RR.
+redis_run() {
+  local port pid w0 w1 fl cpu0 t0
+  port=$(next_port)
+  redis_start "redis-$1" "${port}"
+  pid=$(node_pid "redis-$1")
+  bench_log "fsync_redis: round $1/${rounds}: Redis SET, appendfsync always, redis-benchmark -c${conns} -n $2"
+  count_start "${pid}"
+  w0=$(io_write_bytes "${pid}")
+  cpu0=$(cpu_ticks "${pid}")
+  t0=${EPOCHREALTIME}
+  bench_cmd "${CLIENT_PIN[*]} redis-benchmark -h 127.0.0.1 -p ${port} -c ${conns} -n $2 -t set -d 100 -r 100000000 --csv"
+  timeout 120 "${CLIENT_PIN[@]}" redis-benchmark -h 127.0.0.1 -p "${port}" \
+    -c "${conns}" -n "$2" -t set -d 100 -r 100000000 --csv \
+    >"${BENCH_OUT}/redis-$1.csv" 2>&1 ||
+    bench_die "redis-benchmark failed: $(tail -n 3 "${BENCH_OUT}/redis-$1.csv")"
+  w1=$(io_write_bytes "${pid}")
+  RR="$(awk -F, '/^"SET"/ { gsub("\"", "")
+      printf "rps=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f", $2, $5, $7, $8 }' \
+    "${BENCH_OUT}/redis-$1.csv") cpu_pct=$(cpu_pct $(($(cpu_ticks "${pid}") - cpu0)) \
+    "$(awk -v a="${t0}" -v b="${EPOCHREALTIME}" 'BEGIN { print b - a }')")"
+  count_stop
+  fl=${FLUSHES}
+  node_stop "redis-$1"
+  [ -n "$(kv_field rps <<<"${RR}")" ] ||
+    bench_die "no SET line in redis-benchmark's output: $(cat "${BENCH_OUT}/redis-$1.csv")"
+  per_flush "$2" "${fl}" $((w1 - w0))
+  rows+=("| $1 | Redis SET, appendfsync always | $(kv_field rps <<<"${RR}") | $(kv_field p50_ms <<<"${RR}") | $(kv_field p99_ms <<<"${RR}") | $(kv_field max_ms <<<"${RR}") | $(kv_field cpu_pct <<<"${RR}") | ${fl} | ${PER} | ${PAGES} | ${BPW} |")
+  bench_log "fsync_redis: Redis: ${RR}; ${fl} flushes, ${PER} writes each, ${BPW} bytes written per write"
+}
+
+for ((i = 1; i <= rounds; i++)); do
+  kv_run "${i}" 0
+  k0+=("$(kv_field rps <<<"${R}")")
+  k0p99+=("$(kv_field p99_ms <<<"${R}")")
+  kper+=("${PER}")
+  kbytes+=("${BPW}")
+  kpages+=("${PAGES}")
+  n=$(kv_field requests <<<"${R}")
+  if [ "${have_redis}" = 1 ]; then
+    redis_run "${i}" "$((n > 20000 ? n : 20000))"
+    rd+=("$(kv_field rps <<<"${RR}")")
+    rdp99+=("$(kv_field p99_ms <<<"${RR}")")
+    rper+=("${PER}")
+    rbytes+=("${BPW}")
+    vs_redis+=("$(ratio "${k0[i - 1]}" "${rd[i - 1]}")")
+  fi
+  kv_run "${i}" 2
+  k2+=("$(kv_field rps <<<"${R}")")
+  vs_rep+=("$(ratio "${k2[i - 1]}" "${k0[i - 1]}")")
+done
+
+# ---- the traced run: arrival to flush, flush time, CPU ----
+
+trace_md=()
+if [ "${have_perf}" = 1 ]; then
+  bench_log "fsync_redis: traced run: kvstore FSYNC=always, wrk -c${conns} for ${trace_secs} s under perf record"
+  cluster_start al-trace 0 FSYNC=always
+  pid=$(node_pid al-trace-primary)
+  bench_cmd "perf record -e syscalls:sys_exit_read,syscalls:sys_enter_fdatasync,syscalls:sys_exit_fdatasync -p ${pid} &"
+  perf record -q -o "${BENCH_TMP}/trace.data" -e syscalls:sys_exit_read \
+    -e syscalls:sys_enter_fdatasync -e syscalls:sys_exit_fdatasync \
+    -p "${pid}" -- sleep $((trace_secs + 2)) >/dev/null 2>&1 &
+  tpid=$!
+  sleep 0.5
+  wrk_server "${BENCH_OUT}/al-trace.wrk" "${pid}" -t"${BENCH_WRK_THREADS}" \
+    -c"${conns}" -d"${trace_secs}s" --latency -s bench/put.lua "${PRIMARY_URL}" -- 100
+  traced=${WRK}
+  wait "${tpid}"
+  bench_cmd "perf record -F 999 -p ${pid}  # a second run, for the profile"
+  perf record -q -F 999 -o "${BENCH_TMP}/prof.data" -p "${pid}" \
+    -- sleep "${trace_secs}" >/dev/null 2>&1 &
+  tpid=$!
+  sleep 0.2
+  run_wrk "${BENCH_OUT}/al-prof.wrk" -t"${BENCH_WRK_THREADS}" -c"${conns}" \
+    -d"${trace_secs}s" -s bench/put.lua "${PRIMARY_URL}" -- 100
+  wait "${tpid}"
+  cluster_stop
+  # A read on the main thread (tid = pid) that returned bytes is a
+  # request arriving (wrk sends one per read without pipelining); the
+  # next fdatasync to begin is the one that makes it durable, unless one
+  # was running then (then its end is what it waits for, and the next
+  # one's start). Figures in ms; the reads of a run's first and last
+  # flush are left out.
+  perf script -i "${BENCH_TMP}/trace.data" -F tid,time,event,trace 2>/dev/null |
+    awk -v main="${pid}" '
+      { t = $2 + 0 }
+      /sys_exit_read:/ && $1 == main && $NF !~ /^0x0$|^0xfffffff/ { arr[++na] = t; next }
+      /sys_enter_fdatasync:/ { st[++ns] = t; next }
+      /sys_exit_fdatasync:/ && ns > 0 { printf "flush %.3f\n", (t - st[ns]) * 1000 }
+      END {
+        j = 1
+        for (i = 1; i <= na; i++) {
+          while (j <= ns && st[j] < arr[i]) j++
+          if (j > ns) break
+          if (j > 1) { printf "arrive %.3f\n", (st[j] - arr[i]) * 1000; w[j]++ }
+        }
+        for (k = 2; k < ns; k++) printf "writes %d\n", w[k]
+        printf "reads %d\nflushes %d\n", na, ns
+      }' >"${BENCH_TMP}/trace.samples"
+  # quant KIND P: the P-quantile (0..1) of the samples of KIND.
+  quant() {
+    awk -v k="$1" '$1 == k { print $2 }' "${BENCH_TMP}/trace.samples" | sort -g |
+      awk -v p="$2" '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit }
+        i = int(p * NR + 0.5); if (i < 1) i = 1; if (i > NR) i = NR; print v[i] }'
+  }
+  {
+    printf 'reads=%s flushes=%s' "$(quant reads 1)" "$(quant flushes 1)"
+    for kind in arrive flush; do
+      printf ' %s_p50=%s %s_p99=%s %s_max=%s' "${kind}" "$(quant "${kind}" 0.5)" \
+        "${kind}" "$(quant "${kind}" 0.99)" "${kind}" "$(quant "${kind}" 1)"
+    done
+    printf ' writes_p50=%s writes_max=%s\n' "$(quant writes 0.5)" "$(quant writes 1)"
+  } >"${BENCH_OUT}/trace.txt"
+  tr=$(cat "${BENCH_OUT}/trace.txt")
+  bench_log "fsync_redis: traced: ${tr}"
+  perf report -i "${BENCH_TMP}/prof.data" --no-children --sort dso,sym \
+    --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -n 12 >"${BENCH_OUT}/prof.txt"
+  perf report -i "${BENCH_TMP}/prof.data" --no-children --sort comm,dso \
+    --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -n 6 >"${BENCH_OUT}/prof-dso.txt"
+  trace_md=("### Where a durable write's time goes (one traced run)" ''
+    "One more kvstore run, \`FSYNC=always\`, no replica, wrk -c${conns} for ${trace_secs} s (${traced%% requests=*}, p99 $(kv_field p99_ms <<<"${traced}") ms: the tracing costs some throughput), under \`perf record\` of the main thread's \`read\` returns and the flusher's \`fdatasync\` entries and exits. A request's arrival is a read that returned bytes; the flush that makes it durable is the next fdatasync to start after it (one running when it arrived did not cover it)." ''
+    '| figure | p50 | p99 | max |' '|---|---:|---:|---:|'
+    "| arrival of a write to the start of its flush, ms | $(kv_field arrive_p50 <<<"${tr}") | $(kv_field arrive_p99 <<<"${tr}") | $(kv_field arrive_max <<<"${tr}") |"
+    "| one fdatasync, ms | $(kv_field flush_p50 <<<"${tr}") | $(kv_field flush_p99 <<<"${tr}") | $(kv_field flush_max <<<"${tr}") |"
+    "| writes arriving before a flush starts (the writes it covers) | $(kv_field writes_p50 <<<"${tr}") | | $(kv_field writes_max <<<"${tr}") |"
+    '' "$(kv_field reads <<<"${tr}") request reads, $(kv_field flushes <<<"${tr}") flushes. CPU profile of a second ${trace_secs}-second run (\`perf record -F 999\`; the binary is stripped, so kvstore's own functions show as addresses), by thread and object, then the top symbols:" ''
+    '```' "$(cat "${BENCH_OUT}/prof-dso.txt")" '' "$(cat "${BENCH_OUT}/prof.txt")" '```')
+fi
+
+# ---- figures ----
+
+med_k0=$(median "${k0[@]}")
+med_k2=$(median "${k2[@]}")
+rep=$(median "${vs_rep[@]}")
+per=$(median "${kper[@]}")
+v_rep=$(bench_target "PUT FSYNC=always: 2 replicas / none, median of ${rounds} rounds" "${rep}" '>=' 0.8)
+v_per=$(bench_target "FSYNC=always, ${conns} clients: writes per fdatasync (median of ${rounds} runs)" "${per}" '>=' 40)
+bench_put rps_always_0 "${med_k0}"
+bench_put rps_always_2 "${med_k2}"
+bench_put writes_per_fsync "${per}"
+if [ "${have_redis}" = 1 ]; then
+  med_rd=$(median "${rd[@]}")
+  vs=$(median "${vs_redis[@]}")
+  kp99=$(median "${k0p99[@]}")
+  rp99=$(median "${rdp99[@]}")
+  v_vs=$(bench_target "PUT FSYNC=always / Redis SET appendfsync always, median of ${rounds} pairs" "${vs}" '>=' 1.0)
+  # The p99 target: kvstore's median p99 at most Redis's (ratio <= 1).
+  p99x=$(ratio "${kp99}" "${rp99}")
+  v_p99=$(bench_target "p99: kvstore FSYNC=always / Redis appendfsync always (medians, ${kp99} / ${rp99} ms)" "${p99x}" '<=' 1.0)
+  bench_put vs_redis "${vs}"
+  redis_v=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
+fi
+
+bench_md "## Durable writes: FSYNC=always against Redis appendfsync always" '' \
+  "Rounds of three runs, back to back, each on fresh servers pinned to the server CPU, the clients to the client CPU: kvstore \`FSYNC=always\` PUT (wrk \`-t${BENCH_WRK_THREADS} -c${conns} -d${secs}s --latency -s bench/put.lua\`, 100-byte values, every key new); Redis ${redis_v:-(not run)} \`appendonly yes\`, \`appendfsync always\`, no RDB (redis-benchmark \`-c ${conns} -t set -d 100 -r 100000000\`, one thread, no pipelining: random keys, nearly all new; as many requests as kvstore answered just before, at least 20,000); kvstore \`FSYNC=always\` with 2 replicas attached. Flushes: kvstore's \`kvstore_fsyncs_total\` (and perf's count of fdatasync+fsync calls), Redis's from perf alone. Bytes written: the server's \`/proc/PID/io\` \`write_bytes\` over the run (each page dirtied counts 4 KiB each time it is dirtied after a flush), per acknowledged write; pages per flush is that over 4 KiB, per flush. redis-benchmark's latency is measured like wrk's, from sending to the answer." '' \
+  '| round | server | requests/s | p50 ms | p99 ms | max ms | server CPU % | flushes | writes per flush | 4 KiB pages per flush | bytes written per write |' \
+  '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|' \
+  "${rows[@]}" ''
+if [ "${have_redis}" = 1 ]; then
+  bench_md "- kvstore \`FSYNC=always\` / Redis \`appendfsync always\`, median of ${rounds} pairs (${vs_redis[*]}): **${vs}** (target: at least 1.0): **${v_vs}**. kvstore ${med_k0} requests/s, Redis ${med_rd} (medians)." \
+    "- p99, medians of the runs: kvstore **${kp99} ms**, Redis **${rp99} ms** (target: kvstore's at most Redis's): **${v_p99}**." \
+    "- Bytes written per acknowledged write, medians: kvstore $(median "${kbytes[@]}"), Redis $(median "${rbytes[@]}"); Redis's writes per flush $(median "${rper[@]}")."
+fi
+bench_md "- Writes per fdatasync at ${conns} clients, median: **${per}** (target: at least 40): **${v_per}**; 4 KiB pages dirtied per flush, median $(median "${kpages[@]}")." \
+  "- \`FSYNC=always\` with 2 replicas / without, median of ${rounds} rounds (${vs_rep[*]}): **${rep}** (target: at least 0.8): **${v_rep}**." ''
+[ "${#trace_md[@]}" -eq 0 ] || bench_md "${trace_md[@]}"
+bench_md_commands
+bench_summary \
+  "FSYNC=always PUT, ${conns} clients: ${med_k0} req/s, ${med_k2} with 2 replicas (ratio ${rep}, target >= 0.8: ${v_rep}); ${per} writes per fdatasync (target >= 40: ${v_per})"
+[ "${have_redis}" = 1 ] && bench_summary \
+  "vs Redis appendfsync always SET (${med_rd} req/s): ${vs} median of pairs (target >= 1.0: ${v_vs}); p99 ${kp99} ms vs ${rp99} ms (${v_p99}); bytes written per write $(median "${kbytes[@]}") vs $(median "${rbytes[@]}")"
+[ -n "${tr:-}" ] && bench_summary \
+  "traced: write arrival to flush start p50 $(kv_field arrive_p50 <<<"${tr}") ms, p99 $(kv_field arrive_p99 <<<"${tr}") ms; fdatasync p50 $(kv_field flush_p50 <<<"${tr}") ms, p99 $(kv_field flush_p99 <<<"${tr}") ms"
+exit 0

@@ -62,7 +62,7 @@ struct config {
 };
 
 static struct config	 cfg;
-static int		 recovery_pending;	/* primary: started empty */
+static int		 recovery_mode;	/* primary: REPL_RECOVER_* under way */
 static volatile sig_atomic_t stopping;
 
 /* ---- Configuration ---- */
@@ -358,20 +358,17 @@ adopt_copy(struct repl_recovery *rr)
 }
 
 /*
- * Recovery decided: adopt what it copied, reset replication to it and say
- * what happened, all before any parked write is made (wait_run follows in
- * the same tick). A copy that cannot be swapped in is made again.
+ * A new store: adopt the data set recovery copied, if any, and say what
+ * happened. -1 if the copy must be made again.
  */
-static void
-recovery_done(struct repl_recovery *rr)
+static int
+empty_done(struct repl_recovery *rr)
 {
 	struct store_stats st;
 
 	if (rr->fresh != NULL) {
-		if (adopt_copy(rr) == -1 && !node.store_stale) {
-			repl_recover_done(0);
-			return;
-		}
+		if (adopt_copy(rr) == -1 && !node.store_stale)
+			return -1;
 		store_stats(node.store, &st);
 		repl_reset(st.repl_id, st.last_seq);
 		snprintf(node.recovery, sizeof(node.recovery), "recovered %llu "
@@ -393,17 +390,119 @@ recovery_done(struct repl_recovery *rr)
 		node.started_empty = 1;
 		snprintf(node.recovery, sizeof(node.recovery), "started empty");
 	}
+	return 0;
+}
+
+/*
+ * The records of tail[0..len), checked by repl.c, up to max of them: made
+ * in the store (to_store), or enqueued for the pushers. Returns how many.
+ */
+static uint64_t
+tail_walk(const char *tail, size_t len, uint64_t max, int to_store)
+{
+	struct repl_record rec;
+	uint64_t n = 0, dummy;
+	size_t off;
+	ssize_t k;
+	int rc;
+
+	for (off = 0; off < len && n < max; off += (size_t)k, n++) {
+		if ((k = repl_decode(tail + off, len - off, &rec)) <= 0)
+			break;
+		if (!to_store) {
+			repl_enqueue(rec.op, rec.seq, rec.key, rec.klen,
+			    rec.val, rec.vlen);
+			continue;
+		}
+		rc = rec.op == REPL_PUT ? store_put(node.store, rec.key,
+		    rec.klen, rec.val, rec.vlen, rec.seq, &dummy) :
+		    store_del(node.store, rec.key, rec.klen, rec.seq, &dummy);
+		if (rc == -1) {
+			kv_log("error", "recovery: cannot write seq %llu: %s",
+			    (unsigned long long)rec.seq, strerror(errno));
+			break;
+		}
+	}
+	return n;
+}
+
+/*
+ * Back from an unclean shutdown: make the writes recovery took back (or
+ * adopt the replica's copy), then give the history a new id, under which
+ * the replicas at or below the recovered seq resume (repl_accept_history).
+ * The id changes last, so a crash before it asks again. -1 if the copy
+ * must be made again.
+ */
+static int
+crash_done(struct repl_recovery *rr)
+{
+	struct store_stats st;
+	char old[33];
+	uint64_t from, got = 0;
+
+	if (rr->fresh != NULL && adopt_copy(rr) == -1 && !node.store_stale)
+		return -1;
+	store_stats(node.store, &st);
+	from = st.last_seq;
+	memcpy(old, st.repl_id, sizeof(old));
+	if (rr->tail != NULL)
+		got = tail_walk(rr->tail, rr->tail_len, UINT64_MAX, 1);
+	if (store_set_repl_id(node.store, NULL) == -1)
+		die("cannot write a new replication id:");
+	store_stats(node.store, &st);
+	repl_reset(st.repl_id, from);
+	(void)tail_walk(rr->tail, rr->tail_len, got, 0);
+	repl_accept_history(old, st.last_seq);
+	free(rr->tail);
+	rr->tail = NULL;
+	if (got > 0)
+		snprintf(node.recovery, sizeof(node.recovery), "unclean "
+		    "shutdown: recovered %llu lost writes (seq %llu..%llu) "
+		    "from %s", (unsigned long long)got,
+		    (unsigned long long)from + 1,
+		    (unsigned long long)(from + got), rr->source);
+	else if (rr->fresh != NULL || node.store_stale)
+		snprintf(node.recovery, sizeof(node.recovery), "unclean "
+		    "shutdown: copied %llu keys at seq %llu from %s",
+		    (unsigned long long)st.keys, (unsigned long long)from,
+		    rr->source);
+	else
+		snprintf(node.recovery, sizeof(node.recovery), "unclean "
+		    "shutdown: no replica had more (%d answered)",
+		    rr->answered);
+	kv_log(got > 0 || rr->fresh != NULL ? "warn" : "info", "recovery: "
+	    "%s; new repl id %s: replicas of %s at or below seq %llu resume "
+	    "without a full sync", node.recovery, st.repl_id, old,
+	    (unsigned long long)st.last_seq);
+	return 0;
+}
+
+/*
+ * Recovery decided: adopt or apply what it took, reset replication to it
+ * and say what happened, all before any parked write is made (wait_run
+ * follows in the same tick).
+ */
+static void
+recovery_done(struct repl_recovery *rr)
+{
+	if ((recovery_mode == REPL_RECOVER_TAIL ? crash_done(rr) :
+	    empty_done(rr)) == -1) {
+		repl_recover_done(0);
+		return;
+	}
 	if (rr->silent[0] != '\0') {
 		snprintf(node.recovery_warning, sizeof(node.recovery_warning),
 		    "%s: no answer within RECOVER_WAIT_MS (%d ms) from %s; "
 		    "data only they held was not recovered",
-		    rr->fresh != NULL || node.recovery[0] == 'r' ?
-		    "recovered from the others" : "this primary started with "
-		    "an empty store", node.recover_wait_ms, rr->silent);
+		    recovery_mode == REPL_RECOVER_TAIL ? "back from an "
+		    "unclean shutdown" : rr->fresh != NULL ||
+		    node.recovery[0] == 'r' ? "recovered from the others" :
+		    "this primary started with an empty store",
+		    node.recover_wait_ms, rr->silent);
 		kv_log("warn", "%s%s", node.started_empty ? "STARTING EMPTY: " :
 		    "", node.recovery_warning);
 	}
-	recovery_pending = 0;
+	recovery_mode = REPL_RECOVER_NONE;
 	repl_recover_done(1);
 }
 
@@ -414,7 +513,7 @@ tick(void)
 
 	node.stopping = stopping;
 	store_step(node.store);
-	if (recovery_pending && repl_recover_result(&rr) == 1)
+	if (recovery_mode != REPL_RECOVER_NONE && repl_recover_result(&rr) == 1)
 		recovery_done(&rr);
 	wait_run();
 	repl_flush();
@@ -446,33 +545,32 @@ start_replication(void)
 	rc.peers_port = cfg.peers_port;
 	rc.max_registered = cfg.max_registered;
 	store_stats(node.store, &st);
-	rc.recover = node.role == ROLE_PRIMARY && st.keys == 0 &&
-	    st.last_seq == 0 && !st.synced;
-	if (node.role == ROLE_PRIMARY && st.recovered) {
-		/*
-		 * Writes pushed before they reached this disk may be on
-		 * replicas and gone here: a new id makes every replica
-		 * full-sync instead of resuming on a different history
-		 * (Redis does the same after an unclean restart).
-		 */
-		if (store_new_repl_id(node.store) == -1)
-			die("cannot write a new replication id:");
-		store_stats(node.store, &st);
-		kv_log("warn", "unclean shutdown: new replication id %s; "
-		    "replicas will full-sync", st.repl_id);
-	}
+	/*
+	 * A new store may be a lost volume whose data set the replicas
+	 * hold; after an unclean shutdown, writes pushed before they
+	 * reached this disk may be on replicas and gone here.
+	 */
+	if (node.role != ROLE_PRIMARY)
+		rc.recover = REPL_RECOVER_NONE;
+	else if (st.keys == 0 && st.last_seq == 0 && !st.synced)
+		rc.recover = REPL_RECOVER_EMPTY;
+	else if (st.recovered)
+		rc.recover = REPL_RECOVER_TAIL;
 	if (repl_init(&rc, st.repl_id, st.last_seq) == -1)
 		die("cannot start replication:");
 	if (node.role == ROLE_PRIMARY) {
 		each_url(cfg.replica_urls, add_replica_url);
-		if (rc.recover) {
-			kv_log("info", "the store is new: asking replicas for "
-			    "an existing data set (up to %d ms for those that "
-			    "do not answer) before taking writes",
+		if (rc.recover != REPL_RECOVER_NONE) {
+			kv_log("info", "%s: asking replicas for %s (up to %d "
+			    "ms for those that do not answer) before taking "
+			    "writes", rc.recover == REPL_RECOVER_EMPTY ?
+			    "the store is new" : "unclean shutdown",
+			    rc.recover == REPL_RECOVER_EMPTY ? "an existing "
+			    "data set" : "writes this node lost",
 			    node.recover_wait_ms);
 			if (repl_recover() == -1)
 				die("cannot start recovery:");
-			recovery_pending = 1;
+			recovery_mode = rc.recover;
 		}
 	} else if (*node.primary_url != '\0' && repl_announce() == -1)
 		die("cannot start announcing to %s:", node.primary_url);

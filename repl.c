@@ -20,8 +20,12 @@
  *                               process: one replica reached under two
  *                               URLs (REPLICA_URLS and its announcement)
  *                               is fed once, under the first
- *   POST /repl/session?id=I     200 "<token>\n": opens the session that
- *                               every apply names, and ends the one before
+ *   POST /repl/session?id=I[&prev=J&upto=U]   200 "<token>\n": opens
+ *                               the session that every apply names, and
+ *                               ends the one before. With prev: a replica
+ *                               that follows J at seq <= U takes the id I
+ *                               (the primary renamed its history after a
+ *                               crash: repl_accept_history)
  *   POST /repl/apply?id=I&from=F&primary_seq=P&session=T
  *                               body: records F, F+1, ... (empty: heartbeat)
  *                               200 "<applied seq>\n"; 409 "resync: why";
@@ -41,6 +45,12 @@
  *                               body: every live key as a 'P' record, then
  *                               one 'E' record with seq S; EOF ends it, and
  *                               no 'E' record means it was cut short
+ *   GET  /repl/tail?id=I&from=F  200, body: records F.. up to the
+ *                               node's newest, from its backlog (a
+ *                               replica keeps what it applied there), for
+ *                               a primary back from a crash that lost
+ *                               them; 409 when the backlog does not
+ *                               follow I or no longer holds F
  *   POST /repl/register         body: the replica's advertise URL; the
  *                               primary feeds it only once that URL
  *                               resolves to the address the request came
@@ -51,7 +61,14 @@
  * it. A fresh primary's recovery pulls instead: /repl/state from every
  * candidate, then /repl/snapshot from the most advanced into a store of
  * its own (store_create beside the live one), which the main thread
- * adopts.
+ * adopts. A primary back from an unclean shutdown may have lost its last
+ * writes (FSYNC=everysec: up to a second) that its replicas received: it
+ * asks the same way, takes the missing records from the most advanced
+ * replica of its data set (/repl/tail, or that replica's snapshot when
+ * its backlog no longer holds them all), then renames its history with a
+ * new id. Replicas at or below the recovered seq resume under the new id;
+ * one that was silent and comes back further ahead holds writes this
+ * primary reissued, and full-syncs (the case that made Redis rename too).
  *
  * A record, little-endian, written byte by byte (no struct packing):
  *
@@ -256,6 +273,8 @@ static struct {
 	uint64_t	 last_seq;	/* this node's seq */
 	uint64_t	 epoch;		/* bumped by repl_reset */
 	char		 id[ID_MAX];
+	char		 prev_id[ID_MAX];	/* repl_accept_history's, or "" */
+	uint64_t	 prev_upto;
 } bl;
 
 static struct peer	*peers;		/* live, in repl_peers order */
@@ -1170,6 +1189,7 @@ repl_reset(const char *repl_id, uint64_t seq)
 		return;
 	LOCK();
 	(void)snprintf(bl.id, sizeof(bl.id), "%s", repl_id);
+	bl.prev_id[0] = '\0';
 	bl.start = bl.end;
 	bl.first_seq = seq + 1;
 	bl.last_seq = seq;
@@ -1231,6 +1251,54 @@ repl_enqueue(int op, uint64_t seq, const char *key, size_t klen,
 		kv_log("warn", "repl: write %llu (%zu bytes) is bigger than "
 		    "the %zu-byte backlog; replicas behind it will full-sync",
 		    (unsigned long long)seq, need, bl.cap);
+}
+
+void
+repl_accept_history(const char *old_id, uint64_t upto)
+{
+	if (!inited)
+		return;
+	LOCK();
+	(void)snprintf(bl.prev_id, sizeof(bl.prev_id), "%s", old_id);
+	bl.prev_upto = upto;
+	UNLOCK();
+}
+
+int
+repl_tail(const char *id, uint64_t from, char **out, size_t *len,
+    uint64_t *last)
+{
+	uint64_t pos, sz;
+	size_t n = 0;
+	int rc = 0;
+
+	*out = NULL;
+	*len = 0;
+	if (!inited) {
+		errno = ESRCH;
+		return -1;
+	}
+	LOCK();
+	if (strcmp(id, bl.id) != 0) {
+		errno = ESRCH;
+		rc = -1;
+	} else if (from < bl.first_seq || from > bl.last_seq + 1) {
+		errno = ERANGE;
+		rc = -1;
+	} else if ((pos = ring_find(from)) < bl.end &&
+	    (*out = malloc((size_t)(bl.end - pos))) == NULL) {
+		errno = ENOMEM;
+		rc = -1;
+	} else {
+		for (; pos < bl.end; pos += sz, n += sz - SLOT_HEAD) {
+			sz = ring_slot(pos, NULL, NULL);
+			ring_get(pos + SLOT_HEAD, *out + n, sz - SLOT_HEAD);
+		}
+		*len = n;
+		*last = bl.last_seq;
+	}
+	UNLOCK();
+	return rc;
 }
 
 /*
@@ -1741,15 +1809,23 @@ same_node(struct peer *p, const char *node)
 
 /*
  * Open the replica's session for data set id: its applies then name it, and
- * nobody else's are taken (a newer session ends this one). Then stream.
+ * nobody else's are taken (a newer session ends this one). prev, if not
+ * NULL, is the id the replica follows, an older name of this history up to
+ * seq upto (repl_accept_history): the replica takes id. Then stream.
  */
 static int
-open_and_stream(struct push *ps, const char *id)
+open_and_stream(struct push *ps, const char *id, const char *prev,
+    uint64_t upto)
 {
 	struct client_response rs;
-	char target[96];
+	char target[192];
 
-	(void)snprintf(target, sizeof(target), "/repl/session?id=%s", id);
+	if (prev != NULL)
+		(void)snprintf(target, sizeof(target), "/repl/session?id=%s&"
+		    "prev=%s&upto=%llu", id, prev, (unsigned long long)upto);
+	else
+		(void)snprintf(target, sizeof(target), "/repl/session?id=%s",
+		    id);
 	if (post(ps->rc, target, NULL, 0, &rs, ps->err) == -1)
 		return S_ERR;
 	if (parse_u64(rs.body, &ps->sess) == NULL) {
@@ -1765,10 +1841,10 @@ session(struct push *ps)
 {
 	struct peer *p = ps->p;
 	struct sync_result res;
-	char id[ID_MAX], node[ID_MAX];
+	char id[ID_MAX], node[ID_MAX], cur[ID_MAX];
 	uint64_t seq, first, last, t0;
 	double secs;
-	int partial, ok;
+	int partial, ok, older;
 
 	if (get_state(ps->rc, id, &seq, node, ps->err) == -1)
 		return S_ERR;
@@ -1786,7 +1862,11 @@ session(struct push *ps)
 	}
 	first = bl.first_seq;
 	last = bl.last_seq;
-	partial = !ps->force_full && strcmp(id, bl.id) == 0 &&
+	memcpy(cur, bl.id, sizeof(cur));
+	/* Under an older name of this history, up to where it is ours. */
+	older = bl.prev_id[0] != '\0' && strcmp(id, bl.prev_id) == 0 &&
+	    seq <= bl.prev_upto;
+	partial = !ps->force_full && (strcmp(id, bl.id) == 0 || older) &&
 	    seq + 1 >= bl.first_seq && seq <= bl.last_seq &&
 	    seek(ps, seq + 1) == 0;
 	if (partial) {
@@ -1798,9 +1878,10 @@ session(struct push *ps)
 	}
 	UNLOCK();
 	if (partial) {
-		kv_log("info", "replica %s: partial sync from seq %llu",
-		    p->url, (unsigned long long)seq + 1);
-		return open_and_stream(ps, id);
+		kv_log("info", "replica %s: partial sync from seq %llu%s%s",
+		    p->url, (unsigned long long)seq + 1, older ? ", renamed "
+		    "from " : "", older ? id : "");
+		return open_and_stream(ps, cur, older ? id : NULL, seq);
 	}
 	if (first <= last)
 		kv_log("info", "replica %s: full sync started (it has %s "
@@ -1842,7 +1923,7 @@ session(struct push *ps)
 		return S_ERR;
 	}
 	ps->force_full = 0;
-	return open_and_stream(ps, res.id);
+	return open_and_stream(ps, res.id, NULL, 0);
 }
 
 /*
@@ -2009,6 +2090,7 @@ repl_recover_result(struct repl_recovery *out)
 		*out = hand.r;
 		hand.ready = 0;
 		hand.r.fresh = NULL;	/* the caller's now */
+		hand.r.tail = NULL;
 	}
 	UNLOCK();
 	return r;
@@ -2033,6 +2115,7 @@ struct cand {
 	int		 answered;
 	int		 skip;		/* this node, or one asked under another URL */
 	uint64_t	 seq;
+	char		 id[ID_MAX];	/* the data set it follows */
 	char		 node[ID_MAX];
 	char		 err[128];	/* why it did not answer, last time */
 };
@@ -2046,6 +2129,8 @@ struct recovery {
 	uint64_t	 gen;		/* peers_gen when the peers were listed */
 	int		 dns_ok;	/* PEERS_DNS resolved, at least once */
 	char		 dns_err[128];
+	char		 own_id[ID_MAX];	/* TAIL: this node's data set */
+	uint64_t	 own_seq;	/* and its newest write */
 };
 
 /* Add url unless it is there already; 0, or -1 out of memory. */
@@ -2134,7 +2219,7 @@ static void
 ask(struct recovery *rv, struct cand *c)
 {
 	struct client	*cl;
-	char		 id[ID_MAX], err[ERR_MAX];
+	char		 err[ERR_MAX];
 	uint64_t	 now = mono_ms(), left;
 	size_t		 i;
 	int		 ok;
@@ -2147,7 +2232,7 @@ ask(struct recovery *rv, struct cand *c)
 		seterr(c->err, "bad URL");
 		return;
 	}
-	ok = get_state(cl, id, &c->seq, c->node, err) == 0;
+	ok = get_state(cl, c->id, &c->seq, c->node, err) == 0;
 	client_free(cl);
 	if (!ok) {
 		seterr(c->err, "%s", err);
@@ -2167,7 +2252,7 @@ ask(struct recovery *rv, struct cand *c)
 			return;
 		}
 	kv_log("info", "recovery: %s has seq %llu of %s", c->url,
-	    (unsigned long long)c->seq, id);
+	    (unsigned long long)c->seq, c->id);
 }
 
 /* Every candidate answered (and PEERS_DNS, if set, resolved). */
@@ -2229,8 +2314,22 @@ find_best(struct recovery *rv)
 }
 
 /*
- * What was learnt into r: the most advanced answer (0 if none) and the
- * candidates that never answered, any of which might have held data.
+ * Can c give what recovery looks for? EMPTY: any data set. TAIL: writes
+ * of this node's data set past its newest (another id is another
+ * history, which a full sync from this node replaces).
+ */
+static int
+useful(const struct recovery *rv, const struct cand *c)
+{
+	if (cfg.recover == REPL_RECOVER_TAIL)
+		return strcmp(c->id, rv->own_id) == 0 && c->seq > rv->own_seq;
+	return c->seq > 0;
+}
+
+/*
+ * What was learnt into r: the most advanced useful answer (rv->n if none)
+ * and the candidates that never answered, any of which might have held
+ * data.
  */
 static size_t
 summarise(struct recovery *rv, struct repl_recovery *r)
@@ -2244,7 +2343,7 @@ summarise(struct recovery *rv, struct repl_recovery *r)
 			if (rv->cs[i].skip)
 				continue;
 			r->answered++;
-			if (rv->cs[i].seq > 0 && (best == rv->n ||
+			if (useful(rv, &rv->cs[i]) && (best == rv->n ||
 			    rv->cs[i].seq > rv->cs[best].seq))
 				best = i;
 			continue;
@@ -2284,6 +2383,75 @@ copy_best(const struct cand *c, struct repl_recovery *r, char *err)
 }
 
 /*
+ * TAIL: the records past this node's newest write, from c's backlog into
+ * r->tail, checked: contiguous from own_seq + 1 up to the seq c said it
+ * has. Returns 0; 1 if c no longer holds them all (they left its backlog,
+ * or it restarted since), so its snapshot must do; or -1 with err.
+ */
+static int
+pull_tail(const struct recovery *rv, const struct cand *c,
+    struct repl_recovery *r, char *err)
+{
+	struct client		*cl;
+	struct client_response	 rs;
+	struct repl_record	 rec;
+	char			 target[128], why[128];
+	uint64_t		 next = rv->own_seq + 1;
+	size_t			 off;
+	ssize_t			 n;
+	int			 rc = -1;
+
+	if ((cl = new_client(c->url, &rec_fd[0], err)) == NULL)
+		return -1;
+	(void)snprintf(target, sizeof(target), "/repl/tail?id=%s&from=%llu",
+	    rv->own_id, (unsigned long long)next);
+	if (req_send(cl, "GET", target, 0, NULL, 0) == -1 ||
+	    client_recv(cl, &rs, cfg.backlog_bytes + MAX_RESP_BODY) == -1) {
+		seterr(err, "GET /repl/tail: %s", client_error(cl));
+		goto out;
+	}
+	reason(why, sizeof(why), rs.body, rs.body_len);
+	if (rs.status == 409) {
+		kv_log("info", "recovery: %s cannot give the writes after seq "
+		    "%llu one by one (%s)", c->url,
+		    (unsigned long long)rv->own_seq, why);
+		rc = 1;
+		goto out;
+	}
+	if (rs.status != 200) {
+		seterr(err, "GET /repl/tail answered %d %s", rs.status, why);
+		goto out;
+	}
+	for (off = 0; off < rs.body_len; off += (size_t)n, next++)
+		if ((n = repl_decode(rs.body + off, rs.body_len - off,
+		    &rec)) <= 0 || rec.op == REPL_END || rec.seq != next) {
+			seterr(err, "/repl/tail: record %llu is malformed or "
+			    "out of order", (unsigned long long)next);
+			goto out;
+		}
+	if (next <= c->seq) {
+		seterr(err, "/repl/tail ended at seq %llu, before the %llu "
+		    "its state named", (unsigned long long)next - 1,
+		    (unsigned long long)c->seq);
+		goto out;
+	}
+	if ((r->tail = malloc(rs.body_len)) == NULL) {
+		seterr(err, "out of memory for %zu bytes of records",
+		    rs.body_len);
+		goto out;
+	}
+	memcpy(r->tail, rs.body, rs.body_len);
+	r->tail_len = rs.body_len;
+	(void)snprintf(r->source, sizeof(r->source), "%s", c->url);
+	(void)snprintf(r->repl_id, sizeof(r->repl_id), "%.32s", rv->own_id);
+	r->seq = next - 1;
+	rc = 0;
+out:
+	client_free(cl);
+	return rc;
+}
+
+/*
  * Hand r to the main thread and wait for its verdict: 1 adopted, -1 copy
  * again, 0 stopping (repl_shutdown then discards a copy never taken).
  */
@@ -2307,11 +2475,34 @@ hand_over(struct repl_recovery *r)
 	return v;
 }
 
+/* Take what c, the most advanced, can give into r: 0, or -1 with err. */
+static int
+take(const struct recovery *rv, const struct cand *c,
+    struct repl_recovery *r, char *err)
+{
+	int	 rc;
+
+	if (cfg.recover == REPL_RECOVER_TAIL) {
+		kv_log("info", "recovery: %s is ahead (seq %llu; this node has "
+		    "%llu): taking the writes this node lost", c->url,
+		    (unsigned long long)c->seq,
+		    (unsigned long long)rv->own_seq);
+		if ((rc = pull_tail(rv, c, r, err)) != 1)
+			return rc;
+		kv_log("info", "recovery: copying %s's whole data set instead",
+		    c->url);
+	} else
+		kv_log("info", "recovery: this primary is empty; copying from "
+		    "%s (seq %llu)", c->url, (unsigned long long)c->seq);
+	return copy_best(c, r, err);
+}
+
 /*
  * Fresh primary: ask every candidate, then copy the most advanced one's
- * data set into a fresh store and hand it to the main thread. A failed
- * copy is tried again: a replica holds the data set, and starting empty
- * would let the pushers wipe it.
+ * data set into a fresh store and hand it to the main thread. Back from a
+ * crash: take the writes this node lost from the most advanced replica of
+ * its data set. A failed copy is tried again: a replica holds the data,
+ * and going on without it would let the pushers wipe it.
  */
 static void *
 recoverer(void *arg)
@@ -2326,6 +2517,8 @@ recoverer(void *arg)
 	memset(&rv, 0, sizeof(rv));
 	LOCK();
 	lone = peers == NULL;
+	memcpy(rv.own_id, bl.id, sizeof(rv.own_id));
+	rv.own_seq = bl.last_seq;
 	UNLOCK();
 	if (lone && cfg.peers_dns[0] == '\0')
 		kv_log("info", "recovery: no REPLICA_URLS and no PEERS_DNS: "
@@ -2336,16 +2529,11 @@ recoverer(void *arg)
 		if (find_best(&rv) == -1)
 			break;
 		best = summarise(&rv, &r);
-		if (best < rv.n) {
-			kv_log("info", "recovery: this primary is empty; "
-			    "copying from %s (seq %llu)", rv.cs[best].url,
-			    (unsigned long long)rv.cs[best].seq);
-			if (copy_best(&rv.cs[best], &r, err) == -1) {
-				kv_log("error", "recovery from %s failed: %s; "
-				    "trying again in %d ms (writes wait)",
-				    rv.cs[best].url, err, RECOVER_RETRY_MS);
-				goto again;
-			}
+		if (best < rv.n && take(&rv, &rv.cs[best], &r, err) == -1) {
+			kv_log("error", "recovery from %s failed: %s; trying "
+			    "again in %d ms (writes wait)", rv.cs[best].url,
+			    err, RECOVER_RETRY_MS);
+			goto again;
 		}
 		if (hand_over(&r) != -1)
 			break;
@@ -2487,6 +2675,8 @@ repl_shutdown(int drain_ms)
 	rec_started = ann_started = 0;
 	if (hand.ready && hand.r.fresh != NULL)
 		store_discard(hand.r.fresh);	/* a copy never adopted */
+	if (hand.ready)
+		free(hand.r.tail);
 	memset(&hand, 0, sizeof(hand));
 	(void)pthread_cond_destroy(&cv);
 	free_state();

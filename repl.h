@@ -47,7 +47,7 @@ struct repl_config {
 	int		 recover_wait_ms;	/* fresh primary: wait for replicas */
 	int		 drop_after_ms;	/* registered, silent this long: drop */
 	void		(*on_ack)(void);	/* any thread: a replica acked */
-	int		 recover;	/* fresh primary: repl_recover follows */
+	int		 recover;	/* REPL_RECOVER_*: repl_recover follows */
 	struct store	*store;		/* the live store, beside which recovery
 					   creates its copy (reads its path
 					   only; until recovery is done) */
@@ -56,9 +56,18 @@ struct repl_config {
 	int		 max_registered;	/* MAX_REGISTERED_REPLICAS; 64 if 0 */
 };
 
+/* What a primary's recovery looks for (repl_config.recover). */
+enum repl_recover_mode {
+	REPL_RECOVER_NONE,
+	REPL_RECOVER_EMPTY,	/* a new store: any replica's data set */
+	REPL_RECOVER_TAIL	/* after a crash: writes past its last seq */
+};
+
 /* What recovery decided, for the main thread (repl_recover_result). */
 struct repl_recovery {
-	struct store	*fresh;		/* the copy to adopt, or NULL: empty */
+	struct store	*fresh;		/* the copy to adopt, or NULL */
+	char		*tail;		/* TAIL: records to apply, or NULL; */
+	size_t		 tail_len;	/* malloc'd, the caller's to free */
 	char		 source[REPL_URL_MAX];	/* where it came from */
 	char		 repl_id[33];
 	uint64_t	 seq;
@@ -155,16 +164,20 @@ void	repl_enqueue(int op, uint64_t seq, const char *key, size_t klen,
 void	repl_flush(void);
 
 /*
- * Fresh primary (cfg.recover set at repl_init, which makes repl_recovering
- * 1 at once, so that no pusher syncs from the empty store): start the
+ * Fresh primary, or one back from a crash (cfg.recover set at repl_init,
+ * which makes repl_recovering 1 at once, so that no pusher syncs from a
+ * store that may lack writes its replicas hold): start the
  * recovery thread, after the REPLICA_URLS peers are added. It asks every
  * candidate for its state: REPLICA_URLS, registered peers that passed the
  * address check (asked as soon as they pass), and every address of
  * PEERS_DNS except this node's own. It decides the moment all have
- * answered, or at recover_wait_ms, and copies the most advanced one's
- * snapshot into a fresh store beside cfg.store, off the loop; the main
- * thread then takes the result (repl_recover_result), adopts the store and
- * calls repl_recover_done.
+ * answered, or at recover_wait_ms. EMPTY copies the most advanced one's
+ * snapshot into a fresh store beside cfg.store, off the loop. TAIL takes
+ * from the most advanced replica of this node's repl id the records past
+ * this node's seq (GET /repl/tail), or, when that replica no longer holds
+ * them all, its snapshot. The main thread then takes the result
+ * (repl_recover_result), adopts the store or applies the tail, and calls
+ * repl_recover_done.
  */
 int	repl_recover(void);
 
@@ -192,7 +205,26 @@ void	repl_recover_done(int ok);
  */
 size_t	repl_peers(struct repl_peer *out, size_t max);
 
+/*
+ * After a crash, the primary took a new repl id: replicas that follow
+ * old_id at or below seq upto hold a prefix of its history and resume
+ * under the new id without a full sync (Redis PSYNC2's replid2). A replica
+ * of old_id past upto holds writes this primary never had: it full-syncs.
+ * repl_reset forgets it.
+ */
+void	repl_accept_history(const char *old_id, uint64_t upto);
+
 /* ---- Replica ---- */
+
+/*
+ * The records from seq from to the newest, as this node's backlog holds
+ * them (a replica enqueues what it applies), into *out (malloc'd, *len
+ * bytes) with *last the newest seq. -1 with errno ESRCH (the backlog
+ * follows another id) or ERANGE (from is not held: it left the ring, or
+ * is past the newest + 1), ENOMEM. Main thread.
+ */
+int	repl_tail(const char *id, uint64_t from, char **out, size_t *len,
+	    uint64_t *last);
 
 /* Announce advertise_url to primary_url now and every few seconds. */
 int	repl_announce(void);

@@ -208,8 +208,43 @@ apply_records(struct store *s, const char *body, size_t len,
 		if (s != sync_store) {
 			*applied = seq;
 			wait_note_write(rec.key, rec.klen);
+			/* Kept for a primary that loses it (/repl/tail). */
+			repl_enqueue(rec.op, seq, rec.key, rec.klen, rec.val,
+			    rec.vlen);
 		}
 	}
+	return 0;
+}
+
+/*
+ * The primary renamed its history after a crash (repl_accept_history):
+ * follow id, if this node follows prev and holds no write past upto.
+ * Returns -1 after answering, if the new id cannot be written.
+ */
+static int
+take_new_name(struct http_request *r)
+{
+	struct store_stats st;
+	char id[33], prev[33];
+	uint64_t upto;
+
+	if (http_query(r, "prev", NULL) == NULL)
+		return 0;
+	store_stats(node.store, &st);
+	if (query_id(r, "id", id) == -1 || query_id(r, "prev", prev) == -1 ||
+	    query_u64(r, "upto", &upto) == -1 || !st.synced ||
+	    strcmp(prev, st.repl_id) != 0 || st.last_seq > upto ||
+	    strcmp(id, prev) == 0)
+		return 0;	/* its applies will be refused: full sync */
+	if (store_set_repl_id(node.store, id) == -1) {
+		reply_text(r->id, 500, "", "cannot write the new repl id: %s",
+		    strerror(errno));
+		return -1;
+	}
+	repl_reset(id, st.last_seq);
+	kv_log("info", "repl: the primary renamed data set %s to %s after a "
+	    "crash; this replica's %llu writes are its history", prev, id,
+	    (unsigned long long)st.last_seq);
 	return 0;
 }
 
@@ -220,6 +255,8 @@ replica_session(struct http_request *r)
 		reply_text(r->id, 409, "", "this node is the primary");
 		return;
 	}
+	if (take_new_name(r) == -1)
+		return;
 	if (new_token(&session_token) == -1) {
 		reply_text(r->id, 503, "", "no randomness for a session: %s",
 		    strerror(errno));
@@ -432,8 +469,7 @@ replica_sync_end(struct http_request *r)
 	kv_log("info", "full sync done: %llu keys at seq %llu from %s",
 	    (unsigned long long)st.keys, (unsigned long long)st.last_seq,
 	    st.repl_id);
-	if (node.role == ROLE_PRIMARY)
-		repl_reset(st.repl_id, st.last_seq);
+	repl_reset(st.repl_id, st.last_seq);	/* what /repl/tail serves */
 	reply_text(r->id, 200, "", "%llu", (unsigned long long)st.last_seq);
 }
 
@@ -517,6 +553,36 @@ replica_snapshot(struct http_request *r)
 		free(sn->st.buf);
 		free(sn);
 	}
+}
+
+void
+replica_tail(struct http_request *r)
+{
+	char id[33], extra[64], *buf;
+	uint64_t from, last;
+	size_t len;
+
+	if (query_id(r, "id", id) == -1 || query_u64(r, "from", &from) == -1) {
+		reply_text(r->id, 400, "", "tail needs id (32 hex digits) and "
+		    "from");
+		return;
+	}
+	if (repl_tail(id, from, &buf, &len, &last) == -1) {
+		if (errno == ENOMEM)
+			reply_text(r->id, 503, "", "out of memory");
+		else
+			reply_text(r->id, 409, "", errno == ESRCH ? "this "
+			    "node's backlog follows another data set" : "seq "
+			    "%llu is not in this node's backlog",
+			    (unsigned long long)from);
+		return;
+	}
+	reply_u64(extra, "X-Kv-Seq: ", last, "\r\n");
+	kv_log("info", "repl: gave writes %llu..%llu (%zu bytes) to a primary "
+	    "that lost them", (unsigned long long)from,
+	    (unsigned long long)last, len);
+	http_reply(r->id, 200, "application/octet-stream", extra, buf, len);
+	free(buf);
 }
 
 void

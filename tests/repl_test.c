@@ -1033,6 +1033,51 @@ test_batching(void)
 	free(want.p);
 }
 
+/* ---- The tail a replica keeps for a primary that lost it ---- */
+
+/*
+ * repl_tail gives the backlog's records from a seq, byte for byte as they
+ * were enqueued, and refuses what it cannot give whole: another data set,
+ * a seq that left the ring, one past the newest + 1.
+ */
+static void
+test_tail(void)
+{
+	struct repl_config c;
+	struct bytes want = { NULL, 0, 0 };
+	char *out;
+	size_t len;
+	uint64_t seq, last = 0;
+
+	config(&c, "http://127.0.0.1:9", 4096, 1024);
+	CHECK(repl_init(&c, ID_A, 10) == 0, "repl_init");
+	for (seq = 11; seq <= 70; seq++)
+		write_one(NULL, seq, 200);
+	expected(&want, 61, 70, 200);
+	CHECK(repl_tail(ID_A, 61, &out, &len, &last) == 0 && last == 70 &&
+	    len == want.len && memcmp(out, want.p, len) == 0,
+	    "61..70, as enqueued (%zu bytes, %zu expected, last %llu)", len,
+	    want.len, (unsigned long long)last);
+	free(out);
+	CHECK(repl_tail(ID_A, 71, &out, &len, &last) == 0 && len == 0 &&
+	    out == NULL && last == 70, "nothing after the newest");
+	errno = 0;
+	CHECK(repl_tail(ID_A, 11, &out, &len, &last) == -1 &&
+	    errno == ERANGE, "11 left the 4 KiB ring: ERANGE (%s)",
+	    strerror(errno));
+	errno = 0;
+	CHECK(repl_tail(ID_A, 72, &out, &len, &last) == -1 &&
+	    errno == ERANGE, "past the newest + 1: ERANGE");
+	errno = 0;
+	CHECK(repl_tail(ID_B, 61, &out, &len, &last) == -1 &&
+	    errno == ESRCH, "another data set: ESRCH");
+	repl_reset(ID_B, 70);
+	CHECK(repl_tail(ID_B, 71, &out, &len, &last) == 0 && len == 0,
+	    "after a reset: the new data set, empty");
+	repl_shutdown(0);
+	free(want.p);
+}
+
 /* ---- Full sync when the replica is behind the backlog ---- */
 
 static void
@@ -1727,6 +1772,7 @@ main(void)
 	test_client();	/* first: it is for a process without repl_init */
 	test_stream();
 	test_batching();
+	test_tail();
 	test_full_sync();
 	if (mkdtemp(tmpdir) == NULL) {
 		perror("mkdtemp");

@@ -74,3 +74,44 @@ testSmugglingAndForgedHostsAreRefused() {
   get smug
   assertEquals 'nothing stored' 404 "${code}"
 }
+
+# hget PORT PATH [CURL ARGS...]: GET as a peer would; sets code and body.
+hget() {
+  code=$(curl -s -o "${body}" -w '%{http_code}' \
+    -H 'X-Kv-Repl-Token: x' "${@:3}" "http://127.0.0.1:$1$2")
+}
+
+# /repl/tail gives a node's recent writes to a primary that lost them:
+# only under the peers' header, only whole, only of its own data set.
+testTheTailOfABacklogIsGivenWholeOrNotAtAll() {
+  start hostile
+  for i in 1 2 3; do
+    curl -s -o /dev/null -X PUT -d "v${i}" "http://127.0.0.1:${sport}/kv/t${i}"
+  done
+  id=$(curl -s "http://127.0.0.1:${sport}/ready" |
+    sed -n 's/.*"repl_id":"\([0-9a-f]*\)".*/\1/p')
+  code=$(curl -s -o "${body}" -w '%{http_code}' \
+    "http://127.0.0.1:${sport}/repl/tail?id=${id}&from=2")
+  assertEquals 'a browser cannot ask: no peer header' 401 "${code}"
+  hget "${sport}" "/repl/tail?id=${id}&from=2"
+  assertEquals 'its writes 2..3' 200 "${code}"
+  # op P, seq (u64), klen (u16), vlen (u32), key, value: repl.c's format.
+  assertEquals 'two records, 2 and 3, as the wire has them' \
+    "50 02 00 00 00 00 00 00 00 02 00 02 00 00 00 74 32 76 32 \
+50 03 00 00 00 00 00 00 00 02 00 02 00 00 00 74 33 76 33" \
+    "$(od -An -v -tx1 "${body}" | tr -s ' \n' ' ' | sed 's/^ //; s/ $//')"
+  hget "${sport}" "/repl/tail?id=${id}&from=0"
+  assertEquals 'from 0: not held' 409 "${code}"
+  hget "${sport}" "/repl/tail?id=${id}&from=$(((1 << 53) + 5))"
+  assertEquals 'from past the newest' 409 "${code}"
+  hget "${sport}" "/repl/tail?id=${id}&from=99999999999999999999999"
+  assertEquals 'a number that overflows' 400 "${code}"
+  hget "${sport}" "/repl/tail?id=fedcba9876543210fedcba9876543210&from=2"
+  assertEquals 'another data set' 409 "${code}"
+  assertContains 'says why' "$(cat "${body}")" 'another data set'
+  hget "${sport}" "/repl/tail?id=nothex&from=2"
+  assertEquals 'a bad id' 400 "${code}"
+  hget "${sport}" "/repl/tail?id=${id}&from=2" -X POST
+  assertEquals 'GET only' 405 "${code}"
+  stop "${spid}"
+}

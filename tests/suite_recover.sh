@@ -184,3 +184,101 @@ testAFakeReplicaRegisteredDuringRecoveryIsNotCopied() {
   stop "${spid}"
   stop_nodes
 }
+
+# ---- A primary back from a power cut ----
+# The cut is simulated as the store tests do it, at the level of a whole
+# node: the primary's file as of one moment (copied with every thread
+# stopped, so no write is half made) is what its disk holds when it comes
+# back; the writes acknowledged after that moment never reached it.
+
+# disk_image NAME: copy the primary's store file, as of now, to NAME.
+disk_image() {
+  kill -STOP "$(pid_of p)"
+  cp "${SHUNIT_TMPDIR}/p/kvstore.db" "${SHUNIT_TMPDIR}/$1"
+  kill -CONT "$(pid_of p)"
+}
+
+# power_cut NAME: the primary dies; its disk comes back as image NAME.
+power_cut() {
+  kill -9 "$(pid_of p)"
+  wait "$(pid_of p)" 2>/dev/null
+  cp "${SHUNIT_TMPDIR}/$1" "${SHUNIT_TMPDIR}/p/kvstore.db"
+}
+
+# etag PORT KEY: the key's ETag, or "none".
+etag() {
+  curl -s -D - -o /dev/null "http://127.0.0.1:$1/kv/$2" |
+    sed -n 's/^ETag: *\([^[:space:]]*\).*/\1/Ip' | grep . || echo none
+}
+
+testAPowerCutLosesNoWriteAReplicaHad() {
+  node r1 "${rr1}" replica
+  node p "${rp}" primary REPLICA_URLS="http://127.0.0.1:${rr1}"
+  wait_streaming "${rp}" "${rr1}" || fail 'not streaming'
+  writes put_many "${rp}" a 50
+  wait_seq "${rr1}" 50 || fail 'the replica is behind'
+  disk_image image
+  writes put_many "${rp}" b 50
+  put_status=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d new \
+    "http://127.0.0.1:${rp}/kv/a2")
+  assertEquals 'a2 overwritten' 200 "${put_status}"
+  assertEquals 'a1 deleted' 200 "$(delete_status "${rp}" a1)"
+  wait_seq "${rr1}" 102 || fail 'the replica is behind'
+  before=$(etag "${rp}" a2)
+  power_cut image
+  node p "${rp}" primary REPLICA_URLS="http://127.0.0.1:${rr1}"
+  ready=$(curl -s "http://127.0.0.1:${rp}/ready")
+  assertContains "/ready says what came back: ${ready}" "${ready}" \
+    "recovered 52 lost writes (seq 51..102) from http://127.0.0.1:${rr1}"
+  assertEquals 'seq 102 again' 102 "$(node_seq "${rp}")"
+  assertEquals 'the overwrite, same version' "${before}" "$(etag "${rp}" a2)"
+  assertEquals 'the delete too' none "$(etag "${rp}" a1)"
+  assertEquals 'every key' 99 "$(key_count "${rp}")"
+  put_status=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d after \
+    "http://127.0.0.1:${rp}/kv/after")
+  assertEquals 'takes writes' 201 "${put_status}"
+  assert_converged "${rp}" "${rr1}" 'after the cut' 100
+  wait_streaming "${rp}" "${rr1}"
+  ready=$(curl -s "http://127.0.0.1:${rp}/ready")
+  assertContains "the replica resumed: ${ready}" "${ready}" \
+    '"full_syncs":0,"partial_syncs":1'
+  assertTrue 'under the new id' \
+    "log_has '${SHUNIT_TMPDIR}/r1.log' 'renamed data set'"
+  stop_nodes
+}
+
+# The case that made Redis rename its history: a replica that was
+# unreachable while the primary recovered comes back further ahead than
+# what was recovered, under the old id. The primary has since reissued
+# those sequence numbers with other writes, so that replica must full-sync,
+# not resume.
+testAReplicaAheadThatWasAwayFullSyncs() {
+  node r1 "${rr1}" replica
+  node r2 "${rr2}" replica
+  urls="http://127.0.0.1:${rr1},http://127.0.0.1:${rr2}"
+  node p "${rp}" primary REPLICA_URLS="${urls}"
+  wait_streaming "${rp}" "${rr1}" && wait_streaming "${rp}" "${rr2}" ||
+    fail 'not streaming'
+  writes put_many "${rp}" a 20
+  wait_seq "${rr1}" 20 && wait_seq "${rr2}" 20 || fail 'replicas behind'
+  disk_image image
+  stop_node r1	# r1 stays at 20; r2 gets 20 more
+  writes put_many "${rp}" b 20
+  wait_seq "${rr2}" 40 || fail 'r2 is behind'
+  power_cut image
+  kill -STOP "$(pid_of r2)"
+  node r1 "${rr1}" replica
+  node p "${rp}" primary REPLICA_URLS="${urls}"
+  ready=$(curl -s "http://127.0.0.1:${rp}/ready")
+  assertContains "nothing to take back: ${ready}" "${ready}" \
+    'no replica had more (1 answered)'
+  assertContains 'the warning names r2' "${ready}" \
+    "RECOVER_WAIT_MS (1000 ms) from http://127.0.0.1:${rr2}"
+  writes put_many "${rp}" c 30	# seqs 21..50, past r2's 40
+  kill -CONT "$(pid_of r2)"
+  assert_converged "${rp}" "${rr2}" 'r2, back' 50
+  assertTrue 'r2 full-synced' "log_has '${SHUNIT_TMPDIR}/p.log' \
+    'replica http://127.0.0.1:${rr2}: full sync started (it has [0-9a-f]* seq 40'"
+  assert_converged "${rp}" "${rr1}" 'r1' 50
+  stop_nodes
+}

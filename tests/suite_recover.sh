@@ -226,7 +226,14 @@ testAPowerCutLosesNoWriteAReplicaHad() {
   wait_seq "${rr1}" 102 || fail 'the replica is behind'
   before=$(etag "${rp}" a2)
   power_cut image
-  node p "${rp}" primary REPLICA_URLS="http://127.0.0.1:${rr1}"
+  # A peer that never answers holds recovery for RECOVER_WAIT_MS: a read
+  # sent meanwhile waits for the recovered value.
+  new_primary RECOVER_WAIT_MS=1500 \
+    REPLICA_URLS="http://127.0.0.1:${rr1},http://127.0.0.1:${rr3}"
+  wait_up "${rp}" || fail 'the primary did not come back'
+  assertEquals 'a read during recovery waits for the lost write' new \
+    "$(curl -s --max-time 10 "http://127.0.0.1:${rp}/kv/a2")"
+  wait_ready "${rp}" 10 || fail 'not ready'
   ready=$(curl -s "http://127.0.0.1:${rp}/ready")
   assertContains "/ready says what came back: ${ready}" "${ready}" \
     "recovered 52 lost writes (seq 51..102) from http://127.0.0.1:${rr1}"

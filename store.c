@@ -72,10 +72,11 @@
  * garbage outweighs a third of the live records (so the log stays within
  * about 1.5 times them), or the buckets are 3/4 full, the live records are
  * copied into "<path>.compact" (same seed and repl_id, twice the buckets
- * when needed), which is synced and renamed over the file. A clean close
- * cuts the preallocated zeros past data_end. Its base_seq is last_seq at the moment of the rename, so sequence numbers
- * never go back even when the newest records were tombstones the copy left
- * out. A ".compact" file found at open is an unfinished copy and is deleted.
+ * when needed), which is synced and renamed over the file. Its base_seq is
+ * last_seq at the moment of the rename, so sequence numbers never go back
+ * even when the newest records were tombstones the copy left out. A
+ * ".compact" file found at open is an unfinished copy and is deleted. A
+ * clean close cuts the preallocated zeros past data_end.
  *
  * A full sync (store_create) builds the replacement in "<path>.sync" and
  * store_adopt renames it over the file; a ".sync" file found when the live

@@ -111,11 +111,11 @@ int	store_value_fd(struct store *s, const struct store_value *v,
  * Write key=val with sequence number seq, or the next one when seq is 0.
  * Returns 1 if the key was created, 0 if replaced, -1 with errno (ENOSPC,
  * EIO, ...) when nothing was written. *seqp gets the write's sequence.
- * EINVAL: klen not 1..STORE_MAX_KEY, or seq not 0 and not above every earlier seq
- * (durable_seq must stay meaningful). EFBIG: vlen over 2^31. After a failed
- * flush every write fails with that flush's errno. key and val must not
- * point into the mapping (a write may move it). seqp may be NULL; it gets
- * 0 when nothing was written.
+ * EINVAL: klen not 1..STORE_MAX_KEY, or seq not 0 and not above every
+ * earlier seq (durable_seq must stay meaningful). EFBIG: vlen over 2^31.
+ * After a failed flush every write fails with that flush's errno. key and
+ * val must not point into the mapping (a write may move it). seqp may be
+ * NULL; it gets 0 when nothing was written.
  */
 int	store_put(struct store *s, const char *key, size_t klen,
 	    const char *val, size_t vlen, uint64_t seq, uint64_t *seqp);

@@ -11,8 +11,9 @@
  * and doubles the buckets. An internal thread runs fdatasync for the fsync
  * policy and for the end of a compaction (durability waits for it, the
  * caller does not), so the caller never waits for the disk, except when
- * the buckets fill faster than a compaction copies. The structs, and the
- * helpers the store's files share, are in store_int.h.
+ * the buckets fill faster than a compaction copies. store_check.c checks
+ * and salvages a stopped store's file. The structs, and the helpers the
+ * store's files share, are in store_int.h.
  */
 
 /*
@@ -26,6 +27,7 @@
  *        |  24 u64 data_start            32 u8  seed[16]             |
  *        |  48 u8  repl_id[16]           64 u64 base_seq             |
  *        |  72 u32 icrc = CRC-32C of bytes 0..71                     |
+ *        |  80 u64 synced_end   88 u32 scrc = CRC-32C of bytes 80..87 |
  *        | 128 u32 mcrc = CRC-32C of bytes 132..175                  |
  *        | 132 u32 clean (1: closed cleanly)                         |
  *        | 136 u64 data_end   144 u64 last_seq    152 u64 keys       |
@@ -59,6 +61,17 @@
  * file or fails its CRC; everything after that point is zeroed, so it can
  * never be taken for data later. last_seq is then the largest of base_seq
  * and the seqs replayed.
+ *
+ * synced_end says how far the log was on disk: it is rewritten (under
+ * scrc, apart from the counters) only after a sync that covered it, at
+ * open, close, a compaction's end and by the flusher after each of its
+ * syncs, so it never claims more than the disk holds; the flusher's mark
+ * reaches the disk with its next sync, so after a power cut it may lag one
+ * sync behind. Past it a power cut may leave any pattern of pages written
+ * back, holes included, and that is a torn tail. A stop below it is damage to written data: open then
+ * refuses the file, writing nothing, and leaves the repair to store_check
+ * and store_salvage. A bad or missing mark (a file of an earlier version)
+ * reads as data_start.
  *
  * A key's hash is SipHash-2-4 keyed by seed (read as two little-endian u64s),
  * with UINT64_MAX folded to UINT64_MAX - 1 (store_scan uses UINT64_MAX for
@@ -121,23 +134,21 @@
 #define COMPACT_SUFFIX	".compact"	/* a compaction's new file */
 #define SYNC_SUFFIX	".sync"		/* store_create's: a full sync */
 
-static void	 seterr(char *, size_t, const char *, ...);
-static uint32_t	 hdr_mcrc(const struct hdr *);
+static void	 write_synced(int, uint64_t);
 static void	 trim(struct kvfile *);
 static int	 write_all(int, const void *, size_t, off_t);
-static uint64_t	 rec_size(uint64_t, uint64_t);
-static int	 rec_valid(const struct kvfile *, uint64_t, struct rec *);
 static void	 unlink_slot(struct kvfile *, uint64_t);
 static uint64_t	 append(struct kvfile *, int, const char *, size_t,
 		    const char *, size_t, uint64_t);
-static int	 check_header(const struct hdr *, uint64_t, const char *,
-		    char *, size_t);
 static uint64_t	 buckets_for(uint64_t);
 static int	 create_file(struct store *, const uint8_t *, const uint8_t *,
 		    uint64_t, uint32_t, uint64_t, char *, size_t);
+static uint64_t	 scan_log(const struct kvfile *, uint64_t, uint64_t *,
+		    const char **);
+static int	 replay(struct store *, uint64_t, uint64_t *, char *, size_t);
+static int	 cut_log(struct store *, uint64_t, uint64_t, char *, size_t);
 static int	 recover(struct store *, const char *, char *, size_t);
 static void	 destroy(struct store *);
-static char	*path_with(const char *, const char *);
 static struct store *store_alloc(const char *, enum store_fsync, char *,
 		    size_t);
 static int	 open_file(struct store *, struct hdr *, uint64_t *, char *,
@@ -149,9 +160,6 @@ static int	 trust_or_recover(struct store *, char *, size_t);
 static int	 start_flusher(struct store *, char *, size_t);
 static struct store *open_store(const char *, enum store_fsync, int, char *,
 		    size_t);
-static struct store *create_loading(const char *, const uint8_t *,
-		    const uint8_t *, uint32_t, uint64_t, uint64_t,
-		    enum store_fsync, char *, size_t);
 static void	 hex16(const uint8_t *, char *);
 static void	*flusher(void *);
 static void	 flush_fd(struct store *, int, int *);
@@ -173,7 +181,7 @@ hash_key(const struct store *s, const char *key, size_t klen)
 
 /* ---- Files: headers, growth, syncing ---- */
 
-static void
+void
 seterr(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -211,10 +219,52 @@ hdr_icrc(const struct hdr *h)
 	return crc32c(h, offsetof(struct hdr, h_icrc));
 }
 
-static uint32_t
+uint32_t
 hdr_mcrc(const struct hdr *h)
 {
 	return crc32c(&h->h_clean, sizeof(*h) - offsetof(struct hdr, h_clean));
+}
+
+/*
+ * Record that the log up to end is on disk. Only ever written after the
+ * sync that made it true, so whenever it reaches the disk it is.
+ */
+void
+hdr_synced(struct hdr *h, uint64_t end)
+{
+	h->h_synced = end;
+	h->h_scrc = crc32c(&h->h_synced, sizeof(h->h_synced));
+}
+
+/*
+ * The log offset below which every byte is known to be on disk: what a
+ * crash cannot have torn. data_start when the field is unset (files of
+ * earlier versions), fails its CRC, or is out of range.
+ */
+uint64_t
+synced_end(const struct kvfile *f)
+{
+	const struct hdr *h = HDR(f);
+
+	if (h->h_scrc != crc32c(&h->h_synced, sizeof(h->h_synced)) ||
+	    h->h_synced < f->f_start || h->h_synced % 8 != 0)
+		return f->f_start;
+	return h->h_synced;
+}
+
+/*
+ * The flusher's hdr_synced: through fd, as the main thread may move the
+ * mapping. A failed write only leaves the mark lower, which is safe.
+ */
+static void
+write_synced(int fd, uint64_t end)
+{
+	char buf[12];
+	uint32_t crc = crc32c(&end, sizeof(end));
+
+	memcpy(buf, &end, 8);
+	memcpy(buf + 8, &crc, 4);
+	(void)write_all(fd, buf, sizeof(buf), offsetof(struct hdr, h_synced));
 }
 
 void
@@ -394,7 +444,7 @@ write_all(int fd, const void *buf, size_t len, off_t off)
 
 /* ---- Records and the index ---- */
 
-static uint64_t
+uint64_t
 rec_size(uint64_t klen, uint64_t vlen)
 {
 	return round_up(REC_HDR + klen + vlen, 8);
@@ -444,7 +494,7 @@ rec_fits(const struct kvfile *f, uint64_t off)
 }
 
 /* 1 if a whole, well-formed record with a good CRC starts at off. */
-static int
+int
 rec_valid(const struct kvfile *f, uint64_t off, struct rec *r)
 {
 	if (off + REC_HDR > f->f_size)
@@ -598,7 +648,7 @@ append(struct kvfile *f, int type, const char *key, size_t klen,
 /* ---- Open and recovery ---- */
 
 /* Refuse, with a message of its own, any header we did not write. */
-static int
+int
 check_header(const struct hdr *h, uint64_t size, const char *path,
     char *err, size_t errlen)
 {
@@ -702,35 +752,80 @@ fail:
 }
 
 /*
- * Rebuild the buckets and counters of s_f from its log (see the format
- * comment), cut the log after the last good record and sync the result.
- * why says what made the header untrustworthy.
+ * Walk the log from off while records are whole and valid, reading only.
+ * Returns where the walk stopped, with *np the records passed and *stop
+ * what ended it.
  */
+static uint64_t
+scan_log(const struct kvfile *f, uint64_t off, uint64_t *np,
+    const char **stop)
+{
+	struct rec r;
+
+	*np = 0;
+	*stop = "end of log";
+	for (;; off += r.r_size, (*np)++) {
+		if (off + REC_HDR > f->f_size) {
+			if (off < f->f_size)
+				*stop = "record cut short by end of file";
+			return off;
+		}
+		if (f->f_map[off + 4] == 0)
+			return off;
+		if (!rec_valid(f, off, &r)) {
+			*stop = "torn or corrupt record";
+			return off;
+		}
+	}
+}
+
+/* One past the last non-zero byte of f at or after from (or from). */
+uint64_t
+written_end(const struct kvfile *f, uint64_t from)
+{
+	uint64_t last;
+
+	/* Reading the preallocated zeros costs a page fault per 4 KiB. */
+	for (last = f->f_size; last > from && f->f_map[last - 1] == 0; last--)
+		;
+	return last;
+}
+
+/*
+ * The first valid record at an 8-byte boundary in [from, end), or
+ * UINT64_MAX: how recovery and store_check find the log again past a bad
+ * record. A candidate must pass rec_valid (type, lengths that fit, and
+ * the CRC over header, key and value), so chance alone passes one in
+ * about 2^32 plausible headers. XXX: a value that holds a whole valid
+ * record at an 8-byte boundary (a store file stored as a value) would pass
+ * too, if damage made the walk land inside it.
+ */
+uint64_t
+next_valid(const struct kvfile *f, uint64_t from, uint64_t end)
+{
+	struct rec r;
+	uint64_t off;
+
+	for (off = round_up(from, 8); off < end && off < f->f_size; off += 8)
+		if (rec_valid(f, off, &r))
+			return off;
+	return UINT64_MAX;
+}
+
+/* Rebuild the buckets and counters from the valid records before end. */
 static int
-recover(struct store *s, const char *why, char *err, size_t errlen)
+replay(struct store *s, uint64_t end, uint64_t *maxseq, char *err,
+    size_t errlen)
 {
 	struct kvfile *f = &s->s_f;
 	struct rec r;
-	const char *stop = "end of log";
-	uint64_t off, i, h, last, newsize, n = 0;
-	uint64_t maxseq = HDR(f)->h_base_seq;
-	void *p;
+	uint64_t off, i, h;
 	int found;
 
 	memset(BKT(f), 0, f->f_nbuckets * sizeof(struct bucket));
 	f->f_keys = f->f_live = f->f_garbage = 0;
-	for (off = f->f_start;; off += r.r_size) {
-		if (off + REC_HDR > f->f_size) {
-			if (off < f->f_size)
-				stop = "record cut short by end of file";
-			break;
-		}
-		if (f->f_map[off + 4] == 0)
-			break;
-		if (!rec_valid(f, off, &r)) {
-			stop = "torn or corrupt record";
-			break;
-		}
+	for (off = f->f_start; off < end; off += r.r_size) {
+		rec_read(f, off, &r);
 		h = hash_key(s, r.r_key, r.r_klen);
 		found = find(f, h, r.r_key, r.r_klen, &i);
 		if (r.r_type == REC_PUT) {
@@ -744,19 +839,27 @@ recover(struct store *s, const char *why, char *err, size_t errlen)
 			index_del(f, i, r.r_size);
 		else
 			f->f_garbage += r.r_size;
-		if (r.r_seq > maxseq)
-			maxseq = r.r_seq;
-		n++;
+		if (r.r_seq > *maxseq)
+			*maxseq = r.r_seq;
 	}
-	f->f_end = off;
-	s->s_last_seq = maxseq;
+	f->f_end = end;
+	return 0;
+}
 
-	/* Reading the preallocated zeros costs a page fault per 4 KiB. */
-	for (last = f->f_size; last > off && f->f_map[last - 1] == 0; last--)
-		;
-	newsize = round_up(f->f_size, PAGE);
+/*
+ * Zero the log from off to last (its last non-zero byte) by cutting and
+ * regrowing the file, so nothing there is ever taken for data, and sync.
+ */
+static int
+cut_log(struct store *s, uint64_t off, uint64_t last, char *err,
+    size_t errlen)
+{
+	struct kvfile *f = &s->s_f;
+	uint64_t newsize = round_up(f->f_size, PAGE);
+	void *p;
+
 	if (last > off || newsize != f->f_size) {
-		/* Cut and regrow: the kernel zeroes what was cut. */
+		/* The kernel zeroes what was cut. */
 		if (ftruncate(f->f_fd, (off_t)off) == -1 ||
 		    extend(f->f_fd, off, newsize) == -1 ||
 		    fsync(f->f_fd) == -1) {
@@ -783,13 +886,52 @@ recover(struct store *s, const char *why, char *err, size_t errlen)
 		    strerror(errno));
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * Rebuild the buckets and counters of s_f from its log (see the format
+ * comment), cut the log after the last good record and sync the result;
+ * or, if that record ends before the log's synced end, refuse with the
+ * file untouched. why says what made the header untrustworthy.
+ */
+static int
+recover(struct store *s, const char *why, char *err, size_t errlen)
+{
+	struct kvfile *f = &s->s_f;
+	const char *stop;
+	char after[96] = "";
+	uint64_t off, last, synced, next, n, maxseq = HDR(f)->h_base_seq;
+
+	synced = synced_end(f);
+	off = scan_log(f, f->f_start, &n, &stop);
+	if (off < synced) {
+		/* Damage where the log was synced: the file stays as it is,
+		 * for store_check and store_salvage. */
+		seterr(err, errlen, "%s: damaged log: %s at offset %" PRIu64
+		    ", below its synced end (offset %" PRIu64 "); the file is "
+		    "unchanged", s->s_path, stop, off, synced);
+		errno = EUCLEAN;
+		return -1;
+	}
+	last = written_end(f, off);
+	/* Past the synced end a power cut may leave holes where pages were
+	 * never written back: valid records after a bad one were never
+	 * durable, and go with it. */
+	if (off < last && (next = next_valid(f, off + 8, last)) != UINT64_MAX)
+		snprintf(after, sizeof(after), "; the records from offset %"
+		    PRIu64 " on were never synced", next);
+	if (replay(s, off, &maxseq, err, errlen) == -1 ||
+	    cut_log(s, off, last, err, errlen) == -1)
+		return -1;
+	s->s_last_seq = maxseq;
 	s->s_recovered = 1;
 	s->s_recovered_records = n;
 	s->s_dropped_bytes = last - off;
 	kv_log("warn", "%s: %s; replayed %" PRIu64 " records (%" PRIu64
 	    " keys) up to offset %" PRIu64 ", dropped %" PRIu64
-	    " bytes after it (%s)", s->s_path, why, n, f->f_keys, off,
-	    last - off, stop);
+	    " bytes after it (%s%s)", s->s_path, why, n, f->f_keys, off,
+	    last - off, stop, after);
 	return 0;
 }
 
@@ -840,7 +982,7 @@ flusher(void *arg)
 {
 	struct store *s = arg;
 	struct timespec ts;
-	uint64_t next = mono_ns() + NSEC_PER_SEC, target, t;
+	uint64_t next = mono_ns() + NSEC_PER_SEC, target, end, t;
 	unsigned req;
 	int fd, e;
 
@@ -875,7 +1017,13 @@ flusher(void *arg)
 		    (s->s_policy == STORE_FSYNC_EVERYSEC &&
 		    mono_ns() >= next))) {
 			target = s->s_want;
-			flush_fd(s, s->s_syncfd, &e);
+			end = s->s_wantend;
+			fd = s->s_syncfd;
+			flush_fd(s, fd, &e);
+			/* Still the live file (no compaction ended since):
+			 * mark what the sync covered, for recovery. */
+			if (e == 0 && fd == s->s_syncfd)
+				write_synced(fd, end);
 			if (e != 0 && s->s_ioerr == 0) {
 				/* Waiting writes must hear it: never ok. */
 				s->s_ioerr = e;
@@ -1073,6 +1221,7 @@ wrote(struct store *s, uint64_t nbytes)
 		writeback_early(s);
 	pthread_mutex_lock(&s->s_mu);
 	s->s_want = s->s_last_seq;
+	s->s_wantend = f->f_end;
 	if (s->s_policy == STORE_FSYNC_ALWAYS)
 		pthread_cond_signal(&s->s_cv);
 	e = s->s_ioerr;
@@ -1103,7 +1252,7 @@ wrote(struct store *s, uint64_t nbytes)
  */
 
 /* path + suffix, malloc'd; NULL with errno ENOMEM. */
-static char *
+char *
 path_with(const char *path, const char *suffix)
 {
 	size_t n = strlen(path), m = strlen(suffix);
@@ -1211,15 +1360,17 @@ open_file(struct store *s, struct hdr *h, uint64_t *sizep, char *err,
 
 /*
  * Delete what a crash left beside a live store: an unfinished compaction
- * and, when live, an unfinished full sync (store_create's file). Called
+ * and, when live, an unfinished full sync (store_create's file) or
+ * salvage (which holds a lock on the store while it runs). Called
  * once the store file is known to be ours, and never for a store_create
  * file itself, whose path ends in the sync suffix.
  */
 static int
 remove_leftovers(struct store *s, int live, char *err, size_t errlen)
 {
+	static const char *const suffix[] = { SYNC_SUFFIX, SALVAGE_SUFFIX };
 	char *spath;
-	int r = 0;
+	int i, r = 0;
 
 	if (unlink(s->s_cpath) == -1 && errno != ENOENT) {
 		seterr(err, errlen, "unlink %s: %s", s->s_cpath,
@@ -1228,15 +1379,18 @@ remove_leftovers(struct store *s, int live, char *err, size_t errlen)
 	}
 	if (!live)
 		return 0;
-	if ((spath = path_with(s->s_path, SYNC_SUFFIX)) == NULL) {
-		seterr(err, errlen, "%s", strerror(errno));
-		return -1;
+	for (i = 0; i < 2 && r == 0; i++) {
+		if ((spath = path_with(s->s_path, suffix[i])) == NULL) {
+			seterr(err, errlen, "%s", strerror(errno));
+			return -1;
+		}
+		if (unlink(spath) == -1 && errno != ENOENT) {
+			seterr(err, errlen, "unlink %s: %s", spath,
+			    strerror(errno));
+			r = -1;
+		}
+		free(spath);
 	}
-	if (unlink(spath) == -1 && errno != ENOENT) {
-		seterr(err, errlen, "unlink %s: %s", spath, strerror(errno));
-		r = -1;
-	}
-	free(spath);
 	return r;
 }
 
@@ -1303,14 +1457,17 @@ trust_or_recover(struct store *s, char *err, size_t errlen)
 		f->f_garbage = hm->h_garbage_bytes;
 		s->s_last_seq = hm->h_last_seq;
 	}
-	/* A crash from here on must be detected, whatever gets written. */
+	/* A crash from here on must be detected, whatever gets written. The
+	 * log up to f_end is on disk: closed so, or synced by recover. */
 	hdr_store(f, s->s_last_seq, 0);
+	hdr_synced(hm, f->f_end);
 	if (msync(f->f_map, PAGE, MS_SYNC) == -1) {
 		seterr(err, errlen, "msync %s: %s", s->s_path,
 		    strerror(errno));
 		return -1;
 	}
 	s->s_want = s->s_durable = s->s_last_seq;
+	s->s_wantend = f->f_end;
 	s->s_syncfd = f->f_fd;
 	return 0;
 }
@@ -1420,6 +1577,7 @@ store_close(struct store *s)
 	else {
 		trim(f);
 		hdr_store(f, s->s_last_seq, 1);
+		hdr_synced(HDR(f), f->f_end);
 		if (msync(f->f_map, PAGE, MS_SYNC) == -1)
 			e = errno;
 	}
@@ -1474,7 +1632,7 @@ parse_id(const char *hex, uint8_t *id)
  * given header fields, and open it loading: store_create's and
  * store_salvage's. seed NULL: a random one.
  */
-static struct store *
+struct store *
 create_loading(const char *path, const uint8_t *id, const uint8_t *seed,
     uint32_t flags, uint64_t seq, uint64_t keys, enum store_fsync policy,
     char *err, size_t errlen)

@@ -333,6 +333,7 @@ final_sync(struct store *s)
 		s->s_final = F_ASKED;
 		s->s_finalfd = s->s_c.f_fd;
 		s->s_finalseq = s->s_last_seq;
+		s->s_finalend = s->s_c.f_end;
 		s->s_cfinal = 1;
 		pthread_cond_signal(&s->s_cv);
 	}
@@ -375,6 +376,7 @@ compact_finish(struct store *s, int force)
 	hdr_store(c, s->s_last_seq, 0);
 	if (force && msync(c->f_map, c->f_size, MS_SYNC) == -1)
 		return -1;
+	hdr_synced(h, force ? c->f_end : s->s_finalend);
 	if (rename(s->s_cpath, s->s_path) == -1)
 		return -1;
 	if (force && sync_dir(s->s_path) == -1) {
@@ -391,6 +393,7 @@ compact_finish(struct store *s, int force)
 	s->s_cerr = 0;
 	pthread_mutex_lock(&s->s_mu);
 	s->s_syncfd = f->f_fd;
+	s->s_wantend = f->f_end;
 	if (s->s_bgfd == f->f_fd)
 		s->s_bgfd = -1;	/* a forced finish overtook it */
 	if (force) {

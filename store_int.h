@@ -1,10 +1,10 @@
 /*
  * store_int.h: the store's insides, shared by the files that make it up:
  * store.c (the file format, open and recovery, the flusher, reads and
- * writes) and store_compact.c (compaction). No other module includes it:
- * theirs is store.h. The layout below is the one the format comment at the
- * top of store.c draws. Include it after <pthread.h>, <stddef.h>,
- * <stdint.h> and store.h.
+ * writes), store_compact.c (compaction) and store_check.c (check and
+ * salvage). No other module includes it: theirs is store.h. The layout
+ * below is the one the format comment at the top of store.c draws.
+ * Include it after <pthread.h>, <stddef.h>, <stdint.h> and store.h.
  */
 
 /* The format (store.c's comment). */
@@ -23,6 +23,7 @@
 						   on every write */
 #define UNMAP_CHUNK	((uint64_t)8 << 20)	/* about 1 ms of munmap */
 #define NSEC_PER_SEC	1000000000ULL
+#define SALVAGE_SUFFIX	".salvage"	/* store_salvage's new file */
 
 enum { C_NONE, C_COPY, C_SYNC };	/* compaction phases */
 /*
@@ -46,7 +47,10 @@ struct hdr {
 	uint64_t	 h_base_seq;
 	uint32_t	 h_icrc;
 	uint32_t	 h_pad;
-	char		 h_pad2[48];
+	/* Rewritten after syncs (by the flusher too); guarded by h_scrc. */
+	uint64_t	 h_synced;
+	uint32_t	 h_scrc;
+	char		 h_pad2[36];
 	/* Rewritten at open and close; guarded by h_mcrc. */
 	uint32_t	 h_mcrc;
 	uint32_t	 h_clean;
@@ -60,6 +64,8 @@ struct hdr {
 /* store.c's picture is the contract: fail to compile if the struct drifts. */
 typedef char hdr_layout_check[sizeof(struct hdr) == 176 &&
     offsetof(struct hdr, h_icrc) == 72 &&
+    offsetof(struct hdr, h_synced) == 80 &&
+    offsetof(struct hdr, h_scrc) == 88 &&
     offsetof(struct hdr, h_mcrc) == 128 ? 1 : -1];
 
 struct bucket {
@@ -132,6 +138,7 @@ struct store {
 	int		 s_retirefd;	/* a replaced file for the flusher to
 					   close: freeing it takes time */
 	uint64_t	 s_want;	/* newest seq written */
+	uint64_t	 s_wantend;	/* and the log's end in s_syncfd then */
 	uint64_t	 s_durable;	/* newest seq known to be on disk */
 	uint64_t	 s_fsyncs;
 	int		 s_ioerr;	/* errno of the first failed flush */
@@ -143,6 +150,7 @@ struct store {
 	int		 s_finalfd;	/* the copy's file */
 	int		 s_finalerr;	/* the sync's errno */
 	uint64_t	 s_finalseq;	/* every write up to it is in that sync */
+	uint64_t	 s_finalend;	/* and the copy's log up to here */
 };
 
 #define HDR(f)	((struct hdr *)(void *)(f)->f_map)
@@ -150,21 +158,33 @@ struct store {
 
 /*
  * store.c's helpers: the file, its header, records and the index, each
- * described where it is defined. The main thread's.
+ * described where it is defined. The main thread's, but for a file that
+ * no other thread holds (store_check's, a salvage's).
  */
+void	seterr(char *err, size_t errlen, const char *fmt, ...);
+char	*path_with(const char *path, const char *suffix);
 uint64_t round_up(uint64_t n, uint64_t to);
 uint64_t data_start(uint64_t nbuckets);
 unsigned shift_for(uint64_t nbuckets);
+int	check_header(const struct hdr *h, uint64_t size, const char *path,
+	    char *err, size_t errlen);
 uint32_t hdr_icrc(const struct hdr *h);
+uint32_t hdr_mcrc(const struct hdr *h);
 void	hdr_init(struct hdr *h, uint64_t nbuckets, const uint8_t *seed,
 	    const uint8_t *repl_id, uint64_t base_seq, uint32_t flags);
 void	hdr_store(struct kvfile *f, uint64_t last_seq, int clean);
+void	hdr_synced(struct hdr *h, uint64_t end);
+uint64_t synced_end(const struct kvfile *f);
 int	extend(int fd, uint64_t size, uint64_t newsize);
 int	reserve(struct kvfile *f, uint64_t need);
 int	lock_file(int fd, short type);
 int	sync_dir(const char *path);
+uint64_t rec_size(uint64_t klen, uint64_t vlen);
 void	rec_read(const struct kvfile *f, uint64_t off, struct rec *r);
 int	rec_fits(const struct kvfile *f, uint64_t off);
+int	rec_valid(const struct kvfile *f, uint64_t off, struct rec *r);
+uint64_t written_end(const struct kvfile *f, uint64_t from);
+uint64_t next_valid(const struct kvfile *f, uint64_t from, uint64_t end);
 uint64_t hash_key(const struct store *s, const char *key, size_t klen);
 uint64_t home(const struct kvfile *f, uint64_t h);
 uint64_t cap(const struct kvfile *f);
@@ -173,6 +193,9 @@ int	find(const struct kvfile *f, uint64_t h, const char *key,
 int	index_put(struct kvfile *f, int found, uint64_t i, uint64_t h,
 	    uint64_t off, uint64_t kvlen);
 void	index_del(struct kvfile *f, uint64_t i, uint64_t tsize);
+struct store *create_loading(const char *path, const uint8_t *id,
+	    const uint8_t *seed, uint32_t flags, uint64_t seq, uint64_t keys,
+	    enum store_fsync policy, char *err, size_t errlen);
 
 /* store.c: the flusher's side of a compaction; all but the last under s_mu. */
 void	release_fd(struct store *s, int fd);

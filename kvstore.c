@@ -640,7 +640,11 @@ main(int argc, char **argv)
 	if (http_init(&hc) == -1)
 		die("cannot listen on port %s:", cfg.port);
 	if ((node.store = store_open(path, node.fsync, err,
-	    sizeof(err))) == NULL)
+	    sizeof(err))) == NULL && errno == EUCLEAN)
+		die("cannot open store %s: %s; with the server stopped, run "
+		    "`kvstore check %s`, then `kvstore salvage %s`", path, err,
+		    node.data_dir, node.data_dir);
+	if (node.store == NULL)
 		die("cannot open store %s: %s", path, err);
 	if (http_watch(store_notify_fd(node.store), wait_on_durable,
 	    NULL) == -1)

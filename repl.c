@@ -2030,6 +2030,7 @@ repl_recover_done(int ok)
 /* A peer recovery asks, and what it said. */
 struct cand {
 	char		 url[REPL_URL_MAX];
+	int		 conf;		/* REPLICA_URLS or PEERS_DNS: not registered */
 	int		 answered;
 	int		 skip;		/* this node, or one asked under another URL */
 	uint64_t	 seq;
@@ -2050,14 +2051,16 @@ struct recovery {
 
 /* Add url unless it is there already; 0, or -1 out of memory. */
 static int
-add_cand(struct recovery *rv, const char *url)
+add_cand(struct recovery *rv, const char *url, int conf)
 {
 	struct cand	*nc;
 	size_t		 i;
 
 	for (i = 0; i < rv->n; i++)
-		if (strcmp(rv->cs[i].url, url) == 0)
+		if (strcmp(rv->cs[i].url, url) == 0) {
+			rv->cs[i].conf |= conf;
 			return 0;
+		}
 	if (rv->n == rv->cap) {
 		if ((nc = realloc(rv->cs, (rv->cap * 2 + 8) *
 		    sizeof(*nc))) == NULL)
@@ -2066,6 +2069,7 @@ add_cand(struct recovery *rv, const char *url)
 		rv->cap = rv->cap * 2 + 8;
 	}
 	memset(&rv->cs[rv->n], 0, sizeof(rv->cs[rv->n]));
+	rv->cs[rv->n].conf = conf;
 	(void)snprintf(rv->cs[rv->n++].url, REPL_URL_MAX, "%s", url);
 	return 0;
 }
@@ -2100,7 +2104,7 @@ resolve_peers(struct recovery *rv)
 			continue;
 		(void)snprintf(url, sizeof(url), ai->ai_family == AF_INET6 ?
 		    "http://[%s]:%s" : "http://%s:%s", host, cfg.peers_port);
-		(void)add_cand(rv, url);
+		(void)add_cand(rv, url, 1);
 	}
 	freeaddrinfo(res);
 }
@@ -2121,7 +2125,7 @@ list_candidates(struct recovery *rv)
 	rv->gen = peers_gen;
 	for (p = peers; p != NULL; p = p->next)
 		if (p->verified)
-			(void)add_cand(rv, p->url);
+			(void)add_cand(rv, p->url, p->is_static);
 	stop = stopping;
 	UNLOCK();
 	if (!stop && cfg.peers_dns[0] != '\0')
@@ -2170,18 +2174,27 @@ ask(struct recovery *rv, struct cand *c)
 	    (unsigned long long)c->seq, id);
 }
 
-/* Every candidate answered (and PEERS_DNS, if set, resolved). */
+/*
+ * Waiting longer is no use: every candidate answered, one of them a
+ * configured peer other than this node. Knowing none (no REPLICA_URLS,
+ * PEERS_DNS listing only this node, as in a pod's first seconds), this
+ * node cannot tell a new cluster from one whose primary lost its volume,
+ * nor know when every replica has announced itself (each does every 3 s):
+ * it waits recover_wait_ms, as one that announced later would be
+ * full-synced to the empty store.
+ */
 static int
 all_answered(const struct recovery *rv)
 {
 	size_t	 i;
+	int	 known = 0;
 
-	if (cfg.peers_dns[0] != '\0' && !rv->dns_ok)
-		return 0;
-	for (i = 0; i < rv->n; i++)
+	for (i = 0; i < rv->n; i++) {
 		if (!rv->cs[i].answered)
 			return 0;
-	return 1;
+		known |= rv->cs[i].conf && strcmp(rv->cs[i].node, node_id) != 0;
+	}
+	return known && (cfg.peers_dns[0] == '\0' || rv->dns_ok);
 }
 
 /*
@@ -2328,9 +2341,9 @@ recoverer(void *arg)
 	lone = peers == NULL;
 	UNLOCK();
 	if (lone && cfg.peers_dns[0] == '\0')
-		kv_log("info", "recovery: no REPLICA_URLS and no PEERS_DNS: "
-		    "no peer to ask, so this primary decides at once (in "
-		    "Kubernetes the chart sets PEERS_DNS)");
+		kv_log("info", "recovery: no REPLICA_URLS or PEERS_DNS: "
+		    "waiting RECOVER_WAIT_MS for replicas to announce "
+		    "themselves");
 	for (;;) {
 		rv.deadline = mono_ms() + (uint64_t)cfg.recover_wait_ms;
 		if (find_best(&rv) == -1)

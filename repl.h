@@ -161,10 +161,11 @@ void	repl_flush(void);
  * candidate for its state: REPLICA_URLS, registered peers that passed the
  * address check (asked as soon as they pass), and every address of
  * PEERS_DNS except this node's own. It decides the moment all have
- * answered, or at recover_wait_ms, and copies the most advanced one's
- * snapshot into a fresh store beside cfg.store, off the loop; the main
- * thread then takes the result (repl_recover_result), adopts the store and
- * calls repl_recover_done.
+ * answered if one of them is configured (REPLICA_URLS, PEERS_DNS), else
+ * at recover_wait_ms (replicas announce themselves meanwhile), and copies
+ * the most advanced one's snapshot into a fresh store beside cfg.store,
+ * off the loop; the main thread then takes the result
+ * (repl_recover_result), adopts the store and calls repl_recover_done.
  */
 int	repl_recover(void);
 

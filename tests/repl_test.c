@@ -1315,6 +1315,24 @@ test_recover_at_once(void)
 	CHECK(strcmp(rr.silent, silent) == 0 && rr.answered == 1,
 	    "the silent one is named, alone (\"%s\")", rr.silent);
 	repl_shutdown(0);
+
+	/*
+	 * No configured peer: registrations are all it can know, so one that
+	 * answered at once is no reason to stop waiting for the others.
+	 */
+	config(&c, "", 1 << 16, 4096);
+	c.recover_wait_ms = 1000;
+	c.recover = 1;
+	c.store = live;
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	t0 = mono_ms();
+	CHECK(repl_recover() == 0, "repl_recover");
+	repl_add_replica(late->url, from_lo());
+	CHECK(finish_recovery(&live, &rr, 3000), "decided");
+	CHECK(mono_ms() - t0 >= 950 && rr.answered == 1 && rr.silent[0] ==
+	    '\0', "alone, at recover_wait_ms though the registered one "
+	    "answered (%llu ms)", (unsigned long long)(mono_ms() - t0));
+	repl_shutdown(0);
 	(void)store_close(live);
 	fake_stop(a);
 	fake_stop(b);

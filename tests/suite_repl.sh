@@ -551,8 +551,8 @@ testEmptyPrimaryRecoversFromItsReplicas() {
   dump "${rp}" >"${SHUNIT_TMPDIR}/dump.before"
   stop_node p
   rm -rf "${SHUNIT_TMPDIR}/p"
-  # Its replicas are found as the chart finds them: PEERS_DNS (a primary
-  # with neither it nor REPLICA_URLS has no peer to ask, and starts anew).
+  # Its replicas are found as the chart finds them: PEERS_DNS (without it
+  # or REPLICA_URLS only announcements would find r1).
   node p "${rp}" primary RECOVER_WAIT_MS=8000 PEERS_DNS="localhost:${rr1}"
   wait_ready "${rp}" 12
   assertContains 'logged' "$(cat "${SHUNIT_TMPDIR}/p.log")" \

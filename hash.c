@@ -4,6 +4,9 @@
  * it) and SipHash-2-4. Pure functions; hash_init before the first crc32c.
  */
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(KV_SOFT_CRC)
+#include <cpuid.h>
+#endif
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,8 +52,14 @@ crc_init(void)
 	int i, j;
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(KV_SOFT_CRC)
-	__builtin_cpu_init();
-	crc_sse42 = __builtin_cpu_supports("sse4.2");
+	unsigned eax, ebx, ecx, edx;
+
+	/*
+	 * cpuid leaf 1 says it in ecx, asked directly: libgcc's
+	 * __builtin_cpu_supports links 4.5 KB of CPU-model tables.
+	 */
+	crc_sse42 = __get_cpuid(1, &eax, &ebx, &ecx, &edx) &&
+	    (ecx & bit_SSE4_2) != 0;
 #endif
 
 	for (i = 0; i < 256; i++) {

@@ -118,7 +118,6 @@
 #include <sys/time.h>
 
 #include <netinet/in.h>
-#include <arpa/inet.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -154,6 +153,7 @@
 #define ANNOUNCE_MS	3000		/* a restarted primary relearns in 3 s */
 #define RECOVER_POLL_MS	200		/* a silent candidate is asked again */
 #define DEF_MAX_REGISTERED 64		/* MAX_REGISTERED_REPLICAS default */
+#define MAX_ADDRS	8		/* of one name, compared or asked */
 #define SYNC_KEYS_HINT_MAX (1 << 22)	/* 4M keys: 64 MiB of buckets */
 #define RECOVER_RETRY_MS 2000		/* after a failed copy from a replica */
 #define MAX_RESYNCS	3		/* then back off: no full-sync storm */
@@ -271,6 +271,9 @@ static struct {
 	struct repl_recovery r;
 } hand;
 static int		 ann_fd = -1;
+
+static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0xff, 0xff };			/* ::ffff:a.b.c.d is IPv4 a.b.c.d */
 
 /* ---- Small helpers ---- */
 
@@ -1251,53 +1254,18 @@ repl_flush(void)
 
 /* ---- Addresses ---- */
 
-/* host and port of "http://host[:port][/...]" (IPv6 in brackets); -1. */
-static int
-url_hostport(const char *url, char *host, size_t hcap, char *port,
-    size_t pcap)
-{
-	const char *h, *e, *pt;
-	size_t n;
-
-	if (strncmp(url, "http://", 7) != 0)
-		return -1;
-	h = url + 7;
-	if (*h == '[') {
-		if ((e = strchr(++h, ']')) == NULL)
-			return -1;
-		pt = e + 1;
-	} else {
-		e = h + strcspn(h, ":/");
-		pt = e;
-	}
-	if ((n = (size_t)(e - h)) == 0 || n >= hcap)
-		return -1;
-	memcpy(host, h, n);
-	host[n] = '\0';
-	if (*pt != ':') {
-		(void)snprintf(port, pcap, "80");
-		return 0;
-	}
-	pt++;
-	if ((n = strspn(pt, "0123456789")) == 0 || n >= pcap)
-		return -1;
-	memcpy(port, pt, n);
-	port[n] = '\0';
-	return 0;
-}
-
 /* sa's IP as 16 bytes, IPv4 mapped (::ffff:a.b.c.d); -1 if not IP. */
 static int
-addr16(const struct sockaddr *sa, unsigned char *a)
+addr16(const void *sa, unsigned char *a)
 {
-	const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+	const struct sockaddr_in *s4 = sa;
+	const struct sockaddr_in6 *s6 = sa;
 
-	if (sa->sa_family == AF_INET6) {
+	if (s6->sin6_family == AF_INET6) {
 		memcpy(a, &s6->sin6_addr, 16);
 		return 0;
 	}
-	if (sa->sa_family != AF_INET)
+	if (s4->sin_family != AF_INET)
 		return -1;
 	memset(a, 0, 10);
 	a[10] = a[11] = 0xff;
@@ -1305,17 +1273,46 @@ addr16(const struct sockaddr *sa, unsigned char *a)
 	return 0;
 }
 
-/* a as text: dotted for a mapped IPv4 address. */
+/*
+ * a as text, for a URL (in brackets: v6) or a log line: dotted when IPv4
+ * mapped, else eight hex groups (valid, if not the shortest form).
+ */
 static void
-addr16_text(const unsigned char *a, char *buf, size_t cap)
+addr_text(const unsigned char *a, char *buf, size_t cap, int v6brackets)
 {
-	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	    0xff, 0xff };
+	int	 i, o;
 
-	if (memcmp(a, mapped, 12) == 0)
-		(void)inet_ntop(AF_INET, a + 12, buf, (socklen_t)cap);
-	else
-		(void)inet_ntop(AF_INET6, a, buf, (socklen_t)cap);
+	if (memcmp(a, mapped, 12) == 0) {
+		(void)snprintf(buf, cap, "%u.%u.%u.%u", a[12], a[13], a[14],
+		    a[15]);
+		return;
+	}
+	o = snprintf(buf, cap, "%s", v6brackets ? "[" : "");
+	for (i = 0; i < 16 && o > 0 && (size_t)o < cap; i += 2)
+		o += snprintf(buf + o, cap - (size_t)o, "%x%s",
+		    a[i] << 8 | a[i + 1], i < 14 ? ":" : v6brackets ? "]" :
+		    "");
+}
+
+/*
+ * url's addresses into a[max] (16 bytes each); how many, or -1 with why
+ * in err. Blocks in the resolver: never on the loop.
+ */
+static int
+url_addrs(const char *url, unsigned char (*a)[16], int max, char *err)
+{
+	struct addrinfo	*res, *ai;
+	int		 rc, n = 0;
+
+	if ((rc = client_resolve(url, &res)) != 0) {
+		seterr(err, "%s does not resolve: %s", url, rc == EAI_SYSTEM ?
+		    strerror(errno) : gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai != NULL && n < max; ai = ai->ai_next)
+		n += addr16(ai->ai_addr, a[n]) == 0;
+	freeaddrinfo(res);
+	return n;
 }
 
 /*
@@ -1330,41 +1327,24 @@ static int
 address_matches(const char *url, const struct sockaddr_storage *from,
     char *err)
 {
-	struct addrinfo hints, *res, *ai;
-	char host[REPL_URL_MAX], port[8], got[64], want[64];
-	unsigned char f[16], a[16];
-	int rc, ok = 0;
+	unsigned char	 f[16], a[MAX_ADDRS][16];
+	char		 want[48], got[48];
+	int		 i, n;
 
-	if (url_hostport(url, host, sizeof(host), port, sizeof(port)) == -1) {
-		seterr(err, "not http://host[:port]");
-		return 0;
-	}
-	if (addr16((const struct sockaddr *)from, f) == -1) {
+	if (addr16(from, f) == -1) {
 		seterr(err, "it came from no IP address");
 		return 0;
 	}
-	addr16_text(f, want, sizeof(want));
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
-		seterr(err, "%s does not resolve (%s); it registered from %s",
-		    host, gai_strerror(rc), want);
+	if ((n = url_addrs(url, a, MAX_ADDRS, err)) == -1)
 		return 0;
-	}
-	got[0] = '\0';
-	for (ai = res; ai != NULL && !ok; ai = ai->ai_next) {
-		if (addr16(ai->ai_addr, a) == -1)
-			continue;
-		ok = memcmp(a, f, 16) == 0;
-		if (got[0] == '\0')
-			addr16_text(a, got, sizeof(got));
-	}
-	freeaddrinfo(res);
-	if (!ok)
-		seterr(err, "%s resolves to %s, not to %s, the address it "
-		    "registered from", host, got, want);
-	return ok;
+	for (i = 0; i < n; i++)
+		if (memcmp(a[i], f, 16) == 0)
+			return 1;
+	addr_text(f, want, sizeof(want), 0);
+	addr_text(a[0], got, sizeof(got), 0);
+	seterr(err, "it resolves to %s, not to %s, the address it registered "
+	    "from", n > 0 ? got : "nothing", want);
+	return 0;
 }
 
 /* ---- Pushers ---- */
@@ -2035,7 +2015,6 @@ struct cand {
 	int		 skip;		/* this node, or one asked under another URL */
 	uint64_t	 seq;
 	char		 node[ID_MAX];
-	char		 err[128];	/* why it did not answer, last time */
 };
 
 /* What recovery has learnt so far; only its thread touches it. */
@@ -2046,7 +2025,7 @@ struct recovery {
 	uint64_t	 deadline;	/* of the wait for silent candidates */
 	uint64_t	 gen;		/* peers_gen when the peers were listed */
 	int		 dns_ok;	/* PEERS_DNS resolved, at least once */
-	char		 dns_err[128];
+	char		 dns_err[ERR_MAX];
 };
 
 /* Add url unless it is there already; 0, or -1 out of memory. */
@@ -2084,29 +2063,21 @@ add_cand(struct recovery *rv, const char *url, int conf)
 static void
 resolve_peers(struct recovery *rv)
 {
-	struct addrinfo	 hints, *res, *ai;
-	char		 host[64], url[REPL_URL_MAX];
-	int		 rc;
+	unsigned char	 a[MAX_ADDRS][16];
+	char		 url[REPL_URL_MAX], host[48];
+	int		 i, n;
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	if ((rc = getaddrinfo(cfg.peers_dns, cfg.peers_port, &hints,
-	    &res)) != 0) {
-		seterr(rv->dns_err, "PEERS_DNS %s does not resolve: %s",
-		    cfg.peers_dns, gai_strerror(rc));
+	(void)snprintf(url, sizeof(url), "http://%s:%s", cfg.peers_dns,
+	    cfg.peers_port);
+	if ((n = url_addrs(url, a, MAX_ADDRS, rv->dns_err)) == -1)
 		return;
-	}
 	rv->dns_ok = 1;
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host,
-		    sizeof(host), NULL, 0, NI_NUMERICHOST) != 0)
-			continue;
-		(void)snprintf(url, sizeof(url), ai->ai_family == AF_INET6 ?
-		    "http://[%s]:%s" : "http://%s:%s", host, cfg.peers_port);
+	for (i = 0; i < n; i++) {
+		addr_text(a[i], host, sizeof(host), 1);
+		(void)snprintf(url, sizeof(url), "http://%s:%s", host,
+		    cfg.peers_port);
 		(void)add_cand(rv, url, 1);
 	}
-	freeaddrinfo(res);
 }
 
 /*
@@ -2147,14 +2118,11 @@ ask(struct recovery *rv, struct cand *c)
 	if (left > (uint64_t)cfg.timeout_ms)
 		left = (uint64_t)cfg.timeout_ms;
 	if ((cl = client_new(c->url, (int)left, publish, &rec_fd[0])) ==
-	    NULL) {
-		seterr(c->err, "bad URL");
+	    NULL)
 		return;
-	}
 	ok = get_state(cl, id, &c->seq, c->node, err) == 0;
 	client_free(cl);
 	if (!ok) {
-		seterr(c->err, "%s", err);
 		kv_log("debug", "recovery: %s: %s", c->url, err);
 		return;
 	}

@@ -21,7 +21,9 @@
  *                               URLs (REPLICA_URLS and its announcement)
  *                               is fed once, under the first
  *   POST /repl/session?id=I     200 "<token>\n": opens the session that
- *                               every apply names, and ends the one before
+ *                               every apply names, and ends the one before;
+ *                               403 unless from PRIMARY_URL's address (so
+ *                               too sync/begin; repl_from_primary)
  *   POST /repl/apply?id=I&from=F&primary_seq=P&session=T
  *                               body: records F, F+1, ... (empty: heartbeat)
  *                               200 "<applied seq>\n"; 409 "resync: why";
@@ -86,7 +88,9 @@
  *                                  all answered or recover_wait_ms; pull
  *                                  the best one's snapshot into a fresh
  *                                  store; hand it over (hand, under mu).
- *   announcer (replica)            register with the primary every 3 s.
+ *   announcer (replica)            register with the primary every 3 s,
+ *                                  looking PRIMARY_URL up for
+ *                                  repl_from_primary (main thread).
  *
  * Why threads that block, as Redis syncio.c does for its synchronous
  * replication I/O: a replica's conversation is strictly sequential (ask,
@@ -230,6 +234,7 @@ static int	 address_matches(const char *, const struct sockaddr_storage *,
 		    char *);
 static void	*recoverer(void *);
 static void	*announcer(void *);
+static void	 find_primary(void);
 static void	 new_node_id(void);
 static int	 start_thread(pthread_t *, void *(*)(void *), void *);
 
@@ -271,6 +276,13 @@ static struct {
 	struct repl_recovery r;
 } hand;
 static int		 ann_fd = -1;
+/* A replica's primary: PRIMARY_URL's addresses as the announcer found. */
+static struct {
+	unsigned char	 a[MAX_ADDRS][16];
+	int		 n;
+	int		 again;		/* a stranger came: look again */
+	uint64_t	 at;		/* when last looked up */
+} prim;
 
 static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0xff, 0xff };			/* ::ffff:a.b.c.d is IPv4 a.b.c.d */
@@ -1157,6 +1169,7 @@ repl_init(const struct repl_config *c, const char *repl_id, uint64_t seq)
 	stopping = draining = 0;
 	recovering = cfg.recover;	/* no pusher syncs from empty */
 	memset(&hand, 0, sizeof(hand));
+	memset(&prim, 0, sizeof(prim));
 	peers_gen = 0;
 	inited = 1;
 	return 0;
@@ -2360,6 +2373,61 @@ repl_announce(void)
 	return 0;
 }
 
+/* Look PRIMARY_URL up for repl_from_primary; a failure keeps the last. */
+static void
+find_primary(void)
+{
+	unsigned char	 a[MAX_ADDRS][16];
+	char		 err[ERR_MAX];
+	int		 n;
+
+	n = url_addrs(cfg.primary_url, a, MAX_ADDRS, err);
+	LOCK();
+	if (n >= 0) {
+		memcpy(prim.a, a, sizeof(a));
+		prim.n = n;
+	}
+	prim.again = 0;
+	prim.at = mono_ms();
+	UNLOCK();
+}
+
+/* 127.0.0.1 or ::1, the loopback addresses a name like localhost gives. */
+static int
+is_lo(const unsigned char *a)
+{
+	static const unsigned char lo6[16] = { [15] = 1 };
+
+	return memcmp(a, lo6, 16) == 0 || (memcmp(a, mapped, 12) == 0 &&
+	    a[12] == 127 && a[13] == 0 && a[14] == 0 && a[15] == 1);
+}
+
+int
+repl_from_primary(const struct sockaddr_storage *peer,
+    const struct sockaddr_storage *local)
+{
+	unsigned char	 f[16], l[16];
+	int		 i, ok = 0, here = 0;
+
+	if (!inited || addr16(peer, f) == -1)
+		return 0;
+	LOCK();
+	for (i = 0; i < prim.n && !ok; i++) {
+		ok = memcmp(prim.a[i], f, 16) == 0;
+		here |= is_lo(prim.a[i]);
+	}
+	/* The primary is on this host: it may come from any of its names. */
+	if (!ok && here)
+		ok = is_lo(f) || (addr16(local, l) == 0 &&
+		    memcmp(f, l, 16) == 0);
+	if (!ok && mono_ms() - prim.at >= 1000) {
+		prim.again = 1;		/* at most once a second */
+		(void)pthread_cond_broadcast(&cv);
+	}
+	UNLOCK();
+	return ok;
+}
+
 /* Register at once, then every ANNOUNCE_MS; log changes, not attempts. */
 static void *
 announcer(void *arg)
@@ -2376,6 +2444,7 @@ announcer(void *arg)
 		return NULL;
 	}
 	for (;;) {
+		find_primary();
 		ok = post(c, "/repl/register", cfg.advertise_url,
 		    strlen(cfg.advertise_url), &r, err) == 0;
 		client_close(c);	/* a fresh lookup each time; no idle fd */
@@ -2389,8 +2458,14 @@ announcer(void *arg)
 		was = ok;
 		next = mono_ms() + ANNOUNCE_MS;
 		LOCK();
-		while (!stopping && mono_ms() < next)
-			wait_until(next);
+		while (!stopping && mono_ms() < next) {
+			if (prim.again) {	/* pod IPs move: look now */
+				UNLOCK();
+				find_primary();
+				LOCK();
+			} else
+				wait_until(next);
+		}
 		stop = stopping;
 		UNLOCK();
 		if (stop)

@@ -195,8 +195,22 @@ size_t	repl_peers(struct repl_peer *out, size_t max);
 
 /* ---- Replica ---- */
 
-/* Announce advertise_url to primary_url now and every few seconds. */
+/*
+ * Announce advertise_url to primary_url now and every few seconds, and
+ * look primary_url up each time for repl_from_primary.
+ */
 int	repl_announce(void);
+
+/*
+ * Main thread: did a request from peer, to this node's address local,
+ * come from the primary? Its addresses are primary_url's as the announcer
+ * last looked them up (a miss has it look again, at most once a second:
+ * pod IPs move). If one is 127.0.0.1 or ::1, the primary is on this host,
+ * and so are both of those and local itself. Never blocks. 0 without an
+ * announcer (no primary_url).
+ */
+int	repl_from_primary(const struct sockaddr_storage *peer,
+	    const struct sockaddr_storage *local);
 
 /* ---- Both ---- */
 

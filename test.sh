@@ -923,12 +923,10 @@ testMakeRunStartsAPrimaryOn8081AndItsReplicas() {
   r2=$((mp + 2))
   # A script's first write, the moment /health answers: it waits while
   # the new primary asks its replicas, then is made.
-  wait_up "${mp}"
-  t0=$(date +%s%N)
-  code=$(curl -s -o "${body}" -w '%{http_code}' --max-time 30 -X PUT \
-    -d alice "http://127.0.0.1:${mp}/kv/name")
-  echo "  make run: the first PUT took $((($(date +%s%N) - t0) / 1000000)) ms"
-  assertEquals "a write right after /health: $(cat "${body}")" 201 "${code}"
+  out=$(put_after_health "${mp}" name)
+  echo "  make run: the first PUT took ${out#* } ms"
+  assertEquals "a write right after /health: $(cat "${body}")" 201 \
+    "${out%% *}"
   wait_ready "${mp}" 12 && wait_ready "${r1}" && wait_ready "${r2}"
   up=$?
   assertTrue "all three ready: $(tail -n 5 "${SHUNIT_TMPDIR}/run.log")" "${up}"

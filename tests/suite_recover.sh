@@ -16,19 +16,10 @@ new_primary() {
   echo "$!" >>"${SHUNIT_TMPDIR}/pids"
 }
 
-# timed_put PORT KEY: once /health answers, PUT KEY; "STATUS MS".
-timed_put() {
-  wait_up "$1" || { echo "down 0"; return; }
-  t0=$(date +%s%N)
-  c=$(curl -s -o "${body}" -w '%{http_code}' --max-time 30 -X PUT -d v \
-    "http://127.0.0.1:$1/kv/$2")
-  echo "${c} $((($(date +%s%N) - t0) / 1000000))"
-}
-
 testTheSpecsSessionDecidesWithoutAnotherRound() {
   node r1 "${rr1}" replica
   new_primary REPLICA_URLS="http://127.0.0.1:${rr1}" RECOVER_WAIT_MS=5000
-  out=$(timed_put "${rp}" name)
+  out=$(put_after_health "${rp}" name)
   echo "  the first PUT took ${out#* } ms"
   assertEquals "made: $(cat "${body}")" 201 "${out%% *}"
   assertTrue "decided once the replica answered (${out#* } ms)" \
@@ -41,17 +32,12 @@ testALonePrimaryWaitsForAReplicaThatAnnouncesItself() {
   # announces itself (every 3 s). A primary that lost its volume and
   # decided at once would take the write on an empty store and then
   # full-sync the replica to it.
-  node p "${rp}" primary
-  node r1 "${rr1}" replica
-  wait_ready "${rr1}"
-  writes load "${rp}" 200 lone
-  wait_seq "${rr1}" "$(node_seq "${rp}")"
-  before=$(node_seq "${rp}")
+  pair_with_data 200 lone
   keys=$(key_count "${rp}")
   stop_node p
   rm -rf "${SHUNIT_TMPDIR}/p"
   new_primary RECOVER_WAIT_MS=5000
-  out=$(timed_put "${rp}" first)
+  out=$(put_after_health "${rp}" first)
   echo "  a write right after /health, made after ${out#* } ms"
   assertEquals "made: $(cat "${body}")" 201 "${out%% *}"
   assertTrue "it waited for announcements (${out#* } ms)" \
@@ -69,7 +55,7 @@ testALonePrimaryWaitsForAReplicaThatAnnouncesItself() {
 
 testALonePrimaryThatHearsNobodyStartsAfterTheWait() {
   new_primary RECOVER_WAIT_MS=1500
-  out=$(timed_put "${rp}" first)
+  out=$(put_after_health "${rp}" first)
   assertEquals "made: $(cat "${body}")" 201 "${out%% *}"
   assertTrue "after RECOVER_WAIT_MS (${out#* } ms)" \
     "[ ${out#* } -ge 1300 ] && [ ${out#* } -lt 5000 ]"
@@ -135,7 +121,7 @@ testPeersDnsListingOnlyThisNodeWaits() {
   # In a pod's first seconds the Service may list only pod 0: that is no
   # proof that there are no replicas.
   new_primary RECOVER_WAIT_MS=1500 PEERS_DNS=localhost
-  out=$(timed_put "${rp}" first)
+  out=$(put_after_health "${rp}" first)
   assertEquals "made: $(cat "${body}")" 201 "${out%% *}"
   assertTrue "it waited RECOVER_WAIT_MS (${out#* } ms)" \
     "[ ${out#* } -ge 1300 ] && [ ${out#* } -lt 5000 ]"

@@ -389,6 +389,9 @@ testWipedReplicaFullSyncsWhileWritesContinue() {
     load "${rp}" 500 x || exit 1
   done >"${SHUNIT_TMPDIR}/x.out" &
   lpid=$!
+  # The copy must begin under writes: wait for the first (a slow machine
+  # or a sanitizer can take longer to start them than r1 to come back).
+  wait_for 10 '[ "$(node_seq "${rp}")" -gt "${before}" ]'
   node r1 "${rr1}" replica
   wait_for 30 log_has "${SHUNIT_TMPDIR}/r1.log" 'full sync done'
   # Writes go on after the copy too.
@@ -542,12 +545,7 @@ testFullSyncOfDataFarLargerThanTheBacklog() {
 }
 
 testEmptyPrimaryRecoversFromItsReplicas() {
-  node p "${rp}" primary
-  node r1 "${rr1}" replica
-  wait_ready "${rr1}"
-  writes load "${rp}" 1000 e
-  wait_seq "${rr1}" "$(node_seq "${rp}")"
-  before=$(node_seq "${rp}")
+  pair_with_data 1000 e
   dump "${rp}" >"${SHUNIT_TMPDIR}/dump.before"
   stop_node p
   rm -rf "${SHUNIT_TMPDIR}/p"

@@ -703,14 +703,17 @@ conn_by_id(uint64_t id)
 }
 
 int
-http_peer(uint64_t id, struct sockaddr_storage *ss)
+http_peer(uint64_t id, struct sockaddr_storage *peer,
+    struct sockaddr_storage *local)
 {
 	struct conn	*c;
-	socklen_t	 len = sizeof(*ss);
+	socklen_t	 len = sizeof(*peer), llen = sizeof(*local);
 
-	if ((c = conn_by_id(id)) == NULL)
+	if ((c = conn_by_id(id)) == NULL ||
+	    getpeername(c->c_fd, (struct sockaddr *)peer, &len) == -1)
 		return -1;
-	return getpeername(c->c_fd, (struct sockaddr *)ss, &len);
+	return local == NULL ? 0 : getsockname(c->c_fd,
+	    (struct sockaddr *)local, &llen);
 }
 
 /* The request is answered: drop its bytes, go on to the next or close. */

@@ -98,11 +98,13 @@ int	http_conns(void);
 
 /*
  * The address request id came from (getpeername of its connection) into
- * *ss; an IPv4 client of the dual-stack listener shows as ::ffff:a.b.c.d.
- * 0, or -1 if the request is gone or the socket cannot say.
+ * *peer and, if local is not NULL, the one it came to (getsockname); an
+ * IPv4 client of the dual-stack listener shows as ::ffff:a.b.c.d. 0, or
+ * -1 if the request is gone or the socket cannot say.
  */
 struct sockaddr_storage;
-int	http_peer(uint64_t id, struct sockaddr_storage *ss);
+int	http_peer(uint64_t id, struct sockaddr_storage *peer,
+	    struct sockaddr_storage *local);
 
 /* The standard reason phrase of status, "Unknown" if none. */
 const char *http_reason(int status);

@@ -379,7 +379,8 @@ empty_done(struct repl_recovery *rr)
 	} else if (rr->silent[0] == '\0') {
 		if (rr->answered == 0)
 			snprintf(node.recovery, sizeof(node.recovery), "new "
-			    "data set: no peer to ask");
+			    "data set: no replica registered within "
+			    "RECOVER_WAIT_MS");
 		else
 			snprintf(node.recovery, sizeof(node.recovery), "new "
 			    "data set: %d replicas answered, none holds data",

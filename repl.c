@@ -25,7 +25,9 @@
  *                               ends the one before. With prev: a replica
  *                               that follows J at seq <= U takes the id I
  *                               (the primary renamed its history after a
- *                               crash: repl_accept_history)
+ *                               crash: repl_accept_history);
+ *                               403 unless from PRIMARY_URL's address (so
+ *                               too sync/begin; repl_from_primary)
  *   POST /repl/apply?id=I&from=F&primary_seq=P&session=T
  *                               body: records F, F+1, ... (empty: heartbeat)
  *                               200 "<applied seq>\n"; 409 "resync: why";
@@ -103,7 +105,9 @@
  *                                  all answered or recover_wait_ms; pull
  *                                  the best one's snapshot into a fresh
  *                                  store; hand it over (hand, under mu).
- *   announcer (replica)            register with the primary every 3 s.
+ *   announcer (replica)            register with the primary every 3 s,
+ *                                  looking PRIMARY_URL up for
+ *                                  repl_from_primary (main thread).
  *
  * Why threads that block, as Redis syncio.c does for its synchronous
  * replication I/O: a replica's conversation is strictly sequential (ask,
@@ -135,7 +139,6 @@
 #include <sys/time.h>
 
 #include <netinet/in.h>
-#include <arpa/inet.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -171,6 +174,7 @@
 #define ANNOUNCE_MS	3000		/* a restarted primary relearns in 3 s */
 #define RECOVER_POLL_MS	200		/* a silent candidate is asked again */
 #define DEF_MAX_REGISTERED 64		/* MAX_REGISTERED_REPLICAS default */
+#define MAX_ADDRS	8		/* of one name, compared or asked */
 #define SYNC_KEYS_HINT_MAX (1 << 22)	/* 4M keys: 64 MiB of buckets */
 #define RECOVER_RETRY_MS 2000		/* after a failed copy from a replica */
 #define MAX_RESYNCS	3		/* then back off: no full-sync storm */
@@ -247,6 +251,7 @@ static int	 address_matches(const char *, const struct sockaddr_storage *,
 		    char *);
 static void	*recoverer(void *);
 static void	*announcer(void *);
+static void	 find_primary(void);
 static void	 new_node_id(void);
 static int	 start_thread(pthread_t *, void *(*)(void *), void *);
 
@@ -290,6 +295,16 @@ static struct {
 	struct repl_recovery r;
 } hand;
 static int		 ann_fd = -1;
+/* A replica's primary: PRIMARY_URL's addresses as the announcer found. */
+static struct {
+	unsigned char	 a[MAX_ADDRS][16];
+	int		 n;
+	int		 again;		/* a stranger came: look again */
+	uint64_t	 at;		/* when last looked up */
+} prim;
+
+static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0xff, 0xff };			/* ::ffff:a.b.c.d is IPv4 a.b.c.d */
 
 /* ---- Small helpers ---- */
 
@@ -1173,6 +1188,7 @@ repl_init(const struct repl_config *c, const char *repl_id, uint64_t seq)
 	stopping = draining = 0;
 	recovering = cfg.recover;	/* no pusher syncs from empty */
 	memset(&hand, 0, sizeof(hand));
+	memset(&prim, 0, sizeof(prim));
 	peers_gen = 0;
 	inited = 1;
 	return 0;
@@ -1319,53 +1335,18 @@ repl_flush(void)
 
 /* ---- Addresses ---- */
 
-/* host and port of "http://host[:port][/...]" (IPv6 in brackets); -1. */
-static int
-url_hostport(const char *url, char *host, size_t hcap, char *port,
-    size_t pcap)
-{
-	const char *h, *e, *pt;
-	size_t n;
-
-	if (strncmp(url, "http://", 7) != 0)
-		return -1;
-	h = url + 7;
-	if (*h == '[') {
-		if ((e = strchr(++h, ']')) == NULL)
-			return -1;
-		pt = e + 1;
-	} else {
-		e = h + strcspn(h, ":/");
-		pt = e;
-	}
-	if ((n = (size_t)(e - h)) == 0 || n >= hcap)
-		return -1;
-	memcpy(host, h, n);
-	host[n] = '\0';
-	if (*pt != ':') {
-		(void)snprintf(port, pcap, "80");
-		return 0;
-	}
-	pt++;
-	if ((n = strspn(pt, "0123456789")) == 0 || n >= pcap)
-		return -1;
-	memcpy(port, pt, n);
-	port[n] = '\0';
-	return 0;
-}
-
 /* sa's IP as 16 bytes, IPv4 mapped (::ffff:a.b.c.d); -1 if not IP. */
 static int
-addr16(const struct sockaddr *sa, unsigned char *a)
+addr16(const void *sa, unsigned char *a)
 {
-	const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+	const struct sockaddr_in *s4 = sa;
+	const struct sockaddr_in6 *s6 = sa;
 
-	if (sa->sa_family == AF_INET6) {
+	if (s6->sin6_family == AF_INET6) {
 		memcpy(a, &s6->sin6_addr, 16);
 		return 0;
 	}
-	if (sa->sa_family != AF_INET)
+	if (s4->sin_family != AF_INET)
 		return -1;
 	memset(a, 0, 10);
 	a[10] = a[11] = 0xff;
@@ -1373,17 +1354,46 @@ addr16(const struct sockaddr *sa, unsigned char *a)
 	return 0;
 }
 
-/* a as text: dotted for a mapped IPv4 address. */
+/*
+ * a as text, for a URL (in brackets: v6) or a log line: dotted when IPv4
+ * mapped, else eight hex groups (valid, if not the shortest form).
+ */
 static void
-addr16_text(const unsigned char *a, char *buf, size_t cap)
+addr_text(const unsigned char *a, char *buf, size_t cap, int v6brackets)
 {
-	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	    0xff, 0xff };
+	int	 i, o;
 
-	if (memcmp(a, mapped, 12) == 0)
-		(void)inet_ntop(AF_INET, a + 12, buf, (socklen_t)cap);
-	else
-		(void)inet_ntop(AF_INET6, a, buf, (socklen_t)cap);
+	if (memcmp(a, mapped, 12) == 0) {
+		(void)snprintf(buf, cap, "%u.%u.%u.%u", a[12], a[13], a[14],
+		    a[15]);
+		return;
+	}
+	o = snprintf(buf, cap, "%s", v6brackets ? "[" : "");
+	for (i = 0; i < 16 && o > 0 && (size_t)o < cap; i += 2)
+		o += snprintf(buf + o, cap - (size_t)o, "%x%s",
+		    a[i] << 8 | a[i + 1], i < 14 ? ":" : v6brackets ? "]" :
+		    "");
+}
+
+/*
+ * url's addresses into a[max] (16 bytes each); how many, or -1 with why
+ * in err. Blocks in the resolver: never on the loop.
+ */
+static int
+url_addrs(const char *url, unsigned char (*a)[16], int max, char *err)
+{
+	struct addrinfo	*res, *ai;
+	int		 rc, n = 0;
+
+	if ((rc = client_resolve(url, &res)) != 0) {
+		seterr(err, "%s does not resolve: %s", url, rc == EAI_SYSTEM ?
+		    strerror(errno) : gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai != NULL && n < max; ai = ai->ai_next)
+		n += addr16(ai->ai_addr, a[n]) == 0;
+	freeaddrinfo(res);
+	return n;
 }
 
 /*
@@ -1398,41 +1408,24 @@ static int
 address_matches(const char *url, const struct sockaddr_storage *from,
     char *err)
 {
-	struct addrinfo hints, *res, *ai;
-	char host[REPL_URL_MAX], port[8], got[64], want[64];
-	unsigned char f[16], a[16];
-	int rc, ok = 0;
+	unsigned char	 f[16], a[MAX_ADDRS][16];
+	char		 want[48], got[48];
+	int		 i, n;
 
-	if (url_hostport(url, host, sizeof(host), port, sizeof(port)) == -1) {
-		seterr(err, "not http://host[:port]");
-		return 0;
-	}
-	if (addr16((const struct sockaddr *)from, f) == -1) {
+	if (addr16(from, f) == -1) {
 		seterr(err, "it came from no IP address");
 		return 0;
 	}
-	addr16_text(f, want, sizeof(want));
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
-		seterr(err, "%s does not resolve (%s); it registered from %s",
-		    host, gai_strerror(rc), want);
+	if ((n = url_addrs(url, a, MAX_ADDRS, err)) == -1)
 		return 0;
-	}
-	got[0] = '\0';
-	for (ai = res; ai != NULL && !ok; ai = ai->ai_next) {
-		if (addr16(ai->ai_addr, a) == -1)
-			continue;
-		ok = memcmp(a, f, 16) == 0;
-		if (got[0] == '\0')
-			addr16_text(a, got, sizeof(got));
-	}
-	freeaddrinfo(res);
-	if (!ok)
-		seterr(err, "%s resolves to %s, not to %s, the address it "
-		    "registered from", host, got, want);
-	return ok;
+	for (i = 0; i < n; i++)
+		if (memcmp(a[i], f, 16) == 0)
+			return 1;
+	addr_text(f, want, sizeof(want), 0);
+	addr_text(a[0], got, sizeof(got), 0);
+	seterr(err, "it resolves to %s, not to %s, the address it registered "
+	    "from", n > 0 ? got : "nothing", want);
+	return 0;
 }
 
 /* ---- Pushers ---- */
@@ -2112,12 +2105,12 @@ repl_recover_done(int ok)
 /* A peer recovery asks, and what it said. */
 struct cand {
 	char		 url[REPL_URL_MAX];
+	int		 conf;		/* REPLICA_URLS or PEERS_DNS: not registered */
 	int		 answered;
 	int		 skip;		/* this node, or one asked under another URL */
 	uint64_t	 seq;
 	char		 id[ID_MAX];	/* the data set it follows */
 	char		 node[ID_MAX];
-	char		 err[128];	/* why it did not answer, last time */
 };
 
 /* What recovery has learnt so far; only its thread touches it. */
@@ -2128,21 +2121,23 @@ struct recovery {
 	uint64_t	 deadline;	/* of the wait for silent candidates */
 	uint64_t	 gen;		/* peers_gen when the peers were listed */
 	int		 dns_ok;	/* PEERS_DNS resolved, at least once */
-	char		 dns_err[128];
+	char		 dns_err[ERR_MAX];
 	char		 own_id[ID_MAX];	/* TAIL: this node's data set */
 	uint64_t	 own_seq;	/* and its newest write */
 };
 
 /* Add url unless it is there already; 0, or -1 out of memory. */
 static int
-add_cand(struct recovery *rv, const char *url)
+add_cand(struct recovery *rv, const char *url, int conf)
 {
 	struct cand	*nc;
 	size_t		 i;
 
 	for (i = 0; i < rv->n; i++)
-		if (strcmp(rv->cs[i].url, url) == 0)
+		if (strcmp(rv->cs[i].url, url) == 0) {
+			rv->cs[i].conf |= conf;
 			return 0;
+		}
 	if (rv->n == rv->cap) {
 		if ((nc = realloc(rv->cs, (rv->cap * 2 + 8) *
 		    sizeof(*nc))) == NULL)
@@ -2151,6 +2146,7 @@ add_cand(struct recovery *rv, const char *url)
 		rv->cap = rv->cap * 2 + 8;
 	}
 	memset(&rv->cs[rv->n], 0, sizeof(rv->cs[rv->n]));
+	rv->cs[rv->n].conf = conf;
 	(void)snprintf(rv->cs[rv->n++].url, REPL_URL_MAX, "%s", url);
 	return 0;
 }
@@ -2165,29 +2161,21 @@ add_cand(struct recovery *rv, const char *url)
 static void
 resolve_peers(struct recovery *rv)
 {
-	struct addrinfo	 hints, *res, *ai;
-	char		 host[64], url[REPL_URL_MAX];
-	int		 rc;
+	unsigned char	 a[MAX_ADDRS][16];
+	char		 url[REPL_URL_MAX], host[48];
+	int		 i, n;
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	if ((rc = getaddrinfo(cfg.peers_dns, cfg.peers_port, &hints,
-	    &res)) != 0) {
-		seterr(rv->dns_err, "PEERS_DNS %s does not resolve: %s",
-		    cfg.peers_dns, gai_strerror(rc));
+	(void)snprintf(url, sizeof(url), "http://%s:%s", cfg.peers_dns,
+	    cfg.peers_port);
+	if ((n = url_addrs(url, a, MAX_ADDRS, rv->dns_err)) == -1)
 		return;
-	}
 	rv->dns_ok = 1;
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host,
-		    sizeof(host), NULL, 0, NI_NUMERICHOST) != 0)
-			continue;
-		(void)snprintf(url, sizeof(url), ai->ai_family == AF_INET6 ?
-		    "http://[%s]:%s" : "http://%s:%s", host, cfg.peers_port);
-		(void)add_cand(rv, url);
+	for (i = 0; i < n; i++) {
+		addr_text(a[i], host, sizeof(host), 1);
+		(void)snprintf(url, sizeof(url), "http://%s:%s", host,
+		    cfg.peers_port);
+		(void)add_cand(rv, url, 1);
 	}
-	freeaddrinfo(res);
 }
 
 /*
@@ -2206,7 +2194,7 @@ list_candidates(struct recovery *rv)
 	rv->gen = peers_gen;
 	for (p = peers; p != NULL; p = p->next)
 		if (p->verified)
-			(void)add_cand(rv, p->url);
+			(void)add_cand(rv, p->url, p->is_static);
 	stop = stopping;
 	UNLOCK();
 	if (!stop && cfg.peers_dns[0] != '\0')
@@ -2228,14 +2216,11 @@ ask(struct recovery *rv, struct cand *c)
 	if (left > (uint64_t)cfg.timeout_ms)
 		left = (uint64_t)cfg.timeout_ms;
 	if ((cl = client_new(c->url, (int)left, publish, &rec_fd[0])) ==
-	    NULL) {
-		seterr(c->err, "bad URL");
+	    NULL)
 		return;
-	}
 	ok = get_state(cl, c->id, &c->seq, c->node, err) == 0;
 	client_free(cl);
 	if (!ok) {
-		seterr(c->err, "%s", err);
 		kv_log("debug", "recovery: %s: %s", c->url, err);
 		return;
 	}
@@ -2255,18 +2240,27 @@ ask(struct recovery *rv, struct cand *c)
 	    (unsigned long long)c->seq, c->id);
 }
 
-/* Every candidate answered (and PEERS_DNS, if set, resolved). */
+/*
+ * Waiting longer is no use: every candidate answered, one of them a
+ * configured peer other than this node. Knowing none (no REPLICA_URLS,
+ * PEERS_DNS listing only this node, as in a pod's first seconds), this
+ * node cannot tell a new cluster from one whose primary lost its volume,
+ * nor know when every replica has announced itself (each does every 3 s):
+ * it waits recover_wait_ms, as one that announced later would be
+ * full-synced to the empty store.
+ */
 static int
 all_answered(const struct recovery *rv)
 {
 	size_t	 i;
+	int	 known = 0;
 
-	if (cfg.peers_dns[0] != '\0' && !rv->dns_ok)
-		return 0;
-	for (i = 0; i < rv->n; i++)
+	for (i = 0; i < rv->n; i++) {
 		if (!rv->cs[i].answered)
 			return 0;
-	return 1;
+		known |= rv->cs[i].conf && strcmp(rv->cs[i].node, node_id) != 0;
+	}
+	return known && (cfg.peers_dns[0] == '\0' || rv->dns_ok);
 }
 
 /*
@@ -2521,9 +2515,9 @@ recoverer(void *arg)
 	rv.own_seq = bl.last_seq;
 	UNLOCK();
 	if (lone && cfg.peers_dns[0] == '\0')
-		kv_log("info", "recovery: no REPLICA_URLS and no PEERS_DNS: "
-		    "no peer to ask, so this primary decides at once (in "
-		    "Kubernetes the chart sets PEERS_DNS)");
+		kv_log("info", "recovery: no REPLICA_URLS or PEERS_DNS: "
+		    "waiting RECOVER_WAIT_MS for replicas to announce "
+		    "themselves");
 	for (;;) {
 		rv.deadline = mono_ms() + (uint64_t)cfg.recover_wait_ms;
 		if (find_best(&rv) == -1)
@@ -2567,6 +2561,61 @@ repl_announce(void)
 	return 0;
 }
 
+/* Look PRIMARY_URL up for repl_from_primary; a failure keeps the last. */
+static void
+find_primary(void)
+{
+	unsigned char	 a[MAX_ADDRS][16];
+	char		 err[ERR_MAX];
+	int		 n;
+
+	n = url_addrs(cfg.primary_url, a, MAX_ADDRS, err);
+	LOCK();
+	if (n >= 0) {
+		memcpy(prim.a, a, sizeof(a));
+		prim.n = n;
+	}
+	prim.again = 0;
+	prim.at = mono_ms();
+	UNLOCK();
+}
+
+/* 127.0.0.1 or ::1, the loopback addresses a name like localhost gives. */
+static int
+is_lo(const unsigned char *a)
+{
+	static const unsigned char lo6[16] = { [15] = 1 };
+
+	return memcmp(a, lo6, 16) == 0 || (memcmp(a, mapped, 12) == 0 &&
+	    a[12] == 127 && a[13] == 0 && a[14] == 0 && a[15] == 1);
+}
+
+int
+repl_from_primary(const struct sockaddr_storage *peer,
+    const struct sockaddr_storage *local)
+{
+	unsigned char	 f[16], l[16];
+	int		 i, ok = 0, here = 0;
+
+	if (!inited || addr16(peer, f) == -1)
+		return 0;
+	LOCK();
+	for (i = 0; i < prim.n && !ok; i++) {
+		ok = memcmp(prim.a[i], f, 16) == 0;
+		here |= is_lo(prim.a[i]);
+	}
+	/* The primary is on this host: it may come from any of its names. */
+	if (!ok && here)
+		ok = is_lo(f) || (addr16(local, l) == 0 &&
+		    memcmp(f, l, 16) == 0);
+	if (!ok && mono_ms() - prim.at >= 1000) {
+		prim.again = 1;		/* at most once a second */
+		(void)pthread_cond_broadcast(&cv);
+	}
+	UNLOCK();
+	return ok;
+}
+
 /* Register at once, then every ANNOUNCE_MS; log changes, not attempts. */
 static void *
 announcer(void *arg)
@@ -2583,6 +2632,7 @@ announcer(void *arg)
 		return NULL;
 	}
 	for (;;) {
+		find_primary();
 		ok = post(c, "/repl/register", cfg.advertise_url,
 		    strlen(cfg.advertise_url), &r, err) == 0;
 		client_close(c);	/* a fresh lookup each time; no idle fd */
@@ -2596,8 +2646,14 @@ announcer(void *arg)
 		was = ok;
 		next = mono_ms() + ANNOUNCE_MS;
 		LOCK();
-		while (!stopping && mono_ms() < next)
-			wait_until(next);
+		while (!stopping && mono_ms() < next) {
+			if (prim.again) {	/* pod IPs move: look now */
+				UNLOCK();
+				find_primary();
+				LOCK();
+			} else
+				wait_until(next);
+		}
 		stop = stopping;
 		UNLOCK();
 		if (stop)

@@ -171,13 +171,14 @@ void	repl_flush(void);
  * candidate for its state: REPLICA_URLS, registered peers that passed the
  * address check (asked as soon as they pass), and every address of
  * PEERS_DNS except this node's own. It decides the moment all have
- * answered, or at recover_wait_ms. EMPTY copies the most advanced one's
- * snapshot into a fresh store beside cfg.store, off the loop. TAIL takes
- * from the most advanced replica of this node's repl id the records past
- * this node's seq (GET /repl/tail), or, when that replica no longer holds
- * them all, its snapshot. The main thread then takes the result
- * (repl_recover_result), adopts the store or applies the tail, and calls
- * repl_recover_done.
+ * answered if one of them is configured (REPLICA_URLS, PEERS_DNS), else
+ * at recover_wait_ms (replicas announce themselves meanwhile). EMPTY
+ * copies the most advanced one's snapshot into a fresh store beside
+ * cfg.store, off the loop. TAIL takes from the most advanced replica of
+ * this node's repl id the records past this node's seq (GET /repl/tail),
+ * or, when that replica no longer holds them all, its snapshot. The main
+ * thread then takes the result (repl_recover_result), adopts the store or
+ * applies the tail, and calls repl_recover_done.
  */
 int	repl_recover(void);
 
@@ -226,8 +227,22 @@ void	repl_accept_history(const char *old_id, uint64_t upto);
 int	repl_tail(const char *id, uint64_t from, char **out, size_t *len,
 	    uint64_t *last);
 
-/* Announce advertise_url to primary_url now and every few seconds. */
+/*
+ * Announce advertise_url to primary_url now and every few seconds, and
+ * look primary_url up each time for repl_from_primary.
+ */
 int	repl_announce(void);
+
+/*
+ * Main thread: did a request from peer, to this node's address local,
+ * come from the primary? Its addresses are primary_url's as the announcer
+ * last looked them up (a miss has it look again, at most once a second:
+ * pod IPs move). If one is 127.0.0.1 or ::1, the primary is on this host,
+ * and so are both of those and local itself. Never blocks. 0 without an
+ * announcer (no primary_url).
+ */
+int	repl_from_primary(const struct sockaddr_storage *peer,
+	    const struct sockaddr_storage *local);
 
 /* ---- Both ---- */
 

@@ -116,6 +116,25 @@ refuse_on_primary(struct http_request *r)
 	return 1;
 }
 
+/*
+ * Only the primary opens a session or a full sync: a request from another
+ * address gets 403 (with a token set, it needs both). Otherwise anyone who
+ * reaches this replica could slip records into its stream, or wipe it.
+ */
+static int
+refuse_stranger(struct http_request *r)
+{
+	struct sockaddr_storage peer, local;
+
+	if (http_peer(r->id, &peer, &local) == 0 &&
+	    repl_from_primary(&peer, &local))
+		return 0;
+	reply_text(r->id, 403, "", "not from PRIMARY_URL (%s): only the "
+	    "primary opens a session or a sync", *node.primary_url != '\0' ?
+	    node.primary_url : "unset");
+	return 1;
+}
+
 /* ---- The endpoints ---- */
 
 void
@@ -251,10 +270,8 @@ take_new_name(struct http_request *r)
 void
 replica_session(struct http_request *r)
 {
-	if (node.role == ROLE_PRIMARY) {
-		reply_text(r->id, 409, "", "this node is the primary");
+	if (refuse_on_primary(r) || refuse_stranger(r))
 		return;
-	}
 	if (take_new_name(r) == -1)
 		return;
 	if (new_token(&session_token) == -1) {
@@ -274,10 +291,8 @@ replica_apply(struct http_request *r)
 	const char *why = NULL;
 	uint64_t from, applied, pseq, sess;
 
-	if (node.role == ROLE_PRIMARY) {
-		reply_text(r->id, 409, "", "this node is the primary");
+	if (refuse_on_primary(r))
 		return;
-	}
 	if (node.store_stale) {
 		reply_text(r->id, 503, "", "a full sync could not be swapped "
 		    "in; this replica applies nothing until it is restarted");
@@ -326,9 +341,8 @@ replica_sync_begin(struct http_request *r)
 	size_t len;
 	int has_seed = http_query(r, "seed", &len) != NULL;
 
-	if (refuse_on_primary(r))
+	if (refuse_on_primary(r) || refuse_stranger(r))
 		return;
-
 	if (query_id(r, "id", id) == -1 || query_u64(r, "seq", &seq) == -1 ||
 	    (has_seed && query_id(r, "seed", seed) == -1)) {
 		reply_text(r->id, 400, "", "sync/begin needs id and seq (and "
@@ -412,10 +426,7 @@ replica_sync_data(struct http_request *r)
 	const char *why = NULL;
 	uint64_t applied = 0;
 
-	if (refuse_on_primary(r))
-		return;
-
-	if (!sync_current(r))
+	if (refuse_on_primary(r) || !sync_current(r))
 		return;
 	if (apply_records(sync_store, r->body, r->body_len, &applied,
 	    &why) == -1) {
@@ -433,10 +444,7 @@ replica_sync_end(struct http_request *r)
 	char err[256];
 	uint64_t seq;
 
-	if (refuse_on_primary(r))
-		return;
-
-	if (!sync_current(r))
+	if (refuse_on_primary(r) || !sync_current(r))
 		return;
 	if (query_u64(r, "seq", &seq) == -1 || seq != sync_seq) {
 		reply_text(r->id, 409, "", "resync: sync/end for another seq "
@@ -620,7 +628,8 @@ replica_register(struct http_request *r)
 		return;
 	}
 	/* Its URL must resolve to where it came from: repl.c checks. */
-	if (http_peer(r->id, &from) == -1 || repl_add_replica(url, &from) == -1) {
+	if (http_peer(r->id, &from, NULL) == -1 ||
+	    repl_add_replica(url, &from) == -1) {
 		reply_text(r->id, errno == ENOSPC ? 503 : 400, "", "cannot feed "
 		    "%s: %s", url, errno == ENOSPC ? "MAX_REGISTERED_REPLICAS "
 		    "replicas are registered already" : strerror(errno));

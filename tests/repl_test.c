@@ -777,6 +777,17 @@ config(struct repl_config *c, const char *self, size_t backlog, size_t batch)
 	c->recover_wait_ms = 0;
 }
 
+/* A fresh primary's: recovery on, waiting wait_ms, its copy beside live. */
+static void
+recovering_config(struct repl_config *c, const char *self, int wait_ms,
+    struct store *live)
+{
+	config(c, self, 1 << 16, 4096);
+	c->recover_wait_ms = wait_ms;
+	c->recover = 1;
+	c->store = live;
+}
+
 /* Enqueue write seq (a put with a binary key, or every 7th a delete). */
 static void
 write_one(struct bytes *expect, uint64_t seq, size_t vmax)
@@ -1250,10 +1261,7 @@ test_recover(void)
 	snprintf(self->snap_id, sizeof(self->snap_id), "%s", ID_B);
 	self->snap_seq = 50;
 
-	config(&c, self->url, 1 << 16, 4096);
-	c.recover_wait_ms = 4000;
-	c.recover = 1;
-	c.store = live;
+	recovering_config(&c, self->url, 4000, live);
 	CHECK(repl_init(&c, ID_A, 0) == 0 && repl_recovering() == 1,
 	    "recovering from repl_init on");
 	repl_add_replica(r2->url, NULL);
@@ -1321,10 +1329,7 @@ test_recover_at_once(void)
 	char silent[64];
 	uint64_t t0, reg;
 
-	config(&c, "", 1 << 16, 4096);
-	c.recover_wait_ms = 5000;
-	c.recover = 1;
-	c.store = live;
+	recovering_config(&c, "", 5000, live);
 	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
 	repl_add_replica(a->url, NULL);
 	repl_add_replica(b->url, NULL);
@@ -1339,10 +1344,7 @@ test_recover_at_once(void)
 
 	/* A silent peer keeps it waiting; one that registers is asked at once. */
 	snprintf(silent, sizeof(silent), "http://127.0.0.1:%d", closed_port());
-	config(&c, "", 1 << 16, 4096);
-	c.recover_wait_ms = 1500;
-	c.recover = 1;
-	c.store = live;
+	recovering_config(&c, "", 1500, live);
 	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
 	repl_add_replica(silent, NULL);
 	t0 = mono_ms();
@@ -1360,6 +1362,21 @@ test_recover_at_once(void)
 	CHECK(strcmp(rr.silent, silent) == 0 && rr.answered == 1,
 	    "the silent one is named, alone (\"%s\")", rr.silent);
 	repl_shutdown(0);
+
+	/*
+	 * No configured peer: registrations are all it can know, so one that
+	 * answered at once is no reason to stop waiting for the others.
+	 */
+	recovering_config(&c, "", 1000, live);
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	t0 = mono_ms();
+	CHECK(repl_recover() == 0, "repl_recover");
+	repl_add_replica(late->url, from_lo());
+	CHECK(finish_recovery(&live, &rr, 3000), "decided");
+	CHECK(mono_ms() - t0 >= 950 && rr.answered == 1 && rr.silent[0] ==
+	    '\0', "alone, at recover_wait_ms though the registered one "
+	    "answered (%llu ms)", (unsigned long long)(mono_ms() - t0));
+	repl_shutdown(0);
 	(void)store_close(live);
 	fake_stop(a);
 	fake_stop(b);
@@ -1375,11 +1392,8 @@ test_recover_nobody(void)
 	struct repl_recovery rr;
 	uint64_t t0;
 
-	config(&c, self->url, 1 << 16, 4096);
-	c.recover_wait_ms = 600;
+	recovering_config(&c, self->url, 600, live);
 	c.timeout_ms = 300;
-	c.recover = 1;
-	c.store = live;
 	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
 	repl_add_replica("http://127.0.0.1:1", NULL);	/* nobody there */
 	t0 = mono_ms();
@@ -1419,10 +1433,7 @@ test_recover_untrusted(void)
 	pod->snap_seq = 7;
 
 	snprintf(silent, sizeof(silent), "http://127.0.0.1:%d", closed_port());
-	config(&c, "", 1 << 16, 4096);
-	c.recover_wait_ms = 1000;
-	c.recover = 1;
-	c.store = live;
+	recovering_config(&c, "", 1000, live);
 	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
 	repl_add_replica(silent, NULL);
 	log_clear();
@@ -1444,10 +1455,7 @@ test_recover_untrusted(void)
 
 	/* PEERS_DNS: every address of the name is asked, and copied from. */
 	snprintf(port, sizeof(port), "%d", pod->port);
-	config(&c, "", 1 << 16, 4096);
-	c.recover_wait_ms = 5000;
-	c.recover = 1;
-	c.store = live;
+	recovering_config(&c, "", 5000, live);
 	c.peers_dns = "peers.test";
 	c.peers_port = port;
 	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");

@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2154 # test.sh sets the fixtures' variables (port, body, ...)
 # A new primary's recovery, sourced by test.sh: it decides the moment every
-# peer it knows has answered, warns only about a peer that did not answer
-# (by name), finds the pods through PEERS_DNS, pulls its copy rather than
+# peer it knows has answered (knowing none, it waits for replicas to
+# announce themselves), warns only about a peer that did not answer (by
+# name), finds the pods through PEERS_DNS, pulls its copy rather than
 # taking pushes, and trusts a registration only when its URL names the
 # address it came from.
 
@@ -15,19 +16,10 @@ new_primary() {
   echo "$!" >>"${SHUNIT_TMPDIR}/pids"
 }
 
-# timed_put PORT KEY: once /health answers, PUT KEY; "STATUS MS".
-timed_put() {
-  wait_up "$1" || { echo "down 0"; return; }
-  t0=$(date +%s%N)
-  c=$(curl -s -o "${body}" -w '%{http_code}' --max-time 30 -X PUT -d v \
-    "http://127.0.0.1:$1/kv/$2")
-  echo "${c} $((($(date +%s%N) - t0) / 1000000))"
-}
-
 testTheSpecsSessionDecidesWithoutAnotherRound() {
   node r1 "${rr1}" replica
   new_primary REPLICA_URLS="http://127.0.0.1:${rr1}" RECOVER_WAIT_MS=5000
-  out=$(timed_put "${rp}" name)
+  out=$(put_after_health "${rp}" name)
   echo "  the first PUT took ${out#* } ms"
   assertEquals "made: $(cat "${body}")" 201 "${out%% *}"
   assertTrue "decided once the replica answered (${out#* } ms)" \
@@ -35,14 +27,42 @@ testTheSpecsSessionDecidesWithoutAnotherRound() {
   stop_nodes
 }
 
-testALonePrimaryDecidesAtOnceAndSaysWhy() {
+testALonePrimaryWaitsForAReplicaThatAnnouncesItself() {
+  # No REPLICA_URLS, no PEERS_DNS: the replica is known only when it
+  # announces itself (every 3 s). A primary that lost its volume and
+  # decided at once would take the write on an empty store and then
+  # full-sync the replica to it.
+  pair_with_data 200 lone
+  keys=$(key_count "${rp}")
+  stop_node p
+  rm -rf "${SHUNIT_TMPDIR}/p"
   new_primary RECOVER_WAIT_MS=5000
-  out=$(timed_put "${rp}" first)
+  out=$(put_after_health "${rp}" first)
+  echo "  a write right after /health, made after ${out#* } ms"
   assertEquals "made: $(cat "${body}")" 201 "${out%% *}"
-  assertTrue "no wait for peers it cannot have (${out#* } ms)" \
-    "[ ${out#* } -lt 200 ]"
-  assertTrue 'the log says why' \
-    "log_has '${SHUNIT_TMPDIR}/p.log' 'no peer to ask'"
+  assertTrue "it waited for announcements (${out#* } ms)" \
+    "[ ${out#* } -ge 3000 ] && [ ${out#* } -lt 9000 ]"
+  assertEquals 'made on the recovered data set' "$((before + 1))" \
+    "$(node_seq "${rp}")"
+  assertEquals 'every key is back, and the new one' "$((keys + 1))" \
+    "$(key_count "${rp}")"
+  assert_converged "${rp}" "${rr1}" 'the replica kept its data' \
+    "$((keys + 1))"
+  assertTrue 'the log says why it waited' \
+    "log_has '${SHUNIT_TMPDIR}/p.log' 'no REPLICA_URLS or PEERS_DNS'"
+  stop_nodes
+}
+
+testALonePrimaryThatHearsNobodyStartsAfterTheWait() {
+  new_primary RECOVER_WAIT_MS=1500
+  out=$(put_after_health "${rp}" first)
+  assertEquals "made: $(cat "${body}")" 201 "${out%% *}"
+  assertTrue "after RECOVER_WAIT_MS (${out#* } ms)" \
+    "[ ${out#* } -ge 1300 ] && [ ${out#* } -lt 5000 ]"
+  ready=$(curl -s "http://127.0.0.1:${rp}/ready")
+  assertContains 'it says what it did' "${ready}" \
+    '"recovery":"new data set: no replica registered'
+  assertNotContains 'no peer was known, so no warning' "${ready}" '"warning"'
   stop_nodes
 }
 
@@ -97,12 +117,14 @@ testPeersDnsFindsAReplicaThatNeverRegistered() {
   stop_nodes
 }
 
-testPeersDnsListingThisNodeSkipsIt() {
-  new_primary RECOVER_WAIT_MS=5000 PEERS_DNS=localhost
-  out=$(timed_put "${rp}" first)
+testPeersDnsListingOnlyThisNodeWaits() {
+  # In a pod's first seconds the Service may list only pod 0: that is no
+  # proof that there are no replicas.
+  new_primary RECOVER_WAIT_MS=1500 PEERS_DNS=localhost
+  out=$(put_after_health "${rp}" first)
   assertEquals "made: $(cat "${body}")" 201 "${out%% *}"
-  assertTrue "it knew itself and decided at once (${out#* } ms)" \
-    "[ ${out#* } -lt 1000 ]"
+  assertTrue "it waited RECOVER_WAIT_MS (${out#* } ms)" \
+    "[ ${out#* } -ge 1300 ] && [ ${out#* } -lt 5000 ]"
   assertTrue 'asked itself' \
     "log_has '${SHUNIT_TMPDIR}/p.log' 'recovery: http://127.0.0.1:${rp} is this node'"
   assertNotContains 'no warning' "$(curl -s "http://127.0.0.1:${rp}/ready")" \

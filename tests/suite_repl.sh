@@ -389,6 +389,9 @@ testWipedReplicaFullSyncsWhileWritesContinue() {
     load "${rp}" 500 x || exit 1
   done >"${SHUNIT_TMPDIR}/x.out" &
   lpid=$!
+  # The copy must begin under writes: wait for the first (a slow machine
+  # or a sanitizer can take longer to start them than r1 to come back).
+  wait_for 10 '[ "$(node_seq "${rp}")" -gt "${before}" ]'
   node r1 "${rr1}" replica
   wait_for 30 log_has "${SHUNIT_TMPDIR}/r1.log" 'full sync done'
   # Writes go on after the copy too.
@@ -542,17 +545,12 @@ testFullSyncOfDataFarLargerThanTheBacklog() {
 }
 
 testEmptyPrimaryRecoversFromItsReplicas() {
-  node p "${rp}" primary
-  node r1 "${rr1}" replica
-  wait_ready "${rr1}"
-  writes load "${rp}" 1000 e
-  wait_seq "${rr1}" "$(node_seq "${rp}")"
-  before=$(node_seq "${rp}")
+  pair_with_data 1000 e
   dump "${rp}" >"${SHUNIT_TMPDIR}/dump.before"
   stop_node p
   rm -rf "${SHUNIT_TMPDIR}/p"
-  # Its replicas are found as the chart finds them: PEERS_DNS (a primary
-  # with neither it nor REPLICA_URLS has no peer to ask, and starts anew).
+  # Its replicas are found as the chart finds them: PEERS_DNS (without it
+  # or REPLICA_URLS only announcements would find r1).
   node p "${rp}" primary RECOVER_WAIT_MS=8000 PEERS_DNS="localhost:${rr1}"
   wait_ready "${rp}" 12
   assertContains 'logged' "$(cat "${SHUNIT_TMPDIR}/p.log")" \

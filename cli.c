@@ -265,16 +265,17 @@ cli_get(int argc, char **argv)
 {
 	struct timespec retry = { 0, CLI_RETRY_MS * 1000000L };
 	const char *expect = NULL, *key;
-	char *target, *out = NULL, *end;
+	char *target, *out = NULL;
+	const char *end;
 	size_t len = 0;
-	long wait_s = 0;
+	uint64_t wait_s = 0;
 	uint64_t deadline;
 	int status, i, rc, match;
 
 	for (i = 2; i < argc - 1; i += 2) {
 		if (strcmp(argv[i], "--wait") == 0) {
-			wait_s = strtol(argv[i + 1], &end, 10);
-			if (*end != '\0' || wait_s < 0 || wait_s > 86400)
+			end = parse_dec(argv[i + 1], 86400, &wait_s);
+			if (end == NULL || *end != '\0')
 				return usage();
 		} else if (strcmp(argv[i], "--expect") == 0)
 			expect = argv[i + 1];
@@ -286,7 +287,7 @@ cli_get(int argc, char **argv)
 	key = argv[i];
 	if ((target = key_target(key)) == NULL)
 		return EXIT_SERVER;
-	deadline = mono_ms() + (uint64_t)wait_s * 1000;
+	deadline = mono_ms() + wait_s * 1000;
 	for (;;) {
 		free(out);
 		out = NULL;
@@ -374,16 +375,18 @@ cli_write(const char *method, const char *key, const char *val, size_t vlen,
 static int
 cli_put(int argc, char **argv)
 {
-	char extra[64] = "", *val, *end;
+	char extra[64] = "", *val;
+	const char *end;
 	size_t vlen;
-	long n;
+	uint64_t n;
 	int rc, i = 2;
 
 	if (argc > 3 && strcmp(argv[2], "--replicas") == 0) {
-		n = strtol(argv[3], &end, 10);
-		if (*end != '\0' || n < 0 || n > 64)
+		end = parse_dec(argv[3], 64, &n);
+		if (end == NULL || *end != '\0')
 			return usage();
-		snprintf(extra, sizeof(extra), "X-Kv-Replicas: %ld\r\n", n);
+		snprintf(extra, sizeof(extra), "X-Kv-Replicas: %u\r\n",
+		    (unsigned)n);
 		i = 4;
 	}
 	if (argc == i + 2)
@@ -453,6 +456,20 @@ cli_watch(int argc, char **argv)
 	return EXIT_SERVER;
 }
 
+/* The four hex digits at p (of a \uXXXX escape); stops at a non-digit. */
+static unsigned
+hex4(const char *p)
+{
+	const char *digits = "0123456789abcdef", *d;
+	unsigned v = 0;
+	int i;
+
+	for (i = 0; i < 4 && p[i] != '\0' &&
+	    (d = strchr(digits, p[i] | 0x20)) != NULL; i++)
+		v = v << 4 | (unsigned)(d - digits);
+	return v;
+}
+
 /*
  * Print each key of a JSON array of strings on its own line, undoing the
  * server's escapes (\udcXX gives back the raw byte XX).
@@ -473,8 +490,7 @@ print_keys(const char *p, const char *prefix)
 			}
 			p++;
 			if (*p == 'u') {
-				cp = strtoul((char[5]){ p[1], p[2], p[3], p[4],
-				    0 }, NULL, 16);
+				cp = hex4(p + 1);
 				p += 4;
 				if (cp >= 0xdc80 && cp <= 0xdcff)
 					key[n++] = (char)(cp & 0xff);
@@ -579,16 +595,15 @@ chown_tree(const char *path, uid_t uid, gid_t gid)
 static int
 cli_volume_permissions(int argc, char **argv)
 {
-	unsigned long uid, gid;
-	char *end;
+	uint64_t uid, gid;
+	const char *end;
 
 	if (argc != 4)
 		return usage();
-	uid = strtoul(argv[3], &end, 10);
-	if (*end != ':' || end == argv[3])
-		return usage();
-	gid = strtoul(end + 1, &end, 10);
-	if (*end != '\0')
+	if ((end = parse_dec(argv[3], UINT32_MAX - 1, &uid)) == NULL ||
+	    *end != ':' ||
+	    (end = parse_dec(end + 1, UINT32_MAX - 1, &gid)) == NULL ||
+	    *end != '\0')
 		return usage();
 	if (mkdir(argv[2], 0750) == -1 && errno != EEXIST) {
 		fprintf(stderr, "kvstore: mkdir %s: %s\n", argv[2],
@@ -597,7 +612,8 @@ cli_volume_permissions(int argc, char **argv)
 	}
 	if (chown_tree(argv[2], (uid_t)uid, (gid_t)gid) == -1)
 		return EXIT_SERVER;
-	printf("kvstore: %s now belongs to %lu:%lu\n", argv[2], uid, gid);
+	printf("kvstore: %s now belongs to %llu:%llu\n", argv[2],
+	    (unsigned long long)uid, (unsigned long long)gid);
 	return EXIT_OK;
 }
 

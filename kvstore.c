@@ -466,8 +466,8 @@ crash_done(struct repl_recovery *rr)
 		    "shutdown: no replica had more (%d answered)",
 		    rr->answered);
 	kv_log(got > 0 || rr->fresh != NULL ? "warn" : "info", "recovery: "
-	    "%s; new repl id %s: replicas of %s at or below seq %llu resume "
-	    "without a full sync", node.recovery, st.repl_id, old,
+	    "%s; new replication id %s: replicas of %s at or below seq %llu "
+	    "resume without a full sync", node.recovery, st.repl_id, old,
 	    (unsigned long long)st.last_seq);
 	return 0;
 }

@@ -496,6 +496,9 @@ testPrimaryKill9TakesANewIdAndReplicasConverge() {
     'new replication id'
   writes load "${rp}" 500 after
   assert_converged "${rp}" "${rr1}" 'after a primary kill -9'
+  assertContains 'the replica resumed under it, without a full sync' \
+    "$(curl -s "http://127.0.0.1:${rp}/ready")" \
+    '"full_syncs":0,"partial_syncs":1'
   stop_nodes
 }
 

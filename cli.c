@@ -2,8 +2,10 @@
  * cli.c: the command-line client. `kvstore get|put|del|ls|watch|health|
  * status` talk to KV_URL, so that a scratch image (no curl, no shell) can
  * check itself: the HEALTHCHECK and the chart's helm test run these, and
- * `volume-permissions` is the chart's init container. Exit codes are a
- * contract for scripts: 0 ok, 1 not found, 2 usage, 3 server or network.
+ * `volume-permissions` is the chart's init container. `check` and
+ * `salvage` work on a stopped server's store file (store_check). Exit
+ * codes are a contract for scripts: 0 ok, 1 not found (check: damaged),
+ * 2 usage, 3 server, network or file error.
  */
 
 #include <sys/stat.h>
@@ -33,6 +35,9 @@
 #define CLI_MAX_BODY	((size_t)INT32_MAX)	/* values are below 2^31 */
 
 enum { EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_SERVER };
+#define EXIT_DAMAGED	EXIT_NOT_FOUND	/* kvstore check found damage */
+#define STORE_FILE	"kvstore.db"	/* in DATA_DIR, as kvstore.c names it */
+#define CHECK_KEY_SHOWN	64		/* key bytes a report prints */
 
 static const char usage_text[] =
     "usage: kvstore                      run the server (configured by the "
@@ -45,11 +50,14 @@ static const char usage_text[] =
     "       kvstore watch KEY            (each new value, one per line)\n"
     "       kvstore health | status\n"
     "       kvstore volume-permissions DIR UID:GID\n"
+    "       kvstore check DIR | salvage DIR   (the store file in DIR, "
+    "server stopped)\n"
     "       kvstore --help | --version\n"
     "Client commands talk to KV_URL (default http://localhost:8080), "
     "sending\nAUTH_TOKEN (or the one in AUTH_TOKEN_FILE) as a Bearer token "
     "when set.\n"
-    "Exit status: 0 ok, 1 not found, 2 usage, 3 server or network error.\n";
+    "Exit status: 0 ok, 1 not found, 2 usage, 3 server or network error;\n"
+    "check: 0 sound, 1 damaged, 3 cannot read the file.\n";
 
 static int
 usage(void)
@@ -257,16 +265,17 @@ cli_get(int argc, char **argv)
 {
 	struct timespec retry = { 0, CLI_RETRY_MS * 1000000L };
 	const char *expect = NULL, *key;
-	char *target, *out = NULL, *end;
+	char *target, *out = NULL;
+	const char *end;
 	size_t len = 0;
-	long wait_s = 0;
+	uint64_t wait_s = 0;
 	uint64_t deadline;
 	int status, i, rc, match;
 
 	for (i = 2; i < argc - 1; i += 2) {
 		if (strcmp(argv[i], "--wait") == 0) {
-			wait_s = strtol(argv[i + 1], &end, 10);
-			if (*end != '\0' || wait_s < 0 || wait_s > 86400)
+			end = parse_dec(argv[i + 1], 86400, &wait_s);
+			if (end == NULL || *end != '\0')
 				return usage();
 		} else if (strcmp(argv[i], "--expect") == 0)
 			expect = argv[i + 1];
@@ -278,7 +287,7 @@ cli_get(int argc, char **argv)
 	key = argv[i];
 	if ((target = key_target(key)) == NULL)
 		return EXIT_SERVER;
-	deadline = mono_ms() + (uint64_t)wait_s * 1000;
+	deadline = mono_ms() + wait_s * 1000;
 	for (;;) {
 		free(out);
 		out = NULL;
@@ -366,16 +375,18 @@ cli_write(const char *method, const char *key, const char *val, size_t vlen,
 static int
 cli_put(int argc, char **argv)
 {
-	char extra[64] = "", *val, *end;
+	char extra[64] = "", *val;
+	const char *end;
 	size_t vlen;
-	long n;
+	uint64_t n;
 	int rc, i = 2;
 
 	if (argc > 3 && strcmp(argv[2], "--replicas") == 0) {
-		n = strtol(argv[3], &end, 10);
-		if (*end != '\0' || n < 0 || n > 64)
+		end = parse_dec(argv[3], 64, &n);
+		if (end == NULL || *end != '\0')
 			return usage();
-		snprintf(extra, sizeof(extra), "X-Kv-Replicas: %ld\r\n", n);
+		snprintf(extra, sizeof(extra), "X-Kv-Replicas: %u\r\n",
+		    (unsigned)n);
 		i = 4;
 	}
 	if (argc == i + 2)
@@ -445,6 +456,20 @@ cli_watch(int argc, char **argv)
 	return EXIT_SERVER;
 }
 
+/* The four hex digits at p (of a \uXXXX escape); stops at a non-digit. */
+static unsigned
+hex4(const char *p)
+{
+	const char *digits = "0123456789abcdef", *d;
+	unsigned v = 0;
+	int i;
+
+	for (i = 0; i < 4 && p[i] != '\0' &&
+	    (d = strchr(digits, p[i] | 0x20)) != NULL; i++)
+		v = v << 4 | (unsigned)(d - digits);
+	return v;
+}
+
 /*
  * Print each key of a JSON array of strings on its own line, undoing the
  * server's escapes (\udcXX gives back the raw byte XX).
@@ -465,8 +490,7 @@ print_keys(const char *p, const char *prefix)
 			}
 			p++;
 			if (*p == 'u') {
-				cp = strtoul((char[5]){ p[1], p[2], p[3], p[4],
-				    0 }, NULL, 16);
+				cp = hex4(p + 1);
 				p += 4;
 				if (cp >= 0xdc80 && cp <= 0xdcff)
 					key[n++] = (char)(cp & 0xff);
@@ -571,16 +595,15 @@ chown_tree(const char *path, uid_t uid, gid_t gid)
 static int
 cli_volume_permissions(int argc, char **argv)
 {
-	unsigned long uid, gid;
-	char *end;
+	uint64_t uid, gid;
+	const char *end;
 
 	if (argc != 4)
 		return usage();
-	uid = strtoul(argv[3], &end, 10);
-	if (*end != ':' || end == argv[3])
-		return usage();
-	gid = strtoul(end + 1, &end, 10);
-	if (*end != '\0')
+	if ((end = parse_dec(argv[3], UINT32_MAX - 1, &uid)) == NULL ||
+	    *end != ':' ||
+	    (end = parse_dec(end + 1, UINT32_MAX - 1, &gid)) == NULL ||
+	    *end != '\0')
 		return usage();
 	if (mkdir(argv[2], 0750) == -1 && errno != EEXIST) {
 		fprintf(stderr, "kvstore: mkdir %s: %s\n", argv[2],
@@ -589,7 +612,123 @@ cli_volume_permissions(int argc, char **argv)
 	}
 	if (chown_tree(argv[2], (uid_t)uid, (gid_t)gid) == -1)
 		return EXIT_SERVER;
-	printf("kvstore: %s now belongs to %lu:%lu\n", argv[2], uid, gid);
+	printf("kvstore: %s now belongs to %llu:%llu\n", argv[2],
+	    (unsigned long long)uid, (unsigned long long)gid);
+	return EXIT_OK;
+}
+
+/* ---- Store files: check and salvage (the server stopped) ---- */
+
+/* DIR's store file, as the server names it (kvstore.c's main). */
+static int
+store_path(const char *dir, char *path, size_t len)
+{
+	if (snprintf(path, len, "%s/" STORE_FILE, dir) < (int)len)
+		return 0;
+	fprintf(stderr, "kvstore: %s: path too long\n", dir);
+	return -1;
+}
+
+/*
+ * store_check's fn: a stretch of log without a valid record, and the key
+ * before it, its bytes from the file escaped as put_text does (the first
+ * CHECK_KEY_SHOWN of them).
+ */
+static void
+print_range(void *arg, uint64_t off, uint64_t len, int damaged,
+    const char *key, size_t klen)
+{
+	(void)arg;
+	printf("  %s at offset %llu: %llu bytes without a valid record",
+	    damaged ? "DAMAGED" : "torn (never synced)",
+	    (unsigned long long)off, (unsigned long long)len);
+	if (klen > 0) {
+		printf(", after key \"");
+		put_text(stdout, key, klen > CHECK_KEY_SHOWN ?
+		    CHECK_KEY_SHOWN : klen, 0);
+		printf("\"%s", klen > CHECK_KEY_SHOWN ? "..." : "");
+	}
+	putchar('\n');
+}
+
+static void
+print_report(const struct store_report *r)
+{
+	printf("  %s, %llu valid records, log ends at offset %llu, "
+	    "synced to %llu\n", r->clean ? "closed cleanly" :
+	    "not closed cleanly", (unsigned long long)r->records,
+	    (unsigned long long)r->log_end,
+	    (unsigned long long)r->synced_end);
+	if (r->header[0] != '\0')
+		printf("  header: %s\n", r->header);
+	if (r->clean && r->bad_ranges == 0)
+		printf("  index: %llu keys, %llu buckets disagree with the "
+		    "log\n", (unsigned long long)r->keys,
+		    (unsigned long long)r->bad_buckets);
+	printf("  newest seq: %llu", (unsigned long long)r->last_seq);
+	if (r->bad_ranges > 0)
+		printf(" (%llu before the first bad range)",
+		    (unsigned long long)r->good_seq);
+	putchar('\n');
+}
+
+/*
+ * kvstore check DIR: report on DIR's store file, changing nothing. 0 sound
+ * (a torn tail is not damage: the next start cuts it), 1 damaged, 3 error.
+ */
+static int
+cli_check(int argc, char **argv)
+{
+	struct store_report r;
+	char path[PATH_MAX], err[512];
+	int rc;
+
+	if (argc != 3)
+		return usage();
+	if (store_path(argv[2], path, sizeof(path)) == -1)
+		return EXIT_USAGE;
+	printf("%s:\n", path);
+	if ((rc = store_check(path, &r, print_range, NULL, err,
+	    sizeof(err))) == -1) {
+		fprintf(stderr, "kvstore: %s\n", err);
+		return EXIT_SERVER;
+	}
+	print_report(&r);
+	if (rc == 0) {
+		printf("sound\n");
+		return EXIT_OK;
+	}
+	printf("damaged: with the server stopped, `kvstore salvage %s` "
+	    "writes a new store from every valid record and keeps this "
+	    "file\n", argv[2]);
+	return EXIT_DAMAGED;
+}
+
+/* kvstore salvage DIR: a new store from every valid record; 0 or 3. */
+static int
+cli_salvage(int argc, char **argv)
+{
+	struct store_report r;
+	char path[PATH_MAX], kept[PATH_MAX + 32], err[512];
+
+	if (argc != 3)
+		return usage();
+	if (store_path(argv[2], path, sizeof(path)) == -1)
+		return EXIT_USAGE;
+	printf("%s:\n", path);
+	if (store_check(path, &r, print_range, NULL, err, sizeof(err)) ==
+	    -1 || store_salvage(path, &r, kept, sizeof(kept), err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "kvstore: %s\n", err);
+		return EXIT_SERVER;
+	}
+	printf("salvaged %llu keys, newest seq %llu; the old file is "
+	    "kept as %s\n", (unsigned long long)r.keys,
+	    (unsigned long long)r.last_seq, kept);
+	if (r.new_repl_id)
+		printf("records were lost, so the store has a new replication "
+		    "id: as a primary, every replica full-syncs from it and "
+		    "loses them too; a replica full-syncs from its primary\n");
 	return EXIT_OK;
 }
 
@@ -623,6 +762,10 @@ cli_main(int argc, char **argv)
 		return argc == 2 ? cli_show("/ready") : usage();
 	if (strcmp(cmd, "volume-permissions") == 0)
 		return cli_volume_permissions(argc, argv);
+	if (strcmp(cmd, "check") == 0)
+		return cli_check(argc, argv);
+	if (strcmp(cmd, "salvage") == 0)
+		return cli_salvage(argc, argv);
 	fprintf(stderr, "kvstore: unknown command \"%s\"\n", cmd);
 	return usage();
 }

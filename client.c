@@ -44,6 +44,7 @@
 
 #include "client.h"
 #include "parse.h"
+#include "util.h"
 
 #define READ_CHUNK	65536		/* the read buffer's first size */
 #define ERR_MAX		256
@@ -120,7 +121,7 @@ url_split(struct client *c, const char *url)
 {
 	const char	*p = url, *h, *he, *pt = "80";
 	size_t		 hl, pl = 2;
-	long		 port;
+	uint64_t	 port;
 
 	errno = EINVAL;
 	if (strncmp(p, "http://", 7) != 0)
@@ -138,12 +139,11 @@ url_split(struct client *c, const char *url)
 	}
 	hl = (size_t)(he - h);
 	if (*p == ':') {
-		pt = ++p;
-		p += strspn(p, "0123456789");
-		pl = (size_t)(p - pt);
-		port = pl > 0 && pl <= 5 ? strtol(pt, NULL, 10) : 0;
-		if (port < 1 || port > 65535)
+		pt = p + 1;
+		if ((p = parse_dec(pt, 65535, &port)) == NULL || port < 1 ||
+		    p - pt > 5)
 			return -1;
+		pl = (size_t)(p - pt);
 	}
 	if (*p == '/')
 		p++;

@@ -1181,18 +1181,15 @@ fail:
 int
 http_init(const struct http_config *c)
 {
-	char	*end;
-	long	 port;
+	const char *end;
+	uint64_t port;
 	int	 p[2];
 
 	if (c == NULL || c->handler == NULL || c->port == NULL) {
 		errno = EINVAL;
 		return -1;
 	}
-	errno = 0;
-	port = strtol(c->port, &end, 10);
-	if (*c->port == '\0' || *end != '\0' || port < 0 || port > 65535 ||
-	    errno != 0) {
+	if ((end = parse_dec(c->port, 65535, &port)) == NULL || *end != '\0') {
 		errno = EINVAL;
 		return -1;
 	}

@@ -71,33 +71,27 @@ static volatile sig_atomic_t stopping;
 static long long
 env_int(const char *name, long long dflt, long long min, long long max)
 {
-	const char *v = env(name, NULL);
-	char *end;
-	long long n;
+	const char *v = env(name, NULL), *end;
+	uint64_t n;
 
 	if (v == NULL)
 		return dflt;
-	errno = 0;
-	n = strtoll(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || n < min || n > max)
+	if ((end = parse_dec(v, (uint64_t)max, &n)) == NULL || *end != '\0' ||
+	    n < (uint64_t)min)
 		die("%s=%s: expected a whole number from %lld to %lld",
 		    name, v, min, max);
-	return n;
+	return (long long)n;
 }
 
 /* The StatefulSet ordinal: the digits after the hostname's last '-'. */
 static int
 host_ordinal(const char *host)
 {
-	const char *p = strrchr(host, '-');
-	char *end;
-	long n;
+	const char *p = strrchr(host, '-'), *end;
+	uint64_t n;
 
-	if (p == NULL || p[1] < '0' || p[1] > '9')
-		return -1;
-	errno = 0;
-	n = strtol(p + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || n > INT_MAX)
+	if (p == NULL || (end = parse_dec(p + 1, INT_MAX, &n)) == NULL ||
+	    *end != '\0')
 		return -1;
 	return (int)n;
 }
@@ -543,7 +537,11 @@ main(int argc, char **argv)
 	if (http_init(&hc) == -1)
 		die("cannot listen on port %s:", cfg.port);
 	if ((node.store = store_open(path, node.fsync, err,
-	    sizeof(err))) == NULL)
+	    sizeof(err))) == NULL && errno == EUCLEAN)
+		die("cannot open store %s: %s; with the server stopped, run "
+		    "`kvstore check %s`, then `kvstore salvage %s`", path, err,
+		    node.data_dir, node.data_dir);
+	if (node.store == NULL)
 		die("cannot open store %s: %s", path, err);
 	if (http_watch(store_notify_fd(node.store), wait_on_durable,
 	    NULL) == -1)

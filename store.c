@@ -5,13 +5,15 @@
  * into the page cache, and opening a cleanly closed store reads one page
  * whatever its size. No key or value is ever copied to the heap. A write
  * appends a checksummed record and repoints a bucket; after a crash, open
- * rebuilds the buckets by replaying the log. Compaction copies the live
- * records into a new file a slice at a time, between and alongside requests,
- * and renames it over the old one; that reclaims space and doubles the
- * buckets. An internal thread runs fdatasync for the fsync policy and for
- * the end of a compaction (durability waits for it, the caller does not),
- * so the caller never waits for the disk, except when the buckets fill
- * faster than a compaction copies.
+ * rebuilds the buckets by replaying the log. Compaction (store_compact.c)
+ * copies the live records into a new file a slice at a time, between and
+ * alongside requests, and renames it over the old one; that reclaims space
+ * and doubles the buckets. An internal thread runs fdatasync for the fsync
+ * policy and for the end of a compaction (durability waits for it, the
+ * caller does not), so the caller never waits for the disk, except when
+ * the buckets fill faster than a compaction copies. store_check.c checks
+ * and salvages a stopped store's file. The structs, and the helpers the
+ * store's files share, are in store_int.h.
  */
 
 /*
@@ -25,6 +27,7 @@
  *        |  24 u64 data_start            32 u8  seed[16]             |
  *        |  48 u8  repl_id[16]           64 u64 base_seq             |
  *        |  72 u32 icrc = CRC-32C of bytes 0..71                     |
+ *        |  80 u64 synced_end   88 u32 scrc = CRC-32C of bytes 80..87 |
  *        | 128 u32 mcrc = CRC-32C of bytes 132..175                  |
  *        | 132 u32 clean (1: closed cleanly)                         |
  *        | 136 u64 data_end   144 u64 last_seq    152 u64 keys       |
@@ -59,6 +62,17 @@
  * never be taken for data later. last_seq is then the largest of base_seq
  * and the seqs replayed.
  *
+ * synced_end says how far the log was on disk: it is rewritten (under
+ * scrc, apart from the counters) only after a sync that covered it, at
+ * open, close, a compaction's end and by the flusher after each of its
+ * syncs, so it never claims more than the disk holds; the flusher's mark
+ * reaches the disk with its next sync, so after a power cut it may lag one
+ * sync behind. Past it a power cut may leave any pattern of pages written
+ * back, holes included, and that is a torn tail. A stop below it is damage to written data: open then
+ * refuses the file, writing nothing, and leaves the repair to store_check
+ * and store_salvage. A bad or missing mark (a file of an earlier version)
+ * reads as data_start.
+ *
  * A key's hash is SipHash-2-4 keyed by seed (read as two little-endian u64s),
  * with UINT64_MAX folded to UINT64_MAX - 1 (store_scan uses UINT64_MAX for
  * "done"). A key's home bucket is hash >> (64 - log2 nbuckets), so bucket
@@ -71,10 +85,11 @@
  * garbage outweighs a third of the live records (so the log stays within
  * about 1.5 times them), or the buckets are 3/4 full, the live records are
  * copied into "<path>.compact" (same seed and repl_id, twice the buckets
- * when needed), which is synced and renamed over the file. A clean close
- * cuts the preallocated zeros past data_end. Its base_seq is last_seq at the moment of the rename, so sequence numbers
- * never go back even when the newest records were tombstones the copy left
- * out. A ".compact" file found at open is an unfinished copy and is deleted.
+ * when needed), which is synced and renamed over the file. Its base_seq is
+ * last_seq at the moment of the rename, so sequence numbers never go back
+ * even when the newest records were tombstones the copy left out. A
+ * ".compact" file found at open is an unfinished copy and is deleted. A
+ * clean close cuts the preallocated zeros past data_end.
  *
  * A full sync (store_create) builds the replacement in "<path>.sync" and
  * store_adopt renames it over the file; a ".sync" file found when the live
@@ -104,200 +119,36 @@
 #include "hash.h"
 #include "store.h"
 #include "util.h"
+#include "store_int.h"
 
-#define FORMAT_VERSION	1
-#define MAGIC		"KVSTORE"	/* 8 bytes with its NUL */
-#define PAGE		4096		/* the format's unit, not the host's */
-#define MIN_BUCKETS	1024		/* 16 KiB of buckets in a new file */
-#define MAX_BUCKETS	((uint64_t)1 << 40)	/* beyond: a corrupt header */
 #define MAX_KEYS_HINT	((uint64_t)1 << 28)	/* store_create sizes for at
 						   most this: 8 GiB of buckets */
-#define REC_HDR		20		/* crc, type, pad, klen, vlen, seq */
-#define FLAG_SYNCED	0x1		/* the data set came whole from a primary */
-#define REC_PUT		'P'
-#define REC_DEL		'D'
-#define MAX_VALUE_BYTES	((uint64_t)1 << 31)	/* fits vlen, a u32 */
-#define GROW_MIN	((uint64_t)1 << 20)	/* so small stores don't grow
-						   on every write */
-#define COMPACT_MIN_DATA ((uint64_t)1 << 20)	/* below it, garbage is not
-						   worth a copy */
-#define COMPACT_RETRY_NSEC (10 * NSEC_PER_SEC)	/* after a failed compaction */
 #define COPY_FACTOR	4	/* old-log bytes copied per byte written: the
 				   copy gains on the writers by three bytes,
 				   so little garbage piles up meanwhile */
 #define STEP_BYTES	((uint64_t)1 << 20)	/* about 1 ms of hash+memcpy */
 #define STEP_NSEC	1000000
-#define UNMAP_CHUNK	((uint64_t)8 << 20)	/* about 1 ms of munmap */
-#define SYNC_DELTA	256	/* records copied after a background sync
-				   that the final one may write: ~1 ms */
 #define SCAN_AHEAD	16	/* records store_scan prefetches ahead */
-#define COPY_AHEAD	8	/* records compaction hashes ahead */
 #define WRITEBACK_STEP	((uint64_t)8 << 20)	/* a full sync's copy is
 						   written back as it fills */
-#define SYNC_ROUNDS	4	/* background syncs before finishing anyway */
-#define NSEC_PER_SEC	1000000000ULL
 #define COMPACT_SUFFIX	".compact"	/* a compaction's new file */
 #define SYNC_SUFFIX	".sync"		/* store_create's: a full sync */
 
-enum { C_NONE, C_COPY, C_SYNC };	/* compaction phases */
-/*
- * The copy's last sync, in the background: asked by the caller (F_ASKED),
- * done by the flusher (F_SYNCED), then the caller renames and asks for the
- * directory's sync (F_DIR). Durability stands still from F_ASKED until the
- * directory is synced: no write may count as on disk while a power cut
- * could still leave the old file at the path without it.
- */
-enum { F_NONE, F_ASKED, F_SYNCED, F_DIR };
-
-struct hdr {
-	/* Written once when the file is made; guarded by h_icrc. */
-	char		 h_magic[8];
-	uint32_t	 h_version;
-	uint32_t	 h_flags;
-	uint64_t	 h_nbuckets;
-	uint64_t	 h_data_start;
-	uint8_t		 h_seed[16];
-	uint8_t		 h_repl_id[16];
-	uint64_t	 h_base_seq;
-	uint32_t	 h_icrc;
-	uint32_t	 h_pad;
-	char		 h_pad2[48];
-	/* Rewritten at open and close; guarded by h_mcrc. */
-	uint32_t	 h_mcrc;
-	uint32_t	 h_clean;
-	uint64_t	 h_data_end;
-	uint64_t	 h_last_seq;
-	uint64_t	 h_keys;
-	uint64_t	 h_live_bytes;
-	uint64_t	 h_garbage_bytes;
-};
-
-/* The picture above is the contract: fail to compile if the struct drifts. */
-typedef char hdr_layout_check[sizeof(struct hdr) == 176 &&
-    offsetof(struct hdr, h_icrc) == 72 &&
-    offsetof(struct hdr, h_mcrc) == 128 ? 1 : -1];
-
-struct bucket {
-	uint64_t	 b_hash;
-	uint64_t	 b_off;
-};
-
-/* One mapped store file: the live one, or the target of a compaction. */
-struct kvfile {
-	int		 f_fd;
-	char		*f_map;
-	uint64_t	 f_size;	/* of the file, all of it mapped */
-	uint64_t	 f_nbuckets;
-	unsigned	 f_shift;	/* 64 - log2(f_nbuckets) */
-	uint64_t	 f_start;	/* data_start */
-	uint64_t	 f_end;		/* data_end: the next record's offset */
-	uint64_t	 f_keys;
-	uint64_t	 f_live;	/* key + value bytes of live records */
-	uint64_t	 f_garbage;	/* record bytes no bucket points at */
-};
-
-struct rec {
-	uint32_t	 r_crc;
-	int		 r_type;
-	size_t		 r_klen;
-	size_t		 r_vlen;
-	uint64_t	 r_seq;
-	const char	*r_key;
-	const char	*r_val;
-	uint64_t	 r_size;	/* with header and padding */
-};
-
-struct store {
-	struct kvfile	 s_f;		/* the store */
-	struct kvfile	 s_c;		/* the compaction's new file */
-	char		*s_path;
-	char		*s_cpath;	/* s_path + ".compact" */
-	enum store_fsync s_policy;
-	uint64_t	 s_k0, s_k1;	/* SipHash key, from the file's seed */
-	uint64_t	 s_last_seq;
-	int		 s_failed;	/* latched flush error: no writes */
-	int		 s_loading;	/* store_create's: seqs at or below base */
-	uint64_t	 s_wbdone;	/* loading: log written back below this */
-	int		 s_cphase;
-	uint64_t	 s_cpos;	/* next old-log record to copy */
-	uint64_t	 s_cdelta;	/* records copied since the last sync */
-	uint64_t	 s_cprev;	/* and during the sync before */
-	uint64_t	 s_ccaught;	/* old log's end when first caught up */
-	uint64_t	 s_ccopied;	/* and the copy's log bytes then */
-	int		 s_crounds;	/* background syncs of this copy */
-	int		 s_cfinal;	/* its last sync was asked for */
-	char		*s_old;		/* a replaced mapping, being unmapped */
-	uint64_t	 s_oldsize;	/* what is left of it */
-	int		 s_oldfd;	/* its file, closed after it */
-	uint64_t	 s_cretry;	/* no new compaction before (ns) */
-	int		 s_cerr;	/* errno of the last failed one, or 0 */
-	uint64_t	 s_compactions;
-	uint64_t	 s_recovered_records;
-	uint64_t	 s_dropped_bytes;
-	int		 s_recovered;
-	int		 s_pipe[2];	/* to the poll loop: durable moved */
-	pthread_t	 s_tid;
-	/* The rest is shared with the flusher, under s_mu. */
-	pthread_mutex_t	 s_mu;
-	pthread_cond_t	 s_cv;
-	int		 s_stop;
-	int		 s_syncfd;	/* what ALWAYS and EVERYSEC sync */
-	int		 s_busyfd;	/* being synced right now, or -1 */
-	int		 s_closefd;	/* close after the sync of s_busyfd */
-	int		 s_retirefd;	/* a replaced file for the flusher to
-					   close: freeing it takes time */
-	uint64_t	 s_want;	/* newest seq written */
-	uint64_t	 s_durable;	/* newest seq known to be on disk */
-	uint64_t	 s_fsyncs;
-	int		 s_ioerr;	/* errno of the first failed flush */
-	int		 s_bgfd;	/* compaction file to sync, or -1 */
-	unsigned	 s_bgreq;	/* number of that request */
-	unsigned	 s_bgdone;	/* number of the last one finished */
-	int		 s_bgerr;	/* and its errno */
-	int		 s_final;	/* F_*, the last sync of a copy */
-	int		 s_finalfd;	/* the copy's file */
-	int		 s_finalerr;	/* the sync's errno */
-	uint64_t	 s_finalseq;	/* every write up to it is in that sync */
-};
-
-static uint64_t	 hash_key(const struct store *, const char *, size_t);
-static void	 seterr(char *, size_t, const char *, ...);
-static uint64_t	 round_up(uint64_t, uint64_t);
-static uint64_t	 data_start(uint64_t);
-static unsigned	 shift_for(uint64_t);
-static uint32_t	 hdr_icrc(const struct hdr *);
-static uint32_t	 hdr_mcrc(const struct hdr *);
-static void	 hdr_init(struct hdr *, uint64_t, const uint8_t *,
-		    const uint8_t *, uint64_t, uint32_t);
-static void	 hdr_store(struct kvfile *, uint64_t, int);
+static void	 write_synced(int, uint64_t);
 static void	 trim(struct kvfile *);
-static int	 extend(int, uint64_t, uint64_t);
-static int	 reserve(struct kvfile *, uint64_t);
-static int	 lock_file(int, short);
-static int	 sync_dir(const char *);
 static int	 write_all(int, const void *, size_t, off_t);
-static uint64_t	 rec_size(uint64_t, uint64_t);
-static void	 rec_read(const struct kvfile *, uint64_t, struct rec *);
-static int	 rec_valid(const struct kvfile *, uint64_t, struct rec *);
-static uint64_t	 home(const struct kvfile *, uint64_t);
-static uint64_t	 cap(const struct kvfile *);
-static int	 find(const struct kvfile *, uint64_t, const char *, size_t,
-		    uint64_t *);
 static void	 unlink_slot(struct kvfile *, uint64_t);
-static int	 index_put(struct kvfile *, int, uint64_t, uint64_t, uint64_t,
-		    uint64_t);
-static void	 index_del(struct kvfile *, uint64_t, uint64_t);
 static uint64_t	 append(struct kvfile *, int, const char *, size_t,
 		    const char *, size_t, uint64_t);
-static uint64_t	 append_raw(struct kvfile *, const char *, uint64_t);
-static int	 check_header(const struct hdr *, uint64_t, const char *,
-		    char *, size_t);
 static uint64_t	 buckets_for(uint64_t);
 static int	 create_file(struct store *, const uint8_t *, const uint8_t *,
 		    uint64_t, uint32_t, uint64_t, char *, size_t);
+static uint64_t	 scan_log(const struct kvfile *, uint64_t, uint64_t *,
+		    const char **);
+static int	 replay(struct store *, uint64_t, uint64_t *, char *, size_t);
+static int	 cut_log(struct store *, uint64_t, uint64_t, char *, size_t);
 static int	 recover(struct store *, const char *, char *, size_t);
 static void	 destroy(struct store *);
-static char	*path_with(const char *, const char *);
 static struct store *store_alloc(const char *, enum store_fsync, char *,
 		    size_t);
 static int	 open_file(struct store *, struct hdr *, uint64_t *, char *,
@@ -309,38 +160,17 @@ static int	 trust_or_recover(struct store *, char *, size_t);
 static int	 start_flusher(struct store *, char *, size_t);
 static struct store *open_store(const char *, enum store_fsync, int, char *,
 		    size_t);
-static struct store *create_loading(const char *, const uint8_t *,
-		    const uint8_t *, uint32_t, uint64_t, uint64_t,
-		    enum store_fsync, char *, size_t);
 static void	 hex16(const uint8_t *, char *);
 static void	*flusher(void *);
 static void	 flush_fd(struct store *, int, int *);
-static void	 release_fd(struct store *, int);
-static void	 retire_fd(struct store *, int);
-static void	 notify(struct store *);
-static void	 note_failure(struct store *, int);
-static int	 want_compact(const struct store *);
-static void	 maybe_compact(struct store *);
-static int	 compact_start(struct store *);
-static int	 copy_records(struct store *, uint64_t, uint64_t);
-static int	 compact_work(struct store *, uint64_t, uint64_t, int);
-static int	 compact_finish(struct store *, int);
-static int	 final_sync(struct store *);
 static void	 final_job(struct store *);
-static void	 compact_abort(struct store *, const char *, const char *);
-static const char *compact_level(struct store *, int);
-static int	 make_room(struct store *);
-static void	 unmap_old(struct store *, uint64_t);
 static int	 check_write(struct store *, size_t, size_t, uint64_t);
 static void	 writeback_early(struct store *);
 static void	 wrote(struct store *, uint64_t);
 
-#define HDR(f)	((struct hdr *)(void *)(f)->f_map)
-#define BKT(f)	((struct bucket *)(void *)((f)->f_map + PAGE))
-
 /* ---- Hashing ---- */
 
-static uint64_t
+uint64_t
 hash_key(const struct store *s, const char *key, size_t klen)
 {
 	uint64_t h;
@@ -351,7 +181,7 @@ hash_key(const struct store *s, const char *key, size_t klen)
 
 /* ---- Files: headers, growth, syncing ---- */
 
-static void
+void
 seterr(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -361,19 +191,19 @@ seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static uint64_t
+uint64_t
 round_up(uint64_t n, uint64_t to)
 {
 	return (n + to - 1) / to * to;
 }
 
-static uint64_t
+uint64_t
 data_start(uint64_t nbuckets)
 {
 	return PAGE + round_up(nbuckets * sizeof(struct bucket), PAGE);
 }
 
-static unsigned
+unsigned
 shift_for(uint64_t nbuckets)
 {
 	unsigned bits = 0;
@@ -383,19 +213,61 @@ shift_for(uint64_t nbuckets)
 	return 64 - bits;
 }
 
-static uint32_t
+uint32_t
 hdr_icrc(const struct hdr *h)
 {
 	return crc32c(h, offsetof(struct hdr, h_icrc));
 }
 
-static uint32_t
+uint32_t
 hdr_mcrc(const struct hdr *h)
 {
 	return crc32c(&h->h_clean, sizeof(*h) - offsetof(struct hdr, h_clean));
 }
 
+/*
+ * Record that the log up to end is on disk. Only ever written after the
+ * sync that made it true, so whenever it reaches the disk it is.
+ */
+void
+hdr_synced(struct hdr *h, uint64_t end)
+{
+	h->h_synced = end;
+	h->h_scrc = crc32c(&h->h_synced, sizeof(h->h_synced));
+}
+
+/*
+ * The log offset below which every byte is known to be on disk: what a
+ * crash cannot have torn. data_start when the field is unset (files of
+ * earlier versions), fails its CRC, or is out of range.
+ */
+uint64_t
+synced_end(const struct kvfile *f)
+{
+	const struct hdr *h = HDR(f);
+
+	if (h->h_scrc != crc32c(&h->h_synced, sizeof(h->h_synced)) ||
+	    h->h_synced < f->f_start || h->h_synced % 8 != 0)
+		return f->f_start;
+	return h->h_synced;
+}
+
+/*
+ * The flusher's hdr_synced: through fd, as the main thread may move the
+ * mapping. A failed write only leaves the mark lower, which is safe.
+ */
 static void
+write_synced(int fd, uint64_t end)
+{
+	char buf[12];
+	uint32_t crc = crc32c(&end, sizeof(end));
+
+	memcpy(buf, &end, 8);
+	memcpy(buf + 8, &crc, 4);
+	(void)write_all(fd, buf, sizeof(buf), offsetof(struct hdr, h_synced));
+}
+
+void
 hdr_init(struct hdr *h, uint64_t nbuckets, const uint8_t *seed,
     const uint8_t *repl_id, uint64_t base_seq, uint32_t flags)
 {
@@ -415,7 +287,7 @@ hdr_init(struct hdr *h, uint64_t nbuckets, const uint8_t *seed,
 }
 
 /* Write f's counters into its mapped header; the caller syncs it. */
-static void
+void
 hdr_store(struct kvfile *f, uint64_t last_seq, int clean)
 {
 	struct hdr *h = HDR(f);
@@ -434,7 +306,7 @@ hdr_store(struct kvfile *f, uint64_t last_seq, int clean)
  * shows here as ENOSPC and not later as SIGBUS on a store to the mapping.
  * On failure the file keeps its size.
  */
-static int
+int
 extend(int fd, uint64_t size, uint64_t newsize)
 {
 	int r;
@@ -465,7 +337,7 @@ extend(int fd, uint64_t size, uint64_t newsize)
  * least 1 MiB, so appends cost amortised O(1) syscalls while the unused
  * tail stays small. On failure nothing changed.
  */
-static int
+int
 reserve(struct kvfile *f, uint64_t need)
 {
 	uint64_t grow, newsize;
@@ -513,7 +385,7 @@ reserve(struct kvfile *f, uint64_t need)
  * per-process, so it does not stop a second store_open in this process.
  * type is F_WRLCK, or F_RDLCK for a reader that must not race a writer.
  */
-static int
+int
 lock_file(int fd, short type)
 {
 	struct flock fl;
@@ -525,7 +397,7 @@ lock_file(int fd, short type)
 }
 
 /* A rename is durable only once its directory is synced. */
-static int
+int
 sync_dir(const char *path)
 {
 	const char *slash = strrchr(path, '/');
@@ -572,14 +444,14 @@ write_all(int fd, const void *buf, size_t len, off_t off)
 
 /* ---- Records and the index ---- */
 
-static uint64_t
+uint64_t
 rec_size(uint64_t klen, uint64_t vlen)
 {
 	return round_up(REC_HDR + klen + vlen, 8);
 }
 
 /* Decode the record at off; the caller knows its header is in the file. */
-static void
+void
 rec_read(const struct kvfile *f, uint64_t off, struct rec *r)
 {
 	const char *p = f->f_map + off;
@@ -605,7 +477,7 @@ rec_read(const struct kvfile *f, uint64_t off, struct rec *r)
  * every offset taken from a bucket, and every record compaction walks, is
  * checked with this. A few comparisons; the CRC is for recovery.
  */
-static int
+int
 rec_fits(const struct kvfile *f, uint64_t off)
 {
 	uint16_t klen;
@@ -622,7 +494,7 @@ rec_fits(const struct kvfile *f, uint64_t off)
 }
 
 /* 1 if a whole, well-formed record with a good CRC starts at off. */
-static int
+int
 rec_valid(const struct kvfile *f, uint64_t off, struct rec *r)
 {
 	if (off + REC_HDR > f->f_size)
@@ -640,7 +512,7 @@ rec_valid(const struct kvfile *f, uint64_t off, struct rec *r)
 	    r->r_vlen) == r->r_crc;
 }
 
-static uint64_t
+uint64_t
 home(const struct kvfile *f, uint64_t h)
 {
 	return h >> f->f_shift;
@@ -650,7 +522,7 @@ home(const struct kvfile *f, uint64_t h)
  * Inserts stop at 15/16 full: every probe then ends at an empty bucket, and
  * clusters stay short enough for GET to be O(1).
  */
-static uint64_t
+uint64_t
 cap(const struct kvfile *f)
 {
 	return f->f_nbuckets - f->f_nbuckets / 16;
@@ -660,7 +532,7 @@ cap(const struct kvfile *f)
  * Find key in f's buckets. Returns 1 with *slotp its bucket, or 0 with
  * *slotp the empty bucket where it would go.
  */
-static int
+int
 find(const struct kvfile *f, uint64_t h, const char *key, size_t klen,
     uint64_t *slotp)
 {
@@ -715,7 +587,7 @@ unlink_slot(struct kvfile *f, uint64_t i)
  * Point bucket i (found: holding the key; not: where it goes) at the record
  * at off, carrying kvlen bytes of key and value. Returns 1 if the key is new.
  */
-static int
+int
 index_put(struct kvfile *f, int found, uint64_t i, uint64_t h, uint64_t off,
     uint64_t kvlen)
 {
@@ -736,7 +608,7 @@ index_put(struct kvfile *f, int found, uint64_t i, uint64_t h, uint64_t off,
 }
 
 /* Drop the key in bucket i, whose tombstone of tsize bytes is logged. */
-static void
+void
 index_del(struct kvfile *f, uint64_t i, uint64_t tsize)
 {
 	struct rec old;
@@ -773,20 +645,10 @@ append(struct kvfile *f, int type, const char *key, size_t klen,
 	return off;
 }
 
-static uint64_t
-append_raw(struct kvfile *f, const char *rec, uint64_t size)
-{
-	uint64_t off = f->f_end;
-
-	memcpy(f->f_map + off, rec, size);
-	f->f_end += size;
-	return off;
-}
-
 /* ---- Open and recovery ---- */
 
 /* Refuse, with a message of its own, any header we did not write. */
-static int
+int
 check_header(const struct hdr *h, uint64_t size, const char *path,
     char *err, size_t errlen)
 {
@@ -890,35 +752,80 @@ fail:
 }
 
 /*
- * Rebuild the buckets and counters of s_f from its log (see the format
- * comment), cut the log after the last good record and sync the result.
- * why says what made the header untrustworthy.
+ * Walk the log from off while records are whole and valid, reading only.
+ * Returns where the walk stopped, with *np the records passed and *stop
+ * what ended it.
  */
+static uint64_t
+scan_log(const struct kvfile *f, uint64_t off, uint64_t *np,
+    const char **stop)
+{
+	struct rec r;
+
+	*np = 0;
+	*stop = "end of log";
+	for (;; off += r.r_size, (*np)++) {
+		if (off + REC_HDR > f->f_size) {
+			if (off < f->f_size)
+				*stop = "record cut short by end of file";
+			return off;
+		}
+		if (f->f_map[off + 4] == 0)
+			return off;
+		if (!rec_valid(f, off, &r)) {
+			*stop = "torn or corrupt record";
+			return off;
+		}
+	}
+}
+
+/* One past the last non-zero byte of f at or after from (or from). */
+uint64_t
+written_end(const struct kvfile *f, uint64_t from)
+{
+	uint64_t last;
+
+	/* Reading the preallocated zeros costs a page fault per 4 KiB. */
+	for (last = f->f_size; last > from && f->f_map[last - 1] == 0; last--)
+		;
+	return last;
+}
+
+/*
+ * The first valid record at an 8-byte boundary in [from, end), or
+ * UINT64_MAX: how recovery and store_check find the log again past a bad
+ * record. A candidate must pass rec_valid (type, lengths that fit, and
+ * the CRC over header, key and value), so chance alone passes one in
+ * about 2^32 plausible headers. XXX: a value that holds a whole valid
+ * record at an 8-byte boundary (a store file stored as a value) would pass
+ * too, if damage made the walk land inside it.
+ */
+uint64_t
+next_valid(const struct kvfile *f, uint64_t from, uint64_t end)
+{
+	struct rec r;
+	uint64_t off;
+
+	for (off = round_up(from, 8); off < end && off < f->f_size; off += 8)
+		if (rec_valid(f, off, &r))
+			return off;
+	return UINT64_MAX;
+}
+
+/* Rebuild the buckets and counters from the valid records before end. */
 static int
-recover(struct store *s, const char *why, char *err, size_t errlen)
+replay(struct store *s, uint64_t end, uint64_t *maxseq, char *err,
+    size_t errlen)
 {
 	struct kvfile *f = &s->s_f;
 	struct rec r;
-	const char *stop = "end of log";
-	uint64_t off, i, h, last, newsize, n = 0;
-	uint64_t maxseq = HDR(f)->h_base_seq;
-	void *p;
+	uint64_t off, i, h;
 	int found;
 
 	memset(BKT(f), 0, f->f_nbuckets * sizeof(struct bucket));
 	f->f_keys = f->f_live = f->f_garbage = 0;
-	for (off = f->f_start;; off += r.r_size) {
-		if (off + REC_HDR > f->f_size) {
-			if (off < f->f_size)
-				stop = "record cut short by end of file";
-			break;
-		}
-		if (f->f_map[off + 4] == 0)
-			break;
-		if (!rec_valid(f, off, &r)) {
-			stop = "torn or corrupt record";
-			break;
-		}
+	for (off = f->f_start; off < end; off += r.r_size) {
+		rec_read(f, off, &r);
 		h = hash_key(s, r.r_key, r.r_klen);
 		found = find(f, h, r.r_key, r.r_klen, &i);
 		if (r.r_type == REC_PUT) {
@@ -932,19 +839,27 @@ recover(struct store *s, const char *why, char *err, size_t errlen)
 			index_del(f, i, r.r_size);
 		else
 			f->f_garbage += r.r_size;
-		if (r.r_seq > maxseq)
-			maxseq = r.r_seq;
-		n++;
+		if (r.r_seq > *maxseq)
+			*maxseq = r.r_seq;
 	}
-	f->f_end = off;
-	s->s_last_seq = maxseq;
+	f->f_end = end;
+	return 0;
+}
 
-	/* Reading the preallocated zeros costs a page fault per 4 KiB. */
-	for (last = f->f_size; last > off && f->f_map[last - 1] == 0; last--)
-		;
-	newsize = round_up(f->f_size, PAGE);
+/*
+ * Zero the log from off to last (its last non-zero byte) by cutting and
+ * regrowing the file, so nothing there is ever taken for data, and sync.
+ */
+static int
+cut_log(struct store *s, uint64_t off, uint64_t last, char *err,
+    size_t errlen)
+{
+	struct kvfile *f = &s->s_f;
+	uint64_t newsize = round_up(f->f_size, PAGE);
+	void *p;
+
 	if (last > off || newsize != f->f_size) {
-		/* Cut and regrow: the kernel zeroes what was cut. */
+		/* The kernel zeroes what was cut. */
 		if (ftruncate(f->f_fd, (off_t)off) == -1 ||
 		    extend(f->f_fd, off, newsize) == -1 ||
 		    fsync(f->f_fd) == -1) {
@@ -971,13 +886,52 @@ recover(struct store *s, const char *why, char *err, size_t errlen)
 		    strerror(errno));
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * Rebuild the buckets and counters of s_f from its log (see the format
+ * comment), cut the log after the last good record and sync the result;
+ * or, if that record ends before the log's synced end, refuse with the
+ * file untouched. why says what made the header untrustworthy.
+ */
+static int
+recover(struct store *s, const char *why, char *err, size_t errlen)
+{
+	struct kvfile *f = &s->s_f;
+	const char *stop;
+	char after[96] = "";
+	uint64_t off, last, synced, next, n, maxseq = HDR(f)->h_base_seq;
+
+	synced = synced_end(f);
+	off = scan_log(f, f->f_start, &n, &stop);
+	if (off < synced) {
+		/* Damage where the log was synced: the file stays as it is,
+		 * for store_check and store_salvage. */
+		seterr(err, errlen, "%s: damaged log: %s at offset %" PRIu64
+		    ", below its synced end (offset %" PRIu64 "); the file is "
+		    "unchanged", s->s_path, stop, off, synced);
+		errno = EUCLEAN;
+		return -1;
+	}
+	last = written_end(f, off);
+	/* Past the synced end a power cut may leave holes where pages were
+	 * never written back: valid records after a bad one were never
+	 * durable, and go with it. */
+	if (off < last && (next = next_valid(f, off + 8, last)) != UINT64_MAX)
+		snprintf(after, sizeof(after), "; the records from offset %"
+		    PRIu64 " on were never synced", next);
+	if (replay(s, off, &maxseq, err, errlen) == -1 ||
+	    cut_log(s, off, last, err, errlen) == -1)
+		return -1;
+	s->s_last_seq = maxseq;
 	s->s_recovered = 1;
 	s->s_recovered_records = n;
 	s->s_dropped_bytes = last - off;
 	kv_log("warn", "%s: %s; replayed %" PRIu64 " records (%" PRIu64
 	    " keys) up to offset %" PRIu64 ", dropped %" PRIu64
-	    " bytes after it (%s)", s->s_path, why, n, f->f_keys, off,
-	    last - off, stop);
+	    " bytes after it (%s%s)", s->s_path, why, n, f->f_keys, off,
+	    last - off, stop, after);
 	return 0;
 }
 
@@ -1028,7 +982,7 @@ flusher(void *arg)
 {
 	struct store *s = arg;
 	struct timespec ts;
-	uint64_t next = mono_ns() + NSEC_PER_SEC, target, t;
+	uint64_t next = mono_ns() + NSEC_PER_SEC, target, end, t;
 	unsigned req;
 	int fd, e;
 
@@ -1063,7 +1017,13 @@ flusher(void *arg)
 		    (s->s_policy == STORE_FSYNC_EVERYSEC &&
 		    mono_ns() >= next))) {
 			target = s->s_want;
-			flush_fd(s, s->s_syncfd, &e);
+			end = s->s_wantend;
+			fd = s->s_syncfd;
+			flush_fd(s, fd, &e);
+			/* Still the live file (no compaction ended since):
+			 * mark what the sync covered, for recovery. */
+			if (e == 0 && fd == s->s_syncfd)
+				write_synced(fd, end);
 			if (e != 0 && s->s_ioerr == 0) {
 				/* Waiting writes must hear it: never ok. */
 				s->s_ioerr = e;
@@ -1150,7 +1110,7 @@ flush_fd(struct store *s, int fd, int *errp)
 }
 
 /* Close fd, or have the flusher close it if it is syncing it. Under s_mu. */
-static void
+void
 release_fd(struct store *s, int fd)
 {
 	if (fd == s->s_busyfd)
@@ -1164,7 +1124,7 @@ release_fd(struct store *s, int fd)
  * blocks, which takes time in proportion to its size (~25 ms for 200 MB):
  * leave that to the flusher. Under s_mu.
  */
-static void
+void
 retire_fd(struct store *s, int fd)
 {
 	if (fd == s->s_busyfd)
@@ -1177,7 +1137,7 @@ retire_fd(struct store *s, int fd)
 }
 
 /* Under s_mu. */
-static void
+void
 notify(struct store *s)
 {
 	char c = 0;
@@ -1191,7 +1151,7 @@ notify(struct store *s)
  * The first flush error stops all writes: none could be acknowledged.
  * Writes already waiting on store_durable_seq learn it from store_error.
  */
-static void
+void
 note_failure(struct store *s, int e)
 {
 	if (e == 0 || s->s_failed != 0)
@@ -1199,441 +1159,6 @@ note_failure(struct store *s, int e)
 	s->s_failed = e;
 	kv_log("error", "%s: flush failed: %s; refusing writes from now on",
 	    s->s_path, strerror(e));
-}
-
-/* ---- Compaction ---- */
-
-static int
-want_compact(const struct store *s)
-{
-	const struct kvfile *f = &s->s_f;
-	uint64_t used = f->f_end - f->f_start;
-
-	return (f->f_garbage > (used - f->f_garbage) / 3 &&
-	    used > COMPACT_MIN_DATA) || f->f_keys > f->f_nbuckets / 4 * 3;
-}
-
-static void
-maybe_compact(struct store *s)
-{
-	int e;
-
-	if (s->s_cphase != C_NONE || s->s_failed != 0 || !want_compact(s) ||
-	    mono_ns() < s->s_cretry)
-		return;
-	if (compact_start(s) == -1) {
-		e = errno;
-		kv_log(compact_level(s, e), "%s: cannot start compaction: %s; "
-		    "retrying every %llu s", s->s_cpath, strerror(e),
-		    COMPACT_RETRY_NSEC / NSEC_PER_SEC);
-		s->s_cretry = mono_ns() + COMPACT_RETRY_NSEC;
-	}
-}
-
-/*
- * How loud a failed compaction is. A full disk fails every retry the same
- * way: say so once, then at debug level until a compaction succeeds.
- */
-static const char *
-compact_level(struct store *s, int e)
-{
-	if (e == s->s_cerr)
-		return "debug";
-	s->s_cerr = e;
-	return "warn";
-}
-
-/*
- * Create the compaction file, with twice the buckets while keys would fill
- * more than half of them, and room for the live records and a margin.
- */
-static int
-compact_start(struct store *s)
-{
-	struct kvfile *f = &s->s_f, *c = &s->s_c;
-	uint64_t nb = f->f_nbuckets, live, size;
-	void *p;
-	int fd, e;
-
-	while (f->f_keys > nb / 2)
-		nb *= 2;
-	live = f->f_end - f->f_start - f->f_garbage;
-	size = data_start(nb) + round_up(live + live / 4 + GROW_MIN, PAGE);
-	fd = open(s->s_cpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1)
-		return -1;
-	if (lock_file(fd, F_WRLCK) == -1)
-		goto fail;
-	if (extend(fd, 0, size) == -1) {
-		/*
-		 * On a full disk, compaction is what frees space: try
-		 * without the margin for writes during the copy (the copy
-		 * grows as it needs, or is abandoned and retried).
-		 */
-		if (errno != ENOSPC && errno != EDQUOT)
-			goto fail;
-		size = data_start(nb) + round_up(live, PAGE);
-		if (extend(fd, 0, size) == -1)
-			goto fail;
-	}
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED)
-		goto fail;
-	memset(c, 0, sizeof(*c));
-	c->f_fd = fd;
-	c->f_map = p;
-	c->f_size = size;
-	c->f_nbuckets = nb;
-	c->f_shift = shift_for(nb);
-	c->f_start = c->f_end = data_start(nb);
-	hdr_init(HDR(c), nb, HDR(f)->h_seed, HDR(f)->h_repl_id,
-	    s->s_last_seq, HDR(f)->h_flags);
-	s->s_cpos = f->f_start;
-	s->s_cdelta = 0;
-	s->s_cprev = UINT64_MAX;
-	s->s_crounds = 0;
-	s->s_cphase = C_COPY;
-	return 0;
-fail:
-	e = errno;
-	(void)close(fd);
-	(void)unlink(s->s_cpath);
-	errno = e;
-	return -1;
-}
-
-/*
- * Copy old-log records from s_cpos into the new file until budget bytes of
- * the old log are read or, if deadline is not 0, the clock passes it. A put
- * is copied if the old buckets still point at it; a tombstone is copied,
- * and applied, if its key is in the new file. Both lookups are a cache miss
- * on a big table, so the records are taken COPY_AHEAD at a time: hashed and
- * their buckets prefetched first, the misses overlap instead of queueing.
- * Returns 0, or -1 with errno if the copy cannot go on.
- */
-static int
-copy_records(struct store *s, uint64_t budget, uint64_t deadline)
-{
-	struct kvfile *f = &s->s_f, *c = &s->s_c;
-	struct rec r;
-	uint64_t hash[COPY_AHEAD], h, i, off, pos, n = 0;
-	int found, k, j;
-
-	while (s->s_cpos < f->f_end && budget > 0) {
-		for (k = 0, pos = s->s_cpos; k < COPY_AHEAD &&
-		    pos < f->f_end && rec_fits(f, pos); k++, pos += r.r_size) {
-			rec_read(f, pos, &r);
-			hash[k] = hash_key(s, r.r_key, r.r_klen);
-			__builtin_prefetch(&BKT(f)[home(f, hash[k])]);
-			__builtin_prefetch(&BKT(c)[home(c, hash[k])], 1);
-		}
-		if (k == 0) {
-			kv_log("error", "%s: damaged record at offset %" PRIu64
-			    "; not compacting", s->s_path, s->s_cpos);
-			errno = EIO;
-			return -1;
-		}
-		for (j = 0; j < k && budget > 0; j++) {
-			rec_read(f, s->s_cpos, &r);
-			h = hash[j];
-			if (r.r_type == REC_PUT) {
-				if (find(f, h, r.r_key, r.r_klen, &i) &&
-				    BKT(f)[i].b_off == s->s_cpos) {
-					found = find(c, h, r.r_key, r.r_klen,
-					    &i);
-					if (!found && c->f_keys + 1 > cap(c)) {
-						errno = ENOSPC;
-						return -1;
-					}
-					if (reserve(c, r.r_size) == -1)
-						return -1;
-					off = append_raw(c, f->f_map +
-					    s->s_cpos, r.r_size);
-					index_put(c, found, i, h, off,
-					    r.r_klen + r.r_vlen);
-					s->s_cdelta++;
-				}
-			} else if (find(c, h, r.r_key, r.r_klen, &i)) {
-				if (reserve(c, r.r_size) == -1)
-					return -1;
-				(void)append_raw(c, f->f_map + s->s_cpos,
-				    r.r_size);
-				index_del(c, i, r.r_size);
-				s->s_cdelta++;
-			}
-			s->s_cpos += r.r_size;
-			budget = budget > r.r_size ? budget - r.r_size : 0;
-			if (deadline != 0 && (++n & 63) == 0 &&
-			    mono_ns() >= deadline)
-				return 0;
-		}
-	}
-	return 0;
-}
-
-/*
- * Copy a slice (copy_records). Once the copy has caught up, ask the
- * flusher to sync the new file; once that is done (or at once if force),
- * finish. Returns -1 after abandoning the compaction, else 0.
- */
-static int
-compact_work(struct store *s, uint64_t budget, uint64_t deadline, int force)
-{
-	struct kvfile *f = &s->s_f, *c = &s->s_c;
-	unsigned done;
-	int e;
-
-	if (copy_records(s, budget, deadline) == -1)
-		goto fail;
-	if (s->s_cpos < f->f_end)
-		return 0;
-	if (!force && !s->s_cfinal) {
-		/*
-		 * Every record copied dirties a random bucket page, so let
-		 * the flusher sync again while much was copied during its
-		 * last sync, and the delta still halves each time (else the
-		 * writers outrun the disk, and the old file grows while we
-		 * wait): the final sync, which blocks, stays small.
-		 */
-		if (s->s_cphase == C_COPY) {
-			s->s_ccaught = f->f_end;
-			s->s_ccopied = c->f_end - c->f_start;
-		}
-		pthread_mutex_lock(&s->s_mu);
-		done = s->s_bgdone == s->s_bgreq && s->s_bgfd == -1;
-		e = s->s_bgerr;
-		if (s->s_cphase == C_SYNC && f->f_end - s->s_ccaught >
-		    COMPACT_MIN_DATA && f->f_end - s->s_ccaught >
-		    s->s_ccopied) {
-			/* A slow disk: stop the old file growing, and
-			 * pay for a bigger final sync. (Against the copy
-			 * as it caught up: the copy grows by every write
-			 * since, so against its size now this never
-			 * held.) s_bgerr is news only if the last
-			 * request is done. */
-			if (!done)
-				e = 0;
-			done = 1;
-		} else if (s->s_cphase == C_COPY || (done && e == 0 &&
-		    s->s_cdelta > SYNC_DELTA && s->s_cdelta < s->s_cprev / 2 &&
-		    s->s_crounds < SYNC_ROUNDS)) {
-			s->s_cprev = s->s_cphase == C_COPY ? UINT64_MAX :
-			    s->s_cdelta;
-			s->s_cphase = C_SYNC;
-			s->s_cdelta = 0;
-			s->s_crounds++;
-			s->s_bgfd = c->f_fd;
-			s->s_bgreq++;
-			pthread_cond_signal(&s->s_cv);
-			done = 0;
-		}
-		pthread_mutex_unlock(&s->s_mu);
-		if (!done)
-			return 0;
-		if (e != 0) {
-			errno = e;
-			goto fail;
-		}
-	}
-	/*
-	 * A slow disk: the old file has grown by more than the copy held
-	 * when it caught up while the flusher syncs. Stop it growing, and
-	 * pay for the final sync here, as the rounds above would.
-	 */
-	if (!force && s->s_cfinal && f->f_end - s->s_ccaught >
-	    COMPACT_MIN_DATA && f->f_end - s->s_ccaught > s->s_ccopied)
-		force = 1;
-	if (!force) {
-		switch (final_sync(s)) {
-		case -1:
-			goto fail;
-		case 0:
-			return 0;	/* the flusher is at it */
-		}
-	}
-	if (compact_finish(s, force) == -1)
-		goto fail;
-	return 0;
-fail:
-	e = errno;	/* store_put passes it on: ENOSPC must stay ENOSPC */
-	compact_abort(s, compact_level(s, e), strerror(e));
-	errno = e;
-	return -1;
-}
-
-/*
- * The copy has caught up: have the flusher sync it, in the background, with
- * durability held (F_ASKED). Returns 1 once that is done, 0 while it runs
- * (the caller goes on copying what new writes add), -1 if it failed.
- */
-static int
-final_sync(struct store *s)
-{
-	int st, e;
-
-	pthread_mutex_lock(&s->s_mu);
-	st = s->s_final;
-	e = s->s_finalerr;
-	if (st == F_NONE) {	/* (F_DIR: the last compaction's, first) */
-		s->s_final = F_ASKED;
-		s->s_finalfd = s->s_c.f_fd;
-		s->s_finalseq = s->s_last_seq;
-		s->s_cfinal = 1;
-		pthread_cond_signal(&s->s_cv);
-	}
-	pthread_mutex_unlock(&s->s_mu);
-	if (st != F_SYNCED)
-		return 0;
-	if (e != 0) {
-		errno = e;
-		return -1;
-	}
-	return 1;
-}
-
-/*
- * Rename the new file over the old one and switch to it. Nothing is
- * written to the store in between, so the new file holds every write.
- * Its contents up to s_finalseq are synced (final_sync), and durability
- * waits for the directory's sync; the records copied since may be torn
- * by a power cut, and were never counted durable. force (the buckets are
- * full, no time to wait): sync it all here, rename and sync the directory
- * in the caller. Returns -1 before the rename only; after it there is no
- * going back.
- */
-static int
-compact_finish(struct store *s, int force)
-{
-	struct kvfile *f = &s->s_f, *c = &s->s_c, old;
-	struct hdr *h = HDR(c);
-	int e = 0;
-
-	if (c->f_keys != f->f_keys || c->f_live != f->f_live) {
-		kv_log("error", "%s: copy has %" PRIu64 " keys, store %" PRIu64
-		    "; keeping the store", s->s_cpath, c->f_keys, f->f_keys);
-		errno = EINVAL;
-		return -1;
-	}
-	/* base_seq and its CRC share a sector: a cut leaves either whole. */
-	h->h_base_seq = s->s_last_seq;
-	h->h_icrc = hdr_icrc(h);
-	hdr_store(c, s->s_last_seq, 0);
-	if (force && msync(c->f_map, c->f_size, MS_SYNC) == -1)
-		return -1;
-	if (rename(s->s_cpath, s->s_path) == -1)
-		return -1;
-	if (force && sync_dir(s->s_path) == -1) {
-		/* The rename may not survive a power cut; writes to the new
-		 * file could then vanish, so none may be acknowledged. */
-		e = errno;
-		note_failure(s, e);
-	}
-	old = *f;
-	*f = *c;
-	s->s_cphase = C_NONE;
-	s->s_cfinal = 0;
-	s->s_compactions++;
-	s->s_cerr = 0;
-	pthread_mutex_lock(&s->s_mu);
-	s->s_syncfd = f->f_fd;
-	if (s->s_bgfd == f->f_fd)
-		s->s_bgfd = -1;	/* a forced finish overtook it */
-	if (force) {
-		s->s_final = F_NONE;	/* a final sync in flight is moot */
-		s->s_fsyncs++;
-		if (e != 0 && s->s_ioerr == 0)
-			s->s_ioerr = e;
-		if (e == 0 && s->s_ioerr == 0 &&
-		    s->s_durable < s->s_last_seq) {
-			s->s_durable = s->s_last_seq;
-			notify(s);
-		}
-	} else {
-		s->s_final = F_DIR;
-		pthread_cond_signal(&s->s_cv);
-	}
-	pthread_mutex_unlock(&s->s_mu);
-	/* Unmapping 1 GiB takes ~100 ms; do it in slices from now on. */
-	unmap_old(s, UINT64_MAX);
-	s->s_old = old.f_map;
-	s->s_oldsize = old.f_size;
-	s->s_oldfd = old.f_fd;
-	kv_log("info", "%s: compacted to %" PRIu64 " keys in %" PRIu64
-	    " buckets, %" PRIu64 " -> %" PRIu64 " bytes", s->s_path,
-	    f->f_keys, f->f_nbuckets, old.f_size, f->f_size);
-	return 0;
-}
-
-static void
-compact_abort(struct store *s, const char *level, const char *why)
-{
-	struct kvfile *c = &s->s_c;
-
-	kv_log(level, "%s: compaction abandoned: %s", s->s_cpath, why);
-	s->s_cfinal = 0;
-	pthread_mutex_lock(&s->s_mu);
-	if (s->s_final == F_ASKED || s->s_final == F_SYNCED)
-		s->s_final = F_NONE;	/* durability moves again */
-	if (s->s_bgfd == c->f_fd)
-		s->s_bgfd = -1;
-	release_fd(s, c->f_fd);
-	pthread_mutex_unlock(&s->s_mu);
-	(void)munmap(c->f_map, c->f_size);
-	if (unlink(s->s_cpath) == -1)
-		kv_log("warn", "unlink %s: %s", s->s_cpath, strerror(errno));
-	c->f_fd = -1;
-	c->f_map = NULL;
-	s->s_cphase = C_NONE;
-	s->s_cretry = mono_ns() + COMPACT_RETRY_NSEC;
-}
-
-/*
- * The buckets are at their cap: finish a compaction now, starting one if
- * need be; a second round covers one that began with too few buckets.
- * This is the one place a request may wait on a whole copy, and it is
- * reached only if the copy fell behind the inserts.
- */
-static int
-make_room(struct store *s)
-{
-	int i;
-
-	for (i = 0; i < 2 && s->s_f.f_keys + 1 > cap(&s->s_f); i++) {
-		if (s->s_cphase == C_NONE && compact_start(s) == -1)
-			return -1;
-		if (compact_work(s, UINT64_MAX, 0, 1) == -1)
-			return -1;
-	}
-	if (s->s_f.f_keys + 1 > cap(&s->s_f)) {
-		errno = ENOSPC;
-		return -1;
-	}
-	return 0;
-}
-
-/* Unmap up to max bytes of the replaced mapping, from its end. */
-static void
-unmap_old(struct store *s, uint64_t max)
-{
-	uint64_t n;
-
-	if (s->s_old == NULL)
-		return;
-	n = s->s_oldsize;
-	if (n > max)
-		n = round_up(n - max, UNMAP_CHUNK);	/* page-aligned */
-	else
-		n = 0;
-	if (munmap(s->s_old + n, s->s_oldsize - n) == -1)
-		kv_log("warn", "munmap: %s", strerror(errno));
-	s->s_oldsize = n;
-	if (n > 0)
-		return;
-	s->s_old = NULL;
-	pthread_mutex_lock(&s->s_mu);
-	retire_fd(s, s->s_oldfd);
-	pthread_mutex_unlock(&s->s_mu);
-	s->s_oldfd = -1;
 }
 
 /* ---- Writes ---- */
@@ -1696,6 +1221,7 @@ wrote(struct store *s, uint64_t nbytes)
 		writeback_early(s);
 	pthread_mutex_lock(&s->s_mu);
 	s->s_want = s->s_last_seq;
+	s->s_wantend = f->f_end;
 	if (s->s_policy == STORE_FSYNC_ALWAYS)
 		pthread_cond_signal(&s->s_cv);
 	e = s->s_ioerr;
@@ -1726,7 +1252,7 @@ wrote(struct store *s, uint64_t nbytes)
  */
 
 /* path + suffix, malloc'd; NULL with errno ENOMEM. */
-static char *
+char *
 path_with(const char *path, const char *suffix)
 {
 	size_t n = strlen(path), m = strlen(suffix);
@@ -1834,15 +1360,17 @@ open_file(struct store *s, struct hdr *h, uint64_t *sizep, char *err,
 
 /*
  * Delete what a crash left beside a live store: an unfinished compaction
- * and, when live, an unfinished full sync (store_create's file). Called
+ * and, when live, an unfinished full sync (store_create's file) or
+ * salvage (which holds a lock on the store while it runs). Called
  * once the store file is known to be ours, and never for a store_create
  * file itself, whose path ends in the sync suffix.
  */
 static int
 remove_leftovers(struct store *s, int live, char *err, size_t errlen)
 {
+	static const char *const suffix[] = { SYNC_SUFFIX, SALVAGE_SUFFIX };
 	char *spath;
-	int r = 0;
+	int i, r = 0;
 
 	if (unlink(s->s_cpath) == -1 && errno != ENOENT) {
 		seterr(err, errlen, "unlink %s: %s", s->s_cpath,
@@ -1851,15 +1379,18 @@ remove_leftovers(struct store *s, int live, char *err, size_t errlen)
 	}
 	if (!live)
 		return 0;
-	if ((spath = path_with(s->s_path, SYNC_SUFFIX)) == NULL) {
-		seterr(err, errlen, "%s", strerror(errno));
-		return -1;
+	for (i = 0; i < 2 && r == 0; i++) {
+		if ((spath = path_with(s->s_path, suffix[i])) == NULL) {
+			seterr(err, errlen, "%s", strerror(errno));
+			return -1;
+		}
+		if (unlink(spath) == -1 && errno != ENOENT) {
+			seterr(err, errlen, "unlink %s: %s", spath,
+			    strerror(errno));
+			r = -1;
+		}
+		free(spath);
 	}
-	if (unlink(spath) == -1 && errno != ENOENT) {
-		seterr(err, errlen, "unlink %s: %s", spath, strerror(errno));
-		r = -1;
-	}
-	free(spath);
 	return r;
 }
 
@@ -1926,14 +1457,17 @@ trust_or_recover(struct store *s, char *err, size_t errlen)
 		f->f_garbage = hm->h_garbage_bytes;
 		s->s_last_seq = hm->h_last_seq;
 	}
-	/* A crash from here on must be detected, whatever gets written. */
+	/* A crash from here on must be detected, whatever gets written. The
+	 * log up to f_end is on disk: closed so, or synced by recover. */
 	hdr_store(f, s->s_last_seq, 0);
+	hdr_synced(hm, f->f_end);
 	if (msync(f->f_map, PAGE, MS_SYNC) == -1) {
 		seterr(err, errlen, "msync %s: %s", s->s_path,
 		    strerror(errno));
 		return -1;
 	}
 	s->s_want = s->s_durable = s->s_last_seq;
+	s->s_wantend = f->f_end;
 	s->s_syncfd = f->f_fd;
 	return 0;
 }
@@ -2043,6 +1577,7 @@ store_close(struct store *s)
 	else {
 		trim(f);
 		hdr_store(f, s->s_last_seq, 1);
+		hdr_synced(HDR(f), f->f_end);
 		if (msync(f->f_map, PAGE, MS_SYNC) == -1)
 			e = errno;
 	}
@@ -2097,7 +1632,7 @@ parse_id(const char *hex, uint8_t *id)
  * given header fields, and open it loading: store_create's and
  * store_salvage's. seed NULL: a random one.
  */
-static struct store *
+struct store *
 create_loading(const char *path, const uint8_t *id, const uint8_t *seed,
     uint32_t flags, uint64_t seq, uint64_t keys, enum store_fsync policy,
     char *err, size_t errlen)

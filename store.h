@@ -40,13 +40,33 @@ struct store_stats {
 	char		 repl_id[33];	/* 32 hex digits, random per data set */
 };
 
+/* A store file's health, from store_check or store_salvage. */
+struct store_report {
+	uint64_t	 records;	/* valid records in the log */
+	uint64_t	 keys;		/* a clean file's, or a salvage's */
+	uint64_t	 bad_ranges;	/* stretches of log without a record */
+	uint64_t	 bad_bytes;	/* their bytes */
+	uint64_t	 damaged;	/* of those, below the synced end */
+	uint64_t	 first_bad;	/* offset of the first range, if any */
+	uint64_t	 good_seq;	/* newest seq before the first range */
+	uint64_t	 last_seq;	/* newest seq: records' or header's */
+	uint64_t	 log_end;	/* end of the written log */
+	uint64_t	 synced_end;	/* log known on disk (header), or 0 */
+	uint64_t	 bad_buckets;	/* a clean file's, against its log */
+	int		 clean;		/* closed cleanly: buckets checked */
+	int		 new_repl_id;	/* the salvaged store got a new one */
+	char		 header[128];	/* what is wrong with it, or "" */
+};
 
 /*
  * Open or create the store file at path. Returns NULL on failure with a
  * one-line reason in err (bad magic, wrong version, short file, corrupt
  * header, or the failing syscall and path). Never modifies a file it does
- * not recognise. A file not closed cleanly is recovered before returning.
- * Deletes what a crash left beside it: "<path>.compact" and "<path>.sync".
+ * not recognise. A file not closed cleanly is recovered before returning:
+ * a torn tail is cut, but a bad record below the log's synced end is
+ * damage, refused with errno EUCLEAN, its offset in err and the file
+ * untouched (see store_check). Deletes what a crash left beside it:
+ * "<path>.compact", "<path>.sync" and "<path>.salvage".
  */
 struct store *store_open(const char *path, enum store_fsync policy,
 	    char *err, size_t errlen);
@@ -111,11 +131,11 @@ int	store_value_fd(struct store *s, const struct store_value *v,
  * Write key=val with sequence number seq, or the next one when seq is 0.
  * Returns 1 if the key was created, 0 if replaced, -1 with errno (ENOSPC,
  * EIO, ...) when nothing was written. *seqp gets the write's sequence.
- * EINVAL: klen not 1..STORE_MAX_KEY, or seq not 0 and not above every earlier seq
- * (durable_seq must stay meaningful). EFBIG: vlen over 2^31. After a failed
- * flush every write fails with that flush's errno. key and val must not
- * point into the mapping (a write may move it). seqp may be NULL; it gets
- * 0 when nothing was written.
+ * EINVAL: klen not 1..STORE_MAX_KEY, or seq not 0 and not above every
+ * earlier seq (durable_seq must stay meaningful). EFBIG: vlen over 2^31.
+ * After a failed flush every write fails with that flush's errno. key and
+ * val must not point into the mapping (a write may move it). seqp may be
+ * NULL; it gets 0 when nothing was written.
  */
 int	store_put(struct store *s, const char *key, size_t klen,
 	    const char *val, size_t vlen, uint64_t seq, uint64_t *seqp);
@@ -176,6 +196,30 @@ uint64_t store_durable_seq(struct store *s);
 int	store_error(struct store *s);
 
 void	store_stats(struct store *s, struct store_stats *st);
+
+/*
+ * Read the store file at path, changing nothing, under a read lock (so not
+ * while a server has it open): every record's CRC, each stretch of log
+ * without a valid record passed to fn (if not NULL) with its offset and
+ * length, whether it lies below the synced end (damage; else a torn tail),
+ * and the key of the last valid record before it (klen 0: none; bytes
+ * from the file, to be escaped), and a clean file's buckets against its
+ * log. Returns 0 if sound, 1 if damaged, -1 with err if it cannot read it.
+ */
+int	store_check(const char *path, struct store_report *rep,
+	    void (*fn)(void *arg, uint64_t off, uint64_t len, int damaged,
+	    const char *key, size_t klen), void *arg, char *err, size_t errlen);
+
+/*
+ * Replace the store file at path with a new one holding every valid record
+ * of it, in log order with their seqs (last_seq never goes back), and keep
+ * the old file as "<path>.damaged-<UTC time>", named in kept. If a record
+ * or the header was bad the new store gets a new replication id, so every
+ * replica full-syncs from it when it serves as primary: they lose what it
+ * lost. Same lock as store_check. 0, or -1 with err and path unchanged.
+ */
+int	store_salvage(const char *path, struct store_report *rep, char *kept,
+	    size_t keptlen, char *err, size_t errlen);
 
 /* The newest write's seq: store_stats' last_seq, cheap enough per request. */
 uint64_t store_last_seq(struct store *s);

@@ -263,6 +263,26 @@ json_string(char *out, const char *s, size_t n)
 	return o;
 }
 
+/* ---- Numbers ---- */
+
+const char *
+parse_dec(const char *s, uint64_t max, uint64_t *n)
+{
+	uint64_t v = 0, d;
+	const char *p;
+
+	for (p = s; *p >= '0' && *p <= '9'; p++) {
+		d = (uint64_t)(*p - '0');
+		if (d > max || v > (max - d) / 10)
+			return NULL;
+		v = v * 10 + d;
+	}
+	if (p == s)
+		return NULL;
+	*n = v;
+	return p;
+}
+
 /* ---- Settings from the environment ---- */
 
 const char *

@@ -51,6 +51,14 @@ size_t	json_string(char *out, const char *s, size_t n);
 /* 1 if s[0..n) is valid UTF-8. */
 int	utf8_valid(const char *s, size_t n);
 
+/*
+ * The decimal digits at s, at least one, as a number no greater than max
+ * into *n. Returns the first byte after them, or NULL (no digit, or past
+ * max; *n is then unchanged). No sign, no space: numbers from the wire and
+ * the command line mean exactly their digits.
+ */
+const char *parse_dec(const char *s, uint64_t max, uint64_t *n);
+
 /* ---- Settings from the environment ---- */
 
 #define MAX_TOKEN_BYTES	256		/* 8x a 32-byte random token */

@@ -206,8 +206,12 @@ writer(void *arg)
 	int fd, r, hn, status, del;
 
 	seed = (unsigned)time(NULL) ^ (unsigned)getpid() << 8 ^ (unsigned)t;
-	if ((buf = malloc(BUF_MAX)) == NULL || (fd = dial(0)) == -1)
+	if ((buf = malloc(BUF_MAX)) == NULL)
+		return NULL;
+	if ((fd = dial(0)) == -1) {
+		free(buf);
 		return NULL;	/* the server is already gone */
+	}
 	for (n = 1; time(NULL) < deadline; n++) {
 		r = rand_r(&seed) % 100;
 		del = r < DELETE_PCT;

@@ -868,10 +868,13 @@ static struct store *child_store;	/* reachable at _exit, for valgrind */
 
 /*
  * Fork a child that puts n keys "c<i>" (deleting every 10th again), then
- * _exits without closing: the store sees what kill -9 leaves behind.
+ * _exits without closing: the store sees what kill -9 leaves behind. Under
+ * FSYNC=no nothing is marked synced past what open found, so all of the
+ * child's log may be cut as a torn tail; under ALWAYS the child waits for
+ * every write to be durable, so all of it is marked synced.
  */
 static int
-crash_child(const char *path, int n)
+crash_child(const char *path, int n, enum store_fsync policy)
 {
 	char key[32], val[128];
 	pid_t pid;
@@ -881,8 +884,8 @@ crash_child(const char *path, int n)
 	if ((pid = fork()) == -1)
 		return -1;
 	if (pid == 0) {
-		if ((child_store = store_open(path, STORE_FSYNC_EVERYSEC,
-		    NULL, 0)) == NULL)
+		if ((child_store = store_open(path, policy, NULL, 0)) ==
+		    NULL)
 			_exit(2);
 		for (i = 0; i < n; i++) {
 			snprintf(key, sizeof(key), "c%d", i);
@@ -893,6 +896,11 @@ crash_child(const char *path, int n)
 			    strlen(key), 0, NULL) != 1)
 				_exit(4);
 		}
+		/* ALWAYS: every write acknowledged, then the kill. */
+		while (policy == STORE_FSYNC_ALWAYS &&
+		    store_durable_seq(child_store) <
+		    store_last_seq(child_store))
+			(void)poll(NULL, 0, 1);
 		_exit(0);
 	}
 	if (waitpid(pid, &status, 0) == -1)
@@ -933,7 +941,7 @@ test_crash_exit(void)
 
 	tcase = "crash: _exit without close";
 	remove_store(path);
-	if (!CHECK(crash_child(path, n) == 0))
+	if (!CHECK(crash_child(path, n, STORE_FSYNC_EVERYSEC) == 0))
 		return;
 	w = nwarn;
 	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
@@ -1164,7 +1172,8 @@ static const struct torn {
 	{ "torn tail: file cut mid-record", TORN_CUT, 0, 1 },
 	{ "torn tail: last bytes overwritten", TORN_SMASH, 0, 1 },
 	{ "torn tail: garbage after the end", TORN_AFTER, 0, 0 },
-	{ "torn tail: corrupt record mid-log", TORN_MIDDLE, 0, -1 },
+	{ "torn tail: corrupt record mid-log, never synced", TORN_MIDDLE, 0,
+	    -1 },
 	{ "torn tail: header counters damaged", TORN_MCRC, 1, 0 },
 };
 
@@ -1185,7 +1194,7 @@ test_torn(void)
 		t = &torn_cases[i];
 		tcase = t->name;
 		remove_store(path);
-		if (!CHECK(crash_child(path, n) == 0))
+		if (!CHECK(crash_child(path, n, STORE_FSYNC_NO) == 0))
 			continue;
 		if (t->from_clean) {
 			if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
@@ -1475,6 +1484,315 @@ test_damaged_record(void)
 		    memcmp(v.data, "value", 5) != 0));
 	}
 	CHECK(bad == 0);
+	CHECK(store_close(s) == 0);
+}
+
+/* ---- Damage: refused, checked, salvaged ---- */
+
+/* Offset of record number idx in a store file's log, or 0. */
+static uint64_t
+rec_at(const char *buf, size_t len, int idx)
+{
+	uint64_t off = u64at(buf + 24);
+	uint32_t klen, vlen;
+
+	for (; idx > 0 && off + 20 <= len && buf[off + 4] != 0; idx--) {
+		klen = (unsigned char)buf[off + 6] |
+		    (unsigned char)buf[off + 7] << 8;
+		vlen = u32at(buf + off + 8);
+		off += (20 + klen + vlen + 7) / 8 * 8;
+	}
+	return idx == 0 && off + 20 <= len ? off : 0;
+}
+
+struct ranges {
+	int		 n;
+	uint64_t	 off;		/* the first one's */
+	int		 damaged;
+	char		 key[32];	/* the key before it */
+};
+
+static void
+range_fn(void *arg, uint64_t off, uint64_t len, int damaged,
+    const char *key, size_t klen)
+{
+	struct ranges *rg = arg;
+
+	(void)len;
+	if (rg->n++ > 0)
+		return;
+	rg->off = off;
+	rg->damaged = damaged;
+	snprintf(rg->key, sizeof(rg->key), "%.*s", (int)klen, key);
+}
+
+enum { DMG_START, DMG_MIDDLE, DMG_END, DMG_KLEN, DMG_VLEN, DMG_ZERO,
+    DMG_AFTER, DMG_SEED };
+
+/*
+ * crash_child's records under FSYNC=always (all synced, then killed) are
+ * c0..c304, a delete after every 10th (record r is c(r / 11 * 10 +
+ * r % 11)'s put, or c(r / 11 * 10 + 9)'s delete when r % 11 is 10), so
+ * record 334, the last, is c304's put and has seq 335. Damage to a
+ * record below the synced end must refuse the open with its offset and
+ * leave every byte; store_check must find it, and store_salvage keep
+ * every other record with its seq.
+ */
+static const struct dmg {
+	const char	*name;
+	int		 how;
+	int		 rec;		/* the damaged record; -1: none */
+	int		 key;		/* the key it held */
+} dmg_cases[] = {
+	{ "damage: a flipped byte in the first record", DMG_START, 0, 0 },
+	{ "damage: a flipped byte mid-log", DMG_MIDDLE, 111, 101 },
+	{ "damage: a flipped byte in the last record", DMG_END, 334, 304 },
+	{ "damage: a record's klen", DMG_KLEN, 50, 46 },
+	{ "damage: a record's vlen", DMG_VLEN, 200, 182 },
+	{ "damage: a zeroed block mid-log", DMG_ZERO, 60, 55 },
+	{ "damage: garbage past the synced end is a torn tail", DMG_AFTER,
+	    -1, -1 },
+	{ "damage: the header's seed", DMG_SEED, -1, -1 },
+};
+
+/* Apply d to buf; returns the offset of the damage. */
+static uint64_t
+dmg_apply(const struct dmg *d, char *buf, size_t len)
+{
+	uint64_t off = d->rec >= 0 ? rec_at(buf, len, d->rec) : 0, end;
+	uint32_t v;
+
+	switch (d->how) {
+	case DMG_START:
+	case DMG_MIDDLE:
+	case DMG_END:
+		buf[off + 22] ^= 0x10;	/* in the key or value */
+		break;
+	case DMG_KLEN:
+		buf[off + 7] ^= 0x08;	/* klen over 1024 */
+		break;
+	case DMG_VLEN:
+		v = u32at(buf + off + 8) + 1000;
+		memcpy(buf + off + 8, &v, 4);
+		break;
+	case DMG_ZERO:
+		memset(buf + off, 0, 64);
+		break;
+	case DMG_AFTER:
+		end = rec_at(buf, len, 335);
+		memset(buf + end + 64, 0xab, 100);
+		off = end;
+		break;
+	case DMG_SEED:
+		buf[40] ^= 1;
+		break;
+	}
+	return off;
+}
+
+static void
+test_damage(void)
+{
+	const struct dmg *d;
+	struct store_report rep;
+	struct store_stats st;
+	struct store_value v;
+	struct ranges rg;
+	struct store *s;
+	const char *path = path_for("damage");
+	char *good = NULL, *buf, *after, err[512], want[64], kept[1200];
+	char key[32];
+	size_t glen, alen, i;
+	uint64_t off, seq;
+	int n = 305, rc;
+
+	tcase = "damage: setup";
+	remove_store(path);
+	if (!CHECK(crash_child(path, n, STORE_FSYNC_ALWAYS) == 0) ||
+	    !CHECK((good = read_file(path, &glen)) != NULL))
+		return;
+	CHECK(rec_at(good, glen, 334) != 0 && rec_at(good, glen, 335) != 0 &&
+	    good[rec_at(good, glen, 335) + 4] == 0);
+	for (i = 0; i < sizeof(dmg_cases) / sizeof(dmg_cases[0]); i++) {
+		d = &dmg_cases[i];
+		tcase = d->name;
+		if ((buf = malloc(glen)) == NULL)
+			abort();
+		memcpy(buf, good, glen);
+		off = dmg_apply(d, buf, glen);
+		remove_store(path);
+		CHECK(write_file(path, buf, glen) == 0);
+
+		err[0] = '\0';
+		errno = 0;
+		s = store_open(path, STORE_FSYNC_NO, err, sizeof(err));
+		if (d->how == DMG_AFTER) {
+			/* Cut as a torn tail, every record kept. */
+			if (!CHECK(s != NULL))
+				printf("  got \"%s\"\n", err);
+			else {
+				store_stats(s, &st);
+				CHECK(st.dropped_bytes == 164);
+				CHECK(crash_diff(s, 0, n, 1) == 0);
+				CHECK(store_close(s) == 0);
+			}
+			free(buf);
+			continue;
+		}
+		CHECK(s == NULL);
+		if (s != NULL)
+			store_close(s);
+		if (d->how == DMG_SEED)
+			CHECK(strstr(err, "header checksum mismatch") != NULL);
+		else {
+			snprintf(want, sizeof(want), "at offset %llu,",
+			    (unsigned long long)off);
+			CHECK(errno == EUCLEAN);
+			if (!CHECK(strstr(err, want) != NULL &&
+			    strstr(err, "unchanged") != NULL &&
+			    strstr(err, path) != NULL))
+				printf("  got \"%s\"\n", err);
+		}
+		after = read_file(path, &alen);
+		CHECK(after != NULL && alen == glen &&
+		    memcmp(after, buf, glen) == 0);
+		free(after);
+
+		/* store_check: changes nothing, finds it. */
+		memset(&rg, 0, sizeof(rg));
+		rc = store_check(path, &rep, range_fn, &rg, err, sizeof(err));
+		CHECK(rc == 1);
+		after = read_file(path, &alen);
+		CHECK(after != NULL && alen == glen &&
+		    memcmp(after, buf, glen) == 0);
+		free(after);
+		CHECK(rep.last_seq == (uint64_t)(n + n / 10) -
+		    (d->how == DMG_END));
+		if (d->how == DMG_SEED) {
+			CHECK(rep.header[0] != '\0' && rep.bad_ranges == 0);
+			CHECK(rep.records == 335);
+		} else {
+			CHECK(rep.header[0] == '\0');
+			CHECK(rep.records == 334);
+			CHECK(rep.bad_ranges == 1 && rep.damaged == 1);
+			CHECK(rep.first_bad == off && rg.off == off &&
+			    rg.damaged);
+			CHECK(rep.good_seq == (uint64_t)d->rec);
+			snprintf(key, sizeof(key), "c%d", d->key - 1);
+			CHECK(d->rec == 0 ? rg.key[0] == '\0' :
+			    strcmp(rg.key, key) == 0);
+		}
+
+		/* store_salvage: every other record, the old file kept. */
+		rc = store_salvage(path, &rep, kept, sizeof(kept), err,
+		    sizeof(err));
+		if (!CHECK(rc == 0))
+			printf("  got \"%s\"\n", err);
+		after = read_file(kept, &alen);
+		CHECK(after != NULL && alen == glen &&
+		    memcmp(after, buf, glen) == 0);
+		free(after);
+		(void)unlink(kept);
+		CHECK(rep.new_repl_id == 1);
+		if ((s = xopen(path, STORE_FSYNC_NO)) == NULL) {
+			free(buf);
+			continue;
+		}
+		/* A seq the damage may have held is never handed out. */
+		store_stats(s, &st);
+		CHECK(st.recovered == 0);
+		CHECK(st.last_seq >= (uint64_t)(n + n / 10));
+		CHECK(st.keys == rep.keys);
+		if (d->key >= 0) {
+			snprintf(key, sizeof(key), "c%d", d->key);
+			CHECK(store_get(s, key, strlen(key), &v) == 0);
+			CHECK(crash_diff(s, 0, n, 1) == 1);
+			CHECK(st.keys == (uint64_t)(n - n / 10 - 1));
+		} else
+			CHECK(crash_diff(s, 0, n, 1) == 0);
+		/* The seq of a kept value is the one it was written with. */
+		CHECK(store_get(s, "c303", 4, &v) == 1 &&
+		    v.seq == (uint64_t)(303 + 303 / 10 + 1));
+		CHECK(store_put(s, "new", 3, "v", 1, 0, &seq) == 1 &&
+		    seq == st.last_seq + 1);
+		CHECK(store_close(s) == 0);
+		free(buf);
+	}
+	free(good);
+}
+
+/*
+ * A cleanly closed file's buckets are trusted at open (it reads one page),
+ * so a damaged bucket is found by store_check, and store_salvage rebuilds
+ * the index from the log, keeping the replication id: no record was lost.
+ */
+static void
+test_damaged_bucket(void)
+{
+	struct store_report rep;
+	struct store_stats st, st2;
+	struct store *s;
+	const char *path = path_for("dbucket");
+	char *buf, err[256], kept[1200], key[32];
+	size_t len;
+	uint64_t nb, i;
+	int n = 200, bad = 0;
+
+	tcase = "damage: a bucket of a clean file";
+	remove_store(path);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	for (i = 0; i < (uint64_t)n; i++) {
+		snprintf(key, sizeof(key), "b%d", (int)i);
+		store_put(s, key, strlen(key), "value", 5, 0, NULL);
+	}
+	store_stats(s, &st);
+	CHECK(store_close(s) == 0);
+	CHECK(store_check(path, &rep, NULL, NULL, err, sizeof(err)) == 0);
+	CHECK(rep.clean && rep.bad_buckets == 0 && rep.keys == (uint64_t)n);
+	if (!CHECK((buf = read_file(path, &len)) != NULL))
+		return;
+	nb = u64at(buf + 16);
+	for (i = 0; i < nb && u64at(buf + PAGE + 16 * i + 8) == 0; i++)
+		;
+	buf[PAGE + 16 * i + 3] ^= 0x40;		/* its hash */
+	CHECK(write_file(path, buf, len) == 0);
+	free(buf);
+	CHECK(store_check(path, &rep, NULL, NULL, err, sizeof(err)) == 1);
+	CHECK(rep.bad_buckets >= 1 && rep.bad_ranges == 0);
+
+	tcase = "damage: salvage rebuilds the buckets";
+	CHECK(store_salvage(path, &rep, kept, sizeof(kept), err,
+	    sizeof(err)) == 0);
+	CHECK(rep.new_repl_id == 0 && exists(kept));
+	(void)unlink(kept);
+	CHECK(store_check(path, &rep, NULL, NULL, err, sizeof(err)) == 0);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	for (i = 0; i < (uint64_t)n; i++) {
+		snprintf(key, sizeof(key), "b%d", (int)i);
+		bad += store_get(s, key, strlen(key), &(struct store_value){
+		    NULL, 0, 0 }) != 1;
+	}
+	CHECK(bad == 0);
+	store_stats(s, &st2);
+	CHECK(strcmp(st.repl_id, st2.repl_id) == 0);
+	CHECK(st2.last_seq == st.last_seq && st2.keys == (uint64_t)n);
+	CHECK(store_close(s) == 0);
+
+	tcase = "damage: check refuses a file in use";
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	fflush(stdout);
+	if (fork() == 0)
+		_exit(store_check(path, &rep, NULL, NULL, err, sizeof(err)) ==
+		    -1 && strstr(err, "in use") != NULL ? 0 : 1);
+	{
+		int status;
+
+		CHECK(wait(&status) > 0 && WIFEXITED(status) &&
+		    WEXITSTATUS(status) == 0);
+	}
 	CHECK(store_close(s) == 0);
 }
 
@@ -2171,7 +2489,10 @@ test_flush_error(void)
  * reached the disk read as zeros (space allocated, data never written).
  * A sector holding durable bytes is never zeroed: sector writes are atomic
  * (what SQLite calls powersafe overwrite), or no log that appends into a
- * partly filled sector could keep its last record.
+ * partly filled sector could keep its last record. The flusher really
+ * syncs meanwhile, and marks the header with the log's synced end only
+ * after: an image whose header page carries a later mark holds the log up
+ * to it (pl_synced), as a disk would.
  *
  * Every image must open and hold exactly the writes up to some seq L at or
  * past the flush point: each key with its value as of L and no other key.
@@ -2211,6 +2532,7 @@ struct pl_snap {
 struct pl_counts {
 	unsigned long	 images, pages, whole, torn, scattered, zero_tail;
 	unsigned long	 past_flush;	/* writes recovered past it */
+	unsigned long	 synced_hdr;	/* headers marking a synced end */
 	unsigned long	 grown_file;	/* images longer than at the flush */
 };
 
@@ -2368,6 +2690,8 @@ pl_sector(const struct pl_run *r, int i, size_t off)
 	    zero;
 }
 
+static size_t	 pl_synced(struct pl_run *, char *, size_t);
+
 static int
 pl_page_differs(const struct pl_run *r, int v, size_t off)
 {
@@ -2445,6 +2769,30 @@ pl_image(struct pl_run *r, char *img, size_t *pages)
 	for (i = n; i < npg; i++)
 		r->r_n.zero_tail += (pages[i] + 1) * PAGE >
 		    r->r_snap[0].s_len;
+	return pl_synced(r, img, size);
+}
+
+/*
+ * The header's synced end is written only after a real sync covered the
+ * log up to it, so a header page that reached the disk vouches for those
+ * bytes (and the file's size): put them in the image, from the newest
+ * snapshot (records never change once written). Returns the image size.
+ */
+static size_t
+pl_synced(struct pl_run *r, char *img, size_t size)
+{
+	const struct pl_snap *last = &r->r_snap[r->r_nsnap - 1];
+	uint64_t w = u64at(img + 80), start = u64at(img + 24);
+
+	if (u32at(img + 88) != ref_crc32c(img + 80, 8) || w <= start ||
+	    w > last->s_len)
+		return size;
+	if (size < w) {
+		memcpy(img + size, last->s_buf + size, last->s_len - size);
+		size = last->s_len;
+	}
+	memcpy(img + start, last->s_buf + start, w - start);
+	r->r_n.synced_hdr++;
 	return size;
 }
 
@@ -2671,13 +3019,13 @@ test_power_loss(void)
 	free(r.r_chg);
 	printf("power loss: %d rounds, %lu images opened (%lu pages written "
 	    "back: %lu whole, %lu torn, %lu scattered; %lu zero pages past "
-	    "the old end; %lu files longer than at the flush), "
-	    "%lu writes past the flush points recovered, %" PRIu64
-	    " compactions, %.1f s%s\n", round, r.r_n.images, r.r_n.pages,
-	    r.r_n.whole, r.r_n.torn, r.r_n.scattered, r.r_n.zero_tail,
-	    r.r_n.grown_file, r.r_n.past_flush,
-	    st.compactions, now_sec() - t0,
-	    failed > failed_before ? " FAILED" : "");
+	    "the old end; %lu files longer than at the flush; %lu headers "
+	    "marking a synced end), %lu writes past the flush points "
+	    "recovered, %" PRIu64 " compactions, %.1f s%s\n", round,
+	    r.r_n.images, r.r_n.pages, r.r_n.whole, r.r_n.torn,
+	    r.r_n.scattered, r.r_n.zero_tail, r.r_n.grown_file,
+	    r.r_n.synced_hdr, r.r_n.past_flush, st.compactions,
+	    now_sec() - t0, failed > failed_before ? " FAILED" : "");
 }
 
 int
@@ -2692,6 +3040,8 @@ main(int argc, char *argv[])
 		{ "format", test_format },
 		{ "bad_header", test_bad_header },
 		{ "damaged_record", test_damaged_record },
+		{ "damage", test_damage },
+		{ "damaged_bucket", test_damaged_bucket },
 		{ "open_errors", test_open_errors },
 		{ "fsync", test_fsync },
 		{ "full_disk", test_full_disk },

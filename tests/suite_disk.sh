@@ -141,8 +141,20 @@ testFailedFlushIsNeverAcknowledgedAndRefusesWrites() {
   mount -o remount,size=96m "${dmnt}"
   e2fsck -fy "${ddev}" >"${SHUNIT_TMPDIR}/fsck.log" 2>&1
   mount "${ddev}" "${dfs}"
+  # A write acknowledged while the volume filled may be missing (see the
+  # XXX below): the store then refuses to start smaller, and a salvage
+  # keeps every other record.
+  salvaged=
+  if ! ./kvstore check "${dfs}/data" >"${SHUNIT_TMPDIR}/check.log"; then
+    assertTrue 'damage only after the trouble began' \
+      "[ -s '${SHUNIT_TMPDIR}/late' ]"
+    ./kvstore salvage "${dfs}/data" >>"${SHUNIT_TMPDIR}/check.log"
+    assertTrue "salvage: $(cat "${SHUNIT_TMPDIR}/check.log")" $?
+    salvaged=1
+  fi
   start eio DATA_DIR="${dfs}/data" FSYNC=always
-  assertContains 'recovered' "$(cat "${slog}")" 'not closed cleanly'
+  [ -n "${salvaged}" ] ||
+    assertContains 'recovered' "$(cat "${slog}")" 'not closed cleanly'
   assertEquals 'every write acknowledged before the trouble' 0 \
     "$(disk_check "${sport}" <"${SHUNIT_TMPDIR}/acked")"
   # XXX: not asserted. Here (Linux 6.18) a loop device completes a write

@@ -1,6 +1,8 @@
 /*
  * libFuzzer target: opening (and so recovering) a store from arbitrary file
- * bytes, then reading, scanning and writing what it recovered (make fuzz).
+ * bytes, then reading, scanning and writing what it recovered; and
+ * checking and salvaging the same bytes, then opening the salvaged store,
+ * which must open (make fuzz).
  */
 
 #include <sys/types.h>
@@ -26,6 +28,20 @@ quiet(const char *level, const char *msg)
 	(void)msg;
 }
 
+static void
+range(void *arg, uint64_t off, uint64_t len, int damaged, const char *key,
+    size_t klen)
+{
+	size_t i;
+
+	/* The key is read as the CLI would print it. */
+	for (i = 0; i < klen; i++)
+		*(unsigned *)arg += (unsigned char)key[i];
+	(void)off;
+	(void)len;
+	(void)damaged;
+}
+
 static int
 visit(void *arg, const char *key, size_t klen, const struct store_value *v)
 {
@@ -39,33 +55,66 @@ visit(void *arg, const char *key, size_t klen, const struct store_value *v)
 	return 0;
 }
 
+/* Open path, list and read it all, write and delete a key, close. */
+static int
+use(const char *path)
+{
+	struct store *s;
+	char err[256];
+	uint64_t cursor = 0, seq;
+
+	if ((s = store_open(path, STORE_FSYNC_NO, err, sizeof(err))) == NULL)
+		return -1;
+	while (cursor != UINT64_MAX)
+		store_scan(s, &cursor, 64, visit, s);
+	(void)store_put(s, "fuzz", 4, "value", 5, 0, &seq);
+	(void)store_del(s, "fuzz", 4, 0, &seq);
+	store_close(s);
+	return 0;
+}
+
+/* The input as the file at path. */
+static int
+write_input(const char *path, const uint8_t *data, size_t size)
+{
+	int fd, r = 0;
+
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) == -1)
+		return -1;
+	if (write(fd, data, size) != (ssize_t)size)
+		r = -1;
+	close(fd);
+	return r;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char path[64];
-	struct store *s;
-	char err[256];
-	uint64_t cursor = 0, seq;
-	int fd;
+	struct store_report rep;
+	char err[256], kept[128];
+	unsigned sum = 0;
+	int rc;
 
 	log_set_sink(quiet);
 
 	if (path[0] == '\0')
 		snprintf(path, sizeof(path), "/tmp/kvstore-fuzz-%d.db",
 		    (int)getpid());
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) == -1)
+	/* Recovery on the bytes as they are, then check and salvage. */
+	if (write_input(path, data, size) == -1)
 		return 0;
-	if (write(fd, data, size) != (ssize_t)size) {
-		close(fd);
+	(void)use(path);
+	if (write_input(path, data, size) == -1)
 		return 0;
-	}
-	close(fd);
-	if ((s = store_open(path, STORE_FSYNC_NO, err, sizeof(err))) != NULL) {
-		while (cursor != UINT64_MAX)
-			store_scan(s, &cursor, 64, visit, s);
-		(void)store_put(s, "fuzz", 4, "value", 5, 0, &seq);
-		(void)store_del(s, "fuzz", 4, 0, &seq);
-		store_close(s);
+	rc = store_check(path, &rep, range, &sum, err, sizeof(err));
+	if (rc != -1 && store_salvage(path, &rep, kept, sizeof(kept), err,
+	    sizeof(err)) == 0) {
+		/* What salvage writes is a sound store. */
+		if (use(path) == -1 ||
+		    store_check(path, &rep, NULL, NULL, err, sizeof(err)) != 0)
+			abort();
+		unlink(kept);
 	}
 	unlink(path);
 	return 0;

@@ -1,0 +1,212 @@
+/*
+ * store_int.h: the store's insides, shared by the files that make it up:
+ * store.c (the file format, open and recovery, the flusher, reads and
+ * writes), store_compact.c (compaction) and store_check.c (check and
+ * salvage). No other module includes it: theirs is store.h. The layout
+ * below is the one the format comment at the top of store.c draws.
+ * Include it after <pthread.h>, <stddef.h>, <stdint.h> and store.h.
+ */
+
+/* The format (store.c's comment). */
+#define FORMAT_VERSION	1
+#define MAGIC		"KVSTORE"	/* 8 bytes with its NUL */
+#define PAGE		4096		/* the format's unit, not the host's */
+#define MIN_BUCKETS	1024		/* 16 KiB of buckets in a new file */
+#define MAX_BUCKETS	((uint64_t)1 << 40)	/* beyond: a corrupt header */
+#define REC_HDR		20		/* crc, type, pad, klen, vlen, seq */
+#define FLAG_SYNCED	0x1		/* the data set came whole from a primary */
+#define REC_PUT		'P'
+#define REC_DEL		'D'
+#define MAX_VALUE_BYTES	((uint64_t)1 << 31)	/* fits vlen, a u32 */
+
+#define GROW_MIN	((uint64_t)1 << 20)	/* so small stores don't grow
+						   on every write */
+#define UNMAP_CHUNK	((uint64_t)8 << 20)	/* about 1 ms of munmap */
+#define NSEC_PER_SEC	1000000000ULL
+#define SALVAGE_SUFFIX	".salvage"	/* store_salvage's new file */
+
+enum { C_NONE, C_COPY, C_SYNC };	/* compaction phases */
+/*
+ * The copy's last sync, in the background: asked by the caller (F_ASKED),
+ * done by the flusher (F_SYNCED), then the caller renames and asks for the
+ * directory's sync (F_DIR). Durability stands still from F_ASKED until the
+ * directory is synced: no write may count as on disk while a power cut
+ * could still leave the old file at the path without it.
+ */
+enum { F_NONE, F_ASKED, F_SYNCED, F_DIR };
+
+struct hdr {
+	/* Written once when the file is made; guarded by h_icrc. */
+	char		 h_magic[8];
+	uint32_t	 h_version;
+	uint32_t	 h_flags;
+	uint64_t	 h_nbuckets;
+	uint64_t	 h_data_start;
+	uint8_t		 h_seed[16];
+	uint8_t		 h_repl_id[16];
+	uint64_t	 h_base_seq;
+	uint32_t	 h_icrc;
+	uint32_t	 h_pad;
+	/* Rewritten after syncs (by the flusher too); guarded by h_scrc. */
+	uint64_t	 h_synced;
+	uint32_t	 h_scrc;
+	char		 h_pad2[36];
+	/* Rewritten at open and close; guarded by h_mcrc. */
+	uint32_t	 h_mcrc;
+	uint32_t	 h_clean;
+	uint64_t	 h_data_end;
+	uint64_t	 h_last_seq;
+	uint64_t	 h_keys;
+	uint64_t	 h_live_bytes;
+	uint64_t	 h_garbage_bytes;
+};
+
+/* store.c's picture is the contract: fail to compile if the struct drifts. */
+typedef char hdr_layout_check[sizeof(struct hdr) == 176 &&
+    offsetof(struct hdr, h_icrc) == 72 &&
+    offsetof(struct hdr, h_synced) == 80 &&
+    offsetof(struct hdr, h_scrc) == 88 &&
+    offsetof(struct hdr, h_mcrc) == 128 ? 1 : -1];
+
+struct bucket {
+	uint64_t	 b_hash;
+	uint64_t	 b_off;
+};
+
+/* One mapped store file: the live one, or the target of a compaction. */
+struct kvfile {
+	int		 f_fd;
+	char		*f_map;
+	uint64_t	 f_size;	/* of the file, all of it mapped */
+	uint64_t	 f_nbuckets;
+	unsigned	 f_shift;	/* 64 - log2(f_nbuckets) */
+	uint64_t	 f_start;	/* data_start */
+	uint64_t	 f_end;		/* data_end: the next record's offset */
+	uint64_t	 f_keys;
+	uint64_t	 f_live;	/* key + value bytes of live records */
+	uint64_t	 f_garbage;	/* record bytes no bucket points at */
+};
+
+struct rec {
+	uint32_t	 r_crc;
+	int		 r_type;
+	size_t		 r_klen;
+	size_t		 r_vlen;
+	uint64_t	 r_seq;
+	const char	*r_key;
+	const char	*r_val;
+	uint64_t	 r_size;	/* with header and padding */
+};
+
+struct store {
+	struct kvfile	 s_f;		/* the store */
+	struct kvfile	 s_c;		/* the compaction's new file */
+	char		*s_path;
+	char		*s_cpath;	/* s_path + ".compact" */
+	enum store_fsync s_policy;
+	uint64_t	 s_k0, s_k1;	/* SipHash key, from the file's seed */
+	uint64_t	 s_last_seq;
+	int		 s_failed;	/* latched flush error: no writes */
+	int		 s_loading;	/* store_create's: seqs at or below base */
+	uint64_t	 s_wbdone;	/* loading: log written back below this */
+	int		 s_cphase;
+	uint64_t	 s_cpos;	/* next old-log record to copy */
+	uint64_t	 s_cdelta;	/* records copied since the last sync */
+	uint64_t	 s_cprev;	/* and during the sync before */
+	uint64_t	 s_ccaught;	/* old log's end when first caught up */
+	uint64_t	 s_ccopied;	/* and the copy's log bytes then */
+	int		 s_crounds;	/* background syncs of this copy */
+	int		 s_cfinal;	/* its last sync was asked for */
+	char		*s_old;		/* a replaced mapping, being unmapped */
+	uint64_t	 s_oldsize;	/* what is left of it */
+	int		 s_oldfd;	/* its file, closed after it */
+	uint64_t	 s_cretry;	/* no new compaction before (ns) */
+	int		 s_cerr;	/* errno of the last failed one, or 0 */
+	uint64_t	 s_compactions;
+	uint64_t	 s_recovered_records;
+	uint64_t	 s_dropped_bytes;
+	int		 s_recovered;
+	int		 s_pipe[2];	/* to the poll loop: durable moved */
+	pthread_t	 s_tid;
+	/* The rest is shared with the flusher, under s_mu. */
+	pthread_mutex_t	 s_mu;
+	pthread_cond_t	 s_cv;
+	int		 s_stop;
+	int		 s_syncfd;	/* what ALWAYS and EVERYSEC sync */
+	int		 s_busyfd;	/* being synced right now, or -1 */
+	int		 s_closefd;	/* close after the sync of s_busyfd */
+	int		 s_retirefd;	/* a replaced file for the flusher to
+					   close: freeing it takes time */
+	uint64_t	 s_want;	/* newest seq written */
+	uint64_t	 s_wantend;	/* and the log's end in s_syncfd then */
+	uint64_t	 s_durable;	/* newest seq known to be on disk */
+	uint64_t	 s_fsyncs;
+	int		 s_ioerr;	/* errno of the first failed flush */
+	int		 s_bgfd;	/* compaction file to sync, or -1 */
+	unsigned	 s_bgreq;	/* number of that request */
+	unsigned	 s_bgdone;	/* number of the last one finished */
+	int		 s_bgerr;	/* and its errno */
+	int		 s_final;	/* F_*, the last sync of a copy */
+	int		 s_finalfd;	/* the copy's file */
+	int		 s_finalerr;	/* the sync's errno */
+	uint64_t	 s_finalseq;	/* every write up to it is in that sync */
+	uint64_t	 s_finalend;	/* and the copy's log up to here */
+};
+
+#define HDR(f)	((struct hdr *)(void *)(f)->f_map)
+#define BKT(f)	((struct bucket *)(void *)((f)->f_map + PAGE))
+
+/*
+ * store.c's helpers: the file, its header, records and the index, each
+ * described where it is defined. The main thread's, but for a file that
+ * no other thread holds (store_check's, a salvage's).
+ */
+void	seterr(char *err, size_t errlen, const char *fmt, ...);
+char	*path_with(const char *path, const char *suffix);
+uint64_t round_up(uint64_t n, uint64_t to);
+uint64_t data_start(uint64_t nbuckets);
+unsigned shift_for(uint64_t nbuckets);
+int	check_header(const struct hdr *h, uint64_t size, const char *path,
+	    char *err, size_t errlen);
+uint32_t hdr_icrc(const struct hdr *h);
+uint32_t hdr_mcrc(const struct hdr *h);
+void	hdr_init(struct hdr *h, uint64_t nbuckets, const uint8_t *seed,
+	    const uint8_t *repl_id, uint64_t base_seq, uint32_t flags);
+void	hdr_store(struct kvfile *f, uint64_t last_seq, int clean);
+void	hdr_synced(struct hdr *h, uint64_t end);
+uint64_t synced_end(const struct kvfile *f);
+int	extend(int fd, uint64_t size, uint64_t newsize);
+int	reserve(struct kvfile *f, uint64_t need);
+int	lock_file(int fd, short type);
+int	sync_dir(const char *path);
+uint64_t rec_size(uint64_t klen, uint64_t vlen);
+void	rec_read(const struct kvfile *f, uint64_t off, struct rec *r);
+int	rec_fits(const struct kvfile *f, uint64_t off);
+int	rec_valid(const struct kvfile *f, uint64_t off, struct rec *r);
+uint64_t written_end(const struct kvfile *f, uint64_t from);
+uint64_t next_valid(const struct kvfile *f, uint64_t from, uint64_t end);
+uint64_t hash_key(const struct store *s, const char *key, size_t klen);
+uint64_t home(const struct kvfile *f, uint64_t h);
+uint64_t cap(const struct kvfile *f);
+int	find(const struct kvfile *f, uint64_t h, const char *key,
+	    size_t klen, uint64_t *slotp);
+int	index_put(struct kvfile *f, int found, uint64_t i, uint64_t h,
+	    uint64_t off, uint64_t kvlen);
+void	index_del(struct kvfile *f, uint64_t i, uint64_t tsize);
+struct store *create_loading(const char *path, const uint8_t *id,
+	    const uint8_t *seed, uint32_t flags, uint64_t seq, uint64_t keys,
+	    enum store_fsync policy, char *err, size_t errlen);
+
+/* store.c: the flusher's side of a compaction; all but the last under s_mu. */
+void	release_fd(struct store *s, int fd);
+void	retire_fd(struct store *s, int fd);
+void	notify(struct store *s);
+void	note_failure(struct store *s, int e);
+
+/* store_compact.c, for the main thread. */
+void	maybe_compact(struct store *s);
+int	compact_work(struct store *s, uint64_t budget, uint64_t deadline,
+	    int force);
+void	compact_abort(struct store *s, const char *level, const char *why);
+int	make_room(struct store *s);
+void	unmap_old(struct store *s, uint64_t max);

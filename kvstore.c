@@ -206,14 +206,13 @@ load_tokens(void)
 static void
 load_peers_dns(void)
 {
-	const char *v = env("PEERS_DNS", ""), *c;
-	size_t n;
+	const char *v = env("PEERS_DNS", ""), *c = strrchr(v, ':'), *e;
+	size_t n = c != NULL ? (size_t)(c - v) : strlen(v);
+	uint64_t port;
 
-	c = strrchr(v, ':');
-	n = c != NULL ? (size_t)(c - v) : strlen(v);
 	if (n >= sizeof(cfg.peers_dns) || strchr(v, '/') != NULL ||
-	    (c != NULL && (c[1] == '\0' || strlen(c + 1) > 5 ||
-	    strspn(c + 1, "0123456789") != strlen(c + 1))))
+	    (c != NULL && ((e = parse_dec(c + 1, 65535, &port)) == NULL ||
+	    *e != '\0' || port == 0)))
 		die("PEERS_DNS=%s: expected a DNS name, or name:port", v);
 	memcpy(cfg.peers_dns, v, n);
 	cfg.peers_dns[n] = '\0';

@@ -2179,10 +2179,12 @@ resolve_peers(struct recovery *rv)
 }
 
 /*
- * The candidates: REPLICA_URLS, registered peers whose address checked
- * (a registration is otherwise anyone's: see address_matches; with
- * REPL_TOKEN it also had to carry the token), and PEERS_DNS. Returns -1
- * if stopping.
+ * The candidates: PEERS_DNS, REPLICA_URLS and registered peers whose
+ * address checked (a registration is otherwise anyone's: see
+ * address_matches; with REPL_TOKEN it also had to carry the token). The
+ * lookup comes first: it may block for seconds, and replicas that register
+ * meanwhile must still be asked before the wait ends. Returns -1 if
+ * stopping.
  */
 static int
 list_candidates(struct recovery *rv)
@@ -2190,6 +2192,8 @@ list_candidates(struct recovery *rv)
 	struct peer	*p;
 	int		 stop;
 
+	if (cfg.peers_dns[0] != '\0')
+		resolve_peers(rv);
 	LOCK();
 	rv->gen = peers_gen;
 	for (p = peers; p != NULL; p = p->next)
@@ -2197,8 +2201,6 @@ list_candidates(struct recovery *rv)
 			(void)add_cand(rv, p->url, p->is_static);
 	stop = stopping;
 	UNLOCK();
-	if (!stop && cfg.peers_dns[0] != '\0')
-		resolve_peers(rv);
 	return stop ? -1 : 0;
 }
 

@@ -984,6 +984,9 @@ testBadConfigurationExitsWithOneClearLine() {
   check_bad_env 'MAX_VALUE_BYTES=' MAX_VALUE_BYTES=-1
   check_bad_env 'LOG_LEVEL=loud' LOG_LEVEL=loud
   check_bad_env 'DATA_DIR' DATA_DIR=/etc/passwd/sub
+  check_bad_env 'PEERS_DNS=' PEERS_DNS=pods:0
+  check_bad_env 'PEERS_DNS=' PEERS_DNS=pods:80x
+  check_bad_env 'PEERS_DNS=' PEERS_DNS=http://pods
 }
 
 testUnwritableDataDirIsRefusedAndLeftUntouched() {

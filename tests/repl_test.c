@@ -1413,6 +1413,39 @@ test_recover_nobody(void)
  * A "replica" registered from an address its URL does not resolve to is
  * never asked nor copied (it claims seq 999); PEERS_DNS finds a real one.
  */
+/*
+ * A PEERS_DNS lookup that blocks past recover_wait_ms: a replica that
+ * registered meanwhile is still asked, and copied, before the decision.
+ */
+static void
+test_recover_slow_dns(void)
+{
+	struct repl_config c;
+	struct fake *r = fake_start(ID_B, 5, TOKEN);
+	struct store *live = live_store("slowdns.db");
+	struct repl_recovery rr;
+
+	add_rec(&r->snap, 'P', 5, "kept", 4, "v", 1);
+	add_rec(&r->snap, 'E', 5, NULL, 0, NULL, 0);
+	snprintf(r->snap_id, sizeof(r->snap_id), "%s", ID_B);
+	r->snap_seq = 5;
+	recovering_config(&c, "", 1000, live);
+	c.peers_dns = "slow.test";
+	c.peers_port = "8080";
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	CHECK(repl_recover() == 0, "repl_recover");
+	sleep_ms(200);
+	repl_add_replica(r->url, from_lo());
+	CHECK(finish_recovery(&live, &rr, 5000), "decided");
+	CHECK(strcmp(rr.source, r->url) == 0 && rr.seq == 5, "copied from the "
+	    "replica that registered during the lookup (\"%s\")", rr.source);
+	CHECK(strstr(rr.silent, "slow.test") != NULL, "and named the name "
+	    "that did not resolve (\"%s\")", rr.silent);
+	repl_shutdown(0);
+	(void)store_close(live);
+	fake_stop(r);
+}
+
 static void
 test_recover_untrusted(void)
 {
@@ -1643,6 +1676,10 @@ __wrap_getaddrinfo(const char *host, const char *serv,
 
 	if (host != NULL && strcmp(host, "peers.test") == 0)
 		return __real_getaddrinfo("127.0.0.1", serv, hints, res);
+	if (host != NULL && strcmp(host, "slow.test") == 0) {
+		sleep_ms(1500);	/* a DNS server that does not answer */
+		return EAI_AGAIN;
+	}
 	if (host == NULL || strcmp(host, "moving.test") != 0)
 		return __real_getaddrinfo(host, serv, hints, res);
 	pthread_mutex_lock(&dnsmu);
@@ -1790,6 +1827,7 @@ main(void)
 	test_recover_at_once();
 	test_recover_nobody();
 	test_recover_untrusted();
+	test_recover_slow_dns();
 	test_timeouts();
 	test_backoff();
 	test_resolve();

@@ -58,7 +58,7 @@ testALonePrimaryThatHearsNobodyStartsAfterTheWait() {
   out=$(put_after_health "${rp}" first)
   assertEquals "made: $(cat "${body}")" 201 "${out%% *}"
   assertTrue "after RECOVER_WAIT_MS (${out#* } ms)" \
-    "[ ${out#* } -ge 1300 ] && [ ${out#* } -lt 5000 ]"
+    "[ ${out#* } -ge 800 ] && [ ${out#* } -lt 5000 ]"
   ready=$(curl -s "http://127.0.0.1:${rp}/ready")
   assertContains 'it says what it did' "${ready}" \
     '"recovery":"new data set: no replica registered'
@@ -124,7 +124,7 @@ testPeersDnsListingOnlyThisNodeWaits() {
   out=$(put_after_health "${rp}" first)
   assertEquals "made: $(cat "${body}")" 201 "${out%% *}"
   assertTrue "it waited RECOVER_WAIT_MS (${out#* } ms)" \
-    "[ ${out#* } -ge 1300 ] && [ ${out#* } -lt 5000 ]"
+    "[ ${out#* } -ge 800 ] && [ ${out#* } -lt 5000 ]"
   assertTrue 'asked itself' \
     "log_has '${SHUNIT_TMPDIR}/p.log' 'recovery: http://127.0.0.1:${rp} is this node'"
   assertNotContains 'no warning' "$(curl -s "http://127.0.0.1:${rp}/ready")" \

@@ -54,7 +54,7 @@ ui/pack: ui/pack.c
 	$(HOSTCC) -O2 -o $@ ui/pack.c
 
 TEST_SRC_http_test = http.c parse.c util.c
-TEST_SRC_repl_test = repl.c client.c parse.c util.c
+TEST_SRC_repl_test = repl.c client.c parse.c $(STORE_SRC)
 TEST_SRC_store_test = $(STORE_SRC)
 TEST_SRC_store_test_softcrc = $(STORE_SRC)
 TEST_SRC_ui_test = ui.c
@@ -65,7 +65,8 @@ TEST_FLAGS_repl_test = -Wl,--wrap=getaddrinfo
 TEST_FLAGS_store_test_softcrc = -DKV_SOFT_CRC
 
 tests/http_test: tests/http_test.c http.c parse.c util.c $(HDR)
-tests/repl_test: tests/repl_test.c repl.c client.c parse.c util.c $(HDR)
+tests/repl_test: tests/repl_test.c repl.c client.c parse.c $(STORE_SRC) \
+	$(HDR)
 tests/store_test: tests/store_test.c $(STORE_SRC) $(HDR)
 tests/store_test_softcrc: tests/store_test.c $(STORE_SRC) $(HDR)
 tests/ui_test: tests/ui_test.c ui.c $(HDR) ui/assets.h ui/pack
@@ -200,15 +201,17 @@ FUZZERS = tests/fuzz/fuzz_http tests/fuzz/fuzz_repl tests/fuzz/fuzz_store \
 	tests/fuzz/fuzz_api
 
 FUZZ_SRC_fuzz_http = parse.c util.c
-FUZZ_SRC_fuzz_repl = repl.c client.c parse.c util.c
+FUZZ_SRC_fuzz_repl = repl.c client.c parse.c $(STORE_SRC)
 FUZZ_SRC_fuzz_store = $(STORE_SRC)
-# fuzz_api builds replica.c into itself, to reach its sync token.
+# fuzz_api builds replica.c into itself, to reach its sync token, and
+# stands in for the primary's address check (no input has a connection).
 FUZZ_SRC_fuzz_api = api.c client.c hash.c http.c node.c parse.c repl.c \
-	status.c store.c store_check.c store_compact.c ui.c util.c wait.c
+	status.c store.c store_check.c store_compact.c ui.c util.c wait.c \
+	-Wl,--wrap=http_peer,--wrap=repl_from_primary
 
 tests/fuzz/fuzz_http: tests/fuzz/fuzz_http.c parse.c util.c $(HDR)
-tests/fuzz/fuzz_repl: tests/fuzz/fuzz_repl.c repl.c client.c parse.c util.c \
-	$(HDR)
+tests/fuzz/fuzz_repl: tests/fuzz/fuzz_repl.c repl.c client.c parse.c \
+	$(STORE_SRC) $(HDR)
 tests/fuzz/fuzz_store: tests/fuzz/fuzz_store.c $(STORE_SRC) $(HDR)
 tests/fuzz/fuzz_api: tests/fuzz/fuzz_api.c $(OBJ:.o=.c) $(HDR) ui/assets.h
 $(FUZZERS):

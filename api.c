@@ -84,14 +84,14 @@ struct route {
 	const char	*help;		/* named in a 404's help, or NULL */
 };
 
-static void	list_keys(struct http_request *);
+static void	list_request(struct http_request *);
 static void	key_request(struct http_request *);
 static void	kv_root(struct http_request *);
 static void	route_ui(struct http_request *);
 
 /* First match wins: the exact /kv/ (the listing) before its prefix. */
 static const struct route routes[] = {
-	{ "/kv/", 0, M_GET, CLIENT, list_keys, "/kv/" },
+	{ "/kv/", 0, M_GET, CLIENT, list_request, "/kv/" },
 	{ "/kv", 0, M_GET | M_PUT | M_DELETE, CLIENT, kv_root, NULL },
 	{ "/kv/", 1, M_GET | M_PUT | M_DELETE, CLIENT, key_request,
 	    "/kv/{key}" },
@@ -104,6 +104,7 @@ static const struct route routes[] = {
 	{ "/ui/", 1, M_GET, OPEN, route_ui, NULL },
 	{ "/repl/state", 0, M_GET, PEERS, replica_state, NULL },
 	{ "/repl/snapshot", 0, M_GET, PEERS, replica_snapshot, NULL },
+	{ "/repl/tail", 0, M_GET, PEERS, replica_tail, NULL },
 	{ "/repl/session", 0, M_POST, PEERS, replica_session, NULL },
 	{ "/repl/apply", 0, M_POST, PEERS, replica_apply, NULL },
 	{ "/repl/sync/begin", 0, M_POST, PEERS, replica_sync_begin, NULL },
@@ -688,12 +689,12 @@ key_request(struct http_request *r)
 
 	if ((klen = parse_key(r, key)) < 0)
 		return;
+	if (node.role == ROLE_PRIMARY && wait_recovery(r))
+		return;
 	if (req_is_read(r))
 		get_key(r, key, klen);
 	else if (node.role != ROLE_PRIMARY)
 		reply_readonly(r);
-	else if (wait_recovery(r))
-		return;
 	else if (node.store_stale)
 		reply_text(r->id, 503, "", "a full sync could not be swapped "
 		    "in; this node takes no writes until it is restarted");
@@ -706,6 +707,15 @@ key_request(struct http_request *r)
 		delete_key(r, key, klen);
 }
 
+/* /kv/: the listing, once a recovering primary has its data back. */
+static void
+list_request(struct http_request *r)
+{
+	if (node.role == ROLE_PRIMARY && wait_recovery(r))
+		return;
+	list_keys(r);
+}
+
 /* /kv: the listing, or with ?key= one key, as /kv/{key} is. */
 static void
 kv_root(struct http_request *r)
@@ -713,7 +723,7 @@ kv_root(struct http_request *r)
 	if (http_query(r, "key", NULL) != NULL)
 		key_request(r);
 	else if (req_is_read(r))
-		list_keys(r);
+		list_request(r);
 	else
 		reply_text(r->id, 400, "", "%.*s /kv needs ?key=: the key to "
 		    "write (or use /kv/{key})", (int)r->method_len, r->method);

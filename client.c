@@ -258,21 +258,45 @@ dial(struct client *c, int fd, const struct addrinfo *ai)
 }
 
 /*
- * Resolve the host again (an address is never cached) and connect to the
- * first address that answers.
+ * c's host and port as stream addresses.
  * XXX getaddrinfo has no timeout of its own; musl's resolver gives up after
  * resolv.conf's timeout x attempts (5 s x 2 by default).
  */
 static int
-connect_url(struct client *c)
+lookup(const struct client *c, struct addrinfo **res)
 {
-	struct addrinfo	 hints, *res, *ai;
-	int		 fd, rc;
+	struct addrinfo	 hints;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	if ((rc = getaddrinfo(c->c_host, c->c_port, &hints, &res)) != 0)
+	return getaddrinfo(c->c_host, c->c_port, &hints, res);
+}
+
+int
+client_resolve(const char *url, struct addrinfo **res)
+{
+	struct client	*c;
+	int		 rc;
+
+	if ((c = client_new(url, 0, NULL, NULL)) == NULL)
+		return EAI_SYSTEM;
+	rc = lookup(c, res);
+	client_free(c);
+	return rc;
+}
+
+/*
+ * Resolve the host again (an address is never cached) and connect to the
+ * first address that answers.
+ */
+static int
+connect_url(struct client *c)
+{
+	struct addrinfo	*res, *ai;
+	int		 fd, rc;
+
+	if ((rc = lookup(c, &res)) != 0)
 		return fail(c, rc == EAI_SYSTEM ? errno : EADDRNOTAVAIL,
 		    "resolve %s: %s", c->c_host, rc == EAI_SYSTEM ?
 		    strerror(errno) : gai_strerror(rc));

@@ -34,6 +34,14 @@ struct client *client_new(const char *url, int timeout_ms,
 	    int (*hook)(void *arg, int fd), void *arg);
 void	client_free(struct client *c);	/* closes it too */
 
+/*
+ * getaddrinfo of url's host and port, as client_new splits it (stream
+ * sockets, any family): 0 with *res to freeaddrinfo, or its EAI_ code
+ * (EAI_SYSTEM with errno EINVAL for a bad URL). Blocks in the resolver.
+ */
+struct addrinfo;
+int	client_resolve(const char *url, struct addrinfo **res);
+
 /* Close the connection; the next request resolves and connects again. */
 void	client_close(struct client *c);
 

@@ -702,6 +702,20 @@ conn_by_id(uint64_t id)
 	return c;
 }
 
+int
+http_peer(uint64_t id, struct sockaddr_storage *peer,
+    struct sockaddr_storage *local)
+{
+	struct conn	*c;
+	socklen_t	 len = sizeof(*peer), llen = sizeof(*local);
+
+	if ((c = conn_by_id(id)) == NULL ||
+	    getpeername(c->c_fd, (struct sockaddr *)peer, &len) == -1)
+		return -1;
+	return local == NULL ? 0 : getsockname(c->c_fd,
+	    (struct sockaddr *)local, &llen);
+}
+
 /* The request is answered: drop its bytes, go on to the next or close. */
 static void
 finish_request(struct conn *c)

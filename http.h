@@ -96,5 +96,15 @@ int	http_alive(uint64_t id);
 /* Open connections right now. */
 int	http_conns(void);
 
+/*
+ * The address request id came from (getpeername of its connection) into
+ * *peer and, if local is not NULL, the one it came to (getsockname); an
+ * IPv4 client of the dual-stack listener shows as ::ffff:a.b.c.d. 0, or
+ * -1 if the request is gone or the socket cannot say.
+ */
+struct sockaddr_storage;
+int	http_peer(uint64_t id, struct sockaddr_storage *peer,
+	    struct sockaddr_storage *local);
+
 /* The standard reason phrase of status, "Unknown" if none. */
 const char *http_reason(int status);

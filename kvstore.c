@@ -56,10 +56,13 @@ struct config {
 	char		 self_url[64];
 	size_t		 backlog_bytes;
 	int		 repl_timeout_ms;
+	char		 peers_dns[256];	/* PEERS_DNS's name */
+	char		 peers_port[8];	/* and its port, PORT's if none */
+	int		 max_registered;
 };
 
 static struct config	 cfg;
-static int		 recovery_pending;	/* primary: started empty */
+static int		 recovery_mode;	/* primary: REPL_RECOVER_* under way */
 static volatile sig_atomic_t stopping;
 
 /* ---- Configuration ---- */
@@ -167,7 +170,7 @@ add_replica_url(const char *url, size_t len)
 
 	memcpy(buf, url, len);
 	buf[len] = '\0';
-	if (repl_add_replica(buf, 0) == -1)
+	if (repl_add_replica(buf, NULL) == -1)
 		die("REPLICA_URLS: cannot feed %s:", buf);
 }
 
@@ -194,6 +197,27 @@ load_tokens(void)
 		die("READ_AUTH=%s: expected true or false", v);
 	if (node.read_auth && node.auth.t_len == 0)
 		die("READ_AUTH=%s needs AUTH_TOKEN or AUTH_TOKEN_FILE", v);
+}
+
+/*
+ * PEERS_DNS=name[:port]: a name that lists every pod (the chart's headless
+ * Service). The port is PORT's unless given: every pod listens on the same.
+ */
+static void
+load_peers_dns(void)
+{
+	const char *v = env("PEERS_DNS", ""), *c = strrchr(v, ':'), *e;
+	size_t n = c != NULL ? (size_t)(c - v) : strlen(v);
+	uint64_t port;
+
+	if (n >= sizeof(cfg.peers_dns) || strchr(v, '/') != NULL ||
+	    (c != NULL && ((e = parse_dec(c + 1, 65535, &port)) == NULL ||
+	    *e != '\0' || port == 0)))
+		die("PEERS_DNS=%s: expected a DNS name, or name:port", v);
+	memcpy(cfg.peers_dns, v, n);
+	cfg.peers_dns[n] = '\0';
+	snprintf(cfg.peers_port, sizeof(cfg.peers_port), "%s",
+	    c != NULL ? c + 1 : cfg.port);
 }
 
 static void
@@ -231,6 +255,8 @@ load_config(void)
 	/* Half the connections at most: probes must find one free. */
 	node.max_parked = env_int("MAX_PARKED", cfg.max_conns / 2, 0,
 	    cfg.max_conns / 2);
+	cfg.max_registered = env_int("MAX_REGISTERED_REPLICAS", 64, 1, 4096);
+	load_peers_dns();
 	check_url("PRIMARY_URL", node.primary_url, strlen(node.primary_url));
 	each_url(cfg.replica_urls, check_replica_url);
 	snprintf(cfg.self_url, sizeof(cfg.self_url), "http://127.0.0.1:%s",
@@ -298,30 +324,191 @@ raise_fd_limit(void)
 
 /* ---- The loop ---- */
 
-/* Recovery ended: say what it found before any parked write is made. */
-static void
-recovery_done(void)
+/* Put the store recovery copied in place of the empty one. 0, or -1. */
+static int
+adopt_copy(struct repl_recovery *rr)
+{
+	struct store *adopted;
+	char err[256];
+
+	http_unwatch(store_notify_fd(node.store));
+	adopted = store_adopt(node.store, rr->fresh, err, sizeof(err));
+	rr->fresh = NULL;
+	if (adopted == NULL) {
+		if (errno == ESTALE)
+			node.store_stale = 1;
+		kv_log("error", "recovery: cannot swap the copy in: %s%s", err,
+		    node.store_stale ? "; restart to serve it" : "");
+	} else {
+		node.store = adopted;
+		node.store_gen++;
+	}
+	if (http_watch(store_notify_fd(node.store), wait_on_durable,
+	    NULL) == -1)
+		kv_log("error", "cannot watch the store's flush notifications: "
+		    "%s", strerror(errno));
+	return adopted == NULL ? -1 : 0;
+}
+
+/*
+ * A new store: adopt the data set recovery copied, if any, and say what
+ * happened. -1 if the copy must be made again.
+ */
+static int
+empty_done(struct repl_recovery *rr)
 {
 	struct store_stats st;
 
-	recovery_pending = 0;
-	store_stats(node.store, &st);
-	if (st.keys == 0 && st.last_seq == 0) {
+	if (rr->fresh != NULL) {
+		if (adopt_copy(rr) == -1 && !node.store_stale)
+			return -1;
+		store_stats(node.store, &st);
+		repl_reset(st.repl_id, st.last_seq);
+		snprintf(node.recovery, sizeof(node.recovery), "recovered %llu "
+		    "keys at seq %llu from %s", (unsigned long long)st.keys,
+		    (unsigned long long)st.last_seq, rr->source);
+		kv_log("warn", "recovery: %s, repl id %s", node.recovery,
+		    st.repl_id);
+	} else if (rr->silent[0] == '\0') {
+		if (rr->answered == 0)
+			snprintf(node.recovery, sizeof(node.recovery), "new "
+			    "data set: no replica registered within "
+			    "RECOVER_WAIT_MS");
+		else
+			snprintf(node.recovery, sizeof(node.recovery), "new "
+			    "data set: %d replicas answered, none holds data",
+			    rr->answered);
+		kv_log("info", "recovery: %s; this primary starts a new data "
+		    "set", node.recovery);
+	} else {
 		node.started_empty = 1;
-		kv_log("warn", "STARTING EMPTY: this primary's store is new and "
-		    "no replica with data answered within %d ms; if replicas "
-		    "held older data, it was not recovered",
-		    node.recover_wait_ms);
+		snprintf(node.recovery, sizeof(node.recovery), "started empty");
 	}
+	return 0;
+}
+
+/*
+ * The records of tail[0..len), checked by repl.c, up to max of them: made
+ * in the store (to_store), or enqueued for the pushers. Returns how many.
+ */
+static uint64_t
+tail_walk(const char *tail, size_t len, uint64_t max, int to_store)
+{
+	struct repl_record rec;
+	uint64_t n = 0, dummy;
+	size_t off;
+	ssize_t k;
+	int rc;
+
+	for (off = 0; off < len && n < max; off += (size_t)k, n++) {
+		if ((k = repl_decode(tail + off, len - off, &rec)) <= 0)
+			break;
+		if (!to_store) {
+			repl_enqueue(rec.op, rec.seq, rec.key, rec.klen,
+			    rec.val, rec.vlen);
+			continue;
+		}
+		rc = rec.op == REPL_PUT ? store_put(node.store, rec.key,
+		    rec.klen, rec.val, rec.vlen, rec.seq, &dummy) :
+		    store_del(node.store, rec.key, rec.klen, rec.seq, &dummy);
+		if (rc == -1) {
+			kv_log("error", "recovery: cannot write seq %llu: %s",
+			    (unsigned long long)rec.seq, strerror(errno));
+			break;
+		}
+	}
+	return n;
+}
+
+/*
+ * Back from an unclean shutdown: make the writes recovery took back (or
+ * adopt the replica's copy), then give the history a new id, under which
+ * the replicas at or below the recovered seq resume (repl_accept_history).
+ * The id changes last, so a crash before it asks again. -1 if the copy
+ * must be made again.
+ */
+static int
+crash_done(struct repl_recovery *rr)
+{
+	struct store_stats st;
+	char old[33];
+	uint64_t from, got = 0;
+
+	if (rr->fresh != NULL && adopt_copy(rr) == -1 && !node.store_stale)
+		return -1;
+	store_stats(node.store, &st);
+	from = st.last_seq;
+	memcpy(old, st.repl_id, sizeof(old));
+	if (rr->tail != NULL)
+		got = tail_walk(rr->tail, rr->tail_len, UINT64_MAX, 1);
+	if (store_set_repl_id(node.store, NULL) == -1)
+		die("cannot write a new replication id:");
+	store_stats(node.store, &st);
+	repl_reset(st.repl_id, from);
+	(void)tail_walk(rr->tail, rr->tail_len, got, 0);
+	repl_accept_history(old, st.last_seq);
+	free(rr->tail);
+	rr->tail = NULL;
+	if (got > 0)
+		snprintf(node.recovery, sizeof(node.recovery), "unclean "
+		    "shutdown: recovered %llu lost writes (seq %llu..%llu) "
+		    "from %s", (unsigned long long)got,
+		    (unsigned long long)from + 1,
+		    (unsigned long long)(from + got), rr->source);
+	else if (rr->fresh != NULL || node.store_stale)
+		snprintf(node.recovery, sizeof(node.recovery), "unclean "
+		    "shutdown: copied %llu keys at seq %llu from %s",
+		    (unsigned long long)st.keys, (unsigned long long)from,
+		    rr->source);
+	else
+		snprintf(node.recovery, sizeof(node.recovery), "unclean "
+		    "shutdown: no replica had more (%d answered)",
+		    rr->answered);
+	kv_log(got > 0 || rr->fresh != NULL ? "warn" : "info", "recovery: "
+	    "%s; new replication id %s: replicas of %s at or below seq %llu "
+	    "resume without a full sync", node.recovery, st.repl_id, old,
+	    (unsigned long long)st.last_seq);
+	return 0;
+}
+
+/*
+ * Recovery decided: adopt or apply what it took, reset replication to it
+ * and say what happened, all before any parked write is made (wait_run
+ * follows in the same tick).
+ */
+static void
+recovery_done(struct repl_recovery *rr)
+{
+	if ((recovery_mode == REPL_RECOVER_TAIL ? crash_done(rr) :
+	    empty_done(rr)) == -1) {
+		repl_recover_done(0);
+		return;
+	}
+	if (rr->silent[0] != '\0') {
+		snprintf(node.recovery_warning, sizeof(node.recovery_warning),
+		    "%s: no answer within RECOVER_WAIT_MS (%d ms) from %s; "
+		    "data only they held was not recovered",
+		    recovery_mode == REPL_RECOVER_TAIL ? "back from an "
+		    "unclean shutdown" : rr->fresh != NULL ||
+		    node.recovery[0] == 'r' ? "recovered from the others" :
+		    "this primary started with an empty store",
+		    node.recover_wait_ms, rr->silent);
+		kv_log("warn", "%s%s", node.started_empty ? "STARTING EMPTY: " :
+		    "", node.recovery_warning);
+	}
+	recovery_mode = REPL_RECOVER_NONE;
+	repl_recover_done(1);
 }
 
 static void
 tick(void)
 {
+	struct repl_recovery rr;
+
 	node.stopping = stopping;
 	store_step(node.store);
-	if (recovery_pending && !repl_recovering())
-		recovery_done();
+	if (recovery_mode != REPL_RECOVER_NONE && repl_recover_result(&rr) == 1)
+		recovery_done(&rr);
 	wait_run();
 	repl_flush();
 }
@@ -347,32 +534,38 @@ start_replication(void)
 	rc.timeout_ms = cfg.repl_timeout_ms;
 	rc.recover_wait_ms = node.recover_wait_ms;
 	rc.on_ack = http_wake;
+	rc.store = node.store;
+	rc.peers_dns = cfg.peers_dns;
+	rc.peers_port = cfg.peers_port;
+	rc.max_registered = cfg.max_registered;
 	store_stats(node.store, &st);
-	if (node.role == ROLE_PRIMARY && st.recovered) {
-		/*
-		 * Writes pushed before they reached this disk may be on
-		 * replicas and gone here: a new id makes every replica
-		 * full-sync instead of resuming on a different history
-		 * (Redis does the same after an unclean restart).
-		 */
-		if (store_new_repl_id(node.store) == -1)
-			die("cannot write a new replication id:");
-		store_stats(node.store, &st);
-		kv_log("warn", "unclean shutdown: new replication id %s; "
-		    "replicas will full-sync", st.repl_id);
-	}
+	/*
+	 * A new store may be a lost volume whose data set the replicas
+	 * hold; after an unclean shutdown, writes pushed before they
+	 * reached this disk may be on replicas and gone here.
+	 */
+	if (node.role != ROLE_PRIMARY)
+		rc.recover = REPL_RECOVER_NONE;
+	else if (st.keys == 0 && st.last_seq == 0 && !st.synced)
+		rc.recover = REPL_RECOVER_EMPTY;
+	else if (st.recovered)
+		rc.recover = REPL_RECOVER_TAIL;
 	if (repl_init(&rc, st.repl_id, st.last_seq) == -1)
 		die("cannot start replication:");
 	if (node.role == ROLE_PRIMARY) {
-		if (st.keys == 0 && st.last_seq == 0 && !st.synced) {
-			kv_log("info", "the store is new: asking replicas for "
-			    "an existing data set for up to %d ms before "
-			    "taking writes", node.recover_wait_ms);
+		each_url(cfg.replica_urls, add_replica_url);
+		if (rc.recover != REPL_RECOVER_NONE) {
+			kv_log("info", "%s: asking replicas for %s (up to %d "
+			    "ms for those that do not answer) before taking "
+			    "writes", rc.recover == REPL_RECOVER_EMPTY ?
+			    "the store is new" : "unclean shutdown",
+			    rc.recover == REPL_RECOVER_EMPTY ? "an existing "
+			    "data set" : "writes this node lost",
+			    node.recover_wait_ms);
 			if (repl_recover() == -1)
 				die("cannot start recovery:");
-			recovery_pending = 1;
+			recovery_mode = rc.recover;
 		}
-		each_url(cfg.replica_urls, add_replica_url);
 	} else if (*node.primary_url != '\0' && repl_announce() == -1)
 		die("cannot start announcing to %s:", node.primary_url);
 }

@@ -30,6 +30,8 @@ struct node {
 	struct store	*store;		/* a full sync replaces it whole */
 	uint64_t	 store_gen;	/* counts those replacements */
 	int		 started_empty;	/* a new primary recovered nothing */
+	char		 recovery[384];	/* what a new primary's recovery did */
+	char		 recovery_warning[768];	/* whom it did not hear */
 	int		 stopping;	/* SIGTERM or SIGINT came */
 	int		 disk_full;	/* the last write found no room */
 	int		 store_stale;	/* a full sync's swap failed half-way:

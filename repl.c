@@ -20,8 +20,14 @@
  *                               process: one replica reached under two
  *                               URLs (REPLICA_URLS and its announcement)
  *                               is fed once, under the first
- *   POST /repl/session?id=I     200 "<token>\n": opens the session that
- *                               every apply names, and ends the one before
+ *   POST /repl/session?id=I[&prev=J&upto=U]   200 "<token>\n": opens
+ *                               the session that every apply names, and
+ *                               ends the one before. With prev: a replica
+ *                               that follows J at seq <= U takes the id I
+ *                               (the primary renamed its history after a
+ *                               crash: repl_accept_history);
+ *                               403 unless from PRIMARY_URL's address (so
+ *                               too sync/begin; repl_from_primary)
  *   POST /repl/apply?id=I&from=F&primary_seq=P&session=T
  *                               body: records F, F+1, ... (empty: heartbeat)
  *                               200 "<applied seq>\n"; 409 "resync: why";
@@ -41,7 +47,30 @@
  *                               body: every live key as a 'P' record, then
  *                               one 'E' record with seq S; EOF ends it, and
  *                               no 'E' record means it was cut short
- *   POST /repl/register         body: the replica's advertise URL
+ *   GET  /repl/tail?id=I&from=F  200, body: records F.. up to the
+ *                               node's newest, from its backlog (a
+ *                               replica keeps what it applied there), for
+ *                               a primary back from a crash that lost
+ *                               them; 409 when the backlog does not
+ *                               follow I or no longer holds F
+ *   POST /repl/register         body: the replica's advertise URL; the
+ *                               primary feeds it only once that URL
+ *                               resolves to the address the request came
+ *                               from (checked before any connect), and
+ *                               holds MAX_REGISTERED_REPLICAS at most
+ *
+ * A primary answers /repl/apply and /repl/sync/... 409: nothing pushes to
+ * it. A fresh primary's recovery pulls instead: /repl/state from every
+ * candidate, then /repl/snapshot from the most advanced into a store of
+ * its own (store_create beside the live one), which the main thread
+ * adopts. A primary back from an unclean shutdown may have lost its last
+ * writes (FSYNC=everysec: up to a second) that its replicas received: it
+ * asks the same way, takes the missing records from the most advanced
+ * replica of its data set (/repl/tail, or that replica's snapshot when
+ * its backlog no longer holds them all), then renames its history with a
+ * new id. Replicas at or below the recovered seq resume under the new id;
+ * one that was silent and comes back further ahead holds writes this
+ * primary reissued, and full-syncs (the case that made Redis rename too).
  *
  * A record, little-endian, written byte by byte (no struct packing):
  *
@@ -71,8 +100,14 @@
  *                 repl_announce, repl_shutdown. Never does I/O here; it
  *                 only takes the mutex for a copy or a short scan.
  *   pusher (one per replica url)   handshake, sync, stream, back off.
- *   recovery (fresh primary)       poll candidates, full-sync self.
- *   announcer (replica)            register with the primary every 3 s.
+ *   recovery (fresh primary)       ask candidates (REPLICA_URLS,
+ *                                  PEERS_DNS, checked registrations) until
+ *                                  all answered or recover_wait_ms; pull
+ *                                  the best one's snapshot into a fresh
+ *                                  store; hand it over (hand, under mu).
+ *   announcer (replica)            register with the primary every 3 s,
+ *                                  looking PRIMARY_URL up for
+ *                                  repl_from_primary (main thread).
  *
  * Why threads that block, as Redis syncio.c does for its synchronous
  * replication I/O: a replica's conversation is strictly sequential (ask,
@@ -102,6 +137,8 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -135,7 +172,10 @@
 #define BACKOFF_MAX_MS	3000
 #define DEF_DROP_MS	60000		/* a registered peer silent this long goes */
 #define ANNOUNCE_MS	3000		/* a restarted primary relearns in 3 s */
-#define RECOVER_POLL_MS	500
+#define RECOVER_POLL_MS	200		/* a silent candidate is asked again */
+#define DEF_MAX_REGISTERED 64		/* MAX_REGISTERED_REPLICAS default */
+#define MAX_ADDRS	8		/* of one name, compared or asked */
+#define SYNC_KEYS_HINT_MAX (1 << 22)	/* 4M keys: 64 MiB of buckets */
 #define RECOVER_RETRY_MS 2000		/* after a failed copy from a replica */
 #define MAX_RESYNCS	3		/* then back off: no full-sync storm */
 #define MAX_RESP_BODY	65536		/* non-snapshot answers are one line */
@@ -158,6 +198,8 @@ struct peer {
 	char		 node[ID_MAX];	/* its /repl/state node, once known */
 	int		 is_static;
 	int		 registered;
+	int		 verified;	/* static, or its URL resolves to from */
+	struct sockaddr_storage from;	/* where it registered from */
 	const char	*state;
 	uint64_t	 acked_seq;
 	uint64_t	 ack_pos;	/* ring position of acked_seq + 1 */
@@ -205,8 +247,11 @@ struct sync_result {
 enum { S_ERR = -1, S_STOP = 0, S_RESYNC = 1 };
 
 static void	*pusher(void *);
+static int	 address_matches(const char *, const struct sockaddr_storage *,
+		    char *);
 static void	*recoverer(void *);
 static void	*announcer(void *);
+static void	 find_primary(void);
 static void	 new_node_id(void);
 static int	 start_thread(pthread_t *, void *(*)(void *), void *);
 
@@ -233,6 +278,8 @@ static struct {
 	uint64_t	 last_seq;	/* this node's seq */
 	uint64_t	 epoch;		/* bumped by repl_reset */
 	char		 id[ID_MAX];
+	char		 prev_id[ID_MAX];	/* repl_accept_history's, or "" */
+	uint64_t	 prev_upto;
 } bl;
 
 static struct peer	*peers;		/* live, in repl_peers order */
@@ -240,7 +287,24 @@ static struct peer	*dead;		/* dropped, waiting to be joined */
 static pthread_t	 rec_thread, ann_thread;
 static int		 rec_started, ann_started;
 static int		 rec_fd[2] = { -1, -1 };
+static uint64_t		 peers_gen;	/* bumped when a peer can be asked */
+static char		 refused_url[REPL_URL_MAX];	/* the last refused */
+static struct {
+	int		 ready;		/* a result waits for the main thread */
+	int		 verdict;	/* 1 adopted, -1 copy again, 0 not yet */
+	struct repl_recovery r;
+} hand;
 static int		 ann_fd = -1;
+/* A replica's primary: PRIMARY_URL's addresses as the announcer found. */
+static struct {
+	unsigned char	 a[MAX_ADDRS][16];
+	int		 n;
+	int		 again;		/* a stranger came: look again */
+	uint64_t	 at;		/* when last looked up */
+} prim;
+
+static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0xff, 0xff };			/* ::ffff:a.b.c.d is IPv4 a.b.c.d */
 
 /* ---- Small helpers ---- */
 
@@ -630,6 +694,7 @@ struct sync {
 	uint64_t	 token;		/* names the sync on dst */
 	char		 target[192];	/* the current sync/... request */
 	int		 inflight;	/* data batches sent, not answered */
+	struct store	*load;		/* recovery: records go here instead */
 	struct sync_result *res;
 	char		*err;
 };
@@ -758,9 +823,54 @@ sync_data(struct sync *sy)
 	return 0;
 }
 
+/* One record into the next batch for dst; a full batch goes first. */
+static int
+forward_record(struct sync *sy, const char *p, size_t n)
+{
+	if (sy->b->b_len > 0 && sy->b->b_len + n > cfg.batch_bytes &&
+	    sync_data(sy) == -1)
+		return -1;
+	if (batch_add(sy->b, p, n) == -1) {
+		seterr(sy->err, "out of memory for a %zu-byte record", n);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * One record into recovery's copy. A record newer than the snapshot's seq
+ * was written while it was read: it is stored as of that seq (nothing
+ * existed at seq 0: skipped), as replica.c loads a full sync.
+ */
+static int
+load_record(struct sync *sy, const struct repl_record *rec)
+{
+	uint64_t	 seq = rec->seq;
+	int		 rc;
+
+	if (seq == 0 || seq > REPL_SEQ_MAX) {
+		seterr(sy->err, "snapshot from %s: seq %llu out of range",
+		    sy->src_url, (unsigned long long)seq);
+		return -1;
+	}
+	if (seq > sy->snap.seq) {
+		if (sy->snap.seq == 0)
+			return 0;
+		seq = sy->snap.seq;
+	}
+	rc = rec->op == REPL_PUT ? store_put(sy->load, rec->key, rec->klen,
+	    rec->val, rec->vlen, seq, NULL) : store_del(sy->load, rec->key,
+	    rec->klen, seq, NULL);
+	if (rc == -1) {
+		seterr(sy->err, "loading the copy: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * Forward src's records to dst in batches of at most batch_bytes (one
- * bigger record alone) until the END record. The snapshot is streamed,
+ * bigger record alone), or load them into sy->load, until the END record. The snapshot is streamed,
  * never held whole: src buffers at most one record.
  */
 static int
@@ -798,15 +908,11 @@ sync_copy(struct sync *sy)
 		}
 		if (rec.op == REPL_END)
 			break;
-		if (sy->b->b_len > 0 &&
-		    sy->b->b_len + (size_t)n > cfg.batch_bytes &&
-		    sync_data(sy) == -1)
+		if (sy->load != NULL) {
+			if (load_record(sy, &rec) == -1)
+				return -1;
+		} else if (forward_record(sy, p, (size_t)n) == -1)
 			return -1;
-		if (batch_add(sy->b, p, (size_t)n) == -1) {
-			seterr(sy->err, "out of memory for a %zd-byte record",
-			    n);
-			return -1;
-		}
 		client_consume(sy->src, (size_t)n);
 		sy->res->bytes += (uint64_t)n;
 		sy->res->keys += rec.op == REPL_PUT;
@@ -842,9 +948,9 @@ sync_end(struct sync *sy)
 
 /*
  * Copy src's snapshot into dst: GET /repl/snapshot on src, then begin,
- * data..., end on dst. Used by pushers (src self, dst a replica) and
- * recovery (src a replica, dst self). Returns 0 with res filled, or -1
- * with err set; src is closed either way (its answer ends at EOF).
+ * data..., end on dst: a pusher's full sync (src self, dst a replica;
+ * recovery loads with pull_snapshot instead). Returns 0 with res filled,
+ * or -1 with err set; src is closed either way (its answer ends at EOF).
  */
 static int
 full_sync(struct client *src, const char *src_url, struct client *dst,
@@ -875,6 +981,54 @@ full_sync(struct client *src, const char *src_url, struct client *dst,
 	memcpy(res->id, sy.snap.id, sizeof(res->id));
 	res->seq = sy.snap.seq;
 	return 0;
+}
+
+/*
+ * Recovery's copy: src's snapshot into a fresh store beside cfg.store
+ * (store_create), which only this thread touches until the main thread
+ * adopts it. Nothing is pushed anywhere: a primary takes no sync. Returns
+ * 0 with *out and res filled, or -1 with err and nothing left behind; src
+ * is closed either way.
+ */
+static int
+pull_snapshot(struct client *src, const char *src_url, struct store **out,
+    struct sync_result *res, char *err)
+{
+	struct sync	 sy;
+	char		 why[256];
+	uint64_t	 keys;
+
+	*out = NULL;
+	memset(res, 0, sizeof(*res));
+	memset(&sy, 0, sizeof(sy));
+	sy.src = src;
+	sy.src_url = src_url;
+	sy.res = res;
+	sy.err = err;
+	if (snapshot_open(&sy) == -1)
+		goto fail;
+	/* A peer's hint: a data set at seq N has at most N keys. */
+	keys = sy.snap.keys < sy.snap.seq ? sy.snap.keys : sy.snap.seq;
+	if (keys > SYNC_KEYS_HINT_MAX)
+		keys = SYNC_KEYS_HINT_MAX;
+	if ((sy.load = store_create(cfg.store, sy.snap.id,
+	    sy.snap.seed[0] != '\0' ? sy.snap.seed : NULL, sy.snap.seq, keys,
+	    STORE_FSYNC_NO, why, sizeof(why))) == NULL) {
+		seterr(err, "cannot start the copy: %s", why);
+		goto fail;
+	}
+	if (sync_copy(&sy) == -1)
+		goto fail;
+	client_close(src);
+	memcpy(res->id, sy.snap.id, sizeof(res->id));
+	res->seq = sy.snap.seq;
+	*out = sy.load;
+	return 0;
+fail:
+	client_close(src);
+	if (sy.load != NULL)
+		store_discard(sy.load);
+	return -1;
 }
 
 /* ---- Backlog (all with mu held) ---- */
@@ -970,6 +1124,8 @@ free_state(void)
 	free((char *)cfg.self_url);
 	free((char *)cfg.advertise_url);
 	free((char *)cfg.primary_url);
+	free((char *)cfg.peers_dns);
+	free((char *)cfg.peers_port);
 	free(bl.buf);
 	memset(&cfg, 0, sizeof(cfg));
 	memset(&bl, 0, sizeof(bl));
@@ -999,15 +1155,19 @@ repl_init(const struct repl_config *c, const char *repl_id, uint64_t seq)
 		cfg.recover_wait_ms = 0;
 	if (cfg.drop_after_ms <= 0)
 		cfg.drop_after_ms = DEF_DROP_MS;
+	if (cfg.max_registered <= 0)
+		cfg.max_registered = DEF_MAX_REGISTERED;
 	cfg.token = dupstr(c->token);
 	cfg.self_url = dupstr(c->self_url);
 	cfg.advertise_url = dupstr(c->advertise_url);
 	cfg.primary_url = dupstr(c->primary_url);
+	cfg.peers_dns = dupstr(c->peers_dns);
+	cfg.peers_port = dupstr(c->peers_port != NULL ? c->peers_port : "80");
 	bl.cap = cfg.backlog_bytes;
 	bl.buf = malloc(bl.cap);	/* pages are touched only as used */
 	if (cfg.token == NULL || cfg.self_url == NULL ||
 	    cfg.advertise_url == NULL || cfg.primary_url == NULL ||
-	    bl.buf == NULL)
+	    cfg.peers_dns == NULL || cfg.peers_port == NULL || bl.buf == NULL)
 		goto fail;
 	if (pthread_condattr_init(&ca) != 0)
 		goto fail;
@@ -1025,7 +1185,11 @@ repl_init(const struct repl_config *c, const char *repl_id, uint64_t seq)
 	    cfg.token[0] != '\0' ? cfg.token : "none");
 	(void)snprintf(hdr_post, sizeof(hdr_post), "%sContent-Type: "
 	    "application/octet-stream\r\n", hdr_get);
-	stopping = draining = recovering = 0;
+	stopping = draining = 0;
+	recovering = cfg.recover;	/* no pusher syncs from empty */
+	memset(&hand, 0, sizeof(hand));
+	memset(&prim, 0, sizeof(prim));
+	peers_gen = 0;
 	inited = 1;
 	return 0;
 fail:
@@ -1041,6 +1205,7 @@ repl_reset(const char *repl_id, uint64_t seq)
 		return;
 	LOCK();
 	(void)snprintf(bl.id, sizeof(bl.id), "%s", repl_id);
+	bl.prev_id[0] = '\0';
 	bl.start = bl.end;
 	bl.first_seq = seq + 1;
 	bl.last_seq = seq;
@@ -1104,6 +1269,54 @@ repl_enqueue(int op, uint64_t seq, const char *key, size_t klen,
 		    (unsigned long long)seq, need, bl.cap);
 }
 
+void
+repl_accept_history(const char *old_id, uint64_t upto)
+{
+	if (!inited)
+		return;
+	LOCK();
+	(void)snprintf(bl.prev_id, sizeof(bl.prev_id), "%s", old_id);
+	bl.prev_upto = upto;
+	UNLOCK();
+}
+
+int
+repl_tail(const char *id, uint64_t from, char **out, size_t *len,
+    uint64_t *last)
+{
+	uint64_t pos, sz;
+	size_t n = 0;
+	int rc = 0;
+
+	*out = NULL;
+	*len = 0;
+	if (!inited) {
+		errno = ESRCH;
+		return -1;
+	}
+	LOCK();
+	if (strcmp(id, bl.id) != 0) {
+		errno = ESRCH;
+		rc = -1;
+	} else if (from < bl.first_seq || from > bl.last_seq + 1) {
+		errno = ERANGE;
+		rc = -1;
+	} else if ((pos = ring_find(from)) < bl.end &&
+	    (*out = malloc((size_t)(bl.end - pos))) == NULL) {
+		errno = ENOMEM;
+		rc = -1;
+	} else {
+		for (; pos < bl.end; pos += sz, n += sz - SLOT_HEAD) {
+			sz = ring_slot(pos, NULL, NULL);
+			ring_get(pos + SLOT_HEAD, *out + n, sz - SLOT_HEAD);
+		}
+		*len = n;
+		*last = bl.last_seq;
+	}
+	UNLOCK();
+	return rc;
+}
+
 /*
  * Wake the pushers once for everything enqueued since the last call, as
  * Redis writes to its replicas once per event loop turn: a wake per write
@@ -1118,6 +1331,101 @@ repl_flush(void)
 	LOCK();
 	(void)pthread_cond_broadcast(&cv);
 	UNLOCK();
+}
+
+/* ---- Addresses ---- */
+
+/* sa's IP as 16 bytes, IPv4 mapped (::ffff:a.b.c.d); -1 if not IP. */
+static int
+addr16(const void *sa, unsigned char *a)
+{
+	const struct sockaddr_in *s4 = sa;
+	const struct sockaddr_in6 *s6 = sa;
+
+	if (s6->sin6_family == AF_INET6) {
+		memcpy(a, &s6->sin6_addr, 16);
+		return 0;
+	}
+	if (s4->sin_family != AF_INET)
+		return -1;
+	memset(a, 0, 10);
+	a[10] = a[11] = 0xff;
+	memcpy(a + 12, &s4->sin_addr, 4);
+	return 0;
+}
+
+/*
+ * a as text, for a URL (in brackets: v6) or a log line: dotted when IPv4
+ * mapped, else eight hex groups (valid, if not the shortest form).
+ */
+static void
+addr_text(const unsigned char *a, char *buf, size_t cap, int v6brackets)
+{
+	int	 i, o;
+
+	if (memcmp(a, mapped, 12) == 0) {
+		(void)snprintf(buf, cap, "%u.%u.%u.%u", a[12], a[13], a[14],
+		    a[15]);
+		return;
+	}
+	o = snprintf(buf, cap, "%s", v6brackets ? "[" : "");
+	for (i = 0; i < 16 && o > 0 && (size_t)o < cap; i += 2)
+		o += snprintf(buf + o, cap - (size_t)o, "%x%s",
+		    a[i] << 8 | a[i + 1], i < 14 ? ":" : v6brackets ? "]" :
+		    "");
+}
+
+/*
+ * url's addresses into a[max] (16 bytes each); how many, or -1 with why
+ * in err. Blocks in the resolver: never on the loop.
+ */
+static int
+url_addrs(const char *url, unsigned char (*a)[16], int max, char *err)
+{
+	struct addrinfo	*res, *ai;
+	int		 rc, n = 0;
+
+	if ((rc = client_resolve(url, &res)) != 0) {
+		seterr(err, "%s does not resolve: %s", url, rc == EAI_SYSTEM ?
+		    strerror(errno) : gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai != NULL && n < max; ai = ai->ai_next)
+		n += addr16(ai->ai_addr, a[n]) == 0;
+	freeaddrinfo(res);
+	return n;
+}
+
+/*
+ * Does url's host resolve to from, the address a registration came from?
+ * In Kubernetes a pod's name resolves to its IP; locally localhost to
+ * 127.0.0.1 and ::1. Otherwise POST /repl/register would make this node
+ * connect to any host and port, and /ready tell which answer. Resolves on
+ * the calling thread (a pusher, never the loop) and connects nowhere.
+ * 1 if so, 0 if not with why in err.
+ */
+static int
+address_matches(const char *url, const struct sockaddr_storage *from,
+    char *err)
+{
+	unsigned char	 f[16], a[MAX_ADDRS][16];
+	char		 want[48], got[48];
+	int		 i, n;
+
+	if (addr16(from, f) == -1) {
+		seterr(err, "it came from no IP address");
+		return 0;
+	}
+	if ((n = url_addrs(url, a, MAX_ADDRS, err)) == -1)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (memcmp(a[i], f, 16) == 0)
+			return 1;
+	addr_text(f, want, sizeof(want), 0);
+	addr_text(a[0], got, sizeof(got), 0);
+	seterr(err, "it resolves to %s, not to %s, the address it registered "
+	    "from", n > 0 ? got : "nothing", want);
+	return 0;
 }
 
 /* ---- Pushers ---- */
@@ -1171,12 +1479,12 @@ repl_node_id(void)
 }
 
 int
-repl_add_replica(const char *url, int registered)
+repl_add_replica(const char *url, const struct sockaddr_storage *from)
 {
 	struct client *probe;
-	struct peer *p, *reap;
+	struct peer *p, *reap, **pp;
 	uint64_t now = mono_ms();
-	int rc, ret = -1;
+	int rc, ret = -1, registered = from != NULL, nreg = 0;
 
 	if (!inited || url == NULL) {
 		errno = EINVAL;
@@ -1201,9 +1509,11 @@ repl_add_replica(const char *url, int registered)
 		errno = ECANCELED;
 		goto out;
 	}
-	for (p = peers; p != NULL; p = p->next)
+	for (p = peers; p != NULL; p = p->next) {
 		if (strcmp(p->url, url) == 0 || strcmp(p->alias, url) == 0)
 			break;
+		nreg += !p->is_static;
+	}
 	if (p != NULL) {
 		if (registered) {
 			p->registered = 1;
@@ -1221,14 +1531,25 @@ repl_add_replica(const char *url, int registered)
 		ret = 0;
 		goto out;
 	}
+	/* Each registration is a thread: a bounded number of them. */
+	if (registered && nreg >= cfg.max_registered) {
+		UNLOCK();
+		kv_log("warn", "repl: refused to register %s: %d replicas are "
+		    "registered already (MAX_REGISTERED_REPLICAS)", url,
+		    cfg.max_registered);
+		errno = ENOSPC;
+		goto out;
+	}
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		UNLOCK();
 		errno = ENOMEM;
 		goto out;
 	}
 	(void)snprintf(p->url, sizeof(p->url), "%s", url);
-	p->is_static = !registered;
+	p->is_static = p->verified = !registered;
 	p->registered = registered;
+	if (registered)
+		p->from = *from;
 	p->state = "connecting";
 	p->added = p->last_seen = now;
 	p->fd = p->sfd = -1;
@@ -1238,12 +1559,16 @@ repl_add_replica(const char *url, int registered)
 		errno = rc;
 		goto out;
 	}
-	p->next = peers;
-	peers = p;
+	/* Configured peers first, then registered ones as they came. */
+	for (pp = &peers; *pp != NULL && (registered || (*pp)->is_static);
+	    pp = &(*pp)->next)
+		;
+	p->next = *pp;
+	*pp = p;
 	UNLOCK();
 	ret = 0;
-	kv_log("info", "replica %s: added (%s)", url,
-	    registered ? "registered" : "REPLICA_URLS");
+	kv_log(registered ? "debug" : "info", "replica %s: added (%s)", url,
+	    registered ? "registered; checking its address" : "REPLICA_URLS");
 out:
 	while (reap != NULL) {
 		struct peer *n = reap->next;
@@ -1266,10 +1591,12 @@ repl_peers(struct repl_peer *out, size_t max)
 	if (!inited)
 		return 0;
 	LOCK();
-	for (p = peers; p != NULL; p = p->next, n++) {
-		if (n >= max)
+	for (p = peers; p != NULL; p = p->next) {
+		if (!p->verified)
+			continue;	/* not a peer until its address checks */
+		if (n++ >= max)
 			continue;
-		o = &out[n];
+		o = &out[n - 1];
 		memcpy(o->url, p->url, sizeof(o->url));
 		o->state = p->state;
 		o->acked_seq = p->acked_seq;
@@ -1475,15 +1802,23 @@ same_node(struct peer *p, const char *node)
 
 /*
  * Open the replica's session for data set id: its applies then name it, and
- * nobody else's are taken (a newer session ends this one). Then stream.
+ * nobody else's are taken (a newer session ends this one). prev, if not
+ * NULL, is the id the replica follows, an older name of this history up to
+ * seq upto (repl_accept_history): the replica takes id. Then stream.
  */
 static int
-open_and_stream(struct push *ps, const char *id)
+open_and_stream(struct push *ps, const char *id, const char *prev,
+    uint64_t upto)
 {
 	struct client_response rs;
-	char target[96];
+	char target[192];
 
-	(void)snprintf(target, sizeof(target), "/repl/session?id=%s", id);
+	if (prev != NULL)
+		(void)snprintf(target, sizeof(target), "/repl/session?id=%s&"
+		    "prev=%s&upto=%llu", id, prev, (unsigned long long)upto);
+	else
+		(void)snprintf(target, sizeof(target), "/repl/session?id=%s",
+		    id);
 	if (post(ps->rc, target, NULL, 0, &rs, ps->err) == -1)
 		return S_ERR;
 	if (parse_u64(rs.body, &ps->sess) == NULL) {
@@ -1499,10 +1834,10 @@ session(struct push *ps)
 {
 	struct peer *p = ps->p;
 	struct sync_result res;
-	char id[ID_MAX], node[ID_MAX];
+	char id[ID_MAX], node[ID_MAX], cur[ID_MAX];
 	uint64_t seq, first, last, t0;
 	double secs;
-	int partial, ok;
+	int partial, ok, older;
 
 	if (get_state(ps->rc, id, &seq, node, ps->err) == -1)
 		return S_ERR;
@@ -1520,7 +1855,11 @@ session(struct push *ps)
 	}
 	first = bl.first_seq;
 	last = bl.last_seq;
-	partial = !ps->force_full && strcmp(id, bl.id) == 0 &&
+	memcpy(cur, bl.id, sizeof(cur));
+	/* Under an older name of this history, up to where it is ours. */
+	older = bl.prev_id[0] != '\0' && strcmp(id, bl.prev_id) == 0 &&
+	    seq <= bl.prev_upto;
+	partial = !ps->force_full && (strcmp(id, bl.id) == 0 || older) &&
 	    seq + 1 >= bl.first_seq && seq <= bl.last_seq &&
 	    seek(ps, seq + 1) == 0;
 	if (partial) {
@@ -1532,9 +1871,10 @@ session(struct push *ps)
 	}
 	UNLOCK();
 	if (partial) {
-		kv_log("info", "replica %s: partial sync from seq %llu",
-		    p->url, (unsigned long long)seq + 1);
-		return open_and_stream(ps, id);
+		kv_log("info", "replica %s: partial sync from seq %llu%s%s",
+		    p->url, (unsigned long long)seq + 1, older ? ", renamed "
+		    "from " : "", older ? id : "");
+		return open_and_stream(ps, cur, older ? id : NULL, seq);
 	}
 	if (first <= last)
 		kv_log("info", "replica %s: full sync started (it has %s "
@@ -1576,7 +1916,7 @@ session(struct push *ps)
 		return S_ERR;
 	}
 	ps->force_full = 0;
-	return open_and_stream(ps, res.id);
+	return open_and_stream(ps, res.id, NULL, 0);
 }
 
 /*
@@ -1596,6 +1936,30 @@ pusher(void *arg)
 	memset(&ps, 0, sizeof(ps));
 	ps.p = p;
 	ps.seed = (unsigned)mono_ms() ^ (unsigned)(uintptr_t)p;
+	if (!p->verified) {	/* p->from and p->url are fixed: no lock */
+		if (!address_matches(p->url, &p->from, ps.err)) {
+			LOCK();
+			/* It announces again every 3 s: say it once. */
+			rc = strcmp(refused_url, p->url) == 0;
+			(void)snprintf(refused_url, sizeof(refused_url), "%s",
+			    p->url);
+			UNLOCK();
+			kv_log(rc ? "debug" : "warn", "replica %s: registration "
+			    "refused, never connected: %s", p->url, ps.err);
+			LOCK();
+			if (!stopping)	/* else repl_shutdown joins it */
+				retire_peer(p);
+			UNLOCK();
+			return NULL;
+		}
+		LOCK();
+		p->verified = 1;
+		peers_gen++;	/* recovery asks it at once */
+		(void)pthread_cond_broadcast(&cv);
+		UNLOCK();
+		kv_log("info", "replica %s: added (registered; its address "
+		    "checks)", p->url);
+	}
 	if ((ps.sc = new_client(cfg.self_url, &p->sfd, ps.err)) == NULL)
 		kv_log("error", "replica %s: self URL: %s; full syncs will "
 		    "fail", p->url, ps.err);
@@ -1678,13 +2042,10 @@ repl_recover(void)
 {
 	int rc;
 
-	if (!inited || rec_started) {
+	if (!inited || rec_started || !cfg.recover) {
 		errno = EINVAL;
 		return -1;
 	}
-	LOCK();
-	recovering = 1;
-	UNLOCK();
 	if ((rc = start_thread(&rec_thread, recoverer, NULL)) != 0) {
 		LOCK();
 		recovering = 0;
@@ -1710,106 +2071,212 @@ repl_recovering(void)
 	return r;
 }
 
-/* A candidate as one polling round saw it. */
+int
+repl_recover_result(struct repl_recovery *out)
+{
+	int r;
+
+	if (!inited)
+		return 0;
+	LOCK();
+	if ((r = hand.ready) != 0) {
+		*out = hand.r;
+		hand.ready = 0;
+		hand.r.fresh = NULL;	/* the caller's now */
+		hand.r.tail = NULL;
+	}
+	UNLOCK();
+	return r;
+}
+
+void
+repl_recover_done(int ok)
+{
+	if (!inited)
+		return;
+	LOCK();
+	hand.verdict = ok ? 1 : -1;
+	if (ok)
+		recovering = 0;	/* the pushers go */
+	(void)pthread_cond_broadcast(&cv);
+	UNLOCK();
+}
+
+/* A peer recovery asks, and what it said. */
 struct cand {
 	char		 url[REPL_URL_MAX];
-	int		 is_static;
+	int		 conf;		/* REPLICA_URLS or PEERS_DNS: not registered */
+	int		 answered;
+	int		 skip;		/* this node, or one asked under another URL */
+	uint64_t	 seq;
+	char		 id[ID_MAX];	/* the data set it follows */
+	char		 node[ID_MAX];
 };
 
 /* What recovery has learnt so far; only its thread touches it. */
 struct recovery {
-	struct cand	*cs;		/* this round's candidates */
+	struct cand	*cs;
 	size_t		 n;
-	char		 best[REPL_URL_MAX];	/* most advanced, or "" */
-	uint64_t	 best_seq;
-	uint64_t	 deadline;	/* of the wait for candidates */
-	size_t		 prev_static;	/* static peers the last round */
-	int		 answered;	/* any candidate, ever */
-	int		 extra;		/* one more round, then decide */
+	size_t		 cap;
+	uint64_t	 deadline;	/* of the wait for silent candidates */
+	uint64_t	 gen;		/* peers_gen when the peers were listed */
+	int		 dns_ok;	/* PEERS_DNS resolved, at least once */
+	char		 dns_err[ERR_MAX];
+	char		 own_id[ID_MAX];	/* TAIL: this node's data set */
+	uint64_t	 own_seq;	/* and its newest write */
 };
 
-/* Copy the peer table into rv->cs. Returns -1 if stopping. */
+/* Add url unless it is there already; 0, or -1 out of memory. */
+static int
+add_cand(struct recovery *rv, const char *url, int conf)
+{
+	struct cand	*nc;
+	size_t		 i;
+
+	for (i = 0; i < rv->n; i++)
+		if (strcmp(rv->cs[i].url, url) == 0) {
+			rv->cs[i].conf |= conf;
+			return 0;
+		}
+	if (rv->n == rv->cap) {
+		if ((nc = realloc(rv->cs, (rv->cap * 2 + 8) *
+		    sizeof(*nc))) == NULL)
+			return -1;
+		rv->cs = nc;
+		rv->cap = rv->cap * 2 + 8;
+	}
+	memset(&rv->cs[rv->n], 0, sizeof(rv->cs[rv->n]));
+	rv->cs[rv->n].conf = conf;
+	(void)snprintf(rv->cs[rv->n++].url, REPL_URL_MAX, "%s", url);
+	return 0;
+}
+
+/*
+ * Every address of PEERS_DNS as a candidate URL. The headless Service
+ * lists every pod, ready or not (publishNotReadyAddresses), this one too:
+ * its answer names this node, and it is skipped. Looked up every round,
+ * as a pod's record may come late. Blocks in getaddrinfo (musl's resolver
+ * gives up after some seconds): this thread only.
+ */
+static void
+resolve_peers(struct recovery *rv)
+{
+	unsigned char	 a[MAX_ADDRS][16];
+	char		 url[REPL_URL_MAX], host[48];
+	int		 i, n;
+
+	(void)snprintf(url, sizeof(url), "http://%s:%s", cfg.peers_dns,
+	    cfg.peers_port);
+	if ((n = url_addrs(url, a, MAX_ADDRS, rv->dns_err)) == -1)
+		return;
+	rv->dns_ok = 1;
+	for (i = 0; i < n; i++) {
+		addr_text(a[i], host, sizeof(host), 1);
+		(void)snprintf(url, sizeof(url), "http://%s:%s", host,
+		    cfg.peers_port);
+		(void)add_cand(rv, url, 1);
+	}
+}
+
+/*
+ * The candidates: PEERS_DNS, REPLICA_URLS and registered peers whose
+ * address checked (a registration is otherwise anyone's: see
+ * address_matches; with REPL_TOKEN it also had to carry the token). The
+ * lookup comes first: it may block for seconds, and replicas that register
+ * meanwhile must still be asked before the wait ends. Returns -1 if
+ * stopping.
+ */
 static int
 list_candidates(struct recovery *rv)
 {
-	struct cand	*nc;
 	struct peer	*p;
-	size_t		 n;
 	int		 stop;
 
+	if (cfg.peers_dns[0] != '\0')
+		resolve_peers(rv);
 	LOCK();
-	for (n = 0, p = peers; p != NULL; p = p->next)
-		n++;
-	if ((nc = realloc(rv->cs, (n + 1) * sizeof(*nc))) != NULL)
-		rv->cs = nc;
-	for (n = 0, p = peers; p != NULL && nc != NULL; p = p->next) {
-		memcpy(rv->cs[n].url, p->url, sizeof(rv->cs[n].url));
-		rv->cs[n++].is_static = p->is_static;
-	}
-	rv->n = n;
+	rv->gen = peers_gen;
+	for (p = peers; p != NULL; p = p->next)
+		if (p->verified)
+			(void)add_cand(rv, p->url, p->is_static);
 	stop = stopping;
 	UNLOCK();
 	return stop ? -1 : 0;
 }
 
-/*
- * Ask every candidate for its state once, keeping the most advanced.
- * Returns 1 when waiting longer is no use: every static peer answered
- * (REPLICA_URLS names the whole set), or one round after a registered
- * peer answered with data (so the most advanced of those registering
- * together wins).
- */
-static int
-poll_round(struct recovery *rv)
+/* Ask candidate c for its state, within the wait that is left. */
+static void
+ask(struct recovery *rv, struct cand *c)
 {
-	struct client	*c;
-	char		 id[ID_MAX], node[ID_MAX], err[ERR_MAX];
-	uint64_t	 seq;
-	size_t		 i, nstatic = 0, sans = 0;
-	int		 regdata = 0, ok, done;
+	struct client	*cl;
+	char		 err[ERR_MAX];
+	uint64_t	 now = mono_ms(), left;
+	size_t		 i;
+	int		 ok;
 
-	for (i = 0; i < rv->n; i++) {
-		nstatic += rv->cs[i].is_static;
-		ok = (c = new_client(rv->cs[i].url, &rec_fd[0], err)) !=
-		    NULL && get_state(c, id, &seq, node, err) == 0;
-		client_free(c);
-		if (!ok) {
-			kv_log("debug", "recovery: %s: %s", rv->cs[i].url,
-			    err);
-			continue;
-		}
-		rv->answered = 1;
-		sans += rv->cs[i].is_static;
-		kv_log("info", "recovery: %s has seq %llu", rv->cs[i].url,
-		    (unsigned long long)seq);
-		if (seq > rv->best_seq) {
-			rv->best_seq = seq;
-			memcpy(rv->best, rv->cs[i].url, sizeof(rv->best));
-		}
-		if (seq > 0 && !rv->cs[i].is_static)
-			regdata = 1;
+	left = rv->deadline > now + 200 ? rv->deadline - now : 200;
+	if (left > (uint64_t)cfg.timeout_ms)
+		left = (uint64_t)cfg.timeout_ms;
+	if ((cl = client_new(c->url, (int)left, publish, &rec_fd[0])) ==
+	    NULL)
+		return;
+	ok = get_state(cl, c->id, &c->seq, c->node, err) == 0;
+	client_free(cl);
+	if (!ok) {
+		kv_log("debug", "recovery: %s: %s", c->url, err);
+		return;
 	}
-	/*
-	 * A static peer set unchanged since the last round means kvstore.c
-	 * has finished adding REPLICA_URLS: only then does "every static
-	 * peer answered" mean all of them.
-	 */
-	done = rv->extra || (nstatic > 0 && nstatic == rv->prev_static &&
-	    sans == nstatic);
-	rv->prev_static = nstatic;
-	if (regdata)
-		rv->extra = 1;
-	return done;
+	c->answered = 1;
+	if (strcmp(c->node, node_id) == 0) {
+		c->skip = 1;
+		kv_log("debug", "recovery: %s is this node", c->url);
+		return;
+	}
+	for (i = 0; &rv->cs[i] != c; i++)
+		if (rv->cs[i].answered && !rv->cs[i].skip &&
+		    c->node[0] != '\0' && strcmp(rv->cs[i].node, c->node) == 0) {
+			c->skip = 1;	/* one node, two URLs */
+			return;
+		}
+	kv_log("info", "recovery: %s has seq %llu of %s", c->url,
+	    (unsigned long long)c->seq, c->id);
 }
 
-/* Sleep until until, unless stopped first; returns 1 if stopping. */
+/*
+ * Waiting longer is no use: every candidate answered, one of them a
+ * configured peer other than this node. Knowing none (no REPLICA_URLS,
+ * PEERS_DNS listing only this node, as in a pod's first seconds), this
+ * node cannot tell a new cluster from one whose primary lost its volume,
+ * nor know when every replica has announced itself (each does every 3 s):
+ * it waits recover_wait_ms, as one that announced later would be
+ * full-synced to the empty store.
+ */
 static int
-nap(uint64_t until)
+all_answered(const struct recovery *rv)
+{
+	size_t	 i;
+	int	 known = 0;
+
+	for (i = 0; i < rv->n; i++) {
+		if (!rv->cs[i].answered)
+			return 0;
+		known |= rv->cs[i].conf && strcmp(rv->cs[i].node, node_id) != 0;
+	}
+	return known && (cfg.peers_dns[0] == '\0' || rv->dns_ok);
+}
+
+/*
+ * Sleep until until, unless stopped first or, with gen not NULL, a peer
+ * can be asked (peers_gen moved from *gen). Returns 1 if stopping.
+ */
+static int
+nap(uint64_t until, const uint64_t *gen)
 {
 	int	 stop;
 
 	LOCK();
-	while (!stopping && mono_ms() < until)
+	while (!stopping && mono_ms() < until &&
+	    (gen == NULL || peers_gen == *gen))
 		wait_until(until);
 	stop = stopping;
 	UNLOCK();
@@ -1817,100 +2284,262 @@ nap(uint64_t until)
 }
 
 /*
- * Poll rounds every RECOVER_POLL_MS until one decides or recover_wait_ms
- * passes. Returns 0, or -1 if stopping.
+ * Ask every candidate until all have answered or recover_wait_ms passes:
+ * no polling round after the last answer, and a peer that registers
+ * meanwhile is asked the moment its address checks. Returns -1 if
+ * stopping.
  */
 static int
 find_best(struct recovery *rv)
 {
-	uint64_t	 round0;
+	uint64_t	 next;
+	size_t		 i;
 
 	for (;;) {
-		round0 = mono_ms();
 		if (list_candidates(rv) == -1)
 			return -1;
-		if (poll_round(rv) || mono_ms() >= rv->deadline)
+		for (i = 0; i < rv->n; i++)
+			if (!rv->cs[i].answered)
+				ask(rv, &rv->cs[i]);
+		if (all_answered(rv) || mono_ms() >= rv->deadline)
 			return 0;
-		if (nap(round0 + RECOVER_POLL_MS < rv->deadline ?
-		    round0 + RECOVER_POLL_MS : rv->deadline))
+		next = mono_ms() + RECOVER_POLL_MS;
+		if (nap(next < rv->deadline ? next : rv->deadline, &rv->gen))
 			return -1;
 	}
 }
 
-/* Full-sync this node from rv->best. Returns 0, or -1 with err. */
+/*
+ * Can c give what recovery looks for? EMPTY: any data set. TAIL: writes
+ * of this node's data set past its newest (another id is another
+ * history, which a full sync from this node replaces).
+ */
 static int
-copy_best(struct recovery *rv, char *err)
+useful(const struct recovery *rv, const struct cand *c)
 {
-	struct client		*c, *self = NULL;
+	if (cfg.recover == REPL_RECOVER_TAIL)
+		return strcmp(c->id, rv->own_id) == 0 && c->seq > rv->own_seq;
+	return c->seq > 0;
+}
+
+/*
+ * What was learnt into r: the most advanced useful answer (rv->n if none)
+ * and the candidates that never answered, any of which might have held
+ * data.
+ */
+static size_t
+summarise(struct recovery *rv, struct repl_recovery *r)
+{
+	size_t	 i, best = rv->n, o = 0;
+	int	 k;
+
+	memset(r, 0, sizeof(*r));
+	for (i = 0; i < rv->n; i++) {
+		if (rv->cs[i].answered) {
+			if (rv->cs[i].skip)
+				continue;
+			r->answered++;
+			if (useful(rv, &rv->cs[i]) && (best == rv->n ||
+			    rv->cs[i].seq > rv->cs[best].seq))
+				best = i;
+			continue;
+		}
+		k = snprintf(r->silent + o, sizeof(r->silent) - o, "%s%s",
+		    o > 0 ? ", " : "", rv->cs[i].url);
+		if (k > 0 && (size_t)k < sizeof(r->silent) - o)
+			o += (size_t)k;
+	}
+	if (cfg.peers_dns[0] != '\0' && !rv->dns_ok)
+		(void)snprintf(r->silent + o, sizeof(r->silent) - o, "%s%s",
+		    o > 0 ? ", " : "", rv->dns_err);
+	return best;
+}
+
+/* Copy rv->cs[best]'s snapshot into r->fresh. Returns 0, or -1 with err. */
+static int
+copy_best(const struct cand *c, struct repl_recovery *r, char *err)
+{
+	struct client		*cl;
 	struct sync_result	 res;
-	struct batch		 b;
+
+	if ((cl = new_client(c->url, &rec_fd[0], err)) == NULL)
+		return -1;
+	if (pull_snapshot(cl, c->url, &r->fresh, &res, err) == -1) {
+		client_free(cl);
+		return -1;
+	}
+	client_free(cl);
+	(void)snprintf(r->source, sizeof(r->source), "%s", c->url);
+	(void)snprintf(r->repl_id, sizeof(r->repl_id), "%.32s", res.id);
+	r->seq = res.seq;
+	r->keys = res.keys;
+	kv_log("info", "recovery: copied %llu keys at seq %llu from %s",
+	    (unsigned long long)res.keys, (unsigned long long)res.seq, c->url);
+	return 0;
+}
+
+/*
+ * TAIL: the records past this node's newest write, from c's backlog into
+ * r->tail, checked: contiguous from own_seq + 1 up to the seq c said it
+ * has. Returns 0; 1 if c no longer holds them all (they left its backlog,
+ * or it restarted since), so its snapshot must do; or -1 with err.
+ */
+static int
+pull_tail(const struct recovery *rv, const struct cand *c,
+    struct repl_recovery *r, char *err)
+{
+	struct client		*cl;
+	struct client_response	 rs;
+	struct repl_record	 rec;
+	char			 target[128], why[128];
+	uint64_t		 next = rv->own_seq + 1;
+	size_t			 off;
+	ssize_t			 n;
 	int			 rc = -1;
 
-	memset(&b, 0, sizeof(b));
-	if ((c = new_client(rv->best, &rec_fd[0], err)) == NULL ||
-	    (self = new_client(cfg.self_url, &rec_fd[1], err)) == NULL)
+	if ((cl = new_client(c->url, &rec_fd[0], err)) == NULL)
+		return -1;
+	(void)snprintf(target, sizeof(target), "/repl/tail?id=%s&from=%llu",
+	    rv->own_id, (unsigned long long)next);
+	if (req_send(cl, "GET", target, 0, NULL, 0) == -1 ||
+	    client_recv(cl, &rs, cfg.backlog_bytes + MAX_RESP_BODY) == -1) {
+		seterr(err, "GET /repl/tail: %s", client_error(cl));
 		goto out;
-	b.b_cap = cfg.batch_bytes;
-	if ((b.b_buf = malloc(b.b_cap)) == NULL)
-		b.b_cap = 0;
-	if ((rc = full_sync(c, rv->best, self, &b, &res, err)) == 0)
-		kv_log("warn", "recovery: recovered from %s: %llu keys, seq "
-		    "%llu, repl id %s", rv->best, (unsigned long long)res.keys,
-		    (unsigned long long)res.seq, res.id);
+	}
+	reason(why, sizeof(why), rs.body, rs.body_len);
+	if (rs.status == 409) {
+		kv_log("info", "recovery: %s cannot give the writes after seq "
+		    "%llu one by one (%s)", c->url,
+		    (unsigned long long)rv->own_seq, why);
+		rc = 1;
+		goto out;
+	}
+	if (rs.status != 200) {
+		seterr(err, "GET /repl/tail answered %d %s", rs.status, why);
+		goto out;
+	}
+	for (off = 0; off < rs.body_len; off += (size_t)n, next++)
+		if ((n = repl_decode(rs.body + off, rs.body_len - off,
+		    &rec)) <= 0 || rec.op == REPL_END || rec.seq != next) {
+			seterr(err, "/repl/tail: record %llu is malformed or "
+			    "out of order", (unsigned long long)next);
+			goto out;
+		}
+	if (next <= c->seq) {
+		seterr(err, "/repl/tail ended at seq %llu, before the %llu "
+		    "its state named", (unsigned long long)next - 1,
+		    (unsigned long long)c->seq);
+		goto out;
+	}
+	if ((r->tail = malloc(rs.body_len)) == NULL) {
+		seterr(err, "out of memory for %zu bytes of records",
+		    rs.body_len);
+		goto out;
+	}
+	memcpy(r->tail, rs.body, rs.body_len);
+	r->tail_len = rs.body_len;
+	(void)snprintf(r->source, sizeof(r->source), "%s", c->url);
+	(void)snprintf(r->repl_id, sizeof(r->repl_id), "%.32s", rv->own_id);
+	r->seq = next - 1;
+	rc = 0;
 out:
-	client_free(c);
-	client_free(self);
-	free(b.b_buf);
+	client_free(cl);
 	return rc;
 }
 
 /*
- * Fresh primary: poll every known peer's state until recover_wait_ms,
- * then full-sync this node from the most advanced one. A failed copy is
- * tried again: a replica holds the data set, and starting empty would let
- * the pushers wipe it.
+ * Hand r to the main thread and wait for its verdict: 1 adopted, -1 copy
+ * again, 0 stopping (repl_shutdown then discards a copy never taken).
+ */
+static int
+hand_over(struct repl_recovery *r)
+{
+	int	 v;
+
+	LOCK();
+	hand.r = *r;
+	hand.verdict = 0;
+	hand.ready = 1;
+	UNLOCK();
+	if (cfg.on_ack != NULL)
+		cfg.on_ack();	/* wakes the loop, whose tick takes it */
+	LOCK();
+	while (!stopping && hand.verdict == 0)
+		(void)pthread_cond_wait(&cv, &mu);
+	v = hand.verdict;
+	UNLOCK();
+	return v;
+}
+
+/* Take what c, the most advanced, can give into r: 0, or -1 with err. */
+static int
+take(const struct recovery *rv, const struct cand *c,
+    struct repl_recovery *r, char *err)
+{
+	int	 rc;
+
+	if (cfg.recover == REPL_RECOVER_TAIL) {
+		kv_log("info", "recovery: %s is ahead (seq %llu; this node has "
+		    "%llu): taking the writes this node lost", c->url,
+		    (unsigned long long)c->seq,
+		    (unsigned long long)rv->own_seq);
+		if ((rc = pull_tail(rv, c, r, err)) != 1)
+			return rc;
+		kv_log("info", "recovery: copying %s's whole data set instead",
+		    c->url);
+	} else
+		kv_log("info", "recovery: this primary is empty; copying from "
+		    "%s (seq %llu)", c->url, (unsigned long long)c->seq);
+	return copy_best(c, r, err);
+}
+
+/*
+ * Fresh primary: ask every candidate, then copy the most advanced one's
+ * data set into a fresh store and hand it to the main thread. Back from a
+ * crash: take the writes this node lost from the most advanced replica of
+ * its data set. A failed copy is tried again: a replica holds the data,
+ * and going on without it would let the pushers wipe it.
  */
 static void *
 recoverer(void *arg)
 {
-	struct recovery	 rv;
-	char		 err[ERR_MAX];
+	struct recovery		 rv;
+	struct repl_recovery	 r;
+	char			 err[ERR_MAX];
+	size_t			 best, i;
+	int			 lone;
 
 	(void)arg;
 	memset(&rv, 0, sizeof(rv));
+	LOCK();
+	lone = peers == NULL;
+	memcpy(rv.own_id, bl.id, sizeof(rv.own_id));
+	rv.own_seq = bl.last_seq;
+	UNLOCK();
+	if (lone && cfg.peers_dns[0] == '\0')
+		kv_log("info", "recovery: no REPLICA_URLS or PEERS_DNS: "
+		    "waiting RECOVER_WAIT_MS for replicas to announce "
+		    "themselves");
 	for (;;) {
 		rv.deadline = mono_ms() + (uint64_t)cfg.recover_wait_ms;
 		if (find_best(&rv) == -1)
 			break;
-		if (rv.best_seq == 0) {
-			if (rv.answered)
-				kv_log("warn", "recovery: the replicas that "
-				    "answered hold no data; this primary "
-				    "starts EMPTY");
-			else
-				kv_log("warn", "recovery: no replica answered "
-				    "within %d ms; this primary starts EMPTY",
-				    cfg.recover_wait_ms);
-			break;
+		best = summarise(&rv, &r);
+		if (best < rv.n && take(&rv, &rv.cs[best], &r, err) == -1) {
+			kv_log("error", "recovery from %s failed: %s; trying "
+			    "again in %d ms (writes wait)", rv.cs[best].url,
+			    err, RECOVER_RETRY_MS);
+			goto again;
 		}
-		kv_log("warn", "recovery: this primary is empty; copying from "
-		    "%s (seq %llu)", rv.best, (unsigned long long)rv.best_seq);
-		if (copy_best(&rv, err) == 0)
+		if (hand_over(&r) != -1)
 			break;
-		kv_log("error", "recovery from %s failed: %s; trying again "
-		    "in %d ms (writes wait)", rv.best, err, RECOVER_RETRY_MS);
-		if (nap(mono_ms() + RECOVER_RETRY_MS))
+again:
+		if (nap(mono_ms() + RECOVER_RETRY_MS, NULL))
 			break;
-		rv.best_seq = 0;
-		rv.best[0] = '\0';
-		rv.answered = rv.extra = 0;
-		rv.prev_static = 0;
+		for (i = 0; i < rv.n; i++)
+			rv.cs[i].answered = rv.cs[i].skip = 0;
 	}
 	free(rv.cs);
-	LOCK();
-	recovering = 0;
-	(void)pthread_cond_broadcast(&cv);
-	UNLOCK();
 	return NULL;
 }
 
@@ -1934,6 +2563,61 @@ repl_announce(void)
 	return 0;
 }
 
+/* Look PRIMARY_URL up for repl_from_primary; a failure keeps the last. */
+static void
+find_primary(void)
+{
+	unsigned char	 a[MAX_ADDRS][16];
+	char		 err[ERR_MAX];
+	int		 n;
+
+	n = url_addrs(cfg.primary_url, a, MAX_ADDRS, err);
+	LOCK();
+	if (n >= 0) {
+		memcpy(prim.a, a, sizeof(a));
+		prim.n = n;
+	}
+	prim.again = 0;
+	prim.at = mono_ms();
+	UNLOCK();
+}
+
+/* 127.0.0.1 or ::1, the loopback addresses a name like localhost gives. */
+static int
+is_lo(const unsigned char *a)
+{
+	static const unsigned char lo6[16] = { [15] = 1 };
+
+	return memcmp(a, lo6, 16) == 0 || (memcmp(a, mapped, 12) == 0 &&
+	    a[12] == 127 && a[13] == 0 && a[14] == 0 && a[15] == 1);
+}
+
+int
+repl_from_primary(const struct sockaddr_storage *peer,
+    const struct sockaddr_storage *local)
+{
+	unsigned char	 f[16], l[16];
+	int		 i, ok = 0, here = 0;
+
+	if (!inited || addr16(peer, f) == -1)
+		return 0;
+	LOCK();
+	for (i = 0; i < prim.n && !ok; i++) {
+		ok = memcmp(prim.a[i], f, 16) == 0;
+		here |= is_lo(prim.a[i]);
+	}
+	/* The primary is on this host: it may come from any of its names. */
+	if (!ok && here)
+		ok = is_lo(f) || (addr16(local, l) == 0 &&
+		    memcmp(f, l, 16) == 0);
+	if (!ok && mono_ms() - prim.at >= 1000) {
+		prim.again = 1;		/* at most once a second */
+		(void)pthread_cond_broadcast(&cv);
+	}
+	UNLOCK();
+	return ok;
+}
+
 /* Register at once, then every ANNOUNCE_MS; log changes, not attempts. */
 static void *
 announcer(void *arg)
@@ -1950,6 +2634,7 @@ announcer(void *arg)
 		return NULL;
 	}
 	for (;;) {
+		find_primary();
 		ok = post(c, "/repl/register", cfg.advertise_url,
 		    strlen(cfg.advertise_url), &r, err) == 0;
 		client_close(c);	/* a fresh lookup each time; no idle fd */
@@ -1963,8 +2648,14 @@ announcer(void *arg)
 		was = ok;
 		next = mono_ms() + ANNOUNCE_MS;
 		LOCK();
-		while (!stopping && mono_ms() < next)
-			wait_until(next);
+		while (!stopping && mono_ms() < next) {
+			if (prim.again) {	/* pod IPs move: look now */
+				UNLOCK();
+				find_primary();
+				LOCK();
+			} else
+				wait_until(next);
+		}
 		stop = stopping;
 		UNLOCK();
 		if (stop)
@@ -2040,6 +2731,11 @@ repl_shutdown(int drain_ms)
 	if (ann_started)
 		(void)pthread_join(ann_thread, NULL);
 	rec_started = ann_started = 0;
+	if (hand.ready && hand.r.fresh != NULL)
+		store_discard(hand.r.fresh);	/* a copy never adopted */
+	if (hand.ready)
+		free(hand.r.tail);
+	memset(&hand, 0, sizeof(hand));
 	(void)pthread_cond_destroy(&cv);
 	free_state();
 	inited = 0;

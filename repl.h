@@ -17,6 +17,9 @@
  */
 #define REPL_URL_MAX	256
 
+struct sockaddr_storage;
+struct store;
+
 enum repl_op {
 	REPL_PUT = 'P',
 	REPL_DEL = 'D',
@@ -44,6 +47,33 @@ struct repl_config {
 	int		 recover_wait_ms;	/* fresh primary: wait for replicas */
 	int		 drop_after_ms;	/* registered, silent this long: drop */
 	void		(*on_ack)(void);	/* any thread: a replica acked */
+	int		 recover;	/* REPL_RECOVER_*: repl_recover follows */
+	struct store	*store;		/* the live store, beside which recovery
+					   creates its copy (reads its path
+					   only; until recovery is done) */
+	const char	*peers_dns;	/* PEERS_DNS: a name listing every pod */
+	const char	*peers_port;	/* the port its addresses are asked on */
+	int		 max_registered;	/* MAX_REGISTERED_REPLICAS; 64 if 0 */
+};
+
+/* What a primary's recovery looks for (repl_config.recover). */
+enum repl_recover_mode {
+	REPL_RECOVER_NONE,
+	REPL_RECOVER_EMPTY,	/* a new store: any replica's data set */
+	REPL_RECOVER_TAIL	/* after a crash: writes past its last seq */
+};
+
+/* What recovery decided, for the main thread (repl_recover_result). */
+struct repl_recovery {
+	struct store	*fresh;		/* the copy to adopt, or NULL */
+	char		*tail;		/* TAIL: records to apply, or NULL; */
+	size_t		 tail_len;	/* malloc'd, the caller's to free */
+	char		 source[REPL_URL_MAX];	/* where it came from */
+	char		 repl_id[33];
+	uint64_t	 seq;
+	uint64_t	 keys;
+	int		 answered;	/* peers that answered (not this node) */
+	char		 silent[512];	/* peers that never answered, or "" */
 };
 
 /*
@@ -112,12 +142,17 @@ void	repl_reset(const char *repl_id, uint64_t seq);
 
 /*
  * Feed a replica from now on; idempotent per url string (a registered one
- * that registers again refreshes its last-seen time). registered replicas
- * are dropped after drop_after_ms unreachable (60 s when 0), until they
- * register again. Returns -1 with errno EINVAL (bad URL), ENAMETOOLONG or
+ * that registers again refreshes its last-seen time). from is NULL for a
+ * configured replica (REPLICA_URLS); for a registration it is the address
+ * the request came from, and the pusher fed from it first resolves url and
+ * drops it, never connecting, unless one of its addresses is from: until
+ * then it is not a peer anywhere (repl_peers, recovery). Registered
+ * replicas are dropped after drop_after_ms unreachable (60 s when 0),
+ * until they register again. Returns -1 with errno EINVAL (bad URL),
+ * ENAMETOOLONG, ENOSPC (max_registered are registered already) or
  * ECANCELED (shutting down).
  */
-int	repl_add_replica(const char *url, int registered);
+int	repl_add_replica(const char *url, const struct sockaddr_storage *from);
 
 /* Append a write the store just made (main thread). Never blocks on the
  * network: a full backlog drops its oldest records. */
@@ -129,26 +164,85 @@ void	repl_enqueue(int op, uint64_t seq, const char *key, size_t klen,
 void	repl_flush(void);
 
 /*
- * Fresh primary: ask candidates (REPLICA_URLS and registrations arriving
- * within recover_wait_ms) for their state and full-sync this node from the
- * most advanced one. Runs on its own thread; repl_recovering() is 1 until
- * it has finished, either way. Call it BEFORE adding the REPLICA_URLS
- * peers: pushers wait while it runs, and one started earlier could
- * full-sync a replica from the still empty store.
+ * Fresh primary, or one back from a crash (cfg.recover set at repl_init,
+ * which makes repl_recovering 1 at once, so that no pusher syncs from a
+ * store that may lack writes its replicas hold): start the
+ * recovery thread, after the REPLICA_URLS peers are added. It asks every
+ * candidate for its state: REPLICA_URLS, registered peers that passed the
+ * address check (asked as soon as they pass), and every address of
+ * PEERS_DNS except this node's own. It decides the moment all have
+ * answered if one of them is configured (REPLICA_URLS, PEERS_DNS), else
+ * at recover_wait_ms (replicas announce themselves meanwhile). EMPTY
+ * copies the most advanced one's snapshot into a fresh store beside
+ * cfg.store, off the loop. TAIL takes from the most advanced replica of
+ * this node's repl id the records past this node's seq (GET /repl/tail),
+ * or, when that replica no longer holds them all, its snapshot. The main
+ * thread then takes the result (repl_recover_result), adopts the store or
+ * applies the tail, and calls repl_recover_done.
  */
 int	repl_recover(void);
+
+/* 1 until repl_recover_done(1). Main thread. */
 int	repl_recovering(void);
 
 /*
- * Fill up to max peers; returns how many there are. last_contact_ms counts
- * from when the peer was added until it first answers.
+ * Main thread: 0 while recovery runs; 1 once it decided, with *out filled
+ * (out->fresh, if not NULL, is the caller's now, to store_adopt).
+ */
+int	repl_recover_result(struct repl_recovery *out);
+
+/*
+ * Main thread, after repl_recover_result gave 1: ok (adopted, and
+ * repl_reset called; or nothing to adopt) ends recovery and lets the
+ * pushers go; !ok has the copy made again after a pause.
+ */
+void	repl_recover_done(int ok);
+
+/*
+ * Fill up to max peers, configured ones (REPLICA_URLS) first, then the
+ * registered ones that passed the address check, in the order they came;
+ * returns how many there are. last_contact_ms counts from when the peer
+ * was added until it first answers.
  */
 size_t	repl_peers(struct repl_peer *out, size_t max);
 
+/*
+ * After a crash, the primary took a new repl id: replicas that follow
+ * old_id at or below seq upto hold a prefix of its history and resume
+ * under the new id without a full sync (Redis PSYNC2's replid2). A replica
+ * of old_id past upto holds writes this primary never had: it full-syncs.
+ * repl_reset forgets it.
+ */
+void	repl_accept_history(const char *old_id, uint64_t upto);
+
 /* ---- Replica ---- */
 
-/* Announce advertise_url to primary_url now and every few seconds. */
+/*
+ * The records from seq from to the newest, as this node's backlog holds
+ * them (a replica enqueues what it applies), into *out (malloc'd, *len
+ * bytes) with *last the newest seq. -1 with errno ESRCH (the backlog
+ * follows another id) or ERANGE (from is not held: it left the ring, or
+ * is past the newest + 1), ENOMEM. Main thread.
+ */
+int	repl_tail(const char *id, uint64_t from, char **out, size_t *len,
+	    uint64_t *last);
+
+/*
+ * Announce advertise_url to primary_url now and every few seconds, and
+ * look primary_url up each time for repl_from_primary.
+ */
 int	repl_announce(void);
+
+/*
+ * Main thread: did a request from peer, to this node's address local,
+ * come from the primary? Its addresses are primary_url's as the announcer
+ * last looked them up (a miss has it look again, at most once a second:
+ * pod IPs move). If one is 127.0.0.1 or ::1, the primary is on this host,
+ * and so are both of those and local itself. Never blocks. 0 without an
+ * announcer (no primary_url).
+ */
+int	repl_from_primary(const struct sockaddr_storage *peer,
+	    const struct sockaddr_storage *local);
 
 /* ---- Both ---- */
 

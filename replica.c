@@ -12,6 +12,7 @@
  */
 
 #include <sys/types.h>
+#include <sys/socket.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -102,6 +103,36 @@ new_token(uint64_t *t)
 			return -1;
 	while (*t == 0);
 	return 0;
+}
+
+/* A primary never takes a sync: its own recovery pulls (repl.c). */
+static int
+refuse_on_primary(struct http_request *r)
+{
+	if (node.role != ROLE_PRIMARY)
+		return 0;
+	reply_text(r->id, 409, "", "this node is the primary: nothing pushes "
+	    "to it");
+	return 1;
+}
+
+/*
+ * Only the primary opens a session or a full sync: a request from another
+ * address gets 403 (with a token set, it needs both). Otherwise anyone who
+ * reaches this replica could slip records into its stream, or wipe it.
+ */
+static int
+refuse_stranger(struct http_request *r)
+{
+	struct sockaddr_storage peer, local;
+
+	if (http_peer(r->id, &peer, &local) == 0 &&
+	    repl_from_primary(&peer, &local))
+		return 0;
+	reply_text(r->id, 403, "", "not from PRIMARY_URL (%s): only the "
+	    "primary opens a session or a sync", *node.primary_url != '\0' ?
+	    node.primary_url : "unset");
+	return 1;
 }
 
 /* ---- The endpoints ---- */
@@ -196,18 +227,53 @@ apply_records(struct store *s, const char *body, size_t len,
 		if (s != sync_store) {
 			*applied = seq;
 			wait_note_write(rec.key, rec.klen);
+			/* Kept for a primary that loses it (/repl/tail). */
+			repl_enqueue(rec.op, seq, rec.key, rec.klen, rec.val,
+			    rec.vlen);
 		}
 	}
+	return 0;
+}
+
+/*
+ * The primary renamed its history after a crash (repl_accept_history):
+ * follow id, if this node follows prev and holds no write past upto.
+ * Returns -1 after answering, if the new id cannot be written.
+ */
+static int
+take_new_name(struct http_request *r)
+{
+	struct store_stats st;
+	char id[33], prev[33];
+	uint64_t upto;
+
+	if (http_query(r, "prev", NULL) == NULL)
+		return 0;
+	store_stats(node.store, &st);
+	if (query_id(r, "id", id) == -1 || query_id(r, "prev", prev) == -1 ||
+	    query_u64(r, "upto", &upto) == -1 || !st.synced ||
+	    strcmp(prev, st.repl_id) != 0 || st.last_seq > upto ||
+	    strcmp(id, prev) == 0)
+		return 0;	/* its applies will be refused: full sync */
+	if (store_set_repl_id(node.store, id) == -1) {
+		reply_text(r->id, 500, "", "cannot write the new repl id: %s",
+		    strerror(errno));
+		return -1;
+	}
+	repl_reset(id, st.last_seq);
+	kv_log("info", "repl: the primary renamed data set %s to %s after a "
+	    "crash; this replica's %llu writes are its history", prev, id,
+	    (unsigned long long)st.last_seq);
 	return 0;
 }
 
 void
 replica_session(struct http_request *r)
 {
-	if (node.role == ROLE_PRIMARY) {
-		reply_text(r->id, 409, "", "this node is the primary");
+	if (refuse_on_primary(r) || refuse_stranger(r))
 		return;
-	}
+	if (take_new_name(r) == -1)
+		return;
 	if (new_token(&session_token) == -1) {
 		reply_text(r->id, 503, "", "no randomness for a session: %s",
 		    strerror(errno));
@@ -225,10 +291,8 @@ replica_apply(struct http_request *r)
 	const char *why = NULL;
 	uint64_t from, applied, pseq, sess;
 
-	if (node.role == ROLE_PRIMARY) {
-		reply_text(r->id, 409, "", "this node is the primary");
+	if (refuse_on_primary(r))
 		return;
-	}
 	if (node.store_stale) {
 		reply_text(r->id, 503, "", "a full sync could not be swapped "
 		    "in; this replica applies nothing until it is restarted");
@@ -277,6 +341,8 @@ replica_sync_begin(struct http_request *r)
 	size_t len;
 	int has_seed = http_query(r, "seed", &len) != NULL;
 
+	if (refuse_on_primary(r) || refuse_stranger(r))
+		return;
 	if (query_id(r, "id", id) == -1 || query_u64(r, "seq", &seq) == -1 ||
 	    (has_seed && query_id(r, "seed", seed) == -1)) {
 		reply_text(r->id, 400, "", "sync/begin needs id and seq (and "
@@ -360,7 +426,7 @@ replica_sync_data(struct http_request *r)
 	const char *why = NULL;
 	uint64_t applied = 0;
 
-	if (!sync_current(r))
+	if (refuse_on_primary(r) || !sync_current(r))
 		return;
 	if (apply_records(sync_store, r->body, r->body_len, &applied,
 	    &why) == -1) {
@@ -378,7 +444,7 @@ replica_sync_end(struct http_request *r)
 	char err[256];
 	uint64_t seq;
 
-	if (!sync_current(r))
+	if (refuse_on_primary(r) || !sync_current(r))
 		return;
 	if (query_u64(r, "seq", &seq) == -1 || seq != sync_seq) {
 		reply_text(r->id, 409, "", "resync: sync/end for another seq "
@@ -411,8 +477,7 @@ replica_sync_end(struct http_request *r)
 	kv_log("info", "full sync done: %llu keys at seq %llu from %s",
 	    (unsigned long long)st.keys, (unsigned long long)st.last_seq,
 	    st.repl_id);
-	if (node.role == ROLE_PRIMARY)
-		repl_reset(st.repl_id, st.last_seq);
+	repl_reset(st.repl_id, st.last_seq);	/* what /repl/tail serves */
 	reply_text(r->id, 200, "", "%llu", (unsigned long long)st.last_seq);
 }
 
@@ -499,8 +564,39 @@ replica_snapshot(struct http_request *r)
 }
 
 void
+replica_tail(struct http_request *r)
+{
+	char id[33], extra[64], *buf;
+	uint64_t from, last;
+	size_t len;
+
+	if (query_id(r, "id", id) == -1 || query_u64(r, "from", &from) == -1) {
+		reply_text(r->id, 400, "", "tail needs id (32 hex digits) and "
+		    "from");
+		return;
+	}
+	if (repl_tail(id, from, &buf, &len, &last) == -1) {
+		if (errno == ENOMEM)
+			reply_text(r->id, 503, "", "out of memory");
+		else
+			reply_text(r->id, 409, "", errno == ESRCH ? "this "
+			    "node's backlog follows another data set" : "seq "
+			    "%llu is not in this node's backlog",
+			    (unsigned long long)from);
+		return;
+	}
+	reply_u64(extra, "X-Kv-Seq: ", last, "\r\n");
+	kv_log("info", "repl: gave writes %llu..%llu (%zu bytes) to a primary "
+	    "that lost them", (unsigned long long)from,
+	    (unsigned long long)last, len);
+	http_reply(r->id, 200, "application/octet-stream", extra, buf, len);
+	free(buf);
+}
+
+void
 replica_register(struct http_request *r)
 {
+	struct sockaddr_storage from;
 	char url[REPL_URL_MAX];
 	size_t i;
 
@@ -526,10 +622,17 @@ replica_register(struct http_request *r)
 			    "spaces or control bytes");
 			return;
 		}
-	if (strncmp(url, "http://", 7) != 0 || repl_add_replica(url, 1) == -1) {
-		reply_text(r->id, 400, "", "cannot feed %s: %s", url,
-		    strncmp(url, "http://", 7) != 0 ? "not an http:// URL" :
-		    strerror(errno));
+	if (strncmp(url, "http://", 7) != 0) {
+		reply_text(r->id, 400, "", "cannot feed %s: not an http:// URL",
+		    url);
+		return;
+	}
+	/* Its URL must resolve to where it came from: repl.c checks. */
+	if (http_peer(r->id, &from, NULL) == -1 ||
+	    repl_add_replica(url, &from) == -1) {
+		reply_text(r->id, errno == ENOSPC ? 503 : 400, "", "cannot feed "
+		    "%s: %s", url, errno == ENOSPC ? "MAX_REGISTERED_REPLICAS "
+		    "replicas are registered already" : strerror(errno));
 		return;
 	}
 	reply_text(r->id, 200, "", "ok");

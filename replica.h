@@ -6,6 +6,7 @@
 
 void	replica_state(struct http_request *r);		/* GET /repl/state */
 void	replica_snapshot(struct http_request *r);	/* GET /repl/snapshot */
+void	replica_tail(struct http_request *r);		/* GET /repl/tail */
 void	replica_session(struct http_request *r);	/* POST /repl/session */
 void	replica_apply(struct http_request *r);		/* POST /repl/apply */
 void	replica_sync_begin(struct http_request *r);	/* POST /repl/sync/begin */

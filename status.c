@@ -128,7 +128,9 @@ status_ready(struct http_request *r)
 	size_t o;
 
 	/* Each peer's entry is under 256 bytes beyond its JSON'd URLs. */
-	if ((b = malloc(2048 + NODE_MAX_PEERS * (256 + 2 * 6 * 256))) ==
+	if ((b = malloc(2048 + 6 * (sizeof(node.recovery) +
+	    sizeof(node.recovery_warning)) +
+	    NODE_MAX_PEERS * (256 + 2 * 6 * 256))) ==
 	    NULL) {
 		reply_text(r->id, 503, "", "out of memory");
 		return;
@@ -146,11 +148,15 @@ status_ready(struct http_request *r)
 	    (unsigned long long)st.file_bytes, node_fsync_name(node.fsync),
 	    http_conns(), st.repl_id, store_error(node.store) != 0 ? "failed" :
 	    node.disk_full ? "full" : "ok");
-	if (node.started_empty)
-		o += sprintf(b + o, ",\"warning\":\"this primary started "
-		    "with an empty store and no replica answered within "
-		    "RECOVER_WAIT_MS; any older data on replicas was not "
-		    "recovered\"");
+	if (node.recovery[0] != '\0') {
+		o += sprintf(b + o, ",\"recovery\":");
+		o += json_string(b + o, node.recovery, strlen(node.recovery));
+	}
+	if (node.recovery_warning[0] != '\0') {
+		o += sprintf(b + o, ",\"warning\":");
+		o += json_string(b + o, node.recovery_warning,
+		    strlen(node.recovery_warning));
+	}
 	o += ready_repl(b + o, &st);
 	o += sprintf(b + o, "}\n");
 	http_reply(r->id, why != NULL ? 503 : 200, "application/json", "", b,

@@ -1726,13 +1726,18 @@ fail:
 }
 
 int
-store_new_repl_id(struct store *s)
+store_set_repl_id(struct store *s, const char *repl_id)
 {
 	struct hdr *h = HDR(&s->s_f);
 	uint8_t id[16];
 
-	if (random_bytes(id, sizeof(id)) == -1)
+	if (repl_id == NULL) {
+		if (random_bytes(id, sizeof(id)) == -1)
+			return -1;
+	} else if (parse_id(repl_id, id) == -1) {
+		errno = EINVAL;
 		return -1;
+	}
 	memcpy(h->h_repl_id, id, sizeof(id));
 	h->h_icrc = hdr_icrc(h);
 	return msync(s->s_f.f_map, PAGE, MS_SYNC);

@@ -101,11 +101,12 @@ struct store *store_adopt(struct store *cur, struct store *fresh,
 	    char *err, size_t errlen);
 
 /*
- * Give the data set a new random replication id, on disk before returning:
- * a primary that lost writes in a crash must not let replicas that saw
- * them resume as if they were its history. -1 with errno on failure.
+ * Give the data set the replication id repl_id (32 hex digits), or a new
+ * random one when it is NULL, on disk before returning: a primary that
+ * lost writes in a crash must not let replicas that saw them resume as if
+ * they were its history. -1 with errno (EINVAL: not 32 hex digits).
  */
-int	store_new_repl_id(struct store *s);
+int	store_set_repl_id(struct store *s, const char *repl_id);
 
 /* Close s and delete its file: an abandoned store_create. */
 void	store_discard(struct store *s);

@@ -921,6 +921,12 @@ testMakeRunStartsAPrimaryOn8081AndItsReplicas() {
   echo "${mpid}" >>"${SHUNIT_TMPDIR}/pids"
   r1=$((mp + 1))
   r2=$((mp + 2))
+  # A script's first write, the moment /health answers: it waits while
+  # the new primary asks its replicas, then is made.
+  out=$(put_after_health "${mp}" name)
+  echo "  make run: the first PUT took ${out#* } ms"
+  assertEquals "a write right after /health: $(cat "${body}")" 201 \
+    "${out%% *}"
   wait_ready "${mp}" 12 && wait_ready "${r1}" && wait_ready "${r2}"
   up=$?
   assertTrue "all three ready: $(tail -n 5 "${SHUNIT_TMPDIR}/run.log")" "${up}"
@@ -928,7 +934,6 @@ testMakeRunStartsAPrimaryOn8081AndItsReplicas() {
     "$(for p in "${mp}" "${r1}" "${r2}"; do curl -s "http://127.0.0.1:${p}/role"; echo; done | xargs)"
   assertTrue 'the primary keeps ./data/primary' \
     "[ -f '${run}/data/primary/kvstore.db' ]"
-  curl -s -o /dev/null -X PUT -d alice "http://127.0.0.1:${mp}/kv/name"
   assert_converged "${mp}" "${r1}" 'make run, replica 1'
   assert_converged "${mp}" "${r2}" 'make run, replica 2'
   logs=$(cat "${SHUNIT_TMPDIR}/run.log")
@@ -979,6 +984,9 @@ testBadConfigurationExitsWithOneClearLine() {
   check_bad_env 'MAX_VALUE_BYTES=' MAX_VALUE_BYTES=-1
   check_bad_env 'LOG_LEVEL=loud' LOG_LEVEL=loud
   check_bad_env 'DATA_DIR' DATA_DIR=/etc/passwd/sub
+  check_bad_env 'PEERS_DNS=' PEERS_DNS=pods:0
+  check_bad_env 'PEERS_DNS=' PEERS_DNS=pods:80x
+  check_bad_env 'PEERS_DNS=' PEERS_DNS=http://pods
 }
 
 testUnwritableDataDirIsRefusedAndLeftUntouched() {

@@ -44,7 +44,7 @@ enum wait_kind {
 	WAIT_KEY,	/* a watch of a key */
 	WAIT_LIST,	/* a watch of a prefix */
 	WAIT_ACKS,	/* a write made, waiting for replicas */
-	WAIT_WRITE	/* a write not made yet: the primary is recovering */
+	WAIT_RECOVERY	/* a write not made yet: the primary is recovering */
 };
 
 struct waiter {
@@ -206,7 +206,7 @@ park(struct http_request *r, int kind, uint64_t wait_ms, uint64_t seq,
 		return NULL;
 	if ((w = calloc(1, sizeof(*w))) == NULL ||
 	    (kind != WAIT_ACKS &&
-	    (w->w_req = req_copy(r, kind == WAIT_WRITE)) == NULL) ||
+	    (w->w_req = req_copy(r, kind == WAIT_RECOVERY)) == NULL) ||
 	    (key != NULL && (w->w_key = malloc(klen + 1)) == NULL)) {
 		if (w != NULL)
 			free(w->w_req);
@@ -225,7 +225,7 @@ park(struct http_request *r, int kind, uint64_t wait_ms, uint64_t seq,
 	w->w_next = waiters;
 	waiters = w;
 	nparked++;
-	if (kind == WAIT_WRITE)
+	if (kind == WAIT_RECOVERY)
 		parked_bytes += r->body_len;
 	return w;
 }
@@ -298,10 +298,10 @@ wait_recovery(struct http_request *r)
 		reply_text(r->id, 503, "Retry-After: 1\r\n", "this primary is "
 		    "recovering its data from its replicas, and %zu bytes of "
 		    "writes already wait for it; nothing was written",
-		    parked_bytes);
+		    parked_bytes);	/* a read has no body: never here */
 		return 1;
 	}
-	park(r, WAIT_WRITE, (uint64_t)node.recover_wait_ms + RECOVERY_COPY_MS,
+	park(r, WAIT_RECOVERY, (uint64_t)node.recover_wait_ms + RECOVERY_COPY_MS,
 	    0, NULL, 0);
 	return 1;
 }
@@ -463,7 +463,7 @@ settle(struct waiter *w, uint64_t now, uint64_t last_seq, int changed)
 			return 1;
 		}
 		break;
-	case WAIT_WRITE:
+	case WAIT_RECOVERY:
 		if (!repl_recovering()) {
 			replay(w);
 			return 1;
@@ -472,8 +472,9 @@ settle(struct waiter *w, uint64_t now, uint64_t last_seq, int changed)
 			return 0;
 		reply_text(w->w_id, 503, "Retry-After: 1\r\n", "waited %llu ms "
 		    "for this primary to recover its data from its replicas; "
-		    "nothing was written", (unsigned long long)(now -
-		    w->w_began));
+		    "%s", (unsigned long long)(now - w->w_began),
+		    w->w_req->body_len > 0 || !req_is_read(w->w_req) ?
+		    "nothing was written" : "try again");
 		return 1;
 	case WAIT_ACKS:
 		if (node.fsync == STORE_FSYNC_ALWAYS &&
@@ -531,7 +532,7 @@ run_waiters(void)
 		}
 		*pw = w->w_next;
 		nparked--;
-		if (w->w_kind == WAIT_WRITE)
+		if (w->w_kind == WAIT_RECOVERY)
 			parked_bytes -= w->w_req->body_len;
 		free(w->w_req);
 		free(w->w_key);

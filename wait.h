@@ -13,10 +13,12 @@ void	wait_init(void (*rerun)(struct http_request *r));
 int	wait_min_seq(struct http_request *r);
 
 /*
- * A write to a primary that is still recovering its data set from its
- * replicas: park it, body and all, and make it once recovery decided (on
- * the recovered data or a new empty one); 503 with Retry-After if that
- * takes longer than RECOVER_WAIT_MS plus a copy's bound.
+ * A read or write of keys on a primary that is still recovering its data
+ * from its replicas: park it, body and all, and run it once recovery
+ * decided (on the recovered data or a new empty one), so that no client
+ * reads a value older than one it was told was written; 503 with
+ * Retry-After if that takes longer than RECOVER_WAIT_MS plus a copy's
+ * bound.
  */
 int	wait_recovery(struct http_request *r);
 

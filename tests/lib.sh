@@ -242,6 +242,17 @@ wait_streaming() {
 # wait_seq PORT SEQ: until the node has applied SEQ, at most 30 seconds.
 wait_seq() { wait_for 30 seq_is "$1" "$2"; }
 
+# pair_with_data N TAG: a primary p on ${rp} and a replica r1 on ${rr1}
+# that holds the primary's N writes (load ... TAG); their seq in ${before}.
+pair_with_data() {
+  node p "${rp}" primary
+  node r1 "${rr1}" replica
+  wait_ready "${rr1}"
+  writes load "${rp}" "$1" "$2"
+  wait_seq "${rr1}" "$(node_seq "${rp}")"
+  before=$(node_seq "${rp}")
+}
+
 # ---- Writes in bulk ----
 # Each helper below checks the status of every write it sends: it prints
 # nothing and returns 0 if each got the answer it expects, else prints
@@ -360,6 +371,16 @@ converged() {
 
 # wait_up PORT: until /health answers, at most 5 seconds.
 wait_up() { wait_for 5 curl -s -o /dev/null "http://127.0.0.1:$1/health"; }
+
+# put_after_health PORT KEY: once /health answers, PUT KEY at once, as a
+# script would; prints the status and how long the PUT took in ms.
+put_after_health() {
+  wait_up "$1" || { echo "down 0"; return; }
+  t0=$(date +%s%N)
+  c=$(curl -s -o "${body}" -w '%{http_code}' --max-time 30 -X PUT -d v \
+    "http://127.0.0.1:$1/kv/$2")
+  echo "${c} $((($(date +%s%N) - t0) / 1000000))"
+}
 
 # start NAME [VAR=VALUE...]: a server of its own on a new port; sets
 # ${spid}, ${sport} and ${slog}.

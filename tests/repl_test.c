@@ -33,6 +33,7 @@
 
 #include "client.h"
 #include "repl.h"
+#include "store.h"
 #include "util.h"
 
 #define ID_A	"0123456789abcdef0123456789abcdef"
@@ -731,6 +732,37 @@ wait_state(const char *state, int ms)
 	return 0;
 }
 
+/* Where a registration came from: 127.0.0.1, or an address elsewhere. */
+static const struct sockaddr_storage *
+from_addr(const char *ip)
+{
+	static struct sockaddr_storage ss[2];
+	static int k;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss[k ^= 1];
+
+	memset(sin, 0, sizeof(ss[0]));
+	sin->sin_family = AF_INET;
+	(void)inet_pton(AF_INET, ip, &sin->sin_addr);
+	return &ss[k];
+}
+
+static const struct sockaddr_storage *
+from_lo(void)
+{
+	return from_addr("127.0.0.1");
+}
+
+/* Until repl_peers counts n (registered peers count once checked). */
+static int
+wait_peers(size_t n, int ms)
+{
+	uint64_t end = mono_ms() + (uint64_t)ms;
+
+	while (repl_peers(NULL, 0) != n && mono_ms() < end)
+		sleep_ms(10);
+	return repl_peers(NULL, 0) == n;
+}
+
 static void
 config(struct repl_config *c, const char *self, size_t backlog, size_t batch)
 {
@@ -743,6 +775,17 @@ config(struct repl_config *c, const char *self, size_t backlog, size_t batch)
 	c->batch_bytes = batch;
 	c->timeout_ms = 2000;
 	c->recover_wait_ms = 0;
+}
+
+/* A fresh primary's: recovery on, waiting wait_ms, its copy beside live. */
+static void
+recovering_config(struct repl_config *c, const char *self, int wait_ms,
+    struct store *live)
+{
+	config(c, self, 1 << 16, 4096);
+	c->recover_wait_ms = wait_ms;
+	c->recover = 1;
+	c->store = live;
 }
 
 /* Enqueue write seq (a put with a binary key, or every 7th a delete). */
@@ -884,10 +927,10 @@ test_stream(void)
 
 	config(&c, r->url, 1 << 20, 4096);
 	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
-	CHECK(repl_add_replica(r->url, 0) == 0, "add replica");
-	CHECK(repl_add_replica(r->url, 0) == 0 && repl_peers(NULL, 0) == 1,
+	CHECK(repl_add_replica(r->url, NULL) == 0, "add replica");
+	CHECK(repl_add_replica(r->url, NULL) == 0 && repl_peers(NULL, 0) == 1,
 	    "the same url twice is one peer");
-	CHECK(repl_add_replica("ftp://x", 0) == -1, "a bad url is refused");
+	CHECK(repl_add_replica("ftp://x", NULL) == -1, "a bad url is refused");
 	for (seq = 1; seq <= 1000; seq++)
 		write_one(NULL, seq, 300);
 	expected(&want, 1, 1000, 300);
@@ -981,7 +1024,7 @@ test_batching(void)
 	r->delay_ms = 20;
 	config(&c, r->url, 1 << 20, 4096);
 	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
-	CHECK(repl_add_replica(r->url, 0) == 0, "add replica");
+	CHECK(repl_add_replica(r->url, NULL) == 0, "add replica");
 	CHECK(wait_state("streaming", 2000), "streaming (%s)", peer0().state);
 	for (seq = 1; seq <= 2000; seq++)
 		write_one(NULL, seq, 300);
@@ -998,6 +1041,51 @@ test_batching(void)
 	    "%zu bytes, the largest %zu", applies, want.len, largest);
 	repl_shutdown(0);
 	fake_stop(r);
+	free(want.p);
+}
+
+/* ---- The tail a replica keeps for a primary that lost it ---- */
+
+/*
+ * repl_tail gives the backlog's records from a seq, byte for byte as they
+ * were enqueued, and refuses what it cannot give whole: another data set,
+ * a seq that left the ring, one past the newest + 1.
+ */
+static void
+test_tail(void)
+{
+	struct repl_config c;
+	struct bytes want = { NULL, 0, 0 };
+	char *out;
+	size_t len;
+	uint64_t seq, last = 0;
+
+	config(&c, "http://127.0.0.1:9", 4096, 1024);
+	CHECK(repl_init(&c, ID_A, 10) == 0, "repl_init");
+	for (seq = 11; seq <= 70; seq++)
+		write_one(NULL, seq, 200);
+	expected(&want, 61, 70, 200);
+	CHECK(repl_tail(ID_A, 61, &out, &len, &last) == 0 && last == 70 &&
+	    len == want.len && memcmp(out, want.p, len) == 0,
+	    "61..70, as enqueued (%zu bytes, %zu expected, last %llu)", len,
+	    want.len, (unsigned long long)last);
+	free(out);
+	CHECK(repl_tail(ID_A, 71, &out, &len, &last) == 0 && len == 0 &&
+	    out == NULL && last == 70, "nothing after the newest");
+	errno = 0;
+	CHECK(repl_tail(ID_A, 11, &out, &len, &last) == -1 &&
+	    errno == ERANGE, "11 left the 4 KiB ring: ERANGE (%s)",
+	    strerror(errno));
+	errno = 0;
+	CHECK(repl_tail(ID_A, 72, &out, &len, &last) == -1 &&
+	    errno == ERANGE, "past the newest + 1: ERANGE");
+	errno = 0;
+	CHECK(repl_tail(ID_B, 61, &out, &len, &last) == -1 &&
+	    errno == ESRCH, "another data set: ESRCH");
+	repl_reset(ID_B, 70);
+	CHECK(repl_tail(ID_B, 71, &out, &len, &last) == 0 && len == 0,
+	    "after a reset: the new data set, empty");
+	repl_shutdown(0);
 	free(want.p);
 }
 
@@ -1030,7 +1118,7 @@ test_full_sync(void)
 	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
 	for (seq = 1; seq <= 300; seq++)
 		write_one(NULL, seq, 20);
-	CHECK(repl_add_replica(r->url, 1) == 0, "add replica");
+	CHECK(repl_add_replica(r->url, from_lo()) == 0, "add replica");
 	CHECK(wait_int(r, &r->ends, 1, 5000), "sync/end arrives");
 	CHECK(fget(r, NULL, &r->badtokens) == 0,
 	    "sync/data and sync/end carry the token sync/begin gave");
@@ -1054,7 +1142,7 @@ test_full_sync(void)
 	    "counted one full sync (full %llu partial %llu)",
 	    (unsigned long long)p.full_syncs,
 	    (unsigned long long)p.partial_syncs);
-	CHECK(repl_add_replica(r->url, 1) == 0 && repl_peers(NULL, 0) == 1,
+	CHECK(repl_add_replica(r->url, from_lo()) == 0 && wait_peers(1, 1000),
 	    "re-registering is one peer");
 
 	/* a write bigger than the whole backlog: full sync again */
@@ -1097,6 +1185,56 @@ test_full_sync(void)
 
 /* ---- Recovery of an empty primary ---- */
 
+static int	closed_port(void);
+
+static char tmpdir[] = "/tmp/repl_test.XXXXXX";
+
+/* A new empty store, the "live" one a recovering primary has. */
+static struct store *
+live_store(const char *name)
+{
+	struct store *s;
+	char path[256], err[256];
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	if ((s = store_open(path, STORE_FSYNC_NO, err, sizeof(err))) == NULL)
+		CHECK(0, "store_open %s: %s", path, err);
+	return s;
+}
+
+/*
+ * What kvstore.c's tick does: take recovery's result, adopt the copy,
+ * reset the backlog to it, let the pushers go. 1 if it came within ms.
+ */
+static int
+finish_recovery(struct store **live, struct repl_recovery *rr, int ms)
+{
+	struct store_stats st;
+	struct store *s;
+	char err[256];
+	uint64_t end = mono_ms() + (uint64_t)ms;
+
+	while (repl_recover_result(rr) == 0) {
+		if (mono_ms() >= end)
+			return 0;
+		sleep_ms(2);
+	}
+	if (rr->fresh != NULL) {
+		if ((s = store_adopt(*live, rr->fresh, err, sizeof(err))) ==
+		    NULL) {
+			CHECK(0, "store_adopt: %s", err);
+			repl_recover_done(0);
+			return 0;
+		}
+		*live = s;
+		rr->fresh = NULL;	/* closed by store_adopt */
+		store_stats(s, &st);
+		repl_reset(st.repl_id, st.last_seq);
+	}
+	repl_recover_done(1);
+	return 1;
+}
+
 static void
 test_recover(void)
 {
@@ -1104,39 +1242,47 @@ test_recover(void)
 	struct fake *r = fake_start(ID_B, 50, TOKEN);	/* replica with data */
 	struct fake *r2 = fake_start(ID_B, 40, TOKEN);	/* less advanced */
 	struct fake *self = fake_start(ID_A, 0, TOKEN);	/* our own loop */
-	struct bytes want = { NULL, 0, 0 };
+	struct store *live = live_store("recover.db");
+	struct repl_recovery rr;
 	struct repl_peer ps[4];
-	uint64_t end;
+	struct store_stats st;
+	struct store_value v;
+	uint64_t end, t0;
 	size_t n, i;
 	int ok;
 
 	for (i = 0; i < 5; i++)
-		add_rec(&r->snap, 'P', 0, &"abcde"[i], 1, "v", 1);
-	bytes_add(&want, r->snap.p, r->snap.len);
+		add_rec(&r->snap, 'P', 10 + i, &"abcde"[i], 1, "v", 1);
 	add_rec(&r->snap, 'E', 50, NULL, 0, NULL, 0);
 	snprintf(r->snap_id, sizeof(r->snap_id), "%s", ID_B);
 	r->snap_seq = 50;
-	/* once recovered, our own loop serves the same data */
+	/* once recovered, our own loop serves the same data to pushers */
 	bytes_add(&self->snap, r->snap.p, r->snap.len);
 	snprintf(self->snap_id, sizeof(self->snap_id), "%s", ID_B);
 	self->snap_seq = 50;
-	self->reset_on_end = 1;
 
-	config(&c, self->url, 1 << 16, 4096);
-	c.recover_wait_ms = 4000;
-	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
-	CHECK(repl_recover() == 0 && repl_recovering() == 1, "recovering");
-	repl_add_replica(r2->url, 0);
-	repl_add_replica(r->url, 0);
-	end = mono_ms() + 6000;
-	while (repl_recovering() && mono_ms() < end)
-		sleep_ms(10);
+	recovering_config(&c, self->url, 4000, live);
+	CHECK(repl_init(&c, ID_A, 0) == 0 && repl_recovering() == 1,
+	    "recovering from repl_init on");
+	repl_add_replica(r2->url, NULL);
+	repl_add_replica(r->url, NULL);
+	t0 = mono_ms();
+	CHECK(repl_recover() == 0, "repl_recover");
+	CHECK(finish_recovery(&live, &rr, 6000), "recovery decided");
+	CHECK(mono_ms() - t0 < 1000, "as soon as both answered (%llu ms)",
+	    (unsigned long long)(mono_ms() - t0));
 	CHECK(!repl_recovering(), "recovery finished");
-	CHECK(fget(self, NULL, &self->ends) == 1 && strcmp(self->id, ID_B) == 0
-	    && self->seq == 50, "self was synced from the seq-50 replica "
-	    "(ends %d id %s seq %llu)", self->ends, self->id,
-	    (unsigned long long)self->seq);
-	CHECK(same(self, &self->synclog, &want), "self got its records");
+	CHECK(strcmp(rr.source, r->url) == 0 && rr.seq == 50 && rr.keys == 5 &&
+	    rr.answered == 2 && rr.silent[0] == '\0', "copied from the seq-50 "
+	    "replica (%s seq %llu keys %llu)", rr.source,
+	    (unsigned long long)rr.seq, (unsigned long long)rr.keys);
+	store_stats(live, &st);
+	CHECK(st.keys == 5 && st.last_seq == 50 && strcmp(st.repl_id,
+	    ID_B) == 0, "the adopted store holds its data set");
+	CHECK(store_get(live, "c", 1, &v) == 1 && v.seq == 12 &&
+	    v.len == 1, "with each record's own seq");
+	CHECK(fget(self, NULL, &self->begins) == 0, "nothing was pushed into "
+	    "this node: recovery pulls");
 	CHECK(fget(r, NULL, &r->begins) == 0, "the source replica was not "
 	    "full-synced during recovery");
 	/* afterwards the seq-50 one streams, the seq-40 one full-syncs */
@@ -1165,10 +1311,76 @@ test_recover(void)
 			    "full-synced");
 	}
 	repl_shutdown(0);
+	(void)store_close(live);
 	fake_stop(r);
 	fake_stop(r2);
 	fake_stop(self);
-	free(want.p);
+}
+
+/* New replicas that all answer "no data": decided at once, no warning. */
+static void
+test_recover_at_once(void)
+{
+	struct repl_config c;
+	struct fake *a = fake_start(ID_B, 0, TOKEN), *b = fake_start(ID_B, 0,
+	    TOKEN), *late = fake_start(ID_B, 0, TOKEN);
+	struct store *live = live_store("atonce.db");
+	struct repl_recovery rr;
+	char silent[64];
+	uint64_t t0, reg;
+
+	recovering_config(&c, "", 5000, live);
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	repl_add_replica(a->url, NULL);
+	repl_add_replica(b->url, NULL);
+	t0 = mono_ms();
+	CHECK(repl_recover() == 0, "repl_recover");
+	CHECK(finish_recovery(&live, &rr, 6000), "decided");
+	CHECK(mono_ms() - t0 < 200, "the moment both answered, no second "
+	    "round (%llu ms)", (unsigned long long)(mono_ms() - t0));
+	CHECK(rr.source[0] == '\0' && rr.answered == 2 && rr.silent[0] == '\0',
+	    "nothing to copy, nobody silent: no warning (\"%s\")", rr.silent);
+	repl_shutdown(0);
+
+	/* A silent peer keeps it waiting; one that registers is asked at once. */
+	snprintf(silent, sizeof(silent), "http://127.0.0.1:%d", closed_port());
+	recovering_config(&c, "", 1500, live);
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	repl_add_replica(silent, NULL);
+	t0 = mono_ms();
+	CHECK(repl_recover() == 0, "repl_recover");
+	sleep_ms(300);
+	reg = mono_ms();
+	repl_add_replica(late->url, from_lo());
+	CHECK(wait_int(late, &late->states, 1, 1000), "the registered one is "
+	    "asked");
+	CHECK(fget(late, NULL, &late->states) >= 1 && late->state_at[0] - reg <
+	    150, "at once (%llu ms after it registered)",
+	    (unsigned long long)(late->state_at[0] - reg));
+	CHECK(finish_recovery(&live, &rr, 4000), "decided");
+	CHECK(mono_ms() - t0 >= 1400, "at recover_wait_ms, for the silent one");
+	CHECK(strcmp(rr.silent, silent) == 0 && rr.answered == 1,
+	    "the silent one is named, alone (\"%s\")", rr.silent);
+	repl_shutdown(0);
+
+	/*
+	 * No configured peer: registrations are all it can know, so one that
+	 * answered at once is no reason to stop waiting for the others.
+	 */
+	recovering_config(&c, "", 1000, live);
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	t0 = mono_ms();
+	CHECK(repl_recover() == 0, "repl_recover");
+	repl_add_replica(late->url, from_lo());
+	CHECK(finish_recovery(&live, &rr, 3000), "decided");
+	CHECK(mono_ms() - t0 >= 950 && rr.answered == 1 && rr.silent[0] ==
+	    '\0', "alone, at recover_wait_ms though the registered one "
+	    "answered (%llu ms)", (unsigned long long)(mono_ms() - t0));
+	repl_shutdown(0);
+	(void)store_close(live);
+	fake_stop(a);
+	fake_stop(b);
+	fake_stop(late);
 }
 
 static void
@@ -1176,24 +1388,120 @@ test_recover_nobody(void)
 {
 	struct repl_config c;
 	struct fake *self = fake_start(ID_A, 0, TOKEN);
-	uint64_t t0, end;
+	struct store *live = live_store("nobody.db");
+	struct repl_recovery rr;
+	uint64_t t0;
 
-	config(&c, self->url, 1 << 16, 4096);
-	c.recover_wait_ms = 600;
+	recovering_config(&c, self->url, 600, live);
 	c.timeout_ms = 300;
 	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	repl_add_replica("http://127.0.0.1:1", NULL);	/* nobody there */
 	t0 = mono_ms();
 	CHECK(repl_recover() == 0, "repl_recover");
-	repl_add_replica("http://127.0.0.1:1", 0);	/* nobody there */
-	end = t0 + 3000;
-	while (repl_recovering() && mono_ms() < end)
-		sleep_ms(10);
-	CHECK(!repl_recovering() && mono_ms() - t0 >= 550,
-	    "gave up after recover_wait_ms (%llu ms)",
+	CHECK(finish_recovery(&live, &rr, 3000), "decided");
+	CHECK(mono_ms() - t0 >= 550, "gave up after recover_wait_ms (%llu ms)",
 	    (unsigned long long)(mono_ms() - t0));
+	CHECK(rr.source[0] == '\0' && strcmp(rr.silent, "http://127.0.0.1:1") == 0,
+	    "starts empty, naming the silent peer (\"%s\")", rr.silent);
 	CHECK(fget(self, NULL, &self->begins) == 0, "no sync into self");
 	repl_shutdown(0);
+	(void)store_close(live);
 	fake_stop(self);
+}
+
+/*
+ * A "replica" registered from an address its URL does not resolve to is
+ * never asked nor copied (it claims seq 999); PEERS_DNS finds a real one.
+ */
+/*
+ * A PEERS_DNS lookup that blocks past recover_wait_ms: a replica that
+ * registered meanwhile is still asked, and copied, before the decision.
+ */
+static void
+test_recover_slow_dns(void)
+{
+	struct repl_config c;
+	struct fake *r = fake_start(ID_B, 5, TOKEN);
+	struct store *live = live_store("slowdns.db");
+	struct repl_recovery rr;
+
+	add_rec(&r->snap, 'P', 5, "kept", 4, "v", 1);
+	add_rec(&r->snap, 'E', 5, NULL, 0, NULL, 0);
+	snprintf(r->snap_id, sizeof(r->snap_id), "%s", ID_B);
+	r->snap_seq = 5;
+	recovering_config(&c, "", 1000, live);
+	c.peers_dns = "slow.test";
+	c.peers_port = "8080";
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	CHECK(repl_recover() == 0, "repl_recover");
+	sleep_ms(200);
+	repl_add_replica(r->url, from_lo());
+	CHECK(finish_recovery(&live, &rr, 5000), "decided");
+	CHECK(strcmp(rr.source, r->url) == 0 && rr.seq == 5, "copied from the "
+	    "replica that registered during the lookup (\"%s\")", rr.source);
+	CHECK(strstr(rr.silent, "slow.test") != NULL, "and named the name "
+	    "that did not resolve (\"%s\")", rr.silent);
+	repl_shutdown(0);
+	(void)store_close(live);
+	fake_stop(r);
+}
+
+static void
+test_recover_untrusted(void)
+{
+	struct repl_config c;
+	struct fake *fake = fake_start(ID_B, 999, TOKEN);
+	struct fake *pod = fake_start(ID_B, 7, TOKEN);
+	struct store *live = live_store("untrusted.db");
+	struct repl_recovery rr;
+	char url[64], port[16], silent[64];
+
+	add_rec(&fake->snap, 'P', 999, "evil", 4, "x", 1);
+	add_rec(&fake->snap, 'E', 999, NULL, 0, NULL, 0);
+	snprintf(fake->snap_id, sizeof(fake->snap_id), "%s", ID_B);
+	fake->snap_seq = 999;
+	add_rec(&pod->snap, 'P', 7, "good", 4, "y", 1);
+	add_rec(&pod->snap, 'E', 7, NULL, 0, NULL, 0);
+	snprintf(pod->snap_id, sizeof(pod->snap_id), "%s", ID_B);
+	pod->snap_seq = 7;
+
+	snprintf(silent, sizeof(silent), "http://127.0.0.1:%d", closed_port());
+	recovering_config(&c, "", 1000, live);
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	repl_add_replica(silent, NULL);
+	log_clear();
+	CHECK(repl_recover() == 0, "repl_recover");
+	/* peers.test resolves to 127.0.0.1; it came "from" 10.255.255.1 */
+	snprintf(url, sizeof(url), "http://peers.test:%d", fake->port);
+	CHECK(repl_add_replica(url, from_addr("10.255.255.1")) == 0,
+	    "the registration is taken, to be checked");
+	CHECK(logged("registration refused, never connected", 1000),
+	    "then refused");
+	CHECK(finish_recovery(&live, &rr, 3000), "decided");
+	CHECK(rr.source[0] == '\0', "nothing copied from the fake (%s)",
+	    rr.source);
+	CHECK(fget(fake, NULL, &fake->states) == 0 &&
+	    fget(fake, NULL, &fake->snapshots) == 0, "the fake was never "
+	    "asked anything");
+	CHECK(repl_peers(NULL, 0) == 1, "nor is it a peer");
+	repl_shutdown(0);
+
+	/* PEERS_DNS: every address of the name is asked, and copied from. */
+	snprintf(port, sizeof(port), "%d", pod->port);
+	recovering_config(&c, "", 5000, live);
+	c.peers_dns = "peers.test";
+	c.peers_port = port;
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	CHECK(repl_recover() == 0, "repl_recover");
+	CHECK(finish_recovery(&live, &rr, 3000), "decided at once");
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", pod->port);
+	CHECK(strcmp(rr.source, url) == 0 && rr.seq == 7,
+	    "recovered from the pod PEERS_DNS lists (%s)", rr.source);
+	CHECK(store_last_seq(live) == 7, "its data set adopted");
+	repl_shutdown(0);
+	(void)store_close(live);
+	fake_stop(fake);
+	fake_stop(pod);
 }
 
 /* ---- Timeouts, backoff, name lookups, dropping ---- */
@@ -1283,7 +1591,7 @@ test_timeouts(void)
 
 	log_clear();
 	t0 = mono_ms();
-	repl_add_replica(qurl, 0);
+	repl_add_replica(qurl, NULL);
 	snprintf(line, sizeof(line), "%s: down: recv: timed out", qurl);
 	CHECK(logged(line, 3000), "a replica that never answers: read "
 	    "timeout");
@@ -1292,7 +1600,7 @@ test_timeouts(void)
 	    (unsigned long long)ms);
 
 	t0 = mono_ms();
-	repl_add_replica(furl, 0);
+	repl_add_replica(furl, NULL);
 	snprintf(line, sizeof(line), "%s: down: connect: timed out after 300 "
 	    "ms", furl);
 	CHECK(logged(line, 3000), "a replica that never completes the "
@@ -1325,7 +1633,7 @@ test_backoff(void)
 	r->fail_state = 1;
 	config(&c, r->url, 1 << 16, 4096);
 	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
-	repl_add_replica(r->url, 0);
+	repl_add_replica(r->url, NULL);
 	CHECK(wait_int(r, &r->states, 8, 15000), "8 attempts (%d)",
 	    (int)fget(r, NULL, &r->states));
 	repl_shutdown(0);
@@ -1366,6 +1674,12 @@ __wrap_getaddrinfo(const char *host, const char *serv,
 {
 	char port[16];
 
+	if (host != NULL && strcmp(host, "peers.test") == 0)
+		return __real_getaddrinfo("127.0.0.1", serv, hints, res);
+	if (host != NULL && strcmp(host, "slow.test") == 0) {
+		sleep_ms(1500);	/* a DNS server that does not answer */
+		return EAI_AGAIN;
+	}
 	if (host == NULL || strcmp(host, "moving.test") != 0)
 		return __real_getaddrinfo(host, serv, hints, res);
 	pthread_mutex_lock(&dnsmu);
@@ -1389,7 +1703,7 @@ test_resolve(void)
 	pthread_mutex_unlock(&dnsmu);
 	config(&c, "", 1 << 20, 4096);
 	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
-	repl_add_replica("http://moving.test:8080", 0);
+	repl_add_replica("http://moving.test:8080", NULL);
 	for (seq = 1; seq <= 100; seq++)
 		write_one(NULL, seq, 50);
 	CHECK(wait_seq(a, 100, 3000), "fed at its first address");
@@ -1426,8 +1740,8 @@ test_drop(void)
 	c.drop_after_ms = 500;
 	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
 	log_clear();
-	repl_add_replica(gone, 1);
-	repl_add_replica(fixed, 0);
+	repl_add_replica(gone, from_lo());
+	repl_add_replica(fixed, NULL);
 	sleep_ms(200);
 	CHECK(repl_peers(NULL, 0) == 2, "both kept before drop_after_ms");
 	end = mono_ms() + 4000;
@@ -1439,8 +1753,8 @@ test_drop(void)
 	    p.url);
 	/* The pusher logs it just after leaving the table. */
 	CHECK(logged("dropped until it registers again", 2000), "and logged");
-	CHECK(repl_add_replica(gone, 1) == 0 && repl_peers(NULL, 0) == 2,
-	    "registering again brings it back");
+	CHECK(repl_add_replica(gone, from_lo()) == 0 && wait_peers(2, 1000),
+	    "registering again brings it back, once its address checks");
 	repl_shutdown(0);
 }
 
@@ -1454,7 +1768,7 @@ test_token_refused(void)
 
 	config(&c, r->url, 1 << 16, 4096);
 	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
-	repl_add_replica(r->url, 0);
+	repl_add_replica(r->url, NULL);
 	CHECK(wait_state("down", 3000), "a 401 puts the peer down (%s)",
 	    peer0().state);
 	repl_shutdown(0);
@@ -1503,9 +1817,17 @@ main(void)
 	test_client();	/* first: it is for a process without repl_init */
 	test_stream();
 	test_batching();
+	test_tail();
 	test_full_sync();
+	if (mkdtemp(tmpdir) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
 	test_recover();
+	test_recover_at_once();
 	test_recover_nobody();
+	test_recover_untrusted();
+	test_recover_slow_dns();
 	test_timeouts();
 	test_backoff();
 	test_resolve();

@@ -73,7 +73,7 @@ testPrimaryKill9UnderLoadKeepsAckedWritesAndReplicasConverge() {
     node p "${rp}" primary FSYNC=always
     out=$(tests/crashload check "${rp}" "${acks}" 2>&1)
     assertTrue "round ${round}: the primary after kill -9: ${out}" $?
-    # Writes go on while the replicas full-sync from the new id.
+    # Writes go on while the replicas resume under the new id.
     tests/crashload write "${rp}" "${acks}" 4 "$((round + 1000))" 2 \
       >/dev/null
     assertTrue "round ${round}: writes after the restart" $?

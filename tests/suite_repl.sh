@@ -389,6 +389,9 @@ testWipedReplicaFullSyncsWhileWritesContinue() {
     load "${rp}" 500 x || exit 1
   done >"${SHUNIT_TMPDIR}/x.out" &
   lpid=$!
+  # The copy must begin under writes: wait for the first (a slow machine
+  # or a sanitizer can take longer to start them than r1 to come back).
+  wait_for 10 '[ "$(node_seq "${rp}")" -gt "${before}" ]'
   node r1 "${rr1}" replica
   wait_for 30 log_has "${SHUNIT_TMPDIR}/r1.log" 'full sync done'
   # Writes go on after the copy too.
@@ -493,6 +496,9 @@ testPrimaryKill9TakesANewIdAndReplicasConverge() {
     'new replication id'
   writes load "${rp}" 500 after
   assert_converged "${rp}" "${rr1}" 'after a primary kill -9'
+  assertContains 'the replica resumed under it, without a full sync' \
+    "$(curl -s "http://127.0.0.1:${rp}/ready")" \
+    '"full_syncs":0,"partial_syncs":1'
   stop_nodes
 }
 
@@ -542,18 +548,16 @@ testFullSyncOfDataFarLargerThanTheBacklog() {
 }
 
 testEmptyPrimaryRecoversFromItsReplicas() {
-  node p "${rp}" primary
-  node r1 "${rr1}" replica
-  wait_ready "${rr1}"
-  writes load "${rp}" 1000 e
-  wait_seq "${rr1}" "$(node_seq "${rp}")"
-  before=$(node_seq "${rp}")
+  pair_with_data 1000 e
   dump "${rp}" >"${SHUNIT_TMPDIR}/dump.before"
   stop_node p
   rm -rf "${SHUNIT_TMPDIR}/p"
-  node p "${rp}" primary RECOVER_WAIT_MS=8000
+  # Its replicas are found as the chart finds them: PEERS_DNS (without it
+  # or REPLICA_URLS only announcements would find r1).
+  node p "${rp}" primary RECOVER_WAIT_MS=8000 PEERS_DNS="localhost:${rr1}"
   wait_ready "${rp}" 12
-  assertContains 'logged' "$(cat "${SHUNIT_TMPDIR}/p.log")" 'recovered from'
+  assertContains 'logged' "$(cat "${SHUNIT_TMPDIR}/p.log")" \
+    'recovery: recovered'
   assertEquals 'sequence kept' "${before}" "$(node_seq "${rp}")"
   assert_converged "${rp}" "${rr1}" 'after the primary lost its volume'
   assertTrue 'nothing was wiped' "[ $(key_count "${rp}") -gt 0 ]"

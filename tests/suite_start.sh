@@ -5,16 +5,6 @@
 # still asks its replicas for their data makes the write wait rather than
 # refuse it.
 
-# put_after_health PORT KEY: once /health answers, PUT KEY at once; prints
-# the status and how long the PUT took in ms.
-put_after_health() {
-  wait_up "$1" || { echo "down 0"; return; }
-  t0=$(date +%s%N)
-  c=$(curl -s -o "${body}" -w '%{http_code}' --max-time 30 -X PUT -d v \
-    "http://127.0.0.1:$1/kv/$2")
-  echo "${c} $((($(date +%s%N) - t0) / 1000000))"
-}
-
 testALonePrimaryTakesAWriteSentRightAfterHealth() {
   env PORT="${rp}" ROLE=primary DATA_DIR="${SHUNIT_TMPDIR}/p" ./kvstore \
     >>"${SHUNIT_TMPDIR}/p.log" 2>&1 &

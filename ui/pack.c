@@ -10,8 +10,8 @@
  *   literals  copied as they are
  *   offset    2 bytes, little-endian: the match starts this far back
  *   [length]  extension bytes for the match length, as for the count
- * and the last sequence is literals only. Matching is greedy over the whole
- * input (files are a few KiB, so a plain search takes milliseconds).
+ * and the last sequence is literals only. The parse is optimal (pack) and
+ * each match search plain (files are a few KiB: milliseconds).
  *
  * Usage: pack NAME <file  prints ui_NAME[], UI_NAME_LEN and UI_NAME_ETAG
  */
@@ -24,6 +24,7 @@
 #define MAX_IN		(1 << 20)	/* the console is a few tens of KiB */
 #define MIN_MATCH	4
 #define MAX_OFFSET	65535
+#define LONG_MATCH	64	/* past this, a match is extended, not sought */
 
 static unsigned char in[MAX_IN];
 static unsigned char out[MAX_IN + MAX_IN / 255 + 16];
@@ -56,27 +57,78 @@ sequence(const unsigned char *lit, size_t nlit, size_t off, size_t mlen)
 		length(m - 15);
 }
 
+/*
+ * The longest earlier match of in[i..n), nearest first among equals, into
+ * *off; returns its length (0 if under MIN_MATCH).
+ */
+static size_t
+longest(size_t i, size_t n, size_t *off)
+{
+	size_t j, k, best = 0;
+
+	for (j = i > MAX_OFFSET ? i - MAX_OFFSET : 0; j < i; j++) {
+		for (k = 0; i + k < n && in[j + k] == in[i + k]; k++)
+			;
+		if (k >= best && k >= MIN_MATCH) {
+			best = k;
+			*off = i - j;
+		}
+	}
+	return best;
+}
+
+/* Bytes a match of mlen costs: token, offset, length extensions. */
+static size_t
+match_cost(size_t mlen)
+{
+	size_t m = mlen - MIN_MATCH;
+
+	return 3 + (m >= 15 ? (m - 15) / 255 + 1 : 0);
+}
+
+/*
+ * Optimal parsing, as LZ4's high-compression mode does: cost[i] is the
+ * fewest bytes that encode in[i..n), a literal costing one and a match of
+ * any length up to the longest there its match_cost; the shortest path
+ * from 0 is the packing. A prefix of the longest match is a match too, so
+ * each position needs only its longest. About a tenth smaller than taking
+ * each longest match greedily.
+ */
 static void
 pack(size_t n)
 {
-	size_t i = 0, lit = 0, j, k, best, off;
+	static size_t cost[MAX_IN + 1], take[MAX_IN], moff[MAX_IN];
+	size_t i, lit = 0, len, l, c;
 
-	while (i < n) {
-		best = off = 0;
-		for (j = i > MAX_OFFSET ? i - MAX_OFFSET : 0; j < i; j++) {
-			for (k = 0; i + k < n && in[j + k] == in[i + k]; k++)
-				;
-			if (k >= best && k >= MIN_MATCH) {	/* nearest */
-				best = k;
-				off = i - j;
+	cost[n] = 1;	/* the last sequence's token */
+	for (i = n, len = 0; i-- > 0;) {
+		cost[i] = cost[i + 1] + 1;
+		take[i] = 0;
+		/*
+		 * In a long repeat, the match one byte on, one byte longer:
+		 * searching again at each of its bytes would be quadratic.
+		 */
+		if (len >= LONG_MATCH && i >= moff[i + 1] &&
+		    in[i - moff[i + 1]] == in[i]) {
+			moff[i] = moff[i + 1];
+			len++;
+		} else
+			len = longest(i, n, &moff[i]);
+		/* Past 2 * LONG_MATCH, only the whole match is tried. */
+		for (l = MIN_MATCH; l <= len; l = l < 2 * LONG_MATCH ? l + 1 :
+		    len > l ? len : l + 1)
+			if ((c = match_cost(l) + cost[i + l]) < cost[i]) {
+				cost[i] = c;
+				take[i] = l;
 			}
-		}
-		if (best == 0) {
+	}
+	for (i = 0; i < n;) {
+		if (take[i] == 0) {
 			i++;
 			continue;
 		}
-		sequence(in + lit, i - lit, off, best);
-		i += best;
+		sequence(in + lit, i - lit, moff[i], take[i]);
+		i += take[i];
 		lit = i;
 	}
 	sequence(in + lit, n - lit, 0, 0);

@@ -498,7 +498,7 @@ function checkRender(objs, w) {
   eq("ADVERTISE_URL of pod 2", expand(val("ADVERTISE_URL"), `${fullname}-2`),
     `http://${sts.metadata?.name}-2.${spec.serviceName}.${ns}.svc.cluster.local:${w.port}`);
   eq("PEERS_DNS (the headless Service, for peer discovery)", expand(val("PEERS_DNS"), `${fullname}-0`),
-    `${headlessList[0]?.metadata?.name}.${ns}.svc.cluster.local`);
+    `${headlessList[0]?.metadata?.name}.${ns}.svc.cluster.local.`);
   /* Tokens: files from the Secret's volume, never env values */
   const ref = secretFile(pod, c, "REPL_TOKEN_FILE");
   eq("REPL_TOKEN_FILE is the replication token, mounted read-only", ref,

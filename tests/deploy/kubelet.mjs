@@ -31,9 +31,10 @@
 //   secret         docker volume written before the container starts, laid
 //                  out as the kubelet's atomic writer does (..data symlink),
 //                  mode defaultMode, fsGroup applied (group, g+r); read-only
-//   pod DNS        network aliases <pod>.<svc>.<ns>.svc.<domain> and
-//                  <pod>.<svc>, at start with publishNotReadyAddresses,
-//                  otherwise only once the pod is Ready
+//   pod DNS        network aliases <pod>.<svc>.<ns>.svc.<domain>,
+//                  <pod>.<svc> and <svc>.<ns>.svc.<domain> (shared: it
+//                  resolves to every published pod), at start with
+//                  publishNotReadyAddresses, otherwise only once Ready
 //   port-forward   a TCP relay 127.0.0.1:<ephemeral> -> container address,
 //                  because Docker publishes no ports from --internal networks
 
@@ -365,9 +366,12 @@ class Daemon {
     process.stdout.write(line + '\n');
   }
 
+  // The pod's own names, and the Service's, which lists every pod it
+  // publishes (as a headless Service's A records do: PEERS_DNS).
   aliases(podName) {
     const ns = this.m.namespace;
-    return [`${podName}.${this.svcName}.${ns}.svc.${CLUSTER_DOMAIN}`, `${podName}.${this.svcName}`];
+    return [`${podName}.${this.svcName}.${ns}.svc.${CLUSTER_DOMAIN}`, `${podName}.${this.svcName}`,
+      `${this.svcName}.${ns}.svc.${CLUSTER_DOMAIN}`];
   }
 
   dnsArgs() {

@@ -499,9 +499,9 @@ scenario_pods() {
     check "${pod}: the init container gave the root-owned claim to 65532:65532" \
         is "$(stat -c '%u:%g' "${mp}")" 65532:65532
   done
-  check "kvstore-0 runs with PEERS_DNS=kvstore-headless.default.svc.cluster.local (the headless Service)" \
+  check "kvstore-0 runs with PEERS_DNS=kvstore-headless.default.svc.cluster.local. (the headless Service)" \
       is "$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "${run}-kvstore-0" | grep '^PEERS_DNS=')" \
-      PEERS_DNS=kvstore-headless.default.svc.cluster.local
+      PEERS_DNS=kvstore-headless.default.svc.cluster.local.
   check "the scrape annotations' target, GET :8080/metrics, answers with kvstore_keys" \
       is "$(code GET "$(port kvstore-1)" /metrics) $(grep -c '^kvstore_keys ' "${work}/body")" "200 1"
 }
@@ -726,7 +726,9 @@ scenario_k() {
   check "k: kvstore-0 started on an empty volume (keys=$(keys_at_last_start kvstore-0) at start)" \
       is "$(keys_at_last_start kvstore-0)" 0
   K logs kvstore-0 >"${work}/k.log"
-  check "k: kvstore-0's log says it recovered from a replica" grep -q 'recovery: recovered from ' "${work}/k.log"
+  check "k: kvstore-0's log says it recovered from a replica" grep -q 'recovery: recovered .* from ' "${work}/k.log"
+  check "k: kvstore-0 found the pods through PEERS_DNS (asked by address)" \
+      grep -qE 'recovery: http://[0-9.]+:8080 has seq' "${work}/k.log"
   grep -E 'recovery|EMPTY' "${work}/k.log" | cut -c 1-160 | sed 's/^/    | /'
   for pod in kvstore-0 kvstore-1 kvstore-2; do
     check "k: after the restart ${pod} has every key and value written before it" \
@@ -784,7 +786,7 @@ scenario_i() {
   # Started together (Parallel), kvstore-1 registers only once kvstore-0's
   # name is published, and each failed lookup takes the resolver's 5 s: the
   # primary's own failure can come a few seconds after the wait above.
-  check "i: the primary logs that it cannot resolve kvstore-1" log_has kvstore-0 'resolve kvstore-1\.' 15
+  check "i: the primary logs that it cannot resolve kvstore-1" log_has kvstore-0 'kvstore-1\..* does not resolve' 15
 }
 
 # log_has POD PATTERN SECONDS: true once POD's log matches PATTERN.

@@ -433,8 +433,9 @@ crash_done(struct repl_recovery *rr)
 	struct store_stats st;
 	char old[33];
 	uint64_t from, got = 0;
+	int copied = rr->fresh != NULL;	/* adopt_copy clears rr->fresh */
 
-	if (rr->fresh != NULL && adopt_copy(rr) == -1 && !node.store_stale)
+	if (copied && adopt_copy(rr) == -1 && !node.store_stale)
 		return -1;
 	store_stats(node.store, &st);
 	from = st.last_seq;
@@ -455,7 +456,7 @@ crash_done(struct repl_recovery *rr)
 		    "from %s", (unsigned long long)got,
 		    (unsigned long long)from + 1,
 		    (unsigned long long)(from + got), rr->source);
-	else if (rr->fresh != NULL || node.store_stale)
+	else if (copied)
 		snprintf(node.recovery, sizeof(node.recovery), "unclean "
 		    "shutdown: copied %llu keys at seq %llu from %s",
 		    (unsigned long long)st.keys, (unsigned long long)from,
@@ -464,7 +465,7 @@ crash_done(struct repl_recovery *rr)
 		snprintf(node.recovery, sizeof(node.recovery), "unclean "
 		    "shutdown: no replica had more (%d answered)",
 		    rr->answered);
-	kv_log(got > 0 || rr->fresh != NULL ? "warn" : "info", "recovery: "
+	kv_log(got > 0 || copied ? "warn" : "info", "recovery: "
 	    "%s; new replication id %s: replicas of %s at or below seq %llu "
 	    "resume without a full sync", node.recovery, st.repl_id, old,
 	    (unsigned long long)st.last_seq);

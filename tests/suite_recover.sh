@@ -311,3 +311,26 @@ testAReplicaAheadThatWasAwayFullSyncs() {
   assert_converged "${rp}" "${rr1}" 'r1' 50
   stop_nodes
 }
+
+# The replica that had the lost writes restarted since (its backlog is
+# empty): the primary copies its whole data set instead of the tail.
+testAPowerCutAfterTheReplicaRestartedCopiesItsData() {
+  node r1 "${rr1}" replica
+  node p "${rp}" primary REPLICA_URLS="http://127.0.0.1:${rr1}"
+  wait_streaming "${rp}" "${rr1}" || fail 'not streaming'
+  writes put_many "${rp}" a 30
+  wait_seq "${rr1}" 30 || fail 'the replica is behind'
+  disk_image image
+  writes put_many "${rp}" b 30
+  wait_seq "${rr1}" 60 || fail 'the replica is behind'
+  stop_node r1
+  node r1 "${rr1}" replica
+  power_cut image
+  node p "${rp}" primary REPLICA_URLS="http://127.0.0.1:${rr1}"
+  assertContains 'it says it copied the data set' \
+    "$(curl -s "http://127.0.0.1:${rp}/ready")" \
+    "unclean shutdown: copied 60 keys at seq 60 from http://127.0.0.1:${rr1}"
+  assertEquals 'every acknowledged write' 60 "$(key_count "${rp}")"
+  assert_converged "${rp}" "${rr1}" 'after the copy' 60
+  stop_nodes
+}

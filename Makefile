@@ -14,19 +14,19 @@ LDLIBS  = -lpthread
 HOSTCC  = cc
 ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
-OBJ = kvstore.o api.o cli.o client.o hash.o http.o node.o parse.o repl.o \
-	replica.o status.o store.o store_check.o store_compact.o ui.o util.o \
-	wait.o
-HDR = api.h cli.h client.h hash.h http.h node.h parse.h repl.h replica.h \
-	status.h store.h store_int.h ui.h util.h wait.h
+OBJ = kvstore.o api.o cli.o client.o fmt.o hash.o http.o node.o parse.o \
+	repl.o replica.o status.o store.o store_check.o store_compact.o ui.o \
+	util.o wait.o
+HDR = api.h cli.h client.h fmt.h hash.h http.h node.h parse.h repl.h \
+	replica.h status.h store.h store_int.h ui.h util.h wait.h
 UI = ui/index.html ui/app.js ui/app.css ui/icon.svg
-# The store's files and the two it calls: what tests/store_test and
+# The store's files and those it calls: what tests/store_test and
 # fuzz_store build in.
-STORE_SRC = store.c store_check.c store_compact.c hash.c util.c
+STORE_SRC = store.c store_check.c store_compact.c hash.c fmt.c util.c
 # The C unit tests link the modules they test (TEST_SRC_name); the other
 # test programs are plain clients.
-UNIT_TESTS = tests/http_test tests/repl_test tests/store_test \
-	tests/store_test_softcrc tests/ui_test
+UNIT_TESTS = tests/fmt_test tests/http_test tests/repl_test \
+	tests/store_test tests/store_test_softcrc tests/ui_test
 CLIENTS = tests/abuse tests/cas tests/crashload
 TESTS = $(UNIT_TESTS) $(CLIENTS) tests/noipv6
 # What `make test` and `make run` need, checked (and as root installed)
@@ -53,7 +53,8 @@ ui/assets.h: ui/embed.sh ui/pack $(UI)
 ui/pack: ui/pack.c
 	$(HOSTCC) -O2 -o $@ ui/pack.c
 
-TEST_SRC_http_test = http.c parse.c util.c
+TEST_SRC_fmt_test = fmt.c util.c
+TEST_SRC_http_test = http.c parse.c fmt.c util.c
 TEST_SRC_repl_test = repl.c client.c parse.c $(STORE_SRC)
 TEST_SRC_store_test = $(STORE_SRC)
 TEST_SRC_store_test_softcrc = $(STORE_SRC)
@@ -64,7 +65,8 @@ TEST_SRC_ui_test = ui.c
 TEST_FLAGS_repl_test = -Wl,--wrap=getaddrinfo
 TEST_FLAGS_store_test_softcrc = -DKV_SOFT_CRC
 
-tests/http_test: tests/http_test.c http.c parse.c util.c $(HDR)
+tests/fmt_test: tests/fmt_test.c fmt.c util.c $(HDR)
+tests/http_test: tests/http_test.c http.c parse.c fmt.c util.c $(HDR)
 tests/repl_test: tests/repl_test.c repl.c client.c parse.c $(STORE_SRC) \
 	$(HDR)
 tests/store_test: tests/store_test.c $(STORE_SRC) $(HDR)
@@ -115,9 +117,10 @@ VALGRIND = valgrind -q --error-exitcode=1 --leak-check=full \
 valgrind:
 	@sh tests/need.sh valgrind
 	$(MAKE) clean
-	$(MAKE) CC=gcc CFLAGS="-g -O1" LDFLAGS= tests/http_test \
-	    tests/repl_test tests/store_test tests/ui_test
-	d=$$(mktemp -d) && { $(VALGRIND) tests/http_test && \
+	$(MAKE) CC=gcc CFLAGS="-g -O1" LDFLAGS= tests/fmt_test \
+	    tests/http_test tests/repl_test tests/store_test tests/ui_test
+	d=$$(mktemp -d) && { $(VALGRIND) tests/fmt_test && \
+	    $(VALGRIND) tests/http_test && \
 	    $(VALGRIND) tests/repl_test && \
 	    $(VALGRIND) tests/ui_test ui/pack "$$d" && \
 	    STORE_TEST_POWER_ROUNDS=4 $(VALGRIND) tests/store_test "$$d"; }; \
@@ -200,16 +203,16 @@ FUZZ_CFLAGS = -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L \
 FUZZERS = tests/fuzz/fuzz_http tests/fuzz/fuzz_repl tests/fuzz/fuzz_store \
 	tests/fuzz/fuzz_api
 
-FUZZ_SRC_fuzz_http = parse.c util.c
+FUZZ_SRC_fuzz_http = parse.c fmt.c util.c
 FUZZ_SRC_fuzz_repl = repl.c client.c parse.c $(STORE_SRC)
 FUZZ_SRC_fuzz_store = $(STORE_SRC)
 # fuzz_api builds replica.c into itself, to reach its sync token, and
 # stands in for the primary's address check (no input has a connection).
 FUZZ_SRC_fuzz_api = api.c client.c hash.c http.c node.c parse.c repl.c \
-	status.c store.c store_check.c store_compact.c ui.c util.c wait.c \
+	status.c store.c store_check.c store_compact.c ui.c fmt.c util.c wait.c \
 	-Wl,--wrap=http_peer,--wrap=repl_from_primary
 
-tests/fuzz/fuzz_http: tests/fuzz/fuzz_http.c parse.c util.c $(HDR)
+tests/fuzz/fuzz_http: tests/fuzz/fuzz_http.c parse.c fmt.c util.c $(HDR)
 tests/fuzz/fuzz_repl: tests/fuzz/fuzz_repl.c repl.c client.c parse.c \
 	$(STORE_SRC) $(HDR)
 tests/fuzz/fuzz_store: tests/fuzz/fuzz_store.c $(STORE_SRC) $(HDR)

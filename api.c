@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fmt.h"
 #include "parse.h"
 #include "http.h"
 #include "repl.h"
@@ -153,18 +155,18 @@ list_object(struct listing *l, const char *key, size_t klen,
 	st->len += 7;
 	st->len += json_string(st->buf + st->len, key, klen);
 	if (v->len > LIST_VALUE_MAX)
-		st->len += sprintf(st->buf + st->len, ",\"value_bytes\":%zu",
+		st->len += fmt_str(st->buf + st->len, ",\"value_bytes\":%zu",
 		    v->len);
 	else if (utf8_valid(v->data, v->len)) {
-		st->len += sprintf(st->buf + st->len, ",\"value\":");
+		st->len += fmt_str(st->buf + st->len, ",\"value\":");
 		st->len += json_string(st->buf + st->len, v->data, v->len);
 	} else {
-		st->len += sprintf(st->buf + st->len, ",\"value_base64\":\"");
+		st->len += fmt_str(st->buf + st->len, ",\"value_base64\":\"");
 		st->len += base64(st->buf + st->len,
 		    (const unsigned char *)v->data, v->len);
 		st->buf[st->len++] = '"';
 	}
-	st->len += sprintf(st->buf + st->len, ",\"version\":%llu}",
+	st->len += fmt_str(st->buf + st->len, ",\"version\":%llu}",
 	    (unsigned long long)v->seq);
 }
 
@@ -274,16 +276,16 @@ list_page(struct http_request *r, struct listing *l, size_t limit)
 	}
 	n = (int)(reply_u64(extra, "X-Kv-Index: ", store_last_seq(node.store),
 	    "\r\n") - extra);
-	snprintf(next, sizeof(next), "null");
+	fmt_buf(next, sizeof(next), "null");
 	if (l->cursor != UINT64_MAX) {
-		snprintf(next, sizeof(next), "\"%016llx\"",
+		fmt_buf(next, sizeof(next), "\"%016llx\"",
 		    (unsigned long long)l->cursor);
-		snprintf(extra + n, sizeof(extra) - n,
+		fmt_buf(extra + n, sizeof(extra) - n,
 		    "X-Kv-Next-Cursor: %016llx\r\n",
 		    (unsigned long long)l->cursor);
 	}
 	/* l->st.cap leaves room for this tail (LIST_TAIL). */
-	n = sprintf(l->st.buf + l->st.len, "],\"next\":%s}\n", next);
+	n = fmt_str(l->st.buf + l->st.len, "],\"next\":%s}\n", next);
 	l->st.len += n;
 	http_reply(r->id, 200, "application/json", extra, l->st.buf, l->st.len);
 }
@@ -751,7 +753,7 @@ route_ui(struct http_request *r)
 		    (int)(r->path_len > 200 ? 200 : r->path_len), r->path);
 		return;
 	}
-	snprintf(extra, sizeof(extra), "ETag: \"%lu\"\r\n"
+	fmt_buf(extra, sizeof(extra), "ETag: \"%lu\"\r\n"
 	    "Cache-Control: no-cache\r\nContent-Security-Policy: %s\r\n"
 	    "Referrer-Policy: no-referrer\r\n", f->etag, UI_CSP);
 	if ((h = http_header(r, "If-None-Match", &len)) != NULL &&
@@ -794,7 +796,7 @@ method_bit(const struct http_request *r)
 static const char *
 allow_of(unsigned methods, char *out, size_t cap)
 {
-	snprintf(out, cap, "%s%s%s%s", methods & M_GET ? "GET, HEAD" : "",
+	fmt_buf(out, cap, "%s%s%s%s", methods & M_GET ? "GET, HEAD" : "",
 	    methods & M_PUT ? ", PUT" : "", methods & M_DELETE ? ", DELETE" : "",
 	    methods & M_POST ? (methods & M_GET ? ", POST" : "POST") : "");
 	return out;
@@ -818,7 +820,7 @@ not_found(struct http_request *r)
 		if (routes[i].help == NULL)
 			continue;
 		left--;
-		o += (size_t)snprintf(help + o, sizeof(help) - o, "%s%s",
+		o += (size_t)fmt_buf(help + o, sizeof(help) - o, "%s%s",
 		    o == 0 ? "" : left == 0 ? ", or " : ", ", routes[i].help);
 		if (o >= sizeof(help))
 			break;

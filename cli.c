@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 
 #include "cli.h"
 #include "client.h"
+#include "fmt.h"
 #include "repl.h"
 #include "store.h"
 #include "util.h"
@@ -77,7 +79,7 @@ cli_url(void)
 	while (n > 0 && v[n - 1] == '/')
 		n--;
 	if (strncmp(v, "http://", 7) != 0 || n <= 7 || n >= sizeof(url)) {
-		fprintf(stderr, "kvstore: KV_URL=%s: expected http://host:port\n",
+		fmt_file(stderr, "kvstore: KV_URL=%s: expected http://host:port\n",
 		    v);
 		exit(EXIT_USAGE);
 	}
@@ -96,7 +98,7 @@ key_target(const char *key)
 
 	if ((t = malloc(4 + strlen(key) * 3 + 1)) == NULL)
 		return NULL;
-	o = t + sprintf(t, "/kv/");
+	o = t + fmt_str(t, "/kv/");
 	for (k = (const unsigned char *)key; *k != '\0'; k++) {
 		if ((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
 		    (*k >= '0' && *k <= '9') || strchr("-._~", *k) != NULL) {
@@ -126,11 +128,11 @@ cli_auth(void)
 	if (loaded)
 		return line;
 	if (token_load(&t, "AUTH_TOKEN", why, sizeof(why)) == -1) {
-		fprintf(stderr, "kvstore: %s\n", why);
+		fmt_file(stderr, "kvstore: %s\n", why);
 		exit(EXIT_USAGE);
 	}
 	if (t.t_len > 0)
-		snprintf(line, sizeof(line), "Authorization: Bearer %s\r\n",
+		fmt_buf(line, sizeof(line), "Authorization: Bearer %s\r\n",
 		    t.t_buf);
 	loaded = 1;
 	return line;
@@ -171,15 +173,15 @@ cli_request(const char *method, const char *target, const char *extra,
 
 	*out = NULL;
 	*outlen = 0;
-	if ((size_t)snprintf(head, sizeof(head), "%s%s", cli_auth(), extra) >=
+	if ((size_t)fmt_buf(head, sizeof(head), "%s%s", cli_auth(), extra) >=
 	    sizeof(head)) {
-		fprintf(stderr, "kvstore: %s %s: header lines too long\n",
+		fmt_file(stderr, "kvstore: %s %s: header lines too long\n",
 		    method, target);
 		return -1;
 	}
 	if ((c = client_new(url, timeout_ms, NULL, NULL)) == NULL) {
 		if (!quiet)
-			fprintf(stderr, "kvstore: %s %s: %s: %s\n", method,
+			fmt_file(stderr, "kvstore: %s %s: %s: %s\n", method,
 			    target, url, strerror(errno));
 		return -1;
 	}
@@ -202,7 +204,7 @@ cli_request(const char *method, const char *target, const char *extra,
 			*index = header_u64(c, "X-Kv-Index");
 	}
 	if (why != NULL && !quiet)
-		fprintf(stderr, "kvstore: %s %s: %s: %s\n", method, target,
+		fmt_file(stderr, "kvstore: %s %s: %s: %s\n", method, target,
 		    url, why);
 	client_free(c);
 	return status;
@@ -234,7 +236,7 @@ put_text(FILE *f, const char *s, size_t n, int lines)
 		    c == '\t')))
 			putc(c, f);
 		else
-			fprintf(f, "\\x%02x", c);
+			fmt_file(f, "\\x%02x", c);
 	}
 }
 
@@ -254,7 +256,7 @@ cli_fail(const char *method, const char *target, int status, const char *body)
 {
 	if (status == -1)
 		return EXIT_SERVER;
-	fprintf(stderr, "kvstore: %s %s: %d ", method, target, status);
+	fmt_file(stderr, "kvstore: %s %s: %d ", method, target, status);
 	put_text(stderr, body, strcspn(body, "\n"), 0);
 	putc('\n', stderr);
 	return EXIT_SERVER;
@@ -304,12 +306,12 @@ cli_get(int argc, char **argv)
 	else if (match)
 		rc = EXIT_OK;
 	else if (status == 200) {
-		fprintf(stderr, "kvstore: %s is \"", key);
+		fmt_file(stderr, "kvstore: %s is \"", key);
 		put_text(stderr, out, len > 80 ? 80 : len, 0);
-		fprintf(stderr, "\", not \"%s\"\n", expect);
+		fmt_file(stderr, "\", not \"%s\"\n", expect);
 		rc = EXIT_NOT_FOUND;
 	} else if (status == 404) {
-		fprintf(stderr, "kvstore: %s: not found\n", key);
+		fmt_file(stderr, "kvstore: %s: not found\n", key);
 		rc = EXIT_NOT_FOUND;
 	} else
 		rc = cli_fail("GET", target, status, out);
@@ -362,7 +364,7 @@ cli_write(const char *method, const char *key, const char *val, size_t vlen,
 		put_answer(out, len);
 		rc = EXIT_OK;
 	} else if (status == 404) {
-		fprintf(stderr, "kvstore: %s: not found\n", key);
+		fmt_file(stderr, "kvstore: %s: not found\n", key);
 		rc = EXIT_NOT_FOUND;
 	} else
 		rc = cli_fail(method, target, status, out);
@@ -385,7 +387,7 @@ cli_put(int argc, char **argv)
 		end = parse_dec(argv[3], 64, &n);
 		if (end == NULL || *end != '\0')
 			return usage();
-		snprintf(extra, sizeof(extra), "X-Kv-Replicas: %u\r\n",
+		fmt_buf(extra, sizeof(extra), "X-Kv-Replicas: %u\r\n",
 		    (unsigned)n);
 		i = 4;
 	}
@@ -395,7 +397,7 @@ cli_put(int argc, char **argv)
 	if (argc != i + 1)
 		return usage();
 	if ((val = read_stdin(&vlen)) == NULL) {
-		fprintf(stderr, "kvstore: reading the value from stdin: %s\n",
+		fmt_file(stderr, "kvstore: reading the value from stdin: %s\n",
 		    strerror(errno));
 		return EXIT_SERVER;
 	}
@@ -423,7 +425,7 @@ cli_watch(int argc, char **argv)
 	if ((full = malloc(n)) == NULL)
 		return EXIT_SERVER;
 	for (;;) {
-		snprintf(full, n, "%s?index=%llu&wait=%ds", target,
+		fmt_buf(full, n, "%s?index=%llu&wait=%ds", target,
 		    (unsigned long long)index, CLI_WATCH_S);
 		free(out);
 		out = NULL;
@@ -438,7 +440,7 @@ cli_watch(int argc, char **argv)
 			putchar('\n');
 			fflush(stdout);
 		} else if (status == 404)
-			fprintf(stderr, "kvstore: %s: not found\n", argv[2]);
+			fmt_file(stderr, "kvstore: %s: not found\n", argv[2]);
 		else
 			break;
 		free(last);
@@ -565,21 +567,21 @@ chown_tree(const char *path, uid_t uid, gid_t gid)
 	int rc = 0;
 
 	if (lchown(path, uid, gid) == -1) {
-		fprintf(stderr, "kvstore: chown %s: %s\n", path,
+		fmt_file(stderr, "kvstore: chown %s: %s\n", path,
 		    strerror(errno));
 		return -1;
 	}
 	if (lstat(path, &st) == -1 || !S_ISDIR(st.st_mode))
 		return 0;
 	if ((dir = opendir(path)) == NULL) {
-		fprintf(stderr, "kvstore: open %s: %s\n", path,
+		fmt_file(stderr, "kvstore: open %s: %s\n", path,
 		    strerror(errno));
 		return -1;
 	}
 	while ((d = readdir(dir)) != NULL) {
 		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
 			continue;
-		if (snprintf(child, sizeof(child), "%s/%s", path, d->d_name) >=
+		if (fmt_buf(child, sizeof(child), "%s/%s", path, d->d_name) >=
 		    (int)sizeof(child) || chown_tree(child, uid, gid) == -1)
 			rc = -1;
 	}
@@ -606,13 +608,13 @@ cli_volume_permissions(int argc, char **argv)
 	    *end != '\0')
 		return usage();
 	if (mkdir(argv[2], 0750) == -1 && errno != EEXIST) {
-		fprintf(stderr, "kvstore: mkdir %s: %s\n", argv[2],
+		fmt_file(stderr, "kvstore: mkdir %s: %s\n", argv[2],
 		    strerror(errno));
 		return EXIT_SERVER;
 	}
 	if (chown_tree(argv[2], (uid_t)uid, (gid_t)gid) == -1)
 		return EXIT_SERVER;
-	printf("kvstore: %s now belongs to %llu:%llu\n", argv[2],
+	fmt_file(stdout, "kvstore: %s now belongs to %llu:%llu\n", argv[2],
 	    (unsigned long long)uid, (unsigned long long)gid);
 	return EXIT_OK;
 }
@@ -623,9 +625,9 @@ cli_volume_permissions(int argc, char **argv)
 static int
 store_path(const char *dir, char *path, size_t len)
 {
-	if (snprintf(path, len, "%s/" STORE_FILE, dir) < (int)len)
+	if (fmt_buf(path, len, "%s/" STORE_FILE, dir) < (int)len)
 		return 0;
-	fprintf(stderr, "kvstore: %s: path too long\n", dir);
+	fmt_file(stderr, "kvstore: %s: path too long\n", dir);
 	return -1;
 }
 
@@ -639,14 +641,14 @@ print_range(void *arg, uint64_t off, uint64_t len, int damaged,
     const char *key, size_t klen)
 {
 	(void)arg;
-	printf("  %s at offset %llu: %llu bytes without a valid record",
+	fmt_file(stdout, "  %s at offset %llu: %llu bytes without a valid record",
 	    damaged ? "DAMAGED" : "torn (never synced)",
 	    (unsigned long long)off, (unsigned long long)len);
 	if (klen > 0) {
-		printf(", after key \"");
+		fmt_file(stdout, ", after key \"");
 		put_text(stdout, key, klen > CHECK_KEY_SHOWN ?
 		    CHECK_KEY_SHOWN : klen, 0);
-		printf("\"%s", klen > CHECK_KEY_SHOWN ? "..." : "");
+		fmt_file(stdout, "\"%s", klen > CHECK_KEY_SHOWN ? "..." : "");
 	}
 	putchar('\n');
 }
@@ -654,20 +656,20 @@ print_range(void *arg, uint64_t off, uint64_t len, int damaged,
 static void
 print_report(const struct store_report *r)
 {
-	printf("  %s, %llu valid records, log ends at offset %llu, "
+	fmt_file(stdout, "  %s, %llu valid records, log ends at offset %llu, "
 	    "synced to %llu\n", r->clean ? "closed cleanly" :
 	    "not closed cleanly", (unsigned long long)r->records,
 	    (unsigned long long)r->log_end,
 	    (unsigned long long)r->synced_end);
 	if (r->header[0] != '\0')
-		printf("  header: %s\n", r->header);
+		fmt_file(stdout, "  header: %s\n", r->header);
 	if (r->clean && r->bad_ranges == 0)
-		printf("  index: %llu keys, %llu buckets disagree with the "
+		fmt_file(stdout, "  index: %llu keys, %llu buckets disagree with the "
 		    "log\n", (unsigned long long)r->keys,
 		    (unsigned long long)r->bad_buckets);
-	printf("  newest seq: %llu", (unsigned long long)r->last_seq);
+	fmt_file(stdout, "  newest seq: %llu", (unsigned long long)r->last_seq);
 	if (r->bad_ranges > 0)
-		printf(" (%llu before the first bad range)",
+		fmt_file(stdout, " (%llu before the first bad range)",
 		    (unsigned long long)r->good_seq);
 	putchar('\n');
 }
@@ -687,18 +689,18 @@ cli_check(int argc, char **argv)
 		return usage();
 	if (store_path(argv[2], path, sizeof(path)) == -1)
 		return EXIT_USAGE;
-	printf("%s:\n", path);
+	fmt_file(stdout, "%s:\n", path);
 	if ((rc = store_check(path, &r, print_range, NULL, err,
 	    sizeof(err))) == -1) {
-		fprintf(stderr, "kvstore: %s\n", err);
+		fmt_file(stderr, "kvstore: %s\n", err);
 		return EXIT_SERVER;
 	}
 	print_report(&r);
 	if (rc == 0) {
-		printf("sound\n");
+		fmt_file(stdout, "sound\n");
 		return EXIT_OK;
 	}
-	printf("damaged: with the server stopped, `kvstore salvage %s` "
+	fmt_file(stdout, "damaged: with the server stopped, `kvstore salvage %s` "
 	    "writes a new store from every valid record and keeps this "
 	    "file\n", argv[2]);
 	return EXIT_DAMAGED;
@@ -715,18 +717,18 @@ cli_salvage(int argc, char **argv)
 		return usage();
 	if (store_path(argv[2], path, sizeof(path)) == -1)
 		return EXIT_USAGE;
-	printf("%s:\n", path);
+	fmt_file(stdout, "%s:\n", path);
 	if (store_check(path, &r, print_range, NULL, err, sizeof(err)) ==
 	    -1 || store_salvage(path, &r, kept, sizeof(kept), err,
 	    sizeof(err)) == -1) {
-		fprintf(stderr, "kvstore: %s\n", err);
+		fmt_file(stderr, "kvstore: %s\n", err);
 		return EXIT_SERVER;
 	}
-	printf("salvaged %llu keys, newest seq %llu; the old file is "
+	fmt_file(stdout, "salvaged %llu keys, newest seq %llu; the old file is "
 	    "kept as %s\n", (unsigned long long)r.keys,
 	    (unsigned long long)r.last_seq, kept);
 	if (r.new_repl_id)
-		printf("records were lost, so the store has a new replication "
+		fmt_file(stdout, "records were lost, so the store has a new replication "
 		    "id: as a primary, every replica full-syncs from it and "
 		    "loses them too; a replica full-syncs from its primary\n");
 	return EXIT_OK;
@@ -742,7 +744,7 @@ cli_main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
-		printf("kvstore %s\n", KVSTORE_VERSION);
+		fmt_file(stdout, "kvstore %s\n", KVSTORE_VERSION);
 		return EXIT_OK;
 	}
 	if (strcmp(cmd, "get") == 0)
@@ -766,6 +768,6 @@ cli_main(int argc, char **argv)
 		return cli_check(argc, argv);
 	if (strcmp(cmd, "salvage") == 0)
 		return cli_salvage(argc, argv);
-	fprintf(stderr, "kvstore: unknown command \"%s\"\n", cmd);
+	fmt_file(stderr, "kvstore: unknown command \"%s\"\n", cmd);
 	return usage();
 }

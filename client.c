@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "fmt.h"
 #include "parse.h"
 #include "util.h"
 
@@ -89,7 +90,7 @@ fail(struct client *c, int err, const char *fmt, ...)
 	va_list	 ap;
 
 	va_start(ap, fmt);
-	(void)vsnprintf(c->c_err, sizeof(c->c_err), fmt, ap);
+	(void)fmt_vbuf(c->c_err, sizeof(c->c_err), fmt, ap);
 	va_end(ap);
 	client_close(c);
 	errno = err;
@@ -157,7 +158,7 @@ url_split(struct client *c, const char *url)
 	c->c_host[hl] = '\0';
 	memcpy(c->c_port, pt, pl);
 	c->c_port[pl] = '\0';
-	(void)snprintf(c->c_hosthdr, hl + pl + 4,
+	(void)fmt_buf(c->c_hosthdr, hl + pl + 4,
 	    memchr(h, ':', hl) != NULL ? "[%s]:%s" : "%s:%s", c->c_host,
 	    c->c_port);
 	return 0;
@@ -375,13 +376,13 @@ client_send(struct client *c, const struct client_request *rq)
 		c->c_req = p;
 		c->c_reqcap = need;
 	}
-	n = snprintf(c->c_req, c->c_reqcap, "%s %s HTTP/1.%d\r\nHost: %s\r\n"
+	n = fmt_buf(c->c_req, c->c_reqcap, "%s %s HTTP/1.%d\r\nHost: %s\r\n"
 	    "%s", rq->method, rq->target, rq->http10 ? 0 : 1, c->c_hosthdr,
 	    extra);
 	if (sized)
-		n += snprintf(c->c_req + n, c->c_reqcap - (size_t)n,
+		n += fmt_buf(c->c_req + n, c->c_reqcap - (size_t)n,
 		    "Content-Length: %zu\r\n", rq->body_len);
-	n += snprintf(c->c_req + n, c->c_reqcap - (size_t)n, "\r\n");
+	n += fmt_buf(c->c_req + n, c->c_reqcap - (size_t)n, "\r\n");
 	if (c->c_fd == -1 && connect_url(c) == -1)
 		return -1;
 	iov[0].iov_base = c->c_req;

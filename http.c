@@ -75,6 +75,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fmt.h"
 #include "parse.h"
 #include "http.h"
 #include "util.h"
@@ -299,9 +300,8 @@ make_date(time_t t)
 	if (t == date_sec)
 		return;
 	date_sec = t;
-	if (gmtime_r(&t, &tm) == NULL)
-		memset(&tm, 0, sizeof(tm));
-	date_len = (size_t)snprintf(date_buf, sizeof(date_buf),
+	utc_time(t, &tm);
+	date_len = (size_t)fmt_buf(date_buf, sizeof(date_buf),
 	    "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7],
 	    tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900,
 	    tm.tm_hour, tm.tm_min, tm.tm_sec);
@@ -509,7 +509,7 @@ fill_stream(struct conn *c)
 			c->c_outlen += (size_t)n;
 			continue;
 		}
-		hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", (size_t)n);
+		hl = fmt_buf(hdr, sizeof(hdr), "%zx\r\n", (size_t)n);
 		p -= CHUNK_HDR;
 		memcpy(p, hdr, (size_t)hl);
 		memmove(p + hl, p + CHUNK_HDR, (size_t)n);
@@ -1647,9 +1647,16 @@ static const char *const method_names[] = {
 };
 #define NMETHODS	(sizeof(method_names) / sizeof(method_names[0]))
 #define MAX_COUNTS	128		/* distinct (method, status) pairs */
-static const double latency_bounds[] = {
-	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-	0.1, 0.25, 0.5, 1, 2.5, 5, 10
+/* The histogram's buckets, with their labels as Prometheus shows them. */
+static const struct {
+	double		 secs;
+	char		 le[8];
+} latency_bounds[] = {
+	{ 0.0001, "0.0001" }, { 0.00025, "0.00025" }, { 0.0005, "0.0005" },
+	{ 0.001, "0.001" }, { 0.0025, "0.0025" }, { 0.005, "0.005" },
+	{ 0.01, "0.01" }, { 0.025, "0.025" }, { 0.05, "0.05" },
+	{ 0.1, "0.1" }, { 0.25, "0.25" }, { 0.5, "0.5" }, { 1, "1" },
+	{ 2.5, "2.5" }, { 5, "5" }, { 10, "10" }
 };
 #define NBOUNDS		(sizeof(latency_bounds) / sizeof(latency_bounds[0]))
 
@@ -1692,7 +1699,7 @@ count_reply(struct conn *c, int status)
 	if (i < ncounts)
 		counts[i].n++;
 	secs = c->c_t0 != 0 ? (double)(mono_ns() - c->c_t0) / 1e9 : 0;
-	for (b = 0; b < NBOUNDS && secs > latency_bounds[b]; b++)
+	for (b = 0; b < NBOUNDS && secs > latency_bounds[b].secs; b++)
 		;
 	latency[c->c_method][b]++;
 	latency_sum[c->c_method] += secs;
@@ -1705,7 +1712,7 @@ http_metrics(char *buf, size_t cap)
 	uint64_t cum;
 
 #define EMIT(...) do {							\
-	int n_ = snprintf(buf + o, o < cap ? cap - o : 0, __VA_ARGS__);	\
+	int n_ = fmt_buf(buf + o, o < cap ? cap - o : 0, __VA_ARGS__);	\
 	o += n_ > 0 ? (size_t)n_ : 0;					\
 } while (0)
 	EMIT("# HELP kvstore_http_requests_total HTTP requests answered, by "
@@ -1723,8 +1730,8 @@ http_metrics(char *buf, size_t cap)
 			cum += latency[m][b];
 			if (b < NBOUNDS)
 				EMIT("kvstore_http_request_duration_seconds_bucket"
-				    "{method=\"%s\",le=\"%g\"} %llu\n",
-				    method_names[m], latency_bounds[b],
+				    "{method=\"%s\",le=\"%s\"} %llu\n",
+				    method_names[m], latency_bounds[b].le,
 				    (unsigned long long)cum);
 			else
 				EMIT("kvstore_http_request_duration_seconds_bucket"

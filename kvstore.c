@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fmt.h"
 #include "parse.h"
 #include "http.h"
 #include "repl.h"
@@ -216,7 +218,7 @@ load_peers_dns(void)
 		die("PEERS_DNS=%s: expected a DNS name, or name:port", v);
 	memcpy(cfg.peers_dns, v, n);
 	cfg.peers_dns[n] = '\0';
-	snprintf(cfg.peers_port, sizeof(cfg.peers_port), "%s",
+	fmt_buf(cfg.peers_port, sizeof(cfg.peers_port), "%s",
 	    c != NULL ? c + 1 : cfg.port);
 }
 
@@ -259,18 +261,18 @@ load_config(void)
 	load_peers_dns();
 	check_url("PRIMARY_URL", node.primary_url, strlen(node.primary_url));
 	each_url(cfg.replica_urls, check_replica_url);
-	snprintf(cfg.self_url, sizeof(cfg.self_url), "http://127.0.0.1:%s",
+	fmt_buf(cfg.self_url, sizeof(cfg.self_url), "http://127.0.0.1:%s",
 	    cfg.port);
 	if ((v = env("ADVERTISE_URL", NULL)) != NULL) {
 		check_url("ADVERTISE_URL", v, strlen(v));
-		snprintf(cfg.advertise_url, sizeof(cfg.advertise_url), "%s", v);
+		fmt_buf(cfg.advertise_url, sizeof(cfg.advertise_url), "%s", v);
 	} else {
 		char host[REPL_URL_MAX - sizeof("http://:65535")];
 
 		if (gethostname(host, sizeof(host)) == -1)
 			die("ADVERTISE_URL unset and gethostname failed:");
 		host[sizeof(host) - 1] = '\0';
-		snprintf(cfg.advertise_url, sizeof(cfg.advertise_url),
+		fmt_buf(cfg.advertise_url, sizeof(cfg.advertise_url),
 		    "http://%s:%s", host, cfg.port);
 	}
 }
@@ -282,7 +284,7 @@ prepare_data_dir(const char *dir)
 	char path[PATH_MAX], *p;
 	FILE *f;
 
-	if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path))
+	if (fmt_buf(path, sizeof(path), "%s", dir) >= (int)sizeof(path))
 		die("DATA_DIR %s: path too long", dir);
 	for (p = path + 1; *p != '\0'; p++) {
 		if (*p != '/')
@@ -296,7 +298,7 @@ prepare_data_dir(const char *dir)
 	if (mkdir(path, 0755) == -1 && errno != EEXIST)
 		die("DATA_DIR: cannot create %s (uid %d):", path,
 		    (int)getuid());
-	snprintf(path, sizeof(path), "%s/.write-test", dir);
+	fmt_buf(path, sizeof(path), "%s/.write-test", dir);
 	if ((f = fopen(path, "w")) == NULL)
 		die("DATA_DIR %s is not writable by uid %d (give the "
 		    "directory to that user):", dir, (int)getuid());
@@ -364,25 +366,25 @@ empty_done(struct repl_recovery *rr)
 			return -1;
 		store_stats(node.store, &st);
 		repl_reset(st.repl_id, st.last_seq);
-		snprintf(node.recovery, sizeof(node.recovery), "recovered %llu "
+		fmt_buf(node.recovery, sizeof(node.recovery), "recovered %llu "
 		    "keys at seq %llu from %s", (unsigned long long)st.keys,
 		    (unsigned long long)st.last_seq, rr->source);
 		kv_log("warn", "recovery: %s, repl id %s", node.recovery,
 		    st.repl_id);
 	} else if (rr->silent[0] == '\0') {
 		if (rr->answered == 0)
-			snprintf(node.recovery, sizeof(node.recovery), "new "
+			fmt_buf(node.recovery, sizeof(node.recovery), "new "
 			    "data set: no replica registered within "
 			    "RECOVER_WAIT_MS");
 		else
-			snprintf(node.recovery, sizeof(node.recovery), "new "
+			fmt_buf(node.recovery, sizeof(node.recovery), "new "
 			    "data set: %d replicas answered, none holds data",
 			    rr->answered);
 		kv_log("info", "recovery: %s; this primary starts a new data "
 		    "set", node.recovery);
 	} else {
 		node.started_empty = 1;
-		snprintf(node.recovery, sizeof(node.recovery), "started empty");
+		fmt_buf(node.recovery, sizeof(node.recovery), "started empty");
 	}
 	return 0;
 }
@@ -451,18 +453,18 @@ crash_done(struct repl_recovery *rr)
 	free(rr->tail);
 	rr->tail = NULL;
 	if (got > 0)
-		snprintf(node.recovery, sizeof(node.recovery), "unclean "
+		fmt_buf(node.recovery, sizeof(node.recovery), "unclean "
 		    "shutdown: recovered %llu lost writes (seq %llu..%llu) "
 		    "from %s", (unsigned long long)got,
 		    (unsigned long long)from + 1,
 		    (unsigned long long)(from + got), rr->source);
 	else if (copied)
-		snprintf(node.recovery, sizeof(node.recovery), "unclean "
+		fmt_buf(node.recovery, sizeof(node.recovery), "unclean "
 		    "shutdown: copied %llu keys at seq %llu from %s",
 		    (unsigned long long)st.keys, (unsigned long long)from,
 		    rr->source);
 	else
-		snprintf(node.recovery, sizeof(node.recovery), "unclean "
+		fmt_buf(node.recovery, sizeof(node.recovery), "unclean "
 		    "shutdown: no replica had more (%d answered)",
 		    rr->answered);
 	kv_log(got > 0 || copied ? "warn" : "info", "recovery: "
@@ -486,7 +488,7 @@ recovery_done(struct repl_recovery *rr)
 		return;
 	}
 	if (rr->silent[0] != '\0') {
-		snprintf(node.recovery_warning, sizeof(node.recovery_warning),
+		fmt_buf(node.recovery_warning, sizeof(node.recovery_warning),
 		    "%s: no answer within RECOVER_WAIT_MS (%d ms) from %s; "
 		    "data only they held was not recovered",
 		    recovery_mode == REPL_RECOVER_TAIL ? "back from an "
@@ -610,7 +612,7 @@ main(int argc, char **argv)
 	install_signals();
 	raise_fd_limit();
 	prepare_data_dir(node.data_dir);
-	if (snprintf(path, sizeof(path), "%s/kvstore.db", node.data_dir) >=
+	if (fmt_buf(path, sizeof(path), "%s/kvstore.db", node.data_dir) >=
 	    (int)sizeof(path))
 		die("DATA_DIR %s: path too long", node.data_dir);
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fmt.h"
 #include "parse.h"
 #include "http.h"
 #include "store.h"
@@ -29,7 +30,7 @@ reply_text(uint64_t id, int status, const char *extra, const char *fmt, ...)
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(body, sizeof(body) - 1, fmt, ap);
+	n = fmt_vbuf(body, sizeof(body) - 1, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		n = 0;
@@ -44,7 +45,7 @@ reply_not_allowed(struct http_request *r, const char *allow)
 {
 	char extra[96];
 
-	snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
+	fmt_buf(extra, sizeof(extra), "Allow: %s\r\n", allow);
 	reply_text(r->id, 405, extra, "method %.*s not allowed here; "
 	    "allowed: %s", (int)r->method_len, r->method, allow);
 }

@@ -157,6 +157,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "fmt.h"
 #include "repl.h"
 #include "store.h"
 #include "util.h"
@@ -370,7 +371,7 @@ seterr(char *err, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	(void)vsnprintf(err, ERR_MAX, fmt, ap);
+	(void)fmt_vbuf(err, ERR_MAX, fmt, ap);
 	va_end(ap);
 }
 
@@ -764,7 +765,7 @@ sync_begin(struct sync *sy)
 {
 	struct client_response	 rs;
 
-	(void)snprintf(sy->target, sizeof(sy->target),
+	(void)fmt_buf(sy->target, sizeof(sy->target),
 	    "/repl/sync/begin?id=%s&seq=%llu&keys=%llu%s%s", sy->snap.id,
 	    (unsigned long long)sy->snap.seq,
 	    (unsigned long long)sy->snap.keys,
@@ -777,7 +778,7 @@ sync_begin(struct sync *sy)
 		seterr(sy->err, "sync/begin answered no token");
 		return -1;
 	}
-	(void)snprintf(sy->target, sizeof(sy->target),
+	(void)fmt_buf(sy->target, sizeof(sy->target),
 	    "/repl/sync/data?id=%s&token=%llu", sy->snap.id,
 	    (unsigned long long)sy->token);
 	return 0;
@@ -940,7 +941,7 @@ sync_end(struct sync *sy)
 	    sy->b->b_len, &rs, sy->err) == -1)
 		return -1;
 	sy->b->b_len = 0;
-	(void)snprintf(sy->target, sizeof(sy->target),
+	(void)fmt_buf(sy->target, sizeof(sy->target),
 	    "/repl/sync/end?id=%s&seq=%llu&token=%llu", sy->snap.id,
 	    (unsigned long long)sy->snap.seq, (unsigned long long)sy->token);
 	return post(sy->dst, sy->target, NULL, 0, &rs, sy->err);
@@ -1177,13 +1178,13 @@ repl_init(const struct repl_config *c, const char *repl_id, uint64_t seq)
 		goto fail;
 	}
 	(void)pthread_condattr_destroy(&ca);
-	(void)snprintf(bl.id, sizeof(bl.id), "%s", repl_id);
+	(void)fmt_buf(bl.id, sizeof(bl.id), "%s", repl_id);
 	bl.first_seq = seq + 1;
 	bl.last_seq = seq;
 	/* The token is never logged: client.c never quotes header lines. */
-	(void)snprintf(hdr_get, sizeof(hdr_get), "X-Kv-Repl-Token: %s\r\n",
+	(void)fmt_buf(hdr_get, sizeof(hdr_get), "X-Kv-Repl-Token: %s\r\n",
 	    cfg.token[0] != '\0' ? cfg.token : "none");
-	(void)snprintf(hdr_post, sizeof(hdr_post), "%sContent-Type: "
+	(void)fmt_buf(hdr_post, sizeof(hdr_post), "%sContent-Type: "
 	    "application/octet-stream\r\n", hdr_get);
 	stopping = draining = 0;
 	recovering = cfg.recover;	/* no pusher syncs from empty */
@@ -1204,7 +1205,7 @@ repl_reset(const char *repl_id, uint64_t seq)
 	if (!inited)
 		return;
 	LOCK();
-	(void)snprintf(bl.id, sizeof(bl.id), "%s", repl_id);
+	(void)fmt_buf(bl.id, sizeof(bl.id), "%s", repl_id);
 	bl.prev_id[0] = '\0';
 	bl.start = bl.end;
 	bl.first_seq = seq + 1;
@@ -1275,7 +1276,7 @@ repl_accept_history(const char *old_id, uint64_t upto)
 	if (!inited)
 		return;
 	LOCK();
-	(void)snprintf(bl.prev_id, sizeof(bl.prev_id), "%s", old_id);
+	(void)fmt_buf(bl.prev_id, sizeof(bl.prev_id), "%s", old_id);
 	bl.prev_upto = upto;
 	UNLOCK();
 }
@@ -1364,13 +1365,13 @@ addr_text(const unsigned char *a, char *buf, size_t cap, int v6brackets)
 	int	 i, o;
 
 	if (memcmp(a, mapped, 12) == 0) {
-		(void)snprintf(buf, cap, "%u.%u.%u.%u", a[12], a[13], a[14],
+		(void)fmt_buf(buf, cap, "%u.%u.%u.%u", a[12], a[13], a[14],
 		    a[15]);
 		return;
 	}
-	o = snprintf(buf, cap, "%s", v6brackets ? "[" : "");
+	o = fmt_buf(buf, cap, "%s", v6brackets ? "[" : "");
 	for (i = 0; i < 16 && o > 0 && (size_t)o < cap; i += 2)
-		o += snprintf(buf + o, cap - (size_t)o, "%x%s",
+		o += fmt_buf(buf + o, cap - (size_t)o, "%x%s",
 		    a[i] << 8 | a[i + 1], i < 14 ? ":" : v6brackets ? "]" :
 		    "");
 }
@@ -1545,7 +1546,7 @@ repl_add_replica(const char *url, const struct sockaddr_storage *from)
 		errno = ENOMEM;
 		goto out;
 	}
-	(void)snprintf(p->url, sizeof(p->url), "%s", url);
+	(void)fmt_buf(p->url, sizeof(p->url), "%s", url);
 	p->is_static = p->verified = !registered;
 	p->registered = registered;
 	if (registered)
@@ -1684,7 +1685,7 @@ stream(struct push *ps)
 			seterr(ps->err, "out of memory for a batch");
 			return S_ERR;
 		}
-		(void)snprintf(target, sizeof(target),
+		(void)fmt_buf(target, sizeof(target),
 		    "/repl/apply?id=%s&from=%llu&primary_seq=%llu&session=%llu",
 		    id, (unsigned long long)first, (unsigned long long)pseq,
 		    (unsigned long long)ps->sess);
@@ -1814,10 +1815,10 @@ open_and_stream(struct push *ps, const char *id, const char *prev,
 	char target[192];
 
 	if (prev != NULL)
-		(void)snprintf(target, sizeof(target), "/repl/session?id=%s&"
+		(void)fmt_buf(target, sizeof(target), "/repl/session?id=%s&"
 		    "prev=%s&upto=%llu", id, prev, (unsigned long long)upto);
 	else
-		(void)snprintf(target, sizeof(target), "/repl/session?id=%s",
+		(void)fmt_buf(target, sizeof(target), "/repl/session?id=%s",
 		    id);
 	if (post(ps->rc, target, NULL, 0, &rs, ps->err) == -1)
 		return S_ERR;
@@ -1941,7 +1942,7 @@ pusher(void *arg)
 			LOCK();
 			/* It announces again every 3 s: say it once. */
 			rc = strcmp(refused_url, p->url) == 0;
-			(void)snprintf(refused_url, sizeof(refused_url), "%s",
+			(void)fmt_buf(refused_url, sizeof(refused_url), "%s",
 			    p->url);
 			UNLOCK();
 			kv_log(rc ? "debug" : "warn", "replica %s: registration "
@@ -2012,7 +2013,7 @@ pusher(void *arg)
 			ps.down = 1;
 		}
 		if (drop) {
-			kv_log("warn", "replica %s: unreachable for %.3g s; "
+			kv_log("warn", "replica %s: unreachable for %.1f s; "
 			    "dropped until it registers again", p->url,
 			    cfg.drop_after_ms / 1000.0);
 			break;
@@ -2147,7 +2148,7 @@ add_cand(struct recovery *rv, const char *url, int conf)
 	}
 	memset(&rv->cs[rv->n], 0, sizeof(rv->cs[rv->n]));
 	rv->cs[rv->n].conf = conf;
-	(void)snprintf(rv->cs[rv->n++].url, REPL_URL_MAX, "%s", url);
+	(void)fmt_buf(rv->cs[rv->n++].url, REPL_URL_MAX, "%s", url);
 	return 0;
 }
 
@@ -2165,14 +2166,14 @@ resolve_peers(struct recovery *rv)
 	char		 url[REPL_URL_MAX], host[48];
 	int		 i, n;
 
-	(void)snprintf(url, sizeof(url), "http://%s:%s", cfg.peers_dns,
+	(void)fmt_buf(url, sizeof(url), "http://%s:%s", cfg.peers_dns,
 	    cfg.peers_port);
 	if ((n = url_addrs(url, a, MAX_ADDRS, rv->dns_err)) == -1)
 		return;
 	rv->dns_ok = 1;
 	for (i = 0; i < n; i++) {
 		addr_text(a[i], host, sizeof(host), 1);
-		(void)snprintf(url, sizeof(url), "http://%s:%s", host,
+		(void)fmt_buf(url, sizeof(url), "http://%s:%s", host,
 		    cfg.peers_port);
 		(void)add_cand(rv, url, 1);
 	}
@@ -2344,13 +2345,13 @@ summarise(struct recovery *rv, struct repl_recovery *r)
 				best = i;
 			continue;
 		}
-		k = snprintf(r->silent + o, sizeof(r->silent) - o, "%s%s",
+		k = fmt_buf(r->silent + o, sizeof(r->silent) - o, "%s%s",
 		    o > 0 ? ", " : "", rv->cs[i].url);
 		if (k > 0 && (size_t)k < sizeof(r->silent) - o)
 			o += (size_t)k;
 	}
 	if (cfg.peers_dns[0] != '\0' && !rv->dns_ok)
-		(void)snprintf(r->silent + o, sizeof(r->silent) - o, "%s%s",
+		(void)fmt_buf(r->silent + o, sizeof(r->silent) - o, "%s%s",
 		    o > 0 ? ", " : "", rv->dns_err);
 	return best;
 }
@@ -2369,8 +2370,8 @@ copy_best(const struct cand *c, struct repl_recovery *r, char *err)
 		return -1;
 	}
 	client_free(cl);
-	(void)snprintf(r->source, sizeof(r->source), "%s", c->url);
-	(void)snprintf(r->repl_id, sizeof(r->repl_id), "%.32s", res.id);
+	(void)fmt_buf(r->source, sizeof(r->source), "%s", c->url);
+	(void)fmt_buf(r->repl_id, sizeof(r->repl_id), "%.32s", res.id);
 	r->seq = res.seq;
 	r->keys = res.keys;
 	kv_log("info", "recovery: copied %llu keys at seq %llu from %s",
@@ -2399,7 +2400,7 @@ pull_tail(const struct recovery *rv, const struct cand *c,
 
 	if ((cl = new_client(c->url, &rec_fd[0], err)) == NULL)
 		return -1;
-	(void)snprintf(target, sizeof(target), "/repl/tail?id=%s&from=%llu",
+	(void)fmt_buf(target, sizeof(target), "/repl/tail?id=%s&from=%llu",
 	    rv->own_id, (unsigned long long)next);
 	if (req_send(cl, "GET", target, 0, NULL, 0) == -1 ||
 	    client_recv(cl, &rs, cfg.backlog_bytes + MAX_RESP_BODY) == -1) {
@@ -2438,8 +2439,8 @@ pull_tail(const struct recovery *rv, const struct cand *c,
 	}
 	memcpy(r->tail, rs.body, rs.body_len);
 	r->tail_len = rs.body_len;
-	(void)snprintf(r->source, sizeof(r->source), "%s", c->url);
-	(void)snprintf(r->repl_id, sizeof(r->repl_id), "%.32s", rv->own_id);
+	(void)fmt_buf(r->source, sizeof(r->source), "%s", c->url);
+	(void)fmt_buf(r->repl_id, sizeof(r->repl_id), "%.32s", rv->own_id);
 	r->seq = next - 1;
 	rc = 0;
 out:

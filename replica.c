@@ -16,12 +16,14 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fmt.h"
 #include "parse.h"
 #include "http.h"
 #include "repl.h"
@@ -145,7 +147,7 @@ replica_state(struct http_request *r)
 	int n;
 
 	store_stats(node.store, &st);
-	n = snprintf(body, sizeof(body), "{\"role\":\"%s\",\"repl_id\":\"%s\","
+	n = fmt_buf(body, sizeof(body), "{\"role\":\"%s\",\"repl_id\":\"%s\","
 	    "\"seq\":%llu,\"keys\":%llu,\"synced\":%s,\"node\":\"%s\"}\n",
 	    node_role_name(), st.repl_id, (unsigned long long)st.last_seq,
 	    (unsigned long long)st.keys, st.synced ? "true" : "false",
@@ -551,7 +553,7 @@ replica_snapshot(struct http_request *r)
 	store_stats(node.store, &st);
 	sn->seq = st.last_seq;
 	store_seed(node.store, seed);
-	snprintf(extra, sizeof(extra), "X-Kv-Repl-Id: %s\r\nX-Kv-Seq: %llu\r\n"
+	fmt_buf(extra, sizeof(extra), "X-Kv-Repl-Id: %s\r\nX-Kv-Seq: %llu\r\n"
 	    "X-Kv-Seed: %s\r\nX-Kv-Keys: %llu\r\n", st.repl_id,
 	    (unsigned long long)st.last_seq, seed, (unsigned long long)st.keys);
 	kv_log("info", "snapshot of %llu keys at seq %llu requested",

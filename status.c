@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fmt.h"
 #include "parse.h"
 #include "http.h"
 #include "repl.h"
@@ -75,17 +76,17 @@ ready_repl(char *b, const struct store_stats *st)
 	uint64_t now = mono_ms();
 
 	if (node.role == ROLE_REPLICA) {
-		o += sprintf(b + o, ",\"primary\":{\"url\":");
+		o += fmt_str(b + o, ",\"primary\":{\"url\":");
 		o += json_string(b + o, node.primary_url,
 		    strlen(node.primary_url));
-		o += sprintf(b + o, ",\"link\":\"%s\",\"last_heard_ms\":",
+		o += fmt_str(b + o, ",\"link\":\"%s\",\"last_heard_ms\":",
 		    node.primary_heard_ms != 0 &&
 		    now - node.primary_heard_ms < PRIMARY_UP_MS ? "up" :
 		    "down");
-		o += node.primary_heard_ms == 0 ? sprintf(b + o, "null") :
-		    sprintf(b + o, "%llu",
+		o += node.primary_heard_ms == 0 ? fmt_str(b + o, "null") :
+		    fmt_str(b + o, "%llu",
 		    (unsigned long long)(now - node.primary_heard_ms));
-		o += sprintf(b + o, ",\"applied_seq\":%llu,\"primary_seq\":%llu,"
+		o += fmt_str(b + o, ",\"applied_seq\":%llu,\"primary_seq\":%llu,"
 		    "\"lag_writes\":%llu}", (unsigned long long)st->last_seq,
 		    (unsigned long long)node.primary_seq,
 		    (unsigned long long)(node.primary_seq > st->last_seq ?
@@ -93,11 +94,11 @@ ready_repl(char *b, const struct store_stats *st)
 		return o;
 	}
 	n = repl_peers(peers, NODE_MAX_PEERS);
-	o += sprintf(b + o, ",\"replicas\":[");
+	o += fmt_str(b + o, ",\"replicas\":[");
 	for (i = 0; i < n && i < NODE_MAX_PEERS; i++) {
-		o += sprintf(b + o, "%s{\"url\":", i > 0 ? "," : "");
+		o += fmt_str(b + o, "%s{\"url\":", i > 0 ? "," : "");
 		o += json_string(b + o, peers[i].url, strlen(peers[i].url));
-		o += sprintf(b + o, ",\"state\":\"%s\",\"acked_seq\":%llu,"
+		o += fmt_str(b + o, ",\"state\":\"%s\",\"acked_seq\":%llu,"
 		    "\"lag_writes\":%llu,\"lag_ms\":%llu,"
 		    "\"last_contact_ms\":%llu,\"full_syncs\":%llu,"
 		    "\"partial_syncs\":%llu,\"registered\":%s",
@@ -109,13 +110,13 @@ ready_repl(char *b, const struct store_stats *st)
 		    (unsigned long long)peers[i].partial_syncs,
 		    peers[i].registered ? "true" : "false");
 		if (peers[i].alias[0] != '\0') {
-			o += sprintf(b + o, ",\"alias\":");
+			o += fmt_str(b + o, ",\"alias\":");
 			o += json_string(b + o, peers[i].alias,
 			    strlen(peers[i].alias));
 		}
-		o += sprintf(b + o, "}");
+		o += fmt_str(b + o, "}");
 	}
-	o += sprintf(b + o, "]");
+	o += fmt_str(b + o, "]");
 	return o;
 }
 
@@ -137,7 +138,7 @@ status_ready(struct http_request *r)
 	}
 	store_stats(node.store, &st);
 	why = not_ready(&st);
-	o = sprintf(b, "{\"status\":\"%s\",\"role\":\"%s\","
+	o = fmt_str(b, "{\"status\":\"%s\",\"role\":\"%s\","
 	    "\"keys\":%llu,\"seq\":%llu,\"durable_seq\":%llu,"
 	    "\"data_bytes\":%llu,\"file_bytes\":%llu,\"fsync\":\"%s\","
 	    "\"connections\":%d,\"repl_id\":\"%s\",\"disk\":\"%s\"",
@@ -149,16 +150,16 @@ status_ready(struct http_request *r)
 	    http_conns(), st.repl_id, store_error(node.store) != 0 ? "failed" :
 	    node.disk_full ? "full" : "ok");
 	if (node.recovery[0] != '\0') {
-		o += sprintf(b + o, ",\"recovery\":");
+		o += fmt_str(b + o, ",\"recovery\":");
 		o += json_string(b + o, node.recovery, strlen(node.recovery));
 	}
 	if (node.recovery_warning[0] != '\0') {
-		o += sprintf(b + o, ",\"warning\":");
+		o += fmt_str(b + o, ",\"warning\":");
 		o += json_string(b + o, node.recovery_warning,
 		    strlen(node.recovery_warning));
 	}
 	o += ready_repl(b + o, &st);
-	o += sprintf(b + o, "}\n");
+	o += fmt_str(b + o, "}\n");
 	http_reply(r->id, why != NULL ? 503 : 200, "application/json", "", b,
 	    o);
 	free(b);
@@ -211,10 +212,10 @@ replica_value(const struct repl_peer *p, size_t f, char *out)
 	    p->lag_writes, p->lag_ms, p->full_syncs, p->partial_syncs };
 
 	if (replica_families[f].ms)
-		snprintf(out, 32, "%llu.%03llu", (unsigned long long)v[f] /
+		fmt_buf(out, 32, "%llu.%03llu", (unsigned long long)v[f] /
 		    1000, (unsigned long long)v[f] % 1000);
 	else
-		snprintf(out, 32, "%llu", (unsigned long long)v[f]);
+		fmt_buf(out, 32, "%llu", (unsigned long long)v[f]);
 	return out;
 }
 
@@ -225,7 +226,7 @@ emit(struct text *t, const char *fmt, ...)
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(t->b + t->o, t->o < t->cap ? t->cap - t->o : 0, fmt, ap);
+	n = fmt_vbuf(t->b + t->o, t->o < t->cap ? t->cap - t->o : 0, fmt, ap);
 	va_end(ap);
 	t->o += n > 0 ? (size_t)n : 0;
 }

@@ -116,6 +116,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fmt.h"
 #include "hash.h"
 #include "store.h"
 #include "util.h"
@@ -187,7 +188,7 @@ seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
+	fmt_vbuf(err, errlen, fmt, ap);
 	va_end(ap);
 }
 
@@ -919,7 +920,7 @@ recover(struct store *s, const char *why, char *err, size_t errlen)
 	 * never written back: valid records after a bad one were never
 	 * durable, and go with it. */
 	if (off < last && (next = next_valid(f, off + 8, last)) != UINT64_MAX)
-		snprintf(after, sizeof(after), "; the records from offset %"
+		fmt_buf(after, sizeof(after), "; the records from offset %"
 		    PRIu64 " on were never synced", next);
 	if (replay(s, off, &maxseq, err, errlen) == -1 ||
 	    cut_log(s, off, last, err, errlen) == -1)

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fmt.h"
 #include "hash.h"
 #include "store.h"
 #include "util.h"
@@ -329,8 +331,7 @@ salvage_rec(void *arg, const struct rec *r, uint64_t off)
 
 /*
  * "<path>.damaged-<UTC time>" into kept, the time as ISO 8601's basic
- * format (20260101T120000Z). By hand: strftime links 7 KB of time zone
- * and locale code that UTC does not need.
+ * format (20260101T120000Z).
  */
 static int
 kept_name(const char *path, char *kept, size_t keptlen)
@@ -338,9 +339,8 @@ kept_name(const char *path, char *kept, size_t keptlen)
 	struct tm tm;
 	time_t t = time(NULL);
 
-	if (gmtime_r(&t, &tm) == NULL)
-		return -1;
-	return snprintf(kept, keptlen, "%s.damaged-%04d%02d%02dT%02d%02d%02dZ",
+	utc_time(t, &tm);
+	return fmt_buf(kept, keptlen, "%s.damaged-%04d%02d%02dT%02d%02d%02dZ",
 	    path, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 	    tm.tm_min, tm.tm_sec) < (int)keptlen ? 0 : -1;
 }

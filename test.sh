@@ -8,6 +8,12 @@
 
 # ---- Unit tests (C, from tests/) ----
 
+testFormatterUnitTests() {
+  out=$(tests/fmt_test 2>&1)
+  assertTrue "fmt_test failed: ${out}" $?
+  echo "${out}" | tail -n 1
+}
+
 testHttpParserUnitTests() {
   out=$(tests/http_test 2>&1)
   assertTrue "http_test failed: ${out}" $?

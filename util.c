@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fmt.h"
 #include "util.h"
 
 #define LOG_LINE_MAX	1024		/* one log line, escapes included */
@@ -67,8 +68,8 @@ write_line(const char *level, const char *msg, size_t mlen, int cut)
 	size_t i, n;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = (size_t)snprintf(line, sizeof(line),
+	utc_time(ts.tv_sec, &tm);
+	n = (size_t)fmt_buf(line, sizeof(line),
 	    "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s ",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 	    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level);
@@ -110,7 +111,7 @@ kv_log(const char *level, const char *fmt, ...)
 	if (i >= 0 && i < (int)min_level)
 		return;
 	va_start(ap, fmt);
-	m = vsnprintf(msg, sizeof(msg), fmt, ap);
+	m = fmt_vbuf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (m < 0)
 		m = 0;
@@ -131,11 +132,11 @@ die(const char *fmt, ...)
 	int saved = errno;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	fmt_vbuf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	n = strlen(msg);
 	if (n > 0 && msg[n - 1] == ':')
-		snprintf(msg + n, sizeof(msg) - n, " %s", strerror(saved));
+		fmt_buf(msg + n, sizeof(msg) - n, " %s", strerror(saved));
 	kv_log("error", "%s", msg);
 	exit(1);
 }
@@ -184,6 +185,33 @@ mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * The civil date of day 0 = 1970-01-01 and on, by the proleptic Gregorian
+ * calendar, counting in 400-year eras that start on March 1st, so that
+ * the leap day ends a year (Howard Hinnant's days-to-civil algorithm).
+ */
+void
+utc_time(int64_t secs, struct tm *tm)
+{
+	int64_t days, era, doe, yoe, doy, mp;
+
+	days = secs / 86400 - (secs % 86400 < 0);
+	secs -= days * 86400;
+	tm->tm_hour = (int)(secs / 3600);
+	tm->tm_min = (int)(secs / 60 % 60);
+	tm->tm_sec = (int)(secs % 60);
+	tm->tm_wday = (int)((days % 7 + 11) % 7);	/* day 0: Thursday */
+	days += 719468;				/* from 0000-03-01 */
+	era = (days >= 0 ? days : days - 146096) / 146097;
+	doe = days - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	tm->tm_mday = (int)(doy - (153 * mp + 2) / 5 + 1);
+	tm->tm_mon = (int)(mp < 10 ? mp + 2 : mp - 10);
+	tm->tm_year = (int)(yoe + era * 400 + (tm->tm_mon < 2) - 1900);
 }
 
 /* ---- JSON strings ---- */
@@ -302,24 +330,24 @@ token_load(struct token *t, const char *name, char *why, size_t whylen)
 	FILE *f;
 
 	memset(t, 0, sizeof(*t));
-	snprintf(fname, sizeof(fname), "%s_FILE", name);
+	fmt_buf(fname, sizeof(fname), "%s_FILE", name);
 	v = env(name, NULL);
 	path = env(fname, NULL);
 	if (v != NULL && path != NULL) {
-		snprintf(why, whylen, "%s and %s are both set; set one", name,
+		fmt_buf(why, whylen, "%s and %s are both set; set one", name,
 		    fname);
 		return -1;
 	}
 	if (path != NULL) {
-		snprintf(src, sizeof(src), "%s=%.255s", fname, path);
+		fmt_buf(src, sizeof(src), "%s=%.255s", fname, path);
 		if ((f = fopen(path, "r")) == NULL) {
-			snprintf(why, whylen, "%s: cannot read: %s", src,
+			fmt_buf(why, whylen, "%s: cannot read: %s", src,
 			    strerror(errno));
 			return -1;
 		}
 		n = fread(buf, 1, sizeof(buf), f);
 		if (ferror(f)) {
-			snprintf(why, whylen, "%s: cannot read: %s", src,
+			fmt_buf(why, whylen, "%s: cannot read: %s", src,
 			    strerror(errno));
 			fclose(f);
 			return -1;
@@ -329,24 +357,24 @@ token_load(struct token *t, const char *name, char *why, size_t whylen)
 			n--;
 		p = buf;
 	} else if (v != NULL) {
-		snprintf(src, sizeof(src), "%s", name);
+		fmt_buf(src, sizeof(src), "%s", name);
 		n = strlen(v);
 		p = v;
 	} else
 		return 0;
 	if (n == 0) {
-		snprintf(why, whylen, "%s: the token is empty", src);
+		fmt_buf(why, whylen, "%s: the token is empty", src);
 		return -1;
 	}
 	if (n > MAX_TOKEN_BYTES) {
-		snprintf(why, whylen, "%s: the token is longer than %d bytes",
+		fmt_buf(why, whylen, "%s: the token is longer than %d bytes",
 		    src, MAX_TOKEN_BYTES);
 		return -1;
 	}
 	/* It travels in a header: no spaces, no control bytes, no UTF-8. */
 	for (i = 0; i < n; i++)
 		if ((unsigned char)p[i] <= ' ' || (unsigned char)p[i] >= 0x7f) {
-			snprintf(why, whylen, "%s: the token must be printable "
+			fmt_buf(why, whylen, "%s: the token must be printable "
 			    "ASCII without spaces (byte %zu is 0x%02x)", src,
 			    i + 1, (unsigned char)p[i]);
 			return -1;

@@ -40,6 +40,14 @@ uint64_t mono_ms(void);
 uint64_t mono_ns(void);
 
 /*
+ * secs since the epoch as a UTC date and time into tm (the year, month, day, hour, minute,
+ * second and weekday fields). By hand: gmtime_r links musl's time zone
+ * code, which UTC does not need.
+ */
+struct tm;
+void	utc_time(int64_t secs, struct tm *tm);
+
+/*
  * Write s[0..n) as a JSON string, quotes included, to out, which has room
  * for JSON_STRING_MAX(n) bytes; returns the bytes written. Valid UTF-8
  * passes through; any other byte b becomes \udcXX (Python's

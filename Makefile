@@ -165,6 +165,18 @@ bench/load: bench/load.c
 bench: kvstore bench/lag bench/load
 	bash bench/run.sh
 
+# GET and PUT of this tree's kvstore against BASE's (a git revision, by
+# default the last commit), in alternating pairs (bench/compare.sh):
+# whether a change costs throughput. About 2 minutes.
+BASE = HEAD
+bench-compare: kvstore bench/lag bench/load
+	d=$$(mktemp -d) && git worktree add -q --detach "$$d/src" $(BASE) && \
+	    $(MAKE) -s -C "$$d/src" kvstore && cp "$$d/src/kvstore" "$$d/base" && \
+	    git worktree remove --force "$$d/src" && \
+	    BENCH_CMP_BASE_NAME="$$(git rev-parse --short $(BASE))" \
+	    bash bench/compare.sh "$$d/base"; s=$$?; rm -rf "$$d"; exit $$s
+.PHONY: bench-compare
+
 # The cost as the data grows, at 1M and 10M keys (bench/scale.sh): some
 # 1.3 GB of scratch data on the local disk and about 5 minutes; opt-in.
 bench-scale: kvstore bench/lag bench/load

@@ -34,7 +34,6 @@
 #define SNAPSHOT_STAGE_BYTES (1 << 20)	/* a snapshot's staging buffer */
 #define SNAPSHOT_SCAN_KEYS 4096		/* keys per store_scan, at most */
 #define SNAPSHOT_FIRST_BYTES (64 << 10)	/* grown for big values */
-#define SYNC_KEYS_HINT_MAX (1 << 22)	/* 4M keys: 64 MiB of buckets */
 
 /* The full sync in progress on this node: a fresh store beside the live. */
 static struct store	*sync_store;
@@ -291,9 +290,13 @@ replica_sync_begin(struct http_request *r)
 	}
 	/*
 	 * How many keys are coming, when the pusher knows: buckets for
-	 * them all at once, rather than a rehash at every doubling. Only a
-	 * hint, and a peer's: a data set at seq N has at most N keys, and
-	 * past SYNC_KEYS_HINT_MAX the loading store grows as it fills.
+	 * them all at once. Only a hint, and a peer's: a data set at seq N
+	 * has at most N keys (and store_create stops at 2^28). No lower
+	 * bound: the snapshot comes in hash order, and the copy hashes
+	 * with the same seed, so in a table with fewer buckets than keys
+	 * every key probes to the end of one growing cluster, and the copy
+	 * is quadratic (10M keys into the 8M buckets of a 4M bound never
+	 * finished).
 	 */
 	if (http_query(r, "keys", NULL) != NULL &&
 	    query_u64(r, "keys", &keys) == -1) {
@@ -302,8 +305,6 @@ replica_sync_begin(struct http_request *r)
 	}
 	if (keys > seq)
 		keys = seq;
-	if (keys > SYNC_KEYS_HINT_MAX)
-		keys = SYNC_KEYS_HINT_MAX;
 	if (sync_store != NULL)
 		store_discard(sync_store);
 	/*

@@ -347,6 +347,7 @@ static void	 compact_abort(struct store *, const char *, const char *);
 static const char *compact_level(struct store *, int);
 static int	 make_room(struct store *);
 static void	 unmap_old(struct store *, uint64_t);
+static void	 retire_store(struct store *, struct store *);
 static int	 check_write(struct store *, size_t, size_t, uint64_t);
 static void	 writeback_early(struct store *);
 static void	 wrote(struct store *, uint64_t);
@@ -2253,6 +2254,31 @@ store_create(struct store *live, const char *repl_id, const char *seed,
 	return s;
 }
 
+/*
+ * Free cur, whose file a full sync has renamed over, with no flush (no one
+ * reads that file again), and without making the loop pay for its size:
+ * s, which replaces it, unmaps its mapping a slice at a time (unmap_old,
+ * as after a compaction) and has its flusher close it, since that last
+ * close frees its page cache (retire_fd: 0.3 s for 500 MB here).
+ */
+static void
+retire_store(struct store *cur, struct store *s)
+{
+	pthread_mutex_lock(&cur->s_mu);
+	cur->s_stop = 1;
+	cur->s_bgfd = -1;
+	pthread_cond_signal(&cur->s_cv);
+	pthread_mutex_unlock(&cur->s_mu);
+	pthread_join(cur->s_tid, NULL);
+	unmap_old(s, UINT64_MAX);	/* none: s was just opened */
+	s->s_old = cur->s_f.f_map;
+	s->s_oldsize = cur->s_f.f_size;
+	s->s_oldfd = cur->s_f.f_fd;
+	cur->s_f.f_map = NULL;
+	cur->s_f.f_fd = -1;
+	destroy(cur);
+}
+
 struct store *
 store_adopt(struct store *cur, struct store *fresh, char *err,
     size_t errlen)
@@ -2285,7 +2311,7 @@ store_adopt(struct store *cur, struct store *fresh, char *err,
 		errno = ESTALE;
 		return NULL;
 	}
-	(void)store_close(cur);
+	retire_store(cur, s);
 	free(from);
 	return s;
 fail:

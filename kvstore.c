@@ -326,6 +326,7 @@ tick(void)
 {
 	node.stopping = stopping;
 	store_step(node.store);
+	replica_step();
 	if (recovery_pending && !repl_recovering())
 		recovery_done();
 	wait_run();

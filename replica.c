@@ -401,6 +401,23 @@ sync_current(struct http_request *r)
 }
 
 /*
+ * The request names the sync in progress, which waits on no other: the
+ * pusher waits for each answer, and anyone else is refused.
+ */
+static int
+sync_ready(struct http_request *r)
+{
+	if (!sync_current(r))
+		return 0;
+	if (batch_id != 0 || end_id != 0) {
+		reply_text(r->id, 409, "", "resync: the sync is busy with "
+		    "another request");
+		return 0;
+	}
+	return 1;
+}
+
+/*
  * Apply the batch in batch_buf for APPLY_SLICE_NS, or body (the handler's
  * request) when batch_buf holds none, and answer it once it is all in.
  * Returns 1 while records are left: the loop is woken to go on (tick,
@@ -437,14 +454,8 @@ replica_sync_data(struct http_request *r)
 {
 	char *p;
 
-	if (!sync_current(r))
+	if (!sync_ready(r))
 		return;
-	/* The pusher waits for each answer; anyone else is refused. */
-	if (batch_id != 0 || end_id != 0) {
-		reply_text(r->id, 409, "", "resync: the sync is busy with "
-		    "another request");
-		return;
-	}
 	batch_id = r->id;
 	batch_off = 0;
 	if (batch_step(r->body, r->body_len) == 0)
@@ -527,16 +538,11 @@ replica_sync_end(struct http_request *r)
 {
 	uint64_t seq;
 
-	if (!sync_current(r))
+	if (!sync_ready(r))
 		return;
 	if (query_u64(r, "seq", &seq) == -1 || seq != sync_seq) {
 		reply_text(r->id, 409, "", "resync: sync/end for another seq "
 		    "than its begin");
-		return;
-	}
-	if (batch_id != 0 || end_id != 0) {
-		reply_text(r->id, 409, "", "resync: the sync is busy with "
-		    "another request");
 		return;
 	}
 	/* Without the watch, the tick looks every 10 ms (replica_step). */

@@ -185,6 +185,30 @@ records(int first, int n, size_t *lenp)
 	return buf;
 }
 
+/*
+ * Begin a sync of BIG_RECORDS records (request begin_id), and set *batchp
+ * to them, *lenp to their length and target[cap] to the sync/data target.
+ * Returns 0, or -1 having said why.
+ */
+static int
+big_sync(uint64_t begin_id, char **batchp, size_t *lenp, char *target,
+    size_t cap)
+{
+	uint64_t token;
+
+	if ((token = begin(begin_id, BIG_RECORDS)) == 0) {
+		CHECK(0, "sync/begin answers a token");
+		return -1;
+	}
+	if ((*batchp = records(0, BIG_RECORDS, lenp)) == NULL) {
+		CHECK(0, "out of memory for a batch");
+		return -1;
+	}
+	snprintf(target, cap, "/repl/sync/data?id=%s&token=%llu", ID_A,
+	    (unsigned long long)token);
+	return 0;
+}
+
 /* Turns of the loop (its tick) until id is answered; how many it took. */
 static int
 turns_until(uint64_t id)
@@ -206,20 +230,11 @@ test_batch_in_slices(void)
 {
 	char target[160], *batch;
 	const char *body = "";
-	uint64_t token;
 	size_t len;
 	int n, w;
 
-	if ((token = begin(1, BIG_RECORDS)) == 0) {
-		CHECK(0, "sync/begin answers a token");
+	if (big_sync(1, &batch, &len, target, sizeof(target)) == -1)
 		return;
-	}
-	if ((batch = records(0, BIG_RECORDS, &len)) == NULL) {
-		CHECK(0, "out of memory for a batch");
-		return;
-	}
-	snprintf(target, sizeof(target), "/repl/sync/data?id=%s&token=%llu",
-	    ID_A, (unsigned long long)token);
 	w = wakes;
 	post(replica_sync_data, 2, target, batch, len);
 	CHECK(answer(2, NULL) == 0, "a %zu-byte batch is not applied in "
@@ -300,19 +315,10 @@ test_begin_drops_a_pending_batch(void)
 {
 	char target[160], *batch;
 	const char *body = "";
-	uint64_t token;
 	size_t len;
 
-	if ((token = begin(7, BIG_RECORDS)) == 0) {
-		CHECK(0, "sync/begin answers a token");
+	if (big_sync(7, &batch, &len, target, sizeof(target)) == -1)
 		return;
-	}
-	if ((batch = records(0, BIG_RECORDS, &len)) == NULL) {
-		CHECK(0, "out of memory for a batch");
-		return;
-	}
-	snprintf(target, sizeof(target), "/repl/sync/data?id=%s&token=%llu",
-	    ID_A, (unsigned long long)token);
 	post(replica_sync_data, 8, target, batch, len);
 	CHECK(answer(8, NULL) == 0, "the batch waits");
 	CHECK(begin(9, 10) != 0, "another sync begins");

@@ -25,6 +25,7 @@ bench_setup
 bench_scenario scale
 
 read -r -a sizes <<<"${BENCH_SCALE_KEYS:-1000000 10000000}"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 secs=${BENCH_SCALE_SECS:-5}
 step=${BENCH_SCALE_STEP:-500000}
 # Bounds, so that the whole run stays under 10 minutes: the overwrite
@@ -212,6 +213,7 @@ done
 
 first=${sizes[0]}
 n=${#sizes[@]}
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 lk=$(awk -v k="${last}" 'BEGIN { printf (k >= 1e6 ? "%gM" : "%g"), (k >= 1e6 ? k / 1e6 : k) }')
 fk=$(awk -v k="${first}" 'BEGIN { printf (k >= 1e6 ? "%gM" : "%g"), (k >= 1e6 ? k / 1e6 : k) }')
 get_x=$(ratio "$(bench_get scale "get_rps_${last}")" "$(bench_get scale "get_rps_${first}")")
@@ -243,7 +245,7 @@ row() {
   printf '%s %s |\n' "${out}" "${target}"
 }
 bench_md "## Cost as the data grows (make bench-scale)" '' \
-  "Written by \`make bench-scale\` (bench/scale.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git describe --always --dirty 2>/dev/null), $(nproc) cores, pinned as above; \`make bench\` copies this section from bench/SCALE.md. For each size, a new store is filled by bench/load (keys \`k0\`.., 100-byte values, ${lconns} connections × ${depth} pipelined, \`FSYNC=no\`), then restarted with \`FSYNC=everysec\`. GET reads random keys of the whole store (bench/get_rand.lua; wrk builds each request, so it costs the client more than scenario get's one key: compare the sizes with each other); PUT writes new keys. /health is asked every 10 ms on one connection (bench/health.lua) while bench/load overwrites every key; the server is then killed with SIGKILL and restarted. The new replica starts after a \`sync\`, on the client CPU, with an empty directory; bench/load probe asks its /health every 10 ms meanwhile, and also gives the figures with the time its loop (or the probe) waited for a CPU taken out of each answer (schedstat, as tests/abuse.c does)." '' \
+  "Written by \`make bench-scale\` (bench/scale.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git describe --always --dirty 2>/dev/null), $(nproc) cores (load average ${load_before} at the start, ${load_after} at the end: other work on the machine slows every figure), pinned as above; \`make bench\` copies this section from bench/SCALE.md. For each size, a new store is filled by bench/load (keys \`k0\`.., 100-byte values, ${lconns} connections × ${depth} pipelined, \`FSYNC=no\`), then restarted with \`FSYNC=everysec\`. GET reads random keys of the whole store (bench/get_rand.lua; wrk builds each request, so it costs the client more than scenario get's one key: compare the sizes with each other); PUT writes new keys. /health is asked every 10 ms on one connection (bench/health.lua) while bench/load overwrites every key; the server is then killed with SIGKILL and restarted. The new replica starts after a \`sync\`, on the client CPU, with an empty directory; bench/load probe asks its /health every 10 ms meanwhile, and also gives the figures with the time its loop (or the probe) waited for a CPU taken out of each answer (schedstat, as tests/abuse.c does)." '' \
   "${hdr}" "${sep}" \
   "$(row 'live data (keys + values)' '' "${rows_live[@]}")" \
   "$(row 'store file after the fill' '' "${rows_file[@]}")" \

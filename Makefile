@@ -25,8 +25,8 @@ UI = ui/index.html ui/app.js ui/app.css ui/icon.svg
 STORE_SRC = store.c store_check.c store_compact.c hash.c util.c
 # The C unit tests link the modules they test (TEST_SRC_name); the other
 # test programs are plain clients.
-UNIT_TESTS = tests/http_test tests/repl_test tests/store_test \
-	tests/store_test_softcrc tests/ui_test
+UNIT_TESTS = tests/http_test tests/repl_test tests/replica_test \
+	tests/store_test tests/store_test_softcrc tests/ui_test
 CLIENTS = tests/abuse tests/cas tests/crashload
 TESTS = $(UNIT_TESTS) $(CLIENTS) tests/noipv6
 # What `make test` and `make run` need, checked (and as root installed)
@@ -58,15 +58,24 @@ TEST_SRC_repl_test = repl.c client.c parse.c $(STORE_SRC)
 TEST_SRC_store_test = $(STORE_SRC)
 TEST_SRC_store_test_softcrc = $(STORE_SRC)
 TEST_SRC_ui_test = ui.c
+# replica_test builds replica.c into itself (as fuzz_api does) and links
+# the rest of the server but kvstore.c.
+TEST_SRC_replica_test = api.c client.c http.c node.c parse.c repl.c status.c \
+	ui.c wait.c $(STORE_SRC)
 # repl_test stands in for the resolver (--wrap) to move a replica's
-# address; store_test_softcrc runs store_test with the CRC tables that CPUs
+# address; replica_test catches the answers and the loop's wake-ups and
+# stands in for the primary's address check;
+# store_test_softcrc runs store_test with the CRC tables that CPUs
 # without SSE4.2 use.
 TEST_FLAGS_repl_test = -Wl,--wrap=getaddrinfo
+TEST_FLAGS_replica_test = -Wl,--wrap=http_reply,--wrap=http_wake \
+	-Wl,--wrap=http_peer,--wrap=repl_from_primary
 TEST_FLAGS_store_test_softcrc = -DKV_SOFT_CRC
 
 tests/http_test: tests/http_test.c http.c parse.c util.c $(HDR)
 tests/repl_test: tests/repl_test.c repl.c client.c parse.c $(STORE_SRC) \
 	$(HDR)
+tests/replica_test: tests/replica_test.c $(OBJ:.o=.c) $(HDR) ui/assets.h
 tests/store_test: tests/store_test.c $(STORE_SRC) $(HDR)
 tests/store_test_softcrc: tests/store_test.c $(STORE_SRC) $(HDR)
 tests/ui_test: tests/ui_test.c ui.c $(HDR) ui/assets.h ui/pack
@@ -116,9 +125,10 @@ valgrind:
 	@sh tests/need.sh valgrind
 	$(MAKE) clean
 	$(MAKE) CC=gcc CFLAGS="-g -O1" LDFLAGS= tests/http_test \
-	    tests/repl_test tests/store_test tests/ui_test
+	    tests/repl_test tests/replica_test tests/store_test tests/ui_test
 	d=$$(mktemp -d) && { $(VALGRIND) tests/http_test && \
 	    $(VALGRIND) tests/repl_test && \
+	    $(VALGRIND) tests/replica_test && \
 	    $(VALGRIND) tests/ui_test ui/pack "$$d" && \
 	    STORE_TEST_POWER_ROUNDS=4 $(VALGRIND) tests/store_test "$$d"; }; \
 	    s=$$?; rm -rf "$$d"; $(MAKE) clean; exit $$s

@@ -508,6 +508,7 @@ tick(void)
 
 	node.stopping = stopping;
 	store_step(node.store);
+	replica_step();
 	if (recovery_mode != REPL_RECOVER_NONE && repl_recover_result(&rr) == 1)
 		recovery_done(&rr);
 	wait_run();

@@ -14,11 +14,11 @@ LDLIBS  = -lpthread
 HOSTCC  = cc
 ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
-OBJ = kvstore.o api.o cli.o client.o hash.o http.o node.o parse.o repl.o \
-	replica.o status.o store.o store_check.o store_compact.o ui.o util.o \
-	wait.o
-HDR = api.h cli.h client.h hash.h http.h node.h parse.h repl.h replica.h \
-	status.h store.h store_int.h ui.h util.h wait.h
+OBJ = kvstore.o api.o cli.o client.o hash.o http.o node.o parse.o \
+	recover.o repl.o replica.o status.o store.o store_check.o \
+	store_compact.o ui.o util.o wait.o
+HDR = api.h cli.h client.h hash.h http.h node.h parse.h recover.h repl.h \
+	repl_int.h replica.h status.h store.h store_int.h ui.h util.h wait.h
 UI = ui/index.html ui/app.js ui/app.css ui/icon.svg
 # The store's files and the two it calls: what tests/store_test and
 # fuzz_store build in.
@@ -54,14 +54,14 @@ ui/pack: ui/pack.c
 	$(HOSTCC) -O2 -o $@ ui/pack.c
 
 TEST_SRC_http_test = http.c parse.c util.c
-TEST_SRC_repl_test = repl.c client.c parse.c $(STORE_SRC)
+TEST_SRC_repl_test = repl.c recover.c client.c parse.c $(STORE_SRC)
 TEST_SRC_store_test = $(STORE_SRC)
 TEST_SRC_store_test_softcrc = $(STORE_SRC)
 TEST_SRC_ui_test = ui.c
 # replica_test builds replica.c into itself (as fuzz_api does) and links
 # the rest of the server but kvstore.c.
-TEST_SRC_replica_test = api.c client.c http.c node.c parse.c repl.c status.c \
-	ui.c wait.c $(STORE_SRC)
+TEST_SRC_replica_test = api.c client.c http.c node.c parse.c recover.c repl.c \
+	status.c ui.c wait.c $(STORE_SRC)
 # repl_test stands in for the resolver (--wrap) to move a replica's
 # address; replica_test catches the answers and the loop's wake-ups and
 # stands in for the primary's address check;
@@ -73,8 +73,8 @@ TEST_FLAGS_replica_test = -Wl,--wrap=http_reply,--wrap=http_wake \
 TEST_FLAGS_store_test_softcrc = -DKV_SOFT_CRC
 
 tests/http_test: tests/http_test.c http.c parse.c util.c $(HDR)
-tests/repl_test: tests/repl_test.c repl.c client.c parse.c $(STORE_SRC) \
-	$(HDR)
+tests/repl_test: tests/repl_test.c repl.c recover.c client.c parse.c \
+	$(STORE_SRC) $(HDR)
 tests/replica_test: tests/replica_test.c $(OBJ:.o=.c) $(HDR) ui/assets.h
 tests/store_test: tests/store_test.c $(STORE_SRC) $(HDR)
 tests/store_test_softcrc: tests/store_test.c $(STORE_SRC) $(HDR)
@@ -211,17 +211,17 @@ FUZZERS = tests/fuzz/fuzz_http tests/fuzz/fuzz_repl tests/fuzz/fuzz_store \
 	tests/fuzz/fuzz_api
 
 FUZZ_SRC_fuzz_http = parse.c util.c
-FUZZ_SRC_fuzz_repl = repl.c client.c parse.c $(STORE_SRC)
+FUZZ_SRC_fuzz_repl = repl.c recover.c client.c parse.c $(STORE_SRC)
 FUZZ_SRC_fuzz_store = $(STORE_SRC)
 # fuzz_api builds replica.c into itself, to reach its sync token, and
 # stands in for the primary's address check (no input has a connection).
-FUZZ_SRC_fuzz_api = api.c client.c hash.c http.c node.c parse.c repl.c \
-	status.c store.c store_check.c store_compact.c ui.c util.c wait.c \
+FUZZ_SRC_fuzz_api = api.c client.c hash.c http.c node.c parse.c recover.c \
+	repl.c status.c store.c store_check.c store_compact.c ui.c util.c wait.c \
 	-Wl,--wrap=http_peer,--wrap=repl_from_primary
 
 tests/fuzz/fuzz_http: tests/fuzz/fuzz_http.c parse.c util.c $(HDR)
-tests/fuzz/fuzz_repl: tests/fuzz/fuzz_repl.c repl.c client.c parse.c \
-	$(STORE_SRC) $(HDR)
+tests/fuzz/fuzz_repl: tests/fuzz/fuzz_repl.c repl.c recover.c client.c \
+	parse.c $(STORE_SRC) $(HDR)
 tests/fuzz/fuzz_store: tests/fuzz/fuzz_store.c $(STORE_SRC) $(HDR)
 tests/fuzz/fuzz_api: tests/fuzz/fuzz_api.c $(OBJ:.o=.c) $(HDR) ui/assets.h
 $(FUZZERS):

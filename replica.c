@@ -119,7 +119,7 @@ new_token(uint64_t *t)
 	return 0;
 }
 
-/* A primary never takes a sync: its own recovery pulls (repl.c). */
+/* A primary never takes a sync: its own recovery pulls (recover.c). */
 static int
 refuse_on_primary(struct http_request *r)
 {

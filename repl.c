@@ -167,7 +167,6 @@
 #define DEF_DROP_MS	60000		/* a registered peer silent this long goes */
 #define ANNOUNCE_MS	3000		/* a restarted primary relearns in 3 s */
 #define DEF_MAX_REGISTERED 64		/* MAX_REGISTERED_REPLICAS default */
-#define SYNC_KEYS_HINT_MAX (1 << 22)	/* 4M keys: 64 MiB of buckets */
 #define MAX_RESYNCS	3		/* then back off: no full-sync storm */
 
 #define LOCK()		(void)pthread_mutex_lock(&mu)
@@ -978,10 +977,13 @@ pull_snapshot(struct client *src, const char *src_url, struct store **out,
 	sy.err = err;
 	if (snapshot_open(&sy) == -1)
 		goto fail;
-	/* A peer's hint: a data set at seq N has at most N keys. */
+	/*
+	 * A peer's hint: a data set at seq N has at most N keys (and
+	 * store_create stops at 2^28). No lower bound, for the reason
+	 * replica.c's sync/begin gives: the snapshot comes in hash order,
+	 * and into fewer buckets than keys the copy is quadratic.
+	 */
 	keys = sy.snap.keys < sy.snap.seq ? sy.snap.keys : sy.snap.seq;
-	if (keys > SYNC_KEYS_HINT_MAX)
-		keys = SYNC_KEYS_HINT_MAX;
 	if ((sy.load = store_create(cfg.store, sy.snap.id,
 	    sy.snap.seed[0] != '\0' ? sy.snap.seed : NULL, sy.snap.seq, keys,
 	    STORE_FSYNC_NO, why, sizeof(why))) == NULL) {

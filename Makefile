@@ -61,10 +61,10 @@ TEST_SRC_ui_test = ui.c
 # replica_test builds replica.c into itself (as fuzz_api does) and links
 # the rest of the server but kvstore.c.
 TEST_SRC_replica_test = api.c client.c http.c node.c parse.c recover.c repl.c \
-	status.c ui.c wait.c $(STORE_SRC)
+	status.c ui.c wait.c $(STORE_SRC) tests/from_primary.c
 # repl_test stands in for the resolver (--wrap) to move a replica's
-# address; replica_test catches the answers and the loop's wake-ups and
-# stands in for the primary's address check;
+# address; replica_test catches the answers and the loop's wake-ups, and
+# with fuzz_api stands in for the primary's address check (from_primary.c);
 # store_test_softcrc runs store_test with the CRC tables that CPUs
 # without SSE4.2 use.
 TEST_FLAGS_repl_test = -Wl,--wrap=getaddrinfo
@@ -75,7 +75,8 @@ TEST_FLAGS_store_test_softcrc = -DKV_SOFT_CRC
 tests/http_test: tests/http_test.c http.c parse.c util.c $(HDR)
 tests/repl_test: tests/repl_test.c repl.c recover.c client.c parse.c \
 	$(STORE_SRC) $(HDR)
-tests/replica_test: tests/replica_test.c $(OBJ:.o=.c) $(HDR) ui/assets.h
+tests/replica_test: tests/replica_test.c $(OBJ:.o=.c) tests/from_primary.c \
+	$(HDR) ui/assets.h
 tests/store_test: tests/store_test.c $(STORE_SRC) $(HDR)
 tests/store_test_softcrc: tests/store_test.c $(STORE_SRC) $(HDR)
 tests/ui_test: tests/ui_test.c ui.c $(HDR) ui/assets.h ui/pack
@@ -216,14 +217,16 @@ FUZZ_SRC_fuzz_store = $(STORE_SRC)
 # fuzz_api builds replica.c into itself, to reach its sync token, and
 # stands in for the primary's address check (no input has a connection).
 FUZZ_SRC_fuzz_api = api.c client.c hash.c http.c node.c parse.c recover.c \
-	repl.c status.c store.c store_check.c store_compact.c ui.c util.c wait.c \
+	repl.c status.c store.c store_check.c store_compact.c ui.c util.c \
+	wait.c tests/from_primary.c \
 	-Wl,--wrap=http_peer,--wrap=repl_from_primary
 
 tests/fuzz/fuzz_http: tests/fuzz/fuzz_http.c parse.c util.c $(HDR)
 tests/fuzz/fuzz_repl: tests/fuzz/fuzz_repl.c repl.c recover.c client.c \
 	parse.c $(STORE_SRC) $(HDR)
 tests/fuzz/fuzz_store: tests/fuzz/fuzz_store.c $(STORE_SRC) $(HDR)
-tests/fuzz/fuzz_api: tests/fuzz/fuzz_api.c $(OBJ:.o=.c) $(HDR) ui/assets.h
+tests/fuzz/fuzz_api: tests/fuzz/fuzz_api.c $(OBJ:.o=.c) tests/from_primary.c \
+	$(HDR) ui/assets.h
 $(FUZZERS):
 	@sh tests/need.sh $(FUZZ_CC)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I. -o $@ $@.c $(FUZZ_SRC_$(@F)) $(LDLIBS)

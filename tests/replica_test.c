@@ -13,10 +13,9 @@
  *
  * Build (make tests/replica_test): replica.c is built into this file, as
  * in tests/fuzz/fuzz_api.c, to reach its state; the other modules are
- * linked with -Wl,--wrap=http_reply,--wrap=http_wake and, since no request
- * here has a connection, with the primary's address check stood in for
- * (--wrap=http_peer,--wrap=repl_from_primary: every request is the
- * primary's).
+ * linked with -Wl,--wrap=http_reply,--wrap=http_wake, and with
+ * tests/from_primary.c: no request here has a connection, and each is
+ * taken as the primary's.
  */
 
 #include "../replica.c"
@@ -36,10 +35,6 @@
 int	__wrap_http_reply(uint64_t, int, const char *, const char *,
 	    const void *, size_t);
 void	__wrap_http_wake(void);
-int	__wrap_http_peer(uint64_t, struct sockaddr_storage *,
-	    struct sockaddr_storage *);
-int	__wrap_repl_from_primary(const struct sockaddr_storage *,
-	    const struct sockaddr_storage *);
 
 static int passed, failed;
 static char dir[] = "/tmp/kvstore-replica-test-XXXXXX";
@@ -94,26 +89,6 @@ void
 __wrap_http_wake(void)
 {
 	wakes++;
-}
-
-int
-__wrap_http_peer(uint64_t id, struct sockaddr_storage *peer,
-    struct sockaddr_storage *local)
-{
-	(void)id;
-	memset(peer, 0, sizeof(*peer));
-	if (local != NULL)
-		memset(local, 0, sizeof(*local));
-	return 0;
-}
-
-int
-__wrap_repl_from_primary(const struct sockaddr_storage *peer,
-    const struct sockaddr_storage *local)
-{
-	(void)peer;
-	(void)local;
-	return 1;
 }
 
 /* The status id was answered with, or 0 while it waits. */

@@ -15,10 +15,11 @@ HOSTCC  = cc
 ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
 OBJ = kvstore.o api.o cli.o client.o fmt.o hash.o http.o node.o parse.o \
-	repl.o replica.o status.o store.o store_check.o store_compact.o ui.o \
-	util.o wait.o
-HDR = api.h cli.h client.h fmt.h hash.h http.h node.h parse.h repl.h \
-	replica.h status.h store.h store_int.h ui.h util.h wait.h
+	recover.o repl.o replica.o status.o store.o store_check.o \
+	store_compact.o ui.o util.o wait.o
+HDR = api.h cli.h client.h fmt.h hash.h http.h node.h parse.h recover.h \
+	repl.h repl_int.h replica.h status.h store.h store_int.h ui.h util.h \
+	wait.h
 UI = ui/index.html ui/app.js ui/app.css ui/icon.svg
 # The store's files and those it calls: what tests/store_test and
 # fuzz_store build in.
@@ -26,6 +27,7 @@ STORE_SRC = store.c store_check.c store_compact.c hash.c fmt.c util.c
 # The C unit tests link the modules they test (TEST_SRC_name); the other
 # test programs are plain clients.
 UNIT_TESTS = tests/fmt_test tests/http_test tests/repl_test \
+	tests/replica_test \
 	tests/store_test tests/store_test_softcrc tests/ui_test
 CLIENTS = tests/abuse tests/cas tests/crashload
 TESTS = $(UNIT_TESTS) $(CLIENTS) tests/noipv6
@@ -55,20 +57,30 @@ ui/pack: ui/pack.c
 
 TEST_SRC_fmt_test = fmt.c util.c
 TEST_SRC_http_test = http.c parse.c fmt.c util.c
-TEST_SRC_repl_test = repl.c client.c parse.c $(STORE_SRC)
+TEST_SRC_repl_test = repl.c recover.c client.c parse.c $(STORE_SRC)
 TEST_SRC_store_test = $(STORE_SRC)
 TEST_SRC_store_test_softcrc = $(STORE_SRC)
 TEST_SRC_ui_test = ui.c
+# replica_test builds replica.c into itself (as fuzz_api does) and links
+# the rest of the server but kvstore.c.
+TEST_SRC_replica_test = api.c client.c http.c node.c parse.c recover.c repl.c \
+	status.c ui.c wait.c $(STORE_SRC) tests/from_primary.c
 # repl_test stands in for the resolver (--wrap) to move a replica's
-# address; store_test_softcrc runs store_test with the CRC tables that CPUs
+# address; replica_test catches the answers and the loop's wake-ups, and
+# with fuzz_api stands in for the primary's address check (from_primary.c);
+# store_test_softcrc runs store_test with the CRC tables that CPUs
 # without SSE4.2 use.
 TEST_FLAGS_repl_test = -Wl,--wrap=getaddrinfo
+TEST_FLAGS_replica_test = -Wl,--wrap=http_reply,--wrap=http_wake \
+	-Wl,--wrap=http_peer,--wrap=repl_from_primary
 TEST_FLAGS_store_test_softcrc = -DKV_SOFT_CRC
 
 tests/fmt_test: tests/fmt_test.c fmt.c util.c $(HDR)
 tests/http_test: tests/http_test.c http.c parse.c fmt.c util.c $(HDR)
-tests/repl_test: tests/repl_test.c repl.c client.c parse.c $(STORE_SRC) \
-	$(HDR)
+tests/repl_test: tests/repl_test.c repl.c recover.c client.c parse.c \
+	$(STORE_SRC) $(HDR)
+tests/replica_test: tests/replica_test.c $(OBJ:.o=.c) tests/from_primary.c \
+	$(HDR) ui/assets.h
 tests/store_test: tests/store_test.c $(STORE_SRC) $(HDR)
 tests/store_test_softcrc: tests/store_test.c $(STORE_SRC) $(HDR)
 tests/ui_test: tests/ui_test.c ui.c $(HDR) ui/assets.h ui/pack
@@ -118,10 +130,12 @@ valgrind:
 	@sh tests/need.sh valgrind
 	$(MAKE) clean
 	$(MAKE) CC=gcc CFLAGS="-g -O1" LDFLAGS= tests/fmt_test \
-	    tests/http_test tests/repl_test tests/store_test tests/ui_test
+	    tests/http_test tests/repl_test tests/replica_test tests/store_test \
+	    tests/ui_test
 	d=$$(mktemp -d) && { $(VALGRIND) tests/fmt_test && \
 	    $(VALGRIND) tests/http_test && \
 	    $(VALGRIND) tests/repl_test && \
+	    $(VALGRIND) tests/replica_test && \
 	    $(VALGRIND) tests/ui_test ui/pack "$$d" && \
 	    STORE_TEST_POWER_ROUNDS=4 $(VALGRIND) tests/store_test "$$d"; }; \
 	    s=$$?; rm -rf "$$d"; $(MAKE) clean; exit $$s
@@ -216,19 +230,21 @@ FUZZERS = tests/fuzz/fuzz_http tests/fuzz/fuzz_repl tests/fuzz/fuzz_store \
 	tests/fuzz/fuzz_api
 
 FUZZ_SRC_fuzz_http = parse.c fmt.c util.c
-FUZZ_SRC_fuzz_repl = repl.c client.c parse.c $(STORE_SRC)
+FUZZ_SRC_fuzz_repl = repl.c recover.c client.c parse.c $(STORE_SRC)
 FUZZ_SRC_fuzz_store = $(STORE_SRC)
 # fuzz_api builds replica.c into itself, to reach its sync token, and
 # stands in for the primary's address check (no input has a connection).
-FUZZ_SRC_fuzz_api = api.c client.c hash.c http.c node.c parse.c repl.c \
-	status.c store.c store_check.c store_compact.c ui.c fmt.c util.c wait.c \
+FUZZ_SRC_fuzz_api = api.c client.c fmt.c hash.c http.c node.c parse.c \
+	recover.c repl.c status.c store.c store_check.c store_compact.c ui.c \
+	util.c wait.c tests/from_primary.c \
 	-Wl,--wrap=http_peer,--wrap=repl_from_primary
 
 tests/fuzz/fuzz_http: tests/fuzz/fuzz_http.c parse.c fmt.c util.c $(HDR)
-tests/fuzz/fuzz_repl: tests/fuzz/fuzz_repl.c repl.c client.c parse.c \
-	$(STORE_SRC) $(HDR)
+tests/fuzz/fuzz_repl: tests/fuzz/fuzz_repl.c repl.c recover.c client.c \
+	parse.c $(STORE_SRC) $(HDR)
 tests/fuzz/fuzz_store: tests/fuzz/fuzz_store.c $(STORE_SRC) $(HDR)
-tests/fuzz/fuzz_api: tests/fuzz/fuzz_api.c $(OBJ:.o=.c) $(HDR) ui/assets.h
+tests/fuzz/fuzz_api: tests/fuzz/fuzz_api.c $(OBJ:.o=.c) tests/from_primary.c \
+	$(HDR) ui/assets.h
 $(FUZZERS):
 	@sh tests/need.sh $(FUZZ_CC)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I. -o $@ $@.c $(FUZZ_SRC_$(@F)) $(LDLIBS)

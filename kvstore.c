@@ -6,14 +6,24 @@
  * the store, start replication, run the loop) and shutdown (drain
  * connections, deliver pending writes to replicas, close the store). The
  * modules below it do the work, and none calls back up into this file:
- *   api.c	the route table and the /kv handlers
- *   wait.c	parked requests (min-seq reads, watches, acks)
- *   status.c	/health, /ready, /role, /metrics
- *   replica.c	the /repl/ endpoints, the answering side of replication
- *   repl.c	the pushing side: a thread per replica, the backlog
- *   http.c	sockets, the poll() loop, the HTTP/1.1 parser
- *   store.c	the mmap'd hash file
- *   cli.c	the command-line client; util.c, node.c their kits
+ *   api.c            the route table; the /kv and web console handlers
+ *   wait.c           parked requests (min-seq reads, watches, acks, flushes)
+ *   status.c         /health, /ready, /role, /metrics
+ *   replica.c        the /repl/ endpoints: the answering side of replication
+ *   repl.c           the pushing side: backlog, pushers, announcer, codec
+ *   recover.c        a primary's recovery from its replicas, on a thread
+ *   client.c         the blocking HTTP/1.1 client of repl.c and the CLI
+ *   http.c           sockets, the poll() loop, replies, limits, timeouts
+ *   parse.c          the HTTP/1.1 parser, for the server and the client
+ *   store.c          the mmap'd hash file: format, recovery, reads, writes
+ *   store_compact.c  the store's compaction, a slice at a time
+ *   store_check.c    check and salvage of a stopped store's file
+ *   hash.c           CRC-32C and SipHash for the store
+ *   ui.c             the web console's files, packed at build time
+ *   cli.c            the command-line client (kvstore get, put, check...)
+ *   node.c           the node's settings and state, the handlers' kit
+ *   fmt.c            printf-style formatting, in place of libc's
+ *   util.c           the log, die, randomness, the clocks, JSON, tokens
  */
 
 #include <sys/resource.h>
@@ -36,6 +46,7 @@
 #include "parse.h"
 #include "http.h"
 #include "repl.h"
+#include "recover.h"
 #include "store.h"
 #include "ui.h"
 #include "util.h"
@@ -510,6 +521,7 @@ tick(void)
 
 	node.stopping = stopping;
 	store_step(node.store);
+	replica_step();
 	if (recovery_mode != REPL_RECOVER_NONE && repl_recover_result(&rr) == 1)
 		recovery_done(&rr);
 	wait_run();

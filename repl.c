@@ -60,17 +60,8 @@
  *                               holds MAX_REGISTERED_REPLICAS at most
  *
  * A primary answers /repl/apply and /repl/sync/... 409: nothing pushes to
- * it. A fresh primary's recovery pulls instead: /repl/state from every
- * candidate, then /repl/snapshot from the most advanced into a store of
- * its own (store_create beside the live one), which the main thread
- * adopts. A primary back from an unclean shutdown may have lost its last
- * writes (FSYNC=everysec: up to a second) that its replicas received: it
- * asks the same way, takes the missing records from the most advanced
- * replica of its data set (/repl/tail, or that replica's snapshot when
- * its backlog no longer holds them all), then renames its history with a
- * new id. Replicas at or below the recovered seq resume under the new id;
- * one that was silent and comes back further ahead holds writes this
- * primary reissued, and full-syncs (the case that made Redis rename too).
+ * it. Its recovery (a fresh primary, or one back from a crash) pulls
+ * instead: recover.c says how.
  *
  * A record, little-endian, written byte by byte (no struct packing):
  *
@@ -96,15 +87,17 @@
  * THREAD MODEL
  *
  *   main thread   repl_init, repl_enqueue after each store write,
- *                 repl_add_replica, repl_reset, repl_peers, repl_recover,
- *                 repl_announce, repl_shutdown. Never does I/O here; it
+ *                 repl_add_replica, repl_reset, repl_peers, repl_recover
+ *                 (recover.c), repl_announce, repl_shutdown. Never does
+ *                 I/O here; it
  *                 only takes the mutex for a copy or a short scan.
  *   pusher (one per replica url)   handshake, sync, stream, back off.
- *   recovery (fresh primary)       ask candidates (REPLICA_URLS,
+ *   recovery (fresh primary)       recover.c: ask candidates (REPLICA_URLS,
  *                                  PEERS_DNS, checked registrations) until
  *                                  all answered or recover_wait_ms; pull
  *                                  the best one's snapshot into a fresh
- *                                  store; hand it over (hand, under mu).
+ *                                  store; hand it over (hand, under mu,
+ *                                  through repl_int.h's repl_lock).
  *   announcer (replica)            register with the primary every 3 s,
  *                                  looking PRIMARY_URL up for
  *                                  repl_from_primary (main thread).
@@ -159,6 +152,7 @@
 #include "client.h"
 #include "fmt.h"
 #include "repl.h"
+#include "repl_int.h"
 #include "store.h"
 #include "util.h"
 
@@ -173,15 +167,8 @@
 #define BACKOFF_MAX_MS	3000
 #define DEF_DROP_MS	60000		/* a registered peer silent this long goes */
 #define ANNOUNCE_MS	3000		/* a restarted primary relearns in 3 s */
-#define RECOVER_POLL_MS	200		/* a silent candidate is asked again */
 #define DEF_MAX_REGISTERED 64		/* MAX_REGISTERED_REPLICAS default */
-#define MAX_ADDRS	8		/* of one name, compared or asked */
-#define SYNC_KEYS_HINT_MAX (1 << 22)	/* 4M keys: 64 MiB of buckets */
-#define RECOVER_RETRY_MS 2000		/* after a failed copy from a replica */
 #define MAX_RESYNCS	3		/* then back off: no full-sync storm */
-#define MAX_RESP_BODY	65536		/* non-snapshot answers are one line */
-#define ID_MAX		65		/* ids are 32 hex digits; room for 64 */
-#define ERR_MAX		256
 
 #define LOCK()		(void)pthread_mutex_lock(&mu)
 #define UNLOCK()	(void)pthread_mutex_unlock(&mu)
@@ -237,24 +224,14 @@ struct push {
 	char		 err[ERR_MAX];
 };
 
-/* What a full sync moved, for the logs and the caller. */
-struct sync_result {
-	char		 id[ID_MAX];
-	uint64_t	 seq;
-	uint64_t	 keys;
-	uint64_t	 bytes;
-};
-
 enum { S_ERR = -1, S_STOP = 0, S_RESYNC = 1 };
 
 static void	*pusher(void *);
 static int	 address_matches(const char *, const struct sockaddr_storage *,
 		    char *);
-static void	*recoverer(void *);
 static void	*announcer(void *);
 static void	 find_primary(void);
 static void	 new_node_id(void);
-static int	 start_thread(pthread_t *, void *(*)(void *), void *);
 
 /* ---- Shared state (all of it behind mu) ---- */
 
@@ -264,7 +241,6 @@ static int		 inited;
 static char		 node_id[ID_MAX];	/* this process, in /repl/state */
 static int		 stopping;	/* threads leave at their next check */
 static int		 draining;	/* repl_shutdown started: no new work */
-static int		 recovering;	/* pushers wait while it is set */
 static int		 unannounced;	/* enqueued since repl_flush (main) */
 static struct repl_config cfg;	/* set before any thread starts */
 static char		 hdr_get[MAX_TOKEN_BYTES + 32];	/* the token */
@@ -285,16 +261,10 @@ static struct {
 
 static struct peer	*peers;		/* live, in repl_peers order */
 static struct peer	*dead;		/* dropped, waiting to be joined */
-static pthread_t	 rec_thread, ann_thread;
-static int		 rec_started, ann_started;
-static int		 rec_fd[2] = { -1, -1 };
+static pthread_t	 ann_thread;
+static int		 ann_started;
 static uint64_t		 peers_gen;	/* bumped when a peer can be asked */
 static char		 refused_url[REPL_URL_MAX];	/* the last refused */
-static struct {
-	int		 ready;		/* a result waits for the main thread */
-	int		 verdict;	/* 1 adopted, -1 copy again, 0 not yet */
-	struct repl_recovery r;
-} hand;
 static int		 ann_fd = -1;
 /* A replica's primary: PRIMARY_URL's addresses as the announcer found. */
 static struct {
@@ -459,7 +429,7 @@ parse_state(const char *body, char *id, uint64_t *seq, char *node)
 }
 
 /* Copy an answer body's first line, printable bytes only, for a log. */
-static void
+void
 reason(char *dst, size_t cap, const char *body, size_t len)
 {
 	size_t i, n = 0;
@@ -560,7 +530,7 @@ repl_decode(const char *buf, size_t len, struct repl_record *rec)
  * refuse a new one once stopping, so that no thread is left to block in
  * a connect that shutdown cannot see.
  */
-static int
+int
 publish(void *arg, int fd)
 {
 	int	*slot = arg, refuse;
@@ -573,7 +543,7 @@ publish(void *arg, int fd)
 }
 
 /* A client of url whose socket repl_shutdown finds in *slot; or err. */
-static struct client *
+struct client *
 new_client(const char *url, int *slot, char *err)
 {
 	struct client	*c;
@@ -585,7 +555,7 @@ new_client(const char *url, int *slot, char *err)
 }
 
 /* Send a request with the token (and a POST's body type); client_error. */
-static int
+int
 req_send(struct client *c, const char *method, const char *target,
     int http10, const char *body, size_t blen)
 {
@@ -652,7 +622,7 @@ post(struct client *c, const char *target, const char *body, size_t blen,
 }
 
 /* GET /repl/state; fills id, seq and node ("" if none). */
-static int
+int
 get_state(struct client *c, char *id, uint64_t *seq, char *node, char *err)
 {
 	struct client_response	 rs;
@@ -991,7 +961,7 @@ full_sync(struct client *src, const char *src_url, struct client *dst,
  * 0 with *out and res filled, or -1 with err and nothing left behind; src
  * is closed either way.
  */
-static int
+int
 pull_snapshot(struct client *src, const char *src_url, struct store **out,
     struct sync_result *res, char *err)
 {
@@ -1008,10 +978,13 @@ pull_snapshot(struct client *src, const char *src_url, struct store **out,
 	sy.err = err;
 	if (snapshot_open(&sy) == -1)
 		goto fail;
-	/* A peer's hint: a data set at seq N has at most N keys. */
+	/*
+	 * A peer's hint: a data set at seq N has at most N keys (and
+	 * store_create stops at 2^28). No lower bound, for the reason
+	 * replica.c's sync/begin gives: the snapshot comes in hash order,
+	 * and into fewer buckets than keys the copy is quadratic.
+	 */
 	keys = sy.snap.keys < sy.snap.seq ? sy.snap.keys : sy.snap.seq;
-	if (keys > SYNC_KEYS_HINT_MAX)
-		keys = SYNC_KEYS_HINT_MAX;
 	if ((sy.load = store_create(cfg.store, sy.snap.id,
 	    sy.snap.seed[0] != '\0' ? sy.snap.seed : NULL, sy.snap.seq, keys,
 	    STORE_FSYNC_NO, why, sizeof(why))) == NULL) {
@@ -1187,8 +1160,7 @@ repl_init(const struct repl_config *c, const char *repl_id, uint64_t seq)
 	(void)fmt_buf(hdr_post, sizeof(hdr_post), "%sContent-Type: "
 	    "application/octet-stream\r\n", hdr_get);
 	stopping = draining = 0;
-	recovering = cfg.recover;	/* no pusher syncs from empty */
-	memset(&hand, 0, sizeof(hand));
+	recover_init(&cfg);	/* no pusher syncs from empty */
 	memset(&prim, 0, sizeof(prim));
 	peers_gen = 0;
 	inited = 1;
@@ -1359,7 +1331,7 @@ addr16(const void *sa, unsigned char *a)
  * a as text, for a URL (in brackets: v6) or a log line: dotted when IPv4
  * mapped, else eight hex groups (valid, if not the shortest form).
  */
-static void
+void
 addr_text(const unsigned char *a, char *buf, size_t cap, int v6brackets)
 {
 	int	 i, o;
@@ -1380,7 +1352,7 @@ addr_text(const unsigned char *a, char *buf, size_t cap, int v6brackets)
  * url's addresses into a[max] (16 bytes each); how many, or -1 with why
  * in err. Blocks in the resolver: never on the loop.
  */
-static int
+int
 url_addrs(const char *url, unsigned char (*a)[16], int max, char *err)
 {
 	struct addrinfo	*res, *ai;
@@ -1436,7 +1408,7 @@ address_matches(const char *url, const struct sockaddr_storage *from,
  * program's handler on the main thread, whose poll loop acts on it (and
  * whose state the handler writes). Returns pthread_create's error.
  */
-static int
+int
 start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 {
 	sigset_t all, old;
@@ -1850,7 +1822,7 @@ session(struct push *ps)
 		ps->down = 0;
 	}
 	LOCK();
-	if (recovering) {	/* repl_recover began after we started */
+	if (recover_pending()) {	/* repl_recover began after we did */
 		UNLOCK();
 		return S_RESYNC;
 	}
@@ -1978,7 +1950,7 @@ pusher(void *arg)
 		ps.out.b_cap = 0;
 	for (;;) {
 		LOCK();
-		while (recovering && !stopping)	/* never sync from empty */
+		while (recover_pending() && !stopping)	/* never from empty */
 			(void)pthread_cond_wait(&cv, &mu);
 		rc = stopping;
 		UNLOCK();
@@ -2036,512 +2008,64 @@ out:
 	return NULL;
 }
 
-/* ---- Recovery ---- */
+/* ---- For recover.c (repl_int.h): the lock and what it guards ---- */
 
-int
-repl_recover(void)
+void
+repl_lock(void)
 {
-	int rc;
-
-	if (!inited || rec_started || !cfg.recover) {
-		errno = EINVAL;
-		return -1;
-	}
-	if ((rc = start_thread(&rec_thread, recoverer, NULL)) != 0) {
-		LOCK();
-		recovering = 0;
-		(void)pthread_cond_broadcast(&cv);
-		UNLOCK();
-		errno = rc;
-		return -1;
-	}
-	rec_started = 1;
-	return 0;
-}
-
-int
-repl_recovering(void)
-{
-	int r;
-
-	if (!inited)
-		return 0;
 	LOCK();
-	r = recovering;
-	UNLOCK();
-	return r;
-}
-
-int
-repl_recover_result(struct repl_recovery *out)
-{
-	int r;
-
-	if (!inited)
-		return 0;
-	LOCK();
-	if ((r = hand.ready) != 0) {
-		*out = hand.r;
-		hand.ready = 0;
-		hand.r.fresh = NULL;	/* the caller's now */
-		hand.r.tail = NULL;
-	}
-	UNLOCK();
-	return r;
 }
 
 void
-repl_recover_done(int ok)
+repl_unlock(void)
 {
-	if (!inited)
-		return;
-	LOCK();
-	hand.verdict = ok ? 1 : -1;
-	if (ok)
-		recovering = 0;	/* the pushers go */
-	(void)pthread_cond_broadcast(&cv);
 	UNLOCK();
 }
 
-/* A peer recovery asks, and what it said. */
-struct cand {
-	char		 url[REPL_URL_MAX];
-	int		 conf;		/* REPLICA_URLS or PEERS_DNS: not registered */
-	int		 answered;
-	int		 skip;		/* this node, or one asked under another URL */
-	uint64_t	 seq;
-	char		 id[ID_MAX];	/* the data set it follows */
-	char		 node[ID_MAX];
-};
-
-/* What recovery has learnt so far; only its thread touches it. */
-struct recovery {
-	struct cand	*cs;
-	size_t		 n;
-	size_t		 cap;
-	uint64_t	 deadline;	/* of the wait for silent candidates */
-	uint64_t	 gen;		/* peers_gen when the peers were listed */
-	int		 dns_ok;	/* PEERS_DNS resolved, at least once */
-	char		 dns_err[ERR_MAX];
-	char		 own_id[ID_MAX];	/* TAIL: this node's data set */
-	uint64_t	 own_seq;	/* and its newest write */
-};
-
-/* Add url unless it is there already; 0, or -1 out of memory. */
-static int
-add_cand(struct recovery *rv, const char *url, int conf)
+int
+repl_stopping(void)
 {
-	struct cand	*nc;
-	size_t		 i;
-
-	for (i = 0; i < rv->n; i++)
-		if (strcmp(rv->cs[i].url, url) == 0) {
-			rv->cs[i].conf |= conf;
-			return 0;
-		}
-	if (rv->n == rv->cap) {
-		if ((nc = realloc(rv->cs, (rv->cap * 2 + 8) *
-		    sizeof(*nc))) == NULL)
-			return -1;
-		rv->cs = nc;
-		rv->cap = rv->cap * 2 + 8;
-	}
-	memset(&rv->cs[rv->n], 0, sizeof(rv->cs[rv->n]));
-	rv->cs[rv->n].conf = conf;
-	(void)fmt_buf(rv->cs[rv->n++].url, REPL_URL_MAX, "%s", url);
-	return 0;
+	return stopping;
 }
 
-/*
- * Every address of PEERS_DNS as a candidate URL. The headless Service
- * lists every pod, ready or not (publishNotReadyAddresses), this one too:
- * its answer names this node, and it is skipped. Looked up every round,
- * as a pod's record may come late. Blocks in getaddrinfo (musl's resolver
- * gives up after some seconds): this thread only.
- */
-static void
-resolve_peers(struct recovery *rv)
+void
+repl_wait(uint64_t deadline)
 {
-	unsigned char	 a[MAX_ADDRS][16];
-	char		 url[REPL_URL_MAX], host[48];
-	int		 i, n;
-
-	(void)fmt_buf(url, sizeof(url), "http://%s:%s", cfg.peers_dns,
-	    cfg.peers_port);
-	if ((n = url_addrs(url, a, MAX_ADDRS, rv->dns_err)) == -1)
-		return;
-	rv->dns_ok = 1;
-	for (i = 0; i < n; i++) {
-		addr_text(a[i], host, sizeof(host), 1);
-		(void)fmt_buf(url, sizeof(url), "http://%s:%s", host,
-		    cfg.peers_port);
-		(void)add_cand(rv, url, 1);
-	}
+	if (deadline == 0)
+		(void)pthread_cond_wait(&cv, &mu);
+	else
+		wait_until(deadline);
 }
 
-/*
- * The candidates: PEERS_DNS, REPLICA_URLS and registered peers whose
- * address checked (a registration is otherwise anyone's: see
- * address_matches; with REPL_TOKEN it also had to carry the token). The
- * lookup comes first: it may block for seconds, and replicas that register
- * meanwhile must still be asked before the wait ends. Returns -1 if
- * stopping.
- */
-static int
-list_candidates(struct recovery *rv)
+void
+repl_broadcast(void)
+{
+	(void)pthread_cond_broadcast(&cv);
+}
+
+uint64_t
+repl_peers_gen(void)
+{
+	return peers_gen;
+}
+
+size_t
+repl_each_peer(void (*fn)(void *, const char *, int), void *arg)
 {
 	struct peer	*p;
-	int		 stop;
+	size_t		 n = 0;
 
-	if (cfg.peers_dns[0] != '\0')
-		resolve_peers(rv);
-	LOCK();
-	rv->gen = peers_gen;
-	for (p = peers; p != NULL; p = p->next)
-		if (p->verified)
-			(void)add_cand(rv, p->url, p->is_static);
-	stop = stopping;
-	UNLOCK();
-	return stop ? -1 : 0;
+	for (p = peers; p != NULL; p = p->next, n++)
+		if (fn != NULL && p->verified)
+			fn(arg, p->url, p->is_static);
+	return n;
 }
 
-/* Ask candidate c for its state, within the wait that is left. */
-static void
-ask(struct recovery *rv, struct cand *c)
+void
+repl_history(char *id, uint64_t *seq)
 {
-	struct client	*cl;
-	char		 err[ERR_MAX];
-	uint64_t	 now = mono_ms(), left;
-	size_t		 i;
-	int		 ok;
-
-	left = rv->deadline > now + 200 ? rv->deadline - now : 200;
-	if (left > (uint64_t)cfg.timeout_ms)
-		left = (uint64_t)cfg.timeout_ms;
-	if ((cl = client_new(c->url, (int)left, publish, &rec_fd[0])) ==
-	    NULL)
-		return;
-	ok = get_state(cl, c->id, &c->seq, c->node, err) == 0;
-	client_free(cl);
-	if (!ok) {
-		kv_log("debug", "recovery: %s: %s", c->url, err);
-		return;
-	}
-	c->answered = 1;
-	if (strcmp(c->node, node_id) == 0) {
-		c->skip = 1;
-		kv_log("debug", "recovery: %s is this node", c->url);
-		return;
-	}
-	for (i = 0; &rv->cs[i] != c; i++)
-		if (rv->cs[i].answered && !rv->cs[i].skip &&
-		    c->node[0] != '\0' && strcmp(rv->cs[i].node, c->node) == 0) {
-			c->skip = 1;	/* one node, two URLs */
-			return;
-		}
-	kv_log("info", "recovery: %s has seq %llu of %s", c->url,
-	    (unsigned long long)c->seq, c->id);
-}
-
-/*
- * Waiting longer is no use: every candidate answered, one of them a
- * configured peer other than this node. Knowing none (no REPLICA_URLS,
- * PEERS_DNS listing only this node, as in a pod's first seconds), this
- * node cannot tell a new cluster from one whose primary lost its volume,
- * nor know when every replica has announced itself (each does every 3 s):
- * it waits recover_wait_ms, as one that announced later would be
- * full-synced to the empty store.
- */
-static int
-all_answered(const struct recovery *rv)
-{
-	size_t	 i;
-	int	 known = 0;
-
-	for (i = 0; i < rv->n; i++) {
-		if (!rv->cs[i].answered)
-			return 0;
-		known |= rv->cs[i].conf && strcmp(rv->cs[i].node, node_id) != 0;
-	}
-	return known && (cfg.peers_dns[0] == '\0' || rv->dns_ok);
-}
-
-/*
- * Sleep until until, unless stopped first or, with gen not NULL, a peer
- * can be asked (peers_gen moved from *gen). Returns 1 if stopping.
- */
-static int
-nap(uint64_t until, const uint64_t *gen)
-{
-	int	 stop;
-
-	LOCK();
-	while (!stopping && mono_ms() < until &&
-	    (gen == NULL || peers_gen == *gen))
-		wait_until(until);
-	stop = stopping;
-	UNLOCK();
-	return stop;
-}
-
-/*
- * Ask every candidate until all have answered or recover_wait_ms passes:
- * no polling round after the last answer, and a peer that registers
- * meanwhile is asked the moment its address checks. Returns -1 if
- * stopping.
- */
-static int
-find_best(struct recovery *rv)
-{
-	uint64_t	 next;
-	size_t		 i;
-
-	for (;;) {
-		if (list_candidates(rv) == -1)
-			return -1;
-		for (i = 0; i < rv->n; i++)
-			if (!rv->cs[i].answered)
-				ask(rv, &rv->cs[i]);
-		if (all_answered(rv) || mono_ms() >= rv->deadline)
-			return 0;
-		next = mono_ms() + RECOVER_POLL_MS;
-		if (nap(next < rv->deadline ? next : rv->deadline, &rv->gen))
-			return -1;
-	}
-}
-
-/*
- * Can c give what recovery looks for? EMPTY: any data set. TAIL: writes
- * of this node's data set past its newest (another id is another
- * history, which a full sync from this node replaces).
- */
-static int
-useful(const struct recovery *rv, const struct cand *c)
-{
-	if (cfg.recover == REPL_RECOVER_TAIL)
-		return strcmp(c->id, rv->own_id) == 0 && c->seq > rv->own_seq;
-	return c->seq > 0;
-}
-
-/*
- * What was learnt into r: the most advanced useful answer (rv->n if none)
- * and the candidates that never answered, any of which might have held
- * data.
- */
-static size_t
-summarise(struct recovery *rv, struct repl_recovery *r)
-{
-	size_t	 i, best = rv->n, o = 0;
-	int	 k;
-
-	memset(r, 0, sizeof(*r));
-	for (i = 0; i < rv->n; i++) {
-		if (rv->cs[i].answered) {
-			if (rv->cs[i].skip)
-				continue;
-			r->answered++;
-			if (useful(rv, &rv->cs[i]) && (best == rv->n ||
-			    rv->cs[i].seq > rv->cs[best].seq))
-				best = i;
-			continue;
-		}
-		k = fmt_buf(r->silent + o, sizeof(r->silent) - o, "%s%s",
-		    o > 0 ? ", " : "", rv->cs[i].url);
-		if (k > 0 && (size_t)k < sizeof(r->silent) - o)
-			o += (size_t)k;
-	}
-	if (cfg.peers_dns[0] != '\0' && !rv->dns_ok)
-		(void)fmt_buf(r->silent + o, sizeof(r->silent) - o, "%s%s",
-		    o > 0 ? ", " : "", rv->dns_err);
-	return best;
-}
-
-/* Copy rv->cs[best]'s snapshot into r->fresh. Returns 0, or -1 with err. */
-static int
-copy_best(const struct cand *c, struct repl_recovery *r, char *err)
-{
-	struct client		*cl;
-	struct sync_result	 res;
-
-	if ((cl = new_client(c->url, &rec_fd[0], err)) == NULL)
-		return -1;
-	if (pull_snapshot(cl, c->url, &r->fresh, &res, err) == -1) {
-		client_free(cl);
-		return -1;
-	}
-	client_free(cl);
-	(void)fmt_buf(r->source, sizeof(r->source), "%s", c->url);
-	(void)fmt_buf(r->repl_id, sizeof(r->repl_id), "%.32s", res.id);
-	r->seq = res.seq;
-	r->keys = res.keys;
-	kv_log("info", "recovery: copied %llu keys at seq %llu from %s",
-	    (unsigned long long)res.keys, (unsigned long long)res.seq, c->url);
-	return 0;
-}
-
-/*
- * TAIL: the records past this node's newest write, from c's backlog into
- * r->tail, checked: contiguous from own_seq + 1 up to the seq c said it
- * has. Returns 0; 1 if c no longer holds them all (they left its backlog,
- * or it restarted since), so its snapshot must do; or -1 with err.
- */
-static int
-pull_tail(const struct recovery *rv, const struct cand *c,
-    struct repl_recovery *r, char *err)
-{
-	struct client		*cl;
-	struct client_response	 rs;
-	struct repl_record	 rec;
-	char			 target[128], why[128];
-	uint64_t		 next = rv->own_seq + 1;
-	size_t			 off;
-	ssize_t			 n;
-	int			 rc = -1;
-
-	if ((cl = new_client(c->url, &rec_fd[0], err)) == NULL)
-		return -1;
-	(void)fmt_buf(target, sizeof(target), "/repl/tail?id=%s&from=%llu",
-	    rv->own_id, (unsigned long long)next);
-	if (req_send(cl, "GET", target, 0, NULL, 0) == -1 ||
-	    client_recv(cl, &rs, cfg.backlog_bytes + MAX_RESP_BODY) == -1) {
-		seterr(err, "GET /repl/tail: %s", client_error(cl));
-		goto out;
-	}
-	reason(why, sizeof(why), rs.body, rs.body_len);
-	if (rs.status == 409) {
-		kv_log("info", "recovery: %s cannot give the writes after seq "
-		    "%llu one by one (%s)", c->url,
-		    (unsigned long long)rv->own_seq, why);
-		rc = 1;
-		goto out;
-	}
-	if (rs.status != 200) {
-		seterr(err, "GET /repl/tail answered %d %s", rs.status, why);
-		goto out;
-	}
-	for (off = 0; off < rs.body_len; off += (size_t)n, next++)
-		if ((n = repl_decode(rs.body + off, rs.body_len - off,
-		    &rec)) <= 0 || rec.op == REPL_END || rec.seq != next) {
-			seterr(err, "/repl/tail: record %llu is malformed or "
-			    "out of order", (unsigned long long)next);
-			goto out;
-		}
-	if (next <= c->seq) {
-		seterr(err, "/repl/tail ended at seq %llu, before the %llu "
-		    "its state named", (unsigned long long)next - 1,
-		    (unsigned long long)c->seq);
-		goto out;
-	}
-	if ((r->tail = malloc(rs.body_len)) == NULL) {
-		seterr(err, "out of memory for %zu bytes of records",
-		    rs.body_len);
-		goto out;
-	}
-	memcpy(r->tail, rs.body, rs.body_len);
-	r->tail_len = rs.body_len;
-	(void)fmt_buf(r->source, sizeof(r->source), "%s", c->url);
-	(void)fmt_buf(r->repl_id, sizeof(r->repl_id), "%.32s", rv->own_id);
-	r->seq = next - 1;
-	rc = 0;
-out:
-	client_free(cl);
-	return rc;
-}
-
-/*
- * Hand r to the main thread and wait for its verdict: 1 adopted, -1 copy
- * again, 0 stopping (repl_shutdown then discards a copy never taken).
- */
-static int
-hand_over(struct repl_recovery *r)
-{
-	int	 v;
-
-	LOCK();
-	hand.r = *r;
-	hand.verdict = 0;
-	hand.ready = 1;
-	UNLOCK();
-	if (cfg.on_ack != NULL)
-		cfg.on_ack();	/* wakes the loop, whose tick takes it */
-	LOCK();
-	while (!stopping && hand.verdict == 0)
-		(void)pthread_cond_wait(&cv, &mu);
-	v = hand.verdict;
-	UNLOCK();
-	return v;
-}
-
-/* Take what c, the most advanced, can give into r: 0, or -1 with err. */
-static int
-take(const struct recovery *rv, const struct cand *c,
-    struct repl_recovery *r, char *err)
-{
-	int	 rc;
-
-	if (cfg.recover == REPL_RECOVER_TAIL) {
-		kv_log("info", "recovery: %s is ahead (seq %llu; this node has "
-		    "%llu): taking the writes this node lost", c->url,
-		    (unsigned long long)c->seq,
-		    (unsigned long long)rv->own_seq);
-		if ((rc = pull_tail(rv, c, r, err)) != 1)
-			return rc;
-		kv_log("info", "recovery: copying %s's whole data set instead",
-		    c->url);
-	} else
-		kv_log("info", "recovery: this primary is empty; copying from "
-		    "%s (seq %llu)", c->url, (unsigned long long)c->seq);
-	return copy_best(c, r, err);
-}
-
-/*
- * Fresh primary: ask every candidate, then copy the most advanced one's
- * data set into a fresh store and hand it to the main thread. Back from a
- * crash: take the writes this node lost from the most advanced replica of
- * its data set. A failed copy is tried again: a replica holds the data,
- * and going on without it would let the pushers wipe it.
- */
-static void *
-recoverer(void *arg)
-{
-	struct recovery		 rv;
-	struct repl_recovery	 r;
-	char			 err[ERR_MAX];
-	size_t			 best, i;
-	int			 lone;
-
-	(void)arg;
-	memset(&rv, 0, sizeof(rv));
-	LOCK();
-	lone = peers == NULL;
-	memcpy(rv.own_id, bl.id, sizeof(rv.own_id));
-	rv.own_seq = bl.last_seq;
-	UNLOCK();
-	if (lone && cfg.peers_dns[0] == '\0')
-		kv_log("info", "recovery: no REPLICA_URLS or PEERS_DNS: "
-		    "waiting RECOVER_WAIT_MS for replicas to announce "
-		    "themselves");
-	for (;;) {
-		rv.deadline = mono_ms() + (uint64_t)cfg.recover_wait_ms;
-		if (find_best(&rv) == -1)
-			break;
-		best = summarise(&rv, &r);
-		if (best < rv.n && take(&rv, &rv.cs[best], &r, err) == -1) {
-			kv_log("error", "recovery from %s failed: %s; trying "
-			    "again in %d ms (writes wait)", rv.cs[best].url,
-			    err, RECOVER_RETRY_MS);
-			goto again;
-		}
-		if (hand_over(&r) != -1)
-			break;
-again:
-		if (nap(mono_ms() + RECOVER_RETRY_MS, NULL))
-			break;
-		for (i = 0; i < rv.n; i++)
-			rv.cs[i].answered = rv.cs[i].skip = 0;
-	}
-	free(rv.cs);
-	return NULL;
+	memcpy(id, bl.id, ID_MAX);
+	*seq = bl.last_seq;
 }
 
 /* ---- Announcer (replica) ---- */
@@ -2668,7 +2192,7 @@ announcer(void *arg)
 
 /* ---- Shutdown ---- */
 
-static void
+void
 unblock(int fd)
 {
 	if (fd != -1)
@@ -2706,8 +2230,7 @@ repl_shutdown(int drain_ms)
 		unblock(p->fd);
 		unblock(p->sfd);
 	}
-	unblock(rec_fd[0]);
-	unblock(rec_fd[1]);
+	recover_unblock();
 	unblock(ann_fd);
 	all = peers;
 	peers = NULL;
@@ -2727,16 +2250,10 @@ repl_shutdown(int drain_ms)
 		free(p);
 	}
 	dead = NULL;
-	if (rec_started)
-		(void)pthread_join(rec_thread, NULL);
+	recover_end();
 	if (ann_started)
 		(void)pthread_join(ann_thread, NULL);
-	rec_started = ann_started = 0;
-	if (hand.ready && hand.r.fresh != NULL)
-		store_discard(hand.r.fresh);	/* a copy never adopted */
-	if (hand.ready)
-		free(hand.r.tail);
-	memset(&hand, 0, sizeof(hand));
+	ann_started = 0;
 	(void)pthread_cond_destroy(&cv);
 	free_state();
 	inited = 0;

@@ -1,11 +1,11 @@
 /*
  * repl.h: replication. On the primary, one pthread per replica pushes the
- * writes it is sent through repl_enqueue; a recovery thread refills a fresh
- * primary from its most advanced replica. On a replica, an announcer thread
- * registers the replica with its primary. The threads are blocking HTTP
- * clients (client.c); the requests they make are answered by the nodes'
- * poll loops (replica.c answers /repl/...). The record codec is shared by
- * both sides.
+ * writes it is sent through repl_enqueue (recover.h: a recovery thread
+ * refills a fresh primary from its most advanced replica). On a replica,
+ * an announcer thread registers the replica with its primary. The threads
+ * are blocking HTTP clients (client.c); the requests they make are
+ * answered by the nodes' poll loops (replica.c answers /repl/...). The
+ * record codec is shared by both sides.
  *
  * Thread rules: repl_codec functions are pure and any thread may call them.
  * Everything else is called from the main thread only.
@@ -54,26 +54,6 @@ struct repl_config {
 	const char	*peers_dns;	/* PEERS_DNS: a name listing every pod */
 	const char	*peers_port;	/* the port its addresses are asked on */
 	int		 max_registered;	/* MAX_REGISTERED_REPLICAS; 64 if 0 */
-};
-
-/* What a primary's recovery looks for (repl_config.recover). */
-enum repl_recover_mode {
-	REPL_RECOVER_NONE,
-	REPL_RECOVER_EMPTY,	/* a new store: any replica's data set */
-	REPL_RECOVER_TAIL	/* after a crash: writes past its last seq */
-};
-
-/* What recovery decided, for the main thread (repl_recover_result). */
-struct repl_recovery {
-	struct store	*fresh;		/* the copy to adopt, or NULL */
-	char		*tail;		/* TAIL: records to apply, or NULL; */
-	size_t		 tail_len;	/* malloc'd, the caller's to free */
-	char		 source[REPL_URL_MAX];	/* where it came from */
-	char		 repl_id[33];
-	uint64_t	 seq;
-	uint64_t	 keys;
-	int		 answered;	/* peers that answered (not this node) */
-	char		 silent[512];	/* peers that never answered, or "" */
 };
 
 /*
@@ -162,41 +142,6 @@ void	repl_enqueue(int op, uint64_t seq, const char *key, size_t klen,
 /* Wake the pushers for what was enqueued since the last call (main thread,
  * once per event loop turn). */
 void	repl_flush(void);
-
-/*
- * Fresh primary, or one back from a crash (cfg.recover set at repl_init,
- * which makes repl_recovering 1 at once, so that no pusher syncs from a
- * store that may lack writes its replicas hold): start the
- * recovery thread, after the REPLICA_URLS peers are added. It asks every
- * candidate for its state: REPLICA_URLS, registered peers that passed the
- * address check (asked as soon as they pass), and every address of
- * PEERS_DNS except this node's own. It decides the moment all have
- * answered if one of them is configured (REPLICA_URLS, PEERS_DNS), else
- * at recover_wait_ms (replicas announce themselves meanwhile). EMPTY
- * copies the most advanced one's snapshot into a fresh store beside
- * cfg.store, off the loop. TAIL takes from the most advanced replica of
- * this node's repl id the records past this node's seq (GET /repl/tail),
- * or, when that replica no longer holds them all, its snapshot. The main
- * thread then takes the result (repl_recover_result), adopts the store or
- * applies the tail, and calls repl_recover_done.
- */
-int	repl_recover(void);
-
-/* 1 until repl_recover_done(1). Main thread. */
-int	repl_recovering(void);
-
-/*
- * Main thread: 0 while recovery runs; 1 once it decided, with *out filled
- * (out->fresh, if not NULL, is the caller's now, to store_adopt).
- */
-int	repl_recover_result(struct repl_recovery *out);
-
-/*
- * Main thread, after repl_recover_result gave 1: ok (adopted, and
- * repl_reset called; or nothing to adopt) ends recovery and lets the
- * pushers go; !ok has the copy made again after a pause.
- */
-void	repl_recover_done(int ok);
 
 /*
  * Fill up to max peers, configured ones (REPLICA_URLS) first, then the

@@ -7,6 +7,12 @@
  * that the pusher resynchronises. A full sync loads a fresh store beside
  * the live one (/repl/sync/begin, data, end) and swaps it in at its end,
  * so readers see the old data set or the new one, never half of either.
+ * Neither holds the loop: a data batch (1 MiB, some 8,000 records, 10 ms
+ * or more of page faults) is applied a slice per loop turn, and the end
+ * waits for the store's flusher thread to write the copy to disk
+ * (store_seal, 0.5 s for 3M keys) before the swap; each is answered when
+ * done. Meanwhile http.c reads nothing more from that connection, so the
+ * pusher's next batches wait in the socket.
  * Any node serves /repl/state and /repl/snapshot (a new primary recovers
  * from a replica's snapshot); the primary answers /repl/register.
  */
@@ -37,7 +43,8 @@
 #define SNAPSHOT_STAGE_BYTES (1 << 20)	/* a snapshot's staging buffer */
 #define SNAPSHOT_SCAN_KEYS 4096		/* keys per store_scan, at most */
 #define SNAPSHOT_FIRST_BYTES (64 << 10)	/* grown for big values */
-#define SYNC_KEYS_HINT_MAX (1 << 22)	/* 4M keys: 64 MiB of buckets */
+#define APPLY_SLICE_NS	1000000		/* a sync batch's share of a turn */
+#define APPLY_CLOCK	8		/* records between looks at the clock */
 
 /* The full sync in progress on this node: a fresh store beside the live. */
 static struct store	*sync_store;
@@ -46,6 +53,13 @@ static uint64_t		 sync_seq;
 static uint64_t		 sync_token;		/* names the sync in progress */
 /* The primary's session: only applies that name it are taken. */
 static uint64_t		 session_token;
+/* A sync/data batch being applied across turns, answered at its end. */
+static uint64_t		 batch_id;	/* its request, 0 when none */
+static char		*batch_buf;	/* a copy: the connection's moves */
+static size_t		 batch_cap, batch_len, batch_off;
+/* A sync/end waiting for store_seal, 0 when none, since end_ms. */
+static uint64_t		 end_id;
+static uint64_t		 end_ms;
 
 /* ---- Requests ---- */
 
@@ -107,7 +121,7 @@ new_token(uint64_t *t)
 	return 0;
 }
 
-/* A primary never takes a sync: its own recovery pulls (repl.c). */
+/* A primary never takes a sync: its own recovery pulls (recover.c). */
 static int
 refuse_on_primary(struct http_request *r)
 {
@@ -175,17 +189,19 @@ prefetch_record(struct store *s, const char *body, size_t len, size_t off)
 }
 
 /*
- * Apply the records of body to s. Streaming (s is the node.store): a record at
- * or below *applied is skipped and the next must be *applied + 1. Loading
- * a full sync (s is sync_store, taken at sync_seq): a record newer than
- * sync_seq was written while the snapshot was read, and the stream replays
- * it from sync_seq + 1; it is stored as of sync_seq meanwhile (so readers
- * never miss the key), or skipped when sync_seq is 0 (nothing existed
- * then). Returns 0, or -1 with a reason.
+ * Apply the records of body from *offp on to s. Streaming (s is the
+ * node.store): a record at or below *applied is skipped and the next must
+ * be *applied + 1. Loading a full sync (s is sync_store, taken at
+ * sync_seq): a record newer than sync_seq was written while the snapshot
+ * was read, and the stream replays it from sync_seq + 1; it is stored as of
+ * sync_seq meanwhile (so readers never miss the key), or skipped when
+ * sync_seq is 0 (nothing existed then). Returns 0 once all are applied, 1
+ * when the clock passed deadline (0: none) with *offp the next record, or
+ * -1 with a reason.
  */
 static int
-apply_records(struct store *s, const char *body, size_t len,
-    uint64_t *applied, const char **why)
+apply_records(struct store *s, const char *body, size_t len, size_t *offp,
+    uint64_t *applied, uint64_t deadline, const char **why)
 {
 	struct repl_record rec;
 	uint64_t seq, dummy;
@@ -194,9 +210,14 @@ apply_records(struct store *s, const char *body, size_t len,
 	int rc, k;
 
 	/* ahead runs APPLY_AHEAD records in front, prefetching buckets. */
-	for (ahead = 0, k = 0; k < APPLY_AHEAD; k++)
+	for (ahead = *offp, k = 0; k < APPLY_AHEAD; k++)
 		ahead = prefetch_record(s, body, len, ahead);
-	for (off = 0; off < len; off += n) {
+	for (off = *offp, k = 0; off < len; off += n) {
+		if (deadline != 0 && ++k % APPLY_CLOCK == 0 &&
+		    mono_ns() >= deadline) {
+			*offp = off;
+			return 1;
+		}
 		ahead = prefetch_record(s, body, len, ahead);
 		if ((n = repl_decode(body + off, len - off, &rec)) <= 0) {
 			*why = "malformed record";
@@ -292,6 +313,7 @@ replica_apply(struct http_request *r)
 	char id[33];
 	const char *why = NULL;
 	uint64_t from, applied, pseq, sess;
+	size_t off = 0;
 
 	if (refuse_on_primary(r))
 		return;
@@ -326,13 +348,36 @@ replica_apply(struct http_request *r)
 		    (unsigned long long)from);
 		return;
 	}
-	if (apply_records(node.store, r->body, r->body_len, &applied, &why) == -1) {
+	if (apply_records(node.store, r->body, r->body_len, &off, &applied, 0,
+	    &why) == -1) {
 		reply_text(r->id, errno == ENOSPC ? 507 : 409, "",
 		    "resync: %s after seq %llu", why,
 		    (unsigned long long)applied);
 		return;
 	}
 	reply_text(r->id, 200, "", "%llu", (unsigned long long)applied);
+}
+
+/*
+ * Abandon the full sync in progress, if any: answer what waits on it with
+ * 409 and delete its file. XXX: a sync/end still waiting for its flush
+ * makes store_discard wait for that too; only a second pusher for one
+ * replica gets here then.
+ */
+static void
+sync_drop(const char *why)
+{
+	if (batch_id != 0)
+		reply_text(batch_id, 409, "", "resync: %s", why);
+	if (end_id != 0) {
+		http_unwatch(store_notify_fd(sync_store));
+		reply_text(end_id, 409, "", "resync: %s", why);
+	}
+	batch_id = end_id = 0;
+	batch_len = 0;
+	if (sync_store != NULL)
+		store_discard(sync_store);
+	sync_store = NULL;
 }
 
 void
@@ -359,9 +404,13 @@ replica_sync_begin(struct http_request *r)
 	}
 	/*
 	 * How many keys are coming, when the pusher knows: buckets for
-	 * them all at once, rather than a rehash at every doubling. Only a
-	 * hint, and a peer's: a data set at seq N has at most N keys, and
-	 * past SYNC_KEYS_HINT_MAX the loading store grows as it fills.
+	 * them all at once. Only a hint, and a peer's: a data set at seq N
+	 * has at most N keys (and store_create stops at 2^28). No lower
+	 * bound: the snapshot comes in hash order, and the copy hashes
+	 * with the same seed, so in a table with fewer buckets than keys
+	 * every key probes to the end of one growing cluster, and the copy
+	 * is quadratic (10M keys into the 8M buckets of a 4M bound never
+	 * finished).
 	 */
 	if (http_query(r, "keys", NULL) != NULL &&
 	    query_u64(r, "keys", &keys) == -1) {
@@ -370,18 +419,15 @@ replica_sync_begin(struct http_request *r)
 	}
 	if (keys > seq)
 		keys = seq;
-	if (keys > SYNC_KEYS_HINT_MAX)
-		keys = SYNC_KEYS_HINT_MAX;
-	if (sync_store != NULL)
-		store_discard(sync_store);
+	sync_drop("another full sync began");
 	/*
 	 * The source's seed gives this copy its hash order, so a listing
 	 * cursor from any node of the data set works on every other (pages
 	 * through the read Service). A primary older than this sends none;
 	 * a rolling update replaces it last, so that happens.
 	 */
-	if ((sync_store = store_create(node.store, id, has_seed ? seed : NULL, seq,
-	    keys, STORE_FSYNC_NO, err, sizeof(err))) == NULL) {
+	if ((sync_store = store_create(node.store, id, has_seed ? seed : NULL,
+	    seq, keys, STORE_FSYNC_NO, err, sizeof(err))) == NULL) {
 		kv_log("error", "full sync: %s", err);
 		reply_text(r->id, 507, "", "cannot start a full sync: %s", err);
 		return;
@@ -422,37 +468,91 @@ sync_current(struct http_request *r)
 	return 1;
 }
 
-void
-replica_sync_data(struct http_request *r)
+/*
+ * The request names the sync in progress, which waits on no other: the
+ * pusher waits for each answer, and anyone else is refused.
+ */
+static int
+sync_ready(struct http_request *r)
+{
+	if (refuse_on_primary(r) || !sync_current(r))
+		return 0;
+	if (batch_id != 0 || end_id != 0) {
+		reply_text(r->id, 409, "", "resync: the sync is busy with "
+		    "another request");
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * Apply the batch in batch_buf for APPLY_SLICE_NS, or body (the handler's
+ * request) when batch_buf holds none, and answer it once it is all in.
+ * Returns 1 while records are left: the loop is woken to go on (tick,
+ * replica_step) after what else is ready.
+ */
+static int
+batch_step(const char *body, size_t len)
 {
 	const char *why = NULL;
 	uint64_t applied = 0;
+	int rc;
 
-	if (refuse_on_primary(r) || !sync_current(r))
-		return;
-	if (apply_records(sync_store, r->body, r->body_len, &applied,
-	    &why) == -1) {
-		reply_text(r->id, 409, "", "resync: %s", why);
-		return;
+	if (batch_len > 0) {
+		body = batch_buf;
+		len = batch_len;
 	}
-	reply_text(r->id, 200, "", "ok");
+	rc = apply_records(sync_store, body, len, &batch_off, &applied,
+	    mono_ns() + APPLY_SLICE_NS, &why);
+	if (rc == 1) {
+		http_wake();
+		return 1;
+	}
+	if (rc == -1)
+		reply_text(batch_id, 409, "", "resync: %s", why);
+	else
+		reply_text(batch_id, 200, "", "ok");
+	batch_id = 0;
+	batch_len = 0;
+	return 0;
 }
 
 void
-replica_sync_end(struct http_request *r)
+replica_sync_data(struct http_request *r)
+{
+	char *p;
+
+	if (!sync_ready(r))
+		return;
+	batch_id = r->id;
+	batch_off = 0;
+	if (batch_step(r->body, r->body_len) == 0)
+		return;
+	/*
+	 * The rest waits for the next turns in a copy (the connection's
+	 * buffer moves as it reads). Without memory for one, finish now.
+	 */
+	if (batch_cap < r->body_len) {
+		if ((p = realloc(batch_buf, r->body_len)) == NULL) {
+			while (batch_step(r->body, r->body_len) == 1)
+				;
+			return;
+		}
+		batch_buf = p;
+		batch_cap = r->body_len;
+	}
+	memcpy(batch_buf, r->body, r->body_len);
+	batch_len = r->body_len;
+}
+
+/* The copy is whole and on disk: swap it in and answer the sync/end id. */
+static void
+swap_in(uint64_t id)
 {
 	struct store *adopted;
 	struct store_stats st;
 	char err[256];
-	uint64_t seq;
 
-	if (refuse_on_primary(r) || !sync_current(r))
-		return;
-	if (query_u64(r, "seq", &seq) == -1 || seq != sync_seq) {
-		reply_text(r->id, 409, "", "resync: sync/end for another seq "
-		    "than its begin");
-		return;
-	}
 	http_unwatch(store_notify_fd(node.store));
 	adopted = store_adopt(node.store, sync_store, err, sizeof(err));
 	sync_store = NULL;
@@ -467,7 +567,7 @@ replica_sync_end(struct http_request *r)
 		kv_log("error", "full sync: cannot swap the new store in: %s%s",
 		    err, node.store_stale ? "; restart to serve it" : "");
 		watch_store();
-		reply_text(r->id, 500, "", "resync: %s", err);
+		reply_text(id, 500, "", "resync: %s", err);
 		return;
 	}
 	node.store = adopted;
@@ -476,11 +576,56 @@ replica_sync_end(struct http_request *r)
 	store_stats(node.store, &st);
 	if (node.primary_seq < st.last_seq)
 		node.primary_seq = st.last_seq;
-	kv_log("info", "full sync done: %llu keys at seq %llu from %s",
-	    (unsigned long long)st.keys, (unsigned long long)st.last_seq,
-	    st.repl_id);
+	kv_log("info", "full sync done: %llu keys at seq %llu from %s (the "
+	    "copy's last flush took %llu ms)", (unsigned long long)st.keys,
+	    (unsigned long long)st.last_seq, st.repl_id,
+	    (unsigned long long)(mono_ms() - end_ms));
 	repl_reset(st.repl_id, st.last_seq);	/* what /repl/tail serves */
-	reply_text(r->id, 200, "", "%llu", (unsigned long long)st.last_seq);
+	reply_text(id, 200, "", "%llu", (unsigned long long)st.last_seq);
+}
+
+/* The sync store's flusher said something: is the copy on disk yet? */
+static void
+end_step(void *arg)
+{
+	uint64_t id = end_id;
+
+	(void)arg;
+	(void)store_durable_seq(sync_store);	/* drains the notify fd */
+	if (store_seal(sync_store) == 0)
+		return;
+	/* Sealed, or failed: then store_adopt fails and says why. */
+	http_unwatch(store_notify_fd(sync_store));
+	end_id = 0;
+	swap_in(id);
+}
+
+void
+replica_sync_end(struct http_request *r)
+{
+	uint64_t seq;
+
+	if (!sync_ready(r))
+		return;
+	if (query_u64(r, "seq", &seq) == -1 || seq != sync_seq) {
+		reply_text(r->id, 409, "", "resync: sync/end for another seq "
+		    "than its begin");
+		return;
+	}
+	/* Without the watch, the tick looks every 10 ms (replica_step). */
+	end_id = r->id;
+	end_ms = mono_ms();
+	(void)http_watch(store_notify_fd(sync_store), end_step, NULL);
+	end_step(NULL);
+}
+
+void
+replica_step(void)
+{
+	if (batch_id != 0)
+		(void)batch_step(NULL, 0);
+	if (end_id != 0)
+		end_step(NULL);
 }
 
 /* A snapshot being streamed: records of every key, then an END record. */
@@ -643,7 +788,8 @@ replica_register(struct http_request *r)
 void
 replica_close(void)
 {
-	if (sync_store != NULL)
-		store_discard(sync_store);
-	sync_store = NULL;
+	sync_drop("the node is stopping");
+	free(batch_buf);
+	batch_buf = NULL;
+	batch_cap = 0;
 }

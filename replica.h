@@ -14,5 +14,11 @@ void	replica_sync_data(struct http_request *r);	/* POST /repl/sync/data */
 void	replica_sync_end(struct http_request *r);	/* POST /repl/sync/end */
 void	replica_register(struct http_request *r);	/* POST /repl/register */
 
+/*
+ * Go on with what a full sync left for later turns (a data batch, the end):
+ * call it from the loop's tick. It wakes the loop while work is left.
+ */
+void	replica_step(void);
+
 /* Discard a full sync in progress: the process is stopping. */
 void	replica_close(void);

@@ -92,8 +92,18 @@ struct store *store_create(struct store *live, const char *repl_id,
 void	store_seed(struct store *s, char *out);
 
 /*
+ * Write fresh (from store_create, every record loaded) to disk in its own
+ * thread, so that store_adopt does not wait for the disk. Returns 0 while
+ * that runs (store_notify_fd becomes readable when it ends; drain it with
+ * store_durable_seq), then 1, or -1 with errno if the flush failed, after
+ * which store_adopt fails too. Write nothing to fresh meanwhile.
+ */
+int	store_seal(struct store *fresh);
+
+/*
  * Close fresh (from store_create) cleanly, rename its file over cur's and
- * reopen it there. Returns the new store, cur closed; or NULL with err set
+ * reopen it there; it waits for whatever of fresh is not on disk yet, so
+ * store_seal first. Returns the new store, cur closed; or NULL with err set
  * and fresh gone: cur still serves its old data, except with errno ESTALE
  * (renamed but not reopened), when cur must no longer be written.
  */

@@ -34,6 +34,8 @@ enum { C_NONE, C_COPY, C_SYNC };	/* compaction phases */
  * could still leave the old file at the path without it.
  */
 enum { F_NONE, F_ASKED, F_SYNCED, F_DIR };
+/* store_seal's flush of a loaded store, in the flusher. */
+enum { SEAL_NONE, SEAL_ASKED, SEAL_DONE };
 
 struct hdr {
 	/* Written once when the file is made; guarded by h_icrc. */
@@ -109,6 +111,7 @@ struct store {
 	int		 s_failed;	/* latched flush error: no writes */
 	int		 s_loading;	/* store_create's: seqs at or below base */
 	uint64_t	 s_wbdone;	/* loading: log written back below this */
+	uint64_t	 s_front;	/* loading: the highest bucket filled */
 	int		 s_cphase;
 	uint64_t	 s_cpos;	/* next old-log record to copy */
 	uint64_t	 s_cdelta;	/* records copied since the last sync */
@@ -151,6 +154,12 @@ struct store {
 	int		 s_finalerr;	/* the sync's errno */
 	uint64_t	 s_finalseq;	/* every write up to it is in that sync */
 	uint64_t	 s_finalend;	/* and the copy's log up to here */
+	int		 s_loadjob;	/* loading: for the flusher (load_job): */
+	uint64_t	 s_wbfrom;	/* log range [from, to) to write back, */
+	uint64_t	 s_wbto;
+	uint64_t	 s_ralog;	/* the log to read in up to this, */
+	uint64_t	 s_rabkt;	/* and the buckets up to this offset */
+	int		 s_seal;	/* SEAL_* */
 };
 
 #define HDR(f)	((struct hdr *)(void *)(f)->f_map)

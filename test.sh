@@ -26,6 +26,12 @@ testReplUnitTests() {
   echo "${out}" | tail -n 1
 }
 
+testReplicaFullSyncUnitTests() {
+  out=$(tests/replica_test 2>&1)
+  assertTrue "replica_test failed: ${out}" $?
+  echo "${out}" | tail -n 1
+}
+
 testStoreUnitTests() {
   mkdir -p "${SHUNIT_TMPDIR}/unit"
   out=$(tests/store_test "${SHUNIT_TMPDIR}/unit" 2>&1)

@@ -19,6 +19,7 @@
 #include "parse.h"
 #include "http.h"
 #include "repl.h"
+#include "recover.h"
 #include "store.h"
 #include "util.h"
 #include "node.h"

@@ -667,6 +667,27 @@ monitor_stop() {
   MONITOR_PIDS=()
 }
 
+# probe_start ADDR PID FILE: bench/load probe asks ADDR's /health every
+# 10 ms on one connection, as a liveness probe does but often enough for a
+# p99 and a max, and takes out of each answer's time the waits of PID's
+# event loop (and its own) for a CPU, into FILE until probe_stop; at most
+# 10 minutes.
+probe_start() {
+  bench_cmd "${CLIENT_PIN[*]} bench/load probe $1 $2 600 &  # stopped by SIGINT"
+  "${CLIENT_PIN[@]}" "${BENCH_DIR}/load" probe "$1" "$2" 600 >"$3" 2>&1 &
+  PROBE_PID=$!
+  PROBE_OUT=$3
+}
+
+# probe_stop: stop the probe; PROBE gets its line (requests, p50_ms,
+# p99_ms, max_ms, adj_p99_ms, adj_max_ms, waited_ms, late).
+probe_stop() {
+  kill -INT "${PROBE_PID}" 2>/dev/null
+  wait "${PROBE_PID}"
+  # shellcheck disable=SC2034  # the scenarios read it
+  PROBE=$(tail -n 1 "${PROBE_OUT}")
+}
+
 # monitor_max FILE KEY: the largest KEY value (any replica) in FILE.
 monitor_max() {
   grep -o "\"$2\":[0-9]*" "$1" | cut -d: -f2 | sort -n | tail -n 1

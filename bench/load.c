@@ -21,6 +21,18 @@
  *	with bash's $EPOCHREALTIME taken before the server started). Tries
  *	every 0.1 ms, or every 1/200 of the time waited so far when that is
  *	longer: 0.5% resolution with little load on a slow starter.
+ *   load probe ADDR PID SECONDS
+ *	GET /health every 10 ms on one keep-alive connection, as a liveness
+ *	probe does but often enough for a p99, until SIGINT or SIGTERM (or
+ *	SECONDS), then print requests, p50_ms, p99_ms and max_ms (from
+ *	sending a request to its whole answer), the same with the waits for
+ *	a CPU taken out (adj_p99_ms, adj_max_ms: during each request, the
+ *	longer of the time PID's main thread, the server's event loop, and
+ *	this one were runnable but not running, from /proc/.../schedstat, as
+ *	tests/abuse.c's prober does), the loop's whole wait (waited_ms), and
+ *	late (answers over 1 s: a liveness probe's timeout). Tries to connect
+ *	until the server listens; an answer not 200 or a lost connection
+ *	ends the run with status 1.
  *
  * ADDR is 127.0.0.1:PORT (numeric IPv4). The result is one line of
  * key=value pairs on stdout: requests, non2xx (answers not 2xx), secs,
@@ -35,6 +47,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +62,8 @@
 #define REQ_HEAD	1200		/* method, 1 KiB key, headers */
 #define STALL_MS	10000		/* no byte moved: give up */
 #define HEALTH_POLL_S	0.0001		/* the shortest pause between tries */
+#define PROBE_EVERY_S	0.010		/* load probe's pace */
+#define PROBE_LATE_S	1.0		/* the chart's liveness timeoutSeconds */
 
 struct conn {
 	int	 fd;
@@ -346,6 +361,159 @@ health(int argc, char **argv)
 	return 1;
 }
 
+/* ---- Probing ---- */
+
+static volatile sig_atomic_t probe_stop;
+
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	probe_stop = 1;
+}
+
+/* Seconds path's thread waited for a CPU while runnable; 0 if unknown. */
+static double
+run_delay_s(const char *path)
+{
+	unsigned long long on_cpu, waited;
+	double s = 0;
+	FILE *f;
+
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	if (fscanf(f, "%llu %llu", &on_cpu, &waited) == 2)
+		s = (double)waited / 1e9;
+	fclose(f);
+	return s;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The q-quantile of v[0..n), sorted, in ms (nearest rank, as wrk). */
+static double
+quantile_ms(const double *v, size_t n, double q)
+{
+	size_t i = (size_t)(q * (double)n);
+
+	if (n == 0)
+		return 0;
+	return 1000 * v[i < n ? i : n - 1];
+}
+
+/*
+ * One GET /health on fd: 0 with the answer whole, -1 if it was not a 200
+ * or the connection failed.
+ */
+static int
+probe_one(int fd, const char *req, size_t len)
+{
+	char buf[1024], *end, *cl;
+	size_t have = 0, want = 0;
+	ssize_t n;
+
+	if (write(fd, req, len) != (ssize_t)len)
+		return -1;
+	for (;;) {
+		if ((n = read(fd, buf + have, sizeof(buf) - 1 - have)) <= 0)
+			return -1;
+		have += (size_t)n;
+		buf[have] = '\0';
+		if (want == 0 && (end = strstr(buf, "\r\n\r\n")) != NULL) {
+			if (have < 12 || memcmp(buf + 8, " 200", 4) != 0)
+				return -1;
+			cl = strstr(buf, "\r\nContent-Length:");	/* as kvstore spells it */
+			want = (size_t)(end + 4 - buf) +
+			    (cl != NULL && cl < end ? (size_t)atol(cl + 17) : 0);
+		}
+		if (want > 0 && have >= want)
+			return 0;
+		if (have == sizeof(buf) - 1)
+			return -1;
+	}
+}
+
+static int
+probe(int argc, char **argv)
+{
+	struct sigaction sa_stop;
+	struct timespec pause;
+	char req[256], server[64];
+	double *lat = NULL, *adj = NULL, *p, t0, t, deadline, sw, pw, w0;
+	size_t n = 0, cap = 0, late = 0;
+	int fd = -1, len;
+
+	if (argc < 3 || parse_addr(argv[0]) == -1 || atoi(argv[1]) <= 0 ||
+	    atoi(argv[2]) <= 0)
+		return 2;
+	len = snprintf(req, sizeof(req), "GET /health HTTP/1.1\r\nHost: %s"
+	    "\r\n\r\n", host);
+	snprintf(server, sizeof(server), "/proc/%d/schedstat", atoi(argv[1]));
+	memset(&sa_stop, 0, sizeof(sa_stop));
+	sa_stop.sa_handler = on_stop;
+	sigaction(SIGINT, &sa_stop, NULL);
+	sigaction(SIGTERM, &sa_stop, NULL);
+	deadline = now_s(CLOCK_MONOTONIC) + atoi(argv[2]);
+	w0 = run_delay_s(server);
+	while (!probe_stop && now_s(CLOCK_MONOTONIC) < deadline) {
+		t0 = now_s(CLOCK_MONOTONIC);
+		if (fd == -1 && (fd = dial()) == -1) {
+			w0 = run_delay_s(server);	/* not up yet */
+		} else {
+			if (n == cap) {
+				cap = cap ? 2 * cap : 4096;
+				if ((p = realloc(lat, cap * sizeof(*lat))) == NULL)
+					fail("out of memory");
+				lat = p;
+				if ((p = realloc(adj, cap * sizeof(*adj))) == NULL)
+					fail("out of memory");
+				adj = p;
+			}
+			sw = run_delay_s(server);
+			pw = run_delay_s("/proc/thread-self/schedstat");
+			t0 = now_s(CLOCK_MONOTONIC);
+			if (probe_one(fd, req, (size_t)len) == -1) {
+				if (probe_stop)
+					break;
+				fprintf(stderr, "load: %s: /health failed after "
+				    "%zu answers\n", argv[0], n);
+				return 1;
+			}
+			t = now_s(CLOCK_MONOTONIC) - t0;
+			sw = run_delay_s(server) - sw;
+			pw = run_delay_s("/proc/thread-self/schedstat") - pw;
+			lat[n] = t;
+			adj[n] = t - (sw > pw ? sw : pw);
+			if (adj[n] < 0)
+				adj[n] = 0;
+			late += t > PROBE_LATE_S;
+			n++;
+		}
+		t = t0 + PROBE_EVERY_S - now_s(CLOCK_MONOTONIC);
+		if (t > 0) {
+			pause.tv_sec = 0;
+			pause.tv_nsec = (long)(t * 1e9);
+			nanosleep(&pause, NULL);
+		}
+	}
+	qsort(lat, n, sizeof(*lat), cmp_double);
+	qsort(adj, n, sizeof(*adj), cmp_double);
+	printf("requests=%zu p50_ms=%.3f p99_ms=%.3f max_ms=%.3f "
+	    "adj_p99_ms=%.3f adj_max_ms=%.3f waited_ms=%.0f late=%zu\n", n,
+	    quantile_ms(lat, n, 0.5), quantile_ms(lat, n, 0.99),
+	    quantile_ms(lat, n, 1), quantile_ms(adj, n, 0.99),
+	    quantile_ms(adj, n, 1), 1000 * (run_delay_s(server) - w0), late);
+	free(lat);
+	free(adj);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -357,9 +525,12 @@ main(int argc, char **argv)
 		rc = run(argc - 2, argv + 2);
 	} else if (argc > 1 && strcmp(argv[1], "health") == 0)
 		rc = health(argc - 2, argv + 2);
+	else if (argc > 1 && strcmp(argv[1], "probe") == 0)
+		rc = probe(argc - 2, argv + 2);
 	if (rc == 2)
 		fprintf(stderr, "usage: load put ADDR N CONNS DEPTH VALUE_BYTES "
 		    "[PREFIX [FIRST]]\n       load get ADDR N CONNS DEPTH "
-		    "KEY [COUNT]\n       load health ADDR TIMEOUT_S [PATH]\n");
+		    "KEY [COUNT]\n       load health ADDR TIMEOUT_S [PATH]\n"
+		    "       load probe ADDR PID SECONDS\n");
 	return rc;
 }

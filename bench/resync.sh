@@ -7,6 +7,9 @@
 # data set and turns ready. Measured from the replica's start to its first 200 on
 # /ready (bench/load polls it, every 1/200 of the time waited), and as the
 # primary logs the copy itself. MB/s counts the live key and value bytes.
+# Meanwhile bench/load probe asks the replica's /health every 10 ms, as
+# its liveness probe would: no request may hold its loop, a full sync's
+# neither.
 # Run by bench/run.sh, or alone from the repository root.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -52,7 +55,10 @@ rcpus=${BENCH_REPLICA_CPUS:-}
 NODE_CPUS=${rcpus} node_start resync-replica "${rport}" \
   ROLE=replica PRIMARY_URL="${url}" ADVERTISE_URL="http://127.0.0.1:${rport}" \
   FSYNC=no
+probe_start "127.0.0.1:${rport}" "$(node_pid resync-replica)" \
+  "${BENCH_OUT}/resync-health.out"
 health_wait
+probe_stop
 secs=$(awk -v ms="${HEALTH_MS}" 'BEGIN { printf "%.2f\n", ms / 1000 }')
 rkeys=$(json_num "$(http_get "http://127.0.0.1:${rport}/ready")" keys)
 [ "${rkeys}" = "${nkeys}" ] ||
@@ -67,14 +73,22 @@ mbs=$(awk -v b="${live}" -v s="${secs}" 'BEGIN { if (s > 0) printf "%.0f\n", b /
 bench_put secs "${secs}"
 bench_put mbs "${mbs}"
 verdict=$(bench_target "full resync of ${nkeys} keys (MB/s of live data, start to ready)" "${mbs}" '>=' 200)
+hp99=$(kv_field p99_ms <<<"${PROBE}")
+hmax=$(kv_field max_ms <<<"${PROBE}")
+v_hp99=$(bench_target "the new replica's /health p99 during its resync (ms)" "${hp99}" '<=' 10)
+v_hmax=$(bench_target "the new replica's /health max during its resync (ms)" "${hmax}" '<=' 50)
 
 bench_md "## Full resync to a new replica" '' \
-  "The primary holds ${from}: ${nkeys} keys, $(awk -v b="${live}" 'BEGIN { printf "%.1f", b / 1e6 }') MB of keys and values. After a \`sync\` (so that what earlier scenarios left dirty is not written back during the copy), a replica with an empty data directory starts ($( [ -n "${rcpus}" ] && printf 'on CPU %s, as a pod on another node would have its own, the primary on the server CPU' "${rcpus}" || printf 'unpinned')), announces itself and is sent the whole data set; timed from its start to its first 200 on \`/ready\`." '' \
+  "The primary holds ${from}: ${nkeys} keys, $(awk -v b="${live}" 'BEGIN { printf "%.1f", b / 1e6 }') MB of keys and values. After a \`sync\` (so that what earlier scenarios left dirty is not written back during the copy), a replica with an empty data directory starts ($( [ -n "${rcpus}" ] && printf 'on CPU %s, as a pod on another node would have its own, the primary on the server CPU' "${rcpus}" || printf 'unpinned')), announces itself and is sent the whole data set; timed from its start to its first 200 on \`/ready\`. Meanwhile bench/load probe asks the replica's \`/health\` every 10 ms on one connection (on the replica's CPU), as its liveness probe would (the chart's: every 10 s, 1 s timeout, a restart after 3 failures), and takes out of each answer's time how long the replica's loop (and the probe) waited for a CPU while runnable (schedstat), as tests/abuse.c's prober does." '' \
   '| figure | value | target |' \
   '|---|---:|---|' \
   "| start to ready | ${secs} s | |" \
   "| live data / that time | **${mbs} MB/s** | at least 200 MB/s: **${verdict}** |" \
-  "| the primary's log | ${logged:-no line} | |"
+  "| the primary's log | ${logged:-no line} | |" \
+  "| the replica's /health meanwhile, p99 | **${hp99} ms** ($(kv_field requests <<<"${PROBE}") requests, every 10 ms) | at most 10 ms: **${v_hp99}** |" \
+  "| the replica's /health meanwhile, max | **${hmax} ms** | at most 50 ms: **${v_hmax}** |" \
+  "| the same without the waits for a CPU, p99 / max | $(kv_field adj_p99_ms <<<"${PROBE}") / $(kv_field adj_max_ms <<<"${PROBE}") ms (the loop waited $(kv_field waited_ms <<<"${PROBE}") ms in all) | |"
 bench_md_commands
 bench_summary \
-  "full resync of ${nkeys} keys: ${secs} s from the replica's start to ready, ${mbs} MB/s (target >= 200: ${verdict}); primary: ${logged:-no line}"
+  "full resync of ${nkeys} keys: ${secs} s from the replica's start to ready, ${mbs} MB/s (target >= 200: ${verdict}); primary: ${logged:-no line}" \
+  "  the replica's /health meanwhile: p99 ${hp99} ms (${v_hp99}), max ${hmax} ms (${v_hmax}); without the waits for a CPU $(kv_field adj_p99_ms <<<"${PROBE}") / $(kv_field adj_max_ms <<<"${PROBE}") ms"

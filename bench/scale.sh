@@ -12,7 +12,8 @@
 #   - recovery: kill -9 right after that overwrite, start to /health;
 #   - RssAnon with 1,000 busy connections (GET, random keys);
 #   - full resync to a new replica: its start to its first 200 on
-#     /ready, MB/s of live data.
+#     /ready, MB/s of live data, and the replica's /health meanwhile
+#     (p99, max; how long its loop waited for a CPU).
 # The scratch data lives under $BENCH_TMP (the local disk, removed at the
 # end). The section goes to bench/SCALE.md, which bench/run.sh copies into
 # RESULTS.md, and into RESULTS.md at once. Figures are judged against the
@@ -24,6 +25,7 @@ bench_setup
 bench_scenario scale
 
 read -r -a sizes <<<"${BENCH_SCALE_KEYS:-1000000 10000000}"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 secs=${BENCH_SCALE_SECS:-5}
 step=${BENCH_SCALE_STEP:-500000}
 # Bounds, so that the whole run stays under 10 minutes: the overwrite
@@ -159,9 +161,8 @@ for keys in "${sizes[@]}"; do
   NODE_CPUS=${rcpus} node_start "${name}-replica" "${rport}" ROLE=replica \
     PRIMARY_URL="${url}" ADVERTISE_URL="http://127.0.0.1:${rport}" FSYNC=no
   # The replica's own /health during the copy, as its liveness probe sees it.
-  "${CLIENT_PIN[@]}" wrk -t1 -c1 -d600s --latency -s bench/health.lua \
-    "http://127.0.0.1:${rport}" -- 10 >"${BENCH_OUT}/${name}-rhealth.wrk" 2>&1 &
-  rhpid=$!
+  probe_start "127.0.0.1:${rport}" "$(node_pid "${name}-replica")" \
+    "${BENCH_OUT}/${name}-rhealth.out"
   if wait "${HEALTH_PID}"; then
     HEALTH_MS=$(awk -v t0="${NODE_T0}" -v t="$(kv_field t <"${BENCH_TMP}/health.out")" \
       'BEGIN { printf "%.1f\n", (t - t0) * 1000 }')
@@ -173,9 +174,8 @@ for keys in "${sizes[@]}"; do
     sync_mbs="not ready in ${sync_secs} s ($(awk -v b="${copied}" -v s="${sync_secs}" 'BEGIN { printf "%.0f MB of file written, %.1f MB/s", b / 1e6, b / 1e6 / s }'))"
     bench_note "the ${keys}-key full resync was not done ${sync_secs} s after the replica started"
   fi
-  kill -INT "${rhpid}" 2>/dev/null
-  wait "${rhpid}"
-  rh=$(wrk_parse "${BENCH_OUT}/${name}-rhealth.wrk")
+  probe_stop
+  rh=${PROBE}
   bench_log "scale: the replica's /health during the resync: ${rh}"
   rkeys=$(json_num "$(http_get "http://127.0.0.1:${rport}/ready")" keys)
   bench_log "scale: ${keys} keys: full resync ${sync_s} s, ${sync_mbs} MB/s (the replica holds ${rkeys} keys)"
@@ -200,7 +200,7 @@ for keys in "${sizes[@]}"; do
   not*) rows_sync+=("${sync_mbs}") ;;
   *) rows_sync+=("${sync_mbs} MB/s (${sync_s} s, ${rkeys} keys)") ;;
   esac
-  rows_rh+=("p99 $(kv_field p99_ms <<<"${rh}"), max $(kv_field max_ms <<<"${rh}") ($(kv_field requests <<<"${rh}") requests)")
+  rows_rh+=("p99 $(kv_field p99_ms <<<"${rh}"), max $(kv_field max_ms <<<"${rh}") ($(kv_field requests <<<"${rh}") requests); without the waits for a CPU p99 $(kv_field adj_p99_ms <<<"${rh}"), max $(kv_field adj_max_ms <<<"${rh}") (the loop waited $(kv_field waited_ms <<<"${rh}") ms)")
   rows_over+=("${over_done} of ${keys}")
   last=${keys}
   last_h=${h}
@@ -208,10 +208,12 @@ for keys in "${sizes[@]}"; do
   last_rec=${rec_ms}
   last_open=${open_ms}
   last_sync=${sync_mbs}
+  last_rh=${rh}
 done
 
 first=${sizes[0]}
 n=${#sizes[@]}
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 lk=$(awk -v k="${last}" 'BEGIN { printf (k >= 1e6 ? "%gM" : "%g"), (k >= 1e6 ? k / 1e6 : k) }')
 fk=$(awk -v k="${first}" 'BEGIN { printf (k >= 1e6 ? "%gM" : "%g"), (k >= 1e6 ? k / 1e6 : k) }')
 get_x=$(ratio "$(bench_get scale "get_rps_${last}")" "$(bench_get scale "get_rps_${first}")")
@@ -226,6 +228,8 @@ v_put=$(bench_target "PUT FSYNC=everysec at ${lk} / at ${fk}" "${put_x}" '>=' 0.
 v_hp99=$(bench_target "/health p99 while ${lk} keys are overwritten (ms)" "$(kv_field p99_ms <<<"${last_h}")" '<=' 10)
 v_hmax=$(bench_target "/health max while ${lk} keys are overwritten (ms)" "$(kv_field max_ms <<<"${last_h}")" '<=' 50)
 v_sync=$(bench_target "full resync of ${lk} keys to a new replica (MB/s)" "${last_sync}" '>=' 200)
+v_rhp99=$(bench_target "the new replica's /health p99 during its ${lk}-key resync (ms)" "$(kv_field p99_ms <<<"${last_rh}")" '<=' 10)
+v_rhmax=$(bench_target "the new replica's /health max during its ${lk}-key resync (ms)" "$(kv_field max_ms <<<"${last_rh}")" '<=' 50)
 
 hdr='| figure |' sep='|---|'
 for k in "${sizes[@]}"; do
@@ -241,7 +245,7 @@ row() {
   printf '%s %s |\n' "${out}" "${target}"
 }
 bench_md "## Cost as the data grows (make bench-scale)" '' \
-  "Written by \`make bench-scale\` (bench/scale.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git describe --always --dirty 2>/dev/null), $(nproc) cores, pinned as above; \`make bench\` copies this section from bench/SCALE.md. For each size, a new store is filled by bench/load (keys \`k0\`.., 100-byte values, ${lconns} connections × ${depth} pipelined, \`FSYNC=no\`), then restarted with \`FSYNC=everysec\`. GET reads random keys of the whole store (bench/get_rand.lua; wrk builds each request, so it costs the client more than scenario get's one key: compare the sizes with each other); PUT writes new keys. /health is asked every 10 ms on one connection (bench/health.lua) while bench/load overwrites every key; the server is then killed with SIGKILL and restarted. The new replica starts after a \`sync\`, on the client CPU, with an empty directory." '' \
+  "Written by \`make bench-scale\` (bench/scale.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git describe --always --dirty 2>/dev/null), $(nproc) cores (load average ${load_before} at the start, ${load_after} at the end: other work on the machine slows every figure), pinned as above; \`make bench\` copies this section from bench/SCALE.md. For each size, a new store is filled by bench/load (keys \`k0\`.., 100-byte values, ${lconns} connections × ${depth} pipelined, \`FSYNC=no\`), then restarted with \`FSYNC=everysec\`. GET reads random keys of the whole store (bench/get_rand.lua; wrk builds each request, so it costs the client more than scenario get's one key: compare the sizes with each other); PUT writes new keys. /health is asked every 10 ms on one connection (bench/health.lua) while bench/load overwrites every key; the server is then killed with SIGKILL and restarted. The new replica starts after a \`sync\`, on the client CPU, with an empty directory; bench/load probe asks its /health every 10 ms meanwhile, and also gives the figures with the time its loop (or the probe) waited for a CPU taken out of each answer (schedstat, as tests/abuse.c does)." '' \
   "${hdr}" "${sep}" \
   "$(row 'live data (keys + values)' '' "${rows_live[@]}")" \
   "$(row 'store file after the fill' '' "${rows_file[@]}")" \
@@ -255,11 +259,12 @@ bench_md "## Cost as the data grows (make bench-scale)" '' \
   "$(row '/health max during the overwrite, ms' "at most 50 ms: **${v_hmax}**" "${rows_hmax[@]}")" \
   "$(row "keys overwritten meanwhile (stopped after ${over_secs} s)" '' "${rows_over[@]}")" \
   "$(row 'full resync to a new replica' "at least 200 MB/s: **${v_sync}**" "${rows_sync[@]}")" \
-  "$(row "the new replica's /health during its resync, ms" '' "${rows_rh[@]}")"
+  "$(row "the new replica's /health during its resync, ms" "p99 at most 10 ms: **${v_rhp99}**; max at most 50 ms: **${v_rhmax}**" "${rows_rh[@]}")"
 bench_md_commands
 bench_summary \
   "scale, ${sizes[*]} keys: at ${lk}: clean open ${last_open} ms (${v_open}), recovery ${rec_s} s (${v_rec}), RssAnon ${rss_mib} MiB (${v_rss}), GET ${get_x}x (${v_get}), PUT everysec ${put_x}x (${v_put})" \
-  "  /health during the overwrite p99 $(kv_field p99_ms <<<"${last_h}") ms (${v_hp99}), max $(kv_field max_ms <<<"${last_h}") ms (${v_hmax}); full resync ${last_sync} MB/s (${v_sync})"
+  "  /health during the overwrite p99 $(kv_field p99_ms <<<"${last_h}") ms (${v_hp99}), max $(kv_field max_ms <<<"${last_h}") ms (${v_hmax}); full resync ${last_sync} MB/s (${v_sync})" \
+  "  the new replica's /health during its resync p99 $(kv_field p99_ms <<<"${last_rh}") ms (${v_rhp99}), max $(kv_field max_ms <<<"${last_rh}") ms (${v_rhmax})"
 
 # bench/SCALE.md: this section and its targets, kept between runs; then
 # the same text in RESULTS.md, in place of the last one (bench/run.sh

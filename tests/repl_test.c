@@ -33,6 +33,7 @@
 
 #include "client.h"
 #include "repl.h"
+#include "recover.h"
 #include "store.h"
 #include "util.h"
 

@@ -2113,6 +2113,23 @@ test_scan_seed(void)
 
 /* ---- Full syncs: the .sync file ---- */
 
+/* Wait up to secs for store_seal to finish, by polling the notify fd. */
+static int
+wait_sealed(struct store *s, double secs)
+{
+	struct pollfd pfd;
+	double end = now_sec() + secs;
+	int r;
+
+	while ((r = store_seal(s)) == 0 && now_sec() < end) {
+		pfd.fd = store_notify_fd(s);
+		pfd.events = POLLIN;
+		(void)poll(&pfd, 1, 100);
+		(void)store_durable_seq(s);	/* drains it */
+	}
+	return r;
+}
+
 /*
  * store_create builds a full sync's copy in "<path>.sync" beside the live
  * store, store_adopt renames it over the store, and a .sync left by a
@@ -2142,6 +2159,11 @@ test_sync_file(void)
 	}
 	CHECK(exists(spath));
 	CHECK(store_put(b, "new", 3, "2", 1, 5, NULL) == 1);
+
+	tcase = "full sync: store_seal flushes the copy in the background";
+	CHECK(store_seal(b) == 0);
+	CHECK(wait_sealed(b, 10) == 1);
+	CHECK(store_seal(b) == 1);
 
 	tcase = "full sync: store_adopt renames it over the store";
 	if ((a = store_adopt(a, b, err, sizeof(err))) == NULL) {

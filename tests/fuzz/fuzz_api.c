@@ -11,7 +11,8 @@
  * replica.c is built into this file (a unity build) to reach its sync
  * token, which is random, so that an input's "token=0" can stand for the
  * sync in progress. Its requests come from the primary's address
- * (-Wl,--wrap: no input has a connection), or no sync would begin.
+ * (tests/from_primary.c: no input has a connection), or no sync would
+ * begin.
  */
 
 #include "../../replica.c"
@@ -23,30 +24,6 @@
 #include "wait.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
-int	__wrap_http_peer(uint64_t, struct sockaddr_storage *,
-	    struct sockaddr_storage *);
-int	__wrap_repl_from_primary(const struct sockaddr_storage *,
-	    const struct sockaddr_storage *);
-
-int
-__wrap_http_peer(uint64_t id, struct sockaddr_storage *peer,
-    struct sockaddr_storage *local)
-{
-	(void)id;
-	memset(peer, 0, sizeof(*peer));
-	if (local != NULL)
-		memset(local, 0, sizeof(*local));
-	return 0;
-}
-
-int
-__wrap_repl_from_primary(const struct sockaddr_storage *peer,
-    const struct sockaddr_storage *local)
-{
-	(void)peer;
-	(void)local;
-	return 1;
-}
 
 static char	 dir[] = "/tmp/kvstore-fuzz-api-XXXXXX";
 static const char *const files[] = { "kvstore.db", "kvstore.db.sync",
@@ -149,6 +126,9 @@ one(const char *data, size_t size)
 	api_handle(c);
 	free(c);
 	wait_run();
+	/* The loop's next turns: a sync batch's slices, the end's swap. */
+	while (batch_id != 0 || end_id != 0)
+		replica_step();
 }
 
 int

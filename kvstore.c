@@ -514,16 +514,37 @@ recovery_done(struct repl_recovery *rr)
 	repl_recover_done(1);
 }
 
+/*
+ * Is recovery's copy, if it made one, on disk yet? Its flusher thread
+ * writes it (store_seal), so that the swap does not stop the loop for the
+ * whole flush (half a second at 3M keys): probes go on being answered.
+ */
+static int
+copy_sealed(struct repl_recovery *rr)
+{
+	if (rr->fresh == NULL)
+		return 1;
+	(void)store_durable_seq(rr->fresh);	/* drains its notify fd */
+	return store_seal(rr->fresh) != 0;	/* failed: adopt says why */
+}
+
 static void
 tick(void)
 {
-	struct repl_recovery rr;
+	static struct repl_recovery rr;		/* decided, being sealed */
+	static int decided;
 
 	node.stopping = stopping;
 	store_step(node.store);
 	replica_step();
-	if (recovery_mode != REPL_RECOVER_NONE && repl_recover_result(&rr) == 1)
-		recovery_done(&rr);
+	if (recovery_mode != REPL_RECOVER_NONE &&
+	    (decided || repl_recover_result(&rr) == 1)) {
+		decided = 1;
+		if (copy_sealed(&rr)) {
+			decided = 0;
+			recovery_done(&rr);
+		}
+	}
 	wait_run();
 	repl_flush();
 }

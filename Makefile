@@ -5,10 +5,13 @@ CC      = musl-gcc
 # none), unused functions and data dropped at link time, code pages not
 # padded apart from the read-only data, and no RELRO segment: musl applies
 # RELRO only in its dynamic linker, so in a static binary the segment
-# protects nothing and costs up to a page of padding.
-CFLAGS  = -Os -fno-asynchronous-unwind-tables -ffunction-sections \
+# protects nothing and costs up to a page of padding. Position-dependent
+# code (Debian's compilers make PIE by default): a static binary that is
+# not static-pie loads at a fixed address anyway, and absolute addresses
+# take 4.3 KB less code than PIE's.
+CFLAGS  = -Os -fno-pie -fno-asynchronous-unwind-tables -ffunction-sections \
 	-fdata-sections -fno-ident
-LDFLAGS = -static -s -Wl,--gc-sections -Wl,-z,noseparate-code \
+LDFLAGS = -static -no-pie -s -Wl,--gc-sections -Wl,-z,noseparate-code \
 	-Wl,-z,norelro
 LDLIBS  = -lpthread
 HOSTCC  = cc

@@ -694,7 +694,11 @@ get_key(struct http_request *r, const char *key, size_t klen)
 	size_t len;
 	int found, fd;
 
-	found = store_get(node.store, key, klen, &v) && live(&v);
+	if ((found = store_get(node.store, key, klen, &v)) && !live(&v)) {
+		/* Delete it now: a watch parked on it sees the delete. */
+		api_expire();
+		found = 0;
+	}
 	if (wait_watch_key(r, key, klen, found ? &v : NULL))
 		return;
 	p = reply_u64(extra, "X-Kv-Index: ", store_last_seq(node.store), "\r\n");

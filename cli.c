@@ -415,17 +415,17 @@ cli_put(int argc, char **argv)
 	uint64_t n;
 	int rc, i;
 
-	for (i = 2; i + 1 < argc && argv[i][0] == '-'; i += 2) {
-		if (strcmp(argv[i], "--ttl") == 0) {
+	for (i = 2; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--ttl") == 0)
 			ttl = ttl_arg(argv[i + 1]);
-			continue;
-		}
-		end = parse_dec(argv[i + 1], 64, &n);
-		if (strcmp(argv[i], "--replicas") != 0 || end == NULL ||
+		else if (strcmp(argv[i], "--replicas") != 0)
+			break;
+		else if ((end = parse_dec(argv[i + 1], 64, &n)) == NULL ||
 		    *end != '\0')
 			return usage();
-		snprintf(extra, sizeof(extra), "X-Kv-Replicas: %u\r\n",
-		    (unsigned)n);
+		else
+			snprintf(extra, sizeof(extra), "X-Kv-Replicas: %u\r\n",
+			    (unsigned)n);
 	}
 	if (argc == i + 2)
 		return cli_write("PUT", argv[i], argv[i + 1],
@@ -482,7 +482,7 @@ static int
 lock_run(char **argv, const char *name, const char *target, uint64_t *seq,
     uint64_t ttl_ms, const char *val)
 {
-	struct timespec poll = { 0, LOCK_POLL_MS * 1000000L };
+	struct timespec nap = { 0, LOCK_POLL_MS * 1000000L };
 	uint64_t renewed = mono_ms();
 	pid_t pid, w;
 	int st, status, lost = 0;
@@ -498,7 +498,7 @@ lock_run(char **argv, const char *name, const char *target, uint64_t *seq,
 		_exit(127);
 	}
 	while ((w = waitpid(pid, &st, WNOHANG)) == 0) {
-		nanosleep(&poll, NULL);
+		nanosleep(&nap, NULL);
 		if (lost || mono_ms() - renewed < ttl_ms / 3)
 			continue;
 		status = lock_call("PUT", target, seq, val);

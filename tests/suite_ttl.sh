@@ -9,9 +9,9 @@
 # ---- On one primary ----
 
 testTtlKeyExpiresAndSaysWhen() {
-  code=$(curl -s -o "${body}" -D "${SHUNIT_TMPDIR}/hdr" -w '%{http_code}' \
+  code=$(curl -s -o "${body}" -D "${SHUNIT_TMPDIR}/ttl.hdr" -w '%{http_code}' \
     -X PUT -d v "${url}/kv/ttl1?ttl=2s")
-  seq=$(tr -d '\r' <"${SHUNIT_TMPDIR}/hdr" | sed -n 's/^X-Kv-Seq: //p')
+  seq=$(tr -d '\r' <"${SHUNIT_TMPDIR}/ttl.hdr" | sed -n 's/^X-Kv-Seq: //p')
   assertEquals 'PUT ?ttl=2s' 201 "${code}"
   for m in GET HEAD; do
     left=$(ttl_expires_in "${url}" ttl1 "${m}")
@@ -53,9 +53,9 @@ testTtlListingShowsExpiresIn() {
 # it again once its holder let it lapse.
 testTtlLockTakeContendRenewLapse() {
   take() {
-    code=$(curl -s -D "${SHUNIT_TMPDIR}/hdr" -o "${body}" -w '%{http_code}' \
+    code=$(curl -s -D "${SHUNIT_TMPDIR}/ttl.hdr" -o "${body}" -w '%{http_code}' \
       -X PUT -d "$1" -H "$2" "${url}/kv/ttllock?ttl=$3")
-    seq=$(tr -d '\r' <"${SHUNIT_TMPDIR}/hdr" | sed -n 's/^X-Kv-Seq: //p')
+    seq=$(tr -d '\r' <"${SHUNIT_TMPDIR}/ttl.hdr" | sed -n 's/^X-Kv-Seq: //p')
   }
   take a 'If-None-Match: *' 2s
   assertEquals 'taken' 201 "${code}"

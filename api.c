@@ -30,6 +30,7 @@
 #include "parse.h"
 #include "http.h"
 #include "repl.h"
+#include "recover.h"
 #include "store.h"
 #include "ui.h"
 #include "util.h"
@@ -52,6 +53,8 @@
 #define JSON_KEY_MAX	(JSON_STRING_MAX(STORE_MAX_KEY) + 1)
 #define SENDFILE_MIN_BYTES (16 << 10)	/* a value this big goes out by
 					   sendfile(2): no copy, no buffer */
+#define EXPIRE_PER_TICK	256		/* keys expired per loop turn: about
+					   0.3 ms of deletes */
 
 /* The state of one listing: streamed whole, or one page of it. */
 struct listing {
@@ -90,6 +93,9 @@ static void	list_request(struct http_request *);
 static void	key_request(struct http_request *);
 static void	kv_root(struct http_request *);
 static void	route_ui(struct http_request *);
+static int	live(const struct store_value *);
+static char	*expires_in(char *, const char *, const struct store_value *,
+		    const char *);
 
 /* First match wins: the exact /kv/ (the listing) before its prefix. */
 static const struct route routes[] = {
@@ -166,8 +172,11 @@ list_object(struct listing *l, const char *key, size_t klen,
 		    (const unsigned char *)v->data, v->len);
 		st->buf[st->len++] = '"';
 	}
-	st->len += fmt_str(st->buf + st->len, ",\"version\":%llu}",
+	st->len += fmt_str(st->buf + st->len, ",\"version\":%llu",
 	    (unsigned long long)v->seq);
+	st->len = expires_in(st->buf + st->len, ",\"expires_in\":", v, "") -
+	    st->buf;
+	st->buf[st->len++] = '}';
 }
 
 /* store_scan's visitor: stage key; "enough" once a page's budget is spent. */
@@ -177,9 +186,10 @@ list_key(void *arg, const char *key, size_t klen, const struct store_value *v)
 	struct listing *l = arg;
 	size_t need, vlen = v->len > LIST_VALUE_MAX ? 0 : v->len;
 
-	if (klen < l->plen || memcmp(key, l->prefix, l->plen) != 0)
+	if (klen < l->plen || memcmp(key, l->prefix, l->plen) != 0 ||
+	    !live(v))
 		return 0;
-	need = JSON_STRING_MAX(klen) + (l->values ? vlen * 6 + 96 : 0) + 8;
+	need = JSON_STRING_MAX(klen) + (l->values ? vlen * 6 + 128 : 0) + 8;
 	if (stage_reserve(&l->st, need, LIST_TAIL) == -1)
 		return 1;
 	if (l->nkeys++ > 0)
@@ -438,6 +448,79 @@ repl_token_ok(const struct http_request *r)
 /* ---- Keys ---- */
 
 /*
+ * Whether a key is there to be seen. On the primary, a key past its
+ * expiry is gone at once, though its delete comes with the next sweep
+ * (api_expire). A replica shows it until that delete arrives: it never
+ * judges by its own clock, so every node answers the same at each seq.
+ */
+static int
+live(const struct store_value *v)
+{
+	return v->expires == 0 || node.role != ROLE_PRIMARY ||
+	    v->expires > wall_ms();
+}
+
+/* name, v's time to live in seconds with 3 decimals and end, at p. */
+static char *
+expires_in(char *p, const char *name, const struct store_value *v,
+    const char *end)
+{
+	uint64_t now = wall_ms(), left;
+
+	if (v->expires == 0)
+		return p;
+	left = v->expires > now ? v->expires - now : 0;
+	return p + fmt_str(p, "%s%llu.%03u%s", name,
+	    (unsigned long long)(left / 1000), (unsigned)(left % 1000), end);
+}
+
+/* A key expired, or was deleted: tell the replicas and the watches. */
+static void
+deleted(void *arg, const char *key, size_t klen, uint64_t seq)
+{
+	(void)arg;
+	repl_enqueue(REPL_DEL, seq, key, klen, NULL, 0);
+	wait_note_write(key, klen);
+}
+
+void
+api_expire(void)
+{
+	if (node.role == ROLE_PRIMARY && !node.store_stale &&
+	    !repl_recovering())
+		(void)store_expire(node.store, wall_ms(), EXPIRE_PER_TICK,
+		    deleted, NULL);
+}
+
+
+/*
+ * A write's ?ttl= (see parse_ttl) as an expiry into *expires, 0 without
+ * one. Answers 400 and returns -1 if it is malformed or not on a PUT.
+ */
+static int
+ttl_expiry(struct http_request *r, uint64_t *expires)
+{
+	const char *v;
+	size_t len;
+	uint64_t ms;
+
+	*expires = 0;
+	if ((v = http_query(r, "ttl", &len)) == NULL)
+		return 0;
+	if (!req_is(r, "PUT")) {
+		reply_text(r->id, 400, "", "ttl= goes with PUT only");
+		return -1;
+	}
+	if (parse_ttl(v, len, &ms) == -1) {
+		reply_text(r->id, 400, "", "bad ttl: use a whole number and "
+		    "ms, s, m or h (30s), from 1 ms to 10 years");
+		return -1;
+	}
+	*expires = wall_ms() + ms;
+	return 0;
+}
+
+/*
  * Decode the key from the path after "/kv/" into key[STORE_MAX_KEY]. On a
  * bad key, answer the request and return -1.
  */
@@ -588,7 +671,7 @@ write_allowed(struct http_request *r, const char *key, size_t klen)
 	inm = http_header(r, "If-None-Match", &inmlen);
 	if (im == NULL && inm == NULL)
 		return 0;
-	exists = store_get(node.store, key, klen, &v);
+	exists = store_get(node.store, key, klen, &v) && live(&v);
 	seq = exists ? v.seq : 0;
 	if (im != NULL && !etag_listed(im, imlen, exists, seq, 0)) {
 		reply_text(r->id, 412, "", exists ? "precondition failed: "
@@ -609,12 +692,16 @@ get_key(struct http_request *r, const char *key, size_t klen)
 {
 	struct store_value v;
 	const char *h;
-	char extra[160], *p;
+	char extra[200], *p;
 	uint64_t off;
 	size_t len;
 	int found, fd;
 
-	found = store_get(node.store, key, klen, &v);
+	if ((found = store_get(node.store, key, klen, &v)) && !live(&v)) {
+		/* Delete it now: a watch parked on it sees the delete. */
+		api_expire();
+		found = 0;
+	}
 	if (wait_watch_key(r, key, klen, found ? &v : NULL))
 		return;
 	p = reply_u64(extra, "X-Kv-Index: ", store_last_seq(node.store), "\r\n");
@@ -622,7 +709,8 @@ get_key(struct http_request *r, const char *key, size_t klen)
 		reply_text(r->id, 404, extra, "key not found");
 		return;
 	}
-	reply_version(p, v.seq, 1);
+	(void)expires_in(reply_version(p, v.seq, 1), "X-Kv-Expires-In: ", &v,
+	    "\r\n");
 	if ((h = http_header(r, "If-None-Match", &len)) != NULL &&
 	    etag_listed(h, len, 1, v.seq, 1)) {
 		http_reply(r->id, 304, NULL, extra, NULL, 0);
@@ -639,20 +727,22 @@ get_key(struct http_request *r, const char *key, size_t klen)
 }
 
 static void
-put_key(struct http_request *r, const char *key, size_t klen)
+put_key(struct http_request *r, const char *key, size_t klen,
+    uint64_t expires)
 {
 	uint64_t seq;
 	int rc;
 
 	if (write_allowed(r, key, klen) == -1)
 		return;
-	if ((rc = store_put(node.store, key, klen, r->body, r->body_len, 0,
-	    &seq)) == -1) {
+	if ((rc = store_put_exp(node.store, key, klen, r->body, r->body_len,
+	    expires, 0, &seq)) == -1) {
 		reply_store_error(r, "write");
 		return;
 	}
 	disk_has_room();
-	repl_enqueue(REPL_PUT, seq, key, klen, r->body, r->body_len);
+	repl_enqueue_exp(REPL_PUT, seq, key, klen, r->body, r->body_len,
+	    expires);
 	wait_note_write(key, klen);
 	if (rc == 1)
 		wait_ack_write(r, 201, "created", seq);
@@ -676,8 +766,7 @@ delete_key(struct http_request *r, const char *key, size_t klen)
 		reply_text(r->id, 404, "", "key not found");
 		return;
 	}
-	repl_enqueue(REPL_DEL, seq, key, klen, NULL, 0);
-	wait_note_write(key, klen);
+	deleted(NULL, key, klen, seq);
 	wait_ack_write(r, 200, "deleted", seq);
 }
 
@@ -686,7 +775,7 @@ static void
 key_request(struct http_request *r)
 {
 	char key[STORE_MAX_KEY];
-	uint64_t want;
+	uint64_t want, expires;
 	ssize_t klen;
 
 	if ((klen = parse_key(r, key)) < 0)
@@ -700,13 +789,22 @@ key_request(struct http_request *r)
 	else if (node.store_stale)
 		reply_text(r->id, 503, "", "a full sync could not be swapped "
 		    "in; this node takes no writes until it is restarted");
-	else if (req_header_u64(r, "X-Kv-Replicas", &want) == -1 ||
+	else if (ttl_expiry(r, &expires) == -1 ||
+	    req_header_u64(r, "X-Kv-Replicas", &want) == -1 ||
 	    !wait_enough_replicas(r) || (want > 0 && !wait_has_room(r)))
 		return;
-	else if (req_is(r, "PUT"))
-		put_key(r, key, klen);
-	else
-		delete_key(r, key, klen);
+	else {
+		/* Due keys go first, so that the write meets its key as
+		 * clients see it (a PUT over a lapsed lock creates it). Only
+		 * when over EXPIRE_PER_TICK are due at once may this one be
+		 * left for the sweep: hidden from If-(None-)Match all the
+		 * same, but a PUT says "replaced", a DELETE "deleted". */
+		api_expire();
+		if (req_is(r, "PUT"))
+			put_key(r, key, klen, expires);
+		else
+			delete_key(r, key, klen);
+	}
 }
 
 /* /kv/: the listing, once a recovering primary has its data back. */

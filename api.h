@@ -13,5 +13,12 @@ void	api_handle(struct http_request *r);
  */
 int	api_admit(struct http_request *r);
 
+/*
+ * The primary's expiry, a slice per loop turn: up to EXPIRE_PER_TICK keys
+ * past their expiry are deleted as a DELETE would (a tombstone with its
+ * own seq, replicated; watches fire). Does nothing on a replica.
+ */
+void	api_expire(void);
+
 /* The largest body r may send: MAX_VALUE_BYTES, or a replication batch. */
 size_t	api_body_limit(const struct http_request *r);

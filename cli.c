@@ -8,12 +8,16 @@
  * 2 usage, 3 server, network or file error.
  */
 
+#define _DEFAULT_SOURCE		/* vfork(2), which musl and glibc both have */
+
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +39,9 @@
 #define CLI_WATCH_S	30		/* one watch request of kvstore watch */
 #define REPLICAS_CLI_TIMEOUT_MS 605000	/* REPLICAS_WAIT_MS's maximum + 5 s */
 #define CLI_MAX_BODY	((size_t)INT32_MAX)	/* values are below 2^31 */
+#define LOCK_TTL	"15s"		/* kvstore lock's default --ttl */
+#define LOCK_WAIT_S	60		/* and --wait */
+#define LOCK_POLL_MS	50		/* the held command is checked */
 
 enum { EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_SERVER };
 #define EXIT_DAMAGED	EXIT_NOT_FOUND	/* kvstore check found damage */
@@ -45,8 +52,9 @@ static const char usage_text[] =
     "usage: kvstore                      run the server (configured by the "
     "environment; see README.md)\n"
     "       kvstore get [--wait SECONDS] [--expect VALUE] KEY\n"
-    "       kvstore put [--replicas N] KEY [VALUE]   (VALUE from stdin "
-    "when omitted)\n"
+    "       kvstore put [--replicas N] [--ttl 30s] KEY [VALUE]   (VALUE "
+    "from stdin when omitted)\n"
+    "       kvstore lock NAME [--ttl 15s] [--wait 60] -- COMMAND...\n"
     "       kvstore del KEY\n"
     "       kvstore ls [PREFIX]\n"
     "       kvstore watch KEY            (each new value, one per line)\n"
@@ -60,6 +68,10 @@ static const char usage_text[] =
     "when set.\n"
     "Exit status: 0 ok, 1 not found, 2 usage, 3 server or network error;\n"
     "check: 0 sound, 1 damaged, 3 cannot read the file.\n";
+
+static int	cli_lock(int, char **);
+
+static volatile int exec_errno;	/* lock's child could not run its command */
 
 static int
 usage(void)
@@ -88,15 +100,19 @@ cli_url(void)
 	return url;
 }
 
-/* "/kv/" and key percent-encoded: every byte but the unreserved ones. */
+/*
+ * "/kv/" and key percent-encoded (every byte but the unreserved ones),
+ * then "?ttl=" and ttl unless it is NULL.
+ */
 static char *
-key_target(const char *key)
+key_target(const char *key, const char *ttl)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	char *t, *o;
 	const unsigned char *k;
 
-	if ((t = malloc(4 + strlen(key) * 3 + 1)) == NULL)
+	if ((t = malloc(4 + strlen(key) * 3 + (ttl != NULL ? strlen(ttl) +
+	    5 : 0) + 1)) == NULL)
 		return NULL;
 	o = t + fmt_str(t, "/kv/");
 	for (k = (const unsigned char *)key; *k != '\0'; k++) {
@@ -110,6 +126,8 @@ key_target(const char *key)
 		*o++ = hex[*k & 15];
 	}
 	*o = '\0';
+	if (ttl != NULL)
+		fmt_str(o, "?ttl=%s", ttl);
 	return t;
 }
 
@@ -156,7 +174,8 @@ header_u64(const struct client *c, const char *name)
 /*
  * One request with extra header lines and a timeout; returns the status
  * (or -1, having said why on stderr unless quiet) with the body in *out
- * for the caller to free. *index gets X-Kv-Index when index is not NULL.
+ * for the caller to free. *index gets X-Kv-Index (a write's X-Kv-Seq)
+ * when index is not NULL.
  * HTTP/1.0, one connection per request: a CLI run makes one or a few.
  */
 static int
@@ -201,7 +220,8 @@ cli_request(const char *method, const char *target, const char *extra,
 		*outlen = rs.body_len;
 		status = rs.status;
 		if (index != NULL)
-			*index = header_u64(c, "X-Kv-Index");
+			*index = header_u64(c, strcmp(method, "GET") == 0 ?
+			    "X-Kv-Index" : "X-Kv-Seq");
 	}
 	if (why != NULL && !quiet)
 		fmt_file(stderr, "kvstore: %s %s: %s: %s\n", method, target,
@@ -287,7 +307,7 @@ cli_get(int argc, char **argv)
 	if (i != argc - 1)
 		return usage();
 	key = argv[i];
-	if ((target = key_target(key)) == NULL)
+	if ((target = key_target(key, NULL)) == NULL)
 		return EXIT_SERVER;
 	deadline = mono_ms() + wait_s * 1000;
 	for (;;) {
@@ -349,13 +369,13 @@ read_stdin(size_t *len)
 
 static int
 cli_write(const char *method, const char *key, const char *val, size_t vlen,
-    const char *extra)
+    const char *extra, const char *ttl)
 {
 	char *target, *out = NULL;
 	size_t len;
 	int status, rc;
 
-	if ((target = key_target(key)) == NULL)
+	if ((target = key_target(key, ttl)) == NULL)
 		return EXIT_SERVER;
 	/* With X-Kv-Replicas the server may wait up to REPLICAS_WAIT_MS. */
 	status = cli_request(method, target, extra, val, vlen, *extra != '\0' ?
@@ -373,27 +393,45 @@ cli_write(const char *method, const char *key, const char *val, size_t vlen,
 	return rc;
 }
 
-/* put [--replicas N] KEY [VALUE] */
+/* A TTL option's value, checked as the server will (exits 2 if bad). */
+static const char *
+ttl_arg(const char *v)
+{
+	uint64_t ms;
+
+	if (parse_ttl(v, strlen(v), &ms) == -1) {
+		fmt_file(stderr, "kvstore: bad TTL %s (e.g. 300ms, 30s, 5m, "
+		    "2h)\n", v);
+		exit(EXIT_USAGE);
+	}
+	return v;
+}
+
+/* put [--replicas N] [--ttl TTL] KEY [VALUE] */
 static int
 cli_put(int argc, char **argv)
 {
 	char extra[64] = "", *val;
-	const char *end;
+	const char *end, *ttl = NULL;
 	size_t vlen;
 	uint64_t n;
-	int rc, i = 2;
+	int rc, i;
 
-	if (argc > 3 && strcmp(argv[2], "--replicas") == 0) {
-		end = parse_dec(argv[3], 64, &n);
-		if (end == NULL || *end != '\0')
+	for (i = 2; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--ttl") == 0)
+			ttl = ttl_arg(argv[i + 1]);
+		else if (strcmp(argv[i], "--replicas") != 0)
+			break;
+		else if ((end = parse_dec(argv[i + 1], 64, &n)) == NULL ||
+		    *end != '\0')
 			return usage();
-		fmt_buf(extra, sizeof(extra), "X-Kv-Replicas: %u\r\n",
-		    (unsigned)n);
-		i = 4;
+		else
+			fmt_buf(extra, sizeof(extra), "X-Kv-Replicas: %u\r\n",
+			    (unsigned)n);
 	}
 	if (argc == i + 2)
 		return cli_write("PUT", argv[i], argv[i + 1],
-		    strlen(argv[i + 1]), extra);
+		    strlen(argv[i + 1]), extra, ttl);
 	if (argc != i + 1)
 		return usage();
 	if ((val = read_stdin(&vlen)) == NULL) {
@@ -401,8 +439,139 @@ cli_put(int argc, char **argv)
 		    strerror(errno));
 		return EXIT_SERVER;
 	}
-	rc = cli_write("PUT", argv[i], val, vlen, extra);
+	rc = cli_write("PUT", argv[i], val, vlen, extra, ttl);
 	free(val);
+	return rc;
+}
+
+/* ---- kvstore lock ---- */
+
+/*
+ * One conditional write of a lock: If-None-Match: * while *seq is 0 (take
+ * it), else If-Match its version (renew, release). Returns the status, or
+ * -1 without an answer; on 200 or 201 *seq is the new version.
+ */
+static int
+lock_call(const char *method, const char *target, uint64_t *seq,
+    const char *val)
+{
+	char cond[48], *out;
+	size_t len;
+	uint64_t got = 0;
+	int status;
+
+	if (*seq == 0)
+		fmt_buf(cond, sizeof(cond), "If-None-Match: *\r\n");
+	else
+		fmt_buf(cond, sizeof(cond), "If-Match: \"%llu\"\r\n",
+		    (unsigned long long)*seq);
+	status = cli_request(method, target, cond, val, strlen(val),
+	    CLI_TIMEOUT_MS, &out, &len, &got, 1);
+	free(out);
+	if (status == 200 || status == 201)
+		*seq = got;
+	return status;
+}
+
+/*
+ * Run argv[0..] as a child while holding the lock at target (version
+ * *seq), renewing it every third of ttl_ms. Returns the child's exit
+ * status (128 + signal if killed), or -1 if the lock was lost: a renewal
+ * found it gone or taken, or none got through within ttl_ms. Then the
+ * child got SIGTERM, and was waited for.
+ */
+static int
+lock_run(char **argv, const char *name, const char *target, uint64_t *seq,
+    uint64_t ttl_ms, const char *val)
+{
+	struct timespec nap = { 0, LOCK_POLL_MS * 1000000L };
+	uint64_t renewed = mono_ms();
+	pid_t pid, w;
+	int st, status, lost = 0;
+
+	/* vfork: fork's atfork machinery would cost a kilobyte of binary. */
+	if ((pid = vfork()) == -1) {
+		fmt_file(stderr, "kvstore: vfork: %s\n", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		execvp(argv[0], argv);
+		exec_errno = errno;	/* shared memory: for the parent */
+		_exit(127);
+	}
+	while ((w = waitpid(pid, &st, WNOHANG)) == 0) {
+		nanosleep(&nap, NULL);
+		if (lost || mono_ms() - renewed < ttl_ms / 3)
+			continue;
+		status = lock_call("PUT", target, seq, val);
+		if (status == 200)
+			renewed = mono_ms();
+		else if (status == 404 || status == 412 ||
+		    mono_ms() - renewed >= ttl_ms) {
+			fmt_file(stderr, "kvstore: lock %s lost (renewal: %d); "
+			    "sending the command SIGTERM\n", name, status);
+			(void)kill(pid, SIGTERM);
+			lost = 1;
+		}
+	}
+	if (exec_errno != 0)
+		fmt_file(stderr, "kvstore: %s: %s\n", argv[0],
+		    strerror(exec_errno));
+	if (w == -1 || lost)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/*
+ * lock NAME [--ttl TTL] [--wait SECONDS] -- COMMAND [ARG...]: take the key
+ * NAME with PUT ?ttl= and If-None-Match: *, retrying while another holds
+ * it, for up to --wait seconds; run the command (lock_run), then delete
+ * the key with If-Match and exit with the command's status. A lock whose
+ * holder dies unannounced frees itself when its TTL runs out.
+ */
+static int
+cli_lock(int argc, char **argv)
+{
+	struct timespec retry = { 0, CLI_RETRY_MS * 1000000L };
+	const char *ttl = LOCK_TTL, *end;
+	char *put, *del, val[32];
+	uint64_t wait_s = LOCK_WAIT_S, ms, seq = 0, deadline;
+	int i, status, rc;
+
+	for (i = 3; i + 1 < argc && strcmp(argv[i], "--") != 0; i += 2) {
+		if (strcmp(argv[i], "--ttl") == 0)
+			ttl = ttl_arg(argv[i + 1]);
+		else if (strcmp(argv[i], "--wait") != 0 ||
+		    (end = parse_dec(argv[i + 1], 86400, &wait_s)) == NULL ||
+		    *end != '\0')
+			return usage();
+	}
+	if (argc < 3 || i + 1 >= argc || strcmp(argv[i], "--") != 0)
+		return usage();
+	(void)parse_ttl(ttl, strlen(ttl), &ms);
+	put = key_target(argv[2], ttl);
+	del = key_target(argv[2], NULL);
+	fmt_buf(val, sizeof(val), "pid %ld\n", (long)getpid());
+	deadline = mono_ms() + wait_s * 1000;
+	while (put != NULL && (status = lock_call("PUT", put, &seq, val)) ==
+	    412 && mono_ms() < deadline)
+		nanosleep(&retry, NULL);
+	if (put == NULL || del == NULL)
+		rc = EXIT_SERVER;
+	else if (status == 412) {
+		fmt_file(stderr, "kvstore: lock %s: still held after %llu s\n",
+		    argv[2], (unsigned long long)wait_s);
+		rc = EXIT_NOT_FOUND;
+	} else if (status != 201)
+		rc = cli_fail("PUT", put, status, "");
+	else if ((rc = lock_run(argv + i + 1, argv[2], put, &seq, ms,
+	    val)) == -1)
+		rc = EXIT_SERVER;
+	else if ((status = lock_call("DELETE", del, &seq, "")) != 200)
+		fmt_file(stderr, "kvstore: lock %s: release: %d\n", argv[2],
+		    status);
+	free(put);
+	free(del);
 	return rc;
 }
 
@@ -419,7 +588,7 @@ cli_watch(int argc, char **argv)
 	uint64_t index = 0;
 	int status, last_status = 0;
 
-	if (argc != 3 || (target = key_target(argv[2])) == NULL)
+	if (argc != 3 || (target = key_target(argv[2], NULL)) == NULL)
 		return usage();
 	n = strlen(target) + 64;
 	if ((full = malloc(n)) == NULL)
@@ -752,8 +921,10 @@ cli_main(int argc, char **argv)
 	if (strcmp(cmd, "put") == 0)
 		return cli_put(argc, argv);
 	if (strcmp(cmd, "del") == 0)
-		return argc == 3 ? cli_write("DELETE", argv[2], NULL, 0, "") :
-		    usage();
+		return argc == 3 ? cli_write("DELETE", argv[2], NULL, 0, "",
+		    NULL) : usage();
+	if (strcmp(cmd, "lock") == 0)
+		return cli_lock(argc, argv);
 	if (strcmp(cmd, "watch") == 0)
 		return cli_watch(argc, argv);
 	if (strcmp(cmd, "ls") == 0)

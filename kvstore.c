@@ -417,12 +417,12 @@ tail_walk(const char *tail, size_t len, uint64_t max, int to_store)
 		if ((k = repl_decode(tail + off, len - off, &rec)) <= 0)
 			break;
 		if (!to_store) {
-			repl_enqueue(rec.op, rec.seq, rec.key, rec.klen,
-			    rec.val, rec.vlen);
+			repl_enqueue_exp(rec.op, rec.seq, rec.key,
+			    rec.klen, rec.val, rec.vlen, rec.expires);
 			continue;
 		}
-		rc = rec.op == REPL_PUT ? store_put(node.store, rec.key,
-		    rec.klen, rec.val, rec.vlen, rec.seq, &dummy) :
+		rc = rec.op == REPL_PUT ? store_put_exp(node.store, rec.key,
+		    rec.klen, rec.val, rec.vlen, rec.expires, rec.seq, &dummy) :
 		    store_del(node.store, rec.key, rec.klen, rec.seq, &dummy);
 		if (rc == -1) {
 			kv_log("error", "recovery: cannot write seq %llu: %s",
@@ -537,6 +537,7 @@ tick(void)
 	node.stopping = stopping;
 	store_step(node.store);
 	replica_step();
+	api_expire();
 	if (recovery_mode != REPL_RECOVER_NONE &&
 	    (decided || repl_recover_result(&rr) == 1)) {
 		decided = 1;

@@ -71,10 +71,14 @@
  *   | u8 |   u64    | u16   | u32   |           |             |
  *   +----+----------+-------+-------+-----------+-------------+
  *
- * op is 'P' (put: key 1..1024 bytes, value below 2^31), 'D' (delete: key
- * 1..1024 bytes, no value) or 'E' (end of snapshot: no key, no value, seq
- * is the snapshot's). A batch is records back to back, seq ascending and
- * contiguous.
+ * op is 'P' (put: key 1..1024 bytes, value below 2^31), 'X' (a put of a
+ * key that expires: the value bytes are a u64 expiry, unix ms on the
+ * primary's clock, then the value, so vlen is the value's length + 8),
+ * 'D' (delete: key 1..1024 bytes, no value; also how a key expires, decided
+ * by the primary alone) or 'E' (end of snapshot: no key, no value, seq is
+ * the snapshot's). A batch is records back to back, seq ascending and
+ * contiguous. Full syncs, tails and the backlog carry 'X' like any
+ * record, so every copy of a key keeps its expiry.
  *
  * Handshake (Redis PSYNC's shape): a pusher asks the replica's state. Same
  * repl id and a seq in [oldest seq in the backlog - 1, our seq]: partial
@@ -465,6 +469,9 @@ valid(int op, uint64_t klen, uint64_t vlen)
 	switch (op) {
 	case REPL_PUT:
 		return klen >= 1 && klen <= STORE_MAX_KEY && vlen <= MAX_VAL;
+	case REPL_PUT_EXP:
+		return klen >= 1 && klen <= STORE_MAX_KEY && vlen >= 8 &&
+		    vlen <= MAX_VAL;
 	case REPL_DEL:
 		return klen >= 1 && klen <= STORE_MAX_KEY && vlen == 0;
 	case REPL_END:
@@ -478,20 +485,34 @@ size_t
 repl_encode(char *buf, size_t cap, int op, uint64_t seq, const char *key,
     size_t klen, const char *val, size_t vlen)
 {
-	unsigned char *p = (unsigned char *)buf;
-	size_t n;
+	return repl_encode_exp(buf, cap, op, seq, key, klen, val, vlen, 0);
+}
 
-	if (!valid(op, klen, vlen) ||
-	    (n = repl_encoded_len(klen, vlen)) > cap)
+size_t
+repl_encode_exp(char *buf, size_t cap, int op, uint64_t seq,
+    const char *key, size_t klen, const char *val, size_t vlen,
+    uint64_t expires)
+{
+	unsigned char *p = (unsigned char *)buf;
+	size_t n, x = 0;
+
+	if (expires != 0 && op == REPL_PUT) {
+		op = REPL_PUT_EXP;
+		x = 8;
+	}
+	if (!valid(op, klen, vlen + x) ||
+	    (n = repl_encoded_len(klen, vlen + x)) > cap)
 		return 0;
 	p[0] = (unsigned char)op;
 	put64(p + 1, seq);
 	put16(p + 9, (uint16_t)klen);
-	put32(p + 11, (uint32_t)vlen);
+	put32(p + 11, (uint32_t)(vlen + x));
 	if (klen > 0)
 		memcpy(p + REC_HEAD, key, klen);
+	if (x > 0)
+		put64(p + REC_HEAD + klen, expires);
 	if (vlen > 0)
-		memcpy(p + REC_HEAD + klen, val, vlen);
+		memcpy(p + REC_HEAD + klen + x, val, vlen);
 	return n;
 }
 
@@ -504,7 +525,8 @@ repl_decode(const char *buf, size_t len, struct repl_record *rec)
 	memset(rec, 0, sizeof(*rec));	/* no stale fields after 0 or -1 */
 	if (len == 0)
 		return 0;
-	if (p[0] != REPL_PUT && p[0] != REPL_DEL && p[0] != REPL_END)
+	if (p[0] != REPL_PUT && p[0] != REPL_DEL && p[0] != REPL_END &&
+	    p[0] != REPL_PUT_EXP)
 		return -1;	/* say so at once: a stream can stop early */
 	if (len < REC_HEAD)
 		return 0;
@@ -520,6 +542,12 @@ repl_decode(const char *buf, size_t len, struct repl_record *rec)
 	rec->klen = (size_t)klen;
 	rec->val = buf + REC_HEAD + klen;
 	rec->vlen = (size_t)vlen;
+	if (rec->op == REPL_PUT_EXP) {
+		rec->op = REPL_PUT;
+		rec->expires = get64(p + REC_HEAD + klen);
+		rec->val += 8;
+		rec->vlen -= 8;
+	}
 	return (ssize_t)(REC_HEAD + klen + vlen);
 }
 
@@ -829,8 +857,9 @@ load_record(struct sync *sy, const struct repl_record *rec)
 			return 0;
 		seq = sy->snap.seq;
 	}
-	rc = rec->op == REPL_PUT ? store_put(sy->load, rec->key, rec->klen,
-	    rec->val, rec->vlen, seq, NULL) : store_del(sy->load, rec->key,
+	rc = rec->op == REPL_PUT ? store_put_exp(sy->load, rec->key,
+	    rec->klen, rec->val, rec->vlen, rec->expires, seq, NULL) :
+	    store_del(sy->load, rec->key,
 	    rec->klen, seq, NULL);
 	if (rc == -1) {
 		seterr(sy->err, "loading the copy: %s", strerror(errno));
@@ -1193,19 +1222,31 @@ void
 repl_enqueue(int op, uint64_t seq, const char *key, size_t klen,
     const char *val, size_t vlen)
 {
-	unsigned char h[SLOT_HEAD + REC_HEAD];
-	size_t need;
+	repl_enqueue_exp(op, seq, key, klen, val, vlen, 0);
+}
+
+void
+repl_enqueue_exp(int op, uint64_t seq, const char *key, size_t klen, const char *val,
+    size_t vlen, uint64_t expires)
+{
+	unsigned char h[SLOT_HEAD + REC_HEAD], x[8];
+	size_t need, xlen = 0;
 	int skipped = 0, huge = 0;
 	uint64_t last = 0;
 
-	if (!inited || !valid(op, klen, vlen) || op == REPL_END)
+	if (expires != 0 && op == REPL_PUT) {
+		op = REPL_PUT_EXP;
+		put64(x, expires);
+		xlen = 8;
+	}
+	if (!inited || !valid(op, klen, vlen + xlen) || op == REPL_END)
 		return;
-	need = SLOT_HEAD + repl_encoded_len(klen, vlen);
+	need = SLOT_HEAD + repl_encoded_len(klen, vlen + xlen);
 	put64(h, mono_ms());
 	h[SLOT_HEAD] = (unsigned char)op;
 	put64(h + SLOT_HEAD + 1, seq);
 	put16(h + SLOT_HEAD + 9, (uint16_t)klen);
-	put32(h + SLOT_HEAD + 11, (uint32_t)vlen);
+	put32(h + SLOT_HEAD + 11, (uint32_t)(vlen + xlen));
 	LOCK();
 	if (seq != bl.last_seq + 1) {
 		/* Contiguity is what makes a position a seq: restart. */
@@ -1225,8 +1266,10 @@ repl_enqueue(int op, uint64_t seq, const char *key, size_t klen,
 		}
 		ring_put(bl.end, h, sizeof(h));
 		ring_put(bl.end + sizeof(h), key, klen);
+		if (xlen > 0)
+			ring_put(bl.end + sizeof(h) + klen, x, xlen);
 		if (vlen > 0)
-			ring_put(bl.end + sizeof(h) + klen, val, vlen);
+			ring_put(bl.end + sizeof(h) + klen + xlen, val, vlen);
 		bl.end += need;
 	}
 	bl.last_seq = seq;

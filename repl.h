@@ -23,7 +23,9 @@ struct store;
 enum repl_op {
 	REPL_PUT = 'P',
 	REPL_DEL = 'D',
-	REPL_END = 'E'		/* ends a snapshot; seq is the snapshot's */
+	REPL_END = 'E',		/* ends a snapshot; seq is the snapshot's */
+	REPL_PUT_EXP = 'X'	/* on the wire only: a put with an expiry,
+				   decoded as REPL_PUT with expires set */
 };
 
 /* One decoded record; key and val point into the decoded buffer. */
@@ -34,6 +36,7 @@ struct repl_record {
 	size_t		 klen;
 	const char	*val;
 	size_t		 vlen;
+	uint64_t	 expires;	/* a put's expiry, unix ms; 0: never */
 };
 
 struct repl_config {
@@ -93,7 +96,13 @@ const char *repl_node_id(void);
 size_t	repl_encode(char *buf, size_t cap, int op, uint64_t seq,
 	    const char *key, size_t klen, const char *val, size_t vlen);
 
-/* Bytes repl_encode needs for a record with these lengths. */
+/* repl_encode, of a put that expires at expires (0: never). */
+size_t	repl_encode_exp(char *buf, size_t cap, int op, uint64_t seq,
+	    const char *key, size_t klen, const char *val, size_t vlen,
+	    uint64_t expires);
+
+/* Bytes repl_encode needs for a record with these lengths (a put with an
+ * expiry: vlen + 8). */
 size_t	repl_encoded_len(size_t klen, size_t vlen);
 
 /*
@@ -138,6 +147,9 @@ int	repl_add_replica(const char *url, const struct sockaddr_storage *from);
  * network: a full backlog drops its oldest records. */
 void	repl_enqueue(int op, uint64_t seq, const char *key, size_t klen,
 	    const char *val, size_t vlen);
+/* repl_enqueue of a record whose put expires at expires (0: never). */
+void	repl_enqueue_exp(int op, uint64_t seq, const char *key, size_t klen,
+	    const char *val, size_t vlen, uint64_t expires);
 
 /* Wake the pushers for what was enqueued since the last call (main thread,
  * once per event loop turn). */

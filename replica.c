@@ -240,8 +240,9 @@ apply_records(struct store *s, const char *body, size_t len, size_t *offp,
 			*why = "gap in the sequence";
 			return -1;
 		}
-		rc = rec.op == REPL_PUT ? store_put(s, rec.key, rec.klen,
-		    rec.val, rec.vlen, seq, &dummy) : store_del(s, rec.key,
+		rc = rec.op == REPL_PUT ? store_put_exp(s, rec.key, rec.klen,
+		    rec.val, rec.vlen, rec.expires, seq, &dummy) :
+		    store_del(s, rec.key,
 		    rec.klen, seq, &dummy);
 		if (rc == -1) {
 			*why = strerror(errno);
@@ -251,8 +252,8 @@ apply_records(struct store *s, const char *body, size_t len, size_t *offp,
 			*applied = seq;
 			wait_note_write(rec.key, rec.klen);
 			/* Kept for a primary that loses it (/repl/tail). */
-			repl_enqueue(rec.op, seq, rec.key, rec.klen, rec.val,
-			    rec.vlen);
+			repl_enqueue_exp(rec.op, seq, rec.key, rec.klen,
+			    rec.val, rec.vlen, rec.expires);
 		}
 	}
 	return 0;
@@ -641,15 +642,15 @@ snapshot_key(void *arg, const char *key, size_t klen,
     const struct store_value *v)
 {
 	struct snapshot *sn = arg;
-	size_t need = repl_encoded_len(klen, v->len);
+	size_t need = repl_encoded_len(klen, v->len + 8);
 
 	/* Keep room for the END record after the last key. */
 	need += repl_encoded_len(0, 0);
 	if (stage_reserve(&sn->st, need, 0) == -1)
 		return 1;
-	sn->st.len += repl_encode(sn->st.buf + sn->st.len,
+	sn->st.len += repl_encode_exp(sn->st.buf + sn->st.len,
 	    sn->st.cap - sn->st.len, REPL_PUT, v->seq, key, klen, v->data,
-	    v->len);
+	    v->len, v->expires);
 	return sn->st.len >= SNAPSHOT_STAGE_BYTES;
 }
 

@@ -17,13 +17,14 @@
  */
 
 /*
- * THE ON-DISK FORMAT, version 1. Integers are little-endian, the native order
+ * THE ON-DISK FORMAT, version 2. Integers are little-endian, the native order
  * of every target we build for (store_open refuses a big-endian host).
  *
  *      0 +-----------------------------------------------------------+
  *        | header page, 4096 bytes                                   |
- *        |   0 magic "KVSTORE\0"          8 u32 version (1)          |
- *        |  12 u32 flags (1: synced)     16 u64 nbuckets (2^n, >=1024)|
+ *        |   0 magic "KVSTORE\0"          8 u32 version (2)          |
+ *        |  12 u32 flags (1: synced, 2: expiring; see below)         |
+ *        |  16 u64 nbuckets (2^n, >=1024)                            |
  *        |  24 u64 data_start            32 u8  seed[16]             |
  *        |  48 u8  repl_id[16]           64 u64 base_seq             |
  *        |  72 u32 icrc = CRC-32C of bytes 0..71                     |
@@ -38,15 +39,29 @@
  *        | offset 0 means empty                                      |
  *   data_start = 4096 + 16 * nbuckets -------------------------------+
  *        | records, back to back, each starting 8-byte aligned:      |
- *        |   0 u32 crc = CRC-32C of bytes 4 .. 20+klen+vlen-1        |
+ *        |   0 u32 crc = CRC-32C of bytes 4 .. 20+klen+vlen+x-1      |
  *        |   4 u8  type: 'P' put, 'D' delete (tombstone), 0 = end    |
- *        |   5 u8  0          6 u16 klen (1..1024)                   |
+ *        |   5 u8  flags      6 u16 klen (1..1024)                   |
  *        |   8 u32 vlen (0 for 'D', at most 2^31)                    |
  *        |  12 u64 seq: the write that made the record               |
- *        |  20 key, then value, then zeros up to a multiple of 8     |
+ *        |  20 key, then value, then (flag 0x01) a u64 expiry: x = 8 |
+ *        |     (else x = 0), then zeros up to a multiple of 8        |
  *   data_end ---------------------------------------------------------+
  *        | zeros up to the end of the file (preallocated)            |
  *        +-----------------------------------------------------------+
+ *
+ * Record flags: 0x01 (puts only) says the key expires: a u64 of unix
+ * milliseconds on the primary's clock follows the value. Absolute, so it
+ * survives restarts and copies; only the primary acts on it (store_expire),
+ * by logging an ordinary tombstone. Other bits are refused as unknown.
+ * Version 1 files are the same but for flags, always 0 there: they open as
+ * they are, and store_open marks them version 2 (under icrc) before the
+ * first write, so an older binary refuses them ("unsupported format
+ * version 2") rather than misread an expiry as the next record. The first
+ * put with an expiry sets header flag 2 (rewriting icrc; compaction copies
+ * the flags): then, or after a recovery, open walks the buckets once to
+ * rebuild the in-memory heap of expiries. A store that never had one
+ * still opens reading one page.
  *
  * The first part of the header is written once, when the file is made, and
  * guarded by icrc: if it is wrong the file is damaged and store_open refuses
@@ -139,13 +154,15 @@
 #endif
 #define COMPACT_SUFFIX	".compact"	/* a compaction's new file */
 #define SYNC_SUFFIX	".sync"		/* store_create's: a full sync */
+#define HEAP_SLACK	1024	/* stale expiries kept before a rebuild */
+#define EXPIRE_LOOKS	4	/* heap entries looked at per delete */
 
 static void	 write_synced(int, uint64_t);
 static void	 trim(struct kvfile *);
 static int	 write_all(int, const void *, size_t, off_t);
 static void	 unlink_slot(struct kvfile *, uint64_t);
 static uint64_t	 append(struct kvfile *, int, const char *, size_t,
-		    const char *, size_t, uint64_t);
+		    const char *, size_t, uint64_t, uint64_t);
 static uint64_t	 buckets_for(uint64_t);
 static int	 create_file(struct store *, const uint8_t *, const uint8_t *,
 		    uint64_t, uint32_t, uint64_t, char *, size_t);
@@ -176,6 +193,14 @@ static void	 retire_store(struct store *, struct store *);
 static int	 check_write(struct store *, size_t, size_t, uint64_t);
 static void	 writeback_early(struct store *);
 static void	 wrote(struct store *, uint64_t);
+static uint64_t	 rec_extra(int);
+static void	 heap_up(struct expiry *, size_t);
+static void	 heap_down(struct expiry *, size_t, size_t);
+static int	 heap_add(struct store *, uint64_t, uint64_t);
+static int	 heap_rebuild(struct store *);
+static void	 heap_note(struct store *, uint64_t, uint64_t);
+static size_t	 due_key(struct store *, uint64_t, uint64_t, char *);
+static void	 mark_expiring(struct store *);
 
 /* ---- Hashing ---- */
 
@@ -459,6 +484,24 @@ rec_size(uint64_t klen, uint64_t vlen)
 	return round_up(REC_HDR + klen + vlen, 8);
 }
 
+/* Bytes after the value: the expiry, if the record has one. */
+static uint64_t
+rec_extra(int flags)
+{
+	return (flags & REC_EXPIRES) != 0 ? 8 : 0;
+}
+
+/* A valid (or fitting) record's expiry in unix ms, or 0: it never expires. */
+uint64_t
+rec_expiry(const struct rec *r)
+{
+	uint64_t at = 0;
+
+	if (rec_extra(r->r_flags) != 0)
+		memcpy(&at, r->r_val + r->r_vlen, 8);
+	return at;
+}
+
 /* Decode the record at off; the caller knows its header is in the file. */
 void
 rec_read(const struct kvfile *f, uint64_t off, struct rec *r)
@@ -469,6 +512,7 @@ rec_read(const struct kvfile *f, uint64_t off, struct rec *r)
 
 	memcpy(&r->r_crc, p, 4);
 	r->r_type = (unsigned char)p[4];
+	r->r_flags = (unsigned char)p[5];
 	memcpy(&klen, p + 6, 2);
 	memcpy(&vlen, p + 8, 4);
 	memcpy(&r->r_seq, p + 12, 8);
@@ -476,7 +520,7 @@ rec_read(const struct kvfile *f, uint64_t off, struct rec *r)
 	r->r_vlen = vlen;
 	r->r_key = p + REC_HDR;
 	r->r_val = r->r_key + klen;
-	r->r_size = rec_size(klen, vlen);
+	r->r_size = rec_size(klen, vlen + rec_extra(r->r_flags));
 }
 
 /*
@@ -498,8 +542,8 @@ rec_fits(const struct kvfile *f, uint64_t off)
 		return 0;
 	memcpy(&klen, f->f_map + off + 6, 2);
 	memcpy(&vlen, f->f_map + off + 8, 4);
-	return klen >= 1 && klen <= STORE_MAX_KEY &&
-	    rec_size(klen, vlen) <= f->f_size - off;
+	return klen >= 1 && klen <= STORE_MAX_KEY && rec_size(klen, vlen +
+	    rec_extra((unsigned char)f->f_map[off + 5])) <= f->f_size - off;
 }
 
 /* 1 if a whole, well-formed record with a good CRC starts at off. */
@@ -513,12 +557,13 @@ rec_valid(const struct kvfile *f, uint64_t off, struct rec *r)
 		return 0;
 	if (r->r_klen == 0 || r->r_klen > STORE_MAX_KEY ||
 	    r->r_vlen > MAX_VALUE_BYTES ||
-	    (r->r_type == REC_DEL && r->r_vlen != 0))
+	    (r->r_flags & ~REC_FLAGS) != 0 ||
+	    (r->r_type == REC_DEL && (r->r_vlen != 0 || r->r_flags != 0)))
 		return 0;
 	if (r->r_size > f->f_size - off)
 		return 0;
 	return crc32c(f->f_map + off + 4, REC_HDR - 4 + r->r_klen +
-	    r->r_vlen) == r->r_crc;
+	    r->r_vlen + rec_extra(r->r_flags)) == r->r_crc;
 }
 
 uint64_t
@@ -629,26 +674,32 @@ index_del(struct kvfile *f, uint64_t i, uint64_t tsize)
 	unlink_slot(f, i);
 }
 
-/* Append a record; the caller reserved the room. Returns its offset. */
+/*
+ * Append a record, with expiry at (unix ms) unless it is 0; the caller
+ * reserved the room. Returns its offset.
+ */
 static uint64_t
 append(struct kvfile *f, int type, const char *key, size_t klen,
-    const char *val, size_t vlen, uint64_t seq)
+    const char *val, size_t vlen, uint64_t at, uint64_t seq)
 {
 	char *p = f->f_map + f->f_end;
-	uint64_t off = f->f_end, size = rec_size(klen, vlen);
+	uint64_t off = f->f_end, body = klen + vlen + (at != 0 ? 8 : 0);
+	uint64_t size = rec_size(body, 0);
 	uint16_t kl = klen;
 	uint32_t vl = vlen, crc;
 
 	p[4] = type;
-	p[5] = 0;
+	p[5] = at != 0 ? REC_EXPIRES : 0;
 	memcpy(p + 6, &kl, 2);
 	memcpy(p + 8, &vl, 4);
 	memcpy(p + 12, &seq, 8);
 	memcpy(p + REC_HDR, key, klen);
 	if (vlen > 0)
 		memcpy(p + REC_HDR + klen, val, vlen);
-	memset(p + REC_HDR + klen + vlen, 0, size - REC_HDR - klen - vlen);
-	crc = crc32c(p + 4, REC_HDR - 4 + klen + vlen);
+	if (at != 0)
+		memcpy(p + REC_HDR + klen + vlen, &at, 8);
+	memset(p + REC_HDR + body, 0, size - REC_HDR - body);
+	crc = crc32c(p + 4, REC_HDR - 4 + body);
 	memcpy(p, &crc, 4);
 	f->f_end += size;
 	return off;
@@ -666,7 +717,7 @@ check_header(const struct hdr *h, uint64_t size, const char *path,
 		    path);
 		return -1;
 	}
-	if (h->h_version != FORMAT_VERSION) {
+	if (h->h_version < 1 || h->h_version > FORMAT_VERSION) {
 		seterr(err, errlen, "%s: unsupported format version %" PRIu32
 		    " (this program reads version %d)", path, h->h_version,
 		    FORMAT_VERSION);
@@ -967,6 +1018,7 @@ destroy(struct store *s)
 		(void)close(s->s_pipe[1]);
 	pthread_mutex_destroy(&s->s_mu);
 	pthread_cond_destroy(&s->s_cv);
+	free(s->s_heap);
 	free(s->s_path);
 	free(s->s_cpath);
 	free(s);
@@ -1553,6 +1605,10 @@ trust_or_recover(struct store *s, char *err, size_t errlen)
 		f->f_garbage = hm->h_garbage_bytes;
 		s->s_last_seq = hm->h_last_seq;
 	}
+	if (hm->h_version < FORMAT_VERSION) {	/* the format comment says why */
+		hm->h_version = FORMAT_VERSION;
+		hm->h_icrc = hdr_icrc(hm);
+	}
 	/* A crash from here on must be detected, whatever gets written. The
 	 * log up to f_end is on disk: closed so, or synced by recover. */
 	hdr_store(f, s->s_last_seq, 0);
@@ -1630,6 +1686,10 @@ open_store(const char *path, enum store_fsync policy, int live, char *err,
 	    trust_or_recover(s, err, errlen) == -1 ||
 	    start_flusher(s, err, errlen) == -1)
 		goto fail;
+	if (((HDR(&s->s_f)->h_flags & FLAG_EXPIRING) != 0 || s->s_recovered) &&
+	    heap_rebuild(s) == -1)
+		kv_log("warn", "%s: no memory for the expiry heap yet; "
+		    "expiring keys are deleted once there is", s->s_path);
 	return s;
 fail:
 	e = errno;
@@ -1930,12 +1990,21 @@ store_get(struct store *s, const char *key, size_t klen,
 	v->data = r.r_val;
 	v->len = r.r_vlen;
 	v->seq = r.r_seq;
+	v->expires = rec_expiry(&r);
 	return 1;
 }
 
 int
 store_put(struct store *s, const char *key, size_t klen, const char *val,
     size_t vlen, uint64_t seq, uint64_t *seqp)
+{
+	return store_put_exp(s, key, klen, val, vlen, 0, seq, seqp);
+}
+
+int
+store_put_exp(struct store *s, const char *key, size_t klen,
+    const char *val, size_t vlen, uint64_t expires, uint64_t seq,
+    uint64_t *seqp)
 {
 	struct kvfile *f = &s->s_f;
 	uint64_t h, i, size, off;
@@ -1952,15 +2021,17 @@ store_put(struct store *s, const char *key, size_t klen, const char *val,
 			return -1;
 		found = find(f, h, key, klen, &i);
 	}
-	size = rec_size(klen, vlen);
+	size = rec_size(klen, vlen + (expires != 0 ? 8 : 0));
 	if (reserve(f, size) == -1)
 		return -1;
 	if (seq == 0)
 		seq = s->s_last_seq + 1;
-	off = append(f, REC_PUT, key, klen, val, vlen, seq);
+	off = append(f, REC_PUT, key, klen, val, vlen, expires, seq);
 	created = index_put(f, found, i, h, off, klen + vlen);
 	if (s->s_loading && i > s->s_front)
 		s->s_front = i;
+	if (expires != 0)
+		heap_note(s, expires, h);
 	if (!s->s_loading)
 		s->s_last_seq = seq;
 	wrote(s, size);
@@ -2002,7 +2073,7 @@ store_del(struct store *s, const char *key, size_t klen, uint64_t seq,
 		return -1;
 	if (seq == 0)
 		seq = s->s_last_seq + 1;
-	(void)append(f, REC_DEL, key, klen, NULL, 0, seq);
+	(void)append(f, REC_DEL, key, klen, NULL, 0, 0, seq);
 	if (found)
 		index_del(f, i, size);
 	else
@@ -2141,6 +2212,7 @@ store_scan(struct store *s, uint64_t *cursor, size_t limit,
 		v.data = r.r_val;
 		v.len = r.r_vlen;
 		v.seq = r.r_seq;
+		v.expires = rec_expiry(&r);
 		if (fn(arg, r.r_key, r.r_klen, &v))
 			enough = 1;
 	}
@@ -2154,6 +2226,184 @@ fail:
 	free(cv);
 	errno = ENOMEM;
 	return 0;
+}
+
+/* ---- Expiry: a min-heap of (expiry, key hash) ---- */
+
+/*
+ * The heap holds an entry per put with an expiry, 16 bytes each, found by
+ * hash rather than by offset so that compaction and growth leave it valid.
+ * A key rewritten or deleted leaves its entry behind, stale: when popped,
+ * it names no key that is due, and is dropped. So that renewals cannot
+ * grow it without end, it is rebuilt from the buckets once it holds twice
+ * the entries of its last rebuild, plus HEAP_SLACK: at most 32 bytes per
+ * expiring key and 16 KiB besides, and a rebuild's cost, a walk of the
+ * buckets, is paid for by as many puts.
+ */
+
+static void
+heap_up(struct expiry *hp, size_t i)
+{
+	struct expiry x = hp[i];
+
+	for (; i > 0 && hp[(i - 1) / 2].x_at > x.x_at; i = (i - 1) / 2)
+		hp[i] = hp[(i - 1) / 2];
+	hp[i] = x;
+}
+
+static void
+heap_down(struct expiry *hp, size_t n, size_t i)
+{
+	struct expiry x = hp[i];
+	size_t c;
+
+	while ((c = 2 * i + 1) < n) {
+		if (c + 1 < n && hp[c + 1].x_at < hp[c].x_at)
+			c++;
+		if (hp[c].x_at >= x.x_at)
+			break;
+		hp[i] = hp[c];
+		i = c;
+	}
+	hp[i] = x;
+}
+
+/* Add (at, h) to s's heap; -1 with errno ENOMEM. */
+static int
+heap_add(struct store *s, uint64_t at, uint64_t h)
+{
+	struct expiry *p;
+	size_t cap;
+
+	if (s->s_nheap == s->s_heapcap) {
+		cap = s->s_heapcap == 0 ? 64 : s->s_heapcap * 2;
+		if ((p = realloc(s->s_heap, cap * sizeof(*p))) == NULL)
+			return -1;
+		s->s_heap = p;
+		s->s_heapcap = cap;
+	}
+	s->s_heap[s->s_nheap].x_at = at;
+	s->s_heap[s->s_nheap].x_hash = h;
+	heap_up(s->s_heap, s->s_nheap++);
+	return 0;
+}
+
+/*
+ * Rebuild the heap from the buckets: at open, and when stale entries pile
+ * up. XXX: it reads every bucket and the head of each record with an
+ * expiry, in one go: about 30 ms per million keys on the loop (never more
+ * often than once per that many puts with an expiry).
+ */
+static int
+heap_rebuild(struct store *s)
+{
+	struct kvfile *f = &s->s_f;
+	const struct bucket *b = BKT(f);
+	struct rec r;
+	uint64_t i;
+
+	free(s->s_heap);
+	s->s_heap = NULL;
+	s->s_nheap = s->s_heapcap = 0;
+	for (i = 0; i < f->f_nbuckets; i++) {
+		if (b[i].b_off == 0 || !rec_fits(f, b[i].b_off) ||
+		    (f->f_map[b[i].b_off + 5] & REC_EXPIRES) == 0)
+			continue;
+		rec_read(f, b[i].b_off, &r);
+		if (heap_add(s, rec_expiry(&r), b[i].b_hash) == -1) {
+			s->s_heaplost = 1;
+			s->s_heapmark = s->s_nheap;
+			return -1;
+		}
+	}
+	s->s_heaplost = 0;
+	s->s_heapmark = s->s_nheap;
+	if (s->s_nheap > 0)
+		mark_expiring(s);	/* a replay may have found the first */
+	return 0;
+}
+
+/* Flag the files: a record may carry an expiry (see the format). */
+static void
+mark_expiring(struct store *s)
+{
+	struct hdr *h = HDR(&s->s_f);
+
+	if ((h->h_flags & FLAG_EXPIRING) == 0) {
+		h->h_flags |= FLAG_EXPIRING;
+		h->h_icrc = hdr_icrc(h);
+	}
+	if (s->s_cphase != C_NONE && (HDR(&s->s_c)->h_flags &
+	    FLAG_EXPIRING) == 0) {
+		HDR(&s->s_c)->h_flags |= FLAG_EXPIRING;
+		HDR(&s->s_c)->h_icrc = hdr_icrc(HDR(&s->s_c));
+	}
+}
+
+/* A put of key hash h with expiry at was logged and indexed. */
+static void
+heap_note(struct store *s, uint64_t at, uint64_t h)
+{
+	mark_expiring(s);
+	if (s->s_nheap >= 2 * s->s_heapmark + HEAP_SLACK) {
+		(void)heap_rebuild(s);	/* it saw this put too */
+		return;
+	}
+	if (heap_add(s, at, h) == -1)
+		s->s_heaplost = 1;
+}
+
+/* The key of hash h due at now (copied into key), its length; or 0. */
+static size_t
+due_key(struct store *s, uint64_t h, uint64_t now, char *key)
+{
+	struct kvfile *f = &s->s_f;
+	const struct bucket *b = BKT(f);
+	struct rec r;
+	uint64_t i, n, at, mask = f->f_nbuckets - 1;
+
+	for (i = home(f, h), n = 0; n < f->f_nbuckets && b[i].b_off != 0;
+	    i = (i + 1) & mask, n++) {
+		if (b[i].b_hash != h || !rec_fits(f, b[i].b_off))
+			continue;
+		rec_read(f, b[i].b_off, &r);
+		at = rec_expiry(&r);
+		if (at != 0 && at <= now) {
+			memcpy(key, r.r_key, r.r_klen);
+			return r.r_klen;
+		}
+	}
+	return 0;
+}
+
+int
+store_expire(struct store *s, uint64_t now, int max,
+    void (*fn)(void *arg, const char *key, size_t klen, uint64_t seq),
+    void *arg)
+{
+	char key[STORE_MAX_KEY];
+	struct expiry x;
+	uint64_t seq;
+	size_t klen;
+	int n = 0, looks = 0;
+
+	if (s->s_heaplost && heap_rebuild(s) == -1)
+		return -1;
+	while (n < max && looks++ < EXPIRE_LOOKS * max && s->s_nheap > 0 &&
+	    s->s_heap[0].x_at <= now) {
+		x = s->s_heap[0];
+		s->s_heap[0] = s->s_heap[--s->s_nheap];
+		heap_down(s->s_heap, s->s_nheap, 0);
+		if ((klen = due_key(s, x.x_hash, now, key)) == 0)
+			continue;	/* stale */
+		if (store_del(s, key, klen, 0, &seq) == -1) {
+			(void)heap_add(s, x.x_at, x.x_hash);	/* has room */
+			return -1;
+		}
+		fn(arg, key, klen, seq);
+		n++;
+	}
+	return n;
 }
 
 /*

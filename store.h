@@ -20,6 +20,7 @@ struct store_value {
 	const char	*data;		/* into the mapping */
 	size_t		 len;
 	uint64_t	 seq;		/* the write that made this value */
+	uint64_t	 expires;	/* unix ms when it expires; 0: never */
 };
 
 struct store_stats {
@@ -150,6 +151,32 @@ int	store_value_fd(struct store *s, const struct store_value *v,
  */
 int	store_put(struct store *s, const char *key, size_t klen,
 	    const char *val, size_t vlen, uint64_t seq, uint64_t *seqp);
+
+/*
+ * store_put for a key that expires at expires (unix ms on the primary's
+ * clock; 0: never, as store_put). The expiry is kept in the record (see
+ * store.c's format), so reopening, compaction and store_scan carry it.
+ * A later put without one makes the key permanent again. Anyone writing a
+ * key with a TTL calls this: the API, replicas applying a primary's
+ * record, and transactions.
+ */
+int	store_put_exp(struct store *s, const char *key, size_t klen,
+	    const char *val, size_t vlen, uint64_t expires, uint64_t seq,
+	    uint64_t *seqp);
+
+/*
+ * The primary's expiry: delete, as store_del with seq 0, up to max keys
+ * whose expiry is at or before now (unix ms), earliest first, found
+ * through an in-memory heap (never a scan), and call fn with each deleted
+ * key and its tombstone's seq (for replication and watches; fn must not
+ * call store functions). Looks at most 4 * max heap entries. Returns the
+ * number deleted, or -1 with errno when a delete failed (that key is
+ * tried again next call). Only a primary calls it: replicas wait for its
+ * deletes, so that every node agrees at every seq whatever the clocks.
+ */
+int	store_expire(struct store *s, uint64_t now, int max,
+	    void (*fn)(void *arg, const char *key, size_t klen, uint64_t seq),
+	    void *arg);
 
 /*
  * Start loading key's bucket into the cache: a batch of writes calls it a

@@ -115,7 +115,7 @@ check_open(const char *path, struct checked *k, struct store_report *rep,
 	f->f_size = st.st_size;
 	memcpy(&k->k_h, p, sizeof(k->k_h));
 	if (memcmp(k->k_h.h_magic, MAGIC, sizeof(k->k_h.h_magic)) != 0 ||
-	    k->k_h.h_version != FORMAT_VERSION) {
+	    k->k_h.h_version < 1 || k->k_h.h_version > FORMAT_VERSION) {
 		/* Not ours, or newer: nothing here may be read as records. */
 		(void)check_header(&k->k_h, f->f_size, path, err, errlen);
 		goto fail;
@@ -324,8 +324,8 @@ salvage_rec(void *arg, const struct rec *r, uint64_t off)
 	if (r->r_seq == 0)
 		return 0;	/* never written so: no seq to keep */
 	if (r->r_type == REC_PUT)
-		return store_put(s, r->r_key, r->r_klen, r->r_val, r->r_vlen,
-		    r->r_seq, NULL) == -1;
+		return store_put_exp(s, r->r_key, r->r_klen, r->r_val,
+		    r->r_vlen, rec_expiry(r), r->r_seq, NULL) == -1;
 	return store_del(s, r->r_key, r->r_klen, r->r_seq, NULL) == -1;
 }
 

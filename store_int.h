@@ -8,15 +8,18 @@
  */
 
 /* The format (store.c's comment). */
-#define FORMAT_VERSION	1
+#define FORMAT_VERSION	2		/* 1: byte 5 of a record is always 0 */
 #define MAGIC		"KVSTORE"	/* 8 bytes with its NUL */
 #define PAGE		4096		/* the format's unit, not the host's */
 #define MIN_BUCKETS	1024		/* 16 KiB of buckets in a new file */
 #define MAX_BUCKETS	((uint64_t)1 << 40)	/* beyond: a corrupt header */
 #define REC_HDR		20		/* crc, type, pad, klen, vlen, seq */
 #define FLAG_SYNCED	0x1		/* the data set came whole from a primary */
+#define FLAG_EXPIRING	0x2		/* a record may carry an expiry */
 #define REC_PUT		'P'
 #define REC_DEL		'D'
+#define REC_EXPIRES	0x01		/* record flag: a u64 expiry follows the value */
+#define REC_FLAGS	REC_EXPIRES	/* the flags this version knows */
 #define MAX_VALUE_BYTES	((uint64_t)1 << 31)	/* fits vlen, a u32 */
 
 #define GROW_MIN	((uint64_t)1 << 20)	/* so small stores don't grow
@@ -92,12 +95,19 @@ struct kvfile {
 struct rec {
 	uint32_t	 r_crc;
 	int		 r_type;
+	int		 r_flags;	/* REC_* flags, byte 5 */
 	size_t		 r_klen;
 	size_t		 r_vlen;
 	uint64_t	 r_seq;
 	const char	*r_key;
 	const char	*r_val;
-	uint64_t	 r_size;	/* with header and padding */
+	uint64_t	 r_size;	/* with header, expiry and padding */
+};
+
+/* A key's expiry in the heap: its record's expiry, and its key's hash. */
+struct expiry {
+	uint64_t	 x_at;		/* unix ms */
+	uint64_t	 x_hash;
 };
 
 struct store {
@@ -129,6 +139,11 @@ struct store {
 	uint64_t	 s_recovered_records;
 	uint64_t	 s_dropped_bytes;
 	int		 s_recovered;
+	struct expiry	*s_heap;	/* min-heap of expiries, by x_at */
+	size_t		 s_nheap;
+	size_t		 s_heapcap;
+	size_t		 s_heapmark;	/* s_nheap after the last rebuild */
+	int		 s_heaplost;	/* a push failed: rebuild before use */
 	int		 s_pipe[2];	/* to the poll loop: durable moved */
 	pthread_t	 s_tid;
 	/* The rest is shared with the flusher, under s_mu. */
@@ -189,6 +204,7 @@ int	reserve(struct kvfile *f, uint64_t need);
 int	lock_file(int fd, short type);
 int	sync_dir(const char *path);
 uint64_t rec_size(uint64_t klen, uint64_t vlen);
+uint64_t rec_expiry(const struct rec *r);
 void	rec_read(const struct kvfile *f, uint64_t off, struct rec *r);
 int	rec_fits(const struct kvfile *f, uint64_t off);
 int	rec_valid(const struct kvfile *f, uint64_t off, struct rec *r);

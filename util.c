@@ -214,6 +214,37 @@ utc_time(int64_t secs, struct tm *tm)
 	tm->tm_year = (int)(yoe + era * 400 + (tm->tm_mon < 2) - 1900);
 }
 
+uint64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int
+parse_ttl(const char *s, size_t len, uint64_t *ms)
+{
+	char buf[24];
+	const char *u;
+	uint64_t n, unit;
+
+	if (len == 0 || len >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if ((u = parse_dec(buf, TTL_MAX_MS, &n)) == NULL)
+		return -1;
+	unit = strcmp(u, "ms") == 0 ? 1 : *u == '\0' || strcmp(u, "s") == 0 ?
+	    1000 : strcmp(u, "m") == 0 ? 60000 : strcmp(u, "h") == 0 ?
+	    3600000 : 0;
+	if (unit == 0 || n == 0 || n > TTL_MAX_MS / unit)
+		return -1;
+	*ms = n * unit;
+	return 0;
+}
+
 /* ---- JSON strings ---- */
 
 /* Length of the valid UTF-8 sequence at s[0..n), or 0 if invalid. */

@@ -39,6 +39,16 @@ int	random_bytes(void *buf, size_t len);
 uint64_t mono_ms(void);
 uint64_t mono_ns(void);
 
+/* Unix time in milliseconds: what expiries are, on the primary's clock. */
+uint64_t wall_ms(void);
+
+/*
+ * A TTL, s[0..len): digits and a unit, "ms", "s", "m" or "h" (digits
+ * alone: seconds), from 1 ms to TTL_MAX_MS, into *ms. -1 if it is not one.
+ */
+#define TTL_MAX_MS	(3650ULL * 24 * 3600 * 1000)	/* ten years */
+int	parse_ttl(const char *s, size_t len, uint64_t *ms);
+
 /*
  * secs since the epoch as a UTC date and time into tm (the year, month, day, hour, minute,
  * second and weekday fields). By hand: gmtime_r links musl's time zone

@@ -215,7 +215,27 @@ test_codec(void)
 	CHECK(repl_decode(buf, 2 * n, &r) == (ssize_t)n, "two records");
 
 	/* malformed: -1 */
-	memcpy(buf, "X\1\0\0\0\0\0\0\0\1\0\0\0\0\0k", 16);
+	/* a put with an expiry: 'X', the expiry before the value */
+	n = repl_encode_exp(buf, sizeof(buf), 'P', 9, "ab", 2, "xyz", 3,
+	    0x1122334455667788ULL);
+	CHECK(n == 28 && memcmp(buf, "X\x09\0\0\0\0\0\0\0\x02\0\x0b\0\0\0"
+	    "ab\x88\x77\x66\x55\x44\x33\x22\x11xyz", 28) == 0,
+	    "X wire layout");
+	CHECK(repl_decode(buf, n, &r) == (ssize_t)n && r.op == 'P' &&
+	    r.seq == 9 && r.expires == 0x1122334455667788ULL && r.vlen == 3 &&
+	    memcmp(r.val, "xyz", 3) == 0 && r.klen == 2, "X decodes as P");
+	CHECK(repl_decode(buf, n - 1, &r) == 0, "X cut short");
+	CHECK(repl_encode_exp(buf, 27, 'P', 9, "ab", 2, "xyz", 3, 1) == 0,
+	    "X does not fit");
+	CHECK(repl_encode_exp(buf, sizeof(buf), 'D', 9, "ab", 2, "", 0, 5) ==
+	    17 && buf[0] == 'D', "a delete has no expiry");
+	memcpy(buf, "X\1\0\0\0\0\0\0\0\1\0\7\0\0\0k1234567", 23);
+	CHECK(repl_decode(buf, 23, &r) == -1, "X shorter than its expiry");
+	CHECK(repl_decode(buf, 1, &r) == 0, "X, 1 byte");
+	r.expires = 1;
+	CHECK(repl_decode("P\1\0\0\0\0\0\0\0\1\0\0\0\0\0k", 16, &r) == 16 &&
+	    r.expires == 0, "P never expires");
+	memcpy(buf, "Q\1\0\0\0\0\0\0\0\1\0\0\0\0\0k", 16);
 	CHECK(repl_decode(buf, 16, &r) == -1, "bad op");
 	CHECK(repl_decode(buf, 1, &r) == -1, "bad op, 1 byte");
 	memcpy(buf, "P\1\0\0\0\0\0\0\0\0\0\1\0\0\0v", 16);

@@ -487,7 +487,7 @@ check_format(const char *path, uint64_t want_keys)
 		return;
 	}
 	CHECK(memcmp(buf, "KVSTORE\0", 8) == 0);
-	CHECK(u32at(buf + 8) == 1);
+	CHECK(u32at(buf + 8) == 2);
 	CHECK(u32at(buf + 72) == ref_crc32c(buf, 72));
 	CHECK(u32at(buf + 128) == ref_crc32c(buf + 132, 176 - 132));
 	CHECK(u32at(buf + 132) == 1);
@@ -1319,9 +1319,9 @@ static const struct bad {
 	const char	*msg;
 } bad_cases[] = {
 	{ "refuse: bad magic", BAD_MAGIC, "not a kvstore file (bad magic)" },
-	{ "refuse: version 2", BAD_VERSION, "unsupported format version 2" },
-	{ "refuse: version 2, good crc", BAD_VERSION_CRC,
-	    "unsupported format version 2" },
+	{ "refuse: version 3", BAD_VERSION, "unsupported format version 3" },
+	{ "refuse: version 3, good crc", BAD_VERSION_CRC,
+	    "unsupported format version 3" },
 	{ "refuse: seed changed", BAD_SEED, "header checksum mismatch" },
 	{ "refuse: icrc changed", BAD_ICRC, "header checksum mismatch" },
 	{ "refuse: empty file", BAD_SHORT0, "file too short" },
@@ -1366,7 +1366,7 @@ test_bad_header(void)
 			break;
 		case BAD_VERSION:
 		case BAD_VERSION_CRC:
-			v = 2;
+			v = 3;
 			memcpy(buf + 8, &v, 4);
 			if (b->how == BAD_VERSION_CRC) {
 				crc = ref_crc32c(buf, 72);
@@ -1772,7 +1772,7 @@ test_damaged_bucket(void)
 	for (i = 0; i < (uint64_t)n; i++) {
 		snprintf(key, sizeof(key), "b%d", (int)i);
 		bad += store_get(s, key, strlen(key), &(struct store_value){
-		    NULL, 0, 0 }) != 1;
+		    NULL, 0, 0, 0 }) != 1;
 	}
 	CHECK(bad == 0);
 	store_stats(s, &st2);
@@ -3050,6 +3050,159 @@ test_power_loss(void)
 	    now_sec() - t0, failed > failed_before ? " FAILED" : "");
 }
 
+/* ---- Expiring keys ---- */
+
+static char	 expired_keys[256];	/* store_expire's, space-separated */
+static uint64_t	 expired_seq;
+
+static void
+note_expired(void *arg, const char *key, size_t klen, uint64_t seq)
+{
+	size_t n = strlen(expired_keys);
+
+	(void)arg;
+	snprintf(expired_keys + n, sizeof(expired_keys) - n, "%s%.*s",
+	    n > 0 ? " " : "", (int)klen, key);
+	expired_seq = seq;
+}
+
+/* store_expire at now, up to max keys: the keys it deleted, in order. */
+static const char *
+expire_at(struct store *s, uint64_t now, int max)
+{
+	expired_keys[0] = '\0';
+	if (store_expire(s, now, max, note_expired, NULL) < 0)
+		return "(failed)";
+	return expired_keys;
+}
+
+/* The expiry store_get reports for key, or 1 if it is missing. */
+static uint64_t
+expiry_of(struct store *s, const char *key)
+{
+	struct store_value v;
+
+	return store_get(s, key, strlen(key), &v) ? v.expires : 1;
+}
+
+/*
+ * A put's expiry is kept in its record: store_get and store_scan report
+ * it, store_expire deletes what is due (earliest first, max at a time,
+ * skipping stale heap entries of renewed keys), and a put without one
+ * makes the key permanent. It survives close, kill -9 (replay) and
+ * compaction, and the heap is rebuilt at open. A version 1 file opens.
+ */
+static void
+test_expire(void)
+{
+	struct store_stats st;
+	struct store *s;
+	const char *path = path_for("expire");
+	char key[32], *buf;
+	uint64_t c0;
+	size_t len;
+	int i, bad = 0;
+	pid_t pid;
+
+	tcase = "expire: due keys only, earliest first";
+	remove_store(path);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	CHECK(store_put_exp(s, "a", 1, "1", 1, 1000, 0, NULL) == 1);
+	CHECK(store_put_exp(s, "c", 1, "3", 1, 3000, 0, NULL) == 1);
+	CHECK(store_put_exp(s, "b", 1, "2", 1, 2000, 0, NULL) == 1);
+	CHECK(store_put(s, "p", 1, "4", 1, 0, NULL) == 1);
+	CHECK(store_put_exp(s, "a", 1, "1", 1, 5000, 0, NULL) == 0);
+	CHECK(expiry_of(s, "a") == 5000 && expiry_of(s, "p") == 0);
+	CHECK(strcmp(expire_at(s, 999, 10), "") == 0);
+	CHECK(strcmp(expire_at(s, 1500, 10), "") == 0);	/* a's is stale */
+	CHECK(strcmp(expire_at(s, 2000, 10), "b") == 0);
+	CHECK(expired_seq == store_last_seq(s) && expiry_of(s, "b") == 1);
+	tcase = "expire: a put without a ttl makes the key permanent";
+	CHECK(store_put(s, "c", 1, "3", 1, 0, NULL) == 0);
+	CHECK(expiry_of(s, "c") == 0);
+	CHECK(strcmp(expire_at(s, 4000, 10), "") == 0);
+	tcase = "expire: at most max per call";
+	for (i = 0; i < 5; i++) {
+		snprintf(key, sizeof(key), "m%d", i);
+		CHECK(store_put_exp(s, key, strlen(key), "", 0, 4100 + i, 0,
+		    NULL) == 1);
+	}
+	CHECK(strcmp(expire_at(s, 4200, 3), "m0 m1 m2") == 0);
+	CHECK(strcmp(expire_at(s, 4200, 3), "m3 m4") == 0);
+	CHECK(store_close(s) == 0);
+
+	tcase = "expire: kept across a clean reopen, heap rebuilt";
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	CHECK(expiry_of(s, "a") == 5000 && expiry_of(s, "c") == 0);
+	CHECK(strcmp(expire_at(s, 6000, 10), "a") == 0);
+	CHECK(store_close(s) == 0);
+
+	tcase = "expire: kept through kill -9 and replay";
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		if ((child_store = store_open(path, STORE_FSYNC_NO, NULL,
+		    0)) == NULL || store_put_exp(child_store, "k", 1, "v", 1,
+		    7000, 0, NULL) != 1)
+			_exit(2);
+		_exit(0);
+	}
+	CHECK(pid > 0 && waitpid(pid, &i, 0) == pid && WIFEXITED(i) &&
+	    WEXITSTATUS(i) == 0);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(s, &st);
+	CHECK(st.recovered == 1 && expiry_of(s, "k") == 7000);
+	CHECK(strcmp(expire_at(s, 7000, 10), "k") == 0);
+
+	tcase = "expire: kept through compaction";
+	CHECK(store_put_exp(s, "x", 1, "v", 1, 9000, 0, NULL) == 1);
+	store_stats(s, &st);
+	c0 = st.compactions;
+	for (i = 0; i < 200000 && st.compactions == c0; i++) {
+		bad += store_put(s, "filler", 6, key, sizeof(key), 0, NULL) ==
+		    -1;
+		if (i % 64 == 0) {
+			store_step(s);
+			store_stats(s, &st);
+		}
+	}
+	CHECK(bad == 0 && st.compactions > c0);
+	CHECK(expiry_of(s, "x") == 9000);
+	CHECK(store_close(s) == 0);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	CHECK(expiry_of(s, "x") == 9000);
+	CHECK(strcmp(expire_at(s, 9000, 10), "x") == 0);
+
+	tcase = "expire: the last of many renewals counts";
+	for (i = 0; i < 100000; i++)
+		bad += store_put_exp(s, "r", 1, "v", 1, 20000 + i, 0, NULL) ==
+		    -1;
+	CHECK(bad == 0);
+	CHECK(strcmp(expire_at(s, 120000, 1), "r") == 0);
+	CHECK(strcmp(expire_at(s, 120000, 1000), "") == 0);
+	CHECK(store_close(s) == 0);
+
+	tcase = "expire: a version 1 file opens, marked version 2";
+	if ((buf = read_file(path, &len)) == NULL || !CHECK(len >= PAGE))
+		return;
+	CHECK(u32at(buf + 8) == 2);
+	buf[8] = 1;
+	c0 = ref_crc32c(buf, 72);
+	memcpy(buf + 72, &c0, 4);
+	CHECK(write_file(path, buf, len) == 0);
+	free(buf);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	CHECK(expiry_of(s, "c") == 0 && expiry_of(s, "p") == 0);
+	CHECK(store_close(s) == 0);
+	buf = read_file(path, &len);
+	CHECK(buf != NULL && u32at(buf + 8) == 2);
+	free(buf);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -3082,6 +3235,7 @@ main(int argc, char *argv[])
 		{ "overwrite", test_overwrite },
 		{ "space", test_space },
 		{ "many", test_many },
+		{ "expire", test_expire },
 	};
 	const char *only;
 	size_t i;

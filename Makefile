@@ -16,13 +16,14 @@ ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
 OBJ = kvstore.o api.o cli.o client.o hash.o http.o node.o parse.o repl.o \
 	replica.o status.o store.o store_check.o store_compact.o ui.o util.o \
-	wait.o
+	wait.o store_backup.o
 HDR = api.h cli.h client.h hash.h http.h node.h parse.h repl.h replica.h \
 	status.h store.h store_int.h ui.h util.h wait.h
 UI = ui/index.html ui/app.js ui/app.css ui/icon.svg
 # The store's files and the two it calls: what tests/store_test and
 # fuzz_store build in.
-STORE_SRC = store.c store_check.c store_compact.c hash.c util.c
+STORE_SRC = store.c store_check.c store_compact.c hash.c util.c \
+	store_backup.c
 # The C unit tests link the modules they test (TEST_SRC_name); the other
 # test programs are plain clients.
 UNIT_TESTS = tests/http_test tests/repl_test tests/store_test \
@@ -207,7 +208,7 @@ FUZZ_SRC_fuzz_store = $(STORE_SRC)
 # stands in for the primary's address check (no input has a connection).
 FUZZ_SRC_fuzz_api = api.c client.c hash.c http.c node.c parse.c repl.c \
 	status.c store.c store_check.c store_compact.c ui.c util.c wait.c \
-	-Wl,--wrap=http_peer,--wrap=repl_from_primary
+	store_backup.c -Wl,--wrap=http_peer,--wrap=repl_from_primary
 
 tests/fuzz/fuzz_http: tests/fuzz/fuzz_http.c parse.c util.c $(HDR)
 tests/fuzz/fuzz_repl: tests/fuzz/fuzz_repl.c repl.c client.c parse.c \

@@ -18,15 +18,16 @@ HOSTCC  = cc
 ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
 OBJ = kvstore.o api.o cli.o client.o fmt.o hash.o http.o node.o parse.o \
-	recover.o repl.o replica.o status.o store.o store_check.o \
-	store_compact.o ui.o util.o wait.o
+	recover.o repl.o replica.o status.o store.o store_backup.o \
+	store_check.o store_compact.o ui.o util.o wait.o
 HDR = api.h cli.h client.h fmt.h hash.h http.h node.h parse.h recover.h \
 	repl.h repl_int.h replica.h status.h store.h store_int.h ui.h util.h \
 	wait.h
 UI = ui/index.html ui/app.js ui/app.css ui/icon.svg
 # The store's files and those it calls: what tests/store_test and
 # fuzz_store build in.
-STORE_SRC = store.c store_check.c store_compact.c hash.c fmt.c util.c
+STORE_SRC = store.c store_backup.c store_check.c store_compact.c hash.c \
+	fmt.c util.c
 # The C unit tests link the modules they test (TEST_SRC_name); the other
 # test programs are plain clients.
 UNIT_TESTS = tests/fmt_test tests/http_test tests/repl_test \
@@ -238,8 +239,8 @@ FUZZ_SRC_fuzz_store = $(STORE_SRC)
 # fuzz_api builds replica.c into itself, to reach its sync token, and
 # stands in for the primary's address check (no input has a connection).
 FUZZ_SRC_fuzz_api = api.c client.c fmt.c hash.c http.c node.c parse.c \
-	recover.c repl.c status.c store.c store_check.c store_compact.c ui.c \
-	util.c wait.c tests/from_primary.c \
+	recover.c repl.c status.c store.c store_backup.c store_check.c \
+	store_compact.c ui.c util.c wait.c tests/from_primary.c \
 	-Wl,--wrap=http_peer,--wrap=repl_from_primary
 
 tests/fuzz/fuzz_http: tests/fuzz/fuzz_http.c parse.c fmt.c util.c $(HDR)

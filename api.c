@@ -13,6 +13,11 @@
  *   client	/kv: with AUTH_TOKEN, writes need "Authorization: Bearer
  *		<token>" (and reads too with READ_AUTH), or get 401
  *   peers	/repl/: X-Kv-Repl-Token (REPL_TOKEN, else AUTH_TOKEN)
+ *   backup	/backup, every value at once: "Authorization: Bearer
+ *		<AUTH_TOKEN>" on every role, and with no AUTH_TOKEN a Bearer
+ *		header all the same (any token): a web page cannot send one
+ *		cross-site without a CORS preflight, which no node grants, so
+ *		no page a user opens can read a backup
  */
 
 #include <sys/types.h>
@@ -55,6 +60,9 @@
 					   sendfile(2): no copy, no buffer */
 #define EXPIRE_PER_TICK	256		/* keys expired per loop turn: about
 					   0.3 ms of deletes */
+#define MAX_BACKUPS	2		/* streaming at once: each holds a
+					   descriptor, and maybe the disk of
+					   a file compaction replaced */
 
 /* The state of one listing: streamed whole, or one page of it. */
 struct listing {
@@ -77,7 +85,8 @@ struct listing {
 enum access {
 	OPEN,		/* anyone: probes, metrics, the console */
 	CLIENT,		/* AUTH_TOKEN for writes; for reads with READ_AUTH */
-	PEERS		/* REPL_TOKEN */
+	PEERS,		/* REPL_TOKEN */
+	BACKUP		/* a Bearer header always, AUTH_TOKEN when set */
 };
 
 struct route {
@@ -96,6 +105,7 @@ static void	route_ui(struct http_request *);
 static int	live(const struct store_value *);
 static char	*expires_in(char *, const char *, const struct store_value *,
 		    const char *);
+static void	backup(struct http_request *);
 
 /* First match wins: the exact /kv/ (the listing) before its prefix. */
 static const struct route routes[] = {
@@ -107,6 +117,7 @@ static const struct route routes[] = {
 	{ "/ready", 0, M_GET, OPEN, status_ready, "/ready" },
 	{ "/role", 0, M_GET, OPEN, status_role, "/role" },
 	{ "/metrics", 0, M_GET, OPEN, status_metrics, "/metrics" },
+	{ "/backup", 0, M_GET, BACKUP, backup, "/backup" },
 	{ "/", 0, M_GET, OPEN, route_ui, "/ (the web console)" },
 	{ "/ui", 0, M_GET, OPEN, route_ui, NULL },
 	{ "/ui/", 1, M_GET, OPEN, route_ui, NULL },
@@ -392,6 +403,62 @@ done:
 	free(l);
 }
 
+/* ---- Backup ---- */
+
+static int	backups;		/* streaming now */
+
+/* A backup's stream, as store_backup.c reads it; logs how it ended. */
+static ssize_t
+backup_produce(void *arg, char *buf, size_t cap)
+{
+	ssize_t n = buf == NULL ? 0 : store_backup_read(arg, buf, cap);
+
+	if (n > 0)
+		return n;
+	kv_log(n == 0 && buf != NULL ? "info" : "warn", "backup %s",
+	    n == 0 && buf != NULL ? "sent" : n == 0 ? "cut short: the client "
+	    "went away" : strerror(errno));
+	store_backup_end(arg);
+	backups--;
+	return n;
+}
+
+/*
+ * GET /backup: the data set at this moment's seq, streamed from the store
+ * file as the client reads (store_backup.c), while writes go on. Its
+ * fields come first as headers too, for the client's progress.
+ */
+static void
+backup(struct http_request *r)
+{
+	struct store_backup_info bi;
+	struct store_backup *b;
+	char extra[192];
+
+	if (backups >= MAX_BACKUPS) {
+		reply_text(r->id, 503, "Retry-After: 10\r\n", "%d backups are "
+		    "streaming already, the most at once; try again later",
+		    MAX_BACKUPS);
+		return;
+	}
+	if ((b = store_backup_begin(node.store, &bi)) == NULL) {
+		reply_text(r->id, 503, "", "cannot start a backup: %s",
+		    strerror(errno));
+		return;
+	}
+	fmt_buf(extra, sizeof(extra), "X-Kv-Repl-Id: %s\r\nX-Kv-Seq: %llu\r\n"
+	    "X-Kv-Keys: %llu\r\nX-Kv-Backup-Bytes: %llu\r\n", bi.repl_id,
+	    (unsigned long long)bi.seq, (unsigned long long)bi.keys,
+	    (unsigned long long)bi.size);
+	backups++;
+	kv_log("info", "backup of %llu keys at seq %llu (%llu bytes) started",
+	    (unsigned long long)bi.keys, (unsigned long long)bi.seq,
+	    (unsigned long long)bi.size);
+	if (http_stream(r->id, 200, "application/octet-stream", extra,
+	    backup_produce, b) == -1)
+		(void)backup_produce(b, NULL, 0);
+}
+
 /* ---- Who may call ---- */
 
 /*
@@ -401,31 +468,53 @@ done:
  * request without a Bearer token gets a bare challenge, a wrong token
  * error="invalid_token". The probes, /role and /metrics never come here.
  */
+/*
+ * The token of r's "Authorization: Bearer <token>" into *len, or NULL
+ * when it has none.
+ */
+static const char *
+bearer(const struct http_request *r, size_t *len)
+{
+	const char *h;
+
+	if ((h = http_header(r, "Authorization", len)) == NULL || *len < 6 ||
+	    strncasecmp(h, "Bearer", 6) != 0 || (*len > 6 && h[6] != ' '))
+		return NULL;
+	for (h += 6, *len -= 6; *len > 0 && *h == ' '; h++, (*len)--)
+		;
+	return h;
+}
+
+/* Whether r's Bearer token is AUTH_TOKEN (any, if none is set); 401 if not. */
 static int
-authorized(struct http_request *r)
+bearer_ok(struct http_request *r)
 {
 	const char *h;
 	size_t len;
 
-	if (node.auth.t_len == 0 ||
-	    (req_is_read(r) ? !node.read_auth : node.role != ROLE_PRIMARY))
-		return 1;
-	if ((h = http_header(r, "Authorization", &len)) == NULL || len < 6 ||
-	    strncasecmp(h, "Bearer", 6) != 0 || (len > 6 && h[6] != ' ')) {
+	if ((h = bearer(r, &len)) == NULL) {
 		reply_text(r->id, 401, "WWW-Authenticate: Bearer "
 		    "realm=\"kvstore\"\r\n", "this request needs a token: send "
-		    "Authorization: Bearer <AUTH_TOKEN>");
+		    "Authorization: Bearer <AUTH_TOKEN>%s", node.auth.t_len ==
+		    0 ? " (any token: none is set)" : "");
 		return 0;
 	}
-	for (h += 6, len -= 6; len > 0 && *h == ' '; h++, len--)
-		;
-	if (!token_equal(&node.auth, h, len)) {
+	if (node.auth.t_len > 0 && !token_equal(&node.auth, h, len)) {
 		reply_text(r->id, 401, "WWW-Authenticate: Bearer "
 		    "realm=\"kvstore\", error=\"invalid_token\"\r\n",
 		    "the Bearer token is not valid");
 		return 0;
 	}
 	return 1;
+}
+
+static int
+authorized(struct http_request *r)
+{
+	if (node.auth.t_len == 0 ||
+	    (req_is_read(r) ? !node.read_auth : node.role != ROLE_PRIMARY))
+		return 1;
+	return bearer_ok(r);
 }
 
 /* The request carries X-Kv-Repl-Token: REPL_TOKEN, or any when none is set. */
@@ -936,6 +1025,8 @@ may_call(struct http_request *r, const struct route *rt)
 		return 1;
 	case CLIENT:
 		return authorized(r);
+	case BACKUP:
+		return bearer_ok(r);
 	case PEERS:
 		if (!repl_token_ok(r)) {
 			reply_text(r->id, 401, "", "replication needs "

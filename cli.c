@@ -3,7 +3,9 @@
  * status` talk to KV_URL, so that a scratch image (no curl, no shell) can
  * check itself: the HEALTHCHECK and the chart's helm test run these, and
  * `volume-permissions` is the chart's init container. `check` and
- * `salvage` work on a stopped server's store file (store_check). Exit
+ * `salvage` work on a stopped server's store file (store_check); `backup`
+ * takes GET /backup into a file, which `check` verifies and `restore`
+ * turns into a stopped server's store (store_backup.c). Exit
  * codes are a contract for scripts: 0 ok, 1 not found (check: damaged),
  * 2 usage, 3 server, network or file error.
  */
@@ -16,6 +18,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -62,6 +65,8 @@ static const char usage_text[] =
     "       kvstore volume-permissions DIR UID:GID\n"
     "       kvstore check DIR | salvage DIR   (the store file in DIR, "
     "server stopped)\n"
+    "       kvstore backup [--url URL] FILE|DIR | check FILE\n"
+    "       kvstore restore [--force] FILE DIR   (server stopped)\n"
     "       kvstore --help | --version\n"
     "Client commands talk to KV_URL (default http://localhost:8080), "
     "sending\nAUTH_TOKEN (or the one in AUTH_TOKEN_FILE) as a Bearer token "
@@ -80,12 +85,15 @@ usage(void)
 	return EXIT_USAGE;
 }
 
+static const char *url_flag;	/* backup --url, instead of KV_URL */
+
 /* KV_URL without a trailing slash, checked. */
 static const char *
 cli_url(void)
 {
 	static char url[REPL_URL_MAX];
-	const char *v = env("KV_URL", "http://localhost:8080");
+	const char *v = url_flag != NULL ? url_flag :
+	    env("KV_URL", "http://localhost:8080");
 	size_t n = strlen(v);
 
 	while (n > 0 && v[n - 1] == '/')
@@ -843,6 +851,40 @@ print_report(const struct store_report *r)
 	putchar('\n');
 }
 
+/* The one line on what a backup file holds. */
+static void
+print_backup(const char *file, const struct store_backup_info *bi)
+{
+	fmt_file(stdout, "%s: backup of %llu keys at seq %llu, data set %s, %llu "
+	    "bytes\n", file, (unsigned long long)bi->keys,
+	    (unsigned long long)bi->seq, bi->repl_id,
+	    (unsigned long long)bi->size);
+}
+
+/* Check a backup file, as `kvstore check FILE`: 0 sound, 1 damaged, 3. */
+static int
+check_backup(const char *file)
+{
+	struct store_backup_info bi;
+	char err[512];
+	int rc;
+
+	if ((rc = store_backup_check(file, &bi, err, sizeof(err))) == -1) {
+		fmt_file(stderr, "kvstore: %s%s\n", err, errno == EINVAL ? "; "
+		    "check takes a backup file or a data directory" : "");
+		return EXIT_SERVER;
+	}
+	if (rc == 1) {
+		fmt_file(stdout, "%s: DAMAGED at offset %llu: %s\n", file,
+		    (unsigned long long)bi.bad_off, bi.why);
+		return EXIT_DAMAGED;
+	}
+	print_backup(file, &bi);
+	fmt_file(stdout, "OK: %llu records, every checksum matches\n",
+	    (unsigned long long)bi.records);
+	return EXIT_OK;
+}
+
 /*
  * kvstore check DIR: report on DIR's store file, changing nothing. 0 sound
  * (a torn tail is not damage: the next start cuts it), 1 damaged, 3 error.
@@ -851,11 +893,14 @@ static int
 cli_check(int argc, char **argv)
 {
 	struct store_report r;
+	struct stat st;
 	char path[PATH_MAX], err[512];
 	int rc;
 
 	if (argc != 3)
 		return usage();
+	if (stat(argv[2], &st) == 0 && !S_ISDIR(st.st_mode))
+		return check_backup(argv[2]);
 	if (store_path(argv[2], path, sizeof(path)) == -1)
 		return EXIT_USAGE;
 	fmt_file(stdout, "%s:\n", path);
@@ -903,6 +948,183 @@ cli_salvage(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* ---- Backups: backup, restore (check FILE is above) ---- */
+
+/* fsync the directory that holds path: a rename is durable only then. */
+static int
+sync_parent(const char *path)
+{
+	char dir[PATH_MAX], *slash;
+	int fd, rc;
+
+	fmt_buf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) != NULL)
+		slash[1] = '\0';
+	if ((fd = open(slash != NULL ? dir : ".", O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	rc = fsync(fd);
+	(void)close(fd);
+	return rc;
+}
+
+/* The body of GET /backup into fd, with progress on stderr each second. */
+static const char *
+receive_backup(struct client *c, int fd)
+{
+	uint64_t got = 0, total = header_u64(c, "X-Kv-Backup-Bytes"), next = 0;
+	const char *p;
+	ssize_t n;
+
+	while ((n = client_peek(c, 65536, &p)) > 0) {
+		if (write(fd, p, (size_t)n) != n)
+			return "write failed (disk full?)";
+		client_consume(c, (size_t)n);
+		got += (uint64_t)n;
+		if (mono_ms() >= next) {
+			fmt_file(stderr, "kvstore: backup: %llu of %llu bytes\n",
+			    (unsigned long long)got, (unsigned long long)total);
+			next = mono_ms() + 1000;
+		}
+	}
+	if (n == -1)
+		return client_error(c);
+	return got == total ? NULL : "cut short";
+}
+
+/*
+ * kvstore backup [--url URL] FILE: GET /backup into FILE.tmp, synced and
+ * checked whole, then renamed to FILE: a FILE that exists is a sound
+ * backup, however the command died. FILE may be a directory, to which
+ * it adds kvstore-<seq>.backup (a CronJob has no shell to name files).
+ * Without AUTH_TOKEN it sends "Bearer none": /backup wants the header,
+ * which no web page can send.
+ */
+static int
+cli_backup(int argc, char **argv)
+{
+	struct client_request rq = { "GET", "/backup", NULL, NULL, 0, 1 };
+	struct client_response rs;
+	struct store_backup_info bi;
+	struct client *c;
+	struct stat st;
+	char file[PATH_MAX], tmp[PATH_MAX + 4], err[512];
+	const char *why = NULL, *p;
+	ssize_t n;
+	int fd;
+
+	if (argc == 5 && strcmp(argv[2], "--url") == 0)
+		url_flag = argv[3];
+	else if (argc != 3)
+		return usage();
+	if ((c = client_new(cli_url(), CLI_TIMEOUT_MS, NULL, NULL)) == NULL)
+		return usage();
+	rq.extra = *cli_auth() != '\0' ? cli_auth() :
+	    "Authorization: Bearer none\r\n";
+	if (client_send(c, &rq) == -1 || client_recv_head(c, &rs) == -1) {
+		fmt_file(stderr, "kvstore: GET /backup: %s\n", client_error(c));
+		client_free(c);
+		return EXIT_SERVER;
+	}
+	if (rs.status != 200) {
+		n = client_peek(c, sizeof(err) - 1, &p);
+		fmt_buf(err, sizeof(err), "%.*s", n > 0 ? (int)n : 0, p);
+		client_free(c);
+		return cli_fail("GET", "/backup", rs.status, err);
+	}
+	if (stat(argv[argc - 1], &st) == 0 && S_ISDIR(st.st_mode))
+		fmt_buf(file, sizeof(file), "%s/kvstore-%llu.backup",
+		    argv[argc - 1], (unsigned long long)header_u64(c,
+		    "X-Kv-Seq"));
+	else
+		fmt_buf(file, sizeof(file), "%s", argv[argc - 1]);
+	fmt_buf(tmp, sizeof(tmp), "%s.tmp", file);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600)) == -1)
+		why = strerror(errno);
+	else {
+		if ((why = receive_backup(c, fd)) == NULL && fsync(fd) == -1)
+			why = strerror(errno);
+		(void)close(fd);
+		if (why == NULL && store_backup_check(tmp, &bi, err,
+		    sizeof(err)) != 0)
+			why = "the copy received is damaged";
+		else if (why == NULL && (rename(tmp, file) == -1 ||
+		    sync_parent(file) == -1))
+			why = strerror(errno);
+		if (why != NULL)
+			(void)unlink(tmp);
+	}
+	client_free(c);
+	if (why != NULL) {
+		fmt_file(stderr, "kvstore: backup to %s: %s\n", file, why);
+		return EXIT_SERVER;
+	}
+	print_backup(file, &bi);
+	return EXIT_OK;
+}
+
+/*
+ * Why DATA_DIR cannot take a restore, or NULL: a server has its store
+ * open (its lock), or, without force, it holds anything but lost+found
+ * (a new volume's).
+ */
+static const char *
+restore_blocked(const char *dir, const char *path, int force)
+{
+	struct flock fl = { .l_type = F_RDLCK };
+	struct dirent *d;
+	DIR *dp;
+	int fd, busy = 0, full = 0;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) != -1) {
+		busy = fcntl(fd, F_SETLK, &fl) == -1;
+		(void)close(fd);
+	}
+	if (busy)
+		return "a server has it open: stop it first";
+	if (!force && (dp = opendir(dir)) != NULL) {
+		while ((d = readdir(dp)) != NULL)
+			full |= d->d_name[0] != '.' &&
+			    strcmp(d->d_name, "lost+found") != 0;
+		closedir(dp);
+	}
+	return full ? "not empty: --force replaces its store, keeping the old "
+	    "file beside it" : NULL;
+}
+
+/* kvstore restore [--force] FILE DATA_DIR: a new store from a backup. */
+static int
+cli_restore(int argc, char **argv)
+{
+	struct store_backup_info bi;
+	struct stat st;
+	char path[PATH_MAX], kept[PATH_MAX + 48], err[512];
+	const char *dir = argv[argc - 1], *why;
+	int force = argc == 5 && strcmp(argv[2], "--force") == 0;
+
+	if ((argc != 4 && !force) || store_path(dir, path, sizeof(path)) == -1)
+		return usage();
+	fmt_buf(kept, sizeof(kept), "%s.before-restore-%lld", path,
+	    (long long)time(NULL));
+	if (mkdir(dir, 0750) == -1 && errno != EEXIST)
+		why = strerror(errno);
+	else
+		why = restore_blocked(dir, path, force);
+	if (why == NULL && store_restore(argv[argc - 2], path,
+	    stat(path, &st) == 0 ? kept : NULL, &bi, err, sizeof(err)) == -1)
+		why = err;
+	if (why != NULL) {
+		fmt_file(stderr, "kvstore: restore into %s: %s\n", dir, why);
+		return EXIT_SERVER;
+	}
+	fmt_file(stdout, "restored %llu keys at seq %llu into %s as data set %s (a new "
+	    "id: replicas full-sync)\n", (unsigned long long)bi.keys,
+	    (unsigned long long)bi.seq, path, bi.repl_id);
+	if (stat(kept, &st) == 0)
+		fmt_file(stdout, "the old store is kept as %s\n", kept);
+	return EXIT_OK;
+}
+
 int
 cli_main(int argc, char **argv)
 {
@@ -939,6 +1161,10 @@ cli_main(int argc, char **argv)
 		return cli_check(argc, argv);
 	if (strcmp(cmd, "salvage") == 0)
 		return cli_salvage(argc, argv);
+	if (strcmp(cmd, "backup") == 0)
+		return cli_backup(argc, argv);
+	if (strcmp(cmd, "restore") == 0)
+		return cli_restore(argc, argv);
 	fmt_file(stderr, "kvstore: unknown command \"%s\"\n", cmd);
 	return usage();
 }

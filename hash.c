@@ -31,9 +31,9 @@ static pthread_once_t	crc_once = PTHREAD_ONCE_INIT;
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(KV_SOFT_CRC)
 __attribute__((target("sse4.2")))
 static uint32_t
-crc32c_sse42(const unsigned char *p, size_t len)
+crc32c_sse42(uint32_t crc, const unsigned char *p, size_t len)
 {
-	uint64_t c = 0xffffffff, w;
+	uint64_t c = crc ^ 0xffffffff, w;
 
 	for (; len >= 8; p += 8, len -= 8) {
 		memcpy(&w, p, 8);
@@ -77,13 +77,19 @@ crc_init(void)
 uint32_t
 crc32c(const void *buf, size_t len)
 {
+	return crc32c_update(0, buf, len);
+}
+
+uint32_t
+crc32c_update(uint32_t crc, const void *buf, size_t len)
+{
 	const unsigned char *p = buf;
-	uint32_t c = 0xffffffff;
+	uint32_t c = crc ^ 0xffffffff;
 	uint64_t w;
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(KV_SOFT_CRC)
 	if (crc_sse42)
-		return crc32c_sse42(p, len);
+		return crc32c_sse42(crc, p, len);
 #endif
 	for (; len >= 8; p += 8, len -= 8) {
 		memcpy(&w, p, 8);	/* little-endian: first byte lowest */

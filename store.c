@@ -183,7 +183,6 @@ static int	 trust_or_recover(struct store *, char *, size_t);
 static int	 start_flusher(struct store *, char *, size_t);
 static struct store *open_store(const char *, enum store_fsync, int, char *,
 		    size_t);
-static void	 hex16(const uint8_t *, char *);
 static void	*flusher(void *);
 static void	 flush_fd(struct store *, int, int *);
 static void	 final_job(struct store *);
@@ -415,8 +414,10 @@ reserve(struct kvfile *f, uint64_t need)
 }
 
 /*
- * Two processes writing one store would corrupt it. An fcntl lock is
- * per-process, so it does not stop a second store_open in this process.
+ * Two processes writing one store would corrupt it. The lock belongs to
+ * the open file (Linux 3.15's OFD locks), not to the process as a plain
+ * fcntl lock does, which closing any descriptor of the file would drop:
+ * a sendfile's or a backup's dup (store_value_fd, store_backup_begin).
  * type is F_WRLCK, or F_RDLCK for a reader that must not race a writer.
  */
 int
@@ -427,7 +428,7 @@ lock_file(int fd, short type)
 	memset(&fl, 0, sizeof(fl));
 	fl.l_type = type;
 	fl.l_whence = SEEK_SET;
-	return fcntl(fd, F_SETLK, &fl);
+	return fcntl(fd, F_OFD_SETLK, &fl);
 }
 
 /* A rename is durable only once its directory is synced. */
@@ -2465,7 +2466,7 @@ store_last_seq(struct store *s)
 }
 
 /* 16 bytes as 32 hex digits and a NUL. */
-static void
+void
 hex16(const uint8_t *in, char *out)
 {
 	int i;

@@ -259,5 +259,57 @@ int	store_check(const char *path, struct store_report *rep,
 int	store_salvage(const char *path, struct store_report *rep, char *kept,
 	    size_t keptlen, char *err, size_t errlen);
 
+/* ---- Backups (store_backup.c describes the file) ---- */
+
+#define STORE_BACKUP_HEAD	64	/* the backup file's header bytes */
+
+struct store_backup;
+
+/* What a backup file holds, or where it is damaged. */
+struct store_backup_info {
+	char		 repl_id[33];	/* the data set's (a restore's: new) */
+	uint64_t	 seq;		/* its newest write */
+	uint64_t	 keys;		/* live keys at seq */
+	uint64_t	 size;		/* of the whole file */
+	uint64_t	 log_bytes;	/* of its records */
+	uint64_t	 records;	/* checked */
+	uint64_t	 bad_off;	/* the first damage found, if any */
+	char		 why[160];	/* what is wrong there, or "" */
+};
+
+/*
+ * A backup of s as it is now (store_last_seq): its header fields into bi.
+ * Holds a descriptor of the store file, not a copy: s may go on being
+ * written, compacted or replaced. NULL with errno (EMFILE, ENOMEM).
+ */
+struct store_backup *store_backup_begin(struct store *s,
+	    struct store_backup_info *bi);
+
+/*
+ * The next bytes of the backup file, at most cap, into buf: their count,
+ * 0 at the end, -1 with errno (EIO). Reads the file (pread) and nothing
+ * else; any thread, one at a time.
+ */
+ssize_t	store_backup_read(struct store_backup *b, char *buf, size_t cap);
+void	store_backup_end(struct store_backup *b);	/* NULL is fine */
+
+/*
+ * Check the backup file at path, changing nothing: 0 sound, 1 damaged
+ * (bi->why, bi->bad_off), -1 with err if it cannot read it or it is no
+ * backup (errno EINVAL).
+ */
+int	store_backup_check(const char *path, struct store_backup_info *bi,
+	    char *err, size_t errlen);
+
+/*
+ * Build a store at path from the backup file after checking it whole: in
+ * "<path>.restore", synced, then renamed over path (a crash leaves path
+ * as it was). It gets a new replication id (bi->repl_id) and hash seed,
+ * and keeps every record's seq. If kept is not NULL, path's old file is
+ * kept under that name. 0, or -1 with err and path unchanged.
+ */
+int	store_restore(const char *backup, const char *path, const char *kept,
+	    struct store_backup_info *bi, char *err, size_t errlen);
+
 /* The newest write's seq: store_stats' last_seq, cheap enough per request. */
 uint64_t store_last_seq(struct store *s);

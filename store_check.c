@@ -56,7 +56,6 @@ static int	 check_walk(struct checked *, struct store_report *,
 static uint64_t	 key_hash(const struct checked *, const char *, size_t);
 static int	 check_rec_index(void *, const struct rec *, uint64_t);
 static void	 check_buckets(struct checked *, struct store_report *);
-static int	 salvage_rec(void *, const struct rec *, uint64_t);
 static int	 kept_name(const char *, char *, size_t);
 static int	 salvage_into(struct checked *, const char *,
 		    const struct store_report *, struct store_report *,
@@ -314,8 +313,8 @@ store_check(const char *path, struct store_report *rep,
 
 /* ---- Salvaging ---- */
 
-/* Copy one record into the salvaged store (the store in arg). */
-static int
+/* Copy one record into the salvaged or restored store (the store in arg). */
+int
 salvage_rec(void *arg, const struct rec *r, uint64_t off)
 {
 	struct store *s = arg;

@@ -218,9 +218,13 @@ int	find(const struct kvfile *f, uint64_t h, const char *key,
 int	index_put(struct kvfile *f, int found, uint64_t i, uint64_t h,
 	    uint64_t off, uint64_t kvlen);
 void	index_del(struct kvfile *f, uint64_t i, uint64_t tsize);
+void	hex16(const uint8_t *in, char *out);
 struct store *create_loading(const char *path, const uint8_t *id,
 	    const uint8_t *seed, uint32_t flags, uint64_t seq, uint64_t keys,
 	    enum store_fsync policy, char *err, size_t errlen);
+
+/* store_check.c: one record into a store that is loading (salvage, restore). */
+int	salvage_rec(void *store, const struct rec *r, uint64_t off);
 
 /* store.c: the flusher's side of a compaction; all but the last under s_mu. */
 void	release_fd(struct store *s, int fd);

@@ -2111,6 +2111,138 @@ test_scan_seed(void)
 	CHECK(store_close(a) == 0);
 }
 
+/* ---- Backups (store_backup.c) ---- */
+
+/* Read the whole backup b into path, in pieces of cap bytes. */
+static size_t
+backup_to_file(struct store_backup *b, const char *path, size_t cap)
+{
+	static char buf[1 << 20];
+	size_t len = 0;
+	ssize_t n;
+
+	while (len < sizeof(buf) && (n = store_backup_read(b, buf + len,
+	    cap < sizeof(buf) - len ? cap : sizeof(buf) - len)) > 0)
+		len += (size_t)n;
+	CHECK(write_file(path, buf, len) == 0);
+	return len;
+}
+
+/*
+ * A backup is the data set at the seq it began at, whatever is written,
+ * deleted and compacted before its first byte is read; a restore gives
+ * back every key with its value and seq under a new replication id; and
+ * store_backup_check catches every flipped byte and every truncation.
+ */
+static void
+test_backup(void)
+{
+	struct store_backup_info bi, ci;
+	struct store_stats st, rst;
+	struct store_value v;
+	struct store_backup *b;
+	struct store *s, *r;
+	const char *path = path_for("backup"), *rpath = path_for("restored");
+	char bpath[1100], key[16], val[8192], err[256];
+	size_t len, off, i;
+	int k, round, rc, bad = 0;
+
+	tcase = "backup";
+	snprintf(bpath, sizeof(bpath), "%s.backup", path);
+	remove_store(path);
+	remove_store(rpath);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	for (k = 0; k < 200; k++) {
+		snprintf(key, sizeof(key), "k%d", k);
+		snprintf(val, sizeof(val), "v%d", k);
+		CHECK(store_put(s, key, strlen(key), val, strlen(val), 0,
+		    NULL) == 1);
+	}
+	for (k = 10; k < 20; k++) {
+		snprintf(key, sizeof(key), "k%d", k);
+		CHECK(store_del(s, key, strlen(key), 0, NULL) == 1);
+	}
+	store_stats(s, &st);
+	if (!CHECK((b = store_backup_begin(s, &bi)) != NULL))
+		return;
+	CHECK(bi.seq == 210 && bi.keys == 190);
+	/* After it began: every key rewritten, big, until a compaction
+	 * renames a new file over the one the backup reads. */
+	memset(val, 'x', sizeof(val));
+	for (round = 0; round < 20; round++) {
+		for (k = 0; k < 200; k++) {
+			snprintf(key, sizeof(key), "k%d", k);
+			CHECK(store_put(s, key, strlen(key), val, sizeof(val),
+			    0, NULL) >= 0);
+		}
+		for (i = 0; i < 200; i++)
+			store_step(s);
+		store_stats(s, &rst);
+		if (rst.compactions > st.compactions && !rst.compacting)
+			break;
+	}
+	CHECK(rst.compactions > st.compactions);
+	len = backup_to_file(b, bpath, 7);	/* odd pieces: every edge */
+	store_backup_end(b);
+	CHECK(len == bi.size);
+	CHECK(store_backup_check(bpath, &ci, err, sizeof(err)) == 0);
+	CHECK(ci.seq == 210 && ci.keys == 190 && ci.records == 210);
+	CHECK(strcmp(ci.repl_id, st.repl_id) == 0);
+
+	CHECK(store_restore(bpath, rpath, NULL, &ci, err, sizeof(err)) == 0);
+	if ((r = xopen(rpath, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(r, &rst);
+	CHECK(rst.keys == 190 && rst.last_seq == 210);
+	CHECK(strcmp(rst.repl_id, st.repl_id) != 0);
+	CHECK(strcmp(rst.repl_id, ci.repl_id) == 0);
+	for (k = 0; k < 200; k++) {
+		snprintf(key, sizeof(key), "k%d", k);
+		snprintf(val, sizeof(val), "v%d", k);
+		if (k >= 10 && k < 20)
+			CHECK(!store_get(r, key, strlen(key), &v));
+		else
+			CHECK(store_get(r, key, strlen(key), &v) &&
+			    v.len == strlen(val) &&
+			    memcmp(v.data, val, v.len) == 0 &&
+			    v.seq == (uint64_t)k + 1);
+	}
+	CHECK(store_close(r) == 0);
+	CHECK(store_close(s) == 0);
+
+	/* Every byte flipped: damaged (or, in the magic, no backup). */
+	{
+		char *img = read_file(bpath, &len), c;
+		int fd = open(bpath, O_WRONLY);
+
+		for (off = 0; off < len; off++) {
+			c = img[off] ^ 0x10;
+			CHECK(pwrite(fd, &c, 1, (off_t)off) == 1);
+			rc = store_backup_check(bpath, &ci, err, sizeof(err));
+			bad += off < 8 ? rc != -1 : rc != 1;
+			CHECK(pwrite(fd, img + off, 1, (off_t)off) == 1);
+		}
+		CHECK(bad == 0);
+		for (off = len; off-- > 0; off -= off > 80 ? 60 : 0) {
+			CHECK(ftruncate(fd, (off_t)off) == 0);
+			rc = store_backup_check(bpath, &ci, err, sizeof(err));
+			bad += off < 8 ? rc != -1 : rc != 1;
+		}
+		CHECK(bad == 0);
+		close(fd);
+		/* A damaged backup restores nothing. */
+		img[len / 2] ^= 0x10;
+		CHECK(write_file(bpath, img, len) == 0);
+		CHECK(store_restore(bpath, rpath, NULL, &ci, err,
+		    sizeof(err)) == -1 && strstr(err, "damaged") != NULL);
+		free(img);
+	}
+	remove_store(path);
+	remove_store(rpath);
+	(void)unlink(bpath);
+}
+
 /* ---- Full syncs: the .sync file ---- */
 
 /* Wait up to secs for store_seal to finish, by polling the notify fd. */
@@ -3231,6 +3363,7 @@ main(int argc, char *argv[])
 		{ "scan_wrap", test_scan_wrap },
 		{ "scan_seed", test_scan_seed },
 		{ "sync_file", test_sync_file },
+		{ "backup", test_backup },
 		{ "model", test_model },
 		{ "overwrite", test_overwrite },
 		{ "space", test_space },

@@ -736,6 +736,52 @@ scenario_k() {
   done
 }
 
+scenario_l() {
+  say "== l. backup and restore: kvstore backup of the release, restored into a fresh one"
+  local run p0 old new pod out
+  run=$(cat "${state}/run")
+  p0=$(port kvstore-0)
+  dump "$(port kvstore-1)" "${work}/l.before" || { bad "l: GET /kv/?values=true on kvstore-1"; return; }
+  old=$(code GET "${p0}" /ready >/dev/null; sed -n 's/.*"repl_id":"\([0-9a-f]*\)".*/\1/p' "${work}/body")
+  # The pod's own client, against a replica (the chart's recipe takes
+  # backups from the read Service), into the pod's volume.
+  out=$(docker exec "${run}-kvstore-1" /kvstore backup --url http://127.0.0.1:8080 /data/l.backup 2>&1)
+  check "l: kubectl exec kvstore-1 -- /kvstore backup /data/l.backup succeeds ($(printf '%s' "${out}" | tail -n 1))" \
+      grep -q 'backup of .* keys at seq' <<<"${out}"
+  mkdir -p "${work}/l" && chmod 755 "${work}" "${work}/l"
+  docker cp "${run}-kvstore-1:/data/l.backup" "${work}/l/l.backup" >/dev/null 2>&1 && chmod 644 "${work}/l/l.backup"
+  check "l: kvstore check on the copy says OK" \
+      quietly docker run --rm --network none --user 65532:65532 -v "${work}/l:/backups:ro" "${image}" check /backups/l.backup
+  # A fresh release: installed, scaled to 0 (its claims stay), pod 0's claim
+  # restored by a one-off container of the image, scaled up again.
+  K delete >/dev/null 2>&1
+  kube_start restore "${work}/default.yaml"
+  K apply >/dev/null
+  check "l: the fresh release is Ready" quietly K wait-ready --timeout 90 || return
+  K scale 0 >/dev/null
+  check "l: its pods deleted (scale 0)" quietly K wait-ready --timeout 60
+  run=$(cat "${state}/run")
+  out=$(docker run --rm --network none --user 65532:65532 -v "${run}-data-kvstore-0:/data" -v "${work}/l:/backups:ro" \
+      "${image}" restore /backups/l.backup /data 2>&1)
+  check "l: restore into pod 0's used claim without --force is refused" grep -q 'not empty' <<<"${out}"
+  out=$(docker run --rm --network none --user 65532:65532 -v "${run}-data-kvstore-0:/data" -v "${work}/l:/backups:ro" \
+      "${image}" restore --force /backups/l.backup /data 2>&1)
+  check "l: kvstore restore --force /backups/l.backup /data ($(printf '%s' "${out}" | head -n 1 | cut -c 1-90))" \
+      grep -q '^restored ' <<<"${out}"
+  K scale 3 >/dev/null
+  check "l: 3 pods Ready on the restored claim" quietly K wait-ready --timeout 90 || return
+  p0=$(port kvstore-0)
+  new=$(code GET "${p0}" /ready >/dev/null; sed -n 's/.*"repl_id":"\([0-9a-f]*\)".*/\1/p' "${work}/body")
+  check "l: the restored primary has a new replication id (${new})" \
+      bash -c "[ -n '${new}' ] && [ '${new}' != '${old}' ]"
+  for pod in kvstore-0 kvstore-1 kvstore-2; do
+    check "l: ${pod} has every key and value of the backed-up release ($(wc -l <"${work}/l.before") keys)" \
+        same_dump "$(port "${pod}")" "${work}/l.before" 20
+  done
+  check "l: a write on the restored primary reaches kvstore-2" \
+      is "$(code PUT "${p0}" /kv/after-restore yes)$(get_is "$(port kvstore-2)" after-restore yes 10 && echo ok)" 201ok
+}
+
 scenario_h() {
   say "== h. without the volumePermissions init container the root-owned volume is not writable"
   K delete >/dev/null 2>&1
@@ -846,6 +892,7 @@ main() {
   scenario_f
   scenario_g
   scenario_k
+  scenario_l
   if [ "${failed}" -gt 0 ]; then
     say "events of the failed run:"
     K events | tail -40 | sed 's/^/    | /'

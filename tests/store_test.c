@@ -3289,6 +3289,7 @@ test_expire(void)
 	CHECK(strcmp(expire_at(s, 7000, 10), "k") == 0);
 
 	tcase = "expire: kept through compaction";
+	memset(key, 'f', sizeof(key));		/* the fillers' value, whole */
 	CHECK(store_put_exp(s, "x", 1, "v", 1, 9000, 0, NULL) == 1);
 	store_stats(s, &st);
 	c0 = st.compactions;

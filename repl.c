@@ -73,7 +73,8 @@
  *
  * op is 'P' (put: key 1..1024 bytes, value below 2^31), 'X' (a put of a
  * key that expires: the value bytes are a u64 expiry, unix ms on the
- * primary's clock, then the value, so vlen is the value's length + 8),
+ * primary's clock, never 0, then the value, so vlen is the value's
+ * length + 8),
  * 'D' (delete: key 1..1024 bytes, no value; also how a key expires, decided
  * by the primary alone) or 'E' (end of snapshot: no key, no value, seq is
  * the snapshot's). A batch is records back to back, seq ascending and
@@ -547,6 +548,8 @@ repl_decode(const char *buf, size_t len, struct repl_record *rec)
 		rec->expires = get64(p + REC_HEAD + klen);
 		rec->val += 8;
 		rec->vlen -= 8;
+		if (rec->expires == 0)	/* never sent: 'P' says "never" */
+			return -1;
 	}
 	return (ssize_t)(REC_HEAD + klen + vlen);
 }

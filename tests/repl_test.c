@@ -231,6 +231,8 @@ test_codec(void)
 	    17 && buf[0] == 'D', "a delete has no expiry");
 	memcpy(buf, "X\1\0\0\0\0\0\0\0\1\0\7\0\0\0k1234567", 23);
 	CHECK(repl_decode(buf, 23, &r) == -1, "X shorter than its expiry");
+	memcpy(buf, "X\1\0\0\0\0\0\0\0\1\0\x08\0\0\0k\0\0\0\0\0\0\0\0", 24);
+	CHECK(repl_decode(buf, 24, &r) == -1, "X with expiry 0 (P says never)");
 	CHECK(repl_decode(buf, 1, &r) == 0, "X, 1 byte");
 	r.expires = 1;
 	CHECK(repl_decode("P\1\0\0\0\0\0\0\0\1\0\0\0\0\0k", 16, &r) == 16 &&

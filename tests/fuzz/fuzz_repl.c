@@ -37,9 +37,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    &rec)) <= 0)
 			break;
 		/* What decodes must encode back to the same bytes. */
-		if ((size_t)n <= sizeof(again) && (repl_encode(again,
+		if ((size_t)n <= sizeof(again) && (repl_encode_exp(again,
 		    sizeof(again), rec.op, rec.seq, rec.key, rec.klen, rec.val,
-		    rec.vlen) != (size_t)n || memcmp(again, data + off, n) != 0))
+		    rec.vlen, rec.expires) != (size_t)n ||
+		    memcmp(again, data + off, n) != 0))
 			__builtin_trap();
 	}
 	return 0;

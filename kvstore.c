@@ -31,6 +31,7 @@
 #include <sys/types.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -293,7 +294,7 @@ static void
 prepare_data_dir(const char *dir)
 {
 	char path[PATH_MAX], *p;
-	FILE *f;
+	int fd;
 
 	if (fmt_buf(path, sizeof(path), "%s", dir) >= (int)sizeof(path))
 		die("DATA_DIR %s: path too long", dir);
@@ -310,10 +311,11 @@ prepare_data_dir(const char *dir)
 		die("DATA_DIR: cannot create %s (uid %d):", path,
 		    (int)getuid());
 	fmt_buf(path, sizeof(path), "%s/.write-test", dir);
-	if ((f = fopen(path, "w")) == NULL)
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0666)) == -1)
 		die("DATA_DIR %s is not writable by uid %d (give the "
 		    "directory to that user):", dir, (int)getuid());
-	fclose(f);
+	(void)close(fd);
 	unlink(path);
 }
 

@@ -32,6 +32,12 @@ void	log_set_sink(void (*fn)(const char *level, const char *msg));
 void	die(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 
+/*
+ * Up to len bytes from fd into buf: reads until len or the end of the file,
+ * through signals. Returns the bytes read, or -1 with errno set.
+ */
+ssize_t	read_full(int fd, void *buf, size_t len);
+
 /* len unpredictable bytes from the kernel (/dev/urandom); -1 with errno. */
 int	random_bytes(void *buf, size_t len);
 

@@ -26,6 +26,8 @@
  *   util.c           the log, die, randomness, the clocks, JSON, tokens
  */
 
+#define _GNU_SOURCE	/* prlimit(2), which musl and glibc both have */
+
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -319,7 +321,11 @@ prepare_data_dir(const char *dir)
 	unlink(path);
 }
 
-/* Raise the descriptor limit to its hard maximum: every connection is one. */
+/*
+ * Raise the descriptor limit to its hard maximum: every connection is one.
+ * prlimit, as musl's setrlimit does first: setrlimit would also link the
+ * fallback for kernels before 2.6.36 (__synccall, 1.4 KB).
+ */
 static void
 raise_fd_limit(void)
 {
@@ -327,7 +333,7 @@ raise_fd_limit(void)
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)prlimit(0, RLIMIT_NOFILE, &rl, NULL);
 	}
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
 	    rl.rlim_cur != RLIM_INFINITY &&

@@ -20,12 +20,12 @@ LDLIBS  = -lpthread
 HOSTCC  = cc
 ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
-OBJ = kvstore.o api.o cli.o client.o fmt.o hash.o http.o node.o parse.o \
-	recover.o repl.o replica.o status.o store.o store_backup.o \
+OBJ = kvstore.o api.o cli.o client.o cm.o fmt.o hash.o http.o node.o \
+	parse.o recover.o repl.o replica.o status.o store.o store_backup.o \
 	store_check.o store_compact.o ui.o util.o wait.o
-HDR = api.h cli.h client.h fmt.h hash.h http.h node.h parse.h recover.h \
-	repl.h repl_int.h replica.h status.h store.h store_int.h ui.h util.h \
-	wait.h
+HDR = api.h cli.h client.h cm.h fmt.h hash.h http.h node.h parse.h \
+	recover.h repl.h repl_int.h replica.h status.h store.h store_int.h \
+	ui.h util.h wait.h
 UI = ui/index.html ui/app.js ui/app.css ui/icon.svg
 # The store's files and those it calls: what tests/store_test and
 # fuzz_store build in.
@@ -53,25 +53,26 @@ kvstore: $(OBJ)
 $(OBJ): $(HDR)
 
 # The web console (ui/), shrunk and packed into a header at build time by
-# ui/pack, which runs here and so is built with the host's compiler.
+# ui/pack (with cm.c, whose unpacker the server runs), which runs here and
+# so is built with the host's compiler.
 ui.o: ui/assets.h
 
 ui/assets.h: ui/embed.sh ui/pack $(UI)
 	sh ui/embed.sh ui/pack $(UI) >$@.tmp && mv $@.tmp $@
 
-ui/pack: ui/pack.c
-	$(HOSTCC) -O2 -o $@ ui/pack.c
+ui/pack: ui/pack.c cm.c cm.h
+	$(HOSTCC) -O2 -I. -o $@ ui/pack.c cm.c
 
 TEST_SRC_fmt_test = fmt.c util.c
 TEST_SRC_http_test = http.c parse.c fmt.c util.c
 TEST_SRC_repl_test = repl.c recover.c client.c parse.c $(STORE_SRC)
 TEST_SRC_store_test = $(STORE_SRC)
 TEST_SRC_store_test_softcrc = $(STORE_SRC)
-TEST_SRC_ui_test = ui.c
+TEST_SRC_ui_test = ui.c cm.c
 # replica_test builds replica.c into itself (as fuzz_api does) and links
 # the rest of the server but kvstore.c.
-TEST_SRC_replica_test = api.c client.c http.c node.c parse.c recover.c repl.c \
-	status.c ui.c wait.c $(STORE_SRC) tests/from_primary.c
+TEST_SRC_replica_test = api.c client.c cm.c http.c node.c parse.c recover.c \
+	repl.c status.c ui.c wait.c $(STORE_SRC) tests/from_primary.c
 # repl_test stands in for the resolver (--wrap) to move a replica's
 # address; replica_test catches the answers and the loop's wake-ups, and
 # with fuzz_api stands in for the primary's address check (from_primary.c);
@@ -90,7 +91,7 @@ tests/replica_test: tests/replica_test.c $(OBJ:.o=.c) tests/from_primary.c \
 	$(HDR) ui/assets.h
 tests/store_test: tests/store_test.c $(STORE_SRC) $(HDR)
 tests/store_test_softcrc: tests/store_test.c $(STORE_SRC) $(HDR)
-tests/ui_test: tests/ui_test.c ui.c $(HDR) ui/assets.h ui/pack
+tests/ui_test: tests/ui_test.c ui.c cm.c $(HDR) ui/assets.h ui/pack
 $(UNIT_TESTS):
 	$(CC) $(ALL_CFLAGS) $(TEST_FLAGS_$(@F)) -I. $(LDFLAGS) -o $@ \
 	    tests/$(@F:_softcrc=).c $(TEST_SRC_$(@F)) $(LDLIBS)
@@ -241,7 +242,7 @@ FUZZ_SRC_fuzz_repl = repl.c recover.c client.c parse.c $(STORE_SRC)
 FUZZ_SRC_fuzz_store = $(STORE_SRC)
 # fuzz_api builds replica.c into itself, to reach its sync token, and
 # stands in for the primary's address check (no input has a connection).
-FUZZ_SRC_fuzz_api = api.c client.c fmt.c hash.c http.c node.c parse.c \
+FUZZ_SRC_fuzz_api = api.c client.c cm.c fmt.c hash.c http.c node.c parse.c \
 	recover.c repl.c status.c store.c store_backup.c store_check.c \
 	store_compact.c ui.c util.c wait.c tests/from_primary.c \
 	-Wl,--wrap=http_peer,--wrap=repl_from_primary

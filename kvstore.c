@@ -20,6 +20,7 @@
  *   store_check.c    check and salvage of a stopped store's file
  *   hash.c           CRC-32C and SipHash for the store
  *   ui.c             the web console's files, packed at build time
+ *   cm.c             the compressor that packs them (and unpacks them)
  *   cli.c            the command-line client (kvstore get, put, check...)
  *   node.c           the node's settings and state, the handlers' kit
  *   fmt.c            printf-style formatting, in place of libc's

@@ -417,7 +417,7 @@ backup_produce(void *arg, char *buf, size_t cap)
 		return n;
 	kv_log(n == 0 && buf != NULL ? "info" : "warn", "backup %s",
 	    n == 0 && buf != NULL ? "sent" : n == 0 ? "cut short: the client "
-	    "went away" : strerror(errno));
+	    "went away" : errstr());
 	store_backup_end(arg);
 	backups--;
 	return n;
@@ -443,7 +443,7 @@ backup(struct http_request *r)
 	}
 	if ((b = store_backup_begin(node.store, &bi)) == NULL) {
 		reply_text(r->id, 503, "", "cannot start a backup: %s",
-		    strerror(errno));
+		    errstr());
 		return;
 	}
 	fmt_buf(extra, sizeof(extra), "X-Kv-Repl-Id: %s\r\nX-Kv-Seq: %llu\r\n"

@@ -220,7 +220,7 @@ cli_request(const char *method, const char *target, const char *extra,
 	if ((c = client_new(url, timeout_ms, NULL, NULL)) == NULL) {
 		if (!quiet)
 			fmt_out(&serr, "kvstore: %s %s: %s: %s\n", method,
-			    target, url, strerror(errno));
+			    target, url, errstr());
 		return -1;
 	}
 	memset(&rq, 0, sizeof(rq));
@@ -451,7 +451,7 @@ cli_put(int argc, char **argv)
 		return usage();
 	if ((val = read_stdin(&vlen)) == NULL) {
 		fmt_out(&serr, "kvstore: reading the value from stdin: %s\n",
-		    strerror(errno));
+		    errstr());
 		return EXIT_SERVER;
 	}
 	rc = cli_write("PUT", argv[i], val, vlen, extra, ttl);
@@ -506,7 +506,7 @@ lock_run(char **argv, const char *name, const char *target, uint64_t *seq,
 
 	/* vfork: fork's atfork machinery would cost a kilobyte of binary. */
 	if ((pid = vfork()) == -1) {
-		fmt_out(&serr, "kvstore: vfork: %s\n", strerror(errno));
+		fmt_out(&serr, "kvstore: vfork: %s\n", errstr());
 		return -1;
 	}
 	if (pid == 0) {
@@ -752,14 +752,14 @@ chown_tree(const char *path, uid_t uid, gid_t gid)
 
 	if (lchown(path, uid, gid) == -1) {
 		fmt_out(&serr, "kvstore: chown %s: %s\n", path,
-		    strerror(errno));
+		    errstr());
 		return -1;
 	}
 	if (lstat(path, &st) == -1 || !S_ISDIR(st.st_mode))
 		return 0;
 	if ((dir = opendir(path)) == NULL) {
 		fmt_out(&serr, "kvstore: open %s: %s\n", path,
-		    strerror(errno));
+		    errstr());
 		return -1;
 	}
 	while ((d = readdir(dir)) != NULL) {
@@ -793,7 +793,7 @@ cli_volume_permissions(int argc, char **argv)
 		return usage();
 	if (mkdir(argv[2], 0750) == -1 && errno != EEXIST) {
 		fmt_out(&serr, "kvstore: mkdir %s: %s\n", argv[2],
-		    strerror(errno));
+		    errstr());
 		return EXIT_SERVER;
 	}
 	if (chown_tree(argv[2], (uid_t)uid, (gid_t)gid) == -1)
@@ -1047,17 +1047,17 @@ cli_backup(int argc, char **argv)
 	fmt_buf(tmp, sizeof(tmp), "%s.tmp", file);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 	    0600)) == -1)
-		why = strerror(errno);
+		why = errstr();
 	else {
 		if ((why = receive_backup(c, fd)) == NULL && fsync(fd) == -1)
-			why = strerror(errno);
+			why = errstr();
 		(void)close(fd);
 		if (why == NULL && store_backup_check(tmp, &bi, err,
 		    sizeof(err)) != 0)
 			why = "the copy received is damaged";
 		else if (why == NULL && (rename(tmp, file) == -1 ||
 		    sync_parent(file) == -1))
-			why = strerror(errno);
+			why = errstr();
 		if (why != NULL)
 			(void)unlink(tmp);
 	}
@@ -1114,7 +1114,7 @@ cli_restore(int argc, char **argv)
 	fmt_buf(kept, sizeof(kept), "%s.before-restore-%lld", path,
 	    (long long)time(NULL));
 	if (mkdir(dir, 0750) == -1 && errno != EEXIST)
-		why = strerror(errno);
+		why = errstr();
 	else
 		why = restore_blocked(dir, path, force);
 	if (why == NULL && store_restore(argv[argc - 2], path,

@@ -538,7 +538,7 @@ flush_out(struct conn *c)
 			if (errno == EAGAIN || errno == EWOULDBLOCK ||
 			    errno == EINTR)
 				return;
-			conn_close(c, strerror(errno));
+			conn_close(c, errstr());
 			return;
 		}
 		c->c_outoff += (size_t)n;
@@ -588,7 +588,7 @@ send_file(struct conn *c)
 		if (n <= 0) {
 			/* Framing promised the bytes: only closing is honest. */
 			conn_close(c, n == 0 ? "file body ended early" :
-			    strerror(errno));
+			    errstr());
 			return -1;
 		}
 		c->c_fileleft -= (size_t)n;
@@ -1049,7 +1049,7 @@ read_conn(struct conn *c)
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return;
-		conn_close(c, strerror(errno));
+		conn_close(c, errstr());
 		return;
 	}
 	if (n == 0)
@@ -1263,7 +1263,7 @@ accept_conns(void)
 					return;
 				}
 				kv_log("warn", "http: accept: %s (%d more "
-				    "since last said)", strerror(errno),
+				    "since last said)", errstr(),
 				    unwarned);
 				warned_at = now;
 				unwarned = 0;
@@ -1271,7 +1271,7 @@ accept_conns(void)
 			}
 		}
 		if (set_nonblock(fd) == -1) {
-			kv_log("warn", "http: accept: %s", strerror(errno));
+			kv_log("warn", "http: accept: %s", errstr());
 			close(fd);
 			continue;
 		}

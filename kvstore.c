@@ -368,7 +368,7 @@ adopt_copy(struct repl_recovery *rr)
 	if (http_watch(store_notify_fd(node.store), wait_on_durable,
 	    NULL) == -1)
 		kv_log("error", "cannot watch the store's flush notifications: "
-		    "%s", strerror(errno));
+		    "%s", errstr());
 	return adopted == NULL ? -1 : 0;
 }
 
@@ -435,7 +435,7 @@ tail_walk(const char *tail, size_t len, uint64_t max, int to_store)
 		    store_del(node.store, rec.key, rec.klen, rec.seq, &dummy);
 		if (rc == -1) {
 			kv_log("error", "recovery: cannot write seq %llu: %s",
-			    (unsigned long long)rec.seq, strerror(errno));
+			    (unsigned long long)rec.seq, errstr());
 			break;
 		}
 	}
@@ -703,7 +703,7 @@ main(int argc, char **argv)
 	    "after an unclean shutdown)" : "");
 
 	if (http_run() == -1)
-		kv_log("error", "event loop failed: %s", strerror(errno));
+		kv_log("error", "event loop failed: %s", errstr());
 	kv_log("info", "shutting down: delivering pending writes to replicas");
 	repl_shutdown(REPL_DRAIN_MS);
 	replica_close();

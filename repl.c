@@ -865,7 +865,7 @@ load_record(struct sync *sy, const struct repl_record *rec)
 	    store_del(sy->load, rec->key,
 	    rec->klen, seq, NULL);
 	if (rc == -1) {
-		seterr(sy->err, "loading the copy: %s", strerror(errno));
+		seterr(sy->err, "loading the copy: %s", errstr());
 		return -1;
 	}
 	return 0;
@@ -1406,7 +1406,7 @@ url_addrs(const char *url, unsigned char (*a)[16], int max, char *err)
 
 	if ((rc = client_resolve(url, &res)) != 0) {
 		seterr(err, "%s does not resolve: %s", url, rc == EAI_SYSTEM ?
-		    strerror(errno) : gai_strerror(rc));
+		    errstr() : gai_strerror(rc));
 		return -1;
 	}
 	for (ai = res; ai != NULL && n < max; ai = ai->ai_next)

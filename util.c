@@ -122,6 +122,12 @@ kv_log(const char *level, const char *fmt, ...)
 		write_line(level, msg, (size_t)m, 0);
 }
 
+const char *
+errstr(void)
+{
+	return strerror(errno);
+}
+
 void
 die(const char *fmt, ...)
 {
@@ -390,7 +396,7 @@ token_load(struct token *t, const char *name, char *why, size_t whylen)
 		r = fd == -1 ? -1 : read_full(fd, buf, sizeof(buf));
 		if (r == -1)
 			fmt_buf(why, whylen, "%s: cannot read: %s", src,
-			    strerror(errno));
+			    errstr());
 		if (fd != -1)
 			(void)close(fd);
 		if (r == -1)

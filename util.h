@@ -28,6 +28,9 @@ int	log_level_named(const char *name);
  */
 void	log_set_sink(void (*fn)(const char *level, const char *msg));
 
+/* strerror(errno): one call where there were two, at some 80 places. */
+const char *errstr(void);
+
 /* Log at "error" and exit 1; a trailing ':' appends strerror(errno). */
 void	die(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));

@@ -478,7 +478,7 @@ bearer(const struct http_request *r, size_t *len)
 	const char *h;
 
 	if ((h = http_header(r, "Authorization", len)) == NULL || *len < 6 ||
-	    strncasecmp(h, "Bearer", 6) != 0 || (*len > 6 && h[6] != ' '))
+	    !http_ci_same(h, "Bearer", 6) || (*len > 6 && h[6] != ' '))
 		return NULL;
 	for (h += 6, *len -= 6; *len > 0 && *h == ' '; h++, (*len)--)
 		;

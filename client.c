@@ -135,7 +135,8 @@ url_split(struct client *c, const char *url)
 		p = he + 1;
 	} else {
 		h = p;
-		p += strcspn(p, ":/");
+		while (*p != '\0' && *p != ':' && *p != '/')
+			p++;
 		he = p;
 	}
 	hl = (size_t)(he - h);
@@ -713,7 +714,7 @@ client_header(const struct client *c, const char *name, size_t *len)
 	for (i = 0; i < c->c_rs.nheaders; i++) {
 		h = &c->c_rs.headers[i];
 		if (h->name_len == nlen &&
-		    strncasecmp(h->name, name, nlen) == 0) {
+		    http_ci_same(h->name, name, nlen)) {
 			if (len != NULL)
 				*len = h->value_len;
 			return h->value;

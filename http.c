@@ -1227,7 +1227,7 @@ http_init(const struct http_config *c)
 	wake_rd = p[0];
 	wake_wr = p[1];
 	now = (int64_t)mono_ms();
-	make_date(time(NULL));
+	make_date((time_t)(wall_ms() / 1000));
 	return 0;
 }
 
@@ -1457,7 +1457,7 @@ http_run(void)
 
 	for (;;) {
 		now = (int64_t)mono_ms();
-		make_date(time(NULL));
+		make_date((time_t)(wall_ms() / 1000));
 		if (drain_step() == 0)
 			return 0;
 		next = now + 1000;

@@ -167,7 +167,7 @@ each_url(const char *list, void (*fn)(const char *url, size_t len))
 	size_t n;
 
 	for (p = list;; p += n + 1) {
-		if ((n = strcspn(p, ",")) > 0)
+		if ((n = (size_t)(strchrnul(p, ',') - p)) > 0)
 			fn(p, n);
 		if (p[n] == '\0')
 			break;

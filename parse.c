@@ -127,8 +127,8 @@ hexval(int ch)
  * first difference, so b may be a shorter C string. (strncasecmp calls
  * tolower, a function of the locale, for every byte: a tenth of a PUT.)
  */
-static int
-ci_same(const char *a, const char *b, size_t n)
+int
+http_ci_same(const char *a, const char *b, size_t n)
 {
 	unsigned char	 x, y;
 	size_t		 i;
@@ -150,7 +150,7 @@ ci_same(const char *a, const char *b, size_t n)
 static int
 ci_eq(const char *s, size_t len, const char *w)
 {
-	return ci_same(s, w, len) && w[len] == '\0';
+	return http_ci_same(s, w, len) && w[len] == '\0';
 }
 
 /* ---- Message parsing ---- */
@@ -228,9 +228,9 @@ split_target(const char *t, const char *te, struct http_request *r)
 		return 0;
 	}
 	if (*t != '/') {
-		if (te - t > 7 && ci_same(t, "http://", 7))
+		if (te - t > 7 && http_ci_same(t, "http://", 7))
 			t += 7;
-		else if (te - t > 8 && ci_same(t, "https://", 8))
+		else if (te - t > 8 && http_ci_same(t, "https://", 8))
 			t += 8;
 		else
 			return -1;
@@ -949,7 +949,7 @@ http_header(const struct http_request *r, const char *name, size_t *len)
 
 	for (i = 0; i < r->nheaders; i++) {
 		if (r->headers[i].name_len == nlen &&
-		    ci_same(r->headers[i].name, name, nlen)) {
+		    http_ci_same(r->headers[i].name, name, nlen)) {
 			if (len != NULL)
 				*len = r->headers[i].value_len;
 			return r->headers[i].value;

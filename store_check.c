@@ -336,7 +336,7 @@ static int
 kept_name(const char *path, char *kept, size_t keptlen)
 {
 	struct tm tm;
-	time_t t = time(NULL);
+	time_t t = (time_t)(wall_ms() / 1000);
 
 	utc_time(t, &tm);
 	return fmt_buf(kept, keptlen, "%s.damaged-%04d%02d%02dT%02d%02d%02dZ",

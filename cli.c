@@ -10,7 +10,8 @@
  * 2 usage, 3 server, network or file error.
  */
 
-#define _DEFAULT_SOURCE		/* vfork(2), which musl and glibc both have */
+#define _GNU_SOURCE		/* vfork(2) and strchrnul, which musl and glibc
+				   both have */
 
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -20,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -78,11 +80,22 @@ static int	cli_lock(int, char **);
 
 static volatile int exec_errno;	/* lock's child could not run its command */
 
+/* stdout and stderr, buffered as stdio's are; cli_main sets them up. */
+static struct out sout, serr;
+
 static int
 usage(void)
 {
-	fputs(usage_text, stderr);
+	out_put(&serr, usage_text, sizeof(usage_text) - 1);
 	return EXIT_USAGE;
+}
+
+/* exit, with what stdout holds written first. */
+static void
+quit(int code)
+{
+	(void)out_flush(&sout);
+	exit(code);
 }
 
 static const char *url_flag;	/* backup --url, instead of KV_URL */
@@ -99,9 +112,9 @@ cli_url(void)
 	while (n > 0 && v[n - 1] == '/')
 		n--;
 	if (strncmp(v, "http://", 7) != 0 || n <= 7 || n >= sizeof(url)) {
-		fmt_file(stderr, "kvstore: KV_URL=%s: expected http://host:port\n",
+		fmt_out(&serr, "kvstore: KV_URL=%s: expected http://host:port\n",
 		    v);
-		exit(EXIT_USAGE);
+		quit(EXIT_USAGE);
 	}
 	memcpy(url, v, n);
 	url[n] = '\0';
@@ -154,8 +167,8 @@ cli_auth(void)
 	if (loaded)
 		return line;
 	if (token_load(&t, "AUTH_TOKEN", why, sizeof(why)) == -1) {
-		fmt_file(stderr, "kvstore: %s\n", why);
-		exit(EXIT_USAGE);
+		fmt_out(&serr, "kvstore: %s\n", why);
+		quit(EXIT_USAGE);
 	}
 	if (t.t_len > 0)
 		fmt_buf(line, sizeof(line), "Authorization: Bearer %s\r\n",
@@ -202,14 +215,14 @@ cli_request(const char *method, const char *target, const char *extra,
 	*outlen = 0;
 	if ((size_t)fmt_buf(head, sizeof(head), "%s%s", cli_auth(), extra) >=
 	    sizeof(head)) {
-		fmt_file(stderr, "kvstore: %s %s: header lines too long\n",
+		fmt_out(&serr, "kvstore: %s %s: header lines too long\n",
 		    method, target);
 		return -1;
 	}
 	if ((c = client_new(url, timeout_ms, NULL, NULL)) == NULL) {
 		if (!quiet)
-			fmt_file(stderr, "kvstore: %s %s: %s: %s\n", method,
-			    target, url, strerror(errno));
+			fmt_out(&serr, "kvstore: %s %s: %s: %s\n", method,
+			    target, url, errstr());
 		return -1;
 	}
 	memset(&rq, 0, sizeof(rq));
@@ -232,7 +245,7 @@ cli_request(const char *method, const char *target, const char *extra,
 			    "X-Kv-Index" : "X-Kv-Seq");
 	}
 	if (why != NULL && !quiet)
-		fmt_file(stderr, "kvstore: %s %s: %s: %s\n", method, target,
+		fmt_out(&serr, "kvstore: %s %s: %s: %s\n", method, target,
 		    url, why);
 	client_free(c);
 	return status;
@@ -253,7 +266,7 @@ cli_call(const char *method, const char *target, const char *body,
  * and HT stay as they are. Values (get, watch) are data, written raw.
  */
 static void
-put_text(FILE *f, const char *s, size_t n, int lines)
+put_text(struct out *o, const char *s, size_t n, int lines)
 {
 	unsigned char c;
 	size_t i;
@@ -262,9 +275,9 @@ put_text(FILE *f, const char *s, size_t n, int lines)
 		c = (unsigned char)s[i];
 		if ((c >= 0x20 && c < 0x7f) || (lines && (c == '\n' ||
 		    c == '\t')))
-			putc(c, f);
+			out_put(o, s + i, 1);
 		else
-			fmt_file(f, "\\x%02x", c);
+			fmt_out(o, "\\x%02x", c);
 	}
 }
 
@@ -273,27 +286,30 @@ static void
 put_answer(const char *s, size_t n)
 {
 	if (isatty(STDOUT_FILENO))
-		put_text(stdout, s, n, 1);
+		put_text(&sout, s, n, 1);
 	else
-		fwrite(s, 1, n, stdout);
+		out_put(&sout, s, n);
 }
 
 /* Say what the server answered, for an unexpected status. */
 static int
 cli_fail(const char *method, const char *target, int status, const char *body)
 {
+	size_t n;
+
 	if (status == -1)
 		return EXIT_SERVER;
-	fmt_file(stderr, "kvstore: %s %s: %d ", method, target, status);
-	put_text(stderr, body, strcspn(body, "\n"), 0);
-	putc('\n', stderr);
+	fmt_out(&serr, "kvstore: %s %s: %d ", method, target, status);
+	for (n = 0; body[n] != '\0' && body[n] != '\n'; n++)
+		;
+	put_text(&serr, body, n, 0);
+	out_put(&serr, "\n", 1);
 	return EXIT_SERVER;
 }
 
 static int
 cli_get(int argc, char **argv)
 {
-	struct timespec retry = { 0, CLI_RETRY_MS * 1000000L };
 	const char *expect = NULL, *key;
 	char *target, *out = NULL;
 	const char *end;
@@ -327,19 +343,21 @@ cli_get(int argc, char **argv)
 		    (len == strlen(expect) && memcmp(out, expect, len) == 0));
 		if (match || mono_ms() >= deadline)
 			break;
-		nanosleep(&retry, NULL);
+		/* A nap: nanosleep would link 150 bytes more than poll. */
+		(void)poll(NULL, 0, CLI_RETRY_MS);
 	}
-	if (match && expect == NULL)
-		rc = fwrite(out, 1, len, stdout) == len ? EXIT_OK : EXIT_SERVER;
-	else if (match)
+	if (match && expect == NULL) {
+		out_put(&sout, out, len);	/* o_err: a write failed */
+		rc = sout.o_err ? EXIT_SERVER : EXIT_OK;
+	} else if (match)
 		rc = EXIT_OK;
 	else if (status == 200) {
-		fmt_file(stderr, "kvstore: %s is \"", key);
-		put_text(stderr, out, len > 80 ? 80 : len, 0);
-		fmt_file(stderr, "\", not \"%s\"\n", expect);
+		fmt_out(&serr, "kvstore: %s is \"", key);
+		put_text(&serr, out, len > 80 ? 80 : len, 0);
+		fmt_out(&serr, "\", not \"%s\"\n", expect);
 		rc = EXIT_NOT_FOUND;
 	} else if (status == 404) {
-		fmt_file(stderr, "kvstore: %s: not found\n", key);
+		fmt_out(&serr, "kvstore: %s: not found\n", key);
 		rc = EXIT_NOT_FOUND;
 	} else
 		rc = cli_fail("GET", target, status, out);
@@ -353,25 +371,20 @@ static char *
 read_stdin(size_t *len)
 {
 	char *buf = NULL, *p;
-	size_t cap = 0, n;
+	size_t cap = 0;
+	ssize_t n;
 
 	*len = 0;
 	do {
-		if (*len == cap) {
-			cap = cap == 0 ? 65536 : cap * 2;
-			if ((p = realloc(buf, cap)) == NULL) {
-				free(buf);
-				return NULL;
-			}
-			buf = p;
+		cap = cap == 0 ? 65536 : cap * 2;
+		if ((p = resize(buf, cap)) == NULL ||
+		    (n = read_full(STDIN_FILENO, p + *len, cap - *len)) == -1) {
+			free(p != NULL ? p : buf);
+			return NULL;
 		}
-		n = fread(buf + *len, 1, cap - *len, stdin);
-		*len += n;
-	} while (n > 0);
-	if (ferror(stdin)) {
-		free(buf);
-		return NULL;
-	}
+		buf = p;
+		*len += (size_t)n;
+	} while (*len == cap);
 	return buf;
 }
 
@@ -392,7 +405,7 @@ cli_write(const char *method, const char *key, const char *val, size_t vlen,
 		put_answer(out, len);
 		rc = EXIT_OK;
 	} else if (status == 404) {
-		fmt_file(stderr, "kvstore: %s: not found\n", key);
+		fmt_out(&serr, "kvstore: %s: not found\n", key);
 		rc = EXIT_NOT_FOUND;
 	} else
 		rc = cli_fail(method, target, status, out);
@@ -408,9 +421,9 @@ ttl_arg(const char *v)
 	uint64_t ms;
 
 	if (parse_ttl(v, strlen(v), &ms) == -1) {
-		fmt_file(stderr, "kvstore: bad TTL %s (e.g. 300ms, 30s, 5m, "
+		fmt_out(&serr, "kvstore: bad TTL %s (e.g. 300ms, 30s, 5m, "
 		    "2h)\n", v);
-		exit(EXIT_USAGE);
+		quit(EXIT_USAGE);
 	}
 	return v;
 }
@@ -443,8 +456,8 @@ cli_put(int argc, char **argv)
 	if (argc != i + 1)
 		return usage();
 	if ((val = read_stdin(&vlen)) == NULL) {
-		fmt_file(stderr, "kvstore: reading the value from stdin: %s\n",
-		    strerror(errno));
+		fmt_out(&serr, "kvstore: reading the value from stdin: %s\n",
+		    errstr());
 		return EXIT_SERVER;
 	}
 	rc = cli_write("PUT", argv[i], val, vlen, extra, ttl);
@@ -482,6 +495,51 @@ lock_call(const char *method, const char *target, uint64_t *seq,
 }
 
 /*
+ * execvp(argv[0], argv), as musl does it, for 350 bytes less: argv[0] as
+ * it is if it has a '/', else in each directory of PATH (musl's default
+ * when unset; an empty one is the current directory) until one runs.
+ * Returns only on failure, with errno EACCES if a file was found that
+ * could not be run, else why the last try failed. Safe after vfork: it
+ * writes only to its own stack.
+ */
+static void
+exec_path(char **argv)
+{
+	const char *file = argv[0], *p, *z, *path = getenv("PATH");
+	char b[PATH_MAX];
+	size_t k = strlen(file), n;
+	int eacces = 0;
+
+	errno = ENOENT;
+	if (k == 0)
+		return;
+	if (strchr(file, '/') != NULL) {
+		(void)execv(file, argv);
+		return;
+	}
+	if (path == NULL)
+		path = "/usr/local/bin:/bin:/usr/bin";
+	for (p = path;; p = z + 1) {
+		z = strchrnul(p, ':');
+		n = (size_t)(z - p);
+		if (n + 1 + k < sizeof(b)) {
+			memcpy(b, p, n);
+			b[n] = '/';
+			memcpy(b + n + (n > 0), file, k + 1);
+			(void)execv(b, argv);
+			if (errno == EACCES)
+				eacces = 1;
+			else if (errno != ENOENT && errno != ENOTDIR)
+				return;
+		}
+		if (*z == '\0')
+			break;
+	}
+	if (eacces)
+		errno = EACCES;
+}
+
+/*
  * Run argv[0..] as a child while holding the lock at target (version
  * *seq), renewing it every third of ttl_ms. Returns the child's exit
  * status (128 + signal if killed), or -1 if the lock was lost: a renewal
@@ -492,23 +550,22 @@ static int
 lock_run(char **argv, const char *name, const char *target, uint64_t *seq,
     uint64_t ttl_ms, const char *val)
 {
-	struct timespec nap = { 0, LOCK_POLL_MS * 1000000L };
 	uint64_t renewed = mono_ms();
 	pid_t pid, w;
 	int st, status, lost = 0;
 
 	/* vfork: fork's atfork machinery would cost a kilobyte of binary. */
 	if ((pid = vfork()) == -1) {
-		fmt_file(stderr, "kvstore: vfork: %s\n", strerror(errno));
+		fmt_out(&serr, "kvstore: vfork: %s\n", errstr());
 		return -1;
 	}
 	if (pid == 0) {
-		execvp(argv[0], argv);
+		exec_path(argv);
 		exec_errno = errno;	/* shared memory: for the parent */
 		_exit(127);
 	}
 	while ((w = waitpid(pid, &st, WNOHANG)) == 0) {
-		nanosleep(&nap, NULL);
+		(void)poll(NULL, 0, LOCK_POLL_MS);
 		if (lost || mono_ms() - renewed < ttl_ms / 3)
 			continue;
 		status = lock_call("PUT", target, seq, val);
@@ -516,14 +573,14 @@ lock_run(char **argv, const char *name, const char *target, uint64_t *seq,
 			renewed = mono_ms();
 		else if (status == 404 || status == 412 ||
 		    mono_ms() - renewed >= ttl_ms) {
-			fmt_file(stderr, "kvstore: lock %s lost (renewal: %d); "
+			fmt_out(&serr, "kvstore: lock %s lost (renewal: %d); "
 			    "sending the command SIGTERM\n", name, status);
 			(void)kill(pid, SIGTERM);
 			lost = 1;
 		}
 	}
 	if (exec_errno != 0)
-		fmt_file(stderr, "kvstore: %s: %s\n", argv[0],
+		fmt_out(&serr, "kvstore: %s: %s\n", argv[0],
 		    strerror(exec_errno));
 	if (w == -1 || lost)
 		return -1;
@@ -540,7 +597,6 @@ lock_run(char **argv, const char *name, const char *target, uint64_t *seq,
 static int
 cli_lock(int argc, char **argv)
 {
-	struct timespec retry = { 0, CLI_RETRY_MS * 1000000L };
 	const char *ttl = LOCK_TTL, *end;
 	char *put, *del, val[32];
 	uint64_t wait_s = LOCK_WAIT_S, ms, seq = 0, deadline;
@@ -563,11 +619,11 @@ cli_lock(int argc, char **argv)
 	deadline = mono_ms() + wait_s * 1000;
 	while (put != NULL && (status = lock_call("PUT", put, &seq, val)) ==
 	    412 && mono_ms() < deadline)
-		nanosleep(&retry, NULL);
+		(void)poll(NULL, 0, CLI_RETRY_MS);
 	if (put == NULL || del == NULL)
 		rc = EXIT_SERVER;
 	else if (status == 412) {
-		fmt_file(stderr, "kvstore: lock %s: still held after %llu s\n",
+		fmt_out(&serr, "kvstore: lock %s: still held after %llu s\n",
 		    argv[2], (unsigned long long)wait_s);
 		rc = EXIT_NOT_FOUND;
 	} else if (status != 201)
@@ -576,7 +632,7 @@ cli_lock(int argc, char **argv)
 	    val)) == -1)
 		rc = EXIT_SERVER;
 	else if ((status = lock_call("DELETE", del, &seq, "")) != 200)
-		fmt_file(stderr, "kvstore: lock %s: release: %d\n", argv[2],
+		fmt_out(&serr, "kvstore: lock %s: release: %d\n", argv[2],
 		    status);
 	free(put);
 	free(del);
@@ -613,11 +669,11 @@ cli_watch(int argc, char **argv)
 		    (len == last_len && memcmp(out, last, len) == 0)))
 			continue;
 		if (status == 200) {
-			fwrite(out, 1, len, stdout);
-			putchar('\n');
-			fflush(stdout);
+			out_put(&sout, out, len);
+			out_put(&sout, "\n", 1);
+			(void)out_flush(&sout);
 		} else if (status == 404)
-			fmt_file(stderr, "kvstore: %s: not found\n", argv[2]);
+			fmt_out(&serr, "kvstore: %s: not found\n", argv[2]);
 		else
 			break;
 		free(last);
@@ -692,8 +748,8 @@ print_keys(const char *p, const char *prefix)
 			return;
 		p++;
 		if (n >= plen && memcmp(key, prefix, plen) == 0) {
-			fwrite(key, 1, n, stdout);
-			putchar('\n');
+			out_put(&sout, key, n);
+			out_put(&sout, "\n", 1);
 		}
 	}
 }
@@ -728,7 +784,7 @@ cli_show(const char *path)
 	if (out != NULL && status == 200)
 		put_answer(out, len);
 	else if (out != NULL)
-		put_text(stderr, out, len, 1);
+		put_text(&serr, out, len, 1);
 	free(out);
 	return status == 200 ? EXIT_OK : EXIT_SERVER;
 }
@@ -744,15 +800,15 @@ chown_tree(const char *path, uid_t uid, gid_t gid)
 	int rc = 0;
 
 	if (lchown(path, uid, gid) == -1) {
-		fmt_file(stderr, "kvstore: chown %s: %s\n", path,
-		    strerror(errno));
+		fmt_out(&serr, "kvstore: chown %s: %s\n", path,
+		    errstr());
 		return -1;
 	}
 	if (lstat(path, &st) == -1 || !S_ISDIR(st.st_mode))
 		return 0;
 	if ((dir = opendir(path)) == NULL) {
-		fmt_file(stderr, "kvstore: open %s: %s\n", path,
-		    strerror(errno));
+		fmt_out(&serr, "kvstore: open %s: %s\n", path,
+		    errstr());
 		return -1;
 	}
 	while ((d = readdir(dir)) != NULL) {
@@ -785,13 +841,13 @@ cli_volume_permissions(int argc, char **argv)
 	    *end != '\0')
 		return usage();
 	if (mkdir(argv[2], 0750) == -1 && errno != EEXIST) {
-		fmt_file(stderr, "kvstore: mkdir %s: %s\n", argv[2],
-		    strerror(errno));
+		fmt_out(&serr, "kvstore: mkdir %s: %s\n", argv[2],
+		    errstr());
 		return EXIT_SERVER;
 	}
 	if (chown_tree(argv[2], (uid_t)uid, (gid_t)gid) == -1)
 		return EXIT_SERVER;
-	fmt_file(stdout, "kvstore: %s now belongs to %llu:%llu\n", argv[2],
+	fmt_out(&sout, "kvstore: %s now belongs to %llu:%llu\n", argv[2],
 	    (unsigned long long)uid, (unsigned long long)gid);
 	return EXIT_OK;
 }
@@ -804,7 +860,7 @@ store_path(const char *dir, char *path, size_t len)
 {
 	if (fmt_buf(path, len, "%s/" STORE_FILE, dir) < (int)len)
 		return 0;
-	fmt_file(stderr, "kvstore: %s: path too long\n", dir);
+	fmt_out(&serr, "kvstore: %s: path too long\n", dir);
 	return -1;
 }
 
@@ -818,44 +874,44 @@ print_range(void *arg, uint64_t off, uint64_t len, int damaged,
     const char *key, size_t klen)
 {
 	(void)arg;
-	fmt_file(stdout, "  %s at offset %llu: %llu bytes without a valid record",
+	fmt_out(&sout, "  %s at offset %llu: %llu bytes without a valid record",
 	    damaged ? "DAMAGED" : "torn (never synced)",
 	    (unsigned long long)off, (unsigned long long)len);
 	if (klen > 0) {
-		fmt_file(stdout, ", after key \"");
-		put_text(stdout, key, klen > CHECK_KEY_SHOWN ?
+		fmt_out(&sout, ", after key \"");
+		put_text(&sout, key, klen > CHECK_KEY_SHOWN ?
 		    CHECK_KEY_SHOWN : klen, 0);
-		fmt_file(stdout, "\"%s", klen > CHECK_KEY_SHOWN ? "..." : "");
+		fmt_out(&sout, "\"%s", klen > CHECK_KEY_SHOWN ? "..." : "");
 	}
-	putchar('\n');
+	out_put(&sout, "\n", 1);
 }
 
 static void
 print_report(const struct store_report *r)
 {
-	fmt_file(stdout, "  %s, %llu valid records, log ends at offset %llu, "
+	fmt_out(&sout, "  %s, %llu valid records, log ends at offset %llu, "
 	    "synced to %llu\n", r->clean ? "closed cleanly" :
 	    "not closed cleanly", (unsigned long long)r->records,
 	    (unsigned long long)r->log_end,
 	    (unsigned long long)r->synced_end);
 	if (r->header[0] != '\0')
-		fmt_file(stdout, "  header: %s\n", r->header);
+		fmt_out(&sout, "  header: %s\n", r->header);
 	if (r->clean && r->bad_ranges == 0)
-		fmt_file(stdout, "  index: %llu keys, %llu buckets disagree with the "
+		fmt_out(&sout, "  index: %llu keys, %llu buckets disagree with the "
 		    "log\n", (unsigned long long)r->keys,
 		    (unsigned long long)r->bad_buckets);
-	fmt_file(stdout, "  newest seq: %llu", (unsigned long long)r->last_seq);
+	fmt_out(&sout, "  newest seq: %llu", (unsigned long long)r->last_seq);
 	if (r->bad_ranges > 0)
-		fmt_file(stdout, " (%llu before the first bad range)",
+		fmt_out(&sout, " (%llu before the first bad range)",
 		    (unsigned long long)r->good_seq);
-	putchar('\n');
+	out_put(&sout, "\n", 1);
 }
 
 /* The one line on what a backup file holds. */
 static void
 print_backup(const char *file, const struct store_backup_info *bi)
 {
-	fmt_file(stdout, "%s: backup of %llu keys at seq %llu, data set %s, %llu "
+	fmt_out(&sout, "%s: backup of %llu keys at seq %llu, data set %s, %llu "
 	    "bytes\n", file, (unsigned long long)bi->keys,
 	    (unsigned long long)bi->seq, bi->repl_id,
 	    (unsigned long long)bi->size);
@@ -870,17 +926,17 @@ check_backup(const char *file)
 	int rc;
 
 	if ((rc = store_backup_check(file, &bi, err, sizeof(err))) == -1) {
-		fmt_file(stderr, "kvstore: %s%s\n", err, errno == EINVAL ? "; "
+		fmt_out(&serr, "kvstore: %s%s\n", err, errno == EINVAL ? "; "
 		    "check takes a backup file or a data directory" : "");
 		return EXIT_SERVER;
 	}
 	if (rc == 1) {
-		fmt_file(stdout, "%s: DAMAGED at offset %llu: %s\n", file,
+		fmt_out(&sout, "%s: DAMAGED at offset %llu: %s\n", file,
 		    (unsigned long long)bi.bad_off, bi.why);
 		return EXIT_DAMAGED;
 	}
 	print_backup(file, &bi);
-	fmt_file(stdout, "OK: %llu records, every checksum matches\n",
+	fmt_out(&sout, "OK: %llu records, every checksum matches\n",
 	    (unsigned long long)bi.records);
 	return EXIT_OK;
 }
@@ -903,18 +959,18 @@ cli_check(int argc, char **argv)
 		return check_backup(argv[2]);
 	if (store_path(argv[2], path, sizeof(path)) == -1)
 		return EXIT_USAGE;
-	fmt_file(stdout, "%s:\n", path);
+	fmt_out(&sout, "%s:\n", path);
 	if ((rc = store_check(path, &r, print_range, NULL, err,
 	    sizeof(err))) == -1) {
-		fmt_file(stderr, "kvstore: %s\n", err);
+		fmt_out(&serr, "kvstore: %s\n", err);
 		return EXIT_SERVER;
 	}
 	print_report(&r);
 	if (rc == 0) {
-		fmt_file(stdout, "sound\n");
+		fmt_out(&sout, "sound\n");
 		return EXIT_OK;
 	}
-	fmt_file(stdout, "damaged: with the server stopped, `kvstore salvage %s` "
+	fmt_out(&sout, "damaged: with the server stopped, `kvstore salvage %s` "
 	    "writes a new store from every valid record and keeps this "
 	    "file\n", argv[2]);
 	return EXIT_DAMAGED;
@@ -931,18 +987,18 @@ cli_salvage(int argc, char **argv)
 		return usage();
 	if (store_path(argv[2], path, sizeof(path)) == -1)
 		return EXIT_USAGE;
-	fmt_file(stdout, "%s:\n", path);
+	fmt_out(&sout, "%s:\n", path);
 	if (store_check(path, &r, print_range, NULL, err, sizeof(err)) ==
 	    -1 || store_salvage(path, &r, kept, sizeof(kept), err,
 	    sizeof(err)) == -1) {
-		fmt_file(stderr, "kvstore: %s\n", err);
+		fmt_out(&serr, "kvstore: %s\n", err);
 		return EXIT_SERVER;
 	}
-	fmt_file(stdout, "salvaged %llu keys, newest seq %llu; the old file is "
+	fmt_out(&sout, "salvaged %llu keys, newest seq %llu; the old file is "
 	    "kept as %s\n", (unsigned long long)r.keys,
 	    (unsigned long long)r.last_seq, kept);
 	if (r.new_repl_id)
-		fmt_file(stdout, "records were lost, so the store has a new replication "
+		fmt_out(&sout, "records were lost, so the store has a new replication "
 		    "id: as a primary, every replica full-syncs from it and "
 		    "loses them too; a replica full-syncs from its primary\n");
 	return EXIT_OK;
@@ -981,7 +1037,7 @@ receive_backup(struct client *c, int fd)
 		client_consume(c, (size_t)n);
 		got += (uint64_t)n;
 		if (mono_ms() >= next) {
-			fmt_file(stderr, "kvstore: backup: %llu of %llu bytes\n",
+			fmt_out(&serr, "kvstore: backup: %llu of %llu bytes\n",
 			    (unsigned long long)got, (unsigned long long)total);
 			next = mono_ms() + 1000;
 		}
@@ -1021,7 +1077,7 @@ cli_backup(int argc, char **argv)
 	rq.extra = *cli_auth() != '\0' ? cli_auth() :
 	    "Authorization: Bearer none\r\n";
 	if (client_send(c, &rq) == -1 || client_recv_head(c, &rs) == -1) {
-		fmt_file(stderr, "kvstore: GET /backup: %s\n", client_error(c));
+		fmt_out(&serr, "kvstore: GET /backup: %s\n", client_error(c));
 		client_free(c);
 		return EXIT_SERVER;
 	}
@@ -1040,23 +1096,23 @@ cli_backup(int argc, char **argv)
 	fmt_buf(tmp, sizeof(tmp), "%s.tmp", file);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 	    0600)) == -1)
-		why = strerror(errno);
+		why = errstr();
 	else {
 		if ((why = receive_backup(c, fd)) == NULL && fsync(fd) == -1)
-			why = strerror(errno);
+			why = errstr();
 		(void)close(fd);
 		if (why == NULL && store_backup_check(tmp, &bi, err,
 		    sizeof(err)) != 0)
 			why = "the copy received is damaged";
 		else if (why == NULL && (rename(tmp, file) == -1 ||
 		    sync_parent(file) == -1))
-			why = strerror(errno);
+			why = errstr();
 		if (why != NULL)
 			(void)unlink(tmp);
 	}
 	client_free(c);
 	if (why != NULL) {
-		fmt_file(stderr, "kvstore: backup to %s: %s\n", file, why);
+		fmt_out(&serr, "kvstore: backup to %s: %s\n", file, why);
 		return EXIT_SERVER;
 	}
 	print_backup(file, &bi);
@@ -1105,37 +1161,37 @@ cli_restore(int argc, char **argv)
 	if ((argc != 4 && !force) || store_path(dir, path, sizeof(path)) == -1)
 		return usage();
 	fmt_buf(kept, sizeof(kept), "%s.before-restore-%lld", path,
-	    (long long)time(NULL));
+	    (long long)(wall_ms() / 1000));
 	if (mkdir(dir, 0750) == -1 && errno != EEXIST)
-		why = strerror(errno);
+		why = errstr();
 	else
 		why = restore_blocked(dir, path, force);
 	if (why == NULL && store_restore(argv[argc - 2], path,
 	    stat(path, &st) == 0 ? kept : NULL, &bi, err, sizeof(err)) == -1)
 		why = err;
 	if (why != NULL) {
-		fmt_file(stderr, "kvstore: restore into %s: %s\n", dir, why);
+		fmt_out(&serr, "kvstore: restore into %s: %s\n", dir, why);
 		return EXIT_SERVER;
 	}
-	fmt_file(stdout, "restored %llu keys at seq %llu into %s as data set %s (a new "
+	fmt_out(&sout, "restored %llu keys at seq %llu into %s as data set %s (a new "
 	    "id: replicas full-sync)\n", (unsigned long long)bi.keys,
 	    (unsigned long long)bi.seq, path, bi.repl_id);
 	if (stat(kept, &st) == 0)
-		fmt_file(stdout, "the old store is kept as %s\n", kept);
+		fmt_out(&sout, "the old store is kept as %s\n", kept);
 	return EXIT_OK;
 }
 
-int
-cli_main(int argc, char **argv)
+static int
+run(int argc, char **argv)
 {
 	const char *cmd = argv[1];
 
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
-		fputs(usage_text, stdout);
+		out_put(&sout, usage_text, sizeof(usage_text) - 1);
 		return EXIT_OK;
 	}
 	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
-		fmt_file(stdout, "kvstore %s\n", KVSTORE_VERSION);
+		fmt_out(&sout, "kvstore %s\n", KVSTORE_VERSION);
 		return EXIT_OK;
 	}
 	if (strcmp(cmd, "get") == 0)
@@ -1165,6 +1221,20 @@ cli_main(int argc, char **argv)
 		return cli_backup(argc, argv);
 	if (strcmp(cmd, "restore") == 0)
 		return cli_restore(argc, argv);
-	fmt_file(stderr, "kvstore: unknown command \"%s\"\n", cmd);
+	fmt_out(&serr, "kvstore: unknown command \"%s\"\n", cmd);
 	return usage();
+}
+
+int
+cli_main(int argc, char **argv)
+{
+	int rc;
+
+	sout.o_fd = STDOUT_FILENO;
+	sout.o_mode = OUT_STDOUT;
+	serr.o_fd = STDERR_FILENO;
+	serr.o_mode = OUT_UNBUFFERED;
+	rc = run(argc, argv);
+	(void)out_flush(&sout);
+	return rc;
 }

@@ -135,7 +135,8 @@ url_split(struct client *c, const char *url)
 		p = he + 1;
 	} else {
 		h = p;
-		p += strcspn(p, ":/");
+		while (*p != '\0' && *p != ':' && *p != '/')
+			p++;
 		he = p;
 	}
 	hl = (size_t)(he - h);
@@ -228,17 +229,17 @@ dial(struct client *c, int fd, const struct addrinfo *ai)
 	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
 	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
 	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
-		return fail(c, errno, "fcntl: %s", strerror(errno));
+		return fail(c, errno, "fcntl: %s", errstr());
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == -1) {
 		if (errno != EINPROGRESS && errno != EINTR)
-			return fail(c, errno, "connect: %s", strerror(errno));
+			return fail(c, errno, "connect: %s", errstr());
 		pfd.fd = fd;
 		pfd.events = POLLOUT;
 		while ((rc = poll(&pfd, 1, c->c_timeout)) == -1 &&
 		    errno == EINTR)
 			;
 		if (rc == -1)
-			return fail(c, errno, "poll: %s", strerror(errno));
+			return fail(c, errno, "poll: %s", errstr());
 		if (rc == 0)
 			return fail(c, ETIMEDOUT, "connect: timed out after "
 			    "%d ms", c->c_timeout);
@@ -254,7 +255,7 @@ dial(struct client *c, int fd, const struct addrinfo *ai)
 	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == -1 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
-		return fail(c, errno, "socket options: %s", strerror(errno));
+		return fail(c, errno, "socket options: %s", errstr());
 	return 0;
 }
 
@@ -300,12 +301,12 @@ connect_url(struct client *c)
 	if ((rc = lookup(c, &res)) != 0)
 		return fail(c, rc == EAI_SYSTEM ? errno : EADDRNOTAVAIL,
 		    "resolve %s: %s", c->c_host, rc == EAI_SYSTEM ?
-		    strerror(errno) : gai_strerror(rc));
+		    errstr() : gai_strerror(rc));
 	(void)fail(c, EADDRNOTAVAIL, "resolve %s: no address", c->c_host);
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		if ((fd = socket(ai->ai_family, ai->ai_socktype,
 		    ai->ai_protocol)) == -1) {
-			(void)fail(c, errno, "socket: %s", strerror(errno));
+			(void)fail(c, errno, "socket: %s", errstr());
 			continue;
 		}
 		if (c->c_hook != NULL && c->c_hook(c->c_arg, fd) == -1) {
@@ -338,7 +339,7 @@ send_iov(struct client *c, struct iovec *iov, int n)
 			if (errno == EINTR)
 				continue;
 			return fail(c, io_errno(), "send: %s", io_errno() ==
-			    ETIMEDOUT ? "timed out" : strerror(errno));
+			    ETIMEDOUT ? "timed out" : errstr());
 		}
 		while (n > 0 && (size_t)w >= iov->iov_len) {
 			w -= (ssize_t)iov->iov_len;
@@ -371,7 +372,7 @@ client_send(struct client *c, const struct client_request *rq)
 	need = strlen(rq->method) + strlen(rq->target) +
 	    strlen(c->c_hosthdr) + strlen(extra) + REQ_SLACK;
 	if (need > c->c_reqcap) {
-		if ((p = realloc(c->c_req, need)) == NULL)
+		if ((p = resize(c->c_req, need)) == NULL)
 			return fail(c, ENOMEM, "out of memory");
 		c->c_req = p;
 		c->c_reqcap = need;
@@ -416,7 +417,7 @@ reserve(struct client *c, size_t need)
 	ncap = c->c_cap * 2 > need ? c->c_cap * 2 : need;
 	if (ncap < READ_CHUNK)
 		ncap = READ_CHUNK;
-	if ((nb = realloc(c->c_buf, ncap)) == NULL)
+	if ((nb = resize(c->c_buf, ncap)) == NULL)
 		return fail(c, ENOMEM, "out of memory for %zu bytes", need);
 	c->c_buf = nb;
 	c->c_cap = ncap;
@@ -433,7 +434,7 @@ recv_some(struct client *c, char *dst, size_t cap)
 		;
 	if (n == -1)
 		return fail(c, io_errno(), "recv: %s", io_errno() ==
-		    ETIMEDOUT ? "timed out" : strerror(errno));
+		    ETIMEDOUT ? "timed out" : errstr());
 	return n;
 }
 
@@ -505,7 +506,7 @@ body_room(struct client *c, size_t n)
 	if (n + 1 <= c->c_bodycap)
 		return 0;
 	cap = c->c_bodycap * 2 > n + 1 ? c->c_bodycap * 2 : n + 1;
-	if ((p = realloc(c->c_body, cap)) == NULL)
+	if ((p = resize(c->c_body, cap)) == NULL)
 		return fail(c, ENOMEM, "out of memory for a %zu-byte answer",
 		    n);
 	c->c_body = p;
@@ -713,7 +714,7 @@ client_header(const struct client *c, const char *name, size_t *len)
 	for (i = 0; i < c->c_rs.nheaders; i++) {
 		h = &c->c_rs.headers[i];
 		if (h->name_len == nlen &&
-		    strncasecmp(h->name, name, nlen) == 0) {
+		    http_ci_same(h->name, name, nlen)) {
 			if (len != NULL)
 				*len = h->value_len;
 			return h->value;

@@ -13,29 +13,36 @@
  * with zeros); a width; a precision (.N or .*: the decimals of %f, the
  * most bytes %s takes, the fewest digits of an integer); the length
  * modifiers l, ll and z.
+ *
+ * It writes into buffers and into streams (struct out, fmt.h), which take
+ * the place of stdio's FILE for the CLI's stdout and stderr: stdio would
+ * add some 4 KB of binary for two file descriptors.
  */
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fmt.h"
 
-/* Where the output goes: a bounded buffer, or a stdio stream. */
+/* Where the output goes: a bounded buffer, or a stream. */
 struct sink {
 	char		*buf;
 	size_t		 size;		/* of buf, the NUL included */
-	FILE		*file;
+	struct out	*out;
 	size_t		 len;		/* bytes produced, kept or not */
 };
+
+static void	append(struct out *, const char *, size_t);
 
 static void
 put(struct sink *o, const char *s, size_t n)
 {
-	if (o->file != NULL)
-		fwrite(s, 1, n, o->file);
+	if (o->out != NULL)
+		append(o->out, s, n);
 	else if (o->len + 1 < o->size) {
 		size_t room = o->size - 1 - o->len;
 
@@ -245,14 +252,82 @@ fmt_str(char *buf, const char *f, ...)
 	return n;
 }
 
-int
-fmt_file(FILE *file, const char *f, ...)
+/* ---- Streams ---- */
+
+/* All of s[0..n) to fd, through short writes and signals. */
+static int
+write_all(int fd, const char *s, size_t n)
 {
-	struct sink o = { NULL, 0, file, 0 };
+	ssize_t w;
+
+	while (n > 0) {
+		if ((w = write(fd, s, n)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		s += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int
+out_flush(struct out *o)
+{
+	size_t n = o->o_len;
+
+	if (o->o_mode == OUT_STDOUT)
+		o->o_mode = isatty(o->o_fd) ? OUT_LINES : OUT_FULL;
+	o->o_len = 0;
+	if (write_all(o->o_fd, o->o_buf, n) == -1) {
+		o->o_err = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* Into o_buf; what cannot fit there even when empty goes out at once. */
+static void
+append(struct out *o, const char *s, size_t n)
+{
+	if (n > sizeof(o->o_buf) - o->o_len) {
+		(void)out_flush(o);
+		if (n >= sizeof(o->o_buf)) {
+			if (write_all(o->o_fd, s, n) == -1)
+				o->o_err = 1;
+			return;
+		}
+	}
+	memcpy(o->o_buf + o->o_len, s, n);
+	o->o_len += n;
+}
+
+/* The end of a call that wrote s[0..n): what the buffering mode asks. */
+static void
+settle(struct out *o, const char *s, size_t n)
+{
+	if (o->o_mode == OUT_UNBUFFERED || (o->o_mode != OUT_FULL &&
+	    memchr(s, '\n', n) != NULL))
+		(void)out_flush(o);
+}
+
+void
+out_put(struct out *o, const char *s, size_t n)
+{
+	append(o, s, n);
+	settle(o, s, n);
+}
+
+int
+fmt_out(struct out *o, const char *f, ...)
+{
+	struct sink k = { NULL, 0, o, 0 };
 	va_list ap;
 
 	va_start(ap, f);
-	format(&o, f, ap);
+	format(&k, f, ap);
 	va_end(ap);
-	return o.len > INT32_MAX ? INT32_MAX : (int)o.len;
+	settle(o, o->o_buf, o->o_len);
+	return k.len > INT32_MAX ? INT32_MAX : (int)k.len;
 }

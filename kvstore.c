@@ -20,17 +20,21 @@
  *   store_check.c    check and salvage of a stopped store's file
  *   hash.c           CRC-32C and SipHash for the store
  *   ui.c             the web console's files, packed at build time
+ *   cm.c             the compressor that packs them (and unpacks them)
  *   cli.c            the command-line client (kvstore get, put, check...)
  *   node.c           the node's settings and state, the handlers' kit
  *   fmt.c            printf-style formatting, in place of libc's
  *   util.c           the log, die, randomness, the clocks, JSON, tokens
  */
 
+#define _GNU_SOURCE	/* prlimit(2), which musl and glibc both have */
+
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -163,7 +167,7 @@ each_url(const char *list, void (*fn)(const char *url, size_t len))
 	size_t n;
 
 	for (p = list;; p += n + 1) {
-		if ((n = strcspn(p, ",")) > 0)
+		if ((n = (size_t)(strchrnul(p, ',') - p)) > 0)
 			fn(p, n);
 		if (p[n] == '\0')
 			break;
@@ -317,7 +321,7 @@ static void
 prepare_data_dir(const char *dir)
 {
 	char path[PATH_MAX], *p;
-	FILE *f;
+	int fd;
 
 	if (fmt_buf(path, sizeof(path), "%s", dir) >= (int)sizeof(path))
 		die("DATA_DIR %s: path too long", dir);
@@ -334,14 +338,19 @@ prepare_data_dir(const char *dir)
 		die("DATA_DIR: cannot create %s (uid %d):", path,
 		    (int)getuid());
 	fmt_buf(path, sizeof(path), "%s/.write-test", dir);
-	if ((f = fopen(path, "w")) == NULL)
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0666)) == -1)
 		die("DATA_DIR %s is not writable by uid %d (give the "
 		    "directory to that user):", dir, (int)getuid());
-	fclose(f);
+	(void)close(fd);
 	unlink(path);
 }
 
-/* Raise the descriptor limit to its hard maximum: every connection is one. */
+/*
+ * Raise the descriptor limit to its hard maximum: every connection is one.
+ * prlimit, as musl's setrlimit does first: setrlimit would also link the
+ * fallback for kernels before 2.6.36 (__synccall, 1.4 KB).
+ */
 static void
 raise_fd_limit(void)
 {
@@ -349,7 +358,7 @@ raise_fd_limit(void)
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)prlimit(0, RLIMIT_NOFILE, &rl, NULL);
 	}
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
 	    rl.rlim_cur != RLIM_INFINITY &&
@@ -383,7 +392,7 @@ adopt_copy(struct repl_recovery *rr)
 	if (http_watch(store_notify_fd(node.store), wait_on_durable,
 	    NULL) == -1)
 		kv_log("error", "cannot watch the store's flush notifications: "
-		    "%s", strerror(errno));
+		    "%s", errstr());
 	return adopted == NULL ? -1 : 0;
 }
 
@@ -450,7 +459,7 @@ tail_walk(const char *tail, size_t len, uint64_t max, int to_store)
 		    store_del(node.store, rec.key, rec.klen, rec.seq, &dummy);
 		if (rc == -1) {
 			kv_log("error", "recovery: cannot write seq %llu: %s",
-			    (unsigned long long)rec.seq, strerror(errno));
+			    (unsigned long long)rec.seq, errstr());
 			break;
 		}
 	}
@@ -718,7 +727,7 @@ main(int argc, char **argv)
 	    "after an unclean shutdown)" : "");
 
 	if (http_run() == -1)
-		kv_log("error", "event loop failed: %s", strerror(errno));
+		kv_log("error", "event loop failed: %s", errstr());
 	kv_log("info", "shutting down: delivering pending writes to replicas");
 	repl_shutdown(REPL_DRAIN_MS);
 	replica_close();

@@ -88,27 +88,37 @@ static int	 parse_cl(const char *, size_t, int64_t *);
 /* ---- Character classes ---- */
 
 /*
- * tchar (RFC 9110 5.6.2): one load per byte of every method and field name,
- * where a function of comparisons cost a tenth of a PUT. Locale-free.
+ * One table of classes, a bit each: tchar (RFC 9110 5.6.2), one load per
+ * byte of every method and field name, where a function of comparisons
+ * cost a tenth of a PUT; and reg-name bytes (RFC 3986 3.2.2): unreserved
+ * and sub-delims, '%' starting a pct-encoded triple, checked apart.
+ * Locale-free.
  */
-#define T1(c)	[c] = 1
-static const unsigned char tchar[256] = {
-	T1('!'), T1('#'), T1('$'), T1('%'), T1('&'), T1('\''), T1('*'),
-	T1('+'), T1('-'), T1('.'), T1('^'), T1('_'), T1('`'), T1('|'),
-	T1('~'),
-	T1('0'), T1('1'), T1('2'), T1('3'), T1('4'), T1('5'), T1('6'),
-	T1('7'), T1('8'), T1('9'),
-	T1('A'), T1('B'), T1('C'), T1('D'), T1('E'), T1('F'), T1('G'),
-	T1('H'), T1('I'), T1('J'), T1('K'), T1('L'), T1('M'), T1('N'),
-	T1('O'), T1('P'), T1('Q'), T1('R'), T1('S'), T1('T'), T1('U'),
-	T1('V'), T1('W'), T1('X'), T1('Y'), T1('Z'),
-	T1('a'), T1('b'), T1('c'), T1('d'), T1('e'), T1('f'), T1('g'),
-	T1('h'), T1('i'), T1('j'), T1('k'), T1('l'), T1('m'), T1('n'),
-	T1('o'), T1('p'), T1('q'), T1('r'), T1('s'), T1('t'), T1('u'),
-	T1('v'), T1('w'), T1('x'), T1('y'), T1('z'),
+#define C_T	1			/* tchar */
+#define C_R	2			/* reg-name */
+#define C_TR	(C_T | C_R)
+static const unsigned char chclass[256] = {
+	['!'] = C_TR, ['#'] = C_T, ['$'] = C_TR, ['%'] = C_T, ['&'] = C_TR,
+	['\''] = C_TR, ['('] = C_R, [')'] = C_R, ['*'] = C_TR, ['+'] = C_TR,
+	[','] = C_R, ['-'] = C_TR, ['.'] = C_TR, [';'] = C_R, ['='] = C_R,
+	['^'] = C_T, ['_'] = C_TR, ['`'] = C_T, ['|'] = C_T, ['~'] = C_TR,
+	['0'] = C_TR, ['1'] = C_TR, ['2'] = C_TR, ['3'] = C_TR, ['4'] = C_TR,
+	['5'] = C_TR, ['6'] = C_TR, ['7'] = C_TR, ['8'] = C_TR, ['9'] = C_TR,
+	['A'] = C_TR, ['B'] = C_TR, ['C'] = C_TR, ['D'] = C_TR, ['E'] = C_TR,
+	['F'] = C_TR, ['G'] = C_TR, ['H'] = C_TR, ['I'] = C_TR, ['J'] = C_TR,
+	['K'] = C_TR, ['L'] = C_TR, ['M'] = C_TR, ['N'] = C_TR, ['O'] = C_TR,
+	['P'] = C_TR, ['Q'] = C_TR, ['R'] = C_TR, ['S'] = C_TR, ['T'] = C_TR,
+	['U'] = C_TR, ['V'] = C_TR, ['W'] = C_TR, ['X'] = C_TR, ['Y'] = C_TR,
+	['Z'] = C_TR,
+	['a'] = C_TR, ['b'] = C_TR, ['c'] = C_TR, ['d'] = C_TR, ['e'] = C_TR,
+	['f'] = C_TR, ['g'] = C_TR, ['h'] = C_TR, ['i'] = C_TR, ['j'] = C_TR,
+	['k'] = C_TR, ['l'] = C_TR, ['m'] = C_TR, ['n'] = C_TR, ['o'] = C_TR,
+	['p'] = C_TR, ['q'] = C_TR, ['r'] = C_TR, ['s'] = C_TR, ['t'] = C_TR,
+	['u'] = C_TR, ['v'] = C_TR, ['w'] = C_TR, ['x'] = C_TR, ['y'] = C_TR,
+	['z'] = C_TR,
 };
-#undef T1
-#define is_tchar(ch)	(tchar[(unsigned char)(ch)] != 0)
+#define is_tchar(ch)	((chclass[(unsigned char)(ch)] & C_T) != 0)
+#define is_regchar(ch)	((chclass[(unsigned char)(ch)] & C_R) != 0)
 
 static int
 hexval(int ch)
@@ -127,8 +137,8 @@ hexval(int ch)
  * first difference, so b may be a shorter C string. (strncasecmp calls
  * tolower, a function of the locale, for every byte: a tenth of a PUT.)
  */
-static int
-ci_same(const char *a, const char *b, size_t n)
+int
+http_ci_same(const char *a, const char *b, size_t n)
 {
 	unsigned char	 x, y;
 	size_t		 i;
@@ -150,7 +160,7 @@ ci_same(const char *a, const char *b, size_t n)
 static int
 ci_eq(const char *s, size_t len, const char *w)
 {
-	return ci_same(s, w, len) && w[len] == '\0';
+	return http_ci_same(s, w, len) && w[len] == '\0';
 }
 
 /* ---- Message parsing ---- */
@@ -228,9 +238,9 @@ split_target(const char *t, const char *te, struct http_request *r)
 		return 0;
 	}
 	if (*t != '/') {
-		if (te - t > 7 && ci_same(t, "http://", 7))
+		if (te - t > 7 && http_ci_same(t, "http://", 7))
 			t += 7;
-		else if (te - t > 8 && ci_same(t, "https://", 8))
+		else if (te - t > 8 && http_ci_same(t, "https://", 8))
 			t += 8;
 		else
 			return -1;
@@ -529,28 +539,6 @@ frame_check(const struct framing *f, int minor, struct perr *e)
 }
 
 /*
- * reg-name bytes (RFC 3986 3.2.2): unreserved and sub-delims; '%' starts
- * a pct-encoded triple, checked apart.
- */
-#define T1(c)	[c] = 1
-static const unsigned char regchar[256] = {
-	T1('-'), T1('.'), T1('_'), T1('~'), T1('!'), T1('$'), T1('&'),
-	T1('\''), T1('('), T1(')'), T1('*'), T1('+'), T1(','), T1(';'),
-	T1('='),
-	T1('0'), T1('1'), T1('2'), T1('3'), T1('4'), T1('5'), T1('6'),
-	T1('7'), T1('8'), T1('9'),
-	T1('A'), T1('B'), T1('C'), T1('D'), T1('E'), T1('F'), T1('G'),
-	T1('H'), T1('I'), T1('J'), T1('K'), T1('L'), T1('M'), T1('N'),
-	T1('O'), T1('P'), T1('Q'), T1('R'), T1('S'), T1('T'), T1('U'),
-	T1('V'), T1('W'), T1('X'), T1('Y'), T1('Z'),
-	T1('a'), T1('b'), T1('c'), T1('d'), T1('e'), T1('f'), T1('g'),
-	T1('h'), T1('i'), T1('j'), T1('k'), T1('l'), T1('m'), T1('n'),
-	T1('o'), T1('p'), T1('q'), T1('r'), T1('s'), T1('t'), T1('u'),
-	T1('v'), T1('w'), T1('x'), T1('y'), T1('z'),
-};
-#undef T1
-
-/*
  * IP-literal = "[" ( IPv6address / IPvFuture ) "]" (RFC 3986 3.2.2), the
  * part between the brackets in s[0..len).
  */
@@ -568,7 +556,7 @@ ip_literal(const char *s, size_t len)
 		if (i == 1 || i + 1 >= len || s[i] != '.')
 			return 0;
 		for (i++; i < len; i++)
-			if (!regchar[(unsigned char)s[i]] && s[i] != ':')
+			if (!is_regchar(s[i]) && s[i] != ':')
 				return 0;
 		return 1;
 	}
@@ -603,7 +591,7 @@ valid_host(const char *v, size_t len)
 			    hexval((unsigned char)p[1]) != -1 &&
 			    hexval((unsigned char)p[2]) != -1)
 				p += 3;
-			else if (regchar[(unsigned char)*p])
+			else if (is_regchar(*p))
 				p++;
 			else
 				return 0;
@@ -949,7 +937,7 @@ http_header(const struct http_request *r, const char *name, size_t *len)
 
 	for (i = 0; i < r->nheaders; i++) {
 		if (r->headers[i].name_len == nlen &&
-		    ci_same(r->headers[i].name, name, nlen)) {
+		    http_ci_same(r->headers[i].name, name, nlen)) {
 			if (len != NULL)
 				*len = r->headers[i].value_len;
 			return r->headers[i].value;

@@ -106,6 +106,12 @@ int	http_dechunk(struct http_chunk_state *st, const char *buf, size_t len,
  */
 ssize_t	http_unescape(const char *src, size_t len, char *dst);
 
+/*
+ * Are a[0..n) and b[0..n) the same, ignoring ASCII case? Stops at the
+ * first difference, so b may be a shorter C string.
+ */
+int	http_ci_same(const char *a, const char *b, size_t n);
+
 /* The value of header name (case-insensitive) or NULL; *len its length. */
 const char *http_header(const struct http_request *r, const char *name,
 	    size_t *len);

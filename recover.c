@@ -209,7 +209,7 @@ add_cand(struct recovery *rv, const char *url, int conf)
 			return 0;
 		}
 	if (rv->n == rv->cap) {
-		if ((nc = realloc(rv->cs, (rv->cap * 2 + 8) *
+		if ((nc = resize(rv->cs, (rv->cap * 2 + 8) *
 		    sizeof(*nc))) == NULL)
 			return -1;
 		rv->cs = nc;

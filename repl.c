@@ -794,7 +794,7 @@ batch_add(struct batch *b, const char *p, size_t n)
 	if (b->b_len + n > b->b_cap) {
 		ncap = b->b_len + n > b->b_cap * 2 ? b->b_len + n :
 		    b->b_cap * 2;
-		if ((nb = realloc(b->b_buf, ncap)) == NULL)
+		if ((nb = resize(b->b_buf, ncap)) == NULL)
 			return -1;
 		b->b_buf = nb;
 		b->b_cap = ncap;
@@ -865,7 +865,7 @@ load_record(struct sync *sy, const struct repl_record *rec)
 	    store_del(sy->load, rec->key,
 	    rec->klen, seq, NULL);
 	if (rc == -1) {
-		seterr(sy->err, "loading the copy: %s", strerror(errno));
+		seterr(sy->err, "loading the copy: %s", errstr());
 		return -1;
 	}
 	return 0;
@@ -1406,7 +1406,7 @@ url_addrs(const char *url, unsigned char (*a)[16], int max, char *err)
 
 	if ((rc = client_resolve(url, &res)) != 0) {
 		seterr(err, "%s does not resolve: %s", url, rc == EAI_SYSTEM ?
-		    strerror(errno) : gai_strerror(rc));
+		    errstr() : gai_strerror(rc));
 		return -1;
 	}
 	for (ai = res; ai != NULL && n < max; ai = ai->ai_next)
@@ -1685,7 +1685,7 @@ stream(struct push *ps)
 			if (n > 0 && n + wire > cfg.batch_bytes)
 				break;
 			if (n + wire > ps->out.b_cap) {
-				if ((nb = realloc(ps->out.b_buf, n + wire)) ==
+				if ((nb = resize(ps->out.b_buf, n + wire)) ==
 				    NULL)
 					break;	/* send what fits */
 				ps->out.b_buf = nb;

@@ -107,7 +107,7 @@ watch_store(void)
 	    NULL) == -1)
 		kv_log("error", "cannot watch the store's flush notifications "
 		    "(%s): writes under FSYNC=always are answered on the "
-		    "loop's tick instead", strerror(errno));
+		    "loop's tick instead", errstr());
 }
 
 /* A token nobody can guess (64 random bits, never 0), or -1 with errno. */
@@ -245,7 +245,7 @@ apply_records(struct store *s, const char *body, size_t len, size_t *offp,
 		    store_del(s, rec.key,
 		    rec.klen, seq, &dummy);
 		if (rc == -1) {
-			*why = strerror(errno);
+			*why = errstr();
 			return -1;
 		}
 		if (s != sync_store) {
@@ -281,7 +281,7 @@ take_new_name(struct http_request *r)
 		return 0;	/* its applies will be refused: full sync */
 	if (store_set_repl_id(node.store, id) == -1) {
 		reply_text(r->id, 500, "", "cannot write the new repl id: %s",
-		    strerror(errno));
+		    errstr());
 		return -1;
 	}
 	repl_reset(id, st.last_seq);
@@ -300,7 +300,7 @@ replica_session(struct http_request *r)
 		return;
 	if (new_token(&session_token) == -1) {
 		reply_text(r->id, 503, "", "no randomness for a session: %s",
-		    strerror(errno));
+		    errstr());
 		return;
 	}
 	kv_log("debug", "repl: a new session from the primary");
@@ -438,7 +438,7 @@ replica_sync_begin(struct http_request *r)
 	/* Unguessable: only the pusher that began the sync may feed it. */
 	if (new_token(&sync_token) == -1) {
 		kv_log("error", "full sync: no randomness: %s",
-		    strerror(errno));
+		    errstr());
 		store_discard(sync_store);
 		sync_store = NULL;
 		reply_text(r->id, 503, "", "cannot start a full sync: no "
@@ -534,7 +534,7 @@ replica_sync_data(struct http_request *r)
 	 * buffer moves as it reads). Without memory for one, finish now.
 	 */
 	if (batch_cap < r->body_len) {
-		if ((p = realloc(batch_buf, r->body_len)) == NULL) {
+		if ((p = resize(batch_buf, r->body_len)) == NULL) {
 			while (batch_step(r->body, r->body_len) == 1)
 				;
 			return;
@@ -780,7 +780,7 @@ replica_register(struct http_request *r)
 	    repl_add_replica(url, &from) == -1) {
 		reply_text(r->id, errno == ENOSPC ? 503 : 400, "", "cannot feed "
 		    "%s: %s", url, errno == ENOSPC ? "MAX_REGISTERED_REPLICAS "
-		    "replicas are registered already" : strerror(errno));
+		    "replicas are registered already" : errstr());
 		return;
 	}
 	reply_text(r->id, 200, "", "ok");

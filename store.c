@@ -358,7 +358,7 @@ extend(int fd, uint64_t size, uint64_t newsize)
 		/* A failed fallocate may leave part of the range behind. */
 		if (ftruncate(fd, (off_t)size) == -1)
 			kv_log("warn", "ftruncate back to %" PRIu64 ": %s",
-			    size, strerror(errno));
+			    size, errstr());
 		errno = r;
 		return -1;
 	}
@@ -404,7 +404,7 @@ reserve(struct kvfile *f, uint64_t need)
 		e = errno;
 		if (ftruncate(f->f_fd, (off_t)f->f_size) == -1)
 			kv_log("warn", "ftruncate back to %" PRIu64 ": %s",
-			    f->f_size, strerror(errno));
+			    f->f_size, errstr());
 		errno = e;
 		return -1;
 	}
@@ -925,7 +925,7 @@ cut_log(struct store *s, uint64_t off, uint64_t last, char *err,
 		    extend(f->f_fd, off, newsize) == -1 ||
 		    fsync(f->f_fd) == -1) {
 			seterr(err, errlen, "%s: zero the log after offset %"
-			    PRIu64 ": %s", s->s_path, off, strerror(errno));
+			    PRIu64 ": %s", s->s_path, off, errstr());
 			return -1;
 		}
 		if (newsize != f->f_size) {
@@ -933,7 +933,7 @@ cut_log(struct store *s, uint64_t off, uint64_t last, char *err,
 			    MREMAP_MAYMOVE);
 			if (p == MAP_FAILED) {
 				seterr(err, errlen, "mremap %s: %s",
-				    s->s_path, strerror(errno));
+				    s->s_path, errstr());
 				return -1;
 			}
 			f->f_map = p;
@@ -944,7 +944,7 @@ cut_log(struct store *s, uint64_t off, uint64_t last, char *err,
 	 * say it is on disk, so it must be. */
 	if (fdatasync(f->f_fd) == -1) {
 		seterr(err, errlen, "%s: sync after recovery: %s", s->s_path,
-		    strerror(errno));
+		    errstr());
 		return -1;
 	}
 	return 0;
@@ -1422,7 +1422,7 @@ store_alloc(const char *path, enum store_fsync policy, char *err,
 	pthread_condattr_t ca;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		seterr(err, errlen, "%s", strerror(errno));
+		seterr(err, errlen, "%s", errstr());
 		return NULL;
 	}
 	s->s_f.f_fd = s->s_c.f_fd = -1;
@@ -1438,7 +1438,7 @@ store_alloc(const char *path, enum store_fsync policy, char *err,
 	s->s_path = strdup(path);
 	s->s_cpath = path_with(path, COMPACT_SUFFIX);
 	if (s->s_path == NULL || s->s_cpath == NULL) {
-		seterr(err, errlen, "%s", strerror(errno));
+		seterr(err, errlen, "%s", errstr());
 		destroy(s);
 		return NULL;
 	}
@@ -1466,7 +1466,7 @@ open_file(struct store *s, struct hdr *h, uint64_t *sizep, char *err,
 		f->f_fd = open(path, O_RDWR | O_CLOEXEC);
 	}
 	if (f->f_fd == -1) {
-		seterr(err, errlen, "open %s: %s", path, strerror(errno));
+		seterr(err, errlen, "open %s: %s", path, errstr());
 		return -1;
 	}
 	if (lock_file(f->f_fd, F_WRLCK) == -1) {
@@ -1475,11 +1475,11 @@ open_file(struct store *s, struct hdr *h, uint64_t *sizep, char *err,
 			    path);
 		else
 			seterr(err, errlen, "lock %s: %s", path,
-			    strerror(errno));
+			    errstr());
 		return -1;
 	}
 	if (fstat(f->f_fd, &st) == -1) {
-		seterr(err, errlen, "stat %s: %s", path, strerror(errno));
+		seterr(err, errlen, "stat %s: %s", path, errstr());
 		return -1;
 	}
 	if (st.st_size < PAGE) {
@@ -1491,7 +1491,7 @@ open_file(struct store *s, struct hdr *h, uint64_t *sizep, char *err,
 	n = pread(f->f_fd, h, sizeof(*h), 0);
 	if (n != (ssize_t)sizeof(*h)) {
 		seterr(err, errlen, "read %s: %s", path,
-		    n == -1 ? strerror(errno) : "short read");
+		    n == -1 ? errstr() : "short read");
 		return -1;
 	}
 	if (check_header(h, st.st_size, path, err, errlen) == -1) {
@@ -1523,19 +1523,19 @@ remove_leftovers(struct store *s, int live, char *err, size_t errlen)
 
 	if (unlink(s->s_cpath) == -1 && errno != ENOENT) {
 		seterr(err, errlen, "unlink %s: %s", s->s_cpath,
-		    strerror(errno));
+		    errstr());
 		return -1;
 	}
 	if (!live)
 		return 0;
 	for (i = 0; i < 2 && r == 0; i++) {
 		if ((spath = path_with(s->s_path, suffix[i])) == NULL) {
-			seterr(err, errlen, "%s", strerror(errno));
+			seterr(err, errlen, "%s", errstr());
 			return -1;
 		}
 		if (unlink(spath) == -1 && errno != ENOENT) {
 			seterr(err, errlen, "unlink %s: %s", spath,
-			    strerror(errno));
+			    errstr());
 			r = -1;
 		}
 		free(spath);
@@ -1562,7 +1562,7 @@ map_file(struct store *s, const struct hdr *h, uint64_t size, char *err,
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f->f_fd, 0);
 	if (p == MAP_FAILED) {
 		seterr(err, errlen, "mmap %s: %s", s->s_path,
-		    strerror(errno));
+		    errstr());
 		return -1;
 	}
 	f->f_map = p;
@@ -1616,7 +1616,7 @@ trust_or_recover(struct store *s, char *err, size_t errlen)
 	hdr_synced(hm, f->f_end);
 	if (msync(f->f_map, PAGE, MS_SYNC) == -1) {
 		seterr(err, errlen, "msync %s: %s", s->s_path,
-		    strerror(errno));
+		    errstr());
 		return -1;
 	}
 	s->s_want = s->s_durable = s->s_last_seq;
@@ -1633,7 +1633,7 @@ start_flusher(struct store *s, char *err, size_t errlen)
 	int i, fl, e;
 
 	if (pipe(s->s_pipe) == -1) {
-		seterr(err, errlen, "pipe: %s", strerror(errno));
+		seterr(err, errlen, "pipe: %s", errstr());
 		return -1;
 	}
 	for (i = 0; i < 2; i++) {
@@ -1641,7 +1641,7 @@ start_flusher(struct store *s, char *err, size_t errlen)
 		if (fl == -1 ||
 		    fcntl(s->s_pipe[i], F_SETFL, fl | O_NONBLOCK) == -1 ||
 		    fcntl(s->s_pipe[i], F_SETFD, FD_CLOEXEC) == -1) {
-			seterr(err, errlen, "pipe: %s", strerror(errno));
+			seterr(err, errlen, "pipe: %s", errstr());
 			return -1;
 		}
 	}
@@ -1762,7 +1762,7 @@ trim(struct kvfile *f)
 
 	if (end < f->f_size && ftruncate(f->f_fd, (off_t)end) == -1)
 		kv_log("warn", "ftruncate to %" PRIu64 ": %s", end,
-		    strerror(errno));
+		    errstr());
 }
 
 static int
@@ -1802,7 +1802,7 @@ create_loading(const char *path, const uint8_t *id, const uint8_t *seed,
 	memset(&tmp, 0, sizeof(tmp));
 	tmp.s_path = (char *)path;
 	if ((tmp.s_cpath = path_with(path, COMPACT_SUFFIX)) == NULL) {
-		seterr(err, errlen, "%s", strerror(errno));
+		seterr(err, errlen, "%s", errstr());
 		return NULL;
 	}
 	rc = create_file(&tmp, id, seed, seq, flags, keys, err, errlen);
@@ -1833,7 +1833,7 @@ store_create(struct store *live, const char *repl_id, const char *seed,
 		return NULL;
 	}
 	if ((path = path_with(live->s_path, SYNC_SUFFIX)) == NULL) {
-		seterr(err, errlen, "%s", strerror(errno));
+		seterr(err, errlen, "%s", errstr());
 		return NULL;
 	}
 	s = create_loading(path, id, seed != NULL ? k : NULL, FLAG_SYNCED,
@@ -1875,7 +1875,7 @@ store_adopt(struct store *cur, struct store *fresh, char *err,
 	char *from;
 
 	if ((from = strdup(fresh->s_path)) == NULL) {
-		seterr(err, errlen, "%s", strerror(errno));
+		seterr(err, errlen, "%s", errstr());
 		store_discard(fresh);
 		return NULL;
 	}
@@ -1884,13 +1884,13 @@ store_adopt(struct store *cur, struct store *fresh, char *err,
 		compact_abort(cur, "info", "a full sync replaces the store");
 	fresh->s_loading = 0;
 	if (store_close(fresh) == -1) {
-		seterr(err, errlen, "close %s: %s", from, strerror(errno));
+		seterr(err, errlen, "close %s: %s", from, errstr());
 		(void)unlink(from);
 		goto fail;
 	}
 	if (rename(from, cur->s_path) == -1 || sync_dir(cur->s_path) == -1) {
 		seterr(err, errlen, "rename %s to %s: %s", from, cur->s_path,
-		    strerror(errno));
+		    errstr());
 		goto fail;
 	}
 	/* cur now holds an unnamed file: writes to it would be lost. */
@@ -2147,7 +2147,7 @@ store_scan(struct store *s, uint64_t *cursor, size_t limit,
 		if (n == ncv_max) {
 			ncv_max = ncv_max == 0 ? (limit < 4096 ? limit : 4096) +
 			    64 : ncv_max * 2;
-			if ((ncv = realloc(cv, ncv_max * sizeof(*cv))) == NULL)
+			if ((ncv = resize(cv, ncv_max * sizeof(*cv))) == NULL)
 				goto fail;
 			cv = ncv;
 		}
@@ -2163,7 +2163,7 @@ store_scan(struct store *s, uint64_t *cursor, size_t limit,
 				continue;
 			if (n == ncv_max) {
 				ncv_max = ncv_max == 0 ? 64 : ncv_max * 2;
-				ncv = realloc(cv, ncv_max * sizeof(*cv));
+				ncv = resize(cv, ncv_max * sizeof(*cv));
 				if (ncv == NULL)
 					goto fail;
 				cv = ncv;
@@ -2278,7 +2278,7 @@ heap_add(struct store *s, uint64_t at, uint64_t h)
 
 	if (s->s_nheap == s->s_heapcap) {
 		cap = s->s_heapcap == 0 ? 64 : s->s_heapcap * 2;
-		if ((p = realloc(s->s_heap, cap * sizeof(*p))) == NULL)
+		if ((p = resize(s->s_heap, cap * sizeof(*p))) == NULL)
 			return -1;
 		s->s_heap = p;
 		s->s_heapcap = cap;

@@ -203,7 +203,7 @@ map_open(const char *path, struct mapped *m, char *err, size_t errlen)
 	    (m->m_size = (uint64_t)sb.st_size, m->m_size > 0 &&
 	    (m->m_map = mmap(NULL, m->m_size, PROT_READ, MAP_SHARED, fd,
 	    0)) == MAP_FAILED)) {
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		seterr(err, errlen, "%s: %s", path, errstr());
 		if (fd != -1)
 			(void)close(fd);
 		return -1;
@@ -336,7 +336,7 @@ restore_into(struct mapped *m, const char *tmp, struct store_backup_info *bi,
 	uint64_t keys = bi->keys, most = bi->log_bytes / rec_size(1, 0);
 
 	if (random_bytes(id, sizeof(id)) == -1) {
-		seterr(err, errlen, "/dev/urandom: %s", strerror(errno));
+		seterr(err, errlen, "/dev/urandom: %s", errstr());
 		return -1;
 	}
 	/* The header's count only sizes the buckets: never past what the
@@ -346,7 +346,7 @@ restore_into(struct mapped *m, const char *tmp, struct store_backup_info *bi,
 	    keys < most ? keys : most, STORE_FSYNC_NO, err, errlen)) == NULL)
 		return -1;
 	if (walk(m, bi, salvage_rec, s) != NULL) {
-		seterr(err, errlen, "%s: %s", tmp, strerror(errno));
+		seterr(err, errlen, "%s: %s", tmp, errstr());
 		store_discard(s);
 		return -1;
 	}
@@ -361,7 +361,7 @@ restore_into(struct mapped *m, const char *tmp, struct store_backup_info *bi,
 	}
 	memcpy(bi->repl_id, st.repl_id, sizeof(bi->repl_id));
 	if (store_close(s) == -1) {
-		seterr(err, errlen, "%s: %s", tmp, strerror(errno));
+		seterr(err, errlen, "%s: %s", tmp, errstr());
 		(void)unlink(tmp);
 		return -1;
 	}
@@ -384,13 +384,13 @@ store_restore(const char *backup, const char *path, const char *kept,
 	}
 	rc = -1;
 	if ((tmp = path_with(path, RESTORE_SUFFIX)) == NULL)
-		seterr(err, errlen, "%s", strerror(errno));
+		seterr(err, errlen, "%s", errstr());
 	else if (restore_into(&m, tmp, bi, err, errlen) == 0) {
 		/* As salvage: the old file keeps its name until the new
 		 * one takes it, so a crash leaves one or the other. */
 		if ((kept != NULL && link(path, kept) == -1) ||
 		    rename(tmp, path) == -1 || sync_dir(path) == -1) {
-			seterr(err, errlen, "%s: %s", path, strerror(errno));
+			seterr(err, errlen, "%s: %s", path, errstr());
 			(void)unlink(tmp);
 		} else
 			rc = 0;

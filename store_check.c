@@ -83,7 +83,7 @@ check_open(const char *path, struct checked *k, struct store_report *rep,
 	f->f_fd = -1;
 	hash_init();
 	if ((f->f_fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		seterr(err, errlen, "open %s: %s", path, strerror(errno));
+		seterr(err, errlen, "open %s: %s", path, errstr());
 		return -1;
 	}
 	if (lock_file(f->f_fd, F_RDLCK) == -1) {
@@ -92,11 +92,11 @@ check_open(const char *path, struct checked *k, struct store_report *rep,
 			    "(stop the server first)", path);
 		else
 			seterr(err, errlen, "lock %s: %s", path,
-			    strerror(errno));
+			    errstr());
 		goto fail;
 	}
 	if (fstat(f->f_fd, &st) == -1) {
-		seterr(err, errlen, "stat %s: %s", path, strerror(errno));
+		seterr(err, errlen, "stat %s: %s", path, errstr());
 		goto fail;
 	}
 	if (st.st_size < PAGE ||
@@ -107,7 +107,7 @@ check_open(const char *path, struct checked *k, struct store_report *rep,
 	}
 	p = mmap(NULL, st.st_size, PROT_READ, MAP_SHARED, f->f_fd, 0);
 	if (p == MAP_FAILED) {
-		seterr(err, errlen, "mmap %s: %s", path, strerror(errno));
+		seterr(err, errlen, "mmap %s: %s", path, errstr());
 		goto fail;
 	}
 	f->f_map = p;
@@ -336,7 +336,7 @@ static int
 kept_name(const char *path, char *kept, size_t keptlen)
 {
 	struct tm tm;
-	time_t t = time(NULL);
+	time_t t = (time_t)(wall_ms() / 1000);
 
 	utc_time(t, &tm);
 	return fmt_buf(kept, keptlen, "%s.damaged-%04d%02d%02dT%02d%02d%02dZ",
@@ -362,7 +362,7 @@ salvage_into(struct checked *k, const char *tmp,
 	uint32_t flags = 0;
 
 	if (random_bytes(id, sizeof(id)) == -1) {
-		seterr(err, errlen, "read /dev/urandom: %s", strerror(errno));
+		seterr(err, errlen, "read /dev/urandom: %s", errstr());
 		return -1;
 	}
 	rep->new_repl_id = 1;
@@ -389,7 +389,7 @@ salvage_into(struct checked *k, const char *tmp,
 	    STORE_FSYNC_NO, err, errlen)) == NULL)
 		return -1;
 	if (check_walk(k, rep, salvage_rec, s, NULL, NULL) == -1) {
-		seterr(err, errlen, "write %s: %s", tmp, strerror(errno));
+		seterr(err, errlen, "write %s: %s", tmp, errstr());
 		store_discard(s);
 		return -1;
 	}
@@ -398,7 +398,7 @@ salvage_into(struct checked *k, const char *tmp,
 	rep->keys = st.keys;
 	rep->last_seq = st.last_seq;
 	if (store_close(s) == -1) {
-		seterr(err, errlen, "close %s: %s", tmp, strerror(errno));
+		seterr(err, errlen, "close %s: %s", tmp, errstr());
 		(void)unlink(tmp);
 		return -1;
 	}
@@ -433,20 +433,20 @@ store_salvage(const char *path, struct store_report *rep, char *kept,
 	 * in between leaves a store at path, never none. */
 	if (link(path, kept) == -1) {
 		seterr(err, errlen, "link %s to %s: %s", path, kept,
-		    strerror(errno));
+		    errstr());
 		(void)unlink(tmp);
 		goto done;
 	}
 	if (rename(tmp, path) == -1) {
 		seterr(err, errlen, "rename %s to %s: %s", tmp, path,
-		    strerror(errno));
+		    errstr());
 		(void)unlink(tmp);
 		(void)unlink(kept);
 		goto done;
 	}
 	if (sync_dir(path) == -1) {
 		seterr(err, errlen, "sync the directory of %s: %s", path,
-		    strerror(errno));
+		    errstr());
 		goto done;
 	}
 	rc = 0;

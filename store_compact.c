@@ -438,7 +438,7 @@ compact_abort(struct store *s, const char *level, const char *why)
 	pthread_mutex_unlock(&s->s_mu);
 	(void)munmap(c->f_map, c->f_size);
 	if (unlink(s->s_cpath) == -1)
-		kv_log("warn", "unlink %s: %s", s->s_cpath, strerror(errno));
+		kv_log("warn", "unlink %s: %s", s->s_cpath, errstr());
 	c->f_fd = -1;
 	c->f_map = NULL;
 	s->s_cphase = C_NONE;
@@ -483,7 +483,7 @@ unmap_old(struct store *s, uint64_t max)
 	else
 		n = 0;
 	if (munmap(s->s_old + n, s->s_oldsize - n) == -1)
-		kv_log("warn", "munmap: %s", strerror(errno));
+		kv_log("warn", "munmap: %s", errstr());
 	s->s_oldsize = n;
 	if (n > 0)
 		return;

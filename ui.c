@@ -1,15 +1,18 @@
 /*
  * ui.c: the web console's files. ui/embed.sh shrinks each file in ui/ and
- * ui/pack packs it (LZ4's block format, described in ui/pack.c) into
- * ui/assets.h at build time; ui_init unpacks them once into static memory,
- * where api.c serves them from. Packing halves the ~22 KiB the console
- * would add to a binary that must stay under 200 KiB.
+ * ui/pack packs it (cm.c's coder) into ui/assets.h at build time; ui_init
+ * unpacks them once into static memory, where api.c serves them from, and
+ * checks each against its ETag, a checksum of the file as built. Packing
+ * takes the ~22 KiB the console would add to a binary that must stay
+ * under 200 KiB down to 7.
  */
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
+#include "cm.h"
 #include "ui.h"
 #include "ui/assets.h"
 
@@ -42,49 +45,15 @@ static const struct packed packed[] = {	/* the page first */
 
 static struct ui_file files[NFILES];
 
-/* A length nibble of 15 continues in bytes, each added, until one < 255. */
-static int
-more(const unsigned char *in, size_t n, size_t *i, size_t *len)
+/* FNV-1a, as ui/pack computes the ETag from the file. */
+static unsigned long
+checksum(const char *s, size_t n)
 {
-	do {
-		if (*i >= n)
-			return -1;
-		*len += in[*i];
-	} while (in[(*i)++] == 255);
-	return 0;
-}
+	uint32_t h = 2166136261u;
 
-int
-ui_unpack(const unsigned char *in, size_t n, char *out, size_t cap)
-{
-	size_t i = 0, o = 0, len, off;
-	unsigned tok;
-
-	while (i < n) {
-		tok = in[i++];
-		len = tok >> 4;
-		if (len == 15 && more(in, n, &i, &len) == -1)
-			return -1;
-		if (len > n - i || len > cap - o)
-			return -1;
-		memcpy(out + o, in + i, len);
-		i += len;
-		o += len;
-		if (i == n)
-			break;		/* the last sequence: literals only */
-		if (n - i < 2)
-			return -1;
-		off = in[i] | (size_t)in[i + 1] << 8;
-		i += 2;
-		len = (tok & 15) + 4;
-		if ((tok & 15) == 15 && more(in, n, &i, &len) == -1)
-			return -1;
-		if (off == 0 || off > o || len > cap - o)
-			return -1;
-		for (; len > 0; len--, o++)	/* byte by byte: may overlap */
-			out[o] = out[o - off];
-	}
-	return o == cap ? 0 : -1;
+	while (n-- > 0)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h;
 }
 
 int
@@ -93,8 +62,10 @@ ui_init(void)
 	size_t i;
 
 	for (i = 0; i < NFILES; i++) {
-		if (ui_unpack(packed[i].in, packed[i].inlen, packed[i].out,
-		    packed[i].len) == -1) {
+		if (cm_unpack(packed[i].in, packed[i].inlen, packed[i].out,
+		    packed[i].len) == -1)
+			return -1;
+		if (checksum(packed[i].out, packed[i].len) != packed[i].etag) {
 			errno = EINVAL;
 			return -1;
 		}

@@ -20,13 +20,9 @@ struct ui_file {
 };
 
 /*
- * Unpack in[0..n), packed by ui/pack (LZ4's block format), into exactly
- * out[0..cap). Returns 0, or -1 if it is malformed or not cap bytes long.
- * Pure: any thread may call it.
+ * Unpack the files; -1 with errno ENOMEM, or EINVAL if one does not match
+ * its checksum (the build packed it wrong).
  */
-int	ui_unpack(const unsigned char *in, size_t n, char *out, size_t cap);
-
-/* Unpack the files; -1 with errno EINVAL if the build packed them wrong. */
 int	ui_init(void);
 
 /*

@@ -6,10 +6,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -123,6 +123,26 @@ kv_log(const char *level, const char *fmt, ...)
 		write_line(level, msg, (size_t)m, 0);
 }
 
+void *
+resize(void *p, size_t n)
+{
+	void *q = malloc(n);
+	size_t old;
+
+	if (q == NULL || p == NULL)
+		return q;
+	old = malloc_usable_size(p);
+	memcpy(q, p, old < n ? old : n);
+	free(p);
+	return q;
+}
+
+const char *
+errstr(void)
+{
+	return strerror(errno);
+}
+
 void
 die(const char *fmt, ...)
 {
@@ -143,28 +163,40 @@ die(const char *fmt, ...)
 
 /* ---- Randomness and clocks ---- */
 
-int
-random_bytes(void *buf, size_t len)
+ssize_t
+read_full(int fd, void *buf, size_t len)
 {
-	ssize_t n;
 	size_t got = 0;
-	int fd, e;
+	ssize_t n;
 
-	if ((fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)) == -1)
-		return -1;
 	while (got < len) {
 		n = read(fd, (char *)buf + got, len - got);
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			e = n == 0 ? EIO : errno;
-			(void)close(fd);
-			errno = e;
+		if (n == -1)
 			return -1;
-		}
+		if (n == 0)
+			break;
 		got += (size_t)n;
 	}
+	return (ssize_t)got;
+}
+
+int
+random_bytes(void *buf, size_t len)
+{
+	ssize_t n;
+	int fd, e;
+
+	if ((fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read_full(fd, buf, len);
+	e = n == -1 ? errno : EIO;	/* short: the end of the file */
 	(void)close(fd);
+	if (n != (ssize_t)len) {
+		errno = e;
+		return -1;
+	}
 	return 0;
 }
 
@@ -361,7 +393,8 @@ token_load(struct token *t, const char *name, char *why, size_t whylen)
 	char fname[32], src[300], buf[MAX_TOKEN_BYTES + 2];
 	const char *v, *path, *p;
 	size_t n, i;
-	FILE *f;
+	ssize_t r;
+	int fd;
 
 	memset(t, 0, sizeof(*t));
 	fmt_buf(fname, sizeof(fname), "%s_FILE", name);
@@ -374,19 +407,16 @@ token_load(struct token *t, const char *name, char *why, size_t whylen)
 	}
 	if (path != NULL) {
 		fmt_buf(src, sizeof(src), "%s=%.255s", fname, path);
-		if ((f = fopen(path, "r")) == NULL) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		r = fd == -1 ? -1 : read_full(fd, buf, sizeof(buf));
+		if (r == -1)
 			fmt_buf(why, whylen, "%s: cannot read: %s", src,
-			    strerror(errno));
+			    errstr());
+		if (fd != -1)
+			(void)close(fd);
+		if (r == -1)
 			return -1;
-		}
-		n = fread(buf, 1, sizeof(buf), f);
-		if (ferror(f)) {
-			fmt_buf(why, whylen, "%s: cannot read: %s", src,
-			    strerror(errno));
-			fclose(f);
-			return -1;
-		}
-		fclose(f);
+		n = (size_t)r;
 		if (n > 0 && n <= MAX_TOKEN_BYTES + 1 && buf[n - 1] == '\n')
 			n--;
 		p = buf;

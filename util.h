@@ -28,9 +28,25 @@ int	log_level_named(const char *name);
  */
 void	log_set_sink(void (*fn)(const char *level, const char *msg));
 
+/*
+ * realloc(p, n), as a new block, a copy and a free: musl's realloc is
+ * 1.2 KB of binary, and for the sizes that move it copies too (past 128
+ * KiB it would mremap instead). NULL with p untouched when out of memory.
+ */
+void	*resize(void *p, size_t n);
+
+/* strerror(errno): one call where there were two, at some 80 places. */
+const char *errstr(void);
+
 /* Log at "error" and exit 1; a trailing ':' appends strerror(errno). */
 void	die(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
+
+/*
+ * Up to len bytes from fd into buf: reads until len or the end of the file,
+ * through signals. Returns the bytes read, or -1 with errno set.
+ */
+ssize_t	read_full(int fd, void *buf, size_t len);
 
 /* len unpredictable bytes from the kernel (/dev/urandom); -1 with errno. */
 int	random_bytes(void *buf, size_t len);

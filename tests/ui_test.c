@@ -1,10 +1,11 @@
 /*
- * ui_test.c: tests of ui.c's unpacker, run as "ui_test PACK SCRATCH_DIR".
- * A table of packed bytes, worked out by hand from LZ4's block format,
- * pins the format; then inputs made to need every length extension go
- * through ui/pack (PACK) and back. A failed check prints one line naming
- * the case; the last line counts the checks, and the exit status is 0 only
- * if all passed.
+ * ui_test.c: tests of ui.c and its unpacker (cm.c), run as "ui_test PACK
+ * SCRATCH_DIR": inputs of every kind (none, one byte, random bytes, long
+ * runs, text) go through the real ui/pack (PACK) and back through
+ * cm_unpack; garbage unpacks to the length asked without harm; and the
+ * console's own files unpack and match their checksums (ui_init). A
+ * failed check prints one line naming the case; the last line counts the
+ * checks, and the exit status is 0 only if all passed.
  */
 
 #include <stddef.h>
@@ -12,43 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm.h"
 #include "ui.h"
 
 #define MAX_OUT		(1 << 16)
-
-struct unpack_case {
-	const char	*name;
-	const char	*in;		/* packed, as a C string of bytes */
-	size_t		 inlen;
-	const char	*want;		/* NULL: must be refused */
-	size_t		 wantlen;
-};
-
-#define PACKED(s)	s, sizeof(s) - 1
-#define PLAIN(s)	s, sizeof(s) - 1
-#define REFUSED		NULL, 0
-
-static const struct unpack_case cases[] = {
-	{ "empty", PACKED("\x00"), PLAIN("") },
-	{ "literals only", PACKED("\x30" "abc"), PLAIN("abc") },
-	{ "a match after literals", PACKED("\x20" "ab" "\x02\x00"),
-	    PLAIN("ababab") },
-	{ "an overlapping match repeats one byte", PACKED("\x13" "x"
-	    "\x01\x00"), PLAIN("xxxxxxxx") },
-	{ "literals after a match", PACKED("\x10" "a" "\x01\x00" "\x10" "b"),
-	    PLAIN("aaaaab") },
-	{ "15 literals: one extension byte, 0", PACKED("\xf0\x00"
-	    "0123456789abcde"), PLAIN("0123456789abcde") },
-	{ "match length 19: one extension byte, 0", PACKED("\x1f" "z"
-	    "\x01\x00\x00"), PLAIN("zzzzzzzzzzzzzzzzzzzz") },
-	{ "offset 0", PACKED("\x10" "a" "\x00\x00"), REFUSED },
-	{ "offset before the start", PACKED("\x10" "a" "\x02\x00"), REFUSED },
-	{ "a cut offset", PACKED("\x10" "a" "\x01"), REFUSED },
-	{ "literals past the end", PACKED("\x50" "abc"), REFUSED },
-	{ "a cut length extension", PACKED("\xf0"), REFUSED },
-	{ "a cut match extension", PACKED("\x1f" "a" "\x01\x00\xff"),
-	    REFUSED },
-};
 
 static int	 passed, failed;
 static const char *tcase;
@@ -68,29 +36,36 @@ check(int ok, const char *what, int line)
 
 static char out[MAX_OUT];
 
+/* The console's files, as the server serves them. */
 static void
-test_table(void)
+test_files(void)
 {
-	const struct unpack_case *c;
-	size_t i;
+	const struct ui_file *f;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		c = &cases[i];
-		tcase = c->name;
-		if (c->want == NULL) {
-			CHECK(ui_unpack((const unsigned char *)c->in, c->inlen,
-			    out, 64) == -1);
-			continue;
-		}
-		CHECK(ui_unpack((const unsigned char *)c->in, c->inlen, out,
-		    c->wantlen) == 0 && memcmp(out, c->want, c->wantlen) == 0);
-		/* exactly cap bytes: one more or one less is refused */
-		CHECK(ui_unpack((const unsigned char *)c->in, c->inlen, out,
-		    c->wantlen + 1) == -1);
-		if (c->wantlen > 0)
-			CHECK(ui_unpack((const unsigned char *)c->in,
-			    c->inlen, out, c->wantlen - 1) == -1);
-	}
+	tcase = "ui_init";
+	CHECK(ui_init() == 0);
+	f = ui_file(NULL, 0);
+	CHECK(f != NULL && f->len > 0 && strcmp(f->type,
+	    "text/html; charset=utf-8") == 0 && memcmp(f->data,
+	    "<!doctype html>", 15) == 0);
+	f = ui_file("app.js", 6);
+	CHECK(f != NULL && f->len > 1000 && strcmp(f->type,
+	    "text/javascript; charset=utf-8") == 0);
+	CHECK(ui_file("app.css", 7) != NULL && ui_file("icon.svg", 8) != NULL);
+	CHECK(ui_file("app.j", 5) == NULL && ui_file("nope", 4) == NULL);
+}
+
+/* Bytes cm_pack never made: any length comes out, and nothing breaks. */
+static void
+test_garbage(void)
+{
+	static const unsigned char junk[] = "\xff\x00\x13\x37garbage";
+
+	tcase = "garbage";
+	memset(out, 0, sizeof(out));
+	CHECK(cm_unpack(junk, sizeof(junk) - 1, out, 1000) == 0);
+	CHECK(cm_unpack(junk, 0, out, 100) == 0);
+	CHECK(cm_unpack(junk, 1, out, 0) == 0);
 }
 
 /* Pack in[0..n) with the real ui/pack, then unpack it here. */
@@ -121,7 +96,7 @@ round_trip(const char *name, const char *pack, const char *dir,
 			if (sscanf(p, "0x%2x,", &v) == 1 && len < sizeof(packed))
 				packed[len++] = (unsigned char)v;
 	CHECK(pclose(f) == 0);
-	CHECK(len > 0 && ui_unpack(packed, len, out, n) == 0 &&
+	CHECK(len > 0 && cm_unpack(packed, len, out, n) == 0 &&
 	    memcmp(out, in, n) == 0);
 	if (n > 1000)	/* long repeats must pack well */
 		CHECK(len < n / 10 + 64);
@@ -138,10 +113,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: ui_test PACK SCRATCH_DIR\n");
 		return 2;
 	}
-	test_table();
+	test_files();
+	test_garbage();
 	round_trip("nothing", argv[1], argv[2], "", 0);
 	round_trip("one byte", argv[1], argv[2], "x", 1);
-	/* 15, 270 and 525 cross the literal length extensions (15 + 255k) */
+	/* bytes no model predicts */
 	for (i = 0; i < 600; i++) {
 		seed = seed * 1103515245 + 12345;
 		in[i] = (char)(seed >> 16);
@@ -149,7 +125,7 @@ main(int argc, char **argv)
 	round_trip("15 random bytes", argv[1], argv[2], in, 15);
 	round_trip("270 random bytes", argv[1], argv[2], in, 270);
 	round_trip("600 random bytes", argv[1], argv[2], in, 600);
-	/* one long run: a match whose length needs many extension bytes */
+	/* one long run: certainty, where the coder's range is thinnest */
 	memset(in, 'a', 40000);
 	round_trip("40000 times one byte", argv[1], argv[2], in, 40000);
 	/* text with repeats at many distances, past a 64 KiB window */

@@ -544,7 +544,7 @@ repl_token_ok(const struct http_request *r)
 static int
 ends_in(const char *h, size_t len, const char *suffix, size_t n)
 {
-	return len >= n && strncasecmp(h + len - n, suffix, n) == 0;
+	return len >= n && http_ci_same(h + len - n, suffix, n);
 }
 
 /*
@@ -554,16 +554,18 @@ ends_in(const char *h, size_t len, const char *suffix, size_t n)
 static int
 host_listed(const char *h, size_t len)
 {
-	const char *p;
+	const char *p, *e;
 	size_t n;
 
-	for (p = node.allowed_hosts; p != NULL && *p != '\0';
-	    p += n + (p[n] == ',')) {
-		n = strcspn(p, ",");
+	for (p = node.allowed_hosts; p != NULL && *p != '\0'; p = e + (*e ==
+	    ',')) {
+		for (e = p; *e != '\0' && *e != ','; e++)
+			;
+		n = (size_t)(e - p);
 		if ((n == 1 && *p == '*') ||
-		    (n == len && strncasecmp(p, h, n) == 0) ||
+		    (n == len && http_ci_same(p, h, n)) ||
 		    (*p == '.' && (ends_in(h, len, p, n) ||
-		    (n - 1 == len && strncasecmp(p + 1, h, len) == 0))))
+		    (n - 1 == len && http_ci_same(p + 1, h, len)))))
 			return 1;
 	}
 	return 0;

@@ -224,17 +224,25 @@ static void
 load_allowed_hosts(void)
 {
 	const char *v = env("ALLOWED_HOSTS", ""), *p;
-	size_t n;
+	size_t n = 0;
+	int bad = 0;
 
-	for (p = v; *p != '\0'; p += n + 1) {
-		n = strcspn(p, ",");
-		if (!(n == 1 && *p == '*') && (n == 0 || p[0] == '-' ||
-		    strspn(p, "abcdefghijklmnopqrstuvwxyz"
-		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") < n))
+	for (p = v; *v != '\0'; p++) {
+		if (*p != ',' && *p != '\0') {
+			bad |= !((*p >= 'a' && *p <= 'z') ||
+			    (*p >= 'A' && *p <= 'Z') ||
+			    (*p >= '0' && *p <= '9') || *p == '.' ||
+			    (*p == '-' && n > 0));
+			n++;
+			continue;
+		}
+		if (n == 0 || (bad && !(n == 1 && p[-1] == '*')))
 			die("ALLOWED_HOSTS=%s: expected host names or .domains "
 			    "separated by commas, or *", v);
-		if (p[n] == '\0')
+		if (*p == '\0')
 			break;
+		n = 0;
+		bad = 0;
 	}
 	node.allowed_hosts = v;
 }

@@ -40,7 +40,7 @@
  *        | records, back to back, each starting 8-byte aligned:      |
  *        |   0 u32 crc = CRC-32C of bytes 4 .. 20+klen+vlen-1        |
  *        |   4 u8  type: 'P' put, 'D' delete (tombstone), 0 = end    |
- *        |   5 u8  0          6 u16 klen (1..1024)                   |
+ *        |   5 u8  flags      6 u16 klen (1..1024)                   |
  *        |   8 u32 vlen (0 for 'D', at most 2^31)                    |
  *        |  12 u64 seq: the write that made the record               |
  *        |  20 key, then value, then zeros up to a multiple of 8     |
@@ -61,6 +61,18 @@
  * file or fails its CRC; everything after that point is zeroed, so it can
  * never be taken for data later. last_seq is then the largest of base_seq
  * and the seqs replayed.
+ *
+ * Byte 5 of a record holds flags. 0x02 says "more records of this group
+ * follow": the writes of a group (a transaction: store_group_begin) carry
+ * it, all but the last. Replay applies a group only once its last record
+ * is there and valid: a group cut short by a crash ends the log as a torn
+ * record does, and is zeroed with what follows it. A group is written in
+ * one call of the main thread, and the flusher's synced_end is only ever
+ * moved to a group's end, so a group that stops below synced_end is
+ * damage, like any bad record there. Compaction copies records one by one
+ * (a group's replaced records are left out), so it clears 0x02 on each
+ * copy: it only ever copies whole groups. 0x01 is the expiry's. Other
+ * bits are zero.
  *
  * synced_end says how far the log was on disk: it is rewritten (under
  * scrc, apart from the counters) only after a sync that covered it, at
@@ -138,7 +150,7 @@ static void	 write_synced(int, uint64_t);
 static void	 trim(struct kvfile *);
 static int	 write_all(int, const void *, size_t, off_t);
 static void	 unlink_slot(struct kvfile *, uint64_t);
-static uint64_t	 append(struct kvfile *, int, const char *, size_t,
+static uint64_t	 append(struct kvfile *, int, int, const char *, size_t,
 		    const char *, size_t, uint64_t);
 static uint64_t	 buckets_for(uint64_t);
 static int	 create_file(struct store *, const uint8_t *, const uint8_t *,
@@ -460,6 +472,7 @@ rec_read(const struct kvfile *f, uint64_t off, struct rec *r)
 
 	memcpy(&r->r_crc, p, 4);
 	r->r_type = (unsigned char)p[4];
+	r->r_flags = (unsigned char)p[5];
 	memcpy(&klen, p + 6, 2);
 	memcpy(&vlen, p + 8, 4);
 	memcpy(&r->r_seq, p + 12, 8);
@@ -468,6 +481,20 @@ rec_read(const struct kvfile *f, uint64_t off, struct rec *r)
 	r->r_key = p + REC_HDR;
 	r->r_val = r->r_key + klen;
 	r->r_size = rec_size(klen, vlen);
+}
+
+/* Set the flags of the whole record at rec, and its CRC with them. */
+void
+rec_set_flags(char *rec, int flags)
+{
+	uint16_t klen;
+	uint32_t vlen, crc;
+
+	rec[5] = (char)flags;
+	memcpy(&klen, rec + 6, 2);
+	memcpy(&vlen, rec + 8, 4);
+	crc = crc32c(rec + 4, REC_HDR - 4 + (size_t)klen + vlen);
+	memcpy(rec, &crc, 4);
 }
 
 /*
@@ -622,8 +649,8 @@ index_del(struct kvfile *f, uint64_t i, uint64_t tsize)
 
 /* Append a record; the caller reserved the room. Returns its offset. */
 static uint64_t
-append(struct kvfile *f, int type, const char *key, size_t klen,
-    const char *val, size_t vlen, uint64_t seq)
+append(struct kvfile *f, int type, int flags, const char *key,
+    size_t klen, const char *val, size_t vlen, uint64_t seq)
 {
 	char *p = f->f_map + f->f_end;
 	uint64_t off = f->f_end, size = rec_size(klen, vlen);
@@ -631,7 +658,7 @@ append(struct kvfile *f, int type, const char *key, size_t klen,
 	uint32_t vl = vlen, crc;
 
 	p[4] = type;
-	p[5] = 0;
+	p[5] = flags;
 	memcpy(p + 6, &kl, 2);
 	memcpy(p + 8, &vl, 4);
 	memcpy(p + 12, &seq, 8);
@@ -761,6 +788,7 @@ scan_log(const struct kvfile *f, uint64_t off, uint64_t *np,
     const char **stop)
 {
 	struct rec r;
+	uint64_t gstart = 0, gn = 0;	/* the open group's start, count */
 
 	*np = 0;
 	*stop = "end of log";
@@ -768,15 +796,26 @@ scan_log(const struct kvfile *f, uint64_t off, uint64_t *np,
 		if (off + REC_HDR > f->f_size) {
 			if (off < f->f_size)
 				*stop = "record cut short by end of file";
-			return off;
+			break;
 		}
 		if (f->f_map[off + 4] == 0)
-			return off;
+			break;
 		if (!rec_valid(f, off, &r)) {
 			*stop = "torn or corrupt record";
-			return off;
+			break;
+		}
+		if ((r.r_flags & REC_F_MORE) == 0)
+			gstart = 0;
+		else if (gstart == 0) {
+			gstart = off;
+			gn = *np;
 		}
 	}
+	if (gstart == 0)
+		return off;
+	*np = gn;
+	*stop = "a transaction cut short";
+	return gstart;
 }
 
 /* One past the last non-zero byte of f at or after from (or from). */
@@ -1217,6 +1256,12 @@ wrote(struct store *s, uint64_t nbytes)
 	uint64_t slack, left, budget;
 	int e;
 
+	if (s->s_group) {
+		/* Published at the group's end: the flusher's synced_end
+		 * and a compaction copy never stop inside a group. */
+		s->s_gbytes += nbytes;
+		return;
+	}
 	if (s->s_loading)
 		writeback_early(s);
 	pthread_mutex_lock(&s->s_mu);
@@ -1805,7 +1850,11 @@ store_put(struct store *s, const char *key, size_t klen, const char *val,
 	h = hash_key(s, key, klen);
 	found = find(f, h, key, klen, &i);
 	if (!found && f->f_keys + 1 > cap(f)) {
-		if (make_room(s) == -1)
+		if (s->s_group) {	/* store_group_begin made too little */
+			errno = ENOSPC;
+			return -1;
+		}
+		if (make_room(s, 1) == -1)
 			return -1;
 		found = find(f, h, key, klen, &i);
 	}
@@ -1814,7 +1863,10 @@ store_put(struct store *s, const char *key, size_t klen, const char *val,
 		return -1;
 	if (seq == 0)
 		seq = s->s_last_seq + 1;
-	off = append(f, REC_PUT, key, klen, val, vlen, seq);
+	off = append(f, REC_PUT, s->s_group ? REC_F_MORE : 0, key, klen, val,
+	    vlen, seq);
+	if (s->s_group)
+		s->s_glast = off;
 	created = index_put(f, found, i, h, off, klen + vlen);
 	if (!s->s_loading)
 		s->s_last_seq = seq;
@@ -1837,7 +1889,7 @@ store_del(struct store *s, const char *key, size_t klen, uint64_t seq,
     uint64_t *seqp)
 {
 	struct kvfile *f = &s->s_f;
-	uint64_t h, i, size;
+	uint64_t h, i, size, off;
 	int found;
 
 	if (seqp != NULL)
@@ -1857,7 +1909,10 @@ store_del(struct store *s, const char *key, size_t klen, uint64_t seq,
 		return -1;
 	if (seq == 0)
 		seq = s->s_last_seq + 1;
-	(void)append(f, REC_DEL, key, klen, NULL, 0, seq);
+	off = append(f, REC_DEL, s->s_group ? REC_F_MORE : 0, key, klen,
+	    NULL, 0, seq);
+	if (s->s_group)
+		s->s_glast = off;
 	if (found)
 		index_del(f, i, size);
 	else
@@ -1868,6 +1923,38 @@ store_del(struct store *s, const char *key, size_t klen, uint64_t seq,
 	if (seqp != NULL)
 		*seqp = seq;
 	return found;
+}
+
+int
+store_group_begin(struct store *s, uint64_t nkeys)
+{
+	struct kvfile *f = &s->s_f;
+
+	if (s->s_failed != 0) {
+		errno = s->s_failed;
+		return -1;
+	}
+	if (f->f_keys + nkeys > cap(f) && make_room(s, nkeys) == -1)
+		return -1;
+	s->s_group = 1;
+	s->s_gbytes = 0;
+	s->s_glast = 0;
+	return 0;
+}
+
+void
+store_group_end(struct store *s)
+{
+	struct kvfile *f = &s->s_f;
+
+	if (!s->s_group)
+		return;
+	s->s_group = 0;
+	if (s->s_glast == 0)
+		return;
+	rec_set_flags(f->f_map + s->s_glast,
+	    (unsigned char)f->f_map[s->s_glast + 5] & ~REC_F_MORE);
+	wrote(s, s->s_gbytes);
 }
 
 struct cand {

@@ -142,6 +142,20 @@ int	store_put(struct store *s, const char *key, size_t klen,
 	    const char *val, size_t vlen, uint64_t seq, uint64_t *seqp);
 
 /*
+ * Make the writes up to store_group_end one unit: after a crash, open
+ * replays all of them or none (a transaction, or a replica applying one).
+ * Makes room for nkeys new keys first (it may finish a compaction), so
+ * that no write of the group has to: they then fail only on a key or seq
+ * store_put would refuse anyway, which the caller checks first. Nothing
+ * is flushed, counted or compacted until store_group_end. -1 with errno
+ * (a latched flush error, ENOSPC) and no group begun.
+ */
+int	store_group_begin(struct store *s, uint64_t nkeys);
+
+/* End the group: its last record says so, and the flusher may take it. */
+void	store_group_end(struct store *s);
+
+/*
  * Start loading key's bucket into the cache: a batch of writes calls it a
  * few records ahead, so that their cache misses overlap (a hint only).
  */

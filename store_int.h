@@ -17,6 +17,7 @@
 #define FLAG_SYNCED	0x1		/* the data set came whole from a primary */
 #define REC_PUT		'P'
 #define REC_DEL		'D'
+#define REC_F_MORE	0x02	/* byte 5: more records of this group follow */
 #define MAX_VALUE_BYTES	((uint64_t)1 << 31)	/* fits vlen, a u32 */
 
 #define GROW_MIN	((uint64_t)1 << 20)	/* so small stores don't grow
@@ -90,6 +91,7 @@ struct kvfile {
 struct rec {
 	uint32_t	 r_crc;
 	int		 r_type;
+	int		 r_flags;	/* byte 5: REC_F_* */
 	size_t		 r_klen;
 	size_t		 r_vlen;
 	uint64_t	 r_seq;
@@ -126,6 +128,9 @@ struct store {
 	uint64_t	 s_recovered_records;
 	uint64_t	 s_dropped_bytes;
 	int		 s_recovered;
+	int		 s_group;	/* 1 inside store_group_begin/end */
+	uint64_t	 s_gbytes;	/* the group's record bytes so far */
+	uint64_t	 s_glast;	/* offset of its last record, or 0 */
 	int		 s_pipe[2];	/* to the poll loop: durable moved */
 	pthread_t	 s_tid;
 	/* The rest is shared with the flusher, under s_mu. */
@@ -180,6 +185,7 @@ int	reserve(struct kvfile *f, uint64_t need);
 int	lock_file(int fd, short type);
 int	sync_dir(const char *path);
 uint64_t rec_size(uint64_t klen, uint64_t vlen);
+void	rec_set_flags(char *rec, int flags);
 void	rec_read(const struct kvfile *f, uint64_t off, struct rec *r);
 int	rec_fits(const struct kvfile *f, uint64_t off);
 int	rec_valid(const struct kvfile *f, uint64_t off, struct rec *r);
@@ -208,5 +214,5 @@ void	maybe_compact(struct store *s);
 int	compact_work(struct store *s, uint64_t budget, uint64_t deadline,
 	    int force);
 void	compact_abort(struct store *s, const char *level, const char *why);
-int	make_room(struct store *s);
+int	make_room(struct store *s, uint64_t nkeys);
 void	unmap_old(struct store *s, uint64_t max);

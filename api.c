@@ -36,6 +36,7 @@
 #include "replica.h"
 #include "status.h"
 #include "wait.h"
+#include "txn.h"
 
 #define LIST_BATCH	256		/* keys fetched per listing step */
 #define LIST_BUF_BYTES	(LIST_BATCH * (JSON_KEY_MAX + 1) + 64)
@@ -88,6 +89,7 @@ static void	list_request(struct http_request *);
 static void	key_request(struct http_request *);
 static void	kv_root(struct http_request *);
 static void	route_ui(struct http_request *);
+static void	txn_route(struct http_request *);
 
 /* First match wins: the exact /kv/ (the listing) before its prefix. */
 static const struct route routes[] = {
@@ -95,6 +97,7 @@ static const struct route routes[] = {
 	{ "/kv", 0, M_GET | M_PUT | M_DELETE, CLIENT, kv_root, NULL },
 	{ "/kv/", 1, M_GET | M_PUT | M_DELETE, CLIENT, key_request,
 	    "/kv/{key}" },
+	{ "/txn", 0, M_POST, CLIENT, txn_route, "/txn" },
 	{ "/health", 0, M_GET, OPEN, status_health, "/health" },
 	{ "/ready", 0, M_GET, OPEN, status_ready, "/ready" },
 	{ "/role", 0, M_GET, OPEN, status_role, "/role" },
@@ -679,12 +682,33 @@ delete_key(struct http_request *r, const char *key, size_t klen)
 	wait_ack_write(r, 200, "deleted", seq);
 }
 
+/*
+ * May this node make r's write now? Answers (403 on a replica, 503...)
+ * and returns 0 if not; a write waiting for replicas needs a parking spot.
+ */
+static int
+may_write(struct http_request *r)
+{
+	uint64_t want;
+
+	if (node.role != ROLE_PRIMARY)
+		reply_readonly(r);
+	else if (node.store_stale)
+		reply_text(r->id, 503, "", "a full sync could not be swapped "
+		    "in; this node takes no writes until it is restarted");
+	else if (req_header_u64(r, "X-Kv-Replicas", &want) == -1 ||
+	    !wait_enough_replicas(r) || (want > 0 && !wait_has_room(r)))
+		;
+	else
+		return 1;
+	return 0;
+}
+
 /* /kv/{key}: GET, HEAD, PUT, DELETE (the route table checked the method). */
 static void
 key_request(struct http_request *r)
 {
 	char key[STORE_MAX_KEY];
-	uint64_t want;
 	ssize_t klen;
 
 	if ((klen = parse_key(r, key)) < 0)
@@ -693,18 +717,22 @@ key_request(struct http_request *r)
 		return;
 	if (req_is_read(r))
 		get_key(r, key, klen);
-	else if (node.role != ROLE_PRIMARY)
-		reply_readonly(r);
-	else if (node.store_stale)
-		reply_text(r->id, 503, "", "a full sync could not be swapped "
-		    "in; this node takes no writes until it is restarted");
-	else if (req_header_u64(r, "X-Kv-Replicas", &want) == -1 ||
-	    !wait_enough_replicas(r) || (want > 0 && !wait_has_room(r)))
+	else if (!may_write(r))
 		return;
 	else if (req_is(r, "PUT"))
 		put_key(r, key, klen);
 	else
 		delete_key(r, key, klen);
+}
+
+/* POST /txn (txn.c), once a recovering primary has its data back. */
+static void
+txn_route(struct http_request *r)
+{
+	if (node.role == ROLE_PRIMARY && wait_recovery(r))
+		return;
+	if (may_write(r))
+		txn_request(r);
 }
 
 /* /kv/: the listing, once a recovering primary has its data back. */

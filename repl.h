@@ -25,6 +25,9 @@ enum repl_op {
 	REPL_DEL = 'D',
 	REPL_END = 'E'		/* ends a snapshot; seq is the snapshot's */
 };
+/* OR'd into a put's or delete's op: more records of its transaction
+ * follow (on the wire 'p' and 'd'). */
+#define REPL_MORE	0x20
 
 /* One decoded record; key and val point into the decoded buffer. */
 struct repl_record {
@@ -34,6 +37,8 @@ struct repl_record {
 	size_t		 klen;
 	const char	*val;
 	size_t		 vlen;
+	int		 more;		/* REPL_MORE was set: not the last of
+					   its transaction */
 };
 
 struct repl_config {
@@ -123,6 +128,13 @@ size_t	repl_encoded_len(size_t klen, size_t vlen);
  */
 ssize_t	repl_decode(const char *buf, size_t len, struct repl_record *rec);
 
+/*
+ * The bytes of the transaction whose first record is at buf[0..len) (a
+ * record without REPL_MORE is one of one), with *nrec its records; 0 if
+ * it does not end within len, -1 if a record is malformed.
+ */
+ssize_t	repl_group_len(const char *buf, size_t len, size_t *nrec);
+
 /* ---- Primary ---- */
 
 /*
@@ -154,8 +166,9 @@ void	repl_reset(const char *repl_id, uint64_t seq);
  */
 int	repl_add_replica(const char *url, const struct sockaddr_storage *from);
 
-/* Append a write the store just made (main thread). Never blocks on the
- * network: a full backlog drops its oldest records. */
+/* Append a write the store just made (main thread); op may carry
+ * REPL_MORE. Never blocks on the network: a full backlog drops its oldest
+ * records. */
 void	repl_enqueue(int op, uint64_t seq, const char *key, size_t klen,
 	    const char *val, size_t vlen);
 

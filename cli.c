@@ -4,8 +4,8 @@
  * check itself: the HEALTHCHECK and the chart's helm test run these, and
  * `volume-permissions` is the chart's init container. `check` and
  * `salvage` work on a stopped server's store file (store_check). Exit
- * codes are a contract for scripts: 0 ok, 1 not found (check: damaged),
- * 2 usage, 3 server, network or file error.
+ * codes are a contract for scripts: 0 ok, 1 not found (check: damaged;
+ * txn: a compare failed), 2 usage, 3 server, network or file error.
  */
 
 #include <sys/stat.h>
@@ -47,6 +47,8 @@ static const char usage_text[] =
     "when omitted)\n"
     "       kvstore del KEY\n"
     "       kvstore ls [PREFIX]\n"
+    "       kvstore txn < FILE.json      (POST /txn; exit 1 when a "
+    "compare failed)\n"
     "       kvstore watch KEY            (each new value, one per line)\n"
     "       kvstore health | status\n"
     "       kvstore volume-permissions DIR UID:GID\n"
@@ -56,7 +58,8 @@ static const char usage_text[] =
     "Client commands talk to KV_URL (default http://localhost:8080), "
     "sending\nAUTH_TOKEN (or the one in AUTH_TOKEN_FILE) as a Bearer token "
     "when set.\n"
-    "Exit status: 0 ok, 1 not found, 2 usage, 3 server or network error;\n"
+    "Exit status: 0 ok, 1 not found (txn: a compare failed), 2 usage, 3 "
+    "server or\nnetwork error; "
     "check: 0 sound, 1 damaged, 3 cannot read the file.\n";
 
 static int
@@ -401,6 +404,35 @@ cli_put(int argc, char **argv)
 	}
 	rc = cli_write("PUT", argv[i], val, vlen, extra);
 	free(val);
+	return rc;
+}
+
+/*
+ * txn: POST stdin to /txn and print the answer. 0 if the compares held
+ * (the success branch ran), 1 if one failed (the failure branch ran).
+ */
+static int
+cli_txn(void)
+{
+	char *body, *out = NULL;
+	size_t blen, len;
+	int status, rc;
+
+	if ((body = read_stdin(&blen)) == NULL) {
+		fprintf(stderr, "kvstore: reading the transaction from stdin: "
+		    "%s\n", strerror(errno));
+		return EXIT_SERVER;
+	}
+	status = cli_request("POST", "/txn", "Content-Type: application/json"
+	    "\r\n", body, blen, CLI_TIMEOUT_MS, &out, &len, NULL, 0);
+	if (status == 200) {
+		put_answer(out, len);
+		rc = strncmp(out, "{\"succeeded\":true", 17) == 0 ? EXIT_OK :
+		    EXIT_NOT_FOUND;
+	} else
+		rc = cli_fail("POST", "/txn", status, out);
+	free(out);
+	free(body);
 	return rc;
 }
 
@@ -756,6 +788,8 @@ cli_main(int argc, char **argv)
 		return cli_watch(argc, argv);
 	if (strcmp(cmd, "ls") == 0)
 		return cli_ls(argc, argv);
+	if (strcmp(cmd, "txn") == 0)
+		return argc == 2 ? cli_txn() : usage();
 	if (strcmp(cmd, "health") == 0)
 		return argc == 2 ? cli_show("/health") : usage();
 	if (strcmp(cmd, "status") == 0)

@@ -4,7 +4,7 @@
 # guard, a replica that never shows half a transaction, and kill -9 that
 # keeps transactions whole.
 
-# txn PORT JSON [CURL ARGS...]: POST JSON to /txn; ${code}, ${body}, and
+# txn PORT JSON [CURL ARGS...]: POST JSON (or @FILE) to /txn; ${code}, ${body}, and
 # the answer's X-Kv-Seq in ${txn_seq}.
 txn() {
   local p=$1 j=$2
@@ -138,7 +138,8 @@ testTxnDeletePrefixIsBounded() {
 # A replica applies a transaction in one turn: a listing of the pair,
 # polled all along, never shows its two keys apart; then the replica
 # holds the primary's values at the primary's seq. A transaction sent to
-# the replica is refused as a PUT is.
+# the replica is refused as a PUT is. A push that ends inside a
+# transaction applies none of it (record and apply: tests/suite_repl.sh).
 testTxnReplicaNeverShowsHalfATransaction() {
   node p "${rp}" primary
   node r1 "${rr1}" replica
@@ -159,7 +160,7 @@ testTxnReplicaNeverShowsHalfATransaction() {
     echo "${bad} ${polls}" >"${stopf}.out"
   ) &
   reader=$!
-  for i in $(seq 1 300); do
+  for i in $(seq 1 60); do
     txn "${rp}" "{\"success\":[{\"op\":\"put\",\"key\":\"pair/a\",\"value\":\"${i}\"},
       {\"op\":\"put\",\"key\":\"filler/${i}\",\"value\":\"${i}\"},
       {\"op\":\"put\",\"key\":\"pair/b\",\"value\":\"${i}\"}]}"
@@ -169,10 +170,28 @@ testTxnReplicaNeverShowsHalfATransaction() {
   touch "${stopf}"
   wait "${reader}"
   read -r bad polls <"${stopf}.out"
-  echo "  ${polls} listings of the replica during 300 transactions"
+  echo "  ${polls} listings of the replica during 60 transactions"
   assertEquals 'no listing showed half a transaction' 0 "${bad}"
   assertTrue 'the reader polled' "[ ${polls} -gt 20 ]"
-  assert_converged "${rp}" "${rr1}" 'after 300 transactions'
+  assert_converged "${rp}" "${rr1}" 'after 60 transactions'
+  # Pushes of our own: a transaction's first record without its last.
+  stop_node p
+  id=$(curl -s "http://127.0.0.1:${rr1}/ready" |
+    sed -n 's/.*"repl_id":"\([0-9a-f]*\)".*/\1/p')
+  s=$(node_seq "${rr1}")
+  record p $((s + 1)) pair/a half >"${SHUNIT_TMPDIR}/batch"
+  apply "${id}" $((s + 1))
+  assertEquals 'a push ending inside a transaction applies none of it' \
+    "200 ${s} 60" "${code} $(cat "${body}") $(curl -s \
+    "http://127.0.0.1:${rr1}/kv/pair/a")"
+  { record p $((s + 1)) pair/a whole; record d $((s + 2)) filler/1
+    record P $((s + 3)) pair/b whole; } >"${SHUNIT_TMPDIR}/batch"
+  apply "${id}" $((s + 1))
+  assertEquals 'the whole transaction is applied' \
+    "200 $((s + 3)) whole whole 404" "${code} $(cat "${body}") $(curl -s \
+    "http://127.0.0.1:${rr1}/kv/pair/a") $(curl -s \
+    "http://127.0.0.1:${rr1}/kv/pair/b") $(curl -s -o /dev/null -w \
+    '%{http_code}' "http://127.0.0.1:${rr1}/kv/filler/1")"
   stop_nodes
 }
 

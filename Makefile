@@ -191,14 +191,14 @@ test-deploy:
 
 .PHONY: test-deploy
 
-# libFuzzer targets for the request parser, the replication decoder and
-# store recovery, each run FUZZ_SECONDS from tests/fuzz/corpus.
+# libFuzzer targets for the request parser, the replication decoder,
+# store recovery and the JSON reader, each run FUZZ_SECONDS from tests/fuzz/corpus.
 FUZZ_SECONDS = 60
 FUZZ_CC = clang
 FUZZ_CFLAGS = -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZERS = tests/fuzz/fuzz_http tests/fuzz/fuzz_repl tests/fuzz/fuzz_store \
-	tests/fuzz/fuzz_api
+	tests/fuzz/fuzz_api tests/fuzz/fuzz_json
 
 FUZZ_SRC_fuzz_http = parse.c util.c
 FUZZ_SRC_fuzz_repl = repl.c client.c parse.c $(STORE_SRC)
@@ -207,6 +207,7 @@ FUZZ_SRC_fuzz_store = $(STORE_SRC)
 # stands in for the primary's address check (no input has a connection).
 FUZZ_SRC_fuzz_api = api.c client.c hash.c http.c node.c parse.c repl.c \
 	status.c store.c store_check.c store_compact.c ui.c util.c wait.c \
+	json.c txn.c \
 	-Wl,--wrap=http_peer,--wrap=repl_from_primary
 
 tests/fuzz/fuzz_http: tests/fuzz/fuzz_http.c parse.c util.c $(HDR)
@@ -214,6 +215,8 @@ tests/fuzz/fuzz_repl: tests/fuzz/fuzz_repl.c repl.c client.c parse.c \
 	$(STORE_SRC) $(HDR)
 tests/fuzz/fuzz_store: tests/fuzz/fuzz_store.c $(STORE_SRC) $(HDR)
 tests/fuzz/fuzz_api: tests/fuzz/fuzz_api.c $(OBJ:.o=.c) $(HDR) ui/assets.h
+FUZZ_SRC_fuzz_json = json.c
+tests/fuzz/fuzz_json: tests/fuzz/fuzz_json.c json.c json.h
 $(FUZZERS):
 	@sh tests/need.sh $(FUZZ_CC)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I. -o $@ $@.c $(FUZZ_SRC_$(@F)) $(LDLIBS)

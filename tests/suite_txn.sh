@@ -61,9 +61,9 @@ testTxnRunsTheBranchItsComparesChoose() {
 testTxnRefusesHostileBodiesAndChangesNothing() {
   start txnbad MAX_VALUE_BYTES=20000 AUTH_TOKEN=s3cr3t
   seq0=$(node_seq "${sport}")
-  a=(-H 'Authorization: Bearer s3cr3t')
+  auth=(-H 'Authorization: Bearer s3cr3t')
   check_txn() {
-    txn "${sport}" "$3" "${a[@]}"
+    txn "${sport}" "$3" "${auth[@]}"
     assertEquals "$1: status" "$2" "${code}"
     assertContains "$1: says why" "$(cat "${body}")" "$4"
   }
@@ -109,7 +109,7 @@ testTxnRefusesHostileBodiesAndChangesNothing() {
   code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${sport}/txn")
   assertEquals 'GET /txn' 405 "${code}"
   assertEquals 'nothing was written' "${seq0}" "$(node_seq "${sport}")"
-  txn "${sport}" '{"success":[{"op":"put","key":"k","value":"v"}]}' "${a[@]}"
+  txn "${sport}" '{"success":[{"op":"put","key":"k","value":"v"}]}' "${auth[@]}"
   assertEquals 'with the token' 200 "${code}"
   stop "${spid}"
 }

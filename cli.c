@@ -58,8 +58,7 @@ static const char usage_text[] =
     "Client commands talk to KV_URL (default http://localhost:8080), "
     "sending\nAUTH_TOKEN (or the one in AUTH_TOKEN_FILE) as a Bearer token "
     "when set.\n"
-    "Exit status: 0 ok, 1 not found (txn: a compare failed), 2 usage, 3 "
-    "server or\nnetwork error; "
+    "Exit status: 0 ok, 1 not found, 2 usage, 3 server or network error;\n"
     "check: 0 sound, 1 damaged, 3 cannot read the file.\n";
 
 static int

@@ -2730,6 +2730,7 @@ struct pl_run {
 	uint64_t	 r_compactions;
 	unsigned	 r_big;		/* percent of values up to PL_MAXVAL */
 	int		 r_bad;		/* writes that failed or misreported */
+	int		 r_group;	/* inside store_group_begin/end */
 	struct pl_counts r_n;
 };
 
@@ -2804,7 +2805,8 @@ pl_compacted(struct pl_run *r)
 	struct store_stats st;
 
 	store_stats(r->r_s, &st);
-	if (st.compactions == r->r_compactions)
+	/* A group's writes are not flushed before its end: wait for it. */
+	if (st.compactions == r->r_compactions || r->r_group)
 		return;
 	r->r_compactions = st.compactions;
 	r->r_bad += pl_flush(r) == -1;
@@ -2869,8 +2871,10 @@ pl_write_some(struct pl_run *r)
 		r->r_bad++;
 		return;
 	}
+	r->r_group = 1;
 	while (n-- > 0)
 		pl_write(r);
+	r->r_group = 0;
 	store_group_end(r->r_s);
 	if (r->r_nops > first)
 		r->r_ops[r->r_nops - 1].o_more = 0;

@@ -312,7 +312,12 @@ store_check(const char *path, struct store_report *rep,
 
 /* ---- Salvaging ---- */
 
-/* Copy one record into the salvaged store (the store in arg). */
+/*
+ * Copy one record into the salvaged store (the store in arg). XXX: each
+ * record stands alone in the copy, so a transaction whose last record
+ * was lost to damage is kept in part; salvage keeps every valid record
+ * by design, and what damage took is lost either way.
+ */
 static int
 salvage_rec(void *arg, const struct rec *r, uint64_t off)
 {

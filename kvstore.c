@@ -412,7 +412,8 @@ tail_walk(const char *tail, size_t len, uint64_t max, int to_store)
 		if (rec.more && off >= gend) {
 			if ((glen = repl_group_len(tail + off, len - off,
 			    &nrec)) <= 0 ||
-			    store_group_begin(node.store, nrec) == -1)
+			    store_group_begin(node.store, nrec,
+			    REPL_GROUP_STORE_BYTES(glen, nrec)) == -1)
 				break;
 			gend = off + (size_t)glen;
 		}

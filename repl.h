@@ -135,6 +135,10 @@ ssize_t	repl_decode(const char *buf, size_t len, struct repl_record *rec);
  */
 ssize_t	repl_group_len(const char *buf, size_t len, size_t *nrec);
 
+/* Its records' bytes in a store at most: a record's header is 5 bytes
+ * longer there, and padded to 8 (store.h: STORE_RECORD_BYTES). */
+#define REPL_GROUP_STORE_BYTES(glen, nrec)	((glen) + 12 * (nrec))
+
 /* ---- Primary ---- */
 
 /*

@@ -224,7 +224,8 @@ apply_records(struct store *s, const char *body, size_t len,
 			if ((glen = repl_group_len(body + off, len - off,
 			    &nrec)) == 0)
 				return 0;	/* its end is not here */
-			if (glen < 0 || store_group_begin(s, nrec) == -1) {
+			if (glen < 0 || store_group_begin(s, nrec,
+			    REPL_GROUP_STORE_BYTES(glen, nrec)) == -1) {
 				*why = glen < 0 ? "malformed record" :
 				    strerror(errno);
 				return -1;

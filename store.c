@@ -1926,15 +1926,14 @@ store_del(struct store *s, const char *key, size_t klen, uint64_t seq,
 }
 
 int
-store_group_begin(struct store *s, uint64_t nkeys)
+store_group_begin(struct store *s, uint64_t nkeys, uint64_t nbytes)
 {
-	struct kvfile *f = &s->s_f;
-
 	if (s->s_failed != 0) {
 		errno = s->s_failed;
 		return -1;
 	}
-	if (f->f_keys + nkeys > cap(f) && make_room(s, nkeys) == -1)
+	if ((s->s_f.f_keys + nkeys > cap(&s->s_f) &&
+	    make_room(s, nkeys) == -1) || reserve(&s->s_f, nbytes) == -1)
 		return -1;
 	s->s_group = 1;
 	s->s_gbytes = 0;

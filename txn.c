@@ -320,7 +320,8 @@ walk_prefix(const char *prefix, size_t plen, struct stage *keys)
  * bounded. Answers 413 and returns -1 if not.
  */
 static int
-prefixes_bounded(struct http_request *r, const struct txn *t, int l)
+prefixes_bounded(struct http_request *r, const struct txn *t, int l,
+    size_t *np)
 {
 	struct store_stats st;
 	const struct txn_item *o;
@@ -342,6 +343,7 @@ prefixes_bounded(struct http_request *r, const struct txn *t, int l)
 			return -1;
 		}
 	}
+	*np = n;
 	return 0;
 }
 
@@ -486,20 +488,27 @@ run_op(struct txn *t, const struct txn_item *o)
 }
 
 /*
- * Run branch l as one store group. A write cannot fail inside it but for
- * a flush error latched meanwhile, or memory for the answer: the group is
- * then ended where it is (what was written stays written, and replicated)
- * and the caller answers with the error.
+ * Run branch l as one store group, with room made for all its records
+ * first (nprefixed: the keys its delete_prefix walks found). A write
+ * cannot fail inside it but for memory for the answer: the group is then
+ * ended where it is (what was written stays written, and replicated) and
+ * the caller answers with the error.
  */
 static int
-run_branch(struct txn *t, int l)
+run_branch(struct txn *t, int l, size_t nprefixed)
 {
-	uint64_t nputs = 0;
+	const struct txn_item *o;
+	uint64_t nputs = 0, nbytes = 0;
 	int i, rc = 0;
 
-	for (i = 0; i < t->n[l]; i++)
-		nputs += t->items[l][i].i_kind == OP_PUT;
-	if (store_group_begin(node.store, nputs) == -1)
+	for (i = 0; i < t->n[l]; i++) {
+		o = &t->items[l][i];
+		nputs += o->i_kind == OP_PUT;
+		nbytes += STORE_RECORD_BYTES(o->i_klen, o->i_vlen);
+	}
+	/* Keys put before a delete_prefix may be deleted by it too. */
+	nbytes += (nprefixed + nputs) * STORE_RECORD_BYTES(STORE_MAX_KEY, 0);
+	if (store_group_begin(node.store, nputs, nbytes) == -1)
 		return -1;
 	for (i = 0; i < t->n[l] && rc == 0; i++)
 		rc = run_op(t, &t->items[l][i]);
@@ -528,12 +537,13 @@ run(struct http_request *r, struct txn *t)
 	char why[128], extra[VERSION_HEADERS];
 	const char *failed = NULL;
 	uint64_t seq;
+	size_t nprefixed;
 	int i, l;
 
 	for (i = 0; i < t->n[0] && failed == NULL; i++)
 		failed = cmp_fails(&t->items[0][i], why, sizeof(why));
 	l = 1 + (failed != NULL);
-	if (prefixes_bounded(r, t, l) == -1)
+	if (prefixes_bounded(r, t, l, &nprefixed) == -1)
 		return;
 	if (stage_reserve(&t->out, 64, 0) == -1)
 		goto nomem;
@@ -545,7 +555,7 @@ run(struct http_request *r, struct txn *t)
 			goto nomem;
 	}
 	out(t, ",\"results\":[");
-	if (run_branch(t, l) == -1) {
+	if (run_branch(t, l, nprefixed) == -1) {
 		if (t->out.failed)
 			goto nomem;
 		reply_text(r->id, errno == ENOSPC ? 507 : 503, "", "the "

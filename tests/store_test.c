@@ -2542,12 +2542,14 @@ test_group(void)
 	if ((pid = fork()) == 0) {
 		if ((s = child_store = store_open(path, STORE_FSYNC_NO, NULL,
 		    0)) == NULL || sput(s, "base", "b") != 1 ||
-		    store_group_begin(s, 2) == -1 || sput(s, "g1", "1") != 1 ||
+		    store_group_begin(s, 2, 96) == -1 ||
+		    sput(s, "g1", "1") != 1 ||
 		    sput(s, "g2", "2") != 1 ||
 		    store_del(s, "base", 4, 0, NULL) != 1)
 			_exit(2);
 		store_group_end(s);
-		if (store_group_begin(s, 2) == -1 || sput(s, "h1", "1") != 1 ||
+		if (store_group_begin(s, 2, 64) == -1 ||
+		    sput(s, "h1", "1") != 1 ||
 		    sput(s, "h2", "2") != 1)
 			_exit(3);
 		store_group_end(s);
@@ -2617,7 +2619,8 @@ test_group_compact(void)
 	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
 		return;
 	for (i = 0; i < 300; i++) {
-		if (!CHECK(store_group_begin(s, 2) == 0))
+		if (!CHECK(store_group_begin(s, 2, 2 * STORE_RECORD_BYTES(8,
+		    sizeof(val))) == 0))
 			break;
 		for (j = 0; j < 2; j++) {
 			snprintf(key, sizeof(key), "x%d.%d", i, j);
@@ -2867,7 +2870,8 @@ pl_write_some(struct pl_run *r)
 		return;
 	}
 	n = 2 + rnd(&r->r_x) % 5;
-	if (store_group_begin(r->r_s, (uint64_t)n) == -1) {
+	if (store_group_begin(r->r_s, (uint64_t)n, (uint64_t)n *
+	    STORE_RECORD_BYTES(300, PL_MAXVAL)) == -1) {
 		r->r_bad++;
 		return;
 	}

@@ -2850,7 +2850,7 @@ pl_write(struct pl_run *r)
 	r->r_bad += seq != want;
 	r->r_last = seq;
 	r->r_ops[r->r_nops].o_key = k;
-	r->r_ops[r->r_nops].o_more = 1;
+	r->r_ops[r->r_nops].o_more = r->r_group;
 	r->r_ops[r->r_nops++].o_seq = seq;
 	pl_compacted(r);
 }
@@ -2866,7 +2866,6 @@ pl_write_some(struct pl_run *r)
 
 	if (rnd(&r->r_x) % 10 != 0 || r->r_nops + 6 > PL_MAXOPS + PL_WARMUP) {
 		pl_write(r);
-		r->r_ops[r->r_nops - 1].o_more = 0;
 		return;
 	}
 	n = 2 + rnd(&r->r_x) % 5;

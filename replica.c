@@ -195,9 +195,12 @@ prefetch_record(struct store *s, const char *body, size_t len, size_t off)
  * sync_seq): a record newer than sync_seq was written while the snapshot
  * was read, and the stream replays it from sync_seq + 1; it is stored as of
  * sync_seq meanwhile (so readers never miss the key), or skipped when
- * sync_seq is 0 (nothing existed then). Returns 0 once all are applied, 1
- * when the clock passed deadline (0: none) with *offp the next record, or
- * -1 with a reason.
+ * sync_seq is 0 (nothing existed then). Streaming, a transaction's records
+ * (REPL_MORE) are made as one store group, or not at all when its end is
+ * not in body: *applied then stays before it, and the pusher handshakes
+ * again. Returns 0 once all are applied, 1 when the clock passed deadline
+ * (0: none) with *offp the next record, never inside a group (a reader
+ * would see part of a transaction), or -1 with a reason.
  */
 static int
 apply_records(struct store *s, const char *body, size_t len, size_t *offp,
@@ -205,8 +208,8 @@ apply_records(struct store *s, const char *body, size_t len, size_t *offp,
 {
 	struct repl_record rec;
 	uint64_t seq, dummy;
-	ssize_t n;
-	size_t off, ahead;
+	ssize_t n, glen;
+	size_t off, ahead, nrec, gend = 0;
 	int rc, k;
 
 	/* ahead runs APPLY_AHEAD records in front, prefetching buckets. */
@@ -240,10 +243,25 @@ apply_records(struct store *s, const char *body, size_t len, size_t *offp,
 			*why = "gap in the sequence";
 			return -1;
 		}
+		if (s != sync_store && rec.more && off >= gend) {
+			/* A transaction: all of it, in one store group. */
+			if ((glen = repl_group_len(body + off, len - off,
+			    &nrec)) == 0)
+				return 0;	/* its end is not here */
+			if (glen < 0 || store_group_begin(s, nrec,
+			    REPL_GROUP_STORE_BYTES(glen, nrec)) == -1) {
+				*why = glen < 0 ? "malformed record" :
+				    strerror(errno);
+				return -1;
+			}
+			gend = off + (size_t)glen;
+		}
 		rc = rec.op == REPL_PUT ? store_put_exp(s, rec.key, rec.klen,
 		    rec.val, rec.vlen, rec.expires, seq, &dummy) :
 		    store_del(s, rec.key,
 		    rec.klen, seq, &dummy);
+		if (off + (size_t)n == gend || rc == -1)
+			store_group_end(s);
 		if (rc == -1) {
 			*why = strerror(errno);
 			return -1;
@@ -252,8 +270,9 @@ apply_records(struct store *s, const char *body, size_t len, size_t *offp,
 			*applied = seq;
 			wait_note_write(rec.key, rec.klen);
 			/* Kept for a primary that loses it (/repl/tail). */
-			repl_enqueue_exp(rec.op, seq, rec.key, rec.klen,
-			    rec.val, rec.vlen, rec.expires);
+			repl_enqueue_exp(rec.op | (rec.more ? REPL_MORE : 0),
+			    seq, rec.key, rec.klen, rec.val, rec.vlen,
+			    rec.expires);
 		}
 	}
 	return 0;

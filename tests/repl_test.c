@@ -296,6 +296,7 @@ struct fake {
 	int		 no_session;	/* applies that named none or another */
 	int		 badtokens;	/* sync data or end without the begin's token */
 	int		 registers, snapshots, unauthorized, conflicts;
+	int		 split_groups;	/* batches ending inside a group */
 	uint64_t	 state_at[16];	/* when the first /repl/states came */
 	uint64_t	 hb_at[16];	/* when the first heartbeats came */
 	uint64_t	 reg_at[16];	/* when the first registrations came */
@@ -356,6 +357,7 @@ apply(struct fake *f, const char *body, size_t len)
 	size_t off = 0;
 	ssize_t n;
 
+	r.more = 0;
 	while (off < len) {
 		n = repl_decode(body + off, len - off, &r);
 		if (n <= 0 || r.seq != f->seq + 1)
@@ -363,6 +365,7 @@ apply(struct fake *f, const char *body, size_t len)
 		f->seq = r.seq;
 		off += (size_t)n;
 	}
+	f->split_groups += r.more;
 	return 0;
 }
 
@@ -1065,6 +1068,42 @@ test_batching(void)
 	repl_shutdown(0);
 	fake_stop(r);
 	free(want.p);
+}
+
+/*
+ * A transaction's records travel in one batch: with batches of 4096 bytes
+ * and groups of five ~330-byte records, cutting by size alone would end
+ * most batches inside a group. The flag itself survives the round trip.
+ */
+static void
+test_batching_groups(void)
+{
+	struct repl_config c;
+	struct repl_record rec;
+	struct fake *r = fake_start(ID_A, 0, TOKEN);
+	char val[300], buf[400];
+	uint64_t seq;
+	int split;
+
+	memset(val, 'g', sizeof(val));
+	CHECK(repl_decode(buf, repl_encode(buf, sizeof(buf), 'D' | REPL_MORE,
+	    7, "k", 1, NULL, 0), &rec) == 16 && rec.op == 'D' && rec.more &&
+	    buf[0] == 'd', "'d': a delete, more follow");
+	r->delay_ms = 20;
+	config(&c, r->url, 1 << 20, 4096);
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	CHECK(repl_add_replica(r->url, NULL) == 0, "add replica");
+	CHECK(wait_state("streaming", 2000), "streaming (%s)", peer0().state);
+	for (seq = 1; seq <= 1000; seq++)
+		repl_enqueue('P' | (seq % 5 != 0 ? REPL_MORE : 0), seq, "key",
+		    3, val, sizeof(val));
+	repl_flush();
+	CHECK(wait_seq(r, 1000, 20000), "replica reached seq 1000 (at %llu)",
+	    (unsigned long long)fget(r, &r->seq, NULL));
+	split = (int)fget(r, NULL, &r->split_groups);
+	CHECK(split == 0, "no batch ended inside a group (%d did)", split);
+	repl_shutdown(0);
+	fake_stop(r);
 }
 
 /* ---- The tail a replica keeps for a primary that lost it ---- */
@@ -1851,6 +1890,7 @@ main(void)
 	test_client();	/* first: it is for a process without repl_init */
 	test_stream();
 	test_batching();
+	test_batching_groups();
 	test_tail();
 	test_full_sync();
 	if (mkdtemp(tmpdir) == NULL) {

@@ -189,6 +189,27 @@ prefetch_record(struct store *s, const char *body, size_t len, size_t off)
 }
 
 /*
+ * Do the records of the group at buf[0..glen) take the seqs from seq on,
+ * one each, all puts and deletes in range? Checked before the group's
+ * first write: a store group ends only at its last record, so nothing
+ * may stop the apply halfway through one.
+ */
+static int
+group_ok(const char *buf, size_t glen, uint64_t seq)
+{
+	struct repl_record rec;
+	size_t off;
+	ssize_t n;
+
+	for (off = 0; off < glen; off += (size_t)n, seq++)
+		if ((n = repl_decode(buf + off, glen - off, &rec)) <= 0 ||
+		    rec.op == REPL_END || rec.seq != seq ||
+		    seq > REPL_SEQ_MAX)
+			return 0;
+	return 1;
+}
+
+/*
  * Apply the records of body from *offp on to s. Streaming (s is the
  * node.store): a record at or below *applied is skipped and the next must
  * be *applied + 1. Loading a full sync (s is sync_store, taken at
@@ -216,10 +237,14 @@ apply_records(struct store *s, const char *body, size_t len, size_t *offp,
 	for (ahead = *offp, k = 0; k < APPLY_AHEAD; k++)
 		ahead = prefetch_record(s, body, len, ahead);
 	for (off = *offp, k = 0; off < len; off += n) {
-		if (deadline != 0 && ++k % APPLY_CLOCK == 0 &&
-		    mono_ns() >= deadline) {
-			*offp = off;
-			return 1;
+		/* Between groups only: a turn that ended inside one would
+		 * let readers see part of a transaction. */
+		if (deadline != 0 && ++k >= APPLY_CLOCK && off >= gend) {
+			k = 0;
+			if (mono_ns() >= deadline) {
+				*offp = off;
+				return 1;
+			}
 		}
 		ahead = prefetch_record(s, body, len, ahead);
 		if ((n = repl_decode(body + off, len - off, &rec)) <= 0) {
@@ -248,10 +273,14 @@ apply_records(struct store *s, const char *body, size_t len, size_t *offp,
 			if ((glen = repl_group_len(body + off, len - off,
 			    &nrec)) == 0)
 				return 0;	/* its end is not here */
-			if (glen < 0 || store_group_begin(s, nrec,
+			if (glen < 0 || !group_ok(body + off, (size_t)glen,
+			    seq)) {
+				*why = "a malformed transaction";
+				return -1;
+			}
+			if (store_group_begin(s, nrec,
 			    REPL_GROUP_STORE_BYTES(glen, nrec)) == -1) {
-				*why = glen < 0 ? "malformed record" :
-				    strerror(errno);
+				*why = strerror(errno);
 				return -1;
 			}
 			gend = off + (size_t)glen;

@@ -586,10 +586,11 @@ repl_group_len(const char *buf, size_t len, size_t *nrec)
 	size_t off = 0;
 	ssize_t n;
 
-	for (*nrec = 0; off < len; (*nrec)++) {
+	for (*nrec = 0; off < len;) {
 		if ((n = repl_decode(buf + off, len - off, &rec)) <= 0)
 			return n;
 		off += (size_t)n;
+		(*nrec)++;	/* the last one too: it takes room */
 		if (!rec.more)
 			return (ssize_t)off;
 	}

@@ -1151,7 +1151,8 @@ last_record(const char *buf, size_t len, uint64_t *offp, uint64_t *sizep,
 		    (unsigned char)buf[off + 7] << 8;
 		vlen = u32at(buf + off + 8);
 		last = off;
-		size = (20 + klen + vlen + 7) / 8 * 8;
+		size = (20 + klen + vlen + ((buf[off + 5] & 1) != 0 ? 8 : 0) +
+		    7) / 8 * 8;
 		off += size;
 		n++;
 	}
@@ -2646,6 +2647,8 @@ sholds(struct store *s, const char *key, const char *val)
 	return v.len == strlen(val) && memcmp(v.data, val, v.len) == 0;
 }
 
+#define GROUP_EXPIRY	((uint64_t)1 << 50)	/* far off: never due */
+
 /* Byte 5 of each record of the store file at path, OR'd over records
  * [from, to) by index; -1 if unreadable. */
 static int
@@ -2666,7 +2669,8 @@ group_flags(const char *path, int from, int to)
 		vlen = u32at(buf + off + 8);
 		if (n >= from && n < to)
 			flags |= (unsigned char)buf[off + 5];
-		off += (20 + klen + vlen + 7) / 8 * 8;
+		off += (20 + klen + vlen + ((buf[off + 5] & 1) != 0 ? 8 : 0) +
+		    7) / 8 * 8;
 	}
 	free(buf);
 	return flags;
@@ -2674,12 +2678,14 @@ group_flags(const char *path, int from, int to)
 
 /*
  * A child writes "base", then the group { g1, g2, delete base } and the
- * group { h1, h2 }, and dies. Both groups come back whole; with h2 torn,
- * the second group goes whole and the first stays.
+ * group { h1, h2 }, h2 with an expiry (so its record's end, and CRC, are
+ * rewritten over an expiry), and dies. Both groups come back whole; with
+ * h2 torn, the second group goes whole and the first stays.
  */
 static void
 test_group(void)
 {
+	struct store_value v;
 	struct store_stats st;
 	struct store *s;
 	const char *path = path_for("group"), *path2 = path_for("group2");
@@ -2702,9 +2708,10 @@ test_group(void)
 		    store_del(s, "base", 4, 0, NULL) != 1)
 			_exit(2);
 		store_group_end(s);
-		if (store_group_begin(s, 2, 64) == -1 ||
+		if (store_group_begin(s, 2, 72) == -1 ||
 		    sput(s, "h1", "1") != 1 ||
-		    sput(s, "h2", "2") != 1)
+		    store_put_exp(s, "h2", 2, "2", 1, GROUP_EXPIRY, 0,
+		    NULL) != 1)
 			_exit(3);
 		store_group_end(s);
 		_exit(0);
@@ -2717,7 +2724,7 @@ test_group(void)
 	CHECK(group_flags(path, 1, 3) == 0x02);
 	CHECK(group_flags(path, 3, 4) == 0);
 	CHECK(group_flags(path, 4, 5) == 0x02);
-	CHECK(group_flags(path, 5, 6) == 0);
+	CHECK(group_flags(path, 5, 6) == 0x01);
 	if ((buf = read_file(path, &len)) == NULL ||
 	    last_record(buf, len, &off, &size, &nrec) == -1 ||
 	    !CHECK(nrec == 6)) {
@@ -2733,6 +2740,7 @@ test_group(void)
 	store_stats(s, &st);
 	CHECK(st.recovered == 1 && st.last_seq == 6 && st.keys == 4);
 	CHECK(sholds(s, "g2", "2") == 1 && sholds(s, "h2", "2") == 1);
+	CHECK(store_get(s, "h2", 2, &v) == 1 && v.expires == GROUP_EXPIRY);
 	CHECK(sholds(s, "base", "b") == -1);
 	CHECK(store_close(s) == 0);
 
@@ -2755,16 +2763,20 @@ test_group(void)
 }
 
 /*
- * Groups of two big puts, then single overwrites of one key until a
- * compaction has copied them: no copy carries "more follows".
+ * Groups of two big puts, the first with an expiry (a transaction's put
+ * with a ttl: flags 0x03), then single overwrites of one key until a
+ * compaction has copied them: no copy carries "more follows", each keeps
+ * its expiry, and every copy passes its CRC (store_check reads them all).
  */
 static void
 test_group_compact(void)
 {
+	struct store_report rep;
+	struct store_value v;
 	struct store_stats st;
 	struct store *s;
 	const char *path = path_for("groupc");
-	char key[32], val[600];
+	char key[32], val[600], err[256];
 	uint64_t c0;
 	int i, j, n;
 
@@ -2774,17 +2786,19 @@ test_group_compact(void)
 		return;
 	for (i = 0; i < 300; i++) {
 		if (!CHECK(store_group_begin(s, 2, 2 * STORE_RECORD_BYTES(8,
-		    sizeof(val))) == 0))
+		    sizeof(val) + 8)) == 0))
 			break;
 		for (j = 0; j < 2; j++) {
 			snprintf(key, sizeof(key), "x%d.%d", i, j);
-			CHECK(store_put(s, key, strlen(key), val,
-			    fill_value(val, i, j, sizeof(val)), 0, NULL) == 1);
+			CHECK(store_put_exp(s, key, strlen(key), val,
+			    fill_value(val, i, j, sizeof(val)), j == 0 ?
+			    GROUP_EXPIRY : 0, 0, NULL) == 1);
 		}
 		store_group_end(s);
 	}
 	CHECK(store_close(s) == 0);
-	CHECK(group_flags(path, 0, 600) == 0x02);	/* before: flagged */
+	CHECK(group_flags(path, 0, 600) == 0x03);	/* before: flagged */
+	CHECK(group_flags(path, 0, 1) == 0x03 && group_flags(path, 1, 2) == 0);
 	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
 		return;
 	store_stats(s, &st);
@@ -2797,11 +2811,16 @@ test_group_compact(void)
 	}
 	CHECK(st.compactions > c0);
 	CHECK(store_close(s) == 0);
-	CHECK(group_flags(path, 0, 1 << 30) == 0);
+	CHECK(group_flags(path, 0, 1 << 30) == 0x01);	/* the expiries */
+	memset(&rep, 0, sizeof(rep));
+	CHECK(store_check(path, &rep, NULL, NULL, err, sizeof(err)) == 0 &&
+	    rep.bad_ranges == 0 && rep.records >= 601);
 	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
 		return;
 	store_stats(s, &st);
 	CHECK(st.keys == 601);
+	CHECK(store_get(s, "x7.0", 4, &v) == 1 && v.expires == GROUP_EXPIRY);
+	CHECK(store_get(s, "x7.1", 4, &v) == 1 && v.expires == 0);
 	CHECK(store_close(s) == 0);
 }
 

@@ -18,7 +18,7 @@
  *    "success": [ OP... ],                     run if every compare holds
  *    "failure": [ OP... ]}                     run otherwise
  *
- *   OP: {"op": "put", "key": K, "value": V}
+ *   OP: {"op": "put", "key": K, "value": V}   "ttl": T too: K expires
  *       {"op": "delete", "key": K}
  *       {"op": "get", "key": K}
  *       {"op": "delete_prefix", "prefix": P}   every key starting with P
@@ -29,6 +29,15 @@
  * strings are UTF-8, \udc80..\udcff standing for the bytes 0x80..0xff that
  * are not (as listings and answers write them). Operations run in order:
  * a get after a put sees the put.
+ *
+ * A put's "ttl" is a string as PUT's ?ttl= takes ("30s", "500ms", "2h";
+ * digits alone: seconds): the key expires that long after the transaction
+ * ran (one clock reading for all its puts), as a PUT ?ttl= key does. The
+ * put is then an expiring record inside the group, on disk and on the
+ * wire ('x', repl.c). A key past its expiry is gone for the compares and
+ * gets, as for GET, even before the primary's sweep deletes it (api.c:
+ * the sweep runs first, so that is only when more are due at once than
+ * it takes).
  *
  * LIMITS (Consul's): at most TXN_MAX_OPS compares and TXN_MAX_OPS
  * operations per branch; the body at most MAX_VALUE_BYTES (413); JSON
@@ -41,13 +50,15 @@
  * THE ANSWER: 200, X-Kv-Seq: the transaction's seq (its last write; the
  * store's seq when it wrote nothing), and
  *
- *   {"succeeded": B, "seq": N, "writes": W,
- *    "failed": {"compare": I, "reason": "..."},   when a compare failed
+ *   {"succeeded": B,
+ *    "failed_compare": I, "reason": "...",        when a compare failed
  *    "results": [ one per operation of the branch that ran:
  *      {"op":"put","key":K,"version":N,"created":B}
- *      {"op":"delete","key":K,"deleted":B[,"version":N]}
- *      {"op":"get","key":K,"found":B[,"version":N,"value":V]}
- *      {"op":"delete_prefix","prefix":P,"deleted":N} ]}
+ *      {"op":"delete","key":K,"deleted":B,"version":N}   (N 0: none)
+ *      {"op":"get","key":K,"found":B[,"version":N,"expires_in":S,
+ *       "value":V]}                         expires_in as listings give it
+ *      {"op":"delete_prefix","prefix":P,"deleted":N} ],
+ *    "seq": N, "writes": W}
  *
  * The writes took the seqs N-W+1 .. N, one each, contiguous. A failed
  * compare is not an error: the failure branch ran (etcd's answer), and
@@ -84,13 +95,15 @@
 #define TXN_SCAN_KEYS	100000		/* a listing page's scan: a few ms */
 #define TXN_PREFIX_KEYS	256		/* deleted by prefix, in all */
 #define TXN_GET_BYTES	(1 << 20)	/* of values in an answer */
+#define OP_ROOM		192		/* an operation's answer but its key
+					   and value: ~150 bytes at most */
 
 /* An item: a compare, or an operation; what the body said of it. */
 enum item_kind { CMP, OP_PUT, OP_DELETE, OP_GET, OP_DELETE_PREFIX };
 
-/* Its members, as bits; "ttl" is known, and allowed nowhere yet. */
+/* Its members, as bits. */
 enum { F_OP = 1, F_KEY = 2, F_PREFIX = 4, F_VALUE = 8, F_VERSION = 16,
-	F_EXISTS = 32 };
+	F_EXISTS = 32, F_TTL = 64 };
 
 struct txn_item {
 	int		 i_kind;
@@ -101,8 +114,7 @@ struct txn_item {
 	size_t		 i_vlen;
 	uint64_t	 i_version;
 	int		 i_exists;
-	/* XXX a put's ttl goes here once keys can expire (#17 section 1):
-	 * allow F_TTL for OP_PUT in allowed[] and pass it to the put. */
+	uint64_t	 i_ttl;		/* a put's "ttl" in ms, or 0 */
 };
 
 struct txn {
@@ -111,6 +123,7 @@ struct txn {
 	int		 n[3];
 	struct stage	 out;		/* the answer */
 	size_t		 get_bytes;	/* values answered so far */
+	uint64_t	 now;		/* wall_ms when it ran: expiries */
 	uint64_t	 writes;
 	/* The last write, enqueued for the replicas once the next one
 	 * shows it was not the transaction's last. */
@@ -120,6 +133,7 @@ struct txn {
 	size_t		 held_klen;
 	const char	*held_val;	/* in the decoded strings: stays */
 	size_t		 held_vlen;
+	uint64_t	 held_exp;
 };
 
 /* A key or prefix collected by delete_prefix's walk. */
@@ -140,11 +154,11 @@ static const char *const members[] = { "op", "key", "prefix", "value",
 static const unsigned required[] = { F_KEY, F_OP | F_KEY | F_VALUE,
 	F_OP | F_KEY, F_OP | F_KEY, F_OP | F_PREFIX };
 static const unsigned allowed[] = { F_KEY | F_VALUE | F_VERSION | F_EXISTS,
-	F_OP | F_KEY | F_VALUE, F_OP | F_KEY, F_OP | F_KEY,
+	F_OP | F_KEY | F_VALUE | F_TTL, F_OP | F_KEY, F_OP | F_KEY,
 	F_OP | F_PREFIX };
 static const char *const usage[] = {
 	"{\"key\":K} with \"version\":N, \"exists\":B and/or \"value\":V",
-	"{\"op\":\"put\",\"key\":K,\"value\":V}",
+	"{\"op\":\"put\",\"key\":K,\"value\":V} (and \"ttl\":\"30s\")",
 	"{\"op\":\"delete\",\"key\":K}",
 	"{\"op\":\"get\",\"key\":K}",
 	"{\"op\":\"delete_prefix\",\"prefix\":P}",
@@ -190,6 +204,9 @@ parse_member(const struct json_tok *tok, size_t m, struct txn_item *it)
 		it->i_exists = v->t_type == JSON_TRUE;
 		return v->t_type == JSON_TRUE || v->t_type == JSON_FALSE ?
 		    0 : -1;
+	case F_TTL:
+		return v->t_type == JSON_STRING &&
+		    parse_ttl(v->t_str, v->t_n, &it->i_ttl) == 0 ? 0 : -1;
 	}
 	return -1;
 }
@@ -260,12 +277,25 @@ parse_txn(struct http_request *r, struct txn *t, struct json_tok *tok,
 
 /* ---- Running ---- */
 
+/*
+ * 1 and *v if key is there to be seen: on the primary, a key past its
+ * expiry is gone at once, as api.c's live() says.
+ */
+static int
+get_live(const struct txn *t, const char *key, size_t klen,
+    struct store_value *v)
+{
+	return store_get(node.store, key, klen, v) == 1 &&
+	    (v->expires == 0 || v->expires > t->now);
+}
+
 /* NULL if c holds; else why not, in why[cap]. */
 static const char *
-cmp_fails(const struct txn_item *c, char *why, size_t cap)
+cmp_fails(const struct txn *t, const struct txn_item *c, char *why,
+    size_t cap)
 {
 	struct store_value v;
-	int exists = store_get(node.store, c->i_key, c->i_klen, &v);
+	int exists = get_live(t, c->i_key, c->i_klen, &v);
 	uint64_t ver = exists ? v.seq : 0;
 
 	if ((c->i_has & F_VERSION) && ver != c->i_version)
@@ -379,20 +409,39 @@ out_string(struct txn *t, const char *pre, const char *s, size_t n,
 	return 0;
 }
 
-/* A write was made: the one before it was not the last; it goes out. */
+/* A key's time left, as listings give it; nothing if it never expires. */
+static void
+out_expiry(struct txn *t, const struct store_value *v)
+{
+	uint64_t left;
+
+	if (v->expires == 0)
+		return;
+	left = v->expires > t->now ? v->expires - t->now : 0;
+	t->out.len += (size_t)fmt_str(t->out.buf + t->out.len,
+	    ",\"expires_in\":%llu.%03u", (unsigned long long)(left / 1000),
+	    (unsigned)(left % 1000));
+}
+
+/*
+ * A write was made (a put expiring at expires, unless 0): the one before
+ * it was not the last; it goes out.
+ */
 static void
 wrote(struct txn *t, int op, uint64_t seq, const char *key, size_t klen,
-    const char *val, size_t vlen)
+    const char *val, size_t vlen, uint64_t expires)
 {
 	if (t->held_op != 0)
-		repl_enqueue(t->held_op | REPL_MORE, t->held_seq, t->held_key,
-		    t->held_klen, t->held_val, t->held_vlen);
+		repl_enqueue_exp(t->held_op | REPL_MORE, t->held_seq,
+		    t->held_key, t->held_klen, t->held_val, t->held_vlen,
+		    t->held_exp);
 	t->held_op = op;
 	t->held_seq = seq;
 	memcpy(t->held_key, key, klen);
 	t->held_klen = klen;
 	t->held_val = val;
 	t->held_vlen = vlen;
+	t->held_exp = expires;
 	t->writes++;
 	wait_note_write(key, klen);
 }
@@ -402,12 +451,13 @@ run_get(struct txn *t, const struct txn_item *o)
 {
 	struct store_value v;
 
-	if (store_get(node.store, o->i_key, o->i_klen, &v) != 1) {
+	if (!get_live(t, o->i_key, o->i_klen, &v)) {
 		out(t, ",\"found\":false}");
 		return 0;
 	}
 	out(t, ",\"found\":true");
 	out_u64(t, "version", v.seq);
+	out_expiry(t, &v);
 	if (t->get_bytes + v.len > TXN_GET_BYTES) {
 		out_u64(t, "value_bytes", v.len);
 		out(t, "}");
@@ -424,7 +474,7 @@ run_delete(struct txn *t, const char *key, size_t klen, uint64_t *seq)
 	int rc;
 
 	if ((rc = store_del(node.store, key, klen, 0, seq)) == 1)
-		wrote(t, REPL_DEL, *seq, key, klen, NULL, 0);
+		wrote(t, REPL_DEL, *seq, key, klen, NULL, 0, 0);
 	return rc;
 }
 
@@ -453,10 +503,11 @@ run_delete_prefix(struct txn *t, const struct txn_item *o)
 static int
 run_op(struct txn *t, const struct txn_item *o)
 {
-	uint64_t seq;
+	uint64_t seq, exp;
 	int rc;
 
-	if (stage_reserve(&t->out, JSON_STRING_MAX(o->i_klen) + 160, 0) == -1)
+	if (stage_reserve(&t->out, JSON_STRING_MAX(o->i_klen) + OP_ROOM, 0) ==
+	    -1)
 		return -1;
 	out(t, t->out.buf[t->out.len - 1] == '[' ? "{\"op\":\"" :
 	    ",{\"op\":\"");
@@ -467,11 +518,12 @@ run_op(struct txn *t, const struct txn_item *o)
 	    o->i_klen);
 	switch (o->i_kind) {
 	case OP_PUT:
-		if ((rc = store_put(node.store, o->i_key, o->i_klen, o->i_val,
-		    o->i_vlen, 0, &seq)) == -1)
+		exp = o->i_ttl != 0 ? t->now + o->i_ttl : 0;
+		if ((rc = store_put_exp(node.store, o->i_key, o->i_klen,
+		    o->i_val, o->i_vlen, exp, 0, &seq)) == -1)
 			return -1;
 		wrote(t, REPL_PUT, seq, o->i_key, o->i_klen, o->i_val,
-		    o->i_vlen);
+		    o->i_vlen, exp);
 		out_u64(t, "version", seq);
 		out(t, rc == 1 ? ",\"created\":true}" : ",\"created\":false}");
 		return 0;
@@ -506,7 +558,8 @@ run_branch(struct txn *t, int l, size_t nprefixed)
 	for (i = 0; i < t->n[l]; i++) {
 		o = &t->items[l][i];
 		nputs += o->i_kind == OP_PUT;
-		nbytes += STORE_RECORD_BYTES(o->i_klen, o->i_vlen);
+		nbytes += STORE_RECORD_BYTES(o->i_klen, o->i_vlen +
+		    (o->i_ttl != 0 ? 8 : 0));
 	}
 	/* Keys put before a delete_prefix may be deleted by it too. */
 	nbytes += (nprefixed + nputs) * STORE_RECORD_BYTES(STORE_MAX_KEY, 0);
@@ -516,8 +569,8 @@ run_branch(struct txn *t, int l, size_t nprefixed)
 		rc = run_op(t, &t->items[l][i]);
 	store_group_end(node.store);
 	if (t->held_op != 0)
-		repl_enqueue(t->held_op, t->held_seq, t->held_key,
-		    t->held_klen, t->held_val, t->held_vlen);
+		repl_enqueue_exp(t->held_op, t->held_seq, t->held_key,
+		    t->held_klen, t->held_val, t->held_vlen, t->held_exp);
 	return rc;
 }
 
@@ -542,8 +595,9 @@ run(struct http_request *r, struct txn *t)
 	size_t nprefixed;
 	int i, l;
 
+	t->now = wall_ms();
 	for (i = 0; i < t->n[0] && failed == NULL; i++)
-		failed = cmp_fails(&t->items[0][i], why, sizeof(why));
+		failed = cmp_fails(t, &t->items[0][i], why, sizeof(why));
 	l = 1 + (failed != NULL);
 	if (prefixes_bounded(r, t, l, &nprefixed) == -1)
 		return;

@@ -1,8 +1,8 @@
 # shellcheck shell=bash disable=SC2154
 # POST /txn (txn.c), sourced by test.sh: both branches and their answer,
 # the seq range, hostile bodies, the limits, auth and the cross-site
-# guard, a replica that never shows half a transaction, and kill -9 that
-# keeps transactions whole.
+# guard, puts with a ttl, a replica that never shows half a transaction,
+# and kill -9 that keeps transactions whole.
 
 # txn PORT JSON [CURL ARGS...]: POST JSON (or @FILE) to /txn; ${code}, ${body}, and
 # the answer's X-Kv-Seq in ${txn_seq}.
@@ -93,8 +93,16 @@ testTxnRefusesHostileBodiesAndChangesNothing() {
   check_txn 'deep nesting' 400 "{\"compare\":${deep}" 'nested too deep'
   ops=$(for i in $(seq 1 65); do printf '{"op":"get","key":"k%d"},' "${i}"; done)
   check_txn '65 operations' 413 "{\"success\":[${ops%,}]}" 'at most 64'
-  check_txn 'a ttl (not in this version)' 400 \
-    '{"success":[{"op":"put","key":"k","value":"v","ttl":5}]}' 'expected'
+  check_txn 'a ttl not as a string' 400 \
+    '{"success":[{"op":"put","key":"k","value":"v","ttl":5}]}' '"ttl":"30s"'
+  check_txn 'a ttl of 0' 400 \
+    '{"success":[{"op":"put","key":"k","value":"v","ttl":"0"}]}' '"ttl":"30s"'
+  check_txn 'a ttl in days' 400 \
+    '{"success":[{"op":"put","key":"k","value":"v","ttl":"1d"}]}' '"ttl":"30s"'
+  check_txn 'a ttl on a delete' 400 \
+    '{"success":[{"op":"delete","key":"k","ttl":"1s"}]}' '"op":"delete"'
+  check_txn 'a ttl in a compare' 400 \
+    '{"compare":[{"key":"k","exists":true,"ttl":"1s"}]}' 'compare[0]'
   big=$(head -c 20001 /dev/zero | tr '\0' x)
   check_txn 'a body over MAX_VALUE_BYTES' 413 \
     "{\"success\":[{\"op\":\"put\",\"key\":\"k\",\"value\":\"${big}\"}]}" ''
@@ -133,6 +141,45 @@ testTxnDeletePrefixIsBounded() {
   assertContains '111 writes' "$(cat "${body}")" '"writes":111}'
   txn "${port}" '{"success":[{"op":"delete_prefix","prefix":"dp/"}]}'
   assertContains 'the rest now fits' "$(cat "${body}")" '"deleted":146}'
+}
+
+# A transaction's put with a "ttl" expires as a PUT ?ttl= one does: the
+# replica gets the expiry within the group ('x' records), a get in the
+# transaction says expires_in, and the primary's sweep deletes the key
+# everywhere at one seq; a compare then finds it gone.
+testTxnPutWithTtlExpiresEverywhere() {
+  node p "${rp}" primary RECOVER_WAIT_MS=0
+  node r1 "${rr1}" replica
+  wait_ready "${rr1}"
+  p="http://127.0.0.1:${rp}" r="http://127.0.0.1:${rr1}"
+  txn "${rp}" '{"success":[
+    {"op":"put","key":"tt/long","value":"1","ttl":"1h"},
+    {"op":"put","key":"tt/short","value":"2","ttl":"700ms"},
+    {"op":"put","key":"tt/plain","value":"3"},
+    {"op":"get","key":"tt/long"}]}'
+  assertEquals 'puts with a ttl' 200 "${code}"
+  grep -qE '"key":"tt/long","found":true,"version":[0-9]+,"expires_in":3(5[0-9]{2}|600)\.[0-9]{3},"value":"1"' \
+    "${body}"
+  assertTrue "the get in it says expires_in: $(cat "${body}")" $?
+  seq=${txn_seq}
+  wait_seq "${rr1}" "${seq}"
+  left=$(ttl_expires_in "${r}" tt/long GET)
+  awk -v l="${left}" 'BEGIN { exit !(l > 3500 && l <= 3600) }'
+  assertTrue "the replica has the expiry: '${left}'" $?
+  assertEquals 'and none for the plain put' '' \
+    "$(ttl_expires_in "${r}" tt/plain GET)"
+  wait_for 5 ttl_gone "${p}" tt/short
+  assertTrue 'the short one expires' $?
+  wait_seq "${rr1}" "$((seq + 1))"
+  assertEquals 'its delete has the same seq on both' "$(node_seq "${rp}")" \
+    "$(node_seq "${rr1}")"
+  assertEquals 'gone on the replica too' 404 \
+    "$(curl -s -o /dev/null -w '%{http_code}' "${r}/kv/tt/short")"
+  txn "${rp}" '{"compare":[{"key":"tt/short","exists":false},
+    {"key":"tt/long","value":"1"}],"success":[{"op":"get","key":"tt/plain"}]}'
+  assertContains 'compares see it gone, the others there' \
+    "$(cat "${body}")" '"succeeded":true'
+  stop_nodes
 }
 
 # A replica applies a transaction in one turn: a listing of the pair,

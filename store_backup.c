@@ -40,11 +40,11 @@
  * length, a damaged one by the CRC of the record it hits (which gives its
  * offset) or else by the last CRC. Records keep their flags (an expiry, a
  * transaction's group); the log is taken between two calls of the main
- * thread, so it never ends inside a group, and a check refuses one that
- * does rather than restore part of a transaction. The hash seed is left out, because
- * knowing it one could choose keys that all collide: a restored store
- * draws a new seed, and a new replication id, so that the replicas of the
- * node that serves it full-sync rather than resume a history it is not.
+ * thread, so it never ends inside a group, and a check refuses one that does
+ * rather than restore part of a transaction. The hash seed is left out,
+ * because knowing it one could choose keys that all collide: a restored
+ * store draws a new seed, and a new replication id, so that the replicas of
+ * the node that serves it full-sync rather than resume a history it is not.
  */
 
 #include <sys/types.h>

@@ -37,7 +37,7 @@ struct pending {
 	uint64_t	 seq;
 	int		 status;
 	const char	*msg;
-	char		*body;		/* a body of its own (malloc'd), or NULL */
+	char		*body;		/* its own body (malloc'd), or NULL */
 	size_t		 blen;
 	struct pending	*next;
 };

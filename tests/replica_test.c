@@ -7,9 +7,9 @@
  * turn and answered at its end, with other requests answered in between,
  * and sync/end is answered only once the copy is on disk; a slice ends
  * between a transaction's records, never inside their group. No timing is
- * asserted: a slice is 1 ms, and a batch of BIG_RECORDS takes far longer
- * on any machine, so it takes more than one; the group tests pass a
- * deadline long past, so every look at the clock says stop. Prints a line per failure
+ * asserted: a slice is 1 ms, and a batch of BIG_RECORDS takes far longer on
+ * any machine, so it takes more than one; the group tests pass a deadline
+ * long past, so every look at the clock says stop. Prints a line per failure
  * and ends with "replica_test: N passed, M failed"; exits 0 only if all
  * passed.
  *

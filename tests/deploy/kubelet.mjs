@@ -858,8 +858,13 @@ class Daemon {
       const down = Number(args[1] ?? 0);
       p.killing = true;
       this.setReady(p, false);
-      await docker(['kill', '-s', 'KILL', p.container]);
+      // Not running from here on, as restartContainer does before its stop:
+      // docker kill takes some 0.3-0.9 s, and a probe that started or
+      // returned meanwhile found the pod running and made it Ready again,
+      // so wait-ready returned before the restart (and test b read the
+      // first start's keys=0 from the log).
       p.running = false;
+      await docker(['kill', '-s', 'KILL', p.container]);
       const code = (await docker(['inspect', '-f', '{{.State.ExitCode}}', p.container])).trim();
       this.log(`${p.name}: killed (SIGKILL, exit ${code})${down ? `; held down ${down}s` : ''}`);
       this.scheduleRestart(p, down);

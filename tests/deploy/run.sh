@@ -208,6 +208,8 @@ kube_start() {
 port() { K port "$1"; }
 # starts_of POD: how many times the server started, from its log.
 starts_of() { K logs "$1" | grep -c ' starting: '; }
+# ready_of POD: its READY column in the emulator's status, 1/1 or 0/1.
+ready_of() { K status | awk -v p="$1" '$1 == p { print $2 }'; }
 # keys_at_last_start POD: the key count the server found in its volume.
 keys_at_last_start() { K logs "$1" | grep ' starting: ' | tail -n 1 | sed -n 's/.* keys=\([0-9]*\).*/\1/p'; }
 # same_keys PRIMARY_PORT PORT SECONDS: every key and value of the primary is on PORT.
@@ -546,13 +548,19 @@ scenario_a() {
 
 scenario_b() {
   say "== b. kvstore-1 killed (SIGKILL), restarted by the kubelet, catches up"
-  local p0 p1 i
+  local p0 p1 i starts
   p0=$(port kvstore-0)
+  starts=$(starts_of kvstore-1)
   K kill kvstore-1 --down 3 >/dev/null || bad "b: kill kvstore-1"
   check "b: kvstore-1 is down (its port-forward refuses)" \
       is "$(code GET "$(port kvstore-1)" /health)" 000
+  # A probe sent during the kill must not make it Ready again: wait-ready
+  # would then return before the restart, and the log's last start would
+  # be the first one (keys=0).
+  check "b: kvstore-1 is not Ready while it is held down" is "$(ready_of kvstore-1)" 0/1
   for i in $(seq 1 20); do code PUT "${p0}" "/kv/while-down-${i}" "value-${i}" >/dev/null; done
   check "b: kvstore-1 is Ready again after the restart" K wait-ready --timeout 60
+  check "b: kvstore-1's container started once more" is "$(starts_of kvstore-1)" "$((starts + 1))"
   p1=$(port kvstore-1)
   check "b: kvstore-1 reopened its volume with its data (keys=$(keys_at_last_start kvstore-1) at start)" \
       [ "$(keys_at_last_start kvstore-1)" -ge 1 ]

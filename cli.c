@@ -377,7 +377,7 @@ read_stdin(size_t *len)
 	*len = 0;
 	do {
 		cap = cap == 0 ? 65536 : cap * 2;
-		if ((p = resize(buf, cap)) == NULL ||
+		if ((p = resize(buf, *len, cap)) == NULL ||
 		    (n = read_full(STDIN_FILENO, p + *len, cap - *len)) == -1) {
 			free(p != NULL ? p : buf);
 			return NULL;

@@ -330,7 +330,7 @@ out_reserve(struct conn *c, size_t n)
 	cap = c->c_outcap ? c->c_outcap : 1024;
 	while (cap - c->c_outlen < n)
 		cap *= 2;
-	if ((p = resize(c->c_out, cap)) == NULL)
+	if ((p = resize(c->c_out, c->c_outcap, cap)) == NULL)
 		return -1;
 	c->c_out = p;
 	c->c_outcap = cap;
@@ -612,7 +612,8 @@ conn_open(int fd)
 		n = nslots ? nslots : 64;
 		while (n <= fd)
 			n *= 2;
-		if ((t = resize(conns, n * sizeof(*t))) == NULL)
+		if ((t = resize(conns, nslots * sizeof(*t),
+		    n * sizeof(*t))) == NULL)
 			goto fail;
 		memset(t + nslots, 0, (n - nslots) * sizeof(*t));
 		conns = t;
@@ -958,7 +959,7 @@ in_room(struct conn *c)
 	lim = in_limit(c);
 	if (c->c_state == S_HEAD && c->c_incap > IN_KEEP &&
 	    c->c_inlen < IN_INIT &&
-	    (p = resize(c->c_in, IN_INIT)) != NULL) {
+	    (p = resize(c->c_in, c->c_incap, IN_INIT)) != NULL) {
 		/* Give back what a big body took once the conn is idle. */
 		c->c_in = p;
 		c->c_incap = IN_INIT;
@@ -973,7 +974,7 @@ in_room(struct conn *c)
 		cap = lim;
 	if (cap <= c->c_incap)
 		return c->c_incap > c->c_inlen;
-	if ((p = resize(c->c_in, cap)) == NULL) {
+	if ((p = resize(c->c_in, c->c_incap, cap)) == NULL) {
 		if (c->c_incap > c->c_inlen)
 			return 1;
 		/*
@@ -1327,7 +1328,8 @@ build_pollfds(int *base)
 
 	if (npfds < 2 + nwatches + nconns) {
 		n = 2 + nwatches + nconns + 64;
-		if ((pfds = resize(pfds, n * sizeof(*pfds))) == NULL) {
+		if ((pfds = resize(pfds, npfds * sizeof(*pfds),
+		    n * sizeof(*pfds))) == NULL) {
 			npfds = 0;
 			errno = ENOMEM;
 			return -1;

@@ -794,7 +794,7 @@ batch_add(struct batch *b, const char *p, size_t n)
 	if (b->b_len + n > b->b_cap) {
 		ncap = b->b_len + n > b->b_cap * 2 ? b->b_len + n :
 		    b->b_cap * 2;
-		if ((nb = resize(b->b_buf, ncap)) == NULL)
+		if ((nb = resize(b->b_buf, b->b_cap, ncap)) == NULL)
 			return -1;
 		b->b_buf = nb;
 		b->b_cap = ncap;
@@ -1685,7 +1685,8 @@ stream(struct push *ps)
 			if (n > 0 && n + wire > cfg.batch_bytes)
 				break;
 			if (n + wire > ps->out.b_cap) {
-				if ((nb = resize(ps->out.b_buf, n + wire)) ==
+				if ((nb = resize(ps->out.b_buf, ps->out.b_cap,
+				    n + wire)) ==
 				    NULL)
 					break;	/* send what fits */
 				ps->out.b_buf = nb;

@@ -2147,7 +2147,8 @@ store_scan(struct store *s, uint64_t *cursor, size_t limit,
 		if (n == ncv_max) {
 			ncv_max = ncv_max == 0 ? (limit < 4096 ? limit : 4096) +
 			    64 : ncv_max * 2;
-			if ((ncv = resize(cv, ncv_max * sizeof(*cv))) == NULL)
+			if ((ncv = resize(cv, n * sizeof(*cv),
+			    ncv_max * sizeof(*cv))) == NULL)
 				goto fail;
 			cv = ncv;
 		}
@@ -2163,7 +2164,8 @@ store_scan(struct store *s, uint64_t *cursor, size_t limit,
 				continue;
 			if (n == ncv_max) {
 				ncv_max = ncv_max == 0 ? 64 : ncv_max * 2;
-				ncv = resize(cv, ncv_max * sizeof(*cv));
+				ncv = resize(cv, n * sizeof(*cv),
+				    ncv_max * sizeof(*cv));
 				if (ncv == NULL)
 					goto fail;
 				cv = ncv;
@@ -2278,7 +2280,8 @@ heap_add(struct store *s, uint64_t at, uint64_t h)
 
 	if (s->s_nheap == s->s_heapcap) {
 		cap = s->s_heapcap == 0 ? 64 : s->s_heapcap * 2;
-		if ((p = resize(s->s_heap, cap * sizeof(*p))) == NULL)
+		if ((p = resize(s->s_heap, s->s_heapcap * sizeof(*p),
+		    cap * sizeof(*p))) == NULL)
 			return -1;
 		s->s_heap = p;
 		s->s_heapcap = cap;

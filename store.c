@@ -1677,7 +1677,6 @@ open_store(const char *path, enum store_fsync policy, int live, char *err,
 		errno = ENOTSUP;
 		return NULL;
 	}
-	hash_init();
 	if ((s = store_alloc(path, policy, err, errlen)) == NULL)
 		return NULL;
 	/* Only once the header checks is the file known to be ours. */
@@ -1798,7 +1797,6 @@ create_loading(const char *path, const uint8_t *id, const uint8_t *seed,
 	struct store *s;
 	int rc;
 
-	hash_init();
 	memset(&tmp, 0, sizeof(tmp));
 	tmp.s_path = (char *)path;
 	if ((tmp.s_cpath = path_with(path, COMPACT_SUFFIX)) == NULL) {

@@ -286,7 +286,6 @@ map_checked(const char *path, struct mapped *m, struct store_backup_info *bi,
 	const char *why;
 	uint64_t end;
 
-	hash_init();
 	memset(bi, 0, sizeof(*bi));
 	if (map_open(path, m, err, errlen) == -1)
 		return -1;

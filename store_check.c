@@ -81,7 +81,6 @@ check_open(const char *path, struct checked *k, struct store_report *rep,
 	memset(k, 0, sizeof(*k));
 	memset(rep, 0, sizeof(*rep));
 	f->f_fd = -1;
-	hash_init();
 	if ((f->f_fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		seterr(err, errlen, "open %s: %s", path, errstr());
 		return -1;

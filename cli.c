@@ -34,6 +34,7 @@
 
 #include "cli.h"
 #include "client.h"
+#include "cm.h"
 #include "fmt.h"
 #include "repl.h"
 #include "store.h"
@@ -53,28 +54,11 @@ enum { EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_SERVER };
 #define STORE_FILE	"kvstore.db"	/* in DATA_DIR, as kvstore.c names it */
 #define CHECK_KEY_SHOWN	64		/* key bytes a report prints */
 
-static const char usage_text[] =
-    "usage: kvstore                      run the server (configured by the "
-    "environment; see README.md)\n"
-    "       kvstore get [--wait SECONDS] [--expect VALUE] KEY\n"
-    "       kvstore put [--replicas N] [--ttl 30s] KEY [VALUE]   (VALUE "
-    "from stdin when omitted)\n"
-    "       kvstore lock NAME [--ttl 15s] [--wait 60] -- COMMAND...\n"
-    "       kvstore del KEY\n"
-    "       kvstore ls [PREFIX]\n"
-    "       kvstore watch KEY            (each new value, one per line)\n"
-    "       kvstore health | status\n"
-    "       kvstore volume-permissions DIR UID:GID\n"
-    "       kvstore check DIR | salvage DIR   (the store file in DIR, "
-    "server stopped)\n"
-    "       kvstore backup [--url URL] FILE|DIR | check FILE\n"
-    "       kvstore restore [--force] FILE DIR   (server stopped)\n"
-    "       kvstore --help | --version\n"
-    "Client commands talk to KV_URL (default http://localhost:8080), "
-    "sending\nAUTH_TOKEN (or the one in AUTH_TOKEN_FILE) as a Bearer token "
-    "when set.\n"
-    "Exit status: 0 ok, 1 not found, 2 usage, 3 server or network error;\n"
-    "check: 0 sound, 1 damaged, 3 cannot read the file.\n";
+/*
+ * The usage text, ui/usage.txt, packed at build time by ui/pack into
+ * ui/usage.h as the web console is (cm.c): half its 1 KB of binary.
+ */
+#include "ui/usage.h"
 
 static int	cli_lock(int, char **);
 
@@ -83,10 +67,26 @@ static volatile int exec_errno;	/* lock's child could not run its command */
 /* stdout and stderr, buffered as stdio's are; cli_main sets them up. */
 static struct out sout, serr;
 
+/* The usage text into o, unpacked the first time. */
+static void
+put_usage(struct out *o)
+{
+	static char text[UI_USAGE_LEN];
+	static int unpacked;
+
+	if (!unpacked && cm_unpack(ui_usage, sizeof(ui_usage), text,
+	    sizeof(text)) == -1) {
+		fmt_out(o, "kvstore: usage: %s\n", errstr());
+		return;
+	}
+	unpacked = 1;
+	out_put(o, text, sizeof(text));
+}
+
 static int
 usage(void)
 {
-	out_put(&serr, usage_text, sizeof(usage_text) - 1);
+	put_usage(&serr);
 	return EXIT_USAGE;
 }
 
@@ -1187,7 +1187,7 @@ run(int argc, char **argv)
 	const char *cmd = argv[1];
 
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
-		out_put(&sout, usage_text, sizeof(usage_text) - 1);
+		put_usage(&sout);
 		return EXIT_OK;
 	}
 	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {

@@ -285,7 +285,7 @@ put_text(struct out *o, const char *s, size_t n, int lines)
 static void
 put_answer(const char *s, size_t n)
 {
-	if (isatty(STDOUT_FILENO))
+	if (out_tty(STDOUT_FILENO))
 		put_text(&sout, s, n, 1);
 	else
 		out_put(&sout, s, n);
@@ -1006,23 +1006,6 @@ cli_salvage(int argc, char **argv)
 
 /* ---- Backups: backup, restore (check FILE is above) ---- */
 
-/* fsync the directory that holds path: a rename is durable only then. */
-static int
-sync_parent(const char *path)
-{
-	char dir[PATH_MAX], *slash;
-	int fd, rc;
-
-	fmt_buf(dir, sizeof(dir), "%s", path);
-	if ((slash = strrchr(dir, '/')) != NULL)
-		slash[1] = '\0';
-	if ((fd = open(slash != NULL ? dir : ".", O_RDONLY | O_CLOEXEC)) == -1)
-		return -1;
-	rc = fsync(fd);
-	(void)close(fd);
-	return rc;
-}
-
 /* The body of GET /backup into fd, with progress on stderr each second. */
 static const char *
 receive_backup(struct client *c, int fd)
@@ -1105,7 +1088,7 @@ cli_backup(int argc, char **argv)
 		    sizeof(err)) != 0)
 			why = "the copy received is damaged";
 		else if (why == NULL && (rename(tmp, file) == -1 ||
-		    sync_parent(file) == -1))
+		    store_sync_dir(file) == -1))
 			why = errstr();
 		if (why != NULL)
 			(void)unlink(tmp);

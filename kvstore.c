@@ -120,7 +120,7 @@ host_name(char *host, size_t len, const char *what)
 static int
 host_ordinal(const char *host)
 {
-	const char *p = strrchr(host, '-'), *end;
+	const char *p = last_of(host, '-'), *end;
 	uint64_t n;
 
 	if (p == NULL || (end = parse_dec(p + 1, INT_MAX, &n)) == NULL ||
@@ -237,7 +237,7 @@ load_tokens(void)
 static void
 load_peers_dns(void)
 {
-	const char *v = env("PEERS_DNS", ""), *c = strrchr(v, ':'), *e;
+	const char *v = env("PEERS_DNS", ""), *c = last_of(v, ':'), *e;
 	size_t n = c != NULL ? (size_t)(c - v) : strlen(v);
 	uint64_t port;
 

@@ -1955,7 +1955,7 @@ pusher(void *arg)
 
 	memset(&ps, 0, sizeof(ps));
 	ps.p = p;
-	ps.seed = (unsigned)mono_ms() ^ (unsigned)(uintptr_t)p;
+	ps.seed = ((unsigned)mono_ms() ^ (unsigned)(uintptr_t)p) | 1;
 	if (!p->verified) {	/* p->from and p->url are fixed: no lock */
 		if (!address_matches(p->url, &p->from, ps.err)) {
 			LOCK();
@@ -2037,8 +2037,11 @@ pusher(void *arg)
 			    cfg.drop_after_ms / 1000.0);
 			break;
 		}
-		wait = backoff / 2 + (uint64_t)rand_r(&ps.seed) %
-		    (backoff / 2 + 1);
+		/* xorshift32 for the jitter: rand_r's 57 bytes, spared. */
+		ps.seed ^= ps.seed << 13;
+		ps.seed ^= ps.seed >> 17;
+		ps.seed ^= ps.seed << 5;
+		wait = backoff / 2 + (uint64_t)ps.seed % (backoff / 2 + 1);
 		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
 		    backoff * 2;
 		now = mono_ms();

@@ -431,11 +431,10 @@ lock_file(int fd, short type)
 	return fcntl(fd, F_OFD_SETLK, &fl);
 }
 
-/* A rename is durable only once its directory is synced. */
 int
-sync_dir(const char *path)
+store_sync_dir(const char *path)
 {
-	const char *slash = strrchr(path, '/');
+	const char *slash = last_of(path, '/');
 	char *dir;
 	int fd, r, e;
 
@@ -798,7 +797,7 @@ create_file(struct store *s, const uint8_t *repl_id, const uint8_t *seed,
 	if (e == -1)
 		goto fail;
 	what = "rename it into place";
-	if (rename(s->s_cpath, s->s_path) == -1 || sync_dir(s->s_path) == -1)
+	if (rename(s->s_cpath, s->s_path) == -1 || store_sync_dir(s->s_path) == -1)
 		goto fail;
 	return 0;
 fail:
@@ -1146,7 +1145,7 @@ final_job(struct store *s)
 		return;
 	}
 	pthread_mutex_unlock(&s->s_mu);
-	r = sync_dir(s->s_path);
+	r = store_sync_dir(s->s_path);
 	e = errno;
 	pthread_mutex_lock(&s->s_mu);
 	if (s->s_final != F_DIR)
@@ -1886,7 +1885,7 @@ store_adopt(struct store *cur, struct store *fresh, char *err,
 		(void)unlink(from);
 		goto fail;
 	}
-	if (rename(from, cur->s_path) == -1 || sync_dir(cur->s_path) == -1) {
+	if (rename(from, cur->s_path) == -1 || store_sync_dir(cur->s_path) == -1) {
 		seterr(err, errlen, "rename %s to %s: %s", from, cur->s_path,
 		    errstr());
 		goto fail;

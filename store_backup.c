@@ -388,7 +388,7 @@ store_restore(const char *backup, const char *path, const char *kept,
 		/* As salvage: the old file keeps its name until the new
 		 * one takes it, so a crash leaves one or the other. */
 		if ((kept != NULL && link(path, kept) == -1) ||
-		    rename(tmp, path) == -1 || sync_dir(path) == -1) {
+		    rename(tmp, path) == -1 || store_sync_dir(path) == -1) {
 			seterr(err, errlen, "%s: %s", path, errstr());
 			(void)unlink(tmp);
 		} else

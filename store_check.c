@@ -443,7 +443,7 @@ store_salvage(const char *path, struct store_report *rep, char *kept,
 		(void)unlink(kept);
 		goto done;
 	}
-	if (sync_dir(path) == -1) {
+	if (store_sync_dir(path) == -1) {
 		seterr(err, errlen, "sync the directory of %s: %s", path,
 		    errstr());
 		goto done;

@@ -135,6 +135,17 @@ resize(void *p, size_t used, size_t n)
 }
 
 const char *
+last_of(const char *s, int c)
+{
+	const char *p = NULL;
+
+	for (; *s != '\0'; s++)
+		if (*s == c)
+			p = s;
+	return p;
+}
+
+const char *
 errstr(void)
 {
 	return strerror(errno);

@@ -36,6 +36,9 @@ void	log_set_sink(void (*fn)(const char *level, const char *msg));
  */
 void	*resize(void *p, size_t used, size_t n);
 
+/* The last c in s, or NULL: strrchr, without the memrchr musl's calls. */
+const char *last_of(const char *s, int c);
+
 /* strerror(errno): one call where there were two, at some 80 places. */
 const char *errstr(void);
 

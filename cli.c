@@ -34,6 +34,7 @@
 
 #include "cli.h"
 #include "client.h"
+#include "cm.h"
 #include "fmt.h"
 #include "repl.h"
 #include "store.h"
@@ -53,30 +54,11 @@ enum { EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_SERVER };
 #define STORE_FILE	"kvstore.db"	/* in DATA_DIR, as kvstore.c names it */
 #define CHECK_KEY_SHOWN	64		/* key bytes a report prints */
 
-static const char usage_text[] =
-    "usage: kvstore                      run the server (configured by the "
-    "environment; see README.md)\n"
-    "       kvstore get [--wait SECONDS] [--expect VALUE] KEY\n"
-    "       kvstore put [--replicas N] [--ttl 30s] KEY [VALUE]   (VALUE "
-    "from stdin when omitted)\n"
-    "       kvstore lock NAME [--ttl 15s] [--wait 60] -- COMMAND...\n"
-    "       kvstore del KEY\n"
-    "       kvstore ls [PREFIX]\n"
-    "       kvstore txn < FILE.json      (POST /txn; exit 1 when a "
-    "compare failed)\n"
-    "       kvstore watch KEY            (each new value, one per line)\n"
-    "       kvstore health | status\n"
-    "       kvstore volume-permissions DIR UID:GID\n"
-    "       kvstore check DIR | salvage DIR   (the store file in DIR, "
-    "server stopped)\n"
-    "       kvstore backup [--url URL] FILE|DIR | check FILE\n"
-    "       kvstore restore [--force] FILE DIR   (server stopped)\n"
-    "       kvstore --help | --version\n"
-    "Client commands talk to KV_URL (default http://localhost:8080), "
-    "sending\nAUTH_TOKEN (or the one in AUTH_TOKEN_FILE) as a Bearer token "
-    "when set.\n"
-    "Exit status: 0 ok, 1 not found, 2 usage, 3 server or network error;\n"
-    "check: 0 sound, 1 damaged, 3 cannot read the file.\n";
+/*
+ * The usage text, ui/usage.txt, packed at build time by ui/pack into
+ * ui/usage.h as the web console is (cm.c): half its 1 KB of binary.
+ */
+#include "ui/usage.h"
 
 static int	cli_lock(int, char **);
 
@@ -85,10 +67,26 @@ static volatile int exec_errno;	/* lock's child could not run its command */
 /* stdout and stderr, buffered as stdio's are; cli_main sets them up. */
 static struct out sout, serr;
 
+/* The usage text into o, unpacked the first time. */
+static void
+put_usage(struct out *o)
+{
+	static char text[UI_USAGE_LEN];
+	static int unpacked;
+
+	if (!unpacked && cm_unpack(ui_usage, sizeof(ui_usage), text,
+	    sizeof(text)) == -1) {
+		fmt_out(o, "kvstore: usage: %s\n", errstr());
+		return;
+	}
+	unpacked = 1;
+	out_put(o, text, sizeof(text));
+}
+
 static int
 usage(void)
 {
-	out_put(&serr, usage_text, sizeof(usage_text) - 1);
+	put_usage(&serr);
 	return EXIT_USAGE;
 }
 
@@ -287,7 +285,7 @@ put_text(struct out *o, const char *s, size_t n, int lines)
 static void
 put_answer(const char *s, size_t n)
 {
-	if (isatty(STDOUT_FILENO))
+	if (out_tty(STDOUT_FILENO))
 		put_text(&sout, s, n, 1);
 	else
 		out_put(&sout, s, n);
@@ -379,7 +377,7 @@ read_stdin(size_t *len)
 	*len = 0;
 	do {
 		cap = cap == 0 ? 65536 : cap * 2;
-		if ((p = resize(buf, cap)) == NULL ||
+		if ((p = resize(buf, *len, cap)) == NULL ||
 		    (n = read_full(STDIN_FILENO, p + *len, cap - *len)) == -1) {
 			free(p != NULL ? p : buf);
 			return NULL;
@@ -1037,23 +1035,6 @@ cli_salvage(int argc, char **argv)
 
 /* ---- Backups: backup, restore (check FILE is above) ---- */
 
-/* fsync the directory that holds path: a rename is durable only then. */
-static int
-sync_parent(const char *path)
-{
-	char dir[PATH_MAX], *slash;
-	int fd, rc;
-
-	fmt_buf(dir, sizeof(dir), "%s", path);
-	if ((slash = strrchr(dir, '/')) != NULL)
-		slash[1] = '\0';
-	if ((fd = open(slash != NULL ? dir : ".", O_RDONLY | O_CLOEXEC)) == -1)
-		return -1;
-	rc = fsync(fd);
-	(void)close(fd);
-	return rc;
-}
-
 /* The body of GET /backup into fd, with progress on stderr each second. */
 static const char *
 receive_backup(struct client *c, int fd)
@@ -1136,7 +1117,7 @@ cli_backup(int argc, char **argv)
 		    sizeof(err)) != 0)
 			why = "the copy received is damaged";
 		else if (why == NULL && (rename(tmp, file) == -1 ||
-		    sync_parent(file) == -1))
+		    store_sync_dir(file) == -1))
 			why = errstr();
 		if (why != NULL)
 			(void)unlink(tmp);
@@ -1218,7 +1199,7 @@ run(int argc, char **argv)
 	const char *cmd = argv[1];
 
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
-		out_put(&sout, usage_text, sizeof(usage_text) - 1);
+		put_usage(&sout);
 		return EXIT_OK;
 	}
 	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {

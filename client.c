@@ -372,7 +372,7 @@ client_send(struct client *c, const struct client_request *rq)
 	need = strlen(rq->method) + strlen(rq->target) +
 	    strlen(c->c_hosthdr) + strlen(extra) + REQ_SLACK;
 	if (need > c->c_reqcap) {
-		if ((p = resize(c->c_req, need)) == NULL)
+		if ((p = resize(c->c_req, c->c_reqcap, need)) == NULL)
 			return fail(c, ENOMEM, "out of memory");
 		c->c_req = p;
 		c->c_reqcap = need;
@@ -417,7 +417,7 @@ reserve(struct client *c, size_t need)
 	ncap = c->c_cap * 2 > need ? c->c_cap * 2 : need;
 	if (ncap < READ_CHUNK)
 		ncap = READ_CHUNK;
-	if ((nb = resize(c->c_buf, ncap)) == NULL)
+	if ((nb = resize(c->c_buf, c->c_cap, ncap)) == NULL)
 		return fail(c, ENOMEM, "out of memory for %zu bytes", need);
 	c->c_buf = nb;
 	c->c_cap = ncap;
@@ -506,7 +506,7 @@ body_room(struct client *c, size_t n)
 	if (n + 1 <= c->c_bodycap)
 		return 0;
 	cap = c->c_bodycap * 2 > n + 1 ? c->c_bodycap * 2 : n + 1;
-	if ((p = resize(c->c_body, cap)) == NULL)
+	if ((p = resize(c->c_body, c->c_bodycap, cap)) == NULL)
 		return fail(c, ENOMEM, "out of memory for a %zu-byte answer",
 		    n);
 	c->c_body = p;

@@ -19,6 +19,8 @@
  * add some 4 KB of binary for two file descriptors.
  */
 
+#include <sys/ioctl.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -273,12 +275,20 @@ write_all(int fd, const char *s, size_t n)
 }
 
 int
+out_tty(int fd)
+{
+	struct winsize ws;
+
+	return ioctl(fd, TIOCGWINSZ, &ws) == 0;
+}
+
+int
 out_flush(struct out *o)
 {
 	size_t n = o->o_len;
 
 	if (o->o_mode == OUT_STDOUT)
-		o->o_mode = isatty(o->o_fd) ? OUT_LINES : OUT_FULL;
+		o->o_mode = out_tty(o->o_fd) ? OUT_LINES : OUT_FULL;
 	o->o_len = 0;
 	if (write_all(o->o_fd, o->o_buf, n) == -1) {
 		o->o_err = 1;

@@ -42,5 +42,12 @@ int	fmt_out(struct out *o, const char *fmt, ...)
 /* s[0..n) into o. */
 void	out_put(struct out *o, const char *s, size_t n);
 
+/*
+ * Whether fd is a terminal, as musl's isatty and stdio tell it (the
+ * terminal's size can be read): the resolver links ioctl already, and
+ * isatty would be 100 bytes more.
+ */
+int	out_tty(int fd);
+
 /* Write what o holds: 0, or -1 with errno set (and o_err). */
 int	out_flush(struct out *o);

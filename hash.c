@@ -1,13 +1,13 @@
 /*
  * hash.c: the checksum and the hash of the store's records: CRC-32C
  * (sliced by 8 in software, or the SSE4.2 instruction where the CPU has
- * it) and SipHash-2-4. Pure functions; hash_init before the first crc32c.
+ * it) and SipHash-2-4. Pure functions; the CRC tables are filled before
+ * main.
  */
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(KV_SOFT_CRC)
 #include <cpuid.h>
 #endif
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -18,7 +18,6 @@ static uint32_t		crc_table[8][256];
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(KV_SOFT_CRC)
 static int		crc_sse42;	/* the CPU has the crc32 instruction */
 #endif
-static pthread_once_t	crc_once = PTHREAD_ONCE_INIT;
 
 /*
  * CRC-32C (Castagnoli, reflected polynomial 0x82f63b78), sliced by 8: about
@@ -45,7 +44,12 @@ crc32c_sse42(uint32_t crc, const unsigned char *p, size_t len)
 }
 #endif
 
-static void
+/*
+ * Before main, as a constructor: single-threaded there, where a
+ * pthread_once that every crc32c caller went through linked 344 bytes.
+ * It costs every run, the CLI's too, some microseconds.
+ */
+__attribute__((constructor)) static void
 crc_init(void)
 {
 	uint32_t c;
@@ -149,10 +153,4 @@ siphash(uint64_t k0, uint64_t k1, const unsigned char *p, size_t len)
 	SIPROUND;
 	SIPROUND;
 	return v0 ^ v1 ^ v2 ^ v3;
-}
-
-void
-hash_init(void)
-{
-	(void)pthread_once(&crc_once, crc_init);
 }

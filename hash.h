@@ -3,9 +3,6 @@
  * file, and SipHash-2-4, its keyed hash of keys. Any thread.
  */
 
-/* Fill the CRC tables (or find the CPU's crc32 instruction): once. */
-void	hash_init(void);
-
 /* CRC-32C (Castagnoli, reflected 0x82f63b78) of buf[0..len). */
 uint32_t crc32c(const void *buf, size_t len);
 

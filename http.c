@@ -330,7 +330,7 @@ out_reserve(struct conn *c, size_t n)
 	cap = c->c_outcap ? c->c_outcap : 1024;
 	while (cap - c->c_outlen < n)
 		cap *= 2;
-	if ((p = resize(c->c_out, cap)) == NULL)
+	if ((p = resize(c->c_out, c->c_outcap, cap)) == NULL)
 		return -1;
 	c->c_out = p;
 	c->c_outcap = cap;
@@ -612,7 +612,8 @@ conn_open(int fd)
 		n = nslots ? nslots : 64;
 		while (n <= fd)
 			n *= 2;
-		if ((t = resize(conns, n * sizeof(*t))) == NULL)
+		if ((t = resize(conns, nslots * sizeof(*t),
+		    n * sizeof(*t))) == NULL)
 			goto fail;
 		memset(t + nslots, 0, (n - nslots) * sizeof(*t));
 		conns = t;
@@ -958,7 +959,7 @@ in_room(struct conn *c)
 	lim = in_limit(c);
 	if (c->c_state == S_HEAD && c->c_incap > IN_KEEP &&
 	    c->c_inlen < IN_INIT &&
-	    (p = resize(c->c_in, IN_INIT)) != NULL) {
+	    (p = resize(c->c_in, c->c_incap, IN_INIT)) != NULL) {
 		/* Give back what a big body took once the conn is idle. */
 		c->c_in = p;
 		c->c_incap = IN_INIT;
@@ -973,7 +974,7 @@ in_room(struct conn *c)
 		cap = lim;
 	if (cap <= c->c_incap)
 		return c->c_incap > c->c_inlen;
-	if ((p = resize(c->c_in, cap)) == NULL) {
+	if ((p = resize(c->c_in, c->c_incap, cap)) == NULL) {
 		if (c->c_incap > c->c_inlen)
 			return 1;
 		/*
@@ -1327,7 +1328,8 @@ build_pollfds(int *base)
 
 	if (npfds < 2 + nwatches + nconns) {
 		n = 2 + nwatches + nconns + 64;
-		if ((pfds = resize(pfds, n * sizeof(*pfds))) == NULL) {
+		if ((pfds = resize(pfds, npfds * sizeof(*pfds),
+		    n * sizeof(*pfds))) == NULL) {
 			npfds = 0;
 			errno = ENOMEM;
 			return -1;
@@ -1634,18 +1636,11 @@ static const char *const method_names[] = {
 };
 #define NMETHODS	(sizeof(method_names) / sizeof(method_names[0]))
 #define MAX_COUNTS	128		/* distinct (method, status) pairs */
-/* The histogram's buckets, with their labels as Prometheus shows them. */
-static const struct {
-	double		 secs;
-	char		 le[8];
-} latency_bounds[] = {
-	{ 0.0001, "0.0001" }, { 0.00025, "0.00025" }, { 0.0005, "0.0005" },
-	{ 0.001, "0.001" }, { 0.0025, "0.0025" }, { 0.005, "0.005" },
-	{ 0.01, "0.01" }, { 0.025, "0.025" }, { 0.05, "0.05" },
-	{ 0.1, "0.1" }, { 0.25, "0.25" }, { 0.5, "0.5" }, { 1, "1" },
-	{ 2.5, "2.5" }, { 5, "5" }, { 10, "10" }
-};
-#define NBOUNDS		(sizeof(latency_bounds) / sizeof(latency_bounds[0]))
+/* The histogram's bucket bounds, in microseconds (le_label shows them). */
+static const uint32_t latency_us[] = { 100, 250, 500, 1000, 2500, 5000,
+	10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
+	10000000 };
+#define NBOUNDS		(sizeof(latency_us) / sizeof(latency_us[0]))
 
 static struct {
 	int		 method;
@@ -1671,7 +1666,7 @@ method_index(const struct http_request *r)
 static void
 count_reply(struct conn *c, int status)
 {
-	double secs;
+	uint64_t ns;
 	size_t i, b;
 
 	for (i = 0; i < ncounts; i++)
@@ -1685,16 +1680,30 @@ count_reply(struct conn *c, int status)
 	}
 	if (i < ncounts)
 		counts[i].n++;
-	secs = c->c_t0 != 0 ? (double)(mono_ns() - c->c_t0) / 1e9 : 0;
-	for (b = 0; b < NBOUNDS && secs > latency_bounds[b].secs; b++)
+	ns = c->c_t0 != 0 ? mono_ns() - c->c_t0 : 0;
+	for (b = 0; b < NBOUNDS && ns > latency_us[b] * 1000ULL; b++)
 		;
 	latency[c->c_method][b]++;
-	latency_sum[c->c_method] += secs;
+	latency_sum[c->c_method] += (double)ns / 1e9;
+}
+
+/* A bound as Prometheus shows it, in seconds as short as it goes. */
+static const char *
+le_label(char le[16], uint32_t us)
+{
+	size_t n = (size_t)fmt_buf(le, 16, "%u.%06u", (unsigned)(us / 1000000),
+	    (unsigned)(us % 1000000));
+
+	while (le[n - 1] == '0')
+		n--;
+	le[n - (le[n - 1] == '.')] = '\0';	/* 2.5, 1, 0.0001 */
+	return le;
 }
 
 size_t
 http_metrics(char *buf, size_t cap)
 {
+	char le[16];
 	size_t o = 0, i, m, b;
 	uint64_t cum;
 
@@ -1718,7 +1727,7 @@ http_metrics(char *buf, size_t cap)
 			if (b < NBOUNDS)
 				EMIT("kvstore_http_request_duration_seconds_bucket"
 				    "{method=\"%s\",le=\"%s\"} %llu\n",
-				    method_names[m], latency_bounds[b].le,
+				    method_names[m], le_label(le, latency_us[b]),
 				    (unsigned long long)cum);
 			else
 				EMIT("kvstore_http_request_duration_seconds_bucket"

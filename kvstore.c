@@ -32,6 +32,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/utsname.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -100,11 +101,26 @@ env_int(const char *name, long long dflt, long long min, long long max)
 	return (long long)n;
 }
 
+/*
+ * The host's name into host[0..len), cut to fit, as gethostname gives it:
+ * uname's nodename, without the 160 bytes of musl's gethostname. Dies
+ * with what, and why, if uname fails.
+ */
+static void
+host_name(char *host, size_t len, const char *what)
+{
+	struct utsname u;
+
+	if (uname(&u) == -1)
+		die("%s:", what);
+	fmt_buf(host, len, "%s", u.nodename);
+}
+
 /* The StatefulSet ordinal: the digits after the hostname's last '-'. */
 static int
 host_ordinal(const char *host)
 {
-	const char *p = strrchr(host, '-'), *end;
+	const char *p = last_of(host, '-'), *end;
 	uint64_t n;
 
 	if (p == NULL || (end = parse_dec(p + 1, INT_MAX, &n)) == NULL ||
@@ -125,9 +141,7 @@ parse_role(const char *v)
 		return ROLE_REPLICA;
 	if (strcmp(v, "auto") != 0)
 		die("ROLE=%s: expected primary, replica or auto", v);
-	if (gethostname(host, sizeof(host)) == -1)
-		die("ROLE=auto: gethostname:");
-	host[sizeof(host) - 1] = '\0';
+	host_name(host, sizeof(host), "ROLE=auto: gethostname");
 	if ((ord = host_ordinal(host)) < 0)
 		die("ROLE=auto: hostname %s does not end in -<ordinal> "
 		    "(as StatefulSet pods do); set ROLE=primary or replica",
@@ -254,7 +268,7 @@ load_allowed_hosts(void)
 static void
 load_peers_dns(void)
 {
-	const char *v = env("PEERS_DNS", ""), *c = strrchr(v, ':'), *e;
+	const char *v = env("PEERS_DNS", ""), *c = last_of(v, ':'), *e;
 	size_t n = c != NULL ? (size_t)(c - v) : strlen(v);
 	uint64_t port;
 
@@ -316,9 +330,8 @@ load_config(void)
 	} else {
 		char host[REPL_URL_MAX - sizeof("http://:65535")];
 
-		if (gethostname(host, sizeof(host)) == -1)
-			die("ADVERTISE_URL unset and gethostname failed:");
-		host[sizeof(host) - 1] = '\0';
+		host_name(host, sizeof(host),
+		    "ADVERTISE_URL unset and gethostname failed");
 		fmt_buf(cfg.advertise_url, sizeof(cfg.advertise_url),
 		    "http://%s:%s", host, cfg.port);
 	}
@@ -356,19 +369,20 @@ prepare_data_dir(const char *dir)
 
 /*
  * Raise the descriptor limit to its hard maximum: every connection is one.
- * prlimit, as musl's setrlimit does first: setrlimit would also link the
- * fallback for kernels before 2.6.36 (__synccall, 1.4 KB).
+ * prlimit, as musl's getrlimit and setrlimit do first: they would also
+ * link their fallbacks for kernels before 2.6.36 (__synccall, 1.4 KB).
  */
 static void
 raise_fd_limit(void)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+	if (prlimit(0, RLIMIT_NOFILE, NULL, &rl) == 0 &&
+	    rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		(void)prlimit(0, RLIMIT_NOFILE, &rl, NULL);
 	}
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	if (prlimit(0, RLIMIT_NOFILE, NULL, &rl) == 0 &&
 	    rl.rlim_cur != RLIM_INFINITY &&
 	    (rlim_t)cfg.max_conns + 32 > rl.rlim_cur)
 		kv_log("warn", "MAX_CONNS=%d but only %llu descriptors are "

@@ -187,7 +187,7 @@ stage_reserve(struct stage *st, size_t need, size_t slack)
 		return 0;
 	/* Doubling: a body staged in many steps is copied O(n) times. */
 	cap = st->len + need > 2 * st->cap ? st->len + need : 2 * st->cap;
-	if ((p = resize(st->buf, cap + slack)) == NULL) {
+	if ((p = resize(st->buf, st->len, cap + slack)) == NULL) {
 		st->failed = 1;
 		return -1;
 	}

@@ -209,8 +209,8 @@ add_cand(struct recovery *rv, const char *url, int conf)
 			return 0;
 		}
 	if (rv->n == rv->cap) {
-		if ((nc = resize(rv->cs, (rv->cap * 2 + 8) *
-		    sizeof(*nc))) == NULL)
+		if ((nc = resize(rv->cs, rv->cap * sizeof(*nc),
+		    (rv->cap * 2 + 8) * sizeof(*nc))) == NULL)
 			return -1;
 		rv->cs = nc;
 		rv->cap = rv->cap * 2 + 8;

@@ -837,7 +837,7 @@ batch_add(struct batch *b, const char *p, size_t n)
 	if (b->b_len + n > b->b_cap) {
 		ncap = b->b_len + n > b->b_cap * 2 ? b->b_len + n :
 		    b->b_cap * 2;
-		if ((nb = resize(b->b_buf, ncap)) == NULL)
+		if ((nb = resize(b->b_buf, b->b_cap, ncap)) == NULL)
 			return -1;
 		b->b_buf = nb;
 		b->b_cap = ncap;
@@ -1734,8 +1734,8 @@ stream(struct push *ps)
 			    whole_n == n)
 				break;
 			if (n + wire > ps->out.b_cap) {
-				if ((nb = resize(ps->out.b_buf, n + wire)) ==
-				    NULL) {
+				if ((nb = resize(ps->out.b_buf, ps->out.b_cap,
+				    n + wire)) == NULL) {
 					nomem = 1;	/* send what fits */
 					break;
 				}
@@ -2019,7 +2019,7 @@ pusher(void *arg)
 
 	memset(&ps, 0, sizeof(ps));
 	ps.p = p;
-	ps.seed = (unsigned)mono_ms() ^ (unsigned)(uintptr_t)p;
+	ps.seed = ((unsigned)mono_ms() ^ (unsigned)(uintptr_t)p) | 1;
 	if (!p->verified) {	/* p->from and p->url are fixed: no lock */
 		if (!address_matches(p->url, &p->from, ps.err)) {
 			LOCK();
@@ -2101,8 +2101,11 @@ pusher(void *arg)
 			    cfg.drop_after_ms / 1000.0);
 			break;
 		}
-		wait = backoff / 2 + (uint64_t)rand_r(&ps.seed) %
-		    (backoff / 2 + 1);
+		/* xorshift32 for the jitter: rand_r's 57 bytes, spared. */
+		ps.seed ^= ps.seed << 13;
+		ps.seed ^= ps.seed >> 17;
+		ps.seed ^= ps.seed << 5;
+		wait = backoff / 2 + (uint64_t)ps.seed % (backoff / 2 + 1);
 		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
 		    backoff * 2;
 		now = mono_ms();

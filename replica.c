@@ -582,7 +582,7 @@ replica_sync_data(struct http_request *r)
 	 * buffer moves as it reads). Without memory for one, finish now.
 	 */
 	if (batch_cap < r->body_len) {
-		if ((p = resize(batch_buf, r->body_len)) == NULL) {
+		if ((p = resize(batch_buf, batch_cap, r->body_len)) == NULL) {
 			while (batch_step(r->body, r->body_len) == 1)
 				;
 			return;

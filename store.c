@@ -448,11 +448,10 @@ lock_file(int fd, short type)
 	return fcntl(fd, F_OFD_SETLK, &fl);
 }
 
-/* A rename is durable only once its directory is synced. */
 int
-sync_dir(const char *path)
+store_sync_dir(const char *path)
 {
-	const char *slash = strrchr(path, '/');
+	const char *slash = last_of(path, '/');
 	char *dir;
 	int fd, r, e;
 
@@ -831,7 +830,7 @@ create_file(struct store *s, const uint8_t *repl_id, const uint8_t *seed,
 	if (e == -1)
 		goto fail;
 	what = "rename it into place";
-	if (rename(s->s_cpath, s->s_path) == -1 || sync_dir(s->s_path) == -1)
+	if (rename(s->s_cpath, s->s_path) == -1 || store_sync_dir(s->s_path) == -1)
 		goto fail;
 	return 0;
 fail:
@@ -1191,7 +1190,7 @@ final_job(struct store *s)
 		return;
 	}
 	pthread_mutex_unlock(&s->s_mu);
-	r = sync_dir(s->s_path);
+	r = store_sync_dir(s->s_path);
 	e = errno;
 	pthread_mutex_lock(&s->s_mu);
 	if (s->s_final != F_DIR)
@@ -1728,7 +1727,6 @@ open_store(const char *path, enum store_fsync policy, int live, char *err,
 		errno = ENOTSUP;
 		return NULL;
 	}
-	hash_init();
 	if ((s = store_alloc(path, policy, err, errlen)) == NULL)
 		return NULL;
 	/* Only once the header checks is the file known to be ours. */
@@ -1849,7 +1847,6 @@ create_loading(const char *path, const uint8_t *id, const uint8_t *seed,
 	struct store *s;
 	int rc;
 
-	hash_init();
 	memset(&tmp, 0, sizeof(tmp));
 	tmp.s_path = (char *)path;
 	if ((tmp.s_cpath = path_with(path, COMPACT_SUFFIX)) == NULL) {
@@ -1939,7 +1936,7 @@ store_adopt(struct store *cur, struct store *fresh, char *err,
 		(void)unlink(from);
 		goto fail;
 	}
-	if (rename(from, cur->s_path) == -1 || sync_dir(cur->s_path) == -1) {
+	if (rename(from, cur->s_path) == -1 || store_sync_dir(cur->s_path) == -1) {
 		seterr(err, errlen, "rename %s to %s: %s", from, cur->s_path,
 		    errstr());
 		goto fail;
@@ -2239,7 +2236,8 @@ store_scan(struct store *s, uint64_t *cursor, size_t limit,
 		if (n == ncv_max) {
 			ncv_max = ncv_max == 0 ? (limit < 4096 ? limit : 4096) +
 			    64 : ncv_max * 2;
-			if ((ncv = resize(cv, ncv_max * sizeof(*cv))) == NULL)
+			if ((ncv = resize(cv, n * sizeof(*cv),
+			    ncv_max * sizeof(*cv))) == NULL)
 				goto fail;
 			cv = ncv;
 		}
@@ -2255,7 +2253,8 @@ store_scan(struct store *s, uint64_t *cursor, size_t limit,
 				continue;
 			if (n == ncv_max) {
 				ncv_max = ncv_max == 0 ? 64 : ncv_max * 2;
-				ncv = resize(cv, ncv_max * sizeof(*cv));
+				ncv = resize(cv, n * sizeof(*cv),
+				    ncv_max * sizeof(*cv));
 				if (ncv == NULL)
 					goto fail;
 				cv = ncv;
@@ -2370,7 +2369,8 @@ heap_add(struct store *s, uint64_t at, uint64_t h)
 
 	if (s->s_nheap == s->s_heapcap) {
 		cap = s->s_heapcap == 0 ? 64 : s->s_heapcap * 2;
-		if ((p = resize(s->s_heap, cap * sizeof(*p))) == NULL)
+		if ((p = resize(s->s_heap, s->s_heapcap * sizeof(*p),
+		    cap * sizeof(*p))) == NULL)
 			return -1;
 		s->s_heap = p;
 		s->s_heapcap = cap;

@@ -334,3 +334,9 @@ int	store_restore(const char *backup, const char *path, const char *kept,
 
 /* The newest write's seq: store_stats' last_seq, cheap enough per request. */
 uint64_t store_last_seq(struct store *s);
+
+/*
+ * fsync the directory that holds path: a rename there is durable only
+ * then. 0, or -1 with errno set. Any thread.
+ */
+int	store_sync_dir(const char *path);

@@ -292,7 +292,6 @@ map_checked(const char *path, struct mapped *m, struct store_backup_info *bi,
 	const char *why;
 	uint64_t end;
 
-	hash_init();
 	memset(bi, 0, sizeof(*bi));
 	if (map_open(path, m, err, errlen) == -1)
 		return -1;
@@ -395,7 +394,7 @@ store_restore(const char *backup, const char *path, const char *kept,
 		/* As salvage: the old file keeps its name until the new
 		 * one takes it, so a crash leaves one or the other. */
 		if ((kept != NULL && link(path, kept) == -1) ||
-		    rename(tmp, path) == -1 || sync_dir(path) == -1) {
+		    rename(tmp, path) == -1 || store_sync_dir(path) == -1) {
 			seterr(err, errlen, "%s: %s", path, errstr());
 			(void)unlink(tmp);
 		} else

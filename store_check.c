@@ -81,7 +81,6 @@ check_open(const char *path, struct checked *k, struct store_report *rep,
 	memset(k, 0, sizeof(*k));
 	memset(rep, 0, sizeof(*rep));
 	f->f_fd = -1;
-	hash_init();
 	if ((f->f_fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		seterr(err, errlen, "open %s: %s", path, errstr());
 		return -1;
@@ -450,7 +449,7 @@ store_salvage(const char *path, struct store_report *rep, char *kept,
 		(void)unlink(kept);
 		goto done;
 	}
-	if (sync_dir(path) == -1) {
+	if (store_sync_dir(path) == -1) {
 		seterr(err, errlen, "sync the directory of %s: %s", path,
 		    errstr());
 		goto done;

@@ -384,7 +384,7 @@ compact_finish(struct store *s, int force)
 	hdr_synced(h, force ? c->f_end : s->s_finalend);
 	if (rename(s->s_cpath, s->s_path) == -1)
 		return -1;
-	if (force && sync_dir(s->s_path) == -1) {
+	if (force && store_sync_dir(s->s_path) == -1) {
 		/* The rename may not survive a power cut; writes to the new
 		 * file could then vanish, so none may be acknowledged. */
 		e = errno;

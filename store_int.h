@@ -206,7 +206,6 @@ uint64_t synced_end(const struct kvfile *f);
 int	extend(int fd, uint64_t size, uint64_t newsize);
 int	reserve(struct kvfile *f, uint64_t need);
 int	lock_file(int fd, short type);
-int	sync_dir(const char *path);
 uint64_t rec_size(uint64_t klen, uint64_t vlen);
 uint64_t rec_expiry(const struct rec *r);
 void	rec_set_flags(char *rec, int flags);

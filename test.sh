@@ -853,7 +853,7 @@ testMakeBuildsAStaticBinaryUnder200KiB() {
   mkdir -p "${src}/ui" "${src}/tests"
   cp Makefile ./*.c ./*.h "${src}/"
   cp ui/embed.sh ui/pack.c ui/index.html ui/app.js ui/app.css ui/icon.svg \
-    "${src}/ui/"
+    ui/usage.txt "${src}/ui/"
   # No tests/need.sh: `make` builds, it never installs anything.
   out=$(cd "${src}" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make 2>&1)
   assertTrue "make: ${out}" $?

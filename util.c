@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -124,17 +123,26 @@ kv_log(const char *level, const char *fmt, ...)
 }
 
 void *
-resize(void *p, size_t n)
+resize(void *p, size_t used, size_t n)
 {
 	void *q = malloc(n);
-	size_t old;
 
 	if (q == NULL || p == NULL)
 		return q;
-	old = malloc_usable_size(p);
-	memcpy(q, p, old < n ? old : n);
+	memcpy(q, p, used < n ? used : n);
 	free(p);
 	return q;
+}
+
+const char *
+last_of(const char *s, int c)
+{
+	const char *p = NULL;
+
+	for (; *s != '\0'; s++)
+		if (*s == c)
+			p = s;
+	return p;
 }
 
 const char *

@@ -29,11 +29,15 @@ int	log_level_named(const char *name);
 void	log_set_sink(void (*fn)(const char *level, const char *msg));
 
 /*
- * realloc(p, n), as a new block, a copy and a free: musl's realloc is
+ * realloc(p, n) for a p whose first used bytes are all that matter: a new
+ * block, those bytes copied (as many as fit), p freed. musl's realloc is
  * 1.2 KB of binary, and for the sizes that move it copies too (past 128
  * KiB it would mremap instead). NULL with p untouched when out of memory.
  */
-void	*resize(void *p, size_t n);
+void	*resize(void *p, size_t used, size_t n);
+
+/* The last c in s, or NULL: strrchr, without the memrchr musl's calls. */
+const char *last_of(const char *s, int c);
 
 /* strerror(errno): one call where there were two, at some 80 places. */
 const char *errstr(void);

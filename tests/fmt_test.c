@@ -204,21 +204,21 @@ test_out(void)
 	close(p[0]);
 }
 
-/* resize: realloc's contract, across small and mmap'd sizes. */
+/* resize: realloc's contract for the used bytes, small and mmap'd sizes. */
 static void
 test_resize(void)
 {
 	static const size_t sizes[] = { 1, 16, 100, 4096, 200000, 3000000,
 	    50, 0 };
 	unsigned char *p, *q;
-	size_t i, j, have = 0;
+	size_t i, j, have;
 	int ok = 1;
 
-	OUT_CHECK("resize: from NULL", (p = resize(NULL, 10)) != NULL);
+	OUT_CHECK("resize: from NULL", (p = resize(NULL, 0, 10)) != NULL);
 	memset(p, 7, 10);
 	have = 10;
 	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]) && ok; i++) {
-		if ((q = resize(p, sizes[i])) == NULL) {
+		if ((q = resize(p, have, sizes[i])) == NULL) {
 			ok = sizes[i] == 0;
 			break;
 		}
@@ -230,7 +230,9 @@ test_resize(void)
 		have = sizes[i];
 	}
 	OUT_CHECK("resize: the bytes kept, growing and shrinking", ok);
-	free(p);
+	q = resize(p, 0, 64);		/* none used: none copied */
+	OUT_CHECK("resize: nothing used", q != NULL);
+	free(q);
 }
 
 /* read_full: to len or the end of the file, whatever each read gives. */

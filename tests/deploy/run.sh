@@ -328,9 +328,10 @@ context_is_sources() {
     { say "    the probe build failed"; return 1; }
   files=$(image_files "${probe}" | awk '$1 !~ /^d/ { sub("^ctx/", "", $3); print $3 }')
   docker rmi "${probe}" >/dev/null 2>&1
-  # Build outputs (ui/pack, ui/assets.h) must stay out, as must anything else.
+  # Build outputs (ui/pack, ui/assets.h, ui/usage.h) must stay out, as must
+  # anything else.
   extra=$(printf '%s\n' "${files}" | grep -Ev '^(Makefile|[^/]+\.[ch]|ui/[^/]+)$'
-      printf '%s\n' "${files}" | grep -Ex 'ui/(pack|assets\.h.*)')
+      printf '%s\n' "${files}" | grep -Ex 'ui/(pack|assets\.h.*|usage\.h.*)')
   [ -z "${extra}" ] || { say "    also in the context: $(printf '%s\n' "${extra}" | tr '\n' ' ')"; return 1; }
   local f
   for f in Makefile kvstore.c http.h ui/pack.c ui/index.html; do

@@ -1046,6 +1046,11 @@ route_ui(struct http_request *r)
 	char extra[512];
 	size_t len;
 
+	if (ui_ready() == -1) {
+		reply_text(r->id, 500, "", "the web console built into this "
+		    "binary is corrupt: rebuild it");
+		return;
+	}
 	f = r->path_len <= 3 ? ui_file(NULL, 0) :
 	    ui_file(r->path + 4, r->path_len - 4);
 	if (f == NULL) {

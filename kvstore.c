@@ -709,7 +709,7 @@ main(int argc, char **argv)
 		return cli_main(argc, argv);
 	load_config();
 	if (ui_init() == -1)
-		die("the web console built into this binary is corrupt");
+		die("cannot start unpacking the web console:");
 	install_signals();
 	raise_fd_limit();
 	prepare_data_dir(node.data_dir);

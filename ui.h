@@ -1,7 +1,7 @@
 /*
  * ui.h: the web console's files (ui/: the page, its script, style and
- * icon), compiled into the binary packed and unpacked once at start. Main
- * thread only.
+ * icon), compiled into the binary packed and unpacked once, by a thread
+ * started at start. Main thread only.
  */
 
 /*
@@ -19,15 +19,19 @@ struct ui_file {
 	unsigned long	 etag;		/* a checksum of data from the build */
 };
 
-/*
- * Unpack the files; -1 with errno ENOMEM, or EINVAL if one does not match
- * its checksum (the build packed it wrong).
- */
+/* Start unpacking the files in a thread; -1 with errno if it cannot start. */
 int	ui_init(void);
+
+/*
+ * Wait for the unpacking (blocks only in the first ~25 ms after ui_init):
+ * 0 once the files are there, -1 if one did not match its checksum (the
+ * build packed it wrong), then and every time after.
+ */
+int	ui_ready(void);
 
 /*
  * The page (index.html) when name is NULL; otherwise the part named
  * name[0..len) ("app.js", "app.css", "icon.svg"), or NULL if there is
- * none. Only after ui_init succeeded.
+ * none. Only after ui_ready succeeded.
  */
 const struct ui_file *ui_file(const char *name, size_t len);

@@ -43,7 +43,7 @@ test_files(void)
 	const struct ui_file *f;
 
 	tcase = "ui_init";
-	CHECK(ui_init() == 0);
+	CHECK(ui_init() == 0 && ui_ready() == 0 && ui_ready() == 0);
 	f = ui_file(NULL, 0);
 	CHECK(f != NULL && f->len > 0 && strcmp(f->type,
 	    "text/html; charset=utf-8") == 0 && memcmp(f->data,

@@ -1,7 +1,7 @@
 /*
  * ui.h: the web console's files (ui/: the page, its script, style and
  * icon), compiled into the binary packed and unpacked once, by a thread
- * started at start. Main thread only.
+ * started as the node begins to serve. Main thread only.
  */
 
 /*
@@ -25,7 +25,8 @@ int	ui_init(void);
 /*
  * Wait for the unpacking (blocks only in the first ~25 ms after ui_init):
  * 0 once the files are there, -1 if one did not match its checksum (the
- * build packed it wrong), then and every time after.
+ * build packed it wrong), then and every time after. Called at shutdown
+ * too, so the thread is always joined.
  */
 int	ui_ready(void);
 

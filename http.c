@@ -93,6 +93,9 @@
 #define PAUSE_MS	100	/* listener rest after EMFILE/ENFILE */
 #define WARN_EVERY_MS	1000	/* accept errors come in floods */
 #define ACCEPT_BATCH	64	/* accepts per pass, so reads are not starved */
+#define TURN_NS		2000000	/* requests dispatched per pass, then poll
+				   again: a request waits about this long
+				   behind others, whatever each one costs */
 #define LISTEN_BACKLOG	511	/* Redis's, nginx's; Linux caps: somaxconn */
 #define MAX_WATCHES	16
 
@@ -199,7 +202,7 @@ static size_t	 out_pending(const struct conn *);
 static int	 send_file(struct conn *);
 static int	 out_reserve(struct conn *, size_t);
 static int	 poll_timeout(int64_t);
-static void	 process(struct conn *);
+static int	 process(struct conn *);
 static void	 read_conn(struct conn *);
 static void	 run_conns(void);
 static int	 reply_head(struct conn *, int, const char *, const char *,
@@ -224,6 +227,8 @@ static int	 nslots;
 static int	 nconns, nlive;
 static uint32_t	 gen_seq;
 static int	 work_pending;		/* a reply made a conn runnable */
+static int	 next_fd;		/* run_conns starts there next pass */
+static unsigned	 dispatched;		/* requests handed to the handler */
 static struct watch watches[MAX_WATCHES];
 static int	 nwatches;
 static struct pollfd *pfds;
@@ -788,6 +793,7 @@ dispatch(struct conn *c)
 		c->c_reqlen = c->c_headlen;
 	r->body = base + c->c_headlen;
 	new_id(c);
+	dispatched++;
 	cfg.handler(r);
 }
 
@@ -904,23 +910,33 @@ body_step(struct conn *c)
 	return 1;
 }
 
-/* Parse and dispatch buffered requests until one is pending or input ends. */
-static void
+/*
+ * Parse and dispatch the next buffered request. Returns 1 once it is with
+ * the handler (c_more stays set: another may follow), or 0 if there was
+ * none to dispatch: one is pending, the input ends, or it was refused.
+ */
+static int
 process(struct conn *c)
 {
-	int	 rc = 1;
+	unsigned	 before = dispatched;
+	int		 rc = 1;
 
 	c->c_more = 0;
-	while (rc == 1) {
+	while (rc == 1 && dispatched == before) {
 		if (c->c_state == S_HEAD)
 			rc = head_step(c);
 		else if (c->c_state == S_BODY)
 			rc = body_step(c);
 		else
-			return;
+			return 0;
+	}
+	if (dispatched != before) {
+		c->c_more = 1;
+		return 1;
 	}
 	if (rc == -1 && c->c_rdeof)
 		begin_close(c, "peer closed mid-body");
+	return 0;
 }
 
 /* How far c_in may grow in this state (offsets from c_inoff). */
@@ -1000,7 +1016,11 @@ wants_read(const struct conn *c)
 	switch (c->c_state) {
 	case S_HEAD:
 	case S_BODY:
-		if (out_pending(c) > OUT_HIGH)
+		/*
+		 * Requests still buffered are parsed first: the socket
+		 * holds the rest, and the buffer stays one read.
+		 */
+		if (out_pending(c) > OUT_HIGH || c->c_more)
 			return 0;
 		/* FALLTHROUGH */
 	case S_WAIT:
@@ -1045,7 +1065,7 @@ read_conn(struct conn *c)
 	c->c_inlen += (size_t)n;
 	if (c->c_state == S_BODY)
 		c->c_t_read = now;
-	process(c);
+	c->c_more = 1;	/* run_conns parses it, in its turn */
 }
 
 /* ---- Timers ---- */
@@ -1415,20 +1435,38 @@ handle_events(int base, int n)
 	}
 }
 
-/* Parse what the reads and replies made ready, then send. */
+/*
+ * Parse what the reads and replies made ready, then send. Connections
+ * take turns one request at a time, so one client's pipelined batch does
+ * not hold back another's request; and once TURN_NS has gone by, the loop
+ * polls again and goes on from where it stopped, so a request waits for
+ * about that long whatever the others cost (a handler may take 100 us).
+ */
 static void
 run_conns(void)
 {
 	struct conn	*c;
-	int		 fd;
+	uint64_t	 end = mono_ns() + TURN_NS;
+	int		 fd, idle;
 
-	for (fd = 0; fd < nslots; fd++) {
-		if ((c = conns[fd]) == NULL)
+	/* idle: slots visited since a request was last dispatched. */
+	for (fd = next_fd < nslots ? next_fd : 0, idle = 0; idle < nslots;
+	    fd = (fd + 1) % nslots) {
+		if ((c = conns[fd]) == NULL || !c->c_more ||
+		    process(c) == 0) {
+			idle++;
 			continue;
-		if (c->c_more)
-			process(c);
-		flush_out(c);
+		}
+		idle = 0;
+		if (mono_ns() >= end) {
+			work_pending = 1;
+			next_fd = (fd + 1) % nslots;
+			break;
+		}
 	}
+	for (fd = 0; fd < nslots; fd++)
+		if ((c = conns[fd]) != NULL)
+			flush_out(c);
 	if (!draining)
 		return;
 	for (fd = 0; fd < nslots; fd++)

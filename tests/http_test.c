@@ -5,8 +5,9 @@
  * plus generated cases (every prefix, every hostile byte in every position,
  * every split point, each limit and one past it). Prints one line per
  * failure with the input escaped and ends with a count; exits 0 only if all
- * passed. The admission check is tested through the loop itself, run on
- * a thread with a client on 127.0.0.1. Build: cc -I. -o tests/http_test
+ * passed. The admission check and the order in which the loop takes
+ * requests are tested through the loop itself, run on a thread with
+ * clients on 127.0.0.1. Build: cc -I. -o tests/http_test
  * tests/http_test.c http.c util.c -lpthread
  */
 
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "parse.h"
@@ -933,11 +935,19 @@ test_unescape(void)
 	check(n == -1, "raw NUL", "a\0b", 3, "got %zd", n);
 }
 
-/* ---- The loop: admission before 100 Continue and the body ---- */
+/* ---- The loop: admission, and the order requests are taken in ---- */
+
+#define ORDER_MAX	64	/* paths of the handled requests kept */
+#define SLOW_MS		20	/* /slow's handler: ten of http.c's turns */
+#define REQ(p)		"GET " p " HTTP/1.1\r\nHost: a\r\n\r\n"
 
 static pthread_mutex_t	 loopmu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	 loopcv = PTHREAD_COND_INITIALIZER;
 static int		 admits, handled;
 static char		 handled_body[64];
+static char		 order[ORDER_MAX][8];	/* handled requests' paths */
+static int		 norder;
+static int		 held, sent;	/* /hold and /slow wait for the test */
 
 /* Refuse a request with X-Deny, as auth would: 401, and say so. */
 static int
@@ -952,14 +962,33 @@ loop_admit(struct http_request *r)
 	return 1;
 }
 
+/*
+ * Answer 200, keeping the path in order[]. /hold waits until the test
+ * has sent more, as a slow request would; /slow, too, then takes SLOW_MS.
+ */
 static void
 loop_handler(struct http_request *r)
 {
+	struct timespec	 ts = { 0, SLOW_MS * 1000000L };
+	int		 slow = r->path_len == 5 &&
+			    memcmp(r->path, "/slow", 5) == 0;
+
 	pthread_mutex_lock(&loopmu);
 	handled++;
 	snprintf(handled_body, sizeof(handled_body), "%.*s",
 	    (int)r->body_len, r->body);
+	if (norder < ORDER_MAX)
+		snprintf(order[norder++], sizeof(order[0]), "%.*s",
+		    (int)r->path_len, r->path);
+	if (slow || (r->path_len == 5 && memcmp(r->path, "/hold", 5) == 0)) {
+		held = 1;
+		pthread_cond_broadcast(&loopcv);
+		while (!sent)
+			pthread_cond_wait(&loopcv, &loopmu);
+	}
 	pthread_mutex_unlock(&loopmu);
+	if (slow)
+		nanosleep(&ts, NULL);
 	http_reply(r->id, 200, "text/plain", "", "ok\n", 3);
 	/* Stopped from its own thread: http_stop is for signal handlers. */
 	if (r->path_len == 5 && memcmp(r->path, "/stop", 5) == 0)
@@ -1062,24 +1091,10 @@ free_port(void)
  * admitted one goes on as before.
  */
 static void
-test_admit(void)
+test_admit(int p)
 {
-	struct http_config	 hc;
-	pthread_t		 t;
-	char			 port[16], out[4096];
-	int			 fd, p = free_port();
-
-	memset(&hc, 0, sizeof(hc));
-	snprintf(port, sizeof(port), "%d", p);
-	hc.port = port;
-	hc.handler = loop_handler;
-	hc.admit = loop_admit;
-	if (http_init(&hc) == -1 ||
-	    pthread_create(&t, NULL, loop_thread, NULL) != 0) {
-		check(0, "admit: the loop starts", "", 0, "%s",
-		    strerror(errno));
-		return;
-	}
+	char			 out[4096];
+	int			 fd;
 
 	fd = loop_dial(p);
 	loop_talk(fd, "PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
@@ -1126,7 +1141,120 @@ test_admit(void)
 	    "admit: a refused chunked body is not read as a request", out,
 	    strlen(out), "handled %d", loop_count(&handled));
 	close(fd);
+}
 
+/* Where path first is in order[], after from; -1 if it is not. */
+static int
+order_find(const char *path, int from)
+{
+	int	 i, at = -1;
+
+	pthread_mutex_lock(&loopmu);
+	for (i = from; i < norder && at == -1; i++)
+		if (strcmp(order[i], path) == 0)
+			at = i;
+	pthread_mutex_unlock(&loopmu);
+	return at;
+}
+
+/*
+ * Send first on a; once its handler waits (/hold or /slow), send rest_a
+ * on a and rest_b on b, and let it go on; read b's answer, then a's 41.
+ * Returns where b's request, /b, was taken, and in *last_a the batch's
+ * last, /a.
+ */
+static int
+order_run(int a, int b, const char *first, const char *rest_a,
+    const char *rest_b, int *last_a)
+{
+	char	 out[8192];
+	int	 i;
+
+	pthread_mutex_lock(&loopmu);
+	norder = held = sent = 0;
+	pthread_mutex_unlock(&loopmu);
+	if (send(a, first, strlen(first), MSG_NOSIGNAL) !=
+	    (ssize_t)strlen(first))
+		abort();
+	pthread_mutex_lock(&loopmu);
+	while (!held)
+		pthread_cond_wait(&loopcv, &loopmu);
+	pthread_mutex_unlock(&loopmu);
+	if (send(a, rest_a, strlen(rest_a), MSG_NOSIGNAL) !=
+	    (ssize_t)strlen(rest_a) || send(b, rest_b, strlen(rest_b),
+	    MSG_NOSIGNAL) != (ssize_t)strlen(rest_b))
+		abort();
+	pthread_mutex_lock(&loopmu);
+	sent = 1;
+	pthread_cond_broadcast(&loopcv);
+	pthread_mutex_unlock(&loopmu);
+	loop_talk(b, NULL, out, sizeof(out), 1);
+	loop_talk(a, NULL, out, sizeof(out), 41);
+	for (*last_a = -1, i = 0; (i = order_find("/a", i)) != -1; i++)
+		*last_a = i;
+	return order_find("/b", 0);
+}
+
+/*
+ * One client's pipelined batch does not hold back another's request: the
+ * loop takes them a request at a time from each connection, and a request
+ * that arrives while a batch runs waits for a turn of the loop, not for
+ * the rest of the batch. (A liveness probe beside a client that writes as
+ * fast as it can: issue #18.)
+ */
+static void
+test_turns(int p)
+{
+	char	 batch[41 * sizeof(REQ("/slow"))], out[256], *q;
+	int	 a = loop_dial(p), b = loop_dial(p), i, at_b, last_a;
+
+	/* Both accepted and idle before the batch. */
+	loop_talk(a, REQ("/x"), out, sizeof(out), 1);
+	loop_talk(b, REQ("/x"), out, sizeof(out), 1);
+
+	/* The batch and the request are both read while /hold runs. */
+	for (q = batch, i = 0; i < 40; i++)
+		q += sprintf(q, "%s", REQ("/a"));
+	at_b = order_run(a, b, REQ("/hold"), batch, REQ("/b"), &last_a);
+	check(at_b >= 1 && at_b <= 2, "turns: a request beside a batch of 40 "
+	    "is taken first or second", "", 0, "taken %d of %d", at_b,
+	    loop_count(&norder));
+
+	/* The request arrives while the batch runs: during /slow. */
+	q = batch;
+	q += sprintf(q, "%s%s", REQ("/a"), REQ("/slow"));
+	for (i = 0; i < 39; i++)
+		q += sprintf(q, "%s", REQ("/a"));
+	at_b = order_run(a, b, batch, "", REQ("/b"), &last_a);
+	check(at_b != -1 && at_b < last_a, "turns: a request that arrives "
+	    "during a batch is taken before the batch ends", "", 0,
+	    "taken %d of %d, the batch's last %d", at_b, loop_count(&norder),
+	    last_a);
+	close(a);
+	close(b);
+}
+
+/* The loop on a thread, for test_admit and test_turns. */
+static void
+test_loop(void)
+{
+	struct http_config	 hc;
+	pthread_t		 t;
+	char			 port[16], out[4096];
+	int			 fd, p = free_port();
+
+	memset(&hc, 0, sizeof(hc));
+	snprintf(port, sizeof(port), "%d", p);
+	hc.port = port;
+	hc.handler = loop_handler;
+	hc.admit = loop_admit;
+	if (http_init(&hc) == -1 ||
+	    pthread_create(&t, NULL, loop_thread, NULL) != 0) {
+		check(0, "loop: it starts", "", 0, "%s", strerror(errno));
+		return;
+	}
+	test_admit(p);
+	test_turns(p);
 	fd = loop_dial(p);
 	loop_talk(fd, "GET /stop HTTP/1.1\r\nHost: a\r\nConnection: close"
 	    "\r\n\r\n", out, sizeof(out), 0);
@@ -1213,7 +1341,7 @@ main(void)
 	test_response();
 	test_unescape();
 	test_reason();
-	test_admit();
+	test_loop();
 	printf("http_test: %d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }

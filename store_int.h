@@ -91,6 +91,8 @@ struct kvfile {
 	uint64_t	 f_keys;
 	uint64_t	 f_live;	/* key + value bytes of live records */
 	uint64_t	 f_garbage;	/* record bytes no bucket points at */
+	uint64_t	 f_readin;	/* the log is read in up to here;
+					   UINT64_MAX: by the flusher */
 };
 
 struct rec {

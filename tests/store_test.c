@@ -10,9 +10,11 @@
  * KV_LONG=1, or STORE_TEST_POWER_ROUNDS.
  */
 
-#define _DEFAULT_SOURCE		/* syscall(2), for the failing disk */
+#define _GNU_SOURCE	/* mincore(2), to see what the store read in; and
+			   syscall(2), for the failing disk */
 
 #include <sys/types.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -38,6 +40,7 @@
 
 #define MIB		(1024 * 1024)
 #define PAGE		4096	/* the format's header page */
+#define READIN_STEP	(256 * 1024)	/* store.c's: read in ahead of writes */
 
 static int		 passed, failed;
 static const char	*tcase = "setup";
@@ -642,6 +645,185 @@ test_many(void)
 		CHECK(st.keys == (uint64_t)n && st.recovered == 0);
 	}
 	check_format(path, n);
+}
+
+/*
+ * Which pages of path are in the page cache, into in[] (one byte each, 1
+ * if cached): mincore on a mapping of our own, which touches none. The
+ * number of pages, or -1.
+ */
+static long
+cached_pages(const char *path, unsigned char **in)
+{
+	struct stat st;
+	void *p;
+	long n;
+	int fd;
+
+	*in = NULL;
+	if ((fd = open(path, O_RDONLY)) == -1 || fstat(fd, &st) == -1 ||
+	    st.st_size == 0) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	n = (st.st_size + PAGE - 1) / PAGE;
+	p = mmap(NULL, st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return -1;
+	if ((*in = malloc(n)) == NULL)
+		abort();
+	if (mincore(p, st.st_size, *in) == -1)
+		n = -1;
+	munmap(p, st.st_size);
+	return n;
+}
+
+/* Cached pages of in[] (from cached_pages) in [from, to) bytes. */
+static long
+count_cached(const unsigned char *in, long n, uint64_t from, uint64_t to)
+{
+	long i, c = 0;
+
+	for (i = (long)(from / PAGE); i < n && (uint64_t)i * PAGE < to; i++)
+		c += in[i] & 1;
+	return c;
+}
+
+/*
+ * Does a write to a fresh preallocated page of a file in the scratch
+ * directory read in pages 2 MiB away? (The kernel's read-around, as far
+ * as the device's read_ahead_kb.) If not, test_readin cannot fail here.
+ */
+static int
+reads_around(void)
+{
+	const char *path = path_for("readaround");
+	unsigned char *in;
+	char *p;
+	long n;
+	int fd, yes = 0;
+
+	(void)unlink(path);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600)) == -1)
+		return 0;
+	if (posix_fallocate(fd, 0, 8 * MIB) == 0 && (p = mmap(NULL, 8 * MIB,
+	    PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) != MAP_FAILED) {
+		p[0] = 1;
+		munmap(p, 8 * MIB);
+		if ((n = cached_pages(path, &in)) > 0)
+			yes = count_cached(in, n, 2 * MIB, 3 * MIB) > 0;
+		free(in);
+	}
+	close(fd);
+	(void)unlink(path);
+	return yes;
+}
+
+/*
+ * A write never makes the kernel read around a fresh page of the file (8
+ * MiB of zeros with read_ahead_kb 8192: 15 to 30 ms of the event loop in
+ * one fault, issue #18): the live log is read in a step ahead of its end,
+ * and the compaction's copy, whose buckets fill in random order, a page
+ * per fault. Seen through the page cache: nothing past what was written
+ * and a step more is in it.
+ */
+static void
+test_readin(void)
+{
+	struct store_stats st;
+	struct store *s;
+	const char *path = path_for("readin");
+	char key[32], val[1000], cpath[1100], hdr[PAGE];
+	unsigned char *in;
+	uint64_t start, end, off;
+	long n;
+	int fd, i, around = reads_around();
+
+	tcase = "read in ahead, never around";
+	if (!around)
+		printf("%s: this filesystem does not read around a fault; "
+		    "the checks cannot fail here\n", tcase);
+	remove_store(path);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	/* 8 MB of log, its end well past the read-around of a bucket. */
+	for (i = 0; i < 8000; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		(void)store_put(s, key, strlen(key), val,
+		    fill_value(val, i, 0, sizeof(val)), 0, NULL);
+	}
+	while (store_stats(s, &st), st.compacting)
+		store_step(s);
+	CHECK(store_close(s) == 0);
+
+	/* Cold, and cut at its end: the next write grows it. */
+	if ((fd = open(path, O_RDONLY)) == -1 || pread(fd, hdr, PAGE, 0) !=
+	    PAGE || posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0) {
+		CHECK(0);
+		return;
+	}
+	close(fd);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(s, &st);
+	for (i = 0, start = st.file_bytes; st.file_bytes == start; i++) {
+		snprintf(key, sizeof(key), "new%d", i);
+		if (!CHECK(store_put(s, key, strlen(key), val, 100, 0, NULL) ==
+		    1)) {
+			printf("  %s\n", strerror(errno));
+			store_close(s);
+			return;
+		}
+		store_stats(s, &st);
+	}
+	end = u64at(hdr + 24) + st.log_bytes;
+	if (verbose)
+		fprintf(stderr, "log end %" PRIu64 ", file %" PRIu64 "\n",
+		    end, st.file_bytes);
+	n = cached_pages(path, &in);
+	if (verbose)
+		fprintf(stderr, "cached: below the end %ld, the step after "
+		    "%ld, past it %ld\n", count_cached(in, n, 0, end),
+		    count_cached(in, n, end, end + 2 * READIN_STEP),
+		    count_cached(in, n, end + 2 * READIN_STEP, UINT64_MAX));
+	CHECK(n > 0 && (uint64_t)n * PAGE > end + 2 * READIN_STEP);
+	CHECK(count_cached(in, n, end + 2 * READIN_STEP, UINT64_MAX) == 0);
+	free(in);
+
+	/* The copy: until a write starts it, and one more copies a slice. */
+	for (i = 0; i < 8000 && (store_stats(s, &st), !st.compacting); i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		(void)store_put(s, key, strlen(key), val,
+		    fill_value(val, i, 1, sizeof(val)), 0, NULL);
+	}
+	CHECK(st.compacting);
+	snprintf(cpath, sizeof(cpath), "%s.compact", path);
+	if ((fd = open(cpath, O_RDONLY)) == -1 ||
+	    pread(fd, hdr, PAGE, 0) != PAGE) {
+		CHECK(0);
+		return;
+	}
+	/* The old log starts with garbage: step until a record is copied. */
+	start = u64at(hdr + 24);
+	for (i = 0; i < 1000 && pread(fd, hdr, 8, start) == 8 && hdr[4] == 0;
+	    i++)
+		store_step(s);
+	n = cached_pages(cpath, &in);
+	/* Past the copied records (klen at 6, vlen at 8, 8-byte aligned). */
+	for (off = start; pread(fd, hdr, 12, off) == 12 && hdr[4] != 0; )
+		off += (20 + (uint64_t)(uint16_t)u32at(hdr + 6) +
+		    u32at(hdr + 8) + 7) / 8 * 8;
+	close(fd);
+	if (verbose)
+		fprintf(stderr, "copy: log %" PRIu64 " to %" PRIu64 " of %ld "
+		    "pages\n", start, off, n);
+	CHECK(n > 0 && off > start && (uint64_t)n * PAGE > off +
+	    2 * READIN_STEP);
+	CHECK(count_cached(in, n, off + 2 * READIN_STEP, UINT64_MAX) == 0);
+	free(in);
+	CHECK(store_close(s) == 0);
 }
 
 static void
@@ -3679,6 +3861,7 @@ main(int argc, char *argv[])
 		{ "backup", test_backup },
 		{ "model", test_model },
 		{ "overwrite", test_overwrite },
+		{ "readin", test_readin },
 		{ "space", test_space },
 		{ "many", test_many },
 		{ "expire", test_expire },

@@ -2033,7 +2033,15 @@ store_set_repl_id(struct store *s, const char *repl_id)
 	}
 	memcpy(h->h_repl_id, id, sizeof(id));
 	h->h_icrc = hdr_icrc(h);
-	return msync(s->s_f.f_map, PAGE, MS_SYNC);
+	if (msync(s->s_f.f_map, PAGE, MS_SYNC) == -1)
+		return -1;
+	if (s->s_cphase == C_NONE)
+		return 0;
+	/* The copy too: its header replaces this one when it ends. */
+	h = HDR(&s->s_c);
+	memcpy(h->h_repl_id, id, sizeof(id));
+	h->h_icrc = hdr_icrc(h);
+	return msync(s->s_c.f_map, PAGE, MS_SYNC);
 }
 
 void

@@ -4,11 +4,13 @@
 # size in BENCH_SCALE_KEYS (1M and 10M keys of 100-byte values), on a
 # store filled by bench/load (FSYNC=no, 1M keys a step, a progress line
 # each):
-#   - clean open: start to the first 200 on /health, median of 3;
+#   - clean open: start (the server's exec) to the first 200 on /health,
+#     median of 3;
 #   - GET (random keys of the store, wrk -c64, bench/get_rand.lua) and
 #     FSYNC=everysec PUT (new keys, bench/put.lua) throughput;
-#   - /health latency (wrk -c1, a request every 10 ms, bench/health.lua)
-#     while every key is overwritten (FSYNC=everysec), p99 and max;
+#   - /health latency (bench/load probe, a request every 10 ms) while
+#     every key is overwritten (FSYNC=everysec), p99 and max, and the
+#     same less the time the loop waited for a CPU;
 #   - recovery: kill -9 right after that overwrite, start to /health;
 #   - RssAnon with 1,000 busy connections (GET, random keys);
 #   - full resync to a new replica: its start to its first 200 on
@@ -121,16 +123,12 @@ for keys in "${sizes[@]}"; do
 
   # /health while every key is overwritten: wrk runs until SIGINT.
   bench_log "scale: ${keys} keys: overwriting every key (FSYNC=everysec), /health every 10 ms"
-  bench_cmd "${CLIENT_PIN[*]} wrk -t1 -c1 -d600s --latency -s bench/health.lua ${url} -- 10 &  # stopped by SIGINT after the overwrite"
-  "${CLIENT_PIN[@]}" wrk -t1 -c1 -d600s --latency -s bench/health.lua "${url}" -- 10 \
-    >"${BENCH_OUT}/${name}-health.wrk" 2>&1 &
-  hpid=$!
+  probe_start "${addr}" "$(node_pid "${name}")" "${BENCH_OUT}/${name}-health.out"
   fill "${addr}" "${keys}" k "${over_secs}"
   over_rps=${FILL_RPS}
   over_done=${FILL_DONE}
-  kill -INT "${hpid}" 2>/dev/null
-  wait "${hpid}"
-  h=$(wrk_parse "${BENCH_OUT}/${name}-health.wrk")
+  probe_stop
+  h=${PROBE}
   bench_log "scale: /health during the overwrite: ${h}"
 
   node_kill "${name}"
@@ -164,7 +162,7 @@ for keys in "${sizes[@]}"; do
   probe_start "127.0.0.1:${rport}" "$(node_pid "${name}-replica")" \
     "${BENCH_OUT}/${name}-rhealth.out"
   if wait "${HEALTH_PID}"; then
-    HEALTH_MS=$(awk -v t0="${NODE_T0}" -v t="$(kv_field t <"${BENCH_TMP}/health.out")" \
+    HEALTH_MS=$(awk -v t0="$(node_t0)" -v t="$(kv_field t <"${BENCH_TMP}/health.out")" \
       'BEGIN { printf "%.1f\n", (t - t0) * 1000 }')
     sync_s=$(awk -v ms="${HEALTH_MS}" 'BEGIN { printf "%.2f\n", ms / 1000 }')
     sync_mbs=$(awk -v b="${live}" -v s="${sync_s}" 'BEGIN { if (s > 0) printf "%.0f\n", b / 1e6 / s }')
@@ -194,8 +192,8 @@ for keys in "${sizes[@]}"; do
   rows_rss+=("${rss} KiB")
   rows_get+=("$(kv_field rps <<<"${g}") (p99 $(kv_field p99_ms <<<"${g}") ms, CPU $(kv_field cpu_pct <<<"${g}")%)")
   rows_put+=("$(kv_field rps <<<"${p}") (p99 $(kv_field p99_ms <<<"${p}") ms, CPU $(kv_field cpu_pct <<<"${p}")%)")
-  rows_hp99+=("$(kv_field p99_ms <<<"${h}") ($(kv_field requests <<<"${h}") requests)")
-  rows_hmax+=("$(kv_field max_ms <<<"${h}")")
+  rows_hp99+=("$(kv_field p99_ms <<<"${h}") ($(kv_field requests <<<"${h}") requests; without the waits for a CPU $(kv_field adj_p99_ms <<<"${h}"))")
+  rows_hmax+=("$(kv_field max_ms <<<"${h}") (without the waits for a CPU $(kv_field adj_max_ms <<<"${h}"); the loop waited $(kv_field waited_ms <<<"${h}") ms)")
   case "${sync_mbs}" in
   not*) rows_sync+=("${sync_mbs}") ;;
   *) rows_sync+=("${sync_mbs} MB/s (${sync_s} s, ${rkeys} keys)") ;;
@@ -245,7 +243,7 @@ row() {
   printf '%s %s |\n' "${out}" "${target}"
 }
 bench_md "## Cost as the data grows (make bench-scale)" '' \
-  "Written by \`make bench-scale\` (bench/scale.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git describe --always --dirty 2>/dev/null), $(nproc) cores (load average ${load_before} at the start, ${load_after} at the end: other work on the machine slows every figure), pinned as above; \`make bench\` copies this section from bench/SCALE.md. For each size, a new store is filled by bench/load (keys \`k0\`.., 100-byte values, ${lconns} connections × ${depth} pipelined, \`FSYNC=no\`), then restarted with \`FSYNC=everysec\`. GET reads random keys of the whole store (bench/get_rand.lua; wrk builds each request, so it costs the client more than scenario get's one key: compare the sizes with each other); PUT writes new keys. /health is asked every 10 ms on one connection (bench/health.lua) while bench/load overwrites every key; the server is then killed with SIGKILL and restarted. The new replica starts after a \`sync\`, on the client CPU, with an empty directory; bench/load probe asks its /health every 10 ms meanwhile, and also gives the figures with the time its loop (or the probe) waited for a CPU taken out of each answer (schedstat, as tests/abuse.c does)." '' \
+  "Written by \`make bench-scale\` (bench/scale.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git describe --always --dirty 2>/dev/null), $(nproc) cores (load average ${load_before} at the start, ${load_after} at the end: other work on the machine slows every figure), pinned as above; \`make bench\` copies this section from bench/SCALE.md. For each size, a new store is filled by bench/load (keys \`k0\`.., 100-byte values, ${lconns} connections × ${depth} pipelined, \`FSYNC=no\`), then restarted with \`FSYNC=everysec\`; a start is timed from the server's own exec (bench/lib.sh's node_start pins its shell first), not from loading env and taskset. GET reads random keys of the whole store (bench/get_rand.lua; wrk builds each request, so it costs the client more than scenario get's one key: compare the sizes with each other); PUT writes new keys. /health is asked every 10 ms on one connection by bench/load probe while bench/load overwrites every key; it also gives the figures with the time the server's loop (or the probe) waited for a CPU taken out of each answer (schedstat, as tests/abuse.c does); the targets judge the figures as they are. The server is then killed with SIGKILL and restarted. The new replica starts after a \`sync\`, on the client CPU, with an empty directory; bench/load probe asks its /health every 10 ms meanwhile, the same way." '' \
   "${hdr}" "${sep}" \
   "$(row 'live data (keys + values)' '' "${rows_live[@]}")" \
   "$(row 'store file after the fill' '' "${rows_file[@]}")" \

@@ -1441,6 +1441,8 @@ handle_events(int base, int n)
  * not hold back another's request; and once TURN_NS has gone by, the loop
  * polls again and goes on from where it stopped, so a request waits for
  * about that long whatever the others cost (a handler may take 100 us).
+ * A connection sends once it has no request left to dispatch: one send
+ * per batch read, wherever turns cut it.
  */
 static void
 run_conns(void)
@@ -1452,8 +1454,12 @@ run_conns(void)
 	/* idle: slots visited since a request was last dispatched. */
 	for (fd = next_fd < nslots ? next_fd : 0, idle = 0; idle < nslots;
 	    fd = (fd + 1) % nslots) {
-		if ((c = conns[fd]) == NULL || !c->c_more ||
-		    process(c) == 0) {
+		if ((c = conns[fd]) == NULL || !c->c_more) {
+			idle++;
+			continue;
+		}
+		if (process(c) == 0) {
+			flush_out(c);
 			idle++;
 			continue;
 		}
@@ -1465,7 +1471,7 @@ run_conns(void)
 		}
 	}
 	for (fd = 0; fd < nslots; fd++)
-		if ((c = conns[fd]) != NULL)
+		if ((c = conns[fd]) != NULL && !c->c_more)
 			flush_out(c);
 	if (!draining)
 		return;

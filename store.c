@@ -398,10 +398,8 @@ reserve(struct kvfile *f, uint64_t need)
 	void *p;
 	int e;
 
-	if (f->f_end + need <= f->f_size) {
-		readahead_log(f, need);
-		return 0;
-	}
+	if (f->f_end + need <= f->f_size)
+		goto room;
 	grow = f->f_end + need - f->f_size;
 	if (grow < f->f_size / 8)
 		grow = f->f_size / 8;
@@ -433,6 +431,7 @@ reserve(struct kvfile *f, uint64_t need)
 	}
 	f->f_map = p;
 	f->f_size = newsize;
+room:
 	readahead_log(f, need);
 	return 0;
 }
@@ -448,18 +447,17 @@ reserve(struct kvfile *f, uint64_t need)
 static void
 readahead_log(struct kvfile *f, uint64_t need)
 {
-	uint64_t from, to;
+	uint64_t to = round_up(f->f_end + need + READIN_STEP, PAGE);
 
-	if (f->f_readin == UINT64_MAX)
+	/* (A loading store's f_readin, UINT64_MAX, is always ahead.) */
+	if (f->f_readin >= to - READIN_STEP / 2 || f->f_readin >= f->f_size)
 		return;
-	from = f->f_readin > f->f_end ? f->f_readin : f->f_end / PAGE * PAGE;
-	if (from >= f->f_size || from >= f->f_end + need + READIN_STEP / 2)
-		return;		/* far enough ahead */
-	to = round_up(f->f_end + need + READIN_STEP, PAGE);
+	if (f->f_readin < f->f_end)
+		f->f_readin = f->f_end / PAGE * PAGE;
 	if (to > f->f_size)
 		to = f->f_size;
-	(void)posix_fadvise(f->f_fd, (off_t)from, (off_t)(to - from),
-	    POSIX_FADV_WILLNEED);
+	(void)posix_fadvise(f->f_fd, (off_t)f->f_readin,
+	    (off_t)(to - f->f_readin), POSIX_FADV_WILLNEED);
 	f->f_readin = to;
 }
 
@@ -2033,15 +2031,7 @@ store_set_repl_id(struct store *s, const char *repl_id)
 	}
 	memcpy(h->h_repl_id, id, sizeof(id));
 	h->h_icrc = hdr_icrc(h);
-	if (msync(s->s_f.f_map, PAGE, MS_SYNC) == -1)
-		return -1;
-	if (s->s_cphase == C_NONE)
-		return 0;
-	/* The copy too: its header replaces this one when it ends. */
-	h = HDR(&s->s_c);
-	memcpy(h->h_repl_id, id, sizeof(id));
-	h->h_icrc = hdr_icrc(h);
-	return msync(s->s_c.f_map, PAGE, MS_SYNC);
+	return msync(s->s_f.f_map, PAGE, MS_SYNC);
 }
 
 void

@@ -13,6 +13,8 @@
  * is the store's: see the top of store.c.
  */
 
+#define _GNU_SOURCE	/* madvise(2), as store.c: posix_madvise links more */
+
 #include <sys/types.h>
 #include <sys/mman.h>
 
@@ -132,7 +134,7 @@ compact_start(struct store *s)
 	 * 8192, 15 to 30 ms) would stop the loop for nothing. One page per
 	 * fault instead, until it is the store (compact_finish).
 	 */
-	(void)posix_madvise(p, size, POSIX_MADV_RANDOM);
+	(void)madvise(p, size, MADV_RANDOM);
 	memset(c, 0, sizeof(*c));
 	c->f_fd = fd;
 	c->f_map = p;
@@ -384,7 +386,12 @@ compact_finish(struct store *s, int force)
 		errno = EINVAL;
 		return -1;
 	}
-	/* base_seq and its CRC share a sector: a cut leaves either whole. */
+	/*
+	 * base_seq and its CRC share a sector: a cut leaves either whole. So
+	 * does the replication id, which may have changed since the copy
+	 * began (store_set_repl_id, after a crash).
+	 */
+	memcpy(h->h_repl_id, HDR(f)->h_repl_id, sizeof(h->h_repl_id));
 	h->h_base_seq = s->s_last_seq;
 	h->h_icrc = hdr_icrc(h);
 	hdr_store(c, s->s_last_seq, 0);
@@ -402,7 +409,7 @@ compact_finish(struct store *s, int force)
 	old = *f;
 	*f = *c;
 	/* The store's cold pages are read around again, as at open. */
-	(void)posix_madvise(f->f_map, f->f_size, POSIX_MADV_NORMAL);
+	(void)madvise(f->f_map, f->f_size, MADV_NORMAL);
 	s->s_cphase = C_NONE;
 	s->s_cfinal = 0;
 	s->s_compactions++;

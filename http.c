@@ -227,8 +227,7 @@ static int	 nslots;
 static int	 nconns, nlive;
 static uint32_t	 gen_seq;
 static int	 work_pending;		/* a reply made a conn runnable */
-static int	 next_fd;		/* run_conns starts there next pass */
-static unsigned	 dispatched;		/* requests handed to the handler */
+static unsigned	 next_fd;		/* run_conns goes on there, modulo nslots */
 static struct watch watches[MAX_WATCHES];
 static int	 nwatches;
 static struct pollfd *pfds;
@@ -793,7 +792,6 @@ dispatch(struct conn *c)
 		c->c_reqlen = c->c_headlen;
 	r->body = base + c->c_headlen;
 	new_id(c);
-	dispatched++;
 	cfg.handler(r);
 }
 
@@ -911,18 +909,17 @@ body_step(struct conn *c)
 }
 
 /*
- * Parse and dispatch the next buffered request. Returns 1 once it is with
- * the handler (c_more stays set: another may follow), or 0 if there was
- * none to dispatch: one is pending, the input ends, or it was refused.
+ * Parse and dispatch buffered requests until one is answered (c_more set
+ * by finish_request: another may follow; returns 1), or one is pending,
+ * the input ends or it was refused (returns 0).
  */
 static int
 process(struct conn *c)
 {
-	unsigned	 before = dispatched;
-	int		 rc = 1;
+	int	 served = c->c_served, rc = 1;
 
 	c->c_more = 0;
-	while (rc == 1 && dispatched == before) {
+	while (rc == 1 && c->c_served == served) {
 		if (c->c_state == S_HEAD)
 			rc = head_step(c);
 		else if (c->c_state == S_BODY)
@@ -930,13 +927,9 @@ process(struct conn *c)
 		else
 			return 0;
 	}
-	if (dispatched != before) {
-		c->c_more = 1;
-		return 1;
-	}
 	if (rc == -1 && c->c_rdeof)
 		begin_close(c, "peer closed mid-body");
-	return 0;
+	return c->c_served != served;
 }
 
 /* How far c_in may grow in this state (offsets from c_inoff). */
@@ -1441,8 +1434,8 @@ handle_events(int base, int n)
  * not hold back another's request; and once TURN_NS has gone by, the loop
  * polls again and goes on from where it stopped, so a request waits for
  * about that long whatever the others cost (a handler may take 100 us).
- * A connection sends once it has no request left to dispatch: one send
- * per batch read, wherever turns cut it.
+ * A connection sends once it has no request left to dispatch (c_more
+ * clear): one send per batch read, wherever turns cut it.
  */
 static void
 run_conns(void)
@@ -1452,21 +1445,15 @@ run_conns(void)
 	int		 fd, idle;
 
 	/* idle: slots visited since a request was last dispatched. */
-	for (fd = next_fd < nslots ? next_fd : 0, idle = 0; idle < nslots;
-	    fd = (fd + 1) % nslots) {
-		if ((c = conns[fd]) == NULL || !c->c_more) {
-			idle++;
-			continue;
-		}
-		if (process(c) == 0) {
-			flush_out(c);
+	for (idle = 0; idle < nslots; ) {
+		c = conns[next_fd++ % (unsigned)nslots];
+		if (c == NULL || !c->c_more || process(c) == 0) {
 			idle++;
 			continue;
 		}
 		idle = 0;
 		if (mono_ns() >= end) {
 			work_pending = 1;
-			next_fd = (fd + 1) % nslots;
 			break;
 		}
 	}

@@ -1435,7 +1435,8 @@ handle_events(int base, int n)
  * polls again and goes on from where it stopped, so a request waits for
  * about that long whatever the others cost (a handler may take 100 us).
  * A connection sends once it has no request left to dispatch (c_more
- * clear): one send per batch read, wherever turns cut it.
+ * clear: one send per batch read, wherever turns cut it), or when its
+ * answers wait for the client to read them (past OUT_HIGH).
  */
 static void
 run_conns(void)
@@ -1458,7 +1459,8 @@ run_conns(void)
 		}
 	}
 	for (fd = 0; fd < nslots; fd++)
-		if ((c = conns[fd]) != NULL && !c->c_more)
+		if ((c = conns[fd]) != NULL && (!c->c_more ||
+		    out_pending(c) > OUT_HIGH))
 			flush_out(c);
 	if (!draining)
 		return;

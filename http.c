@@ -1445,14 +1445,18 @@ run_conns(void)
 	uint64_t	 end = mono_ns() + TURN_NS;
 	int		 fd, idle;
 
-	/* idle: slots visited since a request was last dispatched. */
+	/*
+	 * idle: slots visited since a request was last answered. The clock
+	 * is read after a request left waiting for its answer too (a write
+	 * under FSYNC=always): its handler cost as much as one answered.
+	 */
 	for (idle = 0; idle < nslots; ) {
 		c = conns[next_fd++ % (unsigned)nslots];
-		if (c == NULL || !c->c_more || process(c) == 0) {
+		if (c == NULL || !c->c_more) {
 			idle++;
 			continue;
 		}
-		idle = 0;
+		idle = process(c) ? 0 : idle + 1;
 		if (mono_ns() >= end) {
 			work_pending = 1;
 			break;

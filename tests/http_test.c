@@ -940,6 +940,7 @@ test_unescape(void)
 #define ORDER_MAX	64	/* paths of the handled requests kept */
 #define SLOW_MS		20	/* /slow's handler: ten of http.c's turns */
 #define REQ(p)		"GET " p " HTTP/1.1\r\nHost: a\r\n\r\n"
+#define NPARK		3	/* /park requests left waiting at once */
 
 static pthread_mutex_t	 loopmu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t	 loopcv = PTHREAD_COND_INITIALIZER;
@@ -948,6 +949,10 @@ static char		 handled_body[64];
 static char		 order[ORDER_MAX][8];	/* handled requests' paths */
 static int		 norder;
 static int		 held, sent;	/* /hold and /slow wait for the test */
+static int		 ticks;		/* the loop's passes (its tick) */
+static int		 nparked;
+static int		 park_tick[NPARK];	/* ticks when each /park ran */
+static uint64_t		 park_id[NPARK];	/* answered by /unpark */
 
 /* Refuse a request with X-Deny, as auth would: 401, and say so. */
 static int
@@ -962,18 +967,44 @@ loop_admit(struct http_request *r)
 	return 1;
 }
 
+/* Count the loop's passes: http_run calls it once a pass. */
+static void
+loop_tick(void)
+{
+	pthread_mutex_lock(&loopmu);
+	ticks++;
+	pthread_mutex_unlock(&loopmu);
+}
+
 /*
  * Answer 200, keeping the path in order[]. /hold waits until the test
  * has sent more, as a slow request would; /slow, too, then takes SLOW_MS.
+ * /park takes SLOW_MS and leaves its request waiting, as a write under
+ * FSYNC=always does, until /unpark answers it.
  */
 static void
 loop_handler(struct http_request *r)
 {
 	struct timespec	 ts = { 0, SLOW_MS * 1000000L };
 	int		 slow = r->path_len == 5 &&
-			    memcmp(r->path, "/slow", 5) == 0;
+			    memcmp(r->path, "/slow", 5) == 0, i;
 
+	if (r->path_len == 5 && memcmp(r->path, "/park", 5) == 0) {
+		nanosleep(&ts, NULL);
+		pthread_mutex_lock(&loopmu);
+		if (nparked < NPARK) {
+			park_tick[nparked] = ticks;
+			park_id[nparked++] = r->id;
+		}
+		pthread_cond_broadcast(&loopcv);
+		pthread_mutex_unlock(&loopmu);
+		return;
+	}
 	pthread_mutex_lock(&loopmu);
+	if (r->path_len == 7 && memcmp(r->path, "/unpark", 7) == 0)
+		for (i = 0; i < nparked; i++)
+			http_reply(park_id[i], 200, "text/plain", "", "ok\n",
+			    3);
 	handled++;
 	snprintf(handled_body, sizeof(handled_body), "%.*s",
 	    (int)r->body_len, r->body);
@@ -1234,7 +1265,67 @@ test_turns(int p)
 	close(b);
 }
 
-/* The loop on a thread, for test_admit and test_turns. */
+/*
+ * A request left waiting for its answer (a write under FSYNC=always) ends
+ * a turn after TURN_NS as an answered one does: NPARK such requests, each
+ * SLOW_MS in its handler, read at once, are not all taken in one pass of
+ * the loop (its tick runs between them).
+ */
+static void
+test_parked(int p)
+{
+	struct timespec	 ts;
+	char		 out[256];
+	int		 x = loop_dial(p), w[NPARK], i, nanswers = 0;
+
+	loop_talk(x, REQ("/x"), out, sizeof(out), 1);
+	for (i = 0; i < NPARK; i++) {
+		w[i] = loop_dial(p);
+		loop_talk(w[i], REQ("/x"), out, sizeof(out), 1);
+	}
+	pthread_mutex_lock(&loopmu);
+	held = sent = nparked = 0;
+	pthread_mutex_unlock(&loopmu);
+
+	/* All NPARK are read while /hold runs, then taken in turn. */
+	if (send(x, REQ("/hold"), strlen(REQ("/hold")), MSG_NOSIGNAL) !=
+	    (ssize_t)strlen(REQ("/hold")))
+		abort();
+	pthread_mutex_lock(&loopmu);
+	while (!held)
+		pthread_cond_wait(&loopcv, &loopmu);
+	pthread_mutex_unlock(&loopmu);
+	for (i = 0; i < NPARK; i++)
+		if (send(w[i], REQ("/park"), strlen(REQ("/park")),
+		    MSG_NOSIGNAL) != (ssize_t)strlen(REQ("/park")))
+			abort();
+	pthread_mutex_lock(&loopmu);
+	sent = 1;
+	pthread_cond_broadcast(&loopcv);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	while (nparked < NPARK &&
+	    pthread_cond_timedwait(&loopcv, &loopmu, &ts) == 0)
+		;
+	pthread_mutex_unlock(&loopmu);
+	loop_talk(x, NULL, out, sizeof(out), 1);
+	loop_talk(x, REQ("/unpark"), out, sizeof(out), 1);
+	for (i = 0; i < NPARK; i++)
+		if (loop_talk(w[i], NULL, out, sizeof(out), 1) > 0 &&
+		    strncmp(out, "HTTP/1.1 200", 12) == 0)
+			nanswers++;
+	check(loop_count(&nparked) == NPARK && nanswers == NPARK,
+	    "parked: every request left waiting is taken and answered", "",
+	    0, "%d taken, %d answered", loop_count(&nparked), nanswers);
+	check(park_tick[0] != park_tick[NPARK - 1], "parked: requests left "
+	    "waiting end a turn too", "", 0, "all %d in the pass of tick %d",
+	    NPARK, park_tick[0]);
+	close(x);
+	for (i = 0; i < NPARK; i++)
+		close(w[i]);
+}
+
+/* The loop on a thread, for test_admit, test_turns and test_parked. */
 static void
 test_loop(void)
 {
@@ -1248,6 +1339,7 @@ test_loop(void)
 	hc.port = port;
 	hc.handler = loop_handler;
 	hc.admit = loop_admit;
+	hc.tick = loop_tick;
 	if (http_init(&hc) == -1 ||
 	    pthread_create(&t, NULL, loop_thread, NULL) != 0) {
 		check(0, "loop: it starts", "", 0, "%s", strerror(errno));
@@ -1255,6 +1347,7 @@ test_loop(void)
 	}
 	test_admit(p);
 	test_turns(p);
+	test_parked(p);
 	fd = loop_dial(p);
 	loop_talk(fd, "GET /stop HTTP/1.1\r\nHost: a\r\nConnection: close"
 	    "\r\n\r\n", out, sizeof(out), 0);

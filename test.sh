@@ -716,8 +716,10 @@ testManyParkedWatchesCostLittle() {
   rss1=$(awk '/^RssAnon/ { print $2 }' "/proc/${spid}/status")
   per=$(((rss1 - rss0) / 2000))
   echo "  2000 parked watches: RssAnon +$((rss1 - rss0)) KiB, ${per} KiB each"
-  assertEquals 'threads while 2000 watches wait' "${threads0}" \
-    "$(awk '/^Threads/ { print $2 }' "/proc/${spid}/status")"
+  # At most as many: the console's unpacker may have ended meanwhile.
+  threads1=$(awk '/^Threads/ { print $2 }' "/proc/${spid}/status")
+  assertTrue "threads while 2000 watches wait: ${threads0}, then ${threads1}" \
+    "[ ${threads1} -le ${threads0} ]"
   # Under ThreadSanitizer (make tsan) RSS is mostly its shadow memory.
   [ -n "${KV_TSAN:-}" ] ||
     assertTrue "a parked watch costs ${per} KiB (at most 16)" "[ ${per} -le 16 ]"

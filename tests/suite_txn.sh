@@ -287,8 +287,12 @@ testTxnKill9KeepsTransactionsWhole() {
     a=$(curl -s "http://127.0.0.1:${sport}/kv/w/a")
     b=$(curl -s "http://127.0.0.1:${sport}/kv/w/b")
     assertEquals "round ${round}: both keys of the last transaction" "${a}" "${b}"
+    # The one after it may be kept too: the round's first when none of
+    # this round's was answered (a slow start, as under make tsan).
+    next="${round}.1"
+    [ "${acked%.*}" = "${round}" ] && next="${round}.$((${acked#*.} + 1))"
     assertTrue "round ${round}: the last answered one (${acked}) is kept, found ${a}" \
-      "[ \"${a}\" = \"${acked}\" ] || [ \"${a}\" = \"${acked%.*}.$((${acked#*.} + 1))\" ]"
+      "[ \"${a}\" = \"${acked}\" ] || [ \"${a}\" = \"${next}\" ]"
   done
   stop "${spid}"
 }

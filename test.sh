@@ -502,7 +502,7 @@ testConnectionCapAnswers503AndRecovers() {
 
 testConnectionsShareTheOneLoopThread() {
   start threads
-  before=$(find "/proc/${spid}/task" -mindepth 1 -maxdepth 1 | wc -l)
+  before=$(threads "${sport}" "${spid}")
   # shellcheck disable=SC2034 # read by the wait_for below
   s0=$(sockets "${spid}")
   fds=
@@ -513,7 +513,7 @@ testConnectionsShareTheOneLoopThread() {
   done
   wait_for 5 '[ "$(sockets "${spid}")" -ge $((s0 + 50)) ]'
   assertTrue 'the 50 connections accepted' $?
-  after=$(find "/proc/${spid}/task" -mindepth 1 -maxdepth 1 | wc -l)
+  after=$(threads "${sport}" "${spid}")
   for fd in ${fds}; do exec {fd}<&-; done
   assertEquals 'threads with 50 connections open' "${before}" "${after}"
   stop "${spid}"
@@ -703,7 +703,7 @@ testManyParkedWatchesCostLittle() {
   # RssAnon: the heap and stacks, not the store's mapped file.
   rss0=$(awk '/^RssAnon/ { print $2 }' "/proc/${spid}/status")
   c0=$(connections "${sport}")
-  threads0=$(awk '/^Threads/ { print $2 }' "/proc/${spid}/status")
+  threads0=$(threads "${sport}" "${spid}")
   fds=
   for _ in $(seq 1 2000); do
     exec {fd}<>"/dev/tcp/127.0.0.1/${sport}"
@@ -716,10 +716,8 @@ testManyParkedWatchesCostLittle() {
   rss1=$(awk '/^RssAnon/ { print $2 }' "/proc/${spid}/status")
   per=$(((rss1 - rss0) / 2000))
   echo "  2000 parked watches: RssAnon +$((rss1 - rss0)) KiB, ${per} KiB each"
-  # At most as many: the console's unpacker may have ended meanwhile.
-  threads1=$(awk '/^Threads/ { print $2 }' "/proc/${spid}/status")
-  assertTrue "threads while 2000 watches wait: ${threads0}, then ${threads1}" \
-    "[ ${threads1} -le ${threads0} ]"
+  assertEquals 'threads while 2000 watches wait' "${threads0}" \
+    "$(threads "${sport}" "${spid}")"
   # Under ThreadSanitizer (make tsan) RSS is mostly its shadow memory.
   [ -n "${KV_TSAN:-}" ] ||
     assertTrue "a parked watch costs ${per} KiB (at most 16)" "[ ${per} -le 16 ]"

@@ -405,6 +405,14 @@ new_port() {
   sport=$((port + 1 + nports))
 }
 
+# threads PORT PID: how many threads PID runs, once the console's unpacker
+# (ui.c: a thread from the start until the first console request joins it)
+# is gone, so that two counts differ only by what the test did.
+threads() {
+  curl -s -o /dev/null "http://127.0.0.1:$1/"
+  awk '/^Threads/ { print $2 }' "/proc/$2/status"
+}
+
 stop() {
   kill "$1" 2>/dev/null
   wait "$1" 2>/dev/null

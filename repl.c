@@ -2108,6 +2108,8 @@ pusher(void *arg)
 		wait = backoff / 2 + (uint64_t)ps.seed % (backoff / 2 + 1);
 		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
 		    backoff * 2;
+		kv_log("debug", "replica %s: next attempt in %llu ms", p->url,
+		    (unsigned long long)wait);
 		now = mono_ms();
 		LOCK();
 		while (!stopping && !p->retry && mono_ms() < now + wait)

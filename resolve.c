@@ -1,9 +1,10 @@
 /*
  * resolve.c: a stub resolver, in place of musl's getaddrinfo, which brings
  * its own DNS code, strstr, mbsrtowcs, strtoul and stdio with it (some 20
- * KB of a 200 KB binary; this file is under 5 KB). What this program resolves is the URL of a primary, a
- * replica or a peer, and PEERS_DNS, a headless Service that lists every
- * pod: all addresses of one name, A and AAAA. In order:
+ * KB of a 200 KB binary; this file is under 5 KB). What this program
+ * resolves is the URL of a primary, a replica or a peer, and PEERS_DNS, a
+ * headless Service that lists every pod: all addresses of one name, A and
+ * AAAA. In order:
  *
  *   1. an IPv4 or IPv6 literal (inet_pton), looked up nowhere;
  *   2. localhost (and localhost.): 127.0.0.1 and ::1 (RFC 6761 6.3);

@@ -24,11 +24,11 @@ HOSTCC  = cc
 ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
 OBJ = kvstore.o api.o cli.o client.o cm.o fmt.o hash.o http.o json.o \
-	node.o parse.o recover.o repl.o replica.o status.o store.o \
+	node.o parse.o recover.o repl.o replica.o resolve.o status.o store.o \
 	store_backup.o store_check.o store_compact.o txn.o ui.o util.o wait.o
 HDR = api.h cli.h client.h cm.h fmt.h hash.h http.h json.h node.h parse.h \
-	recover.h repl.h repl_int.h replica.h status.h store.h store_int.h \
-	txn.h ui.h util.h wait.h
+	recover.h repl.h repl_int.h replica.h resolve.h status.h store.h \
+	store_int.h txn.h ui.h util.h wait.h
 UI = ui/index.html ui/app.js ui/app.css ui/icon.svg
 # The store's files and those it calls: what tests/store_test and
 # fuzz_store build in.
@@ -37,10 +37,10 @@ STORE_SRC = store.c store_backup.c store_check.c store_compact.c hash.c \
 # The C unit tests link the modules they test (TEST_SRC_name); the other
 # test programs are plain clients.
 UNIT_TESTS = tests/fmt_test tests/http_test tests/repl_test \
-	tests/replica_test \
+	tests/replica_test tests/resolve_test \
 	tests/store_test tests/store_test_softcrc tests/ui_test
 CLIENTS = tests/abuse tests/cas tests/crashload
-TESTS = $(UNIT_TESTS) $(CLIENTS) tests/noipv6
+TESTS = $(UNIT_TESTS) $(CLIENTS) tests/noipv6 tests/fakedns
 # What `make test` and `make run` need, checked (and as root installed)
 # once, before anything is built: `make` alone never installs.
 NEED = musl-gcc cc
@@ -86,21 +86,22 @@ ui/pack: ui/pack.c cm.c cm.h
 
 TEST_SRC_fmt_test = fmt.c util.c
 TEST_SRC_http_test = http.c parse.c fmt.c util.c
-TEST_SRC_repl_test = repl.c recover.c client.c parse.c $(STORE_SRC)
+TEST_SRC_repl_test = repl.c recover.c client.c parse.c resolve.c $(STORE_SRC)
+TEST_SRC_resolve_test = resolve.c fmt.c util.c
 TEST_SRC_store_test = $(STORE_SRC)
 TEST_SRC_store_test_softcrc = $(STORE_SRC)
 TEST_SRC_ui_test = ui.c cm.c
 # replica_test builds replica.c into itself (as fuzz_api does) and links
 # the rest of the server but kvstore.c.
 TEST_SRC_replica_test = api.c client.c cm.c http.c json.c node.c parse.c \
-	recover.c repl.c status.c txn.c ui.c wait.c $(STORE_SRC) \
+	recover.c repl.c resolve.c status.c txn.c ui.c wait.c $(STORE_SRC) \
 	tests/from_primary.c
 # repl_test stands in for the resolver (--wrap) to move a replica's
 # address; replica_test catches the answers and the loop's wake-ups, and
 # with fuzz_api stands in for the primary's address check (from_primary.c);
 # store_test_softcrc runs store_test with the CRC tables that CPUs
 # without SSE4.2 use.
-TEST_FLAGS_repl_test = -Wl,--wrap=getaddrinfo
+TEST_FLAGS_repl_test = -Wl,--wrap=resolve_host
 TEST_FLAGS_replica_test = -Wl,--wrap=http_reply,--wrap=http_wake \
 	-Wl,--wrap=http_peer,--wrap=repl_from_primary
 TEST_FLAGS_store_test_softcrc = -DKV_SOFT_CRC
@@ -108,7 +109,8 @@ TEST_FLAGS_store_test_softcrc = -DKV_SOFT_CRC
 tests/fmt_test: tests/fmt_test.c fmt.c util.c $(HDR)
 tests/http_test: tests/http_test.c http.c parse.c fmt.c util.c $(HDR)
 tests/repl_test: tests/repl_test.c repl.c recover.c client.c parse.c \
-	$(STORE_SRC) $(HDR)
+	resolve.c $(STORE_SRC) $(HDR)
+tests/resolve_test: tests/resolve_test.c resolve.c fmt.c util.c $(HDR)
 tests/replica_test: tests/replica_test.c $(OBJ:.o=.c) tests/from_primary.c \
 	$(HDR) ui/assets.h
 tests/store_test: tests/store_test.c $(STORE_SRC) $(HDR)
@@ -124,6 +126,11 @@ $(CLIENTS): tests/%: tests/%.c
 # A seccomp wrapper; the host's compiler, since musl ships no Linux headers.
 tests/noipv6: tests/noipv6.c
 	$(HOSTCC) -O2 -std=c99 -Wall -Wextra -o $@ tests/noipv6.c
+
+# A DNS server from a zone file, for tests/suite_resolve.sh (and the
+# network namespace's loopback, which it brings up).
+tests/fakedns: tests/fakedns.c
+	$(HOSTCC) -O2 -std=c99 -Wall -Wextra -o $@ tests/fakedns.c
 
 # A primary on 8081 and replicas on 8082 and 8083, data in ./data.
 run: need-run kvstore
@@ -160,10 +167,11 @@ valgrind:
 	@sh tests/need.sh valgrind
 	$(MAKE) clean
 	$(MAKE) CC=gcc CFLAGS="-g -O1" LDFLAGS= tests/fmt_test \
-	    tests/http_test tests/repl_test tests/replica_test tests/store_test \
-	    tests/ui_test
+	    tests/http_test tests/repl_test tests/replica_test \
+	    tests/resolve_test tests/store_test tests/ui_test
 	d=$$(mktemp -d) && { $(VALGRIND) tests/fmt_test && \
 	    $(VALGRIND) tests/http_test && \
+	    $(VALGRIND) tests/resolve_test && \
 	    $(VALGRIND) tests/repl_test && \
 	    $(VALGRIND) tests/replica_test && \
 	    $(VALGRIND) tests/ui_test ui/pack "$$d" && \
@@ -251,34 +259,38 @@ test-deploy:
 .PHONY: test-deploy
 
 # libFuzzer targets for the request parser, the replication decoder,
-# store recovery, the API and the JSON reader, each run FUZZ_SECONDS from
-# tests/fuzz/corpus.
+# store recovery, the API, the JSON reader and the DNS answer parser,
+# each run FUZZ_SECONDS from tests/fuzz/corpus.
 FUZZ_SECONDS = 60
 FUZZ_CC = clang
 FUZZ_CFLAGS = -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZERS = tests/fuzz/fuzz_http tests/fuzz/fuzz_repl tests/fuzz/fuzz_store \
-	tests/fuzz/fuzz_api tests/fuzz/fuzz_json
+	tests/fuzz/fuzz_api tests/fuzz/fuzz_json tests/fuzz/fuzz_resolve
 
 FUZZ_SRC_fuzz_http = parse.c fmt.c util.c
-FUZZ_SRC_fuzz_repl = repl.c recover.c client.c parse.c $(STORE_SRC)
+FUZZ_SRC_fuzz_repl = repl.c recover.c client.c parse.c resolve.c \
+	$(STORE_SRC)
 FUZZ_SRC_fuzz_store = $(STORE_SRC)
 FUZZ_SRC_fuzz_json = json.c
+FUZZ_SRC_fuzz_resolve = resolve.c fmt.c util.c
 # fuzz_api builds replica.c into itself, to reach its sync token, and
 # stands in for the primary's address check (no input has a connection).
 FUZZ_SRC_fuzz_api = api.c client.c cm.c fmt.c hash.c http.c json.c node.c \
-	parse.c recover.c repl.c status.c store.c store_backup.c \
+	parse.c recover.c repl.c resolve.c status.c store.c store_backup.c \
 	store_check.c store_compact.c txn.c ui.c util.c wait.c \
 	tests/from_primary.c \
 	-Wl,--wrap=http_peer,--wrap=repl_from_primary
 
 tests/fuzz/fuzz_http: tests/fuzz/fuzz_http.c parse.c fmt.c util.c $(HDR)
 tests/fuzz/fuzz_repl: tests/fuzz/fuzz_repl.c repl.c recover.c client.c \
-	parse.c $(STORE_SRC) $(HDR)
+	parse.c resolve.c $(STORE_SRC) $(HDR)
 tests/fuzz/fuzz_store: tests/fuzz/fuzz_store.c $(STORE_SRC) $(HDR)
 tests/fuzz/fuzz_api: tests/fuzz/fuzz_api.c $(OBJ:.o=.c) tests/from_primary.c \
 	$(HDR) ui/assets.h
 tests/fuzz/fuzz_json: tests/fuzz/fuzz_json.c json.c json.h
+tests/fuzz/fuzz_resolve: tests/fuzz/fuzz_resolve.c resolve.c resolve.h \
+	fmt.c util.c $(HDR)
 $(FUZZERS):
 	@sh tests/need.sh $(FUZZ_CC)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I. -o $@ $@.c $(FUZZ_SRC_$(@F)) $(LDLIBS)

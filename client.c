@@ -31,7 +31,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,6 +44,7 @@
 #include "client.h"
 #include "fmt.h"
 #include "parse.h"
+#include "resolve.h"
 #include "util.h"
 
 #define READ_CHUNK	65536		/* the read buffer's first size */
@@ -58,8 +58,9 @@ struct client {
 	int		 c_timeout;	/* ms */
 	int		(*c_hook)(void *, int);
 	void		*c_arg;
-	char		*c_host;	/* for getaddrinfo */
+	char		*c_host;	/* for resolve_host */
 	char		 c_port[6];
+	int		 c_portnum;
 	char		*c_hosthdr;	/* the Host field's value */
 
 	char		*c_buf;		/* read, not consumed: [c_off, c_len) */
@@ -122,7 +123,7 @@ url_split(struct client *c, const char *url)
 {
 	const char	*p = url, *h, *he, *pt = "80";
 	size_t		 hl, pl = 2;
-	uint64_t	 port;
+	uint64_t	 port = 80;
 
 	errno = EINVAL;
 	if (strncmp(p, "http://", 7) != 0)
@@ -159,6 +160,7 @@ url_split(struct client *c, const char *url)
 	c->c_host[hl] = '\0';
 	memcpy(c->c_port, pt, pl);
 	c->c_port[pl] = '\0';
+	c->c_portnum = (int)port;
 	(void)fmt_buf(c->c_hosthdr, hl + pl + 4,
 	    memchr(h, ':', hl) != NULL ? "[%s]:%s" : "%s:%s", c->c_host,
 	    c->c_port);
@@ -217,9 +219,9 @@ client_free(struct client *c)
 
 /* ---- Connecting ---- */
 
-/* Connect fd to ai within the timeout; then the I/O timeouts. */
+/* Connect fd to sa within the timeout; then the I/O timeouts. */
 static int
-dial(struct client *c, int fd, const struct addrinfo *ai)
+dial(struct client *c, int fd, const struct sockaddr_storage *sa)
 {
 	struct pollfd	 pfd;
 	struct timeval	 tv;
@@ -230,7 +232,9 @@ dial(struct client *c, int fd, const struct addrinfo *ai)
 	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
 	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
 		return fail(c, errno, "fcntl: %s", errstr());
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == -1) {
+	sl = sa->ss_family == AF_INET ? sizeof(struct sockaddr_in) :
+	    sizeof(struct sockaddr_in6);
+	if (connect(fd, (const struct sockaddr *)sa, sl) == -1) {
 		if (errno != EINPROGRESS && errno != EINTR)
 			return fail(c, errno, "connect: %s", errstr());
 		pfd.fd = fd;
@@ -259,31 +263,15 @@ dial(struct client *c, int fd, const struct addrinfo *ai)
 	return 0;
 }
 
-/*
- * c's host and port as stream addresses.
- * XXX getaddrinfo has no timeout of its own; musl's resolver gives up after
- * resolv.conf's timeout x attempts (5 s x 2 by default).
- */
-static int
-lookup(const struct client *c, struct addrinfo **res)
-{
-	struct addrinfo	 hints;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	return getaddrinfo(c->c_host, c->c_port, &hints, res);
-}
-
 int
-client_resolve(const char *url, struct addrinfo **res)
+client_resolve(const char *url, struct sockaddr_storage *out, int max)
 {
 	struct client	*c;
 	int		 rc;
 
 	if ((c = client_new(url, 0, NULL, NULL)) == NULL)
-		return EAI_SYSTEM;
-	rc = lookup(c, res);
+		return RESOLVE_ESYS;
+	rc = resolve_host(c->c_host, c->c_portnum, out, max);
 	client_free(c);
 	return rc;
 }
@@ -295,17 +283,14 @@ client_resolve(const char *url, struct addrinfo **res)
 static int
 connect_url(struct client *c)
 {
-	struct addrinfo	*res, *ai;
-	int		 fd, rc;
+	struct sockaddr_storage	 sa[RESOLVE_MAX];
+	int			 fd, i, n;
 
-	if ((rc = lookup(c, &res)) != 0)
-		return fail(c, rc == EAI_SYSTEM ? errno : EADDRNOTAVAIL,
-		    "resolve %s: %s", c->c_host, rc == EAI_SYSTEM ?
-		    errstr() : gai_strerror(rc));
-	(void)fail(c, EADDRNOTAVAIL, "resolve %s: no address", c->c_host);
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if ((fd = socket(ai->ai_family, ai->ai_socktype,
-		    ai->ai_protocol)) == -1) {
+	if ((n = resolve_host(c->c_host, c->c_portnum, sa, RESOLVE_MAX)) < 0)
+		return fail(c, n == RESOLVE_ESYS ? errno : EADDRNOTAVAIL,
+		    "resolve %s: %s", c->c_host, resolve_error(n));
+	for (i = 0; i < n; i++) {
+		if ((fd = socket(sa[i].ss_family, SOCK_STREAM, 0)) == -1) {
 			(void)fail(c, errno, "socket: %s", errstr());
 			continue;
 		}
@@ -315,10 +300,9 @@ connect_url(struct client *c)
 			break;
 		}
 		c->c_fd = fd;
-		if (dial(c, fd, ai) == 0)
+		if (dial(c, fd, &sa[i]) == 0)
 			break;	/* dial closed it on failure */
 	}
-	freeaddrinfo(res);
 	return c->c_fd == -1 ? -1 : 0;
 }
 

@@ -35,12 +35,13 @@ struct client *client_new(const char *url, int timeout_ms,
 void	client_free(struct client *c);	/* closes it too */
 
 /*
- * getaddrinfo of url's host and port, as client_new splits it (stream
- * sockets, any family): 0 with *res to freeaddrinfo, or its EAI_ code
- * (EAI_SYSTEM with errno EINVAL for a bad URL). Blocks in the resolver.
+ * The addresses of url's host with its port, as client_new splits it,
+ * into out[0..max): how many, or a RESOLVE_E code (RESOLVE_ESYS with
+ * errno EINVAL for a bad URL). Blocks in resolve_host (resolve.h).
  */
-struct addrinfo;
-int	client_resolve(const char *url, struct addrinfo **res);
+struct sockaddr_storage;
+int	client_resolve(const char *url, struct sockaddr_storage *out,
+	    int max);
 
 /* Close the connection; the next request resolves and connects again. */
 void	client_close(struct client *c);

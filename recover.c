@@ -232,14 +232,15 @@ add_peer(void *arg, const char *url, int is_static)
  * Every address of PEERS_DNS as a candidate URL. The headless Service
  * lists every pod, ready or not (publishNotReadyAddresses), this one too:
  * its answer names this node, and it is skipped. Looked up every round,
- * as a pod's record may come late. Blocks in getaddrinfo (musl's resolver
- * gives up after some seconds): this thread only.
+ * as a pod's record may come late. Blocks in resolve_host (within
+ * resolv.conf's timeout x attempts): this thread only.
  */
 static void
 resolve_peers(struct recovery *rv)
 {
 	unsigned char	 a[MAX_ADDRS][16];
 	char		 url[REPL_URL_MAX], host[48];
+	size_t		 had;
 	int		 i, n;
 
 	(void)fmt_buf(url, sizeof(url), "http://%s:%s", cfg.peers_dns,
@@ -251,7 +252,10 @@ resolve_peers(struct recovery *rv)
 		addr_text(a[i], host, sizeof(host), 1);
 		(void)fmt_buf(url, sizeof(url), "http://%s:%s", host,
 		    cfg.peers_port);
-		(void)add_cand(rv, url, 1);
+		had = rv->n;
+		if (add_cand(rv, url, 1) == 0 && rv->n > had)
+			kv_log("debug", "recovery: %s lists %s", cfg.peers_dns,
+			    url);
 	}
 }
 

@@ -149,7 +149,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -167,6 +166,7 @@
 #include "fmt.h"
 #include "repl.h"
 #include "repl_int.h"
+#include "resolve.h"
 #include "store.h"
 #include "util.h"
 
@@ -1444,17 +1444,16 @@ addr_text(const unsigned char *a, char *buf, size_t cap, int v6brackets)
 int
 url_addrs(const char *url, unsigned char (*a)[16], int max, char *err)
 {
-	struct addrinfo	*res, *ai;
-	int		 rc, n = 0;
+	struct sockaddr_storage	 sa[RESOLVE_MAX];
+	int			 i, rc, n = 0;
 
-	if ((rc = client_resolve(url, &res)) != 0) {
-		seterr(err, "%s does not resolve: %s", url, rc == EAI_SYSTEM ?
-		    errstr() : gai_strerror(rc));
+	if ((rc = client_resolve(url, sa, max)) < 0) {
+		seterr(err, "%s does not resolve: %s", url,
+		    resolve_error(rc));
 		return -1;
 	}
-	for (ai = res; ai != NULL && n < max; ai = ai->ai_next)
-		n += addr16(ai->ai_addr, a[n]) == 0;
-	freeaddrinfo(res);
+	for (i = 0; i < rc; i++)
+		n += addr16(&sa[i], a[n]) == 0;
 	return n;
 }
 

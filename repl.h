@@ -225,5 +225,5 @@ int	repl_from_primary(const struct sockaddr_storage *peer,
 
 /* Give the pushers up to drain_ms to deliver what is pending, then stop
  * and join every thread. Blocks up to drain_ms, plus up to timeout_ms (or
- * the resolver's timeout) for a thread inside connect or getaddrinfo. */
+ * the resolver's, resolve.h) for a thread inside connect or resolve_host. */
 void	repl_shutdown(int drain_ms);

@@ -26,6 +26,12 @@ testReplUnitTests() {
   echo "${out}" | tail -n 1
 }
 
+testResolverUnitTests() {
+  out=$(tests/resolve_test 2>&1)
+  assertTrue "resolve_test failed: ${out}" $?
+  echo "${out}" | tail -n 1
+}
+
 testReplicaFullSyncUnitTests() {
   out=$(tests/replica_test 2>&1)
   assertTrue "replica_test failed: ${out}" $?

@@ -6,8 +6,8 @@
  * kvstore.c's loop does. Prints a line per failure and ends with
  * "repl_test: N passed, M failed"; exits 0 only if all passed.
  *
- * Build: cc -I. -o tests/repl_test tests/repl_test.c repl.c client.c http.c
- * util.c -Wl,--wrap=getaddrinfo -lpthread
+ * Build: cc -I. -o tests/repl_test tests/repl_test.c repl.c client.c resolve.c
+ * http.c util.c -Wl,--wrap=resolve_host -lpthread
  */
 
 #include <sys/types.h>
@@ -34,6 +34,7 @@
 #include "client.h"
 #include "repl.h"
 #include "recover.h"
+#include "resolve.h"
 #include "store.h"
 #include "util.h"
 
@@ -1812,37 +1813,35 @@ test_backoff(void)
 }
 
 /*
- * Linked with --wrap=getaddrinfo, repl.c's lookups come here. The name
+ * Linked with --wrap=resolve_host, repl.c's lookups come here. The name
  * moving.test stands for a pod whose address changes when it restarts: it
  * resolves to 127.0.0.1 and whatever port moving_port says.
  */
-int	__real_getaddrinfo(const char *, const char *,
-	    const struct addrinfo *, struct addrinfo **);
-int	__wrap_getaddrinfo(const char *, const char *,
-	    const struct addrinfo *, struct addrinfo **);
+int	__real_resolve_host(const char *, int, struct sockaddr_storage *,
+	    int);
+int	__wrap_resolve_host(const char *, int, struct sockaddr_storage *,
+	    int);
 
 static pthread_mutex_t dnsmu = PTHREAD_MUTEX_INITIALIZER;
 static int moving_port, moving_lookups;
 
 int
-__wrap_getaddrinfo(const char *host, const char *serv,
-    const struct addrinfo *hints, struct addrinfo **res)
+__wrap_resolve_host(const char *host, int port, struct sockaddr_storage *out,
+    int max)
 {
-	char port[16];
-
-	if (host != NULL && strcmp(host, "peers.test") == 0)
-		return __real_getaddrinfo("127.0.0.1", serv, hints, res);
-	if (host != NULL && strcmp(host, "slow.test") == 0) {
+	if (strcmp(host, "peers.test") == 0)
+		return __real_resolve_host("127.0.0.1", port, out, max);
+	if (strcmp(host, "slow.test") == 0) {
 		sleep_ms(1500);	/* a DNS server that does not answer */
-		return EAI_AGAIN;
+		return RESOLVE_ETIMEDOUT;
 	}
-	if (host == NULL || strcmp(host, "moving.test") != 0)
-		return __real_getaddrinfo(host, serv, hints, res);
+	if (strcmp(host, "moving.test") != 0)
+		return __real_resolve_host(host, port, out, max);
 	pthread_mutex_lock(&dnsmu);
 	moving_lookups++;
-	snprintf(port, sizeof(port), "%d", moving_port);
+	port = moving_port;
 	pthread_mutex_unlock(&dnsmu);
-	return __real_getaddrinfo("127.0.0.1", port, hints, res);
+	return __real_resolve_host("127.0.0.1", port, out, max);
 }
 
 /* A replica that comes back at another address is found there. */

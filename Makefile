@@ -20,12 +20,12 @@ LDLIBS  = -lpthread
 HOSTCC  = cc
 ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
-OBJ = kvstore.o api.o cli.o client.o cm.o fmt.o hash.o http.o node.o \
-	parse.o recover.o repl.o replica.o status.o store.o store_backup.o \
-	store_check.o store_compact.o ui.o util.o wait.o
-HDR = api.h cli.h client.h cm.h fmt.h hash.h http.h node.h parse.h \
+OBJ = kvstore.o api.o cli.o client.o cm.o fmt.o hash.o http.o json.o \
+	node.o parse.o recover.o repl.o replica.o status.o store.o \
+	store_backup.o store_check.o store_compact.o txn.o ui.o util.o wait.o
+HDR = api.h cli.h client.h cm.h fmt.h hash.h http.h json.h node.h parse.h \
 	recover.h repl.h repl_int.h replica.h status.h store.h store_int.h \
-	ui.h util.h wait.h
+	txn.h ui.h util.h wait.h
 UI = ui/index.html ui/app.js ui/app.css ui/icon.svg
 # The store's files and those it calls: what tests/store_test and
 # fuzz_store build in.
@@ -84,8 +84,9 @@ TEST_SRC_store_test_softcrc = $(STORE_SRC)
 TEST_SRC_ui_test = ui.c cm.c
 # replica_test builds replica.c into itself (as fuzz_api does) and links
 # the rest of the server but kvstore.c.
-TEST_SRC_replica_test = api.c client.c cm.c http.c node.c parse.c recover.c \
-	repl.c status.c ui.c wait.c $(STORE_SRC) tests/from_primary.c
+TEST_SRC_replica_test = api.c client.c cm.c http.c json.c node.c parse.c \
+	recover.c repl.c status.c txn.c ui.c wait.c $(STORE_SRC) \
+	tests/from_primary.c
 # repl_test stands in for the resolver (--wrap) to move a replica's
 # address; replica_test catches the answers and the loop's wake-ups, and
 # with fuzz_api stands in for the primary's address check (from_primary.c);
@@ -241,23 +242,26 @@ test-deploy:
 
 .PHONY: test-deploy
 
-# libFuzzer targets for the request parser, the replication decoder and
-# store recovery, each run FUZZ_SECONDS from tests/fuzz/corpus.
+# libFuzzer targets for the request parser, the replication decoder,
+# store recovery, the API and the JSON reader, each run FUZZ_SECONDS from
+# tests/fuzz/corpus.
 FUZZ_SECONDS = 60
 FUZZ_CC = clang
 FUZZ_CFLAGS = -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZERS = tests/fuzz/fuzz_http tests/fuzz/fuzz_repl tests/fuzz/fuzz_store \
-	tests/fuzz/fuzz_api
+	tests/fuzz/fuzz_api tests/fuzz/fuzz_json
 
 FUZZ_SRC_fuzz_http = parse.c fmt.c util.c
 FUZZ_SRC_fuzz_repl = repl.c recover.c client.c parse.c $(STORE_SRC)
 FUZZ_SRC_fuzz_store = $(STORE_SRC)
+FUZZ_SRC_fuzz_json = json.c
 # fuzz_api builds replica.c into itself, to reach its sync token, and
 # stands in for the primary's address check (no input has a connection).
-FUZZ_SRC_fuzz_api = api.c client.c cm.c fmt.c hash.c http.c node.c parse.c \
-	recover.c repl.c status.c store.c store_backup.c store_check.c \
-	store_compact.c ui.c util.c wait.c tests/from_primary.c \
+FUZZ_SRC_fuzz_api = api.c client.c cm.c fmt.c hash.c http.c json.c node.c \
+	parse.c recover.c repl.c status.c store.c store_backup.c \
+	store_check.c store_compact.c txn.c ui.c util.c wait.c \
+	tests/from_primary.c \
 	-Wl,--wrap=http_peer,--wrap=repl_from_primary
 
 tests/fuzz/fuzz_http: tests/fuzz/fuzz_http.c parse.c fmt.c util.c $(HDR)
@@ -266,6 +270,7 @@ tests/fuzz/fuzz_repl: tests/fuzz/fuzz_repl.c repl.c recover.c client.c \
 tests/fuzz/fuzz_store: tests/fuzz/fuzz_store.c $(STORE_SRC) $(HDR)
 tests/fuzz/fuzz_api: tests/fuzz/fuzz_api.c $(OBJ:.o=.c) tests/from_primary.c \
 	$(HDR) ui/assets.h
+tests/fuzz/fuzz_json: tests/fuzz/fuzz_json.c json.c json.h
 $(FUZZERS):
 	@sh tests/need.sh $(FUZZ_CC)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I. -o $@ $@.c $(FUZZ_SRC_$(@F)) $(LDLIBS)

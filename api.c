@@ -49,6 +49,7 @@
 #include "replica.h"
 #include "status.h"
 #include "wait.h"
+#include "txn.h"
 
 #define LIST_BATCH	256		/* keys fetched per listing step */
 #define LIST_BUF_BYTES	(LIST_BATCH * (JSON_KEY_MAX + 1) + 64)
@@ -112,6 +113,7 @@ static int	live(const struct store_value *);
 static char	*expires_in(char *, const char *, const struct store_value *,
 		    const char *);
 static void	backup(struct http_request *);
+static void	txn_route(struct http_request *);
 
 /* First match wins: the exact /kv/ (the listing) before its prefix. */
 static const struct route routes[] = {
@@ -119,6 +121,7 @@ static const struct route routes[] = {
 	{ "/kv", kv_root, NULL, 0, M_GET | M_PUT | M_DELETE, CLIENT },
 	{ "/kv/", key_request, "/kv/{key}",
 	    1, M_GET | M_PUT | M_DELETE, CLIENT },
+	{ "/txn", txn_route, "/txn", 0, M_POST, CLIENT },
 	{ "/health", status_health, "/health", 0, M_GET, OPEN },
 	{ "/ready", status_ready, "/ready", 0, M_GET, OPEN },
 	{ "/role", status_role, "/role", 0, M_GET, OPEN },
@@ -934,12 +937,36 @@ delete_key(struct http_request *r, const char *key, size_t klen)
 	wait_ack_write(r, 200, "deleted", seq);
 }
 
+/*
+ * May this node make r's write now? Answers (403 on a replica, 400 for a
+ * bad ?ttl=, 503...) and returns 0 if not; a write waiting for replicas
+ * needs a parking spot. A PUT's ?ttl= goes into *expires (ttl_expiry).
+ */
+static int
+may_write(struct http_request *r, uint64_t *expires)
+{
+	uint64_t want;
+
+	if (node.role != ROLE_PRIMARY)
+		reply_readonly(r);
+	else if (node.store_stale)
+		reply_text(r->id, 503, "", "a full sync could not be swapped "
+		    "in; this node takes no writes until it is restarted");
+	else if (ttl_expiry(r, expires) == -1 ||
+	    req_header_u64(r, "X-Kv-Replicas", &want) == -1 ||
+	    !wait_enough_replicas(r) || (want > 0 && !wait_has_room(r)))
+		;
+	else
+		return 1;
+	return 0;
+}
+
 /* /kv/{key}: GET, HEAD, PUT, DELETE (the route table checked the method). */
 static void
 key_request(struct http_request *r)
 {
 	char key[STORE_MAX_KEY];
-	uint64_t want, expires;
+	uint64_t expires;
 	ssize_t klen;
 
 	if ((klen = parse_key(r, key)) < 0)
@@ -948,14 +975,7 @@ key_request(struct http_request *r)
 		return;
 	if (req_is_read(r))
 		get_key(r, key, klen);
-	else if (node.role != ROLE_PRIMARY)
-		reply_readonly(r);
-	else if (node.store_stale)
-		reply_text(r->id, 503, "", "a full sync could not be swapped "
-		    "in; this node takes no writes until it is restarted");
-	else if (ttl_expiry(r, &expires) == -1 ||
-	    req_header_u64(r, "X-Kv-Replicas", &want) == -1 ||
-	    !wait_enough_replicas(r) || (want > 0 && !wait_has_room(r)))
+	else if (!may_write(r, &expires))
 		return;
 	else {
 		/* Due keys go first, so that the write meets its key as
@@ -969,6 +989,24 @@ key_request(struct http_request *r)
 		else
 			delete_key(r, key, klen);
 	}
+}
+
+/*
+ * POST /txn (txn.c), once a recovering primary has its data back. Due
+ * keys go first, as for a PUT: its compares meet the keys as clients see
+ * them.
+ */
+static void
+txn_route(struct http_request *r)
+{
+	uint64_t expires;
+
+	if (node.role == ROLE_PRIMARY && wait_recovery(r))
+		return;
+	if (!may_write(r, &expires))
+		return;
+	api_expire();
+	txn_request(r);
 }
 
 /* /kv/: the listing, once a recovering primary has its data back. */

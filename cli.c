@@ -1,13 +1,13 @@
 /*
- * cli.c: the command-line client. `kvstore get|put|del|ls|watch|health|
+ * cli.c: the command-line client. `kvstore get|put|del|ls|txn|watch|health|
  * status` talk to KV_URL, so that a scratch image (no curl, no shell) can
  * check itself: the HEALTHCHECK and the chart's helm test run these, and
  * `volume-permissions` is the chart's init container. `check` and
  * `salvage` work on a stopped server's store file (store_check); `backup`
  * takes GET /backup into a file, which `check` verifies and `restore`
  * turns into a stopped server's store (store_backup.c). Exit
- * codes are a contract for scripts: 0 ok, 1 not found (check: damaged),
- * 2 usage, 3 server, network or file error.
+ * codes are a contract for scripts: 0 ok, 1 not found (check: damaged;
+ * txn: a compare failed), 2 usage, 3 server, network or file error.
  */
 
 #define _GNU_SOURCE		/* vfork(2) and strchrnul, which musl and glibc
@@ -62,6 +62,8 @@ static const char usage_text[] =
     "       kvstore lock NAME [--ttl 15s] [--wait 60] -- COMMAND...\n"
     "       kvstore del KEY\n"
     "       kvstore ls [PREFIX]\n"
+    "       kvstore txn < FILE.json      (POST /txn; exit 1 when a "
+    "compare failed)\n"
     "       kvstore watch KEY            (each new value, one per line)\n"
     "       kvstore health | status\n"
     "       kvstore volume-permissions DIR UID:GID\n"
@@ -640,6 +642,35 @@ cli_lock(int argc, char **argv)
 }
 
 /*
+ * txn: POST stdin to /txn and print the answer. 0 if the compares held
+ * (the success branch ran), 1 if one failed (the failure branch ran).
+ */
+static int
+cli_txn(void)
+{
+	char *body, *out = NULL;
+	size_t blen, len;
+	int status, rc;
+
+	if ((body = read_stdin(&blen)) == NULL) {
+		fmt_out(&serr, "kvstore: reading the transaction from stdin: "
+		    "%s\n", errstr());
+		return EXIT_SERVER;
+	}
+	status = cli_request("POST", "/txn", "Content-Type: application/json"
+	    "\r\n", body, blen, CLI_TIMEOUT_MS, &out, &len, NULL, 0);
+	if (status == 200) {
+		put_answer(out, len);
+		rc = strncmp(out, "{\"succeeded\":true", 17) == 0 ? EXIT_OK :
+		    EXIT_NOT_FOUND;
+	} else
+		rc = cli_fail("POST", "/txn", status, out);
+	free(out);
+	free(body);
+	return rc;
+}
+
+/*
  * watch KEY: print the value now and each new value as it is written, one
  * per line, through watches of CLI_WATCH_S each. Runs until interrupted
  * or the server fails; a delete is reported on stderr.
@@ -1207,6 +1238,8 @@ run(int argc, char **argv)
 		return cli_watch(argc, argv);
 	if (strcmp(cmd, "ls") == 0)
 		return cli_ls(argc, argv);
+	if (strcmp(cmd, "txn") == 0)
+		return argc == 2 ? cli_txn() : usage();
 	if (strcmp(cmd, "health") == 0)
 		return argc == 2 ? cli_show("/health") : usage();
 	if (strcmp(cmd, "status") == 0)

@@ -450,21 +450,33 @@ tail_walk(const char *tail, size_t len, uint64_t max, int to_store)
 {
 	struct repl_record rec;
 	uint64_t n = 0, dummy;
-	size_t off;
-	ssize_t k;
+	size_t off, nrec, gend = 0;
+	ssize_t k, glen;
 	int rc;
 
 	for (off = 0; off < len && n < max; off += (size_t)k, n++) {
 		if ((k = repl_decode(tail + off, len - off, &rec)) <= 0)
 			break;
 		if (!to_store) {
-			repl_enqueue_exp(rec.op, rec.seq, rec.key,
-			    rec.klen, rec.val, rec.vlen, rec.expires);
+			repl_enqueue_exp(rec.op | (rec.more ? REPL_MORE : 0),
+			    rec.seq, rec.key, rec.klen, rec.val, rec.vlen,
+			    rec.expires);
 			continue;
+		}
+		/* A transaction is taken whole or not at all. */
+		if (rec.more && off >= gend) {
+			if ((glen = repl_group_len(tail + off, len - off,
+			    &nrec)) <= 0 ||
+			    store_group_begin(node.store, nrec,
+			    REPL_GROUP_STORE_BYTES(glen, nrec)) == -1)
+				break;
+			gend = off + (size_t)glen;
 		}
 		rc = rec.op == REPL_PUT ? store_put_exp(node.store, rec.key,
 		    rec.klen, rec.val, rec.vlen, rec.expires, rec.seq, &dummy) :
 		    store_del(node.store, rec.key, rec.klen, rec.seq, &dummy);
+		if (off + (size_t)k == gend || rc == -1)
+			store_group_end(node.store);
 		if (rc == -1) {
 			kv_log("error", "recovery: cannot write seq %llu: %s",
 			    (unsigned long long)rec.seq, errstr());

@@ -74,12 +74,21 @@
  * op is 'P' (put: key 1..1024 bytes, value below 2^31), 'X' (a put of a
  * key that expires: the value bytes are a u64 expiry, unix ms on the
  * primary's clock, never 0, then the value, so vlen is the value's
- * length + 8),
- * 'D' (delete: key 1..1024 bytes, no value; also how a key expires, decided
- * by the primary alone) or 'E' (end of snapshot: no key, no value, seq is
- * the snapshot's). A batch is records back to back, seq ascending and
- * contiguous. Full syncs, tails and the backlog carry 'X' like any
- * record, so every copy of a key keeps its expiry.
+ * length + 8), 'D' (delete: key 1..1024 bytes, no value; also how a key
+ * expires, decided by the primary alone) or 'E' (end of snapshot: no key,
+ * no value, seq is the snapshot's). A batch is records back to back, seq
+ * ascending and contiguous. Full syncs, tails and the backlog carry 'X'
+ * like any record, so every copy of a key keeps its expiry.
+ *
+ * A transaction (POST /txn) is a group of records: each but its last has
+ * op 'p', 'x' or 'd' (REPL_MORE, 0x20, OR'd into 'P', 'X' or 'D': more
+ * follow), which are put, put with an expiry and delete too. A replica
+ * applies a group in one turn of its loop, so no reader sees part of it,
+ * and as one store group (store_group_begin), so a crash keeps all of it
+ * or none: a pusher never ends a batch inside a group, and a replica
+ * applies nothing of a group whose end is not in the batch (it answers
+ * the seq before it, and the pusher handshakes again). The backlog keeps
+ * the ops as they came, so /repl/tail carries groups too.
  *
  * Handshake (Redis PSYNC's shape): a pusher asks the replica's state. Same
  * repl id and a seq in [oldest seq in the backlog - 1, our seq]: partial
@@ -463,11 +472,26 @@ repl_encoded_len(size_t klen, size_t vlen)
 	return REC_HEAD + klen + vlen;
 }
 
+/* op without REPL_MORE, which only a put or a delete may carry. */
+static int
+base_op(int op)
+{
+	return op == (REPL_PUT | REPL_MORE) || op == (REPL_DEL | REPL_MORE) ||
+	    op == (REPL_PUT_EXP | REPL_MORE) ? op & ~REPL_MORE : op;
+}
+
+/* A put's op, and REPL_MORE if op has it, for a put that expires. */
+static int
+exp_op(int op)
+{
+	return REPL_PUT_EXP | (op & REPL_MORE);
+}
+
 /* The length rules of each op, shared by encode and decode. */
 static int
 valid(int op, uint64_t klen, uint64_t vlen)
 {
-	switch (op) {
+	switch (base_op(op)) {
 	case REPL_PUT:
 		return klen >= 1 && klen <= STORE_MAX_KEY && vlen <= MAX_VAL;
 	case REPL_PUT_EXP:
@@ -497,8 +521,8 @@ repl_encode_exp(char *buf, size_t cap, int op, uint64_t seq,
 	unsigned char *p = (unsigned char *)buf;
 	size_t n, x = 0;
 
-	if (expires != 0 && op == REPL_PUT) {
-		op = REPL_PUT_EXP;
+	if (expires != 0 && base_op(op) == REPL_PUT) {
+		op = exp_op(op);
 		x = 8;
 	}
 	if (!valid(op, klen, vlen + x) ||
@@ -526,8 +550,8 @@ repl_decode(const char *buf, size_t len, struct repl_record *rec)
 	memset(rec, 0, sizeof(*rec));	/* no stale fields after 0 or -1 */
 	if (len == 0)
 		return 0;
-	if (p[0] != REPL_PUT && p[0] != REPL_DEL && p[0] != REPL_END &&
-	    p[0] != REPL_PUT_EXP)
+	if (base_op(p[0]) != REPL_PUT && base_op(p[0]) != REPL_DEL &&
+	    base_op(p[0]) != REPL_PUT_EXP && p[0] != REPL_END)
 		return -1;	/* say so at once: a stream can stop early */
 	if (len < REC_HEAD)
 		return 0;
@@ -537,7 +561,8 @@ repl_decode(const char *buf, size_t len, struct repl_record *rec)
 		return -1;
 	if (len - REC_HEAD < klen + vlen)
 		return 0;
-	rec->op = p[0];
+	rec->op = base_op(p[0]);
+	rec->more = rec->op != p[0];
 	rec->seq = get64(p + 1);
 	rec->key = buf + REC_HEAD;
 	rec->klen = (size_t)klen;
@@ -552,6 +577,24 @@ repl_decode(const char *buf, size_t len, struct repl_record *rec)
 			return -1;
 	}
 	return (ssize_t)(REC_HEAD + klen + vlen);
+}
+
+ssize_t
+repl_group_len(const char *buf, size_t len, size_t *nrec)
+{
+	struct repl_record rec;
+	size_t off = 0;
+	ssize_t n;
+
+	for (*nrec = 0; off < len;) {
+		if ((n = repl_decode(buf + off, len - off, &rec)) <= 0)
+			return n;
+		off += (size_t)n;
+		(*nrec)++;	/* the last one too: it takes room */
+		if (!rec.more)
+			return (ssize_t)off;
+	}
+	return 0;
 }
 
 /* ---- Requests (client.c does the HTTP) ---- */
@@ -1237,8 +1280,8 @@ repl_enqueue_exp(int op, uint64_t seq, const char *key, size_t klen, const char 
 	int skipped = 0, huge = 0;
 	uint64_t last = 0;
 
-	if (expires != 0 && op == REPL_PUT) {
-		op = REPL_PUT_EXP;
+	if (expires != 0 && base_op(op) == REPL_PUT) {
+		op = exp_op(op);
 		put64(x, expires);
 		xlen = 8;
 	}
@@ -1654,9 +1697,10 @@ stream(struct push *ps)
 	struct client_response r;
 	char target[160], id[ID_MAX], why[128];
 	uint64_t last_send = mono_ms(), pos, first, cnt, pseq, applied;
-	size_t n, sz, wire;
+	uint64_t whole_pos, whole_cnt;	/* after the batch's last whole group */
+	size_t n, sz, wire, whole_n;
 	char *nb;
-	int nomem;
+	int nomem, open_group;
 
 	for (;;) {
 		LOCK();
@@ -1677,28 +1721,49 @@ stream(struct push *ps)
 				break;
 			wait_until(last_send + REPL_HEARTBEAT_MS);
 		}
-		n = 0;
-		cnt = 0;
+		n = whole_n = 0;
+		cnt = whole_cnt = 0;
+		nomem = 0;
+		whole_pos = ps->pos;
 		for (pos = ps->pos; pos < bl.end; pos += sz, cnt++) {
 			sz = ring_slot(pos, NULL, NULL);
 			wire = sz - SLOT_HEAD;
-			if (n > 0 && n + wire > cfg.batch_bytes)
+			/* A transaction may pass batch_bytes: it is bounded
+			 * by the API's body limit. */
+			if (n > 0 && n + wire > cfg.batch_bytes &&
+			    whole_n == n)
 				break;
 			if (n + wire > ps->out.b_cap) {
 				if ((nb = resize(ps->out.b_buf, n + wire)) ==
-				    NULL)
-					break;	/* send what fits */
+				    NULL) {
+					nomem = 1;	/* send what fits */
+					break;
+				}
 				ps->out.b_buf = nb;
 				ps->out.b_cap = n + wire;
 			}
 			ring_get(pos + SLOT_HEAD, ps->out.b_buf + n, wire);
 			n += wire;
+			if ((ps->out.b_buf[n - wire] & REPL_MORE) == 0) {
+				whole_n = n;
+				whole_cnt = cnt + 1;
+				whole_pos = pos + sz;
+			}
 		}
+		/* The rest of an open group is being enqueued: next time. */
+		open_group = whole_cnt == 0 && !nomem && ps->pos < bl.end;
+		n = whole_n;
+		cnt = whole_cnt;
+		pos = whole_pos;
 		first = ps->next_seq;
 		pseq = bl.last_seq;
 		memcpy(id, bl.id, sizeof(id));
-		nomem = cnt == 0 && pos < bl.end;
+		nomem = nomem && cnt == 0;
 		UNLOCK();
+		if (open_group) {
+			(void)poll(NULL, 0, 1);
+			continue;
+		}
 		if (nomem) {
 			seterr(ps->err, "out of memory for a batch");
 			return S_ERR;

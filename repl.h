@@ -27,6 +27,9 @@ enum repl_op {
 	REPL_PUT_EXP = 'X'	/* on the wire only: a put with an expiry,
 				   decoded as REPL_PUT with expires set */
 };
+/* OR'd into a put's or delete's op: more records of its transaction
+ * follow (on the wire 'p', 'd', and 'x' for a put with an expiry). */
+#define REPL_MORE	0x20
 
 /* One decoded record; key and val point into the decoded buffer. */
 struct repl_record {
@@ -37,6 +40,8 @@ struct repl_record {
 	const char	*val;
 	size_t		 vlen;
 	uint64_t	 expires;	/* a put's expiry, unix ms; 0: never */
+	int		 more;		/* REPL_MORE was set: not the last of
+					   its transaction */
 };
 
 struct repl_config {
@@ -96,7 +101,8 @@ const char *repl_node_id(void);
 size_t	repl_encode(char *buf, size_t cap, int op, uint64_t seq,
 	    const char *key, size_t klen, const char *val, size_t vlen);
 
-/* repl_encode, of a put that expires at expires (0: never). */
+/* repl_encode, of a put that expires at expires (0: never); op may carry
+ * REPL_MORE, as repl_encode's. */
 size_t	repl_encode_exp(char *buf, size_t cap, int op, uint64_t seq,
 	    const char *key, size_t klen, const char *val, size_t vlen,
 	    uint64_t expires);
@@ -111,6 +117,18 @@ size_t	repl_encoded_len(size_t klen, size_t vlen);
  * 1024 bytes, value over 2^31).
  */
 ssize_t	repl_decode(const char *buf, size_t len, struct repl_record *rec);
+
+/*
+ * The bytes of the transaction whose first record is at buf[0..len) (a
+ * record without REPL_MORE is one of one), with *nrec its records; 0 if
+ * it does not end within len, -1 if a record is malformed.
+ */
+ssize_t	repl_group_len(const char *buf, size_t len, size_t *nrec);
+
+/* Its records' bytes in a store at most: a record's header is 5 bytes
+ * longer there, and padded to 8 (store.h: STORE_RECORD_BYTES); an expiry
+ * takes 8 bytes in both. */
+#define REPL_GROUP_STORE_BYTES(glen, nrec)	((glen) + 12 * (nrec))
 
 /* ---- Primary ---- */
 
@@ -143,11 +161,13 @@ void	repl_reset(const char *repl_id, uint64_t seq);
  */
 int	repl_add_replica(const char *url, const struct sockaddr_storage *from);
 
-/* Append a write the store just made (main thread). Never blocks on the
- * network: a full backlog drops its oldest records. */
+/* Append a write the store just made (main thread); op may carry
+ * REPL_MORE. Never blocks on the network: a full backlog drops its oldest
+ * records. */
 void	repl_enqueue(int op, uint64_t seq, const char *key, size_t klen,
 	    const char *val, size_t vlen);
-/* repl_enqueue of a record whose put expires at expires (0: never). */
+/* repl_enqueue of a record whose put expires at expires (0: never); op
+ * may carry REPL_MORE. */
 void	repl_enqueue_exp(int op, uint64_t seq, const char *key, size_t klen,
 	    const char *val, size_t vlen, uint64_t expires);
 

@@ -189,15 +189,39 @@ prefetch_record(struct store *s, const char *body, size_t len, size_t off)
 }
 
 /*
+ * Do the records of the group at buf[0..glen) take the seqs from seq on,
+ * one each, all puts and deletes in range? Checked before the group's
+ * first write: a store group ends only at its last record, so nothing
+ * may stop the apply halfway through one.
+ */
+static int
+group_ok(const char *buf, size_t glen, uint64_t seq)
+{
+	struct repl_record rec;
+	size_t off;
+	ssize_t n;
+
+	for (off = 0; off < glen; off += (size_t)n, seq++)
+		if ((n = repl_decode(buf + off, glen - off, &rec)) <= 0 ||
+		    rec.op == REPL_END || rec.seq != seq ||
+		    seq > REPL_SEQ_MAX)
+			return 0;
+	return 1;
+}
+
+/*
  * Apply the records of body from *offp on to s. Streaming (s is the
  * node.store): a record at or below *applied is skipped and the next must
  * be *applied + 1. Loading a full sync (s is sync_store, taken at
  * sync_seq): a record newer than sync_seq was written while the snapshot
  * was read, and the stream replays it from sync_seq + 1; it is stored as of
  * sync_seq meanwhile (so readers never miss the key), or skipped when
- * sync_seq is 0 (nothing existed then). Returns 0 once all are applied, 1
- * when the clock passed deadline (0: none) with *offp the next record, or
- * -1 with a reason.
+ * sync_seq is 0 (nothing existed then). Streaming, a transaction's records
+ * (REPL_MORE) are made as one store group, or not at all when its end is
+ * not in body: *applied then stays before it, and the pusher handshakes
+ * again. Returns 0 once all are applied, 1 when the clock passed deadline
+ * (0: none) with *offp the next record, never inside a group (a reader
+ * would see part of a transaction), or -1 with a reason.
  */
 static int
 apply_records(struct store *s, const char *body, size_t len, size_t *offp,
@@ -205,18 +229,22 @@ apply_records(struct store *s, const char *body, size_t len, size_t *offp,
 {
 	struct repl_record rec;
 	uint64_t seq, dummy;
-	ssize_t n;
-	size_t off, ahead;
+	ssize_t n, glen;
+	size_t off, ahead, nrec, gend = 0;
 	int rc, k;
 
 	/* ahead runs APPLY_AHEAD records in front, prefetching buckets. */
 	for (ahead = *offp, k = 0; k < APPLY_AHEAD; k++)
 		ahead = prefetch_record(s, body, len, ahead);
 	for (off = *offp, k = 0; off < len; off += n) {
-		if (deadline != 0 && ++k % APPLY_CLOCK == 0 &&
-		    mono_ns() >= deadline) {
-			*offp = off;
-			return 1;
+		/* Between groups only: a turn that ended inside one would
+		 * let readers see part of a transaction. */
+		if (deadline != 0 && ++k >= APPLY_CLOCK && off >= gend) {
+			k = 0;
+			if (mono_ns() >= deadline) {
+				*offp = off;
+				return 1;
+			}
 		}
 		ahead = prefetch_record(s, body, len, ahead);
 		if ((n = repl_decode(body + off, len - off, &rec)) <= 0) {
@@ -240,10 +268,29 @@ apply_records(struct store *s, const char *body, size_t len, size_t *offp,
 			*why = "gap in the sequence";
 			return -1;
 		}
+		if (s != sync_store && rec.more && off >= gend) {
+			/* A transaction: all of it, in one store group. */
+			if ((glen = repl_group_len(body + off, len - off,
+			    &nrec)) == 0)
+				return 0;	/* its end is not here */
+			if (glen < 0 || !group_ok(body + off, (size_t)glen,
+			    seq)) {
+				*why = "a malformed transaction";
+				return -1;
+			}
+			if (store_group_begin(s, nrec,
+			    REPL_GROUP_STORE_BYTES(glen, nrec)) == -1) {
+				*why = strerror(errno);
+				return -1;
+			}
+			gend = off + (size_t)glen;
+		}
 		rc = rec.op == REPL_PUT ? store_put_exp(s, rec.key, rec.klen,
 		    rec.val, rec.vlen, rec.expires, seq, &dummy) :
 		    store_del(s, rec.key,
 		    rec.klen, seq, &dummy);
+		if (off + (size_t)n == gend || rc == -1)
+			store_group_end(s);
 		if (rc == -1) {
 			*why = errstr();
 			return -1;
@@ -252,8 +299,9 @@ apply_records(struct store *s, const char *body, size_t len, size_t *offp,
 			*applied = seq;
 			wait_note_write(rec.key, rec.klen);
 			/* Kept for a primary that loses it (/repl/tail). */
-			repl_enqueue_exp(rec.op, seq, rec.key, rec.klen,
-			    rec.val, rec.vlen, rec.expires);
+			repl_enqueue_exp(rec.op | (rec.more ? REPL_MORE : 0),
+			    seq, rec.key, rec.klen, rec.val, rec.vlen,
+			    rec.expires);
 		}
 	}
 	return 0;

@@ -53,7 +53,13 @@
  * Record flags: 0x01 (puts only) says the key expires: a u64 of unix
  * milliseconds on the primary's clock follows the value. Absolute, so it
  * survives restarts and copies; only the primary acts on it (store_expire),
- * by logging an ordinary tombstone. Other bits are refused as unknown.
+ * by logging an ordinary tombstone. 0x02 (puts and deletes) says "more
+ * records of this group follow": a group (a transaction, store_group_begin)
+ * replays all or none, below. The two combine: a transaction's put with a
+ * TTL is 0x03, but its last. Other bits are refused as unknown: 0x02 came
+ * within version 2, and a binary from before it takes such a record for a
+ * bad one (a torn tail, or damage below synced_end) rather than replay a
+ * part of a group as if it stood alone.
  * Version 1 files are the same but for flags, always 0 there: they open as
  * they are, and store_open marks them version 2 (under icrc) before the
  * first write, so an older binary refuses them ("unsupported format
@@ -76,6 +82,17 @@
  * file or fails its CRC; everything after that point is zeroed, so it can
  * never be taken for data later. last_seq is then the largest of base_seq
  * and the seqs replayed.
+ *
+ * The writes of a group carry flag 0x02, all but the last. Replay applies
+ * a group only once its last record is there and valid: a group cut short
+ * by a crash ends the log as a torn record does, and is zeroed with what
+ * follows it. A group is written in one call of the main thread, and the
+ * flusher's synced_end is only ever moved to a group's end, so a group
+ * that stops below synced_end is damage, like any bad record there.
+ * Compaction copies records one by one (a group's replaced records are
+ * left out), so it clears 0x02 on each copy: it only ever copies whole
+ * groups. A backup (store_backup.c) is taken between two calls, so it
+ * ends between groups too.
  *
  * synced_end says how far the log was on disk: it is rewritten (under
  * scrc, apart from the counters) only after a sync that covered it, at
@@ -161,7 +178,7 @@ static void	 write_synced(int, uint64_t);
 static void	 trim(struct kvfile *);
 static int	 write_all(int, const void *, size_t, off_t);
 static void	 unlink_slot(struct kvfile *, uint64_t);
-static uint64_t	 append(struct kvfile *, int, const char *, size_t,
+static uint64_t	 append(struct kvfile *, int, int, const char *, size_t,
 		    const char *, size_t, uint64_t, uint64_t);
 static uint64_t	 buckets_for(uint64_t);
 static int	 create_file(struct store *, const uint8_t *, const uint8_t *,
@@ -524,6 +541,21 @@ rec_read(const struct kvfile *f, uint64_t off, struct rec *r)
 	r->r_size = rec_size(klen, vlen + rec_extra(r->r_flags));
 }
 
+/* Set the flags of the whole record at rec, and its CRC with them. */
+void
+rec_set_flags(char *rec, int flags)
+{
+	uint16_t klen;
+	uint32_t vlen, crc;
+
+	rec[5] = (char)flags;
+	memcpy(&klen, rec + 6, 2);
+	memcpy(&vlen, rec + 8, 4);
+	crc = crc32c(rec + 4, REC_HDR - 4 + (size_t)klen + vlen +
+	    rec_extra(flags));
+	memcpy(rec, &crc, 4);
+}
+
 /*
  * Could a record that fits in the log start at off? A cleanly closed file
  * is trusted without reading it (that is what makes open instant), so a
@@ -559,7 +591,8 @@ rec_valid(const struct kvfile *f, uint64_t off, struct rec *r)
 	if (r->r_klen == 0 || r->r_klen > STORE_MAX_KEY ||
 	    r->r_vlen > MAX_VALUE_BYTES ||
 	    (r->r_flags & ~REC_FLAGS) != 0 ||
-	    (r->r_type == REC_DEL && (r->r_vlen != 0 || r->r_flags != 0)))
+	    (r->r_type == REC_DEL && (r->r_vlen != 0 ||
+	    (r->r_flags & REC_EXPIRES) != 0)))
 		return 0;
 	if (r->r_size > f->f_size - off)
 		return 0;
@@ -676,12 +709,12 @@ index_del(struct kvfile *f, uint64_t i, uint64_t tsize)
 }
 
 /*
- * Append a record, with expiry at (unix ms) unless it is 0; the caller
- * reserved the room. Returns its offset.
+ * Append a record with flags (REC_MORE or 0), and expiry at (unix ms)
+ * unless it is 0; the caller reserved the room. Returns its offset.
  */
 static uint64_t
-append(struct kvfile *f, int type, const char *key, size_t klen,
-    const char *val, size_t vlen, uint64_t at, uint64_t seq)
+append(struct kvfile *f, int type, int flags, const char *key,
+    size_t klen, const char *val, size_t vlen, uint64_t at, uint64_t seq)
 {
 	char *p = f->f_map + f->f_end;
 	uint64_t off = f->f_end, body = klen + vlen + (at != 0 ? 8 : 0);
@@ -690,7 +723,7 @@ append(struct kvfile *f, int type, const char *key, size_t klen,
 	uint32_t vl = vlen, crc;
 
 	p[4] = type;
-	p[5] = at != 0 ? REC_EXPIRES : 0;
+	p[5] = (char)(flags | (at != 0 ? REC_EXPIRES : 0));
 	memcpy(p + 6, &kl, 2);
 	memcpy(p + 8, &vl, 4);
 	memcpy(p + 12, &seq, 8);
@@ -822,6 +855,7 @@ scan_log(const struct kvfile *f, uint64_t off, uint64_t *np,
     const char **stop)
 {
 	struct rec r;
+	uint64_t gstart = 0, gn = 0;	/* the open group's start, count */
 
 	*np = 0;
 	*stop = "end of log";
@@ -829,15 +863,26 @@ scan_log(const struct kvfile *f, uint64_t off, uint64_t *np,
 		if (off + REC_HDR > f->f_size) {
 			if (off < f->f_size)
 				*stop = "record cut short by end of file";
-			return off;
+			break;
 		}
 		if (f->f_map[off + 4] == 0)
-			return off;
+			break;
 		if (!rec_valid(f, off, &r)) {
 			*stop = "torn or corrupt record";
-			return off;
+			break;
+		}
+		if ((r.r_flags & REC_MORE) == 0)
+			gstart = 0;
+		else if (gstart == 0) {
+			gstart = off;
+			gn = *np;
 		}
 	}
+	if (gstart == 0)
+		return off;
+	*np = gn;
+	*stop = "a transaction cut short";
+	return gstart;
 }
 
 /* One past the last non-zero byte of f at or after from (or from). */
@@ -1366,6 +1411,12 @@ wrote(struct store *s, uint64_t nbytes)
 	uint64_t slack, left, budget;
 	int e;
 
+	if (s->s_group) {
+		/* Published at the group's end: the flusher's synced_end
+		 * and a compaction copy never stop inside a group. */
+		s->s_gbytes += nbytes;
+		return;
+	}
 	pthread_mutex_lock(&s->s_mu);
 	if (s->s_loading)
 		writeback_early(s);
@@ -2018,7 +2069,11 @@ store_put_exp(struct store *s, const char *key, size_t klen,
 	h = hash_key(s, key, klen);
 	found = find(f, h, key, klen, &i);
 	if (!found && f->f_keys + 1 > cap(f)) {
-		if (make_room(s) == -1)
+		if (s->s_group) {	/* store_group_begin made too little */
+			errno = ENOSPC;
+			return -1;
+		}
+		if (make_room(s, 1) == -1)
 			return -1;
 		found = find(f, h, key, klen, &i);
 	}
@@ -2027,7 +2082,10 @@ store_put_exp(struct store *s, const char *key, size_t klen,
 		return -1;
 	if (seq == 0)
 		seq = s->s_last_seq + 1;
-	off = append(f, REC_PUT, key, klen, val, vlen, expires, seq);
+	off = append(f, REC_PUT, s->s_group ? REC_MORE : 0, key, klen, val,
+	    vlen, expires, seq);
+	if (s->s_group)
+		s->s_glast = off;
 	created = index_put(f, found, i, h, off, klen + vlen);
 	if (s->s_loading && i > s->s_front)
 		s->s_front = i;
@@ -2054,7 +2112,7 @@ store_del(struct store *s, const char *key, size_t klen, uint64_t seq,
     uint64_t *seqp)
 {
 	struct kvfile *f = &s->s_f;
-	uint64_t h, i, size;
+	uint64_t h, i, size, off;
 	int found;
 
 	if (seqp != NULL)
@@ -2074,7 +2132,10 @@ store_del(struct store *s, const char *key, size_t klen, uint64_t seq,
 		return -1;
 	if (seq == 0)
 		seq = s->s_last_seq + 1;
-	(void)append(f, REC_DEL, key, klen, NULL, 0, 0, seq);
+	off = append(f, REC_DEL, s->s_group ? REC_MORE : 0, key, klen,
+	    NULL, 0, 0, seq);
+	if (s->s_group)
+		s->s_glast = off;
 	if (found)
 		index_del(f, i, size);
 	else
@@ -2085,6 +2146,37 @@ store_del(struct store *s, const char *key, size_t klen, uint64_t seq,
 	if (seqp != NULL)
 		*seqp = seq;
 	return found;
+}
+
+int
+store_group_begin(struct store *s, uint64_t nkeys, uint64_t nbytes)
+{
+	if (s->s_failed != 0) {
+		errno = s->s_failed;
+		return -1;
+	}
+	if ((s->s_f.f_keys + nkeys > cap(&s->s_f) &&
+	    make_room(s, nkeys) == -1) || reserve(&s->s_f, nbytes) == -1)
+		return -1;
+	s->s_group = 1;
+	s->s_gbytes = 0;
+	s->s_glast = 0;
+	return 0;
+}
+
+void
+store_group_end(struct store *s)
+{
+	struct kvfile *f = &s->s_f;
+
+	if (!s->s_group)
+		return;
+	s->s_group = 0;
+	if (s->s_glast == 0)
+		return;
+	rec_set_flags(f->f_map + s->s_glast,
+	    (unsigned char)f->f_map[s->s_glast + 5] & ~REC_MORE);
+	wrote(s, s->s_gbytes);
 }
 
 struct cand {

@@ -179,6 +179,27 @@ int	store_expire(struct store *s, uint64_t now, int max,
 	    void *arg);
 
 /*
+ * Make the writes up to store_group_end one unit: after a crash, open
+ * replays all of them or none (a transaction, or a replica applying one).
+ * Makes room for nkeys new keys and nbytes of records first (the sum of
+ * their STORE_RECORD_BYTES; it may finish a compaction or grow the file), so
+ * that no write of the group has to: they then fail only on a key or seq
+ * store_put would refuse anyway, which the caller checks first. Nothing
+ * is flushed, counted or compacted until store_group_end. -1 with errno
+ * (a latched flush error, ENOSPC) and no group begun.
+ */
+int	store_group_begin(struct store *s, uint64_t nkeys, uint64_t nbytes);
+
+/*
+ * The bytes a put (vlen) or a delete (vlen 0) of a klen-byte key takes;
+ * a put with an expiry takes STORE_RECORD_BYTES(klen, vlen + 8).
+ */
+#define STORE_RECORD_BYTES(klen, vlen)	(((klen) + (vlen) + 27) / 8 * 8)
+
+/* End the group: its last record says so, and the flusher may take it. */
+void	store_group_end(struct store *s);
+
+/*
  * Start loading key's bucket into the cache: a batch of writes calls it a
  * few records ahead, so that their cache misses overlap (a hint only).
  */

@@ -38,7 +38,10 @@
  *
  * The file is exactly 68 + log_bytes bytes: a truncated one says so by its
  * length, a damaged one by the CRC of the record it hits (which gives its
- * offset) or else by the last CRC. The hash seed is left out, because
+ * offset) or else by the last CRC. Records keep their flags (an expiry, a
+ * transaction's group); the log is taken between two calls of the main
+ * thread, so it never ends inside a group, and a check refuses one that
+ * does rather than restore part of a transaction. The hash seed is left out, because
  * knowing it one could choose keys that all collide: a restored store
  * draws a new seed, and a new replication id, so that the replicas of the
  * node that serves it full-sync rather than resume a history it is not.
@@ -259,6 +262,7 @@ walk(struct mapped *m, struct store_backup_info *bi,
 	struct kvfile *f = &m->m_f;
 	struct rec r;
 	uint64_t off;
+	int more = 0;
 
 	f->f_map = m->m_map;
 	f->f_start = STORE_BACKUP_HEAD;
@@ -271,8 +275,10 @@ walk(struct mapped *m, struct store_backup_info *bi,
 		if (fn != NULL && fn(arg, &r, off) != 0)
 			return "";
 		bi->records++;
+		more = (r.r_flags & REC_MORE) != 0;
 	}
-	return NULL;
+	/* Taken between two calls, a backup never ends inside a group. */
+	return more ? "the last transaction is cut short" : NULL;
 }
 
 /*

@@ -313,7 +313,13 @@ store_check(const char *path, struct store_report *rep,
 
 /* ---- Salvaging ---- */
 
-/* Copy one record into the salvaged or restored store (the store in arg). */
+/*
+ * Copy one record into the salvaged or restored store (the store in arg).
+ * A record stands alone in the copy, its group flag dropped. XXX: so a
+ * transaction whose last record was lost to damage is kept in part;
+ * salvage keeps every valid record by design, and what damage took is
+ * lost either way. A backup always ends between groups (store_backup.c).
+ */
 int
 salvage_rec(void *arg, const struct rec *r, uint64_t off)
 {

@@ -153,6 +153,11 @@ append_raw(struct kvfile *f, const char *rec, uint64_t size)
 	uint64_t off = f->f_end;
 
 	memcpy(f->f_map + off, rec, size);
+	/* A copy stands alone: the group it came from was whole (the
+	 * format comment in store.c). */
+	if ((rec[5] & REC_MORE) != 0)
+		rec_set_flags(f->f_map + off,
+		    (unsigned char)rec[5] & ~REC_MORE);
 	f->f_end += size;
 	return off;
 }
@@ -446,23 +451,23 @@ compact_abort(struct store *s, const char *level, const char *why)
 }
 
 /*
- * The buckets are at their cap: finish a compaction now, starting one if
- * need be; a second round covers one that began with too few buckets.
+ * The buckets cannot take nkeys more: finish a compaction now, starting
+ * one if need be; a second round covers one that began with too few buckets.
  * This is the one place a request may wait on a whole copy, and it is
  * reached only if the copy fell behind the inserts.
  */
 int
-make_room(struct store *s)
+make_room(struct store *s, uint64_t nkeys)
 {
 	int i;
 
-	for (i = 0; i < 2 && s->s_f.f_keys + 1 > cap(&s->s_f); i++) {
+	for (i = 0; i < 2 && s->s_f.f_keys + nkeys > cap(&s->s_f); i++) {
 		if (s->s_cphase == C_NONE && compact_start(s) == -1)
 			return -1;
 		if (compact_work(s, UINT64_MAX, 0, 1) == -1)
 			return -1;
 	}
-	if (s->s_f.f_keys + 1 > cap(&s->s_f)) {
+	if (s->s_f.f_keys + nkeys > cap(&s->s_f)) {
 		errno = ENOSPC;
 		return -1;
 	}

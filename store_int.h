@@ -19,7 +19,8 @@
 #define REC_PUT		'P'
 #define REC_DEL		'D'
 #define REC_EXPIRES	0x01		/* record flag: a u64 expiry follows the value */
-#define REC_FLAGS	REC_EXPIRES	/* the flags this version knows */
+#define REC_MORE	0x02		/* record flag: more of its group */
+#define REC_FLAGS	(REC_EXPIRES | REC_MORE)	/* all flags known */
 #define MAX_VALUE_BYTES	((uint64_t)1 << 31)	/* fits vlen, a u32 */
 
 #define GROW_MIN	((uint64_t)1 << 20)	/* so small stores don't grow
@@ -144,6 +145,9 @@ struct store {
 	size_t		 s_heapcap;
 	size_t		 s_heapmark;	/* s_nheap after the last rebuild */
 	int		 s_heaplost;	/* a push failed: rebuild before use */
+	int		 s_group;	/* 1 inside store_group_begin/end */
+	uint64_t	 s_gbytes;	/* the group's record bytes so far */
+	uint64_t	 s_glast;	/* offset of its last record, or 0 */
 	int		 s_pipe[2];	/* to the poll loop: durable moved */
 	pthread_t	 s_tid;
 	/* The rest is shared with the flusher, under s_mu. */
@@ -205,6 +209,7 @@ int	lock_file(int fd, short type);
 int	sync_dir(const char *path);
 uint64_t rec_size(uint64_t klen, uint64_t vlen);
 uint64_t rec_expiry(const struct rec *r);
+void	rec_set_flags(char *rec, int flags);
 void	rec_read(const struct kvfile *f, uint64_t off, struct rec *r);
 int	rec_fits(const struct kvfile *f, uint64_t off);
 int	rec_valid(const struct kvfile *f, uint64_t off, struct rec *r);
@@ -237,5 +242,5 @@ void	maybe_compact(struct store *s);
 int	compact_work(struct store *s, uint64_t budget, uint64_t deadline,
 	    int force);
 void	compact_abort(struct store *s, const char *level, const char *why);
-int	make_room(struct store *s);
+int	make_room(struct store *s, uint64_t nkeys);
 void	unmap_old(struct store *s, uint64_t max);

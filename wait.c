@@ -37,6 +37,8 @@ struct pending {
 	uint64_t	 seq;
 	int		 status;
 	const char	*msg;
+	char		*body;		/* a body of its own (malloc'd), or NULL */
+	size_t		 blen;
 	struct pending	*next;
 };
 
@@ -60,6 +62,8 @@ struct waiter {
 	int		 w_replicas;	/* ACKS: acknowledgements wanted */
 	int		 w_status;	/* ACKS: the write's answer */
 	const char	*w_msg;
+	char		*w_body;	/* ACKS: as pending's body */
+	size_t		 w_blen;
 	char		*w_key;		/* KEY: the key; LIST: the prefix */
 	size_t		 w_klen;
 	struct http_request *w_req;	/* SEQ, KEY, LIST: to run again */
@@ -97,14 +101,24 @@ reply_unflushed(uint64_t id, uint64_t seq, int e)
 	    (unsigned long long)seq, strerror(e));
 }
 
-/* A write's answer carries its version; a delete leaves no value to tag. */
+/*
+ * A write's answer carries its version; a delete leaves no value to tag.
+ * A transaction's answer is its JSON (body, freed here) and X-Kv-Seq.
+ */
 static void
-reply_write(uint64_t id, int status, const char *msg, uint64_t seq)
+reply_write(uint64_t id, int status, const char *msg, char *jbody,
+    size_t jlen, uint64_t seq)
 {
 	char extra[96], body[32];
 	size_t n = strlen(msg);
 
-	reply_version(extra, seq, strcmp(msg, "deleted") != 0);
+	reply_version(extra, seq, jbody == NULL && strcmp(msg, "deleted") !=
+	    0);
+	if (jbody != NULL) {
+		http_reply(id, status, "application/json", extra, jbody, jlen);
+		free(jbody);
+		return;
+	}
 	memcpy(body, msg, n);		/* a short constant, no printf */
 	body[n++] = '\n';
 	http_reply(id, status, "text/plain; charset=utf-8", extra, body, n);
@@ -118,27 +132,41 @@ void
 wait_ack_write(struct http_request *r, int status, const char *msg,
     uint64_t seq)
 {
+	wait_ack_body(r, status, msg, NULL, 0, seq);
+}
+
+void
+wait_ack_body(struct http_request *r, int status, const char *msg,
+    char *body, size_t blen, uint64_t seq)
+{
 	struct pending *p;
 	struct waiter *w;
 	uint64_t want = 0;
 
-	if (req_header_u64(r, "X-Kv-Replicas", &want) == -1)
+	if (req_header_u64(r, "X-Kv-Replicas", &want) == -1) {
+		free(body);
 		return;
+	}
 	if (want > 0) {
 		if ((w = park(r, WAIT_ACKS, (uint64_t)node.replicas_wait_ms, seq,
-		    NULL, 0)) != NULL) {
-			w->w_replicas = want > NODE_MAX_PEERS ?
-			    NODE_MAX_PEERS + 1 : (int)want;
-			w->w_status = status;
-			w->w_msg = msg;
+		    NULL, 0)) == NULL) {
+			free(body);
+			return;
 		}
+		w->w_replicas = want > NODE_MAX_PEERS ? NODE_MAX_PEERS + 1 :
+		    (int)want;
+		w->w_status = status;
+		w->w_msg = msg;
+		w->w_body = body;
+		w->w_blen = blen;
 		return;
 	}
 	if (node.fsync != STORE_FSYNC_ALWAYS || store_durable_seq(node.store) >= seq) {
-		reply_write(r->id, status, msg, seq);
+		reply_write(r->id, status, msg, body, blen, seq);
 		return;
 	}
 	if ((p = malloc(sizeof(*p))) == NULL) {
+		free(body);
 		reply_text(r->id, 503, "", "out of memory; the write was "
 		    "made but is not yet known to be on disk");
 		return;
@@ -147,6 +175,8 @@ wait_ack_write(struct http_request *r, int status, const char *msg,
 	p->seq = seq;
 	p->status = status;
 	p->msg = msg;
+	p->body = body;
+	p->blen = blen;
 	p->next = NULL;
 	if (pending_tail != NULL)
 		pending_tail->next = p;
@@ -166,7 +196,8 @@ flush_pending(void)
 		return;
 	durable = store_durable_seq(node.store);
 	while ((p = pending_head) != NULL && p->seq <= durable) {
-		reply_write(p->id, p->status, p->msg, p->seq);
+		reply_write(p->id, p->status, p->msg, p->body, p->blen,
+		    p->seq);
 		pending_head = p->next;
 		free(p);
 	}
@@ -174,6 +205,7 @@ flush_pending(void)
 		while ((p = pending_head) != NULL) {
 			reply_unflushed(p->id, p->seq, e);
 			pending_head = p->next;
+			free(p->body);
 			free(p);
 		}
 	}
@@ -488,15 +520,17 @@ settle(struct waiter *w, uint64_t now, uint64_t last_seq, int changed)
 		if (acks >= w->w_replicas &&
 		    (node.fsync != STORE_FSYNC_ALWAYS ||
 		    store_durable_seq(node.store) >= w->w_seq)) {
-			reply_write(w->w_id, w->w_status, w->w_msg, w->w_seq);
+			reply_write(w->w_id, w->w_status, w->w_msg, w->w_body,
+			    w->w_blen, w->w_seq);
+			w->w_body = NULL;
 			return 1;
 		}
 		if (now < w->w_deadline)
 			return 0;
 		/* The write is made: its version still lets the client read
 		 * it back (X-Kv-Min-Seq) or compare-and-swap on it. */
-		reply_version(extra, w->w_seq, strcmp(w->w_msg, "deleted") !=
-		    0);
+		reply_version(extra, w->w_seq, w->w_body == NULL &&
+		    strcmp(w->w_msg, "deleted") != 0);
 		reply_text(w->w_id, 504, extra, "the write is kept (seq %llu), "
 		    "but %d of the %d replicas asked for acknowledged it "
 		    "within %llu ms", (unsigned long long)w->w_seq, acks,
@@ -537,6 +571,7 @@ run_waiters(void)
 			parked_bytes -= w->w_req->body_len;
 		free(w->w_req);
 		free(w->w_key);
+		free(w->w_body);
 		free(w);
 	}
 }

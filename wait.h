@@ -50,6 +50,14 @@ int	wait_enough_replicas(struct http_request *r);
 void	wait_ack_write(struct http_request *r, int status, const char *msg,
 	    uint64_t seq);
 
+/*
+ * As wait_ack_write, for a write whose answer is a JSON body of its own
+ * (a transaction's, malloc'd): wait owns body from the call on and frees
+ * it once sent, or when the answer is an error instead.
+ */
+void	wait_ack_body(struct http_request *r, int status, const char *msg,
+	    char *body, size_t blen, uint64_t seq);
+
 /* The loop's tick: answer what is due. Every 10 ms and on each wake. */
 void	wait_run(void);
 

@@ -234,6 +234,26 @@ test_codec(void)
 	memcpy(buf, "X\1\0\0\0\0\0\0\0\1\0\x08\0\0\0k\0\0\0\0\0\0\0\0", 24);
 	CHECK(repl_decode(buf, 24, &r) == -1, "X with expiry 0 (P says never)");
 	CHECK(repl_decode(buf, 1, &r) == 0, "X, 1 byte");
+	/* a transaction's put with an expiry, more of its group to come: 'x' */
+	n = repl_encode_exp(buf, sizeof(buf), 'P' | REPL_MORE, 9, "ab", 2,
+	    "xyz", 3, 0x1122334455667788ULL);
+	CHECK(n == 28 && memcmp(buf, "x\x09\0\0\0\0\0\0\0\x02\0\x0b\0\0\0"
+	    "ab\x88\x77\x66\x55\x44\x33\x22\x11xyz", 28) == 0,
+	    "x wire layout: X with REPL_MORE");
+	CHECK(repl_decode(buf, n, &r) == (ssize_t)n && r.op == 'P' && r.more &&
+	    r.expires == 0x1122334455667788ULL && r.vlen == 3 &&
+	    memcmp(r.val, "xyz", 3) == 0, "x decodes as a P that expires, "
+	    "more to come");
+	CHECK(repl_encode_exp(buf, sizeof(buf), 'P' | REPL_MORE, 9, "ab", 2,
+	    "xyz", 3, 0) == 20 && buf[0] == 'p', "no expiry: 'p'");
+	n = repl_encode_exp(buf, sizeof(buf), 'D' | REPL_MORE, 9, "ab", 2, "",
+	    0, 5);
+	CHECK(n == 17 && buf[0] == 'd', "a group's delete has no expiry");
+	memcpy(buf, "x\1\0\0\0\0\0\0\0\1\0\x08\0\0\0k\0\0\0\0\0\0\0\0", 24);
+	CHECK(repl_decode(buf, 24, &r) == -1, "x with expiry 0");
+	memcpy(buf, "e\1\0\0\0\0\0\0\0\0\0\0\0\0\0", 15);
+	CHECK(repl_decode(buf, 15, &r) == -1 && repl_decode(buf, 1, &r) == -1,
+	    "no 'e': an END is in no group");
 	r.expires = 1;
 	CHECK(repl_decode("P\1\0\0\0\0\0\0\0\1\0\0\0\0\0k", 16, &r) == 16 &&
 	    r.expires == 0, "P never expires");
@@ -296,6 +316,7 @@ struct fake {
 	int		 no_session;	/* applies that named none or another */
 	int		 badtokens;	/* sync data or end without the begin's token */
 	int		 registers, snapshots, unauthorized, conflicts;
+	int		 split_groups;	/* batches ending inside a group */
 	uint64_t	 state_at[16];	/* when the first /repl/states came */
 	uint64_t	 hb_at[16];	/* when the first heartbeats came */
 	uint64_t	 reg_at[16];	/* when the first registrations came */
@@ -356,6 +377,7 @@ apply(struct fake *f, const char *body, size_t len)
 	size_t off = 0;
 	ssize_t n;
 
+	r.more = 0;
 	while (off < len) {
 		n = repl_decode(body + off, len - off, &r);
 		if (n <= 0 || r.seq != f->seq + 1)
@@ -363,6 +385,7 @@ apply(struct fake *f, const char *body, size_t len)
 		f->seq = r.seq;
 		off += (size_t)n;
 	}
+	f->split_groups += r.more;
 	return 0;
 }
 
@@ -1062,6 +1085,84 @@ test_batching(void)
 	CHECK(largest <= 4096 && applies <= (int)(want.len / 2048) + 2,
 	    "batches of up to 4096 bytes, half full at least: %d applies for "
 	    "%zu bytes, the largest %zu", applies, want.len, largest);
+	repl_shutdown(0);
+	fake_stop(r);
+	free(want.p);
+}
+
+/*
+ * repl_group_len: a group is its records up to the first without
+ * REPL_MORE, 'x' as 'p'; 0 until that one is whole, -1 if a record is
+ * malformed.
+ */
+static void
+test_group_len(void)
+{
+	char buf[256];
+	size_t n = 0, nrec, whole;
+
+	n += repl_encode_exp(buf + n, sizeof(buf) - n, 'P' | REPL_MORE, 1,
+	    "a", 1, "1", 1, 1000);
+	n += repl_encode(buf + n, sizeof(buf) - n, 'D' | REPL_MORE, 2, "b", 1,
+	    NULL, 0);
+	n += repl_encode_exp(buf + n, sizeof(buf) - n, 'P', 3, "c", 1, "3", 1,
+	    2000);
+	whole = n;
+	n += repl_encode(buf + n, sizeof(buf) - n, 'P', 4, "d", 1, "4", 1);
+	CHECK(buf[0] == 'x' && buf[25] == 'd' && buf[whole - 25] == 'X',
+	    "x, d, then X");
+	nrec = 0;
+	CHECK(repl_group_len(buf, n, &nrec) == (ssize_t)whole && nrec == 3,
+	    "x d X is one group of 3, the P after it another (%zu records)",
+	    nrec);
+	CHECK(repl_group_len(buf, whole - 1, &nrec) == 0, "cut short: 0");
+	CHECK(repl_group_len(buf + whole, n - whole, &nrec) == 17 &&
+	    nrec == 1, "a lone record is a group of one");
+	buf[25] = 'Q';
+	CHECK(repl_group_len(buf, n, &nrec) == -1, "a bad op inside: -1");
+}
+
+/*
+ * A transaction's records travel in one batch: with batches of 4096 bytes
+ * and groups of five ~330-byte records, cutting by size alone would end
+ * most batches inside a group. The flag itself survives the round trip,
+ * with an expiry too ('x'): the replica gets the bytes as enqueued.
+ */
+static void
+test_batching_groups(void)
+{
+	struct repl_config c;
+	struct repl_record rec;
+	struct bytes want = { NULL, 0, 0 };
+	struct fake *r = fake_start(ID_A, 0, TOKEN);
+	char val[300], buf[400];
+	uint64_t seq, exp;
+	size_t n;
+	int split, op;
+
+	memset(val, 'g', sizeof(val));
+	CHECK(repl_decode(buf, repl_encode(buf, sizeof(buf), 'D' | REPL_MORE,
+	    7, "k", 1, NULL, 0), &rec) == 16 && rec.op == 'D' && rec.more &&
+	    buf[0] == 'd', "'d': a delete, more follow");
+	r->delay_ms = 20;
+	config(&c, r->url, 1 << 20, 4096);
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	CHECK(repl_add_replica(r->url, NULL) == 0, "add replica");
+	CHECK(wait_state("streaming", 2000), "streaming (%s)", peer0().state);
+	for (seq = 1; seq <= 1000; seq++) {
+		op = 'P' | (seq % 5 != 0 ? REPL_MORE : 0);
+		exp = seq % 3 == 0 ? 1700000000000ULL + seq : 0;
+		repl_enqueue_exp(op, seq, "key", 3, val, sizeof(val), exp);
+		n = repl_encode_exp(buf, sizeof(buf), op, seq, "key", 3, val,
+		    sizeof(val), exp);
+		bytes_add(&want, buf, n);
+	}
+	repl_flush();
+	CHECK(wait_seq(r, 1000, 20000), "replica reached seq 1000 (at %llu)",
+	    (unsigned long long)fget(r, &r->seq, NULL));
+	split = (int)fget(r, NULL, &r->split_groups);
+	CHECK(split == 0, "no batch ended inside a group (%d did)", split);
+	CHECK(same(r, &r->log, &want), "p, x, P and X, as enqueued");
 	repl_shutdown(0);
 	fake_stop(r);
 	free(want.p);
@@ -1851,6 +1952,8 @@ main(void)
 	test_client();	/* first: it is for a process without repl_init */
 	test_stream();
 	test_batching();
+	test_group_len();
+	test_batching_groups();
 	test_tail();
 	test_full_sync();
 	if (mkdtemp(tmpdir) == NULL) {

@@ -5,9 +5,11 @@
  * so are the wake-ups (http_wake). They check what keeps the loop turning
  * while a replica takes a full sync: a data batch is applied a slice per
  * turn and answered at its end, with other requests answered in between,
- * and sync/end is answered only once the copy is on disk. No timing is
+ * and sync/end is answered only once the copy is on disk; a slice ends
+ * between a transaction's records, never inside their group. No timing is
  * asserted: a slice is 1 ms, and a batch of BIG_RECORDS takes far longer
- * on any machine, so it takes more than one. Prints a line per failure
+ * on any machine, so it takes more than one; the group tests pass a
+ * deadline long past, so every look at the clock says stop. Prints a line per failure
  * and ends with "replica_test: N passed, M failed"; exits 0 only if all
  * passed.
  *
@@ -31,6 +33,8 @@
 #define VALUE_BYTES	100
 #define MAX_STEPS	1000000	/* turns before a test gives up */
 #define MAX_WAIT_SEC	60	/* for the copy's flush */
+#define GROUP_RECORDS	(3 * APPLY_CLOCK + 3)	/* the clock is read inside */
+#define TTL_MS		3600000	/* a group's expiring puts: an hour on */
 
 int	__wrap_http_reply(uint64_t, int, const char *, const char *,
 	    const void *, size_t);
@@ -311,6 +315,154 @@ test_end_waits_for_the_flush(void)
 	    v.seq == BIG_RECORDS, "the last key");
 }
 
+/*
+ * Append n records to buf[cap] at *lenp: keys "<name>0".., seqs from *seq
+ * on, put "v", as one transaction's group (all but the last 'p' or 'x')
+ * when group is set; every third put expires at expires unless it is 0.
+ */
+static void
+add_records(char *buf, size_t cap, size_t *lenp, const char *name, int n,
+    int group, uint64_t *seq, uint64_t expires)
+{
+	char key[32];
+	size_t k;
+	int i, op;
+
+	for (i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "%s%d", name, i);
+		op = REPL_PUT | (group && i + 1 < n ? REPL_MORE : 0);
+		k = repl_encode_exp(buf + *lenp, cap - *lenp, op, (*seq)++, key,
+		    strlen(key), "v", 1, i % 3 == 0 ? expires : 0);
+		CHECK(k > 0, "record %s fits", key);
+		*lenp += k;
+	}
+}
+
+/* How many of the keys "<name>0".. "<name><n - 1>" node.store holds. */
+static int
+count_keys(const char *name, int n)
+{
+	struct store_value v;
+	char key[32];
+	int i, found = 0;
+
+	for (i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "%s%d", name, i);
+		found += store_get(node.store, key, strlen(key), &v);
+	}
+	return found;
+}
+
+/*
+ * apply_records with a deadline long past, as a sync batch's slices are
+ * applied: it stops at each look at the clock, every APPLY_CLOCK records,
+ * but never inside a transaction's group, which takes more than that.
+ * After each stop the store holds all of the group or none of it, and
+ * the group's puts keep their expiries ('x' records).
+ */
+static void
+test_clock_never_stops_inside_a_group(void)
+{
+	struct store_value v;
+	char buf[8192];
+	const char *why = "";
+	uint64_t seq, applied, expires = wall_ms() + TTL_MS;
+	size_t len = 0, off = 0, gstart, gend;
+	int rc, n, stops = 0, inside = 0;
+
+	applied = store_last_seq(node.store);
+	seq = applied + 1;
+	add_records(buf, sizeof(buf), &len, "lone-a", APPLY_CLOCK / 2, 0, &seq,
+	    0);
+	gstart = len;
+	add_records(buf, sizeof(buf), &len, "grp", GROUP_RECORDS, 1, &seq,
+	    expires);
+	gend = len;
+	add_records(buf, sizeof(buf), &len, "lone-b", 2 * APPLY_CLOCK, 0, &seq,
+	    0);
+	do {
+		rc = apply_records(node.store, buf, len, &off, &applied, 1,
+		    &why);
+		n = count_keys("grp", GROUP_RECORDS);
+		stops += rc == 1;
+		inside += rc == 1 && off > gstart && off < gend;
+		CHECK(n == 0 || n == GROUP_RECORDS, "stopped at byte %zu (the "
+		    "group is %zu..%zu), the store holds %d of the group's %d "
+		    "keys", off, gstart, gend, n, GROUP_RECORDS);
+	} while (rc == 1 && stops < 100);
+	CHECK(rc == 0, "the batch is applied in the end: %d %s", rc, why);
+	CHECK(inside == 0, "no stop inside the group (%d)", inside);
+	CHECK(stops >= 2, "the clock stopped it more than once (%d)", stops);
+	CHECK(applied == seq - 1, "every record applied: %llu of %llu",
+	    (unsigned long long)applied, (unsigned long long)seq - 1);
+	CHECK(store_get(node.store, "grp0", 4, &v) == 1 &&
+	    v.expires == expires, "a group's put with an expiry keeps it");
+	CHECK(store_get(node.store, "grp1", 4, &v) == 1 && v.expires == 0,
+	    "and one without has none");
+}
+
+/*
+ * A group that could not be applied to its end is not begun: none of it
+ * is written, the apply fails, and the next batch applies as if it never
+ * came. Each case is a group of 3 from the next seq; bad names the record
+ * that is wrong.
+ */
+static void
+test_malformed_group_applies_nothing(void)
+{
+	static const struct {
+		const char	*what;
+		int		 bad;		/* 1 or 2 */
+		int		 gap;		/* its seq skips one */
+		int		 end;		/* it is an 'E' record */
+	} cases[] = {
+		{ "a gap inside", 1, 1, 0 },
+		{ "a gap at the end", 2, 1, 0 },
+		{ "an END record for an end", 2, 0, 1 },
+	};
+	char buf[1024], key[32];
+	const char *why;
+	uint64_t applied, before, seq;
+	size_t len, off, i;
+	int j, op;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		before = applied = store_last_seq(node.store);
+		seq = applied + 1;
+		len = off = 0;
+		why = "";
+		for (j = 0; j < 3; j++) {
+			snprintf(key, sizeof(key), "bad%zu-%d", i, j);
+			op = j < 2 ? REPL_PUT | REPL_MORE : REPL_PUT;
+			if (j == cases[i].bad && cases[i].gap)
+				seq++;
+			if (j == cases[i].bad && cases[i].end)
+				len += repl_encode(buf + len, sizeof(buf) - len,
+				    REPL_END, seq++, NULL, 0, NULL, 0);
+			else
+				len += repl_encode(buf + len, sizeof(buf) - len,
+				    op, seq++, key, strlen(key), "v", 1);
+		}
+		CHECK(apply_records(node.store, buf, len, &off, &applied, 0,
+		    &why) == -1 && strstr(why, "transaction") != NULL,
+		    "%s: the apply fails: %s", cases[i].what, why);
+		snprintf(key, sizeof(key), "bad%zu-", i);
+		CHECK(count_keys(key, 3) == 0 && applied == before &&
+		    store_last_seq(node.store) == before,
+		    "%s: none of it is applied (%d keys, seq %llu)",
+		    cases[i].what, count_keys(key, 3),
+		    (unsigned long long)store_last_seq(node.store));
+	}
+	/* The next group applies whole. */
+	len = off = 0;
+	applied = store_last_seq(node.store);
+	seq = applied + 1;
+	add_records(buf, sizeof(buf), &len, "after", 3, 1, &seq, 0);
+	CHECK(apply_records(node.store, buf, len, &off, &applied, 0,
+	    &why) == 0 && count_keys("after", 3) == 3 && applied == seq - 1,
+	    "a good group after them applies whole");
+}
+
 /* A new sync/begin answers the batch still being applied, and drops it. */
 static void
 test_begin_drops_a_pending_batch(void)
@@ -357,6 +509,8 @@ main(void)
 	node.max_value = 1 << 20;
 	test_batch_in_slices();
 	test_end_waits_for_the_flush();
+	test_clock_never_stops_inside_a_group();
+	test_malformed_group_applies_nothing();
 	test_begin_drops_a_pending_batch();
 	if (store_close(node.store) == -1)
 		CHECK(0, "store_close: %s", strerror(errno));

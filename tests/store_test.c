@@ -1151,7 +1151,8 @@ last_record(const char *buf, size_t len, uint64_t *offp, uint64_t *sizep,
 		    (unsigned char)buf[off + 7] << 8;
 		vlen = u32at(buf + off + 8);
 		last = off;
-		size = (20 + klen + vlen + 7) / 8 * 8;
+		size = (20 + klen + vlen + ((buf[off + 5] & 1) != 0 ? 8 : 0) +
+		    7) / 8 * 8;
 		off += size;
 		n++;
 	}
@@ -2626,6 +2627,203 @@ test_flush_error(void)
 	CHECK(store_close(s) == 0);
 }
 
+/* ---- Groups (transactions) ---- */
+
+/* Put key=val (strings); 1 if created, 0 if replaced, -1. */
+static int
+sput(struct store *s, const char *key, const char *val)
+{
+	return store_put(s, key, strlen(key), val, strlen(val), 0, NULL);
+}
+
+/* 1 if key holds val, 0 if it differs, -1 if it is missing. */
+static int
+sholds(struct store *s, const char *key, const char *val)
+{
+	struct store_value v;
+
+	if (store_get(s, key, strlen(key), &v) != 1)
+		return -1;
+	return v.len == strlen(val) && memcmp(v.data, val, v.len) == 0;
+}
+
+#define GROUP_EXPIRY	((uint64_t)1 << 50)	/* far off: never due */
+
+/* Byte 5 of each record of the store file at path, OR'd over records
+ * [from, to) by index; -1 if unreadable. */
+static int
+group_flags(const char *path, int from, int to)
+{
+	char *buf;
+	size_t len;
+	uint64_t off;
+	uint32_t klen, vlen;
+	int n, flags = 0;
+
+	if ((buf = read_file(path, &len)) == NULL)
+		return -1;
+	for (n = 0, off = u64at(buf + 24); off + 20 <= len &&
+	    buf[off + 4] != 0; n++) {
+		klen = (unsigned char)buf[off + 6] |
+		    (unsigned char)buf[off + 7] << 8;
+		vlen = u32at(buf + off + 8);
+		if (n >= from && n < to)
+			flags |= (unsigned char)buf[off + 5];
+		off += (20 + klen + vlen + ((buf[off + 5] & 1) != 0 ? 8 : 0) +
+		    7) / 8 * 8;
+	}
+	free(buf);
+	return flags;
+}
+
+/*
+ * A child writes "base", then the group { g1, g2, delete base } and the
+ * group { h1, h2 }, h2 with an expiry (so its record's end, and CRC, are
+ * rewritten over an expiry), and dies. Both groups come back whole; with
+ * h2 torn, the second group goes whole and the first stays.
+ */
+static void
+test_group(void)
+{
+	struct store_value v;
+	struct store_stats st;
+	struct store *s;
+	const char *path = path_for("group"), *path2 = path_for("group2");
+	char *buf;
+	size_t len;
+	uint64_t off, size;
+	pid_t pid;
+	int nrec, status;
+
+	tcase = "group: replayed whole after a crash";
+	remove_store(path);
+	remove_store(path2);
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		if ((s = child_store = store_open(path, STORE_FSYNC_NO, NULL,
+		    0)) == NULL || sput(s, "base", "b") != 1 ||
+		    store_group_begin(s, 2, 96) == -1 ||
+		    sput(s, "g1", "1") != 1 ||
+		    sput(s, "g2", "2") != 1 ||
+		    store_del(s, "base", 4, 0, NULL) != 1)
+			_exit(2);
+		store_group_end(s);
+		if (store_group_begin(s, 2, 72) == -1 ||
+		    sput(s, "h1", "1") != 1 ||
+		    store_put_exp(s, "h2", 2, "2", 1, GROUP_EXPIRY, 0,
+		    NULL) != 1)
+			_exit(3);
+		store_group_end(s);
+		_exit(0);
+	}
+	if (!CHECK(pid > 0 && waitpid(pid, &status, 0) == pid &&
+	    WIFEXITED(status) && WEXITSTATUS(status) == 0))
+		return;
+	/* Records: base, g1, g2, del base, h1, h2: the format's flags. */
+	CHECK(group_flags(path, 0, 1) == 0);
+	CHECK(group_flags(path, 1, 3) == 0x02);
+	CHECK(group_flags(path, 3, 4) == 0);
+	CHECK(group_flags(path, 4, 5) == 0x02);
+	CHECK(group_flags(path, 5, 6) == 0x01);
+	if ((buf = read_file(path, &len)) == NULL ||
+	    last_record(buf, len, &off, &size, &nrec) == -1 ||
+	    !CHECK(nrec == 6)) {
+		free(buf);
+		return;
+	}
+	/* The copy: h2's value byte torn. */
+	buf[off + 20 + 2] ^= 0x5a;
+	CHECK(write_file(path2, buf, len) == 0);
+	free(buf);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(s, &st);
+	CHECK(st.recovered == 1 && st.last_seq == 6 && st.keys == 4);
+	CHECK(sholds(s, "g2", "2") == 1 && sholds(s, "h2", "2") == 1);
+	CHECK(store_get(s, "h2", 2, &v) == 1 && v.expires == GROUP_EXPIRY);
+	CHECK(sholds(s, "base", "b") == -1);
+	CHECK(store_close(s) == 0);
+
+	tcase = "group: a torn group is dropped whole";
+	if ((s = xopen(path2, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(s, &st);
+	CHECK(st.last_seq == 4 && st.keys == 2 && st.dropped_bytes > 0);
+	CHECK(strstr(lastlog, "a transaction cut short") != NULL);
+	CHECK(sholds(s, "g1", "1") == 1 && sholds(s, "h1", "1") == -1);
+	CHECK(sholds(s, "base", "b") == -1);
+	/* The dropped group is gone for good: its space takes new writes. */
+	CHECK(sput(s, "after", "a") == 1);
+	CHECK(store_close(s) == 0);
+	if ((s = xopen(path2, STORE_FSYNC_NO)) == NULL)
+		return;
+	CHECK(sholds(s, "h1", "1") == -1 && sholds(s, "after", "a") == 1);
+	CHECK(store_close(s) == 0);
+	remove_store(path2);
+}
+
+/*
+ * Groups of two big puts, the first with an expiry (a transaction's put
+ * with a ttl: flags 0x03), then single overwrites of one key until a
+ * compaction has copied them: no copy carries "more follows", each keeps
+ * its expiry, and every copy passes its CRC (store_check reads them all).
+ */
+static void
+test_group_compact(void)
+{
+	struct store_report rep;
+	struct store_value v;
+	struct store_stats st;
+	struct store *s;
+	const char *path = path_for("groupc");
+	char key[32], val[600], err[256];
+	uint64_t c0;
+	int i, j, n;
+
+	tcase = "group: compaction clears the group flag of its copies";
+	remove_store(path);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	for (i = 0; i < 300; i++) {
+		if (!CHECK(store_group_begin(s, 2, 2 * STORE_RECORD_BYTES(8,
+		    sizeof(val) + 8)) == 0))
+			break;
+		for (j = 0; j < 2; j++) {
+			snprintf(key, sizeof(key), "x%d.%d", i, j);
+			CHECK(store_put_exp(s, key, strlen(key), val,
+			    fill_value(val, i, j, sizeof(val)), j == 0 ?
+			    GROUP_EXPIRY : 0, 0, NULL) == 1);
+		}
+		store_group_end(s);
+	}
+	CHECK(store_close(s) == 0);
+	CHECK(group_flags(path, 0, 600) == 0x03);	/* before: flagged */
+	CHECK(group_flags(path, 0, 1) == 0x03 && group_flags(path, 1, 2) == 0);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(s, &st);
+	c0 = st.compactions;
+	for (n = 0; n < 100000 && st.compactions == c0; n++) {
+		CHECK(store_put(s, "z", 1, val, fill_value(val, 1, n,
+		    sizeof(val)), 0, NULL) >= 0);
+		store_step(s);
+		store_stats(s, &st);
+	}
+	CHECK(st.compactions > c0);
+	CHECK(store_close(s) == 0);
+	CHECK(group_flags(path, 0, 1 << 30) == 0x01);	/* the expiries */
+	memset(&rep, 0, sizeof(rep));
+	CHECK(store_check(path, &rep, NULL, NULL, err, sizeof(err)) == 0 &&
+	    rep.bad_ranges == 0 && rep.records >= 601);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(s, &st);
+	CHECK(st.keys == 601);
+	CHECK(store_get(s, "x7.0", 4, &v) == 1 && v.expires == GROUP_EXPIRY);
+	CHECK(store_get(s, "x7.1", 4, &v) == 1 && v.expires == 0);
+	CHECK(store_close(s) == 0);
+}
+
 /* ---- Power loss, simulated ---- */
 
 /*
@@ -2675,6 +2873,7 @@ struct pl_op {
 	unsigned	 o_key;
 	uint64_t	 o_seq;
 	int64_t		 o_len;		/* -1: a delete */
+	int		 o_more;	/* a group's write, not its last */
 };
 
 struct pl_snap {
@@ -2707,6 +2906,7 @@ struct pl_run {
 	uint64_t	 r_compactions;
 	unsigned	 r_big;		/* percent of values up to PL_MAXVAL */
 	int		 r_bad;		/* writes that failed or misreported */
+	int		 r_group;	/* inside store_group_begin/end */
 	struct pl_counts r_n;
 };
 
@@ -2781,7 +2981,8 @@ pl_compacted(struct pl_run *r)
 	struct store_stats st;
 
 	store_stats(r->r_s, &st);
-	if (st.compactions == r->r_compactions)
+	/* A group's writes are not flushed before its end: wait for it. */
+	if (st.compactions == r->r_compactions || r->r_group)
 		return;
 	r->r_compactions = st.compactions;
 	r->r_bad += pl_flush(r) == -1;
@@ -2822,7 +3023,37 @@ pl_write(struct pl_run *r)
 	r->r_bad += seq != want;
 	r->r_last = seq;
 	r->r_ops[r->r_nops].o_key = k;
+	r->r_ops[r->r_nops].o_more = r->r_group;
 	r->r_ops[r->r_nops++].o_seq = seq;
+	pl_compacted(r);
+}
+
+/*
+ * A write alone, or now and then a group of 2 to 6 (a transaction): the
+ * images must hold all of a group or none of it.
+ */
+static void
+pl_write_some(struct pl_run *r)
+{
+	int n, first = r->r_nops;
+
+	if (rnd(&r->r_x) % 10 != 0 || r->r_nops + 6 > PL_MAXOPS + PL_WARMUP) {
+		pl_write(r);
+		return;
+	}
+	n = 2 + rnd(&r->r_x) % 5;
+	if (store_group_begin(r->r_s, (uint64_t)n, (uint64_t)n *
+	    STORE_RECORD_BYTES(300, PL_MAXVAL)) == -1) {
+		r->r_bad++;
+		return;
+	}
+	r->r_group = 1;
+	while (n-- > 0)
+		pl_write(r);
+	r->r_group = 0;
+	store_group_end(r->r_s);
+	if (r->r_nops > first)
+		r->r_ops[r->r_nops - 1].o_more = 0;
 	pl_compacted(r);
 }
 
@@ -3040,6 +3271,14 @@ pl_open(struct pl_run *r, const char *path, const char *path2,
 		return 1;
 	}
 	r->r_n.past_flush += l - r->r_dseq;
+	for (i = 0; i < r->r_nops && r->r_ops[i].o_seq < l; i++)
+		;
+	if (i < r->r_nops && r->r_ops[i].o_seq == l && r->r_ops[i].o_more) {
+		printf("FAIL %s: image %lu recovered up to seq %" PRIu64
+		    ", inside a group\n", tcase, image, l);
+		store_close(s);
+		return 1;
+	}
 	if ((bad = pl_diff(r, s, l)) != 0)
 		printf("FAIL %s: image %lu: %d keys differ from the writes up "
 		    "to seq %" PRIu64 " (flushed %" PRIu64 ")\n", tcase, image,
@@ -3121,7 +3360,7 @@ test_power_loss(void)
 		/* Every fourth round, enough big values to grow the file. */
 		r.r_big = round % 4 == 3 ? 30 : 3;
 		for (i = rnd(&r.r_x) % PL_WARMUP; i > 0; i--) {
-			pl_write(&r);
+			pl_write_some(&r);
 			if (i % 50 == 0)
 				pl_step(&r);
 		}
@@ -3129,7 +3368,7 @@ test_power_loss(void)
 			break;
 		u = 1 + rnd(&r.r_x) % (round % 4 == 3 ? PL_MAXOPS : 200);
 		for (i = 1; i <= u; i++) {
-			pl_write(&r);
+			pl_write_some(&r);
 			if (rnd(&r.r_x) % 40 == 0)
 				pl_step(&r);
 			if (i % ((u + PL_SNAPS - 1) / PL_SNAPS) == 0 ||
@@ -3359,6 +3598,8 @@ main(int argc, char *argv[])
 		{ "crash_exit", test_crash_exit },
 		{ "crash_base_seq", test_crash_base_seq },
 		{ "torn", test_torn },
+		{ "group", test_group },
+		{ "group_compact", test_group_compact },
 		{ "crash_kill", test_crash_kill },
 		{ "scan", test_scan },
 		{ "scan_wrap", test_scan_wrap },

@@ -10,7 +10,7 @@ seconds=${1:-60}
 work=$(mktemp -d)
 trap 'rm -rf "${work}"' EXIT
 status=0
-for target in http repl store api; do
+for target in http repl store api json; do
   mkdir -p "${work}/${target}"
   cp corpus/"${target}"/* "${work}/${target}/"
   echo "fuzz: ${target} for ${seconds} s"

@@ -16,9 +16,9 @@ ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
 OBJ = kvstore.o api.o cli.o client.o hash.o http.o node.o parse.o repl.o \
 	replica.o status.o store.o store_check.o store_compact.o ui.o util.o \
-	wait.o
+	wait.o events.o
 HDR = api.h cli.h client.h hash.h http.h node.h parse.h repl.h replica.h \
-	status.h store.h store_int.h ui.h util.h wait.h
+	status.h store.h store_int.h ui.h util.h wait.h events.h
 UI = ui/index.html ui/app.js ui/app.css ui/icon.svg
 # The store's files and the two it calls: what tests/store_test and
 # fuzz_store build in.

@@ -36,6 +36,7 @@
 #include "replica.h"
 #include "status.h"
 #include "wait.h"
+#include "events.h"
 
 #define LIST_BATCH	256		/* keys fetched per listing step */
 #define LIST_BUF_BYTES	(LIST_BATCH * (JSON_KEY_MAX + 1) + 64)
@@ -116,31 +117,6 @@ static const struct route routes[] = {
 #define NROUTES	(sizeof(routes) / sizeof(routes[0]))
 
 /* ---- Listing ---- */
-
-static size_t
-base64(char *out, const unsigned char *in, size_t n)
-{
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t i, o = 0;
-	uint32_t v;
-
-	for (i = 0; i + 2 < n; i += 3) {
-		v = (uint32_t)in[i] << 16 | in[i + 1] << 8 | in[i + 2];
-		out[o++] = tab[v >> 18];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = tab[v >> 6 & 63];
-		out[o++] = tab[v & 63];
-	}
-	if (i < n) {
-		v = (uint32_t)in[i] << 16 | (i + 1 < n ? in[i + 1] << 8 : 0);
-		out[o++] = tab[v >> 18];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
-		out[o++] = '=';
-	}
-	return o;
-}
 
 /* Key and value of a listing with values, as one JSON object. */
 static void
@@ -345,7 +321,8 @@ list_keys(struct http_request *r)
 		memcpy(l->prefix, tmp, n);
 		l->plen = n;
 	}
-	if (wait_watch_list(r, l->prefix, l->plen))
+	if (events_follow(r, l->prefix, l->plen) ||
+	    wait_watch_list(r, l->prefix, l->plen))
 		goto done;
 	if ((v = http_query(r, "values", &len)) != NULL)
 		l->values = len == 4 && memcmp(v, "true", 4) == 0;

@@ -22,6 +22,7 @@
 #include "util.h"
 #include "node.h"
 #include "status.h"
+#include "events.h"
 
 #define PRIMARY_UP_MS	3000		/* heartbeats come every second */
 #define METRICS_BYTES	(256 << 10)	/* http.c's ~25 KiB, 64 replicas' */
@@ -327,6 +328,7 @@ status_metrics(struct http_request *r)
 {
 	struct store_stats st;
 	struct text t;
+	uint64_t open, lagged;
 
 	t.cap = METRICS_BYTES;
 	if ((t.b = malloc(t.cap)) == NULL) {
@@ -336,6 +338,12 @@ status_metrics(struct http_request *r)
 	t.o = http_metrics(t.b, t.cap);
 	store_stats(node.store, &st);
 	metrics_store(&t, &st);
+	events_stats(&open, &lagged);
+	family(&t, "kvstore_event_streams", "gauge", "Event streams open "
+	    "(watch=events).", open);
+	family(&t, "kvstore_event_streams_lagged_total", "counter", "Event "
+	    "streams ended because the reader fell behind the backlog.",
+	    lagged);
 	if (node.role == ROLE_REPLICA)
 		metrics_primary(&t);
 	else

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <dirent.h>
+#include <poll.h>
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
@@ -31,6 +32,8 @@
 #define CLI_TIMEOUT_MS	5000
 #define CLI_RETRY_MS	200		/* between tries of get --wait */
 #define CLI_WATCH_S	30		/* one watch request of kvstore watch */
+#define CLI_EVENTS_MS	30000		/* three of the server's pings */
+#define CLI_EVENTS_TRIES 5		/* connections failed in a row */
 #define REPLICAS_CLI_TIMEOUT_MS 605000	/* REPLICAS_WAIT_MS's maximum + 5 s */
 #define CLI_MAX_BODY	((size_t)INT32_MAX)	/* values are below 2^31 */
 
@@ -48,6 +51,8 @@ static const char usage_text[] =
     "       kvstore del KEY\n"
     "       kvstore ls [PREFIX]\n"
     "       kvstore watch KEY            (each new value, one per line)\n"
+    "       kvstore watch --prefix P [--since SEQ]   (every write, as "
+    "JSON lines)\n"
     "       kvstore health | status\n"
     "       kvstore volume-permissions DIR UID:GID\n"
     "       kvstore check DIR | salvage DIR   (the store file in DIR, "
@@ -405,6 +410,112 @@ cli_put(int argc, char **argv)
 }
 
 /*
+ * The event at p[0..n) (lines, the blank one excluded): a write's data is
+ * printed as a JSON line; *since goes past its id. Returns 1 when the
+ * server ended the stream (follow again), 0 to go on; exits on a reset.
+ */
+static int
+cli_event(const char *p, size_t n, uint64_t *since)
+{
+	const char *end = p + n, *nl, *data = NULL;
+	int ended = 0;
+
+	for (; p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		if (strncmp(p, "id: ", 4) == 0 &&
+		    parse_dec(p + 4, REPL_SEQ_MAX, since) != NULL)
+			++*since;
+		else if (strncmp(p, "data: ", 6) == 0)
+			data = p + 6;
+		else if (strncmp(p, "event: reset", 12) == 0) {
+			fputs("kvstore: watch: the backlog restarted (a full "
+			    "sync): seqs may not go on; list the prefix again\n",
+			    stderr);
+			exit(EXIT_SERVER);
+		} else if (strncmp(p, "event: ", 7) == 0)
+			ended = 1;
+	}
+	if (data != NULL && !ended) {
+		fwrite(data, 1, (size_t)(end - data), stdout);
+		putchar('\n');
+		fflush(stdout);
+	}
+	return ended;
+}
+
+/*
+ * watch --prefix P [--since N]: every write under P from N (or from now)
+ * as JSON lines, from an event stream. A cut (lagged, shutdown, a lost
+ * connection) follows again from the next seq, trying CLI_EVENTS_TRIES
+ * times a second apart; exits 1 when that seq left the backlog (410).
+ */
+static int
+cli_events(const char *prefix, uint64_t since)
+{
+	struct client_request rq = { "GET", NULL, NULL, NULL, 0, 1 };
+	struct client_response rs;
+	struct client *c;
+	char *esc = key_target(prefix), *t;
+	const char *p, *q;
+	ssize_t n, want;
+	int fails = 0;
+
+	if (esc == NULL || (t = malloc(strlen(esc) + 64)) == NULL)
+		return EXIT_SERVER;
+	rq.target = t;
+	rq.extra = cli_auth();
+	for (;;) {
+		n = sprintf(t, "/kv/?watch=events&prefix=%s", esc + 4);
+		if (since > 0)
+			sprintf(t + n, "&since=%llu", (unsigned long long)since);
+		if ((c = client_new(cli_url(), CLI_EVENTS_MS, NULL, NULL)) ==
+		    NULL || client_send(c, &rq) == -1 ||
+		    client_recv_head(c, &rs) == -1) {
+			if (++fails > CLI_EVENTS_TRIES) {
+				fprintf(stderr, "kvstore: watch: %s: %s\n",
+				    cli_url(), c != NULL ? client_error(c) :
+				    strerror(errno));
+				return EXIT_SERVER;
+			}
+			client_free(c);
+			poll(NULL, 0, 1000);
+			continue;
+		}
+		if (rs.status == 410) {
+			fprintf(stderr, "kvstore: watch: seq %llu is no longer "
+			    "held: the oldest is %llu; list the prefix again\n",
+			    (unsigned long long)since, (unsigned long long)
+			    header_u64(c, "X-Kv-Oldest-Seq"));
+			return EXIT_NOT_FOUND;
+		}
+		if (rs.status != 200) {
+			n = client_peek(c, 512, &p);
+			fprintf(stderr, "kvstore: watch: %d %.*s", rs.status,
+			    (int)(n > 0 ? n : 0), p);
+			return EXIT_SERVER;
+		}
+		fails = 0;
+		if (since == 0)
+			since = header_u64(c, "X-Kv-Index") + 1;
+		for (want = 1; (n = client_peek(c, (size_t)want, &p)) >= want;) {
+			for (q = p; (q = memchr(q, '\n', (size_t)(p + n - q))) !=
+			    NULL && q + 1 < p + n && q[1] != '\n'; q++)
+				;
+			if (q == NULL || q + 1 == p + n)
+				want = n + 1;	/* not a whole event yet */
+			else if (cli_event(p, (size_t)(q - p), &since))
+				break;
+			else {
+				client_consume(c, (size_t)(q + 2 - p));
+				want = 1;
+			}
+		}
+		client_free(c);
+	}
+}
+
+/*
  * watch KEY: print the value now and each new value as it is written, one
  * per line, through watches of CLI_WATCH_S each. Runs until interrupted
  * or the server fails; a delete is reported on stderr.
@@ -417,6 +528,12 @@ cli_watch(int argc, char **argv)
 	uint64_t index = 0;
 	int status, last_status = 0;
 
+	if (argc >= 4 && strcmp(argv[2], "--prefix") == 0)
+		return argc == 4 ? cli_events(argv[3], 0) : argc == 6 &&
+		    strcmp(argv[4], "--since") == 0 && parse_dec(argv[5],
+		    REPL_SEQ_MAX, &index) != NULL && *parse_dec(argv[5],
+		    REPL_SEQ_MAX, &index) == '\0' && index > 0 ?
+		    cli_events(argv[3], index) : usage();
 	if (argc != 3 || (target = key_target(argv[2])) == NULL)
 		return usage();
 	n = strlen(target) + 64;

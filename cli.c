@@ -410,38 +410,29 @@ cli_put(int argc, char **argv)
 }
 
 /*
- * The event at p[0..n) (lines, the blank one excluded): a write's data is
- * printed as a JSON line; *since goes past its id. Returns 1 when the
- * server ended the stream (follow again), 0 to go on; exits on a reset.
+ * One line of an event stream, p[0..n) without its newline: a write's data
+ * is printed as a JSON line and *since goes past its id. Returns 1 at the
+ * blank line that ends the server's last event (follow again), else 0;
+ * exits on a reset.
  */
 static int
-cli_event(const char *p, size_t n, uint64_t *since)
+cli_event_line(const char *p, size_t n, uint64_t *since, int *last)
 {
-	const char *end = p + n, *nl, *data = NULL;
-	int ended = 0;
-
-	for (; p < end; p = nl + 1) {
-		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
-			nl = end;
-		if (strncmp(p, "id: ", 4) == 0 &&
-		    parse_dec(p + 4, REPL_SEQ_MAX, since) != NULL)
-			++*since;
-		else if (strncmp(p, "data: ", 6) == 0)
-			data = p + 6;
-		else if (strncmp(p, "event: reset", 12) == 0) {
-			fputs("kvstore: watch: the backlog restarted (a full "
-			    "sync): seqs may not go on; list the prefix again\n",
-			    stderr);
-			exit(EXIT_SERVER);
-		} else if (strncmp(p, "event: ", 7) == 0)
-			ended = 1;
-	}
-	if (data != NULL && !ended) {
-		fwrite(data, 1, (size_t)(end - data), stdout);
+	if (strncmp(p, "id: ", 4) == 0 &&
+	    parse_dec(p + 4, REPL_SEQ_MAX, since) != NULL)
+		++*since;
+	else if (strncmp(p, "event: reset", 12) == 0) {
+		fputs("kvstore: watch: the backlog restarted (a full sync): "
+		    "seqs may not go on; list the prefix again\n", stderr);
+		exit(EXIT_SERVER);
+	} else if (strncmp(p, "event: ", 7) == 0)
+		*last = 1;
+	else if (strncmp(p, "data: ", 6) == 0 && !*last) {
+		fwrite(p + 6, 1, n - 6, stdout);
 		putchar('\n');
 		fflush(stdout);
 	}
-	return ended;
+	return n == 0 && *last;
 }
 
 /*
@@ -457,28 +448,27 @@ cli_events(const char *prefix, uint64_t since)
 	struct client_response rs;
 	struct client *c;
 	char *esc = key_target(prefix), *t;
-	const char *p, *q;
+	const char *p, *nl;
 	ssize_t n, want;
-	int fails = 0;
+	int fails = 0, last;
 
 	if (esc == NULL || (t = malloc(strlen(esc) + 64)) == NULL)
 		return EXIT_SERVER;
 	rq.target = t;
 	rq.extra = cli_auth();
-	for (;;) {
+	for (;; client_free(c)) {
 		n = sprintf(t, "/kv/?watch=events&prefix=%s", esc + 4);
 		if (since > 0)
 			sprintf(t + n, "&since=%llu", (unsigned long long)since);
 		if ((c = client_new(cli_url(), CLI_EVENTS_MS, NULL, NULL)) ==
-		    NULL || client_send(c, &rq) == -1 ||
-		    client_recv_head(c, &rs) == -1) {
+		    NULL)
+			return EXIT_SERVER;
+		if (client_send(c, &rq) == -1 || client_recv_head(c, &rs) == -1) {
 			if (++fails > CLI_EVENTS_TRIES) {
 				fprintf(stderr, "kvstore: watch: %s: %s\n",
-				    cli_url(), c != NULL ? client_error(c) :
-				    strerror(errno));
+				    cli_url(), client_error(c));
 				return EXIT_SERVER;
 			}
-			client_free(c);
 			poll(NULL, 0, 1000);
 			continue;
 		}
@@ -491,27 +481,22 @@ cli_events(const char *prefix, uint64_t since)
 		}
 		if (rs.status != 200) {
 			n = client_peek(c, 512, &p);
-			fprintf(stderr, "kvstore: watch: %d %.*s", rs.status,
-			    (int)(n > 0 ? n : 0), p);
+			fprintf(stderr, "kvstore: watch: %d ", rs.status);
+			put_text(stderr, p, n > 0 ? (size_t)n : 0, 1);
 			return EXIT_SERVER;
 		}
-		fails = 0;
+		fails = last = 0;
 		if (since == 0)
 			since = header_u64(c, "X-Kv-Index") + 1;
 		for (want = 1; (n = client_peek(c, (size_t)want, &p)) >= want;) {
-			for (q = p; (q = memchr(q, '\n', (size_t)(p + n - q))) !=
-			    NULL && q + 1 < p + n && q[1] != '\n'; q++)
-				;
-			if (q == NULL || q + 1 == p + n)
-				want = n + 1;	/* not a whole event yet */
-			else if (cli_event(p, (size_t)(q - p), &since))
+			want = n + 1;	/* no whole line yet */
+			if ((nl = memchr(p, '\n', (size_t)n)) == NULL)
+				continue;
+			if (cli_event_line(p, (size_t)(nl - p), &since, &last))
 				break;
-			else {
-				client_consume(c, (size_t)(q + 2 - p));
-				want = 1;
-			}
+			client_consume(c, (size_t)(nl + 1 - p));
+			want = 1;
 		}
-		client_free(c);
 	}
 }
 
@@ -528,12 +513,13 @@ cli_watch(int argc, char **argv)
 	uint64_t index = 0;
 	int status, last_status = 0;
 
-	if (argc >= 4 && strcmp(argv[2], "--prefix") == 0)
-		return argc == 4 ? cli_events(argv[3], 0) : argc == 6 &&
-		    strcmp(argv[4], "--since") == 0 && parse_dec(argv[5],
-		    REPL_SEQ_MAX, &index) != NULL && *parse_dec(argv[5],
-		    REPL_SEQ_MAX, &index) == '\0' && index > 0 ?
-		    cli_events(argv[3], index) : usage();
+	if (argc >= 4 && strcmp(argv[2], "--prefix") == 0) {
+		if (argc == 6 && strcmp(argv[4], "--since") == 0 &&
+		    (target = (char *)parse_dec(argv[5], REPL_SEQ_MAX,
+		    &index)) != NULL && *target == '\0' && index > 0)
+			return cli_events(argv[3], index);
+		return argc == 4 ? cli_events(argv[3], 0) : usage();
+	}
 	if (argc != 3 || (target = key_target(argv[2])) == NULL)
 		return usage();
 	n = strlen(target) + 64;

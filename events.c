@@ -20,8 +20,9 @@
  *   event: lagged                     the last event, when the server
  *   data: {"resume":43,"oldest":40}   ends the stream
  *
- * value is a JSON string when the value is valid UTF-8, else value_base64
- * (RFC 4648); a value too big for one copy out of the backlog (over
+ * value is a JSON string as keys are in listings: valid UTF-8 as it is,
+ * any other byte b as \udcXX (json_string's "surrogateescape", which JSON
+ * parsers take and a client maps back to the bytes); a value too big for one copy out of the backlog (over
  * EVENTS_RAW_BYTES less its key and head) comes as value_bytes alone: GET
  * the key (its X-Kv-Seq says whether it still holds that write). There is
  * no "old" side: the backlog holds what each write made, not what it
@@ -139,13 +140,9 @@ stage(struct stream *s, const struct repl_record *rec)
 	p += json_string(p, rec->key, rec->klen);
 	if (s->cut > 0)
 		p = reply_u64(p, ",\"value_bytes\":", s->cut, "");
-	else if (rec->op == REPL_PUT && utf8_valid(rec->val, rec->vlen)) {
+	else if (rec->op == REPL_PUT) {
 		p = stpcpy(p, ",\"value\":");
 		p += json_string(p, rec->val, rec->vlen);
-	} else if (rec->op == REPL_PUT) {
-		p = stpcpy(p, ",\"value_base64\":\"");
-		p += base64(p, (const unsigned char *)rec->val, rec->vlen);
-		*p++ = '"';
 	}
 	p = stpcpy(p, "}\n\n");
 	s->len = (size_t)(p - s->text);
@@ -231,8 +228,7 @@ first_seq(struct http_request *r, uint64_t *seq)
 	    (rc = req_header_u64(r, "Last-Event-ID", seq)) == 1)
 		++*seq;
 	if (rc == 1 && (*seq == 0 || *seq > REPL_SEQ_MAX)) {
-		reply_text(r->id, 400, "", "since must be 1 to 2^53 (omit it "
-		    "to follow from now)");
+		reply_text(r->id, 400, "", "since must be 1 to 2^53");
 		return -1;
 	}
 	return rc;
@@ -250,8 +246,7 @@ events_follow(struct http_request *r, const char *prefix, size_t plen)
 	if ((v = http_query(r, "watch", &len)) == NULL)
 		return 0;
 	if (len != 6 || memcmp(v, "events", 6) != 0)
-		reply_text(r->id, 400, "", "watch must be events (or use "
-		    "index= and wait= to watch a listing)");
+		reply_text(r->id, 400, "", "watch must be events");
 	else if (first_seq(r, &seq) == -1)
 		;
 	else if (nstreams >= (uint64_t)max_streams)
@@ -272,8 +267,7 @@ events_follow(struct http_request *r, const char *prefix, size_t plen)
 			reply_u64(extra, "X-Kv-Oldest-Seq: ", s->cur.oldest,
 			    "\r\n");
 			reply_text(r->id, 410, extra, "seq %llu is no longer "
-			    "held here: the oldest is %llu; list the prefix "
-			    "and follow from its X-Kv-Index + 1",
+			    "held here: the oldest is %llu",
 			    (unsigned long long)seq,
 			    (unsigned long long)s->cur.oldest);
 			stream_free(s);

@@ -1337,7 +1337,9 @@ repl_read(struct repl_cursor *cur, char *buf, size_t cap, size_t *cut)
 	    cur->seq < bl.first_seq)
 		err = ERANGE;
 	else if (!cur->placed) {
-		cur->pos = ring_find(cur->seq);
+		/* From now on, the common case, needs no scan. */
+		cur->pos = cur->seq > bl.last_seq ? bl.end :
+		    ring_find(cur->seq);
 		cur->placed = 1;
 	}
 	for (; err == 0 && cur->placed && cur->pos < bl.end; cur->seq++) {

@@ -339,11 +339,10 @@ status_metrics(struct http_request *r)
 	store_stats(node.store, &st);
 	metrics_store(&t, &st);
 	events_stats(&open, &lagged);
-	family(&t, "kvstore_event_streams", "gauge", "Event streams open "
-	    "(watch=events).", open);
+	family(&t, "kvstore_event_streams", "gauge", "Open event streams.",
+	    open);
 	family(&t, "kvstore_event_streams_lagged_total", "counter", "Event "
-	    "streams ended because the reader fell behind the backlog.",
-	    lagged);
+	    "streams cut: the reader fell behind.", lagged);
 	if (node.role == ROLE_REPLICA)
 		metrics_primary(&t);
 	else

@@ -229,31 +229,6 @@ utf8_valid(const char *s, size_t n)
 	return 1;
 }
 
-size_t
-base64(char *out, const unsigned char *in, size_t n)
-{
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t i, o = 0;
-	uint32_t v;
-
-	for (i = 0; i + 2 < n; i += 3) {
-		v = (uint32_t)in[i] << 16 | in[i + 1] << 8 | in[i + 2];
-		out[o++] = tab[v >> 18];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = tab[v >> 6 & 63];
-		out[o++] = tab[v & 63];
-	}
-	if (i < n) {
-		v = (uint32_t)in[i] << 16 | (i + 1 < n ? in[i + 1] << 8 : 0);
-		out[o++] = tab[v >> 18];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
-		out[o++] = '=';
-	}
-	return o;
-}
-
 /* "\u00XX" or "\udcXX": a six-byte escape of one byte. */
 static size_t
 escape_byte(char *out, const char *prefix, unsigned char b)

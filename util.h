@@ -51,9 +51,6 @@ size_t	json_string(char *out, const char *s, size_t n);
 /* 1 if s[0..n) is valid UTF-8. */
 int	utf8_valid(const char *s, size_t n);
 
-/* s[0..n) in base64 (RFC 4648, padded) at out; returns its length. */
-size_t	base64(char *out, const unsigned char *in, size_t n);
-
 /*
  * The decimal digits at s, at least one, as a number no greater than max
  * into *n. Returns the first byte after them, or NULL (no digit, or past

@@ -122,7 +122,7 @@ $((seq + 4)) put hz4" "$(events_of "${SHUNIT_TMPDIR}/hz")"
     "${url}/kv/odd%FF%0A%22%01x" | tr -d '\r' | sed -n 's/^X-Kv-Seq: //p')
   curl -sN -m 1 "${url}/kv/?prefix=odd%FF%0A&watch=events&since=${seq}" \
     >"${body}"
-  want='"key":"odd\udcff\u000a\"\u0001x","value_base64":"/wo="}'
+  want='"key":"odd\udcff\u000a\"\u0001x","value":"\udcff\u000a"}'
   [ "$(grep '^data: ' "${body}")" = "data: {\"seq\":${seq},\"op\":\"put\",${want}" ]
   assertTrue 'an odd key and a binary value: JSON-escaped, on one line' $?
   for a in '--since abc' '--since 0' '--since' '--prefix'; do

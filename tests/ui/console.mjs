@@ -358,9 +358,11 @@ async function keyBrowser(page, { P, u }) {
     prev.every((k) => seen.includes(k) && !last.includes(k)) &&
     (await page.isEnabled('#next')), prev.length + ' keys');
 
-  // Keyboard only: Tab from the search box to the first key, then Enter.
+  // Keyboard only: Tab from the search box, past Search and Follow, to
+  // the first key, then Enter.
   await search(page, 'config/');
   await page.focus('#prefix');
+  await page.keyboard.press('Tab');
   await page.keyboard.press('Tab');
   await page.keyboard.press('Tab');
   await page.keyboard.press('Enter');

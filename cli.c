@@ -463,7 +463,8 @@ cli_events(const char *prefix, uint64_t since)
 		if ((c = client_new(cli_url(), CLI_EVENTS_MS, NULL, NULL)) ==
 		    NULL)
 			return EXIT_SERVER;
-		if (client_send(c, &rq) == -1 || client_recv_head(c, &rs) == -1) {
+		if (client_send(c, &rq) == -1 ||
+		    client_recv_head(c, &rs) == -1) {
 			if (++fails > CLI_EVENTS_TRIES) {
 				fprintf(stderr, "kvstore: watch: %s: %s\n",
 				    cli_url(), client_error(c));

@@ -22,12 +22,13 @@
  *
  * value is a JSON string as keys are in listings: valid UTF-8 as it is,
  * any other byte b as \udcXX (json_string's "surrogateescape", which JSON
- * parsers take and a client maps back to the bytes); a value too big for one copy out of the backlog (over
- * EVENTS_RAW_BYTES less its key and head) comes as value_bytes alone: GET
- * the key (its X-Kv-Seq says whether it still holds that write). There is
- * no "old" side: the backlog holds what each write made, not what it
- * replaced. A client that wants old -> new lists the prefix (its
- * X-Kv-Index is I) and follows from I + 1, keeping what it saw.
+ * parsers take and a client maps back to the bytes). A value too big
+ * for one copy out of the backlog (over EVENTS_RAW_BYTES less its key and
+ * head) comes as value_bytes alone: GET the key (its X-Kv-Seq says
+ * whether it still holds that write). There is no "old" side: the
+ * backlog holds what each write made, not what it replaced. A client
+ * that wants old -> new lists the prefix (its X-Kv-Index is I) and
+ * follows from I + 1, keeping what it saw.
  *
  * The server ends a stream with one of: lagged (the reader fell so far
  * behind that its next seq left the backlog: follow again from resume,
@@ -44,9 +45,10 @@
  *
  * BOUNDS. A stream holds EVENTS_RAW_BYTES of records copied out of the
  * ring, the text of the events staged from them (EVENTS_TEXT_BYTES at
- * most) and http.c's output buffer (below 80 KiB): 300 KiB, at most
- * MAX_EVENT_STREAMS of them. A slow reader does not grow that: it falls
- * behind in the shared backlog instead and, once its next seq has left
+ * most: 192 KiB if every byte needs a 6-byte escape) and http.c's output
+ * buffer (below 80 KiB): 304 KiB, at most MAX_EVENT_STREAMS of them. A
+ * slow reader does not grow that: it falls behind in the shared backlog
+ * instead and, once its next seq has left
  * it, gets lagged as its last event; a reader that reads nothing is
  * closed by http.c after IDLE_TIMEOUT_MS without progress. Each producer
  * call copies at most EVENTS_READS ring batches (256 KiB), so a rare
@@ -69,8 +71,9 @@
 #include "node.h"
 #include "events.h"
 
-#define EVENTS_RAW_BYTES (32 << 10)	/* records copied from the ring at once */
-#define EVENT_MAX(klen, vlen)	(JSON_STRING_MAX((klen) + (vlen)) + 96)
+#define EVENTS_RAW_BYTES (32 << 10)	/* records copied from the ring */
+/* One event's text at most: key and value escaped, and room for the rest. */
+#define EVENT_MAX(klen, vlen)	(JSON_STRING_MAX((klen) + (vlen)) + 128)
 #define EVENTS_TEXT_BYTES EVENT_MAX(0, EVENTS_RAW_BYTES)
 #define EVENTS_READS	8		/* ring copies per producer call */
 #define EVENTS_PING_MS	10000		/* proxies cut idle streams at 60 s */
@@ -81,11 +84,11 @@ struct stream {
 	size_t		 plen;
 	char		*raw;		/* records from the ring */
 	size_t		 roff, rlen;
-	size_t		 cut;		/* the one record in raw lost its value */
+	size_t		 cut;		/* raw's one record lost its value */
 	char		*text;		/* staged events */
 	size_t		 off, len;
 	int		 ended;		/* the last event is staged */
-	uint64_t	 ping;		/* when a comment is due (monotonic ms) */
+	uint64_t	 ping;		/* a comment is due (monotonic ms) */
 };
 
 static int		 max_streams;
@@ -276,8 +279,9 @@ events_follow(struct http_request *r, const char *prefix, size_t plen)
 		s->len = (size_t)(reply_u64(s->text, ": from seq ",
 		    s->cur.seq, "\n\n") - s->text);
 		s->ping = mono_ms() + EVENTS_PING_MS;
-		reply_u64(extra, "Cache-Control: no-cache\r\nX-Accel-Buffering: "
-		    "no\r\nX-Kv-Index: ", s->cur.seq - 1, "\r\n");
+		reply_u64(extra, "Cache-Control: no-cache\r\n"
+		    "X-Accel-Buffering: no\r\nX-Kv-Index: ", s->cur.seq - 1,
+		    "\r\n");
 		nstreams++;	/* before: a HEAD ends it inside http_stream */
 		if (http_stream(r->id, 200, "text/event-stream", extra,
 		    produce, s) == -1) {

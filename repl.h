@@ -236,7 +236,7 @@ struct repl_cursor {
 	uint64_t	 epoch;		/* the backlog's, at the first read */
 	uint64_t	 pos;		/* seq's ring position, once placed */
 	int		 placed;
-	uint64_t	 oldest;	/* out: the oldest seq the backlog holds */
+	uint64_t	 oldest;	/* out: the backlog's oldest seq */
 };
 
 /*

@@ -109,15 +109,15 @@ testEventStreamRefusesBadInputsAndWaitsForAFutureSeq() {
   seq=$(curl -s -D - -o /dev/null -X PUT -d x "${url}/kv/hz0" | tr -d '\r' |
     sed -n 's/^X-Kv-Seq: //p')
   curl -sN "${url}/kv/?prefix=hz&watch=events&since=$((seq + 3))" \
-    >"${SHUNIT_TMPDIR}/hz" &
+    >"${SHUNIT_TMPDIR}/ev-hz" &
   cpid=$!
-  wait_for 5 log_has "${SHUNIT_TMPDIR}/hz" '^: from seq'
+  wait_for 5 log_has "${SHUNIT_TMPDIR}/ev-hz" '^: from seq'
   for k in hz1 hz2 hz3 hz4; do put "${k}" x; done
-  wait_for 5 log_has "${SHUNIT_TMPDIR}/hz" "^id: $((seq + 4))\$"
+  wait_for 5 log_has "${SHUNIT_TMPDIR}/ev-hz" "^id: $((seq + 4))\$"
   kill "${cpid}"
   assertEquals 'since in the future: from that seq on' \
     "$((seq + 3)) put hz3
-$((seq + 4)) put hz4" "$(events_of "${SHUNIT_TMPDIR}/hz")"
+$((seq + 4)) put hz4" "$(events_of "${SHUNIT_TMPDIR}/ev-hz")"
   # Odd bytes in a key and prefix: JSON-escaped, one line per event.
   seq=$(curl -s -D - -o /dev/null -X PUT --data-binary $'\xff\n' \
     "${url}/kv/odd%FF%0A%22%01x" | tr -d '\r' | sed -n 's/^X-Kv-Seq: //p')
@@ -139,7 +139,7 @@ testEventStreamOnAReplicaEndsAtItsFullSync() {
   node p "${rp}" primary REPL_BACKLOG_BYTES=65536 REPL_TIMEOUT_MS=500
   node r1 "${rr1}" replica
   wait_ready "${rr1}"
-  live="${SHUNIT_TMPDIR}/rep.live"
+  live="${SHUNIT_TMPDIR}/ev-rep.live"
   curl -sN "http://127.0.0.1:${rr1}/kv/?prefix=rep&watch=events" >"${live}" &
   cpid=$!
   wait_for 5 log_has "${live}" '^: from seq'
@@ -147,11 +147,11 @@ testEventStreamOnAReplicaEndsAtItsFullSync() {
     curl -s -D - -o /dev/null -X PUT -d "v${i}" \
       "http://127.0.0.1:${rp}/kv/rep${i}" | tr -d '\r' |
       sed -n "s/^X-Kv-Seq: \(.*\)/\1 put rep${i}/p"
-  done >"${SHUNIT_TMPDIR}/rep.sent"
-  wait_for 10 log_has "${live}" "^id: $(tail -n 1 "${SHUNIT_TMPDIR}/rep.sent" |
+  done >"${SHUNIT_TMPDIR}/ev-rep.sent"
+  wait_for 10 log_has "${live}" "^id: $(tail -n 1 "${SHUNIT_TMPDIR}/ev-rep.sent" |
     cut -d' ' -f1)\$"
   assertEquals 'the replica streams the primary'"'"'s writes, same seqs' \
-    "$(cat "${SHUNIT_TMPDIR}/rep.sent")" "$(events_of "${live}")"
+    "$(cat "${SHUNIT_TMPDIR}/ev-rep.sent")" "$(events_of "${live}")"
   # Stopped past the primary's backlog, the replica full-syncs: its own
   # backlog restarts, and the stream says so rather than jump.
   kill -STOP "$(pid_of r1)"
@@ -179,39 +179,39 @@ testSlowEventReadersAreCutWithoutGrowingTheServer() {
     sleep 10) &
   npid=$!
   (exec 3<>"/dev/tcp/127.0.0.1/${sport}" && printf '%b' "${req}" >&3 &&
-    wait_for 20 "[ -f '${SHUNIT_TMPDIR}/written' ]" &&
-    timeout 5 cat <&3) >"${SHUNIT_TMPDIR}/slow" &
+    wait_for 20 "[ -f '${SHUNIT_TMPDIR}/ev-written' ]" &&
+    timeout 5 cat <&3) >"${SHUNIT_TMPDIR}/ev-slow" &
   spid2=$!
   wait_for 5 "[ \"\$(stream_count ${sport})\" = 2 ]"
   anon0=$(rss_anon "${spid}")
   # A value too big to copy out of the backlog whole, then 12 MiB of
   # writes, 12 times the backlog, that each go out whole.
-  head -c 131072 /dev/zero | tr '\0' b >"${SHUNIT_TMPDIR}/128k"
-  head -c 24576 /dev/zero | tr '\0' b >"${SHUNIT_TMPDIR}/24k"
-  f=128k
+  head -c 131072 /dev/zero | tr '\0' b >"${SHUNIT_TMPDIR}/ev-128k"
+  head -c 24576 /dev/zero | tr '\0' b >"${SHUNIT_TMPDIR}/ev-24k"
+  f=ev-128k
   for i in $(seq 0 512); do
     printf 'url = "%s/kv/big%s"\nupload-file = "%s"\noutput = "/dev/null"\n' \
       "${u}" "${i}" "${SHUNIT_TMPDIR}/${f}"
-    f=24k
-  done >"${SHUNIT_TMPDIR}/big.cfg"
-  out=$(curl -s -w '%{method} %{http_code}\n' -K "${SHUNIT_TMPDIR}/big.cfg" |
+    f=ev-24k
+  done >"${SHUNIT_TMPDIR}/ev-big.cfg"
+  out=$(curl -s -w '%{method} %{http_code}\n' -K "${SHUNIT_TMPDIR}/ev-big.cfg" |
     answered 'the writes' 513 'PUT 201')
   assertTrue "${out:-the writes}" $?
-  touch "${SHUNIT_TMPDIR}/written"
+  touch "${SHUNIT_TMPDIR}/ev-written"
   anon1=$(rss_anon "${spid}")
   # Sanitizers' shadow memory makes RssAnon say nothing (suite_abuse.sh).
   [ "$(sanitized_or 1 0)" = 1 ] ||
     assertTrue "anonymous memory grew ${anon0} -> ${anon1} KiB: under 4 MiB" \
       "[ $((anon1 - anon0)) -lt 4096 ]"
   wait "${spid2}"
-  tail -n 3 "${SHUNIT_TMPDIR}/slow" >"${body}"
-  lastid=$(grep '^id: ' "${SHUNIT_TMPDIR}/slow" | tail -n 1 | cut -d' ' -f2)
+  tail -n 3 "${SHUNIT_TMPDIR}/ev-slow" >"${body}"
+  lastid=$(grep '^id: ' "${SHUNIT_TMPDIR}/ev-slow" | tail -n 1 | cut -d' ' -f2)
   assertEquals 'the late reader: what it got, then lagged and where to resume' \
     "event: lagged" "$(head -n 1 "${body}")"
   assertContains 'resume right after the last event it got' \
     "$(sed -n 2p "${body}")" "{\"resume\":$((lastid + 1)),"
   assertContains 'too big a value goes by its size' \
-    "$(grep -m 1 '^data: ' "${SHUNIT_TMPDIR}/slow")" '"value_bytes":131072}'
+    "$(grep -m 1 '^data: ' "${SHUNIT_TMPDIR}/ev-slow")" '"value_bytes":131072}'
   # The reader that never reads: closed once it took nothing for
   # IDLE_TIMEOUT_MS.
   wait_for 10 "[ \"\$(stream_count ${sport})\" = 0 ]"
@@ -232,9 +232,9 @@ rss_anon() { awk '/^RssAnon:/ { print $2 }' "/proc/$1/status"; }
 testEventStreamsAreCappedAndEndAtShutdownAndTheCliFollowsOn() {
   start evcap MAX_EVENT_STREAMS=2
   u="http://127.0.0.1:${sport}"
-  curl -sN "${u}/kv/?watch=events" >"${SHUNIT_TMPDIR}/cap1" &
+  curl -sN "${u}/kv/?watch=events" >"${SHUNIT_TMPDIR}/ev-cap1" &
   c1=$!
-  KV_URL="${u}" ./kvstore watch --prefix cap >"${SHUNIT_TMPDIR}/cap.cli" \
+  KV_URL="${u}" ./kvstore watch --prefix cap >"${SHUNIT_TMPDIR}/ev-cap.cli" \
     2>&1 &
   c2=$!
   wait_for 5 "[ \"\$(stream_count ${sport})\" = 2 ]"
@@ -249,7 +249,7 @@ testEventStreamsAreCappedAndEndAtShutdownAndTheCliFollowsOn() {
   wait_for 5 gone "${spid}"
   assertTrue 'the server stops at once' $?
   assertContains 'the stream ends with event: shutdown' \
-    "$(cat "${SHUNIT_TMPDIR}/cap1")" 'event: shutdown'
+    "$(cat "${SHUNIT_TMPDIR}/ev-cap1")" 'event: shutdown'
   # kvstore watch follows on once the server is back, from the next seq.
   PORT="${sport}" ROLE=primary DATA_DIR="${SHUNIT_TMPDIR}/evcap" \
     RECOVER_WAIT_MS=0 ./kvstore >>"${slog}" 2>&1 &
@@ -257,10 +257,10 @@ testEventStreamsAreCappedAndEndAtShutdownAndTheCliFollowsOn() {
   echo "${spid}" >>"${SHUNIT_TMPDIR}/pids"
   wait_ready "${sport}"
   curl -s -o /dev/null -X PUT -d 2 "${u}/kv/cap2"
-  wait_for 5 log_has "${SHUNIT_TMPDIR}/cap.cli" '"key":"cap2"'
+  wait_for 5 log_has "${SHUNIT_TMPDIR}/ev-cap.cli" '"key":"cap2"'
   assertEquals 'the CLI: both writes, across the restart' \
     '{"seq":1,"op":"put","key":"cap1","value":"1"}
-{"seq":2,"op":"put","key":"cap2","value":"2"}' "$(cat "${SHUNIT_TMPDIR}/cap.cli")"
+{"seq":2,"op":"put","key":"cap2","value":"2"}' "$(cat "${SHUNIT_TMPDIR}/ev-cap.cli")"
   kill "${c1}" "${c2}" 2>/dev/null
   stop "${spid}"
 }

@@ -44,6 +44,7 @@
 #include "replica.h"
 #include "status.h"
 #include "wait.h"
+#include "events.h"
 
 #define LIST_BATCH	256		/* keys fetched per listing step */
 #define LIST_BUF_BYTES	(LIST_BATCH * (JSON_KEY_MAX + 1) + 64)
@@ -368,7 +369,8 @@ list_keys(struct http_request *r)
 		memcpy(l->prefix, tmp, n);
 		l->plen = n;
 	}
-	if (wait_watch_list(r, l->prefix, l->plen))
+	if (events_follow(r, l->prefix, l->plen) ||
+	    wait_watch_list(r, l->prefix, l->plen))
 		goto done;
 	if ((v = http_query(r, "values", &len)) != NULL)
 		l->values = len == 4 && memcmp(v, "true", 4) == 0;

@@ -1340,7 +1340,7 @@ ssize_t
 repl_read(struct repl_cursor *cur, char *buf, size_t cap, size_t *cut)
 {
 	unsigned char h[REC_HEAD];
-	size_t n = 0, sz, klen;
+	size_t n = 0, sz, klen, keep;
 	int err = 0;
 
 	*cut = 0;
@@ -1364,15 +1364,19 @@ repl_read(struct repl_cursor *cur, char *buf, size_t cap, size_t *cut)
 	for (; err == 0 && cur->placed && cur->pos < bl.end; cur->seq++) {
 		sz = ring_slot(cur->pos, NULL, NULL) - SLOT_HEAD;
 		if (n + sz > cap) {
+			/*
+			 * Alone and too big: its head and key only, and an
+			 * 'X' record's expiry, without which it is malformed.
+			 */
 			ring_get(cur->pos + SLOT_HEAD, h, REC_HEAD);
 			klen = get16(h + 9);
-			if (n > 0 || cap < REC_HEAD + klen)
+			keep = h[0] == REPL_PUT_EXP ? 8 : 0;
+			if (n > 0 || cap < REC_HEAD + klen + keep)
 				break;
-			/* Alone and too big: its head and key only. */
-			*cut = get32(h + 11);
-			ring_get(cur->pos + SLOT_HEAD, buf, REC_HEAD + klen);
-			put32((unsigned char *)buf + 11, 0);
-			n = REC_HEAD + klen;
+			*cut = get32(h + 11) - keep;
+			n = REC_HEAD + klen + keep;
+			ring_get(cur->pos + SLOT_HEAD, buf, n);
+			put32((unsigned char *)buf + 11, (uint32_t)keep);
 			cur->pos += sz + SLOT_HEAD;
 			cur->seq++;
 			break;

@@ -199,8 +199,8 @@ struct repl_cursor {
 /*
  * Copy whole records from cur->seq on into buf[0..cap), as many as fit, in
  * the wire format, and move cur past them. A record bigger than cap is
- * copied alone, its head and key only, with vlen 0 and *cut its real
- * length. Returns the bytes copied: 0 when nothing is there yet (a seq
+ * copied alone, its head and key only (an 'X' record keeps its expiry, so
+ * vlen 8), with *cut its value's real length. Returns the bytes copied: 0 when nothing is there yet (a seq
  * past the newest waits for it). -1 with errno ERANGE when cur->seq is not
  * in the backlog (it left the ring, or never was: cur->oldest says what
  * is), ESTALE when the backlog restarted since the first read (repl_reset:

@@ -20,6 +20,16 @@
  *   event: lagged                     the last event, when the server
  *   data: {"resume":43,"oldest":40}   ends the stream
  *
+ * A put with a TTL (PUT ?ttl=, an 'X' record on the wire) has
+ * "expires_at": when the key expires, in unix ms on the primary's clock,
+ * after key and before value. An instant rather than a TTL because an
+ * event is replayed from since= long after its write, and is the same on
+ * every node. The expiry itself is a delete event: the primary alone
+ * expires keys, at its next sweep past expires_at, and replicates that
+ * as an ordinary 'D', so a watch on an expiring key fires when it
+ * expires, at the same seq on every node. Nothing says it was an expiry
+ * rather than a DELETE: the wire does not, and every node must agree.
+ *
  * value is a JSON string as keys are in listings: valid UTF-8 as it is,
  * any other byte b as \udcXX (json_string's "surrogateescape", which JSON
  * parsers take and a client maps back to the bytes). A value too big
@@ -72,8 +82,14 @@
 #include "events.h"
 
 #define EVENTS_RAW_BYTES (32 << 10)	/* records copied from the ring */
-/* One event's text at most: key and value escaped, and room for the rest. */
-#define EVENT_MAX(klen, vlen)	(JSON_STRING_MAX((klen) + (vlen)) + 128)
+/*
+ * One event's text at most: key and value escaped, and the rest, which
+ * is 141 bytes at most: id and seq (u64s of 20 digits), the op, the
+ * names, expires_at (20 digits), value_bytes (10) or the value's quotes.
+ */
+#define EVENT_FIXED		160
+#define EVENT_MAX(klen, vlen)	(JSON_STRING_MAX((klen) + (vlen)) + \
+	    EVENT_FIXED)
 #define EVENTS_TEXT_BYTES EVENT_MAX(0, EVENTS_RAW_BYTES)
 #define EVENTS_READS	8		/* ring copies per producer call */
 #define EVENTS_PING_MS	10000		/* proxies cut idle streams at 60 s */
@@ -129,18 +145,42 @@ end(struct stream *s, const char *why)
 	nlagged += why[0] == 'l';
 }
 
-/* Stage the record at raw + roff as an event if its key is under prefix. */
+/*
+ * The one place a record becomes an event: the name of its op, or NULL
+ * for none. repl_decode has made an 'X' record (a put with a TTL) a put
+ * with expires set; a key that expires comes as the 'D' the primary
+ * replicates its expiry as, so a stream sees it as a delete, on every
+ * node alike.
+ */
+static const char *
+event_op(const struct repl_record *rec)
+{
+	switch (rec->op) {
+	case REPL_PUT:
+		return "put";
+	case REPL_DEL:
+		return "delete";
+	default:
+		return NULL;	/* 'E' ends a snapshot, never in the backlog */
+	}
+}
+
+/* Stage rec as an event if its key is under prefix. */
 static void
 stage(struct stream *s, const struct repl_record *rec)
 {
 	char *p = s->text + s->len;
+	const char *op;
 
-	if (rec->klen < s->plen || memcmp(rec->key, s->prefix, s->plen) != 0)
+	if (rec->klen < s->plen || memcmp(rec->key, s->prefix, s->plen) != 0 ||
+	    (op = event_op(rec)) == NULL)
 		return;
 	p = reply_u64(p, "id: ", rec->seq, "\ndata: {\"seq\":");
-	p = reply_u64(p, "", rec->seq, rec->op == REPL_PUT ?
-	    ",\"op\":\"put\",\"key\":" : ",\"op\":\"delete\",\"key\":");
+	p = reply_u64(p, "", rec->seq, ",\"op\":\"");
+	p = stpcpy(stpcpy(p, op), "\",\"key\":");
 	p += json_string(p, rec->key, rec->klen);
+	if (rec->expires != 0)
+		p = reply_u64(p, ",\"expires_at\":", rec->expires, "");
 	if (s->cut > 0)
 		p = reply_u64(p, ",\"value_bytes\":", s->cut, "");
 	else if (rec->op == REPL_PUT) {

@@ -66,6 +66,44 @@ events_of() {
   sed -n 's/^data: {"seq":\([0-9]*\),"op":"\([a-z]*\)","key":"\([^"]*\)".*/\1 \2 \3/p' "$1"
 }
 
+# ---- Keys that expire (PUT ?ttl=, 'X' records) ----
+
+# A put with a TTL says when the key expires (expires_at, unix ms on the
+# primary's clock), also when its value is too big to come whole; the
+# expiry itself, which the primary replicates as an ordinary delete, is a
+# delete event: a stream on an expiring key fires when it expires.
+testEventStreamPutWithTtlSaysWhenAndItsExpiryIsADelete() {
+  live="${SHUNIT_TMPDIR}/ev-ttl.live"
+  before=$(date +%s%3N)
+  seq=$(curl -s -D - -o /dev/null -X PUT -d v "${url}/kv/evttl%2Fa?ttl=500ms" |
+    tr -d '\r' | sed -n 's/^X-Kv-Seq: //p')
+  after=$(date +%s%3N)
+  curl -sN "${url}/kv/?prefix=evttl%2F&watch=events&since=${seq}" >"${live}" &
+  cpid=$!
+  head -c 40000 /dev/zero | tr '\0' b >"${SHUNIT_TMPDIR}/ev-40k"
+  curl -s -o /dev/null -X PUT --data-binary @"${SHUNIT_TMPDIR}/ev-40k" \
+    "${url}/kv/evttl%2Fbig?ttl=1h"
+  after_big=$(date +%s%3N)
+  put evttl%2Fplain v
+  wait_for 15 log_has "${live}" '"op":"delete","key":"evttl/a"'
+  assertTrue 'the key expires: a delete event' $?
+  kill "${cpid}"
+  exp=$(sed -n 's/^data: {.*"key":"evttl\/a","expires_at":\([0-9]*\),"value":"v"}$/\1/p' \
+    "${live}")
+  assertTrue "the put: expires_at ${exp:-missing} is its write's time + 500 ms" \
+    "[ ${exp:-0} -ge $((before + 500)) ] && [ ${exp:-0} -le $((after + 500)) ]"
+  exp=$(sed -n 's/^data: {.*"key":"evttl\/big","expires_at":\([0-9]*\),"value_bytes":40000}$/\1/p' \
+    "${live}")
+  assertTrue "too big a value: by its size, with its expiry (${exp:-missing})" \
+    "[ ${exp:-0} -ge $((after + 3600000)) ] && [ ${exp:-0} -le $((after_big + 3600000)) ]"
+  assertEquals 'a put without a TTL has no expires_at' \
+    '"key":"evttl/plain","value":"v"}' \
+    "$(grep -o '"key":"evttl/plain".*' "${live}")"
+  dseq=$(events_of "${live}" | sed -n 's/ delete evttl\/a$//p')
+  assertTrue "the delete (${dseq:-none}) follows the put (${seq})" \
+    "[ ${dseq:-0} -gt ${seq} ]"
+}
+
 # ---- History that left the backlog ----
 
 testEventStreamAnswers410OnceSinceLeftTheBacklog() {
@@ -101,6 +139,21 @@ testEventStreamRefusesBadInputsAndWaitsForAFutureSeq() {
   code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Last-Event-ID: x' \
     "${url}/kv/?watch=events")
   assertEquals 'Last-Event-ID: x: 400' 400 "${code}"
+  # Huge prefixes: the longest key's length is followed, a byte more is
+  # refused, and so is a request line past the server's limit.
+  long=$(head -c 1024 /dev/zero | tr '\0' p)
+  code=$(curl -s -o /dev/null -m 1 -w '%{http_code}' \
+    "${url}/kv/?prefix=${long}&watch=events")
+  assertEquals 'a 1024-byte prefix: followed' 200 "${code}"
+  for q in "${long}p" "$(printf '%%41%.0s' $(seq 1 1025))"; do
+    code=$(curl -s -o "${body}" -m 2 -w '%{http_code}' \
+      "${url}/kv/?prefix=${q}&watch=events")
+    assertEquals "a ${#q}-character prefix of 1025 bytes: 400" 400 "${code}"
+    assertContains 'saying why' "$(cat "${body}")" 'over 1024 bytes'
+  done
+  code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' \
+    "${url}/kv/?prefix=$(head -c 65536 /dev/zero | tr '\0' p)&watch=events")
+  assertEquals 'a 64 KiB request line: 414' 414 "${code}"
   code=$(curl -s -o /dev/null -m 1 -w '%{http_code}' \
     "${url}/kv/?watch=events&since=9007199254740992")
   assertEquals 'since=2^53: waits for it' 200 "${code}"
@@ -143,15 +196,26 @@ testEventStreamOnAReplicaEndsAtItsFullSync() {
   curl -sN "http://127.0.0.1:${rr1}/kv/?prefix=rep&watch=events" >"${live}" &
   cpid=$!
   wait_for 5 log_has "${live}" '^: from seq'
+  # rep3 expires in an hour: an 'X' record, replicated with its expiry.
   for i in 1 2 3 4 5; do
+    q=''
+    [ "${i}" = 3 ] && q='?ttl=1h'
     curl -s -D - -o /dev/null -X PUT -d "v${i}" \
-      "http://127.0.0.1:${rp}/kv/rep${i}" | tr -d '\r' |
+      "http://127.0.0.1:${rp}/kv/rep${i}${q}" | tr -d '\r' |
       sed -n "s/^X-Kv-Seq: \(.*\)/\1 put rep${i}/p"
   done >"${SHUNIT_TMPDIR}/ev-rep.sent"
+  first=$(head -n 1 "${SHUNIT_TMPDIR}/ev-rep.sent" | cut -d' ' -f1)
   wait_for 10 log_has "${live}" "^id: $(tail -n 1 "${SHUNIT_TMPDIR}/ev-rep.sent" |
     cut -d' ' -f1)\$"
   assertEquals 'the replica streams the primary'"'"'s writes, same seqs' \
     "$(cat "${SHUNIT_TMPDIR}/ev-rep.sent")" "$(events_of "${live}")"
+  curl -sN -m 1 "http://127.0.0.1:${rp}/kv/?prefix=rep&watch=events&since=${first}" \
+    >"${SHUNIT_TMPDIR}/ev-rep.primary"
+  assertEquals 'the same events on both, expires_at too' \
+    "$(grep '^data: ' "${SHUNIT_TMPDIR}/ev-rep.primary")" \
+    "$(grep '^data: ' "${live}")"
+  assertEquals 'one of them a put with a TTL' 1 \
+    "$(grep -c '"key":"rep3","expires_at":' "${live}")"
   # Stopped past the primary's backlog, the replica full-syncs: its own
   # backlog restarts, and the stream says so rather than jump.
   kill -STOP "$(pid_of r1)"

@@ -165,6 +165,20 @@ event_op(const struct repl_record *rec)
 	}
 }
 
+/*
+ * Whether more records of rec's group follow it. refill stages a group
+ * whole or not at all, so that its events go out together. Today each
+ * write is a group of one. XXX txn-17: a transaction's records but its
+ * last are 'p' and 'd' (rec->more); then repl_read must end a copy only
+ * between groups, and a group's events name its first and last seq.
+ */
+static int
+more(const struct repl_record *rec)
+{
+	(void)rec;
+	return 0;
+}
+
 /* Stage rec as an event if its key is under prefix. */
 static void
 stage(struct stream *s, const struct repl_record *rec)
@@ -192,15 +206,38 @@ stage(struct stream *s, const struct repl_record *rec)
 }
 
 /*
+ * The group of records at raw + roff: its bytes, and in *room the most
+ * text its events take. 0 cannot be: repl_read copies whole records.
+ */
+static size_t
+group(const struct stream *s, size_t *room)
+{
+	struct repl_record rec;
+	size_t off = s->roff;
+	ssize_t n;
+
+	*room = 0;
+	do {
+		if ((n = repl_decode(s->raw + off, s->rlen - off, &rec)) <= 0)
+			return 0;
+		*room += EVENT_MAX(rec.klen, rec.vlen);
+		off += (size_t)n;
+	} while (more(&rec));
+	return off - s->roff;
+}
+
+/*
  * Stage what follows: the events of the records copied and not staged
- * yet, as many as fit; else the next copy from the ring. Nothing staged
- * means nothing new (or EVENTS_READS copies held nothing under prefix).
+ * yet, as many groups as fit; else the next copy from the ring. Nothing
+ * staged means nothing new (or EVENTS_READS copies held nothing under
+ * prefix).
  */
 static void
 refill(struct stream *s)
 {
 	struct repl_record rec;
 	ssize_t n;
+	size_t g, room, end_off;
 	int reads = EVENTS_READS;
 	uint64_t now = mono_ms();
 
@@ -222,12 +259,15 @@ refill(struct stream *s)
 				break;
 			s->rlen = (size_t)n;
 		}
-		n = repl_decode(s->raw + s->roff, s->rlen - s->roff, &rec);
-		if (n <= 0 || s->len + EVENT_MAX(rec.klen, rec.vlen) >
-		    EVENTS_TEXT_BYTES)
-			break;	/* n <= 0 cannot be: repl_read copies whole */
-		stage(s, &rec);
-		s->roff += (size_t)n;
+		if ((g = group(s, &room)) == 0 ||
+		    s->len + room > EVENTS_TEXT_BYTES)
+			break;
+		for (end_off = s->roff + g; s->roff < end_off;
+		    s->roff += (size_t)n) {
+			n = repl_decode(s->raw + s->roff, end_off - s->roff,
+			    &rec);
+			stage(s, &rec);
+		}
 	}
 	if (s->len > 0)
 		s->ping = now + EVENTS_PING_MS;

@@ -18,6 +18,11 @@
  *		header all the same (any token): a web page cannot send one
  *		cross-site without a CORS preflight, which no node grants, so
  *		no page a user opens can read a backup
+ * Those header guards hold against pages on other sites. A page can also
+ * point its own name at a node (DNS rebinding) and call it same-origin,
+ * where every header is allowed; so a browser's request (one with Origin
+ * or Sec-Fetch-Site, which only browsers send) must name the node by a
+ * Host no other site can own, on every route (browser_host_ok).
  */
 
 #include <sys/types.h>
@@ -536,6 +541,73 @@ repl_token_ok(const struct http_request *r)
 	return node.repl.t_len == 0 || token_equal(&node.repl, v, len);
 }
 
+/* Whether the name h[0..len) ends in suffix[0..n), any case. */
+static int
+ends_in(const char *h, size_t len, const char *suffix, size_t n)
+{
+	return len >= n && strncasecmp(h + len - n, suffix, n) == 0;
+}
+
+/*
+ * Whether ALLOWED_HOSTS lets browsers use the name h[0..len): "*" any,
+ * ".example.com" that name and every name under it, else one exact name.
+ */
+static int
+host_listed(const char *h, size_t len)
+{
+	const char *p;
+	size_t n;
+
+	for (p = node.allowed_hosts; p != NULL && *p != '\0';
+	    p += n + (p[n] == ',')) {
+		n = strcspn(p, ",");
+		if ((n == 1 && *p == '*') ||
+		    (n == len && strncasecmp(p, h, n) == 0) ||
+		    (*p == '.' && (ends_in(h, len, p, n) ||
+		    (n - 1 == len && strncasecmp(p + 1, h, len) == 0))))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * A browser's request names a host that no other site can own: an IP
+ * literal, localhost and names under it (browsers resolve those to
+ * loopback themselves), a name of one label (found through the local
+ * search list, which no stranger's DNS answers), or one of ALLOWED_HOSTS.
+ * Answers 403 if not. Requests without Origin and Sec-Fetch-Site come from
+ * no browser (curl, scripts, probes, peers) and are never asked: a name is
+ * all rebinding needs, and only a page can be made to rebind it.
+ */
+static int
+browser_host_ok(struct http_request *r)
+{
+	const char *h, *c;
+	size_t len, i;
+
+	if ((http_header(r, "Origin", &len) == NULL &&
+	    http_header(r, "Sec-Fetch-Site", &len) == NULL) ||
+	    (h = http_header(r, "Host", &len)) == NULL || len == 0 ||
+	    *h == '[')
+		return 1;
+	if ((c = memchr(h, ':', len)) != NULL)
+		len = (size_t)(c - h);
+	if (len > 0 && h[len - 1] == '.')
+		len--;
+	if (memchr(h, '.', len) == NULL || ends_in(h, len, ".localhost", 10) ||
+	    host_listed(h, len))
+		return 1;
+	for (i = 0; i < len && (h[i] == '.' || (h[i] >= '0' && h[i] <= '9'));
+	    i++)
+		;
+	if (i == len)
+		return 1;
+	reply_text(r->id, 403, "", "a browser must name this node by its IP "
+	    "address, localhost, or a name in ALLOWED_HOSTS, not %.*s",
+	    (int)(len > 253 ? 253 : len), h);
+	return 0;
+}
+
 /* ---- Keys ---- */
 
 /*
@@ -1022,6 +1094,8 @@ not_found(struct http_request *r)
 static int
 may_call(struct http_request *r, const struct route *rt)
 {
+	if (!browser_host_ok(r))
+		return 0;
 	switch (rt->access) {
 	case OPEN:
 		return 1;

@@ -214,6 +214,29 @@ load_tokens(void)
 }
 
 /*
+ * ALLOWED_HOSTS: names, ".domain"s or "*", comma-separated, that browsers
+ * may call this node by (api.c). A port or a path is a mistake to name.
+ */
+static void
+load_allowed_hosts(void)
+{
+	const char *v = env("ALLOWED_HOSTS", ""), *p;
+	size_t n;
+
+	for (p = v; *p != '\0'; p += n + 1) {
+		n = strcspn(p, ",");
+		if (!(n == 1 && *p == '*') && (n == 0 || p[0] == '-' ||
+		    strspn(p, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") < n))
+			die("ALLOWED_HOSTS=%s: expected host names or .domains "
+			    "separated by commas, or *", v);
+		if (p[n] == '\0')
+			break;
+	}
+	node.allowed_hosts = v;
+}
+
+/*
  * PEERS_DNS=name[:port]: a name that lists every pod (the chart's headless
  * Service). The port is PORT's unless given: every pod listens on the same.
  */
@@ -271,6 +294,7 @@ load_config(void)
 	    cfg.max_conns / 2);
 	cfg.max_registered = env_int("MAX_REGISTERED_REPLICAS", 64, 1, 4096);
 	load_peers_dns();
+	load_allowed_hosts();
 	check_url("PRIMARY_URL", node.primary_url, strlen(node.primary_url));
 	each_url(cfg.replica_urls, check_replica_url);
 	fmt_buf(cfg.self_url, sizeof(cfg.self_url), "http://127.0.0.1:%s",

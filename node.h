@@ -26,6 +26,8 @@ struct node {
 	int		 min_replicas;
 	int		 max_replica_lag_ms;
 	int		 max_parked;	/* requests waiting at once */
+	const char	*allowed_hosts;	/* ALLOWED_HOSTS: names browsers may
+					   use, beside the safe ones */
 	/* State. */
 	struct store	*store;		/* a full sync replaces it whole */
 	uint64_t	 store_gen;	/* counts those replacements */

@@ -385,7 +385,9 @@ put_after_health() {
 # start NAME [VAR=VALUE...]: a server of its own on a new port; sets
 # ${spid}, ${sport} and ${slog}.
 start() {
-  sport=$((port + 1 + $(next_port)))
+  # Not $(...): a subshell's count would never advance.
+  nports=$(((${nports:-0} + 1) % 30))
+  sport=$((port + 1 + nports))
   slog="${SHUNIT_TMPDIR}/$1.log"
   env PORT="${sport}" ROLE=primary DATA_DIR="${SHUNIT_TMPDIR}/$1" \
     RECOVER_WAIT_MS=0 "${@:2}" ./kvstore >"${slog}" 2>&1 &
@@ -397,7 +399,6 @@ start() {
     *) wait_ready "${sport}" ;;
   esac
 }
-next_port() { nports=$(((${nports:-0} + 1) % 30)); echo "${nports}"; }
 
 stop() {
   kill "$1" 2>/dev/null

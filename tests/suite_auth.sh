@@ -161,6 +161,82 @@ testBadTokenSettingsRefuseToStartWithOneLine() {
   assertContains 'says what it needs' "${out}" 'needs AUTH_TOKEN'
 }
 
+# ---- Browsers and DNS rebinding ----
+
+# as_page HOST METHOD PATH [curl args]: a request as a page's script sends
+# it to its own origin HOST once that name points here (DNS rebinding).
+as_page() {
+  code=$(curl -s -o "${body}" -w '%{http_code}' -H "Host: $1" \
+    -H 'Sec-Fetch-Site: same-origin' -X "$2" "${@:4}" "${aurl}$3")
+}
+
+testBrowsersMustNameTheNodeByAHostNoOtherSiteOwns() {
+  start rebind
+  aurl="http://127.0.0.1:${sport}"
+  curl -s -o /dev/null -X PUT -d v "${aurl}/kv/k"
+  as_page evil.example:8080 PUT /kv/k -d forged
+  assertEquals 'a rebound page cannot write' 403 "${code}"
+  assertEquals 'one readable line' 1 "$(wc -l <"${body}")"
+  assertContains 'says what to do' "$(cat "${body}")" ALLOWED_HOSTS
+  assertContains 'names the host' "$(cat "${body}")" evil.example
+  as_page evil.example DELETE /kv/k
+  assertEquals 'nor delete' 403 "${code}"
+  as_page evil.example GET /kv/k
+  assertEquals 'nor read' 403 "${code}"
+  as_page evil.example GET /kv/
+  assertEquals 'nor list' 403 "${code}"
+  as_page evil.example GET /backup -H 'Authorization: Bearer none'
+  assertEquals 'nor take a backup' 403 "${code}"
+  as_page evil.example GET /repl/snapshot -H 'X-Kv-Repl-Token: x'
+  assertEquals 'nor replicate' 403 "${code}"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d forged \
+    -H 'Host: evil.example' -H 'Origin: http://evil.example' "${aurl}/kv/k")
+  assertEquals 'Origin alone marks a browser' 403 "${code}"
+  assertEquals 'the value is untouched' v "$(curl -s "${aurl}/kv/k")"
+  for h in evil.example.com. 127.0.0.1.evil.example localhost.evil.example 0x7f.evil; do
+    as_page "${h}" GET /kv/k
+    assertEquals "Host ${h}" 403 "${code}"
+  done
+  for h in "127.0.0.1:${sport}" 10.1.2.3 "[::1]:${sport}" localhost \
+    LOCALHOST:8080 localhost. app.localhost kvstore-0 kvstore-0:8080; do
+    as_page "${h}" GET /kv/k
+    assertEquals "Host ${h} is safe" 200 "${code}"
+  done
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d v2 \
+    -H 'Host: evil.example' "${aurl}/kv/k")
+  assertEquals 'curl, scripts and peers are not asked' 200 "${code}"
+  stop "${spid}"
+
+  start rebind-allowed ALLOWED_HOSTS='kv.example.org,.corp.example'
+  aurl="http://127.0.0.1:${sport}"
+  curl -s -o /dev/null -X PUT -d v "${aurl}/kv/k"
+  for h in kv.example.org KV.Example.ORG:443 corp.example a.b.corp.example; do
+    as_page "${h}" PUT /kv/k -d v
+    assertEquals "Host ${h} is listed" 200 "${code}"
+  done
+  for h in x.kv.example.org example.org evilcorp.example corp.example.evil; do
+    as_page "${h}" PUT /kv/k -d v
+    assertEquals "Host ${h} is not" 403 "${code}"
+  done
+  stop "${spid}"
+
+  start rebind-any ALLOWED_HOSTS='*'
+  aurl="http://127.0.0.1:${sport}"
+  as_page evil.example PUT /kv/k -d v
+  assertEquals 'ALLOWED_HOSTS=* lets any name through' 201 "${code}"
+  stop "${spid}"
+}
+
+testBadAllowedHostsRefuseToStartWithOneLine() {
+  start badenv
+  stop "${spid}"
+  for v in kv.example:8080 kv/x 'a,,b' ',a' -x 'a b' 'http://kv'; do
+    check_bad_env "ALLOWED_HOSTS=${v}" ALLOWED_HOSTS="${v}"
+    assertContains "ALLOWED_HOSTS=${v}: says what it expects" "${out}" \
+      '.domains'
+  done
+}
+
 # ---- Replication and logs ----
 
 testClusterWithTokenFilesReplicatesAndNeverLogsThem() {

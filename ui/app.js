@@ -372,6 +372,7 @@ async function show(k) {
 	if (current !== k)
 		return;
 	const ver = (r.headers.get('ETag') || '').replace(/"/g, '');
+	const left = r.headers.get('X-Kv-Expires-In');	// seconds, or none
 	let text = null;
 	try {
 		text = strict.decode(v);
@@ -383,7 +384,8 @@ async function show(k) {
 	const meta = (k2, v2) => [h('dt', null, k2), h('dd', null, v2)];
 	d.replaceChildren(...[h('h3', null, showKey(k)),
 	    h('dl', {class: 'meta'}, meta('Size', size(v.length)),
-	    meta('Version', ver), meta('Shown as', text === null ?
+	    meta('Version', ver), left === null ? null : meta('Expires in',
+	    dur(Math.round(left * 1000))), meta('Shown as', text === null ?
 	    'hex (not UTF-8)' : 'text (UTF-8)')),
 	    v.length === 0 ? h('p', {class: 'muted'}, 'The value is empty.') :
 	    h('pre', {class: text === null ? 'hex' : null, tabindex: 0,
@@ -403,6 +405,10 @@ async function show(k) {
 		$('edit').onclick = () => {
 			$('w-key').value = k;
 			$('w-val').value = text;
+			// A put without a ttl makes a key permanent: keep its
+			// time on screen, for the user to keep or clear.
+			$('w-ttl').value = left === null ? '' :
+			    Math.ceil(left) + 's';
 			$('w-val').focus();
 		};
 	$('delete').onclick = () => del(k, ver);
@@ -444,9 +450,11 @@ async function put(e) {
 	e.preventDefault();
 	const k = $('w-key').value;
 	const say = t => { $('w-msg').textContent = t; };
+	const ttl = $('w-ttl').value.trim();
+	const url = keyUrl(k) + (ttl === '' ? '' : (keyUrl(k).includes('?') ?
+	    '&' : '?') + 'ttl=' + encodeURIComponent(ttl));
 	say('Writing…');
-	const r = await api('PUT', keyUrl(k), $('w-val').value, null,
-	    say);
+	const r = await api('PUT', url, $('w-val').value, null, say);
 	if (!r)
 		return;
 	const t = (await r.text()).trim();

@@ -87,7 +87,7 @@ const base = {
   token: null, auth: false, readAuth: false, authKey: "auth-token", authToken: null,
   volumePermissions: true, pdb: { maxUnavailable: 1 }, networkPolicy: false,
   allowedClients: false, anti: "soft", storageClassName: undefined,
-  metrics: true, serviceMonitor: false, serviceType: "ClusterIP",
+  metrics: true, serviceMonitor: false, serviceType: "ClusterIP", allowedHosts: undefined,
   image: "kvstore:0.1.0", policy: "Parallel", runAs: { user: 65532, group: 65532 },
   podSC: { fsGroup: 65532, fsGroupChangePolicy: "OnRootMismatch", seccompProfile: { type: "RuntimeDefault" } },
   // The container's requests when resources is empty (resourcesPreset nano).
@@ -207,6 +207,9 @@ const cases = [
       secret: { name: `${longRelease}-kvstore`, key: "repl-token" } } },
   { name: "commonLabels, commonAnnotations, pod labels, extra env, volumes and mounts", set: {}, values: extras,
     want: { extras: true } },
+  { name: "config.allowedHosts: an Ingress host and a domain", set: {},
+    values: { config: { allowedHosts: ["kv.example.com", ".corp.example"] } },
+    want: { allowedHosts: "kv.example.com,.corp.example" } },
   { name: "persistence.storageClass=-", set: { "persistence.storageClass": "-" }, want: { storageClassName: "" } },
   { name: "podAntiAffinityPreset=\"\"", set: { podAntiAffinityPreset: "" }, want: { anti: "" } },
   { name: "scheduling, resources, probe timings and claims from values", set: {}, values: fromValues,
@@ -528,6 +531,7 @@ function checkRender(objs, w) {
   eq("FSYNC", val("FSYNC"), "everysec");
   eq("MAX_VALUE_BYTES (an integer, not 1.048576e+06)", val("MAX_VALUE_BYTES"), "1048576");
   eq("LOG_LEVEL", val("LOG_LEVEL"), "info");
+  eq("ALLOWED_HOSTS (config.allowedHosts, comma-joined; absent when empty)", val("ALLOWED_HOSTS"), w.allowedHosts);
 
   /* Security */
   const appSC = Object.fromEntries(Object.entries({
@@ -927,6 +931,7 @@ const mutations = [
   ["the client token left out of the pods' volume", "templates/statefulset.yaml",
     "              - key: {{ include \"kvstore.authTokenKey\" . }}\n                path: auth-token\n", ""],
   ["READ_AUTH ignored", "templates/statefulset.yaml", "value: {{ .Values.auth.readAuth | quote }}", "value: \"false\""],
+  ["config.allowedHosts ignored", "templates/statefulset.yaml", "value: {{ join \",\" . | quote }}", "value: \"\""],
   ["REPL_TOKEN as an env value", "templates/statefulset.yaml", "- name: REPL_TOKEN_FILE\n              value: {{ printf \"%s/repl-token\" $tokens | quote }}",
     "- name: REPL_TOKEN\n              valueFrom:\n                secretKeyRef:\n                  name: {{ include \"kvstore.secretName\" . }}\n                  key: {{ include \"kvstore.replTokenKey\" . }}"],
   ["the helm test put without the token", "templates/tests/test-replication.yaml",

@@ -196,9 +196,10 @@ async function main() {
   ctx.on('request', (r) => requests.push(r.url()));
   const errors = [];
   const page = await ctx.newPage();
-  // A 401 or 404 the test provokes is logged by Chromium; nothing else may be.
+  // A 400, 401 or 404 the test provokes is logged by Chromium; nothing
+  // else may be.
   page.on('console', (m) => m.type() === 'error' &&
-    !/^Failed to load resource: .* status of (401|404) /.test(m.text()) &&
+    !/^Failed to load resource: .* status of (400|401|404) /.test(m.text()) &&
     errors.push(m.text()));
   page.on('pageerror', (e) => errors.push(e.message));
 
@@ -321,6 +322,38 @@ async function keyBrowser(page, { P, u }) {
     .then(() => true, () => false);
   check('the form shows the put key', detailShown,
     await page.textContent('#detail h3'));
+
+  // An expiring key: the form's ttl, the time left in the detail, Edit
+  // keeping it, a bad one refused, an empty one making the key permanent.
+  const expiring = u(P) + '/kv/hello%2Fexpiring';
+  const leftOf = () => (curl('-I', expiring).toString()
+    .match(/X-Kv-Expires-In: ([\d.]+)/i) || [])[1];
+  await page.fill('#w-key', 'hello/expiring');
+  await page.fill('#w-val', 'gone within the hour');
+  await page.fill('#w-ttl', '1h');
+  await page.click('#write button:text("Put")');
+  await page.waitForSelector('#w-msg:has-text("created")');
+  const left = leftOf();
+  check('the form puts a key with its ttl', left > 3500 && left <= 3600, left);
+  await detailOf(page, 'hello/expiring', 5000);
+  const ttlMeta = await page.textContent('#detail .meta');
+  check('the detail shows the time left', /Expires in(59 min|1\.0 h)/.test(ttlMeta),
+    ttlMeta);
+  await page.click('#detail #edit');
+  const kept = await page.inputValue('#w-ttl');
+  check('Edit keeps the time left in the form', /^(3600|35\d\d)s$/.test(kept), kept);
+  await page.fill('#w-ttl', 'soon');
+  await page.click('#write button:text("Put")');
+  await page.waitForSelector('#w-msg:has-text("400")');
+  const refused = await page.textContent('#w-msg');
+  check('a bad ttl is refused with the reason, the key kept as it was',
+    refused.includes('ttl') && leftOf() > 3500, refused);
+  await page.fill('#w-ttl', '');
+  await page.click('#write button:text("Put")');
+  await page.waitForSelector('#w-msg:has-text("version")');
+  check('an empty ttl makes the key permanent', leftOf() === undefined,
+    curl('-I', expiring).toString());
+  curl('-X', 'DELETE', expiring);
 
   let info = await page.textContent('#list-info');
   await page.focus('#prefix');

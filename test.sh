@@ -551,7 +551,7 @@ testFallsBackToIPv4WhereIPv6IsAbsent() {
     skip 'tests/noipv6 cannot install its seccomp filter here'
     return
   fi
-  sport=$((port + 1 + $(next_port)))
+  new_port
   PORT="${sport}" ROLE=primary DATA_DIR="${SHUNIT_TMPDIR}/noipv6" \
     RECOVER_WAIT_MS=0 tests/noipv6 ./kvstore >"${SHUNIT_TMPDIR}/noipv6.log" 2>&1 &
   spid=$!

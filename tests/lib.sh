@@ -385,9 +385,7 @@ put_after_health() {
 # start NAME [VAR=VALUE...]: a server of its own on a new port; sets
 # ${spid}, ${sport} and ${slog}.
 start() {
-  # Not $(...): a subshell's count would never advance.
-  nports=$(((${nports:-0} + 1) % 30))
-  sport=$((port + 1 + nports))
+  new_port
   slog="${SHUNIT_TMPDIR}/$1.log"
   env PORT="${sport}" ROLE=primary DATA_DIR="${SHUNIT_TMPDIR}/$1" \
     RECOVER_WAIT_MS=0 "${@:2}" ./kvstore >"${slog}" 2>&1 &
@@ -398,6 +396,13 @@ start() {
     *' ROLE=replica '*) ;;
     *) wait_ready "${sport}" ;;
   esac
+}
+
+# new_port: the next of 30 ports above the fixture's into ${sport}. Call
+# it as is, never in $(...): a subshell's count would never advance.
+new_port() {
+  nports=$(((${nports:-0} + 1) % 30))
+  sport=$((port + 1 + nports))
 }
 
 stop() {

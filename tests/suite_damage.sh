@@ -18,7 +18,7 @@ testDamagedRecordRefusesToStartUntilSalvaged() {
   flip_byte "${db}" $((off + 20 + 5 + 2))
   sum=$(cksum <"${db}")
 
-  sport=$((port + 1 + $(next_port)))
+  new_port
   env PORT="${sport}" ROLE=primary DATA_DIR="${dir}" RECOVER_WAIT_MS=0 \
     FSYNC=always ./kvstore >"${SHUNIT_TMPDIR}/damage2.log" 2>&1 &
   pid=$!

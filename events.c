@@ -63,11 +63,13 @@
  * most: 192 KiB if every byte needs a 6-byte escape) and http.c's output
  * buffer (below 80 KiB): 304 KiB, at most MAX_EVENT_STREAMS of them. A
  * slow reader does not grow that: it falls behind in the shared backlog
- * instead and, once its next seq has left
- * it, gets lagged as its last event; a reader that reads nothing is
- * closed by http.c after IDLE_TIMEOUT_MS without progress. Each producer
- * call copies at most EVENTS_READS ring batches (256 KiB), so a rare
- * prefix catching up holds the loop for well under a millisecond.
+ * instead and, once its next seq has left it, gets lagged as its last
+ * event; a reader that reads nothing is closed by http.c after
+ * IDLE_TIMEOUT_MS without progress. A stream copies at most EVENTS_READS
+ * ring batches (256 KiB) between two answers of HTTP_STREAM_LATER, that
+ * is per fill of its connection, however many events they hold: a prefix
+ * catching up on a full backlog of others' writes goes on at the next
+ * pass, and holds the loop for well under a millisecond at a time.
  */
 
 #include <sys/types.h>
@@ -96,7 +98,7 @@
 #define EVENT_MAX(klen, vlen)	(JSON_STRING_MAX((klen) + (vlen)) + \
 	    EVENT_FIXED)
 #define EVENTS_TEXT_BYTES EVENT_MAX(0, EVENTS_RAW_BYTES)
-#define EVENTS_READS	8		/* ring copies per producer call */
+#define EVENTS_READS	8		/* ring copies per fill */
 #define EVENTS_PING_MS	10000		/* proxies cut idle streams at 60 s */
 
 struct stream {
@@ -106,6 +108,7 @@ struct stream {
 	char		*raw;		/* records from the ring */
 	size_t		 roff, rlen;
 	size_t		 cut;		/* raw's one record lost its value */
+	int		 reads;		/* ring copies left to this fill */
 	char		*text;		/* staged events */
 	size_t		 off, len;
 	int		 ended;		/* the last event is staged */
@@ -228,9 +231,9 @@ group(const struct stream *s)
 
 /*
  * Stage what follows: the events of the records copied and not staged
- * yet, as many groups as fit; else the next copy from the ring. Nothing
- * staged means nothing new (or EVENTS_READS copies held nothing under
- * prefix).
+ * yet, as many groups as fit; else the next copy from the ring, while
+ * s->reads lasts. Nothing staged means nothing new (or the copies held
+ * nothing under prefix).
  */
 static void
 refill(struct stream *s)
@@ -238,7 +241,6 @@ refill(struct stream *s)
 	struct repl_record rec;
 	ssize_t n;
 	size_t g, end_off;
-	int reads = EVENTS_READS;
 	uint64_t now = mono_ms();
 
 	if (node.stopping) {
@@ -247,8 +249,9 @@ refill(struct stream *s)
 	}
 	while (s->len == 0 || s->roff < s->rlen) {
 		if (s->roff == s->rlen) {
-			if (reads-- == 0)
+			if (s->reads == 0)
 				break;
+			s->reads--;
 			s->roff = s->rlen = 0;
 			if ((n = repl_read(&s->cur, s->raw, EVENTS_RAW_BYTES,
 			    &s->cut)) == -1) {
@@ -290,8 +293,10 @@ produce(void *arg, char *buf, size_t cap)
 	if (s->off == s->len) {
 		s->off = s->len = 0;
 		refill(s);
-		if (s->len == 0)
+		if (s->len == 0) {
+			s->reads = EVENTS_READS;	/* the next pass's */
 			return HTTP_STREAM_LATER;
+		}
 	}
 	n = s->len - s->off < cap ? s->len - s->off : cap;
 	memcpy(buf, s->text + s->off, n);
@@ -316,6 +321,24 @@ first_seq(struct http_request *r, uint64_t *seq)
 	return rc;
 }
 
+/*
+ * A listing's parameters, which a stream would ignore: refused, so that
+ * no client believes it got a page or a watch of values. Returns 1 if r
+ * has one.
+ */
+static int
+list_param(struct http_request *r)
+{
+	const char *n;
+	size_t len;
+
+	for (n = "index\0wait\0values\0limit\0cursor\0"; *n != '\0';
+	    n += strlen(n) + 1)
+		if (http_query(r, n, &len) != NULL)
+			return 1;
+	return 0;
+}
+
 int
 events_follow(struct http_request *r, const char *prefix, size_t plen)
 {
@@ -325,10 +348,15 @@ events_follow(struct http_request *r, const char *prefix, size_t plen)
 	uint64_t seq;
 	size_t len;
 
-	if ((v = http_query(r, "watch", &len)) == NULL)
-		return 0;
-	if (len != 6 || memcmp(v, "events", 6) != 0)
+	if ((v = http_query(r, "watch", &len)) == NULL) {
+		if (http_query(r, "since", &len) == NULL)
+			return 0;
+		reply_text(r->id, 400, "", "since= needs watch=events");
+	} else if (len != 6 || memcmp(v, "events", 6) != 0)
 		reply_text(r->id, 400, "", "watch must be events");
+	else if (list_param(r))
+		reply_text(r->id, 400, "", "watch=events takes prefix= and "
+		    "since= only");
 	else if (first_seq(r, &seq) == -1)
 		;
 	else if (nstreams >= (uint64_t)max_streams)
@@ -358,6 +386,7 @@ events_follow(struct http_request *r, const char *prefix, size_t plen)
 		s->len = (size_t)(reply_u64(s->text, ": from seq ",
 		    s->cur.seq, "\n\n") - s->text);
 		s->ping = mono_ms() + EVENTS_PING_MS;
+		s->reads = EVENTS_READS;
 		reply_u64(extra, "Cache-Control: no-cache\r\n"
 		    "X-Accel-Buffering: no\r\nX-Kv-Index: ", s->cur.seq - 1,
 		    "\r\n");

@@ -8,8 +8,8 @@
 void	events_init(int max);
 
 /*
- * If r asks for watch=, answer it (400, 410, 503, or the stream) and
- * return 1; else 0 and the caller goes on (a listing).
+ * If r asks for watch= or since=, answer it (400, 410, 503, or the
+ * stream) and return 1; else 0 and the caller goes on (a listing).
  */
 int	events_follow(struct http_request *r, const char *prefix,
 	    size_t plen);

@@ -166,8 +166,13 @@ testEventStreamAnswers410OnceSinceLeftTheBacklog() {
 
 testEventStreamRefusesBadInputsAndWaitsForAFutureSeq() {
   for q in since=-1 since=abc since=0 since= since=9007199254740993 \
-    since=99999999999999999999999 watch=stream; do
-    case "${q}" in since*) q="watch=events&${q}" ;; esac
+    since=99999999999999999999999 watch=stream index=1 wait=1s \
+    values=true limit=5 cursor=0000000000000000 since=5; do
+    case "${q}" in
+      since=5) ;;  # since= alone, without watch=events
+      watch*) ;;
+      *) q="watch=events&${q}" ;;
+    esac
     code=$(curl -s -o "${body}" -m 2 -w '%{http_code}' \
       "${url}/kv/?prefix=h&${q}")
     assertEquals "${q}: 400" 400 "${code}"
@@ -320,6 +325,31 @@ testSlowEventReadersAreCutWithoutGrowingTheServer() {
   n=$(metric "${sport}" kvstore_event_streams_lagged_total)
   assertTrue "counted as lagged (${n})" "[ ${n:-0} -ge 1 ]"
   kill "${npid}" 2>/dev/null
+  stop "${spid}"
+}
+
+# A rare prefix catching up on a backlog of others' writes: the stream
+# reads the backlog a slice per pass (EVENTS_READS copies), so the server
+# answers others meanwhile, and the stream gets each of its events.
+testARarePrefixCatchesUpOnABigBacklogInSlices() {
+  start evrare
+  u="http://127.0.0.1:${sport}"
+  put_status=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d 1 "${u}/kv/rare1")
+  writes put_4k "${sport}" other 600
+  curl -s -o /dev/null -X PUT -d 2 "${u}/kv/rare2"
+  writes put_4k "${sport}" other 600
+  curl -s -o /dev/null -X PUT -d 3 "${u}/kv/rare3"
+  curl -sN "${u}/kv/?prefix=rare&watch=events&since=1" >"${SHUNIT_TMPDIR}/ev-rare" &
+  cpid=$!
+  code=$(curl -s -o /dev/null -w '%{http_code}' "${u}/kv/rare1")
+  assertEquals 'a GET beside the catching-up stream' 200 "${code}"
+  wait_for 10 log_has "${SHUNIT_TMPDIR}/ev-rare" '"key":"rare3"'
+  kill "${cpid}"
+  assertEquals 'its three events, across 4.8 MB of others' \
+    '1 put rare1
+602 put rare2
+1203 put rare3' "$(events_of "${SHUNIT_TMPDIR}/ev-rare")"
+  assertEquals 'the first put' 201 "${put_status}"
   stop "${spid}"
 }
 

@@ -60,8 +60,9 @@
  *
  * BOUNDS. A stream holds EVENTS_RAW_BYTES of records copied out of the
  * ring, the text of the events staged from them (EVENTS_TEXT_BYTES at
- * most: 192 KiB if every byte needs a 6-byte escape) and http.c's output
- * buffer (below 80 KiB): 304 KiB, at most MAX_EVENT_STREAMS of them. A
+ * most: 193 KiB if every byte needs a 6-byte escape), its struct (1 KiB,
+ * the prefix) and http.c's output buffer (below 80 KiB): 306 KiB, at
+ * most MAX_EVENT_STREAMS of them. A
  * slow reader does not grow that: it falls behind in the shared backlog
  * instead and, once its next seq has left it, gets lagged as its last
  * event; a reader that reads nothing is closed by http.c after

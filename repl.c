@@ -1122,7 +1122,8 @@ ring_slot(uint64_t pos, uint64_t *t, uint64_t *seq)
 /*
  * Position of seq, first_seq <= seq <= last_seq + 1. Linear in the
  * records before it (a 16 MiB ring of small records scans in about a
- * millisecond); only handshakes call it.
+ * millisecond); only handshakes and an event stream's first read (once
+ * per stream, from since=) call it.
  */
 static uint64_t
 ring_find(uint64_t seq)

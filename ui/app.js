@@ -32,6 +32,7 @@ let page = 0;
 let total = 0;
 let current = null;		// the key shown in the detail panel
 let follow = null;		// the EventSource following the prefix
+let reload = null;		// the page's refresh, due after an event
 
 // An element with attributes and children; strings become text nodes.
 function h(tag, attrs, ...kids) {
@@ -468,7 +469,8 @@ async function put(e) {
 }
 
 // Follow the prefix live: each write under it, from an event stream
-// (kv/?watch=events), goes to the event log and refreshes the page.
+// (kv/?watch=events), goes to the event log and refreshes the page, at
+// most 4 times a second: a busy prefix costs no listing per write.
 function following(on) {
 	if (follow)
 		follow.close();
@@ -480,7 +482,10 @@ function following(on) {
 	follow.onmessage = m => {
 		const e = JSON.parse(m.data);
 		event(e.op + ' ' + showKey(e.key) + ' (seq ' + e.seq + ')');
-		load(page);
+		reload = reload || setTimeout(() => {
+			reload = null;
+			load(page);
+		}, 250);
 	};
 	follow.onerror = () => follow.readyState === 2 && following(false);
 }

@@ -459,6 +459,21 @@ async function keyBrowser(page, { P, u }) {
     document.getElementById('list').textContent.includes('live/one'),
   null, { timeout: 5000 }).then(() => true, () => false);
   check('Follow shows a write under the prefix as it happens', followed);
+  // A burst of writes: each reaches the event log, and the page is
+  // listed again a few times, not once per write.
+  const lists = [];
+  const listed = (r) => /\/kv\/\?/.test(r.url()) &&
+    !r.url().includes('watch=events') && lists.push(r.url());
+  page.on('request', listed);
+  curl('-X', 'PUT', '-d', 'x', ...[...Array(20).keys()].map((i) =>
+    u(P) + '/kv/live%2Fburst' + i));
+  const burst = await page.waitForFunction(() =>
+    document.getElementById('events').textContent.includes('live/burst19') &&
+    document.getElementById('list').textContent.includes('live/burst19'),
+  null, { timeout: 5000 }).then(() => true, () => false);
+  page.off('request', listed);
+  check('a burst of 20 writes: all in the event log, fewer listings',
+    burst && lists.length < 20, lists.length + ' listings');
   await page.click('#follow');
 
   // The picture: the first page of every key, beside a JSON value.

@@ -133,6 +133,21 @@ refuse_on_primary(struct http_request *r)
 }
 
 /*
+ * After a full sync's swap failed half-way (swap_in), the store in hand is
+ * a file with no name: nothing applied or copied now would outlive the
+ * restart that the node's status asks for.
+ */
+static int
+refuse_when_stale(struct http_request *r)
+{
+	if (!node.store_stale)
+		return 0;
+	reply_text(r->id, 503, "", "a full sync could not be swapped in; "
+	    "this replica applies nothing until it is restarted");
+	return 1;
+}
+
+/*
  * Only the primary opens a session or a full sync: a request from another
  * address gets 403 (with a token set, it needs both). Otherwise anyone who
  * reaches this replica could slip records into its stream, or wipe it.
@@ -364,13 +379,8 @@ replica_apply(struct http_request *r)
 	uint64_t from, applied, pseq, sess;
 	size_t off = 0;
 
-	if (refuse_on_primary(r))
+	if (refuse_on_primary(r) || refuse_when_stale(r))
 		return;
-	if (node.store_stale) {
-		reply_text(r->id, 503, "", "a full sync could not be swapped "
-		    "in; this replica applies nothing until it is restarted");
-		return;
-	}
 	store_stats(node.store, &st);
 	if (query_id(r, "id", id) == -1 || query_u64(r, "from", &from) == -1) {
 		reply_text(r->id, 400, "", "apply needs id and from");
@@ -437,7 +447,8 @@ replica_sync_begin(struct http_request *r)
 	size_t len;
 	int has_seed = http_query(r, "seed", &len) != NULL;
 
-	if (refuse_on_primary(r) || refuse_stranger(r))
+	if (refuse_on_primary(r) || refuse_stranger(r) ||
+	    refuse_when_stale(r))
 		return;
 	if (query_id(r, "id", id) == -1 || query_u64(r, "seq", &seq) == -1 ||
 	    (has_seed && query_id(r, "seed", seed) == -1)) {

@@ -1936,12 +1936,19 @@ store_adopt(struct store *cur, struct store *fresh, char *err,
 		(void)unlink(from);
 		goto fail;
 	}
-	if (rename(from, cur->s_path) == -1 || store_sync_dir(cur->s_path) == -1) {
+	if (rename(from, cur->s_path) == -1) {
 		seterr(err, errlen, "rename %s to %s: %s", from, cur->s_path,
 		    errstr());
 		goto fail;
 	}
 	/* cur now holds an unnamed file: writes to it would be lost. */
+	if (store_sync_dir(cur->s_path) == -1) {
+		seterr(err, errlen, "sync the directory of %s: %s",
+		    cur->s_path, errstr());
+		free(from);
+		errno = ESTALE;
+		return NULL;
+	}
 	if ((s = store_open(cur->s_path, cur->s_policy, err, errlen)) == NULL) {
 		free(from);
 		errno = ESTALE;

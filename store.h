@@ -106,7 +106,8 @@ int	store_seal(struct store *fresh);
  * reopen it there; it waits for whatever of fresh is not on disk yet, so
  * store_seal first. Returns the new store, cur closed; or NULL with err set
  * and fresh gone: cur still serves its old data, except with errno ESTALE
- * (renamed but not reopened), when cur must no longer be written.
+ * (renamed, but the directory not synced or the file not reopened), when
+ * cur must no longer be written.
  */
 struct store *store_adopt(struct store *cur, struct store *fresh,
 	    char *err, size_t errlen);

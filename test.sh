@@ -1325,7 +1325,7 @@ list_tests() {
 # missing, or if the report does not say OK. (A bash loop, not awk: mawk
 # reads a pipe in blocks, and the output must come as the tests run.)
 count_tests() {
-  local known line cur='' ran='' ok=0 started=0
+  local known line cur='' ran='' ok=0 started=0 t0=''
   known=" $(list_tests | tr '\n' ' ') "
   local failed=() skipped=()
   while IFS= read -r line; do
@@ -1334,7 +1334,9 @@ count_tests() {
     case "${line}" in
       *' '*) ;;
       test*) if [[ "${known}" == *" ${line} "* ]]; then
+          time_test "${cur}" "${t0}"
           cur=${line}
+          t0=${EPOCHREALTIME}
           started=$((started + 1))
           continue
         fi ;;
@@ -1347,6 +1349,7 @@ count_tests() {
         [ -n "${cur}" ] && [[ " ${skipped[*]} " != *" ${cur} "* ]] &&
           skipped+=("${cur}") ;;
       'Ran '[0-9]*' test.' | 'Ran '[0-9]*' tests.')
+        time_test "${cur}" "${t0}"
         ran=${line#Ran }
         ran=${ran%% *} ;;
       OK*) ok=1 ;;
@@ -1364,6 +1367,13 @@ count_tests() {
   [ "${#failed[@]}" -eq 0 ] || echo "failed: ${failed[*]}"
   echo "$((ran - ${#failed[@]})) passed, ${#failed[@]} failed"
   [ "${#failed[@]}" -eq 0 ]
+}
+# KV_TIMES=FILE: each test's wall time, "MS NAME" a line, appended to FILE
+# (to see where a run's minutes go: sort -rn FILE | head).
+time_test() {
+  [ -n "${KV_TIMES:-}" ] && [ -n "$1" ] || return 0
+  local us=$((${EPOCHREALTIME/./} - ${2/./}))
+  printf '%d %s\n' $((us / 1000)) "$1" >>"${KV_TIMES}"
 }
 if [ -z "${KV_SUITE_CHILD:-}" ]; then
   KV_SUITE_CHILD=1 "$0" "$@" 2>&1 | count_tests

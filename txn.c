@@ -39,7 +39,7 @@
  * the sweep runs first, so that is only when more are due at once than
  * it takes).
  *
- * LIMITS (Consul's): at most TXN_MAX_OPS compares and TXN_MAX_OPS
+ * LIMITS (Consul's and etcd's): at most TXN_MAX_OPS compares and TXN_MAX_OPS
  * operations per branch; the body at most MAX_VALUE_BYTES (413); JSON
  * nested at most JSON_MAX_DEPTH deep; delete_prefix walks every key, so
  * it is refused (413) on a store of more than TXN_SCAN_KEYS keys, and
@@ -89,9 +89,10 @@
 #include "txn.h"
 #include "wait.h"
 
-#define TXN_MAX_OPS	64		/* Consul's limit */
-#define TXN_MAX_TOKENS	4096		/* 64 x 3 lists of ~10 tokens, and
-					   room: 192 KiB */
+#define TXN_MAX_OPS	128		/* Consul's and etcd's limit */
+#define TXN_MAX_TOKENS	4096		/* a put with a TTL is 9 tokens, a
+					   compare at most 7: three full
+					   lists fit, in 192 KiB */
 #define TXN_SCAN_KEYS	100000		/* a listing page's scan: a few ms */
 #define TXN_PREFIX_KEYS	256		/* deleted by prefix, in all */
 #define TXN_GET_BYTES	(1 << 20)	/* of values in an answer */

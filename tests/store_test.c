@@ -10,9 +10,12 @@
  * KV_LONG=1, or STORE_TEST_POWER_ROUNDS.
  */
 
+#define _DEFAULT_SOURCE		/* syscall(2), for the failing disk */
+
 #include <sys/types.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -2523,12 +2526,14 @@ test_full_disk_last_pages(void)
 /* ---- A failing disk ---- */
 
 /*
- * fdatasync, replaced so that a test can make the disk fail: the linker
- * takes this definition over libc's, for store.c too. fsync does the
- * work when it is not failing.
+ * fdatasync and fsync, replaced so that a test can make the disk fail: the
+ * linker takes these definitions over libc's, for store.c too. The
+ * system call does the work when they are not failing.
  */
 static pthread_mutex_t	fail_mu = PTHREAD_MUTEX_INITIALIZER;
 static int		fail_errno;	/* what fdatasync fails with, or 0 */
+static int		fail_dir_errno;	/* what fsync of a directory fails
+					   with, or 0 */
 static unsigned long	fail_calls;	/* failed calls so far */
 
 int
@@ -2541,9 +2546,25 @@ fdatasync(int fd)
 	fail_calls += e != 0;
 	pthread_mutex_unlock(&fail_mu);
 	if (e == 0)
-		return fsync(fd);
+		return (int)syscall(SYS_fdatasync, fd);
 	errno = e;
 	return -1;
+}
+
+int
+fsync(int fd)
+{
+	struct stat st;
+	int e;
+
+	pthread_mutex_lock(&fail_mu);
+	e = fail_dir_errno;
+	pthread_mutex_unlock(&fail_mu);
+	if (e != 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		errno = e;
+		return -1;
+	}
+	return (int)syscall(SYS_fsync, fd);
 }
 
 static void
@@ -2625,6 +2646,55 @@ test_flush_error(void)
 	CHECK(store_put(s, "e", 1, "5", 1, 0, &seq_b) == 1);
 	CHECK(wait_durable(s, seq_b, 5, &woke) == 0);
 	CHECK(store_close(s) == 0);
+}
+
+/*
+ * A full sync's swap whose rename went through but whose directory sync
+ * failed: the name is the new file's now, so the old store in hand has
+ * none, and store_adopt says ESTALE (the caller writes it no more).
+ */
+static void
+test_adopt_dir_sync_fails(void)
+{
+	struct store_value v;
+	struct store *a, *b;
+	const char *path = path_for("adoptdir");
+	char err[256];
+	int e;
+
+	tcase = "full sync: a failed directory sync after the rename is ESTALE";
+	remove_store(path);
+	if ((a = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	CHECK(store_put(a, "old", 3, "1", 1, 0, NULL) == 1);
+	if ((b = store_create(a, "0123456789abcdef0123456789abcdef", NULL, 7,
+	    0, STORE_FSYNC_NO, err, sizeof(err))) == NULL) {
+		CHECK(!"store_create");
+		store_close(a);
+		return;
+	}
+	CHECK(store_put(b, "new", 3, "2", 1, 5, NULL) == 1);
+	CHECK(store_seal(b) == 0);
+	CHECK(wait_sealed(b, 10) == 1);
+	pthread_mutex_lock(&fail_mu);
+	fail_dir_errno = EIO;
+	pthread_mutex_unlock(&fail_mu);
+	errno = 0;
+	CHECK(store_adopt(a, b, err, sizeof(err)) == NULL);
+	e = errno;
+	pthread_mutex_lock(&fail_mu);
+	fail_dir_errno = 0;
+	pthread_mutex_unlock(&fail_mu);
+	CHECK(e == ESTALE);
+	CHECK(strstr(err, "sync the directory") != NULL);
+	(void)store_close(a);	/* its file has no name: nothing to keep */
+
+	tcase = "full sync: after it, the name holds the new data set";
+	if ((a = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	CHECK(store_get(a, "new", 3, &v) == 1 && v.seq == 5);
+	CHECK(store_get(a, "old", 3, &v) == 0);
+	CHECK(store_close(a) == 0);
 }
 
 /* ---- Groups (transactions) ---- */
@@ -3605,6 +3675,7 @@ main(int argc, char *argv[])
 		{ "scan_wrap", test_scan_wrap },
 		{ "scan_seed", test_scan_seed },
 		{ "sync_file", test_sync_file },
+		{ "adopt_dir_sync_fails", test_adopt_dir_sync_fails },
 		{ "backup", test_backup },
 		{ "model", test_model },
 		{ "overwrite", test_overwrite },

@@ -91,8 +91,20 @@ testTxnRefusesHostileBodiesAndChangesNothing() {
     '{"success":[{"op":"get","key":"\ud800"}]}' 'surrogate'
   deep=$(printf '%.0s[' $(seq 1 1000))
   check_txn 'deep nesting' 400 "{\"compare\":${deep}" 'nested too deep'
-  ops=$(for i in $(seq 1 65); do printf '{"op":"get","key":"k%d"},' "${i}"; done)
-  check_txn '65 operations' 413 "{\"success\":[${ops%,}]}" 'at most 64'
+  ops=$(for i in $(seq 1 129); do printf '{"op":"get","key":"k%d"},' "${i}"; done)
+  check_txn '129 operations' 413 "{\"success\":[${ops%,}]}" 'at most 128'
+  # The limits at their most, every list full of its biggest items: the
+  # parser's token budget must hold them all.
+  cmp=$(for i in $(seq 1 128); do printf '{"key":"full/%d","value":"x"},' "${i}"; done)
+  puts=$(for i in $(seq 1 128); do
+    printf '{"op":"put","key":"full/%d","value":"v","ttl":"30s"},' "${i}"
+  done)
+  txn "${port}" "{\"compare\":[${cmp%,}],\"success\":[${puts%,}],\"failure\":[${puts%,}]}"
+  assertEquals '128 in every list' 200 "${code}"
+  assertContains 'the failure branch wrote all 128' "$(cat "${body}")" \
+    '"writes":128'
+  txn "${port}" '{"success":[{"op":"delete_prefix","prefix":"full/"}]}'
+  assertEquals 'and they go by prefix' 200 "${code}"
   check_txn 'a ttl not as a string' 400 \
     '{"success":[{"op":"put","key":"k","value":"v","ttl":5}]}' '"ttl":"30s"'
   check_txn 'a ttl of 0' 400 \

@@ -23,11 +23,12 @@ OBJCOPY = objcopy
 HOSTCC  = cc
 ALL_CFLAGS = $(CFLAGS) -std=c99 -D_POSIX_C_SOURCE=200809L \
 	-Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
-OBJ = kvstore.o api.o cli.o client.o cm.o fmt.o hash.o http.o json.o \
-	node.o parse.o recover.o repl.o replica.o resolve.o status.o store.o \
-	store_backup.o store_check.o store_compact.o txn.o ui.o util.o wait.o
-HDR = api.h cli.h client.h cm.h fmt.h hash.h http.h json.h node.h parse.h \
-	recover.h repl.h repl_int.h replica.h resolve.h status.h store.h \
+OBJ = kvstore.o api.o cli.o client.o cm.o events.o fmt.o hash.o http.o \
+	json.o node.o parse.o recover.o repl.o replica.o resolve.o status.o \
+	store.o store_backup.o store_check.o store_compact.o txn.o ui.o util.o \
+	wait.o
+HDR = api.h cli.h client.h cm.h events.h fmt.h hash.h http.h json.h node.h \
+	parse.h recover.h repl.h repl_int.h replica.h resolve.h status.h store.h \
 	store_int.h txn.h ui.h util.h wait.h
 UI = ui/index.html ui/app.js ui/app.css ui/icon.svg
 # The store's files and those it calls: what tests/store_test and
@@ -93,8 +94,9 @@ TEST_SRC_store_test_softcrc = $(STORE_SRC)
 TEST_SRC_ui_test = ui.c cm.c
 # replica_test builds replica.c into itself (as fuzz_api does) and links
 # the rest of the server but kvstore.c.
-TEST_SRC_replica_test = api.c client.c cm.c http.c json.c node.c parse.c \
-	recover.c repl.c resolve.c status.c txn.c ui.c wait.c $(STORE_SRC) \
+TEST_SRC_replica_test = api.c client.c cm.c events.c http.c json.c node.c \
+	parse.c recover.c repl.c resolve.c status.c txn.c ui.c wait.c \
+	$(STORE_SRC) \
 	tests/from_primary.c
 # repl_test stands in for the resolver (--wrap) to move a replica's
 # address; replica_test catches the answers and the loop's wake-ups, and
@@ -276,8 +278,9 @@ FUZZ_SRC_fuzz_json = json.c
 FUZZ_SRC_fuzz_resolve = resolve.c fmt.c util.c
 # fuzz_api builds replica.c into itself, to reach its sync token, and
 # stands in for the primary's address check (no input has a connection).
-FUZZ_SRC_fuzz_api = api.c client.c cm.c fmt.c hash.c http.c json.c node.c \
-	parse.c recover.c repl.c resolve.c status.c store.c store_backup.c \
+FUZZ_SRC_fuzz_api = api.c client.c cm.c events.c fmt.c hash.c http.c json.c \
+	node.c parse.c recover.c repl.c resolve.c status.c store.c \
+	store_backup.c \
 	store_check.c store_compact.c txn.c ui.c util.c wait.c \
 	tests/from_primary.c \
 	-Wl,--wrap=http_peer,--wrap=repl_from_primary

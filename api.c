@@ -49,6 +49,7 @@
 #include "replica.h"
 #include "status.h"
 #include "wait.h"
+#include "events.h"
 #include "txn.h"
 
 #define LIST_BATCH	256		/* keys fetched per listing step */
@@ -377,7 +378,8 @@ list_keys(struct http_request *r)
 		memcpy(l->prefix, tmp, n);
 		l->plen = n;
 	}
-	if (wait_watch_list(r, l->prefix, l->plen))
+	if (events_follow(r, l->prefix, l->plen) ||
+	    wait_watch_list(r, l->prefix, l->plen))
 		goto done;
 	if ((v = http_query(r, "values", &len)) != NULL)
 		l->values = len == 4 && memcmp(v, "true", 4) == 0;

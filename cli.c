@@ -43,6 +43,8 @@
 #define CLI_TIMEOUT_MS	5000
 #define CLI_RETRY_MS	200		/* between tries of get --wait */
 #define CLI_WATCH_S	30		/* one watch request of kvstore watch */
+#define CLI_EVENTS_MS	30000		/* three of the server's pings */
+#define CLI_EVENTS_TRIES 5		/* connections failed in a row */
 #define REPLICAS_CLI_TIMEOUT_MS 605000	/* REPLICAS_WAIT_MS's maximum + 5 s */
 #define CLI_MAX_BODY	((size_t)INT32_MAX)	/* values are below 2^31 */
 #define LOCK_TTL	"15s"		/* kvstore lock's default --ttl */
@@ -669,6 +671,98 @@ cli_txn(void)
 }
 
 /*
+ * One line of an event stream, p[0..n) without its newline: a write's data
+ * is printed as a JSON line and *since goes past its id. Returns 1 at the
+ * blank line that ends the server's last event (follow again), else 0;
+ * exits on a reset.
+ */
+static int
+cli_event_line(const char *p, size_t n, uint64_t *since, int *last)
+{
+	if (strncmp(p, "id: ", 4) == 0 &&
+	    parse_dec(p + 4, REPL_SEQ_MAX, since) != NULL)
+		++*since;
+	else if (strncmp(p, "event: reset", 12) == 0) {
+		fmt_out(&serr, "kvstore: watch: the backlog restarted (a "
+		    "full sync): seqs may not go on; list the prefix again\n");
+		quit(EXIT_SERVER);
+	} else if (strncmp(p, "event: ", 7) == 0)
+		*last = 1;
+	else if (strncmp(p, "data: ", 6) == 0 && !*last) {
+		out_put(&sout, p + 6, n - 6);
+		out_put(&sout, "\n", 1);
+		(void)out_flush(&sout);
+	}
+	return n == 0 && *last;
+}
+
+/*
+ * watch --prefix P [--since N]: every write under P from N (or from now)
+ * as JSON lines, from an event stream. A cut (lagged, shutdown, a lost
+ * connection) follows again from the next seq, trying CLI_EVENTS_TRIES
+ * times a second apart; exits 1 when that seq left the backlog (410).
+ */
+static int
+cli_events(const char *prefix, uint64_t since)
+{
+	struct client_request rq = { "GET", NULL, NULL, NULL, 0, 1 };
+	struct client_response rs;
+	struct client *c;
+	char *esc = key_target(prefix, NULL), *t;
+	const char *p, *nl;
+	ssize_t n, want;
+	int fails = 0, last;
+
+	if (esc == NULL || (t = malloc(strlen(esc) + 64)) == NULL)
+		return EXIT_SERVER;
+	rq.target = t;
+	rq.extra = cli_auth();
+	for (;; client_free(c)) {
+		n = fmt_str(t, "/kv/?watch=events&prefix=%s", esc + 4);
+		if (since > 0)
+			fmt_str(t + n, "&since=%llu", (unsigned long long)since);
+		if ((c = client_new(cli_url(), CLI_EVENTS_MS, NULL, NULL)) ==
+		    NULL)
+			return EXIT_SERVER;
+		if (client_send(c, &rq) == -1 ||
+		    client_recv_head(c, &rs) == -1) {
+			if (++fails > CLI_EVENTS_TRIES) {
+				fmt_out(&serr, "kvstore: watch: %s: %s\n",
+				    cli_url(), client_error(c));
+				return EXIT_SERVER;
+			}
+			poll(NULL, 0, 1000);
+			continue;
+		}
+		if (rs.status == 410) {
+			fmt_out(&serr, "kvstore: watch: seq %llu is no longer "
+			    "held: the oldest is %llu; list the prefix again\n",
+			    (unsigned long long)since, (unsigned long long)
+			    header_u64(c, "X-Kv-Oldest-Seq"));
+			return EXIT_NOT_FOUND;
+		}
+		if (rs.status != 200) {
+			n = client_peek(c, 512, &p);
+			fmt_out(&serr, "kvstore: watch: %d ", rs.status);
+			put_text(&serr, p, n > 0 ? (size_t)n : 0, 1);
+			return EXIT_SERVER;
+		}
+		fails = last = 0;
+		if (since == 0)
+			since = header_u64(c, "X-Kv-Index") + 1;
+		for (want = 1; (n = client_peek(c, (size_t)want, &p)) >= want;) {
+			want = n + 1;	/* no whole line yet */
+			if ((nl = memchr(p, '\n', (size_t)n)) == NULL)
+				continue;
+			if (cli_event_line(p, (size_t)(nl - p), &since, &last))
+				break;
+			client_consume(c, (size_t)(nl + 1 - p));
+			want = 1;
+		}
+	}
+}
+
+/*
  * watch KEY: print the value now and each new value as it is written, one
  * per line, through watches of CLI_WATCH_S each. Runs until interrupted
  * or the server fails; a delete is reported on stderr.
@@ -681,6 +775,13 @@ cli_watch(int argc, char **argv)
 	uint64_t index = 0;
 	int status, last_status = 0;
 
+	if (argc >= 4 && strcmp(argv[2], "--prefix") == 0) {
+		if (argc == 6 && strcmp(argv[4], "--since") == 0 &&
+		    (target = (char *)parse_dec(argv[5], REPL_SEQ_MAX,
+		    &index)) != NULL && *target == '\0' && index > 0)
+			return cli_events(argv[3], index);
+		return argc == 4 ? cli_events(argv[3], 0) : usage();
+	}
 	if (argc != 3 || (target = key_target(argv[2], NULL)) == NULL)
 		return usage();
 	n = strlen(target) + 64;

@@ -479,6 +479,8 @@ fill_stream(struct conn *c)
 		/* A chunk's size goes in front once known: leave room. */
 		p = c->c_out + c->c_outlen + (c->c_chunked ? CHUNK_HDR : 0);
 		n = c->c_fn(c->c_fnarg, p, STREAM_PIECE);
+		if (n == HTTP_STREAM_LATER)
+			return;
 		if (n < 0 || n > STREAM_PIECE) {
 			c->c_fn = NULL;	/* the producer freed its arg */
 			c->c_state = S_DEAD;

@@ -30,11 +30,14 @@ struct http_config {
 /*
  * Produces the next piece of a streamed body: up to cap bytes into buf.
  * Returns the bytes written, 0 at the end, -1 to abort the connection; after
- * 0 or -1 it is not called again. If the stream ends otherwise (the client
- * went away, the request was HEAD, shutdown timed out), it is called once
- * with buf NULL and cap 0 so that it can free arg.
+ * 0 or -1 it is not called again. HTTP_STREAM_LATER: nothing yet; it is
+ * asked again on the loop's next pass (every 10 ms at most). If the stream
+ * ends otherwise (the client went away, the request was HEAD, shutdown
+ * timed out), it is called once with buf NULL and cap 0 so that it can
+ * free arg.
  */
 typedef ssize_t	http_producer(void *arg, char *buf, size_t cap);
+#define HTTP_STREAM_LATER	(-2)
 
 /* Listen on [::]:port (dual-stack), or 0.0.0.0:port without IPv6. */
 int	http_init(const struct http_config *cfg);

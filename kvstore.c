@@ -58,6 +58,7 @@
 #include "api.h"
 #include "replica.h"
 #include "wait.h"
+#include "events.h"
 
 #define REPL_DRAIN_MS	3000		/* SIGTERM: deliver pending writes */
 
@@ -727,6 +728,7 @@ main(int argc, char **argv)
 	hc.body_limit = api_body_limit;
 	hc.admit = api_admit;
 	wait_init(api_handle);
+	events_init(env_int("MAX_EVENT_STREAMS", 64, 0, 4096));
 	/*
 	 * Listen before opening the store: store_open marks the file open
 	 * (unclean), so dying after it on a taken port would cost the next

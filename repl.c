@@ -1122,7 +1122,8 @@ ring_slot(uint64_t pos, uint64_t *t, uint64_t *seq)
 /*
  * Position of seq, first_seq <= seq <= last_seq + 1. Linear in the
  * records before it (a 16 MiB ring of small records scans in about a
- * millisecond); only handshakes call it.
+ * millisecond); only handshakes and an event stream's first read (once
+ * per stream, from since=) call it.
  */
 static uint64_t
 ring_find(uint64_t seq)
@@ -1134,18 +1135,18 @@ ring_find(uint64_t seq)
 	return pos;
 }
 
-/* Does ps still point at next_seq inside the backlog? */
+/* Does pos, placed in epoch, still point at next_seq inside the backlog? */
 static int
-in_backlog(const struct push *ps)
+in_backlog(uint64_t epoch, uint64_t pos, uint64_t next_seq)
 {
 	uint64_t seq;
 
-	if (ps->epoch != bl.epoch || ps->pos < bl.start || ps->pos > bl.end)
+	if (epoch != bl.epoch || pos < bl.start || pos > bl.end)
 		return 0;
-	if (ps->pos == bl.end)
-		return ps->next_seq == bl.last_seq + 1;
-	(void)ring_slot(ps->pos, NULL, &seq);
-	return seq == ps->next_seq;
+	if (pos == bl.end)
+		return next_seq == bl.last_seq + 1;
+	(void)ring_slot(pos, NULL, &seq);
+	return seq == next_seq;
 }
 
 /* How long the oldest write p has not acknowledged has waited. */
@@ -1377,6 +1378,63 @@ repl_tail(const char *id, uint64_t from, char **out, size_t *len,
 	}
 	UNLOCK();
 	return rc;
+}
+
+ssize_t
+repl_read(struct repl_cursor *cur, char *buf, size_t cap, size_t *cut)
+{
+	unsigned char h[REC_HEAD];
+	size_t n = 0, sz, klen, keep;
+	int err = 0;
+
+	*cut = 0;
+	LOCK();
+	cur->oldest = bl.first_seq;
+	if (cur->epoch == UINT64_MAX)
+		cur->epoch = bl.epoch;
+	if (cur->epoch != bl.epoch)
+		err = ESTALE;
+	else if (!cur->placed && cur->seq > bl.last_seq + 1)
+		;	/* not written yet: wait for it */
+	else if (cur->placed ? !in_backlog(cur->epoch, cur->pos, cur->seq) :
+	    cur->seq < bl.first_seq)
+		err = ERANGE;
+	else if (!cur->placed) {
+		/* From now on, the common case, needs no scan. */
+		cur->pos = cur->seq > bl.last_seq ? bl.end :
+		    ring_find(cur->seq);
+		cur->placed = 1;
+	}
+	for (; err == 0 && cur->placed && cur->pos < bl.end; cur->seq++) {
+		sz = ring_slot(cur->pos, NULL, NULL) - SLOT_HEAD;
+		if (n + sz > cap) {
+			/*
+			 * Alone and too big: its head and key only, and an
+			 * 'X' record's expiry, without which it is malformed.
+			 */
+			ring_get(cur->pos + SLOT_HEAD, h, REC_HEAD);
+			klen = get16(h + 9);
+			keep = h[0] == REPL_PUT_EXP ? 8 : 0;
+			if (n > 0 || cap < REC_HEAD + klen + keep)
+				break;
+			*cut = get32(h + 11) - keep;
+			n = REC_HEAD + klen + keep;
+			ring_get(cur->pos + SLOT_HEAD, buf, n);
+			put32((unsigned char *)buf + 11, (uint32_t)keep);
+			cur->pos += sz + SLOT_HEAD;
+			cur->seq++;
+			break;
+		}
+		ring_get(cur->pos + SLOT_HEAD, buf + n, sz);
+		n += sz;
+		cur->pos += sz + SLOT_HEAD;
+	}
+	UNLOCK();
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	return (ssize_t)n;
 }
 
 /*
@@ -1708,7 +1766,7 @@ stream(struct push *ps)
 				UNLOCK();
 				return S_STOP;
 			}
-			if (!in_backlog(ps)) {
+			if (!in_backlog(ps->epoch, ps->pos, ps->next_seq)) {
 				UNLOCK();
 				kv_log("info", "replica %s: seq %llu is no "
 				    "longer in the backlog; handshake again",

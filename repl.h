@@ -205,6 +205,32 @@ int	repl_tail(const char *id, uint64_t from, char **out, size_t *len,
 	    uint64_t *last);
 
 /*
+ * A reader of the backlog (events.c): set seq to the first record wanted,
+ * epoch to UINT64_MAX and placed to 0; repl_read keeps the rest.
+ */
+struct repl_cursor {
+	uint64_t	 seq;		/* the next record wanted */
+	uint64_t	 epoch;		/* the backlog's, at the first read */
+	uint64_t	 pos;		/* seq's ring position, once placed */
+	int		 placed;
+	uint64_t	 oldest;	/* out: the backlog's oldest seq */
+};
+
+/*
+ * Copy whole records from cur->seq on into buf[0..cap), as many as fit, in
+ * the wire format, and move cur past them. A record bigger than cap is
+ * copied alone, its head and key only (an 'X' record keeps its expiry, so
+ * vlen 8), with *cut its value's real length. Returns the bytes copied: 0 when nothing is there yet (a seq
+ * past the newest waits for it). -1 with errno ERANGE when cur->seq is not
+ * in the backlog (it left the ring, or never was: cur->oldest says what
+ * is), ESTALE when the backlog restarted since the first read (repl_reset:
+ * a full sync; seqs may not go on). Main thread; holds the mutex only for
+ * the copy (placing the cursor the first time scans, as repl_tail does).
+ */
+ssize_t	repl_read(struct repl_cursor *cur, char *buf, size_t cap,
+	    size_t *cut);
+
+/*
  * Announce advertise_url to primary_url now and every few seconds, and
  * look primary_url up each time for repl_from_primary.
  */

@@ -24,6 +24,7 @@
 #include "util.h"
 #include "node.h"
 #include "status.h"
+#include "events.h"
 
 #define PRIMARY_UP_MS	3000		/* heartbeats come every second */
 #define METRICS_BYTES	(256 << 10)	/* http.c's ~25 KiB, 64 replicas' */
@@ -329,6 +330,7 @@ status_metrics(struct http_request *r)
 {
 	struct store_stats st;
 	struct text t;
+	uint64_t open, lagged;
 
 	t.cap = METRICS_BYTES;
 	if ((t.b = malloc(t.cap)) == NULL) {
@@ -338,6 +340,11 @@ status_metrics(struct http_request *r)
 	t.o = http_metrics(t.b, t.cap);
 	store_stats(node.store, &st);
 	metrics_store(&t, &st);
+	events_stats(&open, &lagged);
+	family(&t, "kvstore_event_streams", "gauge", "Open event streams.",
+	    open);
+	family(&t, "kvstore_event_streams_lagged_total", "counter", "Event "
+	    "streams cut: the reader fell behind.", lagged);
 	if (node.role == ROLE_REPLICA)
 		metrics_primary(&t);
 	else

@@ -1214,6 +1214,81 @@ test_tail(void)
 	free(want.p);
 }
 
+/* ---- A reader of the backlog: event streams ---- */
+
+/*
+ * repl_read copies whole records from a cursor on; one too big for the
+ * buffer comes alone without its value, and an 'X' one keeps its expiry
+ * (without which it would be malformed). Then: nothing new; a seq before
+ * the backlog; a restarted backlog.
+ */
+static void
+test_read(void)
+{
+	static char big[40000];
+	struct repl_config c;
+	struct repl_cursor cur;
+	struct repl_record r;
+	char buf[1024];
+	const char *p;
+	size_t cut;
+	ssize_t n, k;
+	uint64_t exp = 1733450000123ULL;
+
+	config(&c, "http://127.0.0.1:9", 1 << 17, 1024);
+	CHECK(repl_init(&c, ID_A, 10) == 0, "repl_init");
+	memset(big, 'b', sizeof(big));
+	repl_enqueue('P', 11, "k11", 3, "v", 1);
+	repl_enqueue_exp('P', 12, "k12", 3, "vv", 2, exp);
+	repl_enqueue_exp('P', 13, "k13", 3, big, sizeof(big), exp + 1);
+	repl_enqueue('P', 14, "k14", 3, big, sizeof(big));
+	repl_enqueue('D', 15, "k15", 3, NULL, 0);
+	memset(&cur, 0, sizeof(cur));
+	cur.seq = 11;
+	cur.epoch = UINT64_MAX;
+	n = repl_read(&cur, buf, sizeof(buf), &cut);
+	p = buf;
+	CHECK(n > 0 && cut == 0 && cur.seq == 13 && cur.oldest == 11,
+	    "11 and 12 fit, 13 does not (%zd bytes, next %llu)", n,
+	    (unsigned long long)cur.seq);
+	CHECK((k = repl_decode(p, (size_t)n, &r)) > 0 && r.seq == 11 &&
+	    r.expires == 0 && r.vlen == 1, "11: a put");
+	p += k;
+	CHECK(repl_decode(p, (size_t)(n - k), &r) == n - k && r.seq == 12 &&
+	    r.op == REPL_PUT && r.expires == exp && r.vlen == 2 &&
+	    memcmp(r.val, "vv", 2) == 0, "12: a put with its expiry");
+	n = repl_read(&cur, buf, sizeof(buf), &cut);
+	CHECK(n > 0 && repl_decode(buf, (size_t)n, &r) == n &&
+	    r.seq == 13 && r.op == REPL_PUT && r.expires == exp + 1 &&
+	    r.vlen == 0 && cut == sizeof(big),
+	    "13, too big, alone: no value, its expiry, cut %zu", cut);
+	n = repl_read(&cur, buf, sizeof(buf), &cut);
+	CHECK(n > 0 && repl_decode(buf, (size_t)n, &r) == n &&
+	    r.seq == 14 && r.expires == 0 && r.vlen == 0 &&
+	    cut == sizeof(big), "14, too big, alone: no value, cut %zu", cut);
+	n = repl_read(&cur, buf, sizeof(buf), &cut);
+	CHECK(n > 0 && repl_decode(buf, (size_t)n, &r) == n &&
+	    r.seq == 15 && r.op == REPL_DEL && cut == 0, "15: a delete");
+	CHECK(repl_read(&cur, buf, sizeof(buf), &cut) == 0 && cur.seq == 16,
+	    "then nothing new");
+	memset(&cur, 0, sizeof(cur));
+	cur.seq = 10;
+	cur.epoch = UINT64_MAX;
+	errno = 0;
+	CHECK(repl_read(&cur, buf, sizeof(buf), &cut) == -1 &&
+	    errno == ERANGE && cur.oldest == 11, "10 is not held: ERANGE");
+	memset(&cur, 0, sizeof(cur));
+	cur.seq = 20;
+	cur.epoch = UINT64_MAX;
+	CHECK(repl_read(&cur, buf, sizeof(buf), &cut) == 0,
+	    "20, not written yet: nothing, and no error");
+	repl_reset(ID_B, 15);
+	errno = 0;
+	CHECK(repl_read(&cur, buf, sizeof(buf), &cut) == -1 &&
+	    errno == ESTALE, "after a reset: ESTALE");
+	repl_shutdown(0);
+}
+
 /* ---- Full sync when the replica is behind the backlog ---- */
 
 static void
@@ -1975,6 +2050,7 @@ main(void)
 	test_group_len();
 	test_batching_groups();
 	test_tail();
+	test_read();
 	test_full_sync();
 	if (mkdtemp(tmpdir) == NULL) {
 		perror("mkdtemp");

@@ -31,6 +31,8 @@ let cursors = [''];		// cursors[i] opens page i
 let page = 0;
 let total = 0;
 let current = null;		// the key shown in the detail panel
+let follow = null;		// the EventSource following the prefix
+let reload = null;		// the page's refresh, due after an event
 
 // An element with attributes and children; strings become text nodes.
 function h(tag, attrs, ...kids) {
@@ -466,6 +468,28 @@ async function put(e) {
 	show(k);
 }
 
+// Follow the prefix live: each write under it, from an event stream
+// (kv/?watch=events), goes to the event log and refreshes the page, at
+// most 4 times a second: a busy prefix costs no listing per write.
+function following(on) {
+	if (follow)
+		follow.close();
+	follow = on ? new EventSource(url('kv/?watch=events' +
+	    (prefix ? '&prefix=' + keyPath(prefix) : ''))) : null;
+	$('follow').setAttribute('aria-pressed', on);
+	if (!on)
+		return;
+	follow.onmessage = m => {
+		const e = JSON.parse(m.data);
+		event(e.op + ' ' + showKey(e.key) + ' (seq ' + e.seq + ')');
+		reload = reload || setTimeout(() => {
+			reload = null;
+			load(page);
+		}, 250);
+	};
+	follow.onerror = () => follow.readyState === 2 && following(false);
+}
+
 // ---- Wiring ----
 
 $('search').onsubmit = e => {
@@ -473,7 +497,10 @@ $('search').onsubmit = e => {
 	prefix = $('prefix').value;
 	cursors = [''];
 	load(0);
+	if (follow)
+		following(true);
 };
+$('follow').onclick = () => following(!follow);
 $('prev').onclick = () => load(page - 1);
 $('next').onclick = () => load(page + 1);
 $('list').onclick = e => {

@@ -1,12 +1,12 @@
 /*
  * libFuzzer target: the request handlers behind the route table (api.c,
- * wait.c, replica.c, status.c) fed whole requests, each first copied as
- * wait.c copies a parked request (req_copy), so that a handler reading past its
- * request's bytes is caught (make fuzz). An input is a sequence of
- * requests, so that the replica's full sync runs through begin, data and
- * end with numbers out of order and out of range. Its first byte picks
- * the node's role. /repl/register is left out: it would start a pusher
- * that connects to whatever URL the input names.
+ * wait.c, events.c, replica.c, status.c) fed whole requests, each first
+ * copied as wait.c copies a parked request (req_copy), so that a handler
+ * reading past its request's bytes is caught (make fuzz). An input is a
+ * sequence of requests, so that the replica's full sync runs through
+ * begin, data and end with numbers out of order and out of range. Its
+ * first byte picks the node's role. /repl/register is left out: it would
+ * start a pusher that connects to whatever URL the input names.
  *
  * replica.c is built into this file (a unity build) to reach its sync
  * token, which is random, so that an input's "token=0" can stand for the
@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "events.h"
 #include "wait.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
@@ -91,6 +92,7 @@ setup(void)
 	rc.primary_url = "";
 	store_stats(node.store, &st);
 	wait_init(api_handle);
+	events_init(4);
 	return repl_init(&rc, st.repl_id, st.last_seq);
 }
 

@@ -391,9 +391,11 @@ async function keyBrowser(page, { P, u }) {
     prev.every((k) => seen.includes(k) && !last.includes(k)) &&
     (await page.isEnabled('#next')), prev.length + ' keys');
 
-  // Keyboard only: Tab from the search box to the first key, then Enter.
+  // Keyboard only: Tab from the search box, past Search and Follow, to
+  // the first key, then Enter.
   await search(page, 'config/');
   await page.focus('#prefix');
+  await page.keyboard.press('Tab');
   await page.keyboard.press('Tab');
   await page.keyboard.press('Tab');
   await page.keyboard.press('Enter');
@@ -444,6 +446,35 @@ async function keyBrowser(page, { P, u }) {
   const gone = curl('-o', '/dev/null', '-w', '%{http_code}',
     u(P) + '/kv/hello%2Fconsole').toString();
   check('Delete removes the key', gone === '404', gone);
+
+  // Follow: a write under the prefix reaches the event log and the list
+  // live, through an event stream (kv/?watch=events).
+  await search(page, 'live/');
+  await page.click('#follow');
+  await until('the event stream', () => curl(u(P) + '/metrics').toString()
+    .includes('kvstore_event_streams 1'), 5000);
+  curl('-X', 'PUT', '-d', 'x', u(P) + '/kv/live%2Fone');
+  const followed = await page.waitForFunction(() =>
+    document.getElementById('events').textContent.includes('put live/one') &&
+    document.getElementById('list').textContent.includes('live/one'),
+  null, { timeout: 5000 }).then(() => true, () => false);
+  check('Follow shows a write under the prefix as it happens', followed);
+  // A burst of writes: each reaches the event log, and the page is
+  // listed again a few times, not once per write.
+  const lists = [];
+  const listed = (r) => /\/kv\/\?/.test(r.url()) &&
+    !r.url().includes('watch=events') && lists.push(r.url());
+  page.on('request', listed);
+  curl('-X', 'PUT', '-d', 'x', ...[...Array(20).keys()].map((i) =>
+    u(P) + '/kv/live%2Fburst' + i));
+  const burst = await page.waitForFunction(() =>
+    document.getElementById('events').textContent.includes('live/burst19') &&
+    document.getElementById('list').textContent.includes('live/burst19'),
+  null, { timeout: 5000 }).then(() => true, () => false);
+  page.off('request', listed);
+  check('a burst of 20 writes: all in the event log, fewer listings',
+    burst && lists.length < 20, lists.length + ' listings');
+  await page.click('#follow');
 
   // The picture: the first page of every key, beside a JSON value.
   await search(page, 'config/');

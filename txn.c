@@ -90,9 +90,9 @@
 #include "wait.h"
 
 #define TXN_MAX_OPS	128		/* Consul's and etcd's limit */
-#define TXN_MAX_TOKENS	4096		/* a put with a TTL is 9 tokens, a
-					   compare at most 7: three full
-					   lists fit, in 192 KiB */
+#define TXN_MAX_TOKENS	4096		/* a put with a TTL is 9 tokens, as
+					   is a compare of all three: three
+					   full lists fit, in 192 KiB */
 #define TXN_SCAN_KEYS	100000		/* a listing page's scan: a few ms */
 #define TXN_PREFIX_KEYS	256		/* deleted by prefix, in all */
 #define TXN_GET_BYTES	(1 << 20)	/* of values in an answer */

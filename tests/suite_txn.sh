@@ -95,7 +95,9 @@ testTxnRefusesHostileBodiesAndChangesNothing() {
   check_txn '129 operations' 413 "{\"success\":[${ops%,}]}" 'at most 128'
   # The limits at their most, every list full of its biggest items: the
   # parser's token budget must hold them all.
-  cmp=$(for i in $(seq 1 128); do printf '{"key":"full/%d","value":"x"},' "${i}"; done)
+  cmp=$(for i in $(seq 1 128); do
+    printf '{"key":"full/%d","version":0,"exists":false,"value":"x"},' "${i}"
+  done)
   puts=$(for i in $(seq 1 128); do
     printf '{"op":"put","key":"full/%d","value":"v","ttl":"30s"},' "${i}"
   done)

@@ -933,11 +933,15 @@ http_unescape(const char *src, size_t len, char *dst)
 const char *
 http_header(const struct http_request *r, const char *name, size_t *len)
 {
-	size_t	 i, nlen = strlen(name);
+	size_t	 i, n;
 
+	/* No strlen(name): a PUT looks up eight names, and most differ
+	 * from a header at its first byte. A header name has no NUL, so
+	 * http_ci_same stops at name's end if name is shorter. */
 	for (i = 0; i < r->nheaders; i++) {
-		if (r->headers[i].name_len == nlen &&
-		    http_ci_same(r->headers[i].name, name, nlen)) {
+		n = r->headers[i].name_len;
+		if (http_ci_same(r->headers[i].name, name, n) &&
+		    name[n] == '\0') {
 			if (len != NULL)
 				*len = r->headers[i].value_len;
 			return r->headers[i].value;

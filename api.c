@@ -866,6 +866,14 @@ get_key(struct http_request *r, const char *key, size_t klen)
 	size_t len;
 	int found, fd;
 
+	/* Else a client would take the value for the stream it asked for. */
+	if (r->query != NULL && (http_query(r, "watch", &len) != NULL ||
+	    http_query(r, "since", &len) != NULL)) {
+		reply_text(r->id, 400, "", "watch= and since= follow a prefix "
+		    "(GET /kv/?prefix=P&watch=events), not a key; a key's "
+		    "watch is ?index=");
+		return;
+	}
 	if ((found = store_get(node.store, key, klen, &v)) && !live(&v)) {
 		/* Delete it now: a watch parked on it sees the delete. */
 		api_expire();

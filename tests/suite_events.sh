@@ -181,6 +181,14 @@ testEventStreamRefusesBadInputsAndWaitsForAFutureSeq() {
   code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Last-Event-ID: x' \
     "${url}/kv/?watch=events")
   assertEquals 'Last-Event-ID: x: 400' 400 "${code}"
+  # On a key, not a prefix: refused, not answered with the value.
+  put hk v
+  for q in watch=events since=1 'watch=events&since=1'; do
+    code=$(curl -s -o "${body}" -m 2 -w '%{http_code}' "${url}/kv/hk?${q}")
+    assertEquals "GET /kv/hk?${q}: 400" 400 "${code}"
+    assertContains "GET /kv/hk?${q}: says to follow a prefix" \
+      "$(cat "${body}")" 'follow a prefix'
+  done
   # Huge prefixes: the longest key's length is followed, a byte more is
   # refused, and so is a request line past the server's limit.
   long=$(head -c 1024 /dev/zero | tr '\0' p)

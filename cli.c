@@ -643,7 +643,8 @@ cli_lock(int argc, char **argv)
 
 /*
  * txn: POST stdin to /txn and print the answer. 0 if the compares held
- * (the success branch ran), 1 if one failed (the failure branch ran).
+ * (the success branch ran), 1 if one failed (the failure branch, if any,
+ * ran: 200, else 412 with the same answer).
  */
 static int
 cli_txn(void)
@@ -659,7 +660,7 @@ cli_txn(void)
 	}
 	status = cli_request("POST", "/txn", "Content-Type: application/json"
 	    "\r\n", body, blen, CLI_TIMEOUT_MS, &out, &len, NULL, 0);
-	if (status == 200) {
+	if (status == 200 || status == 412) {
 		put_answer(out, len);
 		rc = strncmp(out, "{\"succeeded\":true", 17) == 0 ? EXIT_OK :
 		    EXIT_NOT_FOUND;

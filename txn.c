@@ -47,8 +47,8 @@
  * keys in all. A malformed body is 400 with the byte offset and what is
  * wrong; nothing is written unless the whole body is valid.
  *
- * THE ANSWER: 200, X-Kv-Seq: the transaction's seq (its last write; the
- * store's seq when it wrote nothing), and
+ * THE ANSWER: 200 (or 412, below), X-Kv-Seq: the transaction's seq (its
+ * last write; the store's seq when it wrote nothing), and
  *
  *   {"succeeded": B,
  *    "failed_compare": I, "reason": "...",        when a compare failed
@@ -60,9 +60,12 @@
  *      {"op":"delete_prefix","prefix":P,"deleted":N} ],
  *    "seq": N, "writes": W}
  *
- * The writes took the seqs N-W+1 .. N, one each, contiguous. A failed
- * compare is not an error: the failure branch ran (etcd's answer), and
- * "failed" names the first compare that did not hold. A get answers at
+ * The writes took the seqs N-W+1 .. N, one each, contiguous. When a
+ * compare failed, "failed_compare" names the first that did not hold, and
+ * the status says whether anything ran: 200 if the failure branch did
+ * (etcd's answer: the client asked for it), 412 with the same body if
+ * there was none, so nothing happened (Consul answers 409 there; 412 is
+ * what If-Match says of a PUT, and `curl -f` sees it). A get answers at
  * most TXN_GET_BYTES of values in all; past that it gives "value_bytes"
  * instead of "value" (read the key itself).
  */
@@ -633,8 +636,8 @@ run(struct http_request *r, struct txn *t)
 		return;
 	}
 	reply_version(extra, seq, 0);
-	http_reply(r->id, 200, "application/json", extra, t->out.buf,
-	    t->out.len);
+	http_reply(r->id, failed != NULL && t->n[2] == 0 ? 412 : 200,
+	    "application/json", extra, t->out.buf, t->out.len);
 	return;
 nomem:
 	reply_text(r->id, 503, "", "out of memory for the answer%s",

@@ -16,6 +16,12 @@ txn() {
 }
 
 testTxnRunsTheBranchItsComparesChoose() {
+  # Its own node: on the shared one, an earlier test's key can expire
+  # (a delete, a seq) between two of the seqs this test counts.
+  local port url
+  start txnrun
+  port=${sport}
+  url=http://127.0.0.1:${port}
   put tx/a 1
   v=$(curl -s -D - -o /dev/null "${url}/kv/tx/a" | tr -d '\r' |
     sed -n 's/^ETag: "\(.*\)"/\1/p')
@@ -53,9 +59,21 @@ testTxnRunsTheBranchItsComparesChoose() {
   assertEquals 'kvstore txn: 0 when the compares held' 0 $?
   assertContains 'kvstore txn prints the answer' "${out}" \
     '"op":"delete_prefix","prefix":"tx/","deleted":2'
-  echo '{"compare":[{"key":"tx/a","exists":true}]}' |
-    KV_URL="${url}" ./kvstore txn >/dev/null
+  out=$(echo '{"compare":[{"key":"tx/a","exists":true}]}' |
+    KV_URL="${url}" ./kvstore txn)
   assertEquals 'kvstore txn: 1 when a compare failed' 1 $?
+  assertContains 'kvstore txn prints the answer of a 412' "${out}" \
+    '"succeeded":false,"failed_compare":0'
+  # No failure branch: nothing ran, so 412 (curl -f sees it), same body.
+  txn "${port}" '{"compare":[{"key":"tx/a","exists":false},
+    {"key":"tx/a","exists":true}],"success":[{"op":"put","key":"tx/a","value":"x"}]}'
+  assertEquals 'a failed compare, no failure branch: 412' 412 "${code}"
+  assertContains 'which compare, and why' "$(cat "${body}")" \
+    '"succeeded":false,"failed_compare":1,"reason":'
+  assertContains 'nothing ran' "$(cat "${body}")" '"results":[],'
+  get tx/a
+  assertEquals 'nothing written' 404 "${code}"
+  stop "${spid}"
 }
 
 testTxnRefusesHostileBodiesAndChangesNothing() {

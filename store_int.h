@@ -164,6 +164,9 @@ struct store {
 	uint64_t	 s_want;	/* newest seq written */
 	uint64_t	 s_wantend;	/* and the log's end in s_syncfd then */
 	uint64_t	 s_durable;	/* newest seq known to be on disk */
+	uint64_t	 s_gather;	/* ALWAYS: seqs a sync waits for... */
+	uint64_t	 s_gather_ns;	/* ...at most this long (gather) */
+	int		 s_gathering;	/* the flusher waits for them now */
 	uint64_t	 s_fsyncs;
 	int		 s_ioerr;	/* errno of the first failed flush */
 	int		 s_bgfd;	/* compaction file to sync, or -1 */

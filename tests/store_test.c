@@ -2595,6 +2595,14 @@ test_fsync(void)
 	store_stats(s, &st);
 	CHECK(st.durable_seq == st.last_seq);
 	CHECK(st.fsyncs >= 2);
+
+	/* The last sync took many seqs, so the next gathers as many: a lone
+	 * write after it, then one at a time, each waits only a while. */
+	tcase = "fsync always: a gather never holds a lone write";
+	for (i = 0; i < 20; i++) {
+		CHECK(store_put(s, "g", 1, "v", 1, 0, &seq) >= 0);
+		CHECK(wait_durable(s, seq, 3, &woke) == 0);
+	}
 	CHECK(store_close(s) == 0);
 
 	tcase = "fsync everysec: durable within about a second";

@@ -99,6 +99,7 @@ enum access {
 /* Bytes for the small fields: 32 bytes a route, where ints made 40. */
 struct route {
 	const char	*path;
+	unsigned char	 plen;		/* strlen(path): looked up twice a PUT */
 	unsigned char	 prefix;	/* path is a prefix, not the whole */
 	unsigned char	 methods;
 	unsigned char	 access;	/* enum access */
@@ -117,29 +118,30 @@ static void	backup(struct http_request *);
 static void	txn_route(struct http_request *);
 
 /* First match wins: the exact /kv/ (the listing) before its prefix. */
+#define R(path)	path, sizeof(path) - 1
 static const struct route routes[] = {
-	{ "/kv/", 0, M_GET, CLIENT, list_request, "/kv/" },
-	{ "/kv", 0, M_GET | M_PUT | M_DELETE, CLIENT, kv_root, NULL },
-	{ "/kv/", 1, M_GET | M_PUT | M_DELETE, CLIENT, key_request,
+	{ R("/kv/"), 0, M_GET, CLIENT, list_request, "/kv/" },
+	{ R("/kv"), 0, M_GET | M_PUT | M_DELETE, CLIENT, kv_root, NULL },
+	{ R("/kv/"), 1, M_GET | M_PUT | M_DELETE, CLIENT, key_request,
 	    "/kv/{key}" },
-	{ "/txn", 0, M_POST, CLIENT, txn_route, "/txn" },
-	{ "/health", 0, M_GET, OPEN, status_health, "/health" },
-	{ "/ready", 0, M_GET, OPEN, status_ready, "/ready" },
-	{ "/role", 0, M_GET, OPEN, status_role, "/role" },
-	{ "/metrics", 0, M_GET, OPEN, status_metrics, "/metrics" },
-	{ "/backup", 0, M_GET, BACKUP, backup, "/backup" },
-	{ "/", 0, M_GET, OPEN, route_ui, "/ (the web console)" },
-	{ "/ui", 0, M_GET, OPEN, route_ui, NULL },
-	{ "/ui/", 1, M_GET, OPEN, route_ui, NULL },
-	{ "/repl/state", 0, M_GET, PEERS, replica_state, NULL },
-	{ "/repl/snapshot", 0, M_GET, PEERS, replica_snapshot, NULL },
-	{ "/repl/tail", 0, M_GET, PEERS, replica_tail, NULL },
-	{ "/repl/session", 0, M_POST, PEERS, replica_session, NULL },
-	{ "/repl/apply", 0, M_POST, PEERS, replica_apply, NULL },
-	{ "/repl/sync/begin", 0, M_POST, PEERS, replica_sync_begin, NULL },
-	{ "/repl/sync/data", 0, M_POST, PEERS, replica_sync_data, NULL },
-	{ "/repl/sync/end", 0, M_POST, PEERS, replica_sync_end, NULL },
-	{ "/repl/register", 0, M_POST, PEERS, replica_register, NULL }
+	{ R("/txn"), 0, M_POST, CLIENT, txn_route, "/txn" },
+	{ R("/health"), 0, M_GET, OPEN, status_health, "/health" },
+	{ R("/ready"), 0, M_GET, OPEN, status_ready, "/ready" },
+	{ R("/role"), 0, M_GET, OPEN, status_role, "/role" },
+	{ R("/metrics"), 0, M_GET, OPEN, status_metrics, "/metrics" },
+	{ R("/backup"), 0, M_GET, BACKUP, backup, "/backup" },
+	{ R("/"), 0, M_GET, OPEN, route_ui, "/ (the web console)" },
+	{ R("/ui"), 0, M_GET, OPEN, route_ui, NULL },
+	{ R("/ui/"), 1, M_GET, OPEN, route_ui, NULL },
+	{ R("/repl/state"), 0, M_GET, PEERS, replica_state, NULL },
+	{ R("/repl/snapshot"), 0, M_GET, PEERS, replica_snapshot, NULL },
+	{ R("/repl/tail"), 0, M_GET, PEERS, replica_tail, NULL },
+	{ R("/repl/session"), 0, M_POST, PEERS, replica_session, NULL },
+	{ R("/repl/apply"), 0, M_POST, PEERS, replica_apply, NULL },
+	{ R("/repl/sync/begin"), 0, M_POST, PEERS, replica_sync_begin, NULL },
+	{ R("/repl/sync/data"), 0, M_POST, PEERS, replica_sync_data, NULL },
+	{ R("/repl/sync/end"), 0, M_POST, PEERS, replica_sync_end, NULL },
+	{ R("/repl/register"), 0, M_POST, PEERS, replica_register, NULL }
 };
 
 #define NROUTES	(sizeof(routes) / sizeof(routes[0]))
@@ -1087,7 +1089,7 @@ find_route(const struct http_request *r)
 	size_t n;
 
 	for (rt = routes; rt < routes + NROUTES; rt++) {
-		n = strlen(rt->path);
+		n = rt->plen;
 		if (rt->prefix ? r->path_len > n : r->path_len == n)
 			if (memcmp(r->path, rt->path, n) == 0)
 				return rt;

@@ -55,6 +55,8 @@ struct store_report {
 	uint64_t	 synced_end;	/* log known on disk (header), or 0 */
 	uint64_t	 bad_buckets;	/* a clean file's, against its log */
 	int		 clean;		/* closed cleanly: buckets checked */
+	int		 no_index;	/* clean, but the index is missing or
+					   another's: open rebuilds it */
 	int		 new_repl_id;	/* the salvaged store got a new one */
 	char		 header[128];	/* what is wrong with it, or "" */
 };
@@ -67,7 +69,9 @@ struct store_report {
  * a torn tail is cut, but a bad record below the log's synced end is
  * damage, refused with errno EUCLEAN, its offset in err and the file
  * untouched (see store_check). Deletes what a crash left beside it:
- * "<path>.compact", "<path>.sync" and "<path>.salvage".
+ * "<path>.compact", "<path>.sync" and "<path>.salvage", and their index
+ * files. The store's own index is "<path>.idx", made or rebuilt here when
+ * it is missing or not the one a clean close left with the file.
  */
 struct store *store_open(const char *path, enum store_fsync policy,
 	    char *err, size_t errlen);
@@ -262,8 +266,9 @@ void	store_stats(struct store *s, struct store_stats *st);
  * without a valid record passed to fn (if not NULL) with its offset and
  * length, whether it lies below the synced end (damage; else a torn tail),
  * and the key of the last valid record before it (klen 0: none; bytes
- * from the file, to be escaped), and a clean file's buckets against its
- * log. Returns 0 if sound, 1 if damaged, -1 with err if it cannot read it.
+ * from the file, to be escaped), and a clean file's buckets (its index
+ * file's, if that is the one it trusts: else no_index) against its log.
+ * Returns 0 if sound, 1 if damaged, -1 with err if it cannot read it.
  */
 int	store_check(const char *path, struct store_report *rep,
 	    void (*fn)(void *arg, uint64_t off, uint64_t len, int damaged,

@@ -1416,7 +1416,7 @@ load_job(struct store *s, uint64_t *ra_log, uint64_t *ra_bkt)
 	uint64_t from = s->s_wbfrom, to = s->s_wbto;
 	uint64_t lfrom = *ra_log > to ? *ra_log : to, lto = s->s_ralog;
 	uint64_t bfrom = *ra_bkt, bto = s->s_rabkt;
-	int fd = s->s_syncfd;
+	int fd = s->s_syncfd, ifd = s->s_syncifd;
 
 	s->s_loadjob = 0;
 	*ra_log = lto > lfrom ? lto : lfrom;
@@ -1424,7 +1424,9 @@ load_job(struct store *s, uint64_t *ra_log, uint64_t *ra_bkt)
 	s->s_busyfd = fd;
 	pthread_mutex_unlock(&s->s_mu);
 	read_in(fd, lfrom, lto);
-	read_in(s->s_syncifd, bfrom, bto);
+	/* XXX: a compaction's end may close ifd meanwhile (the index is not
+	 * s_busyfd); then this reads nothing in, or another file: a hint. */
+	read_in(ifd, bfrom, bto);
 	if (to > from)		/* 0 bytes would mean to the end */
 		(void)sync_file_range(fd, (off_t)from, (off_t)(to - from),
 		    SYNC_FILE_RANGE_WRITE);

@@ -336,8 +336,9 @@ store_check(const char *path, struct store_report *rep,
 	if (k.k_hdr_ok && rep->header[0] == '\0' &&
 	    k.k_h.h_last_seq > rep->last_seq)
 		rep->last_seq = k.k_h.h_last_seq;
-	if (rep->clean && rep->bad_ranges == 0 &&
-	    (rep->no_index = check_index(path, &k) == -1) == 0) {
+	if (rep->clean && rep->bad_ranges == 0)
+		rep->no_index = check_index(path, &k) == -1;
+	if (rep->clean && rep->bad_ranges == 0 && !rep->no_index) {
 		idx = *rep;
 		idx.records = idx.bad_ranges = 0;
 		check_buckets(&k, &idx);

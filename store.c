@@ -2787,8 +2787,9 @@ store_stats(struct store *s, struct store_stats *st)
 	st->live_bytes = s->s_f.f_live;
 	st->log_bytes = s->s_f.f_end - s->s_f.f_start;
 	st->garbage_bytes = s->s_f.f_garbage;
-	st->file_bytes = s->s_f.f_size +
-	    (s->s_cphase != C_NONE ? s->s_c.f_size : 0);
+	st->file_bytes = s->s_f.f_size + index_size(s->s_f.f_nbuckets) +
+	    (s->s_cphase != C_NONE ? s->s_c.f_size +
+	    index_size(s->s_c.f_nbuckets) : 0);
 	st->last_seq = s->s_last_seq;
 	pthread_mutex_lock(&s->s_mu);
 	st->durable_seq = s->s_durable;

@@ -26,7 +26,8 @@ struct store_value {
 struct store_stats {
 	uint64_t	 keys;
 	uint64_t	 live_bytes;	/* key + value bytes of live records */
-	uint64_t	 file_bytes;	/* with the compaction file, if any */
+	uint64_t	 file_bytes;	/* with the index, and the compaction's
+					   files, if any */
 	uint64_t	 log_bytes;	/* record bytes in the live file's log */
 	uint64_t	 garbage_bytes;	/* of those, replaced or deleted ones */
 	uint64_t	 last_seq;	/* newest write in the store */

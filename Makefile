@@ -102,11 +102,13 @@ TEST_SRC_replica_test = api.c client.c cm.c events.c http.c json.c node.c \
 # address; replica_test catches the answers and the loop's wake-ups, and
 # with fuzz_api stands in for the primary's address check (from_primary.c);
 # store_test_softcrc runs store_test with the CRC tables that CPUs
-# without SSE4.2 use.
+# without SSE4.2 use; both stand in for rename (--wrap) to die between
+# the two renames that put a store and its index in place.
 TEST_FLAGS_repl_test = -Wl,--wrap=resolve_host
 TEST_FLAGS_replica_test = -Wl,--wrap=http_reply,--wrap=http_wake \
 	-Wl,--wrap=http_peer,--wrap=repl_from_primary
-TEST_FLAGS_store_test_softcrc = -DKV_SOFT_CRC
+TEST_FLAGS_store_test = -Wl,--wrap=rename
+TEST_FLAGS_store_test_softcrc = -DKV_SOFT_CRC -Wl,--wrap=rename
 
 tests/fmt_test: tests/fmt_test.c fmt.c util.c $(HDR)
 tests/http_test: tests/http_test.c http.c parse.c fmt.c util.c $(HDR)

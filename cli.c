@@ -1027,7 +1027,10 @@ print_report(const struct store_report *r)
 	    (unsigned long long)r->synced_end);
 	if (r->header[0] != '\0')
 		fmt_out(&sout, "  header: %s\n", r->header);
-	if (r->clean && r->bad_ranges == 0)
+	if (r->no_index)
+		fmt_out(&sout, "  index: missing or not this file's (the next "
+		    "start rebuilds it from the log)\n");
+	else if (r->clean && r->bad_ranges == 0)
 		fmt_out(&sout, "  index: %llu keys, %llu buckets disagree with the "
 		    "log\n", (unsigned long long)r->keys,
 		    (unsigned long long)r->bad_buckets);

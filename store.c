@@ -1,24 +1,27 @@
 /*
- * store.c: kvstore's storage engine. One file holds a header page, a
- * fixed-size open-addressing hash table and an append-only log of records,
- * and the whole file is mmap'd: a GET is a hash, a probe or two and a pointer
- * into the page cache, and opening a cleanly closed store reads one page
- * whatever its size. No key or value is ever copied to the heap. A write
- * appends a checksummed record and repoints a bucket; after a crash, open
- * rebuilds the buckets by replaying the log. Compaction (store_compact.c)
- * copies the live records into a new file a slice at a time, between and
- * alongside requests, and renames it over the old one; that reclaims space
- * and doubles the buckets. An internal thread runs fdatasync for the fsync
- * policy and for the end of a compaction (durability waits for it, the
- * caller does not), so the caller never waits for the disk, except when
- * the buckets fill faster than a compaction copies. store_check.c checks
- * and salvages a stopped store's file. The structs, and the helpers the
- * store's files share, are in store_int.h.
+ * store.c: kvstore's storage engine. One file holds a header page and an
+ * append-only log of records, another (the index) a fixed-size
+ * open-addressing hash table, and both are mmap'd whole: a GET is a hash, a
+ * probe or two and a pointer into the page cache, and opening a cleanly
+ * closed store reads a page of each whatever its size. No key or value is
+ * ever copied to the heap. A write appends a checksummed record and
+ * repoints a bucket; only the log is ever flushed for durability, and
+ * after a crash open rebuilds the buckets by replaying it. Compaction
+ * (store_compact.c) copies the live records into a new file a slice at a
+ * time, between and alongside requests, and renames it over the old one;
+ * that reclaims space and doubles the buckets. An internal thread runs
+ * fdatasync for the fsync policy and for the end of a compaction
+ * (durability waits for it, the caller does not), so the caller never
+ * waits for the disk, except when the buckets fill faster than a
+ * compaction copies. store_check.c checks and salvages a stopped store's
+ * file. The structs, and the helpers the store's files share, are in
+ * store_int.h.
  */
 
 /*
- * THE ON-DISK FORMAT, version 2. Integers are little-endian, the native order
- * of every target we build for (store_open refuses a big-endian host).
+ * THE ON-DISK FORMAT, version 3: the store file <path> and its index file
+ * <path>.idx. Integers are little-endian, the native order of every
+ * target we build for (store_open refuses a big-endian host).
  *
  *      0 +-----------------------------------------------------------+
  *        | header page, 4096 bytes                                   |
@@ -33,11 +36,9 @@
  *        | 132 u32 clean (1: closed cleanly)                         |
  *        | 136 u64 data_end   144 u64 last_seq    152 u64 keys       |
  *        | 160 u64 live_bytes 168 u64 garbage_bytes                  |
+ *        | 176 u64 idx_gen: the index this header trusts, or 0       |
  *        | all other bytes are zero                                  |
- *   4096 +-----------------------------------------------------------+
- *        | buckets: nbuckets x { u64 hash, u64 record offset },      |
- *        | offset 0 means empty                                      |
- *   data_start = 4096 + 16 * nbuckets -------------------------------+
+ *   data_start = 4096 ------------------------------------------------+
  *        | records, back to back, each starting 8-byte aligned:      |
  *        |   0 u32 crc = CRC-32C of bytes 4 .. 20+klen+vlen+x-1      |
  *        |   4 u8  type: 'P' put, 'D' delete (tombstone), 0 = end    |
@@ -50,6 +51,15 @@
  *        | zeros up to the end of the file (preallocated)            |
  *        +-----------------------------------------------------------+
  *
+ *   <path>.idx, exactly 4096 + 16 * nbuckets bytes:
+ *      0 +-----------------------------------------------------------+
+ *        |  0 magic "KVINDEX\0"   8 u64 gen (0: trusted by none)     |
+ *        | 16 u64 nbuckets       24 u32 crc = CRC-32C of bytes 0..23 |
+ *   4096 +-----------------------------------------------------------+
+ *        | buckets: nbuckets x { u64 hash, u64 record offset },      |
+ *        | offset 0 means empty                                      |
+ *        +-----------------------------------------------------------+
+ *
  * Record flags: 0x01 (puts only) says the key expires: a u64 of unix
  * milliseconds on the primary's clock follows the value. Absolute, so it
  * survives restarts and copies; only the primary acts on it (store_expire),
@@ -60,10 +70,17 @@
  * within version 2, and a binary from before it takes such a record for a
  * bad one (a torn tail, or damage below synced_end) rather than replay a
  * part of a group as if it stood alone.
- * Version 1 files are the same but for flags, always 0 there: they open as
- * they are, and store_open marks them version 2 (under icrc) before the
- * first write, so an older binary refuses them ("unsupported format
- * version 2") rather than misread an expiry as the next record. The first
+ * Version 2 files have no index file: the buckets lie in the store file,
+ * from offset 4096, and data_start is 4096 + 16 * nbuckets; the header
+ * ends at byte 176, and mcrc covers 132..175. Version 1 files are the
+ * same but for flags, always 0 there. Both open as they are: a clean
+ * one's buckets are copied into a new index (else the log is replayed
+ * into it, as below), and store_open marks the file version 3 (under
+ * icrc) before the first write. Its log stays where it was (data_start is
+ * either value in version 3; a compaction's copy starts at 4096), and an
+ * older binary refuses it ("unsupported format version 3") rather than
+ * trust buckets it no longer keeps, or misread an expiry as the next
+ * record. The first
  * put with an expiry sets header flag 2 (rewriting icrc; compaction copies
  * the flags): then, or after a recovery, open walks the buckets once to
  * rebuild the in-memory heap of expiries. A store that never had one
@@ -74,9 +91,20 @@
  * it rather than guess. The second part is rewritten at open (clean = 0,
  * synced before the first write) and at close (clean = 1, written only after
  * everything else is synced); while the store is open, its counters are
- * stale. A header with clean = 1 and a good mcrc is trusted together with
- * the buckets, so open reads nothing else. Otherwise the log is the truth:
- * open zeroes the buckets and replays the records from data_start in order
+ * stale. No flush of the store ever writes the index: what makes a write
+ * durable is its record, and the buckets can be rebuilt from the records.
+ * A clean close syncs the log, then stamps the index with a new random gen
+ * (never 0) and syncs it, and only then writes clean = 1 and idx_gen = gen.
+ * A header with clean = 1 and a good mcrc is trusted together with the
+ * index whose header names its idx_gen, nbuckets and the right size, so
+ * open reads nothing else; it then stamps the index gen 0, synced before
+ * any bucket can change, so that the index of a run that crashed is never
+ * trusted with the header that trusted it before (a copy of the store
+ * file put back, say). A clean header without such an index (missing, or
+ * another store's or run's: a crash between a replacement's two renames,
+ * below) has a sound log up to data_end: open replays it into a new
+ * index, nothing lost. Otherwise the log is the truth, and may be torn:
+ * open replays the records from data_start into a new index in order
  * (a later record of a key overrides an earlier one, a tombstone deletes it),
  * stopping at the first record that is zero, malformed, past the end of the
  * file or fails its CRC; everything after that point is zeroed, so it can
@@ -117,7 +145,8 @@
  * garbage outweighs a third of the live records (so the log stays within
  * about 1.5 times them), or the buckets are 3/4 full, the live records are
  * copied into "<path>.compact" (same seed and repl_id, twice the buckets
- * when needed), which is synced and renamed over the file. Its base_seq is
+ * when needed), whose log is synced, and which is renamed over the file
+ * (its index is synced at a clean close, as ever). Its base_seq is
  * last_seq at the moment of the rename, so sequence numbers never go back
  * even when the newest records were tombstones the copy left out. A
  * ".compact" file found at open is an unfinished copy and is deleted. A
@@ -125,7 +154,13 @@
  *
  * A full sync (store_create) builds the replacement in "<path>.sync" and
  * store_adopt renames it over the file; a ".sync" file found when the live
- * store opens is a sync cut short by a crash and is deleted too.
+ * store opens is a sync cut short by a crash and is deleted too. Each
+ * such file has its index beside it (".compact.idx", ".sync.idx"), and
+ * is renamed into place index first (rename_pair): a crash between the
+ * two renames leaves the old store file, which the live store had marked
+ * open (replayed) or which names another index (rebuilt), with the new
+ * index; after both, the new pair, trusted if the new file was closed
+ * cleanly (a full sync's is).
  */
 
 #define _GNU_SOURCE		/* mremap(2), which musl and glibc both have */
@@ -251,8 +286,9 @@ round_up(uint64_t n, uint64_t to)
 	return (n + to - 1) / to * to;
 }
 
+/* Also where a version 2 file's log starts: it held the buckets inline. */
 uint64_t
-data_start(uint64_t nbuckets)
+index_size(uint64_t nbuckets)
 {
 	return PAGE + round_up(nbuckets * sizeof(struct bucket), PAGE);
 }
@@ -273,10 +309,12 @@ hdr_icrc(const struct hdr *h)
 	return crc32c(h, offsetof(struct hdr, h_icrc));
 }
 
+/* Up to h_idx_gen from version 3 on: before, the header ended there. */
 uint32_t
 hdr_mcrc(const struct hdr *h)
 {
-	return crc32c(&h->h_clean, sizeof(*h) - offsetof(struct hdr, h_clean));
+	return crc32c(&h->h_clean, (h->h_version < 3 ? offsetof(struct hdr,
+	    h_idx_gen) : sizeof(*h)) - offsetof(struct hdr, h_clean));
 }
 
 /*
@@ -330,7 +368,7 @@ hdr_init(struct hdr *h, uint64_t nbuckets, const uint8_t *seed,
 	h->h_version = FORMAT_VERSION;
 	h->h_flags = flags;
 	h->h_nbuckets = nbuckets;
-	h->h_data_start = data_start(nbuckets);
+	h->h_data_start = PAGE;
 	memcpy(h->h_seed, seed, sizeof(h->h_seed));
 	memcpy(h->h_repl_id, repl_id, sizeof(h->h_repl_id));
 	h->h_base_seq = base_seq;
@@ -794,7 +832,8 @@ check_header(const struct hdr *h, uint64_t size, const char *path,
 	}
 	if (h->h_nbuckets < MIN_BUCKETS || h->h_nbuckets > MAX_BUCKETS ||
 	    (h->h_nbuckets & (h->h_nbuckets - 1)) != 0 ||
-	    h->h_data_start != data_start(h->h_nbuckets)) {
+	    (h->h_data_start != index_size(h->h_nbuckets) &&
+	    (h->h_version < 3 || h->h_data_start != PAGE))) {
 		seterr(err, errlen, "%s: corrupt header: %" PRIu64
 		    " buckets, data at %" PRIu64, path, h->h_nbuckets,
 		    h->h_data_start);
@@ -802,11 +841,135 @@ check_header(const struct hdr *h, uint64_t size, const char *path,
 	}
 	if (size < h->h_data_start) {
 		seterr(err, errlen, "%s: file too short (%" PRIu64
-		    " bytes, its buckets end at %" PRIu64 ")", path, size,
+		    " bytes, its log starts at %" PRIu64 ")", path, size,
 		    h->h_data_start);
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- The index file ---- */
+
+/*
+ * Does the index file fd hold the buckets of a store whose header names
+ * gen (never 0) and nbuckets? Reads its header only.
+ */
+int
+index_match(int fd, uint64_t nbuckets, uint64_t gen)
+{
+	struct ihdr ih;
+	struct stat st;
+
+	return gen != 0 && fstat(fd, &st) == 0 &&
+	    (uint64_t)st.st_size == index_size(nbuckets) &&
+	    pread(fd, &ih, sizeof(ih), 0) == (ssize_t)sizeof(ih) &&
+	    memcmp(ih.i_magic, IDX_MAGIC, sizeof(ih.i_magic)) == 0 &&
+	    ih.i_gen == gen && ih.i_nbuckets == nbuckets &&
+	    ih.i_crc == crc32c(&ih, offsetof(struct ihdr, i_crc));
+}
+
+/* Write f's index header, naming gen, into its mapping. */
+static void
+index_stamp(struct kvfile *f, uint64_t gen)
+{
+	struct ihdr *ih = (struct ihdr *)(void *)f->f_imap;
+
+	memcpy(ih->i_magic, IDX_MAGIC, sizeof(ih->i_magic));
+	ih->i_gen = gen;
+	ih->i_nbuckets = f->f_nbuckets;
+	ih->i_crc = crc32c(ih, offsetof(struct ihdr, i_crc));
+}
+
+/*
+ * Open and map the index at ipath for f (f_nbuckets set), creating it if
+ * need be. Returns 1 if it held the buckets of the store whose header
+ * names gen (index_match), 0 if it was made anew with every bucket empty,
+ * or -1 with errno. Either way it names no store on return, and when it
+ * was trusted that is on disk before any bucket changes can be: a crash
+ * from here on leaves an index that no header's generation matches.
+ */
+int
+index_map(struct kvfile *f, const char *ipath, uint64_t gen)
+{
+	uint64_t size = index_size(f->f_nbuckets);
+	void *p;
+	int match;
+
+	f->f_ifd = open(ipath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (f->f_ifd == -1)
+		return -1;
+	match = index_match(f->f_ifd, f->f_nbuckets, gen);
+	/* The kernel zeroes what was cut: empty buckets, no write. */
+	if (!match && (ftruncate(f->f_ifd, 0) == -1 ||
+	    extend(f->f_ifd, 0, size) == -1))
+		return -1;
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f->f_ifd, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	f->f_imap = p;
+	/*
+	 * A new index fills in random order (replay, compaction), and a
+	 * fault that read around a fresh page would read 8 MiB of zeros
+	 * (read_ahead_kb 8192: 15 to 30 ms): one page per fault until it
+	 * is whole (trust_or_recover, compact_finish).
+	 */
+	if (!match)
+		(void)madvise(p, size, MADV_RANDOM);
+	index_stamp(f, 0);
+	if (match && msync(p, PAGE, MS_SYNC) == -1)
+		return -1;
+	return match;
+}
+
+/*
+ * Make the synced log of f's store trust its index: sync the index, named
+ * by a new generation, and return that for the header (0 with errno if
+ * it failed). Only then may the header say clean = 1.
+ */
+static uint64_t
+index_seal(struct kvfile *f)
+{
+	uint64_t gen;
+
+	if (random_bytes(&gen, sizeof(gen)) == -1)
+		return 0;
+	gen |= 1;	/* never 0, which names no index */
+	index_stamp(f, gen);
+	return fdatasync(f->f_ifd) == -1 ? 0 : gen;
+}
+
+/*
+ * Rename the store file from, and its index before it, over to. A crash
+ * between the two leaves the old store at to, named open (it was live)
+ * or with an index of another generation: either is rebuilt from its
+ * log. So does a failure of the second rename, after which the old store
+ * may go on serving (its own index has no name now, and is not needed).
+ * The caller syncs the directory.
+ */
+int
+rename_pair(const char *from, const char *to)
+{
+	char *fi = path_with(from, IDX_SUFFIX), *ti = path_with(to,
+	    IDX_SUFFIX);
+	int r = -1;
+
+	if (fi != NULL && ti != NULL && rename(fi, ti) == 0)
+		r = rename(from, to);
+	free(fi);
+	free(ti);
+	return r;
+}
+
+/* Delete the store file at path and its index, as far as they exist. */
+void
+unlink_pair(const char *path)
+{
+	char *pi = path_with(path, IDX_SUFFIX);
+
+	(void)unlink(path);
+	if (pi != NULL)
+		(void)unlink(pi);
+	free(pi);
 }
 
 /*
@@ -839,7 +1002,7 @@ create_file(struct store *s, const uint8_t *repl_id, const uint8_t *seed,
 {
 	struct hdr h;
 	uint8_t rnd[32];
-	uint64_t nb = buckets_for(keys), size = data_start(nb) + GROW_MIN;
+	uint64_t nb = buckets_for(keys), size = PAGE + GROW_MIN;
 	const char *what = "read /dev/urandom";
 	int fd = -1, e;
 
@@ -949,7 +1112,10 @@ next_valid(const struct kvfile *f, uint64_t from, uint64_t end)
 	return UINT64_MAX;
 }
 
-/* Rebuild the buckets and counters from the valid records before end. */
+/*
+ * Rebuild the buckets (a new index: zero) and counters from the valid
+ * records before end.
+ */
 static int
 replay(struct store *s, uint64_t end, uint64_t *maxseq, char *err,
     size_t errlen)
@@ -959,7 +1125,6 @@ replay(struct store *s, uint64_t end, uint64_t *maxseq, char *err,
 	uint64_t off, i, h;
 	int found;
 
-	memset(BKT(f), 0, f->f_nbuckets * sizeof(struct bucket));
 	f->f_keys = f->f_live = f->f_garbage = 0;
 	for (off = f->f_start; off < end; off += r.r_size) {
 		rec_read(f, off, &r);
@@ -1077,18 +1242,13 @@ static void
 destroy(struct store *s)
 {
 	if (s->s_cphase != C_NONE) {
-		(void)munmap(s->s_c.f_map, s->s_c.f_size);
-		(void)close(s->s_c.f_fd);
-		(void)unlink(s->s_cpath);
+		drop_file(&s->s_c);
+		unlink_pair(s->s_cpath);
 	}
 	unmap_old(s, UINT64_MAX);
 	if (s->s_retirefd != -1)
 		(void)close(s->s_retirefd);
-	if (s->s_f.f_map != NULL)
-		(void)munmap(s->s_f.f_map, s->s_f.f_size);
-	/* Synced already, or we are failing anyway: close cannot add news. */
-	if (s->s_f.f_fd != -1)
-		(void)close(s->s_f.f_fd);
+	drop_file(&s->s_f);
 	if (s->s_pipe[0] != -1)
 		(void)close(s->s_pipe[0]);
 	if (s->s_pipe[1] != -1)
@@ -1098,7 +1258,28 @@ destroy(struct store *s)
 	free(s->s_heap);
 	free(s->s_path);
 	free(s->s_cpath);
+	free(s->s_ipath);
+	free(s->s_cipath);
 	free(s);
+}
+
+/*
+ * Unmap and close f and its index, as far as they were opened. Synced
+ * already, or we are failing anyway: close cannot add news.
+ */
+void
+drop_file(struct kvfile *f)
+{
+	if (f->f_map != NULL)
+		(void)munmap(f->f_map, f->f_size);
+	if (f->f_imap != NULL)
+		(void)munmap(f->f_imap, index_size(f->f_nbuckets));
+	if (f->f_fd != -1)
+		(void)close(f->f_fd);
+	if (f->f_ifd != -1)
+		(void)close(f->f_ifd);
+	f->f_map = f->f_imap = NULL;
+	f->f_fd = f->f_ifd = -1;
 }
 
 /* ---- The flusher thread ---- */
@@ -1191,6 +1372,8 @@ flusher(void *arg)
 		}
 		if (s->s_seal == SEAL_ASKED) {
 			flush_fd(s, s->s_syncfd, &e);
+			if (e == 0)
+				flush_fd(s, s->s_syncifd, &e);
 			if (e != 0 && s->s_ioerr == 0)
 				s->s_ioerr = e;
 			s->s_seal = SEAL_DONE;
@@ -1321,7 +1504,7 @@ load_job(struct store *s, uint64_t *ra_log, uint64_t *ra_bkt)
 	uint64_t from = s->s_wbfrom, to = s->s_wbto;
 	uint64_t lfrom = *ra_log > to ? *ra_log : to, lto = s->s_ralog;
 	uint64_t bfrom = *ra_bkt, bto = s->s_rabkt;
-	int fd = s->s_syncfd;
+	int fd = s->s_syncfd, ifd = s->s_syncifd;
 
 	s->s_loadjob = 0;
 	*ra_log = lto > lfrom ? lto : lfrom;
@@ -1329,7 +1512,9 @@ load_job(struct store *s, uint64_t *ra_log, uint64_t *ra_bkt)
 	s->s_busyfd = fd;
 	pthread_mutex_unlock(&s->s_mu);
 	read_in(fd, lfrom, lto);
-	read_in(fd, bfrom, bto);
+	/* XXX: a compaction's end may close ifd meanwhile (the index is not
+	 * s_busyfd); then this reads nothing in, or another file: a hint. */
+	read_in(ifd, bfrom, bto);
 	if (to > from)		/* 0 bytes would mean to the end */
 		(void)sync_file_range(fd, (off_t)from, (off_t)(to - from),
 		    SYNC_FILE_RANGE_WRITE);
@@ -1470,7 +1655,8 @@ writeback_early(struct store *s)
 	s->s_ralog = end + READ_AHEAD < f->f_size ? end + READ_AHEAD :
 	    f->f_size;
 	bkt = PAGE + s->s_front * sizeof(struct bucket) + READ_AHEAD;
-	s->s_rabkt = bkt < f->f_start ? bkt : f->f_start;
+	s->s_rabkt = bkt < index_size(f->f_nbuckets) ? bkt :
+	    index_size(f->f_nbuckets);
 	s->s_loadjob = 1;
 	pthread_cond_signal(&s->s_cv);
 }
@@ -1555,10 +1741,10 @@ store_alloc(const char *path, enum store_fsync policy, char *err,
 		seterr(err, errlen, "%s", errstr());
 		return NULL;
 	}
-	s->s_f.f_fd = s->s_c.f_fd = -1;
+	s->s_f.f_fd = s->s_c.f_fd = s->s_f.f_ifd = s->s_c.f_ifd = -1;
 	s->s_pipe[0] = s->s_pipe[1] = -1;
 	s->s_busyfd = s->s_closefd = s->s_bgfd = s->s_retirefd = -1;
-	s->s_oldfd = -1;
+	s->s_old[0].o_fd = s->s_old[1].o_fd = -1;
 	s->s_policy = policy;
 	pthread_mutex_init(&s->s_mu, NULL);
 	pthread_condattr_init(&ca);
@@ -1567,7 +1753,10 @@ store_alloc(const char *path, enum store_fsync policy, char *err,
 	pthread_condattr_destroy(&ca);
 	s->s_path = strdup(path);
 	s->s_cpath = path_with(path, COMPACT_SUFFIX);
-	if (s->s_path == NULL || s->s_cpath == NULL) {
+	s->s_ipath = path_with(path, IDX_SUFFIX);
+	s->s_cipath = path_with(path, COMPACT_SUFFIX IDX_SUFFIX);
+	if (s->s_path == NULL || s->s_cpath == NULL || s->s_ipath == NULL ||
+	    s->s_cipath == NULL) {
 		seterr(err, errlen, "%s", errstr());
 		destroy(s);
 		return NULL;
@@ -1640,14 +1829,17 @@ open_file(struct store *s, struct hdr *h, uint64_t *sizep, char *err,
 /*
  * Delete what a crash left beside a live store: an unfinished compaction
  * and, when live, an unfinished full sync (store_create's file) or
- * salvage (which holds a lock on the store while it runs). Called
+ * salvage (which holds a lock on the store while it runs), with their
+ * index files. Not the store's own index: open decides on that. Called
  * once the store file is known to be ours, and never for a store_create
  * file itself, whose path ends in the sync suffix.
  */
 static int
 remove_leftovers(struct store *s, int live, char *err, size_t errlen)
 {
-	static const char *const suffix[] = { SYNC_SUFFIX, SALVAGE_SUFFIX };
+	static const char *const suffix[] = { COMPACT_SUFFIX IDX_SUFFIX,
+	    SYNC_SUFFIX, SYNC_SUFFIX IDX_SUFFIX, SALVAGE_SUFFIX,
+	    SALVAGE_SUFFIX IDX_SUFFIX };
 	char *spath;
 	int i, r = 0;
 
@@ -1656,9 +1848,7 @@ remove_leftovers(struct store *s, int live, char *err, size_t errlen)
 		    errstr());
 		return -1;
 	}
-	if (!live)
-		return 0;
-	for (i = 0; i < 2 && r == 0; i++) {
+	for (i = 0; i < (live ? 5 : 1) && r == 0; i++) {
 		if ((spath = path_with(s->s_path, suffix[i])) == NULL) {
 			seterr(err, errlen, "%s", errstr());
 			return -1;
@@ -1708,6 +1898,10 @@ map_file(struct store *s, const struct hdr *h, uint64_t size, char *err,
 /*
  * Take the counters from a cleanly closed header, or rebuild them from
  * the log (recover); then mark the file open, on disk before any write.
+ * The index is trusted with a clean header that names it (index_map);
+ * else it is made anew, and filled from the log (recover, or, after a
+ * clean close, replay, as nothing was lost); a version 2 file's buckets,
+ * trusted alike, are copied from the file instead.
  */
 static int
 trust_or_recover(struct store *s, char *err, size_t errlen)
@@ -1715,6 +1909,8 @@ trust_or_recover(struct store *s, char *err, size_t errlen)
 	struct kvfile *f = &s->s_f;
 	struct hdr *hm = HDR(f);
 	const char *why = NULL;
+	uint64_t seq = 0;
+	int r;
 
 	if (hm->h_clean != 1)
 		why = "not closed cleanly";
@@ -1725,6 +1921,12 @@ trust_or_recover(struct store *s, char *err, size_t errlen)
 	    hm->h_keys >= f->f_nbuckets || hm->h_last_seq < hm->h_base_seq ||
 	    hm->h_garbage_bytes > hm->h_data_end - f->f_start)
 		why = "header counters out of range";
+	r = index_map(f, s->s_ipath, why == NULL && hm->h_version >= 3 ?
+	    hm->h_idx_gen : 0);
+	if (r == -1) {
+		seterr(err, errlen, "index %s: %s", s->s_ipath, errstr());
+		return -1;
+	}
 	if (why != NULL) {
 		if (recover(s, why, err, errlen) == -1)
 			return -1;
@@ -1735,7 +1937,20 @@ trust_or_recover(struct store *s, char *err, size_t errlen)
 		f->f_live = hm->h_live_bytes;
 		f->f_garbage = hm->h_garbage_bytes;
 		s->s_last_seq = hm->h_last_seq;
+		if (hm->h_version < 3)
+			memcpy(BKT(f), f->f_map + PAGE, f->f_nbuckets *
+			    sizeof(struct bucket));
+		else if (r == 0) {
+			if (replay(s, f->f_end, &seq, err, errlen) == -1)
+				return -1;
+			if (f->f_end > f->f_start)
+				kv_log("info", "%s: index missing or not this "
+				    "file's; rebuilt from the log (%" PRIu64
+				    " keys)", s->s_path, f->f_keys);
+		}
 	}
+	/* Whole now: its cold pages are read around, as a trusted one's. */
+	(void)madvise(f->f_imap, index_size(f->f_nbuckets), MADV_NORMAL);
 	if (hm->h_version < FORMAT_VERSION) {	/* the format comment says why */
 		hm->h_version = FORMAT_VERSION;
 		hm->h_icrc = hdr_icrc(hm);
@@ -1752,6 +1967,7 @@ trust_or_recover(struct store *s, char *err, size_t errlen)
 	s->s_want = s->s_durable = s->s_last_seq;
 	s->s_wantend = f->f_end;
 	s->s_syncfd = f->f_fd;
+	s->s_syncifd = f->f_ifd;
 	return 0;
 }
 
@@ -1841,6 +2057,7 @@ int
 store_close(struct store *s)
 {
 	struct kvfile *f;
+	uint64_t gen;
 	int e = 0;
 
 	if (s == NULL)
@@ -1858,10 +2075,12 @@ store_close(struct store *s)
 	/* Everything else reaches the disk before clean = 1 does. */
 	if (s->s_ioerr != 0)
 		e = s->s_ioerr;
-	else if (msync(f->f_map, f->f_size, MS_SYNC) == -1)
+	else if (msync(f->f_map, f->f_size, MS_SYNC) == -1 ||
+	    (gen = index_seal(f)) == 0)
 		e = errno;
 	else {
 		trim(f);
+		HDR(f)->h_idx_gen = gen;
 		hdr_store(f, s->s_last_seq, 1);
 		hdr_synced(HDR(f), f->f_end);
 		if (msync(f->f_map, PAGE, MS_SYNC) == -1)
@@ -1987,12 +2206,7 @@ retire_store(struct store *cur, struct store *s)
 	pthread_cond_signal(&cur->s_cv);
 	pthread_mutex_unlock(&cur->s_mu);
 	pthread_join(cur->s_tid, NULL);
-	unmap_old(s, UINT64_MAX);	/* none: s was just opened */
-	s->s_old = cur->s_f.f_map;
-	s->s_oldsize = cur->s_f.f_size;
-	s->s_oldfd = cur->s_f.f_fd;
-	cur->s_f.f_map = NULL;
-	cur->s_f.f_fd = -1;
+	retire_file(s, &cur->s_f);
 	destroy(cur);
 }
 
@@ -2014,15 +2228,15 @@ store_adopt(struct store *cur, struct store *fresh, char *err,
 	fresh->s_loading = 0;
 	if (store_close(fresh) == -1) {
 		seterr(err, errlen, "close %s: %s", from, errstr());
-		(void)unlink(from);
+		unlink_pair(from);
 		goto fail;
 	}
-	if (rename(from, cur->s_path) == -1) {
+	if (rename_pair(from, cur->s_path) == -1) {
 		seterr(err, errlen, "rename %s to %s: %s", from, cur->s_path,
 		    errstr());
 		goto fail;
 	}
-	/* cur now holds an unnamed file: writes to it would be lost. */
+	/* cur now holds unnamed files: writes to them would be lost. */
 	if (store_sync_dir(cur->s_path) == -1) {
 		seterr(err, errlen, "sync the directory of %s: %s",
 		    cur->s_path, errstr());
@@ -2090,7 +2304,7 @@ store_discard(struct store *s)
 
 	(void)store_close(s);
 	if (path != NULL)
-		(void)unlink(path);
+		unlink_pair(path);
 	free(path);
 }
 
@@ -2673,8 +2887,9 @@ store_stats(struct store *s, struct store_stats *st)
 	st->live_bytes = s->s_f.f_live;
 	st->log_bytes = s->s_f.f_end - s->s_f.f_start;
 	st->garbage_bytes = s->s_f.f_garbage;
-	st->file_bytes = s->s_f.f_size +
-	    (s->s_cphase != C_NONE ? s->s_c.f_size : 0);
+	st->file_bytes = s->s_f.f_size + index_size(s->s_f.f_nbuckets) +
+	    (s->s_cphase != C_NONE ? s->s_c.f_size +
+	    index_size(s->s_c.f_nbuckets) : 0);
 	st->last_seq = s->s_last_seq;
 	pthread_mutex_lock(&s->s_mu);
 	st->durable_seq = s->s_durable;

@@ -26,7 +26,8 @@ struct store_value {
 struct store_stats {
 	uint64_t	 keys;
 	uint64_t	 live_bytes;	/* key + value bytes of live records */
-	uint64_t	 file_bytes;	/* with the compaction file, if any */
+	uint64_t	 file_bytes;	/* with the index, and the compaction's
+					   files, if any */
 	uint64_t	 log_bytes;	/* record bytes in the live file's log */
 	uint64_t	 garbage_bytes;	/* of those, replaced or deleted ones */
 	uint64_t	 last_seq;	/* newest write in the store */
@@ -55,6 +56,8 @@ struct store_report {
 	uint64_t	 synced_end;	/* log known on disk (header), or 0 */
 	uint64_t	 bad_buckets;	/* a clean file's, against its log */
 	int		 clean;		/* closed cleanly: buckets checked */
+	int		 no_index;	/* clean, but the index is missing or
+					   another's: open rebuilds it */
 	int		 new_repl_id;	/* the salvaged store got a new one */
 	char		 header[128];	/* what is wrong with it, or "" */
 };
@@ -67,7 +70,9 @@ struct store_report {
  * a torn tail is cut, but a bad record below the log's synced end is
  * damage, refused with errno EUCLEAN, its offset in err and the file
  * untouched (see store_check). Deletes what a crash left beside it:
- * "<path>.compact", "<path>.sync" and "<path>.salvage".
+ * "<path>.compact", "<path>.sync" and "<path>.salvage", and their index
+ * files. The store's own index is "<path>.idx", made or rebuilt here when
+ * it is missing or not the one a clean close left with the file.
  */
 struct store *store_open(const char *path, enum store_fsync policy,
 	    char *err, size_t errlen);
@@ -102,12 +107,13 @@ void	store_seed(struct store *s, char *out);
 int	store_seal(struct store *fresh);
 
 /*
- * Close fresh (from store_create) cleanly, rename its file over cur's and
- * reopen it there; it waits for whatever of fresh is not on disk yet, so
- * store_seal first. Returns the new store, cur closed; or NULL with err set
- * and fresh gone: cur still serves its old data, except with errno ESTALE
- * (renamed, but the directory not synced or the file not reopened), when
- * cur must no longer be written.
+ * Close fresh (from store_create) cleanly, rename its file and index over
+ * cur's and reopen it there; it waits for whatever of fresh is not on disk
+ * yet, so store_seal first. Returns the new store, cur closed; or NULL
+ * with err set and fresh gone: cur still serves its old data (when only
+ * the index was renamed, cur's is rebuilt at its next open), except with
+ * errno ESTALE (both renamed, but the directory not synced or the file
+ * not reopened), when cur must no longer be written.
  */
 struct store *store_adopt(struct store *cur, struct store *fresh,
 	    char *err, size_t errlen);
@@ -263,8 +269,9 @@ void	store_stats(struct store *s, struct store_stats *st);
  * without a valid record passed to fn (if not NULL) with its offset and
  * length, whether it lies below the synced end (damage; else a torn tail),
  * and the key of the last valid record before it (klen 0: none; bytes
- * from the file, to be escaped), and a clean file's buckets against its
- * log. Returns 0 if sound, 1 if damaged, -1 with err if it cannot read it.
+ * from the file, to be escaped), and a clean file's buckets (its index
+ * file's, if that is the one it trusts: else no_index) against its log.
+ * Returns 0 if sound, 1 if damaged, -1 with err if it cannot read it.
  */
 int	store_check(const char *path, struct store_report *rep,
 	    void (*fn)(void *arg, uint64_t off, uint64_t len, int damaged,

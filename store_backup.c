@@ -367,7 +367,7 @@ restore_into(struct mapped *m, const char *tmp, struct store_backup_info *bi,
 	memcpy(bi->repl_id, st.repl_id, sizeof(bi->repl_id));
 	if (store_close(s) == -1) {
 		seterr(err, errlen, "%s: %s", tmp, errstr());
-		(void)unlink(tmp);
+		unlink_pair(tmp);
 		return -1;
 	}
 	return 0;
@@ -394,9 +394,10 @@ store_restore(const char *backup, const char *path, const char *kept,
 		/* As salvage: the old file keeps its name until the new
 		 * one takes it, so a crash leaves one or the other. */
 		if ((kept != NULL && link(path, kept) == -1) ||
-		    rename(tmp, path) == -1 || store_sync_dir(path) == -1) {
+		    rename_pair(tmp, path) == -1 ||
+		    store_sync_dir(path) == -1) {
 			seterr(err, errlen, "%s: %s", path, errstr());
-			(void)unlink(tmp);
+			unlink_pair(tmp);
 		} else
 			rc = 0;
 	}

@@ -49,6 +49,7 @@ struct checked {
 static int	 check_open(const char *, struct checked *,
 		    struct store_report *, char *, size_t);
 static void	 check_close(struct checked *);
+static int	 check_index(const char *, struct checked *);
 static int	 check_walk(struct checked *, struct store_report *,
 		    int (*)(void *, const struct rec *, uint64_t), void *,
 		    void (*)(void *, uint64_t, uint64_t, int, const char *,
@@ -80,7 +81,7 @@ check_open(const char *path, struct checked *k, struct store_report *rep,
 
 	memset(k, 0, sizeof(*k));
 	memset(rep, 0, sizeof(*rep));
-	f->f_fd = -1;
+	f->f_fd = f->f_ifd = -1;
 	if ((f->f_fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		seterr(err, errlen, "open %s: %s", path, errstr());
 		return -1;
@@ -146,13 +147,50 @@ fail:
 	return -1;
 }
 
+/*
+ * Map the buckets a clean open of k would trust, read-only: a version 2
+ * file's own, or its index file's if that is the one its header names.
+ * -1 if there is none such (open would rebuild it from the log).
+ */
+static int
+check_index(const char *path, struct checked *k)
+{
+	struct kvfile *f = &k->k_f;
+	char *ipath;
+	void *p;
+
+	if (k->k_h.h_version < 3) {
+		f->f_imap = f->f_map;
+		return 0;
+	}
+	if ((ipath = path_with(path, IDX_SUFFIX)) == NULL)
+		return -1;
+	f->f_ifd = open(ipath, O_RDONLY | O_CLOEXEC);
+	free(ipath);
+	if (f->f_ifd == -1 ||
+	    !index_match(f->f_ifd, f->f_nbuckets, k->k_h.h_idx_gen))
+		return -1;
+	p = mmap(NULL, index_size(f->f_nbuckets), PROT_READ, MAP_SHARED,
+	    f->f_ifd, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	f->f_imap = p;
+	return 0;
+}
+
 static void
 check_close(struct checked *k)
 {
-	if (k->k_f.f_map != NULL)
-		(void)munmap(k->k_f.f_map, k->k_f.f_size);
-	if (k->k_f.f_fd != -1)
-		(void)close(k->k_f.f_fd);	/* read-only */
+	struct kvfile *f = &k->k_f;
+
+	if (f->f_imap != NULL && f->f_imap != f->f_map)
+		(void)munmap(f->f_imap, index_size(f->f_nbuckets));
+	if (f->f_map != NULL)
+		(void)munmap(f->f_map, f->f_size);
+	if (f->f_fd != -1)
+		(void)close(f->f_fd);	/* read-only */
+	if (f->f_ifd != -1)
+		(void)close(f->f_ifd);
 }
 
 /*
@@ -298,7 +336,9 @@ store_check(const char *path, struct store_report *rep,
 	if (k.k_hdr_ok && rep->header[0] == '\0' &&
 	    k.k_h.h_last_seq > rep->last_seq)
 		rep->last_seq = k.k_h.h_last_seq;
-	if (rep->clean && rep->bad_ranges == 0) {
+	if (rep->clean && rep->bad_ranges == 0)
+		rep->no_index = check_index(path, &k) == -1;
+	if (rep->clean && rep->bad_ranges == 0 && !rep->no_index) {
 		idx = *rep;
 		idx.records = idx.bad_ranges = 0;
 		check_buckets(&k, &idx);
@@ -404,7 +444,7 @@ salvage_into(struct checked *k, const char *tmp,
 	rep->last_seq = st.last_seq;
 	if (store_close(s) == -1) {
 		seterr(err, errlen, "close %s: %s", tmp, errstr());
-		(void)unlink(tmp);
+		unlink_pair(tmp);
 		return -1;
 	}
 	return 0;
@@ -439,13 +479,13 @@ store_salvage(const char *path, struct store_report *rep, char *kept,
 	if (link(path, kept) == -1) {
 		seterr(err, errlen, "link %s to %s: %s", path, kept,
 		    errstr());
-		(void)unlink(tmp);
+		unlink_pair(tmp);
 		goto done;
 	}
-	if (rename(tmp, path) == -1) {
+	if (rename_pair(tmp, path) == -1) {
 		seterr(err, errlen, "rename %s to %s: %s", tmp, path,
 		    errstr());
-		(void)unlink(tmp);
+		unlink_pair(tmp);
 		(void)unlink(kept);
 		goto done;
 	}

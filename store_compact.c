@@ -107,10 +107,19 @@ compact_start(struct store *s)
 	while (f->f_keys > nb / 2)
 		nb *= 2;
 	live = f->f_end - f->f_start - f->f_garbage;
-	size = data_start(nb) + round_up(live + live / 4 + GROW_MIN, PAGE);
+	size = PAGE + round_up(live + live / 4 + GROW_MIN, PAGE);
+	memset(c, 0, sizeof(*c));
+	c->f_nbuckets = nb;
+	c->f_ifd = -1;
+	if (index_map(c, s->s_cipath, 0) == -1) {
+		e = errno;
+		goto fail_index;
+	}
 	fd = open(s->s_cpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1)
-		return -1;
+	if (fd == -1) {
+		e = errno;
+		goto fail_index;
+	}
 	if (lock_file(fd, F_WRLCK) == -1)
 		goto fail;
 	if (extend(fd, 0, size) == -1) {
@@ -121,7 +130,7 @@ compact_start(struct store *s)
 		 */
 		if (errno != ENOSPC && errno != EDQUOT)
 			goto fail;
-		size = data_start(nb) + round_up(live, PAGE);
+		size = PAGE + round_up(live, PAGE);
 		if (extend(fd, 0, size) == -1)
 			goto fail;
 	}
@@ -129,19 +138,18 @@ compact_start(struct store *s)
 	if (p == MAP_FAILED)
 		goto fail;
 	/*
-	 * Every page of the copy is new, and its buckets fill in random
-	 * order: a fault that read around (8 MiB of zeros with read_ahead_kb
-	 * 8192, 15 to 30 ms) would stop the loop for nothing. One page per
-	 * fault instead, until it is the store (compact_finish).
+	 * Every page of the copy is new: a fault that read around (8 MiB of
+	 * zeros with read_ahead_kb 8192, 15 to 30 ms) would stop the loop
+	 * for nothing. One page per fault instead, as for its index, whose
+	 * buckets fill in random order (index_map), until it is the store
+	 * (compact_finish).
 	 */
 	(void)madvise(p, size, MADV_RANDOM);
-	memset(c, 0, sizeof(*c));
 	c->f_fd = fd;
 	c->f_map = p;
 	c->f_size = size;
-	c->f_nbuckets = nb;
 	c->f_shift = shift_for(nb);
-	c->f_start = c->f_end = data_start(nb);
+	c->f_start = c->f_end = PAGE;
 	hdr_init(HDR(c), nb, HDR(f)->h_seed, HDR(f)->h_repl_id,
 	    s->s_last_seq, HDR(f)->h_flags);
 	s->s_cpos = f->f_start;
@@ -154,6 +162,9 @@ fail:
 	e = errno;
 	(void)close(fd);
 	(void)unlink(s->s_cpath);
+fail_index:
+	drop_file(c);
+	(void)unlink(s->s_cipath);
 	errno = e;
 	return -1;
 }
@@ -398,7 +409,7 @@ compact_finish(struct store *s, int force)
 	if (force && msync(c->f_map, c->f_size, MS_SYNC) == -1)
 		return -1;
 	hdr_synced(h, force ? c->f_end : s->s_finalend);
-	if (rename(s->s_cpath, s->s_path) == -1)
+	if (rename_pair(s->s_cpath, s->s_path) == -1)
 		return -1;
 	if (force && store_sync_dir(s->s_path) == -1) {
 		/* The rename may not survive a power cut; writes to the new
@@ -410,12 +421,14 @@ compact_finish(struct store *s, int force)
 	*f = *c;
 	/* The store's cold pages are read around again, as at open. */
 	(void)madvise(f->f_map, f->f_size, MADV_NORMAL);
+	(void)madvise(f->f_imap, index_size(f->f_nbuckets), MADV_NORMAL);
 	s->s_cphase = C_NONE;
 	s->s_cfinal = 0;
 	s->s_compactions++;
 	s->s_cerr = 0;
 	pthread_mutex_lock(&s->s_mu);
 	s->s_syncfd = f->f_fd;
+	s->s_syncifd = f->f_ifd;
 	s->s_wantend = f->f_end;
 	if (s->s_bgfd == f->f_fd)
 		s->s_bgfd = -1;	/* a forced finish overtook it */
@@ -434,14 +447,11 @@ compact_finish(struct store *s, int force)
 		pthread_cond_signal(&s->s_cv);
 	}
 	pthread_mutex_unlock(&s->s_mu);
-	/* Unmapping 1 GiB takes ~100 ms; do it in slices from now on. */
-	unmap_old(s, UINT64_MAX);
-	s->s_old = old.f_map;
-	s->s_oldsize = old.f_size;
-	s->s_oldfd = old.f_fd;
 	kv_log("info", "%s: compacted to %" PRIu64 " keys in %" PRIu64
 	    " buckets, %" PRIu64 " -> %" PRIu64 " bytes", s->s_path,
 	    f->f_keys, f->f_nbuckets, old.f_size, f->f_size);
+	/* Unmapping 1 GiB takes ~100 ms; do it in slices from now on. */
+	retire_file(s, &old);
 	return 0;
 }
 
@@ -459,11 +469,11 @@ compact_abort(struct store *s, const char *level, const char *why)
 		s->s_bgfd = -1;
 	release_fd(s, c->f_fd);
 	pthread_mutex_unlock(&s->s_mu);
-	(void)munmap(c->f_map, c->f_size);
+	c->f_fd = -1;
+	drop_file(c);
 	if (unlink(s->s_cpath) == -1)
 		kv_log("warn", "unlink %s: %s", s->s_cpath, errstr());
-	c->f_fd = -1;
-	c->f_map = NULL;
+	(void)unlink(s->s_cipath);
 	s->s_cphase = C_NONE;
 	s->s_cretry = mono_ns() + COMPACT_RETRY_NSEC;
 }
@@ -492,27 +502,53 @@ make_room(struct store *s, uint64_t nkeys)
 	return 0;
 }
 
-/* Unmap up to max bytes of the replaced mapping, from its end. */
+/*
+ * Unmap up to max bytes of each replaced mapping in turn (the index, then
+ * the log), from its end; close its file once it is gone.
+ */
 void
 unmap_old(struct store *s, uint64_t max)
 {
+	struct oldmap *o;
 	uint64_t n;
+	int i;
 
-	if (s->s_old == NULL)
-		return;
-	n = s->s_oldsize;
-	if (n > max)
-		n = round_up(n - max, UNMAP_CHUNK);	/* page-aligned */
-	else
-		n = 0;
-	if (munmap(s->s_old + n, s->s_oldsize - n) == -1)
-		kv_log("warn", "munmap: %s", errstr());
-	s->s_oldsize = n;
-	if (n > 0)
-		return;
-	s->s_old = NULL;
-	pthread_mutex_lock(&s->s_mu);
-	retire_fd(s, s->s_oldfd);
-	pthread_mutex_unlock(&s->s_mu);
-	s->s_oldfd = -1;
+	for (i = 0; i < 2; i++) {
+		o = &s->s_old[i];
+		if (o->o_map == NULL)
+			continue;
+		n = o->o_size;
+		if (n > max)
+			n = round_up(n - max, UNMAP_CHUNK);	/* page-aligned */
+		else
+			n = 0;
+		if (munmap(o->o_map + n, o->o_size - n) == -1)
+			kv_log("warn", "munmap: %s", errstr());
+		o->o_size = n;
+		if (n > 0)
+			return;
+		o->o_map = NULL;
+		pthread_mutex_lock(&s->s_mu);
+		retire_fd(s, o->o_fd);
+		pthread_mutex_unlock(&s->s_mu);
+		o->o_fd = -1;
+	}
+}
+
+/*
+ * Hand the mappings and files of old, which s no longer uses, to
+ * unmap_old (after any it still had). old holds none after.
+ */
+void
+retire_file(struct store *s, struct kvfile *old)
+{
+	unmap_old(s, UINT64_MAX);
+	s->s_old[0].o_map = old->f_imap;
+	s->s_old[0].o_size = index_size(old->f_nbuckets);
+	s->s_old[0].o_fd = old->f_ifd;
+	s->s_old[1].o_map = old->f_map;
+	s->s_old[1].o_size = old->f_size;
+	s->s_old[1].o_fd = old->f_fd;
+	old->f_map = old->f_imap = NULL;
+	old->f_fd = old->f_ifd = -1;
 }

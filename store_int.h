@@ -8,8 +8,11 @@
  */
 
 /* The format (store.c's comment). */
-#define FORMAT_VERSION	2		/* 1: byte 5 of a record is always 0 */
+#define FORMAT_VERSION	3		/* 2: buckets in the file; 1: byte 5 of
+					   a record is always 0 */
 #define MAGIC		"KVSTORE"	/* 8 bytes with its NUL */
+#define IDX_MAGIC	"KVINDEX"	/* the index file's */
+#define IDX_SUFFIX	".idx"		/* its name: the store's and this */
 #define PAGE		4096		/* the format's unit, not the host's */
 #define MIN_BUCKETS	1024		/* 16 KiB of buckets in a new file */
 #define MAX_BUCKETS	((uint64_t)1 << 40)	/* beyond: a corrupt header */
@@ -65,14 +68,24 @@ struct hdr {
 	uint64_t	 h_keys;
 	uint64_t	 h_live_bytes;
 	uint64_t	 h_garbage_bytes;
+	uint64_t	 h_idx_gen;	/* version 3: its index's, or 0 */
 };
 
 /* store.c's picture is the contract: fail to compile if the struct drifts. */
-typedef char hdr_layout_check[sizeof(struct hdr) == 176 &&
+typedef char hdr_layout_check[sizeof(struct hdr) == 184 &&
     offsetof(struct hdr, h_icrc) == 72 &&
     offsetof(struct hdr, h_synced) == 80 &&
     offsetof(struct hdr, h_scrc) == 88 &&
     offsetof(struct hdr, h_mcrc) == 128 ? 1 : -1];
+
+/* The index file's first bytes; the rest of its first page is zero. */
+struct ihdr {
+	char		 i_magic[8];
+	uint64_t	 i_gen;		/* its store's h_idx_gen, or 0 */
+	uint64_t	 i_nbuckets;
+	uint32_t	 i_crc;		/* CRC-32C of the bytes before it */
+	uint32_t	 i_pad;
+};
 
 struct bucket {
 	uint64_t	 b_hash;
@@ -84,6 +97,8 @@ struct kvfile {
 	int		 f_fd;
 	char		*f_map;
 	uint64_t	 f_size;	/* of the file, all of it mapped */
+	int		 f_ifd;		/* its index file, */
+	char		*f_imap;	/* all of it mapped */
 	uint64_t	 f_nbuckets;
 	unsigned	 f_shift;	/* 64 - log2(f_nbuckets) */
 	uint64_t	 f_start;	/* data_start */
@@ -107,6 +122,13 @@ struct rec {
 	uint64_t	 r_size;	/* with header, expiry and padding */
 };
 
+/* A replaced mapping, being unmapped a slice at a time. */
+struct oldmap {
+	char		*o_map;
+	uint64_t	 o_size;	/* what is left of it */
+	int		 o_fd;		/* its file, closed after it */
+};
+
 /* A key's expiry in the heap: its record's expiry, and its key's hash. */
 struct expiry {
 	uint64_t	 x_at;		/* unix ms */
@@ -118,6 +140,8 @@ struct store {
 	struct kvfile	 s_c;		/* the compaction's new file */
 	char		*s_path;
 	char		*s_cpath;	/* s_path + ".compact" */
+	char		*s_ipath;	/* the index files': s_path + ".idx", */
+	char		*s_cipath;	/* s_cpath + ".idx" */
 	enum store_fsync s_policy;
 	uint64_t	 s_k0, s_k1;	/* SipHash key, from the file's seed */
 	uint64_t	 s_last_seq;
@@ -133,9 +157,7 @@ struct store {
 	uint64_t	 s_ccopied;	/* and the copy's log bytes then */
 	int		 s_crounds;	/* background syncs of this copy */
 	int		 s_cfinal;	/* its last sync was asked for */
-	char		*s_old;		/* a replaced mapping, being unmapped */
-	uint64_t	 s_oldsize;	/* what is left of it */
-	int		 s_oldfd;	/* its file, closed after it */
+	struct oldmap	 s_old[2];	/* a replaced file's index and log */
 	uint64_t	 s_cretry;	/* no new compaction before (ns) */
 	int		 s_cerr;	/* errno of the last failed one, or 0 */
 	uint64_t	 s_compactions;
@@ -157,6 +179,7 @@ struct store {
 	pthread_cond_t	 s_cv;
 	int		 s_stop;
 	int		 s_syncfd;	/* what ALWAYS and EVERYSEC sync */
+	int		 s_syncifd;	/* its index, for store_seal and loading */
 	int		 s_busyfd;	/* being synced right now, or -1 */
 	int		 s_closefd;	/* close after the sync of s_busyfd */
 	int		 s_retirefd;	/* a replaced file for the flusher to
@@ -187,7 +210,7 @@ struct store {
 };
 
 #define HDR(f)	((struct hdr *)(void *)(f)->f_map)
-#define BKT(f)	((struct bucket *)(void *)((f)->f_map + PAGE))
+#define BKT(f)	((struct bucket *)(void *)((f)->f_imap + PAGE))
 
 /*
  * store.c's helpers: the file, its header, records and the index, each
@@ -197,7 +220,12 @@ struct store {
 void	seterr(char *err, size_t errlen, const char *fmt, ...);
 char	*path_with(const char *path, const char *suffix);
 uint64_t round_up(uint64_t n, uint64_t to);
-uint64_t data_start(uint64_t nbuckets);
+uint64_t index_size(uint64_t nbuckets);
+int	index_match(int fd, uint64_t nbuckets, uint64_t gen);
+int	index_map(struct kvfile *f, const char *ipath, uint64_t gen);
+int	rename_pair(const char *from, const char *to);
+void	unlink_pair(const char *path);
+void	drop_file(struct kvfile *f);
 unsigned shift_for(uint64_t nbuckets);
 int	check_header(const struct hdr *h, uint64_t size, const char *path,
 	    char *err, size_t errlen);
@@ -248,3 +276,4 @@ int	compact_work(struct store *s, uint64_t budget, uint64_t deadline,
 void	compact_abort(struct store *s, const char *level, const char *why);
 int	make_room(struct store *s, uint64_t nkeys);
 void	unmap_old(struct store *s, uint64_t max);
+void	retire_file(struct store *s, struct kvfile *old);

@@ -72,8 +72,10 @@ peak=$(monitor_max "${BENCH_OUT}/store.ready" file_bytes)
 [ "${nkeys}" = "${keys}" ] || bench_note "the store holds ${nkeys} keys, not ${keys}"
 
 NODE_KEEP=1 node_stop store
-size=$(stat -c %s "${db}")
-alloc=$(($(stat -c %b "${db}") * $(stat -c %B "${db}")))
+# The store file and its index (format version 3; before, one file).
+size=$(($(stat -c %s "${db}") + $(stat -c %s "${db}.idx")))
+alloc=$(($(stat -c %b "${db}") * $(stat -c %B "${db}") +
+  $(stat -c %b "${db}.idx") * $(stat -c %B "${db}.idx")))
 opens "clean ${keys}-key store"
 open_ms=${OPEN_MS}
 

@@ -90,7 +90,7 @@ write_input(const char *path, const uint8_t *data, size_t size)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static char path[64];
+	static char path[64], ipath[72];
 	struct store_report rep;
 	char err[256], kept[128];
 	unsigned sum = 0;
@@ -98,9 +98,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	log_set_sink(quiet);
 
-	if (path[0] == '\0')
+	if (path[0] == '\0') {
 		snprintf(path, sizeof(path), "/tmp/kvstore-fuzz-%d.db",
 		    (int)getpid());
+		snprintf(ipath, sizeof(ipath), "%s.idx", path);
+	}
 	/* Recovery on the bytes as they are, then check and salvage. */
 	if (write_input(path, data, size) == -1)
 		return 0;
@@ -117,5 +119,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		unlink(kept);
 	}
 	unlink(path);
+	unlink(ipath);	/* left by an open: never the next input's */
 	return 0;
 }

@@ -7,9 +7,9 @@
 # api_routes [public]: the paths of api.c's route table, one a line; with
 # "public", only those a 404 names (a help text that is not NULL).
 api_routes() {
-  sed -n 's/^\t{ "\(\/[^"]*\)", [01], .*/\1/p' api.c |
+  sed -n 's/^\t{ R("\(\/[^"]*\)"), [01], .*/\1/p' api.c |
     if [ "$1" = public ]; then
-      grep -Fxv -f <(sed -n 's/^\t{ "\(\/[^"]*\)", [01], .*, NULL },\{0,1\}$/\1/p' api.c)
+      grep -Fxv -f <(sed -n 's/^\t{ R("\(\/[^"]*\)"), [01], .*, NULL },\{0,1\}$/\1/p' api.c)
     else
       cat
     fi | sort -u

@@ -2988,6 +2988,33 @@ test_flush_error(void)
 }
 
 /*
+ * A store at path holding "old", and a full sync's new store beside it
+ * holding "new" at seq 5, sealed: ready for store_adopt. NULL on failure.
+ */
+static struct store *
+sealed_sync(const char *path, struct store **ap)
+{
+	struct store *a, *b;
+	char err[256];
+
+	remove_store(path);
+	if ((a = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return NULL;
+	CHECK(store_put(a, "old", 3, "1", 1, 0, NULL) == 1);
+	if ((b = store_create(a, "0123456789abcdef0123456789abcdef", NULL, 7,
+	    0, STORE_FSYNC_NO, err, sizeof(err))) == NULL) {
+		CHECK(!"store_create");
+		store_close(a);
+		return NULL;
+	}
+	CHECK(store_put(b, "new", 3, "2", 1, 5, NULL) == 1);
+	CHECK(store_seal(b) == 0);
+	CHECK(wait_sealed(b, 10) == 1);
+	*ap = a;
+	return b;
+}
+
+/*
  * A full sync's swap whose rename went through but whose directory sync
  * failed: the name is the new file's now, so the old store in hand has
  * none, and store_adopt says ESTALE (the caller writes it no more).
@@ -3002,19 +3029,8 @@ test_adopt_dir_sync_fails(void)
 	int e;
 
 	tcase = "full sync: a failed directory sync after the rename is ESTALE";
-	remove_store(path);
-	if ((a = xopen(path, STORE_FSYNC_NO)) == NULL)
+	if ((b = sealed_sync(path, &a)) == NULL)
 		return;
-	CHECK(store_put(a, "old", 3, "1", 1, 0, NULL) == 1);
-	if ((b = store_create(a, "0123456789abcdef0123456789abcdef", NULL, 7,
-	    0, STORE_FSYNC_NO, err, sizeof(err))) == NULL) {
-		CHECK(!"store_create");
-		store_close(a);
-		return;
-	}
-	CHECK(store_put(b, "new", 3, "2", 1, 5, NULL) == 1);
-	CHECK(store_seal(b) == 0);
-	CHECK(wait_sealed(b, 10) == 1);
 	pthread_mutex_lock(&fail_mu);
 	fail_dir_errno = EIO;
 	pthread_mutex_unlock(&fail_mu);
@@ -3670,19 +3686,8 @@ test_adopt_rename_half(void)
 	int e;
 
 	tcase = "full sync: the index renamed, not the file: the old one serves";
-	remove_store(path);
-	if ((a = xopen(path, STORE_FSYNC_NO)) == NULL)
+	if ((b = sealed_sync(path, &a)) == NULL)
 		return;
-	CHECK(store_put(a, "old", 3, "1", 1, 0, NULL) == 1);
-	if ((b = store_create(a, "0123456789abcdef0123456789abcdef", NULL, 7,
-	    0, STORE_FSYNC_NO, err, sizeof(err))) == NULL) {
-		CHECK(!"store_create");
-		store_close(a);
-		return;
-	}
-	CHECK(store_put(b, "new", 3, "2", 1, 5, NULL) == 1);
-	CHECK(store_seal(b) == 0);
-	CHECK(wait_sealed(b, 10) == 1);
 	fail_at_rename = 2;	/* the index's goes through */
 	errno = 0;
 	CHECK(store_adopt(a, b, err, sizeof(err)) == NULL);

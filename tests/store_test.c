@@ -4469,13 +4469,25 @@ test_expire(void)
 	CHECK(expiry_of(s, "x") == 9000);
 	CHECK(strcmp(expire_at(s, 9000, 10), "x") == 0);
 
+	/* The renewals prune the heap many times: the other keys' entries,
+	 * not due yet, must live through every pruning. */
 	tcase = "expire: the last of many renewals counts";
+	for (i = 0; i < 50; i++) {
+		snprintf(key, sizeof(key), "o%d", i);
+		bad += store_put_exp(s, key, strlen(key), "v", 1, 500000 + i,
+		    0, NULL) == -1;
+	}
 	for (i = 0; i < 100000; i++)
 		bad += store_put_exp(s, "r", 1, "v", 1, 20000 + i, 0, NULL) ==
 		    -1;
 	CHECK(bad == 0);
 	CHECK(strcmp(expire_at(s, 120000, 1), "r") == 0);
 	CHECK(strcmp(expire_at(s, 120000, 1000), "") == 0);
+	tcase = "expire: prunings keep the entries of keys not due";
+	CHECK(strcmp(expire_at(s, 500049, 1000), "o0 o1 o2 o3 o4 o5 o6 o7 o8 "
+	    "o9 o10 o11 o12 o13 o14 o15 o16 o17 o18 o19 o20 o21 o22 o23 o24 "
+	    "o25 o26 o27 o28 o29 o30 o31 o32 o33 o34 o35 o36 o37 o38 o39 o40 "
+	    "o41 o42 o43 o44 o45 o46 o47 o48 o49") == 0);
 	CHECK(store_close(s) == 0);
 
 	tcase = "expire: a version 1 file opens, marked version 3";

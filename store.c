@@ -25,7 +25,7 @@
  *
  *      0 +-----------------------------------------------------------+
  *        | header page, 4096 bytes                                   |
- *        |   0 magic "KVSTORE\0"          8 u32 version (2)          |
+ *        |   0 magic "KVSTORE\0"          8 u32 version (3)          |
  *        |  12 u32 flags (1: synced, 2: expiring; see below)         |
  *        |  16 u64 nbuckets (2^n, >=1024)                            |
  *        |  24 u64 data_start            32 u8  seed[16]             |
@@ -128,10 +128,10 @@
  * syncs, so it never claims more than the disk holds; the flusher's mark
  * reaches the disk with its next sync, so after a power cut it may lag one
  * sync behind. Past it a power cut may leave any pattern of pages written
- * back, holes included, and that is a torn tail. A stop below it is damage to written data: open then
- * refuses the file, writing nothing, and leaves the repair to store_check
- * and store_salvage. A bad or missing mark (a file of an earlier version)
- * reads as data_start.
+ * back, holes included, and that is a torn tail. A stop below it is
+ * damage to written data: open then refuses the file, writing nothing,
+ * and leaves the repair to store_check and store_salvage. A bad or missing
+ * mark (a file of an earlier version) reads as data_start.
  *
  * A key's hash is SipHash-2-4 keyed by seed (read as two little-endian u64s),
  * with UINT64_MAX folded to UINT64_MAX - 1 (store_scan uses UINT64_MAX for

@@ -919,8 +919,12 @@ test_readin(void)
 	    2 * READIN_STEP);
 	CHECK(count_cached(in, n, off + 2 * READIN_STEP, UINT64_MAX) == 0);
 	/* Its index: the header page and a page for each record copied
-	 * (a probe past a page's end is rare at most half full). */
-	CHECK(ni > 0 && count_cached(iin, ni, 0, UINT64_MAX) <= 1 + nrec +
+	 * (a probe past a page's end is rare at most half full), and a few
+	 * besides (the write that started the copy, a probe at a page's
+	 * end): under valgrind a step copies fewer records, so nrec / 4
+	 * left too little room and CI failed on it. Reading around would
+	 * cache the whole index, 65 pages here. */
+	CHECK(ni > 0 && count_cached(iin, ni, 0, UINT64_MAX) <= 4 + nrec +
 	    nrec / 4);
 	free(in);
 	free(iin);

@@ -198,6 +198,7 @@
 #define STEP_NSEC	1000000
 #define GATHER_MAX_NS	2000000	/* the longest a sync waits to gather */
 #define SCAN_AHEAD	16	/* records store_scan prefetches ahead */
+#define REPLAY_AHEAD	16	/* records recovery hashes ahead */
 #define WRITEBACK_STEP	((uint64_t)8 << 20)	/* a full sync's copy is
 						   written back as it fills */
 #define READ_AHEAD	((uint64_t)16 << 20)	/* and read in before it */
@@ -224,6 +225,8 @@ static int	 create_file(struct store *, const uint8_t *, const uint8_t *,
 		    uint64_t, uint32_t, uint64_t, char *, size_t);
 static uint64_t	 scan_log(const struct kvfile *, uint64_t, uint64_t *,
 		    const char **);
+static int	 replay_record(struct store *, uint64_t, uint64_t, uint64_t *,
+		    char *, size_t);
 static int	 replay(struct store *, uint64_t, uint64_t *, char *, size_t);
 static int	 cut_log(struct store *, uint64_t, uint64_t, char *, size_t);
 static int	 recover(struct store *, const char *, char *, size_t);
@@ -1114,9 +1117,40 @@ next_valid(const struct kvfile *f, uint64_t from, uint64_t end)
 	return UINT64_MAX;
 }
 
+/* Apply the valid record at off, whose key hashes to h, to the buckets. */
+static int
+replay_record(struct store *s, uint64_t off, uint64_t h, uint64_t *maxseq,
+    char *err, size_t errlen)
+{
+	struct kvfile *f = &s->s_f;
+	struct rec r;
+	uint64_t i;
+	int found;
+
+	rec_read(f, off, &r);
+	found = find(f, h, r.r_key, r.r_klen, &i);
+	if (r.r_type == REC_PUT) {
+		if (!found && f->f_keys + 1 >= f->f_nbuckets) {
+			seterr(err, errlen, "%s: corrupt log: more keys than "
+			    "buckets", s->s_path);
+			return -1;
+		}
+		index_put(f, found, i, h, off, r.r_klen + r.r_vlen);
+	} else if (found)
+		index_del(f, i, r.r_size);
+	else
+		f->f_garbage += r.r_size;
+	if (r.r_seq > *maxseq)
+		*maxseq = r.r_seq;
+	return 0;
+}
+
 /*
  * Rebuild the buckets (a new index: zero) and counters from the valid
- * records before end.
+ * records before end. Each record's bucket is a cache miss on a big table
+ * (about 200 ns at 10M keys), so the records are hashed and their buckets
+ * prefetched REPLAY_AHEAD at a time, and the misses overlap; they are
+ * still applied in log order.
  */
 static int
 replay(struct store *s, uint64_t end, uint64_t *maxseq, char *err,
@@ -1124,27 +1158,22 @@ replay(struct store *s, uint64_t end, uint64_t *maxseq, char *err,
 {
 	struct kvfile *f = &s->s_f;
 	struct rec r;
-	uint64_t off, i, h;
-	int found;
+	uint64_t off, next, at[REPLAY_AHEAD], hash[REPLAY_AHEAD];
+	int k, j;
 
 	f->f_keys = f->f_live = f->f_garbage = 0;
-	for (off = f->f_start; off < end; off += r.r_size) {
-		rec_read(f, off, &r);
-		h = hash_key(s, r.r_key, r.r_klen);
-		found = find(f, h, r.r_key, r.r_klen, &i);
-		if (r.r_type == REC_PUT) {
-			if (!found && f->f_keys + 1 >= f->f_nbuckets) {
-				seterr(err, errlen, "%s: corrupt log: more "
-				    "keys than buckets", s->s_path);
+	for (off = f->f_start; off < end; off = next) {
+		for (k = 0, next = off; k < REPLAY_AHEAD && next < end; k++,
+		    next += r.r_size) {
+			rec_read(f, next, &r);
+			at[k] = next;
+			hash[k] = hash_key(s, r.r_key, r.r_klen);
+			__builtin_prefetch(&BKT(f)[home(f, hash[k])], 1);
+		}
+		for (j = 0; j < k; j++)
+			if (replay_record(s, at[j], hash[j], maxseq, err,
+			    errlen) == -1)
 				return -1;
-			}
-			index_put(f, found, i, h, off, r.r_klen + r.r_vlen);
-		} else if (found)
-			index_del(f, i, r.r_size);
-		else
-			f->f_garbage += r.r_size;
-		if (r.r_seq > *maxseq)
-			*maxseq = r.r_seq;
 	}
 	f->f_end = end;
 	return 0;

@@ -168,7 +168,6 @@
 #include <sys/types.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -484,42 +483,25 @@ room:
 /*
  * The file past the log's end is preallocated but not in the page cache,
  * and the first store to such a page makes the kernel read around it: 8
- * MiB of zeros with read_ahead_kb 8192, 15 to 30 ms in one fault. So the
- * pages the next need bytes and READIN_STEP more will take are written
- * with zeros ahead, a step at a time: that puts them in the page cache
- * (single pages, so a write faults once per page, as it would anyway),
- * and it turns their blocks from preallocated into written ones. The
- * first write into a preallocated block makes the flush after it commit
- * the filesystem's journal too (the block's conversion, on ext4 and
- * xfs); zeros written ahead go to disk with the flush before, so most
- * flushes write data pages alone (PostgreSQL's wal_init_zero). The zeros
- * are what the format says lies past data_end anyway: a power cut that
- * keeps them changes nothing. A hint: a failed write is ignored.
+ * MiB of zeros with read_ahead_kb 8192, 15 to 30 ms in one fault. So read
+ * in the pages the next need bytes and READIN_STEP more will take, a step
+ * at a time (a hint: a page it misses is faulted in as before). Single
+ * pages (fadvise's), so a write faults once per page, as it would anyway.
  */
 static void
 readahead_log(struct kvfile *f, uint64_t need)
 {
-	static char zero[PAGE];
-	struct iovec iov[READIN_STEP / PAGE];
-	uint64_t from, n, to = round_up(f->f_end + need + READIN_STEP, PAGE);
-	size_t i;
+	uint64_t to = round_up(f->f_end + need + READIN_STEP, PAGE);
 
 	/* (A loading store's f_readin, UINT64_MAX, is always ahead.) */
 	if (f->f_readin >= to - READIN_STEP / 2 || f->f_readin >= f->f_size)
 		return;
-	/* Never the page f_end is in: it holds records. */
-	from = f->f_readin > f->f_end ? f->f_readin : round_up(f->f_end, PAGE);
+	if (f->f_readin < f->f_end)
+		f->f_readin = f->f_end / PAGE * PAGE;
 	if (to > f->f_size)
 		to = f->f_size;
-	for (i = 0; i < READIN_STEP / PAGE; i++) {
-		iov[i].iov_base = zero;
-		iov[i].iov_len = PAGE;
-	}
-	for (; from < to; from += n) {
-		n = to - from < READIN_STEP ? to - from : READIN_STEP;
-		if (pwritev(f->f_fd, iov, (int)(n / PAGE), (off_t)from) == -1)
-			break;
-	}
+	(void)posix_fadvise(f->f_fd, (off_t)f->f_readin,
+	    (off_t)(to - f->f_readin), POSIX_FADV_WILLNEED);
 	f->f_readin = to;
 }
 

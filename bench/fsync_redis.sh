@@ -28,7 +28,7 @@ trace_secs=${BENCH_REDIS_TRACE_SECS:-3}
 conns=${BENCH_WRK_CONNS}
 rows=()
 k0=() k2=() rd=() k0p99=() rdp99=() vs_redis=() vs_rep=() kper=() kbytes=()
-rper=() rbytes=() kpages=()
+rper=() rbytes=() kpages=() us0=() us2=() usr=()
 
 have_redis=1
 redis_need || {
@@ -75,6 +75,32 @@ per_flush() {
   PAGES=$(awk -v b="$3" -v f="$2" 'BEGIN { if (f + 0 > 0) printf "%.1f\n", b / 4096 / f; else print "-" }')
 }
 
+# nodes_ticks: TICKS, the CPU ticks each of the cluster's NODES used so far.
+nodes_ticks() {
+  local n
+  TICKS=
+  for n in "${NODES[@]}"; do
+    TICKS="${TICKS} $(cpu_ticks "$(node_pid "${n}")")"
+  done
+}
+
+# cpu_per_write WRITES "TICKS before" "TICKS after": US_PRIMARY, the
+# primary's CPU time per write in microseconds, and US_REPLICAS, the
+# replicas' (each, "/"-separated; empty without replicas). On this
+# machine they share the server CPU; on machines of their own the
+# primary's figure alone bounds the throughput.
+cpu_per_write() {
+  local us
+  us=$(awk -v n="$1" -v a="$2" -v b="$3" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+    k = split(a, x, " "); split(b, y, " ")
+    for (i = 1; i <= k; i++)
+      printf "%s%.1f", (i > 1 ? " " : ""), (n > 0 ? (y[i] - x[i]) * 1e6 / hz / n : 0)
+  }')
+  US_PRIMARY=${us%% *}
+  US_REPLICAS=
+  [ "${us}" = "${US_PRIMARY}" ] || US_REPLICAS=$(tr ' ' / <<<"${us#* }")
+}
+
 # kv_run ROUND REPLICAS: kvstore FSYNC=always; sets R (wrk figures) and a row.
 kv_run() {
   local key=al-$2r-$1 pid f0 f1 w0 w1 n fl
@@ -84,9 +110,11 @@ kv_run() {
   count_start "${pid}"
   f0=$(metric "${PRIMARY_URL}" kvstore_fsyncs_total)
   w0=$(io_write_bytes "${pid}")
+  nodes_ticks; t0=${TICKS}
   wrk_server "${BENCH_OUT}/${key}.wrk" "${pid}" -t"${BENCH_WRK_THREADS}" \
     -c"${conns}" -d"${secs}s" --latency -s bench/put.lua "${PRIMARY_URL}" -- 100
   R=${WRK}
+  nodes_ticks; t1=${TICKS}
   w1=$(io_write_bytes "${pid}")
   f1=$(metric "${PRIMARY_URL}" kvstore_fsyncs_total)
   count_stop
@@ -95,8 +123,9 @@ kv_run() {
   wrk_check "${R}" "PUT FSYNC=always, $2 replicas, round $1"
   n=$(kv_field requests <<<"${R}")
   per_flush "${n}" $((f1 - f0)) $((w1 - w0))
-  rows+=("| $1 | kvstore PUT, FSYNC=always, $2 replicas | $(kv_field rps <<<"${R}") | $(kv_field p50_ms <<<"${R}") | $(kv_field p99_ms <<<"${R}") | $(kv_field max_ms <<<"${R}") | $(kv_field cpu_pct <<<"${R}") | $((f1 - f0)) (perf: ${fl}) | ${PER} | ${PAGES} | ${BPW} |")
-  bench_log "fsync_redis: kvstore, $2 replicas: ${R}; $((f1 - f0)) fdatasync, ${PER} writes each, ${BPW} bytes written per write"
+  cpu_per_write "${n}" "${t0}" "${t1}"
+  rows+=("| $1 | kvstore PUT, FSYNC=always, $2 replicas | $(kv_field rps <<<"${R}") | $(kv_field p50_ms <<<"${R}") | $(kv_field p99_ms <<<"${R}") | $(kv_field max_ms <<<"${R}") | $(kv_field cpu_pct <<<"${R}") | ${US_PRIMARY}${US_REPLICAS:+ + ${US_REPLICAS}} | $((f1 - f0)) (perf: ${fl}) | ${PER} | ${PAGES} | ${BPW} |")
+  bench_log "fsync_redis: kvstore, $2 replicas: ${R}; $((f1 - f0)) fdatasync, ${PER} writes each, ${BPW} bytes written per write; CPU per write ${US_PRIMARY} us${US_REPLICAS:+, replicas ${US_REPLICAS} us}"
 }
 
 # redis_run ROUND REQUESTS: Redis SET with appendfsync always; sets RR.
@@ -120,19 +149,21 @@ redis_run() {
       printf "rps=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f", $2, $5, $7, $8 }' \
     "${BENCH_OUT}/redis-$1.csv") cpu_pct=$(cpu_pct $(($(cpu_ticks "${pid}") - cpu0)) \
     "$(awk -v a="${t0}" -v b="${EPOCHREALTIME}" 'BEGIN { print b - a }')")"
+  cpu_per_write "$2" "${cpu0}" "$(cpu_ticks "${pid}")"
   count_stop
   fl=${FLUSHES}
   node_stop "redis-$1"
   [ -n "$(kv_field rps <<<"${RR}")" ] ||
     bench_die "no SET line in redis-benchmark's output: $(cat "${BENCH_OUT}/redis-$1.csv")"
   per_flush "$2" "${fl}" $((w1 - w0))
-  rows+=("| $1 | Redis SET, appendfsync always | $(kv_field rps <<<"${RR}") | $(kv_field p50_ms <<<"${RR}") | $(kv_field p99_ms <<<"${RR}") | $(kv_field max_ms <<<"${RR}") | $(kv_field cpu_pct <<<"${RR}") | ${fl} | ${PER} | ${PAGES} | ${BPW} |")
+  rows+=("| $1 | Redis SET, appendfsync always | $(kv_field rps <<<"${RR}") | $(kv_field p50_ms <<<"${RR}") | $(kv_field p99_ms <<<"${RR}") | $(kv_field max_ms <<<"${RR}") | $(kv_field cpu_pct <<<"${RR}") | ${US_PRIMARY} | ${fl} | ${PER} | ${PAGES} | ${BPW} |")
   bench_log "fsync_redis: Redis: ${RR}; ${fl} flushes, ${PER} writes each, ${BPW} bytes written per write"
 }
 
 for ((i = 1; i <= rounds; i++)); do
   kv_run "${i}" 0
   k0+=("$(kv_field rps <<<"${R}")")
+  us0+=("${US_PRIMARY}")
   k0p99+=("$(kv_field p99_ms <<<"${R}")")
   kper+=("${PER}")
   kbytes+=("${BPW}")
@@ -148,6 +179,8 @@ for ((i = 1; i <= rounds; i++)); do
   fi
   kv_run "${i}" 2
   k2+=("$(kv_field rps <<<"${R}")")
+  us2+=("${US_PRIMARY}")
+  usr+=("${US_REPLICAS}")
   vs_rep+=("$(ratio "${k2[i - 1]}" "${k0[i - 1]}")")
 done
 
@@ -235,6 +268,9 @@ med_k0=$(median "${k0[@]}")
 med_k2=$(median "${k2[@]}")
 rep=$(median "${vs_rep[@]}")
 per=$(median "${kper[@]}")
+# What 2 replicas cost the primary itself: its CPU per write alone over
+# with them, the ratio it would reach were the replicas on other machines.
+own=$(ratio "$(median "${us0[@]}")" "$(median "${us2[@]}")")
 v_rep=$(bench_target "PUT FSYNC=always: 2 replicas / none, median of ${rounds} rounds" "${rep}" '>=' 0.8)
 v_per=$(bench_target "FSYNC=always, ${conns} clients: writes per fdatasync (median of ${rounds} runs)" "${per}" '>=' 40)
 bench_put rps_always_0 "${med_k0}"
@@ -255,8 +291,8 @@ fi
 
 bench_md "## Durable writes: FSYNC=always against Redis appendfsync always" '' \
   "Rounds of three runs, back to back, each on fresh servers pinned to the server CPU, the clients to the client CPU: kvstore \`FSYNC=always\` PUT (wrk \`-t${BENCH_WRK_THREADS} -c${conns} -d${secs}s --latency -s bench/put.lua\`, 100-byte values, every key new); Redis ${redis_v:-(not run)} \`appendonly yes\`, \`appendfsync always\`, no RDB (redis-benchmark \`-c ${conns} -t set -d 100 -r 100000000\`, one thread, no pipelining: random keys, nearly all new; as many requests as kvstore answered just before, at least 20,000); kvstore \`FSYNC=always\` with 2 replicas attached. Flushes: kvstore's \`kvstore_fsyncs_total\` (and perf's count of fdatasync+fsync calls), Redis's from perf alone. Bytes written: the server's \`/proc/PID/io\` \`write_bytes\` over the run (each page dirtied counts 4 KiB each time it is dirtied after a flush), per acknowledged write; pages per flush is that over 4 KiB, per flush. redis-benchmark's latency is measured like wrk's, from sending to the answer." '' \
-  '| round | server | requests/s | p50 ms | p99 ms | max ms | server CPU % | flushes | writes per flush | 4 KiB pages per flush | bytes written per write |' \
-  '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|' \
+  '| round | server | requests/s | p50 ms | p99 ms | max ms | server CPU % | CPU µs per write (+ each replica) | flushes | writes per flush | 4 KiB pages per flush | bytes written per write |' \
+  '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|' \
   "${rows[@]}" ''
 if [ "${have_redis}" = 1 ]; then
   bench_md "- kvstore \`FSYNC=always\` / Redis \`appendfsync always\`, median of ${rounds} pairs (${vs_redis[*]}): **${vs}** (target: at least 1.0): **${v_vs}**. kvstore ${med_k0} requests/s, Redis ${med_rd} (medians)." \
@@ -264,11 +300,11 @@ if [ "${have_redis}" = 1 ]; then
     "- Bytes written per acknowledged write, medians: kvstore $(median "${kbytes[@]}"), Redis $(median "${rbytes[@]}"); Redis's writes per flush $(median "${rper[@]}")."
 fi
 bench_md "- Writes per fdatasync at ${conns} clients, median: **${per}** (target: at least 40): **${v_per}**; 4 KiB pages dirtied per flush, median $(median "${kpages[@]}")." \
-  "- \`FSYNC=always\` with 2 replicas / without, median of ${rounds} rounds (${vs_rep[*]}): **${rep}** (target: at least 0.8): **${v_rep}**." ''
+  "- \`FSYNC=always\` with 2 replicas / without, median of ${rounds} rounds (${vs_rep[*]}): **${rep}** (target: at least 0.8): **${v_rep}**. Here the replicas run on the primary's CPU (their CPU per write: ${usr[*]} µs): what the replicas cost the primary itself is its CPU per write, $(median "${us0[@]}") µs alone and $(median "${us2[@]}") µs with them (medians), so with the replicas on machines of their own the primary would reach about **${own}** × (its CPU alone over with them)." ''
 [ "${#trace_md[@]}" -eq 0 ] || bench_md "${trace_md[@]}"
 bench_md_commands
 bench_summary \
-  "FSYNC=always PUT, ${conns} clients: ${med_k0} req/s, ${med_k2} with 2 replicas (ratio ${rep}, target >= 0.8: ${v_rep}); ${per} writes per fdatasync (target >= 40: ${v_per})"
+  "FSYNC=always PUT, ${conns} clients: ${med_k0} req/s, ${med_k2} with 2 replicas (ratio ${rep}, target >= 0.8: ${v_rep}; the primary's CPU per write bounds it at ${own} with the replicas elsewhere); ${per} writes per fdatasync (target >= 40: ${v_per})"
 [ "${have_redis}" = 1 ] && bench_summary \
   "vs Redis appendfsync always SET (${med_rd} req/s): ${vs} median of pairs (target >= 1.0: ${v_vs}); p99 ${kp99} ms vs ${rp99} ms (${v_p99}); bytes written per write $(median "${kbytes[@]}") vs $(median "${rbytes[@]}")"
 [ -n "${tr:-}" ] && bench_summary \

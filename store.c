@@ -203,6 +203,7 @@
 						   written back as it fills */
 #define READ_AHEAD	((uint64_t)16 << 20)	/* and read in before it */
 #define READ_IN_CHUNK	((uint64_t)2 << 20)	/* mapped at once to read in */
+#define GROW_CHUNK	((uint64_t)16 << 20)	/* allocated per grow_job */
 #define READIN_STEP	((uint64_t)256 << 10)	/* the log read in ahead of
 						   writes: ~0.1 ms of zeroing */
 #ifndef MADV_POPULATE_READ
@@ -247,6 +248,8 @@ static void	 flush_fd(struct store *, int, int *);
 static void	 final_job(struct store *);
 static void	 load_job(struct store *, uint64_t *, uint64_t *);
 static void	 read_in(int, uint64_t, uint64_t);
+static void	 grow_job(struct store *);
+static void	 unbusy(struct store *);
 static void	 retire_store(struct store *, struct store *);
 static int	 check_write(struct store *, size_t, size_t, uint64_t);
 static void	 writeback_early(struct store *);
@@ -430,43 +433,95 @@ extend(int fd, uint64_t size, uint64_t newsize)
 }
 
 /*
- * Make room for need more bytes of log in f: grow the file by an eighth, at
- * least 1 MiB, so appends cost amortised O(1) syscalls while the unused
- * tail stays small; and have those bytes read in (readahead_log). On
- * failure nothing changed.
+ * The size a log of size bytes grows to so that it holds want: by an
+ * eighth, at least 1 MiB, so appends cost amortised O(1) syscalls while
+ * the unused tail stays small. 0 if that overflows a size_t.
+ */
+static uint64_t
+grown_size(uint64_t size, uint64_t want)
+{
+	uint64_t grow = want > size ? want - size : 0, newsize;
+
+	if (grow < size / 8)
+		grow = size / 8;
+	if (grow < GROW_MIN)
+		grow = GROW_MIN;
+	newsize = round_up(size + grow, PAGE);
+	return (size_t)newsize == newsize ? newsize : 0;
+}
+
+/*
+ * Have the flusher allocate the live log's next growth now (grow_job), so
+ * that when the loop gets there it only maps it: allocating blocks may
+ * wait for ext4 to read block bitmaps from a busy disk, hundreds of ms.
+ */
+void
+grow_ahead(struct store *s)
+{
+	struct kvfile *f = &s->s_f;
+
+	pthread_mutex_lock(&s->s_mu);
+	s->s_growfd = f->f_fd;
+	s->s_grown = f->f_size;
+	s->s_growto = grown_size(f->f_size, f->f_size);
+	pthread_cond_signal(&s->s_cv);
+	pthread_mutex_unlock(&s->s_mu);
+}
+
+/*
+ * Whether the flusher has f allocated up to newsize. If not, f is the
+ * loop's to grow: the flusher's job ends, and whatever it adds from now
+ * on is never trusted (a failed extend cuts the file back).
+ */
+static int
+grown_ahead(struct store *s, struct kvfile *f, uint64_t newsize)
+{
+	int done;
+
+	if (f != &s->s_f)
+		return 0;
+	pthread_mutex_lock(&s->s_mu);
+	done = s->s_growfd == f->f_fd && s->s_grown >= newsize;
+	if (!done)
+		s->s_growfd = -1;
+	pthread_mutex_unlock(&s->s_mu);
+	return done;
+}
+
+/*
+ * Make room for need more bytes of log in f: grow the file (grown_size,
+ * allocated ahead by the flusher for the live log), and have those bytes
+ * read in (readahead_log). On failure nothing changed.
  */
 int
-reserve(struct kvfile *f, uint64_t need)
+reserve(struct store *s, struct kvfile *f, uint64_t need)
 {
-	uint64_t grow, newsize;
+	uint64_t newsize, least;
 	void *p;
 	int e;
 
 	if (f->f_end + need <= f->f_size)
 		goto room;
-	grow = f->f_end + need - f->f_size;
-	if (grow < f->f_size / 8)
-		grow = f->f_size / 8;
-	if (grow < GROW_MIN)
-		grow = GROW_MIN;
-	newsize = round_up(f->f_size + grow, PAGE);
-	if ((size_t)newsize != newsize) {
+	if ((newsize = grown_size(f->f_size, f->f_end + need)) == 0) {
 		errno = EFBIG;
 		return -1;
 	}
-	if (extend(f->f_fd, f->f_size, newsize) == -1) {
+	if (!grown_ahead(s, f, newsize) &&
+	    extend(f->f_fd, f->f_size, newsize) == -1) {
 		/* A nearly full disk (or a file size limit: EFBIG) may
 		 * still hold this write, and refusing it then is wrong. */
+		least = round_up(f->f_end + need, PAGE);
 		if ((errno != ENOSPC && errno != EDQUOT && errno != EFBIG) ||
-		    newsize == round_up(f->f_end + need, PAGE))
+		    newsize == least)
 			return -1;
-		newsize = round_up(f->f_end + need, PAGE);
+		newsize = least;
 		if (extend(f->f_fd, f->f_size, newsize) == -1)
 			return -1;
 	}
 	p = mremap(f->f_map, f->f_size, newsize, MREMAP_MAYMOVE);
 	if (p == MAP_FAILED) {
 		e = errno;
+		(void)grown_ahead(s, f, UINT64_MAX);	/* the job ends */
 		if (ftruncate(f->f_fd, (off_t)f->f_size) == -1)
 			kv_log("warn", "ftruncate back to %" PRIu64 ": %s",
 			    f->f_size, errstr());
@@ -475,6 +530,8 @@ reserve(struct kvfile *f, uint64_t need)
 	}
 	f->f_map = p;
 	f->f_size = newsize;
+	if (f == &s->s_f)
+		grow_ahead(s);
 room:
 	readahead_log(f, need);
 	return 0;
@@ -897,7 +954,6 @@ int
 index_map(struct kvfile *f, const char *ipath, uint64_t gen)
 {
 	uint64_t size = index_size(f->f_nbuckets);
-	void *p;
 	int match;
 
 	f->f_ifd = open(ipath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -908,6 +964,16 @@ index_map(struct kvfile *f, const char *ipath, uint64_t gen)
 	if (!match && (ftruncate(f->f_ifd, 0) == -1 ||
 	    extend(f->f_ifd, 0, size) == -1))
 		return -1;
+	return index_mmap(f, match);
+}
+
+/* index_map's second half: map f_ifd, which match says is trusted. */
+int
+index_mmap(struct kvfile *f, int match)
+{
+	uint64_t size = index_size(f->f_nbuckets);
+	void *p;
+
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f->f_ifd, 0);
 	if (p == MAP_FAILED)
 		return -1;
@@ -1272,6 +1338,7 @@ recover(struct store *s, const char *why, char *err, size_t errlen)
 static void
 destroy(struct store *s)
 {
+	prep_cancel(s);
 	if (s->s_cphase != C_NONE) {
 		drop_file(&s->s_c);
 		unlink_pair(s->s_cpath);
@@ -1355,7 +1422,9 @@ gather(struct store *s, uint64_t *until)
 /*
  * The only other thread. It syncs the store file for the ALWAYS and
  * EVERYSEC policies, and the compaction file once the copy first catches
- * up, so that the final sync in the main thread has little left to write.
+ * up, so that the final sync in the main thread has little left to write;
+ * it makes a compaction's files (prep_job), and allocates the log's next
+ * growth ahead of the loop (grow_job).
  * Each fdatasync covers every write made before it began, so writes that
  * arrive during one share the next (group commit).
  *
@@ -1372,7 +1441,7 @@ flusher(void *arg)
 	uint64_t next = mono_ns() + NSEC_PER_SEC, target, end, t;
 	uint64_t ra_log = 0, ra_bkt = 0, until = 0;
 	unsigned req;
-	int fd, e;
+	int fd, e, growing, grew = 0;
 
 	pthread_mutex_lock(&s->s_mu);
 	for (;;) {
@@ -1413,6 +1482,17 @@ flusher(void *arg)
 		}
 		if (s->s_stop)
 			break;
+		if (s->s_prep == P_ASKED) {
+			prep_job(s);
+			continue;
+		}
+		growing = s->s_growfd != -1 && s->s_grown < s->s_growto;
+		if (growing && !grew) {
+			grow_job(s);
+			grew = 1;	/* a sync's turn next, if one is due */
+			continue;
+		}
+		grew = 0;
 		if (s->s_final == F_NONE &&
 		    s->s_want > s->s_durable && s->s_ioerr == 0 &&
 		    (s->s_policy == STORE_FSYNC_ALWAYS ||
@@ -1446,6 +1526,8 @@ flusher(void *arg)
 			next = mono_ns() + NSEC_PER_SEC;
 			continue;
 		}
+		if (growing)
+			continue;
 		if (s->s_policy == STORE_FSYNC_EVERYSEC) {
 			if ((t = mono_ns()) >= next)
 				next = t + NSEC_PER_SEC;
@@ -1509,11 +1591,7 @@ flush_fd(struct store *s, int fd, int *errp)
 	r = fdatasync(fd);
 	e = errno;
 	pthread_mutex_lock(&s->s_mu);
-	s->s_busyfd = -1;
-	if (s->s_closefd != -1) {
-		(void)close(s->s_closefd);	/* synced or abandoned */
-		s->s_closefd = -1;
-	}
+	unbusy(s);
 	if (r == 0)
 		s->s_fsyncs++;
 	*errp = r == -1 ? e : 0;
@@ -1550,9 +1628,44 @@ load_job(struct store *s, uint64_t *ra_log, uint64_t *ra_bkt)
 		(void)sync_file_range(fd, (off_t)from, (off_t)(to - from),
 		    SYNC_FILE_RANGE_WRITE);
 	pthread_mutex_lock(&s->s_mu);
+	unbusy(s);
+}
+
+/*
+ * Allocate the next GROW_CHUNK of what grow_ahead asked for: a chunk at a
+ * time, so that a sync waits for one chunk at most. It extends the file,
+ * past the loop's mapping, which is harmless: zeros, as a torn tail is,
+ * cut at a clean close (trim). Called and returns with s_mu held, fd as
+ * in flush_fd.
+ */
+static void
+grow_job(struct store *s)
+{
+	uint64_t from = s->s_grown, len = s->s_growto - from;
+	int fd = s->s_growfd, r;
+
+	if (len > GROW_CHUNK)
+		len = GROW_CHUNK;
+	s->s_busyfd = fd;
+	pthread_mutex_unlock(&s->s_mu);
+	r = fallocate(fd, 0, (off_t)from, (off_t)len);
+	pthread_mutex_lock(&s->s_mu);
+	unbusy(s);
+	if (s->s_growfd != fd || s->s_grown != from)
+		return;		/* the loop took over, or asked anew */
+	if (r == 0)
+		s->s_grown = from + len;
+	else
+		s->s_growfd = -1;	/* the loop grows it, and sees why not */
+}
+
+/* The end of a job on s_busyfd: close it if it was released meanwhile. */
+static void
+unbusy(struct store *s)
+{
 	s->s_busyfd = -1;
 	if (s->s_closefd != -1) {
-		(void)close(s->s_closefd);
+		(void)close(s->s_closefd);	/* synced or abandoned */
 		s->s_closefd = -1;
 	}
 }
@@ -1590,6 +1703,8 @@ read_in(int fd, uint64_t from, uint64_t to)
 void
 release_fd(struct store *s, int fd)
 {
+	if (fd == s->s_growfd)
+		s->s_growfd = -1;	/* its number may come back */
 	if (fd == s->s_busyfd)
 		s->s_closefd = fd;
 	else
@@ -1604,6 +1719,8 @@ release_fd(struct store *s, int fd)
 void
 retire_fd(struct store *s, int fd)
 {
+	if (fd == s->s_growfd)
+		s->s_growfd = -1;	/* its number may come back */
 	if (fd == s->s_busyfd)
 		s->s_closefd = fd;
 	else if (s->s_retirefd == -1) {
@@ -1775,6 +1892,7 @@ store_alloc(const char *path, enum store_fsync policy, char *err,
 	s->s_f.f_fd = s->s_c.f_fd = s->s_f.f_ifd = s->s_c.f_ifd = -1;
 	s->s_pipe[0] = s->s_pipe[1] = -1;
 	s->s_busyfd = s->s_closefd = s->s_bgfd = s->s_retirefd = -1;
+	s->s_growfd = -1;
 	s->s_old[0].o_fd = s->s_old[1].o_fd = -1;
 	s->s_policy = policy;
 	pthread_mutex_init(&s->s_mu, NULL);
@@ -2063,6 +2181,7 @@ open_store(const char *path, enum store_fsync policy, int live, char *err,
 	    trust_or_recover(s, err, errlen) == -1 ||
 	    start_flusher(s, err, errlen) == -1)
 		goto fail;
+	grow_ahead(s);
 	if (((HDR(&s->s_f)->h_flags & FLAG_EXPIRING) != 0 || s->s_recovered) &&
 	    heap_rebuild(s) == -1)
 		kv_log("warn", "%s: no memory for the expiry heap yet; "
@@ -2131,6 +2250,7 @@ store_close(struct store *s)
 /*
  * Give back the preallocated zeros after the log, so that a stopped store
  * takes its data's room on disk and no more; the next write grows it again.
+ * (Past the mapping too: the flusher grows the file ahead, grow_job.)
  * Only the header page is touched after this (the mapping past the new end
  * would fault). Failing to trim loses nothing: the zeros stay.
  */
@@ -2139,7 +2259,7 @@ trim(struct kvfile *f)
 {
 	uint64_t end = round_up(f->f_end, PAGE);
 
-	if (end < f->f_size && ftruncate(f->f_fd, (off_t)end) == -1)
+	if (ftruncate(f->f_fd, (off_t)end) == -1)
 		kv_log("warn", "ftruncate to %" PRIu64 ": %s", end,
 		    errstr());
 }
@@ -2254,6 +2374,7 @@ store_adopt(struct store *cur, struct store *fresh, char *err,
 		return NULL;
 	}
 	/* The new file takes the name; a copy of the old one is moot. */
+	prep_cancel(cur);
 	if (cur->s_cphase != C_NONE)
 		compact_abort(cur, "info", "a full sync replaces the store");
 	fresh->s_loading = 0;
@@ -2408,7 +2529,7 @@ store_put_exp(struct store *s, const char *key, size_t klen,
 		found = find(f, h, key, klen, &i);
 	}
 	size = rec_size(klen, vlen + (expires != 0 ? 8 : 0));
-	if (reserve(f, size) == -1)
+	if (reserve(s, f, size) == -1)
 		return -1;
 	if (seq == 0)
 		seq = s->s_last_seq + 1;
@@ -2458,7 +2579,7 @@ store_del(struct store *s, const char *key, size_t klen, uint64_t seq,
 	 * carries seq, so a replica's position survives a crash.
 	 */
 	size = rec_size(klen, 0);
-	if (reserve(f, size) == -1)
+	if (reserve(s, f, size) == -1)
 		return -1;
 	if (seq == 0)
 		seq = s->s_last_seq + 1;
@@ -2486,7 +2607,7 @@ store_group_begin(struct store *s, uint64_t nkeys, uint64_t nbytes)
 		return -1;
 	}
 	if ((s->s_f.f_keys + nkeys > cap(&s->s_f) &&
-	    make_room(s, nkeys) == -1) || reserve(&s->s_f, nbytes) == -1)
+	    make_room(s, nkeys) == -1) || reserve(s, &s->s_f, nbytes) == -1)
 		return -1;
 	s->s_group = 1;
 	s->s_gbytes = 0;
@@ -2954,7 +3075,7 @@ store_stats(struct store *s, struct store_stats *st)
 	st->recovered_records = s->s_recovered_records;
 	st->dropped_bytes = s->s_dropped_bytes;
 	st->recovered = s->s_recovered;
-	st->compacting = s->s_cphase != C_NONE;
+	st->compacting = s->s_cphase != C_NONE || s->s_prepping;
 	st->synced = (HDR(&s->s_f)->h_flags & FLAG_SYNCED) != 0;
 	hex16(HDR(&s->s_f)->h_repl_id, st->repl_id);
 }

@@ -1,12 +1,14 @@
 /*
  * store_compact.c: compaction, the store's garbage collector. When garbage
  * outweighs a third of the live records, or the buckets are 3/4 full, the
- * live records are copied into "<path>.compact" a slice at a time: after
- * each write, COPY_FACTOR times its bytes (store.c's wrote), and between
- * requests, about a millisecond's worth (store_step). Once the copy has
- * caught up, the flusher syncs it in the background, again while much was
- * copied during its last sync; the last sync holds durability still, and
- * then the copy is renamed over the store and the store switches to it.
+ * flusher makes "<path>.compact" and its index with their blocks allocated
+ * (a busy disk may take hundreds of ms), then the live records are copied
+ * into it a slice at a time: after each write, COPY_FACTOR times its bytes
+ * (store.c's wrote), and between requests, about a millisecond's worth
+ * (store_step). Once the copy has caught up, the flusher syncs it in the
+ * background, again while much was copied during its last sync; the last
+ * sync holds durability still, and then the copy is renamed over the
+ * store and the store switches to it.
  * The replaced mapping is unmapped a slice at a time, and its file closed
  * by the flusher. Only when the buckets fill faster than the copy goes
  * does a write wait for a whole copy (make_room). The format of the copy
@@ -44,6 +46,13 @@
 
 static int	 want_compact(const struct store *);
 static const char *compact_level(struct store *, int);
+static void	 copy_plan(struct store *, uint64_t *, uint64_t *, uint64_t *);
+static void	 prep_ask(struct store *);
+static int	 make_files(struct store *, uint64_t, uint64_t *, uint64_t, int *,
+		    int *);
+static void	 prep_make(struct store *, uint64_t, uint64_t, uint64_t);
+static int	 prep_settle(struct store *);
+static int	 compact_begin(struct store *);
 static int	 compact_start(struct store *);
 static uint64_t	 append_raw(struct kvfile *, const char *, uint64_t);
 static int	 copy_records(struct store *, uint64_t, uint64_t);
@@ -62,21 +71,33 @@ want_compact(const struct store *s)
 	    used > COMPACT_MIN_DATA) || f->f_keys > f->f_nbuckets / 4 * 3;
 }
 
+/*
+ * Between requests: start a compaction when one is due, in two steps. The
+ * flusher makes its files (prep_job: allocating a copy of the live data
+ * may take the disk hundreds of ms); the next step here maps them.
+ */
 void
 maybe_compact(struct store *s)
 {
-	int e;
+	int st, e;
 
-	if (s->s_cphase != C_NONE || s->s_failed != 0 || !want_compact(s) ||
-	    mono_ns() < s->s_cretry)
+	if (s->s_cphase != C_NONE || s->s_failed != 0)
 		return;
-	if (compact_start(s) == -1) {
-		e = errno;
-		kv_log(compact_level(s, e), "%s: cannot start compaction: %s; "
-		    "retrying every %llu s", s->s_cpath, strerror(e),
-		    COMPACT_RETRY_NSEC / NSEC_PER_SEC);
-		s->s_cretry = mono_ns() + COMPACT_RETRY_NSEC;
+	if (!s->s_prepping) {
+		if (want_compact(s) && mono_ns() >= s->s_cretry)
+			prep_ask(s);
+		return;
 	}
+	pthread_mutex_lock(&s->s_mu);
+	st = s->s_prep;
+	pthread_mutex_unlock(&s->s_mu);
+	if (st != P_DONE || compact_begin(s) == 0)
+		return;
+	e = errno;
+	kv_log(compact_level(s, e), "%s: cannot start compaction: %s; "
+	    "retrying every %llu s", s->s_cpath, strerror(e),
+	    COMPACT_RETRY_NSEC / NSEC_PER_SEC);
+	s->s_cretry = mono_ns() + COMPACT_RETRY_NSEC;
 }
 
 /*
@@ -93,47 +114,188 @@ compact_level(struct store *s, int e)
 }
 
 /*
- * Create the compaction file, with twice the buckets while keys would fill
- * more than half of them, and room for the live records and a margin.
+ * A copy of the live records: twice the buckets while keys would fill more
+ * than half of them, and room for the records and a margin for the writes
+ * during the copy (*least: without it, on a full disk).
+ */
+static void
+copy_plan(struct store *s, uint64_t *nb, uint64_t *size, uint64_t *least)
+{
+	struct kvfile *f = &s->s_f;
+	uint64_t live = f->f_end - f->f_start - f->f_garbage;
+
+	*nb = f->f_nbuckets;
+	while (f->f_keys > *nb / 2)
+		*nb *= 2;
+	*size = PAGE + round_up(live + live / 4 + GROW_MIN, PAGE);
+	*least = PAGE + round_up(live, PAGE);
+}
+
+/* Have the flusher make the files of a compaction (prep_job). */
+static void
+prep_ask(struct store *s)
+{
+	uint64_t nb, size, least;
+
+	copy_plan(s, &nb, &size, &least);
+	pthread_mutex_lock(&s->s_mu);
+	s->s_prep = P_ASKED;
+	s->s_prepnb = nb;
+	s->s_prepsize = size;
+	s->s_prepleast = least;
+	pthread_cond_signal(&s->s_cv);
+	pthread_mutex_unlock(&s->s_mu);
+	s->s_prepping = 1;
+}
+
+/*
+ * Make a compaction's two files, empty and with their blocks allocated:
+ * the index of nb buckets, and the copy of *size bytes or, on a full disk,
+ * of least (compaction is what frees space: the copy grows as it needs,
+ * or is abandoned and retried). Returns 0, or an errno with nothing left.
  */
 static int
-compact_start(struct store *s)
+make_files(struct store *s, uint64_t nb, uint64_t *size, uint64_t least,
+    int *fdp, int *ifdp)
+{
+	int fd = -1, ifd, e;
+
+	ifd = open(s->s_cipath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (ifd == -1)
+		return errno;
+	if (extend(ifd, 0, index_size(nb)) == -1)
+		goto fail;
+	fd = open(s->s_cpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1 || lock_file(fd, F_WRLCK) == -1)
+		goto fail;
+	if (extend(fd, 0, *size) == -1) {
+		if ((errno != ENOSPC && errno != EDQUOT) ||
+		    extend(fd, 0, least) == -1)
+			goto fail;
+		*size = least;
+	}
+	*fdp = fd;
+	*ifdp = ifd;
+	return 0;
+fail:
+	e = errno;
+	if (fd != -1) {
+		(void)close(fd);
+		(void)unlink(s->s_cpath);
+	}
+	(void)close(ifd);
+	(void)unlink(s->s_cipath);
+	return e;
+}
+
+/*
+ * Make the files of nb buckets and size (or least) bytes, and leave them,
+ * or why not, for compact_begin (P_DONE). Called without s_mu held.
+ */
+static void
+prep_make(struct store *s, uint64_t nb, uint64_t size, uint64_t least)
+{
+	int fd = -1, ifd = -1, e;
+
+	e = make_files(s, nb, &size, least, &fd, &ifd);
+	pthread_mutex_lock(&s->s_mu);
+	s->s_prepnb = nb;
+	s->s_prepsize = size;
+	s->s_prepfd = fd;
+	s->s_prepifd = ifd;
+	s->s_preperr = e;
+	s->s_prep = P_DONE;
+	pthread_mutex_unlock(&s->s_mu);
+}
+
+/*
+ * The flusher's part of starting a compaction: make its files, as asked
+ * (prep_ask). Called and returns with s_mu held.
+ */
+void
+prep_job(struct store *s)
+{
+	uint64_t nb = s->s_prepnb, size = s->s_prepsize;
+	uint64_t least = s->s_prepleast;
+
+	s->s_prep = P_BUSY;
+	pthread_mutex_unlock(&s->s_mu);
+	prep_make(s, nb, size, least);
+	pthread_mutex_lock(&s->s_mu);
+}
+
+/*
+ * Wait for the flusher's prep_job if it is running (a few ms, a second on
+ * a busy disk), or take back one it has not begun. Returns P_NONE, or
+ * P_DONE with its files (or its error) waiting for compact_begin.
+ */
+static int
+prep_settle(struct store *s)
+{
+	struct timespec ms = { 0, 1000000 };
+	int st;
+
+	for (;;) {
+		pthread_mutex_lock(&s->s_mu);
+		st = s->s_prep;
+		if (st == P_ASKED)
+			st = s->s_prep = P_NONE;
+		pthread_mutex_unlock(&s->s_mu);
+		if (st == P_NONE)
+			s->s_prepping = 0;
+		if (st != P_BUSY)
+			return st;
+		nanosleep(&ms, NULL);
+	}
+}
+
+/* Drop a compaction's files made but not begun (a close, a full sync). */
+void
+prep_cancel(struct store *s)
+{
+	if (prep_settle(s) != P_DONE)
+		return;
+	pthread_mutex_lock(&s->s_mu);
+	s->s_prep = P_NONE;
+	pthread_mutex_unlock(&s->s_mu);
+	s->s_prepping = 0;
+	if (s->s_preperr != 0)
+		return;
+	(void)close(s->s_prepfd);
+	(void)close(s->s_prepifd);
+	unlink_pair(s->s_cpath);
+}
+
+/*
+ * Start the copy into the files prep_job made: map them and write the new
+ * header. Returns 0, or -1 with errno (the files gone) if either failed.
+ */
+static int
+compact_begin(struct store *s)
 {
 	struct kvfile *f = &s->s_f, *c = &s->s_c;
-	uint64_t nb = f->f_nbuckets, live, size;
+	uint64_t size;
 	void *p;
 	int fd, e;
 
-	while (f->f_keys > nb / 2)
-		nb *= 2;
-	live = f->f_end - f->f_start - f->f_garbage;
-	size = PAGE + round_up(live + live / 4 + GROW_MIN, PAGE);
+	s->s_prepping = 0;
+	pthread_mutex_lock(&s->s_mu);
+	s->s_prep = P_NONE;
+	e = s->s_preperr;
+	fd = s->s_prepfd;
+	size = s->s_prepsize;
 	memset(c, 0, sizeof(*c));
-	c->f_nbuckets = nb;
-	c->f_ifd = -1;
-	if (index_map(c, s->s_cipath, 0) == -1) {
-		e = errno;
-		goto fail_index;
+	c->f_nbuckets = s->s_prepnb;
+	c->f_ifd = s->s_prepifd;
+	c->f_fd = -1;
+	pthread_mutex_unlock(&s->s_mu);
+	if (e != 0) {
+		c->f_ifd = -1;
+		errno = e;
+		return -1;
 	}
-	fd = open(s->s_cpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1) {
-		e = errno;
-		goto fail_index;
-	}
-	if (lock_file(fd, F_WRLCK) == -1)
+	if (index_mmap(c, 0) == -1)
 		goto fail;
-	if (extend(fd, 0, size) == -1) {
-		/*
-		 * On a full disk, compaction is what frees space: try
-		 * without the margin for writes during the copy (the copy
-		 * grows as it needs, or is abandoned and retried).
-		 */
-		if (errno != ENOSPC && errno != EDQUOT)
-			goto fail;
-		size = PAGE + round_up(live, PAGE);
-		if (extend(fd, 0, size) == -1)
-			goto fail;
-	}
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
 		goto fail;
@@ -141,16 +303,16 @@ compact_start(struct store *s)
 	 * Every page of the copy is new: a fault that read around (8 MiB of
 	 * zeros with read_ahead_kb 8192, 15 to 30 ms) would stop the loop
 	 * for nothing. One page per fault instead, as for its index, whose
-	 * buckets fill in random order (index_map), until it is the store
+	 * buckets fill in random order (index_mmap), until it is the store
 	 * (compact_finish).
 	 */
 	(void)madvise(p, size, MADV_RANDOM);
 	c->f_fd = fd;
 	c->f_map = p;
 	c->f_size = size;
-	c->f_shift = shift_for(nb);
+	c->f_shift = shift_for(c->f_nbuckets);
 	c->f_start = c->f_end = PAGE;
-	hdr_init(HDR(c), nb, HDR(f)->h_seed, HDR(f)->h_repl_id,
+	hdr_init(HDR(c), c->f_nbuckets, HDR(f)->h_seed, HDR(f)->h_repl_id,
 	    s->s_last_seq, HDR(f)->h_flags);
 	s->s_cpos = f->f_start;
 	s->s_cdelta = 0;
@@ -161,12 +323,26 @@ compact_start(struct store *s)
 fail:
 	e = errno;
 	(void)close(fd);
-	(void)unlink(s->s_cpath);
-fail_index:
 	drop_file(c);
-	(void)unlink(s->s_cipath);
+	unlink_pair(s->s_cpath);
 	errno = e;
 	return -1;
+}
+
+/*
+ * Start a compaction now, for a write that cannot wait (make_room): with
+ * the files the flusher made or is making, else made here.
+ */
+static int
+compact_start(struct store *s)
+{
+	uint64_t nb, size, least;
+
+	if (prep_settle(s) != P_DONE) {
+		copy_plan(s, &nb, &size, &least);
+		prep_make(s, nb, size, least);
+	}
+	return compact_begin(s);
 }
 
 static uint64_t
@@ -227,7 +403,7 @@ copy_records(struct store *s, uint64_t budget, uint64_t deadline)
 						errno = ENOSPC;
 						return -1;
 					}
-					if (reserve(c, r.r_size) == -1)
+					if (reserve(s, c, r.r_size) == -1)
 						return -1;
 					off = append_raw(c, f->f_map +
 					    s->s_cpos, r.r_size);
@@ -236,7 +412,7 @@ copy_records(struct store *s, uint64_t budget, uint64_t deadline)
 					s->s_cdelta++;
 				}
 			} else if (find(c, h, r.r_key, r.r_klen, &i)) {
-				if (reserve(c, r.r_size) == -1)
+				if (reserve(s, c, r.r_size) == -1)
 					return -1;
 				(void)append_raw(c, f->f_map + s->s_cpos,
 				    r.r_size);
@@ -447,6 +623,7 @@ compact_finish(struct store *s, int force)
 		pthread_cond_signal(&s->s_cv);
 	}
 	pthread_mutex_unlock(&s->s_mu);
+	grow_ahead(s);
 	kv_log("info", "%s: compacted to %" PRIu64 " keys in %" PRIu64
 	    " buckets, %" PRIu64 " -> %" PRIu64 " bytes", s->s_path,
 	    f->f_keys, f->f_nbuckets, old.f_size, f->f_size);

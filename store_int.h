@@ -41,6 +41,11 @@ enum { C_NONE, C_COPY, C_SYNC };	/* compaction phases */
  * could still leave the old file at the path without it.
  */
 enum { F_NONE, F_ASKED, F_SYNCED, F_DIR };
+/*
+ * A compaction's files, made by the flusher before the copy starts (see
+ * compact_prepare): asked, being made, made (or failed: s_preperr).
+ */
+enum { P_NONE, P_ASKED, P_BUSY, P_DONE };
 /* store_seal's flush of a loaded store, in the flusher. */
 enum { SEAL_NONE, SEAL_ASKED, SEAL_DONE };
 
@@ -157,6 +162,7 @@ struct store {
 	uint64_t	 s_ccopied;	/* and the copy's log bytes then */
 	int		 s_crounds;	/* background syncs of this copy */
 	int		 s_cfinal;	/* its last sync was asked for */
+	int		 s_prepping;	/* its files were asked for (s_prep) */
 	struct oldmap	 s_old[2];	/* a replaced file's index and log */
 	uint64_t	 s_cretry;	/* no new compaction before (ns) */
 	int		 s_cerr;	/* errno of the last failed one, or 0 */
@@ -207,6 +213,17 @@ struct store {
 	uint64_t	 s_ralog;	/* the log to read in up to this, */
 	uint64_t	 s_rabkt;	/* and the buckets up to this offset */
 	int		 s_seal;	/* SEAL_* */
+	int		 s_prep;	/* P_*, a compaction's files: */
+	uint64_t	 s_prepnb;	/* its buckets, */
+	uint64_t	 s_prepsize;	/* its file's size (the one made), */
+	uint64_t	 s_prepleast;	/* or at least this on a full disk */
+	int		 s_prepfd;	/* the files made, */
+	int		 s_prepifd;
+	int		 s_preperr;	/* or why not */
+	int		 s_growfd;	/* the log the flusher grows ahead of
+					   the loop (grow_job), or -1: */
+	uint64_t	 s_grown;	/* its size, allocated, so far */
+	uint64_t	 s_growto;	/* and the size asked for */
 };
 
 #define HDR(f)	((struct hdr *)(void *)(f)->f_map)
@@ -223,6 +240,7 @@ uint64_t round_up(uint64_t n, uint64_t to);
 uint64_t index_size(uint64_t nbuckets);
 int	index_match(int fd, uint64_t nbuckets, uint64_t gen);
 int	index_map(struct kvfile *f, const char *ipath, uint64_t gen);
+int	index_mmap(struct kvfile *f, int match);
 int	rename_pair(const char *from, const char *to);
 void	unlink_pair(const char *path);
 void	drop_file(struct kvfile *f);
@@ -237,7 +255,8 @@ void	hdr_store(struct kvfile *f, uint64_t last_seq, int clean);
 void	hdr_synced(struct hdr *h, uint64_t end);
 uint64_t synced_end(const struct kvfile *f);
 int	extend(int fd, uint64_t size, uint64_t newsize);
-int	reserve(struct kvfile *f, uint64_t need);
+int	reserve(struct store *s, struct kvfile *f, uint64_t need);
+void	grow_ahead(struct store *s);
 int	lock_file(int fd, short type);
 uint64_t rec_size(uint64_t klen, uint64_t vlen);
 uint64_t rec_expiry(const struct rec *r);
@@ -271,6 +290,8 @@ void	note_failure(struct store *s, int e);
 
 /* store_compact.c, for the main thread. */
 void	maybe_compact(struct store *s);
+void	prep_job(struct store *s);
+void	prep_cancel(struct store *s);
 int	compact_work(struct store *s, uint64_t budget, uint64_t deadline,
 	    int force);
 void	compact_abort(struct store *s, const char *level, const char *why);

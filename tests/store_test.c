@@ -2907,6 +2907,70 @@ test_grow_ahead(void)
 	CHECK(store_close(s) == 0);
 }
 
+static void	count_nice(DIR *, int *, int *);
+
+/*
+ * The flusher runs below the event loop (nice 10), so that a sync's CPU
+ * work in the kernel waits for the loop and not the other way round.
+ */
+static void
+test_flusher_nice(void)
+{
+	struct timespec ms = { 0, 5000000 };
+	struct store *s;
+	const char *path = path_for("nice");
+	DIR *d;
+	int i, niced = 0, others = 0;
+
+	tcase = "the flusher runs at nice 10";
+	remove_store(path);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	/* It sets its nice value once it runs: look again for up to 2 s. */
+	for (i = 0; i < 400 && niced == 0; i++) {
+		if (i > 0)
+			nanosleep(&ms, NULL);
+		niced = others = 0;
+		if ((d = opendir("/proc/self/task")) == NULL)
+			break;
+		count_nice(d, &niced, &others);
+		closedir(d);
+	}
+	/* This process: the test's thread and the store's flusher. */
+	CHECK(niced == 1 && others >= 1);
+	CHECK(store_close(s) == 0);
+}
+
+/* Count the threads listed in d at nice 10 and at nice 0. */
+static void
+count_nice(DIR *d, int *niced, int *others)
+{
+	char tpath[300], buf[1024], *p;
+	struct dirent *de;
+	long nice;
+	int fd, n;
+	ssize_t len;
+
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(tpath, sizeof(tpath), "/proc/self/task/%s/stat",
+		    de->d_name);
+		if ((fd = open(tpath, O_RDONLY)) == -1)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0 || (buf[len] = '\0', p = strrchr(buf, ')')) == NULL)
+			continue;
+		n = sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+		    "%*u %*u %*d %*d %*d %ld", &nice);
+		if (n == 1 && nice == 10)
+			(*niced)++;
+		else if (n == 1 && nice == 0)
+			(*others)++;
+	}
+}
+
 /*
  * A compaction's files are made by the flusher, and the copy starts at the
  * next step; a store closed in between removes them, and loses nothing.
@@ -4665,6 +4729,7 @@ main(int argc, char *argv[])
 		{ "full_disk", test_full_disk },
 		{ "full_disk_last_pages", test_full_disk_last_pages },
 		{ "grow_ahead", test_grow_ahead },
+		{ "flusher_nice", test_flusher_nice },
 		{ "prep_cancel", test_prep_cancel },
 		{ "flush_error", test_flush_error },
 		{ "power_loss", test_power_loss },

@@ -47,6 +47,7 @@
 static int	 want_compact(const struct store *);
 static const char *compact_level(struct store *, int);
 static void	 copy_plan(struct store *, uint64_t *, uint64_t *, uint64_t *);
+static int	 prep_overdue(const struct store *);
 static void	 prep_ask(struct store *);
 static int	 make_files(struct store *, uint64_t, uint64_t *, uint64_t, int *,
 		    int *);
@@ -91,7 +92,10 @@ maybe_compact(struct store *s)
 	pthread_mutex_lock(&s->s_mu);
 	st = s->s_prep;
 	pthread_mutex_unlock(&s->s_mu);
-	if (st != P_DONE || compact_begin(s) == 0)
+	if (st == P_DONE) {
+		if (compact_begin(s) == 0)
+			return;
+	} else if (!prep_overdue(s) || compact_start(s) == 0)
 		return;
 	e = errno;
 	kv_log(compact_level(s, e), "%s: cannot start compaction: %s; "
@@ -131,6 +135,21 @@ copy_plan(struct store *s, uint64_t *nb, uint64_t *size, uint64_t *least)
 	*least = PAGE + round_up(live, PAGE);
 }
 
+/*
+ * Whether the log has grown by a quarter (and COMPACT_MIN_DATA) since the
+ * flusher was asked for a compaction's files: a disk slow to allocate,
+ * or a flusher that gets no CPU. The loop then makes them itself
+ * (compact_start), so that the garbage stays bounded.
+ */
+static int
+prep_overdue(const struct store *s)
+{
+	const struct kvfile *f = &s->s_f;
+	uint64_t used = s->s_prepend - f->f_start;
+
+	return f->f_end - s->s_prepend > used / 4 + COMPACT_MIN_DATA;
+}
+
 /* Have the flusher make the files of a compaction (prep_job). */
 static void
 prep_ask(struct store *s)
@@ -146,6 +165,7 @@ prep_ask(struct store *s)
 	pthread_cond_signal(&s->s_cv);
 	pthread_mutex_unlock(&s->s_mu);
 	s->s_prepping = 1;
+	s->s_prepend = s->s_f.f_end;
 }
 
 /*

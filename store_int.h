@@ -162,7 +162,8 @@ struct store {
 	uint64_t	 s_ccopied;	/* and the copy's log bytes then */
 	int		 s_crounds;	/* background syncs of this copy */
 	int		 s_cfinal;	/* its last sync was asked for */
-	int		 s_prepping;	/* its files were asked for (s_prep) */
+	int		 s_prepping;	/* its files were asked for (s_prep), */
+	uint64_t	 s_prepend;	/* when the log ended here */
 	struct oldmap	 s_old[2];	/* a replaced file's index and log */
 	uint64_t	 s_cretry;	/* no new compaction before (ns) */
 	int		 s_cerr;	/* errno of the last failed one, or 0 */

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -88,9 +89,16 @@ unpack_all(void *arg)
 int
 ui_init(void)
 {
+	sigset_t all, old;
 	int e;
 
-	if ((e = pthread_create(&unpacker, NULL, unpack_all, NULL)) != 0) {
+	/* The unpacker takes no signal: the program's handlers run on the
+	 * main thread, which they write for (as the store's flusher). */
+	(void)sigfillset(&all);
+	(void)pthread_sigmask(SIG_SETMASK, &all, &old);
+	e = pthread_create(&unpacker, NULL, unpack_all, NULL);
+	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e != 0) {
 		errno = e;
 		return -1;
 	}

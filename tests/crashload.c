@@ -23,13 +23,14 @@
  *
  * slowget: GET PATH over HTTP/1.0 (so EOF ends the body) with a small
  * receive buffer, reading RATE bytes a second (none while the file HOLD
- * exists), and print the answer: a slow client. The server can hand a few
- * MB of a long answer to the kernel at once; it must produce the rest
- * piece by piece, over seconds, as the client reads.
+ * exists; "-" for none), and print the answer: a slow client. HEADER, a
+ * whole "Name: value" line, goes with the request. The server can hand
+ * a few MB of a long answer to the kernel at once; it must produce the
+ * rest piece by piece, over seconds, as the client reads.
  *
  * Usage: crashload write PORT LOG CONNS ROUND [SECONDS]
  *        crashload check PORT LOG
- *        crashload slowget PORT PATH RATE [HOLD]
+ *        crashload slowget PORT PATH RATE [HOLD [HEADER]]
  * Exit status: 0 ok, 1 a wrong answer or a lost write, 2 usage or setup.
  */
 
@@ -469,7 +470,8 @@ do_check(const char *path)
 /* ---- slowget ---- */
 
 static int
-do_slowget(const char *path, long rate, const char *hold)
+do_slowget(const char *path, long rate, const char *hold,
+    const char *header)
 {
 	struct timespec ts, pause = { 0, 10000000 };
 	char buf[SLOW_PIECE], head[HEAD_MAX];
@@ -480,7 +482,10 @@ do_slowget(const char *path, long rate, const char *hold)
 		perror("crashload: slowget");
 		return 2;
 	}
-	hn = snprintf(head, sizeof(head), "GET %s HTTP/1.0\r\n\r\n", path);
+	hn = snprintf(head, sizeof(head), "GET %s HTTP/1.0\r\n%s%s\r\n", path,
+	    header != NULL ? header : "", header != NULL ? "\r\n" : "");
+	if (hn < 0 || hn >= (int)sizeof(head))
+		return 2;
 	if (send_all(fd, head, hn) == -1)
 		return 1;
 	ts.tv_sec = 0;
@@ -503,7 +508,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: crashload write PORT LOG CONNS ROUND "
 	    "[SECONDS]\n       crashload check PORT LOG\n"
-	    "       crashload slowget PORT PATH RATE [HOLD]\n");
+	    "       crashload slowget PORT PATH RATE [HOLD [HEADER]]\n");
 	exit(2);
 }
 
@@ -519,10 +524,11 @@ main(int argc, char **argv)
 	port = atoi(argv[2]);
 	if (strcmp(argv[1], "check") == 0 && argc == 4)
 		return do_check(argv[3]);
-	if (strcmp(argv[1], "slowget") == 0 && (argc == 5 || argc == 6) &&
+	if (strcmp(argv[1], "slowget") == 0 && argc >= 5 && argc <= 7 &&
 	    atol(argv[4]) >= SLOW_PIECE)
 		return do_slowget(argv[3], atol(argv[4]),
-		    argc == 6 ? argv[5] : NULL);
+		    argc >= 6 && strcmp(argv[5], "-") != 0 ? argv[5] : NULL,
+		    argc == 7 ? argv[6] : NULL);
 	if (strcmp(argv[1], "write") != 0 || argc < 6 || argc > 7 ||
 	    (conns = atoi(argv[4])) < 1 || conns > MAX_CONNS)
 		usage();

@@ -9,15 +9,16 @@
 testBackupUnderWritesHoldsTheDataSetAtOneSeq() {
   start bkw
   burl="http://127.0.0.1:${sport}"
-  # 2 MiB of values first (seqs 1 to 4), so that the backup streams for
-  # about two seconds at 1 MB/s while the writer goes on.
-  head -c 524288 /dev/zero | tr '\0' b >"${SHUNIT_TMPDIR}/512k"
-  for i in 1 2 3 4; do
-    curl -s -o /dev/null -T "${SHUNIT_TMPDIR}/512k" "${burl}/kv/big${i}"
+  # 12 MiB of values first (seqs 1 to 12): more than the kernel buffers
+  # of a connection (4 MiB by default), so that the server must produce
+  # the stream piece by piece as the client reads.
+  head -c 1048576 /dev/zero | tr '\0' b >"${SHUNIT_TMPDIR}/1m"
+  for i in $(seq 1 12); do
+    curl -s -o /dev/null -T "${SHUNIT_TMPDIR}/1m" "${burl}/kv/big${i}"
   done
-  # Then write i (from 5) is seq i: key w(i % 40) gets the value i.
-  for i in $(seq 5 30000); do
-    [ "${i}" -gt 5 ] && echo next
+  # Then write i (from 13) is seq i: key w(i % 40) gets the value i.
+  for i in $(seq 13 30000); do
+    [ "${i}" -gt 13 ] && echo next
     printf 'url = "%s/kv/w%s"\nrequest = "PUT"\ndata-binary = "%s"\n' \
       "${burl}" $((i % 40)) "${i}"
     echo 'output = "/dev/null"'
@@ -25,16 +26,32 @@ testBackupUnderWritesHoldsTheDataSetAtOneSeq() {
   curl -s -K "${SHUNIT_TMPDIR}/bkw.cfg" &
   writer=$!
   wait_for 10 '[ "$(node_seq "${sport}")" -ge 200 ]'
-  code=$(curl -s -D "${SHUNIT_TMPDIR}/bkw.h" -o "${SHUNIT_TMPDIR}/bkw.backup" \
-    -w '%{http_code}' --limit-rate 1M -H 'Authorization: Bearer none' \
-    "${burl}/backup")
-  after=$(node_seq "${sport}")
+  # A client that reads nothing while the file hold exists, through an
+  # 8 KiB window: the server stops mid-stream while the writes go on.
+  touch "${SHUNIT_TMPDIR}/hold"
+  tests/crashload slowget "${sport}" /backup 8000000 "${SHUNIT_TMPDIR}/hold" \
+    'Authorization: Bearer none' >"${SHUNIT_TMPDIR}/bkw.answer" &
+  reader=$!
+  wait_for 10 'grep -q "backup of .* started" "${SHUNIT_TMPDIR}/bkw.log"'
+  s=$(sed -n 's/.*backup of .* at seq \([0-9]*\) .*/\1/p' \
+    "${SHUNIT_TMPDIR}/bkw.log")
+  wait_for 10 '[ "$(node_seq "${sport}")" -ge $((s + 500)) ]'
+  assertNotContains '500 writes on, the backup is still streaming' \
+    "$(cat "${SHUNIT_TMPDIR}/bkw.log")" 'backup sent'
+  rm -f "${SHUNIT_TMPDIR}/hold"
+  wait "${reader}"
+  assertEquals 'the reader got to the end' 0 $?
   kill "${writer}" 2>/dev/null
   wait "${writer}" 2>/dev/null
-  assertEquals 'GET /backup' 200 "${code}"
-  s=$(tr -d '\r' <"${SHUNIT_TMPDIR}/bkw.h" | sed -n 's/^X-Kv-Seq: //p')
-  assertTrue "writes went on while it streamed (seq ${s}, then ${after})" \
-    "[ ${after} -gt $((s + 100)) ]"
+  # The head ends at the first empty line; the backup is what follows it.
+  hlen=$(head -c 4096 "${SHUNIT_TMPDIR}/bkw.answer" |
+    grep -a -b -m 1 -x $'\r' | cut -d: -f1)
+  head -c "${hlen}" "${SHUNIT_TMPDIR}/bkw.answer" >"${SHUNIT_TMPDIR}/bkw.h"
+  tail -c +"$((hlen + 3))" "${SHUNIT_TMPDIR}/bkw.answer" \
+    >"${SHUNIT_TMPDIR}/bkw.backup"
+  assertContains 'GET /backup' "$(head -n 1 "${SHUNIT_TMPDIR}/bkw.h")" ' 200 '
+  assertContains 'its head names the seq' \
+    "$(tr -d '\r' <"${SHUNIT_TMPDIR}/bkw.h")" "X-Kv-Seq: ${s}"
   out=$(./kvstore check "${SHUNIT_TMPDIR}/bkw.backup")
   assertEquals "check: ${out}" 0 $?
   assertContains 'check names the seq' "${out}" "at seq ${s},"
@@ -44,7 +61,7 @@ testBackupUnderWritesHoldsTheDataSetAtOneSeq() {
   stop "${spid}"
   start bkw2
   assertEquals 'the restored store is at the seq' "${s}" "$(node_seq "${sport}")"
-  assertEquals 'and holds every key of it' 44 "$(key_count "${sport}")"
+  assertEquals 'and holds every key of it' 52 "$(key_count "${sport}")"
   bad=''
   for j in $(seq 0 39); do
     i=$((s - ((s - j) % 40 + 40) % 40))
@@ -54,8 +71,8 @@ testBackupUnderWritesHoldsTheDataSetAtOneSeq() {
       bad="${bad} w${j}=${got}@${etag}(want ${i})"
   done
   assertEquals "every key as it was at seq ${s}" '' "${bad}"
-  assertEquals 'big values whole' "$(cksum <"${SHUNIT_TMPDIR}/512k")" \
-    "$(curl -s "http://127.0.0.1:${sport}/kv/big3" | cksum)"
+  assertEquals 'big values whole' "$(cksum <"${SHUNIT_TMPDIR}/1m")" \
+    "$(curl -s "http://127.0.0.1:${sport}/kv/big7" | cksum)"
   stop "${spid}"
 }
 

@@ -201,6 +201,8 @@
 #define GATHER_MAX_NS	2000000	/* the longest a sync waits to gather */
 #define SCAN_AHEAD	16	/* records store_scan prefetches ahead */
 #define REPLAY_AHEAD	16	/* records recovery hashes ahead */
+#define SCAN_STEP	((uint64_t)1 << 20)	/* log the scanner passes
+						   between reports */
 #define WRITEBACK_STEP	((uint64_t)8 << 20)	/* a full sync's copy is
 						   written back as it fills */
 #define READ_AHEAD	((uint64_t)16 << 20)	/* and read in before it */
@@ -227,11 +229,13 @@ static uint64_t	 append(struct kvfile *, int, int, const char *, size_t,
 static uint64_t	 buckets_for(uint64_t);
 static int	 create_file(struct store *, const uint8_t *, const uint8_t *,
 		    uint64_t, uint32_t, uint64_t, char *, size_t);
-static uint64_t	 scan_log(const struct kvfile *, uint64_t, uint64_t *,
-		    const char **);
+static void	*scan_log(void *);
 static int	 replay_record(struct store *, uint64_t, uint64_t, uint64_t *,
 		    char *, size_t);
+static int	 replay_range(struct store *, uint64_t, uint64_t, uint64_t *,
+		    char *, size_t);
 static int	 replay(struct store *, uint64_t, uint64_t *, char *, size_t);
+static int	 start_thread(pthread_t *, void *(*)(void *), void *);
 static int	 cut_log(struct store *, uint64_t, uint64_t, char *, size_t);
 static int	 recover(struct store *, const char *, char *, size_t);
 static void	 destroy(struct store *);
@@ -1114,43 +1118,81 @@ fail:
 }
 
 /*
- * Walk the log from off while records are whole and valid, reading only.
- * Returns where the walk stopped, with *np the records passed and *stop
- * what ended it.
+ * Recovery's walk of the log, which one thread makes (scan_log) while
+ * another replays what it has passed (recover): the CRCs and the first
+ * touch of every page on one core, the hashing and the buckets on the
+ * other. sc_safe only moves, and only to the end of a whole group.
  */
-static uint64_t
-scan_log(const struct kvfile *f, uint64_t off, uint64_t *np,
-    const char **stop)
-{
-	struct rec r;
-	uint64_t gstart = 0, gn = 0;	/* the open group's start, count */
+struct scan {
+	const struct kvfile *sc_f;
+	pthread_mutex_t	 sc_mu;
+	pthread_cond_t	 sc_cond;
+	uint64_t	 sc_safe;	/* the records before it are valid */
+	int		 sc_done;	/* sc_safe is where the walk stopped */
+	uint64_t	 sc_n;		/* the records it passed */
+	const char	*sc_stop;	/* what stopped it */
+	uint64_t	 sc_last;	/* one past the last non-zero byte */
+};
 
-	*np = 0;
-	*stop = "end of log";
-	for (;; off += r.r_size, (*np)++) {
+/* Publish that the records before safe are valid (done: and no more). */
+static void
+scan_report(struct scan *sc, uint64_t safe, int done)
+{
+	pthread_mutex_lock(&sc->sc_mu);
+	sc->sc_safe = safe;
+	sc->sc_done = done;
+	pthread_cond_signal(&sc->sc_cond);
+	pthread_mutex_unlock(&sc->sc_mu);
+}
+
+/*
+ * Walk the log from data_start while records are whole and valid, reading
+ * only, reporting every SCAN_STEP the end of the last whole group passed;
+ * then where the walk stopped (sc_safe, sc_n, sc_stop) and, once that is
+ * reported, the end of what was written after it (sc_last).
+ */
+static void *
+scan_log(void *arg)
+{
+	struct scan *sc = arg;
+	const struct kvfile *f = sc->sc_f;
+	struct rec r;
+	uint64_t off = f->f_start, n = 0, gstart = 0, gn = 0, report;
+	const char *stop = "end of log";
+
+	for (report = off + SCAN_STEP;; off += r.r_size, n++) {
 		if (off + REC_HDR > f->f_size) {
 			if (off < f->f_size)
-				*stop = "record cut short by end of file";
+				stop = "record cut short by end of file";
 			break;
 		}
 		if (f->f_map[off + 4] == 0)
 			break;
 		if (!rec_valid(f, off, &r)) {
-			*stop = "torn or corrupt record";
+			stop = "torn or corrupt record";
 			break;
 		}
 		if ((r.r_flags & REC_MORE) == 0)
 			gstart = 0;
 		else if (gstart == 0) {
 			gstart = off;
-			gn = *np;
+			gn = n;
+		}
+		if (gstart == 0 && off >= report) {
+			scan_report(sc, off + r.r_size, 0);
+			report = off + SCAN_STEP;
 		}
 	}
-	if (gstart == 0)
-		return off;
-	*np = gn;
-	*stop = "a transaction cut short";
-	return gstart;
+	if (gstart != 0) {
+		off = gstart;
+		n = gn;
+		stop = "a transaction cut short";
+	}
+	sc->sc_n = n;
+	sc->sc_stop = stop;
+	scan_report(sc, off, 1);
+	sc->sc_last = written_end(f, off);
+	return NULL;
 }
 
 /* One past the last non-zero byte of f at or after from (or from). */
@@ -1211,39 +1253,62 @@ replay_record(struct store *s, uint64_t off, uint64_t h, uint64_t *maxseq,
 		f->f_garbage += r.r_size;
 	if (r.r_seq > *maxseq)
 		*maxseq = r.r_seq;
+	s->s_replayed_expiry |= (r.r_flags & REC_EXPIRES) != 0;
 	return 0;
 }
 
 /*
- * Rebuild the buckets (a new index: zero) and counters from the valid
- * records before end. Each record's bucket is a cache miss on a big table
- * (about 200 ns at 10M keys), so the records are hashed and their buckets
- * prefetched REPLAY_AHEAD at a time, and the misses overlap; they are
- * still applied in log order.
+ * Apply the valid records in [from, end) to the buckets, in log order.
+ * Each record's bucket is a cache miss on a big table (about 200 ns at 10M
+ * keys), and so is the record that a key's new one replaces, whose key
+ * must be compared. So each record passes three stages, REPLAY_AHEAD / 2
+ * records apart, and the misses overlap: read and hashed, its home bucket
+ * prefetched; the record that bucket names prefetched; applied.
  */
+static int
+replay_range(struct store *s, uint64_t from, uint64_t end, uint64_t *maxseq,
+    char *err, size_t errlen)
+{
+	struct kvfile *f = &s->s_f;
+	const struct bucket *b;
+	struct rec r;
+	uint64_t next = from, at[REPLAY_AHEAD], hash[REPLAY_AHEAD];
+	unsigned read = 0, peeked = 0, applied = 0, i;
+
+	while (applied < read || next < end) {
+		for (; next < end && read - applied < REPLAY_AHEAD; read++) {
+			i = read % REPLAY_AHEAD;
+			rec_read(f, next, &r);
+			at[i] = next;
+			hash[i] = hash_key(s, r.r_key, r.r_klen);
+			__builtin_prefetch(&BKT(f)[home(f, hash[i])], 1);
+			next += r.r_size;
+		}
+		for (; peeked < read && (read - peeked > REPLAY_AHEAD / 2 ||
+		    next >= end); peeked++) {
+			i = peeked % REPLAY_AHEAD;
+			b = &BKT(f)[home(f, hash[i])];
+			if (b->b_hash == hash[i] && b->b_off < f->f_size)
+				__builtin_prefetch(f->f_map + b->b_off);
+		}
+		i = applied++ % REPLAY_AHEAD;
+		if (replay_record(s, at[i], hash[i], maxseq, err, errlen) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Rebuild the buckets (a new index: zero) and counters from the valid
+ * records before end. */
 static int
 replay(struct store *s, uint64_t end, uint64_t *maxseq, char *err,
     size_t errlen)
 {
 	struct kvfile *f = &s->s_f;
-	struct rec r;
-	uint64_t off, next, at[REPLAY_AHEAD], hash[REPLAY_AHEAD];
-	int k, j;
 
 	f->f_keys = f->f_live = f->f_garbage = 0;
-	for (off = f->f_start; off < end; off = next) {
-		for (k = 0, next = off; k < REPLAY_AHEAD && next < end; k++,
-		    next += r.r_size) {
-			rec_read(f, next, &r);
-			at[k] = next;
-			hash[k] = hash_key(s, r.r_key, r.r_klen);
-			__builtin_prefetch(&BKT(f)[home(f, hash[k])], 1);
-		}
-		for (j = 0; j < k; j++)
-			if (replay_record(s, at[j], hash[j], maxseq, err,
-			    errlen) == -1)
-				return -1;
-	}
+	if (replay_range(s, f->f_start, end, maxseq, err, errlen) == -1)
+		return -1;
 	f->f_end = end;
 	return 0;
 }
@@ -1301,39 +1366,63 @@ static int
 recover(struct store *s, const char *why, char *err, size_t errlen)
 {
 	struct kvfile *f = &s->s_f;
-	const char *stop;
+	struct scan sc;
+	pthread_t tid;
 	char after[96] = "";
-	uint64_t off, last, synced, next, n, maxseq = HDR(f)->h_base_seq;
+	uint64_t off, safe, synced, next, maxseq = HDR(f)->h_base_seq;
+	int threaded, done = 0, rc = 0;
 
+	memset(&sc, 0, sizeof(sc));
+	sc.sc_f = f;
+	pthread_mutex_init(&sc.sc_mu, NULL);
+	pthread_cond_init(&sc.sc_cond, NULL);
+	/* Without a second thread the walk is made first, then the replay. */
+	if (!(threaded = start_thread(&tid, scan_log, &sc) == 0))
+		(void)scan_log(&sc);
+	f->f_keys = f->f_live = f->f_garbage = 0;
+	for (off = f->f_start; !done && rc == 0; off = safe) {
+		pthread_mutex_lock(&sc.sc_mu);
+		while (!sc.sc_done && sc.sc_safe <= off)
+			pthread_cond_wait(&sc.sc_cond, &sc.sc_mu);
+		safe = sc.sc_safe;
+		done = sc.sc_done;
+		pthread_mutex_unlock(&sc.sc_mu);
+		rc = replay_range(s, off, safe, &maxseq, err, errlen);
+	}
+	if (threaded)
+		pthread_join(tid, NULL);
+	pthread_cond_destroy(&sc.sc_cond);
+	pthread_mutex_destroy(&sc.sc_mu);
+	if (rc == -1)
+		return -1;
+	f->f_end = off;
 	synced = synced_end(f);
-	off = scan_log(f, f->f_start, &n, &stop);
 	if (off < synced) {
 		/* Damage where the log was synced: the file stays as it is,
 		 * for store_check and store_salvage. */
 		seterr(err, errlen, "%s: damaged log: %s at offset %" PRIu64
 		    ", below its synced end (offset %" PRIu64 "); the file is "
-		    "unchanged", s->s_path, stop, off, synced);
+		    "unchanged", s->s_path, sc.sc_stop, off, synced);
 		errno = EUCLEAN;
 		return -1;
 	}
-	last = written_end(f, off);
 	/* Past the synced end a power cut may leave holes where pages were
 	 * never written back: valid records after a bad one were never
 	 * durable, and go with it. */
-	if (off < last && (next = next_valid(f, off + 8, last)) != UINT64_MAX)
+	if (off < sc.sc_last &&
+	    (next = next_valid(f, off + 8, sc.sc_last)) != UINT64_MAX)
 		fmt_buf(after, sizeof(after), "; the records from offset %"
 		    PRIu64 " on were never synced", next);
-	if (replay(s, off, &maxseq, err, errlen) == -1 ||
-	    cut_log(s, off, last, err, errlen) == -1)
+	if (cut_log(s, off, sc.sc_last, err, errlen) == -1)
 		return -1;
 	s->s_last_seq = maxseq;
 	s->s_recovered = 1;
-	s->s_recovered_records = n;
-	s->s_dropped_bytes = last - off;
+	s->s_recovered_records = sc.sc_n;
+	s->s_dropped_bytes = sc.sc_last - off;
 	kv_log("warn", "%s: %s; replayed %" PRIu64 " records (%" PRIu64
 	    " keys) up to offset %" PRIu64 ", dropped %" PRIu64
-	    " bytes after it (%s%s)", s->s_path, why, n, f->f_keys, off,
-	    last - off, stop, after);
+	    " bytes after it (%s%s)", s->s_path, why, sc.sc_n, f->f_keys, off,
+	    sc.sc_last - off, sc.sc_stop, after);
 	return 0;
 }
 
@@ -2135,7 +2224,6 @@ trust_or_recover(struct store *s, char *err, size_t errlen)
 static int
 start_flusher(struct store *s, char *err, size_t errlen)
 {
-	sigset_t all, old;
 	int i, fl, e;
 
 	if (pipe(s->s_pipe) == -1) {
@@ -2151,18 +2239,29 @@ start_flusher(struct store *s, char *err, size_t errlen)
 			return -1;
 		}
 	}
-	/* The flusher takes no signal: the program's handlers run on the
-	 * caller's thread, as it expects. */
-	(void)sigfillset(&all);
-	(void)pthread_sigmask(SIG_SETMASK, &all, &old);
-	e = pthread_create(&s->s_tid, NULL, flusher, s);
-	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (e != 0) {
+	if ((e = start_thread(&s->s_tid, flusher, s)) != 0) {
 		seterr(err, errlen, "pthread_create: %s", strerror(e));
 		errno = e;
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * pthread_create, the thread taking no signal: the program's handlers run
+ * on the caller's thread, as it expects. Returns 0 or an errno.
+ */
+static int
+start_thread(pthread_t *tid, void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	int e;
+
+	(void)sigfillset(&all);
+	(void)pthread_sigmask(SIG_SETMASK, &all, &old);
+	e = pthread_create(tid, NULL, fn, arg);
+	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return e;
 }
 
 /* store_open, and store_create's open of its file (live = 0). */
@@ -2193,8 +2292,11 @@ open_store(const char *path, enum store_fsync policy, int live, char *err,
 	    start_flusher(s, err, errlen) == -1)
 		goto fail;
 	grow_ahead(s);
-	if (((HDR(&s->s_f)->h_flags & FLAG_EXPIRING) != 0 || s->s_recovered) &&
-	    heap_rebuild(s) == -1)
+	/* A replay may have found the first expiry before the header's flag
+	 * was on disk. Otherwise no key expires, and the walk, a miss per
+	 * key (a second at 10M keys), is saved. */
+	if (((HDR(&s->s_f)->h_flags & FLAG_EXPIRING) != 0 ||
+	    s->s_replayed_expiry) && heap_rebuild(s) == -1)
 		kv_log("warn", "%s: no memory for the expiry heap yet; "
 		    "expiring keys are deleted once there is", s->s_path);
 	return s;

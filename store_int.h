@@ -171,6 +171,7 @@ struct store {
 	uint64_t	 s_recovered_records;
 	uint64_t	 s_dropped_bytes;
 	int		 s_recovered;
+	int		 s_replayed_expiry;	/* a replayed record had one */
 	struct expiry	*s_heap;	/* min-heap of expiries, by x_at */
 	size_t		 s_nheap;
 	size_t		 s_heapcap;

@@ -1034,6 +1034,11 @@ print_report(const struct store_report *r)
 		fmt_out(&sout, "  index: %llu keys, %llu buckets disagree with the "
 		    "log\n", (unsigned long long)r->keys,
 		    (unsigned long long)r->bad_buckets);
+	if (r->cut_records > 0)
+		fmt_out(&sout, "  %llu records of transactions cut short, the "
+		    "first at offset %llu: the next start drops them, as it "
+		    "does a torn tail\n", (unsigned long long)r->cut_records,
+		    (unsigned long long)r->first_cut);
 	fmt_out(&sout, "  newest seq: %llu", (unsigned long long)r->last_seq);
 	if (r->bad_ranges > 0)
 		fmt_out(&sout, " (%llu before the first bad range)",

@@ -197,7 +197,7 @@ check_close(struct checked *k)
  * Walk every valid record of k's log in order, passing each to rec_fn
  * (if not NULL; nonzero stops the walk with -1), and each stretch of log
  * between them that holds none to range_fn (as store_check's fn). Fills
- * rep's record and range counts.
+ * rep's counts of records, of ranges and of transactions cut short.
  */
 static int
 check_walk(struct checked *k, struct store_report *rep,
@@ -207,7 +207,7 @@ check_walk(struct checked *k, struct store_report *rep,
 {
 	const struct kvfile *f = &k->k_f;
 	struct rec r, prev;
-	uint64_t off = f->f_start, next;
+	uint64_t off = f->f_start, next, gstart = 0, gn = 0;
 	int damaged, have_prev = 0;
 
 	rep->log_end = round_up(written_end(f, f->f_start), 8);
@@ -218,8 +218,9 @@ check_walk(struct checked *k, struct store_report *rep,
 	if (!k->k_hdr_ok && (off = next_valid(f, off, rep->log_end)) ==
 	    UINT64_MAX)
 		off = f->f_start;
-	while (off < rep->log_end) {
-		if (rec_valid(f, off, &r)) {
+	for (;;) {
+		for (; off < rep->log_end && rec_valid(f, off, &r);
+		    off += r.r_size) {
 			if (rec_fn != NULL && rec_fn(rec_arg, &r, off) != 0)
 				return -1;
 			rep->records++;
@@ -227,11 +228,26 @@ check_walk(struct checked *k, struct store_report *rep,
 				rep->last_seq = r.r_seq;
 			if (rep->bad_ranges == 0)
 				rep->good_seq = rep->last_seq;
+			if ((r.r_flags & REC_MORE) == 0)
+				gstart = 0;
+			else if (gstart == 0) {
+				gstart = off;
+				gn = 0;
+			}
+			gn += gstart != 0;
 			prev = r;
 			have_prev = 1;
-			off += r.r_size;
-			continue;
 		}
+		/* A group still open at a bad range or at the end was cut
+		 * short: open drops it (store.c). */
+		if (gstart != 0) {
+			if (rep->cut_records == 0)
+				rep->first_cut = gstart;
+			rep->cut_records += gn;
+			gstart = 0;
+		}
+		if (off >= rep->log_end)
+			break;
 		next = next_valid(f, off + 8, rep->log_end);
 		if (next == UINT64_MAX)
 			next = rep->log_end;

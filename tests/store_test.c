@@ -3319,11 +3319,12 @@ group_flags(const char *path, int from, int to)
 static void
 test_group(void)
 {
+	struct store_report rep;
 	struct store_value v;
 	struct store_stats st;
 	struct store *s;
 	const char *path = path_for("group"), *path2 = path_for("group2");
-	char *buf;
+	char *buf, err[256];
 	size_t len;
 	uint64_t off, size;
 	pid_t pid;
@@ -3369,6 +3370,15 @@ test_group(void)
 	buf[off + 20 + 2] ^= 0x5a;
 	CHECK(write_file(path2, buf, len) == 0);
 	free(buf);
+	tcase = "group: store_check counts a group cut short";
+	memset(&rep, 0, sizeof(rep));
+	CHECK(store_check(path, &rep, NULL, NULL, err, sizeof(err)) == 0 &&
+	    rep.records == 6 && rep.cut_records == 0);
+	memset(&rep, 0, sizeof(rep));
+	CHECK(store_check(path2, &rep, NULL, NULL, err, sizeof(err)) == 0 &&
+	    rep.records == 5 && rep.cut_records == 1 && rep.first_cut > 0 &&
+	    rep.first_cut < off);
+	tcase = "group: replayed whole after a crash";
 	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
 		return;
 	store_stats(s, &st);

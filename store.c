@@ -2952,8 +2952,9 @@ heap_add(struct store *s, uint64_t at, uint64_t h)
 
 /*
  * Build the heap from the buckets: at open, and after an allocation failed
- * (s_heaplost). XXX: it reads every bucket and the head of each record
- * with an expiry, in one go: about 30 ms per million keys on the loop.
+ * (s_heaplost). XXX: it reads every bucket and the head of every record,
+ * a cache miss each, in one go: about 30 ms per million keys on the loop.
+ * Open skips it when no record can have an expiry.
  */
 static int
 heap_rebuild(struct store *s)
@@ -3091,9 +3092,10 @@ store_expire(struct store *s, uint64_t now, int max,
 }
 
 /*
- * XXX: usually well under 1 ms, but starting a compaction (fallocate of the
- * new file, ~2-3 ms at 200 MB) and finishing one (see compact_finish) can
- * take longer.
+ * Usually well under 1 ms: a compaction's files are made and allocated by
+ * the flusher (prep_job), and the loop only maps them. XXX: unless the log
+ * outgrows the wait (prep_overdue) and the loop makes them itself, ~2-3 ms
+ * at 200 MB; and finishing one (see compact_finish) can take longer.
  */
 void
 store_step(struct store *s)

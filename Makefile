@@ -164,9 +164,14 @@ asan:
 # The C unit tests under valgrind's memcheck, built with gcc and glibc:
 # a memory error or a definite or indirect leak fails. The power-loss
 # simulation runs 4 rounds there, as it is some 40 times slower.
+# valgrind runs one thread at a time, and by default a thread that never
+# makes a system call (a test waiting in store_step for the flusher) can
+# keep the CPU from the others for many seconds: --fair-sched=yes takes
+# turns (one test took 1 to 3 s with it, 1 to 21 s and once minutes
+# without).
 VALGRIND = valgrind -q --error-exitcode=1 --leak-check=full \
 	--errors-for-leak-kinds=definite,indirect \
-	--show-leak-kinds=definite,indirect
+	--show-leak-kinds=definite,indirect --fair-sched=yes
 valgrind:
 	@sh tests/need.sh valgrind
 	$(MAKE) clean

@@ -91,7 +91,7 @@ TEST_SRC_repl_test = repl.c recover.c client.c parse.c resolve.c $(STORE_SRC)
 TEST_SRC_resolve_test = resolve.c fmt.c util.c
 TEST_SRC_store_test = $(STORE_SRC)
 TEST_SRC_store_test_softcrc = $(STORE_SRC)
-TEST_SRC_ui_test = ui.c cm.c
+TEST_SRC_ui_test = ui.c cm.c util.c fmt.c
 # replica_test builds replica.c into itself (as fuzz_api does) and links
 # the rest of the server but kvstore.c.
 TEST_SRC_replica_test = api.c client.c cm.c events.c http.c json.c node.c \
@@ -119,7 +119,7 @@ tests/replica_test: tests/replica_test.c $(OBJ:.o=.c) tests/from_primary.c \
 	$(HDR) ui/assets.h
 tests/store_test: tests/store_test.c $(STORE_SRC) $(HDR)
 tests/store_test_softcrc: tests/store_test.c $(STORE_SRC) $(HDR)
-tests/ui_test: tests/ui_test.c ui.c cm.c $(HDR) ui/assets.h ui/pack
+tests/ui_test: tests/ui_test.c ui.c cm.c util.c fmt.c $(HDR) ui/assets.h ui/pack
 $(UNIT_TESTS):
 	$(CC) $(ALL_CFLAGS) $(TEST_FLAGS_$(@F)) -I. $(LDFLAGS) -o $@ \
 	    tests/$(@F:_softcrc=).c $(TEST_SRC_$(@F)) $(LDLIBS)

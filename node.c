@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

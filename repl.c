@@ -151,7 +151,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -1548,24 +1547,6 @@ address_matches(const char *url, const struct sockaddr_storage *from,
 }
 
 /* ---- Pushers ---- */
-
-/*
- * A thread that never takes a signal: SIGTERM and SIGINT must run the
- * program's handler on the main thread, whose poll loop acts on it (and
- * whose state the handler writes). Returns pthread_create's error.
- */
-int
-start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
-{
-	sigset_t all, old;
-	int rc;
-
-	(void)sigfillset(&all);
-	(void)pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(t, NULL, fn, arg);
-	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return rc;
-}
 
 /*
  * 32 random hex digits: unique per process is all it must be, so when

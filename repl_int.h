@@ -41,7 +41,6 @@ size_t	repl_each_peer(void (*fn)(void *arg, const char *url, int is_static),
 void	repl_history(char *id, uint64_t *seq);
 
 /* Any thread; each described where it is defined. */
-int	start_thread(pthread_t *t, void *(*fn)(void *), void *arg);
 int	publish(void *arg, int fd);
 struct client *new_client(const char *url, int *slot, char *err);
 int	req_send(struct client *c, const char *method, const char *target,

@@ -175,7 +175,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -235,7 +234,6 @@ static int	 replay_record(struct store *, uint64_t, uint64_t, uint64_t *,
 static int	 replay_range(struct store *, uint64_t, uint64_t, uint64_t *,
 		    char *, size_t);
 static int	 replay(struct store *, uint64_t, uint64_t *, char *, size_t);
-static int	 start_thread(pthread_t *, void *(*)(void *), void *);
 static int	 cut_log(struct store *, uint64_t, uint64_t, char *, size_t);
 static int	 recover(struct store *, const char *, char *, size_t);
 static void	 destroy(struct store *);
@@ -2245,23 +2243,6 @@ start_flusher(struct store *s, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
-}
-
-/*
- * pthread_create, the thread taking no signal: the program's handlers run
- * on the caller's thread, as it expects. Returns 0 or an errno.
- */
-static int
-start_thread(pthread_t *tid, void *(*fn)(void *), void *arg)
-{
-	sigset_t all, old;
-	int e;
-
-	(void)sigfillset(&all);
-	(void)pthread_sigmask(SIG_SETMASK, &all, &old);
-	e = pthread_create(tid, NULL, fn, arg);
-	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return e;
 }
 
 /* store_open, and store_create's open of its file (live = 0). */

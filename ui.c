@@ -10,15 +10,17 @@
  * milliseconds waits for the rest (ui_ready).
  */
 
+#include <sys/types.h>
+
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "cm.h"
 #include "ui.h"
+#include "util.h"
 #include "ui/assets.h"
 
 struct packed {
@@ -89,16 +91,9 @@ unpack_all(void *arg)
 int
 ui_init(void)
 {
-	sigset_t all, old;
 	int e;
 
-	/* The unpacker takes no signal: the program's handlers run on the
-	 * main thread, which they write for (as the store's flusher). */
-	(void)sigfillset(&all);
-	(void)pthread_sigmask(SIG_SETMASK, &all, &old);
-	e = pthread_create(&unpacker, NULL, unpack_all, NULL);
-	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (e != 0) {
+	if ((e = start_thread(&unpacker, unpack_all, NULL)) != 0) {
 		errno = e;
 		return -1;
 	}

@@ -52,6 +52,13 @@ void	die(const char *fmt, ...)
  */
 ssize_t	read_full(int fd, void *buf, size_t len);
 
+/*
+ * pthread_create of a thread that never takes a signal: SIGTERM and SIGINT
+ * must run the program's handler on the main thread, whose poll loop acts
+ * on it (and whose state the handler writes). Returns 0 or an errno.
+ */
+int	start_thread(pthread_t *t, void *(*fn)(void *), void *arg);
+
 /* len unpredictable bytes from the kernel (/dev/urandom); -1 with errno. */
 int	random_bytes(void *buf, size_t len);
 

@@ -237,6 +237,8 @@ static int	 replay(struct store *, uint64_t, uint64_t *, char *, size_t);
 static int	 cut_log(struct store *, uint64_t, uint64_t, char *, size_t);
 static int	 recover(struct store *, const char *, char *, size_t);
 static void	 destroy(struct store *);
+static int	 index_empty(struct kvfile *, const char *);
+static int	 unlink_later(const char *);
 static struct store *store_alloc(const char *, enum store_fsync, char *,
 		    size_t);
 static int	 open_file(struct store *, struct hdr *, uint64_t *, char *,
@@ -965,11 +967,77 @@ index_map(struct kvfile *f, const char *ipath, uint64_t gen)
 	if (f->f_ifd == -1)
 		return -1;
 	match = index_match(f->f_ifd, f->f_nbuckets, gen);
-	/* The kernel zeroes what was cut: empty buckets, no write. */
-	if (!match && (ftruncate(f->f_ifd, 0) == -1 ||
+	/* A file of zeros: empty buckets, no write. */
+	if (!match && (index_empty(f, ipath) == -1 ||
 	    extend(f->f_ifd, 0, size) == -1))
 		return -1;
 	return index_mmap(f, match);
+}
+
+static void *
+close_fd(void *arg)
+{
+	(void)close((int)(intptr_t)arg);
+	return NULL;
+}
+
+/*
+ * Close fd on a thread of its own, for an unlinked file: freeing its
+ * blocks and pages is the last close's work, 0.2 s for a 10M-key store's
+ * 512 MiB index and 1 s for a compaction's 1.9 GB copy, which a recovery
+ * would otherwise wait for. Without the thread it is closed here.
+ */
+static void
+close_later(int fd)
+{
+	pthread_t tid;
+
+	if (start_thread(&tid, close_fd, (void *)(intptr_t)fd) == 0)
+		(void)pthread_detach(tid);
+	else
+		(void)close(fd);
+}
+
+/* unlink(2), with what it frees freed by close_later. */
+static int
+unlink_later(const char *path)
+{
+	int fd, e;
+
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (unlink(path) == -1) {
+		e = errno;
+		if (fd != -1)
+			(void)close(fd);
+		errno = e;
+		return -1;
+	}
+	if (fd != -1)
+		close_later(fd);
+	return 0;
+}
+
+/*
+ * Give index_map an empty file at ipath for f: an old index is replaced
+ * by a new file rather than truncated, and closed by close_later (if no
+ * new file can be made, it is truncated).
+ */
+static int
+index_empty(struct kvfile *f, const char *ipath)
+{
+	struct stat st;
+	int fd;
+
+	if (fstat(f->f_ifd, &st) == -1)
+		return -1;
+	if (st.st_size == 0)
+		return 0;
+	if (unlink(ipath) == -1 || (fd = open(ipath, O_RDWR | O_CREAT |
+	    O_EXCL | O_CLOEXEC, 0600)) == -1)
+		return ftruncate(f->f_ifd, 0);
+	close_later(f->f_ifd);
+	f->f_ifd = fd;
+	return 0;
 }
 
 /* index_map's second half: map f_ifd, which match says is trusted. */
@@ -2090,7 +2158,7 @@ remove_leftovers(struct store *s, int live, char *err, size_t errlen)
 	char *spath;
 	int i, r = 0;
 
-	if (unlink(s->s_cpath) == -1 && errno != ENOENT) {
+	if (unlink_later(s->s_cpath) == -1 && errno != ENOENT) {
 		seterr(err, errlen, "unlink %s: %s", s->s_cpath,
 		    errstr());
 		return -1;
@@ -2100,7 +2168,7 @@ remove_leftovers(struct store *s, int live, char *err, size_t errlen)
 			seterr(err, errlen, "%s", errstr());
 			return -1;
 		}
-		if (unlink(spath) == -1 && errno != ENOENT) {
+		if (unlink_later(spath) == -1 && errno != ENOENT) {
 			seterr(err, errlen, "unlink %s: %s", spath,
 			    errstr());
 			r = -1;
@@ -2108,6 +2176,32 @@ remove_leftovers(struct store *s, int live, char *err, size_t errlen)
 		free(spath);
 	}
 	return r;
+}
+
+/*
+ * Not closed cleanly: perhaps because a flush failed, after which the
+ * kernel may keep pages the disk never got as clean cached data. Recovery
+ * must read what the disk holds, so drop those: the header's page, then
+ * the file's from the page that holds the synced mark the disk has (all
+ * of it if the mark is bad or past the end). Below the mark every page
+ * was synced, and the log never writes below its end again, so what is
+ * cached there is what the disk holds. (Dropping the whole file cost a
+ * 10M-key store's recovery 0.5 s, and the walk then read 1.5 GB back
+ * from a disk still writing the rest.) Dirty pages, left by a kill -9,
+ * stay: they are still written.
+ */
+static void
+drop_unsynced(int fd, uint64_t size)
+{
+	struct hdr h;
+	uint64_t from = 0;
+
+	(void)posix_fadvise(fd, 0, PAGE, POSIX_FADV_DONTNEED);
+	if (pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+	    h.h_scrc == crc32c(&h.h_synced, sizeof(h.h_synced)) &&
+	    h.h_synced <= size)
+		from = h.h_synced / PAGE * PAGE;
+	(void)posix_fadvise(fd, (off_t)from, 0, POSIX_FADV_DONTNEED);
 }
 
 /* Map the whole file, whose header h was checked, and take its geometry. */
@@ -2118,14 +2212,8 @@ map_file(struct store *s, const struct hdr *h, uint64_t size, char *err,
 	struct kvfile *f = &s->s_f;
 	void *p;
 
-	/*
-	 * Not closed cleanly: perhaps because a flush failed, after which
-	 * the kernel may keep pages the disk never got as clean cached
-	 * data. Recovery must read what the disk holds, so drop those.
-	 * (Dirty pages, left by a kill -9, stay; they are still written.)
-	 */
 	if (h->h_clean != 1)
-		(void)posix_fadvise(f->f_fd, 0, 0, POSIX_FADV_DONTNEED);
+		drop_unsynced(f->f_fd, size);
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f->f_fd, 0);
 	if (p == MAP_FAILED) {
 		seterr(err, errlen, "mmap %s: %s", s->s_path,

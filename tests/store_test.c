@@ -1217,11 +1217,10 @@ static struct store *child_store;	/* reachable at _exit, for valgrind */
 
 /*
  * Fork a child that puts keys "c<i>", first <= i < n (deleting every 10th
- * again), then
- * _exits without closing: the store sees what kill -9 leaves behind. Under
- * FSYNC=no nothing is marked synced past what open found, so all of the
- * child's log may be cut as a torn tail; under ALWAYS the child waits for
- * every write to be durable, so all of it is marked synced.
+ * again), then _exits without closing: the store sees what kill -9 leaves
+ * behind. Under FSYNC=no nothing is marked synced past what open found, so
+ * all of the child's log may be cut as a torn tail; under ALWAYS the child
+ * waits for every write to be durable, so all of it is marked synced.
  */
 static int
 crash_child_from(const char *path, int first, int n,

@@ -1777,6 +1777,7 @@ static void
 load_job(struct store *s, uint64_t *ra_log, uint64_t *ra_bkt)
 {
 	uint64_t from = s->s_wbfrom, to = s->s_wbto;
+	uint64_t ifrom = s->s_iwbfrom, ito = s->s_iwbto;
 	uint64_t lfrom = *ra_log > to ? *ra_log : to, lto = s->s_ralog;
 	uint64_t bfrom = *ra_bkt, bto = s->s_rabkt;
 	int fd = s->s_syncfd, ifd = s->s_syncifd;
@@ -1788,10 +1789,14 @@ load_job(struct store *s, uint64_t *ra_log, uint64_t *ra_bkt)
 	pthread_mutex_unlock(&s->s_mu);
 	read_in(fd, lfrom, lto);
 	/* XXX: a compaction's end may close ifd meanwhile (the index is not
-	 * s_busyfd); then this reads nothing in, or another file: a hint. */
+	 * s_busyfd); then this and the write-back below do nothing, or touch
+	 * another file: hints either way. */
 	read_in(ifd, bfrom, bto);
 	if (to > from)		/* 0 bytes would mean to the end */
 		(void)sync_file_range(fd, (off_t)from, (off_t)(to - from),
+		    SYNC_FILE_RANGE_WRITE);
+	if (ito > ifrom)
+		(void)sync_file_range(ifd, (off_t)ifrom, (off_t)(ito - ifrom),
 		    SYNC_FILE_RANGE_WRITE);
 	pthread_mutex_lock(&s->s_mu);
 	unbusy(s);
@@ -1947,25 +1952,38 @@ check_write(struct store *s, size_t klen, size_t vlen, uint64_t seq)
  * A full sync's copy is made durable whole before it is swapped in
  * (store_seal, store_adopt), and that one sync used to write every byte:
  * 0.14 s of a 0.6 s copy of 1M keys here. Have the flusher start writing
- * the log back as it fills, so that the last sync waits for its tail and
- * the buckets only (they change to the end: writing them early would be
- * wasted), and read in what comes next (load_job). The snapshot comes in
- * hash order, so the buckets fill from the first to the last (s_front).
- * Under s_mu.
+ * the log back as it fills, and read in what comes next (load_job). The
+ * snapshot comes in hash order, so the buckets fill from the first to the
+ * last (s_front), and those more than WRITEBACK_STEP behind it are final
+ * but for the few keys that wrap around the table's end: write them back
+ * too. At 10M keys the last sync spent 0.8 s of its 1.1 s on the 256 MiB
+ * of buckets; now it waits for the tails of both. Keys out of hash order
+ * (a source without our seed) move the front to the end at once, and the
+ * mark below which the buckets were written back never goes down: those
+ * wait for the last sync, as before, but what the first 8 MiB of log had
+ * dirtied. Under s_mu.
  */
 static void
 writeback_early(struct store *s)
 {
 	struct kvfile *f = &s->s_f;
-	uint64_t end = f->f_end / PAGE * PAGE, bkt;
+	uint64_t end = f->f_end / PAGE * PAGE, bkt, ibehind;
 
-	if (s->s_wbdone < f->f_start || s->s_wbdone > end)
+	if (s->s_wbdone < f->f_start || s->s_wbdone > end) {
 		s->s_wbdone = f->f_start;	/* a new file: read ahead now */
-	else if (end - s->s_wbdone < WRITEBACK_STEP)
+		s->s_iwbdone = PAGE;		/* the header page is not */
+	} else if (end - s->s_wbdone < WRITEBACK_STEP)
 		return;
-	if (!s->s_loadjob)	/* else the flusher is behind: more */
+	if (!s->s_loadjob) {	/* else the flusher is behind: more */
 		s->s_wbfrom = s->s_wbdone;
+		s->s_iwbfrom = s->s_iwbdone;
+	}
 	s->s_wbto = s->s_wbdone = end;
+	bkt = (PAGE + s->s_front * sizeof(struct bucket)) / PAGE * PAGE;
+	ibehind = bkt > PAGE + WRITEBACK_STEP ? bkt - WRITEBACK_STEP : PAGE;
+	if (ibehind > s->s_iwbdone)
+		s->s_iwbdone = ibehind;
+	s->s_iwbto = s->s_iwbdone;
 	s->s_ralog = end + READ_AHEAD < f->f_size ? end + READ_AHEAD :
 	    f->f_size;
 	bkt = PAGE + s->s_front * sizeof(struct bucket) + READ_AHEAD;

@@ -152,7 +152,8 @@ struct store {
 	uint64_t	 s_last_seq;
 	int		 s_failed;	/* latched flush error: no writes */
 	int		 s_loading;	/* store_create's: seqs at or below base */
-	uint64_t	 s_wbdone;	/* loading: log written back below this */
+	uint64_t	 s_wbdone;	/* loading: log written back below this, */
+	uint64_t	 s_iwbdone;	/* and the index below this */
 	uint64_t	 s_front;	/* loading: the highest bucket filled */
 	int		 s_cphase;
 	uint64_t	 s_cpos;	/* next old-log record to copy */
@@ -212,6 +213,8 @@ struct store {
 	int		 s_loadjob;	/* loading: for the flusher (load_job): */
 	uint64_t	 s_wbfrom;	/* log range [from, to) to write back, */
 	uint64_t	 s_wbto;
+	uint64_t	 s_iwbfrom;	/* the index's, */
+	uint64_t	 s_iwbto;
 	uint64_t	 s_ralog;	/* the log to read in up to this, */
 	uint64_t	 s_rabkt;	/* and the buckets up to this offset */
 	int		 s_seal;	/* SEAL_* */

@@ -2794,6 +2794,201 @@ test_sync_file(void)
 	CHECK(store_close(a) == 0);
 }
 
+/*
+ * Dirty pages among the npages of the shared mapping at map (touched here
+ * so that they are mapped), from /proc/self/pagemap and /proc/kpageflags;
+ * -1 where those do not say (not root: no page frame numbers).
+ */
+static long
+dirty_pages(const char *map, size_t npages)
+{
+	uint64_t ent, flags;
+	volatile char sink;
+	long dirty = 0;
+	size_t i;
+	int pm, kf;
+
+	pm = open("/proc/self/pagemap", O_RDONLY);
+	kf = open("/proc/kpageflags", O_RDONLY);
+	for (i = 0; i < npages && pm != -1 && kf != -1; i++) {
+		sink = map[i * PAGE];
+		(void)sink;
+		if (pread(pm, &ent, 8, (off_t)((uintptr_t)(map + i * PAGE) /
+		    PAGE * 8)) != 8 || (ent & ((1ULL << 55) - 1)) == 0 ||
+		    pread(kf, &flags, 8, (off_t)((ent & ((1ULL << 55) - 1)) *
+		    8)) != 8) {
+			dirty = -1;
+			break;
+		}
+		dirty += (flags >> 4) & 1;	/* KPF_DIRTY */
+	}
+	if (pm == -1 || kf == -1)
+		dirty = -1;
+	if (pm != -1)
+		close(pm);
+	if (kf != -1)
+		close(kf);
+	return dirty;
+}
+
+/* Dirty pages of the file at path: dirty_pages over a mapping of it. */
+static long
+file_dirty_pages(const char *path, size_t *npages)
+{
+	struct stat sb;
+	char *map;
+	long dirty;
+	int fd;
+
+	*npages = 0;
+	if ((fd = open(path, O_RDONLY)) == -1 || fstat(fd, &sb) == -1 ||
+	    sb.st_size < PAGE) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	*npages = (size_t)sb.st_size / PAGE;
+	map = mmap(NULL, *npages * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return -1;
+	dirty = dirty_pages(map, *npages);
+	munmap(map, *npages * PAGE);
+	return dirty;
+}
+
+/* 1 if a page written beside path shows dirty, then clean once synced. */
+static int
+dirty_seen(const char *path)
+{
+	static char page[PAGE];
+	char p[1100];
+	size_t n;
+	int fd, ok = 0;
+
+	snprintf(p, sizeof(p), "%s.probe", path);
+	if ((fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600)) == -1)
+		return 0;
+	memset(page, 'x', sizeof(page));
+	if (pwrite(fd, page, sizeof(page), 0) == (ssize_t)sizeof(page) &&
+	    file_dirty_pages(p, &n) == 1 && fdatasync(fd) == 0)
+		ok = file_dirty_pages(p, &n) == 0;
+	close(fd);
+	unlink(p);
+	return ok;
+}
+
+#define WB_KEYS		150000
+static int wb_order[WB_KEYS];
+static size_t wb_n;
+
+/* Note the keys' numbers in the order a scan gives: hash order. */
+static int
+wb_note(void *arg, const char *key, size_t klen, const struct store_value *v)
+{
+	(void)arg;
+	(void)v;
+	if (klen > 1 && wb_n < WB_KEYS)
+		wb_order[wb_n++] = atoi(key + 1);
+	return 0;
+}
+
+/*
+ * Load a copy of a's keys (seed a's, so that it hashes alike) in wb_order,
+ * or backwards, then wait up to secs until the file ending in suffix
+ * (".sync" or ".sync.idx") has less than half of its pages dirty: the
+ * dirty share of the copy's index then, in percent; -1 if unknown.
+ */
+static int
+wb_load(struct store *a, const char *path, int backwards, const char *suffix,
+    double secs)
+{
+	static char val[400];
+	struct store_stats st;
+	struct store *b;
+	char key[32], seed[33], err[256], p[1100];
+	double end;
+	size_t n, ni, i;
+	long d, di;
+	int k;
+
+	store_stats(a, &st);
+	store_seed(a, seed);
+	/* Buckets for 2M keys: an index of 64 MiB, 8 WRITEBACK_STEPs. */
+	if ((b = store_create(a, st.repl_id, seed, st.last_seq, 2000000,
+	    STORE_FSYNC_NO, err, sizeof(err))) == NULL) {
+		CHECK(!"store_create");
+		return -1;
+	}
+	memset(val, 'v', sizeof(val));
+	for (i = 0; i < wb_n; i++) {
+		k = wb_order[backwards ? wb_n - 1 - i : i];
+		snprintf(key, sizeof(key), "w%d", k);
+		store_put(b, key, strlen(key), val, sizeof(val),
+		    (uint64_t)k + 1, NULL);
+	}
+	snprintf(p, sizeof(p), "%s%s", path, suffix);
+	for (end = now_sec() + secs;;) {
+		d = file_dirty_pages(p, &n);
+		if (d == -1 || (size_t)d < n / 2 || now_sec() > end)
+			break;
+		usleep(20000);
+	}
+	snprintf(p, sizeof(p), "%s.sync.idx", path);
+	di = file_dirty_pages(p, &ni);
+	if (verbose)
+		printf("  %s: %zu keys, index %zu pages, %ld dirty\n",
+		    backwards ? "backwards" : "in hash order", wb_n, ni, di);
+	store_discard(b);
+	return di == -1 || ni == 0 ? -1 : (int)(di * 100 / (long)ni);
+}
+
+/*
+ * A full sync's copy is written back as it loads: its log, and its buckets
+ * behind the front once keys come in hash order (a scan's, as a snapshot
+ * streams them), so that the last sync (store_seal) waits for the tails
+ * only: at 10M keys that sync took 1.1 s, 0.8 s of it for the index. Keys
+ * out of order leave the buckets to that sync. Seen in the page flags of
+ * the copy's files (/proc/kpageflags: root only).
+ */
+static void
+test_sync_writeback(void)
+{
+	struct store *a;
+	const char *path = path_for("syncwb");
+	char key[32];
+	uint64_t cursor = 0;
+	int i, pct, seen = dirty_seen(path);
+
+	tcase = "full sync: the copy's index is written back as it fills";
+	if (!seen)
+		printf("%s: this system does not show dirty pages (not root, "
+		    "or no write-back); the checks cannot fail here\n", tcase);
+	remove_store(path);
+	if ((a = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	for (i = 0; i < WB_KEYS; i++) {
+		snprintf(key, sizeof(key), "w%d", i);
+		store_put(a, key, strlen(key), "a", 1, 0, NULL);
+	}
+	wb_n = 0;
+	while (cursor != UINT64_MAX && store_scan(a, &cursor, 4096, wb_note,
+	    NULL) > 0)
+		;
+	CHECK(wb_n == WB_KEYS);
+	pct = wb_load(a, path, 0, ".sync.idx", 20);
+	if (seen)
+		CHECK(pct >= 0 && pct < 50);
+
+	tcase = "full sync: keys out of hash order leave the index to the "
+	    "last sync";
+	/* The log is written back all the same: wait for that. */
+	pct = wb_load(a, path, 1, ".sync", 20);
+	if (seen)
+		CHECK(pct > 90);
+	CHECK(store_close(a) == 0);
+}
+
 /* ---- Durability ---- */
 
 /* Wait up to secs for store_durable_seq to reach seq, by polling the fd. */
@@ -4984,6 +5179,7 @@ main(int argc, char *argv[])
 		{ "scan_wrap", test_scan_wrap },
 		{ "scan_seed", test_scan_seed },
 		{ "sync_file", test_sync_file },
+		{ "sync_writeback", test_sync_writeback },
 		{ "adopt_dir_sync_fails", test_adopt_dir_sync_fails },
 		{ "backup", test_backup },
 		{ "model", test_model },

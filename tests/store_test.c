@@ -1899,7 +1899,7 @@ test_damaged_record(void)
 	struct store *s;
 	const char *path = path_for("damaged");
 	struct timespec ms = { 0, 5000000 };
-	char key[32], cpath[1100], want[64], *buf;
+	char key[32], cpath[1100], cipath[1200], want[64], *buf;
 	size_t len;
 	uint64_t off, bad_off = 0;
 	uint16_t klen;
@@ -1909,6 +1909,7 @@ test_damaged_record(void)
 	tcase = "compaction stops at a damaged record";
 	remove_store(path);
 	snprintf(cpath, sizeof(cpath), "%s.compact", path);
+	snprintf(cipath, sizeof(cipath), "%s.idx", cpath);
 	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
 		return;
 	for (i = 0; i < n; i++) {
@@ -1950,7 +1951,7 @@ test_damaged_record(void)
 	CHECK(st.compactions == 0 && !st.compacting);
 	if (!CHECK(strstr(lasterror, want) != NULL))
 		printf("  got \"%s\"\n", lasterror);
-	CHECK(!exists(cpath));
+	CHECK(!exists(cpath) && !exists(cipath));
 	for (i = 0; i < n + 100; i++) {
 		snprintf(key, sizeof(key), "k%d", i);
 		bad += store_get(s, key, strlen(key), &v) != (i != damaged) ||

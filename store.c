@@ -1970,7 +1970,7 @@ static void
 writeback_early(struct store *s)
 {
 	struct kvfile *f = &s->s_f;
-	uint64_t end = f->f_end / PAGE * PAGE, bkt, ibehind;
+	uint64_t end = f->f_end / PAGE * PAGE, front, behind, ahead;
 
 	if (s->s_wbdone < f->f_start || s->s_wbdone > end) {
 		s->s_wbdone = f->f_start;	/* a new file: read ahead now */
@@ -1982,15 +1982,18 @@ writeback_early(struct store *s)
 		s->s_iwbfrom = s->s_iwbdone;
 	}
 	s->s_wbto = s->s_wbdone = end;
-	bkt = (PAGE + s->s_front * sizeof(struct bucket)) / PAGE * PAGE;
-	ibehind = bkt > PAGE + WRITEBACK_STEP ? bkt - WRITEBACK_STEP : PAGE;
-	if (ibehind > s->s_iwbdone)
-		s->s_iwbdone = ibehind;
+	/* The front's place in the index file: write back behind it. */
+	front = PAGE + s->s_front * sizeof(struct bucket);
+	behind = front / PAGE * PAGE;
+	behind = behind > PAGE + WRITEBACK_STEP ? behind - WRITEBACK_STEP :
+	    PAGE;
+	if (behind > s->s_iwbdone)
+		s->s_iwbdone = behind;
 	s->s_iwbto = s->s_iwbdone;
 	s->s_ralog = end + READ_AHEAD < f->f_size ? end + READ_AHEAD :
 	    f->f_size;
-	bkt = PAGE + s->s_front * sizeof(struct bucket) + READ_AHEAD;
-	s->s_rabkt = bkt < index_size(f->f_nbuckets) ? bkt :
+	ahead = front + READ_AHEAD;
+	s->s_rabkt = ahead < index_size(f->f_nbuckets) ? ahead :
 	    index_size(f->f_nbuckets);
 	s->s_loadjob = 1;
 	pthread_cond_signal(&s->s_cv);

@@ -1438,9 +1438,10 @@ handle_events(int base, int n)
  * not hold back another's request; and once TURN_NS has gone by, the loop
  * polls again and goes on from where it stopped, so a request waits for
  * about that long whatever the others cost (a handler may take 100 us).
- * A connection sends once it has no request left to dispatch (c_more
- * clear: one send per batch read, wherever turns cut it), or when its
- * answers wait for the client to read them (past OUT_HIGH).
+ * A connection sends as soon as it has no request left to dispatch
+ * (c_more clear: one send per batch read, wherever turns cut it), so a
+ * probe's answer does not wait for the turn's end; the rest, at the end,
+ * when their answers wait for the client to read them (past OUT_HIGH).
  */
 static void
 run_conns(void)
@@ -1457,9 +1458,16 @@ run_conns(void)
 	 * find no whole request, and reading it there too doubled its reads.
 	 */
 	for (idle = 0; idle < nslots; ) {
-		c = conns[next_fd++ % (unsigned)nslots];
-		if (c == NULL || !c->c_more || !process(c)) {
+		fd = (int)(next_fd++ % (unsigned)nslots);
+		if ((c = conns[fd]) == NULL || !c->c_more) {
 			idle++;
+			continue;
+		}
+		if (!process(c)) {
+			idle++;
+			if ((c = conns[fd]) != NULL && !c->c_more &&
+			    buf_pending(c) > 0)
+				flush_out(c);
 			continue;
 		}
 		idle = 0;

@@ -239,6 +239,7 @@ static int	 replay(struct store *, uint64_t, uint64_t *, char *, size_t);
 static int	 cut_log(struct store *, uint64_t, uint64_t, char *, size_t);
 static int	 recover(struct store *, const char *, char *, size_t);
 static void	 destroy(struct store *);
+static int	 index_cached(int, uint64_t);
 static int	 index_empty(struct kvfile *, const char *);
 static struct store *store_alloc(const char *, enum store_fsync, char *,
 		    size_t);
@@ -962,17 +963,50 @@ int
 index_map(struct kvfile *f, const char *ipath, uint64_t gen)
 {
 	uint64_t size = index_size(f->f_nbuckets);
-	int match;
+	int match, reuse, r;
 
 	f->f_ifd = open(ipath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (f->f_ifd == -1)
 		return -1;
 	match = index_match(f->f_ifd, f->f_nbuckets, gen);
+	reuse = !match && index_cached(f->f_ifd, size);
 	/* A file of zeros: empty buckets, no write. */
-	if (!match && (index_empty(f, ipath) == -1 ||
+	if (!match && !reuse && (index_empty(f, ipath) == -1 ||
 	    extend(f->f_ifd, 0, size) == -1))
 		return -1;
-	return index_mmap(f, match);
+	if ((r = index_mmap(f, match)) == 0 && reuse)
+		memset(BKT(f), 0, size - PAGE);
+	return r;
+}
+
+/*
+ * Whether fd, an untrusted index of the right size, has nearly all of
+ * its pages in the page cache (after a kill -9 it has): then emptying it
+ * in place, 50 ms for 512 MiB, beats freeing its pages and having the
+ * kernel zero as many new ones, about 0.9 s on a VM. It names no store
+ * meanwhile (index_mmap stamps it gen 0 first), so a crash halfway
+ * through leaves an index that is rebuilt, like any other.
+ */
+static int
+index_cached(int fd, uint64_t size)
+{
+	struct stat st;
+	unsigned char *vec;
+	uint64_t pages = size / PAGE, i, n = 0;
+	void *p;
+
+	if (fstat(fd, &st) == -1 || (uint64_t)st.st_size != size ||
+	    (vec = malloc(pages)) == NULL)
+		return 0;
+	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	if (p != MAP_FAILED) {
+		if (mincore(p, size, vec) == 0)
+			for (i = 0; i < pages; i++)
+				n += vec[i] & 1;
+		(void)munmap(p, size);
+	}
+	free(vec);
+	return n >= pages - pages / 10;
 }
 
 static void *

@@ -1440,8 +1440,9 @@ handle_events(int base, int n)
  * about that long whatever the others cost (a handler may take 100 us).
  * A connection sends as soon as it has no request left to dispatch
  * (c_more clear: one send per batch read, wherever turns cut it), so a
- * probe's answer does not wait for the turn's end; the rest, at the end,
- * when their answers wait for the client to read them (past OUT_HIGH).
+ * probe's answer does not wait for the turn's end; at the end, those
+ * whose answers wait for the client to read them (past OUT_HIGH), and a
+ * file's or a stream's next piece, one per pass.
  */
 static void
 run_conns(void)
@@ -1466,7 +1467,8 @@ run_conns(void)
 		if (!process(c)) {
 			idle++;
 			if ((c = conns[fd]) != NULL && !c->c_more &&
-			    buf_pending(c) > 0)
+			    buf_pending(c) > 0 && (c->c_state == S_HEAD ||
+			    c->c_state == S_BODY || c->c_state == S_WAIT))
 				flush_out(c);
 			continue;
 		}

@@ -1421,6 +1421,77 @@ test_crash_cache(void)
 	CHECK(store_close(s) == 0);
 }
 
+/* The inode number of path, or 0. */
+static ino_t
+inode_of(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? st.st_ino : 0;
+}
+
+/*
+ * After a crash the old index is untrusted. When every page of it is
+ * still cached, recovery empties it in place (the same inode); a page
+ * short, it makes a new file, as a missing page would be read from the
+ * disk only to be zeroed. Either way every key comes back.
+ */
+static void
+test_crash_index_cached(void)
+{
+	struct store_stats st;
+	struct store *s;
+	const char *path = path_for("crashidx");
+	char ipath[512];
+	unsigned char *in;
+	ino_t ino;
+	long n;
+	int fd, keys = 20000, dropped;
+
+	tcase = "crash: a cached index is emptied in place";
+	remove_store(path);
+	snprintf(ipath, sizeof(ipath), "%s.idx", path);
+	if (!CHECK(crash_child(path, keys, STORE_FSYNC_EVERYSEC) == 0))
+		return;
+	ino = inode_of(ipath);
+	n = cached_pages(ipath, &in);
+	CHECK(n > 0 && count_cached(in, n, 0, (uint64_t)n * PAGE) == n);
+	free(in);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(s, &st);
+	CHECK(st.recovered == 1);
+	CHECK(crash_diff(s, 0, keys, 1) == 0);
+	CHECK(ino != 0 && inode_of(ipath) == ino);
+	CHECK(store_close(s) == 0);
+
+	tcase = "crash: an index a page short of cached is replaced";
+	if (!CHECK(crash_child_from(path, keys, keys + keys / 10,
+	    STORE_FSYNC_EVERYSEC) == 0))
+		return;
+	ino = inode_of(ipath);
+	/* Written back, so the kernel can drop a page of it. */
+	if (!CHECK((fd = open(ipath, O_RDWR)) != -1))
+		return;
+	CHECK(fdatasync(fd) == 0);
+	CHECK(posix_fadvise(fd, 8 * PAGE, PAGE, POSIX_FADV_DONTNEED) == 0);
+	close(fd);
+	n = cached_pages(ipath, &in);
+	dropped = n > 8 && (in[8] & 1) == 0;
+	free(in);
+	if (!dropped)
+		printf("%s: this file system keeps the page cached; the "
+		    "inode check cannot fail here\n", tcase);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(s, &st);
+	CHECK(st.recovered == 1);
+	CHECK(crash_diff(s, 0, keys + keys / 10, 1) == 0);
+	if (dropped)
+		CHECK(inode_of(ipath) != ino);
+	CHECK(store_close(s) == 0);
+}
+
 /*
  * The last write is a tombstone for a missing key (explicit seq, as a
  * replica writes), and a compaction that was running leaves it out of the
@@ -5167,6 +5238,7 @@ main(int argc, char *argv[])
 		{ "power_loss", test_power_loss },
 		{ "crash_exit", test_crash_exit },
 		{ "crash_cache", test_crash_cache },
+		{ "crash_index_cached", test_crash_index_cached },
 		{ "index", test_index },
 		{ "rename_crash", test_rename_crash },
 		{ "adopt_rename_half", test_adopt_rename_half },

@@ -6,7 +6,8 @@
  * into it a slice at a time: after each write, COPY_FACTOR times its bytes
  * (store.c's wrote), and between requests, about a millisecond's worth
  * (store_step). Once the copy has caught up, the flusher syncs it in the
- * background, again while much was copied during its last sync; the last
+ * background, a chunk at a time between the store's own syncs (store.c's
+ * copy_job), again while much was copied during its last sync; the last
  * sync holds durability still, and then the copy is renamed over the
  * store and the store switches to it.
  * The replaced mapping is unmapped a slice at a time, and its file closed
@@ -497,6 +498,11 @@ compact_work(struct store *s, uint64_t budget, uint64_t deadline, int force)
 		    s->s_crounds < SYNC_ROUNDS)) {
 			s->s_cprev = s->s_cphase == C_COPY ? UINT64_MAX :
 			    s->s_cdelta;
+			/* Records are only appended: what the last round
+			 * wrote back stays clean but its last page. */
+			s->s_bgoff = s->s_cphase == C_COPY ? 0 :
+			    s->s_bgend & ~(uint64_t)(PAGE - 1);
+			s->s_bgend = c->f_end;
 			s->s_cphase = C_SYNC;
 			s->s_cdelta = 0;
 			s->s_crounds++;
@@ -558,6 +564,8 @@ final_sync(struct store *s)
 		s->s_finalseq = s->s_last_seq;
 		s->s_finalend = s->s_c.f_end;
 		s->s_cfinal = 1;
+		if (s->s_bgfd == s->s_finalfd)
+			s->s_bgfd = -1;	/* this sync covers it */
 		pthread_cond_signal(&s->s_cv);
 	}
 	pthread_mutex_unlock(&s->s_mu);

@@ -202,6 +202,8 @@ struct store {
 	uint64_t	 s_fsyncs;
 	int		 s_ioerr;	/* errno of the first failed flush */
 	int		 s_bgfd;	/* compaction file to sync, or -1 */
+	uint64_t	 s_bgoff;	/* written back from here on... */
+	uint64_t	 s_bgend;	/* ...to here, a chunk at a time */
 	unsigned	 s_bgreq;	/* number of that request */
 	unsigned	 s_bgdone;	/* number of the last one finished */
 	int		 s_bgerr;	/* and its errno */

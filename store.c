@@ -2017,6 +2017,10 @@ notify(struct store *s)
 {
 	char c = 0;
 
+	/* Once until drained: a byte wakes the poll loop as well as many. */
+	if (NEWS(s))
+		return;
+	__atomic_store_n(&s->s_notified, 1, __ATOMIC_RELAXED);
 	/* EAGAIN: the pipe is full, so the poll loop is due to wake anyway. */
 	while (write(s->s_pipe[1], &c, 1) == -1 && errno == EINTR)
 		;
@@ -3349,9 +3353,17 @@ store_durable_seq(struct store *s)
 	char buf[64];
 	uint64_t d;
 
-	while (read(s->s_pipe[0], buf, sizeof(buf)) > 0)
-		;
+	/*
+	 * Drained under s_mu, as notify writes: the pipe then holds a byte
+	 * exactly while s_notified is set, and a write that finds nothing
+	 * to drain (the usual case, once per write) costs no system call.
+	 */
 	pthread_mutex_lock(&s->s_mu);
+	if (NEWS(s)) {
+		while (read(s->s_pipe[0], buf, sizeof(buf)) > 0)
+			;
+		__atomic_store_n(&s->s_notified, 0, __ATOMIC_RELAXED);
+	}
 	d = s->s_durable;
 	pthread_mutex_unlock(&s->s_mu);
 	return d;

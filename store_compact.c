@@ -442,8 +442,10 @@ copy_records(struct store *s, uint64_t budget, uint64_t deadline)
 			}
 			s->s_cpos += r.r_size;
 			budget = budget > r.r_size ? budget - r.r_size : 0;
+			/* A step between requests also ends when writes
+			 * became durable: their answers go first. */
 			if (deadline != 0 && ++n % COPY_CLOCK == 0 &&
-			    mono_ns() >= deadline)
+			    (mono_ns() >= deadline || NEWS(s)))
 				return 0;
 		}
 	}

@@ -189,6 +189,8 @@ struct store {
 	int		 s_stop;
 	int		 s_syncfd;	/* what ALWAYS and EVERYSEC sync */
 	int		 s_syncifd;	/* its index, for store_seal and loading */
+	int		 s_notified;	/* s_pipe holds a byte (notify);
+					   written under s_mu, read with NEWS */
 	int		 s_busyfd;	/* being synced right now, or -1 */
 	int		 s_closefd;	/* close after the sync of s_busyfd */
 	int		 s_retirefd;	/* a replaced file for the flusher to
@@ -235,6 +237,8 @@ struct store {
 
 #define HDR(f)	((struct hdr *)(void *)(f)->f_map)
 #define BKT(f)	((struct bucket *)(void *)((f)->f_imap + PAGE))
+/* The flusher has news for the poll loop (notify), read without s_mu. */
+#define NEWS(s)	__atomic_load_n(&(s)->s_notified, __ATOMIC_RELAXED)
 
 /*
  * store.c's helpers: the file, its header, records and the index, each

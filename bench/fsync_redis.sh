@@ -1,12 +1,14 @@
 #!/bin/bash
 # Scenario "fsync_redis": durable writes against Redis. Each of
 # BENCH_REDIS_PAIRS rounds (3) runs, back to back on fresh servers pinned
-# alike: kvstore FSYNC=always PUT (wrk, 64 clients, bench/put.lua, 100-byte
-# values to new keys), Redis `appendonly yes` `appendfsync always` SET
-# (Debian's redis-server; redis-benchmark -c 64 -d 100 on random keys of a
-# space of 10^8, as many requests as kvstore answered in the run before,
-# so both run about as long), then kvstore FSYNC=always again with 2
-# replicas attached. Each run counts the server's fdatasync and fsync
+# alike, BENCH_REDIS_WRITES (120,000) writes of 100-byte values to new keys
+# from 64 clients, one write in flight on each, all sent by one client
+# program, bench/load: kvstore FSYNC=always PUT, Redis `appendonly yes`
+# `appendfsync always` SET (Debian's redis-server; bench/load set speaks
+# RESP), Redis again with redis-benchmark (-c 64 -d 100 on random keys of
+# a space of 10^8, as many requests) as a check on the client, then
+# kvstore FSYNC=always with 2 replicas attached. Each run counts the
+# server's fdatasync and fsync
 # calls (perf stat on the syscall tracepoints; kvstore's own
 # kvstore_fsyncs_total beside it) and the bytes it caused to be written
 # (/proc/PID/io write_bytes). Then one more kvstore run is traced (perf
@@ -23,12 +25,12 @@ bench_setup
 bench_scenario fsync_redis
 
 rounds=${BENCH_REDIS_PAIRS:-3}
-secs=${BENCH_REDIS_SECS:-5}
+writes=${BENCH_REDIS_WRITES:-120000}
 trace_secs=${BENCH_REDIS_TRACE_SECS:-3}
 conns=${BENCH_WRK_CONNS}
 rows=()
-k0=() k2=() rd=() k0p99=() rdp99=() vs_redis=() vs_rep=() kper=() kbytes=()
-rper=() rbytes=() kpages=() us0=() us2=() usr=()
+k0=() k2=() rd=() rb=() k0p99=() rdp99=() vs_redis=() vs_rep=() kper=()
+kbytes=() rper=() rbytes=() kpages=() us0=() us2=() usr=()
 
 have_redis=1
 redis_need || {
@@ -101,19 +103,34 @@ cpu_per_write() {
   [ "${us}" = "${US_PRIMARY}" ] || US_REPLICAS=$(tr ' ' / <<<"${us#* }")
 }
 
-# kv_run ROUND REPLICAS: kvstore FSYNC=always; sets R (wrk figures) and a row.
+# load_server OUT_FILE PID ARGS...: bench/load ARGS against server PID;
+# sets LOAD to its result line plus cpu_pct (the server's CPU time, as
+# wrk_server's).
+load_server() {
+  local out=$1 pid=$2 c0 t0
+  shift 2
+  c0=$(cpu_ticks "${pid}")
+  t0=${EPOCHREALTIME}
+  run_tool "${out}" load "$@" ||
+    bench_die "bench/load $1 failed: $(tail -n 3 "${out}")"
+  LOAD="$(tail -n 1 "${out}") cpu_pct=$(cpu_pct $(($(cpu_ticks "${pid}") - c0)) \
+    "$(awk -v a="${t0}" -v b="${EPOCHREALTIME}" 'BEGIN { print b - a }')")"
+}
+
+# kv_run ROUND REPLICAS: kvstore FSYNC=always; sets R (bench/load's
+# figures) and a row.
 kv_run() {
   local key=al-$2r-$1 pid f0 f1 w0 w1 n fl
-  bench_log "fsync_redis: round $1/${rounds}: kvstore FSYNC=always, $2 replicas, wrk -c${conns} for ${secs} s"
+  bench_log "fsync_redis: round $1/${rounds}: kvstore FSYNC=always, $2 replicas, bench/load put: ${writes} writes, ${conns} clients"
   cluster_start "${key}" "$2" FSYNC=always
   pid=$(node_pid "${key}-primary")
   count_start "${pid}"
   f0=$(metric "${PRIMARY_URL}" kvstore_fsyncs_total)
   w0=$(io_write_bytes "${pid}")
   nodes_ticks; t0=${TICKS}
-  wrk_server "${BENCH_OUT}/${key}.wrk" "${pid}" -t"${BENCH_WRK_THREADS}" \
-    -c"${conns}" -d"${secs}s" --latency -s bench/put.lua "${PRIMARY_URL}" -- 100
-  R=${WRK}
+  load_server "${BENCH_OUT}/${key}.load" "${pid}" put \
+    "${PRIMARY_URL#http://}" "${writes}" "${conns}" 1 100 b
+  R=${LOAD}
   nodes_ticks; t1=${TICKS}
   w1=$(io_write_bytes "${pid}")
   f1=$(metric "${PRIMARY_URL}" kvstore_fsyncs_total)
@@ -128,36 +145,46 @@ kv_run() {
   bench_log "fsync_redis: kvstore, $2 replicas: ${R}; $((f1 - f0)) fdatasync, ${PER} writes each, ${BPW} bytes written per write; CPU per write ${US_PRIMARY} us${US_REPLICAS:+, replicas ${US_REPLICAS} us}"
 }
 
-# redis_run ROUND REQUESTS: Redis SET with appendfsync always; sets RR.
+# redis_run ROUND CLIENT: Redis SET with appendfsync always, ${writes}
+# writes from CLIENT (load: bench/load set; redis-benchmark: the check on
+# it); sets RR.
 redis_run() {
-  local port pid w0 w1 fl cpu0 t0
+  local name=redis-$1-$2 port pid w0 w1 fl cpu0 t0 out
   port=$(next_port)
-  redis_start "redis-$1" "${port}"
-  pid=$(node_pid "redis-$1")
-  bench_log "fsync_redis: round $1/${rounds}: Redis SET, appendfsync always, redis-benchmark -c${conns} -n $2"
+  redis_start "${name}" "${port}"
+  pid=$(node_pid "${name}")
+  bench_log "fsync_redis: round $1/${rounds}: Redis SET, appendfsync always, $2: ${writes} writes, ${conns} clients"
   count_start "${pid}"
   w0=$(io_write_bytes "${pid}")
   cpu0=$(cpu_ticks "${pid}")
-  t0=${EPOCHREALTIME}
-  bench_cmd "${CLIENT_PIN[*]} redis-benchmark -h 127.0.0.1 -p ${port} -c ${conns} -n $2 -t set -d 100 -r 100000000 --csv"
-  timeout 120 "${CLIENT_PIN[@]}" redis-benchmark -h 127.0.0.1 -p "${port}" \
-    -c "${conns}" -n "$2" -t set -d 100 -r 100000000 --csv \
-    >"${BENCH_OUT}/redis-$1.csv" 2>&1 ||
-    bench_die "redis-benchmark failed: $(tail -n 3 "${BENCH_OUT}/redis-$1.csv")"
+  if [ "$2" = load ]; then
+    load_server "${BENCH_OUT}/${name}.load" "${pid}" set \
+      "127.0.0.1:${port}" "${writes}" "${conns}" 1 100 b
+    RR=${LOAD}
+  else
+    out=${BENCH_OUT}/${name}.csv
+    t0=${EPOCHREALTIME}
+    bench_cmd "${CLIENT_PIN[*]} redis-benchmark -h 127.0.0.1 -p ${port} -c ${conns} -n ${writes} -t set -d 100 -r 100000000 --csv"
+    timeout 120 "${CLIENT_PIN[@]}" redis-benchmark -h 127.0.0.1 -p "${port}" \
+      -c "${conns}" -n "${writes}" -t set -d 100 -r 100000000 --csv \
+      >"${out}" 2>&1 ||
+      bench_die "redis-benchmark failed: $(tail -n 3 "${out}")"
+    RR="$(awk -F, '/^"SET"/ { gsub("\"", "")
+        printf "rps=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f", $2, $5, $7, $8 }' \
+      "${out}") cpu_pct=$(cpu_pct $(($(cpu_ticks "${pid}") - cpu0)) \
+      "$(awk -v a="${t0}" -v b="${EPOCHREALTIME}" 'BEGIN { print b - a }')")"
+    [ -n "$(kv_field rps <<<"${RR}")" ] ||
+      bench_die "no SET line in redis-benchmark's output: $(cat "${out}")"
+  fi
   w1=$(io_write_bytes "${pid}")
-  RR="$(awk -F, '/^"SET"/ { gsub("\"", "")
-      printf "rps=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f", $2, $5, $7, $8 }' \
-    "${BENCH_OUT}/redis-$1.csv") cpu_pct=$(cpu_pct $(($(cpu_ticks "${pid}") - cpu0)) \
-    "$(awk -v a="${t0}" -v b="${EPOCHREALTIME}" 'BEGIN { print b - a }')")"
-  cpu_per_write "$2" "${cpu0}" "$(cpu_ticks "${pid}")"
+  cpu_per_write "${writes}" "${cpu0}" "$(cpu_ticks "${pid}")"
   count_stop
   fl=${FLUSHES}
-  node_stop "redis-$1"
-  [ -n "$(kv_field rps <<<"${RR}")" ] ||
-    bench_die "no SET line in redis-benchmark's output: $(cat "${BENCH_OUT}/redis-$1.csv")"
-  per_flush "$2" "${fl}" $((w1 - w0))
-  rows+=("| $1 | Redis SET, appendfsync always | $(kv_field rps <<<"${RR}") | $(kv_field p50_ms <<<"${RR}") | $(kv_field p99_ms <<<"${RR}") | $(kv_field max_ms <<<"${RR}") | $(kv_field cpu_pct <<<"${RR}") | ${US_PRIMARY} | ${fl} | ${PER} | ${PAGES} | ${BPW} |")
-  bench_log "fsync_redis: Redis: ${RR}; ${fl} flushes, ${PER} writes each, ${BPW} bytes written per write"
+  node_stop "${name}"
+  wrk_check "${RR}" "Redis SET, round $1"
+  per_flush "${writes}" "${fl}" $((w1 - w0))
+  rows+=("| $1 | Redis SET, appendfsync always ($2) | $(kv_field rps <<<"${RR}") | $(kv_field p50_ms <<<"${RR}") | $(kv_field p99_ms <<<"${RR}") | $(kv_field max_ms <<<"${RR}") | $(kv_field cpu_pct <<<"${RR}") | ${US_PRIMARY} | ${fl} | ${PER} | ${PAGES} | ${BPW} |")
+  bench_log "fsync_redis: Redis ($2): ${RR}; ${fl} flushes, ${PER} writes each, ${BPW} bytes written per write"
 }
 
 for ((i = 1; i <= rounds; i++)); do
@@ -168,14 +195,15 @@ for ((i = 1; i <= rounds; i++)); do
   kper+=("${PER}")
   kbytes+=("${BPW}")
   kpages+=("${PAGES}")
-  n=$(kv_field requests <<<"${R}")
   if [ "${have_redis}" = 1 ]; then
-    redis_run "${i}" "$((n > 20000 ? n : 20000))"
+    redis_run "${i}" load
     rd+=("$(kv_field rps <<<"${RR}")")
     rdp99+=("$(kv_field p99_ms <<<"${RR}")")
     rper+=("${PER}")
     rbytes+=("${BPW}")
     vs_redis+=("$(ratio "${k0[i - 1]}" "${rd[i - 1]}")")
+    redis_run "${i}" redis-benchmark
+    rb+=("$(kv_field rps <<<"${RR}")")
   fi
   kv_run "${i}" 2
   k2+=("$(kv_field rps <<<"${R}")")
@@ -290,13 +318,14 @@ if [ "${have_redis}" = 1 ]; then
 fi
 
 bench_md "## Durable writes: FSYNC=always against Redis appendfsync always" '' \
-  "Rounds of three runs, back to back, each on fresh servers pinned to the server CPU, the clients to the client CPU: kvstore \`FSYNC=always\` PUT (wrk \`-t${BENCH_WRK_THREADS} -c${conns} -d${secs}s --latency -s bench/put.lua\`, 100-byte values, every key new); Redis ${redis_v:-(not run)} \`appendonly yes\`, \`appendfsync always\`, no RDB (redis-benchmark \`-c ${conns} -t set -d 100 -r 100000000\`, one thread, no pipelining: random keys, nearly all new; as many requests as kvstore answered just before, at least 20,000); kvstore \`FSYNC=always\` with 2 replicas attached. Flushes: kvstore's \`kvstore_fsyncs_total\` (and perf's count of fdatasync+fsync calls), Redis's from perf alone. Bytes written: the server's \`/proc/PID/io\` \`write_bytes\` over the run (each page dirtied counts 4 KiB each time it is dirtied after a flush), per acknowledged write; pages per flush is that over 4 KiB, per flush. redis-benchmark's latency is measured like wrk's, from sending to the answer." '' \
+  "Rounds of four runs, back to back, each on fresh servers pinned to the server CPU, the client to the client CPU, each of ${writes} writes of 100-byte values to new keys from ${conns} connections with one write in flight on each, sent by one client program for both servers, bench/load (latency from the write that sends a request to its whole answer, as wrk and redis-benchmark measure it): kvstore \`FSYNC=always\` PUT (\`bench/load put\`); Redis ${redis_v:-(not run)} \`appendonly yes\`, \`appendfsync always\`, no RDB, SET (\`bench/load set\`, RESP); Redis again, fresh, with redis-benchmark (\`-c ${conns} -t set -d 100 -r 100000000\`, one thread, no pipelining: random keys, nearly all new) as a check that bench/load does not slow Redis down; kvstore \`FSYNC=always\` with 2 replicas attached. Flushes: kvstore's \`kvstore_fsyncs_total\` (and perf's count of fdatasync+fsync calls), Redis's from perf alone. Bytes written: the server's \`/proc/PID/io\` \`write_bytes\` over the run (each page dirtied counts 4 KiB each time it is dirtied after a flush), per acknowledged write; pages per flush is that over 4 KiB, per flush." '' \
   '| round | server | requests/s | p50 ms | p99 ms | max ms | server CPU % | CPU µs per write (+ each replica) | flushes | writes per flush | 4 KiB pages per flush | bytes written per write |' \
   '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|' \
   "${rows[@]}" ''
 if [ "${have_redis}" = 1 ]; then
   bench_md "- kvstore \`FSYNC=always\` / Redis \`appendfsync always\`, median of ${rounds} pairs (${vs_redis[*]}): **${vs}** (target: at least 1.0): **${v_vs}**. kvstore ${med_k0} requests/s, Redis ${med_rd} (medians)." \
     "- p99, medians of the runs: kvstore **${kp99} ms**, Redis **${rp99} ms** (target: kvstore's at most Redis's): **${v_p99}**." \
+    "- The check on the client: Redis under redis-benchmark, median $(median "${rb[@]}") requests/s, against $(median "${rd[@]}") under bench/load (${rb[*]} against ${rd[*]})." \
     "- Bytes written per acknowledged write, medians: kvstore $(median "${kbytes[@]}"), Redis $(median "${rbytes[@]}"); Redis's writes per flush $(median "${rper[@]}")."
 fi
 bench_md "- Writes per fdatasync at ${conns} clients, median: **${per}** (target: at least 40): **${v_per}**; 4 KiB pages dirtied per flush, median $(median "${kpages[@]}")." \

@@ -9,6 +9,10 @@
  *	by default), every value VALUE_BYTES bytes, the N requests dealt
  *	over CONNS keep-alive connections with up to DEPTH of them in flight
  *	(pipelined) on each. Run it again with the same PREFIX to overwrite.
+ *   load set ADDR N CONNS DEPTH VALUE_BYTES [PREFIX [FIRST]]
+ *	The same writes to Redis: SET PREFIX<i> in RESP, each answer one
+ *	line (+OK, or -ERR counted in non2xx), so that kvstore and Redis are
+ *	measured by one client, the same way (bench/fsync_redis.sh).
  *   load get ADDR N CONNS DEPTH KEY [COUNT]
  *	N GETs of /kv/KEY, the same way; with COUNT, of KEY<i % COUNT> for
  *	i = 0 .. N-1 (the keys a put with PREFIX KEY wrote), so that no one
@@ -36,7 +40,10 @@
  *
  * ADDR is 127.0.0.1:PORT (numeric IPv4). The result is one line of
  * key=value pairs on stdout: requests, non2xx (answers not 2xx), secs,
- * rps, and mbs (request plus answer bytes, 10^6 per second). A failed
+ * rps, mbs (request plus answer bytes, 10^6 per second), and p50_ms,
+ * p99_ms and max_ms: each request's time from the write that sent it
+ * (its first byte) to its whole answer, as wrk and redis-benchmark
+ * measure it. A failed
  * connection or a malformed answer ends the run with a line on stderr and
  * exit status 1; so does a run that makes no progress for 10 s.
  */
@@ -73,7 +80,16 @@ struct conn {
 	size_t	 inlen;
 	size_t	 skip;		/* body bytes of the current answer left */
 	long	 inflight;	/* sent or queued, not yet answered */
+	double	*sent;		/* when each of them was sent: a ring */
+	long	 shead;		/* the oldest, answered next */
+	long	 unsent;	/* the newest ones, queued but not sent */
 };
+
+static int	 cmp_double(const void *, const void *);
+static double	 quantile_ms(const double *, size_t, double);
+
+static long depth;		/* requests in flight on each connection */
+static double *took;		/* each answered request's time, seconds */
 
 static struct sockaddr_in sa;
 static const char *host;	/* ADDR, for the Host header */
@@ -145,6 +161,11 @@ queue_one(struct conn *c)
 		n = sprintf(c->out + c->outlen, "PUT /kv/%s%ld HTTP/1.1\r\n"
 		    "Host: %s\r\nContent-Length: %zu\r\n\r\n", prefix,
 		    first + queued, host, vlen);
+	else if (*method == 'S')
+		n = sprintf(c->out + c->outlen, "*3\r\n$3\r\nSET\r\n$%zu\r\n"
+		    "%s%ld\r\n$%zu\r\n", strlen(prefix) + (size_t)snprintf(
+		    NULL, 0, "%ld", first + queued), prefix, first + queued,
+		    vlen);
 	else if (nkeys > 0)
 		n = sprintf(c->out + c->outlen, "GET /kv/%s%ld HTTP/1.1\r\n"
 		    "Host: %s\r\n\r\n", prefix, queued % nkeys, host);
@@ -152,12 +173,62 @@ queue_one(struct conn *c)
 		n = sprintf(c->out + c->outlen, "GET /kv/%s HTTP/1.1\r\n"
 		    "Host: %s\r\n\r\n", prefix, host);
 	c->outlen += (size_t)n;
-	if (*method == 'P') {
+	if (*method != 'G') {
 		memcpy(c->out + c->outlen, value, vlen);
 		c->outlen += vlen;
 	}
+	if (*method == 'S') {
+		memcpy(c->out + c->outlen, "\r\n", 2);
+		c->outlen += 2;
+	}
 	queued++;
 	c->inflight++;
+	c->unsent++;
+}
+
+/* Stamp the requests c's write t just began to send. */
+static void
+stamp_sent(struct conn *c, double t)
+{
+	long i;
+
+	for (i = c->inflight - c->unsent; c->unsent > 0; i++, c->unsent--)
+		c->sent[(c->shead + i) % depth] = t;
+}
+
+/* The oldest request in flight on c was answered at t. */
+static void
+answer_done(struct conn *c, double t)
+{
+	took[answered++] = t - c->sent[c->shead];
+	c->shead = (c->shead + 1) % depth;
+	c->inflight--;
+}
+
+/* Count the complete RESP answers (one line each) in c's input. */
+static void
+take_lines(struct conn *c, double t)
+{
+	char *end;
+	size_t k;
+
+	c->in[c->inlen] = '\0';
+	while ((end = strstr(c->in, "\r\n")) != NULL) {
+		if (c->in[0] == '-')
+			non2xx++;
+		else if (c->in[0] != '+') {
+			errno = EPROTO;
+			fail("answer line");
+		}
+		k = (size_t)(end - c->in) + 2;
+		memmove(c->in, c->in + k, c->inlen - k + 1);
+		c->inlen -= k;
+		answer_done(c, t);
+	}
+	if (c->inlen >= IN_BYTES - 1) {
+		errno = EMSGSIZE;
+		fail("answer line");
+	}
 }
 
 /* Case-insensitive Content-Length of the head h[0..n), or 0. */
@@ -173,9 +244,10 @@ content_length(const char *h, size_t n)
 	return 0;
 }
 
-/* Count the complete answers in c's input; skip their bodies. */
+/* Count the complete answers in c's input (answered at t); skip their
+ * bodies. */
 static void
-take_answers(struct conn *c)
+take_answers(struct conn *c, double t)
 {
 	char *end;
 	size_t hlen, k;
@@ -189,8 +261,7 @@ take_answers(struct conn *c)
 			c->skip -= k;
 			if (c->skip > 0)
 				return;
-			answered++;
-			c->inflight--;
+			answer_done(c, t);
 		}
 		c->in[c->inlen] = '\0';
 		if ((end = strstr(c->in, "\r\n\r\n")) == NULL) {
@@ -210,10 +281,8 @@ take_answers(struct conn *c)
 		c->skip = content_length(c->in, hlen);
 		memmove(c->in, c->in + hlen, c->inlen - hlen);
 		c->inlen -= hlen;
-		if (c->skip == 0) {
-			answered++;
-			c->inflight--;
-		}
+		if (c->skip == 0)
+			answer_done(c, t);
 	}
 }
 
@@ -222,8 +291,8 @@ run(int argc, char **argv)
 {
 	static struct conn conns[MAX_CONNS];
 	static struct pollfd pfds[MAX_CONNS];
-	long nconns, depth, i;
-	double t0, secs, heard;
+	long nconns, i;
+	double t0, secs, heard, t;
 	uint64_t before;
 	ssize_t n;
 	char *v;
@@ -232,7 +301,7 @@ run(int argc, char **argv)
 	    (total = atol(argv[1])) < 0 || (nconns = atol(argv[2])) < 1 ||
 	    nconns > MAX_CONNS || (depth = atol(argv[3])) < 1)
 		return 2;
-	if (*method == 'P') {
+	if (*method != 'G') {
 		vlen = strtoul(argv[4], NULL, 10);
 		prefix = argc > 5 ? argv[5] : "k";
 		first = argc > 6 ? atol(argv[6]) : 0;
@@ -247,9 +316,12 @@ run(int argc, char **argv)
 	}
 	if (strlen(prefix) > 1024)
 		return 2;
+	if ((took = malloc(((size_t)total + 1) * sizeof(*took))) == NULL)
+		fail("malloc");
 	for (i = 0; i < nconns; i++) {
 		conns[i].out = malloc((size_t)depth * (REQ_HEAD + vlen));
-		if (conns[i].out == NULL)
+		conns[i].sent = malloc((size_t)depth * sizeof(double));
+		if (conns[i].out == NULL || conns[i].sent == NULL)
 			fail("malloc");
 		if ((conns[i].fd = dial()) == -1)
 			fail("connect");
@@ -281,6 +353,7 @@ run(int argc, char **argv)
 				if (n == -1 && errno != EAGAIN)
 					fail("write");
 				if (n > 0) {
+					stamp_sent(c, now_s(CLOCK_MONOTONIC));
 					c->outoff += (size_t)n;
 					bytes += (uint64_t)n;
 				}
@@ -293,9 +366,13 @@ run(int argc, char **argv)
 				if (n == 0 || (n == -1 && errno != EAGAIN))
 					fail("read");
 				if (n > 0) {
+					t = now_s(CLOCK_MONOTONIC);
 					c->inlen += (size_t)n;
 					bytes += (uint64_t)n;
-					take_answers(c);
+					if (*method == 'S')
+						take_lines(c, t);
+					else
+						take_answers(c, t);
 				}
 			}
 		}
@@ -309,9 +386,15 @@ run(int argc, char **argv)
 	secs = now_s(CLOCK_MONOTONIC) - t0;
 	for (i = 0; i < nconns; i++)
 		close(conns[i].fd);
-	printf("requests=%ld non2xx=%ld secs=%.3f rps=%.0f mbs=%.1f\n",
-	    answered, non2xx, secs, secs > 0 ? (double)answered / secs : 0.0,
-	    secs > 0 ? (double)bytes / 1e6 / secs : 0.0);
+	qsort(took, (size_t)answered, sizeof(*took), cmp_double);
+	printf("requests=%ld non2xx=%ld secs=%.3f rps=%.0f mbs=%.1f "
+	    "p50_ms=%.3f p99_ms=%.3f max_ms=%.3f\n", answered, non2xx, secs,
+	    secs > 0 ? (double)answered / secs : 0.0,
+	    secs > 0 ? (double)bytes / 1e6 / secs : 0.0,
+	    quantile_ms(took, (size_t)answered, 0.5),
+	    quantile_ms(took, (size_t)answered, 0.99),
+	    quantile_ms(took, (size_t)answered, 1));
+	free(took);
 	return 0;
 }
 
@@ -520,8 +603,9 @@ main(int argc, char **argv)
 	int rc = 2;
 
 	if (argc > 1 && (strcmp(argv[1], "put") == 0 ||
-	    strcmp(argv[1], "get") == 0)) {
-		method = strcmp(argv[1], "put") == 0 ? "PUT" : "GET";
+	    strcmp(argv[1], "set") == 0 || strcmp(argv[1], "get") == 0)) {
+		method = strcmp(argv[1], "put") == 0 ? "PUT" :
+		    strcmp(argv[1], "set") == 0 ? "SET" : "GET";
 		rc = run(argc - 2, argv + 2);
 	} else if (argc > 1 && strcmp(argv[1], "health") == 0)
 		rc = health(argc - 2, argv + 2);
@@ -529,7 +613,8 @@ main(int argc, char **argv)
 		rc = probe(argc - 2, argv + 2);
 	if (rc == 2)
 		fprintf(stderr, "usage: load put ADDR N CONNS DEPTH VALUE_BYTES "
-		    "[PREFIX [FIRST]]\n       load get ADDR N CONNS DEPTH "
+		    "[PREFIX [FIRST]]\n       load set ADDR N CONNS DEPTH "
+		    "VALUE_BYTES [PREFIX [FIRST]]\n       load get ADDR N CONNS DEPTH "
 		    "KEY [COUNT]\n       load health ADDR TIMEOUT_S [PATH]\n"
 		    "       load probe ADDR PID SECONDS\n");
 	return rc;

@@ -255,7 +255,8 @@ static int	 start_flusher(struct store *, char *, size_t);
 static struct store *open_store(const char *, enum store_fsync, int, char *,
 		    size_t);
 static void	*flusher(void *);
-static void	 after_sync(struct store *, int, uint64_t, int, int);
+static void	 mark_synced(struct store *, int, uint64_t);
+static void	 news_unlocked(struct store *);
 static int	 sync_due(const struct store *, uint64_t);
 static void	 copy_job(struct store *);
 static void	 flush_fd(struct store *, int, int *);
@@ -1666,7 +1667,7 @@ flusher(void *arg)
 	struct timespec ts;
 	uint64_t next = mono_ns() + NSEC_PER_SEC, target, end, t;
 	uint64_t ra_log = 0, ra_bkt = 0, until = 0;
-	int fd, e, growing, grew = 0, copied = 0, wake;
+	int fd, e, growing, grew = 0, copied = 0;
 
 	/*
 	 * Below the event loop: a sync of a large mapping spends CPU in the
@@ -1739,18 +1740,19 @@ flusher(void *arg)
 				s->s_ioerr = e;
 				notify(s);
 			}
-			wake = 0;
+			/* Still the live file (no compaction ended since):
+			 * mark what the sync covered, for recovery, before
+			 * any write it covered is acknowledged. */
+			if (e == 0 && fd == s->s_syncfd)
+				mark_synced(s, fd, end);
 			if (e == 0 && target > s->s_durable) {
 				s->s_gather = s->s_want - s->s_durable;
 				s->s_gather_ns = t < GATHER_MAX_NS ? t :
 				    GATHER_MAX_NS;
 				s->s_durable = target;
-				wake = news(s);
+				if (news(s))
+					news_unlocked(s);
 			}
-			/* Still the live file (no compaction ended since):
-			 * mark what the sync covered, for recovery. */
-			after_sync(s, fd, end, wake,
-			    e == 0 && fd == s->s_syncfd);
 			next = mono_ns() + NSEC_PER_SEC;
 			copied = 0;
 			continue;
@@ -1772,25 +1774,30 @@ flusher(void *arg)
 }
 
 /*
- * After a sync: wake the poll loop (wake, from news) and mark what the
- * sync covered (mark), without s_mu held. Woken under s_mu, the loop ran
- * at once on this CPU, found s_mu taken, and gave it back: two context
- * switches more per sync, ~30 us. Called and returns with s_mu held, fd
- * as in flush_fd.
+ * Mark in fd's header the log end a sync covered, without s_mu held (fd
+ * kept as in flush_fd). Called and returns with s_mu held.
  */
 static void
-after_sync(struct store *s, int fd, uint64_t end, int wake, int mark)
+mark_synced(struct store *s, int fd, uint64_t end)
 {
-	if (!wake && !mark)
-		return;
 	s->s_busyfd = fd;
 	pthread_mutex_unlock(&s->s_mu);
-	if (wake)
-		news_send(s);
-	if (mark)
-		write_synced(fd, end);
+	write_synced(fd, end);
 	pthread_mutex_lock(&s->s_mu);
 	unbusy(s);
+}
+
+/*
+ * news_send without s_mu held. Woken under s_mu, the loop ran at once on
+ * this CPU, found s_mu taken, and gave it back: two context switches more
+ * per sync, ~30 us. Called and returns with s_mu held.
+ */
+static void
+news_unlocked(struct store *s)
+{
+	pthread_mutex_unlock(&s->s_mu);
+	news_send(s);
+	pthread_mutex_lock(&s->s_mu);
 }
 
 /* Whether the store's log is due a sync. Called with s_mu held. */

@@ -615,7 +615,10 @@ tick(void)
 		}
 	}
 	wait_run();
-	repl_flush();
+	/* Under FSYNC=always the stream carries only what is on the
+	 * primary's disk, a flush's worth per batch. */
+	repl_flush(node.fsync == STORE_FSYNC_ALWAYS ?
+	    store_durable_seq(node.store) : store_last_seq(node.store));
 }
 
 /*

@@ -255,6 +255,7 @@ static char		 node_id[ID_MAX];	/* this process, in /repl/state */
 static int		 stopping;	/* threads leave at their next check */
 static int		 draining;	/* repl_shutdown started: no new work */
 static int		 unannounced;	/* enqueued since repl_flush (main) */
+static uint64_t		 announced;	/* bl.pushable, as main last set it */
 static struct repl_config cfg;	/* set before any thread starts */
 static char		 hdr_get[MAX_TOKEN_BYTES + 32];	/* the token */
 static char		 hdr_post[MAX_TOKEN_BYTES + 80];	/* and a type */
@@ -266,6 +267,7 @@ static struct {
 	uint64_t	 end;		/* absolute position after the newest */
 	uint64_t	 first_seq;	/* seq at start; last_seq + 1 if empty */
 	uint64_t	 last_seq;	/* this node's seq */
+	uint64_t	 pushable;	/* pushers send up to here (repl_flush) */
 	uint64_t	 epoch;		/* bumped by repl_reset */
 	char		 id[ID_MAX];
 	char		 prev_id[ID_MAX];	/* repl_accept_history's, or "" */
@@ -1228,7 +1230,7 @@ repl_init(const struct repl_config *c, const char *repl_id, uint64_t seq)
 	(void)pthread_condattr_destroy(&ca);
 	(void)fmt_buf(bl.id, sizeof(bl.id), "%s", repl_id);
 	bl.first_seq = seq + 1;
-	bl.last_seq = seq;
+	bl.last_seq = bl.pushable = announced = seq;
 	/* The token is never logged: client.c never quotes header lines. */
 	(void)fmt_buf(hdr_get, sizeof(hdr_get), "X-Kv-Repl-Token: %s\r\n",
 	    cfg.token[0] != '\0' ? cfg.token : "none");
@@ -1256,7 +1258,7 @@ repl_reset(const char *repl_id, uint64_t seq)
 	bl.prev_id[0] = '\0';
 	bl.start = bl.end;
 	bl.first_seq = seq + 1;
-	bl.last_seq = seq;
+	bl.last_seq = bl.pushable = announced = seq;
 	bl.epoch++;
 	(void)pthread_cond_broadcast(&cv);
 	UNLOCK();
@@ -1439,16 +1441,24 @@ repl_read(struct repl_cursor *cur, char *buf, size_t cap, size_t *cut)
 /*
  * Wake the pushers once for everything enqueued since the last call, as
  * Redis writes to its replicas once per event loop turn: a wake per write
- * costs two context switches and sends batches of one record.
+ * costs two context switches and sends batches of one record. Nothing past
+ * upto is pushed yet: under FSYNC=always what a flush made durable goes
+ * out at once, a flush's worth in one batch per replica.
  */
 void
-repl_flush(void)
+repl_flush(uint64_t upto)
 {
-	if (!unannounced)
+	if (!unannounced || upto <= announced)
 		return;
-	unannounced = 0;
 	LOCK();
-	(void)pthread_cond_broadcast(&cv);
+	if (upto > bl.last_seq)
+		upto = bl.last_seq;
+	if (upto > bl.pushable) {
+		bl.pushable = upto;
+		(void)pthread_cond_broadcast(&cv);
+	}
+	announced = bl.pushable;
+	unannounced = announced < bl.last_seq;
 	UNLOCK();
 }
 
@@ -1723,6 +1733,13 @@ contact(struct push *ps)
 	UNLOCK();
 }
 
+/* Whether the backlog holds records for ps that may be pushed. Under mu. */
+static int
+pushable(const struct push *ps)
+{
+	return ps->pos < bl.end && ps->next_seq <= bl.pushable;
+}
+
 /*
  * Stream the backlog from ps->pos: wait for records or the heartbeat,
  * copy a batch under the mutex, send it without. Returns S_STOP, S_RESYNC
@@ -1754,7 +1771,7 @@ stream(struct push *ps)
 				    p->url, (unsigned long long)ps->next_seq);
 				return S_RESYNC;
 			}
-			if (ps->pos < bl.end ||
+			if (pushable(ps) ||
 			    mono_ms() >= last_send + REPL_HEARTBEAT_MS)
 				break;
 			wait_until(last_send + REPL_HEARTBEAT_MS);
@@ -1763,7 +1780,8 @@ stream(struct push *ps)
 		cnt = whole_cnt = 0;
 		nomem = 0;
 		whole_pos = ps->pos;
-		for (pos = ps->pos; pos < bl.end; pos += sz, cnt++) {
+		for (pos = ps->pos; pos < bl.end &&
+		    ps->next_seq + cnt <= bl.pushable; pos += sz, cnt++) {
 			sz = ring_slot(pos, NULL, NULL);
 			wire = sz - SLOT_HEAD;
 			/* A transaction may pass batch_bytes: it is bounded
@@ -1789,7 +1807,7 @@ stream(struct push *ps)
 			}
 		}
 		/* The rest of an open group is being enqueued: next time. */
-		open_group = whole_cnt == 0 && !nomem && ps->pos < bl.end;
+		open_group = whole_cnt == 0 && !nomem && pushable(ps);
 		n = whole_n;
 		cnt = whole_cnt;
 		pos = whole_pos;
@@ -2368,7 +2386,7 @@ repl_shutdown(int drain_ms)
 		pending = 0;
 		for (p = peers; p != NULL; p = p->next)
 			if (strcmp(p->state, "streaming") == 0 &&
-			    p->acked_seq < bl.last_seq)
+			    p->acked_seq < bl.pushable)
 				pending++;
 		if (pending == 0 || mono_ms() >= deadline)
 			break;

@@ -171,9 +171,10 @@ void	repl_enqueue(int op, uint64_t seq, const char *key, size_t klen,
 void	repl_enqueue_exp(int op, uint64_t seq, const char *key, size_t klen,
 	    const char *val, size_t vlen, uint64_t expires);
 
-/* Wake the pushers for what was enqueued since the last call (main thread,
- * once per event loop turn). */
-void	repl_flush(void);
+/* Wake the pushers for what was enqueued since the last call, up to seq
+ * upto: the store's durable seq under FSYNC=always, its last otherwise
+ * (main thread, once per event loop turn). */
+void	repl_flush(uint64_t upto);
 
 /*
  * Fill up to max peers, configured ones (REPLICA_URLS) first, then the
@@ -249,7 +250,8 @@ int	repl_from_primary(const struct sockaddr_storage *peer,
 
 /* ---- Both ---- */
 
-/* Give the pushers up to drain_ms to deliver what is pending, then stop
- * and join every thread. Blocks up to drain_ms, plus up to timeout_ms (or
- * the resolver's, resolve.h) for a thread inside connect or resolve_host. */
+/* Give the pushers up to drain_ms to deliver what repl_flush let go, then
+ * stop and join every thread. Blocks up to drain_ms, plus up to timeout_ms
+ * (or the resolver's, resolve.h) for a thread inside connect or
+ * resolve_host. */
 void	repl_shutdown(int drain_ms);

@@ -835,9 +835,21 @@ recovering_config(struct repl_config *c, const char *self, int wait_ms,
 	c->store = live;
 }
 
+/* Stream to the fake replica r (backlog 1 MiB, batches of batch bytes). */
+static void
+stream_to(struct fake *r, size_t batch)
+{
+	struct repl_config c;
+
+	config(&c, r->url, 1 << 20, batch);
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	CHECK(repl_add_replica(r->url, NULL) == 0, "add replica");
+	CHECK(wait_state("streaming", 2000), "streaming (%s)", peer0().state);
+}
+
 /* Enqueue write seq (a put with a binary key, or every 7th a delete). */
 static void
-write_one(struct bytes *expect, uint64_t seq, size_t vmax)
+enqueue_one(struct bytes *expect, uint64_t seq, size_t vmax)
 {
 	char key[32], val[4096];
 	size_t kl, vl, i;
@@ -858,7 +870,14 @@ write_one(struct bytes *expect, uint64_t seq, size_t vmax)
 		if (expect != NULL)
 			add_rec(expect, 'P', seq, key, kl, val, vl);
 	}
-	repl_flush();
+}
+
+/* enqueue_one, then push it, as the main loop's turn ends. */
+static void
+write_one(struct bytes *expect, uint64_t seq, size_t vmax)
+{
+	enqueue_one(expect, seq, vmax);
+	repl_flush(seq);
 }
 
 /* The records for seqs [from, to] that write_one makes. */
@@ -1061,7 +1080,6 @@ test_stream(void)
 static void
 test_batching(void)
 {
-	struct repl_config c;
 	struct fake *r = fake_start(ID_A, 0, TOKEN);
 	struct bytes want = { NULL, 0, 0 };
 	uint64_t seq;
@@ -1069,10 +1087,7 @@ test_batching(void)
 	int applies;
 
 	r->delay_ms = 20;
-	config(&c, r->url, 1 << 20, 4096);
-	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
-	CHECK(repl_add_replica(r->url, NULL) == 0, "add replica");
-	CHECK(wait_state("streaming", 2000), "streaming (%s)", peer0().state);
+	stream_to(r, 4096);
 	for (seq = 1; seq <= 2000; seq++)
 		write_one(NULL, seq, 300);
 	expected(&want, 1, 2000, 300);
@@ -1086,6 +1101,47 @@ test_batching(void)
 	CHECK(largest <= 4096 && applies <= (int)(want.len / 2048) + 2,
 	    "batches of up to 4096 bytes, half full at least: %d applies for "
 	    "%zu bytes, the largest %zu", applies, want.len, largest);
+	repl_shutdown(0);
+	fake_stop(r);
+	free(want.p);
+}
+
+/*
+ * Nothing past repl_flush's upto is pushed (under FSYNC=always, what is
+ * not yet durable); once upto moves, all that it covers goes in one batch.
+ * An upto past the newest write pushes everything, and no further.
+ */
+static void
+test_pushable(void)
+{
+	struct fake *r = fake_start(ID_A, 0, TOKEN);
+	struct bytes want = { NULL, 0, 0 };
+	uint64_t seq;
+	int applies;
+
+	stream_to(r, 1 << 20);
+	for (seq = 1; seq <= 100; seq++)
+		enqueue_one(&want, seq, 300);
+	repl_flush(40);
+	CHECK(wait_seq(r, 40, 5000), "pushed up to 40 (at %llu)",
+	    (unsigned long long)fget(r, &r->seq, NULL));
+	applies = (int)fget(r, NULL, &r->applies);
+	sleep_ms(200);
+	CHECK(fget(r, &r->seq, NULL) == 40, "and no further (at %llu)",
+	    (unsigned long long)fget(r, &r->seq, NULL));
+	repl_flush(30);
+	repl_flush(100);
+	CHECK(wait_seq(r, 100, 5000), "pushed up to 100 (at %llu)",
+	    (unsigned long long)fget(r, &r->seq, NULL));
+	CHECK(fget(r, NULL, &r->applies) == (uint64_t)applies + 1,
+	    "41..100 in one batch (%d applies)",
+	    (int)fget(r, NULL, &r->applies) - applies);
+	for (seq = 101; seq <= 110; seq++)
+		enqueue_one(&want, seq, 300);
+	repl_flush(UINT64_MAX);
+	CHECK(wait_seq(r, 110, 5000), "an upto past the newest: 110 (at %llu)",
+	    (unsigned long long)fget(r, &r->seq, NULL));
+	CHECK(same(r, &r->log, &want), "in order, each once");
 	repl_shutdown(0);
 	fake_stop(r);
 	free(want.p);
@@ -1132,7 +1188,6 @@ test_group_len(void)
 static void
 test_batching_groups(void)
 {
-	struct repl_config c;
 	struct repl_record rec;
 	struct bytes want = { NULL, 0, 0 };
 	struct fake *r = fake_start(ID_A, 0, TOKEN);
@@ -1146,10 +1201,7 @@ test_batching_groups(void)
 	    7, "k", 1, NULL, 0), &rec) == 16 && rec.op == 'D' && rec.more &&
 	    buf[0] == 'd', "'d': a delete, more follow");
 	r->delay_ms = 20;
-	config(&c, r->url, 1 << 20, 4096);
-	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
-	CHECK(repl_add_replica(r->url, NULL) == 0, "add replica");
-	CHECK(wait_state("streaming", 2000), "streaming (%s)", peer0().state);
+	stream_to(r, 4096);
 	for (seq = 1; seq <= 1000; seq++) {
 		op = 'P' | (seq % 5 != 0 ? REPL_MORE : 0);
 		exp = seq % 3 == 0 ? 1700000000000ULL + seq : 0;
@@ -1158,7 +1210,7 @@ test_batching_groups(void)
 		    sizeof(val), exp);
 		bytes_add(&want, buf, n);
 	}
-	repl_flush();
+	repl_flush(1000);
 	CHECK(wait_seq(r, 1000, 20000), "replica reached seq 1000 (at %llu)",
 	    (unsigned long long)fget(r, &r->seq, NULL));
 	split = (int)fget(r, NULL, &r->split_groups);
@@ -1358,7 +1410,7 @@ test_full_sync(void)
 
 		memset(hv, 'z', sizeof(hv));
 		repl_enqueue('P', 311, "huge", 4, hv, sizeof(hv));
-		repl_flush();
+		repl_flush(311);
 	}
 	CHECK(wait_int(r, &r->ends, 2, 5000), "a record bigger than the "
 	    "backlog leads to a full sync");
@@ -2047,6 +2099,7 @@ main(void)
 	test_client();	/* first: it is for a process without repl_init */
 	test_stream();
 	test_batching();
+	test_pushable();
 	test_group_len();
 	test_batching_groups();
 	test_tail();

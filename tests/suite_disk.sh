@@ -95,11 +95,23 @@ testFullDiskAnswers507AndKeepsEveryAcknowledgedWrite() {
 # file on a small tmpfs, which runs out under it (a thin-provisioned
 # volume filling up). The write whose fdatasync fails is answered 503,
 # never 2xx; every write after it is refused; reads go on; /ready says
-# disk-failed. After a restart on a healthy disk, every write acknowledged
+# disk-failed. Its replica gets every acknowledged write and never the
+# failed one. After a restart on a healthy disk, every write acknowledged
 # before the trouble is there.
 testFailedFlushIsNeverAcknowledgedAndRefusesWrites() {
   disk_loop || return 0
+  new_port
+  rport=${sport}
   start eio DATA_DIR="${dfs}/data" FSYNC=always
+  env PORT="${rport}" ROLE=replica DATA_DIR="${SHUNIT_TMPDIR}/eiorep" \
+    PRIMARY_URL="http://127.0.0.1:${sport}" \
+    ADVERTISE_URL="http://127.0.0.1:${rport}" ./kvstore \
+    >"${SHUNIT_TMPDIR}/eiorep.log" 2>&1 &
+  rpid=$!
+  echo "${rpid}" >>"${SHUNIT_TMPDIR}/pids"
+  wait_up "${rport}" || fail "the replica did not start"
+  wait_streaming "${sport}" "${rport}" ||
+    fail "not streaming: $(curl -s "http://127.0.0.1:${sport}/ready")"
   : >"${SHUNIT_TMPDIR}/acked"
   for i in $(seq 1 20); do
     dput "${sport}" "k${i}"
@@ -132,9 +144,20 @@ testFailedFlushIsNeverAcknowledgedAndRefusesWrites() {
   assertContains 'metric' "$(curl -s "http://127.0.0.1:${sport}/metrics")" \
     'kvstore_disk_failed 1'
   assertEquals 'logged once' 1 "$(grep -c 'flush failed' "${slog}")"
+  durable=$(json_num "$(curl -s "http://127.0.0.1:${sport}/ready")" durable_seq)
+  wait_seq "${rport}" "${durable}"
+  assertEquals 'the replica has every acknowledged write' "${durable}" \
+    "$(node_seq "${rport}")"
+  failed=$(($(wc -l <"${SHUNIT_TMPDIR}/acked") + $(wc -l <"${SHUNIT_TMPDIR}/late") + 1))
   kill "${spid}"
   wait "${spid}"
   assertEquals 'SIGTERM: the close cannot flush, so exit 1' 1 $?
+  assertEquals 'and never the failed one, even at shutdown' 404 \
+    "$(curl -s -o /dev/null -w '%{http_code}' \
+    "http://127.0.0.1:${rport}/kv/k${failed}")"
+  assertEquals 'nor anything after the acknowledged' "${durable}" \
+    "$(node_seq "${rport}")"
+  stop "${rpid}"
 
   # A healthy disk again: the filesystem as the volume kept it.
   umount "${dfs}"

@@ -3538,12 +3538,117 @@ fsync(int fd)
 	return (int)syscall(SYS_fsync, fd);
 }
 
+/*
+ * sync_file_range, replaced the same way: a compaction writes its copy
+ * back with it, waiting for each chunk (WAIT_AFTER), and a test can make
+ * those waits fail. The store's early write-back of its log never waits.
+ */
+static int		fail_range_errno;	/* what a waiting call fails
+						   with, or 0 */
+static unsigned long	range_fails;		/* failed calls so far */
+
+int
+sync_file_range(int fd, off_t off, off_t len, unsigned int flags)
+{
+	int e;
+
+	pthread_mutex_lock(&fail_mu);
+	e = flags & SYNC_FILE_RANGE_WAIT_AFTER ? fail_range_errno : 0;
+	range_fails += e != 0;
+	pthread_mutex_unlock(&fail_mu);
+	if (e == 0)
+		return (int)syscall(SYS_sync_file_range, fd, off, len, flags);
+	errno = e;
+	return -1;
+}
+
+static void
+fail_range(int e)
+{
+	pthread_mutex_lock(&fail_mu);
+	fail_range_errno = e;
+	pthread_mutex_unlock(&fail_mu);
+}
+
 static void
 fail_disk(int e)
 {
 	pthread_mutex_lock(&fail_mu);
 	fail_errno = e;
 	pthread_mutex_unlock(&fail_mu);
+}
+
+/*
+ * A compaction's copy whose write-back fails is abandoned with the error
+ * logged, and nothing else changes: the store keeps every key, durability
+ * and writes go on, and the next compaction (here forced by new keys that
+ * need its buckets) completes, as does a reopen.
+ */
+static void
+test_copy_sync_error(void)
+{
+	static int last[20000];	/* the i that last wrote key k<j> */
+	struct store_stats st;
+	struct store_value v;
+	struct store *s;
+	const char *path = path_for("copyerr");
+	char key[32], val[100];
+	uint64_t compactions;
+	double end;
+	int i, j, n = 20000, bad, w;
+
+	tcase = "a compaction's failed write-back: abandoned, nothing lost";
+	remove_store(path);
+	if ((s = xopen(path, STORE_FSYNC_EVERYSEC)) == NULL)
+		return;
+	for (i = 0; i < 2 * n && (store_stats(s, &st), !st.compacting ||
+	    i < n); i++) {
+		snprintf(key, sizeof(key), "k%d", i % n);
+		last[i % n] = i;
+		(void)store_put(s, key, strlen(key), val,
+		    fill_value(val, i, 0, sizeof(val)), 0, NULL);
+	}
+	CHECK(st.compacting);
+	compactions = st.compactions;
+	w = nwarn;
+	fail_range(EIO);
+	end = now_sec() + 30;
+	while (store_stats(s, &st), st.compacting && now_sec() < end)
+		store_step(s);
+	fail_range(0);
+	CHECK(!st.compacting && st.compactions == compactions);
+	CHECK(range_fails > 0);
+	if (!CHECK(nwarn > w && strstr(lastlog, "compaction abandoned") !=
+	    NULL && strstr(lastlog, strerror(EIO)) != NULL))
+		printf("  last log line: %s\n", lastlog);
+	CHECK(store_error(s) == 0);
+	for (j = 0, bad = 0; j < n; j++) {
+		snprintf(key, sizeof(key), "k%d", j);
+		bad += store_get(s, key, strlen(key), &v) != 1 ||
+		    v.len != fill_value(val, last[j], 0, sizeof(val)) ||
+		    memcmp(v.data, val, v.len) != 0;
+	}
+	CHECK(bad == 0);
+
+	tcase = "a compaction's failed write-back: the next one completes";
+	for (i = 0; i < 40 * n && (store_stats(s, &st),
+	    st.compactions == compactions); i++) {
+		snprintf(key, sizeof(key), "new%d", i);
+		if (!CHECK(store_put(s, key, strlen(key), "v", 1, 0, NULL) ==
+		    1))
+			break;
+	}
+	while (store_stats(s, &st), st.compacting)
+		store_step(s);
+	CHECK(st.compactions > compactions);
+	CHECK(store_close(s) == 0);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(s, &st);
+	CHECK(st.recovered == 0 && st.keys == (uint64_t)(n + i));
+	CHECK(store_get(s, "k0", 2, &v) == 1 && store_get(s, key, strlen(key),
+	    &v) == 1);
+	CHECK(store_close(s) == 0);
 }
 
 /*
@@ -5281,6 +5386,7 @@ main(int argc, char *argv[])
 		{ "flusher_nice", test_flusher_nice },
 		{ "prep_cancel", test_prep_cancel },
 		{ "flush_error", test_flush_error },
+		{ "copy_sync_error", test_copy_sync_error },
 		{ "power_loss", test_power_loss },
 		{ "crash_exit", test_crash_exit },
 		{ "crash_cache", test_crash_cache },

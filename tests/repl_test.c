@@ -301,7 +301,6 @@ struct fake {
 	int		 fds[MAXC];
 	int		 stop;
 	int		 refuse;	/* close connections at once */
-	int		 reset_on_end;	/* call repl_reset like kvstore.c */
 	int		 fail_state;	/* answer /repl/state 503 */
 	int		 delay_ms;	/* before answering an apply */
 	/* its replica state */
@@ -494,9 +493,6 @@ handle(struct fake *f, int fd, const char *method, const char *target,
 		param(target, "seq", num, sizeof(num));
 		f->seq = strtoull(num, NULL, 10);
 		f->log.len = 0;
-		/* kvstore.c resets the backlog before it answers */
-		if (f->reset_on_end)
-			repl_reset(f->id, f->seq);
 	} else if (strcmp(target, "/repl/register") == 0) {
 		if (f->registers < 16)
 			f->reg_at[f->registers] = mono_ms();

@@ -263,6 +263,8 @@ static void	 copy_job(struct store *);
 static void	 flush_fd(struct store *, int, int *);
 static void	 final_job(struct store *);
 static void	 load_job(struct store *, uint64_t *, uint64_t *);
+static void	 seal_job(struct store *);
+static int	 mark_clean(struct store *);
 static void	 read_in(int, uint64_t, uint64_t);
 static void	 grow_job(struct store *);
 static void	 unbusy(struct store *);
@@ -1719,13 +1721,7 @@ flusher(void *arg)
 			continue;
 		}
 		if (s->s_seal == SEAL_ASKED) {
-			flush_fd(s, s->s_syncfd, &e);
-			if (e == 0)
-				flush_fd(s, s->s_syncifd, &e);
-			if (e != 0 && s->s_ioerr == 0)
-				s->s_ioerr = e;
-			s->s_seal = SEAL_DONE;
-			notify(s);
+			seal_job(s);
 			continue;
 		}
 		if (s->s_stop)
@@ -1899,6 +1895,33 @@ final_job(struct store *s)
 			s->s_ioerr = e;
 	} else if (s->s_finalseq > s->s_durable)
 		s->s_durable = s->s_finalseq;
+	notify(s);
+}
+
+/*
+ * store_seal's work: what a clean close writes (the log synced, the index
+ * stamped and synced, the zeros past the log cut, the header marked clean
+ * and synced), so that store_close does none of it on the loop. Each sync
+ * waits for the disk's write cache to be flushed: on a busy disk the
+ * close's syncs of a 10M-key copy held the loop 0.88 s. Nothing writes to
+ * a store once it is sealed (store.h). Called and returns with s_mu held.
+ */
+static void
+seal_job(struct store *s)
+{
+	int e;
+
+	s->s_growfd = -1;	/* nothing grows the file past the cut */
+	flush_fd(s, s->s_syncfd, &e);
+	s->s_busyfd = s->s_syncfd;
+	pthread_mutex_unlock(&s->s_mu);
+	if (e == 0)
+		e = mark_clean(s);
+	pthread_mutex_lock(&s->s_mu);
+	unbusy(s);
+	if (e != 0 && s->s_ioerr == 0)
+		s->s_ioerr = e;
+	s->s_seal = SEAL_DONE;
 	notify(s);
 }
 
@@ -2590,7 +2613,6 @@ int
 store_close(struct store *s)
 {
 	struct kvfile *f;
-	uint64_t gen;
 	int e = 0;
 
 	if (s == NULL)
@@ -2608,17 +2630,12 @@ store_close(struct store *s)
 	/* Everything else reaches the disk before clean = 1 does. */
 	if (s->s_ioerr != 0)
 		e = s->s_ioerr;
-	else if (msync(f->f_map, f->f_size, MS_SYNC) == -1 ||
-	    (gen = index_seal(f)) == 0)
+	else if (s->s_seal == SEAL_DONE)
+		;	/* closed cleanly by seal_job */
+	else if (msync(f->f_map, f->f_size, MS_SYNC) == -1)
 		e = errno;
-	else {
-		trim(f);
-		HDR(f)->h_idx_gen = gen;
-		hdr_store(f, s->s_last_seq, 1);
-		hdr_synced(HDR(f), f->f_end);
-		if (msync(f->f_map, PAGE, MS_SYNC) == -1)
-			e = errno;
-	}
+	else
+		e = mark_clean(s);
 	if (e != 0)
 		kv_log("error", "%s: close: flush failed: %s", s->s_path,
 		    strerror(e));
@@ -2628,6 +2645,26 @@ store_close(struct store *s)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * The end of a clean close, once the log is synced: the index stamped with
+ * a new generation and synced, the zeros past the log cut, and the header
+ * marked clean, naming that index, and synced. Returns 0 or an errno.
+ */
+static int
+mark_clean(struct store *s)
+{
+	struct kvfile *f = &s->s_f;
+	uint64_t gen;
+
+	if ((gen = index_seal(f)) == 0)
+		return errno;
+	trim(f);
+	HDR(f)->h_idx_gen = gen;
+	hdr_store(f, s->s_last_seq, 1);
+	hdr_synced(HDR(f), f->f_end);
+	return msync(f->f_map, PAGE, MS_SYNC) == -1 ? errno : 0;
 }
 
 /*

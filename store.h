@@ -102,10 +102,12 @@ void	store_seed(struct store *s, char *out);
 
 /*
  * Write fresh (from store_create, every record loaded) to disk in its own
- * thread, so that store_adopt does not wait for the disk. Returns 0 while
- * that runs (store_notify_fd becomes readable when it ends; drain it with
+ * thread, closed as cleanly as store_close leaves a file, so that
+ * store_adopt does not wait for the disk. Returns 0 while that runs
+ * (store_notify_fd becomes readable when it ends; drain it with
  * store_durable_seq), then 1, or -1 with errno if the flush failed, after
- * which store_adopt fails too. Write nothing to fresh meanwhile.
+ * which store_adopt fails too. Write nothing to fresh from the first call
+ * on: only store_adopt or store_discard.
  */
 int	store_seal(struct store *fresh);
 

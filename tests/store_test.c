@@ -2856,6 +2856,38 @@ wait_sealed(struct store *s, double secs)
 }
 
 /*
+ * Whether the store file at path, still open, is as a clean close leaves
+ * it: its header says clean and names its index's generation, which the
+ * index's header carries, and the zeros past its log are cut.
+ */
+static int
+sealed_clean(const char *path)
+{
+	char hdr[PAGE], ihdr[16], ipath[1108];
+	struct stat sb;
+	uint64_t end;
+	int fd, ifd, ok;
+
+	snprintf(ipath, sizeof(ipath), "%s.idx", path);
+	fd = open(path, O_RDONLY);
+	ifd = open(ipath, O_RDONLY);
+	ok = fd != -1 && ifd != -1 && pread(fd, hdr, PAGE, 0) == PAGE &&
+	    pread(ifd, ihdr, sizeof(ihdr), 0) == (ssize_t)sizeof(ihdr) &&
+	    fstat(fd, &sb) == 0;
+	if (ok) {
+		end = u64at(hdr + 136);
+		ok = u32at(hdr + 132) == 1 && u64at(hdr + 176) != 0 &&
+		    u64at(ihdr + 8) == u64at(hdr + 176) &&
+		    (uint64_t)sb.st_size == (end + PAGE - 1) / PAGE * PAGE;
+	}
+	if (fd != -1)
+		(void)close(fd);
+	if (ifd != -1)
+		(void)close(ifd);
+	return ok;
+}
+
+/*
  * store_create builds a full sync's copy in "<path>.sync" beside the live
  * store, store_adopt renames it over the store, and a .sync left by a
  * crash is deleted when the live store opens, never when the copy does.
@@ -2889,6 +2921,8 @@ test_sync_file(void)
 	CHECK(store_seal(b) == 0);
 	CHECK(wait_sealed(b, 10) == 1);
 	CHECK(store_seal(b) == 1);
+	/* Closed as store_close would, so that the swap syncs nothing. */
+	CHECK(sealed_clean(spath));
 
 	tcase = "full sync: store_adopt renames it over the store";
 	if ((a = store_adopt(a, b, err, sizeof(err))) == NULL) {

@@ -75,6 +75,13 @@ static struct waiter *park(struct http_request *, int, uint64_t, uint64_t,
 		    const char *, size_t);
 
 static struct pending	*pending_head, *pending_tail;
+/*
+ * Answered ones, kept for the next writes: at most as many as were ever
+ * pending at once (a write per connection). Freed after each flush, a
+ * flush's worth emptied a page of musl's malloc, which unmapped it and
+ * mapped it again for the next: two syscalls and a page fault a flush.
+ */
+static struct pending	*pending_free;
 static struct waiter	*waiters;
 static int		 nparked;	/* waiters, against node.max_parked */
 static size_t		 parked_bytes;	/* their bodies */
@@ -166,7 +173,9 @@ wait_ack_body(struct http_request *r, int status, const char *msg,
 		reply_write(r->id, status, msg, body, blen, seq);
 		return;
 	}
-	if ((p = malloc(sizeof(*p))) == NULL) {
+	if ((p = pending_free) != NULL)
+		pending_free = p->next;
+	else if ((p = malloc(sizeof(*p))) == NULL) {
 		free(body);
 		reply_text(r->id, 503, "", "out of memory; the write was "
 		    "made but is not yet known to be on disk");
@@ -200,7 +209,8 @@ flush_pending(void)
 		reply_write(p->id, p->status, p->msg, p->body, p->blen,
 		    p->seq);
 		pending_head = p->next;
-		free(p);
+		p->next = pending_free;
+		pending_free = p;
 	}
 	if (pending_head != NULL && (e = store_error(node.store)) != 0) {
 		while ((p = pending_head) != NULL) {

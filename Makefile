@@ -98,12 +98,14 @@ TEST_SRC_replica_test = api.c client.c cm.c events.c http.c json.c node.c \
 	parse.c recover.c repl.c resolve.c status.c txn.c ui.c wait.c \
 	$(STORE_SRC) \
 	tests/from_primary.c
+# http_test counts its connections' buffer growths (--wrap=resize);
 # repl_test stands in for the resolver (--wrap) to move a replica's
 # address; replica_test catches the answers and the loop's wake-ups, and
 # with fuzz_api stands in for the primary's address check (from_primary.c);
 # store_test_softcrc runs store_test with the CRC tables that CPUs
 # without SSE4.2 use; both stand in for rename (--wrap) to die between
 # the two renames that put a store and its index in place.
+TEST_FLAGS_http_test = -Wl,--wrap=resize
 TEST_FLAGS_repl_test = -Wl,--wrap=resolve_host
 TEST_FLAGS_replica_test = -Wl,--wrap=http_reply,--wrap=http_wake \
 	-Wl,--wrap=http_peer,--wrap=repl_from_primary

@@ -84,6 +84,7 @@
 #define IN_INIT		2048	/* curl's and wrk's heads fit; grows as needed */
 #define IN_SLACK	4096	/* room to read pipelined bytes with a body */
 #define IN_KEEP		65536	/* shrink a buffer above this once idle */
+#define IN_KEEP_MS	1000	/* for this long after its last request */
 #define OUT_HIGH	(256 * 1024)	/* stop reading with this much queued */
 #define STREAM_LOW	(64 * 1024)	/* refill a stream below this */
 #define STREAM_PIECE	16384	/* one producer call, one chunk */
@@ -971,9 +972,15 @@ in_room(struct conn *c)
 	}
 	lim = in_limit(c);
 	if (c->c_state == S_HEAD && c->c_incap > IN_KEEP &&
-	    c->c_inlen < IN_INIT &&
+	    c->c_inlen < IN_INIT && now - c->c_t_idle >= IN_KEEP_MS &&
 	    (p = resize(c->c_in, c->c_incap, IN_INIT)) != NULL) {
-		/* Give back what a big body took once the conn is idle. */
+		/*
+		 * Give back what a big body took once the conn has rested:
+		 * a stream of them (a full sync's batches) keeps it, where
+		 * each unmap and map again of 1 MiB waited for the mmap
+		 * lock, held by a flusher reading in (5 to 69 ms each in a
+		 * 10M-key resync).
+		 */
 		c->c_in = p;
 		c->c_incap = IN_INIT;
 		c->c_inmoves++;

@@ -1034,6 +1034,28 @@ loop_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * resize, as http.c's connections call it (linked with --wrap=resize):
+ * counts each growth of a buffer past IN_KEEP and each shrink below it.
+ */
+#define BIG_BUF		65536	/* http.c's IN_KEEP */
+static int		 big_grows, big_shrinks;
+
+void	*__real_resize(void *, size_t, size_t);
+void	*__wrap_resize(void *, size_t, size_t);
+
+void *
+__wrap_resize(void *p, size_t used, size_t n)
+{
+	pthread_mutex_lock(&loopmu);
+	if (n > BIG_BUF && used <= BIG_BUF)
+		big_grows++;
+	else if (n <= BIG_BUF && used > BIG_BUF)
+		big_shrinks++;
+	pthread_mutex_unlock(&loopmu);
+	return __real_resize(p, used, n);
+}
+
 static int
 loop_count(int *n)
 {
@@ -1271,6 +1293,48 @@ test_turns(int p)
  * SLOW_MS in its handler, read at once, are not all taken in one pass of
  * the loop (its tick runs between them).
  */
+/*
+ * Big bodies back to back on one connection: its buffer grows once for
+ * the first and is kept for the next (a full sync's batches), since
+ * giving it back and growing it again unmaps and maps memory each time;
+ * after a second without a request the next read gives it back.
+ */
+static void
+test_big_bodies(int p)
+{
+	static char	 req[200 * 1024 + 128];
+	struct timespec	 rest = { 1, 200 * 1000000L };	/* IN_KEEP_MS + */
+	char		 out[512];
+	int		 fd = loop_dial(p), i, grows, ok = 1;
+	size_t		 n;
+
+	n = (size_t)sprintf(req, "PUT /big HTTP/1.1\r\nHost: a\r\n"
+	    "Content-Length: %d\r\n\r\n", 200 * 1024);
+	memset(req + n, 'v', 200 * 1024);
+	req[n + 200 * 1024] = '\0';
+	pthread_mutex_lock(&loopmu);
+	big_grows = big_shrinks = 0;
+	pthread_mutex_unlock(&loopmu);
+	for (i = 0; i < 3; i++) {
+		loop_talk(fd, req, out, sizeof(out), 1);
+		ok &= strncmp(out, "HTTP/1.1 200 ", 13) == 0;
+		if (i == 0)
+			grows = loop_count(&big_grows);
+	}
+	check(ok && grows == 1, "buffers: the first of three 200 KiB bodies "
+	    "grows the buffer", out, strlen(out), "grew %d times", grows);
+	check(loop_count(&big_grows) == 1 && loop_count(&big_shrinks) == 0,
+	    "buffers: the next two reuse it", "", 0, "grew %d times, shrank "
+	    "%d", loop_count(&big_grows), loop_count(&big_shrinks));
+	nanosleep(&rest, NULL);
+	loop_talk(fd, REQ("/x"), out, sizeof(out), 1);
+	check(strncmp(out, "HTTP/1.1 200 ", 13) == 0 &&
+	    loop_count(&big_shrinks) == 1, "buffers: given back after a "
+	    "second at rest", out, strlen(out), "shrank %d times",
+	    loop_count(&big_shrinks));
+	close(fd);
+}
+
 static void
 test_parked(int p)
 {
@@ -1348,6 +1412,7 @@ test_loop(void)
 	test_admit(p);
 	test_turns(p);
 	test_parked(p);
+	test_big_bodies(p);
 	fd = loop_dial(p);
 	loop_talk(fd, "GET /stop HTTP/1.1\r\nHost: a\r\nConnection: close"
 	    "\r\n\r\n", out, sizeof(out), 0);

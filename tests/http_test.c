@@ -1288,12 +1288,6 @@ test_turns(int p)
 }
 
 /*
- * A request left waiting for its answer (a write under FSYNC=always) ends
- * a turn after TURN_NS as an answered one does: NPARK such requests, each
- * SLOW_MS in its handler, read at once, are not all taken in one pass of
- * the loop (its tick runs between them).
- */
-/*
  * Big bodies back to back on one connection: its buffer grows once for
  * the first and is kept for the next (a full sync's batches), since
  * giving it back and growing it again unmaps and maps memory each time;
@@ -1335,6 +1329,12 @@ test_big_bodies(int p)
 	close(fd);
 }
 
+/*
+ * A request left waiting for its answer (a write under FSYNC=always) ends
+ * a turn after TURN_NS as an answered one does: NPARK such requests, each
+ * SLOW_MS in its handler, read at once, are not all taken in one pass of
+ * the loop (its tick runs between them).
+ */
 static void
 test_parked(int p)
 {

@@ -1326,8 +1326,8 @@ written_end(const struct kvfile *f, uint64_t from)
 	/*
 	 * Reading the preallocated zeros costs a page fault per 4 KiB, and
 	 * a byte at a time, 0.1 s of a 10M-key recovery's CPU for the up to
-	 * 256 MiB grown past the log: so a word at a time (the mapping and
-	 * f_size are page-aligned), then the bytes of the last one.
+	 * 256 MiB grown past the log: so a word at a time (memcpy: any
+	 * alignment), then the bytes of the last one.
 	 */
 	for (; last >= from + 8; last -= 8) {
 		memcpy(&word, f->f_map + last - 8, 8);

@@ -1037,8 +1037,9 @@ print_report(const struct store_report *r)
 		    (unsigned long long)r->bad_buckets);
 	if (r->cut_records > 0)
 		fmt_out(&sout, "  %llu records of transactions cut short, the "
-		    "first at offset %llu: the next start drops them, as it "
-		    "does a torn tail\n", (unsigned long long)r->cut_records,
+		    "first at offset %llu: salvage leaves them out, and a "
+		    "start drops those at the log's end as a torn tail\n",
+		    (unsigned long long)r->cut_records,
 		    (unsigned long long)r->first_cut);
 	fmt_out(&sout, "  newest seq: %llu", (unsigned long long)r->last_seq);
 	if (r->bad_ranges > 0)
@@ -1137,6 +1138,10 @@ cli_salvage(int argc, char **argv)
 	fmt_out(&sout, "salvaged %llu keys, newest seq %llu; the old file is "
 	    "kept as %s\n", (unsigned long long)r.keys,
 	    (unsigned long long)r.last_seq, kept);
+	if (r.cut_records > 0)
+		fmt_out(&sout, "left out %llu records of transactions cut "
+		    "short, so that none is applied in part; the old file "
+		    "keeps them\n", (unsigned long long)r.cut_records);
 	if (r.new_repl_id)
 		fmt_out(&sout, "records were lost, so the store has a new replication "
 		    "id: as a primary, every replica full-syncs from it and "

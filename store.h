@@ -56,7 +56,10 @@ struct store_report {
 	uint64_t	 synced_end;	/* log known on disk (header), or 0 */
 	uint64_t	 bad_buckets;	/* a clean file's, against its log */
 	uint64_t	 cut_records;	/* of transactions cut short by a bad
-					   range or the end: open drops them */
+					   range or the end, or after a range
+					   that may be the rest of one: salvage
+					   leaves them out, open those at the
+					   end */
 	uint64_t	 first_cut;	/* offset of the first such record */
 	int		 clean;		/* closed cleanly: buckets checked */
 	int		 no_index;	/* clean, but the index is missing or

@@ -7,8 +7,8 @@
  * record by record, finding it again past each bad stretch at the next
  * 8-byte boundary where a whole record passes its CRC (next_valid).
  * store_check changes nothing; store_salvage writes a new file beside the
- * old one from every valid record, then renames it into place, keeping
- * the old file.
+ * old one from every valid record but those of a transaction cut short
+ * (check_walk), then renames it into place, keeping the old file.
  */
 
 #include <sys/types.h>
@@ -194,10 +194,33 @@ check_close(struct checked *k)
 }
 
 /*
+ * A transaction (a group of records, store.c) as check_walk follows it.
+ * Its records are contiguous, so a bad range inside one cuts it: the part
+ * before the range is never passed on, and neither is what follows the
+ * range up to the next group's end when it may be the rest (may_be_rest).
+ */
+struct group {
+	uint64_t	 g_first;	/* offset of its first record seen */
+	uint64_t	 g_n;		/* its records seen */
+	uint64_t	 g_last_seq;	/* the seq of the last of them */
+	int		 g_open;	/* a group's end is still to come */
+	int		 g_rest;	/* what is seen is the rest of a cut one */
+};
+
+static int	 walk_rec(struct checked *, struct group *,
+		    struct store_report *, const struct rec *, uint64_t,
+		    int (*)(void *, const struct rec *, uint64_t), void *);
+static void	 cut_group(struct group *, struct store_report *);
+static int	 may_be_rest(const struct checked *, const struct group *,
+		    uint64_t, uint64_t);
+
+/*
  * Walk every valid record of k's log in order, passing each to rec_fn
- * (if not NULL; nonzero stops the walk with -1), and each stretch of log
- * between them that holds none to range_fn (as store_check's fn). Fills
- * rep's counts of records, of ranges and of transactions cut short.
+ * (if not NULL; nonzero stops the walk with -1) as open would replay it:
+ * a transaction's records only once its last is seen, and never those of
+ * one cut short (rep->cut_records counts them). Each stretch of log
+ * between records that holds none goes to range_fn (as store_check's fn).
+ * Fills rep's counts of records, of ranges and of records cut short.
  */
 static int
 check_walk(struct checked *k, struct store_report *rep,
@@ -206,10 +229,12 @@ check_walk(struct checked *k, struct store_report *rep,
     size_t), void *range_arg)
 {
 	const struct kvfile *f = &k->k_f;
+	struct group g;
 	struct rec r, prev;
-	uint64_t off = f->f_start, next, gstart = 0, gn = 0;
+	uint64_t off = f->f_start, next;
 	int damaged, have_prev = 0;
 
+	memset(&g, 0, sizeof(g));
 	rep->log_end = round_up(written_end(f, f->f_start), 8);
 	if (rep->log_end > f->f_size)
 		rep->log_end = f->f_size;
@@ -221,36 +246,25 @@ check_walk(struct checked *k, struct store_report *rep,
 	for (;;) {
 		for (; off < rep->log_end && rec_valid(f, off, &r);
 		    off += r.r_size) {
-			if (rec_fn != NULL && rec_fn(rec_arg, &r, off) != 0)
+			if (walk_rec(k, &g, rep, &r, off, rec_fn, rec_arg) != 0)
 				return -1;
 			rep->records++;
 			if (r.r_seq > rep->last_seq)
 				rep->last_seq = r.r_seq;
 			if (rep->bad_ranges == 0)
 				rep->good_seq = rep->last_seq;
-			if ((r.r_flags & REC_MORE) == 0)
-				gstart = 0;
-			else if (gstart == 0) {
-				gstart = off;
-				gn = 0;
-			}
-			gn += gstart != 0;
 			prev = r;
 			have_prev = 1;
-		}
-		/* A group still open at a bad range or at the end was cut
-		 * short: open drops it (store.c). */
-		if (gstart != 0) {
-			if (rep->cut_records == 0)
-				rep->first_cut = gstart;
-			rep->cut_records += gn;
-			gstart = 0;
 		}
 		if (off >= rep->log_end)
 			break;
 		next = next_valid(f, off + 8, rep->log_end);
 		if (next == UINT64_MAX)
 			next = rep->log_end;
+		if (g.g_open) {
+			cut_group(&g, rep);
+			g.g_open = g.g_rest = may_be_rest(k, &g, off, next);
+		}
 		damaged = !k->k_hdr_ok || off < rep->synced_end;
 		if (rep->bad_ranges++ == 0)
 			rep->first_bad = off;
@@ -262,7 +276,73 @@ check_walk(struct checked *k, struct store_report *rep,
 			    have_prev ? prev.r_klen : 0);
 		off = next;
 	}
+	if (g.g_open)		/* at the log's end: open drops it too */
+		cut_group(&g, rep);
 	return 0;
+}
+
+/*
+ * One valid record at off, for check_walk: a record alone goes to rec_fn
+ * at once, a group's once its last record is here (its records are
+ * contiguous: read again from the first).
+ */
+static int
+walk_rec(struct checked *k, struct group *g, struct store_report *rep,
+    const struct rec *r, uint64_t off,
+    int (*rec_fn)(void *, const struct rec *, uint64_t), void *rec_arg)
+{
+	struct rec gr;
+	uint64_t o, i;
+
+	if (!g->g_open && (r->r_flags & REC_MORE) == 0)
+		return rec_fn != NULL ? rec_fn(rec_arg, r, off) : 0;
+	if (!g->g_open) {
+		g->g_open = 1;
+		g->g_first = off;
+		g->g_n = 0;
+	}
+	g->g_n++;
+	g->g_last_seq = r->r_seq;
+	if ((r->r_flags & REC_MORE) != 0)
+		return 0;
+	g->g_open = 0;
+	if (g->g_rest) {
+		g->g_rest = 0;
+		cut_group(g, rep);
+		return 0;
+	}
+	for (o = g->g_first, i = 0; rec_fn != NULL && i < g->g_n;
+	    o += gr.r_size, i++)
+		if (!rec_valid(&k->k_f, o, &gr) || rec_fn(rec_arg, &gr, o) != 0)
+			return -1;
+	return 0;
+}
+
+/* Count the records of g seen so far as cut short. */
+static void
+cut_group(struct group *g, struct store_report *rep)
+{
+	if (rep->cut_records == 0)
+		rep->first_cut = g->g_first;
+	rep->cut_records += g->g_n;
+	g->g_n = 0;
+}
+
+/*
+ * Whether the record at next, after a bad range from off that cut g, may
+ * be the rest of g. Its writes took contiguous seqs, so it may not if the
+ * seqs between g's last and it could not all fit in the range: a record
+ * taken for the rest is the cost of a range that hides where g ended.
+ */
+static int
+may_be_rest(const struct checked *k, const struct group *g, uint64_t off,
+    uint64_t next)
+{
+	struct rec r;
+
+	if (!rec_valid(&k->k_f, next, &r) || r.r_seq <= g->g_last_seq)
+		return 0;
+	return r.r_seq - g->g_last_seq - 1 <= (next - off) / rec_size(1, 0);
 }
 
 /* ---- Checking ---- */
@@ -370,10 +450,9 @@ store_check(const char *path, struct store_report *rep,
 
 /*
  * Copy one record into the salvaged or restored store (the store in arg).
- * A record stands alone in the copy, its group flag dropped. XXX: so a
- * transaction whose last record was lost to damage is kept in part;
- * salvage keeps every valid record by design, and what damage took is
- * lost either way. A backup always ends between groups (store_backup.c).
+ * A record stands alone in the copy, its group flag dropped: check_walk
+ * passes a transaction's records only when it has them all, and a backup
+ * always ends between groups (store_backup.c).
  */
 int
 salvage_rec(void *arg, const struct rec *r, uint64_t off)

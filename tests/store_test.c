@@ -1714,29 +1714,48 @@ test_crash_kill(void)
 	CHECK(store_close(s) == 0);
 }
 
+/* The size of the record at off in a store file's image; 0 past its log. */
+static uint64_t
+record_bytes(const char *buf, size_t len, uint64_t off)
+{
+	uint32_t klen, vlen;
+
+	if (off + 20 > len || buf[off + 4] == 0)
+		return 0;
+	klen = (unsigned char)buf[off + 6] | (unsigned char)buf[off + 7] << 8;
+	vlen = u32at(buf + off + 8);
+	return (20 + klen + vlen + ((buf[off + 5] & 1) != 0 ? 8 : 0) + 7) /
+	    8 * 8;
+}
+
 /* Offset and size of the last record of a store file, and the count. */
 static int
 last_record(const char *buf, size_t len, uint64_t *offp, uint64_t *sizep,
     int *countp)
 {
-	uint64_t off = u64at(buf + 24), size = 0, last = 0;
-	uint32_t klen, vlen;
-	int n = 0;
+	uint64_t off = u64at(buf + 24), size = 0, last = 0, n;
+	int count = 0;
 
-	while (off + 20 <= len && buf[off + 4] != 0) {
-		klen = (unsigned char)buf[off + 6] |
-		    (unsigned char)buf[off + 7] << 8;
-		vlen = u32at(buf + off + 8);
+	for (; (n = record_bytes(buf, len, off)) > 0; off += n, count++) {
 		last = off;
-		size = (20 + klen + vlen + ((buf[off + 5] & 1) != 0 ? 8 : 0) +
-		    7) / 8 * 8;
-		off += size;
-		n++;
+		size = n;
 	}
 	*offp = last;
 	*sizep = size;
-	*countp = n;
-	return n > 0 ? 0 : -1;
+	*countp = count;
+	return count > 0 ? 0 : -1;
+}
+
+/* The offset of record i (0 the first) of a store file's image, or 0. */
+static uint64_t
+record_off(const char *buf, size_t len, int i)
+{
+	uint64_t off = u64at(buf + 24), n;
+
+	for (; (n = record_bytes(buf, len, off)) > 0; off += n)
+		if (i-- == 0)
+			return off;
+	return 0;
 }
 
 enum { TORN_CUT, TORN_SMASH, TORN_AFTER, TORN_MIDDLE, TORN_MCRC };
@@ -3853,21 +3872,12 @@ group_flags(const char *path, int from, int to)
 	char *buf;
 	size_t len;
 	uint64_t off;
-	uint32_t klen, vlen;
-	int n, flags = 0;
+	int flags = 0;
 
 	if ((buf = read_file(path, &len)) == NULL)
 		return -1;
-	for (n = 0, off = u64at(buf + 24); off + 20 <= len &&
-	    buf[off + 4] != 0; n++) {
-		klen = (unsigned char)buf[off + 6] |
-		    (unsigned char)buf[off + 7] << 8;
-		vlen = u32at(buf + off + 8);
-		if (n >= from && n < to)
-			flags |= (unsigned char)buf[off + 5];
-		off += (20 + klen + vlen + ((buf[off + 5] & 1) != 0 ? 8 : 0) +
-		    7) / 8 * 8;
-	}
+	for (; from < to && (off = record_off(buf, len, from)) != 0; from++)
+		flags |= (unsigned char)buf[off + 5];
 	free(buf);
 	return flags;
 }
@@ -3966,6 +3976,89 @@ test_group(void)
 	CHECK(sholds(s, "h1", "1") == -1 && sholds(s, "after", "a") == 1);
 	CHECK(store_close(s) == 0);
 	remove_store(path2);
+}
+
+/*
+ * Salvage applies a transaction whole or not at all. Records, by index:
+ * a; { g1, g2, g3 }; b; { h1, h2 }; c at seq 100; { i1, i2 }; d; e;
+ * { k1, k2 }. Smashing g2, h2 and i2 and zeroing k2 cuts all four groups:
+ * salvage must leave out g1 and h1 (before a range), g3 (after one, and
+ * its seq fits: the rest of g), i1 and d (d's seq fits: it may be i's
+ * rest), k1 (at the log's end), and keep a, b, c (a seq too far on to
+ * be h's rest) and e. Zeroing k2 alone cuts one group at the end: that
+ * loses nothing acknowledged, so the store keeps its replication id.
+ */
+static void
+test_salvage_group(void)
+{
+	static const char *const kept_keys[] = { "a", "b", "c", "e" };
+	static const char *const cut_keys[] = { "g1", "g3", "h1", "i1", "d",
+	    "k1" };
+	struct store_report rep;
+	struct store *s;
+	const char *path = path_for("salvgroup");
+	char *buf, err[256], kept[1200];
+	size_t len, i;
+	int ok;
+
+	tcase = "salvage: a transaction cut short is left out whole";
+	remove_store(path);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	ok = sput(s, "a", "1") == 1 &&
+	    store_group_begin(s, 3, 72) == 0 && sput(s, "g1", "1") == 1 &&
+	    sput(s, "g2", "1") == 1 && sput(s, "g3", "1") == 1;
+	store_group_end(s);
+	ok = ok && sput(s, "b", "1") == 1 &&
+	    store_group_begin(s, 2, 48) == 0 && sput(s, "h1", "1") == 1 &&
+	    sput(s, "h2", "1") == 1;
+	store_group_end(s);
+	ok = ok && store_put_exp(s, "c", 1, "1", 1, 0, 100, NULL) == 1 &&
+	    store_group_begin(s, 2, 48) == 0 && sput(s, "i1", "1") == 1 &&
+	    sput(s, "i2", "1") == 1;
+	store_group_end(s);
+	ok = ok && sput(s, "d", "1") == 1 && sput(s, "e", "1") == 1 &&
+	    store_group_begin(s, 2, 48) == 0 && sput(s, "k1", "1") == 1 &&
+	    sput(s, "k2", "1") == 1;
+	store_group_end(s);
+	if (!CHECK(ok && store_close(s) == 0) ||
+	    (buf = read_file(path, &len)) == NULL)
+		return;
+	CHECK(group_flags(path, 1, 3) == 0x02 && group_flags(path, 3, 5) == 0);
+
+	/* k2 zeroed: one group cut at the log's end, as a crash leaves it. */
+	memset(buf + record_off(buf, len, 13), 0, 24);
+	CHECK(write_file(path, buf, len) == 0);
+	CHECK(store_salvage(path, &rep, kept, sizeof(kept), err,
+	    sizeof(err)) == 0);
+	(void)unlink(kept);
+	CHECK(rep.cut_records == 1 && rep.keys == 12 && !rep.new_repl_id);
+
+	/* And g2, h2, i2 smashed: three more, cut by damage. */
+	buf[record_off(buf, len, 2)] ^= 0x5a;
+	buf[record_off(buf, len, 6)] ^= 0x5a;
+	buf[record_off(buf, len, 9)] ^= 0x5a;
+	CHECK(write_file(path, buf, len) == 0);
+	free(buf);
+	memset(&rep, 0, sizeof(rep));
+	CHECK(store_check(path, &rep, NULL, NULL, err, sizeof(err)) == 1);
+	CHECK(rep.records == 10 && rep.bad_ranges == 3);
+	CHECK(rep.cut_records == 6 && rep.first_cut > 0);
+	if (!CHECK(store_salvage(path, &rep, kept, sizeof(kept), err,
+	    sizeof(err)) == 0))
+		printf("  got \"%s\"\n", err);
+	(void)unlink(kept);
+	CHECK(rep.cut_records == 6 && rep.keys == 4 && rep.new_repl_id);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	for (i = 0; i < sizeof(kept_keys) / sizeof(kept_keys[0]); i++)
+		if (!CHECK(sholds(s, kept_keys[i], "1") == 1))
+			printf("  lost %s\n", kept_keys[i]);
+	for (i = 0; i < sizeof(cut_keys) / sizeof(cut_keys[0]); i++)
+		if (!CHECK(sholds(s, cut_keys[i], "1") == -1))
+			printf("  kept %s\n", cut_keys[i]);
+	CHECK(store_close(s) == 0);
+	remove_store(path);
 }
 
 /*
@@ -5432,6 +5525,7 @@ main(int argc, char *argv[])
 		{ "crash_base_seq", test_crash_base_seq },
 		{ "torn", test_torn },
 		{ "group", test_group },
+		{ "salvage-group", test_salvage_group },
 		{ "group_big", test_group_big },
 		{ "group_compact", test_group_compact },
 		{ "crash_kill", test_crash_kill },

@@ -62,6 +62,50 @@ testDamagedRecordRefusesToStartUntilSalvaged() {
   stop "${spid}"
 }
 
+# A transaction whose middle record is damaged: check counts its records
+# as cut short, and salvage leaves out the whole of it, never a part.
+testSalvageLeavesOutATransactionCutShort() {
+  dir="${SHUNIT_TMPDIR}/damagetxn"
+  db="${dir}/kvstore.db"
+  start damagetxn FSYNC=always
+  writes put_values "${sport}" 3
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST \
+    -H 'Content-Type: application/json' --data-binary \
+    '{"success":[{"op":"put","key":"t1","value":"1"},
+      {"op":"put","key":"t2","value":"2"},{"op":"put","key":"t3","value":"3"}]}' \
+    "http://127.0.0.1:${sport}/txn")
+  assertEquals 'the transaction is acknowledged' 200 "${code}"
+  assertEquals 'and a put after it' 201 "$(curl -s -o /dev/null \
+    -w '%{http_code}' -X PUT --data-binary a \
+    "http://127.0.0.1:${sport}/kv/after")"
+  kill -9 "${spid}"
+  wait "${spid}" 2>/dev/null
+
+  # Records: key1..key3, t1, t2, t3, after. A bit of t2's value flipped.
+  off=$(record_offset "${db}" 4)
+  flip_byte "${db}" $((off + 20 + 2))
+  out=$(./kvstore check "${dir}")
+  assertEquals "check exits 1 on damage: ${out}" 1 $?
+  assertContains 'check counts t1 and t3 as cut short' "${out}" \
+    '2 records of transactions cut short'
+  out=$(./kvstore salvage "${dir}")
+  assertEquals "salvage succeeds: ${out}" 0 $?
+  assertContains 'salvage says what it left out' "${out}" \
+    'left out 2 records of transactions cut short'
+  assertContains 'and what it kept' "${out}" 'salvaged 4 keys'
+  rm -f "${dir}"/kvstore.db.damaged-*
+
+  start damagetxn FSYNC=always
+  for k in t1 t2 t3; do
+    assertEquals "no part of the transaction: ${k}" 404 "$(curl -s \
+      -o /dev/null -w '%{http_code}' "http://127.0.0.1:${sport}/kv/${k}")"
+  done
+  assertEquals 'the writes around it are kept' a \
+    "$(curl -s "http://127.0.0.1:${sport}/kv/after")"
+  assertEquals 'four keys' 4 "$(key_count "${sport}")"
+  stop "${spid}"
+}
+
 # put_values PORT N: keys key1..keyN = value-1..value-N, on one
 # connection; each must be answered 200 or 201.
 put_values() {

@@ -1962,24 +1962,28 @@ load_job(struct store *s, uint64_t *ra_log, uint64_t *ra_bkt)
 	uint64_t ifrom = s->s_iwbfrom, ito = s->s_iwbto;
 	uint64_t lfrom = *ra_log > to ? *ra_log : to, lto = s->s_ralog;
 	uint64_t bfrom = *ra_bkt, bto = s->s_rabkt;
-	int fd = s->s_syncfd, ifd = s->s_syncifd;
+	int fd = s->s_syncfd, ifd;
 
 	s->s_loadjob = 0;
 	*ra_log = lto > lfrom ? lto : lfrom;
 	*ra_bkt = bto > bfrom ? bto : bfrom;
 	s->s_busyfd = fd;
+	/* The index is not s_busyfd, and a compaction's end may close it
+	 * meanwhile: work on a descriptor of our own. A failed dup only
+	 * skips a hint. */
+	ifd = fcntl(s->s_syncifd, F_DUPFD_CLOEXEC, 0);
 	pthread_mutex_unlock(&s->s_mu);
 	read_in(fd, lfrom, lto);
-	/* XXX: a compaction's end may close ifd meanwhile (the index is not
-	 * s_busyfd); then this and the write-back below do nothing, or touch
-	 * another file: hints either way. */
-	read_in(ifd, bfrom, bto);
+	if (ifd != -1)
+		read_in(ifd, bfrom, bto);
 	if (to > from)		/* 0 bytes would mean to the end */
 		(void)sync_file_range(fd, (off_t)from, (off_t)(to - from),
 		    SYNC_FILE_RANGE_WRITE);
-	if (ito > ifrom)
+	if (ifd != -1 && ito > ifrom)
 		(void)sync_file_range(ifd, (off_t)ifrom, (off_t)(ito - ifrom),
 		    SYNC_FILE_RANGE_WRITE);
+	if (ifd != -1)
+		(void)close(ifd);	/* the last, if it was retired */
 	pthread_mutex_lock(&s->s_mu);
 	unbusy(s);
 }

@@ -615,10 +615,11 @@ tick(void)
 		}
 	}
 	wait_run();
-	/* Under FSYNC=always the stream carries only what is on the
-	 * primary's disk, a flush's worth per batch. */
-	repl_flush(node.fsync == STORE_FSYNC_ALWAYS ?
-	    store_durable_seq(node.store) : store_last_seq(node.store));
+	/* Under FSYNC=always the stream and a snapshot carry only what is
+	 * on this node's disk: the stream a flush's worth per batch. */
+	node.replicable_seq = node.fsync == STORE_FSYNC_ALWAYS ?
+	    store_durable_seq(node.store) : store_last_seq(node.store);
+	repl_flush(node.replicable_seq);
 }
 
 /*

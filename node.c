@@ -241,6 +241,8 @@ stage_out(struct stage *st, void *owner, void (*refill)(void *owner),
 			free(owner);
 			return -1;
 		}
+		if (st->len == 0 && !st->finished)
+			return HTTP_STREAM_LATER;	/* the owner waits */
 	}
 	n = st->len - st->off < cap ? st->len - st->off : cap;
 	memcpy(buf, st->buf + st->off, n);

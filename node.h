@@ -40,6 +40,10 @@ struct node {
 					   write nothing until a restart */
 	uint64_t	 primary_heard_ms;	/* replica: the last push */
 	uint64_t	 primary_seq;	/* replica: the primary's, as last told */
+	uint64_t	 replicable_seq;	/* writes up to it may leave the
+					   node (the stream, a snapshot):
+					   under FSYNC=always its durable
+					   seq, else its last; each pass */
 };
 
 extern struct node node;
@@ -111,7 +115,8 @@ int	stage_reserve(struct stage *st, size_t need, size_t slack);
 
 /*
  * The http_producer of a body staged in st, which owner embeds: hands out
- * what is staged, calls refill(owner) when it ran out, and frees buf and
+ * what is staged, calls refill(owner) when it ran out (staging nothing
+ * and not finished: asked again on a later pass), and frees buf and
  * owner at the end or when the client went away. A full sync that swaps
  * the store cuts the stream off: a cursor means nothing in another store.
  */

@@ -775,13 +775,22 @@ static int
 snapshot_open(struct sync *sy)
 {
 	struct client_response	 rs;
-	const char		*bad = NULL;
+	const char		*bad = NULL, *body;
+	char			 why[128];
+	ssize_t			 n;
 	int			 seq;
 
 	if (req_send(sy->src, "GET", "/repl/snapshot", 1, NULL, 0) == -1 ||
 	    client_recv_head(sy->src, &rs) == -1) {
 		seterr(sy->err, "snapshot from %s: %s", sy->src_url,
 		    client_error(sy->src));
+		return -1;
+	}
+	if (rs.status != 200) {		/* its body says why, in a line */
+		n = client_peek(sy->src, sizeof(why), &body);
+		reason(why, sizeof(why), body, n > 0 ? (size_t)n : 0);
+		seterr(sy->err, "snapshot from %s answered %d %s", sy->src_url,
+		    rs.status, why);
 		return -1;
 	}
 	if (id_field(sy->src, "X-Kv-Repl-Id", sy->snap.id) == -1)
@@ -796,9 +805,9 @@ snapshot_open(struct sync *sy)
 		seterr(sy->err, "snapshot from %s: bad %s", sy->src_url, bad);
 		return -1;
 	}
-	if (rs.status != 200 || sy->snap.id[0] == '\0' || seq != 0) {
-		seterr(sy->err, "snapshot from %s: %d without X-Kv-Repl-Id and "
-		    "X-Kv-Seq", sy->src_url, rs.status);
+	if (sy->snap.id[0] == '\0' || seq != 0) {
+		seterr(sy->err, "snapshot from %s: 200 without X-Kv-Repl-Id and "
+		    "X-Kv-Seq", sy->src_url);
 		return -1;
 	}
 	return 0;

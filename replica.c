@@ -693,6 +693,7 @@ replica_step(void)
 struct snapshot {
 	uint64_t	 cursor;
 	uint64_t	 seq;		/* the node's seq when it began */
+	uint64_t	 newest;	/* the newest seq staged, or seq */
 	struct stage	 st;
 };
 
@@ -711,13 +712,20 @@ snapshot_key(void *arg, const char *key, size_t klen,
 	sn->st.len += repl_encode_exp(sn->st.buf + sn->st.len,
 	    sn->st.cap - sn->st.len, REPL_PUT, v->seq, key, klen, v->data,
 	    v->len, v->expires);
+	if (v->seq > sn->newest)
+		sn->newest = v->seq;	/* written since it began */
 	return sn->st.len >= SNAPSHOT_STAGE_BYTES;
 }
 
 /*
  * Stage the next keys: SNAPSHOT_STAGE_BYTES and one record at most, however
  * big the values. Many keys per scan, so that its prefetching overlaps the
- * cache misses of records read in hash order, not log order.
+ * cache misses of records read in hash order, not log order. The END
+ * waits (nothing staged: stage_out says later) until every write the
+ * snapshot holds, and its seq, may leave the node as the stream's do:
+ * under FSYNC=always, until they are on its disk (a flush, about a
+ * millisecond), so that a primary back from a crash never finds a
+ * replica ahead of it. A disk that failed first cuts the stream off.
  */
 static void
 snapshot_refill(void *arg)
@@ -725,6 +733,17 @@ snapshot_refill(void *arg)
 	struct snapshot *sn = arg;
 
 	store_scan(node.store, &sn->cursor, SNAPSHOT_SCAN_KEYS, snapshot_key, sn);
+	if (sn->cursor == UINT64_MAX && !sn->st.failed &&
+	    node.replicable_seq < sn->newest) {
+		if (store_error(node.store) != 0) {
+			kv_log("warn", "snapshot at seq %llu cut off: seq %llu "
+			    "is not on this node's disk, which failed",
+			    (unsigned long long)sn->seq,
+			    (unsigned long long)sn->newest);
+			sn->st.failed = 1;
+		}
+		return;
+	}
 	if (sn->cursor == UINT64_MAX && !sn->st.failed) {
 		/* The staging buffer always has room for a header. */
 		sn->st.len += repl_encode(sn->st.buf + sn->st.len,
@@ -741,6 +760,23 @@ snapshot_produce(void *arg, char *buf, size_t cap)
 	return stage_out(&sn->st, sn, snapshot_refill, buf, cap);
 }
 
+/* A snapshot of node.store at seq, its last; NULL without memory. */
+static struct snapshot *
+snapshot_new(uint64_t seq)
+{
+	struct snapshot *sn;
+
+	if ((sn = calloc(1, sizeof(*sn))) == NULL ||
+	    (sn->st.buf = malloc(SNAPSHOT_FIRST_BYTES)) == NULL) {
+		free(sn);
+		return NULL;
+	}
+	sn->st.cap = SNAPSHOT_FIRST_BYTES;
+	sn->st.gen = node.store_gen;
+	sn->seq = sn->newest = seq;
+	return sn;
+}
+
 void
 replica_snapshot(struct http_request *r)
 {
@@ -748,16 +784,17 @@ replica_snapshot(struct http_request *r)
 	struct snapshot *sn;
 	char extra[224], seed[33];
 
-	if ((sn = calloc(1, sizeof(*sn))) == NULL ||
-	    (sn->st.buf = malloc(SNAPSHOT_FIRST_BYTES)) == NULL) {
-		free(sn);
+	store_stats(node.store, &st);
+	if (store_error(node.store) != 0 && node.replicable_seq < st.last_seq) {
+		reply_text(r->id, 503, "", "this node's disk failed before "
+		    "seq %llu reached it: it serves no snapshot until it is "
+		    "restarted", (unsigned long long)st.last_seq);
+		return;
+	}
+	if ((sn = snapshot_new(st.last_seq)) == NULL) {
 		reply_text(r->id, 503, "", "out of memory");
 		return;
 	}
-	sn->st.cap = SNAPSHOT_FIRST_BYTES;
-	sn->st.gen = node.store_gen;
-	store_stats(node.store, &st);
-	sn->seq = st.last_seq;
 	store_seed(node.store, seed);
 	fmt_buf(extra, sizeof(extra), "X-Kv-Repl-Id: %s\r\nX-Kv-Seq: %llu\r\n"
 	    "X-Kv-Seed: %s\r\nX-Kv-Keys: %llu\r\n", st.repl_id,

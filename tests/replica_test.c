@@ -486,6 +486,51 @@ test_begin_drops_a_pending_batch(void)
 	CHECK(sync_store == NULL, "replica_close drops the sync");
 }
 
+/*
+ * A snapshot's END leaves only once every write it carries, and its seq,
+ * may leave the node (node.replicable_seq: under FSYNC=always, what is on
+ * its disk); a key written after the snapshot began, and staged, holds it
+ * back too. Meanwhile the producer says "later", never "the end".
+ */
+static void
+test_snapshot_end_waits(void)
+{
+	struct snapshot *sn;
+	char out[1 << 16], end[64];
+	size_t len = 0, elen;
+	uint64_t seq;
+	ssize_t n = 0;
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		snprintf(out, sizeof(out), "s%d", i);
+		CHECK(store_put(node.store, out, strlen(out), "v", 1, 0,
+		    NULL) == 1, "put %s", out);
+	}
+	seq = store_last_seq(node.store);
+	if ((sn = snapshot_new(seq)) == NULL) {
+		CHECK(0, "snapshot_new: out of memory");
+		return;
+	}
+	CHECK(store_put(node.store, "late", 4, "v", 1, 0, NULL) == 1,
+	    "a put after the snapshot began");
+	node.replicable_seq = seq;
+	for (i = 0; i < 100 && (n = snapshot_produce(sn, out + len,
+	    sizeof(out) - len)) > 0; i++)
+		len += (size_t)n;
+	CHECK(n == HTTP_STREAM_LATER, "the keys, then later: %zd", n);
+	CHECK(snapshot_produce(sn, out + len, sizeof(out) - len) ==
+	    HTTP_STREAM_LATER, "and later again");
+	elen = repl_encode(end, sizeof(end), REPL_END, seq, "", 0, "", 0);
+	CHECK(len > elen && memcmp(out + len - elen, end, elen) != 0,
+	    "no END while the late put is not replicable");
+	node.replicable_seq = seq + 1;
+	n = snapshot_produce(sn, out + len, sizeof(out) - len);
+	CHECK(n == (ssize_t)elen && memcmp(out + len, end, elen) == 0,
+	    "the END once it is: %zd bytes", n);
+	CHECK(snapshot_produce(sn, out, sizeof(out)) == 0, "then the end");
+}
+
 int
 main(void)
 {
@@ -507,6 +552,7 @@ main(void)
 	node.data_dir = dir;
 	node.primary_url = "";
 	node.max_value = 1 << 20;
+	test_snapshot_end_waits();
 	test_batch_in_slices();
 	test_end_waits_for_the_flush();
 	test_clock_never_stops_inside_a_group();

@@ -144,6 +144,10 @@ testFailedFlushIsNeverAcknowledgedAndRefusesWrites() {
   assertContains 'metric' "$(curl -s "http://127.0.0.1:${sport}/metrics")" \
     'kvstore_disk_failed 1'
   assertEquals 'logged once' 1 "$(grep -c 'flush failed' "${slog}")"
+  snap=$(curl -s -w ' %{http_code}' -H 'X-Kv-Repl-Token: x' \
+    "http://127.0.0.1:${sport}/repl/snapshot")
+  assertContains 'no snapshot holding the failed write' "${snap}" ' 503'
+  assertContains 'says why' "${snap}" "disk failed before seq"
   durable=$(json_num "$(curl -s "http://127.0.0.1:${sport}/ready")" durable_seq)
   wait_seq "${rport}" "${durable}"
   assertEquals 'the replica has every acknowledged write' "${durable}" \

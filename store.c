@@ -221,6 +221,7 @@
 #define SYNC_SUFFIX	".sync"		/* store_create's: a full sync */
 #define HEAP_SLACK	1024	/* stale expiries kept before a rebuild */
 #define EXPIRE_LOOKS	4	/* heap entries looked at per delete */
+#define PRUNE_LOOKS	4	/* heap entries a pruning looks at per put */
 
 static void	 write_synced(int, uint64_t);
 static void	 trim(struct kvfile *);
@@ -280,6 +281,7 @@ static void	 heap_down(struct expiry *, size_t, size_t);
 static int	 heap_add(struct store *, uint64_t, uint64_t);
 static int	 heap_rebuild(struct store *);
 static void	 heap_prune(struct store *);
+static void	 heap_remove(struct store *, size_t);
 static void	 heap_note(struct store *, uint64_t, uint64_t);
 static size_t	 expiring_key(struct store *, uint64_t, uint64_t, uint64_t,
 		    char *);
@@ -3231,11 +3233,14 @@ fail:
  * A key rewritten or deleted leaves its entry behind, stale: when popped,
  * it names no key that is due, and is dropped. So that renewals cannot
  * grow it without end, it is pruned of its stale entries once it holds
- * twice the entries it kept at its last pruning, plus HEAP_SLACK: at most
- * 32 bytes per expiring key and 16 KiB besides, and a pruning's cost, a
- * probe per entry, is paid for by as many puts. Pruning, not a rebuild
- * from the buckets: a lock renewed on a store of 10M keys would have
- * walked them all every 1,024 renewals, about 300 ms on the loop.
+ * twice the entries it kept at its last pruning, plus HEAP_SLACK. A
+ * pruning looks at PRUNE_LOOKS entries per put with an expiry, a probe
+ * each, from the last entry to the first: a put never waits for more (a
+ * million entries in one go held the loop about 100 ms), and the heap
+ * grows by a quarter at most meanwhile, so it holds at most 40 bytes per
+ * expiring key and 20 KiB besides. Pruning, not a rebuild from the
+ * buckets: a lock renewed on a store of 10M keys would have walked them
+ * all every 1,024 renewals, about 300 ms on the loop.
  */
 
 static void
@@ -3302,7 +3307,7 @@ heap_rebuild(struct store *s)
 
 	free(s->s_heap);
 	s->s_heap = NULL;
-	s->s_nheap = s->s_heapcap = 0;
+	s->s_nheap = s->s_heapcap = s->s_prunefrom = 0;
 	for (i = 0; i < f->f_nbuckets; i++) {
 		if (b[i].b_off == 0 || !rec_fits(f, b[i].b_off) ||
 		    (f->f_map[b[i].b_off + 5] & REC_EXPIRES) == 0)
@@ -3339,23 +3344,38 @@ mark_expiring(struct store *s)
 }
 
 /*
- * Keep the entries that still name a key with that expiry; re-heap. XXX:
- * in one go, a probe per entry: with a million keys that expire, each
- * renewed about as often, some 100 ms on the loop once per million puts.
+ * The next PRUNE_LOOKS steps of the pruning under way: drop the entries
+ * that no longer name a key with that expiry. An entry moved up past the
+ * pruning's place by a removal is not looked at again: it stays, for the
+ * next pruning or its pop.
  */
 static void
 heap_prune(struct store *s)
 {
-	size_t i, n = 0;
+	size_t i;
+	int looks;
 
-	for (i = 0; i < s->s_nheap; i++)
-		if (expiring_key(s, s->s_heap[i].x_hash, s->s_heap[i].x_at, 0,
-		    NULL) > 0)
-			s->s_heap[n++] = s->s_heap[i];
-	s->s_nheap = n;
-	for (i = n / 2; i-- > 0; )
-		heap_down(s->s_heap, n, i);
-	s->s_heapmark = n;
+	for (looks = 0; looks < PRUNE_LOOKS && s->s_prunefrom > 0; looks++) {
+		i = --s->s_prunefrom;
+		if (i < s->s_nheap && expiring_key(s, s->s_heap[i].x_hash,
+		    s->s_heap[i].x_at, 0, NULL) == 0)
+			heap_remove(s, i);
+	}
+	if (s->s_prunefrom == 0)	/* done: what it kept */
+		s->s_heapmark = s->s_nheap > s->s_pruneadded ?
+		    s->s_nheap - s->s_pruneadded : 0;
+}
+
+/* Remove entry i: the last one takes its place and moves to where it
+ * belongs, down or up. */
+static void
+heap_remove(struct store *s, size_t i)
+{
+	if (i == --s->s_nheap)
+		return;
+	s->s_heap[i] = s->s_heap[s->s_nheap];
+	heap_down(s->s_heap, s->s_nheap, i);
+	heap_up(s->s_heap, i);
 }
 
 /* A put of key hash h with expiry at was logged and indexed. */
@@ -3363,10 +3383,17 @@ static void
 heap_note(struct store *s, uint64_t at, uint64_t h)
 {
 	mark_expiring(s);
-	if (s->s_nheap >= 2 * s->s_heapmark + HEAP_SLACK)
+	if (s->s_prunefrom == 0 &&
+	    s->s_nheap >= 2 * s->s_heapmark + HEAP_SLACK) {
+		s->s_prunefrom = s->s_nheap;
+		s->s_pruneadded = 0;
+	}
+	if (s->s_prunefrom > 0)
 		heap_prune(s);
 	if (heap_add(s, at, h) == -1)
 		s->s_heaplost = 1;
+	else if (s->s_prunefrom > 0)
+		s->s_pruneadded++;
 }
 
 /*
@@ -3538,6 +3565,7 @@ store_stats(struct store *s, struct store_stats *st)
 	st->compactions = s->s_compactions;
 	st->recovered_records = s->s_recovered_records;
 	st->dropped_bytes = s->s_dropped_bytes;
+	st->expiries = s->s_nheap;
 	st->recovered = s->s_recovered;
 	st->compacting = s->s_cphase != C_NONE || s->s_prepping;
 	st->synced = (HDR(&s->s_f)->h_flags & FLAG_SYNCED) != 0;

@@ -36,6 +36,8 @@ struct store_stats {
 	uint64_t	 compactions;
 	uint64_t	 recovered_records;	/* scanned at open after a crash */
 	uint64_t	 dropped_bytes;	/* torn tail cut at open */
+	uint64_t	 expiries;	/* expiry heap entries, stale ones too:
+					   16 bytes each in memory */
 	int		 recovered;	/* 1 if the last shutdown was not clean */
 	int		 compacting;	/* 1 while a compaction copy is open */
 	int		 synced;	/* 1 if made by store_create (a full sync) */

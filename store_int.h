@@ -176,7 +176,9 @@ struct store {
 	struct expiry	*s_heap;	/* min-heap of expiries, by x_at */
 	size_t		 s_nheap;
 	size_t		 s_heapcap;
-	size_t		 s_heapmark;	/* s_nheap after the last rebuild */
+	size_t		 s_heapmark;	/* entries kept by the last pruning */
+	size_t		 s_prunefrom;	/* a pruning's next entry + 1, or 0 */
+	size_t		 s_pruneadded;	/* entries added during the pruning */
 	int		 s_heaplost;	/* a push failed: rebuild before use */
 	int		 s_group;	/* 1 inside store_group_begin/end */
 	uint64_t	 s_gbytes;	/* the group's record bytes so far */

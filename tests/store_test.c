@@ -5333,6 +5333,63 @@ expiry_of(struct store *s, const char *key)
 }
 
 /*
+ * Renewals of PRUNE_KEYS keys, each PRUNE_ROUNDS times: the heap is pruned
+ * a few entries per put, so no put removes more than that (one pruning in
+ * one put removed half the heap, ~100 ms at a million entries), and it
+ * never holds more than 40 bytes' worth (2.5 entries) per key plus 20 KiB.
+ */
+#define PRUNE_KEYS	20000
+#define PRUNE_ROUNDS	10
+static void
+expire_prune(const char *path)
+{
+	struct store_stats st;
+	struct store *s;
+	char key[32];
+	uint64_t before, most = 0;
+	int64_t least = 0;
+	int i, bad = 0;
+
+	tcase = "expire: a pruning is spread over the puts";
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(s, &st);
+	before = st.expiries;
+	for (i = 0; i < PRUNE_KEYS * PRUNE_ROUNDS; i++) {
+		snprintf(key, sizeof(key), "p%d", i % PRUNE_KEYS);
+		bad += store_put_exp(s, key, strlen(key), "v", 1,
+		    1000000 + i, 0, NULL) == -1;
+		store_stats(s, &st);
+		if ((int64_t)(st.expiries - before) < least)
+			least = (int64_t)(st.expiries - before);
+		if (st.expiries > most)
+			most = st.expiries;
+		before = st.expiries;
+	}
+	CHECK(bad == 0);
+	if (!CHECK(least >= -4))
+		printf("  one put removed %lld entries\n", (long long)-least);
+	if (!CHECK(most <= PRUNE_KEYS * 5 / 2 + 1280 + 100))
+		printf("  the heap held %llu entries\n",
+		    (unsigned long long)most);
+	CHECK(most > PRUNE_KEYS);	/* renewals left stale ones */
+	printf("expiry heap: %d renewals of %d keys, at most %llu entries\n",
+	    PRUNE_KEYS * PRUNE_ROUNDS, PRUNE_KEYS, (unsigned long long)most);
+	/* Before the first key's last expiry, only stale entries are due. */
+	CHECK(strcmp(expire_at(s, 1000000 + PRUNE_KEYS * (PRUNE_ROUNDS - 1) -
+	    1, 1000), "") == 0);
+	store_stats(s, &st);
+	CHECK(st.keys >= PRUNE_KEYS);
+	for (i = 0; i < PRUNE_KEYS; i++) {
+		snprintf(key, sizeof(key), "p%d", i);
+		bad += expiry_of(s, key) != (uint64_t)(1000000 + PRUNE_KEYS *
+		    (PRUNE_ROUNDS - 1) + i);
+	}
+	CHECK(bad == 0);
+	CHECK(store_close(s) == 0);
+}
+
+/*
  * A put's expiry is kept in its record: store_get and store_scan report
  * it, store_expire deletes what is due (earliest first, max at a time,
  * skipping stale heap entries of renewed keys), and a put without one
@@ -5445,6 +5502,7 @@ test_expire(void)
 	    "o25 o26 o27 o28 o29 o30 o31 o32 o33 o34 o35 o36 o37 o38 o39 o40 "
 	    "o41 o42 o43 o44 o45 o46 o47 o48 o49") == 0);
 	CHECK(store_close(s) == 0);
+	expire_prune(path);
 
 	tcase = "expire: a version 1 file opens, marked version 3";
 	if (!CHECK(make_old(path, 1, 1) == 0))

@@ -226,7 +226,8 @@ struct repl_cursor {
  * in the backlog (it left the ring, or never was: cur->oldest says what
  * is), ESTALE when the backlog restarted since the first read (repl_reset:
  * a full sync; seqs may not go on). Main thread; holds the mutex only for
- * the copy (placing the cursor the first time scans, as repl_tail does).
+ * the copy (placing the cursor the first time walks from the nearest
+ * mark, as repl_tail does).
  */
 ssize_t	repl_read(struct repl_cursor *cur, char *buf, size_t cap,
 	    size_t *cut);

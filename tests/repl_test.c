@@ -42,6 +42,7 @@
 #define ID_B	"fedcba9876543210fedcba9876543210"
 #define TOKEN	"sekrit-token"
 #define MAXC	64		/* connections a fake keeps at once */
+#define MARK_EVERY	1024		/* repl.c's: seqs between two ring marks */
 
 static int passed, failed;
 static pthread_mutex_t logmu = PTHREAD_MUTEX_INITIALIZER;
@@ -1337,6 +1338,102 @@ test_read(void)
 	repl_shutdown(0);
 }
 
+/*
+ * A cursor is placed from the ring's marks (a seq every MARK_EVERY): for
+ * seqs around the marks, the oldest held and the newest, in a ring that
+ * wrapped many times over records of many sizes, the first record read is
+ * the one asked for. Then in a backlog restarted at a seq that does not
+ * follow (positions go on, the old marks are behind it) and after a reset.
+ */
+static uint64_t
+read_first(uint64_t seq)
+{
+	struct repl_cursor cur;
+	struct repl_record r;
+	char buf[4096];
+	size_t cut;
+	ssize_t n;
+
+	memset(&cur, 0, sizeof(cur));
+	cur.seq = seq;
+	cur.epoch = UINT64_MAX;
+	n = repl_read(&cur, buf, sizeof(buf), &cut);
+	if (n <= 0 || repl_decode(buf, (size_t)n, &r) <= 0)
+		return 0;
+	return r.seq;
+}
+
+static void
+find_around_marks(uint64_t first, uint64_t last)
+{
+	uint64_t seq, m, want[8], got;
+	int i, bad = 0;
+
+	for (m = (first / MARK_EVERY + 1) * MARK_EVERY; m <= last;
+	    m += MARK_EVERY) {
+		want[0] = m - 1;
+		want[1] = m;
+		want[2] = m + 1;
+		want[3] = m + MARK_EVERY / 2;
+		for (i = 0; i < 4; i++)
+			if (want[i] >= first && want[i] <= last &&
+			    (got = read_first(want[i])) != want[i]) {
+				if (bad++ == 0)
+					CHECK(0, "from %llu: %llu first",
+					    (unsigned long long)want[i],
+					    (unsigned long long)got);
+			}
+	}
+	CHECK(bad == 0, "%d seqs around the marks in %llu..%llu", bad,
+	    (unsigned long long)first, (unsigned long long)last);
+	for (seq = first; seq < first + 3; seq++)
+		CHECK(read_first(seq) == seq, "the oldest: %llu",
+		    (unsigned long long)seq);
+	CHECK(read_first(last) == last, "the newest: %llu",
+	    (unsigned long long)last);
+}
+
+/* The oldest seq the backlog holds. */
+static uint64_t
+oldest_held(void)
+{
+	struct repl_cursor cur;
+	char buf[64];
+	size_t cut;
+
+	memset(&cur, 0, sizeof(cur));
+	cur.epoch = UINT64_MAX;
+	(void)repl_read(&cur, buf, sizeof(buf), &cut);	/* seq 0: ERANGE */
+	return cur.oldest;
+}
+
+static void
+test_find(void)
+{
+	struct repl_config c;
+	uint64_t seq, from = 100000 + 3 * MARK_EVERY - 5;
+
+	config(&c, "http://127.0.0.1:9", 1 << 18, 1024);
+	CHECK(repl_init(&c, ID_A, 0) == 0, "repl_init");
+	for (seq = 1; seq <= 100000; seq++)
+		enqueue_one(NULL, seq, 300);
+	CHECK(oldest_held() > 90000, "the ring wrapped: %llu is the oldest",
+	    (unsigned long long)oldest_held());
+	find_around_marks(oldest_held(), 100000);
+	/* A seq that does not follow: the backlog restarts there. */
+	for (seq = from; seq <= from + 600; seq++)
+		enqueue_one(NULL, seq, 30);
+	CHECK(oldest_held() == from, "restarted at %llu",
+	    (unsigned long long)from);
+	find_around_marks(from, from + 600);
+	repl_reset(ID_B, 50);
+	for (seq = 51; seq <= 3 * MARK_EVERY; seq++)
+		enqueue_one(NULL, seq, 30);
+	CHECK(oldest_held() == 51, "reset at 51");
+	find_around_marks(51, 3 * MARK_EVERY);
+	repl_shutdown(0);
+}
+
 /* ---- Full sync when the replica is behind the backlog ---- */
 
 static void
@@ -2100,6 +2197,7 @@ main(void)
 	test_batching_groups();
 	test_tail();
 	test_read();
+	test_find();
 	test_full_sync();
 	if (mkdtemp(tmpdir) == NULL) {
 		perror("mkdtemp");

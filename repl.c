@@ -47,12 +47,14 @@
  *                               body: every live key as a 'P' record, then
  *                               one 'E' record with seq S; EOF ends it, and
  *                               no 'E' record means it was cut short
- *   GET  /repl/tail?id=I&from=F  200, body: records F.. up to the
- *                               node's newest, from its backlog (a
- *                               replica keeps what it applied there), for
- *                               a primary back from a crash that lost
- *                               them; 409 when the backlog does not
- *                               follow I or no longer holds F
+ *   GET  /repl/tail?id=I&from=F  200, X-Kv-Seq: L, body (chunked):
+ *                               records F..L, L the node's newest then,
+ *                               from its backlog (a replica keeps what
+ *                               it applied there), for a primary back
+ *                               from a crash that lost them; 409 when
+ *                               the backlog does not follow I or no
+ *                               longer holds F; cut short (no last
+ *                               chunk) if they leave it while sent
  *   POST /repl/register         body: the replica's advertise URL; the
  *                               primary feeds it only once that URL
  *                               resolves to the address the request came
@@ -1380,15 +1382,12 @@ repl_accept_history(const char *old_id, uint64_t upto)
 }
 
 int
-repl_tail(const char *id, uint64_t from, char **out, size_t *len,
+repl_tail_open(struct repl_tail *t, const char *id, uint64_t from,
     uint64_t *last)
 {
-	uint64_t pos, sz;
-	size_t n = 0;
 	int rc = 0;
 
-	*out = NULL;
-	*len = 0;
+	memset(t, 0, sizeof(*t));
 	if (!inited) {
 		errno = ESRCH;
 		return -1;
@@ -1400,20 +1399,45 @@ repl_tail(const char *id, uint64_t from, char **out, size_t *len,
 	} else if (from < bl.first_seq || from > bl.last_seq + 1) {
 		errno = ERANGE;
 		rc = -1;
-	} else if ((pos = ring_find(from)) < bl.end &&
-	    (*out = malloc((size_t)(bl.end - pos))) == NULL) {
-		errno = ENOMEM;
-		rc = -1;
 	} else {
-		for (; pos < bl.end; pos += sz, n += sz - SLOT_HEAD) {
-			sz = ring_slot(pos, NULL, NULL);
-			ring_get(pos + SLOT_HEAD, *out + n, sz - SLOT_HEAD);
-		}
-		*len = n;
+		t->epoch = bl.epoch;
+		t->slot = t->pos = ring_find(from);
+		t->end = bl.end;
 		*last = bl.last_seq;
 	}
 	UNLOCK();
 	return rc;
+}
+
+ssize_t
+repl_tail_read(struct repl_tail *t, char *buf, size_t cap)
+{
+	size_t n = 0, k;
+	int rc = 0;
+
+	LOCK();
+	/* The slot to read from must still be in the ring. */
+	if (t->epoch != bl.epoch || (t->left > 0 ? t->slot : t->pos) <
+	    bl.start)
+		rc = -1;	/* overwritten, or restarted */
+	while (rc == 0 && n < cap && t->pos < t->end) {
+		if (t->left == 0) {	/* a slot's head: skip its time */
+			t->slot = t->pos;
+			t->left = ring_slot(t->pos, NULL, NULL) - SLOT_HEAD;
+			t->pos += SLOT_HEAD;
+		}
+		k = t->left < cap - n ? t->left : cap - n;
+		ring_get(t->pos, buf + n, k);
+		t->pos += k;
+		t->left -= k;
+		n += k;
+	}
+	UNLOCK();
+	if (rc == -1) {
+		errno = ERANGE;
+		return -1;
+	}
+	return (ssize_t)n;
 }
 
 ssize_t

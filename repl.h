@@ -196,14 +196,32 @@ void	repl_accept_history(const char *old_id, uint64_t upto);
 /* ---- Replica ---- */
 
 /*
- * The records from seq from to the newest, as this node's backlog holds
- * them (a replica enqueues what it applies), into *out (malloc'd, *len
- * bytes) with *last the newest seq. -1 with errno ESRCH (the backlog
- * follows another id) or ERANGE (from is not held: it left the ring, or
- * is past the newest + 1), ENOMEM. Main thread.
+ * The records from a seq to the newest, as this node's backlog holds them
+ * (a replica enqueues what it applies), read a piece at a time so that
+ * neither the copy nor the lock is ever longer than a piece.
  */
-int	repl_tail(const char *id, uint64_t from, char **out, size_t *len,
+struct repl_tail {
+	uint64_t	 epoch;		/* the backlog's, at the open */
+	uint64_t	 slot;		/* the slot being read (left > 0) */
+	uint64_t	 pos;		/* the next byte to read, or slot head */
+	uint64_t	 end;		/* the ring's end at the open */
+	size_t		 left;		/* of that record: 0 at a slot's head */
+};
+
+/*
+ * Start t at seq from, up to the newest, *last. -1 with errno ESRCH (the
+ * backlog follows another id) or ERANGE (from is not held: it left the
+ * ring, or is past the newest + 1). Main thread.
+ */
+int	repl_tail_open(struct repl_tail *t, const char *id, uint64_t from,
 	    uint64_t *last);
+
+/*
+ * Copy the next cap bytes of t's records at most into buf: 0 at the end,
+ * -1 with errno ERANGE if what is left of them was overwritten or the
+ * backlog restarted meanwhile. Main thread.
+ */
+ssize_t	repl_tail_read(struct repl_tail *t, char *buf, size_t cap);
 
 /*
  * A reader of the backlog (events.c): set seq to the first record wanted,

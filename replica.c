@@ -808,34 +808,59 @@ replica_snapshot(struct http_request *r)
 	}
 }
 
+/*
+ * The records of a /repl/tail, a piece per call as the client reads: a
+ * backlog of any size is never copied whole, nor held locked. Ended
+ * (cut short: the client sees no last chunk) if the backlog overwrote
+ * what was still to send.
+ */
+static ssize_t
+tail_produce(void *arg, char *buf, size_t cap)
+{
+	struct repl_tail *t = arg;
+	ssize_t n;
+
+	if (buf == NULL) {
+		free(t);
+		return 0;
+	}
+	if ((n = repl_tail_read(t, buf, cap)) == -1)
+		kv_log("warn", "repl: the writes asked for by a primary that "
+		    "lost them left the backlog while they were sent");
+	if (n <= 0)
+		free(t);
+	return n;
+}
+
 void
 replica_tail(struct http_request *r)
 {
-	char id[33], extra[64], *buf;
+	struct repl_tail *t;
+	char id[33], extra[64];
 	uint64_t from, last;
-	size_t len;
 
 	if (query_id(r, "id", id) == -1 || query_u64(r, "from", &from) == -1) {
 		reply_text(r->id, 400, "", "tail needs id (32 hex digits) and "
 		    "from");
 		return;
 	}
-	if (repl_tail(id, from, &buf, &len, &last) == -1) {
-		if (errno == ENOMEM)
-			reply_text(r->id, 503, "", "out of memory");
-		else
-			reply_text(r->id, 409, "", errno == ESRCH ? "this "
-			    "node's backlog follows another data set" : "seq "
-			    "%llu is not in this node's backlog",
-			    (unsigned long long)from);
+	if ((t = malloc(sizeof(*t))) == NULL) {
+		reply_text(r->id, 503, "", "out of memory");
+		return;
+	}
+	if (repl_tail_open(t, id, from, &last) == -1) {
+		reply_text(r->id, 409, "", errno == ESRCH ? "this node's "
+		    "backlog follows another data set" : "seq %llu is not in "
+		    "this node's backlog", (unsigned long long)from);
+		free(t);
 		return;
 	}
 	reply_u64(extra, "X-Kv-Seq: ", last, "\r\n");
-	kv_log("info", "repl: gave writes %llu..%llu (%zu bytes) to a primary "
-	    "that lost them", (unsigned long long)from,
-	    (unsigned long long)last, len);
-	http_reply(r->id, 200, "application/octet-stream", extra, buf, len);
-	free(buf);
+	kv_log("info", "repl: giving writes %llu..%llu to a primary that lost "
+	    "them", (unsigned long long)from, (unsigned long long)last);
+	if (http_stream(r->id, 200, "application/octet-stream", extra,
+	    tail_produce, t) == -1)
+		free(t);
 }
 
 void

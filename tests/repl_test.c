@@ -1221,17 +1221,48 @@ test_batching_groups(void)
 /* ---- The tail a replica keeps for a primary that lost it ---- */
 
 /*
+ * The records of repl_tail_open(id, from), read piece bytes at a time
+ * into *out (malloc'd, *len bytes); -1 as repl_tail_open or
+ * repl_tail_read.
+ */
+static int
+tail_all(const char *id, uint64_t from, size_t piece, char **out,
+    size_t *len, uint64_t *last)
+{
+	struct repl_tail t;
+	char *p;
+	ssize_t n;
+
+	*out = NULL;
+	*len = 0;
+	if (repl_tail_open(&t, id, from, last) == -1)
+		return -1;
+	do {
+		if ((p = realloc(*out, *len + piece)) == NULL)
+			return -1;
+		*out = p;
+		if ((n = repl_tail_read(&t, *out + *len, piece)) == -1)
+			return -1;
+		*len += (size_t)n;
+	} while (n > 0);
+	return 0;
+}
+
+/*
  * repl_tail gives the backlog's records from a seq, byte for byte as they
- * were enqueued, and refuses what it cannot give whole: another data set,
- * a seq that left the ring, one past the newest + 1.
+ * were enqueued, in pieces of any size, and refuses what it cannot give
+ * whole: another data set, a seq that left the ring, one past the newest
+ * + 1, and what the ring overwrote or a reset dropped while it was read.
  */
 static void
 test_tail(void)
 {
+	static const size_t pieces[] = { 1, 7, 200, 4096 };
 	struct repl_config c;
+	struct repl_tail t;
 	struct bytes want = { NULL, 0, 0 };
-	char *out;
-	size_t len;
+	char *out, buf[64];
+	size_t len, i;
 	uint64_t seq, last = 0;
 
 	config(&c, "http://127.0.0.1:9", 4096, 1024);
@@ -1239,26 +1270,43 @@ test_tail(void)
 	for (seq = 11; seq <= 70; seq++)
 		write_one(NULL, seq, 200);
 	expected(&want, 61, 70, 200);
-	CHECK(repl_tail(ID_A, 61, &out, &len, &last) == 0 && last == 70 &&
-	    len == want.len && memcmp(out, want.p, len) == 0,
-	    "61..70, as enqueued (%zu bytes, %zu expected, last %llu)", len,
-	    want.len, (unsigned long long)last);
+	for (i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+		CHECK(tail_all(ID_A, 61, pieces[i], &out, &len, &last) == 0 &&
+		    last == 70 && len == want.len &&
+		    memcmp(out, want.p, len) == 0, "61..70 in pieces of %zu, "
+		    "as enqueued (%zu bytes, %zu expected, last %llu)",
+		    pieces[i], len, want.len, (unsigned long long)last);
+		free(out);
+	}
+	CHECK(tail_all(ID_A, 71, 64, &out, &len, &last) == 0 && len == 0 &&
+	    last == 70, "nothing after the newest");
 	free(out);
-	CHECK(repl_tail(ID_A, 71, &out, &len, &last) == 0 && len == 0 &&
-	    out == NULL && last == 70, "nothing after the newest");
 	errno = 0;
-	CHECK(repl_tail(ID_A, 11, &out, &len, &last) == -1 &&
-	    errno == ERANGE, "11 left the 4 KiB ring: ERANGE (%s)",
-	    strerror(errno));
+	CHECK(repl_tail_open(&t, ID_A, 11, &last) == -1 && errno == ERANGE,
+	    "11 left the 4 KiB ring: ERANGE (%s)", strerror(errno));
 	errno = 0;
-	CHECK(repl_tail(ID_A, 72, &out, &len, &last) == -1 &&
-	    errno == ERANGE, "past the newest + 1: ERANGE");
+	CHECK(repl_tail_open(&t, ID_A, 72, &last) == -1 && errno == ERANGE,
+	    "past the newest + 1: ERANGE");
 	errno = 0;
-	CHECK(repl_tail(ID_B, 61, &out, &len, &last) == -1 &&
-	    errno == ESRCH, "another data set: ESRCH");
-	repl_reset(ID_B, 70);
-	CHECK(repl_tail(ID_B, 71, &out, &len, &last) == 0 && len == 0,
+	CHECK(repl_tail_open(&t, ID_B, 61, &last) == -1 && errno == ESRCH,
+	    "another data set: ESRCH");
+	/* Overwritten while read: what is left is gone, never skipped. */
+	CHECK(repl_tail_open(&t, ID_A, 61, &last) == 0 &&
+	    repl_tail_read(&t, buf, 10) == 10, "a piece of 61");
+	for (seq = 71; seq <= 130; seq++)
+		write_one(NULL, seq, 200);
+	errno = 0;
+	CHECK(repl_tail_read(&t, buf, sizeof(buf)) == -1 && errno == ERANGE,
+	    "61 overwritten meanwhile: ERANGE");
+	CHECK(repl_tail_open(&t, ID_A, 121, &last) == 0 && last == 130 &&
+	    repl_tail_read(&t, buf, sizeof(buf)) > 0, "121 on");
+	repl_reset(ID_B, 130);
+	errno = 0;
+	CHECK(repl_tail_read(&t, buf, sizeof(buf)) == -1 && errno == ERANGE,
+	    "a reset meanwhile: ERANGE");
+	CHECK(tail_all(ID_B, 131, 64, &out, &len, &last) == 0 && len == 0,
 	    "after a reset: the new data set, empty");
+	free(out);
 	repl_shutdown(0);
 	free(want.p);
 }

@@ -268,6 +268,8 @@ metrics_store(struct text *t, const struct store_stats *st)
 	    "store.", st->fsyncs);
 	family(t, "kvstore_compactions_total", "counter", "Compactions of the "
 	    "store file.", st->compactions);
+	family(t, "kvstore_index_growths_total", "counter", "Doublings of the "
+	    "buckets without a compaction.", st->index_growths);
 }
 
 /* A replica's view of its primary. */

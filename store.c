@@ -86,13 +86,17 @@
  * rebuild the in-memory heap of expiries. A store that never had one
  * still opens reading one page.
  *
- * The first part of the header is written once, when the file is made, and
+ * The first part of the header is written when the file is made, and
  * guarded by icrc: if it is wrong the file is damaged and store_open refuses
- * it rather than guess. The second part is rewritten at open (clean = 0,
- * synced before the first write) and at close (clean = 1, written only after
- * everything else is synced); while the store is open, its counters are
- * stale. No flush of the store ever writes the index: what makes a write
- * durable is its record, and the buckets can be rebuilt from the records.
+ * it rather than guess. It is rewritten (icrc with it) only to set a flag
+ * and when the buckets double without a compaction (index_grow): that new
+ * nbuckets reaches the disk with the next sync, and a replay under an
+ * older count doubles the buckets again as it fills them. The second
+ * part is rewritten at open (clean = 0, synced before the first write)
+ * and at close (clean = 1, written only after everything else is
+ * synced); while the store is open, its counters are stale. No flush of
+ * the store ever writes the index: what makes a write durable is its
+ * record, and the buckets can be rebuilt from the records.
  * A clean close syncs the log, then stamps the index with a new random gen
  * (never 0) and syncs it, and only then writes clean = 1 and idx_gen = gen.
  * A header with clean = 1 and a good mcrc is trusted together with the
@@ -142,8 +146,11 @@
  *
  * Records are never overwritten. Replacing or deleting a key turns its
  * record into garbage (garbage_bytes counts them, and tombstones). When the
- * garbage outweighs a third of the live records (so the log stays within
- * about 1.5 times them), or the buckets are 3/4 full, the live records are
+ * buckets of a store of data_start 4096 and at most 2^17 buckets are 3/4
+ * full, a new index with twice as many replaces the old one (index_grow),
+ * the log untouched. When the garbage outweighs a third of the live
+ * records (so the log stays within about 1.5 times them), or bigger
+ * buckets are 3/4 full, the live records are
  * copied into "<path>.compact" (same seed and repl_id, twice the buckets
  * when needed), whose log is synced, and which is renamed over the file
  * (its index is synced at a clean close, as ever). Its base_seq is
@@ -993,6 +1000,72 @@ index_map(struct kvfile *f, const char *ipath, uint64_t gen)
 }
 
 /*
+ * Double the buckets without copying the log: a new index file at
+ * s_ipath, every entry rehashed into it from the old one, which is
+ * retired; the header names the new count (under icrc, as the expiring
+ * flag is set), on disk with the next sync. Until then a crash replays
+ * under the old count, and the replay grows again (replay_record). The
+ * old file was unlinked first: if making the new one fails, the store
+ * goes on with the old, and the next open finds no index of its own at
+ * s_ipath and rebuilds it. Only for a log at PAGE (a version 3
+ * file's or a compaction's): an older file's log starts where its
+ * buckets ended, tied to their count (check_header). -1 with errno.
+ */
+int
+index_grow(struct store *s)
+{
+	struct kvfile *f = &s->s_f, g;
+	const struct bucket *from = BKT(f);
+	struct bucket *to;
+	uint64_t i, j, mask;
+
+	if (f->f_start != PAGE || f->f_nbuckets * 2 > MAX_BUCKETS) {
+		errno = ENOSPC;
+		return -1;
+	}
+	memset(&g, 0, sizeof(g));
+	g.f_ifd = -1;
+	g.f_nbuckets = f->f_nbuckets * 2;
+	g.f_shift = shift_for(g.f_nbuckets);
+	g.f_size = f->f_size;
+	g.f_start = f->f_start;
+	if ((unlink(s->s_ipath) == -1 && errno != ENOENT) ||
+	    index_map(&g, s->s_ipath, 0) == -1) {
+		if (g.f_ifd != -1)
+			(void)close(g.f_ifd);	/* empty, and named by none */
+		return -1;
+	}
+	index_prefault(&g);
+	to = BKT(&g);
+	mask = g.f_nbuckets - 1;
+	for (i = 0; i < f->f_nbuckets; i++) {
+		if (from[i].b_off == 0)
+			continue;
+		for (j = home(&g, from[i].b_hash); to[j].b_off != 0;
+		    j = (j + 1) & mask)
+			;
+		to[j] = from[i];
+	}
+	(void)madvise(g.f_imap, index_size(g.f_nbuckets), MADV_NORMAL);
+	unmap_old(s, UINT64_MAX);	/* a retired mapping still going */
+	s->s_old[0].o_map = f->f_imap;
+	s->s_old[0].o_size = index_size(f->f_nbuckets);
+	s->s_old[0].o_fd = f->f_ifd;
+	pthread_mutex_lock(&s->s_mu);
+	if (s->s_syncifd == f->f_ifd)
+		s->s_syncifd = g.f_ifd;
+	pthread_mutex_unlock(&s->s_mu);
+	f->f_ifd = g.f_ifd;
+	f->f_imap = g.f_imap;
+	f->f_nbuckets = g.f_nbuckets;
+	f->f_shift = g.f_shift;
+	HDR(f)->h_nbuckets = f->f_nbuckets;
+	HDR(f)->h_icrc = hdr_icrc(HDR(f));
+	s->s_igrowths++;
+	return 0;
+}
+
+/*
  * Whether fd, an untrusted index of the right size, has all of its
  * pages in the page cache (after a kill -9 it has): then emptying it in
  * place, 50 ms for 512 MiB, beats freeing its pages and having the
@@ -1375,6 +1448,9 @@ replay_record(struct store *s, uint64_t off, uint64_t h, uint64_t *maxseq,
 	rec_read(f, off, &r);
 	found = find(f, h, r.r_key, r.r_klen, &i);
 	if (r.r_type == REC_PUT) {
+		/* The header's buckets may predate a growth (index_grow). */
+		if (!found && f->f_keys + 1 > cap(f) && index_grow(s) == 0)
+			found = find(f, h, r.r_key, r.r_klen, &i);
 		if (!found && f->f_keys + 1 >= f->f_nbuckets) {
 			seterr(err, errlen, "%s: corrupt log: more keys than "
 			    "buckets", s->s_path);
@@ -3566,6 +3642,7 @@ store_stats(struct store *s, struct store_stats *st)
 	st->recovered_records = s->s_recovered_records;
 	st->dropped_bytes = s->s_dropped_bytes;
 	st->expiries = s->s_nheap;
+	st->index_growths = s->s_igrowths;
 	st->recovered = s->s_recovered;
 	st->compacting = s->s_cphase != C_NONE || s->s_prepping;
 	st->synced = (HDR(&s->s_f)->h_flags & FLAG_SYNCED) != 0;

@@ -34,6 +34,7 @@ struct store_stats {
 	uint64_t	 durable_seq;	/* newest write known to be on disk */
 	uint64_t	 fsyncs;
 	uint64_t	 compactions;
+	uint64_t	 index_growths;	/* buckets doubled without a copy */
 	uint64_t	 recovered_records;	/* scanned at open after a crash */
 	uint64_t	 dropped_bytes;	/* torn tail cut at open */
 	uint64_t	 expiries;	/* expiry heap entries, stale ones too:

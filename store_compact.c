@@ -38,6 +38,9 @@
 #define COMPACT_MIN_DATA ((uint64_t)1 << 20)	/* below it, garbage is not
 						   worth a copy */
 #define COMPACT_RETRY_NSEC (10 * NSEC_PER_SEC)	/* after a failed compaction */
+#define GROW_INDEX_MAX	((uint64_t)1 << 17)	/* buckets index_grow doubles:
+						   2 MiB, rehashed in 8 ms
+						   on a VM */
 #define SYNC_DELTA	256	/* records copied after a background sync
 				   that the final one may write: ~1 ms */
 #define COPY_AHEAD	8	/* records compaction hashes ahead */
@@ -74,9 +77,29 @@ want_compact(const struct store *s)
 }
 
 /*
+ * Whether the buckets, 3/4 full, may be doubled by index_grow rather than
+ * a compaction: a copy of every live record, its index and a sync of the
+ * copy, for a store that only grew (of 120,000 new keys, 205,000 records
+ * copied in 8 compactions; FSYNC=always p99 7 ms against 2 ms). Up to
+ * GROW_INDEX_MAX buckets, whose rehash is a few ms on the loop; beyond,
+ * the copy is done in slices as before. Not while a compaction is under
+ * way or asked for, which doubles them too, nor for a full sync's copy.
+ */
+static int
+index_growable(const struct store *s)
+{
+	const struct kvfile *f = &s->s_f;
+
+	return f->f_keys > f->f_nbuckets / 4 * 3 &&
+	    f->f_nbuckets <= GROW_INDEX_MAX && f->f_start == PAGE &&
+	    s->s_cphase == C_NONE && !s->s_prepping && !s->s_loading;
+}
+
+/*
  * Between requests: start a compaction when one is due, in two steps. The
  * flusher makes its files (prep_job: allocating a copy of the live data
- * may take the disk hundreds of ms); the next step here maps them.
+ * may take the disk hundreds of ms); the next step here maps them. Full
+ * buckets in a store without much garbage are doubled instead, if small.
  */
 void
 maybe_compact(struct store *s)
@@ -86,7 +109,9 @@ maybe_compact(struct store *s)
 	if (s->s_cphase != C_NONE || s->s_failed != 0)
 		return;
 	if (!s->s_prepping) {
-		if (want_compact(s) && mono_ns() >= s->s_cretry)
+		if (want_compact(s) && mono_ns() >= s->s_cretry &&
+		    (!index_growable(s) || index_grow(s) == -1 ||
+		    want_compact(s)))
 			prep_ask(s);
 		return;
 	}
@@ -698,6 +723,8 @@ make_room(struct store *s, uint64_t nkeys)
 	int i;
 
 	for (i = 0; i < 2 && s->s_f.f_keys + nkeys > cap(&s->s_f); i++) {
+		if (index_growable(s) && index_grow(s) == 0)
+			continue;
 		if (s->s_cphase == C_NONE && compact_start(s) == -1)
 			return -1;
 		if (compact_work(s, UINT64_MAX, 0, 1) == -1)

@@ -169,6 +169,7 @@ struct store {
 	uint64_t	 s_cretry;	/* no new compaction before (ns) */
 	int		 s_cerr;	/* errno of the last failed one, or 0 */
 	uint64_t	 s_compactions;
+	uint64_t	 s_igrowths;	/* index_grow's, this run */
 	uint64_t	 s_recovered_records;
 	uint64_t	 s_dropped_bytes;
 	int		 s_recovered;
@@ -254,6 +255,7 @@ uint64_t index_size(uint64_t nbuckets);
 int	index_match(int fd, uint64_t nbuckets, uint64_t gen);
 int	index_map(struct kvfile *f, const char *ipath, uint64_t gen);
 int	index_mmap(struct kvfile *f, int match);
+int	index_grow(struct store *s);
 int	rename_pair(const char *from, const char *to);
 void	unlink_pair(const char *path);
 int	unlink_later(const char *path);

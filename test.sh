@@ -751,7 +751,7 @@ testMetricsInThePrometheusFormat() {
   assertContains 'latency histogram' "${out}" \
     'kvstore_http_request_duration_seconds_bucket{method="GET",le="+Inf"}'
   for f in http_connections keys data_bytes file_bytes fsyncs_total \
-    durable_seq; do
+    compactions_total index_growths_total durable_seq; do
     assertContains "kvstore_${f}" "${out}" "
 kvstore_${f} "
   done

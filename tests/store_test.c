@@ -702,7 +702,11 @@ test_many(void)
 	CHECK(bad == 0);
 	store_stats(s, &st);
 	CHECK(st.keys == (uint64_t)n);
-	CHECK(st.compactions >= 5);	/* 1024 buckets to 262144 */
+	/* 1024 buckets to 262144, each doubling without a copy of the log. */
+	if (!CHECK(st.index_growths == 8 && st.compactions == 0))
+		printf("  %llu growths, %llu compactions\n",
+		    (unsigned long long)st.index_growths,
+		    (unsigned long long)st.compactions);
 	for (round = 0; round < 2; round++) {
 		for (i = 0, bad = 0; i < n; i++) {
 			snprintf(key, sizeof(key), "key:%d", i);
@@ -2035,6 +2039,7 @@ test_damaged_record(void)
 	struct store *s;
 	const char *path = path_for("damaged");
 	struct timespec ms = { 0, 5000000 };
+	static char big[2000];	/* 700 of them: past COMPACT_MIN_DATA */
 	char key[32], cpath[1100], cipath[1200], want[64], *buf;
 	size_t len;
 	uint64_t off, bad_off = 0;
@@ -2048,9 +2053,10 @@ test_damaged_record(void)
 	snprintf(cipath, sizeof(cipath), "%s.idx", cpath);
 	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
 		return;
+	memset(big, 'v', sizeof(big));
 	for (i = 0; i < n; i++) {
 		snprintf(key, sizeof(key), "k%d", i);
-		store_put(s, key, strlen(key), "value", 5, 0, NULL);
+		store_put(s, key, strlen(key), big, sizeof(big), 0, NULL);
 	}
 	CHECK(store_close(s) == 0);
 	if (!CHECK((buf = read_file(path, &len)) != NULL))
@@ -2069,11 +2075,12 @@ test_damaged_record(void)
 	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
 		return;
 	lasterror[0] = '\0';
-	/* Past 3/4 of 1024 buckets: a compaction starts, and meets it. */
-	for (i = n; i < n + 100; i++) {
+	/* Overwrites past a third of the live data: a compaction starts,
+	 * and meets it. */
+	for (i = n - 300; i < n; i++) {
 		snprintf(key, sizeof(key), "k%d", i);
-		CHECK(store_put(s, key, strlen(key), "value", 5, 0, NULL) ==
-		    1);
+		CHECK(store_put(s, key, strlen(key), big, sizeof(big), 0,
+		    NULL) == 0);
 		store_step(s);
 	}
 	snprintf(want, sizeof(want), "damaged record at offset %llu",
@@ -2088,11 +2095,11 @@ test_damaged_record(void)
 	if (!CHECK(strstr(lasterror, want) != NULL))
 		printf("  got \"%s\"\n", lasterror);
 	CHECK(!exists(cpath) && !exists(cipath));
-	for (i = 0; i < n + 100; i++) {
+	for (i = 0; i < n; i++) {
 		snprintf(key, sizeof(key), "k%d", i);
 		bad += store_get(s, key, strlen(key), &v) != (i != damaged) ||
-		    (i != damaged && (v.len != 5 ||
-		    memcmp(v.data, "value", 5) != 0));
+		    (i != damaged && (v.len != sizeof(big) ||
+		    memcmp(v.data, big, sizeof(big)) != 0));
 	}
 	CHECK(bad == 0);
 	CHECK(store_close(s) == 0);
@@ -3458,8 +3465,9 @@ test_prep_cancel(void)
 	struct store_value v;
 	struct store *s;
 	const char *path = path_for("prepcancel");
+	static char big[2000];	/* 600 of them: past COMPACT_MIN_DATA */
 	char key[32], cpath[1100], cipath[1100];
-	int i, n = 769, bad = 0;	/* 3/4 of 1024 buckets, and one */
+	int i, n = 600, bad = 0;
 
 	tcase = "compaction: files made but not begun go at close";
 	remove_store(path);
@@ -3467,9 +3475,11 @@ test_prep_cancel(void)
 	snprintf(cipath, sizeof(cipath), "%s.compact.idx", path);
 	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
 		return;
-	for (i = 0; i < n; i++) {
-		snprintf(key, sizeof(key), "p%d", i);
-		bad += store_put(s, key, strlen(key), "v", 1, 0, NULL) != 1;
+	/* Then half of them again: garbage past a third of the live data. */
+	for (i = 0; i < n + n / 2; i++) {
+		snprintf(key, sizeof(key), "p%d", i % n);
+		bad += store_put(s, key, strlen(key), big, sizeof(big), 0,
+		    NULL) != (i < n);
 	}
 	CHECK(bad == 0);
 	wait_grown(cpath, 1);	/* its blocks are allocated when it is long */
@@ -4463,22 +4473,87 @@ die_at_rename(int k, int (*fn)(const char *), const char *path)
 	return WEXITSTATUS(status);
 }
 
-/* Writes through two compactions (1024 -> 2048 -> 4096 buckets). */
+/*
+ * A growth of the buckets (index_grow) reaches the disk with the header's
+ * next write-back: a crash before it leaves the old count over a log of
+ * more keys than fit in it. The replay must grow them, losing nothing,
+ * and the store must then open clean with the new count.
+ */
+static void
+test_replay_grows(void)
+{
+	struct store_stats st;
+	struct store *s;
+	const char *path = path_for("replaygrow");
+	char hdr[4096];
+	pid_t pid;
+	int fd, status;
+
+	tcase = "grown buckets: a replay under the old count grows them";
+	remove_store(path);
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		if ((s = child_store = store_open(path, STORE_FSYNC_NO, NULL,
+		    0)) == NULL || put_keys(s, "r", 0, 700, 0) == -1 ||
+		    (fd = open(path, O_RDWR)) == -1 ||
+		    pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
+			_exit(2);
+		if (put_keys(s, "r", 700, 1500, 0) == -1)
+			_exit(3);
+		store_stats(s, &st);
+		/* Its header as it was before the growth, and die. */
+		_exit(st.index_growths != 1 ? 4 : pwrite(fd, hdr, sizeof(hdr),
+		    0) != (ssize_t)sizeof(hdr) ? 5 : 0);
+	}
+	if (!CHECK(pid > 0 && waitpid(pid, &status, 0) == pid &&
+	    WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+		printf("  the writer exited %d\n", WEXITSTATUS(status));
+		return;
+	}
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(s, &st);
+	CHECK(st.recovered == 1 && st.keys == 1500 && st.index_growths == 1);
+	CHECK(diff_keys(s, "r", 0, 1500, 1) == 0);
+	CHECK(store_close(s) == 0);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(s, &st);
+	CHECK(st.recovered == 0 && st.keys == 1500);
+	CHECK(diff_keys(s, "r", 0, 1500, 1) == 0);
+	CHECK(store_close(s) == 0);
+	check_format(path, 1500);
+	remove_store(path);
+}
+
+/* Writes through two compactions, of garbage: new keys, and as many
+ * rewrites of COMPACT_GARBAGE_KEYS keys, 1,300 bytes each. */
+#define COMPACT_GARBAGE_KEYS	10
+#define COMPACT_MAX_KEYS	20000
 static int
 compact_child(const char *path)
 {
+	static char big[1300];
 	struct store_stats st;
+	char key[32];
 	int i;
 
 	if ((child_store = store_open(path, STORE_FSYNC_NO, NULL, 0)) == NULL)
 		return 2;
-	for (i = 0; i < 2000; i++) {
-		if (put_keys(child_store, "c", i, i + 1, 0) == -1)
+	/* Beside each new key, a rewrite of one of COMPACT_GARBAGE_KEYS:
+	 * garbage for a compaction each time the log passes a MiB or so. */
+	memset(big, 'g', sizeof(big));
+	memset(&st, 0, sizeof(st));
+	for (i = 0; i < COMPACT_MAX_KEYS && st.compactions < 2; i++) {
+		snprintf(key, sizeof(key), "g%d", i % COMPACT_GARBAGE_KEYS);
+		if (put_keys(child_store, "c", i, i + 1, 0) == -1 ||
+		    store_put(child_store, key, strlen(key), big, sizeof(big),
+		    0, NULL) == -1)
 			return 3;
 		if (i % 50 == 0)
 			store_step(child_store);
+		store_stats(child_store, &st);
 	}
-	store_stats(child_store, &st);
 	return st.compactions >= 2 ? 0 : 4;	/* killed, not closed */
 }
 
@@ -4571,14 +4646,14 @@ test_rename_crash(void)
 			return;
 		CHECK(leftovers(path) == 0);
 		store_stats(s, &st);
-		for (m = 0; m < 2000 && diff_keys(s, "c", m, m + 1, 1) == 0;
-		    m++)
+		for (m = 0; m < COMPACT_MAX_KEYS &&
+		    diff_keys(s, "c", m, m + 1, 1) == 0; m++)
 			;
 		CHECK(st.recovered == 1 && m > 400 && st.keys == 300 +
-		    (uint64_t)m);
+		    COMPACT_GARBAGE_KEYS + (uint64_t)m);
 		CHECK(diff_keys(s, "k", 0, 300, 1) == 0);
 		CHECK(store_close(s) == 0);
-		check_format(path, 300 + (uint64_t)m);
+		check_format(path, 300 + COMPACT_GARBAGE_KEYS + (uint64_t)m);
 	}
 	for (k = 1; k <= 4; k++) {
 		tcase = "rename crash: full sync";
@@ -5290,11 +5365,12 @@ test_power_loss(void)
 	    "the old end; %lu files longer than at the flush; %lu headers "
 	    "marking a synced end; %lu with a stale index file), %lu writes "
 	    "past the flush points recovered, %" PRIu64 " compactions, "
-	    "%.1f s%s\n", round,
+	    "%" PRIu64 " index growths, %.1f s%s\n", round,
 	    r.r_n.images, r.r_n.pages, r.r_n.whole, r.r_n.torn,
 	    r.r_n.scattered, r.r_n.zero_tail, r.r_n.grown_file,
 	    r.r_n.synced_hdr, r.r_n.indexes, r.r_n.past_flush,
-	    st.compactions, now_sec() - t0, failed > failed_before ? " FAILED" : "");
+	    st.compactions, st.index_growths, now_sec() - t0,
+	    failed > failed_before ? " FAILED" : "");
 }
 
 /* ---- Expiring keys ---- */
@@ -5584,6 +5660,7 @@ main(int argc, char *argv[])
 		{ "torn", test_torn },
 		{ "group", test_group },
 		{ "salvage-group", test_salvage_group },
+		{ "replay-grows", test_replay_grows },
 		{ "group_big", test_group_big },
 		{ "group_compact", test_group_compact },
 		{ "crash_kill", test_crash_kill },

@@ -324,6 +324,11 @@ compact_begin(struct store *s)
 	void *p;
 	int fd, e;
 
+	/* The copy reads the log through the mapping (append_raw). */
+	if (stage_end(s) == -1) {
+		prep_cancel(s);
+		return -1;
+	}
 	s->s_prepping = 0;
 	pthread_mutex_lock(&s->s_mu);
 	s->s_prep = P_NONE;

@@ -113,6 +113,10 @@ struct kvfile {
 	uint64_t	 f_garbage;	/* record bytes no bucket points at */
 	uint64_t	 f_readin;	/* the log is read in up to here;
 					   UINT64_MAX: by the flusher */
+	char		*f_stage;	/* a loading store's log from
+					   f_stoff to f_end, not yet written
+					   (stage_write); NULL: none */
+	uint64_t	 f_stoff;
 };
 
 struct rec {
@@ -181,6 +185,8 @@ struct store {
 	size_t		 s_prunefrom;	/* a pruning's next entry + 1, or 0 */
 	size_t		 s_pruneadded;	/* entries added during the pruning */
 	int		 s_heaplost;	/* a push failed: rebuild before use */
+	struct cand	*s_scanbuf;	/* store_scan's, kept (scan_keep) */
+	size_t		 s_scancap;	/* its entries */
 	int		 s_group;	/* 1 inside store_group_begin/end */
 	uint64_t	 s_gbytes;	/* the group's record bytes so far */
 	uint64_t	 s_glast;	/* offset of its last record, or 0 */
@@ -239,6 +245,9 @@ struct store {
 };
 
 #define HDR(f)	((struct hdr *)(void *)(f)->f_map)
+/* The record at off, in the mapping or, not yet written, in the stage. */
+#define REC_AT(f, off)	((f)->f_stage != NULL && (off) >= (f)->f_stoff ? \
+	(f)->f_stage + ((off) - (f)->f_stoff) : (f)->f_map + (off))
 #define BKT(f)	((struct bucket *)(void *)((f)->f_imap + PAGE))
 /* The flusher has news for the poll loop (notify), read without s_mu. */
 #define NEWS(s)	__atomic_load_n(&(s)->s_notified, __ATOMIC_RELAXED)
@@ -303,6 +312,7 @@ void	release_fd(struct store *s, int fd);
 void	retire_fd(struct store *s, int fd);
 void	notify(struct store *s);
 void	note_failure(struct store *s, int e);
+int	stage_end(struct store *s);
 
 /* store_compact.c, for the main thread. */
 void	maybe_compact(struct store *s);

@@ -3642,6 +3642,182 @@ fail_disk(int e)
 }
 
 /*
+ * pwrite, replaced the same way: a full sync's copy writes its log with
+ * it (stage_write), and a test can make that fail.
+ */
+static int		fail_pwrite_errno;	/* what pwrite fails with, or 0 */
+
+ssize_t
+pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	int e;
+
+	pthread_mutex_lock(&fail_mu);
+	e = fail_pwrite_errno;
+	pthread_mutex_unlock(&fail_mu);
+	if (e == 0)
+		return (ssize_t)syscall(SYS_pwrite64, fd, buf, n, off);
+	errno = e;
+	return -1;
+}
+
+static void
+fail_pwrite(int e)
+{
+	pthread_mutex_lock(&fail_mu);
+	fail_pwrite_errno = e;
+	pthread_mutex_unlock(&fail_mu);
+}
+
+/* Put key with a value of n bytes of c at seq into a loading copy. */
+static int
+put_fill(struct store *s, const char *key, char c, size_t n, uint64_t seq)
+{
+	static char val[400 << 10];
+
+	memset(val, c, n);
+	return store_put(s, key, strlen(key), val, n, seq, NULL);
+}
+
+/* Does key hold n bytes of c? */
+static int
+holds_fill(struct store *s, const char *key, char c, size_t n)
+{
+	struct store_value v;
+	size_t i;
+
+	if (store_get(s, key, strlen(key), &v) != 1 || v.len != n)
+		return 0;
+	for (i = 0; i < n && v.data[i] == c; i++)
+		;
+	return i == n;
+}
+
+/*
+ * A full sync's copy takes its log through a stage written with pwrite
+ * (stage_write) rather than through the mapping, which cost a page fault
+ * and a write-protect per page. What is still in the stage is read from
+ * it: a key put twice, a group's last record, a get. A record bigger than
+ * the stage goes through the mapping, between two stages. The copy is
+ * whole once sealed (store_check walks every record), and a failed write
+ * fails the seal and every later put.
+ */
+static void
+test_load_stage(void)
+{
+	struct store_report rep;
+	struct store_stats st;
+	struct store *a, *b;
+	const char *path = path_for("loadstage");
+	char spath[1100], key[32], err[256], head[64];
+	uint64_t seq = 1;
+	int fd, i, ok;
+
+	tcase = "load stage: records wait in the stage, unwritten";
+	remove_store(path);
+	snprintf(spath, sizeof(spath), "%s.sync", path);
+	if ((a = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	if ((b = store_create(a, "0123456789abcdef0123456789abcdef", NULL,
+	    100000, 7000, STORE_FSYNC_NO, err, sizeof(err))) == NULL) {
+		CHECK(!"store_create");
+		store_close(a);
+		return;
+	}
+	for (i = 0, ok = 1; i < 100; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		ok &= put_fill(b, key, 'a', 100, seq++) == 1;
+	}
+	CHECK(ok);
+	fd = open(spath, O_RDONLY);
+	memset(head, 1, sizeof(head));
+	CHECK(fd != -1 && pread(fd, head, sizeof(head), PAGE) ==
+	    (ssize_t)sizeof(head) && head[4] == 0);
+	CHECK(holds_fill(b, "k5", 'a', 100));
+
+	tcase = "load stage: a key put again from the stage replaces it";
+	CHECK(put_fill(b, "k5", 'b', 120, seq++) == 0);
+	CHECK(holds_fill(b, "k5", 'b', 120));
+
+	tcase = "load stage: a group ends in the stage";
+	CHECK(store_group_begin(b, 2, 2 * 160) == 0);
+	CHECK(put_fill(b, "g1", 'g', 100, seq++) == 1);
+	CHECK(put_fill(b, "g2", 'g', 100, seq++) == 1);
+	store_group_end(b);
+
+	tcase = "load stage: a record bigger than the stage, then more";
+	CHECK(put_fill(b, "big", 'B', 300 << 10, seq++) == 1);
+	CHECK(pread(fd, head, sizeof(head), PAGE) == (ssize_t)sizeof(head) &&
+	    head[4] == 'P');
+	for (i = 100, ok = 1; i < 6000; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		ok &= put_fill(b, key, 'c', 100, seq++) == 1;
+	}
+	CHECK(ok);
+	CHECK(holds_fill(b, "big", 'B', 300 << 10));
+	if (fd != -1)
+		(void)close(fd);
+
+	tcase = "load stage: sealed, the copy holds every record";
+	CHECK(store_seal(b) == 0);
+	CHECK(wait_sealed(b, 10) == 1);
+	if ((a = store_adopt(a, b, err, sizeof(err))) == NULL) {
+		CHECK(!"store_adopt");
+		return;
+	}
+	CHECK(store_close(a) == 0);
+	CHECK(store_check(path, &rep, NULL, NULL, err, sizeof(err)) == 0);
+	CHECK(rep.records == seq - 1 && rep.bad_ranges == 0 &&
+	    rep.cut_records == 0 && rep.bad_buckets == 0 && rep.clean);
+	if ((a = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_stats(a, &st);
+	CHECK(st.keys == 6003);
+	CHECK(holds_fill(a, "k5", 'b', 120) && holds_fill(a, "k4", 'a', 100) &&
+	    holds_fill(a, "k5999", 'c', 100) && holds_fill(a, "g2", 'g', 100) &&
+	    holds_fill(a, "big", 'B', 300 << 10));
+
+	tcase = "load stage: a compaction of the copy writes the stage first";
+	if ((b = store_create(a, "0123456789abcdef0123456789abcdef", NULL,
+	    100000, 0, STORE_FSYNC_NO, err, sizeof(err))) == NULL) {
+		CHECK(!"store_create");
+		store_close(a);
+		return;
+	}
+	for (i = 0, ok = 1; i < 3000; i++) {
+		snprintf(key, sizeof(key), "c%d", i);
+		ok &= put_fill(b, key, 'd', 100, (uint64_t)i + 1) == 1;
+	}
+	CHECK(ok);
+	store_stats(b, &st);
+	CHECK(st.compactions >= 2);
+	for (i = 0, ok = 1; i < 3000; i++) {
+		snprintf(key, sizeof(key), "c%d", i);
+		ok &= holds_fill(b, key, 'd', 100);
+	}
+	CHECK(ok);
+	store_discard(b);
+
+	tcase = "load stage: a failed write fails the seal and later puts";
+	if ((b = store_create(a, "0123456789abcdef0123456789abcdef", NULL,
+	    100, 0, STORE_FSYNC_NO, err, sizeof(err))) == NULL) {
+		CHECK(!"store_create");
+		store_close(a);
+		return;
+	}
+	CHECK(put_fill(b, "x", 'x', 100, 1) == 1);
+	fail_pwrite(EIO);
+	errno = 0;
+	CHECK(store_seal(b) == -1 && errno == EIO);
+	fail_pwrite(0);
+	CHECK(put_fill(b, "y", 'y', 100, 2) == -1 && errno == EIO);
+	CHECK(store_error(b) == EIO);
+	store_discard(b);
+	CHECK(!exists(spath));
+	CHECK(store_close(a) == 0);
+}
+
+/*
  * A compaction's copy whose write-back fails is abandoned with the error
  * logged, and nothing else changes: the store keeps every key, durability
  * and writes go on, and the next compaction (here forced by new keys that
@@ -5669,6 +5845,7 @@ main(int argc, char *argv[])
 		{ "scan_seed", test_scan_seed },
 		{ "sync_file", test_sync_file },
 		{ "sync_writeback", test_sync_writeback },
+		{ "load_stage", test_load_stage },
 		{ "adopt_dir_sync_fails", test_adopt_dir_sync_fails },
 		{ "backup", test_backup },
 		{ "model", test_model },

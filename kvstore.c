@@ -603,6 +603,7 @@ tick(void)
 	static int decided;
 
 	node.stopping = stopping;
+	store_hold_compaction(node.store, node.snapshots > 0);
 	store_step(node.store);
 	replica_step();
 	api_expire();

@@ -31,6 +31,7 @@ struct node {
 	/* State. */
 	struct store	*store;		/* a full sync replaces it whole */
 	uint64_t	 store_gen;	/* counts those replacements */
+	int		 snapshots;	/* streaming from this node now */
 	int		 started_empty;	/* a new primary recovered nothing */
 	char		 recovery[384];	/* what a new primary's recovery did */
 	char		 recovery_warning[768];	/* whom it did not hear */

@@ -756,8 +756,12 @@ static ssize_t
 snapshot_produce(void *arg, char *buf, size_t cap)
 {
 	struct snapshot *sn = arg;
+	ssize_t n;
 
-	return stage_out(&sn->st, sn, snapshot_refill, buf, cap);
+	n = stage_out(&sn->st, sn, snapshot_refill, buf, cap);
+	if (n == 0 || n == -1)
+		node.snapshots--;	/* ended: sn is freed */
+	return n;
 }
 
 /* A snapshot of node.store at seq, its last; NULL without memory. */
@@ -774,6 +778,7 @@ snapshot_new(uint64_t seq)
 	sn->st.cap = SNAPSHOT_FIRST_BYTES;
 	sn->st.gen = node.store_gen;
 	sn->seq = sn->newest = seq;
+	node.snapshots++;	/* holds idle compaction (tick) */
 	return sn;
 }
 
@@ -805,6 +810,7 @@ replica_snapshot(struct http_request *r)
 	    snapshot_produce, sn) == -1) {
 		free(sn->st.buf);
 		free(sn);
+		node.snapshots--;
 	}
 }
 

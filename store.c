@@ -3662,9 +3662,20 @@ store_step(struct store *s)
 	pthread_mutex_unlock(&s->s_mu);
 	note_failure(s, e);
 	unmap_old(s, UNMAP_CHUNK);
+	/* Held, a copy that has caught up still ends: under FSYNC=always
+	 * durability waits for its rename. */
+	if (s->s_chold && (s->s_cphase == C_NONE ||
+	    s->s_cpos < s->s_f.f_end))
+		return;
 	maybe_compact(s);
 	if (s->s_cphase != C_NONE)
 		(void)compact_work(s, STEP_BYTES, mono_ns() + STEP_NSEC, 0);
+}
+
+void
+store_hold_compaction(struct store *s, int hold)
+{
+	s->s_chold = hold;
 }
 
 int

@@ -185,6 +185,7 @@ struct store {
 	size_t		 s_prunefrom;	/* a pruning's next entry + 1, or 0 */
 	size_t		 s_pruneadded;	/* entries added during the pruning */
 	int		 s_heaplost;	/* a push failed: rebuild before use */
+	int		 s_chold;	/* store_hold_compaction's */
 	struct cand	*s_scanbuf;	/* store_scan's, kept (scan_keep) */
 	size_t		 s_scancap;	/* its entries */
 	int		 s_group;	/* 1 inside store_group_begin/end */

@@ -490,7 +490,9 @@ test_begin_drops_a_pending_batch(void)
  * A snapshot's END leaves only once every write it carries, and its seq,
  * may leave the node (node.replicable_seq: under FSYNC=always, what is on
  * its disk); a key written after the snapshot began, and staged, holds it
- * back too. Meanwhile the producer says "later", never "the end".
+ * back too. Meanwhile the producer says "later", never "the end". While
+ * it streams, node.snapshots counts it (the tick holds idle compaction),
+ * until it ends or its client goes away.
  */
 static void
 test_snapshot_end_waits(void)
@@ -512,6 +514,7 @@ test_snapshot_end_waits(void)
 		CHECK(0, "snapshot_new: out of memory");
 		return;
 	}
+	CHECK(node.snapshots == 1, "a snapshot streaming: %d", node.snapshots);
 	CHECK(store_put(node.store, "late", 4, "v", 1, 0, NULL) == 1,
 	    "a put after the snapshot began");
 	node.replicable_seq = seq;
@@ -529,6 +532,19 @@ test_snapshot_end_waits(void)
 	CHECK(n == (ssize_t)elen && memcmp(out + len, end, elen) == 0,
 	    "the END once it is: %zd bytes", n);
 	CHECK(snapshot_produce(sn, out, sizeof(out)) == 0, "then the end");
+	CHECK(node.snapshots == 0, "none streaming once it ended: %d",
+	    node.snapshots);
+
+	/* Cut short: its client went away (the connection calls with no
+	 * buffer), and it no longer holds compaction either. */
+	if ((sn = snapshot_new(seq)) == NULL) {
+		CHECK(0, "snapshot_new: out of memory");
+		return;
+	}
+	CHECK(snapshot_produce(sn, out, 100) > 0, "a first piece");
+	CHECK(snapshot_produce(sn, NULL, 0) == 0, "the connection closed");
+	CHECK(node.snapshots == 0, "none streaming once cut short: %d",
+	    node.snapshots);
 }
 
 int

@@ -3497,6 +3497,69 @@ test_prep_cancel(void)
 }
 
 /*
+ * Held (store_hold_compaction: a snapshot is streaming), store_step
+ * neither begins nor copies a compaction the store wants; released, it
+ * does: 200 ms of steps copy far more than these 2 MB. Writes still begin and finish one while held, so the garbage
+ * stays bounded under load.
+ */
+static void
+test_hold_compaction(void)
+{
+	struct store_stats st;
+	struct store *s;
+	const char *path = path_for("hold");
+	static char big[2000];	/* 600 of them: past COMPACT_MIN_DATA */
+	char key[32], cpath[1100];
+	int i, n = 600, bad = 0;
+	double end;
+
+	tcase = "hold: store_step leaves a wanted compaction alone";
+	remove_store(path);
+	snprintf(cpath, sizeof(cpath), "%s.compact", path);
+	if ((s = xopen(path, STORE_FSYNC_NO)) == NULL)
+		return;
+	store_hold_compaction(s, 1);
+	/* Then half of them again: garbage past a third of the live data. */
+	for (i = 0; i < n + n / 2; i++) {
+		snprintf(key, sizeof(key), "h%d", i % n);
+		bad += store_put(s, key, strlen(key), big, sizeof(big), 0,
+		    NULL) != (i < n);
+	}
+	CHECK(bad == 0);
+	wait_grown(cpath, 1);	/* the flusher made its files */
+	for (i = 0; i < 100; i++) {
+		store_step(s);
+		usleep(2000);
+	}
+	/* (A write may have begun it: unheld, these steps end it.) */
+	store_stats(s, &st);
+	CHECK(st.compactions == 0);
+
+	tcase = "hold: released, store_step compacts";
+	store_hold_compaction(s, 0);
+	for (end = now_sec() + 10; st.compactions == 0 && now_sec() < end;) {
+		store_step(s);
+		usleep(1000);
+		store_stats(s, &st);
+	}
+	CHECK(st.compactions == 1);
+
+	tcase = "hold: writes still compact";
+	store_hold_compaction(s, 1);
+	for (i = 0; i < 20000 && st.compactions == 1; i++) {
+		snprintf(key, sizeof(key), "h%d", i % n);
+		bad += store_put(s, key, strlen(key), big, sizeof(big), 0,
+		    NULL) != 0;
+		if (i % 100 == 0)
+			store_step(s);
+		store_stats(s, &st);
+	}
+	CHECK(bad == 0);
+	CHECK(st.compactions == 2);
+	CHECK(store_close(s) == 0);
+}
+
+/*
  * A disk with less room than the store's usual growth step (a quarter of
  * the file, at least 1 MiB) still takes writes up to its last pages.
  */
@@ -5822,6 +5885,7 @@ main(int argc, char *argv[])
 		{ "grow_ahead", test_grow_ahead },
 		{ "flusher_nice", test_flusher_nice },
 		{ "prep_cancel", test_prep_cancel },
+		{ "hold_compaction", test_hold_compaction },
 		{ "flush_error", test_flush_error },
 		{ "copy_sync_error", test_copy_sync_error },
 		{ "power_loss", test_power_loss },

@@ -3688,19 +3688,12 @@ sync_file_range(int fd, off_t off, off_t len, unsigned int flags)
 	return -1;
 }
 
+/* Make the calls that read *what fail with e from now on (0: work). */
 static void
-fail_range(int e)
+set_failing(int *what, int e)
 {
 	pthread_mutex_lock(&fail_mu);
-	fail_range_errno = e;
-	pthread_mutex_unlock(&fail_mu);
-}
-
-static void
-fail_disk(int e)
-{
-	pthread_mutex_lock(&fail_mu);
-	fail_errno = e;
+	*what = e;
 	pthread_mutex_unlock(&fail_mu);
 }
 
@@ -3722,14 +3715,6 @@ pwrite(int fd, const void *buf, size_t n, off_t off)
 		return (ssize_t)syscall(SYS_pwrite64, fd, buf, n, off);
 	errno = e;
 	return -1;
-}
-
-static void
-fail_pwrite(int e)
-{
-	pthread_mutex_lock(&fail_mu);
-	fail_pwrite_errno = e;
-	pthread_mutex_unlock(&fail_mu);
 }
 
 /* Put key with a value of n bytes of c at seq into a loading copy. */
@@ -3869,10 +3854,10 @@ test_load_stage(void)
 		return;
 	}
 	CHECK(put_fill(b, "x", 'x', 100, 1) == 1);
-	fail_pwrite(EIO);
+	set_failing(&fail_pwrite_errno, EIO);
 	errno = 0;
 	CHECK(store_seal(b) == -1 && errno == EIO);
-	fail_pwrite(0);
+	set_failing(&fail_pwrite_errno, 0);
 	CHECK(put_fill(b, "y", 'y', 100, 2) == -1 && errno == EIO);
 	CHECK(store_error(b) == EIO);
 	store_discard(b);
@@ -3913,11 +3898,11 @@ test_copy_sync_error(void)
 	CHECK(st.compacting);
 	compactions = st.compactions;
 	w = nwarn;
-	fail_range(EIO);
+	set_failing(&fail_range_errno, EIO);
 	end = now_sec() + 30;
 	while (store_stats(s, &st), st.compacting && now_sec() < end)
 		store_step(s);
-	fail_range(0);
+	set_failing(&fail_range_errno, 0);
 	CHECK(!st.compacting && st.compactions == compactions);
 	CHECK(range_fails > 0);
 	if (!CHECK(nwarn > w && strstr(lastlog, "compaction abandoned") !=
@@ -3979,7 +3964,7 @@ test_flush_error(void)
 	CHECK(store_put(s, "a", 1, "1", 1, 0, &seq_a) == 1);
 	CHECK(wait_durable(s, seq_a, 5, &woke) == 0);
 	CHECK(store_error(s) == 0);
-	fail_disk(EIO);
+	set_failing(&fail_errno, EIO);
 	CHECK(store_put(s, "b", 1, "2", 1, 0, &seq_b) == 1);
 	/* The flusher's failure wakes the notify fd, as progress does. */
 	end = now_sec() + 5;
@@ -4002,7 +3987,7 @@ test_flush_error(void)
 	CHECK(store_get(s, "a", 1, &v) == 1 && v.len == 1 && *v.data == '1');
 
 	tcase = "failed fdatasync: a later success vouches for nothing";
-	fail_disk(0);
+	set_failing(&fail_errno, 0);
 	end = now_sec() + 0.3;
 	while (now_sec() < end)
 		store_step(s);
@@ -4070,15 +4055,11 @@ test_adopt_dir_sync_fails(void)
 	tcase = "full sync: a failed directory sync after the rename is ESTALE";
 	if ((b = sealed_sync(path, &a)) == NULL)
 		return;
-	pthread_mutex_lock(&fail_mu);
-	fail_dir_errno = EIO;
-	pthread_mutex_unlock(&fail_mu);
+	set_failing(&fail_dir_errno, EIO);
 	errno = 0;
 	CHECK(store_adopt(a, b, err, sizeof(err)) == NULL);
 	e = errno;
-	pthread_mutex_lock(&fail_mu);
-	fail_dir_errno = 0;
-	pthread_mutex_unlock(&fail_mu);
+	set_failing(&fail_dir_errno, 0);
 	CHECK(e == ESTALE);
 	CHECK(strstr(err, "sync the directory") != NULL);
 	(void)store_close(a);	/* its file has no name: nothing to keep */

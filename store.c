@@ -207,7 +207,7 @@
 #define GATHER_MAX_NS	2000000	/* the longest a sync waits to gather */
 #define SCAN_AHEAD	16	/* records store_scan prefetches ahead */
 #define SCAN_KEEP	((size_t)256 << 10)	/* of its buffer kept */
-#define REPLAY_AHEAD	16	/* records recovery hashes ahead */
+#define REPLAY_GROUP	32	/* records recovery prefetches together */
 #define SCAN_STEP	((uint64_t)1 << 20)	/* log the scanner passes
 						   between reports */
 #define WRITEBACK_STEP	((uint64_t)8 << 20)	/* a full sync's copy is
@@ -1574,41 +1574,44 @@ index_prefault(struct kvfile *f)
 
 /*
  * Apply the valid records in [from, end) to the buckets, in log order.
- * Each record's bucket is a cache miss on a big table (about 200 ns at 10M
- * keys), and so is the record that a key's new one replaces, whose key
- * must be compared. So each record passes three stages, REPLAY_AHEAD / 2
- * records apart, and the misses overlap: read and hashed, its home bucket
- * prefetched; the record that bucket names prefetched; applied.
+ * Each record's bucket is a cache miss on a big table, and so is the
+ * record that a key's new one replaces, whose key must be compared; on a
+ * VM each is a TLB miss first, and a prefetch that misses the TLB cannot
+ * retire until its page walk ends. So the records go in groups of
+ * REPLAY_GROUP: read and hashed, then all their buckets prefetched in one
+ * tight loop (the walks overlap), then the records those buckets name,
+ * then applied. A 10M-key replay (16.6M records) took 2.9 s in a harness
+ * with one record a stage, 1.8 s in groups of 32.
  */
 static int
 replay_range(struct store *s, uint64_t from, uint64_t end, uint64_t *maxseq,
     char *err, size_t errlen)
 {
 	struct kvfile *f = &s->s_f;
-	const struct bucket *b;
+	const struct bucket *b[REPLAY_GROUP];
 	struct rec r;
-	uint64_t next = from, at[REPLAY_AHEAD], hash[REPLAY_AHEAD];
-	unsigned read = 0, peeked = 0, applied = 0, i;
+	uint64_t at[REPLAY_GROUP], hash[REPLAY_GROUP];
+	unsigned n, i;
 
-	while (applied < read || next < end) {
-		for (; next < end && read - applied < REPLAY_AHEAD; read++) {
-			i = read % REPLAY_AHEAD;
-			rec_read(f, next, &r);
-			at[i] = next;
-			hash[i] = hash_key(s, r.r_key, r.r_klen);
-			__builtin_prefetch(&BKT(f)[home(f, hash[i])], 1);
-			next += r.r_size;
+	while (from < end) {
+		for (n = 0; n < REPLAY_GROUP && from < end; n++) {
+			rec_read(f, from, &r);
+			at[n] = from;
+			hash[n] = hash_key(s, r.r_key, r.r_klen);
+			from += r.r_size;
 		}
-		for (; peeked < read && (read - peeked > REPLAY_AHEAD / 2 ||
-		    next >= end); peeked++) {
-			i = peeked % REPLAY_AHEAD;
-			b = &BKT(f)[home(f, hash[i])];
-			if (b->b_hash == hash[i] && b->b_off < f->f_size)
-				__builtin_prefetch(f->f_map + b->b_off);
+		for (i = 0; i < n; i++) {
+			b[i] = &BKT(f)[home(f, hash[i])];
+			__builtin_prefetch(b[i], 1);
 		}
-		i = applied++ % REPLAY_AHEAD;
-		if (replay_record(s, at[i], hash[i], maxseq, err, errlen) == -1)
-			return -1;
+		for (i = 0; i < n; i++)
+			if (b[i]->b_hash == hash[i] && b[i]->b_off < f->f_size)
+				__builtin_prefetch(f->f_map + b[i]->b_off);
+		/* A growth (replay_record) moves the buckets: b[] was a hint. */
+		for (i = 0; i < n; i++)
+			if (replay_record(s, at[i], hash[i], maxseq, err,
+			    errlen) == -1)
+				return -1;
 	}
 	return 0;
 }

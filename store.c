@@ -1155,9 +1155,10 @@ index_grow(struct store *s)
  * Whether fd, an untrusted index of the right size, has all of its
  * pages in the page cache (after a kill -9 it has): then it is emptied in
  * place rather than its pages freed and as many new ones zeroed. 50 ms
- * against 0.9 s for 512 MiB in a harness; right after a kill, where the
- * first write to each page costs the most, 0.8 to 2.1 s against 0.7 to
- * 1.3 s, and no faster recovery either way. A page it lacks
+ * against 0.9 s for 512 MiB in a harness; right after a kill, 0.8 to
+ * 2.1 s against 0.7 to 1.3 s, and no faster recovery either way: an
+ * index made under MADV_RANDOM is in 4 KiB pages, slow to write all
+ * over however it is done. A page it lacks
  * would be read from the disk, one at a time, only to be zeroed. It
  * names no store meanwhile (index_mmap stamps it gen 0 first), so a
  * crash halfway through leaves an index that is rebuilt, like any other.
